@@ -1,0 +1,103 @@
+# gild: the one entry point.
+#   make          build everything into build/
+#   make run      build and serve examples/app.py on tcp://127.0.0.1:7700
+#   make test     build and run every test
+#   make install  PREFIX=/usr/local DESTDIR=
+#   make clean
+# Missing Debian packages are installed first (as root) or named (otherwise).
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+LIBEXECDIR ?= $(PREFIX)/libexec
+# The system Python (Debian's), not whatever python3 comes first on PATH:
+# workers embed its libpython and the tests use its numpy and protobuf.
+PYTHON ?= /usr/bin/python3
+PYTHON_CONFIG ?= /usr/bin/python3-config
+# make test SANITIZE=address,undefined builds into build-san/.
+SANITIZE ?=
+# -Werror is on in CI and when WERROR=1.
+WERROR ?= $(if $(CI),1,0)
+# make run: where to listen and how many workers (empty: one per usable CPU).
+LISTEN ?= tcp://127.0.0.1:7700
+WORKERS ?=
+
+B := build$(if $(SANITIZE),-san)
+VERSION := 0.1.0
+
+DEBS := gcc make pkg-config libevent-dev libnng-dev nng-utils \
+	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-dev \
+	python3-numpy python3-protobuf libcunit1-dev libjansson-dev
+
+SAN_FLAGS := $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all)
+WARN := -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter \
+	$(if $(filter 1,$(WERROR)),-Werror)
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread $(WARN) $(CFLAGS) \
+	$(SAN_FLAGS) -MMD -MP -I$(B)/proto -Iproto -Iclient-lib \
+	-DGILD_VERSION='"$(VERSION)"' $(PROTOBUFC_CFLAGS) $(XCFLAGS)
+ALL_LDFLAGS = -pthread $(SAN_FLAGS) $(LDFLAGS)
+
+.DEFAULT_GOAL := all
+.PHONY: all run test install clean deps
+.DELETE_ON_ERROR:
+
+# Everything but clean needs the packages and their flags: build/config.mk is
+# made (and make restarts) before any other target is considered.
+ifeq ($(filter clean deps,$(MAKECMDGOALS)),)
+include $(B)/config.mk
+endif
+
+deps:
+	@mk/deps.sh $(DEBS)
+
+$(B)/config.mk: Makefile mk/deps.sh mk/config.sh
+	@mk/deps.sh $(DEBS)
+	@mkdir -p $(@D)
+	mk/config.sh $(PYTHON_CONFIG) > $@.tmp && mv $@.tmp $@
+
+# Fragments add to these lists; every folder owns its build.mk.
+BINS :=
+LIBS :=
+UNIT_TESTS :=
+include proto/build.mk
+include mk/cunit.mk
+include client-lib/build.mk
+include worker/build.mk
+include server/build.mk
+include tests/build.mk
+
+all: $(BINS) $(LIBS)
+
+run: all
+	$(B)/gild serve examples/app.py --listen $(LISTEN) \
+		$(if $(WORKERS),--workers $(WORKERS))
+
+test: all $(UNIT_TESTS) $(TEST_DEPS)
+	@B=$(B) PYTHON=$(PYTHON) tests/run.sh $(UNIT_TESTS)
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/gild \
+		$(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -m 755 $(B)/gild $(B)/gildctl $(DESTDIR)$(BINDIR)/
+	install -m 755 $(B)/gild-worker $(DESTDIR)$(LIBEXECDIR)/gild/
+	install -m 644 client-lib/gild.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(B)/libgild.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(B)/libgild.so.0 $(DESTDIR)$(LIBDIR)/
+	ln -sf libgild.so.0 $(DESTDIR)$(LIBDIR)/libgild.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+		client-lib/gild.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/gild.pc
+
+clean:
+	rm -rf build build-san
+
+# Generic rules: sources compile to $(B)/<same path>.o.
+$(B)/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,44 @@
+/* A minimal protobuf wire-format reader and writer, so the front end can
+ * route a call and wrap a worker's result without decoding (and copying) the
+ * values inside. Full decoding is left to protobuf-c in the worker. */
+#ifndef GILD_WIRE_H
+#define GILD_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum wire_type { WIRE_VARINT = 0, WIRE_I64 = 1, WIRE_LEN = 2, WIRE_I32 = 5 };
+
+/* One top-level field as found by wire_next. For WIRE_VARINT, value holds
+ * the number; for the others data/len is the payload (borrowed from the
+ * scanned buffer). start/total cover the whole field, tag included. */
+typedef struct wire_field {
+	uint32_t number;
+	enum wire_type type;
+	uint64_t value;
+	const uint8_t *data;
+	size_t len;
+	const uint8_t *start;
+	size_t total;
+} wire_field;
+
+/* Reads the field at *p (not past end) into *f and advances *p. Returns 1 for
+ * a field, 0 at the end of the buffer, -1 when the bytes are not valid wire
+ * format (bad varint, unknown wire type, field 0, length past end). */
+int wire_next(const uint8_t **p, const uint8_t *end, wire_field *f);
+
+/* Checks that buf is a sequence of well-formed fields, the way wire_next
+ * reads them. Returns 0 or -1. Nested messages are not descended into. */
+int wire_check(const uint8_t *buf, size_t len);
+
+/* Finds the last occurrence of field `number` (protobuf's last-one-wins rule
+ * for singular fields). Returns 1 and fills *f, 0 if absent, -1 if malformed. */
+int wire_find(const uint8_t *buf, size_t len, uint32_t number, wire_field *f);
+
+/* Encoders: write into buf (room for WIRE_MAX_VARINT bytes per varint) and
+ * return the number of bytes written. */
+#define WIRE_MAX_VARINT 10
+size_t wire_put_varint(uint8_t *buf, uint64_t v);
+size_t wire_put_tag(uint8_t *buf, uint32_t number, enum wire_type type);
+
+#endif

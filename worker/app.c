@@ -1,0 +1,376 @@
+/* app: loading the served app module and deciding which of its attributes
+ * are callable through gild. */
+#include "app.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "interp.h"
+
+struct app {
+	char *spec;
+	PyObject *module; /* new ref */
+	PyObject *funcs;  /* new ref: dict name -> callable */
+	char **names;     /* sorted, malloc'd strings */
+	size_t n;
+};
+
+/* The pending exception as one normalized object (new ref; NULL if none),
+ * the indicator cleared; exc_restore (stealing it) sets it again. */
+static PyObject *
+exc_take(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+	return PyErr_GetRaisedException();
+#else
+	PyObject *type, *value, *tb;
+
+	PyErr_Fetch(&type, &value, &tb);
+	PyErr_NormalizeException(&type, &value, &tb);
+	if (value != NULL && tb != NULL)
+		PyException_SetTraceback(value, tb);
+	Py_XDECREF(type);
+	Py_XDECREF(tb);
+	return value;
+#endif
+}
+
+static void
+exc_restore(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+	PyErr_SetRaisedException(exc);
+#else
+	if (exc == NULL)
+		return;
+	Py_INCREF(Py_TYPE(exc));
+	PyErr_Restore(
+	    (PyObject *) Py_TYPE(exc), exc, PyException_GetTraceback(exc));
+#endif
+}
+
+/* Drops the leading importlib frames from exc's traceback, as the import
+ * statement does, so a startup traceback begins in the app's own code. */
+static void
+trim_importlib_frames(PyObject *exc)
+{
+	PyObject *tb = exc != NULL ? PyException_GetTraceback(exc) : NULL;
+	PyObject *start = tb;
+
+	while (tb != NULL && tb != Py_None) {
+		PyObject *fn = NULL;
+		PyObject *frame = PyObject_GetAttrString(tb, "tb_frame");
+		PyObject *code = frame != NULL
+		                     ? PyObject_GetAttrString(frame, "f_code")
+		                     : NULL;
+		const char *s = NULL;
+		int skip;
+		if (code != NULL)
+			fn = PyObject_GetAttrString(code, "co_filename");
+		if (fn != NULL && PyUnicode_Check(fn))
+			s = PyUnicode_AsUTF8(fn);
+		skip = s != NULL && strncmp(s, "<frozen importlib", 17) == 0;
+		Py_XDECREF(fn);
+		Py_XDECREF(code);
+		Py_XDECREF(frame);
+		PyErr_Clear();
+		if (!skip)
+			break;
+		PyObject *next = PyObject_GetAttrString(tb, "tb_next");
+		PyErr_Clear();
+		Py_DECREF(tb);
+		tb = next;
+	}
+	if (tb != start)
+		PyException_SetTraceback(exc, tb != NULL ? tb : Py_None);
+	Py_XDECREF(tb);
+}
+
+static int
+is_path(const char *spec)
+{
+	size_t n = strlen(spec);
+
+	return strchr(spec, '/') != NULL ||
+	       (n > 3 && !strcmp(spec + n - 3, ".py"));
+}
+
+/* Returns a new reference to the module executed from file path (absolute),
+ * registered in sys.modules under name before it runs, or NULL with a
+ * Python exception. */
+static PyObject *
+import_file(const char *name, const char *path)
+{
+	PyObject *util = NULL;
+	PyObject *machinery = NULL;
+	PyObject *loader = NULL;
+	PyObject *spec = NULL;
+	PyObject *mod = NULL;
+	PyObject *r = NULL;
+	PyObject *kw = NULL;
+	PyObject *args = NULL;
+	PyObject *fn = NULL;
+
+	util = PyImport_ImportModule("importlib.util");
+	machinery = PyImport_ImportModule("importlib.machinery");
+	if (util == NULL || machinery == NULL)
+		goto fail;
+	/* An explicit source loader, so the file need not end in ".py". */
+	loader = PyObject_CallMethod(
+	    machinery, "SourceFileLoader", "ss", name, path);
+	if (loader == NULL)
+		goto fail;
+	fn = PyObject_GetAttrString(util, "spec_from_file_location");
+	args = Py_BuildValue("(ss)", name, path);
+	kw = Py_BuildValue("{s:O}", "loader", loader);
+	if (fn == NULL || args == NULL || kw == NULL)
+		goto fail;
+	spec = PyObject_Call(fn, args, kw);
+	if (spec == NULL)
+		goto fail;
+	mod = PyObject_CallMethod(util, "module_from_spec", "O", spec);
+	if (mod == NULL)
+		goto fail;
+	if (PyDict_SetItemString(PyImport_GetModuleDict(), name, mod) == -1)
+		goto fail;
+	r = PyObject_CallMethod(loader, "exec_module", "O", mod);
+	if (r == NULL) {
+		/* Keep the exception; drop the half-run module as import does.
+		 */
+		PyObject *exc = exc_take();
+		trim_importlib_frames(exc);
+		if (PyDict_DelItemString(PyImport_GetModuleDict(), name) == -1)
+			PyErr_Clear();
+		exc_restore(exc);
+		Py_CLEAR(mod);
+	}
+fail:
+	if (PyErr_Occurred())
+		Py_CLEAR(mod);
+	Py_XDECREF(util);
+	Py_XDECREF(machinery);
+	Py_XDECREF(loader);
+	Py_XDECREF(spec);
+	Py_XDECREF(r);
+	Py_XDECREF(kw);
+	Py_XDECREF(args);
+	Py_XDECREF(fn);
+	return mod;
+}
+
+/* With a ModuleNotFoundError pending: 1 if it is about spec itself (or a
+ * package spec lives in), not about something the app imports. */
+static int
+spec_missing(const char *spec)
+{
+	PyObject *exc;
+	PyObject *name = NULL;
+	const char *s;
+	int missing = 0;
+	size_t n;
+
+	if (!PyErr_ExceptionMatches(PyExc_ModuleNotFoundError))
+		return 0;
+	exc = exc_take();
+	if (exc != NULL)
+		name = PyObject_GetAttrString(exc, "name");
+	if (name != NULL && PyUnicode_Check(name) &&
+	    (s = PyUnicode_AsUTF8(name)) != NULL) {
+		n = strlen(s);
+		missing = strncmp(spec, s, n) == 0 &&
+		          (spec[n] == '\0' || spec[n] == '.');
+	}
+	PyErr_Clear();
+	Py_XDECREF(name);
+	exc_restore(exc);
+	return missing;
+}
+
+/* Fills a->funcs and a->names from the module's namespace. Returns 0 or -1
+ * with a Python exception. */
+static int
+collect_exports(app *a)
+{
+	PyObject *dict = PyModule_GetDict(a->module); /* borrowed */
+	PyObject *modname = PyModule_GetNameObject(a->module);
+	PyObject *names = NULL;
+	PyObject *key, *val;
+	Py_ssize_t pos = 0;
+	int rc = -1;
+
+	if (dict == NULL || modname == NULL)
+		goto fail;
+	a->funcs = PyDict_New();
+	names = PyList_New(0);
+	if (a->funcs == NULL || names == NULL)
+		goto fail;
+	while (PyDict_Next(dict, &pos, &key, &val)) {
+		PyObject *owner;
+		int same;
+		if (!PyUnicode_Check(key) || PyUnicode_GET_LENGTH(key) == 0 ||
+		    PyUnicode_READ_CHAR(key, 0) == '_')
+			continue;
+		if (!PyCallable_Check(val) || PyType_Check(val))
+			continue;
+		/* Only what the app defines: not `from os import system`. */
+		owner = PyObject_GetAttrString(val, "__module__");
+		if (owner == NULL) {
+			PyErr_Clear();
+			continue;
+		}
+		same = PyObject_RichCompareBool(owner, modname, Py_EQ);
+		Py_DECREF(owner);
+		if (same == -1)
+			PyErr_Clear();
+		if (same != 1)
+			continue;
+		if (PyDict_SetItem(a->funcs, key, val) == -1 ||
+		    PyList_Append(names, key) == -1)
+			goto fail;
+	}
+	if (PyList_Sort(names) == -1)
+		goto fail;
+	a->n = (size_t) PyList_GET_SIZE(names);
+	a->names = calloc(a->n + 1, sizeof(*a->names));
+	if (a->names == NULL) {
+		PyErr_NoMemory();
+		goto fail;
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		const char *s = PyUnicode_AsUTF8(PyList_GET_ITEM(names, i));
+		if (s == NULL || (a->names[i] = strdup(s)) == NULL) {
+			if (s != NULL)
+				PyErr_NoMemory();
+			goto fail;
+		}
+	}
+	rc = 0;
+fail:
+	Py_XDECREF(modname);
+	Py_XDECREF(names);
+	return rc;
+}
+
+int
+app_load(app **out, const char *spec, werr *err)
+{
+	app *a = calloc(1, sizeof(*a));
+	char *abs = NULL;
+	char *dir = NULL;
+	char *name = NULL;
+	char cwd[PATH_MAX];
+
+	*out = NULL;
+	if (a == NULL || (a->spec = strdup(spec)) == NULL) {
+		werr_set(err, GILD__V1__CODE__INTERNAL, NULL, "out of memory");
+		goto fail;
+	}
+	if (is_path(spec)) {
+		struct stat st;
+		char *slash, *dot;
+		if (stat(spec, &st) == -1) {
+			werr_set(err, GILD__V1__CODE__NOT_FOUND, NULL,
+			    "app file '%s' %s", spec,
+			    errno == ENOENT ? "does not exist"
+			                    : strerror(errno));
+			goto fail;
+		}
+		if (!S_ISREG(st.st_mode) ||
+		    (abs = realpath(spec, NULL)) == NULL) {
+			werr_set(err, GILD__V1__CODE__NOT_FOUND, NULL,
+			    "app file '%s' is not a regular file", spec);
+			goto fail;
+		}
+		dir = strdup(abs);
+		if (dir == NULL) {
+			werr_set(err, GILD__V1__CODE__INTERNAL, NULL,
+			    "out of memory");
+			goto fail;
+		}
+		slash = strrchr(dir, '/');
+		slash[slash == dir ? 1 : 0] = '\0';
+		name = strdup(strrchr(abs, '/') + 1);
+		if (name == NULL) {
+			werr_set(err, GILD__V1__CODE__INTERNAL, NULL,
+			    "out of memory");
+			goto fail;
+		}
+		dot = strrchr(name, '.');
+		if (dot != NULL && dot != name)
+			*dot = '\0';
+		if (interp_path_prepend(dir, err) == -1)
+			goto fail;
+		a->module = import_file(name, abs);
+	} else {
+		if (getcwd(cwd, sizeof(cwd)) != NULL &&
+		    interp_path_prepend(cwd, err) == -1)
+			goto fail;
+		a->module = PyImport_ImportModule(spec);
+		if (a->module == NULL && spec_missing(spec)) {
+			werr_from_python(err, GILD__V1__CODE__NOT_FOUND);
+			werr_prefix(err, "app module '%s' not found: ", spec);
+			goto fail;
+		}
+	}
+	if (a->module == NULL || collect_exports(a) == -1) {
+		werr_from_python(err, GILD__V1__CODE__PYTHON_ERROR);
+		goto fail;
+	}
+	free(abs);
+	free(dir);
+	free(name);
+	*out = a;
+	return 0;
+fail:
+	free(abs);
+	free(dir);
+	free(name);
+	app_free(a);
+	return -1;
+}
+
+void
+app_free(app *a)
+{
+	if (a == NULL)
+		return;
+	if (a->names != NULL)
+		for (size_t i = 0; i < a->n; i++)
+			free(a->names[i]);
+	free(a->names);
+	Py_XDECREF(a->funcs);
+	Py_XDECREF(a->module);
+	free(a->spec);
+	free(a);
+}
+
+PyObject *
+app_function(const app *a, const char *name)
+{
+	PyObject *f = PyDict_GetItemString(a->funcs, name);
+
+	PyErr_Clear();
+	return f;
+}
+
+size_t
+app_count(const app *a)
+{
+	return a->n;
+}
+
+char **
+app_names(const app *a)
+{
+	return a->names;
+}
+
+const char *
+app_spec(const app *a)
+{
+	return a->spec;
+}

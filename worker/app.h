@@ -1,0 +1,37 @@
+/* app: importing the served app (a .py file or a module name) and the
+ * table of functions it exports. */
+#ifndef GILD_WORKER_APP_H
+#define GILD_WORKER_APP_H
+
+#include <Python.h>
+#include <stddef.h>
+
+#include "werr.h"
+
+typedef struct app app;
+
+/* Needs the GIL. Imports spec: a path (ends in ".py" or has a '/') is run as
+ * a module named after the file's stem, with its directory put first in
+ * sys.path; anything else is imported by module name with the current
+ * directory put first in sys.path. Exports are the public (no leading '_')
+ * callables, classes excluded, whose __module__ is the app module's name.
+ * Returns 0 and a new app in *out (caller frees with app_free), or -1 with
+ * *err: NOT_FOUND when the file or module does not exist, PYTHON_ERROR
+ * (type, message, traceback) when importing it raised. */
+int app_load(app **out, const char *spec, werr *err);
+
+/* Needs the GIL (drops Python references). Accepts NULL. */
+void app_free(app *a);
+
+/* Returns the exported callable called name (borrowed, valid until
+ * app_free), or NULL if there is none. */
+PyObject *app_function(const app *a, const char *name);
+
+/* The exported names, sorted (borrowed, valid until app_free). */
+size_t app_count(const app *a);
+char **app_names(const app *a);
+
+/* The spec app_load was given (borrowed). */
+const char *app_spec(const app *a);
+
+#endif

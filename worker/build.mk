@@ -1,0 +1,46 @@
+# worker/: gild-worker, the process that embeds CPython and runs the app's
+# functions. Sources are split so the same files can be built a second time
+# against a free-threaded libpython (gild-worker-ft).
+WORKER_SRCS := worker/werr.c worker/convert.c worker/interp.c worker/app.c \
+	worker/reply.c worker/job.c
+WORKER_OBJS_NO_MAIN := $(patsubst %.c,$(B)/%.o,$(WORKER_SRCS))
+WORKER_OBJS := $(WORKER_OBJS_NO_MAIN) $(B)/worker/main.o
+
+# The interpreter gild-worker embeds: sys.executable points at it.
+WORKER_PYTHON_EXE := $(shell $(PYTHON_CONFIG) --prefix 2>/dev/null)/bin/python$(PY_VERSION)
+
+$(B)/worker/%.o: XCFLAGS += $(PY_CFLAGS) \
+	-DGILD_PYTHON_EXE='"$(WORKER_PYTHON_EXE)"'
+
+$(B)/gild-worker: $(WORKER_OBJS) $(B)/libgildproto.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PY_LIBS) $(PROTOBUFC_LIBS)
+
+BINS += $(B)/gild-worker
+
+# The unit and end-to-end tests of the worker (they run $(B)/gild-worker).
+$(B)/tests/test_convert.o: XCFLAGS += $(PY_CFLAGS)
+$(eval $(call cunit_test,test_convert,$(WORKER_OBJS_NO_MAIN) $(B)/libgildproto.a,$(PY_LIBS) $(PROTOBUFC_LIBS)))
+$(B)/tests/test_convert: | $(B)/gild-worker
+
+# gild-worker-ft: the same sources against a second libpython, normally a
+# free-threaded one (make PYTHON_FT_CONFIG=/usr/local/bin/python3.13t-config).
+# Off unless PYTHON_FT_CONFIG is given.
+PYTHON_FT_CONFIG ?=
+ifneq ($(PYTHON_FT_CONFIG),)
+FT_PY_CFLAGS := $(shell $(PYTHON_FT_CONFIG) --includes)
+FT_PY_LIBS := $(shell $(PYTHON_FT_CONFIG) --ldflags --embed)
+FT_PY_VERSION := $(shell $(PYTHON_FT_CONFIG) --configdir | \
+	sed -n 's/.*config-\([0-9.]*t\{0,1\}\).*/\1/p')
+FT_PY_EXE := $(shell $(PYTHON_FT_CONFIG) --prefix)/bin/python$(FT_PY_VERSION)
+WORKER_FT_OBJS := $(patsubst %.c,$(B)/ft/%.o,$(WORKER_SRCS) worker/main.c)
+
+$(B)/ft/worker/%.o: worker/%.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(FT_PY_CFLAGS) -DGILD_PYTHON_EXE='"$(FT_PY_EXE)"' \
+		-c $< -o $@
+
+$(B)/gild-worker-ft: $(WORKER_FT_OBJS) $(B)/libgildproto.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(FT_PY_LIBS) $(PROTOBUFC_LIBS)
+
+BINS += $(B)/gild-worker-ft
+endif

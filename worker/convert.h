@@ -1,0 +1,55 @@
+/* convert: gild.v1.Value <-> Python objects, exactly and both ways. Every
+ * function here needs the calling thread to hold the GIL (be attached). */
+#ifndef GILD_WORKER_CONVERT_H
+#define GILD_WORKER_CONVERT_H
+
+#include <Python.h>
+
+#include "gild.pb-c.h"
+#include "werr.h"
+
+/* Containers nested deeper than this are an error in both directions. */
+#define CONVERT_MAX_DEPTH 100
+
+/* Caches the Python objects conversion uses (int.from_bytes & co). Call once
+ * after Python starts, before any other convert_* function. Returns 0, or -1
+ * with a Python exception set. */
+int convert_init(void);
+
+/* Drops what convert_init and the numpy probe cached. Accepts being called
+ * without convert_init. */
+void convert_fini(void);
+
+/* Tests and GILD_NUMPY=0 use this: on=0 pretends numpy is not installed
+ * (tensors become memoryviews); on=1 goes back to importing it lazily. */
+void convert_set_numpy(int on);
+
+/* Returns 1 if numpy is importable (importing it the first time), else 0. */
+int convert_numpy_available(void);
+
+/* Converts v (borrowed, not modified) into a new Python reference. Returns
+ * NULL and fills *err with INVALID_ARGUMENT and a message naming the problem
+ * (invalid UTF-8, bad tensor, unset Value, unhashable key, too deep); no
+ * Python exception is left set. v may be NULL (reported as missing). */
+PyObject *convert_to_py(const Gild__V1__Value *v, werr *err);
+
+/* The Python objects a Value tree built by convert_from_py points into:
+ * str/bytes payloads, big-int bytes and tensor data are borrowed from them,
+ * never copied. Opaque; freed with convert_value_free. */
+typedef struct convert_pins convert_pins;
+
+/* Converts obj (borrowed) into a new Value tree in *out and the objects it
+ * borrows from in *pins. Both belong to the caller, who must keep them until
+ * the tree has been packed and then release them with convert_value_free.
+ * Returns 0, or -1 with *err filled (code PYTHON_ERROR, python_type
+ * "TypeError" for unsupported types, "ValueError" for unsendable values) and
+ * *out, *pins set to NULL; no Python exception is left set. */
+int convert_from_py(
+    PyObject *obj, Gild__V1__Value **out, convert_pins **pins, werr *err);
+
+/* Frees a tree and its pins from convert_from_py (needs the GIL because the
+ * pins are Python references). Accepts NULLs. Not for trees made by
+ * protobuf-c's unpack: free those with gild__v1__value__free_unpacked. */
+void convert_value_free(Gild__V1__Value *v, convert_pins *pins);
+
+#endif

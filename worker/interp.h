@@ -1,0 +1,33 @@
+/* interp: the embedded CPython's lifecycle (start, sys.path, version, GIL
+ * state, stop). One interpreter per worker process. */
+#ifndef GILD_WORKER_INTERP_H
+#define GILD_WORKER_INTERP_H
+
+#include <stddef.h>
+
+#include "werr.h"
+
+/* Starts Python isolated from the environment (PyConfig isolated, UTF-8
+ * mode, no signal handlers, site on) with sys.argv = [argv0] and the
+ * PYTHONPATH environment variable's entries put first in sys.path. The
+ * calling thread holds the GIL afterwards. Returns 0, or -1 with *err set
+ * (INTERNAL). Call once per process. */
+int interp_init(const char *argv0, werr *err);
+
+/* Finalizes Python (runs atexit handlers, joins non-daemon threads).
+ * Returns Py_FinalizeEx's result: 0, or -1 when flushing stdio failed. */
+int interp_fini(void);
+
+/* Needs the GIL. Inserts dir at sys.path[0]. Returns 0, or -1 with *err. */
+int interp_path_prepend(const char *dir, werr *err);
+
+/* Writes the running interpreter's version ("3.11.2") into buf. */
+void interp_python_version(char *buf, size_t cap);
+
+/* Needs the GIL. Returns sys._is_gil_enabled() where it exists, else 1. */
+int interp_gil_enabled(void);
+
+/* Needs the GIL. Flushes sys.stdout and sys.stderr, ignoring errors. */
+void interp_flush_stdio(void);
+
+#endif

@@ -1,0 +1,216 @@
+/* gild-worker: one worker process. Imports the app, says hello to the front
+ * end over the socket it was given, then answers calls until EOF.
+ * Usage: gild-worker --fd FD --app APP [--slot N]
+ * Exit status: 0 after EOF, 1 on a socket or internal error, 2 on bad usage,
+ * 3 when the app cannot be loaded (after sending startup_error).
+ * Environment: PYTHONPATH (added to sys.path despite isolated mode),
+ * GILD_NUMPY=0 (tensors arrive as memoryviews even if numpy is installed).
+ * --slot N is exported to the app as GILD_WORKER_SLOT and tags log lines. */
+#include <Python.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "convert.h"
+#include "frame.h"
+#include "interp.h"
+#include "job.h"
+#include "reply.h"
+
+#define EXIT_USAGE 2
+#define EXIT_STARTUP 3
+
+static char log_tag[64] = "gild-worker";
+
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void
+logf_(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", log_tag);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: gild-worker --fd FD --app APP [--slot N]\n"
+	    "  FD   the worker's end of the front end's socketpair\n"
+	    "  APP  a .py file or an importable module name\n");
+}
+
+/* Sends one encoded FromWorker with the GIL released, so app threads run
+ * while the socket blocks. Frees buf. Returns frame_write's result. */
+static int
+send_frame(int fd, uint8_t *buf, size_t len)
+{
+	int rc;
+
+	Py_BEGIN_ALLOW_THREADS rc = frame_write(fd, buf, len);
+	Py_END_ALLOW_THREADS free(buf);
+	return rc;
+}
+
+/* Sends startup_error for *e and exits with status 3. Python is not
+ * finalized: a half-imported app may have started threads it would wait
+ * for. */
+static void
+startup_fail(int fd, const werr *e)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	logf_("cannot load the app: %s", e->message ? e->message : "?");
+	if (e->traceback != NULL)
+		fputs(e->traceback, stderr);
+	if (Py_IsInitialized())
+		interp_flush_stdio();
+	if (reply_startup_error(e, &buf, &len) == 0 &&
+	    frame_write(fd, buf, len) < 0)
+		logf_("cannot send startup_error: %s", strerror(errno));
+	free(buf);
+	fflush(NULL);
+	_exit(EXIT_STARTUP);
+}
+
+/* Answers calls until the front end closes the socket. Returns the exit
+ * status. */
+static int
+serve(int fd, const app *a)
+{
+	for (;;) {
+		uint8_t *in = NULL;
+		uint8_t *out = NULL;
+		size_t inlen = 0;
+		size_t outlen = 0;
+		int rc;
+
+		Py_BEGIN_ALLOW_THREADS rc =
+		    frame_read(fd, &in, &inlen, FRAME_MAX_PAYLOAD);
+		Py_END_ALLOW_THREADS if (rc == -ECONNRESET) return 0;
+		if (rc < 0) {
+			logf_("reading from the front end: %s", strerror(-rc));
+			return 1;
+		}
+		rc = job_run(a, in, inlen, &out, &outlen);
+		free(in);
+		interp_flush_stdio();
+		if (rc < 0) {
+			logf_("cannot build a reply: %s", strerror(-rc));
+			return 1;
+		}
+		rc = send_frame(fd, out, outlen);
+		if (rc == -EPIPE || rc == -ECONNRESET)
+			return 0; /* the front end is gone: nobody to answer */
+		if (rc < 0) {
+			logf_("writing to the front end: %s", strerror(-rc));
+			return 1;
+		}
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"fd", required_argument, NULL, 'f'},
+	    {"app", required_argument, NULL, 'a'},
+	    {"slot", required_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	pid_t parent = getppid();
+	const char *spec = NULL;
+	const char *slot = NULL;
+	char *end = NULL;
+	long fd = -1;
+	app *a = NULL;
+	werr err = {0};
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char version[32];
+	int c, status;
+
+	/* Die with the front end; it may already be gone. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+		return 1;
+	signal(SIGINT, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			errno = 0;
+			fd = strtol(optarg, &end, 10);
+			if (errno != 0 || *end != '\0' || fd < 0 || fd > 65535)
+				fd = -2;
+			break;
+		case 'a':
+			spec = optarg;
+			break;
+		case 's':
+			slot = optarg;
+			break;
+		case 'h':
+			usage();
+			return 0;
+		default:
+			usage();
+			return EXIT_USAGE;
+		}
+	}
+	if (fd < 0 || spec == NULL || *spec == '\0' || optind != argc) {
+		usage();
+		return EXIT_USAGE;
+	}
+	if (fcntl((int) fd, F_SETFD, FD_CLOEXEC) == -1) {
+		logf_("--fd %ld: %s", fd, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (slot != NULL) {
+		snprintf(log_tag, sizeof(log_tag), "gild-worker[%s]", slot);
+		setenv("GILD_WORKER_SLOT", slot, 1);
+	}
+	if (getenv("GILD_NUMPY") != NULL &&
+	    strcmp(getenv("GILD_NUMPY"), "0") == 0)
+		convert_set_numpy(0);
+
+	if (interp_init(spec, &err) == -1)
+		startup_fail((int) fd, &err);
+	if (convert_init() == -1) {
+		werr_from_python(&err, GILD__V1__CODE__INTERNAL);
+		startup_fail((int) fd, &err);
+	}
+	if (app_load(&a, spec, &err) == -1)
+		startup_fail((int) fd, &err);
+
+	interp_python_version(version, sizeof(version));
+	interp_flush_stdio();
+	if (reply_hello((int32_t) getpid(), app_names(a), app_count(a), version,
+	        interp_gil_enabled(), &buf, &len) < 0) {
+		logf_("cannot build hello: out of memory");
+		return 1;
+	}
+	status = send_frame((int) fd, buf, len) < 0 ? 1 : serve((int) fd, a);
+
+	app_free(a);
+	convert_fini();
+	if (interp_fini() < 0 && status == 0)
+		status = 1;
+	close((int) fd);
+	return status;
+}

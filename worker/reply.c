@@ -1,0 +1,78 @@
+/* reply: FromWorker messages (hello, startup error, result, error), packed
+ * with protobuf-c into one buffer each. */
+#include "reply.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "worker.pb-c.h"
+
+static int
+pack(const Gild__Worker__V1__FromWorker *m, uint8_t **out, size_t *len)
+{
+	size_t n = gild__worker__v1__from_worker__get_packed_size(m);
+	uint8_t *buf = malloc(n ? n : 1);
+
+	if (buf == NULL)
+		return -ENOMEM;
+	*len = gild__worker__v1__from_worker__pack(m, buf);
+	*out = buf;
+	return 0;
+}
+
+int
+reply_hello(int32_t pid, char **functions, size_t n_functions,
+    const char *python_version, int gil_enabled, uint8_t **out, size_t *len)
+{
+	Gild__Worker__V1__FromWorker m = GILD__WORKER__V1__FROM_WORKER__INIT;
+	Gild__Worker__V1__Hello h = GILD__WORKER__V1__HELLO__INIT;
+
+	h.pid = pid;
+	h.functions = functions;
+	h.n_functions = n_functions;
+	h.python_version = (char *) python_version;
+	h.gil_enabled = gil_enabled != 0;
+	m.body_case = GILD__WORKER__V1__FROM_WORKER__BODY_HELLO;
+	m.hello = &h;
+	return pack(&m, out, len);
+}
+
+int
+reply_startup_error(const werr *e, uint8_t **out, size_t *len)
+{
+	Gild__Worker__V1__FromWorker m = GILD__WORKER__V1__FROM_WORKER__INIT;
+	Gild__Worker__V1__StartupError se =
+	    GILD__WORKER__V1__STARTUP_ERROR__INIT;
+	Gild__V1__Error err = GILD__V1__ERROR__INIT;
+
+	werr_to_proto(e, &err);
+	se.error = &err;
+	m.body_case = GILD__WORKER__V1__FROM_WORKER__BODY_STARTUP_ERROR;
+	m.startup_error = &se;
+	return pack(&m, out, len);
+}
+
+int
+reply_error(uint64_t job_id, const werr *e, uint8_t **out, size_t *len)
+{
+	Gild__Worker__V1__FromWorker m = GILD__WORKER__V1__FROM_WORKER__INIT;
+	Gild__V1__Error err = GILD__V1__ERROR__INIT;
+
+	werr_to_proto(e, &err);
+	m.job_id = job_id;
+	m.body_case = GILD__WORKER__V1__FROM_WORKER__BODY_ERROR;
+	m.error = &err;
+	return pack(&m, out, len);
+}
+
+int
+reply_result(
+    uint64_t job_id, const Gild__V1__Value *result, uint8_t **out, size_t *len)
+{
+	Gild__Worker__V1__FromWorker m = GILD__WORKER__V1__FROM_WORKER__INIT;
+
+	m.job_id = job_id;
+	m.body_case = GILD__WORKER__V1__FROM_WORKER__BODY_RESULT;
+	m.result = (Gild__V1__Value *) result;
+	return pack(&m, out, len);
+}

@@ -1,0 +1,239 @@
+/* gild: the command line of the server daemon. */
+#include "cpus.h"
+#include "log.h"
+#include "server.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_LISTEN 32
+
+static const char usage[] =
+    "usage: gild serve APP [options]\n"
+    "       gild --version\n"
+    "\n"
+    "Serves the public functions of APP (a .py file or an importable\n"
+    "module name) to clients over nng.\n"
+    "\n"
+    "options:\n"
+    "  --listen URL        where clients connect (repeatable; tcp://, ipc://,\n"
+    "                      ws://); default tcp://127.0.0.1:7700; tcp port 0\n"
+    "                      picks a free port (printed at start)\n"
+    "  --workers N         worker processes (default: usable CPUs, honouring\n"
+    "                      the cgroup CPU quota and the affinity mask)\n"
+    "  --max-message SIZE  largest request or result (default 64M; K, M, G)\n"
+    "  --max-queue N       calls waiting for a worker before new ones get\n"
+    "                      RESOURCE_EXHAUSTED (default 10000)\n"
+    "  --drain-timeout S   on SIGTERM/SIGINT, seconds running calls may take\n"
+    "                      to finish (default 30)\n"
+    "  --worker-bin PATH   the gild-worker program (default: next to gild,\n"
+    "                      or PREFIX/libexec/gild/gild-worker)\n"
+    "  --log-level LEVEL   debug, info, warn or error (default info)\n"
+    "  -h, --help          this help\n";
+
+static int
+die_usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "gild: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n(see gild serve --help)\n");
+	return 2;
+}
+
+/* "64M" -> bytes; returns 0 or -1. */
+static int
+parse_size(const char *s, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return -1;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	default: break;
+	}
+	if (*end == 'i' || *end == 'B')
+		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+	if (*end != '\0' || v == 0 || v > (1ull << 31) - (1u << 21))
+		return -1;
+	*out = (size_t) v;
+	return 0;
+}
+
+static int
+parse_int(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* gild-worker next to this program, or in ../libexec/gild/. */
+static int
+find_worker(char *out, size_t len)
+{
+	char self[PATH_MAX], *dir;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n <= 0)
+		return -1;
+	self[n] = '\0';
+	dir = dirname(self);
+	snprintf(out, len, "%s/gild-worker", dir);
+	if (access(out, X_OK) == 0)
+		return 0;
+	snprintf(out, len, "%s/../libexec/gild/gild-worker", dir);
+	return access(out, X_OK) == 0 ? 0 : -1;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"listen", required_argument, NULL, 'l'},
+	    {"workers", required_argument, NULL, 'w'},
+	    {"max-message", required_argument, NULL, 'm'},
+	    {"max-queue", required_argument, NULL, 'q'},
+	    {"drain-timeout", required_argument, NULL, 'd'},
+	    {"worker-bin", required_argument, NULL, 'b'},
+	    {"log-level", required_argument, NULL, 'L'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *listen[MAX_LISTEN];
+	char worker_bin[PATH_MAX], app_path[PATH_MAX];
+	server_opts o = {
+	    .listen = listen,
+	    .max_message = 64u << 20,
+	    .max_queue = 10000,
+	    .drain_ms = 30000,
+	};
+	long v;
+	int c;
+
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		printf("gild %s\n", GILD_VERSION);
+		return 0;
+	}
+	if (argc < 2 || strcmp(argv[1], "serve") != 0) {
+		bool help = argc >= 2 && (strcmp(argv[1], "-h") == 0 ||
+					     strcmp(argv[1], "--help") == 0);
+		fputs(usage, help ? stdout : stderr);
+		return help ? 0 : 2;
+	}
+	worker_bin[0] = '\0';
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			if (o.nlisten == MAX_LISTEN)
+				return die_usage("too many --listen URLs", "");
+			listen[o.nlisten++] = optarg;
+			break;
+		case 'w':
+			if (parse_int(optarg, 1, 4096, &v) != 0)
+				return die_usage("--workers: expected a whole "
+						 "number from 1 to 4096, got '%s'",
+				    optarg);
+			o.workers = (int) v;
+			break;
+		case 'm':
+			if (parse_size(optarg, &o.max_message) != 0)
+				return die_usage("--max-message: expected a size "
+						 "such as 1048576, 512K or 64M "
+						 "(at most 2046M), got '%s'",
+				    optarg);
+			break;
+		case 'q':
+			if (parse_int(optarg, 1, 100000000, &v) != 0)
+				return die_usage("--max-queue: expected a whole "
+						 "number from 1, got '%s'",
+				    optarg);
+			o.max_queue = (size_t) v;
+			break;
+		case 'd':
+			if (parse_int(optarg, 0, 86400, &v) != 0)
+				return die_usage("--drain-timeout: expected "
+						 "seconds from 0 to 86400, got '%s'",
+				    optarg);
+			o.drain_ms = (int) v * 1000;
+			break;
+		case 'b':
+			snprintf(worker_bin, sizeof(worker_bin), "%s", optarg);
+			break;
+		case 'L':
+			if (strcmp(optarg, "debug") == 0)
+				log_set_level(LOG_DEBUG);
+			else if (strcmp(optarg, "info") == 0)
+				log_set_level(LOG_INFO);
+			else if (strcmp(optarg, "warn") == 0)
+				log_set_level(LOG_WARN);
+			else if (strcmp(optarg, "error") == 0)
+				log_set_level(LOG_ERROR);
+			else
+				return die_usage("--log-level: expected debug, "
+						 "info, warn or error, got '%s'",
+				    optarg);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		case 'V':
+			printf("gild %s\n", GILD_VERSION);
+			return 0;
+		default:
+			return 2; /* getopt printed why */
+		}
+	}
+	if (optind != argc - 1)
+		return die_usage(optind >= argc ? "serve: missing APP%s"
+						: "serve: one APP expected, "
+						  "extra argument '%s'",
+		    optind >= argc ? "" : argv[optind + 1]);
+	o.app = argv[optind];
+	/* A .py file must exist; workers get its absolute path. */
+	if (strlen(o.app) > 3 && strcmp(o.app + strlen(o.app) - 3, ".py") == 0) {
+		if (realpath(o.app, app_path) == NULL) {
+			fprintf(stderr, "gild: app file %s: %s\n", o.app,
+			    strerror(errno));
+			return 2;
+		}
+		o.app = app_path;
+	}
+	if (o.nlisten == 0)
+		listen[o.nlisten++] = "tcp://127.0.0.1:7700";
+	if (o.workers == 0)
+		o.workers = cpus_usable();
+	if (worker_bin[0] == '\0' &&
+	    find_worker(worker_bin, sizeof(worker_bin)) != 0) {
+		fprintf(stderr, "gild: cannot find gild-worker next to gild or "
+				"in ../libexec/gild/; use --worker-bin\n");
+		return 2;
+	}
+	if (access(worker_bin, X_OK) != 0) {
+		fprintf(stderr, "gild: --worker-bin %s: %s\n", worker_bin,
+		    strerror(errno));
+		return 2;
+	}
+	o.worker_bin = worker_bin;
+	return server_run(&o);
+}

@@ -1,0 +1,235 @@
+/* The scheduler: the queue of accepted calls and which worker runs which. */
+#include "sched.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+typedef struct slot {
+	bool ready;
+	int running;
+	job *jobs; /* running here, doubly linked, unordered */
+} slot;
+
+struct sched {
+	int nslots;
+	int per_slot;
+	size_t max_queue;
+	size_t queued;
+	size_t running;
+	int rr; /* where the next search for a slot starts */
+	job *head, *tail; /* the FIFO queue */
+	slot *slots;
+};
+
+int
+sched_init(sched **out, int slots, int per_slot, size_t max_queue)
+{
+	sched *s;
+
+	if (slots <= 0 || per_slot <= 0)
+		return -EINVAL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -ENOMEM;
+	if ((s->slots = calloc((size_t) slots, sizeof(slot))) == NULL) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->nslots = slots;
+	s->per_slot = per_slot;
+	s->max_queue = max_queue;
+	*out = s;
+	return 0;
+}
+
+void
+sched_fini(sched *s)
+{
+	if (s == NULL)
+		return;
+	free(s->slots);
+	free(s);
+}
+
+static void
+queue_unlink(sched *s, job *j)
+{
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		s->head = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	else
+		s->tail = j->prev;
+	j->next = j->prev = NULL;
+	s->queued--;
+}
+
+static void
+slot_link(slot *sl, job *j)
+{
+	j->prev = NULL;
+	j->next = sl->jobs;
+	if (sl->jobs)
+		sl->jobs->prev = j;
+	sl->jobs = j;
+	sl->running++;
+}
+
+static void
+slot_unlink(sched *s, slot *sl, job *j)
+{
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		sl->jobs = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	j->next = j->prev = NULL;
+	sl->running--;
+	s->running--;
+}
+
+int
+sched_submit(sched *s, job *j)
+{
+	if (s->queued >= s->max_queue)
+		return -EAGAIN;
+	j->state = JOB_QUEUED;
+	j->slot = -1;
+	j->next = NULL;
+	j->prev = s->tail;
+	if (s->tail)
+		s->tail->next = j;
+	else
+		s->head = j;
+	s->tail = j;
+	s->queued++;
+	return 0;
+}
+
+job *
+sched_next(sched *s)
+{
+	int best = -1;
+	job *j;
+
+	if (s->head == NULL)
+		return NULL;
+	for (int k = 0; k < s->nslots; k++) {
+		int i = (s->rr + k) % s->nslots;
+		slot *sl = &s->slots[i];
+		if (!sl->ready || sl->running >= s->per_slot)
+			continue;
+		if (best < 0 || sl->running < s->slots[best].running)
+			best = i;
+	}
+	if (best < 0)
+		return NULL;
+	s->rr = (best + 1) % s->nslots;
+	j = s->head;
+	queue_unlink(s, j);
+	j->state = JOB_RUNNING;
+	j->slot = best;
+	slot_link(&s->slots[best], j);
+	s->running++;
+	return j;
+}
+
+void
+sched_slot_ready(sched *s, int slot)
+{
+	if (slot >= 0 && slot < s->nslots)
+		s->slots[slot].ready = true;
+}
+
+job *
+sched_slot_lost(sched *s, int slot)
+{
+	job *list = NULL, *j;
+	struct slot *sl;
+
+	if (slot < 0 || slot >= s->nslots)
+		return NULL;
+	sl = &s->slots[slot];
+	sl->ready = false;
+	while ((j = sl->jobs) != NULL) {
+		slot_unlink(s, sl, j);
+		j->state = JOB_DONE;
+		j->next = list;
+		list = j;
+	}
+	return list;
+}
+
+job *
+sched_complete(sched *s, int slot, uint64_t id)
+{
+	if (slot < 0 || slot >= s->nslots)
+		return NULL;
+	for (job *j = s->slots[slot].jobs; j != NULL; j = j->next) {
+		if (j->id == id) {
+			slot_unlink(s, &s->slots[slot], j);
+			j->state = JOB_DONE;
+			j->slot = -1;
+			return j;
+		}
+	}
+	return NULL;
+}
+
+job *
+sched_cancel_queued(sched *s, uint32_t pipe, uint64_t request_id)
+{
+	for (job *j = s->head; j != NULL; j = j->next) {
+		if (j->pipe == pipe && j->request_id == request_id) {
+			queue_unlink(s, j);
+			j->state = JOB_DONE;
+			return j;
+		}
+	}
+	return NULL;
+}
+
+job *
+sched_drain_queue(sched *s)
+{
+	job *list = s->head;
+
+	for (job *j = list; j != NULL; j = j->next) {
+		j->state = JOB_DONE;
+		j->prev = NULL;
+	}
+	s->head = s->tail = NULL;
+	s->queued = 0;
+	return list;
+}
+
+size_t
+sched_queued(const sched *s)
+{
+	return s->queued;
+}
+
+size_t
+sched_running(const sched *s)
+{
+	return s->running;
+}
+
+int
+sched_ready_slots(const sched *s)
+{
+	int n = 0;
+
+	for (int i = 0; i < s->nslots; i++)
+		n += s->slots[i].ready;
+	return n;
+}
+
+int
+sched_slot_running(const sched *s, int slot)
+{
+	return slot >= 0 && slot < s->nslots ? s->slots[slot].running : 0;
+}

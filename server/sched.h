@@ -1,0 +1,79 @@
+/* The scheduler: the queue of accepted calls and which worker runs which.
+ * Pure bookkeeping (no I/O, no libevent, no nng), so its logic is tested on
+ * its own; the server acts on what it returns. */
+#ifndef GILD_SCHED_H
+#define GILD_SCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A call's life: QUEUED -> RUNNING -> (result sent) and freed by the server;
+ * QUEUED -> cancelled or failed without running. */
+typedef enum job_state {
+	JOB_NEW,     /* created, not yet submitted */
+	JOB_QUEUED,  /* waiting for a worker */
+	JOB_RUNNING, /* sent to worker `slot` */
+	JOB_DONE,    /* out of the scheduler: ended, about to be freed */
+} job_state;
+
+typedef struct job {
+	uint64_t id;         /* the front end's id, unique while gild runs */
+	uint64_t request_id; /* the client's Request.id */
+	uint32_t pipe;       /* nng pipe the request came in on */
+	job_state state;
+	int slot;            /* worker slot while RUNNING, else -1 */
+	void *req;           /* server-owned request data (the nng_msg) */
+	const uint8_t *call; /* the encoded gild.v1.Call inside req */
+	size_t call_len;
+	const char *function; /* its name inside call, not NUL-terminated */
+	size_t function_len;
+	struct job *next, *prev; /* scheduler links: queue or slot list */
+} job;
+
+typedef struct sched sched;
+
+/* Creates a scheduler for `slots` workers, each running at most `per_slot`
+ * jobs at once, holding at most `max_queue` queued jobs. Returns 0 or
+ * -ENOMEM / -EINVAL. */
+int sched_init(sched **out, int slots, int per_slot, size_t max_queue);
+/* Frees the scheduler, not the jobs (the server ends and frees them first).
+ * Accepts NULL. */
+void sched_fini(sched *s);
+
+/* Queues j (state JOB_NEW) at the tail. Returns 0, or -EAGAIN when the queue
+ * is full (j untouched: the caller still owns and ends it). */
+int sched_submit(sched *s, job *j);
+
+/* Picks the next job to run and its worker: the oldest queued job and the
+ * ready slot with the fewest running jobs (ties: round-robin). Marks it
+ * RUNNING. Returns the job (still owned by the scheduler until completed or
+ * lost) or NULL when nothing can run now. */
+job *sched_next(sched *s);
+
+/* Worker `slot` can take jobs now (it said hello). */
+void sched_slot_ready(sched *s, int slot);
+
+/* Worker `slot` is gone: it takes no jobs until sched_slot_ready. Its running
+ * jobs are unlinked, marked JOB_DONE and returned as a list (through ->next)
+ * for the caller to fail. */
+job *sched_slot_lost(sched *s, int slot);
+
+/* The job `id` running on `slot` has finished: it is unlinked, marked
+ * JOB_DONE and returned; NULL if no such job runs there. */
+job *sched_complete(sched *s, int slot, uint64_t id);
+
+/* Removes the queued job with this pipe and request id, marks it JOB_DONE
+ * and returns it; NULL when none is queued (it may be running). */
+job *sched_cancel_queued(sched *s, uint32_t pipe, uint64_t request_id);
+
+/* Removes and returns every queued job as a list (through ->next), each
+ * JOB_DONE: for failing them all on shutdown. */
+job *sched_drain_queue(sched *s);
+
+size_t sched_queued(const sched *s);
+size_t sched_running(const sched *s);
+/* Number of slots that are ready, and jobs running on one slot. */
+int sched_ready_slots(const sched *s);
+int sched_slot_running(const sched *s, int slot);
+
+#endif

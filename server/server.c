@@ -1,0 +1,655 @@
+/* The gild front end: requests in, jobs to workers, replies out. */
+#include "server.h"
+
+#include "gild.pb-c.h"
+#include "listener.h"
+#include "log.h"
+#include "sched.h"
+#include "supervisor.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Reply field numbers, as in gild.proto. */
+enum { REPLY_ID = 1, REPLY_RESULT = 2, REPLY_ERROR = 3 };
+/* Request body field numbers. */
+enum { REQ_ID = 1, REQ_CALL = 2, REQ_CANCEL = 3, REQ_STATUS = 4, REQ_PING = 5 };
+
+typedef enum srv_state { SRV_RUNNING, SRV_DRAINING, SRV_STOPPING } srv_state;
+
+typedef struct server {
+	const server_opts *opts;
+	struct event_base *base;
+	listener *lst;
+	sched *sch;
+	supervisor *sup;
+	struct event *sigint_ev, *sigterm_ev, *drain_ev, *exit_ev;
+	srv_state state;
+	int exit_code;
+	bool announced_ready;
+	uint64_t next_job_id;
+	uint64_t calls_total;
+	struct timespec started;
+} server;
+
+/* ---- replies ---------------------------------------------------------- */
+
+/* A new reply message addressed like req (its nng backtrace header), with
+ * Reply.id set. NULL when out of memory. */
+static nng_msg *
+reply_start(nng_msg *req, uint64_t request_id)
+{
+	uint8_t buf[1 + WIRE_MAX_VARINT];
+	size_t n = 0;
+	nng_msg *m;
+
+	if (nng_msg_alloc(&m, 0) != 0)
+		return NULL;
+	if (nng_msg_header_append(m, nng_msg_header(req),
+		nng_msg_header_len(req)) != 0)
+		goto fail;
+	if (request_id != 0) {
+		n += wire_put_tag(buf, REPLY_ID, WIRE_VARINT);
+		n += wire_put_varint(buf + n, request_id);
+		if (nng_msg_append(m, buf, n) != 0)
+			goto fail;
+	}
+	return m;
+fail:
+	nng_msg_free(m);
+	return NULL;
+}
+
+/* Sends Reply{id, <r's body>} to whoever sent req. r->id is overwritten. */
+static void
+reply_send(server *srv, nng_msg *req, uint64_t request_id, Gild__V1__Reply *r)
+{
+	size_t len;
+	nng_msg *m;
+
+	r->id = request_id;
+	len = gild__v1__reply__get_packed_size(r);
+	if (nng_msg_alloc(&m, len) != 0) {
+		log_error("out of memory: reply to request %" PRIu64 " lost",
+		    request_id);
+		return;
+	}
+	gild__v1__reply__pack(r, nng_msg_body(m));
+	if (nng_msg_header_append(m, nng_msg_header(req),
+		nng_msg_header_len(req)) != 0) {
+		nng_msg_free(m);
+		return;
+	}
+	listener_send(srv->lst, m);
+}
+
+static void
+reply_error(server *srv, nng_msg *req, uint64_t request_id, Gild__V1__Code code,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void
+reply_error(server *srv, nng_msg *req, uint64_t request_id, Gild__V1__Code code,
+    const char *fmt, ...)
+{
+	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
+	Gild__V1__Error e = GILD__V1__ERROR__INIT;
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	e.code = code;
+	e.message = msg;
+	r.body_case = GILD__V1__REPLY__BODY_ERROR;
+	r.error = &e;
+	reply_send(srv, req, request_id, &r);
+}
+
+/* ---- jobs ------------------------------------------------------------- */
+
+static void
+job_free(job *j)
+{
+	nng_msg_free(j->req);
+	free(j);
+}
+
+/* Ends j with an error reply and frees it. */
+static void
+job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
+{
+	char msg[900];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	reply_error(srv, j->req, j->request_id, code, "%s", msg);
+	job_free(j);
+}
+
+static void server_stop_workers(server *srv);
+
+/* Hands queued jobs to free workers. */
+static void
+pump(server *srv)
+{
+	job *j;
+
+	while ((j = sched_next(srv->sch)) != NULL) {
+		int slot = j->slot;
+		if (supervisor_send(srv->sup, slot, j->id, j->call,
+			j->call_len) != 0) {
+			sched_complete(srv->sch, slot, j->id);
+			job_fail(srv, j, GILD__V1__CODE__INTERNAL,
+			    "could not send the call to worker %d", slot);
+		}
+	}
+}
+
+/* Draining and nothing left to run: the workers can go. */
+static void
+check_drained(server *srv)
+{
+	if (srv->state == SRV_DRAINING && sched_running(srv->sch) == 0 &&
+	    sched_queued(srv->sch) == 0)
+		server_stop_workers(srv);
+}
+
+/* ---- requests --------------------------------------------------------- */
+
+static bool
+known_function(server *srv, const char *name, size_t len)
+{
+	size_t n;
+	const char *const *fns = supervisor_functions(srv->sup, &n);
+
+	if (n == 0)
+		return true; /* no worker has said hello yet: it will check */
+	for (size_t i = 0; i < n; i++) {
+		if (strlen(fns[i]) == len && memcmp(fns[i], name, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+not_found(server *srv, nng_msg *req, uint64_t id, const char *name, size_t len)
+{
+	char list[600];
+	size_t n, used = 0;
+	const char *const *fns = supervisor_functions(srv->sup, &n);
+
+	list[0] = '\0';
+	for (size_t i = 0; i < n && used + 4 < sizeof(list); i++)
+		used += (size_t) snprintf(list + used, sizeof(list) - used,
+		    "%s%s", i ? ", " : "", fns[i]);
+	reply_error(srv, req, id, GILD__V1__CODE__NOT_FOUND,
+	    "function '%.*s' not found in app '%s' (exported: %s)",
+	    (int) (len > 200 ? 200 : len), name, srv->opts->app, list);
+}
+
+/* Takes req. */
+static void
+on_call(server *srv, nng_msg *req, uint64_t id, const uint8_t *call, size_t len)
+{
+	wire_field fn;
+	job *j;
+
+	if (wire_find(call, len, 1, &fn) != 1 || fn.type != WIRE_LEN ||
+	    fn.len == 0) {
+		reply_error(srv, req, id, GILD__V1__CODE__INVALID_ARGUMENT,
+		    wire_check(call, len) != 0
+			? "malformed call: not a valid gild.v1.Call message"
+			: "call has no function name");
+		goto done;
+	}
+	if (!known_function(srv, (const char *) fn.data, fn.len)) {
+		not_found(srv, req, id, (const char *) fn.data, fn.len);
+		goto done;
+	}
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		reply_error(srv, req, id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		    "server out of memory");
+		goto done;
+	}
+	j->id = ++srv->next_job_id;
+	j->request_id = id;
+	j->pipe = nng_pipe_id(nng_msg_get_pipe(req));
+	j->req = req;
+	j->call = call;
+	j->call_len = len;
+	j->function = (const char *) fn.data;
+	j->function_len = fn.len;
+	if (sched_submit(srv->sch, j) != 0) {
+		j->req = NULL;
+		free(j);
+		reply_error(srv, req, id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		    "queue full: %zu calls are waiting (--max-queue)",
+		    sched_queued(srv->sch));
+		goto done;
+	}
+	srv->calls_total++;
+	pump(srv);
+	return;
+done:
+	nng_msg_free(req);
+}
+
+static void
+on_cancel(server *srv, nng_msg *req, uint64_t id, const uint8_t *p, size_t len)
+{
+	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
+	Gild__V1__Value v = GILD__V1__VALUE__INIT;
+	wire_field target = {0};
+	job *j = NULL;
+
+	if (wire_find(p, len, 1, &target) == 1 && target.type == WIRE_VARINT)
+		j = sched_cancel_queued(srv->sch,
+		    nng_pipe_id(nng_msg_get_pipe(req)), target.value);
+	if (j != NULL)
+		job_fail(srv, j, GILD__V1__CODE__CANCELLED,
+		    "cancelled by the client before it ran");
+	/* The Cancel itself is answered with whether it took effect. */
+	v.kind_case = GILD__V1__VALUE__KIND_BOOL_VALUE;
+	v.bool_value = j != NULL;
+	r.body_case = GILD__V1__REPLY__BODY_RESULT;
+	r.result = &v;
+	reply_send(srv, req, id, &r);
+}
+
+static double
+uptime(const server *srv)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double) (now.tv_sec - srv->started.tv_sec) +
+	       (double) (now.tv_nsec - srv->started.tv_nsec) / 1e9;
+}
+
+static void
+on_status(server *srv, nng_msg *req, uint64_t id)
+{
+	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
+	Gild__V1__Status st = GILD__V1__STATUS__INIT;
+	int n = supervisor_count(srv->sup);
+	Gild__V1__WorkerStatus ws[n], *wp[n];
+	const char *pyver = supervisor_python_version(srv->sup);
+
+	for (int i = 0; i < n; i++) {
+		sup_worker_info info;
+		supervisor_info(srv->sup, i, &info);
+		gild__v1__worker_status__init(&ws[i]);
+		ws[i].slot = (uint32_t) i;
+		ws[i].pid = (int32_t) info.pid;
+		ws[i].state = (char *) (sched_slot_running(srv->sch, i) > 0
+					    ? "busy"
+					    : info.state);
+		ws[i].jobs_done = info.jobs_done;
+		ws[i].restarts = info.restarts;
+		wp[i] = &ws[i];
+	}
+	st.server_version = GILD_VERSION;
+	st.app = (char *) srv->opts->app;
+	st.runtime = "process";
+	st.functions = (char **) supervisor_functions(srv->sup, &st.n_functions);
+	st.n_workers = (size_t) n;
+	st.workers = wp;
+	st.queued = sched_queued(srv->sch);
+	st.in_flight = sched_running(srv->sch);
+	st.calls_total = srv->calls_total;
+	st.uptime_s = uptime(srv);
+	st.python_version = (char *) (pyver ? pyver : "");
+	r.body_case = GILD__V1__REPLY__BODY_STATUS;
+	r.status = &st;
+	reply_send(srv, req, id, &r);
+}
+
+static void
+on_ping(server *srv, nng_msg *req, uint64_t id, const uint8_t *p, size_t len)
+{
+	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
+	Gild__V1__Pong pong = GILD__V1__PONG__INIT;
+	wire_field payload;
+
+	if (wire_find(p, len, 1, &payload) == 1 && payload.type == WIRE_LEN) {
+		pong.payload.data = (uint8_t *) payload.data;
+		pong.payload.len = payload.len;
+	}
+	pong.server_version = GILD_VERSION;
+	r.body_case = GILD__V1__REPLY__BODY_PONG;
+	r.pong = &pong;
+	reply_send(srv, req, id, &r);
+}
+
+/* Every request from the listener; takes msg. */
+static void
+on_request(void *arg, nng_msg *msg)
+{
+	server *srv = arg;
+	const uint8_t *body = nng_msg_body(msg), *p = body;
+	size_t len = nng_msg_len(msg);
+	const uint8_t *end = body + len;
+	uint64_t id = 0;
+	wire_field f, which = {0};
+	int rc;
+
+	/* Top level only: id and which body; the body is checked by whoever
+	 * handles it (the worker, for a call's values). */
+	while ((rc = wire_next(&p, end, &f)) == 1) {
+		if (f.number == REQ_ID && f.type == WIRE_VARINT)
+			id = f.value;
+		else if (f.number >= REQ_CALL && f.number <= REQ_PING &&
+			 f.type == WIRE_LEN)
+			which = f;
+	}
+	if (len > srv->opts->max_message) {
+		reply_error(srv, msg, id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		    "request of %zu bytes exceeds the server's --max-message "
+		    "of %zu bytes",
+		    len, srv->opts->max_message);
+	} else if (rc < 0) {
+		reply_error(srv, msg, id, GILD__V1__CODE__INVALID_ARGUMENT,
+		    "malformed request: not a valid gild.v1.Request message");
+	} else if (which.number == 0) {
+		reply_error(srv, msg, id, GILD__V1__CODE__INVALID_ARGUMENT,
+		    "request %" PRIu64 " has no body: set one of call, cancel, "
+		    "status or ping",
+		    id);
+	} else if (srv->state != SRV_RUNNING && which.number == REQ_CALL) {
+		reply_error(srv, msg, id, GILD__V1__CODE__UNAVAILABLE,
+		    "server is shutting down");
+	} else {
+		switch (which.number) {
+		case REQ_CALL:
+			on_call(srv, msg, id, which.data, which.len);
+			return; /* on_call took msg */
+		case REQ_CANCEL:
+			on_cancel(srv, msg, id, which.data, which.len);
+			break;
+		case REQ_STATUS:
+			on_status(srv, msg, id);
+			break;
+		default:
+			on_ping(srv, msg, id, which.data, which.len);
+			break;
+		}
+	}
+	nng_msg_free(msg);
+}
+
+/* ---- worker events ---------------------------------------------------- */
+
+static void
+on_worker_ready(void *arg, int slot)
+{
+	server *srv = arg;
+
+	sched_slot_ready(srv->sch, slot);
+	if (!srv->announced_ready &&
+	    sched_ready_slots(srv->sch) == supervisor_count(srv->sup)) {
+		srv->announced_ready = true;
+		printf("gild: ready (%d workers)\n", supervisor_count(srv->sup));
+		fflush(stdout);
+		log_info("ready: %d workers", supervisor_count(srv->sup));
+	}
+	pump(srv);
+}
+
+static void
+on_worker_lost(void *arg, int slot, const char *reason)
+{
+	server *srv = arg;
+	job *j, *next;
+
+	for (j = sched_slot_lost(srv->sch, slot); j != NULL; j = next) {
+		next = j->next;
+		job_fail(srv, j, GILD__V1__CODE__WORKER_LOST,
+		    "worker %d died while running '%.*s': %s", slot,
+		    (int) j->function_len, j->function, reason);
+	}
+	check_drained(srv);
+	pump(srv); /* other workers may take what waits */
+}
+
+static void
+on_worker_result(void *arg, int slot, uint64_t job_id,
+    const uint8_t *fields, size_t len)
+{
+	server *srv = arg;
+	nng_msg *m;
+	job *j;
+
+	if ((j = sched_complete(srv->sch, slot, job_id)) == NULL) {
+		log_warn("worker %d answered unknown job %" PRIu64, slot,
+		    job_id);
+		return;
+	}
+	if (len > srv->opts->max_message) {
+		job_fail(srv, j, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		    "result of '%.*s' is %zu bytes, over the server's "
+		    "--max-message of %zu bytes",
+		    (int) j->function_len, j->function, len,
+		    srv->opts->max_message);
+	} else if ((m = reply_start(j->req, j->request_id)) == NULL ||
+		   nng_msg_append(m, fields, len) != 0) {
+		nng_msg_free(m);
+		job_fail(srv, j, GILD__V1__CODE__INTERNAL,
+		    "server out of memory for the result");
+	} else {
+		/* The worker's result/error field is already the Reply's. */
+		listener_send(srv->lst, m);
+		job_free(j);
+	}
+	pump(srv);
+	check_drained(srv);
+}
+
+static void
+on_app_failed(void *arg, const char *message, const char *traceback)
+{
+	server *srv = arg;
+
+	log_error("the app %s cannot be loaded: %s", srv->opts->app, message);
+	if (traceback && *traceback)
+		fprintf(stderr, "%s", traceback);
+	srv->exit_code = 1;
+	if (srv->state == SRV_RUNNING)
+		srv->state = SRV_DRAINING;
+	server_stop_workers(srv);
+}
+
+static void
+on_exit_timer(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopexit(((server *) arg)->base, NULL);
+}
+
+static void
+on_workers_stopped(void *arg)
+{
+	server *srv = arg;
+	/* Give nng a moment to put the last replies on the wire. */
+	struct timeval tv = {0, 100 * 1000};
+
+	log_info("all workers stopped");
+	evtimer_add(srv->exit_ev, &tv);
+}
+
+/* ---- stopping --------------------------------------------------------- */
+
+static void
+server_stop_workers(server *srv)
+{
+	job *j, *next;
+
+	if (srv->state == SRV_STOPPING)
+		return;
+	srv->state = SRV_STOPPING;
+	event_del(srv->drain_ev);
+	for (j = sched_drain_queue(srv->sch); j != NULL; j = next) {
+		next = j->next;
+		job_fail(srv, j, GILD__V1__CODE__UNAVAILABLE,
+		    "server stopped before the call ran");
+	}
+	for (int i = 0; i < supervisor_count(srv->sup); i++) {
+		for (j = sched_slot_lost(srv->sch, i); j != NULL; j = next) {
+			next = j->next;
+			job_fail(srv, j, GILD__V1__CODE__UNAVAILABLE,
+			    "server stopped before '%.*s' finished",
+			    (int) j->function_len, j->function);
+		}
+	}
+	supervisor_stop(srv->sup, 2000);
+}
+
+static void
+on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	log_warn("drain timeout: stopping with calls still running");
+	server_stop_workers(arg);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	server *srv = arg;
+	struct timeval tv;
+
+	if (srv->state != SRV_RUNNING) {
+		log_warn("second signal: exiting now");
+		event_base_loopexit(srv->base, NULL);
+		return;
+	}
+	log_info("%s: finishing %zu running calls, then stopping",
+	    strsignal((int) sig), sched_running(srv->sch));
+	srv->state = SRV_DRAINING;
+	/* Queued calls will not run; running ones may finish. */
+	for (job *j = sched_drain_queue(srv->sch), *next; j != NULL; j = next) {
+		next = j->next;
+		job_fail(srv, j, GILD__V1__CODE__UNAVAILABLE,
+		    "server is shutting down");
+	}
+	tv.tv_sec = srv->opts->drain_ms / 1000;
+	tv.tv_usec = (srv->opts->drain_ms % 1000) * 1000;
+	evtimer_add(srv->drain_ev, &tv);
+	check_drained(srv);
+}
+
+/* ---- setup ------------------------------------------------------------ */
+
+int
+server_run(const server_opts *opts)
+{
+	server srv = {.opts = opts, .exit_code = 0};
+	sup_config sc = {
+	    .worker_bin = opts->worker_bin,
+	    .app = opts->app,
+	    .workers = opts->workers,
+	    .max_frame = 2 * opts->max_message + (1u << 20),
+	};
+	sup_events se = {
+	    .ready = on_worker_ready,
+	    .lost = on_worker_lost,
+	    .result = on_worker_result,
+	    .failed = on_app_failed,
+	    .stopped = on_workers_stopped,
+	};
+	char err[512], bound[512];
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &srv.started);
+	signal(SIGPIPE, SIG_IGN);
+	if ((srv.base = event_base_new()) == NULL) {
+		log_error("cannot create the event loop");
+		return 1;
+	}
+	srv.sigint_ev = evsignal_new(srv.base, SIGINT, on_signal, &srv);
+	srv.sigterm_ev = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
+	srv.drain_ev = evtimer_new(srv.base, on_drain_timeout, &srv);
+	srv.exit_ev = evtimer_new(srv.base, on_exit_timer, &srv);
+	if (!srv.sigint_ev || !srv.sigterm_ev || !srv.drain_ev || !srv.exit_ev ||
+	    evsignal_add(srv.sigint_ev, NULL) != 0 ||
+	    evsignal_add(srv.sigterm_ev, NULL) != 0) {
+		log_error("cannot set up signal handling");
+		srv.exit_code = 1;
+		goto out;
+	}
+	if ((rc = sched_init(&srv.sch, opts->workers, 1, opts->max_queue)) != 0 ||
+	    (rc = supervisor_init(&srv.sup, srv.base, &sc, &se, &srv)) != 0) {
+		log_error("cannot set up: %s", strerror(-rc));
+		srv.exit_code = 1;
+		goto out;
+	}
+	/* Twice --max-message is read, so a request a little over the limit
+	 * gets a clear error; past that nng drops the connection. */
+	if (listener_init(&srv.lst, srv.base, 2 * opts->max_message,
+		on_request, &srv, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		srv.exit_code = 1;
+		goto out;
+	}
+	for (size_t i = 0; i < opts->nlisten; i++) {
+		if (listener_listen(srv.lst, opts->listen[i], bound,
+			sizeof(bound), err, sizeof(err)) != 0) {
+			log_error("%s", err);
+			srv.exit_code = 1;
+			goto out;
+		}
+		printf("gild: listening on %s\n", bound);
+		log_info("listening on %s", bound);
+	}
+	fflush(stdout);
+	if ((rc = supervisor_start(srv.sup)) != 0) {
+		log_error("cannot start workers (%s): %s", opts->worker_bin,
+		    strerror(-rc));
+		srv.exit_code = 1;
+		goto out;
+	}
+	log_info("serving %s with %d workers", opts->app, opts->workers);
+	event_base_dispatch(srv.base);
+out:
+	listener_fini(srv.lst);
+	supervisor_fini(srv.sup);
+	/* Jobs still queued or running belong to nobody now. */
+	if (srv.sch) {
+		job *j, *next;
+		for (j = sched_drain_queue(srv.sch); j; j = next) {
+			next = j->next;
+			job_free(j);
+		}
+		for (int i = 0; i < opts->workers; i++)
+			for (j = sched_slot_lost(srv.sch, i); j; j = next) {
+				next = j->next;
+				job_free(j);
+			}
+	}
+	sched_fini(srv.sch);
+	if (srv.sigint_ev)
+		event_free(srv.sigint_ev);
+	if (srv.sigterm_ev)
+		event_free(srv.sigterm_ev);
+	if (srv.drain_ev)
+		event_free(srv.drain_ev);
+	if (srv.exit_ev)
+		event_free(srv.exit_ev);
+	event_base_free(srv.base);
+	if (srv.exit_code == 0)
+		log_info("stopped");
+	return srv.exit_code;
+}

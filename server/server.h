@@ -1,0 +1,26 @@
+/* The gild front end: one libevent loop that owns the listener, the
+ * scheduler and the supervisor, turns requests into jobs and worker results
+ * into replies. Nothing here is shared between threads. */
+#ifndef GILD_SERVER_H
+#define GILD_SERVER_H
+
+#include <stddef.h>
+
+typedef struct server_opts {
+	const char *app;          /* .py path or module name */
+	const char **listen;      /* URLs */
+	size_t nlisten;
+	int workers;              /* > 0 */
+	size_t max_message;       /* bytes; larger requests are refused */
+	size_t max_queue;         /* queued calls; more get RESOURCE_EXHAUSTED */
+	const char *worker_bin;   /* path of gild-worker */
+	int drain_ms;             /* on SIGTERM, how long running calls may finish */
+} server_opts;
+
+/* Runs gild until SIGINT/SIGTERM (returns 0 after a clean stop) or a fatal
+ * error such as an app that cannot be imported (returns 1, having logged
+ * why). Prints "gild: listening on URL" per URL and "gild: ready (N
+ * workers)" on stdout. */
+int server_run(const server_opts *opts);
+
+#endif

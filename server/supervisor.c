@@ -1,0 +1,572 @@
+/* The worker supervisor: spawn, watch, restart. */
+#include "supervisor.h"
+
+#include "frame.h"
+#include "log.h"
+#include "wire.h"
+#include "worker.pb-c.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef enum wstate {
+	W_STARTING,   /* spawned, no hello yet */
+	W_READY,      /* said hello, takes jobs */
+	W_DOWN,       /* socket closed or process gone; not both seen yet */
+	W_RESTARTING, /* reaped; restart timer armed */
+	W_STOPPED,    /* reaped after supervisor_stop */
+} wstate;
+
+typedef struct worker {
+	supervisor *sup;
+	int slot;
+	wstate state;
+	pid_t pid;              /* 0 once reaped */
+	struct bufferevent *bev;
+	struct event *restart_ev;
+	struct timespec started;
+	uint64_t jobs_done;
+	uint32_t restarts;
+	uint32_t quick_failures; /* consecutive deaths soon after start */
+	bool said_hello;
+	char *startup_error;    /* message of a StartupError, if sent */
+	char *startup_traceback;
+} worker;
+
+struct supervisor {
+	struct event_base *base;
+	sup_config cfg;
+	sup_events ev;
+	void *arg;
+	worker *w;
+	struct event *sigchld_ev;
+	struct event *kill_ev;
+	bool stopping;
+	bool ever_ready;
+	char **functions;
+	size_t nfunctions;
+	char *python_version;
+};
+
+static void worker_down(worker *w, const char *reason);
+
+static double
+since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double) (now.tv_sec - t->tv_sec) +
+	       (double) (now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+static void
+free_functions(supervisor *s)
+{
+	for (size_t i = 0; i < s->nfunctions; i++)
+		free(s->functions[i]);
+	free(s->functions);
+	s->functions = NULL;
+	s->nfunctions = 0;
+}
+
+static void
+on_hello(worker *w, const uint8_t *data, size_t len)
+{
+	supervisor *s = w->sup;
+	Gild__Worker__V1__Hello *h;
+
+	h = gild__worker__v1__hello__unpack(NULL, len, data);
+	if (h == NULL) {
+		worker_down(w, "worker sent a malformed hello");
+		return;
+	}
+	free_functions(s);
+	s->functions = calloc(h->n_functions ? h->n_functions : 1,
+	    sizeof(char *));
+	for (size_t i = 0; s->functions && i < h->n_functions; i++) {
+		if ((s->functions[i] = strdup(h->functions[i])) != NULL)
+			s->nfunctions++;
+	}
+	free(s->python_version);
+	s->python_version = strdup(h->python_version);
+	gild__worker__v1__hello__free_unpacked(h, NULL);
+	w->said_hello = true;
+	w->state = W_READY;
+	if (!s->ever_ready)
+		log_info("app %s exports %zu functions (Python %s)", s->cfg.app,
+		    s->nfunctions, s->python_version ? s->python_version : "?");
+	s->ever_ready = true;
+	log_debug("worker %d (pid %d) ready", w->slot, (int) w->pid);
+	s->ev.ready(s->arg, w->slot);
+}
+
+static void
+on_startup_error(worker *w, const uint8_t *data, size_t len)
+{
+	Gild__Worker__V1__StartupError *e;
+
+	e = gild__worker__v1__startup_error__unpack(NULL, len, data);
+	if (e != NULL && e->error != NULL) {
+		free(w->startup_error);
+		free(w->startup_traceback);
+		w->startup_error = strdup(e->error->message);
+		w->startup_traceback = strdup(e->error->traceback);
+	}
+	if (e != NULL)
+		gild__worker__v1__startup_error__free_unpacked(e, NULL);
+}
+
+/* Handles one FromWorker frame. Returns false if the worker was put down. */
+static bool
+on_frame(worker *w, const uint8_t *p, size_t len)
+{
+	const uint8_t *cur = p, *end = p + len, *rest = NULL;
+	uint64_t job_id = 0;
+	wire_field f;
+	int rc;
+
+	while ((rc = wire_next(&cur, end, &f)) == 1) {
+		if (f.number == 1 && f.type == WIRE_VARINT) {
+			job_id = f.value;
+		} else if ((f.number == 2 || f.number == 3) &&
+			   f.type == WIRE_LEN) {
+			rest = f.start;
+		} else if (f.number == 4 && f.type == WIRE_LEN) {
+			on_hello(w, f.data, f.len);
+			return w->state == W_READY;
+		} else if (f.number == 5 && f.type == WIRE_LEN) {
+			on_startup_error(w, f.data, f.len);
+			return true;
+		}
+	}
+	if (rc < 0 || rest == NULL) {
+		worker_down(w, "worker sent a malformed frame");
+		return false;
+	}
+	w->jobs_done++;
+	w->sup->ev.result(w->sup->arg, w->slot, job_id, rest,
+	    (size_t) (end - rest));
+	return true;
+}
+
+static void
+on_read(struct bufferevent *bev, void *arg)
+{
+	worker *w = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	uint8_t hdr[FRAME_HEADER_LEN];
+	size_t n;
+
+	while (evbuffer_get_length(in) >= FRAME_HEADER_LEN) {
+		evbuffer_copyout(in, hdr, sizeof(hdr));
+		n = frame_header_decode(hdr);
+		if (n > w->sup->cfg.max_frame) {
+			worker_down(w, "worker sent an oversized frame");
+			return;
+		}
+		if (evbuffer_get_length(in) < FRAME_HEADER_LEN + n) {
+			/* Wake up only when the whole frame is here. */
+			bufferevent_setwatermark(bev, EV_READ,
+			    FRAME_HEADER_LEN + n, 0);
+			return;
+		}
+		bufferevent_setwatermark(bev, EV_READ, 0, 0);
+		/* One contiguous view; copies only if the frame is split. */
+		const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t) (FRAME_HEADER_LEN + n));
+		if (p == NULL) {
+			worker_down(w, "out of memory reading a frame");
+			return;
+		}
+		if (!on_frame(w, p + FRAME_HEADER_LEN, n))
+			return;
+		evbuffer_drain(in, FRAME_HEADER_LEN + n);
+	}
+}
+
+static void
+on_event(struct bufferevent *bev, short what, void *arg)
+{
+	worker *w = arg;
+
+	if (what & BEV_EVENT_EOF)
+		worker_down(w, "worker closed its socket");
+	else if (what & BEV_EVENT_ERROR)
+		worker_down(w, strerror(EVUTIL_SOCKET_ERROR()));
+}
+
+static void maybe_stopped(supervisor *s);
+
+/* The worker can no longer be used: close its socket, make sure the process
+ * goes, tell the owner once. The restart follows the reap. */
+static void
+worker_down(worker *w, const char *reason)
+{
+	supervisor *s = w->sup;
+	bool was_up = w->state == W_STARTING || w->state == W_READY;
+
+	if (w->bev != NULL) {
+		bufferevent_free(w->bev);
+		w->bev = NULL;
+	}
+	if (w->pid > 0)
+		kill(w->pid, SIGKILL);
+	if (!was_up)
+		return;
+	w->state = W_DOWN;
+	if (!s->stopping && w->said_hello)
+		log_warn("worker %d (pid %d) lost: %s", w->slot, (int) w->pid,
+		    reason);
+	s->ev.lost(s->arg, w->slot, reason);
+}
+
+static int
+spawn(worker *w)
+{
+	supervisor *s = w->sup;
+	char slot[16], fdarg[] = "3";
+	char *argv[] = {(char *) s->cfg.worker_bin, "--fd", fdarg, "--app",
+	    (char *) s->cfg.app, "--slot", slot, NULL};
+	int sv[2];
+	pid_t pid;
+
+	snprintf(slot, sizeof(slot), "%d", w->slot);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+		return -errno;
+	pid = fork();
+	if (pid == -1) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		return -e;
+	}
+	if (pid == 0) {
+		/* Child: async-signal-safe calls only until exec. */
+		sigset_t none;
+		int devnull;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		/* Own process group: a terminal's Ctrl-C reaches the server,
+		 * which stops the workers in order. */
+		setpgid(0, 0);
+		if (sv[1] == 3)
+			fcntl(3, F_SETFD, 0);
+		else if (dup2(sv[1], 3) == -1)
+			_exit(127);
+		if ((devnull = open("/dev/null", O_RDONLY)) != -1)
+			dup2(devnull, 0);
+		dup2(2, 1); /* app prints go to the log, not our stdout */
+		close_range(4, ~0U, 0);
+		execv(s->cfg.worker_bin, argv);
+		_exit(127);
+	}
+	close(sv[1]);
+	evutil_make_socket_nonblocking(sv[0]);
+	w->bev = bufferevent_socket_new(s->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+	if (w->bev == NULL) {
+		close(sv[0]);
+		kill(pid, SIGKILL);
+		w->pid = pid; /* reaped by on_sigchld */
+		w->state = W_DOWN;
+		return -ENOMEM;
+	}
+	bufferevent_setcb(w->bev, on_read, NULL, on_event, w);
+	bufferevent_enable(w->bev, EV_READ | EV_WRITE);
+	w->pid = pid;
+	w->state = W_STARTING;
+	w->said_hello = false;
+	clock_gettime(CLOCK_MONOTONIC, &w->started);
+	log_debug("worker %d spawned (pid %d)", w->slot, (int) pid);
+	return 0;
+}
+
+static void
+on_restart(evutil_socket_t fd, short what, void *arg)
+{
+	worker *w = arg;
+	int rc;
+
+	if (w->sup->stopping)
+		return;
+	w->restarts++;
+	if ((rc = spawn(w)) != 0) {
+		log_error("cannot respawn worker %d: %s", w->slot,
+		    strerror(-rc));
+		struct timeval tv = {1, 0};
+		w->state = W_RESTARTING;
+		evtimer_add(w->restart_ev, &tv);
+	}
+}
+
+static char *
+describe_exit(int status, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+		    strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "exited with status %d",
+		    WEXITSTATUS(status));
+	return buf;
+}
+
+static void
+on_reaped(worker *w, int status)
+{
+	supervisor *s = w->sup;
+	char why[128];
+	struct timeval tv = {0, 0};
+	long delay_ms;
+
+	describe_exit(status, why, sizeof(why));
+	w->pid = 0;
+	worker_down(w, why);
+	if (s->stopping) {
+		w->state = W_STOPPED;
+		maybe_stopped(s);
+		return;
+	}
+	if (!w->said_hello && !s->ever_ready) {
+		/* The app does not start at all: restarting would loop. */
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s",
+		    w->startup_error ? w->startup_error : "");
+		if (w->startup_error == NULL)
+			snprintf(msg, sizeof(msg),
+			    "worker %s before it was ready", why);
+		w->state = W_STOPPED;
+		s->ev.failed(s->arg, msg, w->startup_traceback);
+		return;
+	}
+	if (w->startup_error)
+		log_error("worker %d cannot load the app: %s", w->slot,
+		    w->startup_error);
+	/* Back off only while workers die soon after they start. */
+	w->quick_failures = since(&w->started) < 10.0 ? w->quick_failures + 1 : 0;
+	delay_ms = w->quick_failures <= 1 ? 0 : 100L << (w->quick_failures - 2);
+	if (delay_ms > 5000)
+		delay_ms = 5000;
+	tv.tv_sec = delay_ms / 1000;
+	tv.tv_usec = (delay_ms % 1000) * 1000;
+	w->state = W_RESTARTING;
+	evtimer_add(w->restart_ev, &tv);
+}
+
+static void
+on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+	supervisor *s = arg;
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (int i = 0; i < s->cfg.workers; i++) {
+			if (s->w[i].pid == pid) {
+				on_reaped(&s->w[i], status);
+				break;
+			}
+		}
+	}
+}
+
+static void
+maybe_stopped(supervisor *s)
+{
+	for (int i = 0; i < s->cfg.workers; i++) {
+		if (s->w[i].pid > 0)
+			return;
+	}
+	event_del(s->kill_ev);
+	s->ev.stopped(s->arg);
+}
+
+static void
+on_kill_timer(evutil_socket_t fd, short what, void *arg)
+{
+	supervisor *s = arg;
+
+	for (int i = 0; i < s->cfg.workers; i++) {
+		if (s->w[i].pid > 0) {
+			log_warn("worker %d (pid %d) did not exit: killing it",
+			    i, (int) s->w[i].pid);
+			kill(s->w[i].pid, SIGKILL);
+		}
+	}
+}
+
+int
+supervisor_init(supervisor **out, struct event_base *base,
+    const sup_config *cfg, const sup_events *ev, void *arg)
+{
+	supervisor *s;
+
+	if (cfg->workers <= 0)
+		return -EINVAL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return -ENOMEM;
+	s->base = base;
+	s->cfg = *cfg;
+	s->ev = *ev;
+	s->arg = arg;
+	s->cfg.worker_bin = strdup(cfg->worker_bin);
+	s->cfg.app = strdup(cfg->app);
+	s->w = calloc((size_t) cfg->workers, sizeof(worker));
+	s->sigchld_ev = evsignal_new(base, SIGCHLD, on_sigchld, s);
+	s->kill_ev = evtimer_new(base, on_kill_timer, s);
+	if (s->cfg.worker_bin == NULL || s->cfg.app == NULL || s->w == NULL ||
+	    s->sigchld_ev == NULL || s->kill_ev == NULL ||
+	    evsignal_add(s->sigchld_ev, NULL) != 0)
+		goto fail;
+	for (int i = 0; i < cfg->workers; i++) {
+		s->w[i].sup = s;
+		s->w[i].slot = i;
+		s->w[i].state = W_STOPPED;
+		if ((s->w[i].restart_ev = evtimer_new(base, on_restart,
+			 &s->w[i])) == NULL)
+			goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	supervisor_fini(s);
+	return -ENOMEM;
+}
+
+int
+supervisor_start(supervisor *s)
+{
+	int rc;
+
+	for (int i = 0; i < s->cfg.workers; i++) {
+		if ((rc = spawn(&s->w[i])) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int
+supervisor_send(supervisor *s, int slot, uint64_t job_id, const uint8_t *call,
+    size_t len)
+{
+	uint8_t hdr[FRAME_HEADER_LEN + 2 * (1 + WIRE_MAX_VARINT)];
+	size_t n = FRAME_HEADER_LEN;
+	struct evbuffer *out;
+	worker *w;
+
+	if (slot < 0 || slot >= s->cfg.workers)
+		return -EINVAL;
+	w = &s->w[slot];
+	if (w->state != W_READY || w->bev == NULL)
+		return -EPIPE;
+	/* ToWorker{job_id = 1, call = 2}, encoded by hand around the call
+	 * bytes so they are not copied. */
+	n += wire_put_tag(hdr + n, 1, WIRE_VARINT);
+	n += wire_put_varint(hdr + n, job_id);
+	n += wire_put_tag(hdr + n, 2, WIRE_LEN);
+	n += wire_put_varint(hdr + n, len);
+	frame_header_encode(hdr, n - FRAME_HEADER_LEN + len);
+	out = bufferevent_get_output(w->bev);
+	if (evbuffer_add(out, hdr, n) != 0 ||
+	    (len > 0 && evbuffer_add_reference(out, call, len, NULL, NULL) != 0))
+		return -ENOMEM;
+	return 0;
+}
+
+void
+supervisor_stop(supervisor *s, int grace_ms)
+{
+	struct timeval tv = {grace_ms / 1000, (grace_ms % 1000) * 1000};
+
+	s->stopping = true;
+	for (int i = 0; i < s->cfg.workers; i++) {
+		worker *w = &s->w[i];
+		event_del(w->restart_ev);
+		if (w->bev != NULL) {
+			/* EOF on its socket tells the worker to exit. */
+			bufferevent_free(w->bev);
+			w->bev = NULL;
+		}
+		if (w->state != W_RESTARTING)
+			w->state = w->pid > 0 ? W_DOWN : W_STOPPED;
+		else
+			w->state = W_STOPPED;
+	}
+	evtimer_add(s->kill_ev, &tv);
+	maybe_stopped(s);
+}
+
+void
+supervisor_fini(supervisor *s)
+{
+	if (s == NULL)
+		return;
+	for (int i = 0; s->w && i < s->cfg.workers; i++) {
+		worker *w = &s->w[i];
+		if (w->bev)
+			bufferevent_free(w->bev);
+		if (w->pid > 0) {
+			kill(w->pid, SIGKILL);
+			waitpid(w->pid, NULL, 0);
+		}
+		if (w->restart_ev)
+			event_free(w->restart_ev);
+		free(w->startup_error);
+		free(w->startup_traceback);
+	}
+	if (s->sigchld_ev)
+		event_free(s->sigchld_ev);
+	if (s->kill_ev)
+		event_free(s->kill_ev);
+	free_functions(s);
+	free(s->python_version);
+	free((char *) s->cfg.worker_bin);
+	free((char *) s->cfg.app);
+	free(s->w);
+	free(s);
+}
+
+void
+supervisor_info(const supervisor *s, int slot, sup_worker_info *out)
+{
+	static const char *names[] = {"starting", "ready", "restarting",
+	    "restarting", "stopped"};
+	const worker *w = &s->w[slot];
+
+	out->pid = w->pid;
+	out->state = names[w->state];
+	out->jobs_done = w->jobs_done;
+	out->restarts = w->restarts;
+}
+
+int
+supervisor_count(const supervisor *s)
+{
+	return s->cfg.workers;
+}
+
+const char *const *
+supervisor_functions(const supervisor *s, size_t *n)
+{
+	*n = s->nfunctions;
+	return (const char *const *) s->functions;
+}
+
+const char *
+supervisor_python_version(const supervisor *s)
+{
+	return s->python_version;
+}

@@ -1,0 +1,69 @@
+/* The worker supervisor: spawns gild-worker processes, one per slot, talks
+ * to each over a socketpair with length-prefixed worker.proto frames,
+ * notices a death at once (socket EOF or SIGCHLD), and restarts with backoff. */
+#ifndef GILD_SUPERVISOR_H
+#define GILD_SUPERVISOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct event_base;
+typedef struct supervisor supervisor;
+
+typedef struct sup_config {
+	const char *worker_bin; /* path of gild-worker */
+	const char *app;        /* passed to the worker as --app */
+	int workers;            /* number of slots */
+	size_t max_frame;       /* largest frame a worker may send */
+} sup_config;
+
+/* What the supervisor tells its owner, always on the loop. */
+typedef struct sup_events {
+	/* Worker `slot` said hello and takes jobs. */
+	void (*ready)(void *arg, int slot);
+	/* Worker `slot` died or broke its protocol; a restart is scheduled. */
+	void (*lost)(void *arg, int slot, const char *reason);
+	/* Job `job_id` ended on `slot`: reply_fields is the rest of the
+	 * FromWorker after job_id (its result or error field, encoded), valid
+	 * during the call only. */
+	void (*result)(void *arg, int slot, uint64_t job_id,
+	    const uint8_t *reply_fields, size_t len);
+	/* The app could not start on any worker: message and traceback say
+	 * why. The owner should stop. */
+	void (*failed)(void *arg, const char *message, const char *traceback);
+	/* Every worker has exited after supervisor_stop. */
+	void (*stopped)(void *arg);
+} sup_events;
+
+/* Copies cfg strings. Returns 0 or a negative errno. */
+int supervisor_init(supervisor **out, struct event_base *base,
+    const sup_config *cfg, const sup_events *ev, void *arg);
+/* Spawns every worker. Returns 0 or a negative errno. */
+int supervisor_start(supervisor *s);
+/* Sends job `job_id` (an encoded gild.v1.Call, referenced not copied: it
+ * must stay valid until the job ends or the worker is lost) to `slot`.
+ * Returns 0, or -EPIPE when that worker is not running. */
+int supervisor_send(supervisor *s, int slot, uint64_t job_id,
+    const uint8_t *call, size_t len);
+/* Asks every worker to exit (closing its socket), kills those still there
+ * after grace_ms, and reports `stopped` when all are reaped. */
+void supervisor_stop(supervisor *s, int grace_ms);
+/* Kills and reaps every worker at once; frees everything. Accepts NULL. */
+void supervisor_fini(supervisor *s);
+
+/* What status reports about a slot. */
+typedef struct sup_worker_info {
+	pid_t pid;
+	const char *state; /* "starting", "ready", "restarting", "stopped" */
+	uint64_t jobs_done;
+	uint32_t restarts;
+} sup_worker_info;
+void supervisor_info(const supervisor *s, int slot, sup_worker_info *out);
+int supervisor_count(const supervisor *s);
+/* The functions the app exports, from the latest hello (borrowed; n may be
+ * 0 before any worker is ready), and the workers' Python version. */
+const char *const *supervisor_functions(const supervisor *s, size_t *n);
+const char *supervisor_python_version(const supervisor *s);
+
+#endif

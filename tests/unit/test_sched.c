@@ -1,0 +1,209 @@
+/* Tests of server/sched.c: the queue and worker-slot bookkeeping. */
+#include "server/sched.h"
+
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <stdlib.h>
+
+static job *
+mkjob(uint64_t id, uint32_t pipe, uint64_t request_id)
+{
+	job *j = calloc(1, sizeof(*j));
+	j->id = id;
+	j->pipe = pipe;
+	j->request_id = request_id;
+	return j;
+}
+
+static void
+test_fifo_and_no_ready_worker(void)
+{
+	sched *s;
+	job *a = mkjob(1, 1, 10), *b = mkjob(2, 1, 11), *c = mkjob(3, 2, 10);
+
+	CU_ASSERT_EQUAL_FATAL(sched_init(&s, 2, 1, 100), 0);
+	CU_ASSERT_EQUAL(sched_submit(s, a), 0);
+	CU_ASSERT_EQUAL(sched_submit(s, b), 0);
+	CU_ASSERT_EQUAL(sched_submit(s, c), 0);
+	CU_ASSERT_EQUAL(a->state, JOB_QUEUED);
+	/* No worker has said hello: nothing runs. */
+	CU_ASSERT_PTR_NULL(sched_next(s));
+	CU_ASSERT_EQUAL(sched_queued(s), 3);
+
+	sched_slot_ready(s, 1);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), a); /* oldest first */
+	CU_ASSERT_EQUAL(a->state, JOB_RUNNING);
+	CU_ASSERT_EQUAL(a->slot, 1);
+	CU_ASSERT_PTR_NULL(sched_next(s)); /* slot 1 is full (1 per slot) */
+	sched_slot_ready(s, 0);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), b);
+	CU_ASSERT_EQUAL(b->slot, 0);
+	CU_ASSERT_EQUAL(sched_running(s), 2);
+	CU_ASSERT_EQUAL(sched_queued(s), 1);
+
+	/* Completing frees the slot for the next job. */
+	CU_ASSERT_PTR_NULL(sched_complete(s, 0, 1)); /* a is not on slot 0 */
+	CU_ASSERT_PTR_EQUAL(sched_complete(s, 1, 1), a);
+	CU_ASSERT_EQUAL(a->state, JOB_DONE);
+	CU_ASSERT_PTR_NULL(sched_complete(s, 1, 1)); /* only once */
+	CU_ASSERT_PTR_EQUAL(sched_next(s), c);
+	CU_ASSERT_EQUAL(c->slot, 1);
+	CU_ASSERT_PTR_EQUAL(sched_complete(s, 0, 2), b);
+	CU_ASSERT_PTR_EQUAL(sched_complete(s, 1, 3), c);
+	CU_ASSERT_EQUAL(sched_running(s), 0);
+	free(a);
+	free(b);
+	free(c);
+	sched_fini(s);
+}
+
+static void
+test_queue_limit(void)
+{
+	sched *s;
+	job *j[3];
+
+	CU_ASSERT_EQUAL_FATAL(sched_init(&s, 1, 1, 2), 0);
+	for (int i = 0; i < 3; i++)
+		j[i] = mkjob((uint64_t) i + 1, 1, (uint64_t) i);
+	CU_ASSERT_EQUAL(sched_submit(s, j[0]), 0);
+	CU_ASSERT_EQUAL(sched_submit(s, j[1]), 0);
+	CU_ASSERT_EQUAL(sched_submit(s, j[2]), -EAGAIN);
+	CU_ASSERT_EQUAL(j[2]->state, JOB_NEW); /* untouched */
+	CU_ASSERT_EQUAL(sched_queued(s), 2);
+	/* Running jobs do not count against the queue. */
+	sched_slot_ready(s, 0);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), j[0]);
+	CU_ASSERT_EQUAL(sched_submit(s, j[2]), 0);
+	sched_complete(s, 0, 1);
+	job *list = sched_drain_queue(s);
+	int n = 0;
+	for (job *p = list; p; p = p->next) {
+		CU_ASSERT_EQUAL(p->state, JOB_DONE);
+		n++;
+	}
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(sched_queued(s), 0);
+	for (int i = 0; i < 3; i++)
+		free(j[i]);
+	sched_fini(s);
+}
+
+static void
+test_slot_lost_returns_running_jobs(void)
+{
+	sched *s;
+	job *a = mkjob(1, 1, 1), *b = mkjob(2, 1, 2), *c = mkjob(3, 1, 3);
+
+	/* Two jobs per slot, as a threaded worker would take. */
+	CU_ASSERT_EQUAL_FATAL(sched_init(&s, 2, 2, 10), 0);
+	sched_slot_ready(s, 0);
+	sched_submit(s, a);
+	sched_submit(s, b);
+	sched_submit(s, c);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), a);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), b);
+	CU_ASSERT_PTR_NULL(sched_next(s));
+	CU_ASSERT_EQUAL(sched_slot_running(s, 0), 2);
+
+	job *lost = sched_slot_lost(s, 0);
+	int n = 0;
+	for (job *p = lost; p; p = p->next) {
+		CU_ASSERT(p == a || p == b);
+		CU_ASSERT_EQUAL(p->state, JOB_DONE);
+		n++;
+	}
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(sched_running(s), 0);
+	CU_ASSERT_EQUAL(sched_ready_slots(s), 0);
+	/* c waits for a worker; the replacement takes it. */
+	CU_ASSERT_PTR_NULL(sched_next(s));
+	sched_slot_ready(s, 0);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), c);
+	sched_complete(s, 0, 3);
+	free(a);
+	free(b);
+	free(c);
+	sched_fini(s);
+}
+
+static void
+test_least_loaded_slot(void)
+{
+	sched *s;
+	job *j[4];
+
+	CU_ASSERT_EQUAL_FATAL(sched_init(&s, 2, 4, 10), 0);
+	sched_slot_ready(s, 0);
+	sched_slot_ready(s, 1);
+	for (int i = 0; i < 4; i++) {
+		j[i] = mkjob((uint64_t) i + 1, 1, (uint64_t) i);
+		sched_submit(s, j[i]);
+	}
+	/* Jobs alternate between the two slots. */
+	for (int i = 0; i < 4; i++)
+		CU_ASSERT_PTR_EQUAL(sched_next(s), j[i]);
+	CU_ASSERT_EQUAL(sched_slot_running(s, 0), 2);
+	CU_ASSERT_EQUAL(sched_slot_running(s, 1), 2);
+	for (int i = 0; i < 4; i++) {
+		CU_ASSERT_PTR_EQUAL(sched_complete(s, j[i]->slot, j[i]->id), j[i]);
+		free(j[i]);
+	}
+	sched_fini(s);
+}
+
+static void
+test_cancel_queued(void)
+{
+	sched *s;
+	job *a = mkjob(1, 5, 100), *b = mkjob(2, 6, 100);
+
+	CU_ASSERT_EQUAL_FATAL(sched_init(&s, 1, 1, 10), 0);
+	sched_submit(s, a);
+	sched_submit(s, b);
+	/* Same request id from another client does not match. */
+	CU_ASSERT_PTR_NULL(sched_cancel_queued(s, 7, 100));
+	CU_ASSERT_PTR_EQUAL(sched_cancel_queued(s, 6, 100), b);
+	CU_ASSERT_EQUAL(b->state, JOB_DONE);
+	CU_ASSERT_EQUAL(sched_queued(s), 1);
+	/* Running jobs cannot be removed from the queue. */
+	sched_slot_ready(s, 0);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), a);
+	CU_ASSERT_PTR_NULL(sched_cancel_queued(s, 5, 100));
+	sched_complete(s, 0, 1);
+	free(a);
+	free(b);
+	sched_fini(s);
+}
+
+static void
+test_bad_init(void)
+{
+	sched *s;
+
+	CU_ASSERT_EQUAL(sched_init(&s, 0, 1, 10), -EINVAL);
+	CU_ASSERT_EQUAL(sched_init(&s, 1, 0, 10), -EINVAL);
+	sched_fini(NULL);
+}
+
+int
+main(void)
+{
+	CU_pSuite s;
+	int failed;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("sched", NULL, NULL);
+	CU_add_test(s, "FIFO, waits for ready workers", test_fifo_and_no_ready_worker);
+	CU_add_test(s, "queue limit", test_queue_limit);
+	CU_add_test(s, "lost slot returns its jobs", test_slot_lost_returns_running_jobs);
+	CU_add_test(s, "least-loaded slot", test_least_loaded_slot);
+	CU_add_test(s, "cancel a queued job", test_cancel_queued);
+	CU_add_test(s, "bad arguments", test_bad_init);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failed = (int) CU_get_number_of_failures();
+	CU_cleanup_registry();
+	return failed != 0;
+}

@@ -1,0 +1,838 @@
+/* libgild: connections to gild servers and the table of calls in flight.
+ *
+ * One raw nng REQ socket per URL. Each call gets an id from a per-client
+ * counter and an entry in a hash table (mutex + condvar); one receive is
+ * always posted per socket, and its callback (on an nng thread) decodes the
+ * Reply and completes the entry whose id the Reply carries. gild_wait and
+ * gild_poll sleep on the condvar. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "client.h"
+#include "codec.h"
+#include "error.h"
+#include "value.h"
+#include "wire.h"
+
+/* What a table entry is waiting for. Only CALL_USER entries are visible to
+ * gild_wait / gild_poll / gild_cancel; the others belong to a synchronous
+ * function running in some thread. */
+enum call_kind { CALL_USER, CALL_SYNC, CALL_PING, CALL_STATUS };
+
+typedef struct call {
+	uint64_t id;
+	enum call_kind kind;
+	bool done;   /* res is filled; no reply is awaited any more */
+	size_t conn; /* index of the connection the request went out on */
+	gild_result res;
+	struct call *hnext;         /* hash chain */
+	struct call *dprev, *dnext; /* done list, CALL_USER only */
+} call;
+
+typedef struct conn {
+	gild_client *c;
+	size_t idx;
+	char *url;
+	nng_socket sock;
+	bool opened;
+	nng_aio *aio; /* the receive always posted */
+	bool up;      /* a pipe is connected; under c->mtx */
+} conn;
+
+struct gild_client {
+	pthread_mutex_t mtx;
+	pthread_cond_t cv; /* a call finished or left, or a slot freed */
+	conn *conns;
+	size_t n_conns;
+	size_t rr;
+	uint64_t next_id;
+	call **buckets; /* power of two many; ids are sequential */
+	size_t n_buckets;
+	size_t n_calls;
+	size_t n_pending; /* entries not done: their replies may still come */
+	size_t n_user;    /* CALL_USER entries: gild_in_flight */
+	call *done_head, *done_tail;
+};
+
+/* ---- the call table (callers hold c->mtx) ------------------------------ */
+
+static call *
+table_find(gild_client *c, uint64_t id)
+{
+	call *cl = c->buckets[id & (c->n_buckets - 1)];
+
+	while (cl != NULL && cl->id != id)
+		cl = cl->hnext;
+	return cl;
+}
+
+static int
+table_insert(gild_client *c, call *cl)
+{
+	call **slot;
+
+	if (c->n_calls >= c->n_buckets) {
+		size_t nb = c->n_buckets * 2;
+		call **b = calloc(nb, sizeof(*b));
+
+		if (b == NULL)
+			return -1;
+		for (size_t i = 0; i < c->n_buckets; i++) {
+			call *e = c->buckets[i], *next;
+
+			for (; e != NULL; e = next) {
+				next = e->hnext;
+				e->hnext = b[e->id & (nb - 1)];
+				b[e->id & (nb - 1)] = e;
+			}
+		}
+		free(c->buckets);
+		c->buckets = b;
+		c->n_buckets = nb;
+	}
+	slot = &c->buckets[cl->id & (c->n_buckets - 1)];
+	cl->hnext = *slot;
+	*slot = cl;
+	c->n_calls++;
+	if (!cl->done)
+		c->n_pending++;
+	if (cl->kind == CALL_USER)
+		c->n_user++;
+	return 0;
+}
+
+static void
+done_unlink(gild_client *c, call *cl)
+{
+	if (cl->dprev != NULL)
+		cl->dprev->dnext = cl->dnext;
+	else if (c->done_head == cl)
+		c->done_head = cl->dnext;
+	if (cl->dnext != NULL)
+		cl->dnext->dprev = cl->dprev;
+	else if (c->done_tail == cl)
+		c->done_tail = cl->dprev;
+	cl->dprev = cl->dnext = NULL;
+}
+
+/* Takes cl out of the table (the caller frees it) and wakes waiters. */
+static void
+table_remove(gild_client *c, call *cl)
+{
+	call **p = &c->buckets[cl->id & (c->n_buckets - 1)];
+
+	while (*p != cl)
+		p = &(*p)->hnext;
+	*p = cl->hnext;
+	c->n_calls--;
+	if (!cl->done)
+		c->n_pending--;
+	if (cl->kind == CALL_USER)
+		c->n_user--;
+	done_unlink(c, cl);
+	pthread_cond_broadcast(&c->cv);
+}
+
+static void
+call_free(call *cl)
+{
+	if (cl == NULL)
+		return;
+	gild_result_clear(&cl->res);
+	free(cl);
+}
+
+/* Marks cl done with the outcome *res (moved in) and wakes waiters. */
+static void
+table_finish(gild_client *c, call *cl, gild_result *res)
+{
+	uint64_t id = cl->id;
+
+	cl->res = *res;
+	cl->res.id = id;
+	memset(res, 0, sizeof(*res));
+	cl->done = true;
+	c->n_pending--;
+	if (cl->kind == CALL_USER) {
+		cl->dprev = c->done_tail;
+		if (c->done_tail != NULL)
+			c->done_tail->dnext = cl;
+		else
+			c->done_head = cl;
+		c->done_tail = cl;
+	}
+	pthread_cond_broadcast(&c->cv);
+}
+
+/* ---- nng callbacks ----------------------------------------------------- */
+
+/* Turns one received Reply into the outcome of a call of `kind`. */
+static void
+reply_outcome(enum call_kind kind, const codec_reply *r, gild_result *res)
+{
+	gild_error derr = {0};
+
+	if (r->body == GILD__V1__REPLY__BODY_ERROR) {
+		if (codec_decode_error(r->data, r->len, &res->error) != GILD_OK)
+			error_set(&res->error, GILD_INTERNAL,
+			    "malformed error reply from the server");
+	} else if (r->body == GILD__V1__REPLY__BODY_RESULT &&
+	    (kind == CALL_USER || kind == CALL_SYNC)) {
+		if (codec_decode_value(r->data, r->len, &res->value, &derr) !=
+		    GILD_OK)
+			error_set(&res->error, GILD_INTERNAL,
+			    "bad result from the server: %s",
+			    derr.message ? derr.message : "out of memory");
+	} else if (r->body == GILD__V1__REPLY__BODY_PONG && kind == CALL_PING) {
+		Gild__V1__Pong *p = gild__v1__pong__unpack(NULL, r->len, r->data);
+
+		if (p == NULL)
+			error_set(&res->error, GILD_INTERNAL, "malformed pong");
+		else if ((res->value = gild_cstr(p->server_version ?
+		    p->server_version : "")) == NULL)
+			error_set(&res->error, GILD_INTERNAL,
+			    "bad server version in pong");
+		gild__v1__pong__free_unpacked(p, NULL);
+	} else if (r->body == GILD__V1__REPLY__BODY_STATUS &&
+	    kind == CALL_STATUS) {
+		Gild__V1__Status *s =
+		    gild__v1__status__unpack(NULL, r->len, r->data);
+
+		if (s == NULL)
+			error_set(&res->error, GILD_INTERNAL, "malformed status");
+		else if (codec_status_to_value(s, &res->value) != GILD_OK)
+			error_set(&res->error, GILD_RESOURCE_EXHAUSTED,
+			    "out of memory");
+		gild__v1__status__free_unpacked(s, NULL);
+	} else {
+		error_set(&res->error, GILD_INTERNAL,
+		    "unexpected reply (body %d) from the server", r->body);
+	}
+	gild_error_clear(&derr);
+	res->code = res->error.code;
+}
+
+static void
+deliver(conn *k, const uint8_t *buf, size_t len)
+{
+	gild_client *c = k->c;
+	gild_result res = {0};
+	codec_reply r;
+	enum call_kind kind;
+	call *cl;
+
+	if (codec_scan_reply(buf, len, &r) != 0) {
+		wire_field f;
+
+		/* Still fail the call the id names, if the id can be read. */
+		if (wire_find(buf, len, 1, &f) != 1 || f.type != WIRE_VARINT)
+			return;
+		memset(&r, 0, sizeof(r));
+		r.id = f.value;
+		r.body = -1;
+	}
+	pthread_mutex_lock(&c->mtx);
+	cl = table_find(c, r.id);
+	kind = cl != NULL ? cl->kind : CALL_USER;
+	pthread_mutex_unlock(&c->mtx);
+	if (cl == NULL || r.id == 0)
+		return; /* cancelled, forgotten or never ours */
+	/* Decode outside the lock; the entry may go away meanwhile. */
+	if (r.body == -1)
+		res.code = error_set(&res.error, GILD_INTERNAL,
+		    "malformed reply from the server");
+	else
+		reply_outcome(kind, &r, &res);
+	pthread_mutex_lock(&c->mtx);
+	cl = table_find(c, r.id);
+	if (cl != NULL && !cl->done)
+		table_finish(c, cl, &res);
+	pthread_mutex_unlock(&c->mtx);
+	gild_result_clear(&res);
+}
+
+static void
+recv_cb(void *arg)
+{
+	conn *k = arg;
+	int rv = nng_aio_result(k->aio);
+	nng_msg *m;
+
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+		return; /* the socket is closing */
+	if (rv == 0) {
+		m = nng_aio_get_msg(k->aio);
+		deliver(k, nng_msg_body(m), nng_msg_len(m));
+		nng_msg_free(m);
+	}
+	nng_recv_aio(k->sock, k->aio);
+}
+
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	conn *k = arg;
+	gild_client *c = k->c;
+
+	pthread_mutex_lock(&c->mtx);
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		k->up = true;
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		k->up = false;
+		for (size_t i = 0; i < c->n_buckets; i++) {
+			for (call *cl = c->buckets[i]; cl != NULL; cl = cl->hnext) {
+				gild_result res = {0};
+
+				if (cl->done || cl->conn != k->idx)
+					continue;
+				res.code = error_set(&res.error, GILD_UNAVAILABLE,
+				    "connection to %s lost", k->url);
+				table_finish(c, cl, &res);
+			}
+		}
+	}
+	pthread_mutex_unlock(&c->mtx);
+}
+
+/* ---- connecting -------------------------------------------------------- */
+
+/* Appends "; " and a formatted message to the message in err. */
+static void
+error_append(gild_error *err, const char *url, int rv)
+{
+	char *msg;
+
+	if (err == NULL)
+		return;
+	if (asprintf(&msg, "%s%scannot connect to %s: %s",
+	    err->message ? err->message : "", err->message ? "; " : "", url,
+	    nng_strerror(rv)) == -1)
+		return;
+	free(err->message);
+	err->message = msg;
+}
+
+static int
+conn_open(conn *k, gild_error *err)
+{
+	int rv;
+
+	if ((rv = nng_req0_open_raw(&k->sock)) != 0)
+		return error_set(err, GILD_INTERNAL, "cannot open an nng socket: %s",
+		    nng_strerror(rv));
+	k->opened = true;
+	/* nng's largest receive queue, no size limit on results, and notice
+	 * of every connection and disconnection. */
+	if ((rv = nng_socket_set_int(k->sock, NNG_OPT_RECVBUF,
+	    GILD_MAX_IN_FLIGHT)) != 0 ||
+	    (rv = nng_socket_set_size(k->sock, NNG_OPT_RECVMAXSZ, 0)) != 0 ||
+	    (rv = nng_pipe_notify(k->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, k)) ||
+	    (rv = nng_pipe_notify(k->sock, NNG_PIPE_EV_REM_POST, pipe_cb, k)) ||
+	    (rv = nng_aio_alloc(&k->aio, recv_cb, k)) != 0)
+		return error_set(err, GILD_INTERNAL,
+		    "cannot set up an nng socket: %s", nng_strerror(rv));
+	nng_recv_aio(k->sock, k->aio);
+	return GILD_OK;
+}
+
+int
+gild_connect(gild_client **out, const char *const *urls, size_t n_urls,
+    gild_error *err)
+{
+	gild_client *c = NULL;
+	pthread_condattr_t ca;
+	gild_error why = {0};
+	size_t n_up = 0;
+	int rc = GILD_RESOURCE_EXHAUSTED;
+
+	if (out == NULL || urls == NULL || n_urls == 0)
+		return error_set(err, GILD_INVALID_ARGUMENT, "no server URL given");
+	for (size_t i = 0; i < n_urls; i++)
+		if (urls[i] == NULL || *urls[i] == '\0')
+			return error_set(err, GILD_INVALID_ARGUMENT, "empty URL");
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return error_set(err, rc, "out of memory");
+	pthread_mutex_init(&c->mtx, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	c->next_id = 1;
+	c->n_buckets = 64;
+	c->buckets = calloc(c->n_buckets, sizeof(*c->buckets));
+	c->conns = calloc(n_urls, sizeof(*c->conns));
+	if (c->buckets == NULL || c->conns == NULL) {
+		error_set(err, rc, "out of memory");
+		goto fail;
+	}
+	c->n_conns = n_urls;
+	for (size_t i = 0; i < n_urls; i++) {
+		conn *k = &c->conns[i];
+
+		k->c = c;
+		k->idx = i;
+		if ((k->url = strdup(urls[i])) == NULL) {
+			error_set(err, rc, "out of memory");
+			goto fail;
+		}
+		if ((rc = conn_open(k, err)) != GILD_OK)
+			goto fail;
+	}
+	for (size_t i = 0; i < n_urls; i++) {
+		conn *k = &c->conns[i];
+		int rv = nng_dial(k->sock, k->url, NULL, 0);
+
+		if (rv == 0) {
+			pthread_mutex_lock(&c->mtx);
+			k->up = true;
+			pthread_mutex_unlock(&c->mtx);
+			n_up++;
+		} else if (rv == NNG_ENOTSUP || rv == NNG_EINVAL ||
+		    rv == NNG_EADDRINVAL) {
+			rc = error_set(err, GILD_INVALID_ARGUMENT,
+			    "bad URL '%s': %s", k->url, nng_strerror(rv));
+			goto fail;
+		} else {
+			error_append(&why, k->url, rv);
+			/* Keep trying in the background: the server may come. */
+			nng_dial(k->sock, k->url, NULL, NNG_FLAG_NONBLOCK);
+		}
+	}
+	if (n_up == 0) {
+		rc = error_set(err, GILD_UNAVAILABLE, "%s",
+		    why.message ? why.message : "no server reachable");
+		goto fail;
+	}
+	gild_error_clear(&why);
+	*out = c;
+	return GILD_OK;
+fail:
+	gild_error_clear(&why);
+	gild_close(c);
+	return rc;
+}
+
+void
+gild_close(gild_client *c)
+{
+	if (c == NULL)
+		return;
+	/* The receives are stopped before their sockets close: nng 1.5.2
+	 * sometimes panics ("pthread_mutex_lock: Invalid argument") when a raw
+	 * REQ socket is closed with a receive posted just after a reply came.
+	 * Closing runs the REM_POST callbacks of its pipes before it returns. */
+	for (size_t i = 0; i < c->n_conns; i++)
+		if (c->conns[i].aio != NULL)
+			nng_aio_stop(c->conns[i].aio);
+	for (size_t i = 0; i < c->n_conns; i++)
+		if (c->conns[i].opened)
+			nng_close(c->conns[i].sock);
+	for (size_t i = 0; i < c->n_conns; i++) {
+		if (c->conns[i].aio != NULL)
+			nng_aio_free(c->conns[i].aio);
+		free(c->conns[i].url);
+	}
+	for (size_t i = 0; c->buckets != NULL && i < c->n_buckets; i++) {
+		call *cl = c->buckets[i], *next;
+
+		for (; cl != NULL; cl = next) {
+			next = cl->hnext;
+			call_free(cl);
+		}
+	}
+	free(c->buckets);
+	free(c->conns);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mtx);
+	free(c);
+}
+
+/* ---- sending ----------------------------------------------------------- */
+
+/* Prepends the request id to body and sends it on k. Blocks while nng's
+ * send queue is full. */
+static int
+send_request(conn *k, codec_buf *body, uint64_t id, gild_error *err)
+{
+	nng_msg *m = NULL;
+	size_t len;
+	int rv, rc;
+
+	if ((rc = codec_encode_id(body, id, err)) != GILD_OK)
+		return rc;
+	len = codec_buf_len(body);
+	if ((rv = nng_msg_alloc(&m, len)) != 0)
+		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
+	memcpy(nng_msg_body(m), codec_buf_data(body), len);
+	/* A raw REQ socket leaves the request id header to us: 32 bits, high
+	 * bit set. Replies are matched by the id in the body instead. */
+	if ((rv = nng_msg_header_append_u32(m, 0x80000000u |
+	    (uint32_t) (id & 0x7fffffffu))) != 0 ||
+	    (rv = nng_sendmsg(k->sock, m, 0)) != 0) {
+		nng_msg_free(m);
+		return error_set(err, GILD_UNAVAILABLE, "cannot send to %s: %s",
+		    k->url, nng_strerror(rv));
+	}
+	return GILD_OK;
+}
+
+/* Sends a request whose body is in *body, tracked as a new table entry of
+ * `kind`. Blocks while GILD_MAX_IN_FLIGHT replies are awaited. On GILD_OK
+ * *id names the entry. */
+static int
+start(gild_client *c, enum call_kind kind, codec_buf *body, uint64_t *id,
+    gild_error *err)
+{
+	call *cl = calloc(1, sizeof(*cl));
+	conn *k = NULL;
+	int rc;
+
+	if (cl == NULL)
+		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
+	pthread_mutex_lock(&c->mtx);
+	while (c->n_pending >= GILD_MAX_IN_FLIGHT)
+		pthread_cond_wait(&c->cv, &c->mtx);
+	for (size_t i = 0; i < c->n_conns && k == NULL; i++) {
+		size_t j = (c->rr + i) % c->n_conns;
+
+		if (c->conns[j].up) {
+			k = &c->conns[j];
+			c->rr = j + 1;
+		}
+	}
+	if (k == NULL) {
+		pthread_mutex_unlock(&c->mtx);
+		free(cl);
+		return error_set(err, GILD_UNAVAILABLE,
+		    "not connected to any server");
+	}
+	cl->id = c->next_id++;
+	cl->kind = kind;
+	cl->conn = k->idx;
+	if (table_insert(c, cl) != 0) {
+		pthread_mutex_unlock(&c->mtx);
+		free(cl);
+		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	*id = cl->id;
+	pthread_mutex_unlock(&c->mtx);
+	if ((rc = send_request(k, body, *id, err)) != GILD_OK) {
+		pthread_mutex_lock(&c->mtx);
+		if ((cl = table_find(c, *id)) != NULL)
+			table_remove(c, cl);
+		pthread_mutex_unlock(&c->mtx);
+		call_free(cl);
+	}
+	return rc;
+}
+
+/* Asks connection `idx` to cancel call `target`. Failures are ignored: a
+ * lost connection cancels the call anyway. */
+static void
+send_cancel(gild_client *c, size_t idx, uint64_t target)
+{
+	codec_buf body = {0};
+	uint64_t id;
+
+	pthread_mutex_lock(&c->mtx);
+	id = c->next_id++;
+	pthread_mutex_unlock(&c->mtx);
+	if (codec_encode_cancel(&body, target, NULL) == GILD_OK)
+		send_request(&c->conns[idx], &body, id, NULL);
+	codec_buf_fini(&body);
+}
+
+int
+gild_submit(gild_client *c, const char *function, const gild_value *args,
+    const gild_value *kwargs, gild_call_id *id, gild_error *err)
+{
+	codec_buf body = {0};
+	uint64_t cid;
+	int rc;
+
+	if (c == NULL || id == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	if ((rc = codec_encode_call(&body, function, args, kwargs, err)) ==
+	    GILD_OK && (rc = start(c, CALL_USER, &body, &cid, err)) == GILD_OK)
+		*id = cid;
+	codec_buf_fini(&body);
+	return rc;
+}
+
+/* ---- waiting ----------------------------------------------------------- */
+
+static void
+deadline_of(int timeout_ms, struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += timeout_ms / 1000;
+	ts->tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* One sleep on c->cv; returns false once the deadline has passed. */
+static bool
+sleep_until(gild_client *c, int timeout_ms, const struct timespec *ts)
+{
+	if (timeout_ms < 0) {
+		pthread_cond_wait(&c->cv, &c->mtx);
+		return true;
+	}
+	return timeout_ms > 0 &&
+	    pthread_cond_timedwait(&c->cv, &c->mtx, ts) != ETIMEDOUT;
+}
+
+/* Moves a finished entry's outcome into *res and frees the entry. */
+static void
+take(gild_client *c, call *cl, gild_result *res)
+{
+	table_remove(c, cl);
+	*res = cl->res;
+	memset(&cl->res, 0, sizeof(cl->res));
+	call_free(cl);
+}
+
+/* Waits for entry `id` of `kind`: GILD_OK with *res, GILD_NOT_FOUND, or
+ * GILD_DEADLINE_EXCEEDED (the entry stays). */
+static int
+wait_call(gild_client *c, uint64_t id, enum call_kind kind, int timeout_ms,
+    gild_result *res)
+{
+	struct timespec ts;
+	int rc;
+
+	deadline_of(timeout_ms > 0 ? timeout_ms : 0, &ts);
+	pthread_mutex_lock(&c->mtx);
+	for (;;) {
+		call *cl = table_find(c, id);
+
+		if (cl == NULL || cl->kind != kind) {
+			rc = GILD_NOT_FOUND;
+			break;
+		}
+		if (cl->done) {
+			take(c, cl, res);
+			rc = GILD_OK;
+			break;
+		}
+		if (!sleep_until(c, timeout_ms, &ts)) {
+			/* A last look: the reply may have come with the timeout. */
+			cl = table_find(c, id);
+			if (cl != NULL && cl->kind == kind && cl->done) {
+				take(c, cl, res);
+				rc = GILD_OK;
+			} else {
+				rc = cl != NULL && cl->kind == kind ?
+				    GILD_DEADLINE_EXCEEDED : GILD_NOT_FOUND;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->mtx);
+	return rc;
+}
+
+int
+gild_wait(gild_client *c, gild_call_id id, int timeout_ms, gild_result *res)
+{
+	if (c == NULL || res == NULL)
+		return GILD_INVALID_ARGUMENT;
+	return wait_call(c, id, CALL_USER, timeout_ms, res);
+}
+
+int
+gild_poll(gild_client *c, int timeout_ms, gild_result *res)
+{
+	struct timespec ts;
+	int rc;
+
+	if (c == NULL || res == NULL)
+		return GILD_INVALID_ARGUMENT;
+	deadline_of(timeout_ms > 0 ? timeout_ms : 0, &ts);
+	pthread_mutex_lock(&c->mtx);
+	for (;;) {
+		if (c->done_head != NULL) {
+			take(c, c->done_head, res);
+			rc = GILD_OK;
+			break;
+		}
+		if (c->n_user == 0) {
+			rc = GILD_NOT_FOUND;
+			break;
+		}
+		if (!sleep_until(c, timeout_ms, &ts)) {
+			rc = GILD_DEADLINE_EXCEEDED;
+			if (c->done_head != NULL) {
+				take(c, c->done_head, res);
+				rc = GILD_OK;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->mtx);
+	return rc;
+}
+
+size_t
+gild_in_flight(gild_client *c)
+{
+	size_t n;
+
+	if (c == NULL)
+		return 0;
+	pthread_mutex_lock(&c->mtx);
+	n = c->n_user;
+	pthread_mutex_unlock(&c->mtx);
+	return n;
+}
+
+void
+gild_result_clear(gild_result *res)
+{
+	if (res == NULL)
+		return;
+	gild_value_free(res->value);
+	gild_error_clear(&res->error);
+	memset(res, 0, sizeof(*res));
+}
+
+/* Forgets entry `id` of `kind`; when its reply was still awaited, asks the
+ * server to cancel it. GILD_OK or GILD_NOT_FOUND. */
+static int
+forget(gild_client *c, uint64_t id, enum call_kind kind)
+{
+	call *cl;
+	bool pending;
+	size_t idx;
+
+	pthread_mutex_lock(&c->mtx);
+	cl = table_find(c, id);
+	if (cl == NULL || cl->kind != kind) {
+		pthread_mutex_unlock(&c->mtx);
+		return GILD_NOT_FOUND;
+	}
+	pending = !cl->done;
+	idx = cl->conn;
+	table_remove(c, cl);
+	pthread_mutex_unlock(&c->mtx);
+	call_free(cl);
+	if (pending)
+		send_cancel(c, idx, id);
+	return GILD_OK;
+}
+
+int
+gild_cancel(gild_client *c, gild_call_id id, gild_error *err)
+{
+	if (c == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL client");
+	if (forget(c, id, CALL_USER) != GILD_OK)
+		return error_set(err, GILD_NOT_FOUND,
+		    "no call %llu in flight", (unsigned long long) id);
+	return GILD_OK;
+}
+
+/* start + wait for the synchronous functions. On GILD_OK *out (may be NULL
+ * to drop it) gets the value; otherwise err gets the error. */
+static int
+round_trip(gild_client *c, enum call_kind kind, codec_buf *body,
+    int timeout_ms, gild_value **out, gild_error *err)
+{
+	gild_result res = {0};
+	uint64_t id;
+	int rc;
+
+	if ((rc = start(c, kind, body, &id, err)) != GILD_OK)
+		return rc;
+	rc = wait_call(c, id, kind, timeout_ms, &res);
+	if (rc == GILD_DEADLINE_EXCEEDED) {
+		forget(c, id, kind);
+		return error_set(err, rc, "no reply within %d ms", timeout_ms);
+	}
+	if (rc != GILD_OK) /* cannot happen: only this thread removes it */
+		return error_set(err, GILD_INTERNAL, "call %llu vanished",
+		    (unsigned long long) id);
+	rc = res.code;
+	if (rc == GILD_OK) {
+		if (out != NULL) {
+			*out = res.value;
+			res.value = NULL;
+		}
+	} else {
+		error_move(err, &res.error);
+	}
+	gild_result_clear(&res);
+	return rc;
+}
+
+int
+gild_call(gild_client *c, const char *function, const gild_value *args,
+    const gild_value *kwargs, int timeout_ms, gild_value **out,
+    gild_error *err)
+{
+	codec_buf body = {0};
+	int rc;
+
+	if (c == NULL || out == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	*out = NULL;
+	if ((rc = codec_encode_call(&body, function, args, kwargs, err)) ==
+	    GILD_OK)
+		rc = round_trip(c, CALL_SYNC, &body, timeout_ms, out, err);
+	codec_buf_fini(&body);
+	return rc;
+}
+
+int
+client_ping(gild_client *c, int timeout_ms, char **version, gild_error *err)
+{
+	codec_buf body = {0};
+	gild_value *v = NULL;
+	int rc;
+
+	if (c == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL client");
+	if ((rc = codec_encode_ping(&body, "gild", 4, err)) == GILD_OK)
+		rc = round_trip(c, CALL_PING, &body, timeout_ms, &v, err);
+	codec_buf_fini(&body);
+	if (rc == GILD_OK && version != NULL) {
+		const char *s = gild_value_str(v, NULL);
+
+		if ((*version = strdup(s != NULL ? s : "")) == NULL)
+			rc = error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	gild_value_free(v);
+	return rc;
+}
+
+int
+gild_ping(gild_client *c, int timeout_ms, gild_error *err)
+{
+	return client_ping(c, timeout_ms, NULL, err);
+}
+
+int
+gild_status(gild_client *c, int timeout_ms, gild_value **out,
+    gild_error *err)
+{
+	codec_buf body = {0};
+	int rc;
+
+	if (c == NULL || out == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	*out = NULL;
+	if ((rc = codec_encode_status(&body, err)) == GILD_OK)
+		rc = round_trip(c, CALL_STATUS, &body, timeout_ms, out, err);
+	codec_buf_fini(&body);
+	return rc;
+}

@@ -1,0 +1,732 @@
+/* libgild: gild_value <-> gild.v1 wire format, Request bodies and Reply
+ * scanning (see codec.h for why values bypass protobuf-c's structs). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "error.h"
+#include "value.h"
+#include "wire.h"
+
+/* Field numbers of gild.v1.Value's oneof. */
+enum {
+	F_NULL = 1, F_BOOL, F_INT, F_BIGINT, F_FLOAT, F_STR, F_BYTES, F_LIST,
+	F_TUPLE, F_MAP, F_TENSOR
+};
+
+#define OOM (-1)
+
+void
+codec_buf_fini(codec_buf *b)
+{
+	if (b == NULL)
+		return;
+	free(b->base);
+	memset(b, 0, sizeof(*b));
+}
+
+static size_t
+used(const codec_buf *b)
+{
+	return b->cap - b->pos;
+}
+
+/* Makes room for n more bytes in front of the data. 0 or OOM. */
+static int
+reserve(codec_buf *b, size_t n)
+{
+	size_t have = used(b), ncap = b->cap ? b->cap : 256;
+	uint8_t *nb;
+
+	if (b->pos >= n)
+		return 0;
+	while (ncap - have < n) {
+		if (ncap > SIZE_MAX / 2)
+			return OOM;
+		ncap *= 2;
+	}
+	if ((nb = malloc(ncap)) == NULL)
+		return OOM;
+	if (have > 0)
+		memcpy(nb + ncap - have, b->base + b->pos, have);
+	free(b->base);
+	b->base = nb;
+	b->cap = ncap;
+	b->pos = ncap - have;
+	return 0;
+}
+
+static int
+put(codec_buf *b, const void *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (reserve(b, n) != 0)
+		return OOM;
+	b->pos -= n;
+	memcpy(b->base + b->pos, p, n);
+	return 0;
+}
+
+static int
+put_varint(codec_buf *b, uint64_t v)
+{
+	uint8_t tmp[WIRE_MAX_VARINT];
+
+	return put(b, tmp, wire_put_varint(tmp, v));
+}
+
+static int
+put_tag(codec_buf *b, uint32_t number, enum wire_type type)
+{
+	return put_varint(b, (uint64_t) number << 3 | type);
+}
+
+/* Turns everything written since `mark` (a used() reading) into a
+ * length-delimited field `number`. */
+static int
+wrap(codec_buf *b, size_t mark, uint32_t number)
+{
+	if (put_varint(b, used(b) - mark) != 0)
+		return OOM;
+	return put_tag(b, number, WIRE_LEN);
+}
+
+static int
+put_bytes_field(codec_buf *b, uint32_t number, const void *p, size_t n)
+{
+	size_t mark = used(b);
+
+	if (put(b, p, n) != 0)
+		return OOM;
+	return wrap(b, mark, number);
+}
+
+static int encode(codec_buf *b, const gild_value *v, int depth,
+    gild_error *err);
+
+/* Prepends `number` as a Value submessage holding v. */
+static int
+encode_field(codec_buf *b, uint32_t number, const gild_value *v, int depth,
+    gild_error *err)
+{
+	size_t mark = used(b);
+	int rc;
+
+	if ((rc = encode(b, v, depth, err)) != GILD_OK)
+		return rc;
+	if (wrap(b, mark, number) != 0)
+		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
+	return GILD_OK;
+}
+
+static int
+encode(codec_buf *b, const gild_value *v, int depth, gild_error *err)
+{
+	size_t mark = used(b), n;
+	const uint8_t *p;
+	int rc = 0;
+
+	if (v == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL value");
+	if (depth > VALUE_MAX_DEPTH)
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    "value nested deeper than %d levels", VALUE_MAX_DEPTH);
+	switch (gild_value_kind(v)) {
+	case GILD_NULL:
+		rc = wrap(b, mark, F_NULL);
+		break;
+	case GILD_BOOL:
+		if ((rc = put_varint(b, gild_value_bool(v))) == 0)
+			rc = put_tag(b, F_BOOL, WIRE_VARINT);
+		break;
+	case GILD_INT: {
+		int64_t i = gild_value_int(v);
+		uint64_t zz = ((uint64_t) i << 1) ^ (i < 0 ? UINT64_MAX : 0);
+
+		if ((rc = put_varint(b, zz)) == 0)
+			rc = put_tag(b, F_INT, WIRE_VARINT);
+		break;
+	}
+	case GILD_BIGINT:
+		p = gild_value_bytes(v, &n);
+		if ((rc = put_bytes_field(b, 1, p, n)) == 0)
+			rc = wrap(b, mark, F_BIGINT);
+		break;
+	case GILD_FLOAT: {
+		double d = gild_value_float(v);
+		uint64_t u;
+		uint8_t le[8];
+
+		memcpy(&u, &d, sizeof(u));
+		for (int k = 0; k < 8; k++)
+			le[k] = (uint8_t) (u >> (8 * k));
+		if ((rc = put(b, le, 8)) == 0)
+			rc = put_tag(b, F_FLOAT, WIRE_I64);
+		break;
+	}
+	case GILD_STR:
+		p = (const uint8_t *) gild_value_str(v, &n);
+		rc = put_bytes_field(b, F_STR, p, n);
+		break;
+	case GILD_BYTES:
+		p = gild_value_bytes(v, &n);
+		rc = put_bytes_field(b, F_BYTES, p, n);
+		break;
+	case GILD_LIST:
+	case GILD_TUPLE:
+		for (size_t i = gild_value_len(v); i-- > 0;) {
+			rc = encode_field(b, 1, gild_value_item(v, i), depth + 1,
+			    err);
+			if (rc != GILD_OK)
+				return rc;
+		}
+		rc = wrap(b, mark,
+		    gild_value_kind(v) == GILD_LIST ? F_LIST : F_TUPLE);
+		break;
+	case GILD_MAP:
+		for (size_t i = gild_value_len(v); i-- > 0;) {
+			size_t entry = used(b);
+
+			rc = encode_field(b, 2, gild_map_val(v, i), depth + 1, err);
+			if (rc == GILD_OK)
+				rc = encode_field(b, 1, gild_map_key(v, i),
+				    depth + 1, err);
+			if (rc != GILD_OK)
+				return rc;
+			if ((rc = wrap(b, entry, 1)) != 0)
+				break;
+		}
+		if (rc == 0)
+			rc = wrap(b, mark, F_MAP);
+		break;
+	case GILD_TENSOR: {
+		const uint64_t *shape = gild_tensor_shape(v);
+		const char *dtype = gild_tensor_dtype(v);
+		size_t ndim = gild_tensor_ndim(v), sm;
+
+		p = gild_tensor_data(v, &n);
+		if (n > 0 && (rc = put_bytes_field(b, 3, p, n)) != 0)
+			break;
+		if (ndim > 0) {
+			sm = used(b);
+			for (size_t k = ndim; k-- > 0 && rc == 0;)
+				rc = put_varint(b, shape[k]);
+			if (rc != 0 || (rc = wrap(b, sm, 2)) != 0)
+				break;
+		}
+		if ((rc = put_bytes_field(b, 1, dtype, strlen(dtype))) == 0)
+			rc = wrap(b, mark, F_TENSOR);
+		break;
+	}
+	}
+	if (rc != 0)
+		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
+	return GILD_OK;
+}
+
+int
+codec_encode_value(codec_buf *b, const gild_value *v, gild_error *err)
+{
+	return encode(b, v, 0, err);
+}
+
+/* ---- decoding ---------------------------------------------------------- */
+
+static int
+malformed(gild_error *err, const char *what)
+{
+	return error_set(err, GILD_INVALID_ARGUMENT, "malformed %s", what);
+}
+
+static int
+oom(gild_error *err)
+{
+	return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
+}
+
+static int decode(const uint8_t *buf, size_t len, int depth,
+    gild_value **out, gild_error *err);
+
+static int
+decode_list(const wire_field *lf, gild_kind kind, int depth,
+    gild_value **out, gild_error *err)
+{
+	const uint8_t *p = lf->data, *end = lf->data + lf->len;
+	gild_value *list = kind == GILD_LIST ? gild_list() : gild_tuple();
+	gild_value *item = NULL;
+	wire_field f;
+	int rc;
+
+	if (list == NULL)
+		return oom(err);
+	while ((rc = wire_next(&p, end, &f)) == 1) {
+		if (f.number != 1)
+			continue;
+		if (f.type != WIRE_LEN) {
+			rc = malformed(err, "list");
+			goto fail;
+		}
+		if ((rc = decode(f.data, f.len, depth + 1, &item, err)) != 0)
+			goto fail;
+		if (gild_list_append(list, item) != GILD_OK) {
+			rc = oom(err);
+			goto fail;
+		}
+		item = NULL;
+	}
+	if (rc < 0) {
+		rc = malformed(err, "list");
+		goto fail;
+	}
+	*out = list;
+	return GILD_OK;
+fail:
+	gild_value_free(item);
+	gild_value_free(list);
+	return rc;
+}
+
+static int
+decode_entry(const wire_field *ef, int depth, gild_value **key,
+    gild_value **val, gild_error *err)
+{
+	wire_field k, v;
+	int rk = wire_find(ef->data, ef->len, 1, &k);
+	int rv = wire_find(ef->data, ef->len, 2, &v);
+	int rc;
+
+	if (rk < 0 || rv < 0 || (rk && k.type != WIRE_LEN) ||
+	    (rv && v.type != WIRE_LEN))
+		return malformed(err, "map entry");
+	if (!rk || !rv)
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    "map entry without a %s", rk ? "value" : "key");
+	if ((rc = decode(k.data, k.len, depth + 1, key, err)) != GILD_OK)
+		return rc;
+	if ((rc = decode(v.data, v.len, depth + 1, val, err)) != GILD_OK) {
+		gild_value_free(*key);
+		*key = NULL;
+	}
+	return rc;
+}
+
+static int
+decode_map(const wire_field *mf, int depth, gild_value **out,
+    gild_error *err)
+{
+	const uint8_t *p = mf->data, *end = mf->data + mf->len;
+	gild_value *map = gild_map(), *key = NULL, *val = NULL;
+	wire_field f;
+	int rc;
+
+	if (map == NULL)
+		return oom(err);
+	while ((rc = wire_next(&p, end, &f)) == 1) {
+		if (f.number != 1)
+			continue;
+		if (f.type != WIRE_LEN) {
+			rc = malformed(err, "map");
+			goto fail;
+		}
+		if ((rc = decode_entry(&f, depth, &key, &val, err)) != 0)
+			goto fail;
+		if (gild_map_set(map, key, val) != GILD_OK) {
+			rc = oom(err);
+			goto fail;
+		}
+		key = val = NULL;
+	}
+	if (rc < 0) {
+		rc = malformed(err, "map");
+		goto fail;
+	}
+	*out = map;
+	return GILD_OK;
+fail:
+	gild_value_free(key);
+	gild_value_free(val);
+	gild_value_free(map);
+	return rc;
+}
+
+static int
+push_dim(uint64_t **shape, size_t *ndim, size_t *cap, uint64_t d)
+{
+	if (*ndim == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 8;
+		uint64_t *s = realloc(*shape, ncap * sizeof(*s));
+
+		if (s == NULL)
+			return OOM;
+		*shape = s;
+		*cap = ncap;
+	}
+	(*shape)[(*ndim)++] = d;
+	return 0;
+}
+
+static int
+decode_tensor(const wire_field *tf, gild_value **out, gild_error *err)
+{
+	const uint8_t *p = tf->data, *end = tf->data + tf->len;
+	const uint8_t *data = NULL;
+	size_t len = 0, ndim = 0, cap = 0, item;
+	uint64_t *shape = NULL, want = 1;
+	char dtype[16] = "";
+	wire_field f;
+	int rc;
+
+	while ((rc = wire_next(&p, end, &f)) == 1) {
+		if (f.number == 1 && f.type == WIRE_LEN) {
+			size_t n = f.len < sizeof(dtype) ? f.len : sizeof(dtype) - 1;
+
+			memcpy(dtype, f.data, n); /* longer: unknown below */
+			dtype[n] = '\0';
+			if (f.len >= sizeof(dtype) || memchr(f.data, 0, f.len))
+				dtype[0] = '?';
+		} else if (f.number == 2 && f.type == WIRE_VARINT) {
+			if (push_dim(&shape, &ndim, &cap, f.value) != 0)
+				goto nomem;
+		} else if (f.number == 2 && f.type == WIRE_LEN) {
+			const uint8_t *q = f.data, *qe = f.data + f.len;
+
+			while (q < qe) { /* packed: varints back to back */
+				uint64_t d = 0;
+				int shift = 0;
+
+				for (;;) {
+					if (q >= qe || shift > 63) {
+						rc = -1;
+						goto out;
+					}
+					d |= (uint64_t) (*q & 0x7f) << shift;
+					shift += 7;
+					if (!(*q++ & 0x80))
+						break;
+				}
+				if (push_dim(&shape, &ndim, &cap, d) != 0)
+					goto nomem;
+			}
+		} else if (f.number == 3 && f.type == WIRE_LEN) {
+			data = f.data;
+			len = f.len;
+		} else if (f.number <= 3) {
+			rc = -1;
+			break;
+		}
+	}
+out:
+	if (rc < 0) {
+		free(shape);
+		return malformed(err, "tensor");
+	}
+	if ((item = value_dtype_itemsize(dtype)) == 0) {
+		free(shape);
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    "tensor dtype '%s' is not one of gild's", dtype);
+	}
+	want = item;
+	for (size_t k = 0; k < ndim && want != 0; k++)
+		want = shape[k] && want > UINT64_MAX / shape[k] ? 0 : want * shape[k];
+	if ((*out = gild_tensor(dtype, shape, ndim, data, len)) == NULL) {
+		free(shape);
+		if (want != len)
+			return error_set(err, GILD_INVALID_ARGUMENT,
+			    "%s tensor of %zu dimensions has %zu bytes of data, "
+			    "not itemsize x shape", dtype, ndim, len);
+		return oom(err);
+	}
+	free(shape);
+	return GILD_OK;
+nomem:
+	free(shape);
+	return oom(err);
+}
+
+static int
+decode(const uint8_t *buf, size_t len, int depth, gild_value **out,
+    gild_error *err)
+{
+	const uint8_t *p = buf, *end = buf + len;
+	wire_field f, k = {0};
+	gild_value *v = NULL;
+	int rc;
+
+	*out = NULL;
+	if (depth > VALUE_MAX_DEPTH)
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    "value nested deeper than %d levels", VALUE_MAX_DEPTH);
+	while ((rc = wire_next(&p, end, &f)) == 1)
+		if (f.number >= F_NULL && f.number <= F_TENSOR)
+			k = f;
+	if (rc < 0)
+		return malformed(err, "value");
+	if (k.number == 0)
+		return error_set(err, GILD_INVALID_ARGUMENT, "value has no kind set");
+	if (k.type != ((k.number == F_BOOL || k.number == F_INT) ? WIRE_VARINT :
+	    k.number == F_FLOAT ? WIRE_I64 : WIRE_LEN))
+		return malformed(err, "value");
+	switch (k.number) {
+	case F_NULL:
+		v = gild_null();
+		break;
+	case F_BOOL:
+		v = gild_bool(k.value != 0);
+		break;
+	case F_INT:
+		v = gild_int((int64_t) (k.value >> 1) ^ -(int64_t) (k.value & 1));
+		break;
+	case F_BIGINT: {
+		wire_field d;
+		int r = wire_find(k.data, k.len, 1, &d);
+
+		if (r < 0 || (r == 1 && d.type != WIRE_LEN))
+			return malformed(err, "big integer");
+		v = r ? gild_bigint(d.data, d.len) : gild_int(0);
+		break;
+	}
+	case F_FLOAT: {
+		uint64_t u = 0;
+		double d;
+
+		for (int i = 0; i < 8; i++)
+			u |= (uint64_t) k.data[i] << (8 * i);
+		memcpy(&d, &u, sizeof(d));
+		v = gild_float(d);
+		break;
+	}
+	case F_STR:
+		if (!value_utf8_valid(k.data, k.len))
+			return error_set(err, GILD_INVALID_ARGUMENT,
+			    "str value is not valid UTF-8");
+		v = gild_str((const char *) k.data, k.len);
+		break;
+	case F_BYTES:
+		v = gild_bytes(k.data, k.len);
+		break;
+	case F_LIST:
+	case F_TUPLE:
+		return decode_list(&k, k.number == F_LIST ? GILD_LIST : GILD_TUPLE,
+		    depth, out, err);
+	case F_MAP:
+		return decode_map(&k, depth, out, err);
+	case F_TENSOR:
+		return decode_tensor(&k, out, err);
+	}
+	if (v == NULL)
+		return oom(err);
+	*out = v;
+	return GILD_OK;
+}
+
+int
+codec_decode_value(const uint8_t *buf, size_t len, gild_value **out,
+    gild_error *err)
+{
+	return decode(buf, len, 0, out, err);
+}
+
+/* ---- requests and replies ---------------------------------------------- */
+
+int
+codec_encode_call(codec_buf *b, const char *function, const gild_value *args,
+    const gild_value *kwargs, gild_error *err)
+{
+	size_t mark = used(b);
+	int rc;
+
+	if (function == NULL ||
+	    !value_utf8_valid((const uint8_t *) function, strlen(function)))
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    "function name must be UTF-8 text");
+	if (args != NULL && gild_value_kind(args) != GILD_LIST &&
+	    gild_value_kind(args) != GILD_TUPLE)
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    "positional arguments must be a list or tuple");
+	if (kwargs != NULL && gild_value_kind(kwargs) != GILD_MAP)
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    "keyword arguments must be a map");
+	for (size_t i = gild_value_len(kwargs); i-- > 0;) {
+		const gild_value *key = gild_map_key(kwargs, i);
+		size_t kw = used(b), n;
+		const char *name = gild_value_str(key, &n);
+
+		if (name == NULL)
+			return error_set(err, GILD_INVALID_ARGUMENT,
+			    "keyword argument names must be str");
+		if ((rc = encode_field(b, 2, gild_map_val(kwargs, i), 1, err)))
+			return rc;
+		if (put_bytes_field(b, 1, name, n) != 0 || wrap(b, kw, 3) != 0)
+			return oom(err);
+	}
+	for (size_t i = gild_value_len(args); i-- > 0;)
+		if ((rc = encode_field(b, 2, gild_value_item(args, i), 1, err)))
+			return rc;
+	if (put_bytes_field(b, 1, function, strlen(function)) != 0 ||
+	    wrap(b, mark, GILD__V1__REQUEST__BODY_CALL) != 0)
+		return oom(err);
+	return GILD_OK;
+}
+
+int
+codec_encode_cancel(codec_buf *b, uint64_t target_id, gild_error *err)
+{
+	size_t mark = used(b);
+
+	if ((target_id != 0 && (put_varint(b, target_id) != 0 ||
+	    put_tag(b, 1, WIRE_VARINT) != 0)) ||
+	    wrap(b, mark, GILD__V1__REQUEST__BODY_CANCEL) != 0)
+		return oom(err);
+	return GILD_OK;
+}
+
+int
+codec_encode_status(codec_buf *b, gild_error *err)
+{
+	if (wrap(b, used(b), GILD__V1__REQUEST__BODY_STATUS) != 0)
+		return oom(err);
+	return GILD_OK;
+}
+
+int
+codec_encode_ping(codec_buf *b, const void *payload, size_t len,
+    gild_error *err)
+{
+	size_t mark = used(b);
+
+	if ((len > 0 && put_bytes_field(b, 1, payload, len) != 0) ||
+	    wrap(b, mark, GILD__V1__REQUEST__BODY_PING) != 0)
+		return oom(err);
+	return GILD_OK;
+}
+
+int
+codec_encode_id(codec_buf *b, uint64_t id, gild_error *err)
+{
+	if (id != 0 && (put_varint(b, id) != 0 || put_tag(b, 1, WIRE_VARINT)))
+		return oom(err);
+	return GILD_OK;
+}
+
+int
+codec_scan_reply(const uint8_t *buf, size_t len, codec_reply *r)
+{
+	const uint8_t *p = buf, *end = buf + len;
+	wire_field f;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	while ((rc = wire_next(&p, end, &f)) == 1) {
+		if (f.number == 1) {
+			if (f.type != WIRE_VARINT)
+				return -1;
+			r->id = f.value;
+		} else if (f.number >= GILD__V1__REPLY__BODY_RESULT &&
+		    f.number <= GILD__V1__REPLY__BODY_PONG) {
+			if (f.type != WIRE_LEN)
+				return -1;
+			r->body = (int) f.number;
+			r->data = f.data;
+			r->len = f.len;
+		}
+	}
+	return rc < 0 ? -1 : 0;
+}
+
+static char *
+dup_nonempty(const char *s)
+{
+	return s != NULL && *s != '\0' ? strdup(s) : NULL;
+}
+
+int
+codec_decode_error(const uint8_t *buf, size_t len, gild_error *err)
+{
+	Gild__V1__Error *e = gild__v1__error__unpack(NULL, len, buf);
+
+	if (e == NULL)
+		return malformed(err, "error reply");
+	if (err != NULL) {
+		gild_error_clear(err);
+		err->code = e->code != 0 ? (int) e->code : GILD_UNKNOWN;
+		err->message = strdup(e->message != NULL ? e->message : "");
+		err->python_type = dup_nonempty(e->python_type);
+		err->traceback = dup_nonempty(e->traceback);
+	}
+	gild__v1__error__free_unpacked(e, NULL);
+	return GILD_OK;
+}
+
+/* Adds key -> val to map; frees val when that fails. 0 or OOM. */
+static int
+set(gild_value *map, const char *key, gild_value *val)
+{
+	gild_value *k = gild_cstr(key);
+
+	if (k == NULL || val == NULL || gild_map_set(map, k, val) != GILD_OK) {
+		gild_value_free(k);
+		gild_value_free(val);
+		return OOM;
+	}
+	return 0;
+}
+
+static gild_value *
+str_or_empty(const char *s)
+{
+	return gild_cstr(s != NULL ? s : "");
+}
+
+int
+codec_status_to_value(const Gild__V1__Status *st, gild_value **out)
+{
+	gild_value *m = gild_map(), *fns = gild_list(), *ws = gild_list();
+	int rc = 0;
+
+	if (m == NULL || fns == NULL || ws == NULL)
+		goto fail;
+	for (size_t i = 0; i < st->n_functions; i++) {
+		gild_value *s = str_or_empty(st->functions[i]);
+
+		if (s == NULL || gild_list_append(fns, s) != GILD_OK) {
+			gild_value_free(s);
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < st->n_workers; i++) {
+		const Gild__V1__WorkerStatus *w = st->workers[i];
+		gild_value *wm = gild_map();
+
+		if (wm == NULL || gild_list_append(ws, wm) != GILD_OK) {
+			gild_value_free(wm);
+			goto fail;
+		}
+		rc |= set(wm, "slot", gild_int(w->slot));
+		rc |= set(wm, "pid", gild_int(w->pid));
+		rc |= set(wm, "state", str_or_empty(w->state));
+		rc |= set(wm, "jobs_done", value_uint64(w->jobs_done));
+		rc |= set(wm, "restarts", gild_int(w->restarts));
+	}
+	rc |= set(m, "server_version", str_or_empty(st->server_version));
+	rc |= set(m, "app", str_or_empty(st->app));
+	rc |= set(m, "runtime", str_or_empty(st->runtime));
+	rc |= set(m, "functions", fns);
+	fns = NULL;
+	rc |= set(m, "workers", ws);
+	ws = NULL;
+	rc |= set(m, "queued", value_uint64(st->queued));
+	rc |= set(m, "in_flight", value_uint64(st->in_flight));
+	rc |= set(m, "calls_total", value_uint64(st->calls_total));
+	rc |= set(m, "uptime_s", gild_float(st->uptime_s));
+	rc |= set(m, "python_version", str_or_empty(st->python_version));
+	if (rc != 0)
+		goto fail;
+	*out = m;
+	return GILD_OK;
+fail:
+	gild_value_free(m);
+	gild_value_free(fns);
+	gild_value_free(ws);
+	return GILD_RESOURCE_EXHAUSTED;
+}

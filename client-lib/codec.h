@@ -1,0 +1,79 @@
+/* libgild internal: gild_value <-> gild.v1 protobuf wire format, and the
+ * Requests and Replies that carry values.
+ *
+ * Values are written and read directly in the wire format rather than
+ * through protobuf-c's Gild__V1__Value structs, which would copy every
+ * payload once more (a result can be 64 MiB) and allocate a node per item.
+ * The bytes are exactly those gild__v1__value__pack / __unpack produce and
+ * accept (the unit tests check both directions). */
+#ifndef GILD_CLIENT_CODEC_H
+#define GILD_CLIENT_CODEC_H
+
+#include "gild.h"
+#include "gild.pb-c.h"
+
+/* An output buffer written back to front: the encoded bytes are
+ * base[pos..cap). A zero-initialised codec_buf is empty and valid; release
+ * with codec_buf_fini. */
+typedef struct codec_buf {
+	uint8_t *base;
+	size_t cap;
+	size_t pos;
+} codec_buf;
+
+void codec_buf_fini(codec_buf *b);
+static inline const uint8_t *codec_buf_data(const codec_buf *b)
+{
+	return b->base + b->pos;
+}
+static inline size_t codec_buf_len(const codec_buf *b)
+{
+	return b->cap - b->pos;
+}
+
+/* Prepends the fields of a gild.v1.Value message holding v to b. Returns
+ * GILD_OK, GILD_INVALID_ARGUMENT (v NULL or nested deeper than
+ * VALUE_MAX_DEPTH) or GILD_RESOURCE_EXHAUSTED, with err filled. */
+int codec_encode_value(codec_buf *b, const gild_value *v, gild_error *err);
+
+/* Decodes an encoded gild.v1.Value into a new value (*out, owned by the
+ * caller). Returns GILD_OK, GILD_INVALID_ARGUMENT (malformed bytes, no kind
+ * set, a str that is not UTF-8, a tensor whose size does not match, too
+ * deep) or GILD_RESOURCE_EXHAUSTED, with err filled. */
+int codec_decode_value(const uint8_t *buf, size_t len, gild_value **out,
+    gild_error *err);
+
+/* Request bodies: each prepends one `body` field of a gild.v1.Request.
+ * args (GILD_LIST/GILD_TUPLE or NULL) and kwargs (GILD_MAP with GILD_STR
+ * keys, or NULL) are borrowed. Same returns as codec_encode_value. */
+int codec_encode_call(codec_buf *b, const char *function,
+    const gild_value *args, const gild_value *kwargs, gild_error *err);
+int codec_encode_cancel(codec_buf *b, uint64_t target_id, gild_error *err);
+int codec_encode_status(codec_buf *b, gild_error *err);
+int codec_encode_ping(codec_buf *b, const void *payload, size_t len,
+    gild_error *err);
+/* Prepends Request.id; call it last, after the body. */
+int codec_encode_id(codec_buf *b, uint64_t id, gild_error *err);
+
+/* The top level of a gild.v1.Reply: its id and which body it carries
+ * (a GILD__V1__REPLY__BODY_* value; the last one wins, as protobuf says),
+ * with that body's encoded bytes borrowed from the scanned buffer. */
+typedef struct codec_reply {
+	uint64_t id;
+	int body;
+	const uint8_t *data;
+	size_t len;
+} codec_reply;
+
+/* Returns 0, or -1 when buf is not a well-formed Reply. */
+int codec_scan_reply(const uint8_t *buf, size_t len, codec_reply *r);
+
+/* Fills err from an encoded gild.v1.Error. Returns GILD_OK, or
+ * GILD_INVALID_ARGUMENT when the bytes do not decode. */
+int codec_decode_error(const uint8_t *buf, size_t len, gild_error *err);
+
+/* Converts gild.v1.Status into a new GILD_MAP (*out, owned by the caller)
+ * keyed by the proto field names. GILD_OK or GILD_RESOURCE_EXHAUSTED. */
+int codec_status_to_value(const Gild__V1__Status *st, gild_value **out);
+
+#endif

@@ -1,0 +1,209 @@
+/* libgild: the C client of gild servers. Connects to one or more servers
+ * over nng, makes synchronous calls, or keeps thousands of calls in flight
+ * on one connection (submit, then wait or poll). It never prints, never
+ * exits and keeps no global state; a gild_client may be used from several
+ * threads at once. See docs/protocol.md for the wire format. */
+#ifndef GILD_H
+#define GILD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Result codes, the same numbers as gild.v1.Code on the wire. Every libgild
+ * function that can fail returns GILD_OK (0) or one of these. */
+enum gild_code {
+	GILD_OK = 0,
+	GILD_CANCELLED = 1,
+	GILD_UNKNOWN = 2,
+	GILD_INVALID_ARGUMENT = 3,
+	GILD_DEADLINE_EXCEEDED = 4,
+	GILD_NOT_FOUND = 5,
+	GILD_ALREADY_EXISTS = 6,
+	GILD_PERMISSION_DENIED = 7,
+	GILD_RESOURCE_EXHAUSTED = 8,
+	GILD_FAILED_PRECONDITION = 9,
+	GILD_UNIMPLEMENTED = 12,
+	GILD_INTERNAL = 13,
+	GILD_UNAVAILABLE = 14,
+	GILD_UNAUTHENTICATED = 16,
+	GILD_WORKER_LOST = 100,
+	GILD_PYTHON_ERROR = 101,
+};
+
+/* "NOT_FOUND" for GILD_NOT_FOUND; "UNKNOWN" for numbers not listed. */
+const char *gild_code_name(int code);
+
+/* A failure: its code and a message; for GILD_PYTHON_ERROR also the remote
+ * exception's type name and formatted traceback. Strings are malloc'd and
+ * owned by the struct (NULL when absent): release with gild_error_clear. A
+ * zero-initialised gild_error is valid and empty. */
+typedef struct gild_error {
+	int code;
+	char *message;
+	char *python_type;
+	char *traceback;
+} gild_error;
+
+/* Frees the strings and zeroes *err. Accepts NULL. */
+void gild_error_clear(gild_error *err);
+
+/* ---- values ----------------------------------------------------------- */
+
+typedef enum gild_kind {
+	GILD_NULL,
+	GILD_BOOL,
+	GILD_INT,    /* fits in int64_t */
+	GILD_BIGINT, /* any size: two's complement little-endian bytes */
+	GILD_FLOAT,
+	GILD_STR,    /* UTF-8, may hold NUL bytes: use the length */
+	GILD_BYTES,
+	GILD_LIST,
+	GILD_TUPLE,
+	GILD_MAP,    /* ordered entries; keys are any value */
+	GILD_TENSOR, /* dtype + shape + raw little-endian C-order bytes */
+} gild_kind;
+
+typedef struct gild_value gild_value;
+
+/* Constructors return a new value owned by the caller (free it with
+ * gild_value_free, or hand it to a container), or NULL when out of memory or
+ * when the arguments are invalid. Strings and buffers are copied. */
+gild_value *gild_null(void);
+gild_value *gild_bool(bool b);
+gild_value *gild_int(int64_t i);
+/* n bytes of two's complement little-endian; normalised to GILD_INT when it
+ * fits in 64 bits. */
+gild_value *gild_bigint(const uint8_t *le, size_t n);
+/* A decimal integer of any size ("-123", "184467440737095516160"); NULL if
+ * s is not one. GILD_INT when it fits. */
+gild_value *gild_int_from_decimal(const char *s);
+gild_value *gild_float(double d);
+/* UTF-8 text; NULL if s is not valid UTF-8. */
+gild_value *gild_str(const char *s, size_t len);
+gild_value *gild_cstr(const char *s);
+gild_value *gild_bytes(const void *p, size_t len);
+gild_value *gild_list(void);
+gild_value *gild_tuple(void);
+gild_value *gild_map(void);
+/* dtype as in gild.proto ("float32", ...); len must be itemsize * prod(shape). */
+gild_value *gild_tensor(const char *dtype, const uint64_t *shape, size_t ndim,
+    const void *data, size_t len);
+
+/* Appends item to a list or tuple. Takes ownership of item on success only.
+ * Returns GILD_OK or GILD_INVALID_ARGUMENT (not a list/tuple, NULL item) or
+ * GILD_RESOURCE_EXHAUSTED (out of memory). */
+int gild_list_append(gild_value *list, gild_value *item);
+/* Appends the entry key -> val to a map (no duplicate check). Takes both on
+ * success only. */
+int gild_map_set(gild_value *map, gild_value *key, gild_value *val);
+
+/* A deep copy, or NULL when out of memory. */
+gild_value *gild_value_copy(const gild_value *v);
+void gild_value_free(gild_value *v); /* accepts NULL */
+
+/* Deep equality; floats compare by bits, so NaN equals the same NaN. */
+bool gild_value_equal(const gild_value *a, const gild_value *b);
+
+/* Accessors: borrowed results, valid while v lives. A kind mismatch returns
+ * false / 0 / 0.0 / NULL. */
+gild_kind gild_value_kind(const gild_value *v);
+bool gild_value_bool(const gild_value *v);
+int64_t gild_value_int(const gild_value *v);
+double gild_value_float(const gild_value *v);
+const char *gild_value_str(const gild_value *v, size_t *len);
+/* GILD_BYTES: the bytes; GILD_BIGINT: the two's complement LE bytes. */
+const uint8_t *gild_value_bytes(const gild_value *v, size_t *len);
+/* Decimal text of a GILD_INT or GILD_BIGINT, malloc'd; NULL otherwise. */
+char *gild_value_to_decimal(const gild_value *v);
+/* Number of items (list, tuple) or entries (map); 0 otherwise. */
+size_t gild_value_len(const gild_value *v);
+const gild_value *gild_value_item(const gild_value *v, size_t i);
+const gild_value *gild_map_key(const gild_value *v, size_t i);
+const gild_value *gild_map_val(const gild_value *v, size_t i);
+/* The entry whose key is the string `key`, or NULL. */
+const gild_value *gild_map_get(const gild_value *v, const char *key);
+const char *gild_tensor_dtype(const gild_value *v);
+size_t gild_tensor_ndim(const gild_value *v);
+const uint64_t *gild_tensor_shape(const gild_value *v);
+const void *gild_tensor_data(const gild_value *v, size_t *len);
+
+/* ---- client ----------------------------------------------------------- */
+
+typedef struct gild_client gild_client;
+typedef uint64_t gild_call_id;
+
+/* Most calls one client keeps in flight: nng's largest receive buffer, so
+ * that no reply can be dropped by a full queue. gild_submit blocks while
+ * this many are outstanding. */
+#define GILD_MAX_IN_FLIGHT 8192
+
+/* Connects to every URL (tcp://, ipc://, ws://); calls are spread over the
+ * connected servers. Returns GILD_OK and a new client in *out, or
+ * GILD_UNAVAILABLE (no URL could be reached; err says why for each) or
+ * GILD_INVALID_ARGUMENT (bad URL). Lost connections are redialled; calls in
+ * flight on a lost connection fail with GILD_UNAVAILABLE. */
+int gild_connect(gild_client **out, const char *const *urls, size_t n_urls,
+    gild_error *err);
+/* Closes the connections and frees the client; results of calls still in
+ * flight are discarded. Accepts NULL. */
+void gild_close(gild_client *c);
+
+/* Sends a call of `function` with positional args (a GILD_LIST or GILD_TUPLE
+ * value, or NULL for none) and keyword args (a GILD_MAP with GILD_STR keys,
+ * or NULL). args and kwargs are borrowed. On GILD_OK, *id names the call for
+ * gild_wait / gild_cancel. */
+int gild_submit(gild_client *c, const char *function, const gild_value *args,
+    const gild_value *kwargs, gild_call_id *id, gild_error *err);
+
+/* The outcome of one call. code is GILD_OK with value set (owned by the
+ * struct), or an error code with error filled. Release with
+ * gild_result_clear; a zero-initialised gild_result is valid and empty. */
+typedef struct gild_result {
+	gild_call_id id;
+	int code;
+	gild_value *value;
+	gild_error error;
+} gild_result;
+void gild_result_clear(gild_result *res); /* accepts NULL */
+
+/* Waits up to timeout_ms (-1: no limit) for call `id`. Returns GILD_OK with
+ * *res filled when it finished (look at res->code for how), then the id is
+ * forgotten; GILD_DEADLINE_EXCEEDED if it is still running (it stays in
+ * flight); GILD_NOT_FOUND for an id not in flight. */
+int gild_wait(gild_client *c, gild_call_id id, int timeout_ms,
+    gild_result *res);
+/* Like gild_wait, for whichever call in flight finishes first.
+ * GILD_NOT_FOUND when no call is in flight. */
+int gild_poll(gild_client *c, int timeout_ms, gild_result *res);
+/* Number of calls submitted and not yet returned by gild_wait/gild_poll. */
+size_t gild_in_flight(gild_client *c);
+
+/* Asks the server to cancel call `id` and forgets it locally: its result,
+ * if one still comes, is dropped. Returns GILD_OK or GILD_NOT_FOUND. */
+int gild_cancel(gild_client *c, gild_call_id id, gild_error *err);
+
+/* submit + wait. Returns the call's code: GILD_OK with *out (a new value
+ * owned by the caller), or the error code with err filled. With timeout_ms
+ * >= 0, a call not finished in time is cancelled and GILD_DEADLINE_EXCEEDED
+ * returned. */
+int gild_call(gild_client *c, const char *function, const gild_value *args,
+    const gild_value *kwargs, int timeout_ms, gild_value **out,
+    gild_error *err);
+
+/* Round trip to a server. GILD_OK, or the failure's code. */
+int gild_ping(gild_client *c, int timeout_ms, gild_error *err);
+
+/* The server's status as a GILD_MAP (field names as in gild.v1.Status,
+ * workers as a list of maps). *out is new, owned by the caller. */
+int gild_status(gild_client *c, int timeout_ms, gild_value **out,
+    gild_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,378 @@
+/* gildctl: call functions on a gild server, ping it, or show its status,
+ * from the command line. Arguments and results are JSON (valjson.h). */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+#include "gild.h"
+#include "valjson.h"
+
+#define EXIT_FAILED 1 /* the server or the connection said no */
+#define EXIT_USAGE 2  /* the command line is wrong */
+
+static const char usage_text[] =
+    "usage: gildctl [--timeout SECONDS] call URL FUNCTION [ARG...] [NAME=ARG...]\n"
+    "       gildctl [--timeout SECONDS] ping URL\n"
+    "       gildctl [--timeout SECONDS] status URL\n"
+    "\n"
+    "  call    call FUNCTION and print its result as JSON\n"
+    "  ping    round trip to each server; print the time it took\n"
+    "  status  print the server's status as JSON\n"
+    "\n"
+    "URL is tcp://HOST:PORT, ipc:///PATH or ws://HOST:PORT/PATH; several may\n"
+    "be given separated by commas. Each ARG is a JSON value (1, \"s\", [1,2],\n"
+    "{\"a\":1}, null, 1.5, integers of any size; NaN, Infinity and -Infinity\n"
+    "as a whole ARG); NAME=ARG passes it as keyword argument NAME.\n"
+    "Values JSON lacks are written {\"$bytes\": \"<base64>\"},\n"
+    "{\"$map\": [[key, value], ...]} and\n"
+    "{\"$tensor\": {\"dtype\": \"float32\", \"shape\": [2, 3], \"base64\": \"...\"}}.\n"
+    "\n"
+    "options:\n"
+    "  --timeout SECONDS  give up (and cancel the call) after this long;\n"
+    "                     default: wait as long as it takes\n"
+    "  -h, --help         show this help\n"
+    "\n"
+    "exit status: 0 success, 1 error reply or no connection, 2 usage error\n";
+
+static int
+usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "gildctl: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n%s", usage_text);
+	return EXIT_USAGE;
+}
+
+/* Prints "CODE: message" (and a Python traceback) to stderr in one write. */
+static void
+print_error(int code, const gild_error *err)
+{
+	const char *msg = err->message ? err->message : "";
+	const char *type = err->python_type;
+	const char *tb = err->traceback;
+	size_t tl = tb ? strlen(tb) : 0;
+	bool with_type = type != NULL && strncmp(msg, type, strlen(type)) != 0;
+
+	fprintf(stderr, "%s: %s%s%s\n%s%s", gild_code_name(code),
+	    with_type ? type : "", with_type ? ": " : "", msg, tb ? tb : "",
+	    tl > 0 && tb[tl - 1] != '\n' ? "\n" : "");
+}
+
+/* Splits "a,b,c" into a NULL-terminated array of new strings; the array
+ * and its strings are freed with free_urls. NULL when an entry is empty. */
+static char **
+split_urls(const char *list, size_t *n)
+{
+	size_t count = 1, i = 0;
+	char **urls;
+	const char *p;
+
+	for (p = list; *p; p++)
+		count += *p == ',';
+	if ((urls = calloc(count + 1, sizeof(*urls))) == NULL)
+		return NULL;
+	for (p = list;; i++) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t) (e - p) : strlen(p);
+
+		if (len == 0 || (urls[i] = strndup(p, len)) == NULL) {
+			for (size_t k = 0; k < i; k++)
+				free(urls[k]);
+			free(urls);
+			return NULL;
+		}
+		if (e == NULL)
+			break;
+		p = e + 1;
+	}
+	*n = count;
+	return urls;
+}
+
+static void
+free_urls(char **urls)
+{
+	for (size_t i = 0; urls != NULL && urls[i] != NULL; i++)
+		free(urls[i]);
+	free(urls);
+}
+
+static int
+connect_to(char *const *urls, size_t n, gild_client **c)
+{
+	gild_error err = {0};
+	int rc = gild_connect(c, (const char *const *) urls, n, &err);
+
+	if (rc != GILD_OK) {
+		print_error(rc, &err);
+		gild_error_clear(&err);
+		return rc == GILD_INVALID_ARGUMENT ? EXIT_USAGE : EXIT_FAILED;
+	}
+	return 0;
+}
+
+/* Prints v as JSON and a newline on stdout. */
+static int
+print_value(const gild_value *v, int indent)
+{
+	char *text = valjson_dump(v, indent);
+
+	if (text == NULL) {
+		fprintf(stderr, "gildctl: out of memory\n");
+		return EXIT_FAILED;
+	}
+	printf("%s\n", text);
+	free(text);
+	return fflush(stdout) == 0 ? 0 : EXIT_FAILED;
+}
+
+static bool
+is_keyword(const char *arg, size_t *name_len)
+{
+	size_t n = 0;
+
+	if (!(arg[0] == '_' || (arg[0] >= 'a' && arg[0] <= 'z') ||
+	    (arg[0] >= 'A' && arg[0] <= 'Z')))
+		return false;
+	n = strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789_");
+	*name_len = n;
+	return arg[n] == '=';
+}
+
+static int
+cmd_call(char **urls, size_t n_urls, const char *function, char **argv,
+    int argc, int timeout_ms)
+{
+	gild_value *args = gild_list(), *kwargs = gild_map(), *out = NULL;
+	gild_client *c = NULL;
+	gild_error err = {0};
+	char why[256];
+	int rc = EXIT_FAILED, n_pos = 0;
+
+	if (args == NULL || kwargs == NULL)
+		goto out;
+	for (int i = 0; i < argc; i++) {
+		size_t nl = 0;
+		bool kw = is_keyword(argv[i], &nl);
+		const char *text = kw ? argv[i] + nl + 1 : argv[i];
+		gild_value *v = NULL, *name = NULL;
+		char *nm = kw ? strndup(argv[i], nl) : NULL;
+
+		if (kw && gild_map_get(kwargs, nm) != NULL) {
+			fprintf(stderr, "gildctl: keyword argument %s given twice\n",
+			    nm);
+			free(nm);
+			rc = EXIT_USAGE;
+			goto out;
+		}
+		if (valjson_parse(text, &v, why, sizeof(why)) != 0) {
+			if (kw)
+				fprintf(stderr, "gildctl: argument %s: %s\n", nm, why);
+			else
+				fprintf(stderr, "gildctl: argument %d: %s\n",
+				    n_pos + 1, why);
+			free(nm);
+			rc = EXIT_USAGE;
+			goto out;
+		}
+		if (kw) {
+			name = gild_cstr(nm);
+			if (name == NULL || gild_map_set(kwargs, name, v) != GILD_OK) {
+				gild_value_free(name);
+				gild_value_free(v);
+				free(nm);
+				goto out;
+			}
+		} else {
+			n_pos++;
+			if (gild_list_append(args, v) != GILD_OK) {
+				gild_value_free(v);
+				goto out;
+			}
+		}
+		free(nm);
+	}
+	if ((rc = connect_to(urls, n_urls, &c)) != 0)
+		goto out;
+	rc = gild_call(c, function, args, kwargs, timeout_ms, &out, &err);
+	if (rc != GILD_OK) {
+		print_error(rc, &err);
+		rc = EXIT_FAILED;
+		goto out;
+	}
+	rc = print_value(out, 0);
+out:
+	gild_error_clear(&err);
+	gild_value_free(out);
+	gild_value_free(args);
+	gild_value_free(kwargs);
+	gild_close(c);
+	return rc;
+}
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Pings each URL over its own connection. */
+static int
+cmd_ping(char **urls, size_t n_urls, int timeout_ms)
+{
+	int status = 0;
+
+	for (size_t i = 0; i < n_urls; i++) {
+		gild_client *c = NULL;
+		gild_error err = {0};
+		char *version = NULL;
+		double t0;
+		int rc;
+
+		if ((rc = connect_to(&urls[i], 1, &c)) != 0) {
+			status = status ? status : rc;
+			continue;
+		}
+		t0 = now_ms();
+		rc = client_ping(c, timeout_ms, &version, &err);
+		if (rc == GILD_OK) {
+			printf("pong from %s (gild %s) in %.3f ms\n", urls[i],
+			    version, now_ms() - t0);
+			fflush(stdout);
+		} else {
+			print_error(rc, &err);
+			status = EXIT_FAILED;
+		}
+		free(version);
+		gild_error_clear(&err);
+		gild_close(c);
+	}
+	return status;
+}
+
+/* One URL: its status map. Several: an object of them keyed by URL. */
+static int
+cmd_status(char **urls, size_t n_urls, int timeout_ms)
+{
+	gild_value *all = n_urls > 1 ? gild_map() : NULL, *st = NULL;
+	int rc = 0;
+
+	for (size_t i = 0; i < n_urls && rc == 0; i++) {
+		gild_client *c = NULL;
+		gild_error err = {0};
+		gild_value *key;
+
+		if ((rc = connect_to(&urls[i], 1, &c)) != 0)
+			break;
+		if ((rc = gild_status(c, timeout_ms, &st, &err)) != GILD_OK) {
+			print_error(rc, &err);
+			rc = EXIT_FAILED;
+		} else if (all != NULL) {
+			if ((key = gild_cstr(urls[i])) == NULL ||
+			    gild_map_set(all, key, st) != GILD_OK) {
+				gild_value_free(key);
+				gild_value_free(st);
+				rc = EXIT_FAILED;
+			}
+			st = NULL;
+		}
+		gild_error_clear(&err);
+		gild_close(c);
+	}
+	if (rc == 0)
+		rc = print_value(all != NULL ? all : st, 2);
+	gild_value_free(all);
+	gild_value_free(st);
+	return rc;
+}
+
+static int
+parse_timeout(const char *s, int *ms)
+{
+	char *end;
+	double sec;
+
+	errno = 0;
+	sec = strtod(s, &end);
+	if (end == s || *end != '\0' || errno != 0 || !(sec >= 0) || isinf(sec))
+		return -1;
+	*ms = sec * 1000 >= INT_MAX ? INT_MAX : (int) ceil(sec * 1000);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	char **pos, **urls = NULL;
+	int npos = 0, timeout_ms = -1, rc;
+	bool options = true;
+	size_t n_urls = 0;
+
+	if ((pos = calloc((size_t) argc + 1, sizeof(*pos))) == NULL)
+		return EXIT_FAILED;
+	/* Options may come anywhere before "--": none of them is valid JSON,
+	 * so they cannot be mistaken for an argument (a negative number is
+	 * not an option). */
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (options && strcmp(a, "--") == 0) {
+			options = false;
+		} else if (options && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
+			fputs(usage_text, stdout);
+			free(pos);
+			return 0;
+		} else if (options && (!strcmp(a, "--timeout") ||
+		    !strncmp(a, "--timeout=", 10))) {
+			const char *v = a[9] == '=' ? a + 10 : argv[++i];
+
+			if (v == NULL || parse_timeout(v, &timeout_ms) != 0) {
+				free(pos);
+				return usage_error("--timeout needs a number of "
+				    "seconds, not '%s'", v ? v : "");
+			}
+		} else if (options && a[0] == '-' && a[1] == '-') {
+			free(pos);
+			return usage_error("unknown option %s", a);
+		} else {
+			pos[npos++] = argv[i];
+		}
+	}
+	if (npos < 2) {
+		rc = usage_error("%s", npos == 0 ? "no command given" :
+		    "no server URL given");
+		goto out;
+	}
+	if ((urls = split_urls(pos[1], &n_urls)) == NULL) {
+		rc = usage_error("bad URL list '%s'", pos[1]);
+		goto out;
+	}
+	if (strcmp(pos[0], "call") == 0) {
+		if (npos < 3) {
+			rc = usage_error("%s", "call needs a FUNCTION name");
+			goto out;
+		}
+		rc = cmd_call(urls, n_urls, pos[2], pos + 3, npos - 3, timeout_ms);
+	} else if (strcmp(pos[0], "ping") == 0 && npos == 2) {
+		rc = cmd_ping(urls, n_urls, timeout_ms);
+	} else if (strcmp(pos[0], "status") == 0 && npos == 2) {
+		rc = cmd_status(urls, n_urls, timeout_ms);
+	} else if (strcmp(pos[0], "ping") == 0 || strcmp(pos[0], "status") == 0) {
+		rc = usage_error("%s takes only a URL", pos[0]);
+	} else {
+		rc = usage_error("unknown command '%s'", pos[0]);
+	}
+out:
+	free_urls(urls);
+	free(pos);
+	return rc;
+}

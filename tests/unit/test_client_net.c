@@ -1,0 +1,588 @@
+/* Unit tests of libgild's client (client-lib/client.c) against a tiny raw
+ * REP server running in a thread of this test: connecting, matching replies
+ * to calls with thousands in flight, timeouts, cancellation, lost
+ * connections and several servers. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <CUnit/Basic.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/transport/tcp/tcp.h>
+
+#include "gild.h"
+#include "gild.pb-c.h"
+
+/* ---- the test server --------------------------------------------------- *
+ * Functions: echo (result = first argument; replies are held until `batch`
+ * of them are queued, then sent newest first), hang (never answers), fail
+ * (a PYTHON_ERROR), drop (closes the caller's connection). Also answers
+ * Ping and StatusRequest, and counts Cancels.
+ *
+ * Held replies go out WINDOW at a time, each window only once the test has
+ * collected the one before (server_consumed): nng 1.5.2's raw REP socket
+ * silently drops a reply when the connection's send queue is full, even on
+ * a blocking send, so a burst of 2,000 sometimes loses a few dozen. */
+#define WINDOW 32
+
+typedef struct server {
+	nng_socket sock;
+	char url[64];
+	pthread_t thr;
+	int batch;
+	nng_msg **held;
+	int n_held;
+	pthread_mutex_t mtx;
+	pthread_cond_t cv;
+	int echoes, cancels, hangs;
+	int consumed; /* held replies the test has collected */
+} server;
+
+/* Waits (5 s at most) until the test has collected n held replies. */
+static void
+wait_consumed(server *s, int n)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	pthread_mutex_lock(&s->mtx);
+	while (s->consumed < n &&
+	    pthread_cond_timedwait(&s->cv, &s->mtx, &ts) == 0)
+		;
+	pthread_mutex_unlock(&s->mtx);
+}
+
+/* The test has collected n more held replies. */
+static void
+server_consumed(server *s, int n)
+{
+	pthread_mutex_lock(&s->mtx);
+	s->consumed += n;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mtx);
+}
+
+static void
+send_reply(server *s, nng_msg *req, const Gild__V1__Reply *r, bool hold)
+{
+	size_t n = gild__v1__reply__get_packed_size(r);
+	nng_msg *m;
+
+	if (nng_msg_alloc(&m, n) != 0)
+		return;
+	gild__v1__reply__pack(r, nng_msg_body(m));
+	/* The backtrace (pipe id, request id) routes the reply back. */
+	nng_msg_header_append(m, nng_msg_header(req), nng_msg_header_len(req));
+	if (!hold) {
+		if (nng_sendmsg(s->sock, m, 0) != 0)
+			nng_msg_free(m);
+		return;
+	}
+	s->held[s->n_held++] = m;
+	if (s->n_held == s->batch) {
+		for (int sent = 0; s->n_held > 0; sent++) {
+			if (sent > 0 && sent % WINDOW == 0)
+				wait_consumed(s, sent);
+			m = s->held[--s->n_held];
+			if (nng_sendmsg(s->sock, m, 0) != 0)
+				nng_msg_free(m);
+		}
+	}
+}
+
+static void
+serve_one(server *s, nng_msg *m)
+{
+	Gild__V1__Request *q = gild__v1__request__unpack(NULL, nng_msg_len(m),
+	    nng_msg_body(m));
+	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
+	Gild__V1__Value null = GILD__V1__VALUE__INIT;
+	Gild__V1__Null nv = GILD__V1__NULL__INIT;
+	Gild__V1__Error e = GILD__V1__ERROR__INIT;
+	Gild__V1__Pong pong = GILD__V1__PONG__INIT;
+	Gild__V1__Status st = GILD__V1__STATUS__INIT;
+	char *fns[1] = {"echo"};
+
+	if (q == NULL)
+		return;
+	r.id = q->id;
+	null.kind_case = GILD__V1__VALUE__KIND_NULL_VALUE;
+	null.null_value = &nv;
+	switch (q->body_case) {
+	case GILD__V1__REQUEST__BODY_CALL:
+		if (strcmp(q->call->function, "echo") == 0) {
+			r.body_case = GILD__V1__REPLY__BODY_RESULT;
+			r.result = q->call->n_args > 0 ? q->call->args[0] : &null;
+			pthread_mutex_lock(&s->mtx);
+			s->echoes++;
+			pthread_mutex_unlock(&s->mtx);
+			send_reply(s, m, &r, s->batch > 1);
+		} else if (strcmp(q->call->function, "hang") == 0) {
+			pthread_mutex_lock(&s->mtx);
+			s->hangs++;
+			pthread_mutex_unlock(&s->mtx);
+		} else if (strcmp(q->call->function, "drop") == 0) {
+			nng_pipe_close(nng_msg_get_pipe(m));
+		} else {
+			r.body_case = GILD__V1__REPLY__BODY_ERROR;
+			r.error = &e;
+			e.code = GILD__V1__CODE__PYTHON_ERROR;
+			e.message = "boom";
+			e.python_type = "ValueError";
+			e.traceback = "Traceback (most recent call last):\n"
+			    "ValueError: boom\n";
+			send_reply(s, m, &r, false);
+		}
+		break;
+	case GILD__V1__REQUEST__BODY_CANCEL:
+		pthread_mutex_lock(&s->mtx);
+		s->cancels++;
+		pthread_mutex_unlock(&s->mtx);
+		break;
+	case GILD__V1__REQUEST__BODY_PING:
+		r.body_case = GILD__V1__REPLY__BODY_PONG;
+		r.pong = &pong;
+		pong.payload = q->ping->payload;
+		pong.server_version = "test-1.0";
+		send_reply(s, m, &r, false);
+		break;
+	case GILD__V1__REQUEST__BODY_STATUS:
+		r.body_case = GILD__V1__REPLY__BODY_STATUS;
+		r.status = &st;
+		st.server_version = "test-1.0";
+		st.app = "test";
+		st.runtime = "process";
+		st.n_functions = 1;
+		st.functions = fns;
+		st.calls_total = 7;
+		send_reply(s, m, &r, false);
+		break;
+	default:
+		break;
+	}
+	gild__v1__request__free_unpacked(q, NULL);
+}
+
+static void *
+server_main(void *arg)
+{
+	server *s = arg;
+	nng_msg *m;
+
+	while (nng_recvmsg(s->sock, &m, 0) == 0) {
+		serve_one(s, m);
+		nng_msg_free(m);
+	}
+	return NULL;
+}
+
+static server *
+server_start(int batch)
+{
+	server *s = calloc(1, sizeof(*s));
+	nng_listener l;
+	int port = 0;
+
+	s->batch = batch;
+	s->held = calloc((size_t) batch + 1, sizeof(*s->held));
+	pthread_mutex_init(&s->mtx, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	if (nng_rep0_open_raw(&s->sock) != 0 ||
+	    nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, 0) != 0 ||
+	    nng_listen(s->sock, "tcp://127.0.0.1:0", &l, 0) != 0 ||
+	    nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) != 0)
+		return NULL;
+	snprintf(s->url, sizeof(s->url), "tcp://127.0.0.1:%d", port);
+	pthread_create(&s->thr, NULL, server_main, s);
+	return s;
+}
+
+static void
+server_stop(server *s)
+{
+	nng_close(s->sock);
+	pthread_join(s->thr, NULL);
+	while (s->n_held > 0)
+		nng_msg_free(s->held[--s->n_held]);
+	free(s->held);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mtx);
+	free(s);
+}
+
+static int
+server_count(server *s, int *field)
+{
+	int n;
+
+	pthread_mutex_lock(&s->mtx);
+	n = *field;
+	pthread_mutex_unlock(&s->mtx);
+	return n;
+}
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static gild_client *
+connect_one(const char *url)
+{
+	gild_client *c = NULL;
+	gild_error err = {0};
+
+	CU_ASSERT_EQUAL(gild_connect(&c, &url, 1, &err), GILD_OK);
+	gild_error_clear(&err);
+	return c;
+}
+
+/* [x] as a new list. */
+static gild_value *
+args1(gild_value *x)
+{
+	gild_value *l = gild_list();
+
+	gild_list_append(l, x);
+	return l;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void
+test_unreachable(void)
+{
+	const char *urls[] = {"tcp://127.0.0.1:1"};
+	const char *bad[] = {"bogus://x"};
+	gild_client *c = NULL;
+	gild_error err = {0};
+	double t0 = now_ms();
+
+	CU_ASSERT_EQUAL(gild_connect(&c, urls, 1, &err), GILD_UNAVAILABLE);
+	CU_ASSERT(now_ms() - t0 < 1000);
+	CU_ASSERT_PTR_NULL(c);
+	CU_ASSERT_EQUAL(err.code, GILD_UNAVAILABLE);
+	CU_ASSERT_STRING_EQUAL(err.message,
+	    "cannot connect to tcp://127.0.0.1:1: Connection refused");
+	CU_ASSERT_EQUAL(gild_connect(&c, bad, 1, &err), GILD_INVALID_ARGUMENT);
+	CU_ASSERT_PTR_NULL(c);
+	CU_ASSERT_EQUAL(gild_connect(&c, urls, 0, &err), GILD_INVALID_ARGUMENT);
+	gild_error_clear(&err);
+	gild_close(NULL);
+}
+
+static void
+test_calls(void)
+{
+	server *s = server_start(1);
+	gild_client *c;
+	gild_value *args, *kw, *out = NULL, *st = NULL;
+	gild_error err = {0};
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	c = connect_one(s->url);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+
+	args = args1(gild_int_from_decimal("-1606938044258990275541962092341162602522202993782792835301376"));
+	kw = gild_map();
+	gild_map_set(kw, gild_cstr("k"), gild_null());
+	CU_ASSERT_EQUAL(gild_call(c, "echo", args, kw, 1000, &out, &err), GILD_OK);
+	CU_ASSERT_TRUE(gild_value_equal(out, gild_value_item(args, 0)));
+	gild_value_free(out);
+	gild_value_free(args);
+	gild_value_free(kw);
+
+	CU_ASSERT_EQUAL(gild_call(c, "echo", NULL, NULL, -1, &out, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_kind(out), GILD_NULL);
+	gild_value_free(out);
+
+	CU_ASSERT_EQUAL(gild_call(c, "nope", NULL, NULL, -1, &out, &err),
+	    GILD_PYTHON_ERROR);
+	CU_ASSERT_PTR_NULL(out);
+	CU_ASSERT_EQUAL(err.code, GILD_PYTHON_ERROR);
+	CU_ASSERT_STRING_EQUAL(err.message, "boom");
+	CU_ASSERT_STRING_EQUAL(err.python_type, "ValueError");
+	CU_ASSERT_STRING_EQUAL(err.traceback,
+	    "Traceback (most recent call last):\nValueError: boom\n");
+	gild_error_clear(&err);
+
+	/* Arguments that cannot be sent never reach the server. */
+	kw = gild_list();
+	CU_ASSERT_EQUAL(gild_call(c, "echo", NULL, kw, -1, &out, &err),
+	    GILD_INVALID_ARGUMENT);
+	CU_ASSERT_STRING_EQUAL(err.message, "keyword arguments must be a map");
+	gild_value_free(kw);
+	gild_error_clear(&err);
+
+	CU_ASSERT_EQUAL(gild_ping(c, 1000, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_status(c, 1000, &st, &err), GILD_OK);
+	CU_ASSERT_STRING_EQUAL(gild_value_str(gild_map_get(st, "server_version"),
+	    NULL), "test-1.0");
+	CU_ASSERT_EQUAL(gild_value_int(gild_map_get(st, "calls_total")), 7);
+	CU_ASSERT_STRING_EQUAL(gild_value_str(gild_value_item(gild_map_get(st,
+	    "functions"), 0), NULL), "echo");
+	gild_value_free(st);
+	CU_ASSERT_EQUAL(gild_in_flight(c), 0);
+	gild_close(c);
+	server_stop(s);
+}
+
+/* 2,000 calls in flight; the server answers only when it has them all,
+ * newest first, WINDOW at a time. In each window the oldest call (the last
+ * to come) is collected by id with gild_wait first, the others by
+ * gild_poll. */
+#define N_CALLS 2000
+
+static void
+test_many_in_flight(void)
+{
+	server *s = server_start(N_CALLS);
+	gild_client *c;
+	gild_call_id ids[N_CALLS];
+	bool seen[N_CALLS] = {false};
+	gild_error err = {0};
+	gild_result res = {0};
+	int by_id = 0, polled = 0, windows = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	c = connect_one(s->url);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	for (int i = 0; i < N_CALLS; i++) {
+		gild_value *a = args1(gild_int(i));
+
+		CU_ASSERT_EQUAL(gild_submit(c, "echo", a, NULL, &ids[i], &err),
+		    GILD_OK);
+		gild_value_free(a);
+	}
+	CU_ASSERT_EQUAL(gild_in_flight(c), N_CALLS);
+	for (int hi = N_CALLS; hi > 0; hi -= WINDOW, windows++) {
+		int lo = hi > WINDOW ? hi - WINDOW : 0;
+
+		if (gild_wait(c, ids[lo], 5000, &res) == GILD_OK &&
+		    res.code == GILD_OK && res.id == ids[lo] &&
+		    gild_value_int(res.value) == lo && !seen[lo]) {
+			seen[lo] = true;
+			by_id++;
+		}
+		gild_result_clear(&res);
+		for (int k = lo + 1; k < hi; k++) {
+			int64_t i;
+
+			if (gild_poll(c, 5000, &res) != GILD_OK)
+				break;
+			i = gild_value_int(res.value);
+			if (res.code == GILD_OK && i > lo && i < hi &&
+			    ids[i] == res.id && !seen[i]) {
+				seen[i] = true;
+				polled++;
+			}
+			gild_result_clear(&res);
+		}
+		server_consumed(s, hi - lo);
+	}
+	CU_ASSERT_EQUAL(by_id, windows);
+	CU_ASSERT_EQUAL(by_id + polled, N_CALLS);
+	CU_ASSERT_EQUAL(gild_in_flight(c), 0);
+	CU_ASSERT_EQUAL(gild_poll(c, 0, &res), GILD_NOT_FOUND);
+	CU_ASSERT_EQUAL(gild_wait(c, ids[0], 0, &res), GILD_NOT_FOUND);
+	CU_ASSERT_EQUAL(server_count(s, &s->echoes), N_CALLS);
+	gild_close(c);
+	server_stop(s);
+}
+
+static void
+test_timeout_cancel(void)
+{
+	server *s = server_start(1);
+	gild_client *c;
+	gild_value *out = NULL;
+	gild_error err = {0};
+	gild_result res = {0};
+	gild_call_id id;
+	double t0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	c = connect_one(s->url);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+
+	t0 = now_ms();
+	CU_ASSERT_EQUAL(gild_call(c, "hang", NULL, NULL, 100, &out, &err),
+	    GILD_DEADLINE_EXCEEDED);
+	CU_ASSERT(now_ms() - t0 >= 99);
+	CU_ASSERT_STRING_EQUAL(err.message, "no reply within 100 ms");
+	CU_ASSERT_PTR_NULL(out);
+	gild_error_clear(&err);
+
+	CU_ASSERT_EQUAL(gild_submit(c, "hang", NULL, NULL, &id, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_wait(c, id, 50, &res), GILD_DEADLINE_EXCEEDED);
+	CU_ASSERT_EQUAL(gild_poll(c, 0, &res), GILD_DEADLINE_EXCEEDED);
+	CU_ASSERT_EQUAL(gild_in_flight(c), 1);
+	CU_ASSERT_EQUAL(gild_cancel(c, id, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_in_flight(c), 0);
+	CU_ASSERT_EQUAL(gild_wait(c, id, 0, &res), GILD_NOT_FOUND);
+	CU_ASSERT_EQUAL(gild_cancel(c, id, &err), GILD_NOT_FOUND);
+	CU_ASSERT_EQUAL(gild_poll(c, 10, &res), GILD_NOT_FOUND);
+	gild_error_clear(&err);
+
+	/* Both Cancels reach the server (one from gild_call's timeout). */
+	for (int i = 0; i < 100 && server_count(s, &s->cancels) < 2; i++)
+		sleep_ms(10);
+	CU_ASSERT_EQUAL(server_count(s, &s->cancels), 2);
+	CU_ASSERT_EQUAL(server_count(s, &s->hangs), 2);
+	CU_ASSERT_EQUAL(gild_ping(c, 1000, &err), GILD_OK);
+	gild_close(c);
+	server_stop(s);
+}
+
+static void
+test_connection_lost(void)
+{
+	server *s = server_start(1);
+	gild_client *c;
+	gild_value *out = NULL;
+	gild_error err = {0};
+	gild_result res = {0};
+	gild_call_id id, id2;
+	char want[128];
+	int rc = GILD_UNAVAILABLE;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	c = connect_one(s->url);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	snprintf(want, sizeof(want), "connection to %s lost", s->url);
+	CU_ASSERT_EQUAL(gild_submit(c, "hang", NULL, NULL, &id, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_submit(c, "drop", NULL, NULL, &id2, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_wait(c, id, 2000, &res), GILD_OK);
+	CU_ASSERT_EQUAL(res.code, GILD_UNAVAILABLE);
+	CU_ASSERT_STRING_EQUAL(res.error.message, want);
+	gild_result_clear(&res);
+	CU_ASSERT_EQUAL(gild_wait(c, id2, 2000, &res), GILD_OK);
+	CU_ASSERT_EQUAL(res.code, GILD_UNAVAILABLE);
+	gild_result_clear(&res);
+
+	/* nng redials by itself. */
+	for (int i = 0; i < 300 && rc == GILD_UNAVAILABLE; i++) {
+		gild_error_clear(&err);
+		rc = gild_call(c, "echo", NULL, NULL, 1000, &out, &err);
+		if (rc == GILD_UNAVAILABLE)
+			sleep_ms(10);
+	}
+	CU_ASSERT_EQUAL(rc, GILD_OK);
+	gild_value_free(out);
+	gild_error_clear(&err);
+	gild_close(c);
+
+	/* A server that goes away: calls fail, none hangs. */
+	c = connect_one(s->url);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(gild_submit(c, "hang", NULL, NULL, &id, &err), GILD_OK);
+	for (int i = 0; i < 100 && server_count(s, &s->hangs) < 2; i++)
+		sleep_ms(10);
+	server_stop(s);
+	CU_ASSERT_EQUAL(gild_wait(c, id, 2000, &res), GILD_OK);
+	CU_ASSERT_EQUAL(res.code, GILD_UNAVAILABLE);
+	gild_result_clear(&res);
+	CU_ASSERT_EQUAL(gild_call(c, "echo", NULL, NULL, 1000, &out, &err),
+	    GILD_UNAVAILABLE);
+	gild_error_clear(&err);
+	gild_close(c);
+}
+
+typedef struct worker_arg {
+	gild_client *c;
+	int base, ok;
+} worker_arg;
+
+static void *
+caller(void *p)
+{
+	worker_arg *w = p;
+
+	for (int i = 0; i < 200; i++) {
+		gild_value *a = args1(gild_int(w->base + i)), *out = NULL;
+		gild_error err = {0};
+
+		if (gild_call(w->c, "echo", a, NULL, 5000, &out, &err) == GILD_OK &&
+		    gild_value_int(out) == w->base + i)
+			w->ok++;
+		gild_value_free(a);
+		gild_value_free(out);
+		gild_error_clear(&err);
+	}
+	return NULL;
+}
+
+static void
+test_threads_and_servers(void)
+{
+	server *s1 = server_start(1), *s2 = server_start(1);
+	const char *urls[3];
+	gild_client *c = NULL;
+	gild_error err = {0};
+	pthread_t t[4];
+	worker_arg w[4];
+	int ok = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s2);
+	urls[0] = s1->url;
+	urls[1] = "tcp://127.0.0.1:1"; /* unreachable: the others still serve */
+	urls[2] = s2->url;
+	CU_ASSERT_EQUAL_FATAL(gild_connect(&c, urls, 3, &err), GILD_OK);
+	for (int i = 0; i < 4; i++) {
+		w[i] = (worker_arg){c, i * 1000, 0};
+		pthread_create(&t[i], NULL, caller, &w[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		ok += w[i].ok;
+	}
+	CU_ASSERT_EQUAL(ok, 800);
+	CU_ASSERT_EQUAL(server_count(s1, &s1->echoes) +
+	    server_count(s2, &s2->echoes), 800);
+	CU_ASSERT(server_count(s1, &s1->echoes) >= 300);
+	CU_ASSERT(server_count(s2, &s2->echoes) >= 300);
+	gild_error_clear(&err);
+	gild_close(c);
+	server_stop(s1);
+	server_stop(s2);
+}
+
+int
+main(void)
+{
+	CU_pSuite s;
+	unsigned failed;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("client", NULL, NULL);
+	CU_add_test(s, "unreachable URL", test_unreachable);
+	CU_add_test(s, "calls, errors, ping, status", test_calls);
+	CU_add_test(s, "2000 in flight, answered in reverse",
+	    test_many_in_flight);
+	CU_add_test(s, "timeouts and cancel", test_timeout_cancel);
+	CU_add_test(s, "lost connections", test_connection_lost);
+	CU_add_test(s, "threads and several servers", test_threads_and_servers);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failed = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	return failed != 0;
+}

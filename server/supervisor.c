@@ -190,7 +190,10 @@ on_read(struct bufferevent *bev, void *arg)
 			worker_down(w, "out of memory reading a frame");
 			return;
 		}
-		if (!on_frame(w, p + FRAME_HEADER_LEN, n))
+		/* A frame's callbacks may retire this worker (or stop them
+		 * all): then leave the rest of the buffer alone. libevent holds a
+		 * reference on bev until this callback returns. */
+		if (!on_frame(w, p + FRAME_HEADER_LEN, n) || w->bev != bev)
 			return;
 		evbuffer_drain(in, FRAME_HEADER_LEN + n);
 	}

@@ -76,8 +76,11 @@ run: all
 	$(B)/gild serve examples/app.py --listen $(LISTEN) \
 		$(if $(WORKERS),--workers $(WORKERS))
 
+# Under sanitizers, leaks inside libpython and numpy (not ours) are ignored.
 test: all $(UNIT_TESTS) $(TEST_DEPS)
-	@B=$(B) PYTHON=$(PYTHON) tests/run.sh $(UNIT_TESTS)
+	@B=$(B) PYTHON=$(PYTHON) \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/worker/lsan.supp:print_suppressions=0 \
+	tests/run.sh $(UNIT_TESTS)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/gild \
@@ -88,9 +91,7 @@ install: all
 	install -m 644 $(B)/libgild.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(B)/libgild.so.0 $(DESTDIR)$(LIBDIR)/
 	ln -sf libgild.so.0 $(DESTDIR)$(LIBDIR)/libgild.so
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-		client-lib/gild.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/gild.pc
+	install -m 644 $(B)/gild.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 
 clean:
 	rm -rf build build-san

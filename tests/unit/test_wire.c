@@ -43,7 +43,8 @@ test_scan_protobuf_c_request(void)
 	wire_field f, fn;
 
 	arg.kind_case = GILD__V1__VALUE__KIND_STR_VALUE;
-	arg.str_value = "hi";
+	arg.str_value.data = (uint8_t *) "hi";
+	arg.str_value.len = 2;
 	call.function = "echo";
 	call.n_args = 1;
 	call.args = args;

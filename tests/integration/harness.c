@@ -1,0 +1,229 @@
+/* Starts the real gild binary for a test and stops it by pid. */
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *
+build_dir(void)
+{
+	const char *b = getenv("B");
+	return b && *b ? b : "build";
+}
+
+double
+now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+bool
+pid_alive(pid_t pid)
+{
+	char path[64], state = 0;
+	FILE *f;
+
+	if (kill(pid, 0) != 0)
+		return false;
+	/* A zombie is not alive: it has exited and waits to be reaped. */
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return false;
+	if (fscanf(f, "%*d %*s %c", &state) != 1)
+		state = 0;
+	fclose(f);
+	return state != 'Z';
+}
+
+void
+proc_dump_log(const gild_proc *p)
+{
+	char buf[4096];
+	size_t n;
+	FILE *f = fopen(p->log, "r");
+
+	if (f == NULL)
+		return;
+	fprintf(stderr, "---- gild log (%s) ----\n", p->log);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, n, stderr);
+	fprintf(stderr, "---- end of gild log ----\n");
+	fclose(f);
+}
+
+int
+proc_workers(const gild_proc *p, pid_t *pids, int max)
+{
+	char path[300], line[512];
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL && n < max) {
+		int ppid = 0;
+		pid_t pid = (pid_t) atoi(e->d_name);
+		FILE *f;
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "PPid: %d", &ppid) == 1)
+				break;
+		fclose(f);
+		if (ppid == (int) p->pid && pid_alive(pid))
+			pids[n++] = pid;
+	}
+	closedir(d);
+	return n;
+}
+
+int
+proc_start(gild_proc *p, const char *app, int workers, const char *listen,
+    const char *const *extra)
+{
+	char bin[256], nworkers[16], listen_url[300], line[1024];
+	const char *argv[40];
+	int out[2], argc = 0, logfd;
+	size_t used = 0;
+	double deadline;
+
+	memset(p, 0, sizeof(*p));
+	snprintf(p->dir, sizeof(p->dir), "/tmp/gild-test-XXXXXX");
+	if (mkdtemp(p->dir) == NULL)
+		return -1;
+	snprintf(p->log, sizeof(p->log), "%s/gild.log", p->dir);
+	snprintf(bin, sizeof(bin), "%s/gild", build_dir());
+	snprintf(nworkers, sizeof(nworkers), "%d", workers);
+	if (listen == NULL)
+		snprintf(listen_url, sizeof(listen_url), "tcp://127.0.0.1:0");
+	else
+		snprintf(listen_url, sizeof(listen_url), listen, p->dir);
+	argv[argc++] = bin;
+	argv[argc++] = "serve";
+	argv[argc++] = app;
+	argv[argc++] = "--listen";
+	argv[argc++] = listen_url;
+	argv[argc++] = "--workers";
+	argv[argc++] = nworkers;
+	for (int i = 0; extra && extra[i] && argc < 38; i++)
+		argv[argc++] = extra[i];
+	argv[argc] = NULL;
+
+	if (pipe(out) != 0)
+		return -1;
+	logfd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	p->pid = fork();
+	if (p->pid == 0) {
+		dup2(out[1], 1);
+		dup2(logfd, 2);
+		close(out[0]);
+		execv(bin, (char *const *) argv);
+		_exit(127);
+	}
+	close(out[1]);
+	close(logfd);
+	/* Read stdout lines until "gild: ready". */
+	deadline = now_s() + 60;
+	while (now_s() < deadline) {
+		struct pollfd pfd = {.fd = out[0], .events = POLLIN};
+		ssize_t r;
+		if (poll(&pfd, 1, 200) <= 0)
+			continue;
+		r = read(out[0], line + used, sizeof(line) - 1 - used);
+		if (r <= 0)
+			break; /* gild exited */
+		used += (size_t) r;
+		line[used] = '\0';
+		char *nl;
+		while ((nl = strchr(line, '\n')) != NULL) {
+			*nl = '\0';
+			if (strncmp(line, "gild: listening on ", 19) == 0 &&
+			    p->url[0] == '\0')
+				snprintf(p->url, sizeof(p->url), "%s", line + 19);
+			if (strncmp(line, "gild: ready", 11) == 0) {
+				close(out[0]);
+				return 0;
+			}
+			used -= (size_t) (nl + 1 - line);
+			memmove(line, nl + 1, used + 1);
+		}
+	}
+	close(out[0]);
+	fprintf(stderr, "gild did not become ready\n");
+	proc_dump_log(p);
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, NULL, 0);
+	p->pid = 0;
+	return -1;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+int
+proc_stop(gild_proc *p)
+{
+	pid_t workers[64];
+	int n, rc = -1;
+	double deadline;
+
+	if (p->pid <= 0)
+		return -1;
+	n = proc_workers(p, workers, 64);
+	kill(p->pid, SIGTERM);
+	deadline = now_s() + 30;
+	while (now_s() < deadline) {
+		pid_t r = waitpid(p->pid, &p->exit_status, WNOHANG);
+		if (r == p->pid) {
+			rc = 0;
+			break;
+		}
+		usleep(10000);
+	}
+	if (rc != 0) {
+		fprintf(stderr, "gild did not stop on SIGTERM: killing it\n");
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, &p->exit_status, 0);
+	}
+	p->pid = 0;
+	if (rc == 0 && !(WIFEXITED(p->exit_status) &&
+			 WEXITSTATUS(p->exit_status) == 0)) {
+		fprintf(stderr, "gild exited with status 0x%x\n", p->exit_status);
+		rc = -1;
+	}
+	/* No orphans: every worker it had must be gone (give the kernel a
+	 * moment to reap what init adopted). */
+	for (int i = 0; i < n; i++) {
+		for (int k = 0; k < 100 && pid_alive(workers[i]); k++)
+			usleep(10000);
+		if (pid_alive(workers[i])) {
+			fprintf(stderr, "worker %d outlived gild\n",
+			    (int) workers[i]);
+			kill(workers[i], SIGKILL);
+			rc = -1;
+		}
+	}
+	if (rc != 0)
+		proc_dump_log(p);
+	nftw(p->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	return rc;
+}

@@ -1,0 +1,39 @@
+/* Starts the real gild binary for a test, on a run-time port or a temporary
+ * ipc path, and stops it by pid. */
+#ifndef GILD_TEST_HARNESS_H
+#define GILD_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+typedef struct gild_proc {
+	pid_t pid;
+	char url[1024];    /* the first "listening on" URL */
+	char dir[128];     /* temporary folder: log, sockets */
+	char log[200];     /* gild's stderr */
+	int exit_status;   /* after proc_stop: waitpid status */
+} gild_proc;
+
+/* Starts `B/gild serve APP --workers N` with listen (NULL: tcp port 0 on
+ * 127.0.0.1; a string with %s is formatted with the temp dir) plus extra
+ * NULL-terminated args, and waits (up to 60 s) for "gild: ready". Returns 0
+ * or -1 (gild's log is printed). */
+int proc_start(gild_proc *p, const char *app, int workers, const char *listen,
+    const char *const *extra);
+
+/* SIGTERM, then waits up to 30 s (SIGKILL after) and checks no worker it
+ * started is left. Returns 0 when gild exited 0 and left no worker. */
+int proc_stop(gild_proc *p);
+
+/* Prints gild's stderr log (for failures). */
+void proc_dump_log(const gild_proc *p);
+
+/* Pids of gild's worker processes now (children of p->pid); returns count. */
+int proc_workers(const gild_proc *p, pid_t *pids, int max);
+
+/* The build folder ($B or "build") and a path inside the repo. */
+const char *build_dir(void);
+bool pid_alive(pid_t pid);
+double now_s(void);
+
+#endif

@@ -1,0 +1,75 @@
+"""Starts the real gild for a test on a run-time port and stops it by pid."""
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+B = os.path.join(ROOT, os.environ.get("B", "build"))
+APP = os.path.join(ROOT, "examples", "app.py")
+
+
+def read_until(proc, marker, timeout=60):
+    """Reads proc's stdout lines until one starts with marker; returns the
+    lines read. Raises on timeout or exit."""
+    lines, buf, deadline = [], b"", time.time() + timeout
+    fd = proc.stdout.fileno()
+    while time.time() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            raise RuntimeError("process exited before %r" % marker)
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            lines.append(line.decode())
+            if lines[-1].startswith(marker):
+                return lines
+    raise RuntimeError("no %r within %ss" % (marker, timeout))
+
+
+class Gild:
+    """gild serve APP on tcp://127.0.0.1:0; .url is where it listens."""
+
+    def __init__(self, app=APP, workers=1, args=()):
+        self.log = tempfile.NamedTemporaryFile(prefix="gild-", suffix=".log")
+        self.proc = subprocess.Popen(
+            [os.path.join(B, "gild"), "serve", app, "--listen",
+             "tcp://127.0.0.1:0", "--workers", str(workers), *args],
+            stdout=subprocess.PIPE, stderr=self.log)
+        try:
+            lines = read_until(self.proc, "gild: ready")
+        except Exception:
+            self.stop()
+            raise
+        self.url = [l.split()[-1] for l in lines if "listening on" in l][0]
+
+    def stop(self):
+        """SIGTERM, wait; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def gildctl(*args, timeout=60):
+    """Runs gildctl; returns (exit code, stdout, stderr) as text."""
+    p = subprocess.run([os.path.join(B, "gildctl"), *args],
+                       capture_output=True, timeout=timeout)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()

@@ -69,6 +69,7 @@ include client-lib/build.mk
 include worker/build.mk
 include server/build.mk
 include tests/build.mk
+include bench/build.mk
 
 all: $(BINS) $(LIBS)
 

@@ -1,4 +1,4 @@
-/* The client-facing side: an nng raw REP socket on the libevent loop. */
+/* The client-facing side: nng REP contexts on the libevent loop. */
 #include "listener.h"
 
 #include "log.h"
@@ -6,120 +6,202 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
-/* A reply nng would not take yet. */
-typedef struct held {
-	nng_msg *msg;
-	struct held *next;
-} held;
+/* Receives kept posted at all times: requests that arrive together are
+ * taken without waiting for the loop to post more. */
+#define RECV_POSTED 32
+/* Idle contexts kept for reuse; more are closed. */
+#define FREE_MAX 1024
+
+typedef enum req_state {
+	REQ_RECEIVING, /* nng_ctx_recv posted */
+	REQ_HELD,      /* request handed to the server, reply pending */
+	REQ_SENDING,   /* nng_ctx_send posted */
+	REQ_IDLE,      /* on the free list */
+} req_state;
+
+struct listener_req {
+	listener *l;
+	nng_ctx ctx;
+	nng_aio *aio;
+	req_state state;
+	uint32_t pipe;
+	struct listener_req *next_done; /* completion queue (under mtx) */
+	struct listener_req *next, *prev; /* all contexts (loop only) */
+	struct listener_req *next_free;
+};
 
 struct listener {
 	nng_socket sock;
-	struct event *recv_ev;
-	struct event *retry_ev;
-	int retry_ms;
+	struct event *done_ev;
+	int efd;
 	listener_recv_fn fn;
 	void *arg;
-	held *head, *tail;
-	size_t backlog;
+	listener_req *all;   /* every context, for shutdown */
+	listener_req *free;  /* idle, reusable */
+	size_t nfree;
+	size_t sending;
+	/* Completions from nng's threads, drained by the loop. */
+	pthread_mutex_t mtx;
+	listener_req *done_head, *done_tail;
 };
 
-/* The retry delay doubles while nng stays full, up to this. */
-#define RETRY_MAX_MS 50
-
+/* nng thread: queue the completion and wake the loop. */
 static void
-on_readable(evutil_socket_t fd, short what, void *arg)
+on_aio(void *arg)
 {
-	listener *l = arg;
-	nng_msg *msg;
-	int rc;
+	listener_req *r = arg;
+	listener *l = r->l;
+	bool wake;
+	uint64_t one = 1;
 
-	/* The descriptor stays readable while messages wait: read them all. */
-	while ((rc = nng_recvmsg(l->sock, &msg, NNG_FLAG_NONBLOCK)) == 0)
-		l->fn(l->arg, msg);
-	if (rc != NNG_EAGAIN && rc != NNG_ECLOSED)
-		log_error("nng receive failed: %s", nng_strerror(rc));
-}
-
-/* Sends held replies in order until nng pushes back again. */
-static void
-flush_held(listener *l)
-{
-	held *h;
-
-	while ((h = l->head) != NULL) {
-		int rc = nng_sendmsg(l->sock, h->msg, NNG_FLAG_NONBLOCK);
-		if (rc == NNG_EAGAIN)
-			break;
-		if (rc != 0) {
-			log_warn("reply dropped: %s", nng_strerror(rc));
-			nng_msg_free(h->msg);
-		}
-		l->head = h->next;
-		if (l->head == NULL)
-			l->tail = NULL;
-		l->backlog--;
-		free(h);
+	pthread_mutex_lock(&l->mtx);
+	r->next_done = NULL;
+	wake = l->done_head == NULL;
+	if (l->done_tail)
+		l->done_tail->next_done = r;
+	else
+		l->done_head = r;
+	l->done_tail = r;
+	pthread_mutex_unlock(&l->mtx);
+	if (wake) {
+		/* Only a wake-up: a full counter (EAGAIN) wakes the loop too. */
+		ssize_t w = write(l->efd, &one, sizeof(one));
+		(void) w;
 	}
 }
 
 static void
-arm_retry(listener *l)
+req_destroy(listener *l, listener_req *r)
 {
-	struct timeval tv = {0, l->retry_ms * 1000};
+	nng_msg *m;
 
-	evtimer_add(l->retry_ev, &tv);
+	if (r->next)
+		r->next->prev = r->prev;
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		l->all = r->next;
+	nng_aio_stop(r->aio);
+	if ((m = nng_aio_get_msg(r->aio)) != NULL)
+		nng_msg_free(m);
+	nng_aio_free(r->aio);
+	nng_ctx_close(r->ctx);
+	free(r);
+}
+
+/* Posts one more receive (reusing an idle context when there is one). */
+static void
+post_recv(listener *l)
+{
+	listener_req *r;
+
+	if ((r = l->free) != NULL) {
+		l->free = r->next_free;
+		l->nfree--;
+	} else {
+		if ((r = calloc(1, sizeof(*r))) == NULL)
+			goto oom;
+		r->l = l;
+		if (nng_aio_alloc(&r->aio, on_aio, r) != 0) {
+			free(r);
+			goto oom;
+		}
+		if (nng_ctx_open(&r->ctx, l->sock) != 0) {
+			nng_aio_free(r->aio);
+			free(r);
+			goto oom;
+		}
+		r->next = l->all;
+		if (l->all)
+			l->all->prev = r;
+		l->all = r;
+	}
+	r->state = REQ_RECEIVING;
+	nng_ctx_recv(r->ctx, r->aio);
+	return;
+oom:
+	log_error("out of memory: cannot post a receive");
 }
 
 static void
-on_retry(evutil_socket_t fd, short what, void *arg)
+recycle(listener *l, listener_req *r)
+{
+	if (l->nfree >= FREE_MAX) {
+		req_destroy(l, r);
+		return;
+	}
+	r->state = REQ_IDLE;
+	r->next_free = l->free;
+	l->free = r;
+	l->nfree++;
+}
+
+static void
+on_done(evutil_socket_t fd, short what, void *arg)
 {
 	listener *l = arg;
+	listener_req *r, *next;
+	uint64_t n;
+	int rc;
 
-	flush_held(l);
-	if (l->head != NULL) {
-		l->retry_ms = l->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS
-							     : l->retry_ms * 2;
-		arm_retry(l);
+	if (read(l->efd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+		log_warn("eventfd read: %s", strerror(errno));
+	pthread_mutex_lock(&l->mtx);
+	r = l->done_head;
+	l->done_head = l->done_tail = NULL;
+	pthread_mutex_unlock(&l->mtx);
+	for (; r != NULL; r = next) {
+		next = r->next_done;
+		rc = nng_aio_result(r->aio);
+		if (r->state == REQ_SENDING) {
+			l->sending--;
+			if (rc != 0) {
+				nng_msg_free(nng_aio_get_msg(r->aio));
+				nng_aio_set_msg(r->aio, NULL);
+			}
+			recycle(l, r);
+		} else if (rc == 0) {
+			nng_msg *msg = nng_aio_get_msg(r->aio);
+			nng_aio_set_msg(r->aio, NULL);
+			r->state = REQ_HELD;
+			r->pipe = nng_pipe_id(nng_msg_get_pipe(msg));
+			post_recv(l); /* replace it before the server runs */
+			l->fn(l->arg, r, msg);
+		} else if (rc != NNG_ECLOSED && rc != NNG_ECANCELED) {
+			log_warn("nng receive failed: %s", nng_strerror(rc));
+			recycle(l, r);
+			post_recv(l);
+		}
 	}
 }
 
 void
-listener_send(listener *l, nng_msg *msg)
+listener_reply(listener *l, listener_req *r, nng_msg *msg)
 {
-	held *h;
-	int rc;
+	r->state = REQ_SENDING;
+	l->sending++;
+	nng_aio_set_msg(r->aio, msg);
+	nng_ctx_send(r->ctx, r->aio);
+}
 
-	if (l->head == NULL) {
-		rc = nng_sendmsg(l->sock, msg, NNG_FLAG_NONBLOCK);
-		if (rc == 0)
-			return;
-		if (rc != NNG_EAGAIN) {
-			log_warn("reply dropped: %s", nng_strerror(rc));
-			nng_msg_free(msg);
-			return;
-		}
-	}
-	if ((h = malloc(sizeof(*h))) == NULL) {
-		log_error("out of memory holding a reply: dropped");
-		nng_msg_free(msg);
-		return;
-	}
-	h->msg = msg;
-	h->next = NULL;
-	if (l->tail)
-		l->tail->next = h;
-	else
-		l->head = h;
-	l->tail = h;
-	l->backlog++;
-	if (!evtimer_pending(l->retry_ev, NULL)) {
-		l->retry_ms = 1;
-		arm_retry(l);
-	}
+uint32_t
+listener_req_pipe(const listener_req *r)
+{
+	return r->pipe;
+}
+
+size_t
+listener_sending(const listener *l)
+{
+	return l->sending;
 }
 
 int
@@ -127,7 +209,7 @@ listener_init(listener **out, struct event_base *base, size_t hard_max,
     listener_recv_fn fn, void *arg, char *err, size_t errlen)
 {
 	listener *l;
-	int rc, fd;
+	int rc;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -135,29 +217,32 @@ listener_init(listener **out, struct event_base *base, size_t hard_max,
 	}
 	l->fn = fn;
 	l->arg = arg;
-	if ((rc = nng_rep0_open_raw(&l->sock)) != 0) {
+	l->efd = -1;
+	pthread_mutex_init(&l->mtx, NULL);
+	if ((rc = nng_rep0_open(&l->sock)) != 0) {
 		snprintf(err, errlen, "cannot open nng socket: %s",
 		    nng_strerror(rc));
+		pthread_mutex_destroy(&l->mtx);
 		free(l);
 		return -EIO;
 	}
-	/* Deep queues so bursts of replies rarely meet EAGAIN at all. */
-	if ((rc = nng_socket_set_int(l->sock, NNG_OPT_SENDBUF, 8192)) != 0 ||
-	    (rc = nng_socket_set_int(l->sock, NNG_OPT_RECVBUF, 8192)) != 0 ||
-	    (rc = nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, hard_max)) !=
-		0 ||
-	    (rc = nng_socket_get_int(l->sock, NNG_OPT_RECVFD, &fd)) != 0) {
+	if ((rc = nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, hard_max)) !=
+	    0) {
 		snprintf(err, errlen, "cannot set up nng socket: %s",
 		    nng_strerror(rc));
 		goto fail;
 	}
-	l->recv_ev = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, l);
-	l->retry_ev = evtimer_new(base, on_retry, l);
-	if (l->recv_ev == NULL || l->retry_ev == NULL ||
-	    event_add(l->recv_ev, NULL) != 0) {
-		snprintf(err, errlen, "cannot watch the nng socket");
+	l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->efd == -1 ||
+	    (l->done_ev = event_new(base, l->efd, EV_READ | EV_PERSIST,
+		 on_done, l)) == NULL ||
+	    event_add(l->done_ev, NULL) != 0) {
+		snprintf(err, errlen, "cannot watch nng completions: %s",
+		    strerror(errno));
 		goto fail;
 	}
+	for (int i = 0; i < RECV_POSTED; i++)
+		post_recv(l);
 	*out = l;
 	return 0;
 fail:
@@ -190,33 +275,19 @@ listener_listen(listener *l, const char *url, char *bound, size_t boundlen,
 }
 
 void
-listener_pause(listener *l)
-{
-	event_del(l->recv_ev);
-}
-
-size_t
-listener_backlog(const listener *l)
-{
-	return l->backlog;
-}
-
-void
 listener_fini(listener *l)
 {
-	held *h;
-
 	if (l == NULL)
 		return;
-	if (l->recv_ev)
-		event_free(l->recv_ev);
-	if (l->retry_ev)
-		event_free(l->retry_ev);
+	/* Stop every aio first (it waits for running callbacks), then close
+	 * the socket: closing with receives posted can crash nng 1.5.2. */
+	while (l->all != NULL)
+		req_destroy(l, l->all);
 	nng_close(l->sock);
-	while ((h = l->head) != NULL) {
-		l->head = h->next;
-		nng_msg_free(h->msg);
-		free(h);
-	}
+	if (l->done_ev)
+		event_free(l->done_ev);
+	if (l->efd != -1)
+		close(l->efd);
+	pthread_mutex_destroy(&l->mtx);
 	free(l);
 }

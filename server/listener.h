@@ -1,19 +1,27 @@
-/* The client-facing side: one nng REP socket in raw mode listening on every
- * --listen URL, its receive descriptor watched by the libevent loop. Replies
- * that nng cannot take right now are held in order and retried, never
- * dropped and never waited for on the loop. */
+/* The client-facing side: one nng REP socket listening on every --listen
+ * URL. Each request arrives with its own nng context, which the reply must
+ * go out on; nng's completions reach the libevent loop through an eventfd.
+ *
+ * Why contexts on a cooked REP socket rather than a raw one: a raw REP
+ * socket (nng 1.5.2 xrep0) frees a reply whose pipe already has 64 queued,
+ * though nng_sendmsg said it was sent; a context's send waits for the pipe
+ * instead. No reply is ever dropped, and the loop never blocks. */
 #ifndef GILD_LISTENER_H
 #define GILD_LISTENER_H
 
 #include <nng/nng.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct event_base;
 typedef struct listener listener;
 
-/* Called on the loop for each request; msg (header: the nng backtrace to
- * copy into the reply) becomes the callee's. */
-typedef void (*listener_recv_fn)(void *arg, nng_msg *msg);
+/* One received request's context: the reply must be sent with it. */
+typedef struct listener_req listener_req;
+
+/* Called on the loop for each request. The callee owns msg and must end req
+ * with exactly one listener_reply (possibly later). */
+typedef void (*listener_recv_fn)(void *arg, listener_req *req, nng_msg *msg);
 
 /* Opens the socket. Messages longer than hard_max bytes are dropped by the
  * transport (nng closes that connection). Returns 0 or a negative code with
@@ -27,18 +35,18 @@ int listener_init(listener **out, struct event_base *base, size_t hard_max,
 int listener_listen(listener *l, const char *url, char *bound,
     size_t boundlen, char *err, size_t errlen);
 
-/* Sends a reply. Takes msg in every case: what nng refuses for now is queued
- * and retried in order. */
-void listener_send(listener *l, nng_msg *msg);
+/* Sends msg as the reply to req. Takes msg and ends req in every case; a
+ * client that is gone just never sees it. */
+void listener_reply(listener *l, listener_req *req, nng_msg *msg);
 
-/* Stops taking requests (what is already queued in nng is not read). */
-void listener_pause(listener *l);
+/* The nng pipe id (one client connection) a request came in on. */
+uint32_t listener_req_pipe(const listener_req *req);
 
-/* Replies held because nng's send queue was full. */
-size_t listener_backlog(const listener *l);
+/* Replies handed to nng and not yet written out (waiting on slow clients). */
+size_t listener_sending(const listener *l);
 
-/* Closes the socket and frees everything, held replies included. Accepts
- * NULL. */
+/* Closes the socket and frees everything, requests not yet replied to
+ * included. Accepts NULL. */
 void listener_fini(listener *l);
 
 #endif

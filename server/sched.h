@@ -23,6 +23,7 @@ typedef struct job {
 	job_state state;
 	int slot;            /* worker slot while RUNNING, else -1 */
 	void *req;           /* server-owned request data (the nng_msg) */
+	void *reply_to;      /* server-owned: where its one reply goes */
 	const uint8_t *call; /* the encoded gild.v1.Call inside req */
 	size_t call_len;
 	const char *function; /* its name inside call, not NUL-terminated */

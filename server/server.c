@@ -36,6 +36,7 @@ typedef struct server {
 	srv_state state;
 	int exit_code;
 	bool announced_ready;
+	int exit_waits;
 	uint64_t next_job_id;
 	uint64_t calls_total;
 	struct timespec started;
@@ -43,10 +44,10 @@ typedef struct server {
 
 /* ---- replies ---------------------------------------------------------- */
 
-/* A new reply message addressed like req (its nng backtrace header), with
- * Reply.id set. NULL when out of memory. */
+/* A new reply message with Reply.id set, the body's fields to be appended.
+ * NULL when out of memory. */
 static nng_msg *
-reply_start(nng_msg *req, uint64_t request_id)
+reply_start(uint64_t request_id)
 {
 	uint8_t buf[1 + WIRE_MAX_VARINT];
 	size_t n = 0;
@@ -54,24 +55,22 @@ reply_start(nng_msg *req, uint64_t request_id)
 
 	if (nng_msg_alloc(&m, 0) != 0)
 		return NULL;
-	if (nng_msg_header_append(m, nng_msg_header(req),
-		nng_msg_header_len(req)) != 0)
-		goto fail;
 	if (request_id != 0) {
 		n += wire_put_tag(buf, REPLY_ID, WIRE_VARINT);
 		n += wire_put_varint(buf + n, request_id);
-		if (nng_msg_append(m, buf, n) != 0)
-			goto fail;
+		if (nng_msg_append(m, buf, n) != 0) {
+			nng_msg_free(m);
+			return NULL;
+		}
 	}
 	return m;
-fail:
-	nng_msg_free(m);
-	return NULL;
 }
 
-/* Sends Reply{id, <r's body>} to whoever sent req. r->id is overwritten. */
+/* Sends Reply{id, <r's body>} as the one reply to `to`. r->id is
+ * overwritten. */
 static void
-reply_send(server *srv, nng_msg *req, uint64_t request_id, Gild__V1__Reply *r)
+reply_send(server *srv, listener_req *to, uint64_t request_id,
+    Gild__V1__Reply *r)
 {
 	size_t len;
 	nng_msg *m;
@@ -84,21 +83,17 @@ reply_send(server *srv, nng_msg *req, uint64_t request_id, Gild__V1__Reply *r)
 		return;
 	}
 	gild__v1__reply__pack(r, nng_msg_body(m));
-	if (nng_msg_header_append(m, nng_msg_header(req),
-		nng_msg_header_len(req)) != 0) {
-		nng_msg_free(m);
-		return;
-	}
-	listener_send(srv->lst, m);
+	listener_reply(srv->lst, to, m);
 }
 
 static void
-reply_error(server *srv, nng_msg *req, uint64_t request_id, Gild__V1__Code code,
-    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+reply_error(server *srv, listener_req *to, uint64_t request_id,
+    Gild__V1__Code code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 static void
-reply_error(server *srv, nng_msg *req, uint64_t request_id, Gild__V1__Code code,
-    const char *fmt, ...)
+reply_error(server *srv, listener_req *to, uint64_t request_id,
+    Gild__V1__Code code, const char *fmt, ...)
 {
 	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
 	Gild__V1__Error e = GILD__V1__ERROR__INIT;
@@ -112,7 +107,7 @@ reply_error(server *srv, nng_msg *req, uint64_t request_id, Gild__V1__Code code,
 	e.message = msg;
 	r.body_case = GILD__V1__REPLY__BODY_ERROR;
 	r.error = &e;
-	reply_send(srv, req, request_id, &r);
+	reply_send(srv, to, request_id, &r);
 }
 
 /* ---- jobs ------------------------------------------------------------- */
@@ -138,7 +133,7 @@ job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	reply_error(srv, j->req, j->request_id, code, "%s", msg);
+	reply_error(srv, j->reply_to, j->request_id, code, "%s", msg);
 	job_free(j);
 }
 
@@ -188,7 +183,8 @@ known_function(server *srv, const char *name, size_t len)
 }
 
 static void
-not_found(server *srv, nng_msg *req, uint64_t id, const char *name, size_t len)
+not_found(server *srv, listener_req *req, uint64_t id, const char *name,
+    size_t len)
 {
 	char list[600];
 	size_t n, used = 0;
@@ -203,9 +199,10 @@ not_found(server *srv, nng_msg *req, uint64_t id, const char *name, size_t len)
 	    (int) (len > 200 ? 200 : len), name, srv->opts->app, list);
 }
 
-/* Takes req. */
+/* Takes msg. */
 static void
-on_call(server *srv, nng_msg *req, uint64_t id, const uint8_t *call, size_t len)
+on_call(server *srv, listener_req *req, nng_msg *msg, uint64_t id,
+    const uint8_t *call, size_t len)
 {
 	wire_field fn;
 	job *j;
@@ -229,8 +226,9 @@ on_call(server *srv, nng_msg *req, uint64_t id, const uint8_t *call, size_t len)
 	}
 	j->id = ++srv->next_job_id;
 	j->request_id = id;
-	j->pipe = nng_pipe_id(nng_msg_get_pipe(req));
-	j->req = req;
+	j->pipe = listener_req_pipe(req);
+	j->req = msg;
+	j->reply_to = req;
 	j->call = call;
 	j->call_len = len;
 	j->function = (const char *) fn.data;
@@ -247,11 +245,12 @@ on_call(server *srv, nng_msg *req, uint64_t id, const uint8_t *call, size_t len)
 	pump(srv);
 	return;
 done:
-	nng_msg_free(req);
+	nng_msg_free(msg);
 }
 
 static void
-on_cancel(server *srv, nng_msg *req, uint64_t id, const uint8_t *p, size_t len)
+on_cancel(server *srv, listener_req *req, uint64_t id, const uint8_t *p,
+    size_t len)
 {
 	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
 	Gild__V1__Value v = GILD__V1__VALUE__INIT;
@@ -259,8 +258,8 @@ on_cancel(server *srv, nng_msg *req, uint64_t id, const uint8_t *p, size_t len)
 	job *j = NULL;
 
 	if (wire_find(p, len, 1, &target) == 1 && target.type == WIRE_VARINT)
-		j = sched_cancel_queued(srv->sch,
-		    nng_pipe_id(nng_msg_get_pipe(req)), target.value);
+		j = sched_cancel_queued(srv->sch, listener_req_pipe(req),
+		    target.value);
 	if (j != NULL)
 		job_fail(srv, j, GILD__V1__CODE__CANCELLED,
 		    "cancelled by the client before it ran");
@@ -283,7 +282,7 @@ uptime(const server *srv)
 }
 
 static void
-on_status(server *srv, nng_msg *req, uint64_t id)
+on_status(server *srv, listener_req *req, uint64_t id)
 {
 	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
 	Gild__V1__Status st = GILD__V1__STATUS__INIT;
@@ -321,7 +320,8 @@ on_status(server *srv, nng_msg *req, uint64_t id)
 }
 
 static void
-on_ping(server *srv, nng_msg *req, uint64_t id, const uint8_t *p, size_t len)
+on_ping(server *srv, listener_req *req, uint64_t id, const uint8_t *p,
+    size_t len)
 {
 	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
 	Gild__V1__Pong pong = GILD__V1__PONG__INIT;
@@ -337,9 +337,9 @@ on_ping(server *srv, nng_msg *req, uint64_t id, const uint8_t *p, size_t len)
 	reply_send(srv, req, id, &r);
 }
 
-/* Every request from the listener; takes msg. */
+/* Every request from the listener; takes msg, answers req once. */
 static void
-on_request(void *arg, nng_msg *msg)
+on_request(void *arg, listener_req *req, nng_msg *msg)
 {
 	server *srv = arg;
 	const uint8_t *body = nng_msg_body(msg), *p = body;
@@ -359,34 +359,34 @@ on_request(void *arg, nng_msg *msg)
 			which = f;
 	}
 	if (len > srv->opts->max_message) {
-		reply_error(srv, msg, id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		reply_error(srv, req, id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "request of %zu bytes exceeds the server's --max-message "
 		    "of %zu bytes",
 		    len, srv->opts->max_message);
 	} else if (rc < 0) {
-		reply_error(srv, msg, id, GILD__V1__CODE__INVALID_ARGUMENT,
+		reply_error(srv, req, id, GILD__V1__CODE__INVALID_ARGUMENT,
 		    "malformed request: not a valid gild.v1.Request message");
 	} else if (which.number == 0) {
-		reply_error(srv, msg, id, GILD__V1__CODE__INVALID_ARGUMENT,
+		reply_error(srv, req, id, GILD__V1__CODE__INVALID_ARGUMENT,
 		    "request %" PRIu64 " has no body: set one of call, cancel, "
 		    "status or ping",
 		    id);
 	} else if (srv->state != SRV_RUNNING && which.number == REQ_CALL) {
-		reply_error(srv, msg, id, GILD__V1__CODE__UNAVAILABLE,
+		reply_error(srv, req, id, GILD__V1__CODE__UNAVAILABLE,
 		    "server is shutting down");
 	} else {
 		switch (which.number) {
 		case REQ_CALL:
-			on_call(srv, msg, id, which.data, which.len);
+			on_call(srv, req, msg, id, which.data, which.len);
 			return; /* on_call took msg */
 		case REQ_CANCEL:
-			on_cancel(srv, msg, id, which.data, which.len);
+			on_cancel(srv, req, id, which.data, which.len);
 			break;
 		case REQ_STATUS:
-			on_status(srv, msg, id);
+			on_status(srv, req, id);
 			break;
 		default:
-			on_ping(srv, msg, id, which.data, which.len);
+			on_ping(srv, req, id, which.data, which.len);
 			break;
 		}
 	}
@@ -446,14 +446,14 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
 		    "--max-message of %zu bytes",
 		    (int) j->function_len, j->function, len,
 		    srv->opts->max_message);
-	} else if ((m = reply_start(j->req, j->request_id)) == NULL ||
+	} else if ((m = reply_start(j->request_id)) == NULL ||
 		   nng_msg_append(m, fields, len) != 0) {
 		nng_msg_free(m);
 		job_fail(srv, j, GILD__V1__CODE__INTERNAL,
 		    "server out of memory for the result");
 	} else {
 		/* The worker's result/error field is already the Reply's. */
-		listener_send(srv->lst, m);
+		listener_reply(srv->lst, j->reply_to, m);
 		job_free(j);
 	}
 	pump(srv);
@@ -474,18 +474,26 @@ on_app_failed(void *arg, const char *message, const char *traceback)
 	server_stop_workers(srv);
 }
 
+/* Exits the loop once nng has written the last replies out (or after 2 s
+ * of waiting on clients that do not read). */
 static void
 on_exit_timer(evutil_socket_t fd, short what, void *arg)
 {
-	event_base_loopexit(((server *) arg)->base, NULL);
+	server *srv = arg;
+	struct timeval tv = {0, 10 * 1000};
+
+	if (listener_sending(srv->lst) > 0 && srv->exit_waits++ < 200) {
+		evtimer_add(srv->exit_ev, &tv);
+		return;
+	}
+	event_base_loopexit(srv->base, NULL);
 }
 
 static void
 on_workers_stopped(void *arg)
 {
 	server *srv = arg;
-	/* Give nng a moment to put the last replies on the wire. */
-	struct timeval tv = {0, 100 * 1000};
+	struct timeval tv = {0, 0};
 
 	log_info("all workers stopped");
 	evtimer_add(srv->exit_ev, &tv);

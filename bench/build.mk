@@ -1,0 +1,5 @@
+# bench/: load tools. Built on demand (make bench-tools), not by `make`.
+$(B)/bench/burst: $(B)/bench/burst.o $(B)/libgild.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(NNG_LIBS) $(PROTOBUFC_LIBS)
+.PHONY: bench-tools
+bench-tools: $(B)/bench/burst

@@ -284,6 +284,7 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	pthread_mutex_lock(&c->mtx);
 	if (ev == NNG_PIPE_EV_ADD_POST) {
 		k->up = true;
+		pthread_cond_broadcast(&c->cv); /* calls may wait for a redial */
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		k->up = false;
 		for (size_t i = 0; i < c->n_buckets; i++) {
@@ -483,6 +484,13 @@ send_request(conn *k, codec_buf *body, uint64_t id, gild_error *err)
 	return GILD_OK;
 }
 
+/* How long a call waits for a lost connection to be redialled. */
+#define REDIAL_WAIT_MS 5000
+
+static void deadline_of(int timeout_ms, struct timespec *ts);
+static bool sleep_until(gild_client *c, int timeout_ms,
+    const struct timespec *ts);
+
 /* Sends a request whose body is in *body, tracked as a new table entry of
  * `kind`. Blocks while GILD_MAX_IN_FLIGHT replies are awaited. On GILD_OK
  * *id names the entry. */
@@ -492,6 +500,7 @@ start(gild_client *c, enum call_kind kind, codec_buf *body, uint64_t *id,
 {
 	call *cl = calloc(1, sizeof(*cl));
 	conn *k = NULL;
+	struct timespec ts;
 	int rc;
 
 	if (cl == NULL)
@@ -499,19 +508,25 @@ start(gild_client *c, enum call_kind kind, codec_buf *body, uint64_t *id,
 	pthread_mutex_lock(&c->mtx);
 	while (c->n_pending >= GILD_MAX_IN_FLIGHT)
 		pthread_cond_wait(&c->cv, &c->mtx);
-	for (size_t i = 0; i < c->n_conns && k == NULL; i++) {
-		size_t j = (c->rr + i) % c->n_conns;
+	/* With every connection down (a server restarting, a connection it
+	 * dropped), wait a little for nng's redial before giving up. */
+	deadline_of(REDIAL_WAIT_MS, &ts);
+	do {
+		for (size_t i = 0; i < c->n_conns && k == NULL; i++) {
+			size_t j = (c->rr + i) % c->n_conns;
 
-		if (c->conns[j].up) {
-			k = &c->conns[j];
-			c->rr = j + 1;
+			if (c->conns[j].up) {
+				k = &c->conns[j];
+				c->rr = j + 1;
+			}
 		}
-	}
+	} while (k == NULL && sleep_until(c, REDIAL_WAIT_MS, &ts));
 	if (k == NULL) {
 		pthread_mutex_unlock(&c->mtx);
 		free(cl);
 		return error_set(err, GILD_UNAVAILABLE,
-		    "not connected to any server");
+		    "not connected to any server (none came back within %d ms)",
+		    REDIAL_WAIT_MS);
 	}
 	cl->id = c->next_id++;
 	cl->kind = kind;

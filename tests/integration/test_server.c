@@ -312,6 +312,18 @@ test_oversized_request(void)
 	gild_error_clear(&err);
 	free(blob);
 	assert_still_serving();
+
+	/* Past twice the limit nng drops the connection unread: the call
+	 * fails with UNAVAILABLE, and the same client's next call goes through
+	 * once nng has redialled. */
+	n = 20u << 20;
+	blob = calloc(1, n);
+	out = call1("echo", gild_bytes(blob, n), &err);
+	CU_ASSERT_PTR_NULL(out);
+	CU_ASSERT_EQUAL(err.code, GILD_UNAVAILABLE);
+	gild_error_clear(&err);
+	free(blob);
+	assert_still_serving();
 }
 
 /* Sends raw bytes on a stock cooked REQ socket; returns the decoded Reply

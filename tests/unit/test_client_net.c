@@ -3,6 +3,7 @@
  * to calls with thousands in flight, timeouts, cancellation, lost
  * connections and several servers. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ typedef struct server {
 	pthread_cond_t cv;
 	int echoes, cancels, hangs;
 	int consumed; /* held replies the test has collected */
+	atomic_bool stop;
 } server;
 
 /* Waits (5 s at most) until the test has collected n held replies. */
@@ -173,7 +175,14 @@ server_main(void *arg)
 	server *s = arg;
 	nng_msg *m;
 
-	while (nng_recvmsg(s->sock, &m, 0) == 0) {
+	/* Polls with a timeout: nng 1.5.2 does not always wake a receive
+	 * blocked in another thread when the socket is closed. */
+	while (!atomic_load(&s->stop)) {
+		int rc = nng_recvmsg(s->sock, &m, 0);
+		if (rc == NNG_ETIMEDOUT)
+			continue;
+		if (rc != 0)
+			break;
 		serve_one(s, m);
 		nng_msg_free(m);
 	}
@@ -193,6 +202,7 @@ server_start(int batch)
 	pthread_cond_init(&s->cv, NULL);
 	if (nng_rep0_open_raw(&s->sock) != 0 ||
 	    nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, 0) != 0 ||
+	    nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, 50) != 0 ||
 	    nng_listen(s->sock, "tcp://127.0.0.1:0", &l, 0) != 0 ||
 	    nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port) != 0)
 		return NULL;
@@ -204,8 +214,9 @@ server_start(int batch)
 static void
 server_stop(server *s)
 {
-	nng_close(s->sock);
+	atomic_store(&s->stop, true);
 	pthread_join(s->thr, NULL);
+	nng_close(s->sock);
 	while (s->n_held > 0)
 		nng_msg_free(s->held[--s->n_held]);
 	free(s->held);

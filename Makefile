@@ -45,9 +45,13 @@ ALL_LDFLAGS = -pthread $(SAN_FLAGS) $(LDFLAGS)
 .PHONY: all run test install clean deps
 .DELETE_ON_ERROR:
 
-# Everything but clean needs the packages and their flags: build/config.mk is
-# made (and make restarts) before any other target is considered.
+# Everything but clean needs the packages and their flags. The packages are
+# checked on every run (dpkg-query, a few ms each) and installed when root;
+# then build/config.mk is made (and make restarts) before anything else.
 ifeq ($(filter clean deps,$(MAKECMDGOALS)),)
+ifneq ($(shell mk/deps.sh $(DEBS) >&2 && echo ok),ok)
+$(error missing Debian packages: see the command above)
+endif
 include $(B)/config.mk
 endif
 
@@ -55,7 +59,6 @@ deps:
 	@mk/deps.sh $(DEBS)
 
 $(B)/config.mk: Makefile mk/deps.sh mk/config.sh
-	@mk/deps.sh $(DEBS)
 	@mkdir -p $(@D)
 	mk/config.sh $(PYTHON_CONFIG) > $@.tmp && mv $@.tmp $@
 

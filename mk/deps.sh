@@ -12,9 +12,10 @@ done
 if [ "$(id -u)" -eq 0 ]; then
 	echo "gild: installing missing Debian packages:$missing" >&2
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq || apt-get update
+	# All output to stderr: make runs this inside $(shell ...).
+	{ apt-get update -qq || apt-get update; } >&2
 	# shellcheck disable=SC2086
-	apt-get install -y -qq --no-install-recommends $missing
+	apt-get install -y -qq --no-install-recommends $missing >&2
 else
 	echo "gild: missing Debian packages:$missing" >&2
 	echo "gild: install them with:" >&2

@@ -19,26 +19,7 @@ struct app {
 	size_t n;
 };
 
-/* The pending exception as one normalized object (new ref; NULL if none),
- * the indicator cleared; exc_restore (stealing it) sets it again. */
-static PyObject *
-exc_take(void)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-	return PyErr_GetRaisedException();
-#else
-	PyObject *type, *value, *tb;
-
-	PyErr_Fetch(&type, &value, &tb);
-	PyErr_NormalizeException(&type, &value, &tb);
-	if (value != NULL && tb != NULL)
-		PyException_SetTraceback(value, tb);
-	Py_XDECREF(type);
-	Py_XDECREF(tb);
-	return value;
-#endif
-}
-
+/* Sets exc (stolen; from werr_take_exception) as the pending exception. */
 static void
 exc_restore(PyObject *exc)
 {
@@ -141,7 +122,7 @@ import_file(const char *name, const char *path)
 	if (r == NULL) {
 		/* Keep the exception; drop the half-run module as import does.
 		 */
-		PyObject *exc = exc_take();
+		PyObject *exc = werr_take_exception();
 		trim_importlib_frames(exc);
 		if (PyDict_DelItemString(PyImport_GetModuleDict(), name) == -1)
 			PyErr_Clear();
@@ -175,7 +156,7 @@ spec_missing(const char *spec)
 
 	if (!PyErr_ExceptionMatches(PyExc_ModuleNotFoundError))
 		return 0;
-	exc = exc_take();
+	exc = werr_take_exception();
 	if (exc != NULL)
 		name = PyObject_GetAttrString(exc, "name");
 	if (name != NULL && PyUnicode_Check(name) &&

@@ -417,6 +417,22 @@ fail:
 	return NULL;
 }
 
+/* t's shape as a new tuple of ints, or NULL with a Python error set. */
+static PyObject *
+shape_tuple(const Gild__V1__Tensor *t)
+{
+	PyObject *shape = PyTuple_New((Py_ssize_t) t->n_shape);
+
+	for (size_t i = 0; shape != NULL && i < t->n_shape; i++) {
+		PyObject *d = PyLong_FromUnsignedLongLong(t->shape[i]);
+		if (d == NULL)
+			Py_CLEAR(shape);
+		else
+			PyTuple_SET_ITEM(shape, (Py_ssize_t) i, d);
+	}
+	return shape;
+}
+
 static PyObject *
 tensor_numpy(const Gild__V1__Tensor *t, const struct dtype_info *dt, werr *err)
 {
@@ -424,15 +440,8 @@ tensor_numpy(const Gild__V1__Tensor *t, const struct dtype_info *dt, werr *err)
 	PyObject *arr = NULL;
 	Py_buffer view;
 
-	shape = PyTuple_New((Py_ssize_t) t->n_shape);
-	if (shape == NULL)
+	if ((shape = shape_tuple(t)) == NULL)
 		goto fail;
-	for (size_t i = 0; i < t->n_shape; i++) {
-		PyObject *d = PyLong_FromUnsignedLongLong(t->shape[i]);
-		if (d == NULL)
-			goto fail;
-		PyTuple_SET_ITEM(shape, (Py_ssize_t) i, d);
-	}
 	arr = PyObject_CallFunction(cv.np_empty, "Os", shape, dt->np);
 	if (arr == NULL)
 		goto fail;
@@ -497,15 +506,8 @@ tensor_memoryview(const Gild__V1__Tensor *t, const struct dtype_info *dt,
 		out = PyObject_CallMethod(mv, "cast", "s", dt->fmt);
 		goto done;
 	}
-	shape = PyList_New((Py_ssize_t) t->n_shape);
-	if (shape == NULL)
+	if ((shape = shape_tuple(t)) == NULL)
 		goto fail;
-	for (size_t i = 0; i < t->n_shape; i++) {
-		PyObject *d = PyLong_FromUnsignedLongLong(t->shape[i]);
-		if (d == NULL)
-			goto fail;
-		PyList_SET_ITEM(shape, (Py_ssize_t) i, d);
-	}
 	out = PyObject_CallMethod(mv, "cast", "sO", dt->fmt, shape);
 done:
 fail:

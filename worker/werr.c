@@ -117,10 +117,8 @@ done:
 	return out;
 }
 
-/* Returns a new reference to the pending exception (normalized, with its
- * traceback attached) and clears the indicator; NULL if none. */
-static PyObject *
-take_exception(void)
+PyObject *
+werr_take_exception(void)
 {
 #if PY_VERSION_HEX >= 0x030C0000
 	return PyErr_GetRaisedException();
@@ -176,7 +174,7 @@ fail:
 int
 werr_from_python(werr *e, Gild__V1__Code code)
 {
-	PyObject *exc = take_exception();
+	PyObject *exc = werr_take_exception();
 	char *type = NULL;
 
 	if (exc == NULL)

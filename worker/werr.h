@@ -46,4 +46,8 @@ char *werr_type_name(PyTypeObject *tp);
  * outlive any use of out. Unset strings become "". */
 void werr_to_proto(const werr *e, Gild__V1__Error *out);
 
+/* Returns a new reference to the pending Python exception (normalized, its
+ * traceback attached) and clears the indicator; NULL if none. Needs the GIL. */
+PyObject *werr_take_exception(void);
+
 #endif

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "test_main.h"
 
 #define APP "examples/app.py"
 
@@ -708,7 +709,6 @@ int
 main(void)
 {
 	CU_pSuite s;
-	int failed;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
@@ -732,10 +732,5 @@ main(void)
 	CU_add_test(s, "ipc://", test_ipc);
 	CU_add_test(s, "ws://", test_ws);
 	CU_add_test(s, "app that fails at import", test_broken_app);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = (int) (CU_get_number_of_failures() +
-			CU_get_number_of_suites_failed());
-	CU_cleanup_registry();
-	return failed != 0;
+	return test_run_all();
 }

@@ -7,6 +7,7 @@
 
 #include "gild.h"
 #include "valjson.h"
+#include "test_main.h"
 
 /* Parses `in`, dumps the value on one line, compares with `out`. */
 static void
@@ -269,7 +270,6 @@ int
 main(void)
 {
 	CU_pSuite s;
-	unsigned failed;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
@@ -280,9 +280,5 @@ main(void)
 	CU_add_test(s, "dump of built values", test_dump_built);
 	CU_add_test(s, "indented dump", test_dump_indent);
 	CU_add_test(s, "base64", test_base64);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed != 0;
+	return test_run_all();
 }

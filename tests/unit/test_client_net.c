@@ -16,6 +16,7 @@
 
 #include "gild.h"
 #include "gild.pb-c.h"
+#include "test_main.h"
 
 /* ---- the test server --------------------------------------------------- *
  * Functions: echo (result = first argument; replies are held until `batch`
@@ -579,7 +580,6 @@ int
 main(void)
 {
 	CU_pSuite s;
-	unsigned failed;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
@@ -591,9 +591,5 @@ main(void)
 	CU_add_test(s, "timeouts and cancel", test_timeout_cancel);
 	CU_add_test(s, "lost connections", test_connection_lost);
 	CU_add_test(s, "threads and several servers", test_threads_and_servers);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed != 0;
+	return test_run_all();
 }

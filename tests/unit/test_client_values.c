@@ -10,6 +10,7 @@
 #include "gild.h"
 #include "gild.pb-c.h"
 #include "value.h"
+#include "test_main.h"
 
 /* ---- constructors and accessors ---------------------------------------- */
 
@@ -846,7 +847,6 @@ int
 main(void)
 {
 	CU_pSuite s;
-	unsigned failed;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
@@ -870,9 +870,5 @@ main(void)
 	CU_add_test(s, "nesting depth", test_codec_depth);
 	CU_add_test(s, "requests", test_codec_call);
 	CU_add_test(s, "replies", test_codec_reply);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed != 0;
+	return test_run_all();
 }

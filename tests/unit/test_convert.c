@@ -30,6 +30,7 @@
 #include "frame.h"
 #include "wire.h"
 #include "worker.pb-c.h"
+#include "test_main.h"
 
 static char tmpdir[] = "/tmp/gild-test-convert-XXXXXX";
 static PyObject *globals; /* namespace for test expressions: np, math, ... */
@@ -1582,7 +1583,6 @@ int
 main(void)
 {
 	CU_pSuite s;
-	unsigned failed;
 
 	signal(SIGPIPE, SIG_IGN);
 	if (CU_initialize_registry() != CUE_SUCCESS)
@@ -1617,11 +1617,5 @@ main(void)
 		CU_cleanup_registry();
 		return 1;
 	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_tests_failed() + CU_get_number_of_failures();
-	if (CU_get_number_of_suites_failed() > 0)
-		failed++;
-	CU_cleanup_registry();
-	return failed != 0;
+	return test_run_all();
 }

@@ -3,6 +3,7 @@
 
 #include <CUnit/Basic.h>
 #include <sched.h>
+#include "test_main.h"
 
 static void
 test_cpu_max(void)
@@ -44,7 +45,6 @@ int
 main(void)
 {
 	CU_pSuite s;
-	int failed;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
@@ -52,9 +52,5 @@ main(void)
 	CU_add_test(s, "cgroup v2 cpu.max", test_cpu_max);
 	CU_add_test(s, "cgroup v1 cfs quota", test_cfs);
 	CU_add_test(s, "usable count within the affinity mask", test_usable_within_affinity);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = (int) CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed != 0;
+	return test_run_all();
 }

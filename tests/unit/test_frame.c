@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "test_main.h"
 
 static void
 test_header_roundtrip(void)
@@ -131,7 +132,6 @@ int
 main(void)
 {
 	CU_pSuite s;
-	int failed;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
@@ -140,9 +140,5 @@ main(void)
 	CU_add_test(s, "small and empty frames", test_roundtrip_small_and_empty);
 	CU_add_test(s, "8 MiB frame", test_large_frame_through_small_buffer);
 	CU_add_test(s, "errors", test_errors);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = (int) CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed != 0;
+	return test_run_all();
 }

@@ -4,6 +4,7 @@
 #include <CUnit/Basic.h>
 #include <errno.h>
 #include <stdlib.h>
+#include "test_main.h"
 
 static job *
 mkjob(uint64_t id, uint32_t pipe, uint64_t request_id)
@@ -190,7 +191,6 @@ int
 main(void)
 {
 	CU_pSuite s;
-	int failed;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
@@ -201,9 +201,5 @@ main(void)
 	CU_add_test(s, "least-loaded slot", test_least_loaded_slot);
 	CU_add_test(s, "cancel a queued job", test_cancel_queued);
 	CU_add_test(s, "bad arguments", test_bad_init);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = (int) CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed != 0;
+	return test_run_all();
 }

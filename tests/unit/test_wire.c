@@ -8,6 +8,7 @@
 #include <CUnit/Basic.h>
 #include <stdlib.h>
 #include <string.h>
+#include "test_main.h"
 
 static void
 test_varints(void)
@@ -150,7 +151,6 @@ int
 main(void)
 {
 	CU_pSuite s;
-	int failed;
 
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
@@ -159,9 +159,5 @@ main(void)
 	CU_add_test(s, "scan a protobuf-c Request", test_scan_protobuf_c_request);
 	CU_add_test(s, "malformed input", test_malformed);
 	CU_add_test(s, "FromWorker becomes Reply", test_from_worker_becomes_reply);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = (int) CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed != 0;
+	return test_run_all();
 }

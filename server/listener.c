@@ -50,6 +50,7 @@ struct listener {
 	size_t sending;
 	/* Completions from nng's threads, drained by the loop. */
 	pthread_mutex_t mtx;
+	bool closing; /* under mtx: completions are ignored */
 	listener_req *done_head, *done_tail;
 };
 
@@ -63,6 +64,11 @@ on_aio(void *arg)
 	uint64_t one = 1;
 
 	pthread_mutex_lock(&l->mtx);
+	if (l->closing) {
+		/* listener_fini is stopping every aio and freeing it. */
+		pthread_mutex_unlock(&l->mtx);
+		return;
+	}
 	r->next_done = NULL;
 	wake = l->done_head == NULL;
 	if (l->done_tail)
@@ -279,8 +285,14 @@ listener_fini(listener *l)
 {
 	if (l == NULL)
 		return;
-	/* Stop every aio first (it waits for running callbacks), then close
-	 * the socket: closing with receives posted can crash nng 1.5.2. */
+	/* From now on completions are ignored: stopping an aio runs its
+	 * callback, which must not queue a context about to be freed. */
+	pthread_mutex_lock(&l->mtx);
+	l->closing = true;
+	l->done_head = l->done_tail = NULL;
+	pthread_mutex_unlock(&l->mtx);
+	/* Stop every aio (it waits for running callbacks), then close the
+	 * socket: closing with receives posted can crash nng 1.5.2. */
 	while (l->all != NULL)
 		req_destroy(l, l->all);
 	nng_close(l->sock);

@@ -82,7 +82,7 @@ run: all
 
 # Under sanitizers, leaks inside libpython and numpy (not ours) are ignored.
 test: all $(UNIT_TESTS) $(TEST_DEPS)
-	@B=$(B) PYTHON=$(PYTHON) \
+	@B=$(B) PYTHON=$(PYTHON) SANITIZE=$(SANITIZE) \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/worker/lsan.supp:print_suppressions=0 \
 	tests/run.sh $(UNIT_TESTS)
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -130,6 +131,9 @@ proc_start(gild_proc *p, const char *app, int workers, const char *listen,
 	logfd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	p->pid = fork();
 	if (p->pid == 0) {
+		/* If the test program dies, gild gets SIGTERM and stops its
+		 * workers: a crashed or timed-out test leaves no server. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		dup2(out[1], 1);
 		dup2(logfd, 2);
 		close(out[0]);

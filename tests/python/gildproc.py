@@ -1,4 +1,5 @@
 """Starts the real gild for a test on a run-time port and stops it by pid."""
+import ctypes
 import os
 import select
 import signal
@@ -32,6 +33,12 @@ def read_until(proc, marker, timeout=60):
     raise RuntimeError("no %r within %ss" % (marker, timeout))
 
 
+def die_with_parent():
+    """Child-side: SIGTERM when the test process dies (PR_SET_PDEATHSIG), so
+    a killed test leaves no server behind."""
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+
+
 class Gild:
     """gild serve APP on tcp://127.0.0.1:0; .url is where it listens."""
 
@@ -40,7 +47,7 @@ class Gild:
         self.proc = subprocess.Popen(
             [os.path.join(B, "gild"), "serve", app, "--listen",
              "tcp://127.0.0.1:0", "--workers", str(workers), *args],
-            stdout=subprocess.PIPE, stderr=self.log)
+            stdout=subprocess.PIPE, stderr=self.log, preexec_fn=die_with_parent)
         try:
             lines = read_until(self.proc, "gild: ready")
         except Exception:

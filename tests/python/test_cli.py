@@ -7,7 +7,7 @@ import socket
 import subprocess
 import unittest
 
-from gildproc import ROOT, Gild, gildctl, read_until
+from gildproc import ROOT, Gild, die_with_parent, gildctl, read_until
 
 
 class GildctlTest(unittest.TestCase):
@@ -167,7 +167,7 @@ class InstallTest(unittest.TestCase):
             g.proc = subprocess.Popen(
                 [prefix + "/bin/gild", "serve", os.path.join(ROOT, "examples", "app.py"),
                  "--listen", "tcp://127.0.0.1:0", "--workers", "1"],
-                stdout=subprocess.PIPE, stderr=g.log)
+                stdout=subprocess.PIPE, stderr=g.log, preexec_fn=die_with_parent)
             try:
                 lines = read_until(g.proc, "gild: ready")
                 url = [l.split()[-1] for l in lines if "listening on" in l][0]
@@ -181,8 +181,11 @@ class InstallTest(unittest.TestCase):
                     capture_output=True, check=True, text=True).stdout.split()
                 self.assertIn("-I" + prefix + "/include", pc)
                 exe = os.path.join(dest, "client")
+                # A sanitized libgild needs a sanitized program around it.
+                san = os.environ.get("SANITIZE")
                 subprocess.run(["cc", "-o", exe, src, *pc,
-                                "-Wl,-rpath," + prefix + "/lib"],
+                                "-Wl,-rpath," + prefix + "/lib",
+                                *(["-fsanitize=" + san] if san else [])],
                                check=True, capture_output=True, timeout=120)
                 out = subprocess.run([exe, url], capture_output=True, text=True, timeout=60)
                 self.assertEqual((out.returncode, out.stdout), (0, "3\n"), out.stderr)

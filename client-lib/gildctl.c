@@ -3,10 +3,13 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "gild.h"
@@ -145,6 +148,45 @@ is_keyword(const char *arg, size_t *name_len)
 	return arg[n] == '=';
 }
 
+struct close_guard {
+	atomic_bool done;
+};
+
+static void *
+close_guard_main(void *arg)
+{
+	struct close_guard *g = arg;
+
+	for (int i = 0; i < 100 && !atomic_load(&g->done); i++)
+		usleep(50 * 1000);
+	if (!atomic_load(&g->done)) {
+		fprintf(stderr, "gildctl: the connection did not close within "
+				"5 s (a known nng 1.5.2 deadlock); exiting\n");
+		fflush(NULL);
+		_exit(EXIT_FAILED);
+	}
+	return NULL;
+}
+
+/* gild_close, but nng 1.5.2's nng_close can deadlock now and then (nng issue
+ * #1543): if it has not returned in 5 s, flush and exit with EXIT_FAILED
+ * rather than hang the shell. */
+static void
+close_client(gild_client *c)
+{
+	struct close_guard g;
+	pthread_t t;
+	bool guarded;
+
+	fflush(NULL);
+	atomic_init(&g.done, false);
+	guarded = pthread_create(&t, NULL, close_guard_main, &g) == 0;
+	gild_close(c);
+	atomic_store(&g.done, true);
+	if (guarded)
+		pthread_join(t, NULL);
+}
+
 static int
 cmd_call(char **urls, size_t n_urls, const char *function, char **argv,
     int argc, int timeout_ms)
@@ -212,7 +254,7 @@ out:
 	gild_value_free(out);
 	gild_value_free(args);
 	gild_value_free(kwargs);
-	gild_close(c);
+	close_client(c);
 	return rc;
 }
 
@@ -254,7 +296,7 @@ cmd_ping(char **urls, size_t n_urls, int timeout_ms)
 		}
 		free(version);
 		gild_error_clear(&err);
-		gild_close(c);
+		close_client(c);
 	}
 	return status;
 }
@@ -286,7 +328,7 @@ cmd_status(char **urls, size_t n_urls, int timeout_ms)
 			st = NULL;
 		}
 		gild_error_clear(&err);
-		gild_close(c);
+		close_client(c);
 	}
 	if (rc == 0)
 		rc = print_value(all != NULL ? all : st, 2);

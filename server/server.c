@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Reply field numbers, as in gild.proto. */
 enum { REPLY_ID = 1, REPLY_RESULT = 2, REPLY_ERROR = 3 };
@@ -561,6 +563,32 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* ---- setup ------------------------------------------------------------ */
 
+/* nng 1.5.2's nng_close can deadlock now and then (nng issue #1543, fixed in
+ * later releases). gild is exiting when it closes nng: if that takes more
+ * than a few seconds, exit anyway with the status it was going to return. */
+static void *
+exit_watchdog(void *arg)
+{
+	sleep(5);
+	log_warn("nng did not close within 5 s (a known nng 1.5.2 deadlock): "
+		 "exiting anyway");
+	_exit((int) (intptr_t) arg);
+	return NULL;
+}
+
+static void
+close_listener(listener *l, int exit_code)
+{
+	pthread_t t;
+
+	if (l == NULL)
+		return;
+	if (pthread_create(&t, NULL, exit_watchdog,
+		(void *) (intptr_t) exit_code) == 0)
+		pthread_detach(t);
+	listener_fini(l);
+}
+
 int
 server_run(const server_opts *opts)
 {
@@ -632,8 +660,8 @@ server_run(const server_opts *opts)
 	log_info("serving %s with %d workers", opts->app, opts->workers);
 	event_base_dispatch(srv.base);
 out:
-	listener_fini(srv.lst);
-	supervisor_fini(srv.sup);
+	supervisor_fini(srv.sup); /* no worker may outlive gild */
+	close_listener(srv.lst, srv.exit_code);
 	/* Jobs still queued or running belong to nobody now. */
 	if (srv.sch) {
 		job *j, *next;

@@ -720,6 +720,7 @@ codec_status_to_value(const Gild__V1__Status *st, gild_value **out)
 	rc |= set(m, "calls_total", value_uint64(st->calls_total));
 	rc |= set(m, "uptime_s", gild_float(st->uptime_s));
 	rc |= set(m, "python_version", str_or_empty(st->python_version));
+	rc |= set(m, "state", str_or_empty(st->state));
 	if (rc != 0)
 		goto fail;
 	*out = m;

@@ -316,6 +316,7 @@ on_status(server *srv, listener_req *req, uint64_t id)
 	st.calls_total = srv->calls_total;
 	st.uptime_s = uptime(srv);
 	st.python_version = (char *) (pyver ? pyver : "");
+	st.state = (char *) (srv->state == SRV_RUNNING ? "serving" : "draining");
 	r.body_case = GILD__V1__REPLY__BODY_STATUS;
 	r.status = &st;
 	reply_send(srv, req, id, &r);
@@ -546,15 +547,12 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		event_base_loopexit(srv->base, NULL);
 		return;
 	}
-	log_info("%s: finishing %zu running calls, then stopping",
-	    strsignal((int) sig), sched_running(srv->sch));
+	/* Accepted calls, queued or running, are finished (within the drain
+	 * timeout); new ones get UNAVAILABLE. */
+	log_info("%s: finishing %zu running and %zu queued calls, then stopping",
+	    strsignal((int) sig), sched_running(srv->sch),
+	    sched_queued(srv->sch));
 	srv->state = SRV_DRAINING;
-	/* Queued calls will not run; running ones may finish. */
-	for (job *j = sched_drain_queue(srv->sch), *next; j != NULL; j = next) {
-		next = j->next;
-		job_fail(srv, j, GILD__V1__CODE__UNAVAILABLE,
-		    "server is shutting down");
-	}
 	tv.tv_sec = srv->opts->drain_ms / 1000;
 	tv.tv_usec = (srv->opts->drain_ms % 1000) * 1000;
 	evtimer_add(srv->drain_ev, &tv);

@@ -14,7 +14,7 @@ typedef struct server_opts {
 	size_t max_message;       /* bytes; larger requests are refused */
 	size_t max_queue;         /* queued calls; more get RESOURCE_EXHAUSTED */
 	const char *worker_bin;   /* path of gild-worker */
-	int drain_ms;             /* on SIGTERM, how long running calls may finish */
+	int drain_ms;             /* on SIGTERM, how long accepted calls may take */
 } server_opts;
 
 /* Runs gild until SIGINT/SIGTERM (returns 0 after a clean stop) or a fatal

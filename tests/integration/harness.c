@@ -186,6 +186,15 @@ rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 int
 proc_stop(gild_proc *p)
 {
+	if (p->pid <= 0)
+		return -1;
+	kill(p->pid, SIGTERM);
+	return proc_wait(p);
+}
+
+int
+proc_wait(gild_proc *p)
+{
 	pid_t workers[64];
 	int n, rc = -1;
 	double deadline;
@@ -193,7 +202,6 @@ proc_stop(gild_proc *p)
 	if (p->pid <= 0)
 		return -1;
 	n = proc_workers(p, workers, 64);
-	kill(p->pid, SIGTERM);
 	deadline = now_s() + 30;
 	while (now_s() < deadline) {
 		pid_t r = waitpid(p->pid, &p->exit_status, WNOHANG);
@@ -204,7 +212,7 @@ proc_stop(gild_proc *p)
 		usleep(10000);
 	}
 	if (rc != 0) {
-		fprintf(stderr, "gild did not stop on SIGTERM: killing it\n");
+		fprintf(stderr, "gild did not exit within 30 s: killing it\n");
 		kill(p->pid, SIGKILL);
 		waitpid(p->pid, &p->exit_status, 0);
 	}

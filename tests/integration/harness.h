@@ -21,9 +21,13 @@ typedef struct gild_proc {
 int proc_start(gild_proc *p, const char *app, int workers, const char *listen,
     const char *const *extra);
 
-/* SIGTERM, then waits up to 30 s (SIGKILL after) and checks no worker it
- * started is left. Returns 0 when gild exited 0 and left no worker. */
+/* SIGTERM, then proc_wait. */
 int proc_stop(gild_proc *p);
+
+/* Waits up to 30 s for gild to exit (SIGKILL after), checks no worker it
+ * had is left, removes the temp folder. Returns 0 when gild exited 0 and
+ * left no worker. */
+int proc_wait(gild_proc *p);
 
 /* Prints gild's stderr log (for failures). */
 void proc_dump_log(const gild_proc *p);

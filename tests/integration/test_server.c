@@ -708,6 +708,137 @@ test_broken_app(void)
 	unlink(log);
 }
 
+
+/* ---- drain and admission: each with its own server ------------------- */
+
+/* Submits n calls of sleep(seconds); ids into ids[]. */
+static void
+submit_sleeps(gild_client *c, int n, double seconds, gild_call_id *ids)
+{
+	gild_value *args = gild_list();
+
+	gild_list_append(args, gild_float(seconds));
+	for (int i = 0; i < n; i++)
+		CU_ASSERT_EQUAL_FATAL(gild_submit(c, "sleep", args, NULL, &ids[i],
+					  NULL), GILD_OK);
+	gild_value_free(args);
+}
+
+static const char *
+status_str(gild_client *c, const char *field, char *buf, size_t len)
+{
+	gild_value *st = NULL;
+	const char *v;
+
+	buf[0] = '\0';
+	if (gild_status(c, 10000, &st, NULL) == GILD_OK &&
+	    (v = gild_value_str(gild_map_get(st, field), NULL)) != NULL)
+		snprintf(buf, len, "%s", v);
+	gild_value_free(st);
+	return buf;
+}
+
+/* SIGTERM with 200 calls accepted (2 running, the rest queued): every one
+ * gets its result, calls sent after it get UNAVAILABLE, gild exits 0 and no
+ * worker is left. */
+static void
+test_sigterm_drains_accepted_calls(void)
+{
+	enum { N = 200, LATE = 10 };
+	static gild_call_id ids[N];
+	gild_proc p;
+	gild_client *c = NULL;
+	const char *urls[1];
+	char state[32];
+	int ok = 0, unavailable = 0;
+	double deadline;
+
+	CU_ASSERT_EQUAL_FATAL(proc_start(&p, APP, 2, NULL, NULL), 0);
+	urls[0] = p.url;
+	CU_ASSERT_EQUAL_FATAL(gild_connect(&c, urls, 1, NULL), GILD_OK);
+	submit_sleeps(c, N, 0.01, ids);
+	/* Signal once the server has accepted all of them. */
+	for (deadline = now_s() + 10; now_s() < deadline; usleep(2000)) {
+		gild_value *st = NULL;
+		int64_t accepted = 0;
+		if (gild_status(c, 10000, &st, NULL) == GILD_OK)
+			accepted = gild_value_int(gild_map_get(st, "calls_total"));
+		gild_value_free(st);
+		if (accepted >= N)
+			break;
+	}
+	CU_ASSERT_EQUAL(kill(p.pid, SIGTERM), 0);
+	for (deadline = now_s() + 10; now_s() < deadline; usleep(5000))
+		if (strcmp(status_str(c, "state", state, sizeof(state)),
+			"draining") == 0)
+			break;
+	CU_ASSERT_STRING_EQUAL(state, "draining");
+	for (int i = 0; i < LATE; i++) {
+		gild_value *args = gild_list(), *out = NULL;
+		gild_error err = {0};
+		gild_list_append(args, gild_int(1));
+		gild_list_append(args, gild_int(1));
+		unavailable += gild_call(c, "add", args, NULL, 10000, &out,
+				   &err) == GILD_UNAVAILABLE;
+		gild_value_free(out);
+		gild_value_free(args);
+		gild_error_clear(&err);
+	}
+	CU_ASSERT_EQUAL(unavailable, LATE);
+	for (int i = 0; i < N; i++) {
+		gild_result res = {0};
+		if (gild_wait(c, ids[i], 30000, &res) == GILD_OK)
+			ok += res.code == GILD_OK &&
+			      gild_value_float(res.value) == 0.01;
+
+		gild_result_clear(&res);
+	}
+	CU_ASSERT_EQUAL(ok, N);
+	gild_close(c);
+	CU_ASSERT_EQUAL(proc_wait(&p), 0); /* exit 0, no worker left */
+}
+
+/* --max-queue 100, 1,000 slow calls at once: the overflow gets
+ * RESOURCE_EXHAUSTED naming the limit, every other call its result, and
+ * the counts add up to 1,000. */
+static void
+test_max_queue(void)
+{
+	enum { N = 1000 };
+	static const char *const extra[] = {"--max-queue", "100", NULL};
+	static gild_call_id ids[N];
+	gild_proc p;
+	gild_client *c = NULL;
+	const char *urls[1];
+	int ok = 0, exhausted = 0, named = 0, other = 0;
+
+	CU_ASSERT_EQUAL_FATAL(proc_start(&p, APP, 2, NULL, extra), 0);
+	urls[0] = p.url;
+	CU_ASSERT_EQUAL_FATAL(gild_connect(&c, urls, 1, NULL), GILD_OK);
+	submit_sleeps(c, N, 0.05, ids);
+	for (int i = 0; i < N; i++) {
+		gild_result res = {0};
+		CU_ASSERT_EQUAL(gild_wait(c, ids[i], 60000, &res), GILD_OK);
+		if (res.code == GILD_OK && gild_value_float(res.value) == 0.05)
+			ok++;
+		else if (res.code == GILD_RESOURCE_EXHAUSTED) {
+			exhausted++;
+			named += res.error.message &&
+				 strstr(res.error.message, "--max-queue") != NULL;
+		} else
+			other++;
+		gild_result_clear(&res);
+	}
+	CU_ASSERT_EQUAL(ok + exhausted, N);
+	CU_ASSERT_EQUAL(other, 0);
+	CU_ASSERT_EQUAL(named, exhausted);
+	/* 2 running + 100 queued at least; the rest of a burst overflows. */
+	CU_ASSERT(ok >= 102);
+	CU_ASSERT(exhausted > 0);
+	gild_close(c);
+	CU_ASSERT_EQUAL(proc_stop(&p), 0);
+}
+
 int
 main(void)
 {
@@ -731,6 +862,9 @@ main(void)
 	CU_add_test(s, "ping and status", test_ping_and_status);
 	CU_add_test(s, "worker SIGKILLed mid-call", test_worker_killed);
 	CU_add_test(s, "worker exits mid-call", test_worker_exits);
+	s = CU_add_suite("drain and admission", NULL, NULL);
+	CU_add_test(s, "SIGTERM finishes accepted calls", test_sigterm_drains_accepted_calls);
+	CU_add_test(s, "--max-queue refuses the overflow", test_max_queue);
 	s = CU_add_suite("transports and startup", NULL, NULL);
 	CU_add_test(s, "ipc://", test_ipc);
 	CU_add_test(s, "ws://", test_ws);

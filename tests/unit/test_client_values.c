@@ -795,6 +795,7 @@ test_codec_reply(void)
 	st.queued = 3;
 	st.uptime_s = 1.5;
 	st.python_version = "3.11.2";
+	st.state = "draining";
 	n = gild__v1__reply__pack(&r, buf);
 	CU_ASSERT_EQUAL(codec_scan_reply(buf, n, &cr), 0);
 	CU_ASSERT_EQUAL(cr.body, GILD__V1__REPLY__BODY_STATUS);
@@ -822,7 +823,9 @@ test_codec_reply(void)
 		dec = gild_value_to_decimal(gild_map_get(wk, "jobs_done"));
 		CU_ASSERT_STRING_EQUAL(dec, "18446744073709551615");
 		free(dec);
-		CU_ASSERT_EQUAL(gild_value_len(m), 10);
+		CU_ASSERT_STRING_EQUAL(gild_value_str(gild_map_get(m, "state"),
+		    NULL), "draining");
+		CU_ASSERT_EQUAL(gild_value_len(m), 11);
 		gild_value_free(m);
 	}
 	CU_ASSERT_EQUAL(codec_scan_reply((const uint8_t *) "\x0a\x01", 2, &cr), -1);

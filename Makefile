@@ -4,6 +4,7 @@
 #   make test     build and run every test
 #   make install  PREFIX=/usr/local DESTDIR=
 #   make clean
+#   make fuzz     FUZZ_SECONDS=60: run each libFuzzer target that long
 # Missing Debian packages are installed first (as root) or named (otherwise).
 
 PREFIX ?= /usr/local
@@ -29,7 +30,8 @@ VERSION := 0.1.0
 
 DEBS := gcc make pkg-config libevent-dev libnng-dev nng-utils \
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-dev \
-	python3-numpy python3-protobuf libcunit1-dev libjansson-dev
+	python3-numpy python3-protobuf libcunit1-dev libjansson-dev \
+	clang libclang-rt-14-dev
 
 SAN_FLAGS := $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all)
@@ -82,7 +84,7 @@ run: all
 
 # Under sanitizers, leaks inside libpython and numpy (not ours) are ignored.
 test: all $(UNIT_TESTS) $(TEST_DEPS)
-	@B=$(B) PYTHON=$(PYTHON) SANITIZE=$(SANITIZE) \
+	@B=$(B) PYTHON=$(PYTHON) SANITIZE=$(SANITIZE) FUZZ_SECONDS=$(FUZZ_SECONDS) \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/worker/lsan.supp:print_suppressions=0 \
 	tests/run.sh $(UNIT_TESTS)
 
@@ -98,7 +100,7 @@ install: all
 	install -m 644 $(B)/gild.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 # Generic rules: sources compile to $(B)/<same path>.o.
 $(B)/%.o: %.c | $(PROTO_H)

@@ -4,6 +4,7 @@
 #include "gild.pb-c.h"
 #include "listener.h"
 #include "log.h"
+#include "parse.h"
 #include "sched.h"
 #include "supervisor.h"
 #include "wire.h"
@@ -22,9 +23,7 @@
 #include <unistd.h>
 
 /* Reply field numbers, as in gild.proto. */
-enum { REPLY_ID = 1, REPLY_RESULT = 2, REPLY_ERROR = 3 };
-/* Request body field numbers. */
-enum { REQ_ID = 1, REQ_CALL = 2, REQ_CANCEL = 3, REQ_STATUS = 4, REQ_PING = 5 };
+enum { REPLY_ID = 1 };
 
 typedef enum srv_state { SRV_RUNNING, SRV_DRAINING, SRV_STOPPING } srv_state;
 
@@ -203,42 +202,32 @@ not_found(server *srv, listener_req *req, uint64_t id, const char *name,
 
 /* Takes msg. */
 static void
-on_call(server *srv, listener_req *req, nng_msg *msg, uint64_t id,
-    const uint8_t *call, size_t len)
+on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 {
-	wire_field fn;
 	job *j;
 
-	if (wire_find(call, len, 1, &fn) != 1 || fn.type != WIRE_LEN ||
-	    fn.len == 0) {
-		reply_error(srv, req, id, GILD__V1__CODE__INVALID_ARGUMENT,
-		    wire_check(call, len) != 0
-			? "malformed call: not a valid gild.v1.Call message"
-			: "call has no function name");
-		goto done;
-	}
-	if (!known_function(srv, (const char *) fn.data, fn.len)) {
-		not_found(srv, req, id, (const char *) fn.data, fn.len);
+	if (!known_function(srv, pr->function, pr->function_len)) {
+		not_found(srv, req, pr->id, pr->function, pr->function_len);
 		goto done;
 	}
 	if ((j = calloc(1, sizeof(*j))) == NULL) {
-		reply_error(srv, req, id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "server out of memory");
 		goto done;
 	}
 	j->id = ++srv->next_job_id;
-	j->request_id = id;
+	j->request_id = pr->id;
 	j->pipe = listener_req_pipe(req);
 	j->req = msg;
 	j->reply_to = req;
-	j->call = call;
-	j->call_len = len;
-	j->function = (const char *) fn.data;
-	j->function_len = fn.len;
+	j->call = pr->data;
+	j->call_len = pr->len;
+	j->function = pr->function;
+	j->function_len = pr->function_len;
 	if (sched_submit(srv->sch, j) != 0) {
 		j->req = NULL;
 		free(j);
-		reply_error(srv, req, id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "queue full: %zu calls are waiting (--max-queue)",
 		    sched_queued(srv->sch));
 		goto done;
@@ -251,17 +240,14 @@ done:
 }
 
 static void
-on_cancel(server *srv, listener_req *req, uint64_t id, const uint8_t *p,
-    size_t len)
+on_cancel(server *srv, listener_req *req, const parsed_request *pr)
 {
 	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
 	Gild__V1__Value v = GILD__V1__VALUE__INIT;
-	wire_field target = {0};
-	job *j = NULL;
+	job *j;
 
-	if (wire_find(p, len, 1, &target) == 1 && target.type == WIRE_VARINT)
-		j = sched_cancel_queued(srv->sch, listener_req_pipe(req),
-		    target.value);
+	j = sched_cancel_queued(srv->sch, listener_req_pipe(req),
+	    pr->cancel_target);
 	if (j != NULL)
 		job_fail(srv, j, GILD__V1__CODE__CANCELLED,
 		    "cancelled by the client before it ran");
@@ -270,7 +256,7 @@ on_cancel(server *srv, listener_req *req, uint64_t id, const uint8_t *p,
 	v.bool_value = j != NULL;
 	r.body_case = GILD__V1__REPLY__BODY_RESULT;
 	r.result = &v;
-	reply_send(srv, req, id, &r);
+	reply_send(srv, req, pr->id, &r);
 }
 
 static double
@@ -345,51 +331,29 @@ static void
 on_request(void *arg, listener_req *req, nng_msg *msg)
 {
 	server *srv = arg;
-	const uint8_t *body = nng_msg_body(msg), *p = body;
-	size_t len = nng_msg_len(msg);
-	const uint8_t *end = body + len;
-	uint64_t id = 0;
-	wire_field f, which = {0};
-	int rc;
+	parsed_request pr;
 
-	/* Top level only: id and which body; the body is checked by whoever
-	 * handles it (the worker, for a call's values). */
-	while ((rc = wire_next(&p, end, &f)) == 1) {
-		if (f.number == REQ_ID && f.type == WIRE_VARINT)
-			id = f.value;
-		else if (f.number >= REQ_CALL && f.number <= REQ_PING &&
-			 f.type == WIRE_LEN)
-			which = f;
-	}
-	if (len > srv->opts->max_message) {
-		reply_error(srv, req, id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
-		    "request of %zu bytes exceeds the server's --max-message "
-		    "of %zu bytes",
-		    len, srv->opts->max_message);
-	} else if (rc < 0) {
-		reply_error(srv, req, id, GILD__V1__CODE__INVALID_ARGUMENT,
-		    "malformed request: not a valid gild.v1.Request message");
-	} else if (which.number == 0) {
-		reply_error(srv, req, id, GILD__V1__CODE__INVALID_ARGUMENT,
-		    "request %" PRIu64 " has no body: set one of call, cancel, "
-		    "status or ping",
-		    id);
-	} else if (srv->state != SRV_RUNNING && which.number == REQ_CALL) {
-		reply_error(srv, req, id, GILD__V1__CODE__UNAVAILABLE,
+	parse_request(nng_msg_body(msg), nng_msg_len(msg),
+	    srv->opts->max_message, &pr);
+	if (pr.code != 0) {
+		reply_error(srv, req, pr.id, (Gild__V1__Code) pr.code, "%s",
+		    pr.message);
+	} else if (srv->state != SRV_RUNNING && pr.body == BODY_CALL) {
+		reply_error(srv, req, pr.id, GILD__V1__CODE__UNAVAILABLE,
 		    "server is shutting down");
 	} else {
-		switch (which.number) {
-		case REQ_CALL:
-			on_call(srv, req, msg, id, which.data, which.len);
+		switch (pr.body) {
+		case BODY_CALL:
+			on_call(srv, req, msg, &pr);
 			return; /* on_call took msg */
-		case REQ_CANCEL:
-			on_cancel(srv, req, id, which.data, which.len);
+		case BODY_CANCEL:
+			on_cancel(srv, req, &pr);
 			break;
-		case REQ_STATUS:
-			on_status(srv, req, id);
+		case BODY_STATUS:
+			on_status(srv, req, pr.id);
 			break;
 		default:
-			on_ping(srv, req, id, which.data, which.len);
+			on_ping(srv, req, pr.id, pr.data, pr.len);
 			break;
 		}
 	}

@@ -3,6 +3,7 @@
 
 #include "frame.h"
 #include "log.h"
+#include "parse.h"
 #include "wire.h"
 #include "worker.pb-c.h"
 
@@ -133,33 +134,25 @@ on_startup_error(worker *w, const uint8_t *data, size_t len)
 static bool
 on_frame(worker *w, const uint8_t *p, size_t len)
 {
-	const uint8_t *cur = p, *end = p + len, *rest = NULL;
-	uint64_t job_id = 0;
-	wire_field f;
-	int rc;
+	parsed_from_worker fw;
 
-	while ((rc = wire_next(&cur, end, &f)) == 1) {
-		if (f.number == 1 && f.type == WIRE_VARINT) {
-			job_id = f.value;
-		} else if ((f.number == 2 || f.number == 3) &&
-			   f.type == WIRE_LEN) {
-			rest = f.start;
-		} else if (f.number == 4 && f.type == WIRE_LEN) {
-			on_hello(w, f.data, f.len);
-			return w->state == W_READY;
-		} else if (f.number == 5 && f.type == WIRE_LEN) {
-			on_startup_error(w, f.data, f.len);
-			return true;
-		}
-	}
-	if (rc < 0 || rest == NULL) {
+	parse_from_worker(p, len, &fw);
+	switch (fw.kind) {
+	case FW_HELLO:
+		on_hello(w, fw.data, fw.len);
+		return w->state == W_READY;
+	case FW_STARTUP_ERROR:
+		on_startup_error(w, fw.data, fw.len);
+		return true;
+	case FW_RESULT:
+		w->jobs_done++;
+		w->sup->ev.result(w->sup->arg, w->slot, fw.job_id, fw.data,
+		    fw.len);
+		return true;
+	default:
 		worker_down(w, "worker sent a malformed frame");
 		return false;
 	}
-	w->jobs_done++;
-	w->sup->ev.result(w->sup->arg, w->slot, job_id, rest,
-	    (size_t) (end - rest));
-	return true;
 }
 
 static void

@@ -16,3 +16,30 @@ $(B)/python/gild_pb2.py: proto/gild.proto $(B)/config.mk
 	protoc --proto_path=proto --python_out=$(@D) $<
 TEST_DEPS += $(B)/python/gild_pb2.py
 UNIT_TESTS += tests/python/test_cli.py
+
+# Fuzzing: libFuzzer targets (clang, with ASan and UBSan) over the decoders
+# of untrusted bytes. `make fuzz FUZZ_SECONDS=60` runs each for that long;
+# `make test` runs each for FUZZ_SECONDS (default 10) in the plain build.
+FUZZ_SECONDS ?= 10
+FUZZ_B := build-fuzz
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-I$(B)/proto -Iproto -Iclient-lib -I. $(PROTOBUFC_CFLAGS)
+FUZZ_COMMON := server/parse.c proto/wire.c $(B)/proto/gild.pb-c.c
+$(FUZZ_B)/fuzz_request: tests/fuzz/fuzz_request.c $(FUZZ_COMMON) | $(PROTO_H)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(PROTOBUFC_LIBS)
+$(FUZZ_B)/fuzz_from_worker: tests/fuzz/fuzz_from_worker.c $(FUZZ_COMMON) \
+	client-lib/codec.c client-lib/value.c client-lib/error.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(PROTOBUFC_LIBS)
+FUZZ_TARGETS := $(FUZZ_B)/fuzz_request $(FUZZ_B)/fuzz_from_worker
+
+.PHONY: fuzz
+fuzz: $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do tests/fuzz/run.sh $$t $(FUZZ_SECONDS) || exit 1; done
+
+# The sanitized test run skips them: they are sanitized builds already.
+ifeq ($(SANITIZE),)
+UNIT_TESTS += $(FUZZ_TARGETS)
+endif

@@ -1,0 +1,104 @@
+/* The front end's decoders of untrusted bytes: Request and FromWorker. */
+#include "parse.h"
+
+#include "gild.pb-c.h"
+#include "wire.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static void
+refuse(parsed_request *out, int code, const char *msg)
+{
+	out->code = code;
+	snprintf(out->message, sizeof(out->message), "%s", msg);
+}
+
+void
+parse_request(const uint8_t *buf, size_t len, size_t max_message,
+    parsed_request *out)
+{
+	const uint8_t *p = buf, *end = buf + len;
+	wire_field f, fn;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	while ((rc = wire_next(&p, end, &f)) == 1) {
+		if (f.number == 1 && f.type == WIRE_VARINT) {
+			out->id = f.value;
+		} else if (f.number >= BODY_CALL && f.number <= BODY_PING &&
+			   f.type == WIRE_LEN) {
+			/* Last one wins, as for any protobuf oneof. */
+			out->body = (enum parse_body) f.number;
+			out->data = f.data;
+			out->len = f.len;
+		}
+	}
+	if (len > max_message) {
+		out->code = GILD__V1__CODE__RESOURCE_EXHAUSTED;
+		snprintf(out->message, sizeof(out->message),
+		    "request of %zu bytes exceeds the server's --max-message of "
+		    "%zu bytes",
+		    len, max_message);
+		return;
+	}
+	if (rc < 0)
+		return refuse(out, GILD__V1__CODE__INVALID_ARGUMENT,
+		    "malformed request: not a valid gild.v1.Request message");
+	if (out->body == BODY_NONE) {
+		out->code = GILD__V1__CODE__INVALID_ARGUMENT;
+		snprintf(out->message, sizeof(out->message),
+		    "request %" PRIu64 " has no body: set one of call, cancel, "
+		    "status or ping",
+		    out->id);
+		return;
+	}
+	if (out->body == BODY_CALL) {
+		if (wire_find(out->data, out->len, 1, &fn) != 1 ||
+		    fn.type != WIRE_LEN || fn.len == 0)
+			return refuse(out, GILD__V1__CODE__INVALID_ARGUMENT,
+			    wire_check(out->data, out->len) != 0
+				? "malformed call: not a valid gild.v1.Call "
+				  "message"
+				: "call has no function name");
+		out->function = (const char *) fn.data;
+		out->function_len = fn.len;
+	} else if (out->body == BODY_CANCEL) {
+		if (wire_find(out->data, out->len, 1, &f) == 1 &&
+		    f.type == WIRE_VARINT)
+			out->cancel_target = f.value;
+	}
+}
+
+void
+parse_from_worker(const uint8_t *buf, size_t len, parsed_from_worker *out)
+{
+	const uint8_t *p = buf, *end = buf + len;
+	wire_field f;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->kind = FW_MALFORMED;
+	while ((rc = wire_next(&p, end, &f)) == 1) {
+		if (f.number == 1 && f.type == WIRE_VARINT) {
+			out->job_id = f.value;
+		} else if ((f.number == 2 || f.number == 3) &&
+			   f.type == WIRE_LEN) {
+			/* Only this field goes into the Reply: anything else
+			 * a broken worker sent (a second field 1, say) must
+			 * not overwrite the client's Reply.id. */
+			out->kind = FW_RESULT;
+			out->data = f.start;
+			out->len = f.total;
+		} else if ((f.number == 4 || f.number == 5) &&
+			   f.type == WIRE_LEN) {
+			out->kind = f.number == 4 ? FW_HELLO : FW_STARTUP_ERROR;
+			out->data = f.data;
+			out->len = f.len;
+			return;
+		}
+	}
+	if (rc < 0)
+		out->kind = FW_MALFORMED;
+}

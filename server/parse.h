@@ -1,0 +1,58 @@
+/* The front end's two decoders of untrusted bytes: a client's Request and a
+ * worker's FromWorker frame. Both look only at the top level (and a call's
+ * function name); the values inside stay undecoded. Pure functions, so they
+ * are unit-tested and fuzzed on their own. */
+#ifndef GILD_PARSE_H
+#define GILD_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Request body kinds: the field numbers in gild.v1.Request. */
+enum parse_body {
+	BODY_NONE = 0,
+	BODY_CALL = 2,
+	BODY_CANCEL = 3,
+	BODY_STATUS = 4,
+	BODY_PING = 5,
+};
+
+typedef struct parsed_request {
+	uint64_t id;              /* Request.id (0 if absent or unreadable) */
+	enum parse_body body;
+	const uint8_t *data;      /* the body message, borrowed */
+	size_t len;
+	const char *function;     /* BODY_CALL: the name, not NUL-terminated */
+	size_t function_len;
+	uint64_t cancel_target;   /* BODY_CANCEL: target_id (0 if absent) */
+	int code;                 /* 0, or the gild.v1.Code to answer with */
+	char message[160];        /* why, when code != 0 */
+} parsed_request;
+
+/* Classifies a request of len bytes. Always fills *out; out->code says
+ * whether it can be served: INVALID_ARGUMENT (not protobuf, no body, a
+ * call without a function name) or RESOURCE_EXHAUSTED (over max_message).
+ * Pointers borrow from buf. */
+void parse_request(const uint8_t *buf, size_t len, size_t max_message,
+    parsed_request *out);
+
+enum parse_from_worker_kind {
+	FW_MALFORMED,
+	FW_RESULT,        /* a job's result or error */
+	FW_HELLO,
+	FW_STARTUP_ERROR,
+};
+
+typedef struct parsed_from_worker {
+	enum parse_from_worker_kind kind;
+	uint64_t job_id;
+	/* FW_RESULT: the result or error field, tag included, to append to a
+	 * Reply as is. FW_HELLO / FW_STARTUP_ERROR: that message's bytes. */
+	const uint8_t *data;
+	size_t len;
+} parsed_from_worker;
+
+/* Classifies one FromWorker frame payload. Pointers borrow from buf. */
+void parse_from_worker(const uint8_t *buf, size_t len, parsed_from_worker *out);
+
+#endif

@@ -1,0 +1,129 @@
+/* Tests of server/parse.c: how the front end classifies untrusted bytes. */
+#include "gild.pb-c.h"
+#include "server/parse.h"
+#include "worker.pb-c.h"
+#include "test_main.h"
+
+#include <CUnit/Basic.h>
+#include <string.h>
+
+#define B(...) ((const uint8_t[]){__VA_ARGS__}), sizeof((const uint8_t[]){__VA_ARGS__})
+
+static void
+test_requests(void)
+{
+	const struct {
+		const char *name;
+		const uint8_t *bytes;
+		size_t len;
+		size_t max;
+		int code;
+		enum parse_body body;
+		uint64_t id;
+		const char *msg; /* part of the message, when refused */
+	} cases[] = {
+	    {"ping with id", B(0x08, 0x07, 0x2a, 0x00), 64, 0, BODY_PING, 7, NULL},
+	    {"status", B(0x22, 0x00), 64, 0, BODY_STATUS, 0, NULL},
+	    {"call add", B(0x08, 0x01, 0x12, 0x05, 0x0a, 0x03, 'a', 'd', 'd'),
+		64, 0, BODY_CALL, 1, NULL},
+	    {"cancel 9", B(0x08, 0x02, 0x1a, 0x02, 0x08, 0x09), 64, 0,
+		BODY_CANCEL, 2, NULL},
+	    {"empty message", (const uint8_t *) "", 0, 64,
+		GILD__V1__CODE__INVALID_ARGUMENT, BODY_NONE, 0, "no body"},
+	    {"id only", B(0x08, 0x05), 64, GILD__V1__CODE__INVALID_ARGUMENT,
+		BODY_NONE, 5, "request 5 has no body"},
+	    {"garbage", B(0xff, 0xff, 0xff), 64,
+		GILD__V1__CODE__INVALID_ARGUMENT, BODY_NONE, 0, "malformed"},
+	    {"call without name", B(0x12, 0x00), 64,
+		GILD__V1__CODE__INVALID_ARGUMENT, BODY_CALL, 0,
+		"no function name"},
+	    {"call with broken body", B(0x12, 0x02, 0x0a, 0x05), 64,
+		GILD__V1__CODE__INVALID_ARGUMENT, BODY_CALL, 0, "malformed call"},
+	    {"over max", B(0x08, 0x03, 0x2a, 0x00), 3,
+		GILD__V1__CODE__RESOURCE_EXHAUSTED, BODY_PING, 3,
+		"exceeds the server's --max-message of 3 bytes"},
+	    {"unknown fields ignored", B(0x08, 0x04, 0x78, 0x01, 0x2a, 0x00), 64,
+		0, BODY_PING, 4, NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		parsed_request pr;
+		parse_request(cases[i].bytes, cases[i].len, cases[i].max, &pr);
+		if (pr.code != cases[i].code || pr.body != cases[i].body ||
+		    pr.id != cases[i].id ||
+		    (cases[i].msg && !strstr(pr.message, cases[i].msg))) {
+			fprintf(stderr, "\n  %s: code %d body %d id %llu: %s\n",
+			    cases[i].name, pr.code, pr.body,
+			    (unsigned long long) pr.id, pr.message);
+			CU_FAIL(cases[i].name);
+		}
+	}
+}
+
+static void
+test_call_and_cancel_fields(void)
+{
+	parsed_request pr;
+
+	parse_request(B(0x08, 0x01, 0x12, 0x05, 0x0a, 0x03, 'a', 'd', 'd'), 64,
+	    &pr);
+	CU_ASSERT_EQUAL(pr.function_len, 3);
+	CU_ASSERT(memcmp(pr.function, "add", 3) == 0);
+	CU_ASSERT_EQUAL(pr.len, 5);
+	parse_request(B(0x08, 0x02, 0x1a, 0x02, 0x08, 0x09), 64, &pr);
+	CU_ASSERT_EQUAL(pr.cancel_target, 9);
+}
+
+static void
+test_from_worker(void)
+{
+	Gild__Worker__V1__FromWorker fw = GILD__WORKER__V1__FROM_WORKER__INIT;
+	Gild__V1__Value v = GILD__V1__VALUE__INIT;
+	parsed_from_worker out;
+	uint8_t buf[64], twice[128];
+	size_t n;
+
+	v.kind_case = GILD__V1__VALUE__KIND_INT_VALUE;
+	v.int_value = 5;
+	fw.job_id = 42;
+	fw.body_case = GILD__WORKER__V1__FROM_WORKER__BODY_RESULT;
+	fw.result = &v;
+	n = gild__worker__v1__from_worker__pack(&fw, buf);
+	parse_from_worker(buf, n, &out);
+	CU_ASSERT_EQUAL(out.kind, FW_RESULT);
+	CU_ASSERT_EQUAL(out.job_id, 42);
+	CU_ASSERT_PTR_EQUAL(out.data, buf + 2); /* after the job_id field */
+	CU_ASSERT_EQUAL(out.len, n - 2);
+
+	/* A field 1 after the result must not ride along into the Reply. */
+	memcpy(twice, buf, n);
+	twice[n] = 0x08;
+	twice[n + 1] = 0x63;
+	parse_from_worker(twice, n + 2, &out);
+	CU_ASSERT_EQUAL(out.kind, FW_RESULT);
+	CU_ASSERT_EQUAL(out.job_id, 99);
+	CU_ASSERT_EQUAL(out.len, n - 2);
+
+	parse_from_worker(B(0x22, 0x00), &out);
+	CU_ASSERT_EQUAL(out.kind, FW_HELLO);
+	parse_from_worker(B(0x2a, 0x00), &out);
+	CU_ASSERT_EQUAL(out.kind, FW_STARTUP_ERROR);
+	parse_from_worker(B(0x08, 0x01), &out); /* a job id and nothing else */
+	CU_ASSERT_EQUAL(out.kind, FW_MALFORMED);
+	parse_from_worker(B(0x12, 0x05, 0x00), &out); /* cut short */
+	CU_ASSERT_EQUAL(out.kind, FW_MALFORMED);
+}
+
+int
+main(void)
+{
+	CU_pSuite s;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("parse", NULL, NULL);
+	CU_add_test(s, "requests: accepted and refused", test_requests);
+	CU_add_test(s, "call and cancel fields", test_call_and_cancel_fields);
+	CU_add_test(s, "FromWorker frames", test_from_worker);
+	return test_run_all();
+}

@@ -707,6 +707,7 @@ codec_status_to_value(const Gild__V1__Status *st, gild_value **out)
 		rc |= set(wm, "state", str_or_empty(w->state));
 		rc |= set(wm, "jobs_done", value_uint64(w->jobs_done));
 		rc |= set(wm, "restarts", gild_int(w->restarts));
+		rc |= set(wm, "recycles", gild_int(w->recycles));
 	}
 	rc |= set(m, "server_version", str_or_empty(st->server_version));
 	rc |= set(m, "app", str_or_empty(st->app));

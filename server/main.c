@@ -31,6 +31,11 @@ static const char usage[] =
     "  --max-message SIZE  largest request or result (default 64M; K, M, G)\n"
     "  --max-queue N       calls waiting for a worker before new ones get\n"
     "                      RESOURCE_EXHAUSTED (default 10000)\n"
+    "  --max-jobs-per-worker N\n"
+    "                      replace a worker after N calls (default 0: never)\n"
+    "  --max-worker-rss MIB\n"
+    "                      replace a worker whose resident memory is over MIB\n"
+    "                      after a call (default 0: never)\n"
     "  --drain-timeout S   on SIGTERM/SIGINT, seconds the accepted calls\n"
     "                      (running and queued) may take to finish (default 30)\n"
     "  --worker-bin PATH   the gild-worker program (default: next to gild,\n"
@@ -113,6 +118,8 @@ main(int argc, char **argv)
 	    {"max-message", required_argument, NULL, 'm'},
 	    {"max-queue", required_argument, NULL, 'q'},
 	    {"drain-timeout", required_argument, NULL, 'd'},
+	    {"max-jobs-per-worker", required_argument, NULL, 'J'},
+	    {"max-worker-rss", required_argument, NULL, 'R'},
 	    {"worker-bin", required_argument, NULL, 'b'},
 	    {"log-level", required_argument, NULL, 'L'},
 	    {"help", no_argument, NULL, 'h'},
@@ -176,6 +183,21 @@ main(int argc, char **argv)
 						 "seconds from 0 to 86400, got '%s'",
 				    optarg);
 			o.drain_ms = (int) v * 1000;
+			break;
+		case 'J':
+			if (parse_int(optarg, 0, LONG_MAX, &v) != 0)
+				return die_usage("--max-jobs-per-worker: expected "
+						 "a whole number (0: never), got '%s'",
+				    optarg);
+			o.max_jobs = (uint64_t) v;
+			break;
+		case 'R':
+			if (parse_int(optarg, 0, 1L << 30, &v) != 0)
+				return die_usage("--max-worker-rss: expected MiB "
+						 "as a whole number (0: never), got "
+						 "'%s'",
+				    optarg);
+			o.max_rss_mib = (uint64_t) v;
 			break;
 		case 'b':
 			snprintf(worker_bin, sizeof(worker_bin), "%s", optarg);

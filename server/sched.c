@@ -144,6 +144,13 @@ sched_slot_ready(sched *s, int slot)
 		s->slots[slot].ready = true;
 }
 
+void
+sched_slot_pause(sched *s, int slot)
+{
+	if (slot >= 0 && slot < s->nslots)
+		s->slots[slot].ready = false;
+}
+
 job *
 sched_slot_lost(sched *s, int slot)
 {

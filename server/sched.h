@@ -54,6 +54,10 @@ job *sched_next(sched *s);
 /* Worker `slot` can take jobs now (it said hello). */
 void sched_slot_ready(sched *s, int slot);
 
+/* Worker `slot` takes no new jobs until sched_slot_ready; the ones it runs
+ * finish normally (it is being recycled). */
+void sched_slot_pause(sched *s, int slot);
+
 /* Worker `slot` is gone: it takes no jobs until sched_slot_ready. Its running
  * jobs are unlinked, marked JOB_DONE and returned as a list (through ->next)
  * for the caller to fail. */

@@ -289,6 +289,7 @@ on_status(server *srv, listener_req *req, uint64_t id)
 					    : info.state);
 		ws[i].jobs_done = info.jobs_done;
 		ws[i].restarts = info.restarts;
+		ws[i].recycles = info.recycles;
 		wp[i] = &ws[i];
 	}
 	st.server_version = GILD_VERSION;
@@ -376,6 +377,14 @@ on_worker_ready(void *arg, int slot)
 		log_info("ready: %d workers", supervisor_count(srv->sup));
 	}
 	pump(srv);
+}
+
+static void
+on_worker_retiring(void *arg, int slot)
+{
+	server *srv = arg;
+
+	sched_slot_pause(srv->sch, slot);
 }
 
 static void
@@ -560,9 +569,12 @@ server_run(const server_opts *opts)
 	    .app = opts->app,
 	    .workers = opts->workers,
 	    .max_frame = 2 * opts->max_message + (1u << 20),
+	    .max_jobs = opts->max_jobs,
+	    .max_rss_kib = opts->max_rss_mib * 1024,
 	};
 	sup_events se = {
 	    .ready = on_worker_ready,
+	    .retiring = on_worker_retiring,
 	    .lost = on_worker_lost,
 	    .result = on_worker_result,
 	    .failed = on_app_failed,

@@ -5,6 +5,7 @@
 #define GILD_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct server_opts {
 	const char *app;          /* .py path or module name */
@@ -15,6 +16,8 @@ typedef struct server_opts {
 	size_t max_queue;         /* queued calls; more get RESOURCE_EXHAUSTED */
 	const char *worker_bin;   /* path of gild-worker */
 	int drain_ms;             /* on SIGTERM, how long accepted calls may take */
+	uint64_t max_jobs;        /* recycle a worker after N calls (0: never) */
+	uint64_t max_rss_mib;     /* ... or when over N MiB of RSS (0: never) */
 } server_opts;
 
 /* Runs gild until SIGINT/SIGTERM (returns 0 after a clean stop) or a fatal

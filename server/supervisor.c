@@ -28,6 +28,7 @@ typedef enum wstate {
 	W_DOWN,       /* socket closed or process gone; not both seen yet */
 	W_RESTARTING, /* reaped; restart timer armed */
 	W_STOPPED,    /* reaped after supervisor_stop */
+	W_RETIRING,   /* recycled: socket closed, waiting for the reap */
 } wstate;
 
 typedef struct worker {
@@ -39,7 +40,10 @@ typedef struct worker {
 	struct event *restart_ev;
 	struct timespec started;
 	uint64_t jobs_done;
+	uint64_t jobs_since_spawn;
 	uint32_t restarts;
+	uint32_t recycles;
+	bool recycles_pending; /* the next respawn is a recycle, not a restart */
 	uint32_t quick_failures; /* consecutive deaths soon after start */
 	bool said_hello;
 	char *startup_error;    /* message of a StartupError, if sent */
@@ -130,7 +134,61 @@ on_startup_error(worker *w, const uint8_t *data, size_t len)
 		gild__worker__v1__startup_error__free_unpacked(e, NULL);
 }
 
-/* Handles one FromWorker frame. Returns false if the worker was put down. */
+/* The worker's resident set in KiB, from /proc/PID/statm; 0 if unknown. */
+static uint64_t
+rss_kib(pid_t pid)
+{
+	char path[64];
+	unsigned long long size, resident;
+	FILE *f;
+	int n;
+
+	snprintf(path, sizeof(path), "/proc/%d/statm", (int) pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	n = fscanf(f, "%llu %llu", &size, &resident);
+	fclose(f);
+	return n == 2 ? resident * (uint64_t) sysconf(_SC_PAGESIZE) / 1024 : 0;
+}
+
+/* Whether w has reached --max-jobs-per-worker or --max-worker-rss. Checked
+ * between jobs, never during one. */
+static bool
+due_for_recycling(worker *w)
+{
+	const sup_config *c = &w->sup->cfg;
+	uint64_t rss;
+
+	if (c->max_jobs != 0 && w->jobs_since_spawn >= c->max_jobs) {
+		log_info("worker %d (pid %d) recycled after %llu jobs "
+			 "(--max-jobs-per-worker)",
+		    w->slot, (int) w->pid,
+		    (unsigned long long) w->jobs_since_spawn);
+		return true;
+	}
+	if (c->max_rss_kib != 0 && (rss = rss_kib(w->pid)) > c->max_rss_kib) {
+		log_info("worker %d (pid %d) recycled: RSS %llu MiB over "
+			 "--max-worker-rss %llu MiB",
+		    w->slot, (int) w->pid, (unsigned long long) rss / 1024,
+		    (unsigned long long) c->max_rss_kib / 1024);
+		return true;
+	}
+	return false;
+}
+
+/* Recycles w: EOF on its socket makes it exit 0; the reap respawns it. */
+static void
+retire(worker *w)
+{
+	if (w->bev != NULL) {
+		bufferevent_free(w->bev);
+		w->bev = NULL;
+	}
+	w->state = W_RETIRING;
+}
+
+/* Handles one FromWorker frame. Returns false if the worker was put down
+ * or retired. */
 static bool
 on_frame(worker *w, const uint8_t *p, size_t len)
 {
@@ -146,6 +204,15 @@ on_frame(worker *w, const uint8_t *p, size_t len)
 		return true;
 	case FW_RESULT:
 		w->jobs_done++;
+		w->jobs_since_spawn++;
+		if (due_for_recycling(w)) {
+			/* No new job may reach it while its result goes out. */
+			w->sup->ev.retiring(w->sup->arg, w->slot);
+			w->sup->ev.result(w->sup->arg, w->slot, fw.job_id,
+			    fw.data, fw.len);
+			retire(w);
+			return false;
+		}
 		w->sup->ev.result(w->sup->arg, w->slot, fw.job_id, fw.data,
 		    fw.len);
 		return true;
@@ -285,6 +352,7 @@ spawn(worker *w)
 	w->pid = pid;
 	w->state = W_STARTING;
 	w->said_hello = false;
+	w->jobs_since_spawn = 0;
 	clock_gettime(CLOCK_MONOTONIC, &w->started);
 	log_debug("worker %d spawned (pid %d)", w->slot, (int) pid);
 	return 0;
@@ -298,7 +366,10 @@ on_restart(evutil_socket_t fd, short what, void *arg)
 
 	if (w->sup->stopping)
 		return;
-	w->restarts++;
+	if (w->recycles_pending)
+		w->recycles_pending = false;
+	else
+		w->restarts++;
 	if ((rc = spawn(w)) != 0) {
 		log_error("cannot respawn worker %d: %s", w->slot,
 		    strerror(-rc));
@@ -330,6 +401,13 @@ on_reaped(worker *w, int status)
 
 	describe_exit(status, why, sizeof(why));
 	w->pid = 0;
+	if (w->state == W_RETIRING && !s->stopping) {
+		w->recycles++;
+		w->recycles_pending = true;
+		w->state = W_RESTARTING;
+		evtimer_add(w->restart_ev, &tv); /* now: no backoff for a recycle */
+		return;
+	}
 	worker_down(w, why);
 	if (s->stopping) {
 		w->state = W_STOPPED;
@@ -539,13 +617,14 @@ void
 supervisor_info(const supervisor *s, int slot, sup_worker_info *out)
 {
 	static const char *names[] = {"starting", "ready", "restarting",
-	    "restarting", "stopped"};
+	    "restarting", "stopped", "recycling"};
 	const worker *w = &s->w[slot];
 
 	out->pid = w->pid;
 	out->state = names[w->state];
 	out->jobs_done = w->jobs_done;
 	out->restarts = w->restarts;
+	out->recycles = w->recycles;
 }
 
 int

@@ -16,12 +16,17 @@ typedef struct sup_config {
 	const char *app;        /* passed to the worker as --app */
 	int workers;            /* number of slots */
 	size_t max_frame;       /* largest frame a worker may send */
+	uint64_t max_jobs;      /* recycle a worker after this many (0: never) */
+	uint64_t max_rss_kib;   /* ... or when its RSS is over this (0: never) */
 } sup_config;
 
 /* What the supervisor tells its owner, always on the loop. */
 typedef struct sup_events {
 	/* Worker `slot` said hello and takes jobs. */
 	void (*ready)(void *arg, int slot);
+	/* Worker `slot` takes no new jobs: it is recycled once its result (the
+	 * `result` event that follows) is delivered, and says hello again. */
+	void (*retiring)(void *arg, int slot);
 	/* Worker `slot` died or broke its protocol; a restart is scheduled. */
 	void (*lost)(void *arg, int slot, const char *reason);
 	/* Job `job_id` ended on `slot`: reply_fields is the rest of the
@@ -57,7 +62,8 @@ typedef struct sup_worker_info {
 	pid_t pid;
 	const char *state; /* "starting", "ready", "restarting", "stopped" */
 	uint64_t jobs_done;
-	uint32_t restarts;
+	uint32_t restarts; /* after a crash */
+	uint32_t recycles; /* after --max-jobs-per-worker / --max-worker-rss */
 } sup_worker_info;
 void supervisor_info(const supervisor *s, int slot, sup_worker_info *out);
 int supervisor_count(const supervisor *s);

@@ -839,6 +839,97 @@ test_max_queue(void)
 	CU_ASSERT_EQUAL(proc_stop(&p), 0);
 }
 
+
+/* ---- recycling -------------------------------------------------------- */
+
+static int64_t
+call_int(gild_client *c, const char *fn, int64_t arg, bool with_arg, int *code)
+{
+	gild_value *args = gild_list(), *out = NULL;
+	int64_t v = 0;
+
+	if (with_arg)
+		gild_list_append(args, gild_int(arg));
+	*code = gild_call(c, fn, args, NULL, 30000, &out, NULL);
+	v = gild_value_int(out);
+	gild_value_free(out);
+	gild_value_free(args);
+	return v;
+}
+
+/* Reads worker 0's recycles and restarts from status. */
+static void
+worker0_counts(gild_client *c, int64_t *recycles, int64_t *restarts)
+{
+	gild_value *st = NULL;
+
+	*recycles = *restarts = -1;
+	if (gild_status(c, 10000, &st, NULL) == GILD_OK) {
+		const gild_value *w = gild_value_item(gild_map_get(st, "workers"), 0);
+		*recycles = gild_value_int(gild_map_get(w, "recycles"));
+		*restarts = gild_value_int(gild_map_get(w, "restarts"));
+	}
+	gild_value_free(st);
+}
+
+/* --max-jobs-per-worker 3: a new process every 3 calls, no call fails. */
+static void
+test_max_jobs_per_worker(void)
+{
+	static const char *const extra[] = {"--max-jobs-per-worker", "3", NULL};
+	gild_proc p;
+	gild_client *c = NULL;
+	const char *urls[1];
+	int64_t pids[10], recycles, restarts;
+	int code, failed = 0;
+
+	CU_ASSERT_EQUAL_FATAL(proc_start(&p, APP, 1, NULL, extra), 0);
+	urls[0] = p.url;
+	CU_ASSERT_EQUAL_FATAL(gild_connect(&c, urls, 1, NULL), GILD_OK);
+	for (int i = 0; i < 10; i++) {
+		pids[i] = call_int(c, "pid", 0, false, &code);
+		failed += code != GILD_OK;
+	}
+	CU_ASSERT_EQUAL(failed, 0);
+	for (int i = 1; i < 10; i++) {
+		/* A new process exactly where a group of 3 starts. */
+		CU_ASSERT_EQUAL(pids[i] != pids[i - 1], i % 3 == 0);
+	}
+	worker0_counts(c, &recycles, &restarts);
+	CU_ASSERT_EQUAL(recycles, 3);
+	CU_ASSERT_EQUAL(restarts, 0);
+	gild_close(c);
+	CU_ASSERT_EQUAL(proc_stop(&p), 0);
+}
+
+/* --max-worker-rss 150: the call that grew the worker past it succeeds,
+ * then the worker is replaced before the next call. */
+static void
+test_max_worker_rss(void)
+{
+	static const char *const extra[] = {"--max-worker-rss", "150", NULL};
+	gild_proc p;
+	gild_client *c = NULL;
+	const char *urls[1];
+	int64_t small, big, after, recycles, restarts;
+	int code1, code2, code3;
+
+	CU_ASSERT_EQUAL_FATAL(proc_start(&p, APP, 1, NULL, extra), 0);
+	urls[0] = p.url;
+	CU_ASSERT_EQUAL_FATAL(gild_connect(&c, urls, 1, NULL), GILD_OK);
+	small = call_int(c, "hold", 1, true, &code1);
+	big = call_int(c, "hold", 300, true, &code2);
+	after = call_int(c, "pid", 0, false, &code3);
+	CU_ASSERT(code1 == GILD_OK && code2 == GILD_OK && code3 == GILD_OK);
+	CU_ASSERT_EQUAL(small, big); /* under the limit: same process */
+	CU_ASSERT_NOT_EQUAL(after, big); /* over it: replaced */
+	worker0_counts(c, &recycles, &restarts);
+	CU_ASSERT_EQUAL(recycles, 1);
+	CU_ASSERT_EQUAL(restarts, 0);
+	gild_close(c);
+	CU_ASSERT_EQUAL(proc_stop(&p), 0);
+}
+
 int
 main(void)
 {
@@ -865,6 +956,9 @@ main(void)
 	s = CU_add_suite("drain and admission", NULL, NULL);
 	CU_add_test(s, "SIGTERM finishes accepted calls", test_sigterm_drains_accepted_calls);
 	CU_add_test(s, "--max-queue refuses the overflow", test_max_queue);
+	s = CU_add_suite("recycling", NULL, NULL);
+	CU_add_test(s, "--max-jobs-per-worker", test_max_jobs_per_worker);
+	CU_add_test(s, "--max-worker-rss", test_max_worker_rss);
 	s = CU_add_suite("transports and startup", NULL, NULL);
 	CU_add_test(s, "ipc://", test_ipc);
 	CU_add_test(s, "ws://", test_ws);

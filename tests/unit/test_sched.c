@@ -178,6 +178,30 @@ test_cancel_queued(void)
 }
 
 static void
+test_pause_lets_running_finish(void)
+{
+	sched *s;
+	job *a = mkjob(1, 1, 1), *b = mkjob(2, 1, 2);
+
+	CU_ASSERT_EQUAL_FATAL(sched_init(&s, 1, 1, 10), 0);
+	sched_slot_ready(s, 0);
+	sched_submit(s, a);
+	sched_submit(s, b);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), a);
+	/* Paused (being recycled): a still completes, b waits. */
+	sched_slot_pause(s, 0);
+	CU_ASSERT_PTR_EQUAL(sched_complete(s, 0, 1), a);
+	CU_ASSERT_PTR_NULL(sched_next(s));
+	CU_ASSERT_EQUAL(sched_ready_slots(s), 0);
+	sched_slot_ready(s, 0); /* the replacement said hello */
+	CU_ASSERT_PTR_EQUAL(sched_next(s), b);
+	sched_complete(s, 0, 2);
+	free(a);
+	free(b);
+	sched_fini(s);
+}
+
+static void
 test_bad_init(void)
 {
 	sched *s;
@@ -200,6 +224,7 @@ main(void)
 	CU_add_test(s, "lost slot returns its jobs", test_slot_lost_returns_running_jobs);
 	CU_add_test(s, "least-loaded slot", test_least_loaded_slot);
 	CU_add_test(s, "cancel a queued job", test_cancel_queued);
+	CU_add_test(s, "pause lets running jobs finish", test_pause_lets_running_finish);
 	CU_add_test(s, "bad arguments", test_bad_init);
 	return test_run_all();
 }

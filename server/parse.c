@@ -68,6 +68,12 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 		if (wire_find(out->data, out->len, 1, &f) == 1 &&
 		    f.type == WIRE_VARINT)
 			out->cancel_target = f.value;
+	} else if (out->body == BODY_PING) {
+		if (wire_find(out->data, out->len, 1, &f) == 1 &&
+		    f.type == WIRE_LEN) {
+			out->ping_payload = f.data;
+			out->ping_payload_len = f.len;
+		}
 	}
 }
 

@@ -25,6 +25,8 @@ typedef struct parsed_request {
 	const char *function;     /* BODY_CALL: the name, not NUL-terminated */
 	size_t function_len;
 	uint64_t cancel_target;   /* BODY_CANCEL: target_id (0 if absent) */
+	const uint8_t *ping_payload; /* BODY_PING: payload (NULL if absent) */
+	size_t ping_payload_len;
 	int code;                 /* 0, or the gild.v1.Code to answer with */
 	char message[160];        /* why, when code != 0 */
 } parsed_request;

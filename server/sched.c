@@ -200,16 +200,24 @@ sched_cancel_queued(sched *s, uint32_t pipe, uint64_t request_id)
 }
 
 job *
-sched_drain_queue(sched *s)
+sched_take_all(sched *s)
 {
-	job *list = s->head;
+	job *list = s->head, *j;
 
-	for (job *j = list; j != NULL; j = j->next) {
+	for (j = list; j != NULL; j = j->next)
 		j->state = JOB_DONE;
-		j->prev = NULL;
-	}
 	s->head = s->tail = NULL;
 	s->queued = 0;
+	for (int i = 0; i < s->nslots; i++) {
+		job *lost = sched_slot_lost(s, i);
+		while ((j = lost) != NULL) {
+			lost = j->next;
+			j->next = list;
+			list = j;
+		}
+	}
+	for (j = list; j != NULL; j = j->next)
+		j->prev = NULL;
 	return list;
 }
 

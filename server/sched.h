@@ -71,9 +71,10 @@ job *sched_complete(sched *s, int slot, uint64_t id);
  * and returns it; NULL when none is queued (it may be running). */
 job *sched_cancel_queued(sched *s, uint32_t pipe, uint64_t request_id);
 
-/* Removes and returns every queued job as a list (through ->next), each
- * JOB_DONE: for failing them all on shutdown. */
-job *sched_drain_queue(sched *s);
+/* Removes and returns every job, queued (slot -1) and running (slot kept),
+ * as one list (through ->next), each JOB_DONE; the slots are left not ready.
+ * For ending them all on shutdown. */
+job *sched_take_all(sched *s);
 
 size_t sched_queued(const sched *s);
 size_t sched_running(const sched *s);

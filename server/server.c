@@ -87,6 +87,23 @@ reply_send(server *srv, listener_req *to, uint64_t request_id,
 	listener_reply(srv->lst, to, m);
 }
 
+/* Sends Reply{id, error{code, message}} as the one reply to `to`. */
+static void
+reply_verror(server *srv, listener_req *to, uint64_t request_id,
+    Gild__V1__Code code, const char *fmt, va_list ap)
+{
+	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
+	Gild__V1__Error e = GILD__V1__ERROR__INIT;
+	char msg[1024];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	e.code = code;
+	e.message = msg;
+	r.body_case = GILD__V1__REPLY__BODY_ERROR;
+	r.error = &e;
+	reply_send(srv, to, request_id, &r);
+}
+
 static void
 reply_error(server *srv, listener_req *to, uint64_t request_id,
     Gild__V1__Code code, const char *fmt, ...)
@@ -96,19 +113,11 @@ static void
 reply_error(server *srv, listener_req *to, uint64_t request_id,
     Gild__V1__Code code, const char *fmt, ...)
 {
-	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
-	Gild__V1__Error e = GILD__V1__ERROR__INIT;
-	char msg[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	reply_verror(srv, to, request_id, code, fmt, ap);
 	va_end(ap);
-	e.code = code;
-	e.message = msg;
-	r.body_case = GILD__V1__REPLY__BODY_ERROR;
-	r.error = &e;
-	reply_send(srv, to, request_id, &r);
 }
 
 /* ---- jobs ------------------------------------------------------------- */
@@ -128,13 +137,11 @@ job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
 static void
 job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
 {
-	char msg[900];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	reply_verror(srv, j->reply_to, j->request_id, code, fmt, ap);
 	va_end(ap);
-	reply_error(srv, j->reply_to, j->request_id, code, "%s", msg);
 	job_free(j);
 }
 
@@ -225,7 +232,6 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 	j->function = pr->function;
 	j->function_len = pr->function_len;
 	if (sched_submit(srv->sch, j) != 0) {
-		j->req = NULL;
 		free(j);
 		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "queue full: %zu calls are waiting (--max-queue)",
@@ -310,21 +316,17 @@ on_status(server *srv, listener_req *req, uint64_t id)
 }
 
 static void
-on_ping(server *srv, listener_req *req, uint64_t id, const uint8_t *p,
-    size_t len)
+on_ping(server *srv, listener_req *req, const parsed_request *pr)
 {
 	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
 	Gild__V1__Pong pong = GILD__V1__PONG__INIT;
-	wire_field payload;
 
-	if (wire_find(p, len, 1, &payload) == 1 && payload.type == WIRE_LEN) {
-		pong.payload.data = (uint8_t *) payload.data;
-		pong.payload.len = payload.len;
-	}
+	pong.payload.data = (uint8_t *) pr->ping_payload;
+	pong.payload.len = pr->ping_payload_len;
 	pong.server_version = GILD_VERSION;
 	r.body_case = GILD__V1__REPLY__BODY_PONG;
 	r.pong = &pong;
-	reply_send(srv, req, id, &r);
+	reply_send(srv, req, pr->id, &r);
 }
 
 /* Every request from the listener; takes msg, answers req once. */
@@ -354,7 +356,7 @@ on_request(void *arg, listener_req *req, nng_msg *msg)
 			on_status(srv, req, pr.id);
 			break;
 		default:
-			on_ping(srv, req, pr.id, pr.data, pr.len);
+			on_ping(srv, req, &pr);
 			break;
 		}
 	}
@@ -486,18 +488,15 @@ server_stop_workers(server *srv)
 		return;
 	srv->state = SRV_STOPPING;
 	event_del(srv->drain_ev);
-	for (j = sched_drain_queue(srv->sch); j != NULL; j = next) {
+	for (j = sched_take_all(srv->sch); j != NULL; j = next) {
 		next = j->next;
-		job_fail(srv, j, GILD__V1__CODE__UNAVAILABLE,
-		    "server stopped before the call ran");
-	}
-	for (int i = 0; i < supervisor_count(srv->sup); i++) {
-		for (j = sched_slot_lost(srv->sch, i); j != NULL; j = next) {
-			next = j->next;
+		if (j->slot < 0)
+			job_fail(srv, j, GILD__V1__CODE__UNAVAILABLE,
+			    "server stopped before the call ran");
+		else
 			job_fail(srv, j, GILD__V1__CODE__UNAVAILABLE,
 			    "server stopped before '%.*s' finished",
 			    (int) j->function_len, j->function);
-		}
 	}
 	supervisor_stop(srv->sup, 2000);
 }
@@ -638,16 +637,10 @@ out:
 	close_listener(srv.lst, srv.exit_code);
 	/* Jobs still queued or running belong to nobody now. */
 	if (srv.sch) {
-		job *j, *next;
-		for (j = sched_drain_queue(srv.sch); j; j = next) {
+		for (job *j = sched_take_all(srv.sch), *next; j; j = next) {
 			next = j->next;
 			job_free(j);
 		}
-		for (int i = 0; i < opts->workers; i++)
-			for (j = sched_slot_lost(srv.sch, i); j; j = next) {
-				next = j->next;
-				job_free(j);
-			}
 	}
 	sched_fini(srv.sch);
 	if (srv.sigint_ev)

@@ -43,7 +43,6 @@ typedef struct worker {
 	uint64_t jobs_since_spawn;
 	uint32_t restarts;
 	uint32_t recycles;
-	bool recycles_pending; /* the next respawn is a recycle, not a restart */
 	uint32_t quick_failures; /* consecutive deaths soon after start */
 	bool said_hello;
 	char *startup_error;    /* message of a StartupError, if sent */
@@ -66,6 +65,16 @@ struct supervisor {
 };
 
 static void worker_down(worker *w, const char *reason);
+
+/* Closes our end of w's socket: the worker reads EOF and exits. */
+static void
+close_socket(worker *w)
+{
+	if (w->bev != NULL) {
+		bufferevent_free(w->bev);
+		w->bev = NULL;
+	}
+}
 
 static double
 since(const struct timespec *t)
@@ -180,10 +189,7 @@ due_for_recycling(worker *w)
 static void
 retire(worker *w)
 {
-	if (w->bev != NULL) {
-		bufferevent_free(w->bev);
-		w->bev = NULL;
-	}
+	close_socket(w);
 	w->state = W_RETIRING;
 }
 
@@ -280,10 +286,7 @@ worker_down(worker *w, const char *reason)
 	supervisor *s = w->sup;
 	bool was_up = w->state == W_STARTING || w->state == W_READY;
 
-	if (w->bev != NULL) {
-		bufferevent_free(w->bev);
-		w->bev = NULL;
-	}
+	close_socket(w);
 	if (w->pid > 0)
 		kill(w->pid, SIGKILL);
 	if (!was_up)
@@ -366,10 +369,6 @@ on_restart(evutil_socket_t fd, short what, void *arg)
 
 	if (w->sup->stopping)
 		return;
-	if (w->recycles_pending)
-		w->recycles_pending = false;
-	else
-		w->restarts++;
 	if ((rc = spawn(w)) != 0) {
 		log_error("cannot respawn worker %d: %s", w->slot,
 		    strerror(-rc));
@@ -403,7 +402,6 @@ on_reaped(worker *w, int status)
 	w->pid = 0;
 	if (w->state == W_RETIRING && !s->stopping) {
 		w->recycles++;
-		w->recycles_pending = true;
 		w->state = W_RESTARTING;
 		evtimer_add(w->restart_ev, &tv); /* now: no backoff for a recycle */
 		return;
@@ -417,9 +415,9 @@ on_reaped(worker *w, int status)
 	if (!w->said_hello && !s->ever_ready) {
 		/* The app does not start at all: restarting would loop. */
 		char msg[512];
-		snprintf(msg, sizeof(msg), "%s",
-		    w->startup_error ? w->startup_error : "");
-		if (w->startup_error == NULL)
+		if (w->startup_error != NULL)
+			snprintf(msg, sizeof(msg), "%s", w->startup_error);
+		else
 			snprintf(msg, sizeof(msg),
 			    "worker %s before it was ready", why);
 		w->state = W_STOPPED;
@@ -436,6 +434,7 @@ on_reaped(worker *w, int status)
 		delay_ms = 5000;
 	tv.tv_sec = delay_ms / 1000;
 	tv.tv_usec = (delay_ms % 1000) * 1000;
+	w->restarts++;
 	w->state = W_RESTARTING;
 	evtimer_add(w->restart_ev, &tv);
 }
@@ -569,11 +568,7 @@ supervisor_stop(supervisor *s, int grace_ms)
 	for (int i = 0; i < s->cfg.workers; i++) {
 		worker *w = &s->w[i];
 		event_del(w->restart_ev);
-		if (w->bev != NULL) {
-			/* EOF on its socket tells the worker to exit. */
-			bufferevent_free(w->bev);
-			w->bev = NULL;
-		}
+		close_socket(w);
 		if (w->state != W_RESTARTING)
 			w->state = w->pid > 0 ? W_DOWN : W_STOPPED;
 		else

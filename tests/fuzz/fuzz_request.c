@@ -20,6 +20,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (pr.body == BODY_NONE || pr.data < data ||
 		    pr.data + pr.len > data + size)
 			abort();
+		if (pr.ping_payload != NULL &&
+		    (pr.ping_payload < pr.data ||
+			pr.ping_payload + pr.ping_payload_len > pr.data + pr.len))
+			abort();
 		if (pr.body == BODY_CALL &&
 		    (pr.function_len == 0 ||
 			(const uint8_t *) pr.function < pr.data ||

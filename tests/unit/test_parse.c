@@ -72,6 +72,12 @@ test_call_and_cancel_fields(void)
 	CU_ASSERT_EQUAL(pr.len, 5);
 	parse_request(B(0x08, 0x02, 0x1a, 0x02, 0x08, 0x09), 64, &pr);
 	CU_ASSERT_EQUAL(pr.cancel_target, 9);
+	parse_request(B(0x2a, 0x04, 0x0a, 0x02, 'h', 'i'), 64, &pr);
+	CU_ASSERT_EQUAL(pr.body, BODY_PING);
+	CU_ASSERT_EQUAL(pr.ping_payload_len, 2);
+	CU_ASSERT(pr.ping_payload && memcmp(pr.ping_payload, "hi", 2) == 0);
+	parse_request(B(0x2a, 0x00), 64, &pr);
+	CU_ASSERT_PTR_NULL(pr.ping_payload);
 }
 
 static void

@@ -76,15 +76,20 @@ test_queue_limit(void)
 	sched_slot_ready(s, 0);
 	CU_ASSERT_PTR_EQUAL(sched_next(s), j[0]);
 	CU_ASSERT_EQUAL(sched_submit(s, j[2]), 0);
-	sched_complete(s, 0, 1);
-	job *list = sched_drain_queue(s);
-	int n = 0;
+	/* Shutdown takes everything: j[0] running (slot kept), j[1] and j[2]
+	 * queued (slot -1). */
+	job *list = sched_take_all(s);
+	int n = 0, running = 0;
 	for (job *p = list; p; p = p->next) {
 		CU_ASSERT_EQUAL(p->state, JOB_DONE);
+		running += p->slot == 0;
 		n++;
 	}
-	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(n, 3);
+	CU_ASSERT_EQUAL(running, 1);
 	CU_ASSERT_EQUAL(sched_queued(s), 0);
+	CU_ASSERT_EQUAL(sched_running(s), 0);
+	CU_ASSERT_EQUAL(sched_ready_slots(s), 0);
 	for (int i = 0; i < 3; i++)
 		free(j[i]);
 	sched_fini(s);

@@ -43,7 +43,13 @@ typedef struct conn {
 	nng_socket sock;
 	bool opened;
 	nng_aio *aio; /* the receive always posted */
-	bool up;      /* a pipe is connected; under c->mtx */
+	/* Ids of the connected pipes; under c->mtx. A set, not a flag: nng runs
+	 * pipe callbacks on several threads, so a redialled pipe's ADD_POST can
+	 * come before the lost pipe's REM_POST, and a pipe that dies while
+	 * being added gets a REM_POST without an ADD_POST. One dialer has one
+	 * pipe at a time, give or take such an overlap. */
+	uint32_t pipe_ids[4];
+	int pipes;
 } conn;
 
 struct gild_client {
@@ -283,10 +289,16 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 
 	pthread_mutex_lock(&c->mtx);
 	if (ev == NNG_PIPE_EV_ADD_POST) {
-		k->up = true;
+		if (k->pipes < (int) (sizeof(k->pipe_ids) / sizeof(k->pipe_ids[0])))
+			k->pipe_ids[k->pipes++] = (uint32_t) nng_pipe_id(p);
 		pthread_cond_broadcast(&c->cv); /* calls may wait for a redial */
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
-		k->up = false;
+		for (int i = 0; i < k->pipes; i++) {
+			if (k->pipe_ids[i] == (uint32_t) nng_pipe_id(p)) {
+				k->pipe_ids[i] = k->pipe_ids[--k->pipes];
+				break;
+			}
+		}
 		for (size_t i = 0; i < c->n_buckets; i++) {
 			for (call *cl = c->buckets[i]; cl != NULL; cl = cl->hnext) {
 				gild_result res = {0};
@@ -391,10 +403,7 @@ gild_connect(gild_client **out, const char *const *urls, size_t n_urls,
 		int rv = nng_dial(k->sock, k->url, NULL, 0);
 
 		if (rv == 0) {
-			pthread_mutex_lock(&c->mtx);
-			k->up = true;
-			pthread_mutex_unlock(&c->mtx);
-			n_up++;
+			n_up++; /* pipe_cb counts the pipe itself */
 		} else if (rv == NNG_ENOTSUP || rv == NNG_EINVAL ||
 		    rv == NNG_EADDRINVAL) {
 			rc = error_set(err, GILD_INVALID_ARGUMENT,
@@ -515,7 +524,7 @@ start(gild_client *c, enum call_kind kind, codec_buf *body, uint64_t *id,
 		for (size_t i = 0; i < c->n_conns && k == NULL; i++) {
 			size_t j = (c->rr + i) % c->n_conns;
 
-			if (c->conns[j].up) {
+			if (c->conns[j].pipes > 0) {
 				k = &c->conns[j];
 				c->rr = j + 1;
 			}

@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,66 @@ now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+struct bounded {
+	void (*fn)(void *);
+	void *arg;
+	atomic_bool done;
+};
+
+static void *
+bounded_main(void *arg)
+{
+	struct bounded *b = arg;
+
+	b->fn(b->arg);
+	atomic_store(&b->done, true);
+	return NULL;
+}
+
+int
+run_bounded(void (*fn)(void *), void *arg, int timeout_ms, const char *what)
+{
+	/* Owned by the thread if fn never returns. */
+	struct bounded *b = calloc(1, sizeof(*b));
+	pthread_t t;
+
+	if (b == NULL || (b->fn = fn, b->arg = arg,
+			     atomic_init(&b->done, false),
+			     pthread_create(&t, NULL, bounded_main, b) != 0)) {
+		free(b);
+		fn(arg);
+		return 0;
+	}
+	for (int waited = 0; waited < timeout_ms; waited += 10) {
+		if (atomic_load(&b->done)) {
+			pthread_join(t, NULL);
+			free(b);
+			return 0;
+		}
+		usleep(10000);
+	}
+	fprintf(stderr, "%s did not return in %d ms (nng 1.5.2 deadlock, nng "
+			"#1543): going on without it\n",
+	    what, timeout_ms);
+	pthread_detach(t);
+	return -1;
+}
+
+static void
+close_socket(void *arg)
+{
+	nng_close(*(nng_socket *) arg);
+}
+
+int
+close_bounded(nng_socket s, int timeout_ms)
+{
+	static nng_socket sock; /* outlives us if the close never returns */
+
+	sock = s;
+	return run_bounded(close_socket, &sock, timeout_ms, "nng_close");
 }
 
 bool

@@ -3,6 +3,7 @@
 #ifndef GILD_TEST_HARNESS_H
 #define GILD_TEST_HARNESS_H
 
+#include <nng/nng.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -34,6 +35,17 @@ void proc_dump_log(const gild_proc *p);
 
 /* Pids of gild's worker processes now (children of p->pid); returns count. */
 int proc_workers(const gild_proc *p, pid_t *pids, int max);
+
+/* Runs fn(arg) on a thread and waits at most timeout_ms for it; past that
+ * it says so on stderr (naming `what`) and goes on, leaving the thread.
+ * nng 1.5.2 can deadlock inside nng_close (nng issue #1543, and a pipe the
+ * peer dropped mid-send wedges its socket the same way), and a test must
+ * not hang on it. Returns 0 when fn returned in time. */
+int run_bounded(void (*fn)(void *), void *arg, int timeout_ms,
+    const char *what);
+
+/* nng_close under run_bounded. */
+int close_bounded(nng_socket s, int timeout_ms);
 
 /* The build folder ($B or "build") and a path inside the repo. */
 const char *build_dir(void);

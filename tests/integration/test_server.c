@@ -44,7 +44,7 @@ suite_init(void)
 static int
 suite_fini(void)
 {
-	nng_close(stock);
+	close_bounded(stock, 5000);
 	gild_close(cli);
 	return proc_stop(&srv) == 0 ? 0 : -1;
 }
@@ -71,8 +71,11 @@ assert_still_serving(void)
 
 	gild_list_append(args, gild_int(40));
 	gild_list_append(args, gild_int(2));
-	CU_ASSERT_EQUAL(gild_call(cli, "add", args, NULL, 30000, &out, &err),
-	    GILD_OK);
+	if (gild_call(cli, "add", args, NULL, 30000, &out, &err) != GILD_OK) {
+		fprintf(stderr, "\n  add 40 2 failed: %s: %s\n",
+		    gild_code_name(err.code), err.message ? err.message : "");
+		CU_FAIL("the server no longer serves");
+	}
 	CU_ASSERT_EQUAL(gild_value_int(out), 42);
 	gild_value_free(out);
 	gild_value_free(args);
@@ -305,6 +308,12 @@ test_errors(void)
 	assert_still_serving();
 }
 
+static void
+close_client(void *c)
+{
+	gild_close(c);
+}
+
 /* Item 4: a request over --max-message (8 MiB here) is refused. */
 static void
 test_oversized_request(void)
@@ -322,16 +331,27 @@ test_oversized_request(void)
 	free(blob);
 	assert_still_serving();
 
-	/* Past twice the limit nng drops the connection unread: the call
-	 * fails with UNAVAILABLE, and the same client's next call goes through
-	 * once nng has redialled. */
-	n = 20u << 20;
-	blob = calloc(1, n);
-	out = call1("echo", gild_bytes(blob, n), &err);
-	CU_ASSERT_PTR_NULL(out);
-	CU_ASSERT_EQUAL(err.code, GILD_UNAVAILABLE);
-	gild_error_clear(&err);
-	free(blob);
+	/* Past twice the limit nng drops the connection unread: that call
+	 * fails with UNAVAILABLE and the server serves on. It is sent from a
+	 * client of its own: nng 1.5.2 sometimes wedges a socket whose pipe the
+	 * peer dropped mid-send (no redial; its close deadlocks), see
+	 * docs/architecture.md. */
+	{
+		const char *urls[] = {srv.url};
+		gild_client *c2 = NULL;
+		gild_value *args = gild_list();
+
+		n = 20u << 20;
+		blob = calloc(1, n);
+		gild_list_append(args, gild_bytes(blob, n));
+		free(blob);
+		CU_ASSERT_EQUAL_FATAL(gild_connect(&c2, urls, 1, NULL), GILD_OK);
+		CU_ASSERT_EQUAL(gild_call(c2, "echo", args, NULL, 30000, &out,
+				    &err), GILD_UNAVAILABLE);
+		gild_error_clear(&err);
+		gild_value_free(args);
+		run_bounded(close_client, c2, 5000, "gild_close");
+	}
 	assert_still_serving();
 }
 

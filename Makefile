@@ -98,6 +98,8 @@ install: all
 	install -m 755 $(B)/libgild.so.0 $(DESTDIR)$(LIBDIR)/
 	ln -sf libgild.so.0 $(DESTDIR)$(LIBDIR)/libgild.so
 	install -m 644 $(B)/gild.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -d $(DESTDIR)$(LIBDIR)/gild/python/gild
+	install -m 644 client-lib/python/gild/*.py $(DESTDIR)$(LIBDIR)/gild/python/gild/
 
 clean:
 	rm -rf build build-san build-fuzz

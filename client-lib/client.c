@@ -574,8 +574,9 @@ send_cancel(gild_client *c, size_t idx, uint64_t target)
 }
 
 int
-gild_submit(gild_client *c, const char *function, const gild_value *args,
-    const gild_value *kwargs, gild_call_id *id, gild_error *err)
+gild_submit_timeout(gild_client *c, const char *function,
+    const gild_value *args, const gild_value *kwargs, int timeout_ms,
+    gild_call_id *id, gild_error *err)
 {
 	codec_buf body = {0};
 	uint64_t cid;
@@ -583,11 +584,19 @@ gild_submit(gild_client *c, const char *function, const gild_value *args,
 
 	if (c == NULL || id == NULL)
 		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
-	if ((rc = codec_encode_call(&body, function, args, kwargs, err)) ==
-	    GILD_OK && (rc = start(c, CALL_USER, &body, &cid, err)) == GILD_OK)
+	if ((rc = codec_encode_call(&body, function, args, kwargs,
+	    timeout_ms > 0 ? (uint32_t) timeout_ms : 0, err)) == GILD_OK &&
+	    (rc = start(c, CALL_USER, &body, &cid, err)) == GILD_OK)
 		*id = cid;
 	codec_buf_fini(&body);
 	return rc;
+}
+
+int
+gild_submit(gild_client *c, const char *function, const gild_value *args,
+    const gild_value *kwargs, gild_call_id *id, gild_error *err)
+{
+	return gild_submit_timeout(c, function, args, kwargs, 0, id, err);
 }
 
 /* ---- waiting ----------------------------------------------------------- */
@@ -758,11 +767,26 @@ forget(gild_client *c, uint64_t id, enum call_kind kind)
 int
 gild_cancel(gild_client *c, gild_call_id id, gild_error *err)
 {
+	call *cl;
+	bool pending;
+	size_t idx;
+
 	if (c == NULL)
 		return error_set(err, GILD_INVALID_ARGUMENT, "NULL client");
-	if (forget(c, id, CALL_USER) != GILD_OK)
+	pthread_mutex_lock(&c->mtx);
+	cl = table_find(c, id);
+	if (cl == NULL || cl->kind != CALL_USER) {
+		pthread_mutex_unlock(&c->mtx);
 		return error_set(err, GILD_NOT_FOUND,
 		    "no call %llu in flight", (unsigned long long) id);
+	}
+	pending = !cl->done;
+	idx = cl->conn;
+	pthread_mutex_unlock(&c->mtx);
+	/* The call stays in flight: its end (CANCELLED, or its result if it
+	 * finished first) comes back like any other. */
+	if (pending)
+		send_cancel(c, idx, id);
 	return GILD_OK;
 }
 
@@ -810,9 +834,15 @@ gild_call(gild_client *c, const char *function, const gild_value *args,
 	if (c == NULL || out == NULL)
 		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
 	*out = NULL;
-	if ((rc = codec_encode_call(&body, function, args, kwargs, err)) ==
-	    GILD_OK)
-		rc = round_trip(c, CALL_SYNC, &body, timeout_ms, out, err);
+	/* The server gets the timeout as the call's deadline and ends it then
+	 * (interrupting it if it runs); the wait here allows for the server's
+	 * --kill-grace on top, and cancels the call if even that passes. */
+	if ((rc = codec_encode_call(&body, function, args, kwargs,
+	    timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : (uint32_t) timeout_ms,
+	    err)) == GILD_OK)
+		rc = round_trip(c, CALL_SYNC, &body,
+		    timeout_ms < 0 ? -1 : timeout_ms + GILD_CALL_GRACE_MS, out,
+		    err);
 	codec_buf_fini(&body);
 	return rc;
 }

@@ -531,7 +531,7 @@ codec_decode_value(const uint8_t *buf, size_t len, gild_value **out,
 
 int
 codec_encode_call(codec_buf *b, const char *function, const gild_value *args,
-    const gild_value *kwargs, gild_error *err)
+    const gild_value *kwargs, uint32_t timeout_ms, gild_error *err)
 {
 	size_t mark = used(b);
 	int rc;
@@ -547,6 +547,10 @@ codec_encode_call(codec_buf *b, const char *function, const gild_value *args,
 	if (kwargs != NULL && gild_value_kind(kwargs) != GILD_MAP)
 		return error_set(err, GILD_INVALID_ARGUMENT,
 		    "keyword arguments must be a map");
+	/* Fields go in back to front: timeout_ms (4), kwargs, args, name. */
+	if (timeout_ms != 0 && (put_varint(b, timeout_ms) != 0 ||
+	    put_tag(b, 4, WIRE_VARINT) != 0))
+		return oom(err);
 	for (size_t i = gild_value_len(kwargs); i-- > 0;) {
 		const gild_value *key = gild_map_key(kwargs, i);
 		size_t kw = used(b), n;

@@ -45,9 +45,11 @@ int codec_decode_value(const uint8_t *buf, size_t len, gild_value **out,
 
 /* Request bodies: each prepends one `body` field of a gild.v1.Request.
  * args (GILD_LIST/GILD_TUPLE or NULL) and kwargs (GILD_MAP with GILD_STR
- * keys, or NULL) are borrowed. Same returns as codec_encode_value. */
+ * keys, or NULL) are borrowed; timeout_ms is Call.timeout_ms (0: none).
+ * Same returns as codec_encode_value. */
 int codec_encode_call(codec_buf *b, const char *function,
-    const gild_value *args, const gild_value *kwargs, gild_error *err);
+    const gild_value *args, const gild_value *kwargs, uint32_t timeout_ms,
+    gild_error *err);
 int codec_encode_cancel(codec_buf *b, uint64_t target_id, gild_error *err);
 int codec_encode_status(codec_buf *b, gild_error *err);
 int codec_encode_ping(codec_buf *b, const void *payload, size_t len,

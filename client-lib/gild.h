@@ -160,6 +160,15 @@ void gild_close(gild_client *c);
  * gild_wait / gild_cancel. */
 int gild_submit(gild_client *c, const char *function, const gild_value *args,
     const gild_value *kwargs, gild_call_id *id, gild_error *err);
+/* gild_submit with a deadline: timeout_ms > 0 is sent as the call's
+ * Call.timeout_ms. A call still queued at its deadline ends with
+ * GILD_DEADLINE_EXCEEDED without running; a running one is interrupted (and
+ * its worker replaced if it does not stop within the server's
+ * --kill-grace). 0 leaves the deadline to the function's
+ * @gild.function(timeout=...) or the server's --default-timeout. */
+int gild_submit_timeout(gild_client *c, const char *function,
+    const gild_value *args, const gild_value *kwargs, int timeout_ms,
+    gild_call_id *id, gild_error *err);
 
 /* The outcome of one call. code is GILD_OK with value set (owned by the
  * struct), or an error code with error filled. Release with
@@ -184,14 +193,22 @@ int gild_poll(gild_client *c, int timeout_ms, gild_result *res);
 /* Number of calls submitted and not yet returned by gild_wait/gild_poll. */
 size_t gild_in_flight(gild_client *c);
 
-/* Asks the server to cancel call `id` and forgets it locally: its result,
- * if one still comes, is dropped. Returns GILD_OK or GILD_NOT_FOUND. */
+/* Asks the server to cancel call `id`: a queued call is removed, a running
+ * one interrupted. The call stays in flight and ends as usual through
+ * gild_wait / gild_poll, with GILD_CANCELLED (or its result, if it finished
+ * before the cancel arrived). Returns GILD_OK or GILD_NOT_FOUND. */
 int gild_cancel(gild_client *c, gild_call_id id, gild_error *err);
+
+/* How much longer than its timeout gild_call waits for the server's own
+ * DEADLINE_EXCEEDED (covering the server's --kill-grace, default 2 s). */
+#define GILD_CALL_GRACE_MS 5000
 
 /* submit + wait. Returns the call's code: GILD_OK with *out (a new value
  * owned by the caller), or the error code with err filled. With timeout_ms
- * >= 0, a call not finished in time is cancelled and GILD_DEADLINE_EXCEEDED
- * returned. */
+ * >= 0, the call is sent with that deadline (as gild_submit_timeout) and
+ * ends with GILD_DEADLINE_EXCEEDED past it; if no reply comes even
+ * GILD_CALL_GRACE_MS after it, the call is cancelled and
+ * GILD_DEADLINE_EXCEEDED returned. */
 int gild_call(gild_client *c, const char *function, const gild_value *args,
     const gild_value *kwargs, int timeout_ms, gild_value **out,
     gild_error *err);

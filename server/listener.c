@@ -43,6 +43,7 @@ struct listener {
 	struct event *done_ev;
 	int efd;
 	listener_recv_fn fn;
+	listener_gone_fn gone;
 	void *arg;
 	listener_req *all;   /* every context, for shutdown */
 	listener_req *free;  /* idle, reusable */
@@ -52,7 +53,18 @@ struct listener {
 	pthread_mutex_t mtx;
 	bool closing; /* under mtx: completions are ignored */
 	listener_req *done_head, *done_tail;
+	uint32_t *gone_pipes; /* closed connections, in order (under mtx) */
+	size_t ngone, capgone;
 };
+
+static void
+wake(listener *l)
+{
+	uint64_t one = 1;
+	/* Only a wake-up: a full counter (EAGAIN) wakes the loop too. */
+	ssize_t w = write(l->efd, &one, sizeof(one));
+	(void) w;
+}
 
 /* nng thread: queue the completion and wake the loop. */
 static void
@@ -60,8 +72,7 @@ on_aio(void *arg)
 {
 	listener_req *r = arg;
 	listener *l = r->l;
-	bool wake;
-	uint64_t one = 1;
+	bool first;
 
 	pthread_mutex_lock(&l->mtx);
 	if (l->closing) {
@@ -70,18 +81,47 @@ on_aio(void *arg)
 		return;
 	}
 	r->next_done = NULL;
-	wake = l->done_head == NULL;
+	first = l->done_head == NULL && l->ngone == 0;
 	if (l->done_tail)
 		l->done_tail->next_done = r;
 	else
 		l->done_head = r;
 	l->done_tail = r;
 	pthread_mutex_unlock(&l->mtx);
-	if (wake) {
-		/* Only a wake-up: a full counter (EAGAIN) wakes the loop too. */
-		ssize_t w = write(l->efd, &one, sizeof(one));
-		(void) w;
+	if (first)
+		wake(l);
+}
+
+/* nng thread: a connection closed. Its requests already completed (they
+ * are ahead in the queue); the loop cancels what they started. */
+static void
+on_pipe_gone(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	listener *l = arg;
+	bool first;
+
+	pthread_mutex_lock(&l->mtx);
+	if (l->closing) {
+		pthread_mutex_unlock(&l->mtx);
+		return;
 	}
+	first = l->done_head == NULL && l->ngone == 0;
+	if (l->ngone == l->capgone) {
+		size_t cap = l->capgone ? 2 * l->capgone : 16;
+		uint32_t *n = realloc(l->gone_pipes, cap * sizeof(*n));
+		if (n == NULL) {
+			pthread_mutex_unlock(&l->mtx);
+			log_error("out of memory: a closed connection's calls "
+				  "are not cancelled");
+			return;
+		}
+		l->gone_pipes = n;
+		l->capgone = cap;
+	}
+	l->gone_pipes[l->ngone++] = nng_pipe_id(p);
+	pthread_mutex_unlock(&l->mtx);
+	if (first)
+		wake(l);
 }
 
 static void
@@ -155,6 +195,8 @@ on_done(evutil_socket_t fd, short what, void *arg)
 {
 	listener *l = arg;
 	listener_req *r, *next;
+	uint32_t *gone;
+	size_t ngone;
 	uint64_t n;
 	int rc;
 
@@ -163,6 +205,10 @@ on_done(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_lock(&l->mtx);
 	r = l->done_head;
 	l->done_head = l->done_tail = NULL;
+	gone = l->gone_pipes;
+	ngone = l->ngone;
+	l->gone_pipes = NULL;
+	l->ngone = l->capgone = 0;
 	pthread_mutex_unlock(&l->mtx);
 	for (; r != NULL; r = next) {
 		next = r->next_done;
@@ -187,6 +233,9 @@ on_done(evutil_socket_t fd, short what, void *arg)
 			post_recv(l);
 		}
 	}
+	for (size_t i = 0; i < ngone; i++)
+		l->gone(l->arg, gone[i]);
+	free(gone);
 }
 
 void
@@ -212,7 +261,8 @@ listener_sending(const listener *l)
 
 int
 listener_init(listener **out, struct event_base *base, size_t hard_max,
-    listener_recv_fn fn, void *arg, char *err, size_t errlen)
+    listener_recv_fn fn, listener_gone_fn gone, void *arg, char *err,
+    size_t errlen)
 {
 	listener *l;
 	int rc;
@@ -222,6 +272,7 @@ listener_init(listener **out, struct event_base *base, size_t hard_max,
 		return -ENOMEM;
 	}
 	l->fn = fn;
+	l->gone = gone;
 	l->arg = arg;
 	l->efd = -1;
 	pthread_mutex_init(&l->mtx, NULL);
@@ -235,6 +286,12 @@ listener_init(listener **out, struct event_base *base, size_t hard_max,
 	if ((rc = nng_socket_set_size(l->sock, NNG_OPT_RECVMAXSZ, hard_max)) !=
 	    0) {
 		snprintf(err, errlen, "cannot set up nng socket: %s",
+		    nng_strerror(rc));
+		goto fail;
+	}
+	if ((rc = nng_pipe_notify(l->sock, NNG_PIPE_EV_REM_POST, on_pipe_gone,
+		 l)) != 0) {
+		snprintf(err, errlen, "cannot watch nng connections: %s",
 		    nng_strerror(rc));
 		goto fail;
 	}
@@ -301,5 +358,6 @@ listener_fini(listener *l)
 	if (l->efd != -1)
 		close(l->efd);
 	pthread_mutex_destroy(&l->mtx);
+	free(l->gone_pipes);
 	free(l);
 }

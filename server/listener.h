@@ -23,11 +23,16 @@ typedef struct listener_req listener_req;
  * with exactly one listener_reply (possibly later). */
 typedef void (*listener_recv_fn)(void *arg, listener_req *req, nng_msg *msg);
 
+/* Called on the loop when a client connection (pipe) has closed, after
+ * every request that came in on it. */
+typedef void (*listener_gone_fn)(void *arg, uint32_t pipe);
+
 /* Opens the socket. Messages longer than hard_max bytes are dropped by the
  * transport (nng closes that connection). Returns 0 or a negative code with
  * a message in err. */
 int listener_init(listener **out, struct event_base *base, size_t hard_max,
-    listener_recv_fn fn, void *arg, char *err, size_t errlen);
+    listener_recv_fn fn, listener_gone_fn gone, void *arg, char *err,
+    size_t errlen);
 
 /* Starts listening on url. On success writes the URL clients can dial into
  * bound (with the real port when url asked for tcp port 0). Returns 0 or a

@@ -36,6 +36,13 @@ static const char usage[] =
     "  --max-worker-rss MIB\n"
     "                      replace a worker whose resident memory is over MIB\n"
     "                      after a call (default 0: never)\n"
+    "  --default-timeout S deadline of calls that set none and whose function\n"
+    "                      declares none, in seconds (default 0: none)\n"
+    "  --kill-grace S      seconds an interrupted call (deadline, cancel) may\n"
+    "                      take to stop before its worker is killed (default 2)\n"
+    "  --worker-memory MIB hard address-space limit of each worker; a call\n"
+    "                      that needs more ends with WORKER_LOST and the\n"
+    "                      worker is replaced (default 0: none)\n"
     "  --drain-timeout S   on SIGTERM/SIGINT, seconds the accepted calls\n"
     "                      (running and queued) may take to finish (default 30)\n"
     "  --worker-bin PATH   the gild-worker program (default: next to gild,\n"
@@ -74,6 +81,22 @@ parse_size(const char *s, size_t *out)
 	if (*end != '\0' || v == 0 || v > (1ull << 31) - (1u << 21))
 		return -1;
 	*out = (size_t) v;
+	return 0;
+}
+
+/* "1.5" seconds -> milliseconds in [min_ms, max_ms]; returns 0 or -1. */
+static int
+parse_seconds(const char *s, long min_ms, long max_ms, long *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end != '\0' || !(v * 1000 >= (double) min_ms) ||
+	    !(v * 1000 <= (double) max_ms))
+		return -1;
+	*out = (long) (v * 1000 + 0.5);
 	return 0;
 }
 
@@ -118,6 +141,9 @@ main(int argc, char **argv)
 	    {"max-message", required_argument, NULL, 'm'},
 	    {"max-queue", required_argument, NULL, 'q'},
 	    {"drain-timeout", required_argument, NULL, 'd'},
+	    {"default-timeout", required_argument, NULL, 't'},
+	    {"kill-grace", required_argument, NULL, 'g'},
+	    {"worker-memory", required_argument, NULL, 'M'},
 	    {"max-jobs-per-worker", required_argument, NULL, 'J'},
 	    {"max-worker-rss", required_argument, NULL, 'R'},
 	    {"worker-bin", required_argument, NULL, 'b'},
@@ -133,6 +159,7 @@ main(int argc, char **argv)
 	    .max_message = 64u << 20,
 	    .max_queue = 10000,
 	    .drain_ms = 30000,
+	    .kill_grace_ms = 2000,
 	};
 	long v;
 	int c;
@@ -183,6 +210,30 @@ main(int argc, char **argv)
 						 "seconds from 0 to 86400, got '%s'",
 				    optarg);
 			o.drain_ms = (int) v * 1000;
+			break;
+		case 't':
+			if (parse_seconds(optarg, 0, 86400000L, &v) != 0)
+				return die_usage("--default-timeout: expected "
+						 "seconds from 0 (none) to 86400, "
+						 "got '%s'",
+				    optarg);
+			o.default_timeout_ms = (uint32_t) v;
+			break;
+		case 'g':
+			if (parse_seconds(optarg, 0, 3600000L, &v) != 0)
+				return die_usage("--kill-grace: expected seconds "
+						 "from 0 to 3600, got '%s'",
+				    optarg);
+			o.kill_grace_ms = (int) v;
+			break;
+		case 'M':
+			if (parse_int(optarg, 0, 1L << 30, &v) != 0 ||
+			    (v != 0 && v < 64))
+				return die_usage("--worker-memory: expected MiB "
+						 "as a whole number, at least 64 "
+						 "(0: no limit), got '%s'",
+				    optarg);
+			o.worker_memory_mib = (uint64_t) v;
 			break;
 		case 'J':
 			if (parse_int(optarg, 0, LONG_MAX, &v) != 0)

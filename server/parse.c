@@ -64,6 +64,11 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 				: "call has no function name");
 		out->function = (const char *) fn.data;
 		out->function_len = fn.len;
+		if (wire_find(out->data, out->len, 4, &f) == 1 &&
+		    f.type == WIRE_VARINT)
+			out->timeout_ms = f.value > UINT32_MAX
+					      ? UINT32_MAX
+					      : (uint32_t) f.value;
 	} else if (out->body == BODY_CANCEL) {
 		if (wire_find(out->data, out->len, 1, &f) == 1 &&
 		    f.type == WIRE_VARINT)

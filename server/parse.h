@@ -24,6 +24,7 @@ typedef struct parsed_request {
 	size_t len;
 	const char *function;     /* BODY_CALL: the name, not NUL-terminated */
 	size_t function_len;
+	uint32_t timeout_ms;      /* BODY_CALL: Call.timeout_ms (0: none) */
 	uint64_t cancel_target;   /* BODY_CANCEL: target_id (0 if absent) */
 	const uint8_t *ping_payload; /* BODY_PING: payload (NULL if absent) */
 	size_t ping_payload_len;

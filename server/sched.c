@@ -187,16 +187,60 @@ sched_complete(sched *s, int slot, uint64_t id)
 }
 
 job *
-sched_cancel_queued(sched *s, uint32_t pipe, uint64_t request_id)
+sched_find(const sched *s, uint32_t pipe, uint64_t request_id)
 {
-	for (job *j = s->head; j != NULL; j = j->next) {
-		if (j->pipe == pipe && j->request_id == request_id) {
-			queue_unlink(s, j);
-			j->state = JOB_DONE;
+	for (job *j = s->head; j != NULL; j = j->next)
+		if (j->pipe == pipe && j->request_id == request_id)
 			return j;
-		}
-	}
+	for (int i = 0; i < s->nslots; i++)
+		for (job *j = s->slots[i].jobs; j != NULL; j = j->next)
+			if (j->pipe == pipe && j->request_id == request_id)
+				return j;
 	return NULL;
+}
+
+void
+sched_remove_queued(sched *s, job *j)
+{
+	queue_unlink(s, j);
+	j->state = JOB_DONE;
+}
+
+void
+sched_requeue(sched *s, job *j)
+{
+	j->state = JOB_QUEUED;
+	j->slot = -1;
+	j->prev = NULL;
+	j->next = s->head;
+	if (s->head)
+		s->head->prev = j;
+	else
+		s->tail = j;
+	s->head = j;
+	s->queued++;
+}
+
+job *
+sched_slot_jobs(const sched *s, int slot)
+{
+	return slot >= 0 && slot < s->nslots ? s->slots[slot].jobs : NULL;
+}
+
+job *
+sched_take_pipe(sched *s, uint32_t pipe)
+{
+	job *list = NULL, *j, *next;
+
+	for (j = s->head; j != NULL; j = next) {
+		next = j->next;
+		if (j->pipe != pipe)
+			continue;
+		sched_remove_queued(s, j);
+		j->next = list;
+		list = j;
+	}
+	return list;
 }
 
 job *

@@ -67,9 +67,23 @@ job *sched_slot_lost(sched *s, int slot);
  * JOB_DONE and returned; NULL if no such job runs there. */
 job *sched_complete(sched *s, int slot, uint64_t id);
 
-/* Removes the queued job with this pipe and request id, marks it JOB_DONE
- * and returns it; NULL when none is queued (it may be running). */
-job *sched_cancel_queued(sched *s, uint32_t pipe, uint64_t request_id);
+/* The job, queued or running, with this pipe and request id; NULL if none. */
+job *sched_find(const sched *s, uint32_t pipe, uint64_t request_id);
+
+/* Takes queued job j out of the queue and marks it JOB_DONE. */
+void sched_remove_queued(sched *s, job *j);
+
+/* Puts j (just returned by sched_slot_lost) back at the head of the queue,
+ * to run next, whatever --max-queue says: it was accepted already. */
+void sched_requeue(sched *s, job *j);
+
+/* The jobs running on `slot`, linked through ->next (borrowed: do not
+ * change the scheduler while walking it). */
+job *sched_slot_jobs(const sched *s, int slot);
+
+/* Removes every queued job that came in on `pipe`, marks them JOB_DONE and
+ * returns them as a list (through ->next). */
+job *sched_take_pipe(sched *s, uint32_t pipe);
 
 /* Removes and returns every job, queued (slot -1) and running (slot kept),
  * as one list (through ->next), each JOB_DONE; the slots are left not ready.

@@ -43,6 +43,18 @@ typedef struct server {
 	struct timespec started;
 } server;
 
+/* A job as the server keeps it: the scheduler's part first (the scheduler
+ * hands back job pointers), then what only the server needs. */
+typedef struct sjob {
+	job j;
+	server *srv;
+	struct event *timer;   /* the deadline, then the --kill-grace wait */
+	uint32_t timeout_ms;   /* 0: no deadline */
+	uint32_t retries_left; /* @gild.function(retries=N) */
+	int interrupt;         /* DEADLINE_EXCEEDED or CANCELLED once stopped */
+	bool killed;           /* its worker was killed after --kill-grace */
+} sjob;
+
 /* ---- replies ---------------------------------------------------------- */
 
 /* A new reply message with Reply.id set, the body's fields to be appended.
@@ -125,8 +137,12 @@ reply_error(server *srv, listener_req *to, uint64_t request_id,
 static void
 job_free(job *j)
 {
+	sjob *sj = (sjob *) j;
+
+	if (sj->timer != NULL)
+		event_free(sj->timer);
 	nng_msg_free(j->req);
-	free(j);
+	free(sj);
 }
 
 /* Ends j with an error reply and frees it. */
@@ -146,6 +162,109 @@ job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
 }
 
 static void server_stop_workers(server *srv);
+
+/* Ends a job that was interrupted (deadline or cancel) however it ended:
+ * with a result, an error, or the death of its worker. */
+static void
+job_end_interrupted(server *srv, sjob *sj)
+{
+	job *j = &sj->j;
+	char how[160] = "";
+
+	if (sj->killed)
+		snprintf(how, sizeof(how),
+		    "; it did not stop within --kill-grace (%d ms), so its "
+		    "worker was replaced",
+		    srv->opts->kill_grace_ms);
+	if (sj->interrupt == GILD__V1__CODE__DEADLINE_EXCEEDED)
+		job_fail(srv, j, GILD__V1__CODE__DEADLINE_EXCEEDED,
+		    "'%.*s' exceeded its deadline of %" PRIu32
+		    " ms and was interrupted%s",
+		    (int) j->function_len, j->function, sj->timeout_ms, how);
+	else
+		job_fail(srv, j, GILD__V1__CODE__CANCELLED,
+		    "'%.*s' was cancelled while it ran%s",
+		    (int) j->function_len, j->function, how);
+}
+
+static void on_job_timer(evutil_socket_t fd, short what, void *arg);
+
+/* (Re)arms sj's timer to fire after ms. Returns 0 or -1. */
+static int
+job_timer_arm(server *srv, sjob *sj, uint32_t ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	if (sj->timer == NULL &&
+	    (sj->timer = evtimer_new(srv->base, on_job_timer, sj)) == NULL)
+		return -1;
+	return evtimer_add(sj->timer, &tv);
+}
+
+/* Stops a running job: the worker raises DeadlineInterrupt or
+ * CancelInterrupt in it, and if it has not ended after --kill-grace the
+ * worker is killed. */
+static void
+job_interrupt(server *srv, sjob *sj, int code)
+{
+	if (sj->interrupt != 0)
+		return; /* already on its way out */
+	sj->interrupt = code;
+	log_debug("interrupting job %" PRIu64 " ('%.*s') on worker %d: %s",
+	    sj->j.id, (int) sj->j.function_len, sj->j.function, sj->j.slot,
+	    code == GILD__V1__CODE__CANCELLED ? "cancelled" : "deadline");
+	if (supervisor_interrupt(srv->sup, sj->j.slot, sj->j.id, code) != 0 ||
+	    job_timer_arm(srv, sj, (uint32_t) srv->opts->kill_grace_ms) != 0)
+		/* Cannot ask or cannot wait: the worker goes now. */
+		supervisor_kill(srv->sup, sj->j.slot,
+		    "cannot interrupt its call");
+}
+
+/* Ends a job that has not run: its deadline passed in the queue, or it was
+ * cancelled there. */
+static void
+job_end_queued(server *srv, sjob *sj, Gild__V1__Code code, const char *why)
+{
+	sched_remove_queued(srv->sch, &sj->j);
+	if (code == GILD__V1__CODE__DEADLINE_EXCEEDED)
+		job_fail(srv, &sj->j, code,
+		    "deadline of %" PRIu32 " ms passed before '%.*s' could "
+		    "run: every worker was busy (%zu calls queued)",
+		    sj->timeout_ms, (int) sj->j.function_len, sj->j.function,
+		    sched_queued(srv->sch));
+	else
+		job_fail(srv, &sj->j, code, "%s", why);
+}
+
+static void check_drained(server *srv);
+
+/* The deadline of a job passed, or the --kill-grace after its interrupt. */
+static void
+on_job_timer(evutil_socket_t fd, short what, void *arg)
+{
+	sjob *sj = arg;
+	server *srv = sj->srv;
+	char reason[200];
+
+	if (sj->j.state == JOB_QUEUED) {
+		job_end_queued(srv, sj, GILD__V1__CODE__DEADLINE_EXCEEDED, NULL);
+		check_drained(srv);
+	} else if (sj->j.state == JOB_RUNNING && sj->interrupt == 0) {
+		job_interrupt(srv, sj, GILD__V1__CODE__DEADLINE_EXCEEDED);
+	} else if (sj->j.state == JOB_RUNNING) {
+		snprintf(reason, sizeof(reason),
+		    "'%.*s' did not stop within --kill-grace (%d ms) after it "
+		    "was %s",
+		    (int) sj->j.function_len, sj->j.function,
+		    srv->opts->kill_grace_ms,
+		    sj->interrupt == GILD__V1__CODE__CANCELLED
+			? "cancelled"
+			: "interrupted at its deadline");
+		sj->killed = true;
+		/* on_worker_lost ends the job (and frees sj). */
+		supervisor_kill(srv->sup, sj->j.slot, reason);
+	}
+}
 
 /* Hands queued jobs to free workers. */
 static void
@@ -211,17 +330,27 @@ not_found(server *srv, listener_req *req, uint64_t id, const char *name,
 static void
 on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 {
+	sup_function_options fo;
+	sjob *sj;
 	job *j;
 
 	if (!known_function(srv, pr->function, pr->function_len)) {
 		not_found(srv, req, pr->id, pr->function, pr->function_len);
 		goto done;
 	}
-	if ((j = calloc(1, sizeof(*j))) == NULL) {
+	if ((sj = calloc(1, sizeof(*sj))) == NULL) {
 		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "server out of memory");
 		goto done;
 	}
+	j = &sj->j;
+	sj->srv = srv;
+	fo = supervisor_function_options(srv->sup, pr->function,
+	    pr->function_len);
+	sj->timeout_ms = pr->timeout_ms    ? pr->timeout_ms
+			 : fo.timeout_ms   ? fo.timeout_ms
+					   : srv->opts->default_timeout_ms;
+	sj->retries_left = fo.retries;
 	j->id = ++srv->next_job_id;
 	j->request_id = pr->id;
 	j->pipe = listener_req_pipe(req);
@@ -231,8 +360,16 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 	j->call_len = pr->len;
 	j->function = pr->function;
 	j->function_len = pr->function_len;
+	if (sj->timeout_ms != 0 && job_timer_arm(srv, sj, sj->timeout_ms) != 0) {
+		free(sj);
+		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		    "server out of memory");
+		goto done;
+	}
 	if (sched_submit(srv->sch, j) != 0) {
-		free(j);
+		if (sj->timer != NULL)
+			event_free(sj->timer);
+		free(sj);
 		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "queue full: %zu calls are waiting (--max-queue)",
 		    sched_queued(srv->sch));
@@ -252,17 +389,52 @@ on_cancel(server *srv, listener_req *req, const parsed_request *pr)
 	Gild__V1__Value v = GILD__V1__VALUE__INIT;
 	job *j;
 
-	j = sched_cancel_queued(srv->sch, listener_req_pipe(req),
-	    pr->cancel_target);
-	if (j != NULL)
-		job_fail(srv, j, GILD__V1__CODE__CANCELLED,
+	j = sched_find(srv->sch, listener_req_pipe(req), pr->cancel_target);
+	if (j != NULL && j->state == JOB_QUEUED) {
+		job_end_queued(srv, (sjob *) j, GILD__V1__CODE__CANCELLED,
 		    "cancelled by the client before it ran");
-	/* The Cancel itself is answered with whether it took effect. */
+		check_drained(srv);
+	} else if (j != NULL) {
+		job_interrupt(srv, (sjob *) j, GILD__V1__CODE__CANCELLED);
+	}
+	/* The Cancel itself is answered with whether the call was found. */
 	v.kind_case = GILD__V1__VALUE__KIND_BOOL_VALUE;
 	v.bool_value = j != NULL;
 	r.body_case = GILD__V1__REPLY__BODY_RESULT;
 	r.result = &v;
 	reply_send(srv, req, pr->id, &r);
+}
+
+/* A client connection closed: its queued calls are dropped (their replies
+ * would go nowhere) and its running ones interrupted. */
+static void
+on_pipe_gone(void *arg, uint32_t pipe)
+{
+	server *srv = arg;
+	size_t dropped = 0, interrupted = 0;
+	job *j, *next;
+
+	for (j = sched_take_pipe(srv->sch, pipe); j != NULL; j = next) {
+		next = j->next;
+		job_fail(srv, j, GILD__V1__CODE__CANCELLED,
+		    "the client disconnected before the call ran");
+		dropped++;
+	}
+	for (int slot = 0; slot < supervisor_count(srv->sup); slot++) {
+		for (j = sched_slot_jobs(srv->sch, slot); j != NULL; j = next) {
+			next = j->next;
+			if (j->pipe == pipe && ((sjob *) j)->interrupt == 0) {
+				job_interrupt(srv, (sjob *) j,
+				    GILD__V1__CODE__CANCELLED);
+				interrupted++;
+			}
+		}
+	}
+	if (dropped + interrupted > 0)
+		log_info("client connection %" PRIu32 " closed: %zu queued "
+			 "calls dropped, %zu running calls cancelled",
+		    pipe, dropped, interrupted);
+	check_drained(srv);
 }
 
 static double
@@ -396,10 +568,22 @@ on_worker_lost(void *arg, int slot, const char *reason)
 	job *j, *next;
 
 	for (j = sched_slot_lost(srv->sch, slot); j != NULL; j = next) {
+		sjob *sj = (sjob *) j;
 		next = j->next;
-		job_fail(srv, j, GILD__V1__CODE__WORKER_LOST,
-		    "worker %d died while running '%.*s': %s", slot,
-		    (int) j->function_len, j->function, reason);
+		if (sj->interrupt != 0) {
+			job_end_interrupted(srv, sj);
+		} else if (sj->retries_left > 0 && srv->state != SRV_STOPPING) {
+			sj->retries_left--;
+			log_info("worker %d died while running '%.*s' (%s): "
+				 "retrying it, %" PRIu32 " retries left",
+			    slot, (int) j->function_len, j->function, reason,
+			    sj->retries_left);
+			sched_requeue(srv->sch, j);
+		} else {
+			job_fail(srv, j, GILD__V1__CODE__WORKER_LOST,
+			    "worker %d died while running '%.*s': %s", slot,
+			    (int) j->function_len, j->function, reason);
+		}
 	}
 	check_drained(srv);
 	pump(srv); /* other workers may take what waits */
@@ -418,7 +602,9 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
 		    job_id);
 		return;
 	}
-	if (len > srv->opts->max_message) {
+	if (((sjob *) j)->interrupt != 0) {
+		job_end_interrupted(srv, (sjob *) j);
+	} else if (len > srv->opts->max_message) {
 		job_fail(srv, j, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "result of '%.*s' is %zu bytes, over the server's "
 		    "--max-message of %zu bytes",
@@ -570,6 +756,7 @@ server_run(const server_opts *opts)
 	    .max_frame = 2 * opts->max_message + (1u << 20),
 	    .max_jobs = opts->max_jobs,
 	    .max_rss_kib = opts->max_rss_mib * 1024,
+	    .memory_mib = opts->worker_memory_mib,
 	};
 	sup_events se = {
 	    .ready = on_worker_ready,
@@ -608,7 +795,7 @@ server_run(const server_opts *opts)
 	/* Twice --max-message is read, so a request a little over the limit
 	 * gets a clear error; past that nng drops the connection. */
 	if (listener_init(&srv.lst, srv.base, 2 * opts->max_message,
-		on_request, &srv, err, sizeof(err)) != 0) {
+		on_request, on_pipe_gone, &srv, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		srv.exit_code = 1;
 		goto out;

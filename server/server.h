@@ -18,6 +18,9 @@ typedef struct server_opts {
 	int drain_ms;             /* on SIGTERM, how long accepted calls may take */
 	uint64_t max_jobs;        /* recycle a worker after N calls (0: never) */
 	uint64_t max_rss_mib;     /* ... or when over N MiB of RSS (0: never) */
+	uint32_t default_timeout_ms; /* deadline of calls that set none (0) */
+	int kill_grace_ms;        /* after an interrupt, before the kill */
+	uint64_t worker_memory_mib; /* workers' address-space limit (0: none) */
 } server_opts;
 
 /* Runs gild until SIGINT/SIGTERM (returns 0 after a clean stop) or a fatal

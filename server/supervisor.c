@@ -45,6 +45,7 @@ typedef struct worker {
 	uint32_t recycles;
 	uint32_t quick_failures; /* consecutive deaths soon after start */
 	bool said_hello;
+	bool killed;            /* by supervisor_kill: restart without backoff */
 	char *startup_error;    /* message of a StartupError, if sent */
 	char *startup_traceback;
 } worker;
@@ -60,6 +61,7 @@ struct supervisor {
 	bool stopping;
 	bool ever_ready;
 	char **functions;
+	sup_function_options *options; /* parallel to functions */
 	size_t nfunctions;
 	char *python_version;
 };
@@ -92,7 +94,9 @@ free_functions(supervisor *s)
 	for (size_t i = 0; i < s->nfunctions; i++)
 		free(s->functions[i]);
 	free(s->functions);
+	free(s->options);
 	s->functions = NULL;
+	s->options = NULL;
 	s->nfunctions = 0;
 }
 
@@ -110,9 +114,19 @@ on_hello(worker *w, const uint8_t *data, size_t len)
 	free_functions(s);
 	s->functions = calloc(h->n_functions ? h->n_functions : 1,
 	    sizeof(char *));
-	for (size_t i = 0; s->functions && i < h->n_functions; i++) {
-		if ((s->functions[i] = strdup(h->functions[i])) != NULL)
-			s->nfunctions++;
+	s->options = calloc(h->n_functions ? h->n_functions : 1,
+	    sizeof(*s->options));
+	for (size_t i = 0; s->functions && s->options && i < h->n_functions;
+	     i++) {
+		if ((s->functions[i] = strdup(h->functions[i])) == NULL)
+			break;
+		for (size_t k = 0; k < h->n_options; k++) {
+			if (strcmp(h->options[k]->name, h->functions[i]) != 0)
+				continue;
+			s->options[i].timeout_ms = h->options[k]->timeout_ms;
+			s->options[i].retries = h->options[k]->retries;
+		}
+		s->nfunctions++;
 	}
 	free(s->python_version);
 	s->python_version = strdup(h->python_version);
@@ -302,13 +316,14 @@ static int
 spawn(worker *w)
 {
 	supervisor *s = w->sup;
-	char slot[16], fdarg[] = "3";
+	char slot[16], fdarg[] = "3", mem[24];
 	char *argv[] = {(char *) s->cfg.worker_bin, "--fd", fdarg, "--app",
-	    (char *) s->cfg.app, "--slot", slot, NULL};
+	    (char *) s->cfg.app, "--slot", slot, "--memory-limit", mem, NULL};
 	int sv[2];
 	pid_t pid;
 
 	snprintf(slot, sizeof(slot), "%d", w->slot);
+	snprintf(mem, sizeof(mem), "%llu", (unsigned long long) s->cfg.memory_mib);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
 		return -errno;
 	pid = fork();
@@ -355,6 +370,7 @@ spawn(worker *w)
 	w->pid = pid;
 	w->state = W_STARTING;
 	w->said_hello = false;
+	w->killed = false;
 	w->jobs_since_spawn = 0;
 	clock_gettime(CLOCK_MONOTONIC, &w->started);
 	log_debug("worker %d spawned (pid %d)", w->slot, (int) pid);
@@ -427,8 +443,14 @@ on_reaped(worker *w, int status)
 	if (w->startup_error)
 		log_error("worker %d cannot load the app: %s", w->slot,
 		    w->startup_error);
-	/* Back off only while workers die soon after they start. */
-	w->quick_failures = since(&w->started) < 10.0 ? w->quick_failures + 1 : 0;
+	/* Back off only while workers die soon after they start without
+	 * finishing a job: that is a crash loop, not a worker that was killed
+	 * (by us, after --kill-grace, or by someone else) while serving. */
+	if (w->killed || w->jobs_since_spawn > 0 || since(&w->started) >= 10.0)
+		w->quick_failures = 0;
+	else
+		w->quick_failures++;
+	w->killed = false;
 	delay_ms = w->quick_failures <= 1 ? 0 : 100L << (w->quick_failures - 2);
 	if (delay_ms > 5000)
 		delay_ms = 5000;
@@ -559,6 +581,48 @@ supervisor_send(supervisor *s, int slot, uint64_t job_id, const uint8_t *call,
 	return 0;
 }
 
+int
+supervisor_interrupt(supervisor *s, int slot, uint64_t job_id, int code)
+{
+	Gild__Worker__V1__ToWorker m = GILD__WORKER__V1__TO_WORKER__INIT;
+	Gild__Worker__V1__Interrupt in = GILD__WORKER__V1__INTERRUPT__INIT;
+	uint8_t buf[FRAME_HEADER_LEN + 32];
+	size_t n;
+	worker *w;
+
+	if (slot < 0 || slot >= s->cfg.workers)
+		return -EINVAL;
+	w = &s->w[slot];
+	if (w->bev == NULL)
+		return -EPIPE;
+	in.code = (Gild__V1__Code) code;
+	m.job_id = job_id;
+	m.body_case = GILD__WORKER__V1__TO_WORKER__BODY_INTERRUPT;
+	m.interrupt = &in;
+	n = gild__worker__v1__to_worker__pack(&m, buf + FRAME_HEADER_LEN);
+	frame_header_encode(buf, n);
+	if (evbuffer_add(bufferevent_get_output(w->bev), buf,
+		FRAME_HEADER_LEN + n) != 0)
+		return -ENOMEM;
+	return 0;
+}
+
+void
+supervisor_kill(supervisor *s, int slot, const char *reason)
+{
+	worker *w;
+
+	if (slot < 0 || slot >= s->cfg.workers)
+		return;
+	w = &s->w[slot];
+	if (w->state != W_STARTING && w->state != W_READY)
+		return;
+	log_warn("worker %d (pid %d) killed: %s", w->slot, (int) w->pid,
+	    reason);
+	w->killed = true;
+	worker_down(w, reason);
+}
+
 void
 supervisor_stop(supervisor *s, int grace_ms)
 {
@@ -633,6 +697,20 @@ supervisor_functions(const supervisor *s, size_t *n)
 {
 	*n = s->nfunctions;
 	return (const char *const *) s->functions;
+}
+
+sup_function_options
+supervisor_function_options(const supervisor *s, const char *name,
+    size_t len)
+{
+	sup_function_options none = {0, 0};
+
+	for (size_t i = 0; i < s->nfunctions; i++) {
+		if (strlen(s->functions[i]) == len &&
+		    memcmp(s->functions[i], name, len) == 0)
+			return s->options[i];
+	}
+	return none;
 }
 
 const char *

@@ -18,6 +18,7 @@ typedef struct sup_config {
 	size_t max_frame;       /* largest frame a worker may send */
 	uint64_t max_jobs;      /* recycle a worker after this many (0: never) */
 	uint64_t max_rss_kib;   /* ... or when its RSS is over this (0: never) */
+	uint64_t memory_mib;    /* workers' address-space limit (0: none) */
 } sup_config;
 
 /* What the supervisor tells its owner, always on the loop. */
@@ -51,6 +52,13 @@ int supervisor_start(supervisor *s);
  * Returns 0, or -EPIPE when that worker is not running. */
 int supervisor_send(supervisor *s, int slot, uint64_t job_id,
     const uint8_t *call, size_t len);
+/* Asks worker `slot` to interrupt job_id with code (DEADLINE_EXCEEDED or
+ * CANCELLED): the worker raises an exception in the running Python code and
+ * answers with the job's end as usual. Returns 0 or a negative errno. */
+int supervisor_interrupt(supervisor *s, int slot, uint64_t job_id, int code);
+/* Kills worker `slot` now (SIGKILL); `lost` follows with reason, and the
+ * restart comes without backoff. */
+void supervisor_kill(supervisor *s, int slot, const char *reason);
 /* Asks every worker to exit (closing its socket), kills those still there
  * after grace_ms, and reports `stopped` when all are reaped. */
 void supervisor_stop(supervisor *s, int grace_ms);
@@ -71,5 +79,14 @@ int supervisor_count(const supervisor *s);
  * 0 before any worker is ready), and the workers' Python version. */
 const char *const *supervisor_functions(const supervisor *s, size_t *n);
 const char *supervisor_python_version(const supervisor *s);
+
+/* What the app declared with @gild.function for function `name` (len bytes,
+ * not NUL-terminated); zeroes when nothing or not known yet. */
+typedef struct sup_function_options {
+	uint32_t timeout_ms; /* 0: none */
+	uint32_t retries;
+} sup_function_options;
+sup_function_options supervisor_function_options(const supervisor *s,
+    const char *name, size_t len);
 
 #endif

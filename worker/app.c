@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,6 +17,7 @@ struct app {
 	PyObject *module; /* new ref */
 	PyObject *funcs;  /* new ref: dict name -> callable */
 	char **names;     /* sorted, malloc'd strings */
+	app_options *options; /* parallel to names */
 	size_t n;
 };
 
@@ -171,6 +173,38 @@ spec_missing(const char *spec)
 	return missing;
 }
 
+/* One option of the __gild__ dict @gild.function sets, as a uint32; 0 when
+ * absent or not a fitting int (the decorator has checked it already). */
+static uint32_t
+option_u32(PyObject *opts, const char *key)
+{
+	PyObject *v = PyDict_GetItemString(opts, key); /* borrowed */
+	unsigned long long n;
+
+	if (v == NULL || !PyLong_Check(v))
+		return 0;
+	n = PyLong_AsUnsignedLongLong(v);
+	if (PyErr_Occurred() || n > UINT32_MAX) {
+		PyErr_Clear();
+		return 0;
+	}
+	return (uint32_t) n;
+}
+
+static void
+read_options(PyObject *fn, app_options *out)
+{
+	PyObject *opts = fn != NULL ? PyObject_GetAttrString(fn, "__gild__")
+				    : NULL;
+
+	if (opts != NULL && PyDict_Check(opts)) {
+		out->timeout_ms = option_u32(opts, "timeout_ms");
+		out->retries = option_u32(opts, "retries");
+	}
+	Py_XDECREF(opts);
+	PyErr_Clear();
+}
+
 /* Fills a->funcs and a->names from the module's namespace. Returns 0 or -1
  * with a Python exception. */
 static int
@@ -229,6 +263,14 @@ collect_exports(app *a)
 			goto fail;
 		}
 	}
+	a->options = calloc(a->n + 1, sizeof(*a->options));
+	if (a->options == NULL) {
+		PyErr_NoMemory();
+		goto fail;
+	}
+	for (size_t i = 0; i < a->n; i++)
+		read_options(PyDict_GetItemString(a->funcs, a->names[i]),
+		    &a->options[i]);
 	rc = 0;
 fail:
 	Py_XDECREF(modname);
@@ -323,6 +365,7 @@ app_free(app *a)
 		for (size_t i = 0; i < a->n; i++)
 			free(a->names[i]);
 	free(a->names);
+	free(a->options);
 	Py_XDECREF(a->funcs);
 	Py_XDECREF(a->module);
 	free(a->spec);
@@ -348,6 +391,12 @@ char **
 app_names(const app *a)
 {
 	return a->names;
+}
+
+const app_options *
+app_function_options(const app *a)
+{
+	return a->options;
 }
 
 const char *

@@ -5,10 +5,18 @@
 
 #include <Python.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "werr.h"
 
 typedef struct app app;
+
+/* What @gild.function(...) declared for an exported function (zeroes when
+ * it was not decorated). */
+typedef struct app_options {
+	uint32_t timeout_ms;
+	uint32_t retries;
+} app_options;
 
 /* Needs the GIL. Imports spec: a path (ends in ".py" or has a '/') is run as
  * a module named after the file's stem, with its directory put first in
@@ -30,6 +38,8 @@ PyObject *app_function(const app *a, const char *name);
 /* The exported names, sorted (borrowed, valid until app_free). */
 size_t app_count(const app *a);
 char **app_names(const app *a);
+/* Their options, parallel to app_names (borrowed). */
+const app_options *app_function_options(const app *a);
 
 /* The spec app_load was given (borrowed). */
 const char *app_spec(const app *a);

@@ -2,7 +2,11 @@
  * environment the way STYLE.md asks, with the paths gild adds itself. */
 #include "interp.h"
 
+#include "interrupt.h"
+
 #include <Python.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,6 +48,56 @@ fail:
 	return rc;
 }
 
+/* The app-side gild package (`import gild`) for a worker run from a source
+ * checkout (build/gild-worker: client-lib/python) or installed by `make
+ * install` (PREFIX/libexec/gild/gild-worker: PREFIX/lib/gild/python). Put
+ * last on sys.path: one installed for the interpreter itself comes first. */
+static int
+add_gild_package(werr *err)
+{
+	static const char *const rel[] = {"../client-lib/python",
+	    "../../lib/gild/python"};
+	char exe[PATH_MAX], dir[PATH_MAX + 64], probe[PATH_MAX + 96];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	PyObject *path = PySys_GetObject("path"); /* borrowed */
+	char *slash;
+
+	if (n <= 0 || path == NULL || !PyList_Check(path))
+		return 0;
+	exe[n] = '\0';
+	if ((slash = strrchr(exe, '/')) == NULL)
+		return 0;
+	*slash = '\0';
+	for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+		PyObject *s;
+		snprintf(dir, sizeof(dir), "%s/%s", exe, rel[i]);
+		snprintf(probe, sizeof(probe), "%s/gild/__init__.py", dir);
+		if (access(probe, R_OK) != 0)
+			continue;
+		s = PyUnicode_DecodeFSDefault(dir);
+		if (s == NULL || PyList_Append(path, s) == -1) {
+			Py_XDECREF(s);
+			return werr_from_python(err, GILD__V1__CODE__INTERNAL);
+		}
+		Py_DECREF(s);
+		return 0;
+	}
+	return 0;
+}
+
+/* Imports _gild_worker now, so the interrupt exceptions exist before the
+ * first job. */
+static int
+import_worker_module(werr *err)
+{
+	PyObject *m = PyImport_ImportModule("_gild_worker");
+
+	if (m == NULL)
+		return werr_from_python(err, GILD__V1__CODE__INTERNAL);
+	Py_DECREF(m);
+	return 0;
+}
+
 int
 interp_init(const char *argv0, werr *err)
 {
@@ -52,6 +106,9 @@ interp_init(const char *argv0, werr *err)
 	PyStatus st;
 	char *argv[1] = {(char *) argv0};
 
+	if (interrupt_register() == -1)
+		return werr_set(err, GILD__V1__CODE__INTERNAL, NULL,
+		    "cannot register the _gild_worker module");
 	PyPreConfig_InitIsolatedConfig(&pre);
 	pre.utf8_mode =
 	    1; /* worker output and paths are UTF-8 whatever LANG says */
@@ -80,7 +137,9 @@ interp_init(const char *argv0, werr *err)
 	PyConfig_Clear(&config);
 	if (PyStatus_Exception(st))
 		goto fail_status;
-	return add_pythonpath(err);
+	if (add_pythonpath(err) == -1 || add_gild_package(err) == -1)
+		return -1;
+	return import_worker_module(err);
 fail_config:
 	PyConfig_Clear(&config);
 fail_status:

@@ -6,8 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "convert.h"
+#include "interrupt.h"
 #include "reply.h"
 #include "wire.h"
 #include "worker.pb-c.h"
@@ -212,6 +215,62 @@ fail:
 	return -1;
 }
 
+static uint64_t memory_limit_mib;
+static int must_exit;
+
+int
+job_limit_memory(uint64_t mib, char *err, size_t errlen)
+{
+	struct rlimit rl;
+	unsigned long long pages = 0;
+	uint64_t used_mib;
+	FILE *f;
+
+	if ((f = fopen("/proc/self/statm", "r")) != NULL) {
+		if (fscanf(f, "%llu", &pages) != 1)
+			pages = 0;
+		fclose(f);
+	}
+	used_mib = pages * (uint64_t) sysconf(_SC_PAGESIZE) >> 20;
+	if (used_mib >= mib) {
+		snprintf(err, errlen,
+		    "the worker already uses %llu MiB of address space after "
+		    "importing the app, over --worker-memory %llu MiB",
+		    (unsigned long long) used_mib, (unsigned long long) mib);
+		return -1;
+	}
+	rl.rlim_cur = rl.rlim_max = (rlim_t) mib << 20;
+	if (setrlimit(RLIMIT_AS, &rl) == -1) {
+		snprintf(err, errlen, "cannot limit the address space to %llu "
+		    "MiB: %s", (unsigned long long) mib, strerror(errno));
+		return -1;
+	}
+	memory_limit_mib = mib;
+	return 0;
+}
+
+int
+job_must_exit(void)
+{
+	return must_exit;
+}
+
+/* A MemoryError under --worker-memory is the worker's end, not the call's
+ * own error: the client learns which limit it hit. */
+static void
+check_memory_limit(werr *err)
+{
+	if (memory_limit_mib == 0 || err->python_type == NULL ||
+	    strcmp(err->python_type, "MemoryError") != 0)
+		return;
+	must_exit = 1;
+	err->code = GILD__V1__CODE__WORKER_LOST;
+	werr_prefix(err, "the worker ran out of memory: its address space is "
+			 "limited to %llu MiB (--worker-memory), so it is "
+			 "replaced. ",
+	    (unsigned long long) memory_limit_mib);
+}
+
 /* Runs call and encodes its reply. */
 static int
 run_call(const app *a, uint64_t job_id, const Gild__V1__Call *call,
@@ -225,7 +284,7 @@ run_call(const app *a, uint64_t job_id, const Gild__V1__Call *call,
 	Gild__V1__Value *v = NULL;
 	convert_pins *pins = NULL;
 	werr err = {0};
-	int rc;
+	int rc, code;
 
 	if (fn == NULL) {
 		not_found(a, fname, &err);
@@ -233,11 +292,19 @@ run_call(const app *a, uint64_t job_id, const Gild__V1__Call *call,
 	}
 	if (build_args(call, &args, &kwargs, &err) == -1)
 		goto fail;
+	if ((code = interrupt_begin(job_id)) != 0) {
+		werr_set(&err, (Gild__V1__Code) code, NULL,
+		    "'%s' was interrupted before it started", fname);
+		goto fail;
+	}
 	res = PyObject_Call(fn, args, kwargs);
+	code = interrupt_end();
 	if (res == NULL) {
 		/* SystemExit and KeyboardInterrupt too: the job fails, the
 		 * worker carries on. */
 		werr_from_python(&err, GILD__V1__CODE__PYTHON_ERROR);
+		if (code != 0)
+			err.code = (Gild__V1__Code) code;
 		goto fail;
 	}
 	if (convert_from_py(res, &v, &pins, &err) == -1) {
@@ -248,6 +315,7 @@ run_call(const app *a, uint64_t job_id, const Gild__V1__Call *call,
 	rc = reply_result(job_id, v, out, outlen);
 	goto done;
 fail:
+	check_memory_limit(&err);
 	rc = reply_error(job_id, &err, out, outlen);
 done:
 	convert_value_free(v, pins);

@@ -16,4 +16,13 @@
 int job_run(const app *a, const uint8_t *buf, size_t len, uint8_t **out,
     size_t *outlen);
 
+/* --worker-memory: the worker's address space is limited to mib MiB
+ * (RLIMIT_AS). From then on a call that raises MemoryError ends with
+ * WORKER_LOST naming the limit, and job_must_exit() says the worker should
+ * exit after sending that reply (its state after a failed allocation is not
+ * to be trusted). Returns 0, or -1 with a message in err (the limit is
+ * already exceeded, or setrlimit failed). */
+int job_limit_memory(uint64_t mib, char *err, size_t errlen);
+int job_must_exit(void);
+
 #endif

@@ -1,8 +1,9 @@
 /* gild-worker: one worker process. Imports the app, says hello to the front
  * end over the socket it was given, then answers calls until EOF.
- * Usage: gild-worker --fd FD --app APP [--slot N]
+ * Usage: gild-worker --fd FD --app APP [--slot N] [--memory-limit MIB]
  * Exit status: 0 after EOF, 1 on a socket or internal error, 2 on bad usage,
- * 3 when the app cannot be loaded (after sending startup_error).
+ * 3 when the app cannot be loaded (after sending startup_error), 4 after a
+ * call ran out of memory under --memory-limit (its reply sent).
  * Environment: PYTHONPATH (added to sys.path despite isolated mode),
  * GILD_NUMPY=0 (tensors arrive as memoryviews even if numpy is installed).
  * --slot N is exported to the app as GILD_WORKER_SLOT and tags log lines. */
@@ -16,18 +17,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "app.h"
 #include "convert.h"
 #include "frame.h"
 #include "interp.h"
+#include "interrupt.h"
 #include "job.h"
 #include "reply.h"
+#include "wire.h"
 
 #define EXIT_USAGE 2
 #define EXIT_STARTUP 3
+#define EXIT_MEMORY 4
 
 static char log_tag[64] = "gild-worker";
 
@@ -48,7 +55,8 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: gild-worker --fd FD --app APP [--slot N]\n"
+	    "usage: gild-worker --fd FD --app APP [--slot N] "
+	    "[--memory-limit MIB]\n"
 	    "  FD   the worker's end of the front end's socketpair\n"
 	    "  APP  a .py file or an importable module name\n");
 }
@@ -87,6 +95,116 @@ startup_fail(int fd, const werr *e)
 	_exit(EXIT_STARTUP);
 }
 
+/* The reader thread owns the socket's read side: calls go into the inbox
+ * for the thread that runs Python, interrupts are acted on at once (the
+ * Python thread is busy running the job they are about). */
+typedef struct inbox_item {
+	uint8_t *buf;
+	size_t len;
+	struct inbox_item *next;
+} inbox_item;
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	inbox_item *head, *tail;
+	int end; /* 0 while reading; 1 at EOF; a negative errno on error */
+} inbox = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL,
+    0};
+
+/* ToWorker field numbers (worker.proto). */
+enum { TW_JOB_ID = 1, TW_INTERRUPT = 3, INTERRUPT_CODE = 1 };
+
+/* Acts on buf if it is an Interrupt (and frees it); returns 0 if it is not. */
+static int
+take_interrupt(uint8_t *buf, size_t len)
+{
+	wire_field id, body, code;
+	int c = GILD__V1__CODE__CANCELLED;
+
+	if (wire_find(buf, len, TW_INTERRUPT, &body) != 1 ||
+	    body.type != WIRE_LEN)
+		return 0;
+	if (wire_find(body.data, body.len, INTERRUPT_CODE, &code) == 1 &&
+	    code.type == WIRE_VARINT &&
+	    code.value == GILD__V1__CODE__DEADLINE_EXCEEDED)
+		c = GILD__V1__CODE__DEADLINE_EXCEEDED;
+	if (wire_find(buf, len, TW_JOB_ID, &id) == 1 && id.type == WIRE_VARINT)
+		interrupt_request(id.value, c);
+	free(buf);
+	return 1;
+}
+
+static void *
+reader_main(void *arg)
+{
+	int fd = (int) (intptr_t) arg;
+
+	for (;;) {
+		inbox_item *it;
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		int rc = frame_read(fd, &buf, &len, FRAME_MAX_PAYLOAD);
+
+		if (rc < 0) {
+			pthread_mutex_lock(&inbox.mu);
+			inbox.end = rc == -ECONNRESET ? 1 : rc;
+			pthread_cond_signal(&inbox.cv);
+			pthread_mutex_unlock(&inbox.mu);
+			return NULL;
+		}
+		if (take_interrupt(buf, len))
+			continue;
+		if ((it = malloc(sizeof(*it))) == NULL) {
+			free(buf);
+			pthread_mutex_lock(&inbox.mu);
+			inbox.end = -ENOMEM;
+			pthread_cond_signal(&inbox.cv);
+			pthread_mutex_unlock(&inbox.mu);
+			return NULL;
+		}
+		it->buf = buf;
+		it->len = len;
+		it->next = NULL;
+		pthread_mutex_lock(&inbox.mu);
+		if (inbox.tail)
+			inbox.tail->next = it;
+		else
+			inbox.head = it;
+		inbox.tail = it;
+		pthread_cond_signal(&inbox.cv);
+		pthread_mutex_unlock(&inbox.mu);
+	}
+}
+
+/* The next call's frame (caller frees), or NULL with *end set once the
+ * reader has stopped and the inbox is empty. Waits without the GIL. */
+static uint8_t *
+inbox_take(size_t *len, int *end)
+{
+	inbox_item *it;
+	uint8_t *buf = NULL;
+
+	Py_BEGIN_ALLOW_THREADS
+	pthread_mutex_lock(&inbox.mu);
+	while (inbox.head == NULL && inbox.end == 0)
+		pthread_cond_wait(&inbox.cv, &inbox.mu);
+	if ((it = inbox.head) != NULL) {
+		inbox.head = it->next;
+		if (inbox.head == NULL)
+			inbox.tail = NULL;
+	}
+	*end = inbox.end;
+	pthread_mutex_unlock(&inbox.mu);
+	Py_END_ALLOW_THREADS
+	if (it != NULL) {
+		buf = it->buf;
+		*len = it->len;
+		free(it);
+	}
+	return buf;
+}
+
 /* Answers calls until the front end closes the socket. Returns the exit
  * status. */
 static int
@@ -97,13 +215,12 @@ serve(int fd, const app *a)
 		uint8_t *out = NULL;
 		size_t inlen = 0;
 		size_t outlen = 0;
-		int rc;
+		int rc, end;
 
-		Py_BEGIN_ALLOW_THREADS rc =
-		    frame_read(fd, &in, &inlen, FRAME_MAX_PAYLOAD);
-		Py_END_ALLOW_THREADS if (rc == -ECONNRESET) return 0;
-		if (rc < 0) {
-			logf_("reading from the front end: %s", strerror(-rc));
+		if ((in = inbox_take(&inlen, &end)) == NULL) {
+			if (end == 1)
+				return 0;
+			logf_("reading from the front end: %s", strerror(-end));
 			return 1;
 		}
 		rc = job_run(a, in, inlen, &out, &outlen);
@@ -120,7 +237,32 @@ serve(int fd, const app *a)
 			logf_("writing to the front end: %s", strerror(-rc));
 			return 1;
 		}
+		if (job_must_exit()) {
+			logf_("out of memory under --worker-memory: exiting");
+			return EXIT_MEMORY;
+		}
 	}
+}
+
+/* Starts the reader, serves, and stops the reader before Python goes: it
+ * takes the GIL to deliver interrupts. */
+static int
+serve_with_reader(int fd, const app *a)
+{
+	pthread_t reader;
+	int status;
+
+	if (pthread_create(&reader, NULL, reader_main, (void *) (intptr_t) fd) !=
+	    0) {
+		logf_("cannot start the reader thread");
+		return 1;
+	}
+	status = serve(fd, a);
+	shutdown(fd, SHUT_RDWR); /* wakes a reader still blocked in read */
+	Py_BEGIN_ALLOW_THREADS
+	pthread_join(reader, NULL);
+	Py_END_ALLOW_THREADS
+	return status;
 }
 
 int
@@ -130,6 +272,7 @@ main(int argc, char **argv)
 	    {"fd", required_argument, NULL, 'f'},
 	    {"app", required_argument, NULL, 'a'},
 	    {"slot", required_argument, NULL, 's'},
+	    {"memory-limit", required_argument, NULL, 'm'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -138,6 +281,7 @@ main(int argc, char **argv)
 	const char *slot = NULL;
 	char *end = NULL;
 	long fd = -1;
+	unsigned long long memory_mib = 0;
 	app *a = NULL;
 	werr err = {0};
 	uint8_t *buf = NULL;
@@ -164,6 +308,12 @@ main(int argc, char **argv)
 			break;
 		case 's':
 			slot = optarg;
+			break;
+		case 'm':
+			errno = 0;
+			memory_mib = strtoull(optarg, &end, 10);
+			if (errno != 0 || *end != '\0')
+				fd = -2; /* bad usage */
 			break;
 		case 'h':
 			usage();
@@ -198,14 +348,30 @@ main(int argc, char **argv)
 	if (app_load(&a, spec, &err) == -1)
 		startup_fail((int) fd, &err);
 
+	if (memory_mib != 0) {
+#if defined(__SANITIZE_ADDRESS__)
+		/* ASan reserves terabytes of shadow address space up front. */
+		logf_("--worker-memory is ignored: this worker is built with "
+		      "AddressSanitizer");
+#else
+		char limit_err[256];
+		if (job_limit_memory(memory_mib, limit_err,
+			sizeof(limit_err)) == -1) {
+			werr_set(&err, GILD__V1__CODE__FAILED_PRECONDITION, NULL,
+			    "%s", limit_err);
+			startup_fail((int) fd, &err);
+		}
+#endif
+	}
 	interp_python_version(version, sizeof(version));
 	interp_flush_stdio();
-	if (reply_hello((int32_t) getpid(), app_names(a), app_count(a), version,
+	if (reply_hello((int32_t) getpid(), app_names(a),
+	        app_function_options(a), app_count(a), version,
 	        interp_gil_enabled(), &buf, &len) < 0) {
 		logf_("cannot build hello: out of memory");
 		return 1;
 	}
-	status = send_frame((int) fd, buf, len) < 0 ? 1 : serve((int) fd, a);
+	status = send_frame((int) fd, buf, len) < 0 ? 1 : serve_with_reader((int) fd, a);
 
 	app_free(a);
 	convert_fini();

@@ -21,11 +21,36 @@ pack(const Gild__Worker__V1__FromWorker *m, uint8_t **out, size_t *len)
 }
 
 int
-reply_hello(int32_t pid, char **functions, size_t n_functions,
-    const char *python_version, int gil_enabled, uint8_t **out, size_t *len)
+reply_hello(int32_t pid, char **functions, const app_options *options,
+    size_t n_functions, const char *python_version, int gil_enabled,
+    uint8_t **out, size_t *len)
 {
 	Gild__Worker__V1__FromWorker m = GILD__WORKER__V1__FROM_WORKER__INIT;
 	Gild__Worker__V1__Hello h = GILD__WORKER__V1__HELLO__INIT;
+	Gild__Worker__V1__FunctionOptions *fo = NULL, **fop = NULL;
+	int rc;
+
+	if (n_functions > 0) {
+		fo = calloc(n_functions, sizeof(*fo));
+		fop = calloc(n_functions, sizeof(*fop));
+		if (fo == NULL || fop == NULL) {
+			free(fo);
+			free(fop);
+			return -ENOMEM;
+		}
+	}
+	/* Only functions that declare something: most declare nothing. */
+	for (size_t i = 0; i < n_functions; i++) {
+		if (options[i].timeout_ms == 0 && options[i].retries == 0)
+			continue;
+		gild__worker__v1__function_options__init(&fo[h.n_options]);
+		fo[h.n_options].name = functions[i];
+		fo[h.n_options].timeout_ms = options[i].timeout_ms;
+		fo[h.n_options].retries = options[i].retries;
+		fop[h.n_options] = &fo[h.n_options];
+		h.n_options++;
+	}
+	h.options = fop;
 
 	h.pid = pid;
 	h.functions = functions;
@@ -34,7 +59,10 @@ reply_hello(int32_t pid, char **functions, size_t n_functions,
 	h.gil_enabled = gil_enabled != 0;
 	m.body_case = GILD__WORKER__V1__FROM_WORKER__BODY_HELLO;
 	m.hello = &h;
-	return pack(&m, out, len);
+	rc = pack(&m, out, len);
+	free(fo);
+	free(fop);
+	return rc;
 }
 
 int

@@ -143,8 +143,9 @@ if __name__ == "__main__":
 
 
 class InstallTest(unittest.TestCase):
-    """make install into a DESTDIR: the installed gild finds its worker and
-    a C program builds against the installed gild.pc."""
+    """make install into a DESTDIR: the installed gild finds its worker, the
+    worker finds the gild package (the app imports it), and a C program
+    builds against the installed gild.pc."""
 
     def test_install_and_pkg_config(self):
         import tempfile
@@ -159,13 +160,14 @@ class InstallTest(unittest.TestCase):
             prefix = dest + "/opt/gild"
             for f in ("bin/gild", "bin/gildctl", "libexec/gild/gild-worker",
                       "include/gild.h", "lib/libgild.a", "lib/libgild.so",
-                      "lib/pkgconfig/gild.pc"):
+                      "lib/pkgconfig/gild.pc", "lib/gild/python/gild/__init__.py"):
                 self.assertTrue(os.path.exists(os.path.join(prefix, f)), f)
             # The installed gild finds libexec/gild/gild-worker by itself.
             g = Gild.__new__(Gild)
             g.log = tempfile.NamedTemporaryFile(prefix="gild-", suffix=".log")
             g.proc = subprocess.Popen(
-                [prefix + "/bin/gild", "serve", os.path.join(ROOT, "examples", "app.py"),
+                [prefix + "/bin/gild", "serve",
+                 os.path.join(ROOT, "tests", "apps", "reliability.py"),
                  "--listen", "tcp://127.0.0.1:0", "--workers", "1"],
                 stdout=subprocess.PIPE, stderr=g.log, preexec_fn=die_with_parent)
             try:

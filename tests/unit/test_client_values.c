@@ -665,7 +665,7 @@ test_codec_call(void)
 	gild_list_append(args, gild_int(1));
 	gild_list_append(args, gild_cstr("two"));
 	gild_map_set(kw, gild_cstr("scale"), gild_float(0.5));
-	CU_ASSERT_EQUAL(codec_encode_call(&b, "add", args, kw, &err), GILD_OK);
+	CU_ASSERT_EQUAL(codec_encode_call(&b, "add", args, kw, 1500, &err), GILD_OK);
 	CU_ASSERT_EQUAL(codec_encode_id(&b, 300, &err), GILD_OK);
 	r = gild__v1__request__unpack(NULL, codec_buf_len(&b), codec_buf_data(&b));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
@@ -679,28 +679,30 @@ test_codec_call(void)
 	CU_ASSERT_EQUAL(r->call->n_kwargs, 1);
 	CU_ASSERT_STRING_EQUAL(r->call->kwargs[0]->name, "scale");
 	CU_ASSERT_DOUBLE_EQUAL(r->call->kwargs[0]->value->float_value, 0.5, 0);
+	CU_ASSERT_EQUAL(r->call->timeout_ms, 1500);
 	gild__v1__request__free_unpacked(r, NULL);
 	codec_buf_fini(&b);
 
 	/* No arguments at all. */
-	CU_ASSERT_EQUAL(codec_encode_call(&b, "f", NULL, NULL, &err), GILD_OK);
+	CU_ASSERT_EQUAL(codec_encode_call(&b, "f", NULL, NULL, 0, &err), GILD_OK);
 	CU_ASSERT_EQUAL(codec_encode_id(&b, 1, &err), GILD_OK);
 	r = gild__v1__request__unpack(NULL, codec_buf_len(&b), codec_buf_data(&b));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
 	CU_ASSERT_EQUAL(r->call->n_args, 0);
+	CU_ASSERT_EQUAL(r->call->timeout_ms, 0); /* none: field left out */
 	gild__v1__request__free_unpacked(r, NULL);
 	codec_buf_fini(&b);
 
 	/* Bad calls. */
 	gild_map_set(kw, gild_int(1), gild_null());
-	CU_ASSERT_EQUAL(codec_encode_call(&b, "f", args, kw, &err),
+	CU_ASSERT_EQUAL(codec_encode_call(&b, "f", args, kw, 0, &err),
 	    GILD_INVALID_ARGUMENT);
 	CU_ASSERT_STRING_EQUAL(err.message, "keyword argument names must be str");
-	CU_ASSERT_EQUAL(codec_encode_call(&b, "f", kw, NULL, &err),
+	CU_ASSERT_EQUAL(codec_encode_call(&b, "f", kw, NULL, 0, &err),
 	    GILD_INVALID_ARGUMENT);
-	CU_ASSERT_EQUAL(codec_encode_call(&b, "f", NULL, args, &err),
+	CU_ASSERT_EQUAL(codec_encode_call(&b, "f", NULL, args, 0, &err),
 	    GILD_INVALID_ARGUMENT);
-	CU_ASSERT_EQUAL(codec_encode_call(&b, "\xff", NULL, NULL, &err),
+	CU_ASSERT_EQUAL(codec_encode_call(&b, "\xff", NULL, NULL, 0, &err),
 	    GILD_INVALID_ARGUMENT);
 	codec_buf_fini(&b);
 	gild_error_clear(&err);

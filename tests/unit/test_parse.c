@@ -70,6 +70,16 @@ test_call_and_cancel_fields(void)
 	CU_ASSERT_EQUAL(pr.function_len, 3);
 	CU_ASSERT(memcmp(pr.function, "add", 3) == 0);
 	CU_ASSERT_EQUAL(pr.len, 5);
+	CU_ASSERT_EQUAL(pr.timeout_ms, 0);
+	/* Call{function: "f", timeout_ms: 300} */
+	parse_request(B(0x12, 0x06, 0x0a, 0x01, 'f', 0x20, 0xac, 0x02), 64, &pr);
+	CU_ASSERT_EQUAL(pr.code, 0);
+	CU_ASSERT_EQUAL(pr.timeout_ms, 300);
+	/* A timeout over 32 bits is clamped, not wrapped. */
+	parse_request(B(0x12, 0x09, 0x0a, 0x01, 'f', 0x20, 0x80, 0x80, 0x80,
+			  0x80, 0x20),
+	    64, &pr);
+	CU_ASSERT_EQUAL(pr.timeout_ms, UINT32_MAX);
 	parse_request(B(0x08, 0x02, 0x1a, 0x02, 0x08, 0x09), 64, &pr);
 	CU_ASSERT_EQUAL(pr.cancel_target, 9);
 	parse_request(B(0x2a, 0x04, 0x0a, 0x02, 'h', 'i'), 64, &pr);

@@ -159,7 +159,7 @@ test_least_loaded_slot(void)
 }
 
 static void
-test_cancel_queued(void)
+test_find_and_remove(void)
 {
 	sched *s;
 	job *a = mkjob(1, 5, 100), *b = mkjob(2, 6, 100);
@@ -168,15 +168,79 @@ test_cancel_queued(void)
 	sched_submit(s, a);
 	sched_submit(s, b);
 	/* Same request id from another client does not match. */
-	CU_ASSERT_PTR_NULL(sched_cancel_queued(s, 7, 100));
-	CU_ASSERT_PTR_EQUAL(sched_cancel_queued(s, 6, 100), b);
+	CU_ASSERT_PTR_NULL(sched_find(s, 7, 100));
+	CU_ASSERT_PTR_EQUAL(sched_find(s, 6, 100), b);
+	sched_remove_queued(s, b);
 	CU_ASSERT_EQUAL(b->state, JOB_DONE);
 	CU_ASSERT_EQUAL(sched_queued(s), 1);
-	/* Running jobs cannot be removed from the queue. */
+	CU_ASSERT_PTR_NULL(sched_find(s, 6, 100));
+	/* Running jobs are found too. */
 	sched_slot_ready(s, 0);
 	CU_ASSERT_PTR_EQUAL(sched_next(s), a);
-	CU_ASSERT_PTR_NULL(sched_cancel_queued(s, 5, 100));
+	CU_ASSERT_PTR_EQUAL(sched_find(s, 5, 100), a);
+	CU_ASSERT_PTR_EQUAL(sched_slot_jobs(s, 0), a);
+	CU_ASSERT_PTR_NULL(sched_slot_jobs(s, 1));
 	sched_complete(s, 0, 1);
+	CU_ASSERT_PTR_NULL(sched_find(s, 5, 100));
+	free(a);
+	free(b);
+	sched_fini(s);
+}
+
+static void
+test_take_pipe(void)
+{
+	sched *s;
+	job *a = mkjob(1, 5, 1), *b = mkjob(2, 6, 2), *c = mkjob(3, 5, 3);
+	job *d = mkjob(4, 5, 4), *list;
+
+	CU_ASSERT_EQUAL_FATAL(sched_init(&s, 1, 1, 10), 0);
+	sched_slot_ready(s, 0);
+	sched_submit(s, d);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), d); /* running: not taken */
+	sched_submit(s, a);
+	sched_submit(s, b);
+	sched_submit(s, c);
+	list = sched_take_pipe(s, 5);
+	CU_ASSERT_EQUAL(sched_queued(s), 1);
+	CU_ASSERT_TRUE((list == a && a->next == c) || (list == c && c->next == a));
+	CU_ASSERT_EQUAL(a->state, JOB_DONE);
+	CU_ASSERT_EQUAL(c->state, JOB_DONE);
+	CU_ASSERT_EQUAL(sched_running(s), 1);
+	CU_ASSERT_PTR_NULL(sched_take_pipe(s, 9));
+	sched_complete(s, 0, 4);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), b);
+	sched_complete(s, 0, 2);
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+	sched_fini(s);
+}
+
+static void
+test_requeue_runs_next_past_limit(void)
+{
+	sched *s;
+	job *a = mkjob(1, 1, 1), *b = mkjob(2, 1, 2), *lost;
+
+	CU_ASSERT_EQUAL_FATAL(sched_init(&s, 1, 1, 1), 0);
+	sched_slot_ready(s, 0);
+	sched_submit(s, a);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), a);
+	CU_ASSERT_EQUAL(sched_submit(s, b), 0); /* the queue (of 1) is full */
+	lost = sched_slot_lost(s, 0);
+	CU_ASSERT_PTR_EQUAL(lost, a);
+	sched_requeue(s, a); /* retried: ahead of b, over --max-queue */
+	CU_ASSERT_EQUAL(sched_queued(s), 2);
+	CU_ASSERT_EQUAL(a->state, JOB_QUEUED);
+	sched_slot_ready(s, 0);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), a);
+	sched_complete(s, 0, 1);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), b);
+	sched_complete(s, 0, 2);
+	CU_ASSERT_EQUAL(sched_queued(s), 0);
+	CU_ASSERT_EQUAL(sched_running(s), 0);
 	free(a);
 	free(b);
 	sched_fini(s);
@@ -228,7 +292,9 @@ main(void)
 	CU_add_test(s, "queue limit", test_queue_limit);
 	CU_add_test(s, "lost slot returns its jobs", test_slot_lost_returns_running_jobs);
 	CU_add_test(s, "least-loaded slot", test_least_loaded_slot);
-	CU_add_test(s, "cancel a queued job", test_cancel_queued);
+	CU_add_test(s, "find and remove a job", test_find_and_remove);
+	CU_add_test(s, "take a pipe's queued jobs", test_take_pipe);
+	CU_add_test(s, "a requeued job runs next", test_requeue_runs_next_past_limit);
 	CU_add_test(s, "pause lets running jobs finish", test_pause_lets_running_finish);
 	CU_add_test(s, "bad arguments", test_bad_init);
 	return test_run_all();

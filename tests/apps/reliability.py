@@ -1,0 +1,76 @@
+"""The app the reliability tests serve (tests/integration/test_reliability.c):
+functions that never return, get stuck in C, die, or eat memory."""
+import os
+import time
+
+import gild
+
+
+def _mark(path, text):
+    with open(path, "a") as f:
+        f.write(text)
+
+
+def add(a, b):
+    return a + b
+
+
+def pid():
+    return os.getpid()
+
+
+def loop(path):
+    """Pure Python that never returns; its finally: leaves a mark."""
+    try:
+        while True:
+            pass
+    finally:
+        _mark(path, "finally ran\n")
+
+
+def stuck(seconds):
+    """Stuck in C code (time.sleep) that an interrupt cannot reach."""
+    time.sleep(seconds)
+    return seconds
+
+
+def nap(seconds):
+    """Sleeps in short steps: interruptible between them."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.01)
+    return seconds
+
+
+@gild.function(timeout=0.3)
+def bounded(path):
+    """Declares a 300 ms deadline; loops past it."""
+    loop(path)
+
+
+def _count(path):
+    n = int(open(path).read()) if os.path.exists(path) else 0
+    with open(path, "w") as f:
+        f.write(str(n + 1))
+    return n + 1
+
+
+@gild.function(retries=2)
+def die_once(path):
+    """Kills its worker on the first run, succeeds on the second."""
+    runs = _count(path)
+    if runs == 1:
+        os._exit(1)
+    return runs
+
+
+@gild.function(retries=1)
+def die_always(path):
+    """Kills its worker every time: 1 retry, then WORKER_LOST."""
+    _count(path)
+    os._exit(1)
+
+
+def bomb():
+    """Asks for 50 GiB at once."""
+    return len(bytearray(50 * 2**30))

@@ -43,8 +43,15 @@ static const char usage[] =
     "  --worker-memory MIB hard address-space limit of each worker; a call\n"
     "                      that needs more ends with WORKER_LOST and the\n"
     "                      worker is replaced (default 0: none)\n"
+    "  --spawn fork|exec   how workers start: fork (default) from a template\n"
+    "                      process that imported the app once (a new worker\n"
+    "                      is ready in milliseconds), or exec, each worker\n"
+    "                      importing the app itself (for apps that are not\n"
+    "                      safe to fork after import)\n"
     "  --drain-timeout S   on SIGTERM/SIGINT, seconds the accepted calls\n"
     "                      (running and queued) may take to finish (default 30)\n"
+    "                      SIGHUP reloads the app: workers are replaced one\n"
+    "                      at a time, between calls\n"
     "  --worker-bin PATH   the gild-worker program (default: next to gild,\n"
     "                      or PREFIX/libexec/gild/gild-worker)\n"
     "  --log-level LEVEL   debug, info, warn or error (default info)\n"
@@ -144,6 +151,7 @@ main(int argc, char **argv)
 	    {"default-timeout", required_argument, NULL, 't'},
 	    {"kill-grace", required_argument, NULL, 'g'},
 	    {"worker-memory", required_argument, NULL, 'M'},
+	    {"spawn", required_argument, NULL, 'S'},
 	    {"max-jobs-per-worker", required_argument, NULL, 'J'},
 	    {"max-worker-rss", required_argument, NULL, 'R'},
 	    {"worker-bin", required_argument, NULL, 'b'},
@@ -234,6 +242,16 @@ main(int argc, char **argv)
 						 "(0: no limit), got '%s'",
 				    optarg);
 			o.worker_memory_mib = (uint64_t) v;
+			break;
+		case 'S':
+			if (strcmp(optarg, "fork") == 0)
+				o.spawn_exec = false;
+			else if (strcmp(optarg, "exec") == 0)
+				o.spawn_exec = true;
+			else
+				return die_usage("--spawn: expected fork or exec, "
+						 "got '%s'",
+				    optarg);
 			break;
 		case 'J':
 			if (parse_int(optarg, 0, LONG_MAX, &v) != 0)

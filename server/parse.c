@@ -102,9 +102,11 @@ parse_from_worker(const uint8_t *buf, size_t len, parsed_from_worker *out)
 			out->kind = FW_RESULT;
 			out->data = f.start;
 			out->len = f.total;
-		} else if ((f.number == 4 || f.number == 5) &&
+		} else if (f.number >= 4 && f.number <= 7 &&
 			   f.type == WIRE_LEN) {
-			out->kind = f.number == 4 ? FW_HELLO : FW_STARTUP_ERROR;
+			static const enum parse_from_worker_kind kinds[] = {
+			    FW_HELLO, FW_STARTUP_ERROR, FW_SPAWNED, FW_EXITED};
+			out->kind = kinds[f.number - 4];
 			out->data = f.data;
 			out->len = f.len;
 			return;

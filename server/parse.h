@@ -44,13 +44,15 @@ enum parse_from_worker_kind {
 	FW_RESULT,        /* a job's result or error */
 	FW_HELLO,
 	FW_STARTUP_ERROR,
+	FW_SPAWNED,       /* from the template: a worker's pid */
+	FW_EXITED,        /* from the template: a worker ended */
 };
 
 typedef struct parsed_from_worker {
 	enum parse_from_worker_kind kind;
 	uint64_t job_id;
 	/* FW_RESULT: the result or error field, tag included, to append to a
-	 * Reply as is. FW_HELLO / FW_STARTUP_ERROR: that message's bytes. */
+	 * Reply as is. Other kinds: that message's bytes. */
 	const uint8_t *data;
 	size_t len;
 } parsed_from_worker;

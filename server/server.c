@@ -33,7 +33,7 @@ typedef struct server {
 	listener *lst;
 	sched *sch;
 	supervisor *sup;
-	struct event *sigint_ev, *sigterm_ev, *drain_ev, *exit_ev;
+	struct event *sigint_ev, *sigterm_ev, *sighup_ev, *drain_ev, *exit_ev;
 	srv_state state;
 	int exit_code;
 	bool announced_ready;
@@ -717,6 +717,16 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	check_drained(srv);
 }
 
+/* SIGHUP: reload the app, replacing workers one at a time. */
+static void
+on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+	server *srv = arg;
+
+	if (srv->state == SRV_RUNNING)
+		supervisor_reload(srv->sup);
+}
+
 /* ---- setup ------------------------------------------------------------ */
 
 /* nng 1.5.2's nng_close can deadlock now and then (nng issue #1543, fixed in
@@ -757,6 +767,7 @@ server_run(const server_opts *opts)
 	    .max_jobs = opts->max_jobs,
 	    .max_rss_kib = opts->max_rss_mib * 1024,
 	    .memory_mib = opts->worker_memory_mib,
+	    .use_template = !opts->spawn_exec,
 	};
 	sup_events se = {
 	    .ready = on_worker_ready,
@@ -777,11 +788,14 @@ server_run(const server_opts *opts)
 	}
 	srv.sigint_ev = evsignal_new(srv.base, SIGINT, on_signal, &srv);
 	srv.sigterm_ev = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
+	srv.sighup_ev = evsignal_new(srv.base, SIGHUP, on_sighup, &srv);
 	srv.drain_ev = evtimer_new(srv.base, on_drain_timeout, &srv);
 	srv.exit_ev = evtimer_new(srv.base, on_exit_timer, &srv);
-	if (!srv.sigint_ev || !srv.sigterm_ev || !srv.drain_ev || !srv.exit_ev ||
+	if (!srv.sigint_ev || !srv.sigterm_ev || !srv.sighup_ev ||
+	    !srv.drain_ev || !srv.exit_ev ||
 	    evsignal_add(srv.sigint_ev, NULL) != 0 ||
-	    evsignal_add(srv.sigterm_ev, NULL) != 0) {
+	    evsignal_add(srv.sigterm_ev, NULL) != 0 ||
+	    evsignal_add(srv.sighup_ev, NULL) != 0) {
 		log_error("cannot set up signal handling");
 		srv.exit_code = 1;
 		goto out;
@@ -834,6 +848,8 @@ out:
 		event_free(srv.sigint_ev);
 	if (srv.sigterm_ev)
 		event_free(srv.sigterm_ev);
+	if (srv.sighup_ev)
+		event_free(srv.sighup_ev);
 	if (srv.drain_ev)
 		event_free(srv.drain_ev);
 	if (srv.exit_ev)

@@ -4,6 +4,7 @@
 #ifndef GILD_SERVER_H
 #define GILD_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,7 @@ typedef struct server_opts {
 	uint32_t default_timeout_ms; /* deadline of calls that set none (0) */
 	int kill_grace_ms;        /* after an interrupt, before the kill */
 	uint64_t worker_memory_mib; /* workers' address-space limit (0: none) */
+	bool spawn_exec;          /* exec each worker instead of forking the template */
 } server_opts;
 
 /* Runs gild until SIGINT/SIGTERM (returns 0 after a clean stop) or a fatal

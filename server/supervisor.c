@@ -1,4 +1,5 @@
-/* The worker supervisor: spawn, watch, restart. */
+/* The worker supervisor: spawn (by forking the template, or by exec),
+ * watch, restart, reload. */
 #include "supervisor.h"
 
 #include "frame.h"
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -46,9 +48,24 @@ typedef struct worker {
 	uint32_t quick_failures; /* consecutive deaths soon after start */
 	bool said_hello;
 	bool killed;            /* by supervisor_kill: restart without backoff */
+	bool roll;              /* replace it after its running job (reload) */
+	int running;            /* jobs sent and not answered */
+	uint32_t generation;    /* the reload it was started after */
+	uint32_t tgen;          /* the template that forked it (0: exec) */
 	char *startup_error;    /* message of a StartupError, if sent */
 	char *startup_traceback;
 } worker;
+
+/* The pre-imported process workers are forked from (worker/template.h). */
+typedef struct tmpl {
+	supervisor *sup;
+	uint32_t gen;            /* unique, from 1 */
+	pid_t pid;               /* 0 once reaped */
+	struct bufferevent *bev; /* NULL once closed */
+	bool ready;              /* said hello: takes Spawn requests */
+	char *startup_error;
+	char *startup_traceback;
+} tmpl;
 
 struct supervisor {
 	struct event_base *base;
@@ -60,6 +77,13 @@ struct supervisor {
 	struct event *kill_ev;
 	bool stopping;
 	bool ever_ready;
+	tmpl *cur;  /* the template new workers come from (NULL: exec) */
+	tmpl *old;  /* during a reload: the one being replaced */
+	uint32_t next_tgen;
+	uint32_t generation; /* reloads so far */
+	int rolling;         /* during a reload: the slot being replaced, or -1 */
+	struct event *tmpl_ev;      /* restarts the template */
+	uint32_t tmpl_failures;     /* template deaths in a row before hello */
 	char **functions;
 	sup_function_options *options; /* parallel to functions */
 	size_t nfunctions;
@@ -67,6 +91,10 @@ struct supervisor {
 };
 
 static void worker_down(worker *w, const char *reason);
+static void on_reaped(worker *w, const char *why);
+static void maybe_stopped(supervisor *s);
+static void roll_next(supervisor *s);
+static void template_start(supervisor *s);
 
 /* Closes our end of w's socket: the worker reads EOF and exits. */
 static void
@@ -88,6 +116,35 @@ since(const struct timespec *t)
 	       (double) (now.tv_nsec - t->tv_nsec) / 1e9;
 }
 
+static char *
+describe_exit(int status, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+		    strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "exited with status %d",
+		    WEXITSTATUS(status));
+	return buf;
+}
+
+/* Exponential backoff for the n-th quick failure in a row: none for the
+ * first, then 100 ms doubling up to 5 s. */
+static struct timeval
+backoff(uint32_t n)
+{
+	long ms = n <= 1 ? 0 : 100L << (n - 2 < 16 ? n - 2 : 16);
+	struct timeval tv;
+
+	if (ms > 5000)
+		ms = 5000;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	return tv;
+}
+
+/* ---- hello: the app's functions ---------------------------------------- */
+
 static void
 free_functions(supervisor *s)
 {
@@ -100,17 +157,16 @@ free_functions(supervisor *s)
 	s->nfunctions = 0;
 }
 
-static void
-on_hello(worker *w, const uint8_t *data, size_t len)
+/* Takes the function table of a Hello (from a worker or the template).
+ * Returns 0, or -1 when it is malformed. */
+static int
+store_hello(supervisor *s, const uint8_t *data, size_t len)
 {
-	supervisor *s = w->sup;
 	Gild__Worker__V1__Hello *h;
 
 	h = gild__worker__v1__hello__unpack(NULL, len, data);
-	if (h == NULL) {
-		worker_down(w, "worker sent a malformed hello");
-		return;
-	}
+	if (h == NULL)
+		return -1;
 	free_functions(s);
 	s->functions = calloc(h->n_functions ? h->n_functions : 1,
 	    sizeof(char *));
@@ -131,31 +187,54 @@ on_hello(worker *w, const uint8_t *data, size_t len)
 	free(s->python_version);
 	s->python_version = strdup(h->python_version);
 	gild__worker__v1__hello__free_unpacked(h, NULL);
-	w->said_hello = true;
-	w->state = W_READY;
-	if (!s->ever_ready)
-		log_info("app %s exports %zu functions (Python %s)", s->cfg.app,
-		    s->nfunctions, s->python_version ? s->python_version : "?");
-	s->ever_ready = true;
-	log_debug("worker %d (pid %d) ready", w->slot, (int) w->pid);
-	s->ev.ready(s->arg, w->slot);
+	return 0;
 }
 
 static void
-on_startup_error(worker *w, const uint8_t *data, size_t len)
+log_exports(supervisor *s)
+{
+	if (!s->ever_ready)
+		log_info("app %s exports %zu functions (Python %s)", s->cfg.app,
+		    s->nfunctions, s->python_version ? s->python_version : "?");
+}
+
+static void
+on_hello(worker *w, const uint8_t *data, size_t len)
+{
+	supervisor *s = w->sup;
+
+	if (store_hello(s, data, len) != 0) {
+		worker_down(w, "worker sent a malformed hello");
+		return;
+	}
+	w->said_hello = true;
+	w->state = W_READY;
+	log_exports(s);
+	s->ever_ready = true;
+	log_debug("worker %d (pid %d) ready", w->slot, (int) w->pid);
+	s->ev.ready(s->arg, w->slot);
+	if (s->rolling >= 0)
+		roll_next(s);
+}
+
+/* Keeps a StartupError's message and traceback in *msg / *tb. */
+static void
+store_startup_error(const uint8_t *data, size_t len, char **msg, char **tb)
 {
 	Gild__Worker__V1__StartupError *e;
 
 	e = gild__worker__v1__startup_error__unpack(NULL, len, data);
 	if (e != NULL && e->error != NULL) {
-		free(w->startup_error);
-		free(w->startup_traceback);
-		w->startup_error = strdup(e->error->message);
-		w->startup_traceback = strdup(e->error->traceback);
+		free(*msg);
+		free(*tb);
+		*msg = strdup(e->error->message);
+		*tb = strdup(e->error->traceback);
 	}
 	if (e != NULL)
 		gild__worker__v1__startup_error__free_unpacked(e, NULL);
 }
+
+/* ---- recycling --------------------------------------------------------- */
 
 /* The worker's resident set in KiB, from /proc/PID/statm; 0 if unknown. */
 static uint64_t
@@ -174,14 +253,16 @@ rss_kib(pid_t pid)
 	return n == 2 ? resident * (uint64_t) sysconf(_SC_PAGESIZE) / 1024 : 0;
 }
 
-/* Whether w has reached --max-jobs-per-worker or --max-worker-rss. Checked
- * between jobs, never during one. */
+/* Whether w is to be replaced now that a job ended: --max-jobs-per-worker,
+ * --max-worker-rss, or a reload. Checked between jobs, never during one. */
 static bool
 due_for_recycling(worker *w)
 {
 	const sup_config *c = &w->sup->cfg;
 	uint64_t rss;
 
+	if (w->roll)
+		return true;
 	if (c->max_jobs != 0 && w->jobs_since_spawn >= c->max_jobs) {
 		log_info("worker %d (pid %d) recycled after %llu jobs "
 			 "(--max-jobs-per-worker)",
@@ -205,13 +286,61 @@ retire(worker *w)
 {
 	close_socket(w);
 	w->state = W_RETIRING;
+	w->roll = false;
 }
 
-/* Handles one FromWorker frame. Returns false if the worker was put down
- * or retired. */
-static bool
-on_frame(worker *w, const uint8_t *p, size_t len)
+/* ---- frames ------------------------------------------------------------ */
+
+/* Handles one frame; returns false to stop reading (the sender was put
+ * down, or its socket closed). */
+typedef bool (*frame_fn)(void *arg, const uint8_t *p, size_t n);
+
+/* Hands each whole frame waiting in bev to fn, while fn returns true and
+ * *owner still holds bev. Returns NULL, or why the stream is broken. */
+static const char *
+read_frames(struct bufferevent *bev, struct bufferevent *const *owner,
+    size_t max, frame_fn fn, void *arg)
 {
+	struct evbuffer *in = bufferevent_get_input(bev);
+	uint8_t hdr[FRAME_HEADER_LEN];
+	size_t n;
+
+	while (evbuffer_get_length(in) >= FRAME_HEADER_LEN) {
+		evbuffer_copyout(in, hdr, sizeof(hdr));
+		n = frame_header_decode(hdr);
+		if (n > max)
+			return "sent an oversized frame";
+		if (evbuffer_get_length(in) < FRAME_HEADER_LEN + n) {
+			/* Wake up only when the whole frame is here. */
+			bufferevent_setwatermark(bev, EV_READ,
+			    FRAME_HEADER_LEN + n, 0);
+			return NULL;
+		}
+		bufferevent_setwatermark(bev, EV_READ, 0, 0);
+		/* One contiguous view; copies only if the frame is split. */
+		const uint8_t *p = evbuffer_pullup(in,
+		    (ev_ssize_t) (FRAME_HEADER_LEN + n));
+		if (p == NULL)
+			return "out of memory reading a frame";
+		/* A frame's callbacks may close this socket (or stop
+		 * everything): then leave the rest of the buffer alone.
+		 * libevent holds a reference on bev until the read callback
+		 * returns. */
+		if (!fn(arg, p + FRAME_HEADER_LEN, n) || *owner != bev)
+			return NULL;
+		evbuffer_drain(in, FRAME_HEADER_LEN + n);
+	}
+	return NULL;
+}
+
+/* ---- workers ----------------------------------------------------------- */
+
+/* Handles one FromWorker frame of a worker. */
+static bool
+on_worker_frame(void *arg, const uint8_t *p, size_t len)
+{
+	worker *w = arg;
+	supervisor *s = w->sup;
 	parsed_from_worker fw;
 
 	parse_from_worker(p, len, &fw);
@@ -220,21 +349,23 @@ on_frame(worker *w, const uint8_t *p, size_t len)
 		on_hello(w, fw.data, fw.len);
 		return w->state == W_READY;
 	case FW_STARTUP_ERROR:
-		on_startup_error(w, fw.data, fw.len);
+		store_startup_error(fw.data, fw.len, &w->startup_error,
+		    &w->startup_traceback);
 		return true;
 	case FW_RESULT:
 		w->jobs_done++;
 		w->jobs_since_spawn++;
+		if (w->running > 0)
+			w->running--;
 		if (due_for_recycling(w)) {
 			/* No new job may reach it while its result goes out. */
-			w->sup->ev.retiring(w->sup->arg, w->slot);
-			w->sup->ev.result(w->sup->arg, w->slot, fw.job_id,
-			    fw.data, fw.len);
+			s->ev.retiring(s->arg, w->slot);
+			s->ev.result(s->arg, w->slot, fw.job_id, fw.data,
+			    fw.len);
 			retire(w);
 			return false;
 		}
-		w->sup->ev.result(w->sup->arg, w->slot, fw.job_id, fw.data,
-		    fw.len);
+		s->ev.result(s->arg, w->slot, fw.job_id, fw.data, fw.len);
 		return true;
 	default:
 		worker_down(w, "worker sent a malformed frame");
@@ -246,36 +377,13 @@ static void
 on_read(struct bufferevent *bev, void *arg)
 {
 	worker *w = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	uint8_t hdr[FRAME_HEADER_LEN];
-	size_t n;
+	const char *bad = read_frames(bev, &w->bev, w->sup->cfg.max_frame,
+	    on_worker_frame, w);
 
-	while (evbuffer_get_length(in) >= FRAME_HEADER_LEN) {
-		evbuffer_copyout(in, hdr, sizeof(hdr));
-		n = frame_header_decode(hdr);
-		if (n > w->sup->cfg.max_frame) {
-			worker_down(w, "worker sent an oversized frame");
-			return;
-		}
-		if (evbuffer_get_length(in) < FRAME_HEADER_LEN + n) {
-			/* Wake up only when the whole frame is here. */
-			bufferevent_setwatermark(bev, EV_READ,
-			    FRAME_HEADER_LEN + n, 0);
-			return;
-		}
-		bufferevent_setwatermark(bev, EV_READ, 0, 0);
-		/* One contiguous view; copies only if the frame is split. */
-		const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t) (FRAME_HEADER_LEN + n));
-		if (p == NULL) {
-			worker_down(w, "out of memory reading a frame");
-			return;
-		}
-		/* A frame's callbacks may retire this worker (or stop them
-		 * all): then leave the rest of the buffer alone. libevent holds a
-		 * reference on bev until this callback returns. */
-		if (!on_frame(w, p + FRAME_HEADER_LEN, n) || w->bev != bev)
-			return;
-		evbuffer_drain(in, FRAME_HEADER_LEN + n);
+	if (bad != NULL) {
+		char why[96];
+		snprintf(why, sizeof(why), "worker %s", bad);
+		worker_down(w, why);
 	}
 }
 
@@ -289,8 +397,6 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	else if (what & BEV_EVENT_ERROR)
 		worker_down(w, strerror(EVUTIL_SOCKET_ERROR()));
 }
-
-static void maybe_stopped(supervisor *s);
 
 /* The worker can no longer be used: close its socket, make sure the process
  * goes, tell the owner once. The restart follows the reap. */
@@ -306,24 +412,55 @@ worker_down(worker *w, const char *reason)
 	if (!was_up)
 		return;
 	w->state = W_DOWN;
+	w->running = 0;
 	if (!s->stopping && w->said_hello)
 		log_warn("worker %d (pid %d) lost: %s", w->slot, (int) w->pid,
 		    reason);
 	s->ev.lost(s->arg, w->slot, reason);
 }
 
+/* w runs on our end fd of its socket, as process pid (0: not known yet). */
 static int
-spawn(worker *w)
+attach(worker *w, int fd, pid_t pid)
 {
 	supervisor *s = w->sup;
-	char slot[16], fdarg[] = "3", mem[24];
-	char *argv[] = {(char *) s->cfg.worker_bin, "--fd", fdarg, "--app",
-	    (char *) s->cfg.app, "--slot", slot, "--memory-limit", mem, NULL};
-	int sv[2];
+
+	evutil_make_socket_nonblocking(fd);
+	w->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (w->bev == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	bufferevent_setcb(w->bev, on_read, NULL, on_event, w);
+	bufferevent_enable(w->bev, EV_READ | EV_WRITE);
+	w->pid = pid;
+	w->state = W_STARTING;
+	w->said_hello = false;
+	w->killed = false;
+	w->roll = false;
+	w->running = 0;
+	w->jobs_since_spawn = 0;
+	w->generation = w->sup->generation;
+	clock_gettime(CLOCK_MONOTONIC, &w->started);
+	return 0;
+}
+
+/* Forks and execs gild-worker with its socket as fd 3 and the given extra
+ * arguments. Returns 0 with our end in *fd and the pid, or -errno. */
+static int
+launch(supervisor *s, const char *const *extra, int *fd, pid_t *pid_out)
+{
+	char fdarg[] = "3", mem[24];
+	const char *argv[16] = {s->cfg.worker_bin, "--fd", fdarg, "--app",
+	    s->cfg.app, "--memory-limit", mem};
+	int argc = 7, sv[2];
 	pid_t pid;
 
-	snprintf(slot, sizeof(slot), "%d", w->slot);
-	snprintf(mem, sizeof(mem), "%llu", (unsigned long long) s->cfg.memory_mib);
+	for (; *extra != NULL && argc < 15; extra++)
+		argv[argc++] = *extra;
+	argv[argc] = NULL;
+	snprintf(mem, sizeof(mem), "%llu",
+	    (unsigned long long) s->cfg.memory_mib);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
 		return -errno;
 	pid = fork();
@@ -352,27 +489,103 @@ spawn(worker *w)
 			dup2(devnull, 0);
 		dup2(2, 1); /* app prints go to the log, not our stdout */
 		close_range(4, ~0U, 0);
-		execv(s->cfg.worker_bin, argv);
+		execv(s->cfg.worker_bin, (char *const *) argv);
 		_exit(127);
 	}
 	close(sv[1]);
-	evutil_make_socket_nonblocking(sv[0]);
-	w->bev = bufferevent_socket_new(s->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
-	if (w->bev == NULL) {
+	*fd = sv[0];
+	*pid_out = pid;
+	return 0;
+}
+
+/* The template that takes Spawn requests now, if any: the current one, or
+ * during a reload the one being replaced until the new one is ready. */
+static tmpl *
+ready_template(supervisor *s)
+{
+	if (s->cur != NULL && s->cur->ready)
+		return s->cur;
+	if (s->old != NULL && s->old->ready && s->old->bev != NULL)
+		return s->old;
+	return NULL;
+}
+
+/* Asks template t to fork the worker of slot w. */
+static int
+spawn_forked(worker *w, tmpl *t)
+{
+	Gild__Worker__V1__ToWorker m = GILD__WORKER__V1__TO_WORKER__INIT;
+	Gild__Worker__V1__Spawn sp = GILD__WORKER__V1__SPAWN__INIT;
+	uint8_t buf[FRAME_HEADER_LEN + 16];
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {buf, 0};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
+	    .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+	struct cmsghdr *c;
+	size_t n;
+	int sv[2], rc;
+	ssize_t sent;
+
+	sp.slot = (uint32_t) w->slot;
+	m.body_case = GILD__WORKER__V1__TO_WORKER__BODY_SPAWN;
+	m.spawn = &sp;
+	n = gild__worker__v1__to_worker__pack(&m, buf + FRAME_HEADER_LEN);
+	frame_header_encode(buf, n);
+	iov.iov_len = FRAME_HEADER_LEN + n;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+		return -errno;
+	memset(cbuf, 0, sizeof(cbuf));
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &sv[1], sizeof(int));
+	/* A few bytes on a socket the template drains: all or nothing. */
+	do
+		sent = sendmsg(bufferevent_getfd(t->bev), &mh, MSG_NOSIGNAL);
+	while (sent == -1 && errno == EINTR);
+	rc = sent == (ssize_t) iov.iov_len ? 0 : sent == -1 ? -errno : -EIO;
+	close(sv[1]);
+	if (rc != 0) {
 		close(sv[0]);
+		return rc;
+	}
+	if ((rc = attach(w, sv[0], 0)) != 0)
+		return rc;
+	w->tgen = t->gen;
+	log_debug("worker %d: fork requested from the template", w->slot);
+	return 0;
+}
+
+static int
+spawn(worker *w)
+{
+	supervisor *s = w->sup;
+	const char *extra[] = {"--slot", NULL, NULL};
+	char slot[16];
+	pid_t pid;
+	tmpl *t;
+	int rc, fd;
+
+	if (s->cfg.use_template) {
+		if ((t = ready_template(s)) == NULL) {
+			/* Spawned when the template says hello. */
+			w->state = W_RESTARTING;
+			return 0;
+		}
+		return spawn_forked(w, t);
+	}
+	snprintf(slot, sizeof(slot), "%d", w->slot);
+	extra[1] = slot;
+	if ((rc = launch(s, extra, &fd, &pid)) != 0)
+		return rc;
+	if ((rc = attach(w, fd, pid)) != 0) {
 		kill(pid, SIGKILL);
 		w->pid = pid; /* reaped by on_sigchld */
 		w->state = W_DOWN;
-		return -ENOMEM;
+		return rc;
 	}
-	bufferevent_setcb(w->bev, on_read, NULL, on_event, w);
-	bufferevent_enable(w->bev, EV_READ | EV_WRITE);
-	w->pid = pid;
-	w->state = W_STARTING;
-	w->said_hello = false;
-	w->killed = false;
-	w->jobs_since_spawn = 0;
-	clock_gettime(CLOCK_MONOTONIC, &w->started);
+	w->tgen = 0;
 	log_debug("worker %d spawned (pid %d)", w->slot, (int) pid);
 	return 0;
 }
@@ -394,27 +607,13 @@ on_restart(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static char *
-describe_exit(int status, char *buf, size_t len)
-{
-	if (WIFSIGNALED(status))
-		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
-		    strsignal(WTERMSIG(status)));
-	else
-		snprintf(buf, len, "exited with status %d",
-		    WEXITSTATUS(status));
-	return buf;
-}
-
+/* w's process has ended (why says how); restart it, or stop. */
 static void
-on_reaped(worker *w, int status)
+on_reaped(worker *w, const char *why)
 {
 	supervisor *s = w->sup;
-	char why[128];
 	struct timeval tv = {0, 0};
-	long delay_ms;
 
-	describe_exit(status, why, sizeof(why));
 	w->pid = 0;
 	if (w->state == W_RETIRING && !s->stopping) {
 		w->recycles++;
@@ -428,7 +627,7 @@ on_reaped(worker *w, int status)
 		maybe_stopped(s);
 		return;
 	}
-	if (!w->said_hello && !s->ever_ready) {
+	if (!w->said_hello && !s->ever_ready && w->tgen == 0) {
 		/* The app does not start at all: restarting would loop. */
 		char msg[512];
 		if (w->startup_error != NULL)
@@ -451,30 +650,368 @@ on_reaped(worker *w, int status)
 	else
 		w->quick_failures++;
 	w->killed = false;
-	delay_ms = w->quick_failures <= 1 ? 0 : 100L << (w->quick_failures - 2);
-	if (delay_ms > 5000)
-		delay_ms = 5000;
-	tv.tv_sec = delay_ms / 1000;
-	tv.tv_usec = (delay_ms % 1000) * 1000;
+	tv = backoff(w->quick_failures);
 	w->restarts++;
 	w->state = W_RESTARTING;
 	evtimer_add(w->restart_ev, &tv);
 }
 
+static worker *
+worker_by_pid(supervisor *s, pid_t pid)
+{
+	for (int i = 0; pid > 0 && i < s->cfg.workers; i++)
+		if (s->w[i].pid == pid)
+			return &s->w[i];
+	return NULL;
+}
+
+/* ---- the template ------------------------------------------------------ */
+
+static void
+template_free(tmpl *t)
+{
+	if (t == NULL)
+		return;
+	if (t->bev != NULL)
+		bufferevent_free(t->bev);
+	free(t->startup_error);
+	free(t->startup_traceback);
+	free(t);
+}
+
+/* Spawns every slot that waits for a template. */
+static void
+spawn_waiting(supervisor *s)
+{
+	for (int i = 0; i < s->cfg.workers; i++) {
+		worker *w = &s->w[i];
+		struct timeval now = {0, 0};
+		if (w->state == W_RESTARTING && w->pid == 0 &&
+		    !evtimer_pending(w->restart_ev, NULL))
+			evtimer_add(w->restart_ev, &now);
+	}
+}
+
+static void
+on_template_hello(tmpl *t, const uint8_t *data, size_t len)
+{
+	supervisor *s = t->sup;
+
+	if (store_hello(s, data, len) != 0) {
+		log_error("the template sent a malformed hello");
+		return;
+	}
+	t->ready = true;
+	s->tmpl_failures = 0;
+	log_exports(s);
+	log_debug("template (pid %d) ready", (int) t->pid);
+	if (t == s->cur && s->old != NULL) {
+		/* A reload: replace the workers one at a time. */
+		log_info("reload: the app imports again; replacing %d workers "
+			 "one at a time",
+		    s->cfg.workers);
+		s->rolling = 0;
+		roll_next(s);
+	}
+	spawn_waiting(s);
+}
+
+/* Spawned{slot, pid}: now the worker's pid is known. */
+static void
+on_spawned(tmpl *t, const uint8_t *data, size_t len)
+{
+	supervisor *s = t->sup;
+	Gild__Worker__V1__Spawned *m;
+	worker *w;
+
+	m = gild__worker__v1__spawned__unpack(NULL, len, data);
+	if (m == NULL || m->slot >= (uint32_t) s->cfg.workers) {
+		log_error("the template sent a malformed spawned message");
+		goto done;
+	}
+	w = &s->w[m->slot];
+	if (w->tgen != t->gen || w->pid != 0)
+		goto done; /* stale: that slot has moved on */
+	if (m->pid <= 0) {
+		worker_down(w, "the template could not fork a worker");
+		on_reaped(w, "fork failed");
+		goto done;
+	}
+	w->pid = m->pid;
+	log_debug("worker %d forked (pid %d)", w->slot, (int) w->pid);
+	if (w->state != W_STARTING && w->state != W_READY)
+		kill(w->pid, SIGKILL); /* put down before its pid came */
+done:
+	if (m != NULL)
+		gild__worker__v1__spawned__free_unpacked(m, NULL);
+}
+
+/* Exited{pid, status}: the template reaped one of its workers. */
+static void
+on_exited(tmpl *t, const uint8_t *data, size_t len)
+{
+	Gild__Worker__V1__Exited *m;
+	worker *w;
+	char why[128];
+
+	m = gild__worker__v1__exited__unpack(NULL, len, data);
+	if (m == NULL)
+		return;
+	if ((w = worker_by_pid(t->sup, m->pid)) != NULL)
+		on_reaped(w, describe_exit(m->wait_status, why, sizeof(why)));
+	gild__worker__v1__exited__free_unpacked(m, NULL);
+}
+
+static void template_down(tmpl *t, const char *reason);
+
+static bool
+on_template_frame(void *arg, const uint8_t *p, size_t len)
+{
+	tmpl *t = arg;
+	parsed_from_worker fw;
+
+	parse_from_worker(p, len, &fw);
+	switch (fw.kind) {
+	case FW_HELLO:
+		on_template_hello(t, fw.data, fw.len);
+		return true;
+	case FW_STARTUP_ERROR:
+		store_startup_error(fw.data, fw.len, &t->startup_error,
+		    &t->startup_traceback);
+		return true;
+	case FW_SPAWNED:
+		on_spawned(t, fw.data, fw.len);
+		return true;
+	case FW_EXITED:
+		on_exited(t, fw.data, fw.len);
+		return true;
+	default:
+		template_down(t, "it sent a malformed frame");
+		return false;
+	}
+}
+
+static void
+on_template_read(struct bufferevent *bev, void *arg)
+{
+	tmpl *t = arg;
+	const char *bad = read_frames(bev, &t->bev, 1u << 20,
+	    on_template_frame, t);
+
+	if (bad != NULL)
+		template_down(t, bad);
+}
+
+static void
+on_template_event(struct bufferevent *bev, short what, void *arg)
+{
+	template_down(arg, what & BEV_EVENT_EOF ? "it closed its socket"
+						: "its socket failed");
+}
+
+/* The template is gone or broken. Its workers die with it (their
+ * PDEATHSIG) and, gild being their subreaper, are reaped by on_sigchld;
+ * those whose pid never came are ended here. */
+static void
+template_down(tmpl *t, const char *reason)
+{
+	supervisor *s = t->sup;
+
+	if (t->bev == NULL)
+		return;
+	bufferevent_free(t->bev);
+	t->bev = NULL;
+	t->ready = false;
+	if (t->pid > 0 && !s->stopping)
+		kill(t->pid, SIGKILL); /* stopping: EOF is enough */
+	if (!s->stopping)
+		log_debug("template (pid %d) down: %s", (int) t->pid, reason);
+	for (int i = 0; i < s->cfg.workers; i++) {
+		worker *w = &s->w[i];
+		if (w->tgen == t->gen && w->pid == 0 &&
+		    (w->state == W_STARTING || w->state == W_DOWN)) {
+			worker_down(w, "the template died before forking it");
+			on_reaped(w, "the template died before forking it");
+		}
+	}
+}
+
+static void
+on_template_restart(evutil_socket_t fd, short what, void *arg)
+{
+	template_start(arg);
+}
+
+/* The template process has been reaped. */
+static void
+template_reaped(tmpl *t, int status)
+{
+	supervisor *s = t->sup;
+	char why[128], msg[600];
+	struct timeval tv;
+
+	t->pid = 0;
+	template_down(t, describe_exit(status, why, sizeof(why)));
+	if (t == s->old) {
+		s->old = NULL;
+		template_free(t);
+		return;
+	}
+	if (s->stopping) {
+		maybe_stopped(s);
+		return;
+	}
+	if (!t->ready && !s->ever_ready) {
+		/* The app does not start at all: restarting would loop. */
+		snprintf(msg, sizeof(msg), "%s",
+		    t->startup_error ? t->startup_error : why);
+		s->ev.failed(s->arg, msg, t->startup_traceback);
+		return;
+	}
+	if (!t->ready && s->old != NULL) {
+		/* A reload whose app does not import: keep what runs. */
+		log_error("reload failed, the running workers are kept: %s",
+		    t->startup_error ? t->startup_error : why);
+		if (t->startup_traceback)
+			fprintf(stderr, "%s", t->startup_traceback);
+		s->cur = s->old;
+		s->old = NULL;
+		template_free(t);
+		return;
+	}
+	log_warn("template (pid %d) %s: starting a new one", (int) t->pid,
+	    why);
+	if (t->startup_error)
+		log_error("the app cannot be loaded: %s", t->startup_error);
+	s->tmpl_failures = t->ready ? 0 : s->tmpl_failures + 1;
+	s->cur = NULL;
+	template_free(t);
+	tv = backoff(s->tmpl_failures);
+	evtimer_add(s->tmpl_ev, &tv);
+}
+
+/* Starts a new current template (the old one, if any, stays until the
+ * workers it forked are replaced). */
+static void
+template_start(supervisor *s)
+{
+	const char *extra[] = {"--template", NULL};
+	struct timeval retry = {1, 0};
+	tmpl *t = calloc(1, sizeof(*t));
+	int fd, rc;
+
+	if (s->stopping) {
+		free(t);
+		return;
+	}
+	if (t == NULL || (rc = launch(s, extra, &fd, &t->pid)) != 0) {
+		log_error("cannot start the template process: %s",
+		    t ? strerror(-rc) : "out of memory");
+		free(t);
+		evtimer_add(s->tmpl_ev, &retry);
+		return;
+	}
+	t->sup = s;
+	t->gen = ++s->next_tgen;
+	evutil_make_socket_nonblocking(fd);
+	if ((t->bev = bufferevent_socket_new(s->base, fd,
+		 BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		close(fd);
+		kill(t->pid, SIGKILL);
+		waitpid(t->pid, NULL, 0);
+		free(t);
+		evtimer_add(s->tmpl_ev, &retry);
+		return;
+	}
+	bufferevent_setcb(t->bev, on_template_read, NULL, on_template_event, t);
+	bufferevent_enable(t->bev, EV_READ);
+	s->cur = t;
+	log_debug("template spawned (pid %d)", (int) t->pid);
+}
+
+/* ---- reload ------------------------------------------------------------ */
+
+/* Replaces the next worker started before the reload, one at a time: a
+ * ready worker is retired when idle (now, or after its running job); the
+ * next waits for its replacement's hello. */
+static void
+roll_next(supervisor *s)
+{
+	while (s->rolling >= 0 && s->rolling < s->cfg.workers) {
+		worker *w = &s->w[s->rolling];
+
+		if (w->generation == s->generation &&
+		    (w->state == W_READY || w->state == W_STOPPED)) {
+			s->rolling++;
+			continue;
+		}
+		if (w->generation != s->generation && w->state == W_READY) {
+			if (w->running == 0) {
+				s->ev.retiring(s->arg, w->slot);
+				retire(w);
+			} else {
+				w->roll = true;
+			}
+		}
+		return; /* its replacement's hello calls again */
+	}
+	if (s->rolling < 0)
+		return;
+	s->rolling = -1;
+	log_info("reload done: every worker runs the reloaded app");
+	if (s->old != NULL && s->old->bev != NULL) {
+		/* EOF: the old template exits; its reap frees it. */
+		bufferevent_free(s->old->bev);
+		s->old->bev = NULL;
+		s->old->ready = false;
+	}
+}
+
+void
+supervisor_reload(supervisor *s)
+{
+	if (s->stopping)
+		return;
+	if (s->rolling >= 0 || s->old != NULL) {
+		log_warn("reload: one is already under way");
+		return;
+	}
+	s->generation++;
+	log_info("reload: %s", s->cfg.use_template
+				   ? "importing the app in a new template"
+				   : "replacing the workers one at a time");
+	if (!s->cfg.use_template) {
+		s->rolling = 0;
+		roll_next(s);
+		return;
+	}
+	s->old = s->cur;
+	s->cur = NULL;
+	template_start(s);
+	if (s->cur == NULL) { /* could not even start: keep what runs */
+		s->cur = s->old;
+		s->old = NULL;
+	}
+}
+
+/* ---- processes --------------------------------------------------------- */
+
 static void
 on_sigchld(evutil_socket_t sig, short what, void *arg)
 {
 	supervisor *s = arg;
+	char why[128];
+	worker *w;
 	int status;
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (int i = 0; i < s->cfg.workers; i++) {
-			if (s->w[i].pid == pid) {
-				on_reaped(&s->w[i], status);
-				break;
-			}
-		}
+		if (s->cur != NULL && s->cur->pid == pid)
+			template_reaped(s->cur, status);
+		else if (s->old != NULL && s->old->pid == pid)
+			template_reaped(s->old, status);
+		else if ((w = worker_by_pid(s, pid)) != NULL)
+			on_reaped(w, describe_exit(status, why, sizeof(why)));
 	}
 }
 
@@ -485,6 +1022,9 @@ maybe_stopped(supervisor *s)
 		if (s->w[i].pid > 0)
 			return;
 	}
+	if ((s->cur != NULL && s->cur->pid > 0) ||
+	    (s->old != NULL && s->old->pid > 0))
+		return;
 	event_del(s->kill_ev);
 	s->ev.stopped(s->arg);
 }
@@ -501,6 +1041,10 @@ on_kill_timer(evutil_socket_t fd, short what, void *arg)
 			kill(s->w[i].pid, SIGKILL);
 		}
 	}
+	if (s->cur != NULL && s->cur->pid > 0)
+		kill(s->cur->pid, SIGKILL);
+	if (s->old != NULL && s->old->pid > 0)
+		kill(s->old->pid, SIGKILL);
 }
 
 int
@@ -517,14 +1061,20 @@ supervisor_init(supervisor **out, struct event_base *base,
 	s->cfg = *cfg;
 	s->ev = *ev;
 	s->arg = arg;
+	s->rolling = -1;
 	s->cfg.worker_bin = strdup(cfg->worker_bin);
 	s->cfg.app = strdup(cfg->app);
 	s->w = calloc((size_t) cfg->workers, sizeof(worker));
 	s->sigchld_ev = evsignal_new(base, SIGCHLD, on_sigchld, s);
 	s->kill_ev = evtimer_new(base, on_kill_timer, s);
+	s->tmpl_ev = evtimer_new(base, on_template_restart, s);
 	if (s->cfg.worker_bin == NULL || s->cfg.app == NULL || s->w == NULL ||
-	    s->sigchld_ev == NULL || s->kill_ev == NULL ||
+	    s->sigchld_ev == NULL || s->kill_ev == NULL || s->tmpl_ev == NULL ||
 	    evsignal_add(s->sigchld_ev, NULL) != 0)
+		goto fail;
+	/* Forked workers are the template's children; if it dies first they
+	 * are re-parented to us, and reaped here, rather than to init. */
+	if (cfg->use_template && prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
 		goto fail;
 	for (int i = 0; i < cfg->workers; i++) {
 		s->w[i].sup = s;
@@ -546,6 +1096,11 @@ supervisor_start(supervisor *s)
 {
 	int rc;
 
+	if (s->cfg.use_template) {
+		template_start(s);
+		if (s->cur == NULL)
+			return -EIO;
+	}
 	for (int i = 0; i < s->cfg.workers; i++) {
 		if ((rc = spawn(&s->w[i])) != 0)
 			return rc;
@@ -578,6 +1133,7 @@ supervisor_send(supervisor *s, int slot, uint64_t job_id, const uint8_t *call,
 	if (evbuffer_add(out, hdr, n) != 0 ||
 	    (len > 0 && evbuffer_add_reference(out, call, len, NULL, NULL) != 0))
 		return -ENOMEM;
+	w->running++;
 	return 0;
 }
 
@@ -629,6 +1185,12 @@ supervisor_stop(supervisor *s, int grace_ms)
 	struct timeval tv = {grace_ms / 1000, (grace_ms % 1000) * 1000};
 
 	s->stopping = true;
+	event_del(s->tmpl_ev);
+	/* A template exits at EOF; the workers it forked die with it. */
+	if (s->cur != NULL)
+		template_down(s->cur, "stopping");
+	if (s->old != NULL)
+		template_down(s->old, "stopping");
 	for (int i = 0; i < s->cfg.workers; i++) {
 		worker *w = &s->w[i];
 		event_del(w->restart_ev);
@@ -645,21 +1207,37 @@ supervisor_stop(supervisor *s, int grace_ms)
 void
 supervisor_fini(supervisor *s)
 {
+	tmpl *t[2];
+
 	if (s == NULL)
 		return;
+	/* Templates first: once one is reaped, the workers it forked are our
+	 * children (we are their subreaper) and can be reaped here too. */
+	t[0] = s->cur;
+	t[1] = s->old;
+	for (int i = 0; s->w && i < s->cfg.workers; i++)
+		if (s->w[i].pid > 0)
+			kill(s->w[i].pid, SIGKILL);
+	for (int i = 0; i < 2; i++) {
+		if (t[i] != NULL && t[i]->pid > 0) {
+			kill(t[i]->pid, SIGKILL);
+			waitpid(t[i]->pid, NULL, 0);
+		}
+		template_free(t[i]);
+	}
 	for (int i = 0; s->w && i < s->cfg.workers; i++) {
 		worker *w = &s->w[i];
 		if (w->bev)
 			bufferevent_free(w->bev);
-		if (w->pid > 0) {
-			kill(w->pid, SIGKILL);
+		if (w->pid > 0)
 			waitpid(w->pid, NULL, 0);
-		}
 		if (w->restart_ev)
 			event_free(w->restart_ev);
 		free(w->startup_error);
 		free(w->startup_traceback);
 	}
+	if (s->tmpl_ev)
+		event_free(s->tmpl_ev);
 	if (s->sigchld_ev)
 		event_free(s->sigchld_ev);
 	if (s->kill_ev)

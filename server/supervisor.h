@@ -1,9 +1,14 @@
-/* The worker supervisor: spawns gild-worker processes, one per slot, talks
+/* The worker supervisor: starts gild-worker processes, one per slot, talks
  * to each over a socketpair with length-prefixed worker.proto frames,
- * notices a death at once (socket EOF or SIGCHLD), and restarts with backoff. */
+ * notices a death at once (socket EOF, SIGCHLD, or the template's report),
+ * and restarts with backoff. By default workers are forked from a template
+ * process that has imported the app once (worker/template.h), so a
+ * replacement is ready in milliseconds; with use_template off each worker
+ * is exec'd and imports the app itself. */
 #ifndef GILD_SUPERVISOR_H
 #define GILD_SUPERVISOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -19,6 +24,7 @@ typedef struct sup_config {
 	uint64_t max_jobs;      /* recycle a worker after this many (0: never) */
 	uint64_t max_rss_kib;   /* ... or when its RSS is over this (0: never) */
 	uint64_t memory_mib;    /* workers' address-space limit (0: none) */
+	bool use_template;      /* fork workers from a template (else exec) */
 } sup_config;
 
 /* What the supervisor tells its owner, always on the loop. */
@@ -59,6 +65,11 @@ int supervisor_interrupt(supervisor *s, int slot, uint64_t job_id, int code);
 /* Kills worker `slot` now (SIGKILL); `lost` follows with reason, and the
  * restart comes without backoff. */
 void supervisor_kill(supervisor *s, int slot, const char *reason);
+/* Reloads the app without failing a call: with a template, a new one
+ * imports the app again (if that fails, the running workers are kept and
+ * the error logged); then the workers are replaced one at a time, each
+ * between jobs. */
+void supervisor_reload(supervisor *s);
 /* Asks every worker to exit (closing its socket), kills those still there
  * after grace_ms, and reports `stopped` when all are reaped. */
 void supervisor_stop(supervisor *s, int grace_ms);

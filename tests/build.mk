@@ -8,7 +8,7 @@ $(eval $(call cunit_test,test_wire,$(B)/libgildproto.a,$(PROTOBUFC_LIBS)))
 $(eval $(call cunit_test,test_server,$(B)/tests/integration/harness.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -lm))
 $(eval $(call cunit_test,test_reliability,$(B)/tests/integration/harness.o \
-	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS)))
+	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
 TEST_DEPS += $(B)/gild $(B)/gild-worker $(B)/gildctl
 
 # Python tests: the generated gild_pb2 module lets them speak the protocol

@@ -1,6 +1,9 @@
 /* gild-worker: one worker process. Imports the app, says hello to the front
  * end over the socket it was given, then answers calls until EOF.
  * Usage: gild-worker --fd FD --app APP [--slot N] [--memory-limit MIB]
+ *        gild-worker --template --fd FD --app APP [--memory-limit MIB]
+ * With --template it imports the app once and forks workers on request
+ * (worker/template.h) instead of serving calls itself.
  * Exit status: 0 after EOF, 1 on a socket or internal error, 2 on bad usage,
  * 3 when the app cannot be loaded (after sending startup_error), 4 after a
  * call ran out of memory under --memory-limit (its reply sent).
@@ -30,6 +33,7 @@
 #include "interrupt.h"
 #include "job.h"
 #include "reply.h"
+#include "template.h"
 #include "wire.h"
 
 #define EXIT_USAGE 2
@@ -265,6 +269,45 @@ serve_with_reader(int fd, const app *a)
 	return status;
 }
 
+/* Tags log lines with the slot and tells the app (GILD_WORKER_SLOT). Before
+ * Python starts the environment is enough; after (a forked worker),
+ * os.environ must be told too. */
+static void
+set_slot(const char *slot, int python_running)
+{
+	PyObject *os, *env, *v;
+
+	snprintf(log_tag, sizeof(log_tag), "gild-worker[%s]", slot);
+	setenv("GILD_WORKER_SLOT", slot, 1);
+	if (!python_running)
+		return;
+	os = PyImport_ImportModule("os");
+	env = os != NULL ? PyObject_GetAttrString(os, "environ") : NULL;
+	v = PyUnicode_FromString(slot);
+	if (env == NULL || v == NULL ||
+	    PyMapping_SetItemString(env, "GILD_WORKER_SLOT", v) == -1)
+		PyErr_Clear();
+	Py_XDECREF(v);
+	Py_XDECREF(env);
+	Py_XDECREF(os);
+}
+
+/* Sends Hello: this process's pid, the app's functions and options. */
+static int
+send_hello(int fd, const app *a, const char *version)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	if (reply_hello((int32_t) getpid(), app_names(a),
+		app_function_options(a), app_count(a), version,
+		interp_gil_enabled(), &buf, &len) < 0) {
+		logf_("cannot build hello: out of memory");
+		return -1;
+	}
+	return send_frame(fd, buf, len);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -273,6 +316,7 @@ main(int argc, char **argv)
 	    {"app", required_argument, NULL, 'a'},
 	    {"slot", required_argument, NULL, 's'},
 	    {"memory-limit", required_argument, NULL, 'm'},
+	    {"template", no_argument, NULL, 't'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -282,10 +326,11 @@ main(int argc, char **argv)
 	char *end = NULL;
 	long fd = -1;
 	unsigned long long memory_mib = 0;
+	int template_mode = 0;
+	int wfd;
+	char slotbuf[16];
 	app *a = NULL;
 	werr err = {0};
-	uint8_t *buf = NULL;
-	size_t len = 0;
 	char version[32];
 	int c, status;
 
@@ -309,6 +354,9 @@ main(int argc, char **argv)
 		case 's':
 			slot = optarg;
 			break;
+		case 't':
+			template_mode = 1;
+			break;
 		case 'm':
 			errno = 0;
 			memory_mib = strtoull(optarg, &end, 10);
@@ -331,10 +379,10 @@ main(int argc, char **argv)
 		logf_("--fd %ld: %s", fd, strerror(errno));
 		return EXIT_USAGE;
 	}
-	if (slot != NULL) {
-		snprintf(log_tag, sizeof(log_tag), "gild-worker[%s]", slot);
-		setenv("GILD_WORKER_SLOT", slot, 1);
-	}
+	if (slot != NULL)
+		set_slot(slot, 0);
+	else if (template_mode)
+		snprintf(log_tag, sizeof(log_tag), "gild-worker[template]");
 	if (getenv("GILD_NUMPY") != NULL &&
 	    strcmp(getenv("GILD_NUMPY"), "0") == 0)
 		convert_set_numpy(0);
@@ -365,13 +413,17 @@ main(int argc, char **argv)
 	}
 	interp_python_version(version, sizeof(version));
 	interp_flush_stdio();
-	if (reply_hello((int32_t) getpid(), app_names(a),
-	        app_function_options(a), app_count(a), version,
-	        interp_gil_enabled(), &buf, &len) < 0) {
-		logf_("cannot build hello: out of memory");
+	if (send_hello((int) fd, a, version) < 0)
 		return 1;
+	if (template_mode) {
+		/* Returns in each forked worker only. */
+		template_run((int) fd, &wfd, slotbuf, sizeof(slotbuf));
+		fd = wfd;
+		set_slot(slotbuf, 1);
+		if (send_hello((int) fd, a, version) < 0)
+			return 1;
 	}
-	status = send_frame((int) fd, buf, len) < 0 ? 1 : serve_with_reader((int) fd, a);
+	status = serve_with_reader((int) fd, a);
 
 	app_free(a);
 	convert_fini();

@@ -74,3 +74,11 @@ def die_always(path):
 def bomb():
     """Asks for 50 GiB at once."""
     return len(bytearray(50 * 2**30))
+
+
+VERSION = 1
+
+
+def version():
+    """The app's version: the reload test edits this file, then SIGHUPs."""
+    return VERSION

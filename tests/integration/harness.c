@@ -129,30 +129,40 @@ proc_dump_log(const gild_proc *p)
 int
 proc_workers(const gild_proc *p, pid_t *pids, int max)
 {
+	enum { MAXP = 4096 };
+	static pid_t pid[MAXP], ppid[MAXP];
 	char path[300], line[512];
 	DIR *d = opendir("/proc");
 	struct dirent *e;
-	int n = 0;
+	int n = 0, np = 0;
 
 	if (d == NULL)
 		return 0;
-	while ((e = readdir(d)) != NULL && n < max) {
-		int ppid = 0;
-		pid_t pid = (pid_t) atoi(e->d_name);
+	while ((e = readdir(d)) != NULL && np < MAXP) {
+		int pp = 0;
+		pid_t id = (pid_t) atoi(e->d_name);
 		FILE *f;
-		if (pid <= 0)
+		if (id <= 0)
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+		snprintf(path, sizeof(path), "/proc/%d/status", (int) id);
 		if ((f = fopen(path, "r")) == NULL)
 			continue;
 		while (fgets(line, sizeof(line), f))
-			if (sscanf(line, "PPid: %d", &ppid) == 1)
+			if (sscanf(line, "PPid: %d", &pp) == 1)
 				break;
 		fclose(f);
-		if (ppid == (int) p->pid && pid_alive(pid))
-			pids[n++] = pid;
+		pid[np] = id;
+		ppid[np++] = (pid_t) pp;
 	}
 	closedir(d);
+	/* Descendants of gild: its children (the template, exec'd workers)
+	 * and theirs (forked workers), found breadth first. */
+	for (int k = -1; k < n; k++) {
+		pid_t parent = k < 0 ? p->pid : pids[k];
+		for (int i = 0; i < np && n < max; i++)
+			if (ppid[i] == parent && pid_alive(pid[i]))
+				pids[n++] = pid[i];
+	}
 	return n;
 }
 

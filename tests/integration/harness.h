@@ -33,7 +33,8 @@ int proc_wait(gild_proc *p);
 /* Prints gild's stderr log (for failures). */
 void proc_dump_log(const gild_proc *p);
 
-/* Pids of gild's worker processes now (children of p->pid); returns count. */
+/* Pids of gild's worker processes now: its descendants (the template, and
+ * the workers it forked); returns count. */
 int proc_workers(const gild_proc *p, pid_t *pids, int max);
 
 /* Runs fn(arg) on a thread and waits at most timeout_ms for it; past that

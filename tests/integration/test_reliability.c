@@ -5,7 +5,10 @@
 #include "integration/harness.h"
 
 #include <CUnit/Basic.h>
+#include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,19 @@ typedef struct server {
 	gild_proc p;
 	gild_client *c;
 } server;
+
+/* Starts gild serving app with n workers and the extra args; connects a
+ * client. */
+static int
+start_n(server *s, const char *app, int n, const char *const *extra)
+{
+	const char *urls[1];
+
+	if (proc_start(&s->p, app, n, NULL, extra) != 0)
+		return -1;
+	urls[0] = s->p.url;
+	return gild_connect(&s->c, urls, 1, NULL) == GILD_OK ? 0 : -1;
+}
 
 /* Starts gild with one worker and the extra args; connects a client. */
 static int
@@ -276,7 +292,12 @@ test_cancel(void)
 
 	CU_ASSERT_EQUAL_FATAL(start(&s, NULL), 0);
 	pid0 = worker_pid(s.c);
+	/* Calls in flight at once may start in any order: the loop is made
+	 * to run first, then two calls queue behind it. */
 	running = submit(s.c, "loop", scratch(&s, "c", path, sizeof(path)), 0);
+	for (double end = now_s() + 5; now_s() < end; usleep(5000))
+		if (status_int(s.c, "in_flight", false) == 1)
+			break;
 	queued = submit(s.c, "add", NULL, 0);
 	args = gild_list();
 	gild_list_append(args, gild_int(3));
@@ -284,9 +305,8 @@ test_cancel(void)
 	CU_ASSERT_EQUAL(gild_submit(s.c, "add", args, NULL, &other, NULL),
 	    GILD_OK);
 	gild_value_free(args);
-	/* Cancel once the loop runs (status shows it in flight). */
 	for (double end = now_s() + 5; now_s() < end; usleep(5000))
-		if (status_int(s.c, "in_flight", false) == 1)
+		if (status_int(s.c, "queued", false) == 2)
 			break;
 	CU_ASSERT_EQUAL(gild_cancel(s.c, queued, NULL), GILD_OK);
 	CU_ASSERT_EQUAL(gild_cancel(s.c, running, NULL), GILD_OK);
@@ -321,6 +341,9 @@ test_disconnect_cancels(void)
 	urls[0] = s.p.url;
 	CU_ASSERT_EQUAL_FATAL(gild_connect(&gone, urls, 1, NULL), GILD_OK);
 	submit(gone, "loop", scratch(&s, "d", path, sizeof(path)), 0);
+	for (double end = now_s() + 5; now_s() < end; usleep(5000))
+		if (status_int(s.c, "in_flight", false) == 1)
+			break;
 	for (int i = 0; i < 5; i++)
 		submit(gone, "nap", gild_float(5), 0);
 	for (double end = now_s() + 5; now_s() < end; usleep(5000))
@@ -359,6 +382,10 @@ test_retries(void)
 	    GILD_WORKER_LOST);
 	gild_result_clear(&res);
 	CU_ASSERT_EQUAL(file_int(path2), 2); /* first run + 1 retry */
+	/* Counted when the dead worker is reaped, just after its reply. */
+	for (double end = now_s() + 5; now_s() < end; usleep(5000))
+		if (status_int(s.c, "restarts", true) == 3)
+			break;
 	CU_ASSERT_EQUAL(status_int(s.c, "restarts", true), 3);
 	assert_still_serving(s.c);
 	stop(&s);
@@ -392,6 +419,359 @@ test_worker_memory(void)
 	stop(&s);
 }
 
+/* ---- chaos and reload -------------------------------------------------- */
+
+/* Pids of the workers status lists as up (not the template). */
+static int
+worker_pids(gild_client *c, int64_t *pids, int max)
+{
+	gild_value *st = NULL;
+	int n = 0;
+
+	if (gild_status(c, 10000, &st, NULL) != GILD_OK)
+		return 0;
+	const gild_value *ws = gild_map_get(st, "workers");
+	for (size_t i = 0; i < gild_value_len(ws) && n < max; i++) {
+		const gild_value *w = gild_value_item(ws, i);
+		const char *state = gild_value_str(gild_map_get(w, "state"), NULL);
+		int64_t pid = gild_value_int(gild_map_get(w, "pid"));
+		if (pid > 0 && state != NULL &&
+		    (!strcmp(state, "ready") || !strcmp(state, "busy")))
+			pids[n++] = pid;
+	}
+	gild_value_free(st);
+	return n;
+}
+
+typedef struct killer {
+	const char *url;
+	atomic_bool stop;
+	int kills;
+} killer;
+
+/* Every 50 ms, SIGKILL a random worker, until told to stop (60 s at most). */
+static void *
+killer_main(void *arg)
+{
+	killer *k = arg;
+	gild_client *c = NULL;
+	const char *urls[1] = {k->url};
+	unsigned seed = 12345;
+
+	if (gild_connect(&c, urls, 1, NULL) != GILD_OK)
+		return NULL;
+	for (double end = now_s() + 60; !atomic_load(&k->stop) && now_s() < end;
+	     usleep(50000)) {
+		int64_t pids[16];
+		int n = worker_pids(c, pids, 16);
+		if (n > 0 && kill((pid_t) pids[rand_r(&seed) % n], SIGKILL) == 0)
+			k->kills++;
+	}
+	gild_close(c);
+	return NULL;
+}
+
+/* Item 4: while 5,000 calls run, a random worker is SIGKILLed every 50 ms.
+ * Every call gets exactly one reply, its correct result or WORKER_LOST;
+ * the server stays up and the pool is back to full size after. */
+static void
+test_chaos(void)
+{
+	enum { N = 5000, WINDOW = 32 };
+	static gild_call_id ids[N];
+	static int64_t want[N];
+	server s;
+	killer k = {0};
+	pthread_t thr;
+	int ok = 0, lost = 0, other = 0, sent = 0, done = 0;
+	int64_t pids[16];
+	double end;
+
+	CU_ASSERT_EQUAL_FATAL(start_n(&s, APP, 2, NULL), 0);
+	k.url = s.p.url;
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&thr, NULL, killer_main, &k), 0);
+	/* Closed loop, WINDOW calls in flight, bounded by count and time. */
+	for (end = now_s() + 120; done < N && now_s() < end;) {
+		gild_result res = {0};
+		while (sent < N && sent - done < WINDOW) {
+			gild_value *args = gild_list();
+			gild_list_append(args, gild_int(sent));
+			gild_list_append(args, gild_int(sent));
+			want[sent] = 2 * (int64_t) sent;
+			if (gild_submit(s.c, "add", args, NULL, &ids[sent],
+				NULL) != GILD_OK)
+				break;
+			gild_value_free(args);
+			sent++;
+		}
+		if (gild_wait(s.c, ids[done], 30000, &res) != GILD_OK) {
+			CU_FAIL("a call got no reply within 30 s");
+			break;
+		}
+		if (res.code == GILD_OK && gild_value_int(res.value) == want[done])
+			ok++;
+		else if (res.code == GILD_WORKER_LOST)
+			lost++;
+		else
+			other++;
+		gild_result_clear(&res);
+		done++;
+	}
+	atomic_store(&k.stop, true);
+	pthread_join(thr, NULL);
+	fprintf(stderr, "\n  %d calls: %d results, %d WORKER_LOST; %d kills\n",
+	    done, ok, lost, k.kills);
+	CU_ASSERT_EQUAL(done, N);
+	CU_ASSERT_EQUAL(ok + lost, N);
+	CU_ASSERT_EQUAL(other, 0);
+	CU_ASSERT(k.kills >= 10);
+	CU_ASSERT(ok > N / 2);
+	/* Nothing else comes: every call had exactly one reply. */
+	{
+		gild_result extra = {0};
+		CU_ASSERT_EQUAL(gild_poll(s.c, 200, &extra), GILD_NOT_FOUND);
+		gild_result_clear(&extra);
+	}
+	CU_ASSERT(pid_alive(s.p.pid));
+	for (end = now_s() + 10; now_s() < end; usleep(20000))
+		if (worker_pids(s.c, pids, 16) == 2)
+			break;
+	CU_ASSERT_EQUAL(worker_pids(s.c, pids, 16), 2);
+	assert_still_serving(s.c);
+	stop(&s);
+}
+
+/* Writes the reliability app with VERSION = version into path. */
+static int
+write_app(const char *path, int version)
+{
+	FILE *in = fopen(APP, "r"), *out = fopen(path, "w");
+	char line[512];
+
+	if (in == NULL || out == NULL) {
+		if (in)
+			fclose(in);
+		if (out)
+			fclose(out);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), in)) {
+		if (strncmp(line, "VERSION = ", 10) == 0)
+			fprintf(out, "VERSION = %d\n", version);
+		else
+			fputs(line, out);
+	}
+	fclose(in);
+	return fclose(out);
+}
+
+/* Item 6: SIGHUP under load reloads the app (changed code is picked up) and
+ * replaces every worker, and no call fails. */
+static void
+sighup_reload(const char *const *extra)
+{
+	enum { WINDOW = 16 };
+	gild_call_id ids[WINDOW];
+	char dir[] = "/tmp/gild-reload-XXXXXX", app[64];
+	server s;
+	int64_t before[16], after[16];
+	int nbefore, nafter = 0, calls = 0, failed = 0, v2 = 0, head = 0;
+	bool signalled = false;
+
+	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+	snprintf(app, sizeof(app), "%s/app.py", dir);
+	CU_ASSERT_EQUAL_FATAL(write_app(app, 1), 0);
+	CU_ASSERT_EQUAL_FATAL(start_n(&s, app, 2, extra), 0);
+	nbefore = worker_pids(s.c, before, 16);
+	CU_ASSERT_EQUAL(nbefore, 2);
+	for (int i = 0; i < WINDOW; i++)
+		CU_ASSERT_EQUAL(gild_submit(s.c, "version", NULL, NULL, &ids[i],
+				    NULL), GILD_OK);
+	/* Until 200 calls in a row have seen version 22, 30 s at most. */
+	for (double end = now_s() + 30; v2 < 200 && now_s() < end; calls++) {
+		gild_result res = {0};
+		if (gild_wait(s.c, ids[head], 30000, &res) != GILD_OK ||
+		    res.code != GILD_OK) {
+			failed++;
+			fprintf(stderr, "\n  call failed: %s\n",
+			    res.error.message ? res.error.message : "no reply");
+		} else if (gild_value_int(res.value) == 22) {
+			v2++;
+		} else {
+			v2 = 0;
+		}
+		gild_result_clear(&res);
+		CU_ASSERT_EQUAL(gild_submit(s.c, "version", NULL, NULL,
+				    &ids[head], NULL), GILD_OK);
+		head = (head + 1) % WINDOW;
+		if (!signalled && calls == 300) {
+			/* A different size: the .pyc of version 1 is stale. */
+			CU_ASSERT_EQUAL(write_app(app, 22), 0);
+			CU_ASSERT_EQUAL(kill(s.p.pid, SIGHUP), 0);
+			signalled = true;
+		}
+	}
+	for (int i = 0; i < WINDOW; i++) {
+		gild_result res = {0};
+		if (gild_wait(s.c, ids[i], 30000, &res) != GILD_OK ||
+		    res.code != GILD_OK)
+			failed++;
+		gild_result_clear(&res);
+	}
+	CU_ASSERT_EQUAL(failed, 0);
+	CU_ASSERT(v2 >= 200);
+	/* The last worker may still be on its way: wait for both new ones. */
+	for (double end = now_s() + 30; now_s() < end; usleep(20000)) {
+		int fresh = 0;
+		nafter = worker_pids(s.c, after, 16);
+		for (int i = 0; i < nafter; i++)
+			fresh += after[i] != before[0] && after[i] != before[1];
+		if (fresh == 2)
+			break;
+	}
+	CU_ASSERT_EQUAL(nafter, 2);
+	for (int i = 0; i < nafter; i++)
+		for (int j = 0; j < nbefore; j++)
+			CU_ASSERT_NOT_EQUAL(after[i], before[j]);
+	CU_ASSERT_EQUAL(status_int(s.c, "restarts", true), 0);
+	stop(&s);
+	unlink(app);
+	rmdir(dir);
+}
+
+static void
+test_sighup_reload(void)
+{
+	sighup_reload(NULL);
+}
+
+/* The same with workers that are exec'd, not forked. */
+static void
+test_sighup_reload_exec(void)
+{
+	static const char *const extra[] = {"--spawn", "exec", NULL};
+
+	sighup_reload(extra);
+}
+
+/* ---- connection churn -------------------------------------------------- */
+
+/* Open descriptors and resident KiB of process pid. */
+static void
+fds_and_rss(pid_t pid, int *fds, long *rss_kib)
+{
+	char path[64];
+	long size = 0, res = 0;
+	FILE *f;
+	DIR *d;
+
+	*fds = 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int) pid);
+	if ((d = opendir(path)) != NULL) {
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL)
+			*fds += e->d_name[0] != '.';
+		closedir(d);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/statm", (int) pid);
+	if ((f = fopen(path, "r")) != NULL) {
+		if (fscanf(f, "%ld %ld", &size, &res) != 2)
+			res = 0;
+		fclose(f);
+	}
+	*rss_kib = res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void
+close_client(void *arg)
+{
+	gild_close(arg);
+}
+
+/* One client's life: connect, a call (every third one left running when
+ * it disconnects), close. Returns 0 when all went as expected. */
+static int
+churn_once(const char *url, int i)
+{
+	gild_client *c = NULL;
+	const char *urls[1] = {url};
+	int rc = 0;
+
+	if (gild_connect(&c, urls, 1, NULL) != GILD_OK)
+		return -1;
+	if (i % 3 == 0) {
+		gild_value *args = gild_list();
+		gild_call_id id;
+		gild_list_append(args, gild_float(1.0));
+		if (gild_submit(c, "nap", args, NULL, &id, NULL) != GILD_OK)
+			rc = -1;
+		gild_value_free(args);
+	} else {
+		gild_value *args = gild_list(), *out = NULL;
+		gild_list_append(args, gild_int(i));
+		gild_list_append(args, gild_int(1));
+		if (gild_call(c, "add", args, NULL, 10000, &out, NULL) != GILD_OK ||
+		    gild_value_int(out) != i + 1)
+			rc = -1;
+		gild_value_free(out);
+		gild_value_free(args);
+	}
+	/* nng 1.5.2 can deadlock in close (issue #1543): bounded. */
+	if (run_bounded(close_client, c, 5000, "gild_close") != 0)
+		rc = -2;
+	return rc;
+}
+
+/* Item 7: 1,000 clients connect and disconnect, a third of them mid-call;
+ * afterwards gild's open descriptors and RSS are back where they were. */
+static void
+test_connection_churn(void)
+{
+	enum { N = 1000, WARMUP = 50 };
+	server s;
+	int fds0, fds1 = -1, failed = 0, hung = 0;
+	long rss0, rss1 = 0;
+	bool idle = false;
+
+	CU_ASSERT_EQUAL_FATAL(start_n(&s, APP, 2, NULL), 0);
+	/* nng and malloc keep some memory for reuse: measure after a first
+	 * round of the same churn. */
+	for (int i = 0; i < WARMUP; i++)
+		churn_once(s.p.url, i);
+	for (double end = now_s() + 10; now_s() < end && !idle; usleep(20000))
+		idle = status_int(s.c, "in_flight", false) == 0 &&
+		       status_int(s.c, "queued", false) == 0;
+	fds_and_rss(s.p.pid, &fds0, &rss0);
+	for (int i = 0; i < N; i++) {
+		int rc = churn_once(s.p.url, i);
+		failed += rc == -1;
+		hung += rc == -2;
+	}
+	/* The naps left running are cancelled (interrupted) by the server. */
+	idle = false;
+	for (double end = now_s() + 10; now_s() < end && !idle; usleep(20000))
+		idle = status_int(s.c, "in_flight", false) == 0 &&
+		       status_int(s.c, "queued", false) == 0;
+	CU_ASSERT(idle);
+	for (double end = now_s() + 10; now_s() < end; usleep(50000)) {
+		fds_and_rss(s.p.pid, &fds1, &rss1);
+		if (fds1 <= fds0)
+			break;
+	}
+	fprintf(stderr, "\n  %d clients: fds %d -> %d, RSS %ld -> %ld KiB "
+			"(%d failed, %d closes hung)\n",
+	    N, fds0, fds1, rss0, rss1, failed, hung);
+	CU_ASSERT_EQUAL(failed, 0);
+	CU_ASSERT_EQUAL(fds1, fds0);
+	/* Back to the starting level: within 2 MiB, not growing per client.
+	 * Not under AddressSanitizer, whose quarantine keeps freed memory
+	 * resident by design; its leak check at gild's exit covers that run. */
+	if (getenv("SANITIZE") == NULL || *getenv("SANITIZE") == '\0')
+		CU_ASSERT(rss1 <= rss0 + 2048);
+	assert_still_serving(s.c);
+	stop(&s);
+}
+
 int
 main(void)
 {
@@ -406,5 +786,9 @@ main(void)
 	CU_add_test(s, "a disconnecting client's calls are cancelled", test_disconnect_cancels);
 	CU_add_test(s, "retries=N", test_retries);
 	CU_add_test(s, "--worker-memory", test_worker_memory);
+	CU_add_test(s, "chaos: a worker killed every 50 ms", test_chaos);
+	CU_add_test(s, "SIGHUP reloads under load", test_sighup_reload);
+	CU_add_test(s, "SIGHUP reloads under load (--spawn exec)", test_sighup_reload_exec);
+	CU_add_test(s, "1,000 clients come and go", test_connection_churn);
 	return test_run_all();
 }

@@ -611,7 +611,7 @@ test_worker_killed(void)
 	CU_ASSERT_EQUAL(ready, 2);
 	pid_t pids[8];
 	int n = proc_workers(&srv, pids, 8);
-	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(n, 3); /* the template and two workers */
 	for (int i = 0; i < n; i++)
 		CU_ASSERT_NOT_EQUAL(pids[i], victim);
 	CU_ASSERT(pid_alive(srv.pid));
@@ -892,11 +892,13 @@ worker0_counts(gild_client *c, int64_t *recycles, int64_t *restarts)
 	gild_value_free(st);
 }
 
-/* --max-jobs-per-worker 3: a new process every 3 calls, no call fails. */
+/* --max-jobs-per-worker 3: a new process every 3 calls, no call fails.
+ * Workers are exec'd here, so that way of starting them is tested too. */
 static void
 test_max_jobs_per_worker(void)
 {
-	static const char *const extra[] = {"--max-jobs-per-worker", "3", NULL};
+	static const char *const extra[] = {"--max-jobs-per-worker", "3",
+	    "--spawn", "exec", NULL};
 	gild_proc p;
 	gild_client *c = NULL;
 	const char *urls[1];

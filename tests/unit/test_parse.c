@@ -124,6 +124,11 @@ test_from_worker(void)
 	CU_ASSERT_EQUAL(out.kind, FW_HELLO);
 	parse_from_worker(B(0x2a, 0x00), &out);
 	CU_ASSERT_EQUAL(out.kind, FW_STARTUP_ERROR);
+	parse_from_worker(B(0x32, 0x02, 0x10, 0x07), &out);
+	CU_ASSERT_EQUAL(out.kind, FW_SPAWNED);
+	CU_ASSERT_EQUAL(out.len, 2);
+	parse_from_worker(B(0x3a, 0x00), &out);
+	CU_ASSERT_EQUAL(out.kind, FW_EXITED);
 	parse_from_worker(B(0x08, 0x01), &out); /* a job id and nothing else */
 	CU_ASSERT_EQUAL(out.kind, FW_MALFORMED);
 	parse_from_worker(B(0x12, 0x05, 0x00), &out); /* cut short */

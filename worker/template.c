@@ -1,0 +1,210 @@
+/* template: forking workers from a process that has the app imported. */
+#include "template.h"
+
+#include <Python.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "worker.pb-c.h"
+
+/* Descriptors that came with Spawn frames and wait for theirs: each Spawn
+ * is sent with exactly one, in order. */
+#define FDQ_MAX 64
+static int fdq[FDQ_MAX];
+static size_t fdq_len;
+
+static void
+tlog(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "gild-worker[template]: ");
+	fprintf(stderr, fmt, arg);
+	fputc('\n', stderr);
+}
+
+/* Reads exactly len bytes of the stream, keeping any descriptors that come
+ * with them. Returns 0, 1 on EOF before any byte, or -1. */
+static int
+recv_full(int ctl, uint8_t *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		char cbuf[CMSG_SPACE(sizeof(int) * 8)];
+		struct iovec iov = {buf + got, len - got};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
+		    .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+		ssize_t n = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0 && got == 0 ? 1 : -1;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
+		     c = CMSG_NXTHDR(&mh, c)) {
+			size_t nfd;
+			if (c->cmsg_level != SOL_SOCKET ||
+			    c->cmsg_type != SCM_RIGHTS)
+				continue;
+			nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < nfd; i++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int),
+				    sizeof(int));
+				if (fdq_len < FDQ_MAX)
+					fdq[fdq_len++] = fd;
+				else
+					close(fd);
+			}
+		}
+		got += (size_t) n;
+	}
+	return 0;
+}
+
+static int
+send_msg(int ctl, const Gild__Worker__V1__FromWorker *m)
+{
+	uint8_t buf[64];
+	size_t n = gild__worker__v1__from_worker__get_packed_size(m);
+
+	if (n > sizeof(buf))
+		return -1;
+	gild__worker__v1__from_worker__pack(m, buf);
+	return frame_write(ctl, buf, n) == 0 ? 0 : -1;
+}
+
+/* Reaps every child that has ended and reports each. */
+static int
+report_exits(int ctl)
+{
+	Gild__Worker__V1__FromWorker m = GILD__WORKER__V1__FROM_WORKER__INIT;
+	Gild__Worker__V1__Exited ex = GILD__WORKER__V1__EXITED__INIT;
+	int status;
+	pid_t pid;
+
+	m.body_case = GILD__WORKER__V1__FROM_WORKER__BODY_EXITED;
+	m.exited = &ex;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		ex.pid = pid;
+		ex.wait_status = status;
+		if (send_msg(ctl, &m) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Forks a worker. Returns the child's pid in the parent, 0
+ * in the child, -1 on failure. */
+static pid_t
+fork_worker(int ctl, int sfd)
+{
+	pid_t parent = getpid();
+	pid_t pid;
+	sigset_t none;
+
+	PyOS_BeforeFork();
+	pid = fork();
+	if (pid != 0) {
+		PyOS_AfterFork_Parent();
+		return pid;
+	}
+	PyOS_AfterFork_Child();
+	/* The worker dies with the template, which dies with the front end. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+		_exit(1);
+	close(ctl);
+	close(sfd);
+	for (size_t i = 0; i < fdq_len; i++)
+		close(fdq[i]);
+	fdq_len = 0;
+	signal(SIGCHLD, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	return 0;
+}
+
+void
+template_run(int ctl, int *fd, char *slot, size_t slotlen)
+{
+	Gild__Worker__V1__FromWorker out = GILD__WORKER__V1__FROM_WORKER__INIT;
+	Gild__Worker__V1__Spawned sp = GILD__WORKER__V1__SPAWNED__INIT;
+	sigset_t chld;
+	int sfd;
+
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	if ((sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK)) == -1) {
+		tlog("signalfd: %s", strerror(errno));
+		_exit(1);
+	}
+	out.body_case = GILD__WORKER__V1__FROM_WORKER__BODY_SPAWNED;
+	out.spawned = &sp;
+	for (;;) {
+		struct pollfd pfd[2] = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}};
+		Gild__Worker__V1__ToWorker *m;
+		uint8_t hdr[FRAME_HEADER_LEN], *buf;
+		size_t len;
+		int rc, wfd;
+		pid_t pid;
+
+		Py_BEGIN_ALLOW_THREADS
+		rc = poll(pfd, 2, -1);
+		Py_END_ALLOW_THREADS
+		if (rc == -1 && errno != EINTR) {
+			tlog("poll: %s", strerror(errno));
+			_exit(1);
+		}
+		if (pfd[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) == sizeof(si))
+				;
+			if (report_exits(ctl) != 0)
+				_exit(1);
+		}
+		if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		if ((rc = recv_full(ctl, hdr, sizeof(hdr))) != 0)
+			_exit(rc == 1 ? 0 : 1); /* the front end closed: done */
+		len = frame_header_decode(hdr);
+		if (len > 1024 || (buf = malloc(len ? len : 1)) == NULL ||
+		    recv_full(ctl, buf, len) != 0) {
+			tlog("%s", "bad frame from the front end");
+			_exit(1);
+		}
+		m = gild__worker__v1__to_worker__unpack(NULL, len, buf);
+		free(buf);
+		if (m == NULL ||
+		    m->body_case != GILD__WORKER__V1__TO_WORKER__BODY_SPAWN ||
+		    fdq_len == 0) {
+			tlog("%s", "malformed spawn request");
+			_exit(1);
+		}
+		wfd = fdq[0];
+		memmove(fdq, fdq + 1, --fdq_len * sizeof(int));
+		sp.slot = m->spawn->slot;
+		snprintf(slot, slotlen, "%u", (unsigned) m->spawn->slot);
+		gild__worker__v1__to_worker__free_unpacked(m, NULL);
+		if ((pid = fork_worker(ctl, sfd)) == 0) {
+			close(sfd);
+			*fd = wfd;
+			return; /* the child: serve as a worker */
+		}
+		close(wfd);
+		sp.pid = pid > 0 ? pid : 0; /* 0: the fork failed */
+		if (send_msg(ctl, &out) != 0)
+			_exit(1);
+	}
+}

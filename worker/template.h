@@ -1,0 +1,23 @@
+/* template: the pre-imported process new workers are forked from.
+ *
+ * Starting a worker from scratch (exec, start Python, import the app) takes
+ * 100 ms or more, seconds for an app that imports a large library. The
+ * template does that once; each worker after is a fork() of it, ready in a
+ * millisecond or two, sharing the imported code's memory copy-on-write.
+ *
+ * The front end sends the template Spawn{slot} frames, each carrying the
+ * worker's end of a new socketpair as SCM_RIGHTS. The template forks, tells
+ * the front end the child's pid (Spawned), and later how it ended (Exited):
+ * the workers are its children, so it reaps them. */
+#ifndef GILD_WORKER_TEMPLATE_H
+#define GILD_WORKER_TEMPLATE_H
+
+#include <stddef.h>
+
+/* Needs the GIL; the app is imported and the template's hello sent. Serves
+ * Spawn requests on ctl until the front end closes it, then exits the
+ * process (status 0, or 1 on a socket error); it returns only in a forked
+ * child, with the child's socket in *fd and its slot (decimal) in slot. */
+void template_run(int ctl, int *fd, char *slot, size_t slotlen);
+
+#endif

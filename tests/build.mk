@@ -21,8 +21,8 @@ UNIT_TESTS += tests/python/test_cli.py
 
 # Fuzzing: libFuzzer targets (clang, with ASan and UBSan) over the decoders
 # of untrusted bytes. `make fuzz FUZZ_SECONDS=60` runs each for that long;
-# `make test` runs each for FUZZ_SECONDS (default 10) in the plain build.
-FUZZ_SECONDS ?= 10
+# `make test` runs each for FUZZ_SECONDS (default 60) in the plain build.
+FUZZ_SECONDS ?= 60
 FUZZ_B := build-fuzz
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \

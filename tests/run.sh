@@ -33,7 +33,7 @@ count() { # name status log: adds the counts a runner printed, or 1 for the prog
 for t in "$@"; do
 	echo "=== $t"
 	case "$t" in
-	*/fuzz_*) timeout 600 tests/fuzz/run.sh "$t" "${FUZZ_SECONDS:-10}" >"$log" 2>&1 ;;
+	*/fuzz_*) timeout 600 tests/fuzz/run.sh "$t" "${FUZZ_SECONDS:-60}" >"$log" 2>&1 ;;
 	*.py) PYTHONPATH="$B/python${PYTHONPATH:+:$PYTHONPATH}" timeout 600 "$PYTHON" tests/python/runner.py "$t" >"$log" 2>&1 ;;
 	*) timeout 600 "$t" >"$log" 2>&1 ;;
 	esac

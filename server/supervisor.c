@@ -91,7 +91,7 @@ struct supervisor {
 };
 
 static void worker_down(worker *w, const char *reason);
-static void on_reaped(worker *w, const char *why);
+static void on_reaped(worker *w, int status, const char *why);
 static void maybe_stopped(supervisor *s);
 static void roll_next(supervisor *s);
 static void template_start(supervisor *s);
@@ -607,9 +607,10 @@ on_restart(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* w's process has ended (why says how); restart it, or stop. */
+/* w's process has ended: status as from waitpid (-1: not known), why says
+ * how in words. Restarts it, or stops. */
 static void
-on_reaped(worker *w, const char *why)
+on_reaped(worker *w, int status, const char *why)
 {
 	supervisor *s = w->sup;
 	struct timeval tv = {0, 0};
@@ -642,10 +643,15 @@ on_reaped(worker *w, const char *why)
 	if (w->startup_error)
 		log_error("worker %d cannot load the app: %s", w->slot,
 		    w->startup_error);
-	/* Back off only while workers die soon after they start without
-	 * finishing a job: that is a crash loop, not a worker that was killed
-	 * (by us, after --kill-grace, or by someone else) while serving. */
-	if (w->killed || w->jobs_since_spawn > 0 || since(&w->started) >= 10.0)
+	/* Back off only in a crash loop: workers that die before they are
+	 * ready, or on their own soon after without finishing a job. Not a
+	 * worker SIGKILLed from outside (an operator, the OOM killer) or by
+	 * us after --kill-grace: its replacement is wanted at once. */
+	if (w->said_hello &&
+	    (w->killed || w->jobs_since_spawn > 0 ||
+		since(&w->started) >= 10.0 ||
+		(status != -1 && WIFSIGNALED(status) &&
+		    WTERMSIG(status) == SIGKILL)))
 		w->quick_failures = 0;
 	else
 		w->quick_failures++;
@@ -734,7 +740,7 @@ on_spawned(tmpl *t, const uint8_t *data, size_t len)
 		goto done; /* stale: that slot has moved on */
 	if (m->pid <= 0) {
 		worker_down(w, "the template could not fork a worker");
-		on_reaped(w, "fork failed");
+		on_reaped(w, -1, "fork failed");
 		goto done;
 	}
 	w->pid = m->pid;
@@ -758,7 +764,8 @@ on_exited(tmpl *t, const uint8_t *data, size_t len)
 	if (m == NULL)
 		return;
 	if ((w = worker_by_pid(t->sup, m->pid)) != NULL)
-		on_reaped(w, describe_exit(m->wait_status, why, sizeof(why)));
+		on_reaped(w, m->wait_status,
+		    describe_exit(m->wait_status, why, sizeof(why)));
 	gild__worker__v1__exited__free_unpacked(m, NULL);
 }
 
@@ -831,7 +838,7 @@ template_down(tmpl *t, const char *reason)
 		if (w->tgen == t->gen && w->pid == 0 &&
 		    (w->state == W_STARTING || w->state == W_DOWN)) {
 			worker_down(w, "the template died before forking it");
-			on_reaped(w, "the template died before forking it");
+			on_reaped(w, -1, "the template died before forking it");
 		}
 	}
 }
@@ -852,6 +859,14 @@ template_reaped(tmpl *t, int status)
 
 	t->pid = 0;
 	template_down(t, describe_exit(status, why, sizeof(why)));
+	/* Workers it reaped but could not report any more are gone for good;
+	 * the others are ours to reap now. */
+	for (int i = 0; i < s->cfg.workers; i++) {
+		worker *w = &s->w[i];
+		if (w->tgen == t->gen && w->pid > 0 && kill(w->pid, 0) == -1 &&
+		    errno == ESRCH)
+			on_reaped(w, -1, "ended with its template");
+	}
 	if (t == s->old) {
 		s->old = NULL;
 		template_free(t);
@@ -1011,7 +1026,8 @@ on_sigchld(evutil_socket_t sig, short what, void *arg)
 		else if (s->old != NULL && s->old->pid == pid)
 			template_reaped(s->old, status);
 		else if ((w = worker_by_pid(s, pid)) != NULL)
-			on_reaped(w, describe_exit(status, why, sizeof(why)));
+			on_reaped(w, status,
+			    describe_exit(status, why, sizeof(why)));
 	}
 }
 

@@ -20,6 +20,12 @@ get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
 }
 
 int
+wire_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+	return get_varint(p, end, out);
+}
+
+int
 wire_next(const uint8_t **p, const uint8_t *end, wire_field *f)
 {
 	const uint8_t *q = *p;

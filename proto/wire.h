@@ -35,6 +35,10 @@ int wire_check(const uint8_t *buf, size_t len);
  * for singular fields). Returns 1 and fills *f, 0 if absent, -1 if malformed. */
 int wire_find(const uint8_t *buf, size_t len, uint32_t number, wire_field *f);
 
+/* Reads one varint at *p (not past end) and advances *p: for packed
+ * repeated fields. Returns 0, or -1 when it is cut short or too long. */
+int wire_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out);
+
 /* Encoders: write into buf (room for WIRE_MAX_VARINT bytes per varint) and
  * return the number of bytes written. */
 #define WIRE_MAX_VARINT 10

@@ -27,7 +27,8 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 	while ((rc = wire_next(&p, end, &f)) == 1) {
 		if (f.number == 1 && f.type == WIRE_VARINT) {
 			out->id = f.value;
-		} else if (f.number >= BODY_CALL && f.number <= BODY_PING &&
+		} else if (f.number >= BODY_CALL &&
+			   f.number <= BODY_STREAM_NEXT &&
 			   f.type == WIRE_LEN) {
 			/* Last one wins, as for any protobuf oneof. */
 			out->body = (enum parse_body) f.number;
@@ -50,7 +51,7 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 		out->code = GILD__V1__CODE__INVALID_ARGUMENT;
 		snprintf(out->message, sizeof(out->message),
 		    "request %" PRIu64 " has no body: set one of call, cancel, "
-		    "status or ping",
+		    "status, ping or stream_next",
 		    out->id);
 		return;
 	}
@@ -69,10 +70,26 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 			out->timeout_ms = f.value > UINT32_MAX
 					      ? UINT32_MAX
 					      : (uint32_t) f.value;
+		if (wire_find(out->data, out->len, 5, &f) == 1 &&
+		    f.type == WIRE_VARINT)
+			out->stream = f.value != 0;
+		if (wire_find(out->data, out->len, 6, &f) == 1 &&
+		    f.type == WIRE_VARINT)
+			out->window = f.value > UINT32_MAX ? UINT32_MAX
+							   : (uint32_t) f.value;
 	} else if (out->body == BODY_CANCEL) {
 		if (wire_find(out->data, out->len, 1, &f) == 1 &&
 		    f.type == WIRE_VARINT)
 			out->cancel_target = f.value;
+	} else if (out->body == BODY_STREAM_NEXT) {
+		if (wire_find(out->data, out->len, 1, &f) == 1 &&
+		    f.type == WIRE_VARINT)
+			out->stream_call = f.value;
+		if (wire_find(out->data, out->len, 2, &f) == 1 &&
+		    f.type == WIRE_VARINT)
+			out->stream_max = f.value > UINT32_MAX
+					      ? UINT32_MAX
+					      : (uint32_t) f.value;
 	} else if (out->body == BODY_PING) {
 		if (wire_find(out->data, out->len, 1, &f) == 1 &&
 		    f.type == WIRE_LEN) {
@@ -102,10 +119,11 @@ parse_from_worker(const uint8_t *buf, size_t len, parsed_from_worker *out)
 			out->kind = FW_RESULT;
 			out->data = f.start;
 			out->len = f.total;
-		} else if (f.number >= 4 && f.number <= 7 &&
+		} else if (f.number >= 4 && f.number <= 9 &&
 			   f.type == WIRE_LEN) {
 			static const enum parse_from_worker_kind kinds[] = {
-			    FW_HELLO, FW_STARTUP_ERROR, FW_SPAWNED, FW_EXITED};
+			    FW_HELLO, FW_STARTUP_ERROR, FW_SPAWNED, FW_EXITED,
+			    FW_CHUNK, FW_STREAM_END};
 			out->kind = kinds[f.number - 4];
 			out->data = f.data;
 			out->len = f.len;

@@ -5,6 +5,7 @@
 #ifndef GILD_PARSE_H
 #define GILD_PARSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,7 @@ enum parse_body {
 	BODY_CANCEL = 3,
 	BODY_STATUS = 4,
 	BODY_PING = 5,
+	BODY_STREAM_NEXT = 6,
 };
 
 typedef struct parsed_request {
@@ -25,6 +27,10 @@ typedef struct parsed_request {
 	const char *function;     /* BODY_CALL: the name, not NUL-terminated */
 	size_t function_len;
 	uint32_t timeout_ms;      /* BODY_CALL: Call.timeout_ms (0: none) */
+	bool stream;              /* BODY_CALL: Call.stream */
+	uint32_t window;          /* BODY_CALL: Call.window (0: default) */
+	uint64_t stream_call;     /* BODY_STREAM_NEXT: call_id */
+	uint32_t stream_max;      /* BODY_STREAM_NEXT: max (0: no limit) */
 	uint64_t cancel_target;   /* BODY_CANCEL: target_id (0 if absent) */
 	const uint8_t *ping_payload; /* BODY_PING: payload (NULL if absent) */
 	size_t ping_payload_len;
@@ -46,6 +52,8 @@ enum parse_from_worker_kind {
 	FW_STARTUP_ERROR,
 	FW_SPAWNED,       /* from the template: a worker's pid */
 	FW_EXITED,        /* from the template: a worker ended */
+	FW_CHUNK,         /* a stream's chunk: data is the Chunk message */
+	FW_STREAM_END,    /* a stream's end: data is the StreamEnd message */
 };
 
 typedef struct parsed_from_worker {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct slot {
 	bool ready;
@@ -109,23 +110,82 @@ sched_submit(sched *s, job *j)
 	return 0;
 }
 
-job *
-sched_next(sched *s)
+/* The ready slot with room and the fewest running jobs (ties:
+ * round-robin), or -1. */
+static int
+best_slot(const sched *s)
 {
 	int best = -1;
-	job *j;
 
-	if (s->head == NULL)
-		return NULL;
 	for (int k = 0; k < s->nslots; k++) {
 		int i = (s->rr + k) % s->nslots;
-		slot *sl = &s->slots[i];
+		const slot *sl = &s->slots[i];
 		if (!sl->ready || sl->running >= s->per_slot)
 			continue;
 		if (best < 0 || sl->running < s->slots[best].running)
 			best = i;
 	}
-	if (best < 0)
+	return best;
+}
+
+bool
+sched_has_room(const sched *s)
+{
+	return best_slot(s) >= 0;
+}
+
+job *
+sched_peek(const sched *s)
+{
+	return s->head != NULL && best_slot(s) >= 0 ? s->head : NULL;
+}
+
+static bool
+same_function(const job *a, const job *b)
+{
+	return a->function_len == b->function_len &&
+	       memcmp(a->function, b->function, a->function_len) == 0;
+}
+
+size_t
+sched_count_same(const sched *s, const job *j)
+{
+	size_t n = 0;
+
+	for (const job *q = s->head; q != NULL; q = q->next)
+		n += q != j && same_function(q, j);
+	return n;
+}
+
+size_t
+sched_take_same(sched *s, const job *j, job **out, size_t max)
+{
+	size_t n = 0;
+	job *q, *next;
+
+	if (j->slot < 0)
+		return 0;
+	for (q = s->head; q != NULL && n < max; q = next) {
+		next = q->next;
+		if (!same_function(q, j))
+			continue;
+		queue_unlink(s, q);
+		q->state = JOB_RUNNING;
+		q->slot = j->slot;
+		slot_link(&s->slots[j->slot], q);
+		s->running++;
+		out[n++] = q;
+	}
+	return n;
+}
+
+job *
+sched_next(sched *s)
+{
+	int best = best_slot(s);
+	job *j;
+
+	if (s->head == NULL || best < 0)
 		return NULL;
 	s->rr = (best + 1) % s->nslots;
 	j = s->head;

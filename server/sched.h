@@ -4,6 +4,7 @@
 #ifndef GILD_SCHED_H
 #define GILD_SCHED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,21 @@ int sched_submit(sched *s, job *j);
  * RUNNING. Returns the job (still owned by the scheduler until completed or
  * lost) or NULL when nothing can run now. */
 job *sched_next(sched *s);
+
+/* The job sched_next would pick, left queued; NULL when nothing can run
+ * now (no job, or no ready slot with room). */
+job *sched_peek(const sched *s);
+
+/* Whether a ready slot has room for a job now. */
+bool sched_has_room(const sched *s);
+
+/* Queued jobs of the same function as j (j itself not counted). */
+size_t sched_count_same(const sched *s, const job *j);
+
+/* Batching: moves up to max queued jobs of the same function as j, oldest
+ * first, onto j's slot as RUNNING (past its per-slot limit: they run as
+ * one), and stores them in out. Returns how many. */
+size_t sched_take_same(sched *s, const job *j, job **out, size_t max);
 
 /* Worker `slot` can take jobs now (it said hello). */
 void sched_slot_ready(sched *s, int slot);

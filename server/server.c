@@ -41,6 +41,8 @@ typedef struct server {
 	uint64_t next_job_id;
 	uint64_t calls_total;
 	struct timespec started;
+	struct stream *streams; /* open streams, any connection */
+	struct event *batch_ev; /* a batch waits to fill up */
 } server;
 
 /* A job as the server keeps it: the scheduler's part first (the scheduler
@@ -53,7 +55,51 @@ typedef struct sjob {
 	uint32_t retries_left; /* @gild.function(retries=N) */
 	int interrupt;         /* DEADLINE_EXCEEDED or CANCELLED once stopped */
 	bool killed;           /* its worker was killed after --kill-grace */
+	struct stream *st;     /* a streaming job's stream, else NULL */
+	struct timespec arrived;
+	bool arrived_busy;     /* no worker was free when it came */
+	uint32_t batch;        /* @gild.function(batch=N): N >= 1, else 0 */
+	uint32_t batch_wait_us;
 } sjob;
+
+/* Most calls run as one batch. */
+#define BATCH_MAX 256
+
+/* A stream: the chunks a streaming job sends, held (at most `window`)
+ * until the client takes them with StreamNext. Outlives its job when the
+ * generator finishes before the client has taken everything. */
+typedef struct stream {
+	uint32_t pipe;         /* key: the connection and */
+	uint64_t call_id;      /* the Request.id of the Call that opened it */
+	sjob *job;             /* the job generating it; NULL once it ended */
+	uint32_t window;
+	struct {
+		uint8_t *p;     /* an encoded Chunks.items field (tag, length,
+				 * Value) */
+		size_t n;
+	} *ring;
+	uint32_t head, n;      /* held chunks: ring[head..head+n) */
+	uint64_t next_seq;     /* seq of the chunk at head */
+	bool ended;            /* no chunk will be added */
+	bool orphan;           /* its connection closed */
+	uint8_t *error;        /* with ended: an encoded Error, or NULL */
+	size_t error_len;
+	listener_req *pull;    /* the request waiting for chunks, or NULL */
+	uint64_t pull_id;
+	uint32_t pull_max;     /* 0: no limit */
+	struct stream *next, *prev;
+} stream;
+
+/* Chunks.* and Reply.chunks field numbers, as in gild.proto. */
+enum {
+	CHUNKS_FIRST_SEQ = 1,
+	CHUNKS_ITEMS = 2,
+	CHUNKS_END = 3,
+	CHUNKS_ERROR = 4,
+	REPLY_CHUNKS = 6,
+	WINDOW_DEFAULT = 64,
+	WINDOW_MAX = 4096,
+};
 
 /* ---- replies ---------------------------------------------------------- */
 
@@ -150,13 +196,24 @@ static void
 job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+static void stream_end_error(server *srv, stream *st, Gild__V1__Code code,
+    const char *msg);
+
 static void
 job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
 {
+	sjob *sj = (sjob *) j;
 	va_list ap;
 
 	va_start(ap, fmt);
-	reply_verror(srv, j->reply_to, j->request_id, code, fmt, ap);
+	if (sj->st != NULL) {
+		/* A stream ends with the error after the chunks sent. */
+		char msg[1024];
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		stream_end_error(srv, sj->st, code, msg);
+	} else {
+		reply_verror(srv, j->reply_to, j->request_id, code, fmt, ap);
+	}
 	va_end(ap);
 	job_free(j);
 }
@@ -266,21 +323,97 @@ on_job_timer(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Hands queued jobs to free workers. */
+static uint64_t
+elapsed_us(const struct timespec *since)
+{
+	struct timespec now;
+	int64_t us;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	us = (int64_t) (now.tv_sec - since->tv_sec) * 1000000 +
+	     (now.tv_nsec - since->tv_nsec) / 1000;
+	return us > 0 ? (uint64_t) us : 0;
+}
+
+/* Whether the batch sj would start should wait for more calls: it is not
+ * full, and sj came when every worker was busy (so more are likely behind
+ * it), and it has not waited batch_wait_us yet. A call that found a worker
+ * free never waits: batching adds no delay to an idle server. */
+static bool
+batch_should_wait(server *srv, sjob *sj)
+{
+	uint64_t waited;
+	struct timeval tv;
+
+	if (sched_count_same(srv->sch, &sj->j) + 1 >= sj->batch ||
+	    !sj->arrived_busy)
+		return false;
+	if ((waited = elapsed_us(&sj->arrived)) >= sj->batch_wait_us)
+		return false;
+	tv.tv_sec = (sj->batch_wait_us - waited) / 1000000;
+	tv.tv_usec = (sj->batch_wait_us - waited) % 1000000;
+	evtimer_add(srv->batch_ev, &tv);
+	return true;
+}
+
+/* What the worker gets for job j. */
+static void
+describe_job(const job *j, sup_job *out)
+{
+	const sjob *sj = (const sjob *) j;
+	uint64_t waited = elapsed_us(&sj->arrived);
+
+	out->job_id = j->id;
+	out->request_id = j->request_id;
+	out->queued_us = waited > UINT32_MAX ? UINT32_MAX : (uint32_t) waited;
+	out->deadline_ms = 0;
+	if (sj->timeout_ms != 0)
+		out->deadline_ms = waited / 1000 >= sj->timeout_ms
+				       ? 1
+				       : sj->timeout_ms -
+					     (uint32_t) (waited / 1000);
+	out->call = j->call;
+	out->len = j->call_len;
+}
+
+/* Hands queued jobs to free workers: one call each, or for a batched
+ * function up to its batch of calls at once. */
 static void
 pump(server *srv)
 {
+	sup_job sjobs[BATCH_MAX];
+	job *batch[BATCH_MAX];
 	job *j;
 
-	while ((j = sched_next(srv->sch)) != NULL) {
-		int slot = j->slot;
-		if (supervisor_send(srv->sup, slot, j->id, j->call,
-			j->call_len) != 0) {
-			sched_complete(srv->sch, slot, j->id);
-			job_fail(srv, j, GILD__V1__CODE__INTERNAL,
-			    "could not send the call to worker %d", slot);
+	while ((j = sched_peek(srv->sch)) != NULL) {
+		sjob *sj = (sjob *) j;
+		size_t n = 1;
+		int slot;
+
+		if (sj->batch > 0 && batch_should_wait(srv, sj))
+			break; /* the timer pumps again */
+		j = sched_next(srv->sch);
+		slot = j->slot;
+		batch[0] = j;
+		if (sj->batch > 1)
+			n += sched_take_same(srv->sch, j, batch + 1,
+			    (sj->batch < BATCH_MAX ? sj->batch : BATCH_MAX) - 1);
+		for (size_t i = 0; i < n; i++)
+			describe_job(batch[i], &sjobs[i]);
+		if (supervisor_send(srv->sup, slot, sjobs, n, sj->batch > 0) != 0) {
+			for (size_t i = 0; i < n; i++) {
+				sched_complete(srv->sch, slot, batch[i]->id);
+				job_fail(srv, batch[i], GILD__V1__CODE__INTERNAL,
+				    "could not send the call to worker %d", slot);
+			}
 		}
 	}
+}
+
+static void
+on_batch_timer(evutil_socket_t fd, short what, void *arg)
+{
+	pump(arg);
 }
 
 /* Draining and nothing left to run: the workers can go. */
@@ -290,6 +423,261 @@ check_drained(server *srv)
 	if (srv->state == SRV_DRAINING && sched_running(srv->sch) == 0 &&
 	    sched_queued(srv->sch) == 0)
 		server_stop_workers(srv);
+}
+
+/* ---- streams ---------------------------------------------------------- */
+
+static stream *
+stream_find(server *srv, uint32_t pipe, uint64_t call_id)
+{
+	for (stream *st = srv->streams; st != NULL; st = st->next)
+		if (st->pipe == pipe && st->call_id == call_id)
+			return st;
+	return NULL;
+}
+
+static stream *
+stream_new(server *srv, uint32_t pipe, uint64_t call_id, uint32_t window)
+{
+	stream *st = calloc(1, sizeof(*st));
+
+	if (st == NULL)
+		return NULL;
+	st->window = window == 0 ? WINDOW_DEFAULT
+		   : window > WINDOW_MAX ? WINDOW_MAX
+					 : window;
+	if ((st->ring = calloc(st->window, sizeof(*st->ring))) == NULL) {
+		free(st);
+		return NULL;
+	}
+	st->pipe = pipe;
+	st->call_id = call_id;
+	st->next = srv->streams;
+	if (srv->streams)
+		srv->streams->prev = st;
+	srv->streams = st;
+	return st;
+}
+
+/* Frees st; a request still waiting on it must have been answered. */
+static void
+stream_free(server *srv, stream *st)
+{
+	if (st->next)
+		st->next->prev = st->prev;
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		srv->streams = st->next;
+	for (uint32_t i = 0; i < st->n; i++)
+		free(st->ring[(st->head + i) % st->window].p);
+	free(st->ring);
+	free(st->error);
+	free(st);
+}
+
+/* Answers the waiting request with the chunks held (up to its max), and the
+ * end if they are the last; frees the stream once its end is delivered.
+ * Chunks taken out make room: the job gets that much credit. */
+static void
+stream_flush(server *srv, stream *st)
+{
+	uint8_t buf[3 * (1 + WIRE_MAX_VARINT)];
+	uint32_t k;
+	size_t body = 0, n = 0;
+	bool end;
+	nng_msg *m;
+
+	if (st->pull == NULL || (st->n == 0 && !st->ended))
+		return;
+	k = st->pull_max != 0 && st->pull_max < st->n ? st->pull_max : st->n;
+	end = st->ended && k == st->n;
+	for (uint32_t i = 0; i < k; i++)
+		body += st->ring[(st->head + i) % st->window].n;
+	body += 1 + wire_put_varint(buf, st->next_seq);
+	if (end)
+		body += 2;
+	if (end && st->error != NULL)
+		body += 1 + wire_put_varint(buf, st->error_len) + st->error_len;
+	if ((m = reply_start(st->pull_id)) == NULL)
+		goto oom;
+	n += wire_put_tag(buf, REPLY_CHUNKS, WIRE_LEN);
+	n += wire_put_varint(buf + n, body);
+	n += wire_put_tag(buf + n, CHUNKS_FIRST_SEQ, WIRE_VARINT);
+	n += wire_put_varint(buf + n, st->next_seq);
+	if (nng_msg_append(m, buf, n) != 0)
+		goto oom;
+	for (uint32_t i = 0; i < k; i++) {
+		uint32_t at = (st->head + i) % st->window;
+		if (nng_msg_append(m, st->ring[at].p, st->ring[at].n) != 0)
+			goto oom;
+	}
+	if (end) {
+		n = wire_put_tag(buf, CHUNKS_END, WIRE_VARINT);
+		n += wire_put_varint(buf + n, 1);
+		if (st->error != NULL) {
+			n += wire_put_tag(buf + n, CHUNKS_ERROR, WIRE_LEN);
+			n += wire_put_varint(buf + n, st->error_len);
+		}
+		if (nng_msg_append(m, buf, n) != 0 ||
+		    (st->error != NULL &&
+			nng_msg_append(m, st->error, st->error_len) != 0))
+			goto oom;
+	}
+	listener_reply(srv->lst, st->pull, m);
+	st->pull = NULL;
+	for (uint32_t i = 0; i < k; i++) {
+		free(st->ring[st->head].p);
+		st->ring[st->head].p = NULL;
+		st->head = (st->head + 1) % st->window;
+	}
+	st->n -= k;
+	st->next_seq += k;
+	if (st->job != NULL && k > 0 && st->job->j.state == JOB_RUNNING)
+		supervisor_credit(srv->sup, st->job->j.slot, st->job->j.id, k);
+	if (end)
+		stream_free(srv, st);
+	return;
+oom:
+	nng_msg_free(m);
+	reply_error(srv, st->pull, st->pull_id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+	    "server out of memory for the stream's chunks");
+	st->pull = NULL;
+}
+
+/* The stream will get no more chunks; error is an encoded Error (copied),
+ * or NULL when it ended well. */
+static void
+stream_finish(server *srv, stream *st, const uint8_t *error, size_t len)
+{
+	if (st->job != NULL)
+		st->job->st = NULL;
+	st->job = NULL;
+	st->ended = true;
+	if (error != NULL && (st->error = malloc(len ? len : 1)) != NULL) {
+		memcpy(st->error, error, len);
+		st->error_len = len;
+	}
+	if (st->orphan) {
+		/* Nobody will pull: answer a waiting request and go. */
+		if (st->pull != NULL)
+			reply_error(srv, st->pull, st->pull_id,
+			    GILD__V1__CODE__CANCELLED, "the client disconnected");
+		stream_free(srv, st);
+		return;
+	}
+	stream_flush(srv, st);
+}
+
+static void
+stream_end_error(server *srv, stream *st, Gild__V1__Code code, const char *msg)
+{
+	Gild__V1__Error e = GILD__V1__ERROR__INIT;
+	uint8_t buf[1200];
+
+	e.code = code;
+	e.message = (char *) msg;
+	stream_finish(srv, st, buf, gild__v1__error__pack(&e, buf));
+}
+
+/* The running job `job_id` on `slot`, or NULL. */
+static sjob *
+running_job(server *srv, int slot, uint64_t job_id)
+{
+	for (job *j = sched_slot_jobs(srv->sch, slot); j != NULL; j = j->next)
+		if (j->id == job_id)
+			return (sjob *) j;
+	return NULL;
+}
+
+static void
+on_worker_chunk(void *arg, int slot, uint64_t job_id, const uint8_t *chunk,
+    size_t len)
+{
+	server *srv = arg;
+	sjob *sj = running_job(srv, slot, job_id);
+	wire_field seq, val;
+	stream *st;
+	uint8_t hdr[1 + WIRE_MAX_VARINT], *p;
+	size_t n;
+
+	if (sj == NULL || (st = sj->st) == NULL)
+		return; /* stale, or the stream was cancelled meanwhile */
+	if (wire_find(chunk, len, 1, &seq) == -1 ||
+	    wire_find(chunk, len, 2, &val) != 1 || val.type != WIRE_LEN ||
+	    (seq.type == WIRE_VARINT ? seq.value : 0) != st->next_seq + st->n ||
+	    st->n == st->window) {
+		supervisor_kill(srv->sup, slot,
+		    "the worker broke the stream protocol (a chunk out of "
+		    "order, or past its credit)");
+		return;
+	}
+	n = wire_put_tag(hdr, CHUNKS_ITEMS, WIRE_LEN);
+	n += wire_put_varint(hdr + n, val.len);
+	if ((p = malloc(n + val.len)) == NULL) {
+		supervisor_kill(srv->sup, slot, "server out of memory");
+		return;
+	}
+	memcpy(p, hdr, n);
+	memcpy(p + n, val.data, val.len);
+	st->ring[(st->head + st->n) % st->window].p = p;
+	st->ring[(st->head + st->n) % st->window].n = n + val.len;
+	st->n++;
+	stream_flush(srv, st);
+}
+
+static void check_drained(server *srv);
+static void pump(server *srv);
+
+static void
+on_worker_stream_end(void *arg, int slot, uint64_t job_id, const uint8_t *end,
+    size_t len)
+{
+	server *srv = arg;
+	wire_field err;
+	sjob *sj;
+	job *j;
+
+	if ((j = sched_complete(srv->sch, slot, job_id)) == NULL)
+		return;
+	sj = (sjob *) j;
+	if (sj->interrupt != 0) {
+		job_end_interrupted(srv, sj);
+	} else if (sj->st != NULL) {
+		if (wire_find(end, len, 2, &err) == 1 && err.type == WIRE_LEN)
+			stream_finish(srv, sj->st, err.data, err.len);
+		else
+			stream_finish(srv, sj->st, NULL, 0);
+		job_free(j);
+	} else {
+		job_free(j);
+	}
+	pump(srv);
+	check_drained(srv);
+}
+
+/* StreamNext: the client asks for the next chunks. */
+static void
+on_stream_next(server *srv, listener_req *req, const parsed_request *pr)
+{
+	stream *st = stream_find(srv, listener_req_pipe(req), pr->stream_call);
+
+	if (st == NULL) {
+		reply_error(srv, req, pr->id, GILD__V1__CODE__NOT_FOUND,
+		    "no stream %" PRIu64 " on this connection (it has ended, "
+		    "or was never opened)",
+		    pr->stream_call);
+	} else if (st->pull != NULL) {
+		reply_error(srv, req, pr->id,
+		    GILD__V1__CODE__FAILED_PRECONDITION,
+		    "a StreamNext for stream %" PRIu64 " is already waiting",
+		    pr->stream_call);
+	} else {
+		st->pull = req;
+		st->pull_id = pr->id;
+		st->pull_max = pr->stream_max;
+		stream_flush(srv, st);
+	}
 }
 
 /* ---- requests --------------------------------------------------------- */
@@ -345,12 +733,33 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 	}
 	j = &sj->j;
 	sj->srv = srv;
+	if (pr->stream) {
+		if (stream_find(srv, listener_req_pipe(req), pr->id) != NULL ||
+		    (sj->st = stream_new(srv, listener_req_pipe(req), pr->id,
+			 pr->window)) == NULL) {
+			free(sj);
+			reply_error(srv, req, pr->id,
+			    GILD__V1__CODE__INVALID_ARGUMENT,
+			    "cannot open stream %" PRIu64 ": that id is in use "
+			    "(or the server is out of memory)",
+			    pr->id);
+			goto done;
+		}
+		/* The Call's own reply is the stream's first pull. */
+		sj->st->job = sj;
+		sj->st->pull = req;
+		sj->st->pull_id = pr->id;
+	}
 	fo = supervisor_function_options(srv->sup, pr->function,
 	    pr->function_len);
 	sj->timeout_ms = pr->timeout_ms    ? pr->timeout_ms
 			 : fo.timeout_ms   ? fo.timeout_ms
 					   : srv->opts->default_timeout_ms;
 	sj->retries_left = fo.retries;
+	sj->batch = pr->stream ? 0 : fo.batch;
+	sj->batch_wait_us = fo.batch_wait_us;
+	sj->arrived_busy = !sched_has_room(srv->sch) || sched_queued(srv->sch) > 0;
+	clock_gettime(CLOCK_MONOTONIC, &sj->arrived);
 	j->id = ++srv->next_job_id;
 	j->request_id = pr->id;
 	j->pipe = listener_req_pipe(req);
@@ -361,6 +770,8 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 	j->function = pr->function;
 	j->function_len = pr->function_len;
 	if (sj->timeout_ms != 0 && job_timer_arm(srv, sj, sj->timeout_ms) != 0) {
+		if (sj->st != NULL)
+			stream_free(srv, sj->st);
 		free(sj);
 		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "server out of memory");
@@ -369,6 +780,8 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 	if (sched_submit(srv->sch, j) != 0) {
 		if (sj->timer != NULL)
 			event_free(sj->timer);
+		if (sj->st != NULL)
+			stream_free(srv, sj->st);
 		free(sj);
 		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "queue full: %zu calls are waiting (--max-queue)",
@@ -387,6 +800,7 @@ on_cancel(server *srv, listener_req *req, const parsed_request *pr)
 {
 	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
 	Gild__V1__Value v = GILD__V1__VALUE__INIT;
+	stream *st = NULL;
 	job *j;
 
 	j = sched_find(srv->sch, listener_req_pipe(req), pr->cancel_target);
@@ -396,10 +810,23 @@ on_cancel(server *srv, listener_req *req, const parsed_request *pr)
 		check_drained(srv);
 	} else if (j != NULL) {
 		job_interrupt(srv, (sjob *) j, GILD__V1__CODE__CANCELLED);
+	} else if ((st = stream_find(srv, listener_req_pipe(req),
+			pr->cancel_target)) != NULL) {
+		/* Its generator has finished: drop what it left. */
+		for (; st->n > 0; st->n--) {
+			free(st->ring[st->head].p);
+			st->ring[st->head].p = NULL;
+			st->head = (st->head + 1) % st->window;
+		}
+		free(st->error);
+		st->error = NULL;
+		st->ended = false;
+		stream_end_error(srv, st, GILD__V1__CODE__CANCELLED,
+		    "the stream was cancelled by the client");
 	}
 	/* The Cancel itself is answered with whether the call was found. */
 	v.kind_case = GILD__V1__VALUE__KIND_BOOL_VALUE;
-	v.bool_value = j != NULL;
+	v.bool_value = j != NULL || st != NULL;
 	r.body_case = GILD__V1__REPLY__BODY_RESULT;
 	r.result = &v;
 	reply_send(srv, req, pr->id, &r);
@@ -429,6 +856,19 @@ on_pipe_gone(void *arg, uint32_t pipe)
 				interrupted++;
 			}
 		}
+	}
+	/* Its streams: those whose job still runs go when it ends. */
+	for (stream *st = srv->streams, *snext; st != NULL; st = snext) {
+		snext = st->next;
+		if (st->pipe != pipe)
+			continue;
+		st->orphan = true;
+		if (st->job != NULL)
+			continue;
+		if (st->pull != NULL)
+			reply_error(srv, st->pull, st->pull_id,
+			    GILD__V1__CODE__CANCELLED, "the client disconnected");
+		stream_free(srv, st);
 	}
 	if (dropped + interrupted > 0)
 		log_info("client connection %" PRIu32 " closed: %zu queued "
@@ -527,6 +967,9 @@ on_request(void *arg, listener_req *req, nng_msg *msg)
 		case BODY_STATUS:
 			on_status(srv, req, pr.id);
 			break;
+		case BODY_STREAM_NEXT:
+			on_stream_next(srv, req, &pr);
+			break;
 		default:
 			on_ping(srv, req, &pr);
 			break;
@@ -572,7 +1015,8 @@ on_worker_lost(void *arg, int slot, const char *reason)
 		next = j->next;
 		if (sj->interrupt != 0) {
 			job_end_interrupted(srv, sj);
-		} else if (sj->retries_left > 0 && srv->state != SRV_STOPPING) {
+		} else if (sj->retries_left > 0 && sj->st == NULL &&
+			   srv->state != SRV_STOPPING) {
 			sj->retries_left--;
 			log_info("worker %d died while running '%.*s' (%s): "
 				 "retrying it, %" PRIu32 " retries left",
@@ -604,6 +1048,16 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
 	}
 	if (((sjob *) j)->interrupt != 0) {
 		job_end_interrupted(srv, (sjob *) j);
+	} else if (((sjob *) j)->st != NULL) {
+		/* A stream that failed before its first chunk. */
+		wire_field f;
+		if (wire_find(fields, len, 3, &f) == 1 && f.type == WIRE_LEN)
+			stream_finish(srv, ((sjob *) j)->st, f.data, f.len);
+		else
+			stream_end_error(srv, ((sjob *) j)->st,
+			    GILD__V1__CODE__INTERNAL,
+			    "the worker answered a stream with a single result");
+		job_free(j);
 	} else if (len > srv->opts->max_message) {
 		job_fail(srv, j, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "result of '%.*s' is %zu bytes, over the server's "
@@ -774,6 +1228,8 @@ server_run(const server_opts *opts)
 	    .retiring = on_worker_retiring,
 	    .lost = on_worker_lost,
 	    .result = on_worker_result,
+	    .chunk = on_worker_chunk,
+	    .stream_end = on_worker_stream_end,
 	    .failed = on_app_failed,
 	    .stopped = on_workers_stopped,
 	};
@@ -791,8 +1247,9 @@ server_run(const server_opts *opts)
 	srv.sighup_ev = evsignal_new(srv.base, SIGHUP, on_sighup, &srv);
 	srv.drain_ev = evtimer_new(srv.base, on_drain_timeout, &srv);
 	srv.exit_ev = evtimer_new(srv.base, on_exit_timer, &srv);
+	srv.batch_ev = evtimer_new(srv.base, on_batch_timer, &srv);
 	if (!srv.sigint_ev || !srv.sigterm_ev || !srv.sighup_ev ||
-	    !srv.drain_ev || !srv.exit_ev ||
+	    !srv.drain_ev || !srv.exit_ev || !srv.batch_ev ||
 	    evsignal_add(srv.sigint_ev, NULL) != 0 ||
 	    evsignal_add(srv.sigterm_ev, NULL) != 0 ||
 	    evsignal_add(srv.sighup_ev, NULL) != 0) {
@@ -844,6 +1301,8 @@ out:
 		}
 	}
 	sched_fini(srv.sch);
+	while (srv.streams != NULL)
+		stream_free(&srv, srv.streams);
 	if (srv.sigint_ev)
 		event_free(srv.sigint_ev);
 	if (srv.sigterm_ev)
@@ -854,6 +1313,8 @@ out:
 		event_free(srv.drain_ev);
 	if (srv.exit_ev)
 		event_free(srv.exit_ev);
+	if (srv.batch_ev)
+		event_free(srv.batch_ev);
 	event_base_free(srv.base);
 	if (srv.exit_code == 0)
 		log_info("stopped");

@@ -77,6 +77,7 @@ struct supervisor {
 	struct event *kill_ev;
 	bool stopping;
 	bool ever_ready;
+	bool logged_exports;
 	tmpl *cur;  /* the template new workers come from (NULL: exec) */
 	tmpl *old;  /* during a reload: the one being replaced */
 	uint32_t next_tgen;
@@ -181,6 +182,8 @@ store_hello(supervisor *s, const uint8_t *data, size_t len)
 				continue;
 			s->options[i].timeout_ms = h->options[k]->timeout_ms;
 			s->options[i].retries = h->options[k]->retries;
+			s->options[i].batch = h->options[k]->batch;
+			s->options[i].batch_wait_us = h->options[k]->batch_wait_us;
 		}
 		s->nfunctions++;
 	}
@@ -193,7 +196,7 @@ store_hello(supervisor *s, const uint8_t *data, size_t len)
 static void
 log_exports(supervisor *s)
 {
-	if (!s->ever_ready)
+	if (!s->logged_exports && (s->logged_exports = true))
 		log_info("app %s exports %zu functions (Python %s)", s->cfg.app,
 		    s->nfunctions, s->python_version ? s->python_version : "?");
 }
@@ -352,7 +355,14 @@ on_worker_frame(void *arg, const uint8_t *p, size_t len)
 		store_startup_error(fw.data, fw.len, &w->startup_error,
 		    &w->startup_traceback);
 		return true;
+	case FW_CHUNK:
+		s->ev.chunk(s->arg, w->slot, fw.job_id, fw.data, fw.len);
+		return w->bev != NULL;
 	case FW_RESULT:
+	case FW_STREAM_END: {
+		/* The job's end: a result or error, or a stream's end. */
+		void (*end)(void *, int, uint64_t, const uint8_t *, size_t) =
+		    fw.kind == FW_RESULT ? s->ev.result : s->ev.stream_end;
 		w->jobs_done++;
 		w->jobs_since_spawn++;
 		if (w->running > 0)
@@ -360,13 +370,13 @@ on_worker_frame(void *arg, const uint8_t *p, size_t len)
 		if (due_for_recycling(w)) {
 			/* No new job may reach it while its result goes out. */
 			s->ev.retiring(s->arg, w->slot);
-			s->ev.result(s->arg, w->slot, fw.job_id, fw.data,
-			    fw.len);
+			end(s->arg, w->slot, fw.job_id, fw.data, fw.len);
 			retire(w);
 			return false;
 		}
-		s->ev.result(s->arg, w->slot, fw.job_id, fw.data, fw.len);
+		end(s->arg, w->slot, fw.job_id, fw.data, fw.len);
 		return true;
+	}
 	default:
 		worker_down(w, "worker sent a malformed frame");
 		return false;
@@ -1124,32 +1134,86 @@ supervisor_start(supervisor *s)
 	return 0;
 }
 
+/* ToWorker and Batch field numbers (worker.proto). */
+enum {
+	TW_JOB_ID = 1,
+	TW_CALL = 2,
+	TW_REQUEST_ID = 6,
+	TW_DEADLINE_MS = 7,
+	TW_QUEUED_US = 8,
+	TW_BATCH = 9,
+	BATCH_JOB_IDS = 1,
+	BATCH_CALLS = 2,
+};
+
 int
-supervisor_send(supervisor *s, int slot, uint64_t job_id, const uint8_t *call,
-    size_t len)
+supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
+    bool batch)
 {
-	uint8_t hdr[FRAME_HEADER_LEN + 2 * (1 + WIRE_MAX_VARINT)];
-	size_t n = FRAME_HEADER_LEN;
+	/* Head: frame header, job_id, request_id, deadline_ms, queued_us and
+	 * the body's tag and length; for a batch, the packed job ids too. */
+	uint8_t head[FRAME_HEADER_LEN + 8 * (1 + WIRE_MAX_VARINT)];
+	uint8_t ids[n * WIRE_MAX_VARINT + 1], tag[1 + WIRE_MAX_VARINT];
+	size_t h = FRAME_HEADER_LEN, nids = 0, body = 0, rest = 0;
 	struct evbuffer *out;
 	worker *w;
 
-	if (slot < 0 || slot >= s->cfg.workers)
+	if (slot < 0 || slot >= s->cfg.workers || n == 0 || (n > 1 && !batch))
 		return -EINVAL;
 	w = &s->w[slot];
 	if (w->state != W_READY || w->bev == NULL)
 		return -EPIPE;
-	/* ToWorker{job_id = 1, call = 2}, encoded by hand around the call
-	 * bytes so they are not copied. */
-	n += wire_put_tag(hdr + n, 1, WIRE_VARINT);
-	n += wire_put_varint(hdr + n, job_id);
-	n += wire_put_tag(hdr + n, 2, WIRE_LEN);
-	n += wire_put_varint(hdr + n, len);
-	frame_header_encode(hdr, n - FRAME_HEADER_LEN + len);
+	h += wire_put_tag(head + h, TW_JOB_ID, WIRE_VARINT);
+	h += wire_put_varint(head + h, jobs[0].job_id);
+	h += wire_put_tag(head + h, TW_REQUEST_ID, WIRE_VARINT);
+	h += wire_put_varint(head + h, jobs[0].request_id);
+	h += wire_put_tag(head + h, TW_DEADLINE_MS, WIRE_VARINT);
+	h += wire_put_varint(head + h, jobs[0].deadline_ms);
+	h += wire_put_tag(head + h, TW_QUEUED_US, WIRE_VARINT);
+	h += wire_put_varint(head + h, jobs[0].queued_us);
+	if (!batch) {
+		/* ToWorker{..., call}: the call bytes are not copied. */
+		h += wire_put_tag(head + h, TW_CALL, WIRE_LEN);
+		h += wire_put_varint(head + h, jobs[0].len);
+		rest = jobs[0].len;
+	} else {
+		/* ToWorker{..., batch{job_ids (packed), calls...}}. */
+		for (size_t i = 0; i < n; i++)
+			nids += wire_put_varint(ids + nids, jobs[i].job_id);
+		body = 1 + wire_put_varint(tag, nids) + nids;
+		rest = nids;
+		for (size_t i = 0; i < n; i++)
+			rest += 1 + wire_put_varint(tag, jobs[i].len) + jobs[i].len;
+		body += rest - nids;
+		h += wire_put_tag(head + h, TW_BATCH, WIRE_LEN);
+		h += wire_put_varint(head + h, body);
+		h += wire_put_tag(head + h, BATCH_JOB_IDS, WIRE_LEN);
+		h += wire_put_varint(head + h, nids);
+	}
+	/* The payload: what head holds after the frame header, then the
+	 * rest (the call bytes, or the ids and the calls). */
+	frame_header_encode(head, h - FRAME_HEADER_LEN + rest);
 	out = bufferevent_get_output(w->bev);
-	if (evbuffer_add(out, hdr, n) != 0 ||
-	    (len > 0 && evbuffer_add_reference(out, call, len, NULL, NULL) != 0))
+	if (evbuffer_add(out, head, h) != 0)
 		return -ENOMEM;
-	w->running++;
+	if (!batch) {
+		if (jobs[0].len > 0 && evbuffer_add_reference(out, jobs[0].call,
+					   jobs[0].len, NULL, NULL) != 0)
+			return -ENOMEM;
+	} else {
+		if (evbuffer_add(out, ids, nids) != 0)
+			return -ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			size_t t = wire_put_tag(tag, BATCH_CALLS, WIRE_LEN);
+			t += wire_put_varint(tag + t, jobs[i].len);
+			if (evbuffer_add(out, tag, t) != 0 ||
+			    (jobs[i].len > 0 &&
+				evbuffer_add_reference(out, jobs[i].call,
+				    jobs[i].len, NULL, NULL) != 0))
+				return -ENOMEM;
+		}
+	}
+	w->running += (int) n;
 	return 0;
 }
 
@@ -1175,6 +1239,32 @@ supervisor_interrupt(supervisor *s, int slot, uint64_t job_id, int code)
 	frame_header_encode(buf, n);
 	if (evbuffer_add(bufferevent_get_output(w->bev), buf,
 		FRAME_HEADER_LEN + n) != 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int
+supervisor_credit(supervisor *s, int slot, uint64_t job_id, uint32_t n)
+{
+	Gild__Worker__V1__ToWorker m = GILD__WORKER__V1__TO_WORKER__INIT;
+	Gild__Worker__V1__Credit c = GILD__WORKER__V1__CREDIT__INIT;
+	uint8_t buf[FRAME_HEADER_LEN + 32];
+	size_t len;
+	worker *w;
+
+	if (slot < 0 || slot >= s->cfg.workers)
+		return -EINVAL;
+	w = &s->w[slot];
+	if (w->bev == NULL)
+		return -EPIPE;
+	c.n = n;
+	m.job_id = job_id;
+	m.body_case = GILD__WORKER__V1__TO_WORKER__BODY_CREDIT;
+	m.credit = &c;
+	len = gild__worker__v1__to_worker__pack(&m, buf + FRAME_HEADER_LEN);
+	frame_header_encode(buf, len);
+	if (evbuffer_add(bufferevent_get_output(w->bev), buf,
+		FRAME_HEADER_LEN + len) != 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -1297,7 +1387,7 @@ sup_function_options
 supervisor_function_options(const supervisor *s, const char *name,
     size_t len)
 {
-	sup_function_options none = {0, 0};
+	sup_function_options none = {0};
 
 	for (size_t i = 0; i < s->nfunctions; i++) {
 		if (strlen(s->functions[i]) == len &&

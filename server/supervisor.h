@@ -41,6 +41,14 @@ typedef struct sup_events {
 	 * during the call only. */
 	void (*result)(void *arg, int slot, uint64_t job_id,
 	    const uint8_t *reply_fields, size_t len);
+	/* A streaming job sent a chunk: chunk is the encoded worker Chunk
+	 * message (seq, value), valid during the call only. */
+	void (*chunk)(void *arg, int slot, uint64_t job_id,
+	    const uint8_t *chunk, size_t len);
+	/* A streaming job ended: end is the encoded StreamEnd (count, and the
+	 * error if it stopped early). Like result, the job is over. */
+	void (*stream_end)(void *arg, int slot, uint64_t job_id,
+	    const uint8_t *end, size_t len);
 	/* The app could not start on any worker: message and traceback say
 	 * why. The owner should stop. */
 	void (*failed)(void *arg, const char *message, const char *traceback);
@@ -53,15 +61,30 @@ int supervisor_init(supervisor **out, struct event_base *base,
     const sup_config *cfg, const sup_events *ev, void *arg);
 /* Spawns every worker. Returns 0 or a negative errno. */
 int supervisor_start(supervisor *s);
-/* Sends job `job_id` (an encoded gild.v1.Call, referenced not copied: it
- * must stay valid until the job ends or the worker is lost) to `slot`.
- * Returns 0, or -EPIPE when that worker is not running. */
-int supervisor_send(supervisor *s, int slot, uint64_t job_id,
-    const uint8_t *call, size_t len);
+/* One job to send: its ids, what gild.context() says, and its encoded
+ * gild.v1.Call (referenced, not copied: it must stay valid until the job
+ * ends or the worker is lost). */
+typedef struct sup_job {
+	uint64_t job_id;
+	uint64_t request_id;
+	uint32_t deadline_ms; /* left before its deadline (0: none) */
+	uint32_t queued_us;   /* time it waited in the queue */
+	const uint8_t *call;
+	size_t len;
+} sup_job;
+
+/* Sends n jobs to `slot`: one call, or (batch) a batch of n >= 1 calls of
+ * one batched function, run together. Returns 0, or -EPIPE when that
+ * worker is not running. */
+int supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
+    bool batch);
 /* Asks worker `slot` to interrupt job_id with code (DEADLINE_EXCEEDED or
  * CANCELLED): the worker raises an exception in the running Python code and
  * answers with the job's end as usual. Returns 0 or a negative errno. */
 int supervisor_interrupt(supervisor *s, int slot, uint64_t job_id, int code);
+/* Lets streaming job job_id on `slot` send n more chunks. Returns 0 or a
+ * negative errno. */
+int supervisor_credit(supervisor *s, int slot, uint64_t job_id, uint32_t n);
 /* Kills worker `slot` now (SIGKILL); `lost` follows with reason, and the
  * restart comes without backoff. */
 void supervisor_kill(supervisor *s, int slot, const char *reason);
@@ -96,6 +119,8 @@ const char *supervisor_python_version(const supervisor *s);
 typedef struct sup_function_options {
 	uint32_t timeout_ms; /* 0: none */
 	uint32_t retries;
+	uint32_t batch;         /* 0 or 1: not batched */
+	uint32_t batch_wait_us;
 } sup_function_options;
 sup_function_options supervisor_function_options(const supervisor *s,
     const char *name, size_t len);

@@ -200,6 +200,8 @@ read_options(PyObject *fn, app_options *out)
 	if (opts != NULL && PyDict_Check(opts)) {
 		out->timeout_ms = option_u32(opts, "timeout_ms");
 		out->retries = option_u32(opts, "retries");
+		out->batch = option_u32(opts, "batch");
+		out->batch_wait_us = option_u32(opts, "batch_wait_us");
 	}
 	Py_XDECREF(opts);
 	PyErr_Clear();

@@ -16,6 +16,8 @@ typedef struct app app;
 typedef struct app_options {
 	uint32_t timeout_ms;
 	uint32_t retries;
+	uint32_t batch;
+	uint32_t batch_wait_us;
 } app_options;
 
 /* Needs the GIL. Imports spec: a path (ends in ".py" or has a '/') is run as

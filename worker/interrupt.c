@@ -3,6 +3,7 @@
 
 #include <Python.h>
 #include <pthread.h>
+#include <time.h>
 
 #include "gild.pb-c.h"
 
@@ -12,7 +13,11 @@
 #define EARLY_MAX 16
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER; /* credit or interrupt */
 static uint64_t running_job;     /* 0: none */
+static uint64_t credit;          /* chunks running_job may still send */
+static job_ctx running_ctx;       /* for gild.context() */
+static double running_deadline;   /* time.monotonic() value, or 0 */
 static unsigned long running_tid; /* its thread, for SetAsyncExc */
 static int running_code;          /* interrupt delivered to it, or 0 */
 static struct {
@@ -23,11 +28,72 @@ static unsigned early_next;
 
 static PyObject *exc_interrupted, *exc_deadline, *exc_cancel;
 
+static double
+monotonic_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/* _gild_worker.context_info(): (request_id, function, deadline or None,
+ * queued_ms, batch_size) of the running call; RuntimeError outside one. */
+static PyObject *
+context_info(PyObject *self, PyObject *unused)
+{
+	PyObject *r = NULL;
+
+	pthread_mutex_lock(&mu);
+	if (running_job == 0) {
+		pthread_mutex_unlock(&mu);
+		PyErr_SetString(PyExc_RuntimeError,
+		    "gild.context() is only available inside a call");
+		return NULL;
+	}
+	if (running_deadline > 0)
+		r = Py_BuildValue("(Ksddk)", (unsigned long long) running_ctx.request_id,
+		    running_ctx.function ? running_ctx.function : "",
+		    running_deadline, running_ctx.queued_us / 1000.0,
+		    (unsigned long) running_ctx.batch_size);
+	else
+		r = Py_BuildValue("(KsOdk)", (unsigned long long) running_ctx.request_id,
+		    running_ctx.function ? running_ctx.function : "", Py_None,
+		    running_ctx.queued_us / 1000.0,
+		    (unsigned long) running_ctx.batch_size);
+	pthread_mutex_unlock(&mu);
+	return r;
+}
+
+/* _gild_worker.cancelled(): whether the running call has been told to stop
+ * (cancelled, or past its deadline). */
+static PyObject *
+cancelled(PyObject *self, PyObject *unused)
+{
+	int yes;
+
+	pthread_mutex_lock(&mu);
+	yes = running_job != 0 && running_code != 0;
+	pthread_mutex_unlock(&mu);
+	return PyBool_FromLong(yes);
+}
+
+static PyMethodDef module_methods[] = {
+    {"context_info", context_info, METH_NOARGS,
+	"(request_id, function, deadline, queued_ms, batch_size) of the "
+	"running call."},
+    {"cancelled", cancelled, METH_NOARGS,
+	"Whether the running call has been told to stop."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "_gild_worker",
-    .m_doc = "gild-worker internals: the exceptions that interrupt a call.",
+    .m_doc = "gild-worker internals: the exceptions that interrupt a call, "
+	     "and the running call's context.",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 static PyObject *
@@ -75,8 +141,9 @@ exception_for(int code)
 }
 
 int
-interrupt_begin(uint64_t job_id)
+interrupt_begin(const job_ctx *ctx)
 {
+	uint64_t job_id = ctx->job_id;
 	int code = 0;
 
 	pthread_mutex_lock(&mu);
@@ -90,6 +157,11 @@ interrupt_begin(uint64_t job_id)
 		running_job = job_id;
 		running_tid = PyThread_get_thread_ident();
 		running_code = 0;
+		credit = 0;
+		running_ctx = *ctx;
+		running_deadline = ctx->deadline_ms != 0
+				       ? monotonic_s() + ctx->deadline_ms / 1000.0
+				       : 0;
 	}
 	pthread_mutex_unlock(&mu);
 	return code;
@@ -125,6 +197,7 @@ interrupt_request(uint64_t job_id, int code)
 		if (running_code == 0 && exception_for(code) != NULL &&
 		    PyThreadState_SetAsyncExc(running_tid, exception_for(code)) == 1)
 			running_code = code;
+		pthread_cond_broadcast(&cv); /* a stream waiting for credit */
 	} else {
 		/* Not started yet (still on its way from the reader), or
 		 * already ended: remember it for interrupt_begin. Older entries
@@ -135,4 +208,41 @@ interrupt_request(uint64_t job_id, int code)
 	}
 	pthread_mutex_unlock(&mu);
 	PyGILState_Release(g);
+}
+
+void
+interrupt_credit(uint64_t job_id, uint32_t n)
+{
+	pthread_mutex_lock(&mu);
+	if (running_job == job_id && job_id != 0) {
+		credit += n;
+		pthread_cond_broadcast(&cv);
+	}
+	pthread_mutex_unlock(&mu);
+}
+
+int
+interrupt_take_credit(void)
+{
+	int code;
+
+	Py_BEGIN_ALLOW_THREADS
+	pthread_mutex_lock(&mu);
+	while (credit == 0 && running_code == 0)
+		pthread_cond_wait(&cv, &mu);
+	code = running_code;
+	if (code == 0)
+		credit--;
+	pthread_mutex_unlock(&mu);
+	Py_END_ALLOW_THREADS
+	return code;
+}
+
+void
+interrupt_disarm(void)
+{
+	pthread_mutex_lock(&mu);
+	if (running_code != 0)
+		PyThreadState_SetAsyncExc(running_tid, NULL);
+	pthread_mutex_unlock(&mu);
 }

@@ -1,4 +1,4 @@
-/* interrupt: stopping a running call from outside. The front end sends an
+/* interrupt: stopping a running call from outside, and pacing a stream. The front end sends an
  * Interrupt for a job when its deadline passes or it is cancelled; the
  * worker's reader thread hands it here, and the exception is raised in the
  * thread running that job (PyThreadState_SetAsyncExc), so `finally:` blocks
@@ -15,10 +15,20 @@
  * initialised. Returns 0 or -1. */
 int interrupt_register(void);
 
-/* Needs the GIL. The calling thread starts running job_id. Returns 0, or the
- * gild.v1.Code of an interrupt that arrived before the job started (the job
- * must then not run). */
-int interrupt_begin(uint64_t job_id);
+/* What gild.context() tells a running call. */
+typedef struct job_ctx {
+	uint64_t job_id;
+	uint64_t request_id;  /* the client's Request.id */
+	const char *function; /* borrowed for the job's run */
+	uint32_t deadline_ms; /* left when the front end sent it (0: none) */
+	uint32_t queued_us;   /* time it waited in the queue */
+	uint32_t batch_size;  /* calls in its batch (1: not batched) */
+} job_ctx;
+
+/* Needs the GIL. The calling thread starts running ctx->job_id. Returns 0,
+ * or the gild.v1.Code of an interrupt that arrived before the job started
+ * (the job must then not run). */
+int interrupt_begin(const job_ctx *ctx);
 
 /* Needs the GIL. The calling thread's job has returned: an interrupt that
  * arrives from now on is ignored, and one raised but not yet delivered is
@@ -28,5 +38,19 @@ int interrupt_end(void);
 /* From any thread not holding the GIL (the reader): interrupt job_id with
  * code (DEADLINE_EXCEEDED or CANCELLED). Ignored if job_id has ended. */
 void interrupt_request(uint64_t job_id, int code);
+
+/* Streams: the running job may send one more chunk per credit. From any
+ * thread: adds n for job_id (ignored if it is not running). */
+void interrupt_credit(uint64_t job_id, uint32_t n);
+
+/* Needs the GIL (released while waiting). Waits for one credit of the
+ * running job and takes it: returns 0, or the code of an interrupt that came
+ * first (the stream must stop). */
+int interrupt_take_credit(void);
+
+/* Needs the GIL. Drops the exception an interrupt raised but has not yet
+ * delivered (the job stays interrupted), so that cleanup code, such as
+ * closing a paused generator, runs undisturbed. */
+void interrupt_disarm(void);
 
 #endif

@@ -3,6 +3,7 @@
 #include "job.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,10 @@
 /* Field numbers of gild.proto / worker.proto walked by depth_check. */
 enum {
 	F_TOWORKER_CALL = 2,
+	F_TOWORKER_BATCH = 9,
+	F_BATCH_JOB_IDS = 1,
+	F_BATCH_CALLS = 2,
+	BATCH_IDS_MAX = 4096,
 	F_CALL_ARGS = 2,
 	F_CALL_KWARGS = 3,
 	F_KWARG_NAME = 1,
@@ -82,17 +87,14 @@ value_too_deep(const uint8_t *p, size_t len, int depth)
  * Returns 0 (fine, or malformed: left to protobuf-c to reject) or -1 with
  * *err naming the argument that is nested too deep. */
 static int
-depth_check(const uint8_t *buf, size_t len, werr *err)
+depth_check_call(wire_field call, werr *err)
 {
-	wire_field call, f, g;
+	wire_field f, g;
 	const uint8_t *p, *end;
 	size_t nargs = 0;
 	size_t nkw = 0;
 	int r;
 
-	if (wire_find(buf, len, F_TOWORKER_CALL, &call) != 1 ||
-	    call.type != WIRE_LEN)
-		return 0;
 	p = call.data;
 	end = call.data + call.len;
 	while (wire_next(&p, end, &f) == 1) {
@@ -129,6 +131,26 @@ deep:
 	    "argument %zu: values nested deeper than %d levels", nargs,
 	    CONVERT_MAX_DEPTH);
 	return -1;
+}
+
+/* Checks the call, or every call of a batch, in the ToWorker in buf. */
+static int
+depth_check(const uint8_t *buf, size_t len, werr *err)
+{
+	const uint8_t *p, *end;
+	wire_field f, c;
+
+	if (wire_find(buf, len, F_TOWORKER_CALL, &f) == 1 && f.type == WIRE_LEN)
+		return depth_check_call(f, err);
+	if (wire_find(buf, len, F_TOWORKER_BATCH, &f) != 1 || f.type != WIRE_LEN)
+		return 0;
+	p = f.data;
+	end = f.data + f.len;
+	while (wire_next(&p, end, &c) == 1)
+		if (c.number == F_BATCH_CALLS && c.type == WIRE_LEN &&
+		    depth_check_call(c, err) == -1)
+			return -1;
+	return 0;
 }
 
 /* "function 'x' not found in app 'a' (exported: f, g)" into *err. */
@@ -271,12 +293,100 @@ check_memory_limit(werr *err)
 	    (unsigned long long) memory_limit_mib);
 }
 
-/* Runs call and encodes its reply. */
-static int
-run_call(const app *a, uint64_t job_id, const Gild__V1__Call *call,
-    uint8_t **out, size_t *outlen)
+/* Default and largest stream windows (see Call.window). */
+#define WINDOW_DEFAULT 64
+#define WINDOW_MAX 4096
+
+/* Closes a generator (running its finally: blocks); errors are ignored. */
+static void
+close_generator(PyObject *it)
 {
+	PyObject *r;
+
+	if (!PyObject_HasAttrString(it, "close"))
+		return;
+	r = PyObject_CallMethod(it, "close", NULL);
+	Py_XDECREF(r);
+	PyErr_Clear();
+}
+
+/* Sends res as a stream: each item of a generator (or other iterator) as a
+ * Chunk, one chunk per credit, pausing the generator while there is none;
+ * any other value as a single chunk. Returns 0 when it ended, -1 with *err
+ * when it raised or was interrupted (the generator is closed), or -2 when
+ * the front end is gone. *count is the chunks sent. */
+static int
+stream_out(PyObject *res, uint64_t job_id, uint32_t window,
+    const job_sink *sink, werr *err, uint64_t *count)
+{
+	bool iter = PyGen_Check(res) || PyIter_Check(res);
+	PyObject *it = iter ? res : NULL;
+
+	interrupt_credit(job_id, window);
+	for (bool last = false; !last;) {
+		Gild__V1__Value *v = NULL;
+		convert_pins *pins = NULL;
+		PyObject *item;
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		int code, rc;
+
+		if ((code = interrupt_take_credit()) != 0) {
+			interrupt_disarm();
+			if (it != NULL)
+				close_generator(it);
+			werr_set(err, (Gild__V1__Code) code, NULL,
+			    "the stream was %s after %llu chunks",
+			    code == GILD__V1__CODE__CANCELLED ? "cancelled"
+							      : "interrupted",
+			    (unsigned long long) *count);
+			return -1;
+		}
+		if (it != NULL) {
+			item = PyIter_Next(it);
+			if (item == NULL) {
+				if (!PyErr_Occurred())
+					return 0;
+				werr_from_python(err, GILD__V1__CODE__PYTHON_ERROR);
+				return -1;
+			}
+		} else {
+			item = Py_NewRef(res);
+			last = true;
+		}
+		rc = convert_from_py(item, &v, &pins, err);
+		Py_DECREF(item);
+		if (rc == -1) {
+			err->code = GILD__V1__CODE__PYTHON_ERROR;
+			werr_prefix(err, "cannot send chunk %llu: ",
+			    (unsigned long long) *count);
+			if (it != NULL)
+				close_generator(it);
+			return -1;
+		}
+		rc = reply_chunk(job_id, *count, v, &buf, &len);
+		convert_value_free(v, pins);
+		if (rc != 0 || sink->send(sink->arg, buf, len) != 0) {
+			if (it != NULL)
+				close_generator(it);
+			return -2;
+		}
+		(*count)++;
+	}
+	return 0;
+}
+
+/* Runs call and encodes its final reply (for a stream: StreamEnd, the
+ * chunks having gone through sink). */
+static int
+run_call(const app *a, const Gild__Worker__V1__ToWorker *msg,
+    const job_sink *sink, uint8_t **out, size_t *outlen)
+{
+	const Gild__V1__Call *call = msg->call;
+	uint64_t job_id = msg->job_id;
 	const char *fname = call->function != NULL ? call->function : "";
+	job_ctx ctx = {job_id, msg->request_id, fname, msg->deadline_ms,
+	    msg->queued_us, 1};
 	PyObject *fn = app_function(a, fname);
 	PyObject *args = NULL;
 	PyObject *kwargs = NULL;
@@ -284,7 +394,11 @@ run_call(const app *a, uint64_t job_id, const Gild__V1__Call *call,
 	Gild__V1__Value *v = NULL;
 	convert_pins *pins = NULL;
 	werr err = {0};
-	int rc, code;
+	uint64_t count = 0;
+	uint32_t window = call->window == 0 ? WINDOW_DEFAULT
+			  : call->window > WINDOW_MAX ? WINDOW_MAX
+						       : call->window;
+	int rc, code, srv = 0;
 
 	if (fn == NULL) {
 		not_found(a, fname, &err);
@@ -292,20 +406,37 @@ run_call(const app *a, uint64_t job_id, const Gild__V1__Call *call,
 	}
 	if (build_args(call, &args, &kwargs, &err) == -1)
 		goto fail;
-	if ((code = interrupt_begin(job_id)) != 0) {
+	if ((code = interrupt_begin(&ctx)) != 0) {
 		werr_set(&err, (Gild__V1__Code) code, NULL,
 		    "'%s' was interrupted before it started", fname);
 		goto fail;
 	}
 	res = PyObject_Call(fn, args, kwargs);
+	if (res != NULL && call->stream) {
+		srv = stream_out(res, job_id, window, sink, &err, &count);
+	} else if (res != NULL && PyGen_Check(res)) {
+		/* A generator called without asking for a stream: the whole
+		 * list in one reply. */
+		PyObject *list = PySequence_List(res);
+		Py_SETREF(res, list);
+	}
 	code = interrupt_end();
-	if (res == NULL) {
+	if (srv == -2) {
+		rc = -EPIPE;
+		goto done;
+	}
+	if (srv == -1 || res == NULL) {
 		/* SystemExit and KeyboardInterrupt too: the job fails, the
 		 * worker carries on. */
-		werr_from_python(&err, GILD__V1__CODE__PYTHON_ERROR);
+		if (res == NULL)
+			werr_from_python(&err, GILD__V1__CODE__PYTHON_ERROR);
 		if (code != 0)
 			err.code = (Gild__V1__Code) code;
 		goto fail;
+	}
+	if (call->stream) {
+		rc = reply_stream_end(job_id, count, NULL, out, outlen);
+		goto done;
 	}
 	if (convert_from_py(res, &v, &pins, &err) == -1) {
 		err.code = GILD__V1__CODE__PYTHON_ERROR;
@@ -316,13 +447,145 @@ run_call(const app *a, uint64_t job_id, const Gild__V1__Call *call,
 	goto done;
 fail:
 	check_memory_limit(&err);
-	rc = reply_error(job_id, &err, out, outlen);
+	rc = call->stream ? reply_stream_end(job_id, count, &err, out, outlen)
+			  : reply_error(job_id, &err, out, outlen);
 done:
 	convert_value_free(v, pins);
 	Py_XDECREF(res);
 	Py_XDECREF(args);
 	Py_XDECREF(kwargs);
 	werr_clear(&err);
+	return rc;
+}
+
+/* Sends the reply of job i of a batch: through sink for all but the last,
+ * whose reply is the final one in *out. Returns 0 or a negative errno. */
+static int
+batch_reply(const job_sink *sink, size_t i, size_t n, uint64_t job_id,
+    const Gild__V1__Value *v, const werr *e, uint8_t **out, size_t *outlen)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = v != NULL ? reply_result(job_id, v, &buf, &len)
+			   : reply_error(job_id, e, &buf, &len);
+
+	if (rc != 0)
+		return rc;
+	if (i + 1 == n) {
+		*out = buf;
+		*outlen = len;
+		return 0;
+	}
+	return sink->send(sink->arg, buf, len) == 0 ? 0 : -EPIPE;
+}
+
+/* Runs a batch of calls of one @gild.function(batch=N) function: it gets
+ * the list of the calls' single positional arguments and must return a
+ * list of as many results. Each job gets its own reply. */
+static int
+run_batch(const app *a, const Gild__Worker__V1__ToWorker *msg,
+    const job_sink *sink, uint8_t **out, size_t *outlen)
+{
+	const Gild__Worker__V1__Batch *b = msg->batch;
+	size_t n = b->n_calls < b->n_job_ids ? b->n_calls : b->n_job_ids;
+	const char *fname = n > 0 && b->calls[0]->function != NULL
+				? b->calls[0]->function
+				: "";
+	PyObject *fn = app_function(a, fname);
+	PyObject *inputs = PyList_New(0), *res = NULL;
+	werr *errs = calloc(n ? n : 1, sizeof(werr));
+	Py_ssize_t *at = calloc(n ? n : 1, sizeof(Py_ssize_t));
+	werr shared = {0};
+	int rc = 0, code;
+
+	if (n == 0 || inputs == NULL || errs == NULL || at == NULL) {
+		rc = -ENOMEM;
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const Gild__V1__Call *c = b->calls[i];
+		PyObject *o;
+		at[i] = -1;
+		if (fn == NULL) {
+			not_found(a, fname, &errs[i]);
+		} else if (c->n_args != 1 || c->n_kwargs != 0) {
+			werr_set(&errs[i], GILD__V1__CODE__INVALID_ARGUMENT,
+			    NULL,
+			    "'%s' is batched: call it with exactly one "
+			    "positional argument (its input), not %zu "
+			    "positional and %zu keyword arguments",
+			    fname, c->n_args, c->n_kwargs);
+		} else if ((o = convert_to_py(c->args[0], &errs[i])) == NULL) {
+			werr_prefix(&errs[i], "argument 1: ");
+		} else if (PyList_Append(inputs, o) == -1) {
+			Py_DECREF(o);
+			werr_from_python(&errs[i], GILD__V1__CODE__INTERNAL);
+		} else {
+			Py_DECREF(o);
+			at[i] = PyList_GET_SIZE(inputs) - 1;
+		}
+	}
+	if (PyList_GET_SIZE(inputs) > 0) {
+		job_ctx ctx = {b->job_ids[0], msg->request_id, fname,
+		    msg->deadline_ms, msg->queued_us,
+		    (uint32_t) PyList_GET_SIZE(inputs)};
+		if ((code = interrupt_begin(&ctx)) != 0) {
+			werr_set(&shared, (Gild__V1__Code) code, NULL,
+			    "'%s' was interrupted before it started", fname);
+		} else {
+			res = PyObject_CallOneArg(fn, inputs);
+			code = interrupt_end();
+			if (res == NULL) {
+				werr_from_python(&shared,
+				    GILD__V1__CODE__PYTHON_ERROR);
+				if (code != 0)
+					shared.code = (Gild__V1__Code) code;
+			} else if (!PyList_Check(res) && !PyTuple_Check(res)) {
+				werr_set(&shared, GILD__V1__CODE__PYTHON_ERROR,
+				    NULL,
+				    "batched function '%s' must return a list "
+				    "of results, one per input, not %s",
+				    fname, Py_TYPE(res)->tp_name);
+			} else if (PySequence_Fast_GET_SIZE(res) !=
+				   PyList_GET_SIZE(inputs)) {
+				werr_set(&shared, GILD__V1__CODE__PYTHON_ERROR,
+				    NULL,
+				    "batched function '%s' returned %zd results "
+				    "for %zd inputs",
+				    fname, PySequence_Fast_GET_SIZE(res),
+				    PyList_GET_SIZE(inputs));
+			}
+		}
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		Gild__V1__Value *v = NULL;
+		convert_pins *pins = NULL;
+		werr e = {0};
+		const werr *why = &errs[i];
+
+		if (at[i] >= 0 && shared.message != NULL) {
+			why = &shared;
+		} else if (at[i] >= 0) {
+			PyObject *r = PySequence_Fast_GET_ITEM(res, at[i]);
+			if (convert_from_py(r, &v, &pins, &e) == -1) {
+				e.code = GILD__V1__CODE__PYTHON_ERROR;
+				werr_prefix(&e, "cannot send the result of "
+						"'%s': ", fname);
+				why = &e;
+			}
+		}
+		rc = batch_reply(sink, i, n, b->job_ids[i], v, why, out, outlen);
+		convert_value_free(v, pins);
+		werr_clear(&e);
+	}
+done:
+	for (size_t i = 0; errs != NULL && i < n; i++)
+		werr_clear(&errs[i]);
+	free(errs);
+	free(at);
+	werr_clear(&shared);
+	Py_XDECREF(res);
+	Py_XDECREF(inputs);
 	return rc;
 }
 
@@ -341,9 +604,38 @@ recover_job_id(const uint8_t *buf, size_t len)
 	return id;
 }
 
+/* When buf is a batch, answers each of its jobs with e (through sink but
+ * the last, in *out) and returns 0 or a negative errno; returns 1 when buf
+ * is not a batch. For a batch protobuf-c must not even decode. */
+static int
+fail_batch(const uint8_t *buf, size_t len, const werr *e,
+    const job_sink *sink, uint8_t **out, size_t *outlen)
+{
+	uint64_t ids[BATCH_IDS_MAX];
+	const uint8_t *p, *end;
+	wire_field f;
+	size_t n = 0;
+	int rc = 0;
+
+	if (wire_find(buf, len, F_TOWORKER_BATCH, &f) != 1 || f.type != WIRE_LEN ||
+	    wire_find(f.data, f.len, F_BATCH_JOB_IDS, &f) != 1 ||
+	    f.type != WIRE_LEN)
+		return 1;
+	p = f.data;
+	end = f.data + f.len;
+	while (p < end && n < BATCH_IDS_MAX &&
+	       wire_get_varint(&p, end, &ids[n]) == 0)
+		n++;
+	if (n == 0)
+		return 1;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = batch_reply(sink, i, n, ids[i], NULL, e, out, outlen);
+	return rc;
+}
+
 int
-job_run(
-    const app *a, const uint8_t *buf, size_t len, uint8_t **out, size_t *outlen)
+job_run(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
+    uint8_t **out, size_t *outlen)
 {
 	Gild__Worker__V1__ToWorker *msg = NULL;
 	uint64_t job_id;
@@ -351,8 +643,12 @@ job_run(
 	int rc;
 
 	job_id = recover_job_id(buf, len);
-	if (depth_check(buf, len, &err) == -1)
+	if (depth_check(buf, len, &err) == -1) {
+		rc = fail_batch(buf, len, &err, sink, out, outlen);
+		if (rc != 1)
+			goto done; /* every job of the batch answered */
 		goto fail;
+	}
 	msg = gild__worker__v1__to_worker__unpack(NULL, len, buf);
 	if (msg == NULL) {
 		werr_set(&err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
@@ -365,13 +661,19 @@ job_run(
 		goto fail;
 	}
 	job_id = msg->job_id;
+	if (msg->body_case == GILD__WORKER__V1__TO_WORKER__BODY_BATCH &&
+	    msg->batch != NULL && msg->batch->n_calls > 0 &&
+	    msg->batch->n_calls == msg->batch->n_job_ids) {
+		rc = run_batch(a, msg, sink, out, outlen);
+		goto done;
+	}
 	if (msg->body_case != GILD__WORKER__V1__TO_WORKER__BODY_CALL ||
 	    msg->call == NULL) {
 		werr_set(&err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
 		    "malformed call: the message holds no call");
 		goto fail;
 	}
-	rc = run_call(a, job_id, msg->call, out, outlen);
+	rc = run_call(a, msg, sink, out, outlen);
 	goto done;
 fail:
 	rc = reply_error(job_id, &err, out, outlen);

@@ -7,14 +7,25 @@
 
 #include "app.h"
 
+/* Where a streaming job sends its chunks as they come: send takes buf (an
+ * encoded FromWorker) and returns 0, or -1 when the front end is gone. */
+typedef struct job_sink {
+	int (*send)(void *arg, uint8_t *buf, size_t len);
+	void *arg;
+} job_sink;
+
 /* Needs the GIL. Decodes one ToWorker (buf/len, borrowed), runs its call
  * against a and encodes the FromWorker answer — a result, or an error with
  * INVALID_ARGUMENT (malformed message, bad argument), NOT_FOUND (no such
  * function) or PYTHON_ERROR (the function raised, or returned something that
  * cannot be sent) — into a new malloc'd *out of *len bytes (caller frees).
- * Returns 0, or -ENOMEM when not even the reply could be built. */
-int job_run(const app *a, const uint8_t *buf, size_t len, uint8_t **out,
-    size_t *outlen);
+ * A call with stream set sends a Chunk per yielded value through sink, and
+ * its final reply is a StreamEnd. A generator called without stream is
+ * answered with the list of its values.
+ * Returns 0, -EPIPE when sink failed, or -ENOMEM when not even the reply
+ * could be built. */
+int job_run(const app *a, const uint8_t *buf, size_t len,
+    const job_sink *sink, uint8_t **out, size_t *outlen);
 
 /* --worker-memory: the worker's address space is limited to mib MiB
  * (RLIMIT_AS). From then on a call that raises MemoryError ends with

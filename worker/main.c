@@ -117,24 +117,40 @@ static struct {
     0};
 
 /* ToWorker field numbers (worker.proto). */
-enum { TW_JOB_ID = 1, TW_INTERRUPT = 3, INTERRUPT_CODE = 1 };
+enum {
+	TW_JOB_ID = 1,
+	TW_INTERRUPT = 3,
+	TW_CREDIT = 5,
+	INTERRUPT_CODE = 1,
+	CREDIT_N = 1,
+};
 
-/* Acts on buf if it is an Interrupt (and frees it); returns 0 if it is not. */
+/* Acts on buf if it is an Interrupt or a Credit (and frees it); returns 0
+ * if it is neither. */
 static int
-take_interrupt(uint8_t *buf, size_t len)
+take_control(uint8_t *buf, size_t len)
 {
-	wire_field id, body, code;
-	int c = GILD__V1__CODE__CANCELLED;
+	wire_field id, body, f;
+	uint64_t job_id = 0;
 
-	if (wire_find(buf, len, TW_INTERRUPT, &body) != 1 ||
-	    body.type != WIRE_LEN)
-		return 0;
-	if (wire_find(body.data, body.len, INTERRUPT_CODE, &code) == 1 &&
-	    code.type == WIRE_VARINT &&
-	    code.value == GILD__V1__CODE__DEADLINE_EXCEEDED)
-		c = GILD__V1__CODE__DEADLINE_EXCEEDED;
 	if (wire_find(buf, len, TW_JOB_ID, &id) == 1 && id.type == WIRE_VARINT)
-		interrupt_request(id.value, c);
+		job_id = id.value;
+	if (wire_find(buf, len, TW_INTERRUPT, &body) == 1 &&
+	    body.type == WIRE_LEN) {
+		int c = GILD__V1__CODE__CANCELLED;
+		if (wire_find(body.data, body.len, INTERRUPT_CODE, &f) == 1 &&
+		    f.type == WIRE_VARINT &&
+		    f.value == GILD__V1__CODE__DEADLINE_EXCEEDED)
+			c = GILD__V1__CODE__DEADLINE_EXCEEDED;
+		interrupt_request(job_id, c);
+	} else if (wire_find(buf, len, TW_CREDIT, &body) == 1 &&
+		   body.type == WIRE_LEN) {
+		if (wire_find(body.data, body.len, CREDIT_N, &f) == 1 &&
+		    f.type == WIRE_VARINT && f.value <= UINT32_MAX)
+			interrupt_credit(job_id, (uint32_t) f.value);
+	} else {
+		return 0;
+	}
 	free(buf);
 	return 1;
 }
@@ -157,7 +173,7 @@ reader_main(void *arg)
 			pthread_mutex_unlock(&inbox.mu);
 			return NULL;
 		}
-		if (take_interrupt(buf, len))
+		if (take_control(buf, len))
 			continue;
 		if ((it = malloc(sizeof(*it))) == NULL) {
 			free(buf);
@@ -209,11 +225,20 @@ inbox_take(size_t *len, int *end)
 	return buf;
 }
 
+/* A streaming job's chunks go straight out. */
+static int
+sink_send(void *arg, uint8_t *buf, size_t len)
+{
+	return send_frame((int) (intptr_t) arg, buf, len) == 0 ? 0 : -1;
+}
+
 /* Answers calls until the front end closes the socket. Returns the exit
  * status. */
 static int
 serve(int fd, const app *a)
 {
+	const job_sink sink = {sink_send, (void *) (intptr_t) fd};
+
 	for (;;) {
 		uint8_t *in = NULL;
 		uint8_t *out = NULL;
@@ -227,9 +252,11 @@ serve(int fd, const app *a)
 			logf_("reading from the front end: %s", strerror(-end));
 			return 1;
 		}
-		rc = job_run(a, in, inlen, &out, &outlen);
+		rc = job_run(a, in, inlen, &sink, &out, &outlen);
 		free(in);
 		interp_flush_stdio();
+		if (rc == -EPIPE)
+			return 0; /* the front end is gone: nobody to answer */
 		if (rc < 0) {
 			logf_("cannot build a reply: %s", strerror(-rc));
 			return 1;

@@ -41,12 +41,15 @@ reply_hello(int32_t pid, char **functions, const app_options *options,
 	}
 	/* Only functions that declare something: most declare nothing. */
 	for (size_t i = 0; i < n_functions; i++) {
-		if (options[i].timeout_ms == 0 && options[i].retries == 0)
+		if (options[i].timeout_ms == 0 && options[i].retries == 0 &&
+		    options[i].batch == 0)
 			continue;
 		gild__worker__v1__function_options__init(&fo[h.n_options]);
 		fo[h.n_options].name = functions[i];
 		fo[h.n_options].timeout_ms = options[i].timeout_ms;
 		fo[h.n_options].retries = options[i].retries;
+		fo[h.n_options].batch = options[i].batch;
+		fo[h.n_options].batch_wait_us = options[i].batch_wait_us;
 		fop[h.n_options] = &fo[h.n_options];
 		h.n_options++;
 	}
@@ -102,5 +105,39 @@ reply_result(
 	m.job_id = job_id;
 	m.body_case = GILD__WORKER__V1__FROM_WORKER__BODY_RESULT;
 	m.result = (Gild__V1__Value *) result;
+	return pack(&m, out, len);
+}
+
+int
+reply_chunk(uint64_t job_id, uint64_t seq, const Gild__V1__Value *value,
+    uint8_t **out, size_t *len)
+{
+	Gild__Worker__V1__FromWorker m = GILD__WORKER__V1__FROM_WORKER__INIT;
+	Gild__Worker__V1__Chunk c = GILD__WORKER__V1__CHUNK__INIT;
+
+	c.seq = seq;
+	c.value = (Gild__V1__Value *) value;
+	m.job_id = job_id;
+	m.body_case = GILD__WORKER__V1__FROM_WORKER__BODY_CHUNK;
+	m.chunk = &c;
+	return pack(&m, out, len);
+}
+
+int
+reply_stream_end(uint64_t job_id, uint64_t count, const werr *e,
+    uint8_t **out, size_t *len)
+{
+	Gild__Worker__V1__FromWorker m = GILD__WORKER__V1__FROM_WORKER__INIT;
+	Gild__Worker__V1__StreamEnd end = GILD__WORKER__V1__STREAM_END__INIT;
+	Gild__V1__Error err = GILD__V1__ERROR__INIT;
+
+	end.count = count;
+	if (e != NULL) {
+		werr_to_proto(e, &err);
+		end.error = &err;
+	}
+	m.job_id = job_id;
+	m.body_case = GILD__WORKER__V1__FROM_WORKER__BODY_STREAM_END;
+	m.stream_end = &end;
 	return pack(&m, out, len);
 }

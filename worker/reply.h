@@ -19,4 +19,11 @@ int reply_error(uint64_t job_id, const werr *e, uint8_t **out, size_t *len);
 int reply_result(
     uint64_t job_id, const Gild__V1__Value *result, uint8_t **out, size_t *len);
 
+/* Streams: one yielded value, and the end after count chunks (e NULL when
+ * the generator finished, else why it stopped). */
+int reply_chunk(uint64_t job_id, uint64_t seq, const Gild__V1__Value *value,
+    uint8_t **out, size_t *len);
+int reply_stream_end(uint64_t job_id, uint64_t count, const werr *e,
+    uint8_t **out, size_t *len);
+
 #endif

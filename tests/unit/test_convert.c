@@ -1003,7 +1003,7 @@ run_job(uint8_t *buf, size_t len)
 	size_t outlen = 0;
 	Gild__Worker__V1__FromWorker *r;
 
-	CU_ASSERT_EQUAL_FATAL(job_run(the_app, buf, len, &out, &outlen), 0);
+	CU_ASSERT_EQUAL_FATAL(job_run(the_app, buf, len, NULL, &out, &outlen), 0);
 	free(buf);
 	r = gild__worker__v1__from_worker__unpack(NULL, outlen, out);
 	free(out);

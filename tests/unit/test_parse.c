@@ -80,6 +80,18 @@ test_call_and_cancel_fields(void)
 			  0x80, 0x20),
 	    64, &pr);
 	CU_ASSERT_EQUAL(pr.timeout_ms, UINT32_MAX);
+	/* Call{function: "f", stream: true, window: 8} */
+	parse_request(B(0x12, 0x07, 0x0a, 0x01, 'f', 0x28, 0x01, 0x30, 0x08),
+	    64, &pr);
+	CU_ASSERT_EQUAL(pr.code, 0);
+	CU_ASSERT_TRUE(pr.stream);
+	CU_ASSERT_EQUAL(pr.window, 8);
+	/* Request{id: 3, stream_next: {call_id: 2, max: 5}} */
+	parse_request(B(0x08, 0x03, 0x32, 0x04, 0x08, 0x02, 0x10, 0x05), 64, &pr);
+	CU_ASSERT_EQUAL(pr.code, 0);
+	CU_ASSERT_EQUAL(pr.body, BODY_STREAM_NEXT);
+	CU_ASSERT_EQUAL(pr.stream_call, 2);
+	CU_ASSERT_EQUAL(pr.stream_max, 5);
 	parse_request(B(0x08, 0x02, 0x1a, 0x02, 0x08, 0x09), 64, &pr);
 	CU_ASSERT_EQUAL(pr.cancel_target, 9);
 	parse_request(B(0x2a, 0x04, 0x0a, 0x02, 'h', 'i'), 64, &pr);
@@ -129,6 +141,11 @@ test_from_worker(void)
 	CU_ASSERT_EQUAL(out.len, 2);
 	parse_from_worker(B(0x3a, 0x00), &out);
 	CU_ASSERT_EQUAL(out.kind, FW_EXITED);
+	parse_from_worker(B(0x08, 0x05, 0x42, 0x02, 0x08, 0x00), &out);
+	CU_ASSERT_EQUAL(out.kind, FW_CHUNK);
+	CU_ASSERT_EQUAL(out.job_id, 5);
+	parse_from_worker(B(0x08, 0x05, 0x4a, 0x00), &out);
+	CU_ASSERT_EQUAL(out.kind, FW_STREAM_END);
 	parse_from_worker(B(0x08, 0x01), &out); /* a job id and nothing else */
 	CU_ASSERT_EQUAL(out.kind, FW_MALFORMED);
 	parse_from_worker(B(0x12, 0x05, 0x00), &out); /* cut short */

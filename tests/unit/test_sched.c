@@ -4,6 +4,7 @@
 #include <CUnit/Basic.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include "test_main.h"
 
 static job *
@@ -270,6 +271,57 @@ test_pause_lets_running_finish(void)
 	sched_fini(s);
 }
 
+static job *
+mkfn(uint64_t id, const char *fn)
+{
+	job *j = mkjob(id, 1, id);
+	j->function = fn;
+	j->function_len = strlen(fn);
+	return j;
+}
+
+static void
+test_batch_same_function(void)
+{
+	sched *s;
+	job *a = mkfn(1, "f"), *b = mkfn(2, "g"), *c = mkfn(3, "f");
+	job *d = mkfn(4, "f"), *more[4];
+
+	CU_ASSERT_EQUAL_FATAL(sched_init(&s, 1, 1, 10), 0);
+	sched_submit(s, a);
+	sched_submit(s, b);
+	sched_submit(s, c);
+	sched_submit(s, d);
+	CU_ASSERT_PTR_NULL(sched_peek(s)); /* no ready slot */
+	CU_ASSERT_FALSE(sched_has_room(s));
+	sched_slot_ready(s, 0);
+	CU_ASSERT_TRUE(sched_has_room(s));
+	CU_ASSERT_PTR_EQUAL(sched_peek(s), a);
+	CU_ASSERT_EQUAL(a->state, JOB_QUEUED); /* peek leaves it queued */
+	CU_ASSERT_EQUAL(sched_count_same(s, a), 2);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), a);
+	/* At most 1 more, oldest first; g is skipped, not taken. */
+	CU_ASSERT_EQUAL(sched_take_same(s, a, more, 1), 1);
+	CU_ASSERT_PTR_EQUAL(more[0], c);
+	CU_ASSERT_EQUAL(c->state, JOB_RUNNING);
+	CU_ASSERT_EQUAL(c->slot, 0);
+	CU_ASSERT_EQUAL(sched_slot_running(s, 0), 2);
+	CU_ASSERT_EQUAL(sched_queued(s), 2);
+	CU_ASSERT_FALSE(sched_has_room(s));
+	CU_ASSERT_PTR_EQUAL(sched_complete(s, 0, 1), a);
+	CU_ASSERT_PTR_EQUAL(sched_complete(s, 0, 3), c);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), b);
+	CU_ASSERT_EQUAL(sched_take_same(s, b, more, 4), 0);
+	sched_complete(s, 0, 2);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), d);
+	sched_complete(s, 0, 4);
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+	sched_fini(s);
+}
+
 static void
 test_bad_init(void)
 {
@@ -296,6 +348,7 @@ main(void)
 	CU_add_test(s, "take a pipe's queued jobs", test_take_pipe);
 	CU_add_test(s, "a requeued job runs next", test_requeue_runs_next_past_limit);
 	CU_add_test(s, "pause lets running jobs finish", test_pause_lets_running_finish);
+	CU_add_test(s, "batches take queued calls of one function", test_batch_same_function);
 	CU_add_test(s, "bad arguments", test_bad_init);
 	return test_run_all();
 }

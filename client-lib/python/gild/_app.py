@@ -4,8 +4,11 @@ import math
 
 try:
     # Inside gild-worker: the classes the worker raises to interrupt a call.
+    import _gild_worker
     from _gild_worker import Interrupted, DeadlineInterrupt, CancelInterrupt
 except ImportError:  # a plain interpreter (a client, a unit test)
+    _gild_worker = None
+
     class Interrupted(BaseException):
         """A call was stopped from outside while it ran."""
 
@@ -50,20 +53,52 @@ def _check_retries(retries):
     return retries
 
 
-def function(fn=None, *, timeout=None, retries=0):
+BATCH_MAX = 256
+
+
+def _check_batch(batch, batch_wait_ms):
+    if batch is None:
+        return 0, 0
+    if isinstance(batch, bool) or not isinstance(batch, int):
+        raise TypeError(
+            f"gild.function: batch must be an int, not {type(batch).__name__}")
+    if not 1 <= batch <= BATCH_MAX:
+        raise ValueError(
+            f"gild.function: batch must be between 1 and {BATCH_MAX}, "
+            f"not {batch!r}")
+    if (isinstance(batch_wait_ms, bool)
+            or not isinstance(batch_wait_ms, (int, float))
+            or not math.isfinite(batch_wait_ms)
+            or not 0 <= batch_wait_ms <= 10_000):
+        raise ValueError(
+            f"gild.function: batch_wait_ms must be a number of "
+            f"milliseconds from 0 to 10000, not {batch_wait_ms!r}")
+    return batch, round(batch_wait_ms * 1000)
+
+
+def function(fn=None, *, timeout=None, retries=0, batch=None,
+             batch_wait_ms=2):
     """Declares how gild runs an exported function.
 
     timeout: seconds from when the server receives a call to its deadline,
         unless the call sets its own; None means --default-timeout.
     retries: how many times a call is run again on another worker when the
         worker running it dies (for idempotent functions only).
+    batch: run up to this many calls at once. The function then takes one
+        argument, the list of the calls' inputs (each call passes exactly
+        one positional argument), and returns a list of as many results.
+    batch_wait_ms: when calls pile up (every worker was busy when they
+        came), how long a batch may wait to fill up before it runs. A call
+        that finds a worker free never waits.
 
     Usable bare (``@gild.function``) or with options
     (``@gild.function(timeout=1.5)``); the function itself is returned
     unchanged apart from the ``__gild__`` attribute the worker reads.
     """
+    batch, batch_wait_us = _check_batch(batch, batch_wait_ms)
     options = {"timeout_ms": _check_timeout(timeout),
-               "retries": _check_retries(retries)}
+               "retries": _check_retries(retries),
+               "batch": batch, "batch_wait_us": batch_wait_us}
 
     def mark(f):
         if not callable(f):
@@ -72,3 +107,40 @@ def function(fn=None, *, timeout=None, retries=0):
         return f
 
     return mark(fn) if fn is not None else mark
+
+
+class Context:
+    """What gild knows about the call running now (see gild.context())."""
+
+    __slots__ = ("request_id", "function", "deadline", "queued_ms",
+                 "batch_size")
+
+    def __init__(self, request_id, function, deadline, queued_ms, batch_size):
+        self.request_id = request_id  # the client's Request.id
+        self.function = function      # the function's name
+        self.deadline = deadline      # a time.monotonic() value, or None
+        self.queued_ms = queued_ms    # how long the call waited for a worker
+        self.batch_size = batch_size  # calls in its batch (1: not batched)
+
+    def time_left(self):
+        """Seconds until the deadline (negative once past), or None."""
+        import time
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def cancelled(self):
+        """True once the call has been told to stop (cancelled by the client,
+        or past its deadline): a long loop can check this and return early."""
+        return _gild_worker.cancelled()
+
+    def __repr__(self):
+        return (f"gild.Context(request_id={self.request_id}, "
+                f"function={self.function!r}, deadline={self.deadline}, "
+                f"queued_ms={self.queued_ms:.3f}, batch_size={self.batch_size})")
+
+
+def context():
+    """The running call's Context. Only inside a call, in a gild worker."""
+    if _gild_worker is None:
+        raise RuntimeError("gild.context() is only available inside a gild "
+                           "worker")
+    return Context(*_gild_worker.context_info())

@@ -1,0 +1,98 @@
+"""The app the feature tests serve (tests/integration/test_features.c):
+streams, batching and the call context."""
+import os
+import time
+
+import gild
+
+
+def pid():
+    return os.getpid()
+
+
+# ---- streams ----
+
+def count(n):
+    """Yields [i, time.monotonic()] for i in 0..n-1: the stamp is when the
+    generator produced it, to see it pause while the client is slow."""
+    for i in range(n):
+        yield [i, time.monotonic()]
+
+
+def count_to(n):
+    """Yields 0..n-1."""
+    yield from range(n)
+
+
+def fail_after(n):
+    """Yields 0..n-1, then raises."""
+    for i in range(n):
+        yield i
+    raise ValueError(f"failed after {n} chunks")
+
+
+def forever(path):
+    """Yields forever; its finally: writes to path when it is closed."""
+    try:
+        i = 0
+        while True:
+            yield i
+            i += 1
+    finally:
+        with open(path, "a") as f:
+            f.write("closed\n")
+
+
+def single(x):
+    """Not a generator: as a stream, one chunk."""
+    return x
+
+
+# ---- batching ----
+
+_batches = []
+
+
+@gild.function(batch=32, batch_wait_ms=200)
+def double(xs):
+    """Batched: gets a list of inputs. Records each batch's size and how
+    long its first call waited in the queue."""
+    ctx = gild.context()
+    _batches.append([len(xs), ctx.queued_ms, ctx.batch_size])
+    time.sleep(0.02)
+    return [2 * x for x in xs]
+
+
+@gild.function(batch=8)
+def wrong_length(xs):
+    """Batched, but returns one result too few."""
+    return xs[:-1]
+
+
+def batches():
+    """The batches double() has run in this worker: [size, queued_ms, n]."""
+    return list(_batches)
+
+
+# ---- context ----
+
+def whoami():
+    """The call's context as gild.context() shows it."""
+    ctx = gild.context()
+    return {"request_id": ctx.request_id, "function": ctx.function,
+            "time_left": ctx.time_left(), "batch_size": ctx.batch_size,
+            "cancelled": ctx.cancelled()}
+
+
+def until_cancelled(limit_s):
+    """Loops until gild.context().cancelled() (checking it, not relying on
+    the interrupt), then returns how many rounds it did."""
+    ctx = gild.context()
+    n = 0
+    end = time.monotonic() + limit_s
+    try:
+        while not ctx.cancelled() and time.monotonic() < end:
+            n += 1
+    except gild.Interrupted:
+        return -1
+    return n

@@ -110,17 +110,37 @@ sched_submit(sched *s, job *j)
 	return 0;
 }
 
-/* The ready slot with room and the fewest running jobs (ties:
+/* Whether slot sl can take job j (NULL: a job that runs alone) now: it is
+ * ready, and under per_slot, or j and every job running there allow more
+ * (async functions with a concurrency). */
+static bool
+room(const sched *s, const slot *sl, const job *j)
+{
+	uint32_t running = (uint32_t) sl->running;
+
+	if (!sl->ready)
+		return false;
+	if (sl->running < s->per_slot)
+		return true;
+	if (j == NULL || j->concurrency <= running)
+		return false;
+	for (const job *q = sl->jobs; q != NULL; q = q->next)
+		if (q->concurrency <= running)
+			return false;
+	return true;
+}
+
+/* The slot that can take j with the fewest running jobs (ties:
  * round-robin), or -1. */
 static int
-best_slot(const sched *s)
+best_slot(const sched *s, const job *j)
 {
 	int best = -1;
 
 	for (int k = 0; k < s->nslots; k++) {
 		int i = (s->rr + k) % s->nslots;
 		const slot *sl = &s->slots[i];
-		if (!sl->ready || sl->running >= s->per_slot)
+		if (!room(s, sl, j))
 			continue;
 		if (best < 0 || sl->running < s->slots[best].running)
 			best = i;
@@ -131,13 +151,13 @@ best_slot(const sched *s)
 bool
 sched_has_room(const sched *s)
 {
-	return best_slot(s) >= 0;
+	return best_slot(s, NULL) >= 0;
 }
 
 job *
 sched_peek(const sched *s)
 {
-	return s->head != NULL && best_slot(s) >= 0 ? s->head : NULL;
+	return s->head != NULL && best_slot(s, s->head) >= 0 ? s->head : NULL;
 }
 
 static bool
@@ -182,10 +202,10 @@ sched_take_same(sched *s, const job *j, job **out, size_t max)
 job *
 sched_next(sched *s)
 {
-	int best = best_slot(s);
+	int best = s->head != NULL ? best_slot(s, s->head) : -1;
 	job *j;
 
-	if (s->head == NULL || best < 0)
+	if (best < 0)
 		return NULL;
 	s->rr = (best + 1) % s->nslots;
 	j = s->head;

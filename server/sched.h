@@ -29,13 +29,16 @@ typedef struct job {
 	size_t call_len;
 	const char *function; /* its name inside call, not NUL-terminated */
 	size_t function_len;
+	uint32_t concurrency; /* how many such jobs one slot may run at once
+				 (async functions); 0 or 1: alone */
 	struct job *next, *prev; /* scheduler links: queue or slot list */
 } job;
 
 typedef struct sched sched;
 
 /* Creates a scheduler for `slots` workers, each running at most `per_slot`
- * jobs at once, holding at most `max_queue` queued jobs. Returns 0 or
+ * jobs at once (more when every job there, and the new one, allow it by
+ * their concurrency), holding at most `max_queue` queued jobs. Returns 0 or
  * -ENOMEM / -EINVAL. */
 int sched_init(sched **out, int slots, int per_slot, size_t max_queue);
 /* Frees the scheduler, not the jobs (the server ends and frees them first).

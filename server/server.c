@@ -758,6 +758,7 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 	sj->retries_left = fo.retries;
 	sj->batch = pr->stream ? 0 : fo.batch;
 	sj->batch_wait_us = fo.batch_wait_us;
+	j->concurrency = fo.concurrency;
 	sj->arrived_busy = !sched_has_room(srv->sch) || sched_queued(srv->sch) > 0;
 	clock_gettime(CLOCK_MONOTONIC, &sj->arrived);
 	j->id = ++srv->next_job_id;

@@ -184,6 +184,7 @@ store_hello(supervisor *s, const uint8_t *data, size_t len)
 			s->options[i].retries = h->options[k]->retries;
 			s->options[i].batch = h->options[k]->batch;
 			s->options[i].batch_wait_us = h->options[k]->batch_wait_us;
+			s->options[i].concurrency = h->options[k]->concurrency;
 		}
 		s->nfunctions++;
 	}

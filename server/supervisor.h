@@ -121,6 +121,7 @@ typedef struct sup_function_options {
 	uint32_t retries;
 	uint32_t batch;         /* 0 or 1: not batched */
 	uint32_t batch_wait_us;
+	uint32_t concurrency;   /* 0 or 1: one call at a time */
 } sup_function_options;
 sup_function_options supervisor_function_options(const supervisor *s,
     const char *name, size_t len);

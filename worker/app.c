@@ -191,6 +191,23 @@ option_u32(PyObject *opts, const char *key)
 	return (uint32_t) n;
 }
 
+/* inspect.iscoroutinefunction(fn); errors count as no. */
+static int
+is_coroutine_function(PyObject *fn)
+{
+	PyObject *inspect = PyImport_ImportModule("inspect");
+	PyObject *r = inspect != NULL
+			  ? PyObject_CallMethod(inspect, "iscoroutinefunction",
+				"O", fn)
+			  : NULL;
+	int yes = r != NULL && PyObject_IsTrue(r) == 1;
+
+	Py_XDECREF(r);
+	Py_XDECREF(inspect);
+	PyErr_Clear();
+	return yes;
+}
+
 static void
 read_options(PyObject *fn, app_options *out)
 {
@@ -202,9 +219,11 @@ read_options(PyObject *fn, app_options *out)
 		out->retries = option_u32(opts, "retries");
 		out->batch = option_u32(opts, "batch");
 		out->batch_wait_us = option_u32(opts, "batch_wait_us");
+		out->concurrency = option_u32(opts, "concurrency");
 	}
 	Py_XDECREF(opts);
 	PyErr_Clear();
+	out->is_async = fn != NULL && is_coroutine_function(fn);
 }
 
 /* Fills a->funcs and a->names from the module's namespace. Returns 0 or -1
@@ -399,6 +418,24 @@ const app_options *
 app_function_options(const app *a)
 {
 	return a->options;
+}
+
+const app_options *
+app_options_of(const app *a, const char *name)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->names[i], name) == 0)
+			return &a->options[i];
+	return NULL;
+}
+
+int
+app_has_async(const app *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (a->options[i].is_async)
+			return 1;
+	return 0;
 }
 
 const char *

@@ -18,6 +18,8 @@ typedef struct app_options {
 	uint32_t retries;
 	uint32_t batch;
 	uint32_t batch_wait_us;
+	uint32_t concurrency;
+	int is_async; /* an async def function: runs on the asyncio loop */
 } app_options;
 
 /* Needs the GIL. Imports spec: a path (ends in ".py" or has a '/') is run as
@@ -42,6 +44,10 @@ size_t app_count(const app *a);
 char **app_names(const app *a);
 /* Their options, parallel to app_names (borrowed). */
 const app_options *app_function_options(const app *a);
+/* The options of function name, or NULL. */
+const app_options *app_options_of(const app *a, const char *name);
+/* Whether any exported function is an async def. */
+int app_has_async(const app *a);
 
 /* The spec app_load was given (borrowed). */
 const char *app_spec(const app *a);

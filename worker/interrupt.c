@@ -3,6 +3,9 @@
 
 #include <Python.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "gild.pb-c.h"
@@ -27,6 +30,18 @@ static struct {
 static unsigned early_next;
 
 static PyObject *exc_interrupted, *exc_deadline, *exc_cancel;
+
+/* Async jobs in flight on the worker's asyncio loop (under mu): an
+ * interrupt for one is queued for the loop, which cancels its task, and
+ * wake_fd (an eventfd the loop watches) is written. */
+typedef struct async_job {
+	uint64_t job_id;
+	int code;    /* the interrupt that came, or 0 */
+	bool queued; /* code is waiting in the loop's queue */
+	struct async_job *next;
+} async_job;
+static async_job *async_jobs;
+static int wake_fd = -1;
 
 static double
 monotonic_s(void)
@@ -193,6 +208,18 @@ interrupt_request(uint64_t job_id, int code)
 		return;
 	g = PyGILState_Ensure();
 	pthread_mutex_lock(&mu);
+	for (async_job *aj = async_jobs; aj != NULL; aj = aj->next) {
+		if (aj->job_id == job_id && aj->code == 0) {
+			uint64_t one = 1;
+			aj->code = code;
+			aj->queued = true;
+			if (wake_fd != -1 && write(wake_fd, &one, sizeof(one)) < 0)
+				(void) 0; /* a full counter wakes it too */
+			pthread_mutex_unlock(&mu);
+			PyGILState_Release(g);
+			return;
+		}
+	}
 	if (running_job == job_id) {
 		if (running_code == 0 && exception_for(code) != NULL &&
 		    PyThreadState_SetAsyncExc(running_tid, exception_for(code)) == 1)
@@ -245,4 +272,70 @@ interrupt_disarm(void)
 	if (running_code != 0)
 		PyThreadState_SetAsyncExc(running_tid, NULL);
 	pthread_mutex_unlock(&mu);
+}
+
+void
+interrupt_async_wake_fd(int fd)
+{
+	pthread_mutex_lock(&mu);
+	wake_fd = fd;
+	pthread_mutex_unlock(&mu);
+}
+
+int
+interrupt_async_add(uint64_t job_id)
+{
+	async_job *aj = calloc(1, sizeof(*aj));
+
+	if (aj == NULL)
+		return -1;
+	aj->job_id = job_id;
+	pthread_mutex_lock(&mu);
+	for (unsigned i = 0; i < EARLY_MAX; i++) {
+		if (early[i].job_id == job_id) {
+			/* Interrupted on its way in: the loop cancels it. */
+			aj->code = early[i].code;
+			aj->queued = true;
+			early[i].job_id = 0;
+		}
+	}
+	aj->next = async_jobs;
+	async_jobs = aj;
+	pthread_mutex_unlock(&mu);
+	return 0;
+}
+
+int
+interrupt_async_remove(uint64_t job_id)
+{
+	async_job **pp, *aj;
+	int code = 0;
+
+	pthread_mutex_lock(&mu);
+	for (pp = &async_jobs; (aj = *pp) != NULL; pp = &aj->next) {
+		if (aj->job_id == job_id) {
+			*pp = aj->next;
+			code = aj->code;
+			free(aj);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&mu);
+	return code;
+}
+
+size_t
+interrupt_async_take(uint64_t *ids, size_t max)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&mu);
+	for (async_job *aj = async_jobs; aj != NULL && n < max; aj = aj->next) {
+		if (aj->queued) {
+			aj->queued = false;
+			ids[n++] = aj->job_id;
+		}
+	}
+	pthread_mutex_unlock(&mu);
+	return n;
 }

@@ -8,6 +8,7 @@
 #ifndef GILD_WORKER_INTERRUPT_H
 #define GILD_WORKER_INTERRUPT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Registers the built-in module _gild_worker (the exception classes
@@ -52,5 +53,17 @@ int interrupt_take_credit(void);
  * delivered (the job stays interrupted), so that cleanup code, such as
  * closing a paused generator, runs undisturbed. */
 void interrupt_disarm(void);
+
+/* Async jobs (on the worker's asyncio loop): an interrupt for one is not
+ * raised in a thread but queued for the loop, which cancels its task; fd
+ * (an eventfd the loop watches) is written when one is queued. */
+void interrupt_async_wake_fd(int fd);
+/* Needs no GIL. Registers job_id as running on the loop. Returns 0 or -1. */
+int interrupt_async_add(uint64_t job_id);
+/* Unregisters it; returns the code of the interrupt it got, or 0. */
+int interrupt_async_remove(uint64_t job_id);
+/* Takes the ids of async jobs interrupted since the last call (at most
+ * max); their tasks are to be cancelled. */
+size_t interrupt_async_take(uint64_t *ids, size_t max);
 
 #endif

@@ -683,3 +683,88 @@ done:
 	werr_clear(&err);
 	return rc;
 }
+
+/* ---- async functions ---------------------------------------------------- */
+
+int
+job_start(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
+    uint64_t *job_id, PyObject **coro, uint8_t **out, size_t *outlen)
+{
+	Gild__Worker__V1__ToWorker *msg = NULL;
+	const app_options *o;
+	PyObject *args = NULL, *kwargs = NULL;
+	werr err = {0};
+	int rc = 1;
+
+	*coro = NULL;
+	/* Everything but a plain call of an async def runs as usual. */
+	if (depth_check(buf, len, &err) == -1 ||
+	    (msg = gild__worker__v1__to_worker__unpack(NULL, len, buf)) == NULL ||
+	    msg->body_case != GILD__WORKER__V1__TO_WORKER__BODY_CALL ||
+	    msg->call == NULL || msg->call->stream || msg->call->function == NULL ||
+	    (o = app_options_of(a, msg->call->function)) == NULL ||
+	    !o->is_async) {
+		if (msg != NULL)
+			gild__worker__v1__to_worker__free_unpacked(msg, NULL);
+		werr_clear(&err);
+		return job_run(a, buf, len, sink, out, outlen);
+	}
+	*job_id = msg->job_id;
+	if (build_args(msg->call, &args, &kwargs, &err) == -1 ||
+	    (*coro = PyObject_Call(app_function(a, msg->call->function), args,
+		 kwargs)) == NULL) {
+		if (*coro == NULL && err.message == NULL)
+			werr_from_python(&err, GILD__V1__CODE__PYTHON_ERROR);
+		rc = reply_error(*job_id, &err, out, outlen);
+	} else if (interrupt_async_add(*job_id) == -1) {
+		Py_CLEAR(*coro);
+		werr_set(&err, GILD__V1__CODE__INTERNAL, NULL, "out of memory");
+		rc = reply_error(*job_id, &err, out, outlen);
+	}
+	Py_XDECREF(args);
+	Py_XDECREF(kwargs);
+	werr_clear(&err);
+	gild__worker__v1__to_worker__free_unpacked(msg, NULL);
+	return rc;
+}
+
+/* Sets exc (borrowed) as the pending exception. */
+static void
+raise_object(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+	PyErr_SetRaisedException(Py_NewRef(exc));
+#else
+	PyObject *tb = PyException_GetTraceback(exc);
+	Py_INCREF(Py_TYPE(exc));
+	Py_INCREF(exc);
+	PyErr_Restore((PyObject *) Py_TYPE(exc), exc, tb);
+#endif
+}
+
+int
+job_finish(uint64_t job_id, PyObject *result, PyObject *exc, uint8_t **out,
+    size_t *outlen)
+{
+	Gild__V1__Value *v = NULL;
+	convert_pins *pins = NULL;
+	werr err = {0};
+	int code = interrupt_async_remove(job_id), rc;
+
+	if (exc != NULL) {
+		raise_object(exc);
+		werr_from_python(&err, GILD__V1__CODE__PYTHON_ERROR);
+		if (code != 0)
+			err.code = (Gild__V1__Code) code;
+	} else if (convert_from_py(result, &v, &pins, &err) == -1) {
+		err.code = GILD__V1__CODE__PYTHON_ERROR;
+		werr_prefix(&err, "cannot send the result: ");
+	}
+	check_memory_limit(&err);
+	rc = err.message != NULL || exc != NULL
+		 ? reply_error(job_id, &err, out, outlen)
+		 : reply_result(job_id, v, out, outlen);
+	convert_value_free(v, pins);
+	werr_clear(&err);
+	return rc;
+}

@@ -2,6 +2,8 @@
 #ifndef GILD_WORKER_JOB_H
 #define GILD_WORKER_JOB_H
 
+#include <Python.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +28,21 @@ typedef struct job_sink {
  * could be built. */
 int job_run(const app *a, const uint8_t *buf, size_t len,
     const job_sink *sink, uint8_t **out, size_t *outlen);
+
+/* Needs the GIL. Like job_run, except for a call of an async def function:
+ * then it only calls the function and returns 1 with the coroutine in
+ * *coro (a new reference) and the job's id, for the worker's asyncio loop
+ * to run; job_finish answers it. Returns 0 (answered in *out), 1, or a
+ * negative errno. */
+int job_start(const app *a, const uint8_t *buf, size_t len,
+    const job_sink *sink, uint64_t *job_id, PyObject **coro, uint8_t **out,
+    size_t *outlen);
+
+/* Needs the GIL. Encodes the end of async job job_id: its result, or exc
+ * (borrowed; an exception it raised, asyncio.CancelledError when its task
+ * was cancelled by an interrupt). Returns 0 or -ENOMEM. */
+int job_finish(uint64_t job_id, PyObject *result, PyObject *exc,
+    uint8_t **out, size_t *outlen);
 
 /* --worker-memory: the worker's address space is limited to mib MiB
  * (RLIMIT_AS). From then on a call that raises MemoryError ends with

@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/prctl.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -113,8 +114,20 @@ static struct {
 	pthread_cond_t cv;
 	inbox_item *head, *tail;
 	int end; /* 0 while reading; 1 at EOF; a negative errno on error */
+	int wake_fd; /* async mode: an eventfd written on each arrival, or -1 */
 } inbox = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL,
-    0};
+    0, -1};
+
+/* Under inbox.mu: something arrived (or the stream ended). */
+static void
+inbox_signal(void)
+{
+	uint64_t one = 1;
+
+	pthread_cond_signal(&inbox.cv);
+	if (inbox.wake_fd != -1 && write(inbox.wake_fd, &one, sizeof(one)) < 0)
+		(void) 0; /* a full counter wakes the loop too */
+}
 
 /* ToWorker field numbers (worker.proto). */
 enum {
@@ -169,7 +182,7 @@ reader_main(void *arg)
 		if (rc < 0) {
 			pthread_mutex_lock(&inbox.mu);
 			inbox.end = rc == -ECONNRESET ? 1 : rc;
-			pthread_cond_signal(&inbox.cv);
+			inbox_signal();
 			pthread_mutex_unlock(&inbox.mu);
 			return NULL;
 		}
@@ -179,7 +192,7 @@ reader_main(void *arg)
 			free(buf);
 			pthread_mutex_lock(&inbox.mu);
 			inbox.end = -ENOMEM;
-			pthread_cond_signal(&inbox.cv);
+			inbox_signal();
 			pthread_mutex_unlock(&inbox.mu);
 			return NULL;
 		}
@@ -192,22 +205,23 @@ reader_main(void *arg)
 		else
 			inbox.head = it;
 		inbox.tail = it;
-		pthread_cond_signal(&inbox.cv);
+		inbox_signal();
 		pthread_mutex_unlock(&inbox.mu);
 	}
 }
 
 /* The next call's frame (caller frees), or NULL with *end set once the
- * reader has stopped and the inbox is empty. Waits without the GIL. */
+ * reader has stopped and the inbox is empty (or, when wait is 0, when
+ * nothing is there now). Waits without the GIL. */
 static uint8_t *
-inbox_take(size_t *len, int *end)
+inbox_take(size_t *len, int *end, int wait)
 {
 	inbox_item *it;
 	uint8_t *buf = NULL;
 
 	Py_BEGIN_ALLOW_THREADS
 	pthread_mutex_lock(&inbox.mu);
-	while (inbox.head == NULL && inbox.end == 0)
+	while (wait && inbox.head == NULL && inbox.end == 0)
 		pthread_cond_wait(&inbox.cv, &inbox.mu);
 	if ((it = inbox.head) != NULL) {
 		inbox.head = it->next;
@@ -246,7 +260,7 @@ serve(int fd, const app *a)
 		size_t outlen = 0;
 		int rc, end;
 
-		if ((in = inbox_take(&inlen, &end)) == NULL) {
+		if ((in = inbox_take(&inlen, &end, 1)) == NULL) {
 			if (end == 1)
 				return 0;
 			logf_("reading from the front end: %s", strerror(-end));
@@ -275,6 +289,159 @@ serve(int fd, const app *a)
 	}
 }
 
+/* ---- async mode ---------------------------------------------------------
+ * An app with async def functions is served by an asyncio loop in this
+ * thread (gild/_loop.py), which calls back into these. */
+
+static struct {
+	int fd;          /* the front end's socket */
+	const app *a;
+	job_sink sink;
+	int eof;         /* the inbox has ended: 1 clean, < 0 error */
+} aio = {-1, NULL, {NULL, NULL}, 0};
+
+/* _gild_worker.take(): runs the calls that arrived (those of plain
+ * functions to the end, answering them) and returns [(job_id, coroutine)]
+ * for those of async functions; None once the front end has closed. */
+static PyObject *
+aio_take(PyObject *self, PyObject *unused)
+{
+	PyObject *started = PyList_New(0);
+
+	if (started == NULL)
+		return NULL;
+	for (;;) {
+		uint8_t *in, *out = NULL;
+		size_t inlen = 0, outlen = 0;
+		uint64_t job_id = 0;
+		PyObject *coro = NULL;
+		int rc, end;
+
+		if ((in = inbox_take(&inlen, &end, 0)) == NULL) {
+			if (end != 0 && PyList_GET_SIZE(started) == 0) {
+				aio.eof = end;
+				Py_DECREF(started);
+				Py_RETURN_NONE;
+			}
+			return started;
+		}
+		rc = job_start(aio.a, in, inlen, &aio.sink, &job_id, &coro, &out,
+		    &outlen);
+		free(in);
+		if (rc == 1) {
+			PyObject *t = Py_BuildValue("(KN)",
+			    (unsigned long long) job_id, coro);
+			if (t == NULL || PyList_Append(started, t) == -1) {
+				Py_XDECREF(t);
+				Py_DECREF(started);
+				return NULL;
+			}
+			Py_DECREF(t);
+			continue;
+		}
+		interp_flush_stdio();
+		if (rc < 0 || send_frame(aio.fd, out, outlen) != 0) {
+			aio.eof = rc < 0 ? rc : 1;
+			Py_DECREF(started);
+			Py_RETURN_NONE; /* cannot answer: stop */
+		}
+	}
+}
+
+/* _gild_worker.finish(job_id, result, exc): answers an async job. */
+static PyObject *
+aio_finish(PyObject *self, PyObject *args)
+{
+	unsigned long long job_id;
+	PyObject *result, *exc;
+	uint8_t *out = NULL;
+	size_t outlen = 0;
+
+	if (!PyArg_ParseTuple(args, "KOO", &job_id, &result, &exc))
+		return NULL;
+	if (job_finish(job_id, result, exc == Py_None ? NULL : exc, &out,
+		&outlen) != 0)
+		return PyErr_NoMemory();
+	interp_flush_stdio();
+	if (send_frame(aio.fd, out, outlen) != 0)
+		aio.eof = 1; /* the front end is gone */
+	Py_RETURN_NONE;
+}
+
+/* _gild_worker.interrupted(): ids of async jobs to cancel now. */
+static PyObject *
+aio_interrupted(PyObject *self, PyObject *unused)
+{
+	uint64_t ids[256];
+	size_t n = interrupt_async_take(ids, 256);
+	PyObject *list = PyList_New((Py_ssize_t) n);
+
+	for (size_t i = 0; list != NULL && i < n; i++)
+		PyList_SET_ITEM(list, (Py_ssize_t) i,
+		    PyLong_FromUnsignedLongLong(ids[i]));
+	return list;
+}
+
+/* _gild_worker.wake_fd() and clear_wake(): the eventfd the loop watches. */
+static PyObject *
+aio_wake_fd(PyObject *self, PyObject *unused)
+{
+	return PyLong_FromLong(inbox.wake_fd);
+}
+
+static PyObject *
+aio_clear_wake(PyObject *self, PyObject *unused)
+{
+	uint64_t n;
+
+	if (read(inbox.wake_fd, &n, sizeof(n)) < 0)
+		(void) 0; /* EAGAIN: nothing to clear */
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef aio_methods[] = {
+    {"take", aio_take, METH_NOARGS, NULL},
+    {"finish", aio_finish, METH_VARARGS, NULL},
+    {"interrupted", aio_interrupted, METH_NOARGS, NULL},
+    {"wake_fd", aio_wake_fd, METH_NOARGS, NULL},
+    {"clear_wake", aio_clear_wake, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+/* Serves with gild._loop.serve() on an asyncio loop. Returns the exit
+ * status. */
+static int
+serve_async(int fd, const app *a)
+{
+	PyObject *m = NULL, *loop = NULL, *r = NULL;
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+	if (efd == -1) {
+		logf_("eventfd: %s", strerror(errno));
+		return 1;
+	}
+	aio.fd = fd;
+	aio.a = a;
+	aio.sink = (job_sink){sink_send, (void *) (intptr_t) fd};
+	pthread_mutex_lock(&inbox.mu);
+	inbox.wake_fd = efd;
+	pthread_mutex_unlock(&inbox.mu);
+	interrupt_async_wake_fd(efd);
+	if ((m = PyImport_ImportModule("_gild_worker")) == NULL ||
+	    PyModule_AddFunctions(m, aio_methods) == -1 ||
+	    (loop = PyImport_ImportModule("gild._loop")) == NULL ||
+	    (r = PyObject_CallMethod(loop, "serve", NULL)) == NULL) {
+		logf_("the asyncio loop failed:");
+		PyErr_Print();
+		aio.eof = -EIO;
+	}
+	Py_XDECREF(r);
+	Py_XDECREF(loop);
+	Py_XDECREF(m);
+	interrupt_async_wake_fd(-1);
+	return aio.eof == 1 ? 0 : 1;
+}
+
 /* Starts the reader, serves, and stops the reader before Python goes: it
  * takes the GIL to deliver interrupts. */
 static int
@@ -288,7 +455,7 @@ serve_with_reader(int fd, const app *a)
 		logf_("cannot start the reader thread");
 		return 1;
 	}
-	status = serve(fd, a);
+	status = app_has_async(a) ? serve_async(fd, a) : serve(fd, a);
 	shutdown(fd, SHUT_RDWR); /* wakes a reader still blocked in read */
 	Py_BEGIN_ALLOW_THREADS
 	pthread_join(reader, NULL);

@@ -42,7 +42,7 @@ reply_hello(int32_t pid, char **functions, const app_options *options,
 	/* Only functions that declare something: most declare nothing. */
 	for (size_t i = 0; i < n_functions; i++) {
 		if (options[i].timeout_ms == 0 && options[i].retries == 0 &&
-		    options[i].batch == 0)
+		    options[i].batch == 0 && options[i].concurrency <= 1)
 			continue;
 		gild__worker__v1__function_options__init(&fo[h.n_options]);
 		fo[h.n_options].name = functions[i];
@@ -50,6 +50,7 @@ reply_hello(int32_t pid, char **functions, const app_options *options,
 		fo[h.n_options].retries = options[i].retries;
 		fo[h.n_options].batch = options[i].batch;
 		fo[h.n_options].batch_wait_us = options[i].batch_wait_us;
+		fo[h.n_options].concurrency = options[i].concurrency;
 		fop[h.n_options] = &fo[h.n_options];
 		h.n_options++;
 	}

@@ -96,3 +96,26 @@ def until_cancelled(limit_s):
     except gild.Interrupted:
         return -1
     return n
+
+
+# ---- async ----
+
+@gild.function(concurrency=100)
+async def snooze(seconds):
+    """Awaits asyncio.sleep; returns [start, end] stamps (time.monotonic())
+    to show how calls overlap."""
+    import asyncio
+    start = time.monotonic()
+    await asyncio.sleep(seconds)
+    return [start, time.monotonic()]
+
+
+async def snooze_marked(seconds, path):
+    """Awaits, and leaves a mark in path from its finally: when cancelled."""
+    import asyncio
+    try:
+        await asyncio.sleep(seconds)
+        return seconds
+    finally:
+        with open(path, "a") as f:
+            f.write("finally ran\n")

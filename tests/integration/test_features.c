@@ -172,6 +172,65 @@ test_context(void)
 	stop(&s);
 }
 
+/* ---- async functions ---------------------------------------------------- */
+
+/* Item 6: 100 concurrent calls of an async def awaiting asyncio.sleep(0.2),
+ * concurrency=100, one worker: every call started before any ended. And a
+ * deadline cancels an awaiting coroutine (its finally: runs). */
+static void
+test_async(void)
+{
+	enum { N = 100 };
+	gild_call_id ids[N];
+	gild_result res;
+	server s;
+	double last_start = 0, first_end = 1e300;
+	char path[256];
+	int ok = 0;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
+	for (int i = 0; i < N; i++)
+		ids[i] = submit(s.c, "snooze", gild_float(0.2), 0);
+	for (int i = 0; i < N; i++) {
+		if (wait_for(s.c, ids[i], &res) == GILD_OK) {
+			double a = gild_value_float(gild_value_item(res.value, 0));
+			double b = gild_value_float(gild_value_item(res.value, 1));
+			ok++;
+			last_start = a > last_start ? a : last_start;
+			first_end = b < first_end ? b : first_end;
+		}
+		gild_result_clear(&res);
+	}
+	CU_ASSERT_EQUAL(ok, N);
+	fprintf(stderr, "\n  last start %.3f s before the first end\n",
+	    first_end - last_start);
+	CU_ASSERT(last_start < first_end); /* one overlap window */
+
+	snprintf(path, sizeof(path), "%s/async", s.p.dir);
+	{
+		gild_value *args = gild_list();
+		gild_call_id id;
+		gild_list_append(args, gild_float(30));
+		gild_list_append(args, gild_cstr(path));
+		CU_ASSERT_EQUAL(gild_submit_timeout(s.c, "snooze_marked", args,
+				    NULL, 200, &id, NULL), GILD_OK);
+		gild_value_free(args);
+		CU_ASSERT_EQUAL(wait_for(s.c, id, &res), GILD_DEADLINE_EXCEEDED);
+		gild_result_clear(&res);
+	}
+	{
+		FILE *f = fopen(path, "r");
+		char line[64] = "";
+		CU_ASSERT_PTR_NOT_NULL(f);
+		if (f != NULL) {
+			CU_ASSERT_PTR_NOT_NULL(fgets(line, sizeof(line), f));
+			fclose(f);
+		}
+		CU_ASSERT_STRING_EQUAL(line, "finally ran\n");
+	}
+	stop(&s);
+}
+
 int
 main(void)
 {
@@ -182,5 +241,6 @@ main(void)
 	s = CU_add_suite("features (tests/apps/features.py)", NULL, NULL);
 	CU_add_test(s, "dynamic batching", test_batching);
 	CU_add_test(s, "gild.context()", test_context);
+	CU_add_test(s, "async def with concurrency", test_async);
 	return test_run_all();
 }

@@ -1,5 +1,6 @@
 """The app-side API: decorators read by gild-worker."""
 
+import inspect
 import math
 
 try:
@@ -76,8 +77,20 @@ def _check_batch(batch, batch_wait_ms):
     return batch, round(batch_wait_ms * 1000)
 
 
+def _check_concurrency(concurrency):
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int):
+        raise TypeError(
+            f"gild.function: concurrency must be an int, "
+            f"not {type(concurrency).__name__}")
+    if not 1 <= concurrency <= 10_000:
+        raise ValueError(
+            f"gild.function: concurrency must be between 1 and 10000, "
+            f"not {concurrency!r}")
+    return concurrency
+
+
 def function(fn=None, *, timeout=None, retries=0, batch=None,
-             batch_wait_ms=2):
+             batch_wait_ms=2, concurrency=1):
     """Declares how gild runs an exported function.
 
     timeout: seconds from when the server receives a call to its deadline,
@@ -90,6 +103,9 @@ def function(fn=None, *, timeout=None, retries=0, batch=None,
     batch_wait_ms: when calls pile up (every worker was busy when they
         came), how long a batch may wait to fill up before it runs. A call
         that finds a worker free never waits.
+    concurrency: for an ``async def`` function, how many of its calls may
+        be in flight on one worker at once (they run on the worker's
+        asyncio loop, interleaving at each await).
 
     Usable bare (``@gild.function``) or with options
     (``@gild.function(timeout=1.5)``); the function itself is returned
@@ -98,11 +114,16 @@ def function(fn=None, *, timeout=None, retries=0, batch=None,
     batch, batch_wait_us = _check_batch(batch, batch_wait_ms)
     options = {"timeout_ms": _check_timeout(timeout),
                "retries": _check_retries(retries),
-               "batch": batch, "batch_wait_us": batch_wait_us}
+               "batch": batch, "batch_wait_us": batch_wait_us,
+               "concurrency": _check_concurrency(concurrency)}
 
     def mark(f):
         if not callable(f):
             raise TypeError("gild.function decorates a function")
+        if options["concurrency"] > 1 and not inspect.iscoroutinefunction(f):
+            raise TypeError(
+                f"gild.function: concurrency={options['concurrency']} needs "
+                f"an async def function; {f.__name__} is not one")
         setattr(f, OPTIONS_ATTR, dict(options))
         return f
 

@@ -1,0 +1,58 @@
+"""The asyncio loop of a gild worker whose app has ``async def`` functions.
+
+gild-worker runs ``serve()`` in its main thread. Calls arrive through
+``_gild_worker.take()``: plain functions run there and then (blocking the
+loop, as they would block any event loop), async ones come back as
+coroutines and run here as tasks, so up to their ``concurrency`` of them
+interleave at each ``await``. An interrupt (deadline, cancel) cancels the
+task: the coroutine sees ``asyncio.CancelledError`` where it awaits, and
+its ``finally:`` blocks run.
+"""
+import asyncio
+
+import _gild_worker as _w
+
+
+async def _run(job_id, coro):
+    try:
+        result = await coro
+    except BaseException as e:  # CancelledError too: the call still ends
+        _w.finish(job_id, None, e)
+    else:
+        _w.finish(job_id, result, None)
+
+
+async def _main():
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+    tasks = {}
+
+    def on_wake():
+        _w.clear_wake()
+        wake.set()
+
+    loop.add_reader(_w.wake_fd(), on_wake)
+    try:
+        while True:
+            started = _w.take()
+            if started is None:  # the front end closed: nobody to answer
+                break
+            for job_id, coro in started:
+                task = loop.create_task(_run(job_id, coro))
+                tasks[job_id] = task
+                task.add_done_callback(
+                    lambda t, j=job_id: (tasks.pop(j, None), wake.set()))
+            for job_id in _w.interrupted():
+                task = tasks.get(job_id)
+                if task is not None:
+                    task.cancel()
+            await wake.wait()
+            wake.clear()
+    finally:
+        loop.remove_reader(_w.wake_fd())
+        for task in tasks.values():
+            task.cancel()
+
+
+def serve():
+    asyncio.run(_main())

@@ -28,7 +28,7 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 		if (f.number == 1 && f.type == WIRE_VARINT) {
 			out->id = f.value;
 		} else if (f.number >= BODY_CALL &&
-			   f.number <= BODY_STREAM_NEXT &&
+			   f.number <= BODY_ACTOR_DESTROY &&
 			   f.type == WIRE_LEN) {
 			/* Last one wins, as for any protobuf oneof. */
 			out->body = (enum parse_body) f.number;
@@ -50,8 +50,8 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 	if (out->body == BODY_NONE) {
 		out->code = GILD__V1__CODE__INVALID_ARGUMENT;
 		snprintf(out->message, sizeof(out->message),
-		    "request %" PRIu64 " has no body: set one of call, cancel, "
-		    "status, ping or stream_next",
+		    "request %" PRIu64 " has no body: set call, cancel, status, "
+		    "ping, stream_next or an actor request",
 		    out->id);
 		return;
 	}
@@ -77,6 +77,34 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 		    f.type == WIRE_VARINT)
 			out->window = f.value > UINT32_MAX ? UINT32_MAX
 							   : (uint32_t) f.value;
+		if (wire_find(out->data, out->len, 7, &f) == 1 &&
+		    f.type == WIRE_VARINT)
+			out->actor_id = f.value;
+	} else if (out->body == BODY_ACTOR_NEW) {
+		if (wire_find(out->data, out->len, 1, &fn) != 1 ||
+		    fn.type != WIRE_LEN || fn.len == 0)
+			return refuse(out, GILD__V1__CODE__INVALID_ARGUMENT,
+			    "actor_new has no class_name");
+		out->actor_class = (const char *) fn.data;
+		out->actor_class_len = fn.len;
+		if (wire_find(out->data, out->len, 4, &f) == 1 &&
+		    f.type == WIRE_LEN && f.len > 0) {
+			out->actor_name = (const char *) f.data;
+			out->actor_name_len = f.len;
+		}
+		if (wire_find(out->data, out->len, 5, &f) == 1 &&
+		    f.type == WIRE_VARINT)
+			out->detached = f.value != 0;
+	} else if (out->body == BODY_ACTOR_GET) {
+		if (wire_find(out->data, out->len, 1, &f) == 1 &&
+		    f.type == WIRE_LEN) {
+			out->actor_name = (const char *) f.data;
+			out->actor_name_len = f.len;
+		}
+	} else if (out->body == BODY_ACTOR_DESTROY) {
+		if (wire_find(out->data, out->len, 1, &f) == 1 &&
+		    f.type == WIRE_VARINT)
+			out->actor_id = f.value;
 	} else if (out->body == BODY_CANCEL) {
 		if (wire_find(out->data, out->len, 1, &f) == 1 &&
 		    f.type == WIRE_VARINT)

@@ -17,6 +17,9 @@ enum parse_body {
 	BODY_STATUS = 4,
 	BODY_PING = 5,
 	BODY_STREAM_NEXT = 6,
+	BODY_ACTOR_NEW = 7,
+	BODY_ACTOR_GET = 8,
+	BODY_ACTOR_DESTROY = 9,
 };
 
 typedef struct parsed_request {
@@ -29,6 +32,13 @@ typedef struct parsed_request {
 	uint32_t timeout_ms;      /* BODY_CALL: Call.timeout_ms (0: none) */
 	bool stream;              /* BODY_CALL: Call.stream */
 	uint32_t window;          /* BODY_CALL: Call.window (0: default) */
+	uint64_t actor_id;        /* BODY_CALL: Call.actor_id (0: a function);
+				     BODY_ACTOR_DESTROY: actor_id */
+	const char *actor_class;  /* BODY_ACTOR_NEW: class_name (not NUL-ended) */
+	size_t actor_class_len;
+	const char *actor_name;   /* BODY_ACTOR_NEW / _GET: name, or NULL */
+	size_t actor_name_len;
+	bool detached;            /* BODY_ACTOR_NEW */
 	uint64_t stream_call;     /* BODY_STREAM_NEXT: call_id */
 	uint32_t stream_max;      /* BODY_STREAM_NEXT: max (0: no limit) */
 	uint64_t cancel_target;   /* BODY_CANCEL: target_id (0 if absent) */

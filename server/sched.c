@@ -140,7 +140,8 @@ best_slot(const sched *s, const job *j)
 	for (int k = 0; k < s->nslots; k++) {
 		int i = (s->rr + k) % s->nslots;
 		const slot *sl = &s->slots[i];
-		if (!room(s, sl, j))
+		if ((j != NULL && j->pinned != 0 && j->pinned != i + 1) ||
+		    !room(s, sl, j))
 			continue;
 		if (best < 0 || sl->running < s->slots[best].running)
 			best = i;
@@ -154,10 +155,29 @@ sched_has_room(const sched *s)
 	return best_slot(s, NULL) >= 0;
 }
 
+/* The oldest queued job that can run now. Past the head only when some
+ * slot is free: a job pinned to a busy slot must not hold up the others,
+ * and when every slot is busy nothing behind the head could run either
+ * (bar async calls, which wait their turn). */
+static job *
+runnable(const sched *s)
+{
+	if (s->head == NULL)
+		return NULL;
+	if (best_slot(s, s->head) >= 0)
+		return s->head;
+	if (!sched_has_room(s))
+		return NULL;
+	for (job *j = s->head->next; j != NULL; j = j->next)
+		if (best_slot(s, j) >= 0)
+			return j;
+	return NULL;
+}
+
 job *
 sched_peek(const sched *s)
 {
-	return s->head != NULL && best_slot(s, s->head) >= 0 ? s->head : NULL;
+	return runnable(s);
 }
 
 static bool
@@ -202,13 +222,12 @@ sched_take_same(sched *s, const job *j, job **out, size_t max)
 job *
 sched_next(sched *s)
 {
-	int best = s->head != NULL ? best_slot(s, s->head) : -1;
-	job *j;
+	job *j = runnable(s);
+	int best = j != NULL ? best_slot(s, j) : -1;
 
 	if (best < 0)
 		return NULL;
 	s->rr = (best + 1) % s->nslots;
-	j = s->head;
 	queue_unlink(s, j);
 	j->state = JOB_RUNNING;
 	j->slot = best;

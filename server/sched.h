@@ -31,6 +31,7 @@ typedef struct job {
 	size_t function_len;
 	uint32_t concurrency; /* how many such jobs one slot may run at once
 				 (async functions); 0 or 1: alone */
+	int pinned;           /* slot + 1 it must run on (an actor's), 0: any */
 	struct job *next, *prev; /* scheduler links: queue or slot list */
 } job;
 
@@ -49,8 +50,9 @@ void sched_fini(sched *s);
  * is full (j untouched: the caller still owns and ends it). */
 int sched_submit(sched *s, job *j);
 
-/* Picks the next job to run and its worker: the oldest queued job and the
- * ready slot with the fewest running jobs (ties: round-robin). Marks it
+/* Picks the next job to run and its worker: the oldest queued job that can
+ * run now (a pinned job only on its slot) and the ready slot with the
+ * fewest running jobs (ties: round-robin). Marks it
  * RUNNING. Returns the job (still owned by the scheduler until completed or
  * lost) or NULL when nothing can run now. */
 job *sched_next(sched *s);

@@ -1,6 +1,7 @@
 /* The gild front end: requests in, jobs to workers, replies out. */
 #include "server.h"
 
+#include "actor.h"
 #include "gild.pb-c.h"
 #include "listener.h"
 #include "log.h"
@@ -43,6 +44,9 @@ typedef struct server {
 	struct timespec started;
 	struct stream *streams; /* open streams, any connection */
 	struct event *batch_ev; /* a batch waits to fill up */
+	actor_table actors;
+	bool actors_dirty;      /* an actor's job ended: its next may go */
+	uint64_t *slot_gen;     /* per slot: hellos so far (a new process) */
 } server;
 
 /* A job as the server keeps it: the scheduler's part first (the scheduler
@@ -60,6 +64,10 @@ typedef struct sjob {
 	bool arrived_busy;     /* no worker was free when it came */
 	uint32_t batch;        /* @gild.function(batch=N): N >= 1, else 0 */
 	uint32_t batch_wait_us;
+	actor *act;            /* an actor's call, creation or destruction */
+	enum { JK_CALL, JK_ACTOR_NEW, JK_ACTOR_DESTROY } kind;
+	bool internal;         /* the server's own (an actor's restart or end):
+				  no client waits for its reply */
 } sjob;
 
 /* Most calls run as one batch. */
@@ -178,6 +186,34 @@ reply_error(server *srv, listener_req *to, uint64_t request_id,
 	va_end(ap);
 }
 
+/* Sends Reply{id, result{bool_value}}. */
+static void
+reply_bool(server *srv, listener_req *to, uint64_t request_id, bool v)
+{
+	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
+	Gild__V1__Value val = GILD__V1__VALUE__INIT;
+
+	val.kind_case = GILD__V1__VALUE__KIND_BOOL_VALUE;
+	val.bool_value = v;
+	r.body_case = GILD__V1__REPLY__BODY_RESULT;
+	r.result = &val;
+	reply_send(srv, to, request_id, &r);
+}
+
+/* Sends Reply{id, result{int_value}}. */
+static void
+reply_int(server *srv, listener_req *to, uint64_t request_id, int64_t v)
+{
+	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
+	Gild__V1__Value val = GILD__V1__VALUE__INIT;
+
+	val.kind_case = GILD__V1__VALUE__KIND_INT_VALUE;
+	val.int_value = v;
+	r.body_case = GILD__V1__REPLY__BODY_RESULT;
+	r.result = &val;
+	reply_send(srv, to, request_id, &r);
+}
+
 /* ---- jobs ------------------------------------------------------------- */
 
 static void
@@ -187,6 +223,10 @@ job_free(job *j)
 
 	if (sj->timer != NULL)
 		event_free(sj->timer);
+	if (sj->act != NULL && sj->act->active == j) {
+		sj->act->active = NULL;
+		sj->srv->actors_dirty = true; /* pump sends its next call */
+	}
 	nng_msg_free(j->req);
 	free(sj);
 }
@@ -206,7 +246,9 @@ job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	if (sj->st != NULL) {
+	if (sj->internal) {
+		/* nobody to tell */
+	} else if (sj->st != NULL) {
 		/* A stream ends with the error after the chunks sent. */
 		char msg[1024];
 		vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -282,7 +324,10 @@ job_interrupt(server *srv, sjob *sj, int code)
 static void
 job_end_queued(server *srv, sjob *sj, Gild__V1__Code code, const char *why)
 {
-	sched_remove_queued(srv->sch, &sj->j);
+	if (sj->j.state == JOB_QUEUED)
+		sched_remove_queued(srv->sch, &sj->j);
+	else if (sj->act != NULL) /* waiting for its actor's earlier calls */
+		actor_unlink(sj->act, sj->j.pipe, sj->j.request_id);
 	if (code == GILD__V1__CODE__DEADLINE_EXCEEDED)
 		job_fail(srv, &sj->j, code,
 		    "deadline of %" PRIu32 " ms passed before '%.*s' could "
@@ -303,7 +348,8 @@ on_job_timer(evutil_socket_t fd, short what, void *arg)
 	server *srv = sj->srv;
 	char reason[200];
 
-	if (sj->j.state == JOB_QUEUED) {
+	if (sj->j.state == JOB_QUEUED ||
+	    (sj->j.state == JOB_NEW && sj->act != NULL)) {
 		job_end_queued(srv, sj, GILD__V1__CODE__DEADLINE_EXCEEDED, NULL);
 		check_drained(srv);
 	} else if (sj->j.state == JOB_RUNNING && sj->interrupt == 0) {
@@ -363,6 +409,10 @@ describe_job(const job *j, sup_job *out)
 	const sjob *sj = (const sjob *) j;
 	uint64_t waited = elapsed_us(&sj->arrived);
 
+	out->op = sj->kind == JK_ACTOR_NEW	? SUP_ACTOR_NEW
+		  : sj->kind == JK_ACTOR_DESTROY ? SUP_ACTOR_DESTROY
+						 : SUP_CALL;
+	out->actor_id = sj->act != NULL ? sj->act->id : 0;
 	out->job_id = j->id;
 	out->request_id = j->request_id;
 	out->queued_us = waited > UINT32_MAX ? UINT32_MAX : (uint32_t) waited;
@@ -376,6 +426,244 @@ describe_job(const job *j, sup_job *out)
 	out->len = j->call_len;
 }
 
+/* ---- actors ------------------------------------------------------------ */
+
+/* Calls waiting in actors' queues (not yet in the scheduler). */
+static size_t
+actor_waiting(const server *srv)
+{
+	size_t n = 0;
+
+	for (const actor *a = srv->actors.all; a != NULL; a = a->next)
+		for (const job *j = a->head; j != NULL; j = j->next)
+			n++;
+	return n;
+}
+
+/* The call from (pipe, request_id) waiting in an actor's queue, or NULL. */
+static job *
+actor_waiting_find(const server *srv, uint32_t pipe, uint64_t request_id)
+{
+	for (const actor *a = srv->actors.all; a != NULL; a = a->next)
+		for (job *j = a->head; j != NULL; j = j->next)
+			if (j->pipe == pipe && j->request_id == request_id &&
+			    !((sjob *) j)->internal)
+				return j;
+	return NULL;
+}
+
+/* Where a new actor goes: the ready worker with the fewest actors and
+ * running calls; any worker with the fewest actors if none is ready. */
+static int
+actor_place(server *srv)
+{
+	int best = -1, n = supervisor_count(srv->sup);
+	size_t best_load = 0;
+
+	for (int pass = 0; pass < 2 && best < 0; pass++) {
+		for (int i = 0; i < n; i++) {
+			sup_worker_info info;
+			size_t load;
+			supervisor_info(srv->sup, i, &info);
+			if (pass == 0 && strcmp(info.state, "ready") != 0)
+				continue;
+			load = actor_count_on(&srv->actors, i) +
+			       (size_t) sched_slot_running(srv->sch, i);
+			if (best < 0 || load < best_load) {
+				best = i;
+				best_load = load;
+			}
+		}
+	}
+	return best < 0 ? 0 : best;
+}
+
+/* Hands an actor's job to the scheduler, pinned to its worker. */
+static void
+actor_submit(server *srv, actor *a, job *j)
+{
+	a->active = j;
+	j->pinned = a->slot + 1;
+	if (sched_submit(srv->sch, j) != 0)
+		job_fail(srv, j, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		    "queue full: %zu calls are waiting (--max-queue)",
+		    sched_queued(srv->sch));
+}
+
+/* A job of the server's own for actor a (its re-creation, or its end when
+ * its owner left), or NULL when out of memory. */
+static sjob *
+actor_internal_job(server *srv, actor *a, int kind)
+{
+	sjob *sj = calloc(1, sizeof(*sj));
+	nng_msg *m = NULL;
+
+	if (sj == NULL || nng_msg_alloc(&m, 0) != 0 ||
+	    (kind == JK_ACTOR_NEW &&
+		nng_msg_append(m, a->ctor, a->ctor_len) != 0)) {
+		nng_msg_free(m);
+		free(sj);
+		return NULL;
+	}
+	sj->srv = srv;
+	sj->act = a;
+	sj->kind = kind;
+	sj->internal = true;
+	sj->j.id = ++srv->next_job_id;
+	sj->j.pipe = a->owner;
+	sj->j.req = m;
+	sj->j.call = nng_msg_body(m);
+	sj->j.call_len = nng_msg_len(m);
+	sj->j.function = a->cls;
+	sj->j.function_len = strlen(a->cls);
+	clock_gettime(CLOCK_MONOTONIC, &sj->arrived);
+	return sj;
+}
+
+/* Fails every call waiting for a. */
+static void
+actor_fail_waiting(server *srv, actor *a, Gild__V1__Code code, const char *why)
+{
+	job *j;
+
+	while ((j = actor_pop(a)) != NULL)
+		job_fail(srv, j, code, "%s", why);
+}
+
+/* a's instance is gone with its worker: create it again while it has
+ * restarts left, else mark it lost and fail what waits for it. */
+static void
+actor_lost(server *srv, actor *a, const char *why)
+{
+	char msg[300];
+	sjob *sj;
+
+	if (a->active != NULL && a->active->state == JOB_QUEUED) {
+		/* Its next call was queued for the dead worker: it waits for
+		 * the new instance instead. */
+		job *j = a->active;
+		sched_remove_queued(srv->sch, j);
+		j->state = JOB_NEW;
+		j->next = a->head;
+		j->prev = NULL;
+		if (a->head)
+			a->head->prev = j;
+		else
+			a->tail = j;
+		a->head = j;
+		a->active = NULL;
+	}
+	if (a->state == ACTOR_DESTROYING) {
+		if (a->active == NULL) {
+			/* Its destroy job is in the queue: answer it. */
+			for (job *j; (j = actor_pop(a)) != NULL;) {
+				sjob *q = (sjob *) j;
+				if (q->kind == JK_ACTOR_DESTROY && !q->internal)
+					reply_bool(srv, j->reply_to,
+					    j->request_id, true);
+				else if (q->kind != JK_ACTOR_DESTROY)
+					job_fail(srv, j,
+					    GILD__V1__CODE__NOT_FOUND,
+					    "the actor was destroyed");
+				if (q->kind == JK_ACTOR_DESTROY)
+					job_free(j);
+			}
+			actor_remove(&srv->actors, a);
+		}
+		return;
+	}
+	if (a->restarts < a->max_restarts &&
+	    (sj = actor_internal_job(srv, a, JK_ACTOR_NEW)) != NULL) {
+		a->restarts++;
+		a->state = ACTOR_CREATING;
+		a->slot = actor_place(srv);
+		log_warn("actor %" PRIu64 " (%s) lost (%s): creating it again "
+			 "on worker %d, restart %" PRIu32 " of %" PRIu32,
+		    a->id, a->cls, why, a->slot, a->restarts, a->max_restarts);
+		if (a->active == NULL)
+			actor_submit(srv, a, &sj->j);
+		else
+			/* Its creation goes first once the running job ends. */
+			actor_push(a, &sj->j); /* (rare: see actor_kick) */
+		return;
+	}
+	a->state = ACTOR_LOST;
+	snprintf(msg, sizeof(msg),
+	    "actor %" PRIu64 " (%s) lost: %s, and it has no restarts left "
+	    "(max_restarts=%" PRIu32 ")",
+	    a->id, a->cls, why, a->max_restarts);
+	log_warn("%s", msg);
+	actor_fail_waiting(srv, a, GILD__V1__CODE__NOT_FOUND, msg);
+}
+
+/* Sends a's next waiting job if none of its jobs is in the scheduler. */
+static void
+actor_kick(server *srv, actor *a)
+{
+	job *j;
+
+	if (a->active != NULL)
+		return;
+	if ((a->state == ACTOR_READY || a->state == ACTOR_DESTROYING) &&
+	    a->slot_gen != srv->slot_gen[a->slot]) {
+		/* Its worker was replaced (recycled, reloaded) since. */
+		uint64_t id = a->id;
+		actor_lost(srv, a, "its worker was replaced");
+		if ((a = actor_find(&srv->actors, id)) == NULL ||
+		    a->active != NULL)
+			return;
+	}
+	if (a->state == ACTOR_LOST)
+		return;
+	if ((j = actor_pop(a)) != NULL)
+		actor_submit(srv, a, j);
+}
+
+/* The end of an actor's creation or destruction: fields is the worker's
+ * result (created, destroyed) or error (its constructor raised). */
+static void
+actor_job_result(server *srv, sjob *sj, int slot, const uint8_t *fields,
+    size_t len)
+{
+	actor *a = sj->act;
+	wire_field f;
+	bool ok = wire_find(fields, len, 2, &f) == 1;
+	bool internal = sj->internal;
+	int kind = sj->kind;
+	nng_msg *m;
+
+	if (!internal && ok)
+		(kind == JK_ACTOR_NEW ? reply_int(srv, sj->j.reply_to,
+					    sj->j.request_id, (int64_t) a->id)
+				      : reply_bool(srv, sj->j.reply_to,
+					    sj->j.request_id, true));
+	else if (!internal && (m = reply_start(sj->j.request_id)) != NULL &&
+		 nng_msg_append(m, fields, len) == 0)
+		listener_reply(srv->lst, sj->j.reply_to, m); /* its error */
+	else if (!internal)
+		reply_error(srv, sj->j.reply_to, sj->j.request_id,
+		    GILD__V1__CODE__INTERNAL, "server out of memory");
+	job_free(&sj->j);
+	if (kind == JK_ACTOR_NEW && ok) {
+		if (a->state == ACTOR_CREATING)
+			a->state = ACTOR_READY;
+		a->slot_gen = srv->slot_gen[slot];
+	} else if (kind == JK_ACTOR_NEW && internal) {
+		/* Its constructor raised when it was created again. */
+		a->state = ACTOR_LOST;
+		actor_fail_waiting(srv, a, GILD__V1__CODE__NOT_FOUND,
+		    "the actor was lost: creating it again failed");
+	} else {
+		/* Destroyed, or never created (its constructor raised). */
+		actor_fail_waiting(srv, a, GILD__V1__CODE__NOT_FOUND,
+		    kind == JK_ACTOR_DESTROY
+			? "the actor was destroyed"
+			: "the actor could not be created: its constructor "
+			  "failed");
+		actor_remove(&srv->actors, a);
+	}
+}
+
 /* Hands queued jobs to free workers: one call each, or for a batched
  * function up to its batch of calls at once. */
 static void
@@ -385,6 +673,13 @@ pump(server *srv)
 	job *batch[BATCH_MAX];
 	job *j;
 
+	if (srv->actors_dirty) {
+		srv->actors_dirty = false;
+		for (actor *a = srv->actors.all, *next; a != NULL; a = next) {
+			next = a->next;
+			actor_kick(srv, a);
+		}
+	}
 	while ((j = sched_peek(srv->sch)) != NULL) {
 		sjob *sj = (sjob *) j;
 		size_t n = 1;
@@ -421,7 +716,7 @@ static void
 check_drained(server *srv)
 {
 	if (srv->state == SRV_DRAINING && sched_running(srv->sch) == 0 &&
-	    sched_queued(srv->sch) == 0)
+	    sched_queued(srv->sch) == 0 && actor_waiting(srv) == 0)
 		server_stop_workers(srv);
 }
 
@@ -718,11 +1013,26 @@ not_found(server *srv, listener_req *req, uint64_t id, const char *name,
 static void
 on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 {
-	sup_function_options fo;
+	sup_function_options fo = {0};
+	actor *act = NULL;
 	sjob *sj;
 	job *j;
 
-	if (!known_function(srv, pr->function, pr->function_len)) {
+	if (pr->actor_id != 0) {
+		act = actor_find(&srv->actors, pr->actor_id);
+		if (act == NULL || act->state == ACTOR_LOST ||
+		    act->state == ACTOR_DESTROYING) {
+			reply_error(srv, req, pr->id, GILD__V1__CODE__NOT_FOUND,
+			    "actor %" PRIu64 " %s", pr->actor_id,
+			    act == NULL ? "does not exist (it was destroyed, "
+					  "or never created)"
+			    : act->state == ACTOR_LOST
+				? "lost: its worker died and it has no "
+				  "restarts left"
+				: "is being destroyed");
+			goto done;
+		}
+	} else if (!known_function(srv, pr->function, pr->function_len)) {
 		not_found(srv, req, pr->id, pr->function, pr->function_len);
 		goto done;
 	}
@@ -750,8 +1060,10 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 		sj->st->pull = req;
 		sj->st->pull_id = pr->id;
 	}
-	fo = supervisor_function_options(srv->sup, pr->function,
-	    pr->function_len);
+	if (act == NULL)
+		fo = supervisor_function_options(srv->sup, pr->function,
+		    pr->function_len);
+	sj->act = act;
 	sj->timeout_ms = pr->timeout_ms    ? pr->timeout_ms
 			 : fo.timeout_ms   ? fo.timeout_ms
 					   : srv->opts->default_timeout_ms;
@@ -778,6 +1090,14 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 		    "server out of memory");
 		goto done;
 	}
+	if (act != NULL) {
+		/* One call at a time per actor, in arrival order. */
+		srv->calls_total++;
+		actor_push(act, j);
+		actor_kick(srv, act);
+		pump(srv);
+		return;
+	}
 	if (sched_submit(srv->sch, j) != 0) {
 		if (sj->timer != NULL)
 			event_free(sj->timer);
@@ -796,6 +1116,132 @@ done:
 	nng_msg_free(msg);
 }
 
+/* ActorNew: creates an instance on the least-loaded worker; the reply is
+ * its id once the constructor has run. Takes msg. */
+static void
+on_actor_new(server *srv, listener_req *req, nng_msg *msg,
+    const parsed_request *pr)
+{
+	uint32_t max_restarts = 0;
+	size_t nfn;
+	actor *a;
+	sjob *sj;
+
+	supervisor_functions(srv->sup, &nfn);
+	if (nfn > 0 && !supervisor_actor_class(srv->sup, pr->actor_class,
+			   pr->actor_class_len, &max_restarts)) {
+		reply_error(srv, req, pr->id, GILD__V1__CODE__NOT_FOUND,
+		    "no @gild.actor class '%.*s' in app '%s'",
+		    (int) (pr->actor_class_len > 200 ? 200 : pr->actor_class_len),
+		    pr->actor_class, srv->opts->app);
+		goto done;
+	}
+	if (pr->actor_name != NULL &&
+	    actor_find_name(&srv->actors, pr->actor_name, pr->actor_name_len)) {
+		reply_error(srv, req, pr->id, GILD__V1__CODE__ALREADY_EXISTS,
+		    "an actor named '%.*s' exists already",
+		    (int) (pr->actor_name_len > 200 ? 200 : pr->actor_name_len),
+		    pr->actor_name);
+		goto done;
+	}
+	if ((sj = calloc(1, sizeof(*sj))) == NULL ||
+	    (a = actor_add(&srv->actors, pr->actor_class, pr->actor_class_len,
+		 pr->actor_name, pr->actor_name_len, listener_req_pipe(req),
+		 pr->detached, pr->data, pr->len, max_restarts)) == NULL) {
+		free(sj);
+		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		    "server out of memory");
+		goto done;
+	}
+	a->slot = actor_place(srv);
+	sj->srv = srv;
+	sj->act = a;
+	sj->kind = JK_ACTOR_NEW;
+	sj->j.id = ++srv->next_job_id;
+	sj->j.request_id = pr->id;
+	sj->j.pipe = listener_req_pipe(req);
+	sj->j.req = msg;
+	sj->j.reply_to = req;
+	sj->j.call = pr->data; /* the ActorNew, for the worker */
+	sj->j.call_len = pr->len;
+	sj->j.function = a->cls;
+	sj->j.function_len = strlen(a->cls);
+	clock_gettime(CLOCK_MONOTONIC, &sj->arrived);
+	srv->calls_total++;
+	actor_submit(srv, a, &sj->j);
+	pump(srv);
+	return;
+done:
+	nng_msg_free(msg);
+}
+
+static void
+on_actor_get(server *srv, listener_req *req, const parsed_request *pr)
+{
+	actor *a = pr->actor_name != NULL
+		       ? actor_find_name(&srv->actors, pr->actor_name,
+			     pr->actor_name_len)
+		       : NULL;
+
+	if (a == NULL || a->state == ACTOR_LOST || a->state == ACTOR_DESTROYING)
+		reply_error(srv, req, pr->id, GILD__V1__CODE__NOT_FOUND,
+		    "no actor named '%.*s'%s",
+		    (int) (pr->actor_name_len > 200 ? 200 : pr->actor_name_len),
+		    pr->actor_name ? pr->actor_name : "",
+		    a != NULL && a->state == ACTOR_LOST ? " (it was lost)" : "");
+	else
+		reply_int(srv, req, pr->id, (int64_t) a->id);
+}
+
+/* Destroys a after the calls queued for it; to (may be NULL: the server's
+ * own, when its owner left) gets true once it is gone. */
+static void
+actor_destroy(server *srv, actor *a, listener_req *to, uint64_t request_id,
+    uint32_t pipe)
+{
+	sjob *sj;
+
+	if (a->state == ACTOR_LOST) {
+		actor_fail_waiting(srv, a, GILD__V1__CODE__NOT_FOUND,
+		    "the actor was destroyed");
+		if (a->active == NULL)
+			actor_remove(&srv->actors, a);
+		else
+			a->state = ACTOR_DESTROYING;
+		if (to != NULL)
+			reply_bool(srv, to, request_id, true);
+		return;
+	}
+	if ((sj = actor_internal_job(srv, a, JK_ACTOR_DESTROY)) == NULL) {
+		if (to != NULL)
+			reply_error(srv, to, request_id,
+			    GILD__V1__CODE__RESOURCE_EXHAUSTED,
+			    "server out of memory");
+		return;
+	}
+	if (to != NULL) {
+		sj->internal = false;
+		sj->j.reply_to = to;
+		sj->j.request_id = request_id;
+		sj->j.pipe = pipe;
+	}
+	a->state = ACTOR_DESTROYING;
+	actor_push(a, &sj->j);
+	actor_kick(srv, a);
+}
+
+static void
+on_actor_destroy(server *srv, listener_req *req, const parsed_request *pr)
+{
+	actor *a = actor_find(&srv->actors, pr->actor_id);
+
+	if (a == NULL || a->state == ACTOR_DESTROYING)
+		reply_bool(srv, req, pr->id, a != NULL);
+	else
+		actor_destroy(srv, a, req, pr->id, listener_req_pipe(req));
+	pump(srv);
+}
+
 static void
 on_cancel(server *srv, listener_req *req, const parsed_request *pr)
 {
@@ -811,6 +1257,11 @@ on_cancel(server *srv, listener_req *req, const parsed_request *pr)
 		check_drained(srv);
 	} else if (j != NULL) {
 		job_interrupt(srv, (sjob *) j, GILD__V1__CODE__CANCELLED);
+	} else if ((j = actor_waiting_find(srv, listener_req_pipe(req),
+			pr->cancel_target)) != NULL) {
+		job_end_queued(srv, (sjob *) j, GILD__V1__CODE__CANCELLED,
+		    "cancelled by the client before it ran");
+		check_drained(srv);
 	} else if ((st = stream_find(srv, listener_req_pipe(req),
 			pr->cancel_target)) != NULL) {
 		/* Its generator has finished: drop what it left. */
@@ -858,6 +1309,23 @@ on_pipe_gone(void *arg, uint32_t pipe)
 			}
 		}
 	}
+	/* Calls waiting for its actors' turn, and the actors it owns. */
+	for (actor *a = srv->actors.all, *anext; a != NULL; a = anext) {
+		anext = a->next;
+		for (j = a->head; j != NULL; j = next) {
+			next = j->next;
+			if (j->pipe == pipe && !((sjob *) j)->internal) {
+				actor_unlink(a, pipe, j->request_id);
+				job_fail(srv, j, GILD__V1__CODE__CANCELLED,
+				    "the client disconnected before the call "
+				    "ran");
+				dropped++;
+			}
+		}
+		if (a->owner == pipe && !a->detached &&
+		    a->state != ACTOR_DESTROYING)
+			actor_destroy(srv, a, NULL, 0, 0);
+	}
 	/* Its streams: those whose job still runs go when it ends. */
 	for (stream *st = srv->streams, *snext; st != NULL; st = snext) {
 		snext = st->next;
@@ -875,6 +1343,7 @@ on_pipe_gone(void *arg, uint32_t pipe)
 		log_info("client connection %" PRIu32 " closed: %zu queued "
 			 "calls dropped, %zu running calls cancelled",
 		    pipe, dropped, interrupted);
+	pump(srv);
 	check_drained(srv);
 }
 
@@ -971,6 +1440,21 @@ on_request(void *arg, listener_req *req, nng_msg *msg)
 		case BODY_STREAM_NEXT:
 			on_stream_next(srv, req, &pr);
 			break;
+		case BODY_ACTOR_NEW:
+			if (srv->state != SRV_RUNNING) {
+				reply_error(srv, req, pr.id,
+				    GILD__V1__CODE__UNAVAILABLE,
+				    "server is shutting down");
+				break;
+			}
+			on_actor_new(srv, req, msg, &pr);
+			return; /* took msg */
+		case BODY_ACTOR_GET:
+			on_actor_get(srv, req, &pr);
+			break;
+		case BODY_ACTOR_DESTROY:
+			on_actor_destroy(srv, req, &pr);
+			break;
 		default:
 			on_ping(srv, req, &pr);
 			break;
@@ -986,6 +1470,8 @@ on_worker_ready(void *arg, int slot)
 {
 	server *srv = arg;
 
+	srv->slot_gen[slot]++; /* a new process: the actors of the last are gone */
+	srv->actors_dirty = true;
 	sched_slot_ready(srv->sch, slot);
 	if (!srv->announced_ready &&
 	    sched_ready_slots(srv->sch) == supervisor_count(srv->sup)) {
@@ -1017,7 +1503,7 @@ on_worker_lost(void *arg, int slot, const char *reason)
 		if (sj->interrupt != 0) {
 			job_end_interrupted(srv, sj);
 		} else if (sj->retries_left > 0 && sj->st == NULL &&
-			   srv->state != SRV_STOPPING) {
+			   sj->act == NULL && srv->state != SRV_STOPPING) {
 			sj->retries_left--;
 			log_info("worker %d died while running '%.*s' (%s): "
 				 "retrying it, %" PRIu32 " retries left",
@@ -1029,6 +1515,13 @@ on_worker_lost(void *arg, int slot, const char *reason)
 			    "worker %d died while running '%.*s': %s", slot,
 			    (int) j->function_len, j->function, reason);
 		}
+	}
+	/* The actors it held are gone with it. */
+	for (actor *a = srv->actors.all, *anext; a != NULL; a = anext) {
+		anext = a->next;
+		if (a->slot == slot && a->state != ACTOR_LOST &&
+		    srv->state != SRV_STOPPING)
+			actor_lost(srv, a, "its worker died");
 	}
 	check_drained(srv);
 	pump(srv); /* other workers may take what waits */
@@ -1047,8 +1540,12 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
 		    job_id);
 		return;
 	}
-	if (((sjob *) j)->interrupt != 0) {
+	if (((sjob *) j)->act != NULL && ((sjob *) j)->kind != JK_CALL) {
+		actor_job_result(srv, (sjob *) j, slot, fields, len);
+	} else if (((sjob *) j)->interrupt != 0) {
 		job_end_interrupted(srv, (sjob *) j);
+	} else if (((sjob *) j)->internal) {
+		job_free(j);
 	} else if (((sjob *) j)->st != NULL) {
 		/* A stream that failed before its first chunk. */
 		wire_field f;
@@ -1139,6 +1636,9 @@ server_stop_workers(server *srv)
 			    "server stopped before '%.*s' finished",
 			    (int) j->function_len, j->function);
 	}
+	for (actor *a = srv->actors.all; a != NULL; a = a->next)
+		actor_fail_waiting(srv, a, GILD__V1__CODE__UNAVAILABLE,
+		    "server stopped before the call ran");
 	supervisor_stop(srv->sup, 2000);
 }
 
@@ -1258,6 +1758,12 @@ server_run(const server_opts *opts)
 		srv.exit_code = 1;
 		goto out;
 	}
+	if ((srv.slot_gen = calloc((size_t) opts->workers, sizeof(uint64_t))) ==
+		NULL) {
+		log_error("out of memory");
+		srv.exit_code = 1;
+		goto out;
+	}
 	if ((rc = sched_init(&srv.sch, opts->workers, 1, opts->max_queue)) != 0 ||
 	    (rc = supervisor_init(&srv.sup, srv.base, &sc, &se, &srv)) != 0) {
 		log_error("cannot set up: %s", strerror(-rc));
@@ -1304,6 +1810,14 @@ out:
 	sched_fini(srv.sch);
 	while (srv.streams != NULL)
 		stream_free(&srv, srv.streams);
+	while (srv.actors.all != NULL) {
+		actor *a = srv.actors.all;
+		for (job *j; (j = actor_pop(a)) != NULL;)
+			job_free(j);
+		a->active = NULL;
+		actor_remove(&srv.actors, a);
+	}
+	free(srv.slot_gen);
 	if (srv.sigint_ev)
 		event_free(srv.sigint_ev);
 	if (srv.sigterm_ev)

@@ -88,6 +88,9 @@ struct supervisor {
 	char **functions;
 	sup_function_options *options; /* parallel to functions */
 	size_t nfunctions;
+	char **actor_classes;
+	uint32_t *actor_restarts;      /* parallel to actor_classes */
+	size_t nactor_classes;
 	char *python_version;
 };
 
@@ -156,6 +159,13 @@ free_functions(supervisor *s)
 	s->functions = NULL;
 	s->options = NULL;
 	s->nfunctions = 0;
+	for (size_t i = 0; i < s->nactor_classes; i++)
+		free(s->actor_classes[i]);
+	free(s->actor_classes);
+	free(s->actor_restarts);
+	s->actor_classes = NULL;
+	s->actor_restarts = NULL;
+	s->nactor_classes = 0;
 }
 
 /* Takes the function table of a Hello (from a worker or the template).
@@ -187,6 +197,17 @@ store_hello(supervisor *s, const uint8_t *data, size_t len)
 			s->options[i].concurrency = h->options[k]->concurrency;
 		}
 		s->nfunctions++;
+	}
+	s->actor_classes = calloc(h->n_actor_classes + 1, sizeof(char *));
+	s->actor_restarts = calloc(h->n_actor_classes + 1, sizeof(uint32_t));
+	for (size_t i = 0; s->actor_classes && s->actor_restarts &&
+			   i < h->n_actor_classes;
+	     i++) {
+		if ((s->actor_classes[i] = strdup(h->actor_classes[i]->name)) ==
+		    NULL)
+			break;
+		s->actor_restarts[i] = h->actor_classes[i]->max_restarts;
+		s->nactor_classes++;
 	}
 	free(s->python_version);
 	s->python_version = strdup(h->python_version);
@@ -1143,6 +1164,9 @@ enum {
 	TW_DEADLINE_MS = 7,
 	TW_QUEUED_US = 8,
 	TW_BATCH = 9,
+	TW_ACTOR_NEW = 10,
+	TW_ACTOR_ID = 11,
+	TW_ACTOR_DESTROY = 12,
 	BATCH_JOB_IDS = 1,
 	BATCH_CALLS = 2,
 };
@@ -1172,9 +1196,20 @@ supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
 	h += wire_put_varint(head + h, jobs[0].deadline_ms);
 	h += wire_put_tag(head + h, TW_QUEUED_US, WIRE_VARINT);
 	h += wire_put_varint(head + h, jobs[0].queued_us);
-	if (!batch) {
-		/* ToWorker{..., call}: the call bytes are not copied. */
-		h += wire_put_tag(head + h, TW_CALL, WIRE_LEN);
+	if (jobs[0].op != SUP_CALL) {
+		h += wire_put_tag(head + h, TW_ACTOR_ID, WIRE_VARINT);
+		h += wire_put_varint(head + h, jobs[0].actor_id);
+	}
+	if (jobs[0].op == SUP_ACTOR_DESTROY) {
+		h += wire_put_tag(head + h, TW_ACTOR_DESTROY, WIRE_VARINT);
+		h += wire_put_varint(head + h, 1);
+		rest = 0;
+	} else if (!batch) {
+		/* ToWorker{..., call}: the call bytes are not copied. For
+		 * SUP_ACTOR_NEW they are an ActorNew. */
+		h += wire_put_tag(head + h,
+		    jobs[0].op == SUP_ACTOR_NEW ? TW_ACTOR_NEW : TW_CALL,
+		    WIRE_LEN);
 		h += wire_put_varint(head + h, jobs[0].len);
 		rest = jobs[0].len;
 	} else {
@@ -1197,7 +1232,9 @@ supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
 	out = bufferevent_get_output(w->bev);
 	if (evbuffer_add(out, head, h) != 0)
 		return -ENOMEM;
-	if (!batch) {
+	if (jobs[0].op == SUP_ACTOR_DESTROY) {
+		/* nothing follows */
+	} else if (!batch) {
 		if (jobs[0].len > 0 && evbuffer_add_reference(out, jobs[0].call,
 					   jobs[0].len, NULL, NULL) != 0)
 			return -ENOMEM;
@@ -1396,6 +1433,20 @@ supervisor_function_options(const supervisor *s, const char *name,
 			return s->options[i];
 	}
 	return none;
+}
+
+bool
+supervisor_actor_class(const supervisor *s, const char *name, size_t len,
+    uint32_t *max_restarts)
+{
+	for (size_t i = 0; i < s->nactor_classes; i++) {
+		if (strlen(s->actor_classes[i]) == len &&
+		    memcmp(s->actor_classes[i], name, len) == 0) {
+			*max_restarts = s->actor_restarts[i];
+			return true;
+		}
+	}
+	return false;
 }
 
 const char *

@@ -65,11 +65,13 @@ int supervisor_start(supervisor *s);
  * gild.v1.Call (referenced, not copied: it must stay valid until the job
  * ends or the worker is lost). */
 typedef struct sup_job {
+	enum { SUP_CALL, SUP_ACTOR_NEW, SUP_ACTOR_DESTROY } op;
+	uint64_t actor_id;    /* SUP_ACTOR_*: which actor */
 	uint64_t job_id;
 	uint64_t request_id;
 	uint32_t deadline_ms; /* left before its deadline (0: none) */
 	uint32_t queued_us;   /* time it waited in the queue */
-	const uint8_t *call;
+	const uint8_t *call;  /* SUP_ACTOR_NEW: an encoded gild.v1.ActorNew */
 	size_t len;
 } sup_job;
 
@@ -113,6 +115,10 @@ int supervisor_count(const supervisor *s);
  * 0 before any worker is ready), and the workers' Python version. */
 const char *const *supervisor_functions(const supervisor *s, size_t *n);
 const char *supervisor_python_version(const supervisor *s);
+/* Whether the app has an @gild.actor class `name` (len bytes), and its
+ * max_restarts. */
+bool supervisor_actor_class(const supervisor *s, const char *name, size_t len,
+    uint32_t *max_restarts);
 
 /* What the app declared with @gild.function for function `name` (len bytes,
  * not NUL-terminated); zeroes when nothing or not known yet. */

@@ -19,6 +19,10 @@ struct app {
 	char **names;     /* sorted, malloc'd strings */
 	app_options *options; /* parallel to names */
 	size_t n;
+	PyObject *actors;     /* new ref: dict name -> @gild.actor class */
+	char **actor_names;   /* sorted */
+	uint32_t *actor_restarts;
+	size_t nactors;
 };
 
 /* Sets exc (stolen; from werr_take_exception) as the pending exception. */
@@ -191,23 +195,6 @@ option_u32(PyObject *opts, const char *key)
 	return (uint32_t) n;
 }
 
-/* inspect.iscoroutinefunction(fn); errors count as no. */
-static int
-is_coroutine_function(PyObject *fn)
-{
-	PyObject *inspect = PyImport_ImportModule("inspect");
-	PyObject *r = inspect != NULL
-			  ? PyObject_CallMethod(inspect, "iscoroutinefunction",
-				"O", fn)
-			  : NULL;
-	int yes = r != NULL && PyObject_IsTrue(r) == 1;
-
-	Py_XDECREF(r);
-	Py_XDECREF(inspect);
-	PyErr_Clear();
-	return yes;
-}
-
 static void
 read_options(PyObject *fn, app_options *out)
 {
@@ -223,7 +210,76 @@ read_options(PyObject *fn, app_options *out)
 	}
 	Py_XDECREF(opts);
 	PyErr_Clear();
-	out->is_async = fn != NULL && is_coroutine_function(fn);
+	out->is_async = fn != NULL && interp_is_coroutine_function(fn);
+}
+
+/* Adds class cls (called name) to a->actors if it is an @gild.actor
+ * defined in the app module. Returns 0 or -1 with a Python exception. */
+static int
+add_actor_class(app *a, PyObject *name, PyObject *cls, PyObject *modname)
+{
+	PyObject *opts = PyObject_GetAttrString(cls, "__gild_actor__");
+	PyObject *owner = NULL;
+	int same = 0, rc = 0;
+
+	if (opts == NULL || !PyDict_Check(opts)) {
+		PyErr_Clear();
+		Py_XDECREF(opts);
+		return 0;
+	}
+	owner = PyObject_GetAttrString(cls, "__module__");
+	if (owner != NULL)
+		same = PyObject_RichCompareBool(owner, modname, Py_EQ) == 1;
+	PyErr_Clear();
+	if (same && a->actors == NULL && (a->actors = PyDict_New()) == NULL)
+		rc = -1;
+	else if (same)
+		rc = PyDict_SetItem(a->actors, name, cls);
+	Py_XDECREF(owner);
+	Py_DECREF(opts);
+	return rc;
+}
+
+/* Fills a->actor_names and a->actor_restarts from a->actors. Returns 0 or
+ * -1 with a Python exception. */
+static int
+list_actor_classes(app *a)
+{
+	PyObject *keys;
+
+	if (a->actors == NULL)
+		return 0;
+	if ((keys = PyDict_Keys(a->actors)) == NULL || PyList_Sort(keys) == -1) {
+		Py_XDECREF(keys);
+		return -1;
+	}
+	a->nactors = (size_t) PyList_GET_SIZE(keys);
+	a->actor_names = calloc(a->nactors + 1, sizeof(char *));
+	a->actor_restarts = calloc(a->nactors + 1, sizeof(uint32_t));
+	if (a->actor_names == NULL || a->actor_restarts == NULL) {
+		Py_DECREF(keys);
+		PyErr_NoMemory();
+		return -1;
+	}
+	for (size_t i = 0; i < a->nactors; i++) {
+		PyObject *k = PyList_GET_ITEM(keys, (Py_ssize_t) i);
+		PyObject *cls = PyDict_GetItem(a->actors, k);
+		PyObject *opts = PyObject_GetAttrString(cls, "__gild_actor__");
+		const char *s = PyUnicode_AsUTF8(k);
+		if (s == NULL || (a->actor_names[i] = strdup(s)) == NULL) {
+			Py_XDECREF(opts);
+			Py_DECREF(keys);
+			if (s != NULL)
+				PyErr_NoMemory();
+			return -1;
+		}
+		if (opts != NULL && PyDict_Check(opts))
+			a->actor_restarts[i] = option_u32(opts, "max_restarts");
+		Py_XDECREF(opts);
+		PyErr_Clear();
+	}
+	Py_DECREF(keys);
+	return 0;
 }
 
 /* Fills a->funcs and a->names from the module's namespace. Returns 0 or -1
@@ -250,8 +306,14 @@ collect_exports(app *a)
 		if (!PyUnicode_Check(key) || PyUnicode_GET_LENGTH(key) == 0 ||
 		    PyUnicode_READ_CHAR(key, 0) == '_')
 			continue;
-		if (!PyCallable_Check(val) || PyType_Check(val))
+		if (!PyCallable_Check(val))
 			continue;
+		if (PyType_Check(val)) {
+			/* A class is exported only as an @gild.actor. */
+			if (add_actor_class(a, key, val, modname) == -1)
+				goto fail;
+			continue;
+		}
 		/* Only what the app defines: not `from os import system`. */
 		owner = PyObject_GetAttrString(val, "__module__");
 		if (owner == NULL) {
@@ -292,6 +354,8 @@ collect_exports(app *a)
 	for (size_t i = 0; i < a->n; i++)
 		read_options(PyDict_GetItemString(a->funcs, a->names[i]),
 		    &a->options[i]);
+	if (list_actor_classes(a) == -1)
+		goto fail;
 	rc = 0;
 fail:
 	Py_XDECREF(modname);
@@ -387,6 +451,11 @@ app_free(app *a)
 			free(a->names[i]);
 	free(a->names);
 	free(a->options);
+	for (size_t i = 0; a->actor_names != NULL && i < a->nactors; i++)
+		free(a->actor_names[i]);
+	free(a->actor_names);
+	free(a->actor_restarts);
+	Py_XDECREF(a->actors);
 	Py_XDECREF(a->funcs);
 	Py_XDECREF(a->module);
 	free(a->spec);
@@ -427,6 +496,33 @@ app_options_of(const app *a, const char *name)
 		if (strcmp(a->names[i], name) == 0)
 			return &a->options[i];
 	return NULL;
+}
+
+PyObject *
+app_actor_class(const app *a, const char *name)
+{
+	PyObject *c = a->actors ? PyDict_GetItemString(a->actors, name) : NULL;
+
+	PyErr_Clear();
+	return c;
+}
+
+size_t
+app_actor_count(const app *a)
+{
+	return a->nactors;
+}
+
+char **
+app_actor_names(const app *a)
+{
+	return a->actor_names;
+}
+
+const uint32_t *
+app_actor_restarts(const app *a)
+{
+	return a->actor_restarts;
 }
 
 int

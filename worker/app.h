@@ -46,6 +46,13 @@ char **app_names(const app *a);
 const app_options *app_function_options(const app *a);
 /* The options of function name, or NULL. */
 const app_options *app_options_of(const app *a, const char *name);
+/* @gild.actor classes: by name (borrowed, NULL if none); their sorted names
+ * and max_restarts. */
+PyObject *app_actor_class(const app *a, const char *name);
+size_t app_actor_count(const app *a);
+char **app_actor_names(const app *a);
+const uint32_t *app_actor_restarts(const app *a);
+
 /* Whether any exported function is an async def. */
 int app_has_async(const app *a);
 

@@ -218,3 +218,19 @@ interp_flush_stdio(void)
 		PyErr_Clear();
 	}
 }
+
+int
+interp_is_coroutine_function(PyObject *fn)
+{
+	PyObject *inspect = PyImport_ImportModule("inspect");
+	PyObject *r = inspect != NULL
+			  ? PyObject_CallMethod(inspect, "iscoroutinefunction",
+				"O", fn)
+			  : NULL;
+	int yes = r != NULL && PyObject_IsTrue(r) == 1;
+
+	Py_XDECREF(r);
+	Py_XDECREF(inspect);
+	PyErr_Clear();
+	return yes;
+}

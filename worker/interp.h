@@ -30,4 +30,7 @@ int interp_gil_enabled(void);
 /* Needs the GIL. Flushes sys.stdout and sys.stderr, ignoring errors. */
 void interp_flush_stdio(void);
 
+/* Needs the GIL. inspect.iscoroutinefunction(fn); errors count as no. */
+int interp_is_coroutine_function(PyObject *fn);
+
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "convert.h"
+#include "interp.h"
 #include "interrupt.h"
 #include "reply.h"
 #include "wire.h"
@@ -293,6 +294,126 @@ check_memory_limit(werr *err)
 	    (unsigned long long) memory_limit_mib);
 }
 
+/* ---- actors ------------------------------------------------------------ */
+
+static PyObject *actors; /* dict: actor id -> instance living here */
+
+/* What call calls (a new reference): an exported function, or for
+ * Call.actor_id a public method of that actor. NULL with *err (NOT_FOUND)
+ * when there is none. */
+static PyObject *
+resolve(const app *a, const Gild__V1__Call *call, werr *err)
+{
+	const char *name = call->function != NULL ? call->function : "";
+	PyObject *key, *inst, *m = NULL;
+
+	if (call->actor_id == 0) {
+		if ((m = app_function(a, name)) == NULL)
+			not_found(a, name, err);
+		return Py_XNewRef(m);
+	}
+	key = PyLong_FromUnsignedLongLong(call->actor_id);
+	inst = key != NULL && actors != NULL ? PyDict_GetItem(actors, key) : NULL;
+	Py_XDECREF(key);
+	if (inst == NULL) {
+		werr_set(err, GILD__V1__CODE__NOT_FOUND, NULL,
+		    "actor %llu does not live in this worker",
+		    (unsigned long long) call->actor_id);
+		return NULL;
+	}
+	if (name[0] == '_' || (m = PyObject_GetAttrString(inst, name)) == NULL ||
+	    !PyCallable_Check(m)) {
+		PyErr_Clear();
+		werr_set(err, GILD__V1__CODE__NOT_FOUND, NULL,
+		    "actor %llu (%s) has no public method '%s'",
+		    (unsigned long long) call->actor_id, Py_TYPE(inst)->tp_name,
+		    name);
+		Py_XDECREF(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* ToWorker{actor_id, actor_new}: creates the instance. */
+static int
+run_actor_new(const app *a, const Gild__Worker__V1__ToWorker *msg,
+    uint8_t **out, size_t *outlen)
+{
+	const Gild__V1__ActorNew *an = msg->actor_new;
+	Gild__V1__Call call = GILD__V1__CALL__INIT;
+	Gild__V1__Value ok = GILD__V1__VALUE__INIT;
+	const char *cname = an->class_name != NULL ? an->class_name : "";
+	PyObject *cls = app_actor_class(a, cname);
+	PyObject *args = NULL, *kwargs = NULL, *inst = NULL, *key = NULL;
+	job_ctx ctx = {msg->job_id, msg->request_id, cname, msg->deadline_ms,
+	    msg->queued_us, 1};
+	werr err = {0};
+	int rc, code;
+
+	call.args = an->args;
+	call.n_args = an->n_args;
+	call.kwargs = an->kwargs;
+	call.n_kwargs = an->n_kwargs;
+	if (cls == NULL) {
+		werr_set(&err, GILD__V1__CODE__NOT_FOUND, NULL,
+		    "no @gild.actor class '%s' in app '%s'", cname, app_spec(a));
+		goto fail;
+	}
+	if (build_args(&call, &args, &kwargs, &err) == -1)
+		goto fail;
+	if ((code = interrupt_begin(&ctx)) != 0) {
+		werr_set(&err, (Gild__V1__Code) code, NULL,
+		    "creating %s was interrupted", cname);
+		goto fail;
+	}
+	inst = PyObject_Call(cls, args, kwargs);
+	code = interrupt_end();
+	if (inst == NULL) {
+		werr_from_python(&err, GILD__V1__CODE__PYTHON_ERROR);
+		if (code != 0)
+			err.code = (Gild__V1__Code) code;
+		goto fail;
+	}
+	if ((actors == NULL && (actors = PyDict_New()) == NULL) ||
+	    (key = PyLong_FromUnsignedLongLong(msg->actor_id)) == NULL ||
+	    PyDict_SetItem(actors, key, inst) == -1) {
+		werr_from_python(&err, GILD__V1__CODE__INTERNAL);
+		goto fail;
+	}
+	ok.kind_case = GILD__V1__VALUE__KIND_BOOL_VALUE;
+	ok.bool_value = 1;
+	rc = reply_result(msg->job_id, &ok, out, outlen);
+	goto done;
+fail:
+	check_memory_limit(&err);
+	rc = reply_error(msg->job_id, &err, out, outlen);
+done:
+	Py_XDECREF(key);
+	Py_XDECREF(inst);
+	Py_XDECREF(args);
+	Py_XDECREF(kwargs);
+	werr_clear(&err);
+	return rc;
+}
+
+/* ToWorker{actor_id, actor_destroy}: drops the instance. */
+static int
+run_actor_destroy(const Gild__Worker__V1__ToWorker *msg, uint8_t **out,
+    size_t *outlen)
+{
+	Gild__V1__Value v = GILD__V1__VALUE__INIT;
+	PyObject *key = PyLong_FromUnsignedLongLong(msg->actor_id);
+	int had = key != NULL && actors != NULL && PyDict_Contains(actors, key) == 1;
+
+	if (had && PyDict_DelItem(actors, key) == -1)
+		PyErr_Clear(); /* its __del__ raised: it is gone anyway */
+	PyErr_Clear();
+	Py_XDECREF(key);
+	v.kind_case = GILD__V1__VALUE__KIND_BOOL_VALUE;
+	v.bool_value = had;
+	return reply_result(msg->job_id, &v, out, outlen);
+}
+
 /* Default and largest stream windows (see Call.window). */
 #define WINDOW_DEFAULT 64
 #define WINDOW_MAX 4096
@@ -387,23 +508,21 @@ run_call(const app *a, const Gild__Worker__V1__ToWorker *msg,
 	const char *fname = call->function != NULL ? call->function : "";
 	job_ctx ctx = {job_id, msg->request_id, fname, msg->deadline_ms,
 	    msg->queued_us, 1};
-	PyObject *fn = app_function(a, fname);
+	werr err = {0};
+	PyObject *fn = resolve(a, call, &err);
 	PyObject *args = NULL;
 	PyObject *kwargs = NULL;
 	PyObject *res = NULL;
 	Gild__V1__Value *v = NULL;
 	convert_pins *pins = NULL;
-	werr err = {0};
 	uint64_t count = 0;
 	uint32_t window = call->window == 0 ? WINDOW_DEFAULT
 			  : call->window > WINDOW_MAX ? WINDOW_MAX
 						       : call->window;
 	int rc, code, srv = 0;
 
-	if (fn == NULL) {
-		not_found(a, fname, &err);
+	if (fn == NULL)
 		goto fail;
-	}
 	if (build_args(call, &args, &kwargs, &err) == -1)
 		goto fail;
 	if ((code = interrupt_begin(&ctx)) != 0) {
@@ -454,6 +573,7 @@ done:
 	Py_XDECREF(res);
 	Py_XDECREF(args);
 	Py_XDECREF(kwargs);
+	Py_XDECREF(fn);
 	werr_clear(&err);
 	return rc;
 }
@@ -667,6 +787,15 @@ job_run(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
 		rc = run_batch(a, msg, sink, out, outlen);
 		goto done;
 	}
+	if (msg->body_case == GILD__WORKER__V1__TO_WORKER__BODY_ACTOR_NEW &&
+	    msg->actor_new != NULL) {
+		rc = run_actor_new(a, msg, out, outlen);
+		goto done;
+	}
+	if (msg->body_case == GILD__WORKER__V1__TO_WORKER__BODY_ACTOR_DESTROY) {
+		rc = run_actor_destroy(msg, out, outlen);
+		goto done;
+	}
 	if (msg->body_case != GILD__WORKER__V1__TO_WORKER__BODY_CALL ||
 	    msg->call == NULL) {
 		werr_set(&err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
@@ -691,28 +820,29 @@ job_start(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
     uint64_t *job_id, PyObject **coro, uint8_t **out, size_t *outlen)
 {
 	Gild__Worker__V1__ToWorker *msg = NULL;
-	const app_options *o;
-	PyObject *args = NULL, *kwargs = NULL;
+	PyObject *args = NULL, *kwargs = NULL, *fn = NULL;
 	werr err = {0};
 	int rc = 1;
 
 	*coro = NULL;
-	/* Everything but a plain call of an async def runs as usual. */
+	/* Everything but a plain call of an async def (a function, or an
+	 * actor's method) runs as usual. */
 	if (depth_check(buf, len, &err) == -1 ||
 	    (msg = gild__worker__v1__to_worker__unpack(NULL, len, buf)) == NULL ||
 	    msg->body_case != GILD__WORKER__V1__TO_WORKER__BODY_CALL ||
-	    msg->call == NULL || msg->call->stream || msg->call->function == NULL ||
-	    (o = app_options_of(a, msg->call->function)) == NULL ||
-	    !o->is_async) {
+	    msg->call == NULL || msg->call->stream ||
+	    (fn = resolve(a, msg->call, &err)) == NULL ||
+	    !interp_is_coroutine_function(fn)) {
 		if (msg != NULL)
 			gild__worker__v1__to_worker__free_unpacked(msg, NULL);
+		Py_XDECREF(fn);
 		werr_clear(&err);
+		PyErr_Clear();
 		return job_run(a, buf, len, sink, out, outlen);
 	}
 	*job_id = msg->job_id;
 	if (build_args(msg->call, &args, &kwargs, &err) == -1 ||
-	    (*coro = PyObject_Call(app_function(a, msg->call->function), args,
-		 kwargs)) == NULL) {
+	    (*coro = PyObject_Call(fn, args, kwargs)) == NULL) {
 		if (*coro == NULL && err.message == NULL)
 			werr_from_python(&err, GILD__V1__CODE__PYTHON_ERROR);
 		rc = reply_error(*job_id, &err, out, outlen);
@@ -723,6 +853,7 @@ job_start(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
 	}
 	Py_XDECREF(args);
 	Py_XDECREF(kwargs);
+	Py_XDECREF(fn);
 	werr_clear(&err);
 	gild__worker__v1__to_worker__free_unpacked(msg, NULL);
 	return rc;

@@ -493,9 +493,8 @@ send_hello(int fd, const app *a, const char *version)
 	uint8_t *buf = NULL;
 	size_t len = 0;
 
-	if (reply_hello((int32_t) getpid(), app_names(a),
-		app_function_options(a), app_count(a), version,
-		interp_gil_enabled(), &buf, &len) < 0) {
+	if (reply_hello((int32_t) getpid(), a, version, interp_gil_enabled(),
+		&buf, &len) < 0) {
 		logf_("cannot build hello: out of memory");
 		return -1;
 	}

@@ -21,24 +21,32 @@ pack(const Gild__Worker__V1__FromWorker *m, uint8_t **out, size_t *len)
 }
 
 int
-reply_hello(int32_t pid, char **functions, const app_options *options,
-    size_t n_functions, const char *python_version, int gil_enabled,
-    uint8_t **out, size_t *len)
+reply_hello(int32_t pid, const app *a, const char *python_version,
+    int gil_enabled, uint8_t **out, size_t *len)
 {
 	Gild__Worker__V1__FromWorker m = GILD__WORKER__V1__FROM_WORKER__INIT;
 	Gild__Worker__V1__Hello h = GILD__WORKER__V1__HELLO__INIT;
 	Gild__Worker__V1__FunctionOptions *fo = NULL, **fop = NULL;
-	int rc;
+	Gild__Worker__V1__ActorClass *ac = NULL, **acp = NULL;
+	char **functions = app_names(a);
+	const app_options *options = app_function_options(a);
+	size_t n_functions = app_count(a), n_actors = app_actor_count(a);
+	int rc = -ENOMEM;
 
-	if (n_functions > 0) {
-		fo = calloc(n_functions, sizeof(*fo));
-		fop = calloc(n_functions, sizeof(*fop));
-		if (fo == NULL || fop == NULL) {
-			free(fo);
-			free(fop);
-			return -ENOMEM;
-		}
+	fo = calloc(n_functions + 1, sizeof(*fo));
+	fop = calloc(n_functions + 1, sizeof(*fop));
+	ac = calloc(n_actors + 1, sizeof(*ac));
+	acp = calloc(n_actors + 1, sizeof(*acp));
+	if (fo == NULL || fop == NULL || ac == NULL || acp == NULL)
+		goto done;
+	for (size_t i = 0; i < n_actors; i++) {
+		gild__worker__v1__actor_class__init(&ac[i]);
+		ac[i].name = app_actor_names(a)[i];
+		ac[i].max_restarts = app_actor_restarts(a)[i];
+		acp[i] = &ac[i];
 	}
+	h.actor_classes = acp;
+	h.n_actor_classes = n_actors;
 	/* Only functions that declare something: most declare nothing. */
 	for (size_t i = 0; i < n_functions; i++) {
 		if (options[i].timeout_ms == 0 && options[i].retries == 0 &&
@@ -64,8 +72,11 @@ reply_hello(int32_t pid, char **functions, const app_options *options,
 	m.body_case = GILD__WORKER__V1__FROM_WORKER__BODY_HELLO;
 	m.hello = &h;
 	rc = pack(&m, out, len);
+done:
 	free(fo);
 	free(fop);
+	free(ac);
+	free(acp);
 	return rc;
 }
 

@@ -11,9 +11,8 @@
 
 /* Each encodes one FromWorker into a new malloc'd buffer *out of *len bytes
  * (the caller frees it) and returns 0, or -ENOMEM. Inputs are borrowed. */
-int reply_hello(int32_t pid, char **functions,
-    const app_options *options, size_t n_functions,
-    const char *python_version, int gil_enabled, uint8_t **out, size_t *len);
+int reply_hello(int32_t pid, const app *a, const char *python_version,
+    int gil_enabled, uint8_t **out, size_t *len);
 int reply_startup_error(const werr *e, uint8_t **out, size_t *len);
 int reply_error(uint64_t job_id, const werr *e, uint8_t **out, size_t *len);
 int reply_result(

@@ -119,3 +119,53 @@ async def snooze_marked(seconds, path):
     finally:
         with open(path, "a") as f:
             f.write("finally ran\n")
+
+
+# ---- actors ----
+
+@gild.actor
+class Counter:
+    """A counter: each instance keeps its own count."""
+
+    def __init__(self, start=0):
+        self.n = start
+
+    def incr(self, by=1):
+        self.n += by
+        return self.n
+
+    def get(self):
+        return self.n
+
+    def where(self):
+        return os.getpid()
+
+    def _private(self):
+        return "not callable remotely"
+
+
+@gild.actor(max_restarts=1)
+class Phoenix:
+    """Comes back once (state lost) if its worker dies."""
+
+    def __init__(self, tag):
+        self.tag = tag
+        self.calls = 0
+
+    def hit(self):
+        self.calls += 1
+        return [self.tag, self.calls, os.getpid()]
+
+    def die(self):
+        os._exit(1)
+
+
+@gild.actor
+class Mortal:
+    """Gone for good if its worker dies."""
+
+    def hit(self):
+        return os.getpid()
+
+    def die(self):
+        os._exit(1)

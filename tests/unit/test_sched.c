@@ -323,6 +323,39 @@ test_batch_same_function(void)
 }
 
 static void
+test_pinned_jobs(void)
+{
+	sched *s;
+	job *a = mkjob(1, 1, 1), *b = mkjob(2, 1, 2), *c = mkjob(3, 1, 3);
+
+	CU_ASSERT_EQUAL_FATAL(sched_init(&s, 2, 1, 10), 0);
+	sched_slot_ready(s, 0);
+	sched_slot_ready(s, 1);
+	a->pinned = 1; /* slot 0 */
+	b->pinned = 1;
+	sched_submit(s, a);
+	sched_submit(s, b);
+	sched_submit(s, c);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), a);
+	CU_ASSERT_EQUAL(a->slot, 0);
+	/* b waits for slot 0; c, behind it, takes slot 1 meanwhile. */
+	CU_ASSERT_PTR_EQUAL(sched_peek(s), c);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), c);
+	CU_ASSERT_EQUAL(c->slot, 1);
+	CU_ASSERT_PTR_NULL(sched_next(s));
+	sched_complete(s, 1, 3);
+	CU_ASSERT_PTR_NULL(sched_next(s)); /* slot 1 is free, b is not for it */
+	sched_complete(s, 0, 1);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), b);
+	CU_ASSERT_EQUAL(b->slot, 0);
+	sched_complete(s, 0, 2);
+	free(a);
+	free(b);
+	free(c);
+	sched_fini(s);
+}
+
+static void
 test_bad_init(void)
 {
 	sched *s;
@@ -349,6 +382,7 @@ main(void)
 	CU_add_test(s, "a requeued job runs next", test_requeue_runs_next_past_limit);
 	CU_add_test(s, "pause lets running jobs finish", test_pause_lets_running_finish);
 	CU_add_test(s, "batches take queued calls of one function", test_batch_same_function);
+	CU_add_test(s, "pinned jobs wait for their slot only", test_pinned_jobs);
 	CU_add_test(s, "bad arguments", test_bad_init);
 	return test_run_all();
 }

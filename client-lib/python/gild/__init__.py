@@ -16,8 +16,8 @@ client cancelled it) sees ``gild.DeadlineInterrupt`` or
 ``except Exception:`` does not swallow them and ``finally:`` blocks run.
 """
 
-from ._app import (function, context, Context, Interrupted, DeadlineInterrupt,
-                   CancelInterrupt)
+from ._app import (function, actor, context, Context, Interrupted,
+                   DeadlineInterrupt, CancelInterrupt)
 
-__all__ = ["function", "context", "Context", "Interrupted",
+__all__ = ["function", "actor", "context", "Context", "Interrupted",
            "DeadlineInterrupt", "CancelInterrupt"]

@@ -130,6 +130,36 @@ def function(fn=None, *, timeout=None, retries=0, batch=None,
     return mark(fn) if fn is not None else mark
 
 
+ACTOR_ATTR = "__gild_actor__"
+
+
+def actor(cls=None, *, max_restarts=0):
+    """Makes a class of the app an actor: clients create instances of it
+    (each lives in one worker, keeps its state between calls, and runs one
+    call at a time in arrival order) and call its public methods.
+
+    max_restarts: if the worker holding an instance dies, the instance is
+    created again (with its constructor arguments; its state is lost) up to
+    this many times; after that, calls get NOT_FOUND ("actor lost").
+
+    Usable bare (``@gild.actor``) or with options
+    (``@gild.actor(max_restarts=2)``).
+    """
+    if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) \
+            or not 0 <= max_restarts <= 1_000_000:
+        raise ValueError(
+            f"gild.actor: max_restarts must be an int from 0, "
+            f"not {max_restarts!r}")
+
+    def mark(c):
+        if not isinstance(c, type):
+            raise TypeError("gild.actor decorates a class")
+        setattr(c, ACTOR_ATTR, {"max_restarts": max_restarts})
+        return c
+
+    return mark(cls) if cls is not None else mark
+
+
 class Context:
     """What gild knows about the call running now (see gild.context())."""
 

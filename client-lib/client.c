@@ -1,12 +1,19 @@
-/* libgild: connections to gild servers and the table of calls in flight.
+/* libgild: connections to gild servers, the table of calls in flight, and
+ * streams.
  *
  * One raw nng REQ socket per URL. Each call gets an id from a per-client
  * counter and an entry in a hash table (mutex + condvar); one receive is
  * always posted per socket, and its callback (on an nng thread) decodes the
  * Reply and completes the entry whose id the Reply carries. gild_wait and
- * gild_poll sleep on the condvar. */
+ * gild_poll sleep on the condvar.
+ *
+ * A stream's Call and each of its StreamNext requests are entries too
+ * (CALL_STREAM), at most one at a time per stream; the consumer's thread, in
+ * gild_stream_next, moves a finished entry's chunks into the stream's queue
+ * and sends the next StreamNext, so nothing is sent from nng's threads. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +30,9 @@
 
 /* What a table entry is waiting for. Only CALL_USER entries are visible to
  * gild_wait / gild_poll / gild_cancel; the others belong to a synchronous
- * function running in some thread. */
-enum call_kind { CALL_USER, CALL_SYNC, CALL_PING, CALL_STATUS };
+ * function running in some thread, or (CALL_STREAM: a stream's Call or
+ * StreamNext, answered with Chunks) to a gild_stream. */
+enum call_kind { CALL_USER, CALL_SYNC, CALL_PING, CALL_STATUS, CALL_STREAM };
 
 typedef struct call {
 	uint64_t id;
@@ -32,6 +40,9 @@ typedef struct call {
 	bool done;   /* res is filled; no reply is awaited any more */
 	size_t conn; /* index of the connection the request went out on */
 	gild_result res;
+	/* CALL_STREAM with res.code GILD_OK: what came. A Reply.error is
+	 * kept here as a stream that ended with that error. */
+	codec_chunks chunks;
 	struct call *hnext;         /* hash chain */
 	struct call *dprev, *dnext; /* done list, CALL_USER only */
 } call;
@@ -65,6 +76,30 @@ struct gild_client {
 	size_t n_pending; /* entries not done: their replies may still come */
 	size_t n_user;    /* CALL_USER entries: gild_in_flight */
 	call *done_head, *done_tail;
+	gild_stream *streams; /* open streams, so a lost connection ends them */
+};
+
+/* Where a stream is: a request for chunks in flight, none (more may be
+ * asked for), or nothing more to receive. */
+enum stream_state { STREAM_WAITING, STREAM_IDLE, STREAM_ENDED };
+
+struct gild_stream {
+	gild_client *c; /* NULL once gild_close has cut the stream off */
+	uint64_t id;    /* the Call's request id: the stream's name on the wire */
+	size_t conn;    /* its connection: the server keys streams by it */
+	uint32_t window;
+	/* The rest is under c->mtx. */
+	enum stream_state state;
+	uint64_t pull;     /* STREAM_WAITING: the entry whose Chunks are due */
+	uint32_t pull_max; /* ... and how many chunks it may bring */
+	gild_value **queue; /* ring of `window` slots: received, not returned */
+	size_t head, len;
+	uint64_t seq;      /* of queue[head]: the chunks returned so far */
+	bool server_done;  /* the server ended it: closing needs no Cancel */
+	bool lost;         /* its connection went down */
+	int code;          /* STREAM_ENDED: GILD_STREAM_END or error.code */
+	gild_error error;
+	gild_stream *prev, *next; /* c->streams */
 };
 
 /* ---- the call table (callers hold c->mtx) ------------------------------ */
@@ -152,6 +187,7 @@ call_free(call *cl)
 	if (cl == NULL)
 		return;
 	gild_result_clear(&cl->res);
+	codec_chunks_fini(&cl->chunks);
 	free(cl);
 }
 
@@ -225,11 +261,40 @@ reply_outcome(enum call_kind kind, const codec_reply *r, gild_result *res)
 	res->code = res->error.code;
 }
 
+/* Turns one received Reply into the outcome of a CALL_STREAM entry: Chunks
+ * into *ch; a Reply.error into *ch as the stream's end. */
+static void
+stream_outcome(const codec_reply *r, gild_result *res, codec_chunks *ch)
+{
+	gild_error derr = {0};
+
+	if (r->body == GILD__V1__REPLY__BODY_CHUNKS) {
+		if (codec_decode_chunks(r->data, r->len, ch, &derr) != GILD_OK)
+			error_set(&res->error, GILD_INTERNAL,
+			    "bad stream chunks from the server: %s",
+			    derr.message ? derr.message : "out of memory");
+	} else if (r->body == GILD__V1__REPLY__BODY_ERROR) {
+		if (codec_decode_error(r->data, r->len, &ch->error) != GILD_OK)
+			error_set(&res->error, GILD_INTERNAL,
+			    "malformed error reply from the server");
+		ch->end = true;
+	} else {
+		error_set(&res->error, GILD_INTERNAL,
+		    "unexpected reply (body %d) to a stream from the server",
+		    r->body);
+	}
+	gild_error_clear(&derr);
+	res->code = res->error.code;
+	if (res->code != GILD_OK)
+		codec_chunks_fini(ch);
+}
+
 static void
 deliver(conn *k, const uint8_t *buf, size_t len)
 {
 	gild_client *c = k->c;
 	gild_result res = {0};
+	codec_chunks ch = {0};
 	codec_reply r;
 	enum call_kind kind;
 	call *cl;
@@ -254,14 +319,22 @@ deliver(conn *k, const uint8_t *buf, size_t len)
 	if (r.body == -1)
 		res.code = error_set(&res.error, GILD_INTERNAL,
 		    "malformed reply from the server");
+	else if (kind == CALL_STREAM)
+		stream_outcome(&r, &res, &ch);
 	else
 		reply_outcome(kind, &r, &res);
 	pthread_mutex_lock(&c->mtx);
 	cl = table_find(c, r.id);
-	if (cl != NULL && !cl->done)
+	if (cl != NULL && !cl->done) {
+		if (cl->kind == CALL_STREAM) {
+			cl->chunks = ch;
+			memset(&ch, 0, sizeof(ch));
+		}
 		table_finish(c, cl, &res);
+	}
 	pthread_mutex_unlock(&c->mtx);
 	gild_result_clear(&res);
+	codec_chunks_fini(&ch);
 }
 
 static void
@@ -310,6 +383,11 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 				table_finish(c, cl, &res);
 			}
 		}
+		/* The server forgets a connection's streams with it. */
+		for (gild_stream *s = c->streams; s != NULL; s = s->next)
+			if (s->conn == k->idx)
+				s->lost = true;
+		pthread_cond_broadcast(&c->cv);
 	}
 	pthread_mutex_unlock(&c->mtx);
 }
@@ -434,6 +512,13 @@ gild_close(gild_client *c)
 {
 	if (c == NULL)
 		return;
+	/* Streams left open keep only their chunks (gild_stream_close); the
+	 * pipe callbacks of the closing sockets no longer see them. */
+	pthread_mutex_lock(&c->mtx);
+	for (gild_stream *s = c->streams; s != NULL; s = s->next)
+		s->c = NULL;
+	c->streams = NULL;
+	pthread_mutex_unlock(&c->mtx);
 	/* The receives are stopped before their sockets close: nng 1.5.2
 	 * sometimes panics ("pthread_mutex_lock: Invalid argument") when a raw
 	 * REQ socket is closed with a receive posted just after a reply came.
@@ -501,11 +586,12 @@ static bool sleep_until(gild_client *c, int timeout_ms,
     const struct timespec *ts);
 
 /* Sends a request whose body is in *body, tracked as a new table entry of
- * `kind`. Blocks while GILD_MAX_IN_FLIGHT replies are awaited. On GILD_OK
- * *id names the entry. */
+ * `kind`, on connection `want` (-1: the next one that is up). Blocks while
+ * GILD_MAX_IN_FLIGHT replies are awaited. On GILD_OK *id names the entry
+ * and *idx (when not NULL) is its connection. */
 static int
-start(gild_client *c, enum call_kind kind, codec_buf *body, uint64_t *id,
-    gild_error *err)
+start(gild_client *c, enum call_kind kind, codec_buf *body, int want,
+    uint64_t *id, size_t *idx, gild_error *err)
 {
 	call *cl = calloc(1, sizeof(*cl));
 	conn *k = NULL;
@@ -524,7 +610,8 @@ start(gild_client *c, enum call_kind kind, codec_buf *body, uint64_t *id,
 		for (size_t i = 0; i < c->n_conns && k == NULL; i++) {
 			size_t j = (c->rr + i) % c->n_conns;
 
-			if (c->conns[j].pipes > 0) {
+			if (c->conns[j].pipes > 0 && (want < 0 ||
+			    (size_t) want == j)) {
 				k = &c->conns[j];
 				c->rr = j + 1;
 			}
@@ -546,6 +633,8 @@ start(gild_client *c, enum call_kind kind, codec_buf *body, uint64_t *id,
 		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
 	}
 	*id = cl->id;
+	if (idx != NULL)
+		*idx = k->idx;
 	pthread_mutex_unlock(&c->mtx);
 	if ((rc = send_request(k, body, *id, err)) != GILD_OK) {
 		pthread_mutex_lock(&c->mtx);
@@ -586,7 +675,7 @@ gild_submit_timeout(gild_client *c, const char *function,
 		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
 	if ((rc = codec_encode_call(&body, function, args, kwargs,
 	    timeout_ms > 0 ? (uint32_t) timeout_ms : 0, err)) == GILD_OK &&
-	    (rc = start(c, CALL_USER, &body, &cid, err)) == GILD_OK)
+	    (rc = start(c, CALL_USER, &body, -1, &cid, NULL, err)) == GILD_OK)
 		*id = cid;
 	codec_buf_fini(&body);
 	return rc;
@@ -793,14 +882,14 @@ gild_cancel(gild_client *c, gild_call_id id, gild_error *err)
 /* start + wait for the synchronous functions. On GILD_OK *out (may be NULL
  * to drop it) gets the value; otherwise err gets the error. */
 static int
-round_trip(gild_client *c, enum call_kind kind, codec_buf *body,
-    int timeout_ms, gild_value **out, gild_error *err)
+round_trip_on(gild_client *c, enum call_kind kind, codec_buf *body,
+    int want, int timeout_ms, gild_value **out, gild_error *err)
 {
 	gild_result res = {0};
 	uint64_t id;
 	int rc;
 
-	if ((rc = start(c, kind, body, &id, err)) != GILD_OK)
+	if ((rc = start(c, kind, body, want, &id, NULL, err)) != GILD_OK)
 		return rc;
 	rc = wait_call(c, id, kind, timeout_ms, &res);
 	if (rc == GILD_DEADLINE_EXCEEDED) {
@@ -821,6 +910,13 @@ round_trip(gild_client *c, enum call_kind kind, codec_buf *body,
 	}
 	gild_result_clear(&res);
 	return rc;
+}
+
+static int
+round_trip(gild_client *c, enum call_kind kind, codec_buf *body,
+    int timeout_ms, gild_value **out, gild_error *err)
+{
+	return round_trip_on(c, kind, body, -1, timeout_ms, out, err);
 }
 
 int
@@ -887,6 +983,511 @@ gild_status(gild_client *c, int timeout_ms, gild_value **out,
 	*out = NULL;
 	if ((rc = codec_encode_status(&body, err)) == GILD_OK)
 		rc = round_trip(c, CALL_STATUS, &body, timeout_ms, out, err);
+	codec_buf_fini(&body);
+	return rc;
+}
+
+/* ---- streams ----------------------------------------------------------- */
+
+/* The window of a stream opened with window 0, as the server takes 0. */
+#define STREAM_DEFAULT_WINDOW 64
+
+/* Ends s with `code` (GILD_STREAM_END or an error) and the error in *e,
+ * moved in (e may be NULL). Under c->mtx. */
+static void
+stream_end(gild_stream *s, int code, gild_error *e)
+{
+	s->state = STREAM_ENDED;
+	s->code = code;
+	error_move(&s->error, e);
+}
+
+/* Ends s with an error this client found (the server's stream may live on:
+ * closing cancels it). Under c->mtx. */
+static void
+stream_fail(gild_stream *s, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+stream_fail(gild_stream *s, int code, const char *fmt, ...)
+{
+	gild_error e = {0};
+	va_list ap;
+	char *msg = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		msg = NULL;
+	va_end(ap);
+	e.code = code;
+	e.message = msg;
+	stream_end(s, code, &e);
+}
+
+/* Takes in the outcome of s's request cl, which has finished and left the
+ * table: its chunks join the queue, checked for order and number; an end or
+ * error ends s. Under c->mtx. */
+static void
+stream_absorb(gild_stream *s, call *cl)
+{
+	codec_chunks *ch = &cl->chunks;
+	uint64_t due = s->seq + s->len;
+
+	s->state = STREAM_IDLE;
+	s->pull = 0;
+	if (cl->res.code != GILD_OK) {
+		stream_end(s, cl->res.code, &cl->res.error);
+		return;
+	}
+	if (ch->end)
+		s->server_done = true;
+	if (ch->n_items > 0 && ch->first_seq != due) {
+		stream_fail(s, GILD_INTERNAL, "stream chunk %llu came from the "
+		    "server where chunk %llu was due",
+		    (unsigned long long) ch->first_seq, (unsigned long long) due);
+		return;
+	}
+	/* pull_max is at most window - len: the ring has room for them. */
+	if (ch->n_items > s->pull_max) {
+		stream_fail(s, GILD_INTERNAL, "the server sent %zu stream chunks "
+		    "where at most %u were asked for", ch->n_items, s->pull_max);
+		return;
+	}
+	for (size_t i = 0; i < ch->n_items; i++) {
+		s->queue[(s->head + s->len++) % s->window] = ch->items[i];
+		ch->items[i] = NULL;
+	}
+	ch->n_items = 0;
+	if (ch->error.code != GILD_OK)
+		stream_end(s, ch->error.code, &ch->error);
+	else if (ch->end)
+		stream_end(s, GILD_STREAM_END, NULL);
+}
+
+/* Advances s as far as it can without sending: takes in what its request
+ * brought, and ends it once its connection is gone and nothing more can
+ * come. Under c->mtx. */
+static void
+stream_step(gild_stream *s)
+{
+	gild_client *c = s->c;
+
+	if (s->state == STREAM_WAITING) {
+		call *cl = table_find(c, s->pull);
+
+		if (cl == NULL) { /* cannot happen: only s removes it */
+			stream_fail(s, GILD_INTERNAL, "stream request %llu "
+			    "vanished", (unsigned long long) s->pull);
+			s->pull = 0;
+		} else if (cl->done) {
+			table_remove(c, cl);
+			stream_absorb(s, cl);
+			call_free(cl);
+		}
+	}
+	/* A request in flight on a lost connection fails by itself. */
+	if (s->state == STREAM_IDLE && s->lost)
+		stream_fail(s, GILD_UNAVAILABLE, "connection to %s lost",
+		    c->conns[s->conn].url);
+}
+
+/* Whether s should ask for more now: nothing asked yet, and at most half of
+ * its window held (so that the next chunks travel while the caller works
+ * through the rest). Under c->mtx. */
+static bool
+stream_pull_due(const gild_stream *s)
+{
+	return s->state == STREAM_IDLE && !s->lost &&
+	    s->len <= s->window / 2 && s->c->n_pending < GILD_MAX_IN_FLIGHT;
+}
+
+/* Sends a StreamNext for as many chunks as s has room for, on its own
+ * connection. Called and returns with c->mtx held; drops it to send. A
+ * failure ends s. */
+static void
+stream_pull(gild_stream *s)
+{
+	gild_client *c = s->c;
+	uint32_t max = s->window - (uint32_t) s->len;
+	codec_buf body = {0};
+	gild_error e = {0};
+	call *cl = calloc(1, sizeof(*cl));
+	uint64_t id;
+	int rc;
+
+	if (cl == NULL) {
+		stream_fail(s, GILD_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	cl->id = id = c->next_id++;
+	cl->kind = CALL_STREAM;
+	cl->conn = s->conn;
+	if (table_insert(c, cl) != 0) {
+		free(cl);
+		stream_fail(s, GILD_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	s->state = STREAM_WAITING;
+	s->pull = id;
+	s->pull_max = max;
+	pthread_mutex_unlock(&c->mtx);
+	if ((rc = codec_encode_stream_next(&body, s->id, max, &e)) == GILD_OK)
+		rc = send_request(&c->conns[s->conn], &body, id, &e);
+	codec_buf_fini(&body);
+	pthread_mutex_lock(&c->mtx);
+	if (rc != GILD_OK) {
+		if ((cl = table_find(c, id)) != NULL) {
+			table_remove(c, cl);
+			call_free(cl);
+		}
+		s->pull = 0;
+		stream_end(s, rc, &e);
+	}
+}
+
+/* Moves the oldest queued chunk into *out. */
+static void
+stream_pop(gild_stream *s, gild_value **out)
+{
+	*out = s->queue[s->head];
+	s->queue[s->head] = NULL;
+	s->head = (s->head + 1) % s->window;
+	s->len--;
+	s->seq++;
+}
+
+/* What gild_stream_next says about an ended stream with nothing queued. */
+static int
+stream_report(const gild_stream *s, gild_error *err)
+{
+	const gild_error *e = &s->error;
+
+	if (s->code == GILD_STREAM_END || err == NULL)
+		return s->code;
+	error_set(err, s->code, "%s", e->message ? e->message : "");
+	err->python_type = e->python_type ? strdup(e->python_type) : NULL;
+	err->traceback = e->traceback ? strdup(e->traceback) : NULL;
+	return s->code;
+}
+
+int
+gild_stream_open(gild_client *c, const char *function,
+    const gild_value *args, const gild_value *kwargs, int window,
+    int timeout_ms, gild_stream **out, gild_error *err)
+{
+	codec_buf body = {0};
+	gild_stream *s;
+	int rc;
+
+	if (c == NULL || out == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	*out = NULL;
+	if (window < 0 || window > GILD_STREAM_MAX_WINDOW)
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    "stream window must be 0 to %d, not %d",
+		    GILD_STREAM_MAX_WINDOW, window);
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
+	s->c = c;
+	s->window = window > 0 ? (uint32_t) window : STREAM_DEFAULT_WINDOW;
+	if ((s->queue = calloc(s->window, sizeof(*s->queue))) == NULL) {
+		free(s);
+		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	if ((rc = codec_encode_stream_call(&body, function, args, kwargs,
+	    timeout_ms > 0 ? (uint32_t) timeout_ms : 0, s->window, err)) ==
+	    GILD_OK)
+		rc = start(c, CALL_STREAM, &body, -1, &s->id, &s->conn, err);
+	codec_buf_fini(&body);
+	if (rc != GILD_OK) {
+		free(s->queue);
+		free(s);
+		return rc;
+	}
+	/* The Call is the stream's first request for chunks: its reply holds
+	 * up to `window` of them. */
+	pthread_mutex_lock(&c->mtx);
+	s->state = STREAM_WAITING;
+	s->pull = s->id;
+	s->pull_max = s->window;
+	s->next = c->streams;
+	if (c->streams != NULL)
+		c->streams->prev = s;
+	c->streams = s;
+	pthread_mutex_unlock(&c->mtx);
+	*out = s;
+	return GILD_OK;
+}
+
+int
+gild_stream_next(gild_stream *s, int timeout_ms, gild_value **out,
+    gild_error *err)
+{
+	gild_client *c;
+	struct timespec ts;
+	bool expired = false;
+	int rc;
+
+	if (s == NULL || out == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	*out = NULL;
+	if ((c = s->c) == NULL) { /* its client is closed: only the queue */
+		if (s->len > 0) {
+			stream_pop(s, out);
+			return GILD_OK;
+		}
+		if (s->state != STREAM_ENDED)
+			stream_fail(s, GILD_UNAVAILABLE,
+			    "the stream's client was closed");
+		return stream_report(s, err);
+	}
+	deadline_of(timeout_ms > 0 ? timeout_ms : 0, &ts);
+	pthread_mutex_lock(&c->mtx);
+	for (;;) {
+		stream_step(s);
+		if (s->len > 0 || s->state == STREAM_ENDED)
+			break;
+		if (stream_pull_due(s)) {
+			stream_pull(s);
+			continue;
+		}
+		if (expired)
+			break;
+		/* One more look after the deadline: the chunks may have come
+		 * with it. */
+		expired = !sleep_until(c, timeout_ms, &ts);
+	}
+	if (s->len > 0) {
+		stream_pop(s, out);
+		rc = GILD_OK;
+		if (stream_pull_due(s))
+			stream_pull(s);
+	} else if (s->state == STREAM_ENDED) {
+		rc = stream_report(s, err);
+	} else {
+		gild_error_clear(err);
+		rc = GILD_DEADLINE_EXCEEDED;
+	}
+	pthread_mutex_unlock(&c->mtx);
+	return rc;
+}
+
+uint64_t
+gild_stream_seq(const gild_stream *s)
+{
+	uint64_t seq;
+
+	if (s == NULL)
+		return 0;
+	if (s->c == NULL)
+		return s->seq;
+	pthread_mutex_lock(&s->c->mtx);
+	seq = s->seq;
+	pthread_mutex_unlock(&s->c->mtx);
+	return seq;
+}
+
+void
+gild_stream_close(gild_stream *s)
+{
+	gild_client *c;
+	call *cl = NULL;
+	bool cancel;
+
+	if (s == NULL)
+		return;
+	if ((c = s->c) != NULL) {
+		pthread_mutex_lock(&c->mtx);
+		if (s->state == STREAM_WAITING &&
+		    (cl = table_find(c, s->pull)) != NULL) {
+			/* A reply that came and was not looked at yet may
+			 * already say the stream is over. */
+			if (cl->done && cl->res.code == GILD_OK && cl->chunks.end)
+				s->server_done = true;
+			table_remove(c, cl);
+		}
+		cancel = !s->server_done && !s->lost;
+		if (s->prev != NULL)
+			s->prev->next = s->next;
+		else
+			c->streams = s->next;
+		if (s->next != NULL)
+			s->next->prev = s->prev;
+		pthread_mutex_unlock(&c->mtx);
+		call_free(cl);
+		/* The server stops the generator; the reply to a StreamNext
+		 * still in flight finds no entry and is dropped. */
+		if (cancel)
+			send_cancel(c, s->conn, s->id);
+	}
+	while (s->len > 0) {
+		gild_value *v;
+
+		stream_pop(s, &v);
+		gild_value_free(v);
+	}
+	free(s->queue);
+	gild_error_clear(&s->error);
+	free(s);
+}
+
+/* ---- actors ------------------------------------------------------------ */
+
+/* An actor id names the connection its server is on (the top 16 bits) and
+ * the server's own id for it (the rest). */
+#define ACTOR_CONN_SHIFT 48
+
+static gild_actor_id
+actor_handle(size_t conn, uint64_t server_id)
+{
+	return (gild_actor_id) conn << ACTOR_CONN_SHIFT | server_id;
+}
+
+static int
+actor_conn(const gild_client *c, gild_actor_id a, uint64_t *server_id,
+    gild_error *err)
+{
+	size_t conn = (size_t) (a >> ACTOR_CONN_SHIFT);
+
+	*server_id = a & ((UINT64_C(1) << ACTOR_CONN_SHIFT) - 1);
+	if (conn >= c->n_conns || *server_id == 0)
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    "%llu is not an actor id of this client",
+		    (unsigned long long) a);
+	return (int) conn;
+}
+
+/* The server id in an actor request's int result. */
+static int
+actor_reply(int rc, gild_value *v, size_t conn, gild_actor_id *out,
+    gild_error *err)
+{
+	if (rc == GILD_OK && gild_value_kind(v) != GILD_INT)
+		rc = error_set(err, GILD_INTERNAL,
+		    "the server answered an actor request without an id");
+	if (rc == GILD_OK)
+		*out = actor_handle(conn, (uint64_t) gild_value_int(v));
+	gild_value_free(v);
+	return rc;
+}
+
+int
+gild_actor_new(gild_client *c, const char *class_name, const gild_value *args,
+    const gild_value *kwargs, const char *name, bool detached, int timeout_ms,
+    gild_actor_id *out, gild_error *err)
+{
+	codec_call_opts o = {.actor_new = true, .name = name,
+	    .detached = detached};
+	codec_buf body = {0};
+	gild_value *v = NULL;
+	size_t conn;
+	int rc;
+
+	if (c == NULL || out == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	pthread_mutex_lock(&c->mtx);
+	conn = c->rr % c->n_conns; /* spread actors over the servers */
+	c->rr++;
+	pthread_mutex_unlock(&c->mtx);
+	if ((rc = codec_encode_call_opts(&body, class_name, args, kwargs, &o,
+	    err)) == GILD_OK)
+		rc = round_trip_on(c, CALL_SYNC, &body, (int) conn, timeout_ms,
+		    &v, err);
+	codec_buf_fini(&body);
+	return actor_reply(rc, v, conn, out, err);
+}
+
+int
+gild_actor_get(gild_client *c, const char *name, int timeout_ms,
+    gild_actor_id *out, gild_error *err)
+{
+	int rc = GILD_NOT_FOUND;
+
+	if (c == NULL || out == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	/* Ask each server in turn: the name lives on one of them. */
+	for (size_t i = 0; i < c->n_conns; i++) {
+		codec_buf body = {0};
+		gild_value *v = NULL;
+
+		gild_error_clear(err);
+		if ((rc = codec_encode_actor_get(&body, name, err)) == GILD_OK)
+			rc = round_trip_on(c, CALL_SYNC, &body, (int) i,
+			    timeout_ms, &v, err);
+		codec_buf_fini(&body);
+		rc = actor_reply(rc, v, i, out, err);
+		if (rc != GILD_NOT_FOUND)
+			break;
+	}
+	return rc;
+}
+
+int
+gild_actor_destroy(gild_client *c, gild_actor_id a, int timeout_ms,
+    gild_error *err)
+{
+	codec_buf body = {0};
+	gild_value *v = NULL;
+	uint64_t sid;
+	int conn, rc;
+
+	if (c == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL client");
+	if ((conn = actor_conn(c, a, &sid, err)) < 0)
+		return GILD_INVALID_ARGUMENT;
+	if ((rc = codec_encode_actor_destroy(&body, sid, err)) == GILD_OK)
+		rc = round_trip_on(c, CALL_SYNC, &body, conn, timeout_ms, &v,
+		    err);
+	codec_buf_fini(&body);
+	if (rc == GILD_OK && !gild_value_bool(v))
+		rc = error_set(err, GILD_NOT_FOUND, "no actor %llu",
+		    (unsigned long long) a);
+	gild_value_free(v);
+	return rc;
+}
+
+int
+gild_actor_submit(gild_client *c, gild_actor_id a, const char *method,
+    const gild_value *args, const gild_value *kwargs, gild_call_id *id,
+    gild_error *err)
+{
+	codec_call_opts o = {0};
+	codec_buf body = {0};
+	uint64_t cid;
+	int conn, rc;
+
+	if (c == NULL || id == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	if ((conn = actor_conn(c, a, &o.actor_id, err)) < 0)
+		return GILD_INVALID_ARGUMENT;
+	if ((rc = codec_encode_call_opts(&body, method, args, kwargs, &o,
+	    err)) == GILD_OK &&
+	    (rc = start(c, CALL_USER, &body, conn, &cid, NULL, err)) == GILD_OK)
+		*id = cid;
+	codec_buf_fini(&body);
+	return rc;
+}
+
+int
+gild_actor_call(gild_client *c, gild_actor_id a, const char *method,
+    const gild_value *args, const gild_value *kwargs, int timeout_ms,
+    gild_value **out, gild_error *err)
+{
+	codec_call_opts o = {0};
+	codec_buf body = {0};
+	int conn, rc;
+
+	if (c == NULL || out == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	*out = NULL;
+	if ((conn = actor_conn(c, a, &o.actor_id, err)) < 0)
+		return GILD_INVALID_ARGUMENT;
+	o.timeout_ms = timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : (uint32_t) timeout_ms;
+	if ((rc = codec_encode_call_opts(&body, method, args, kwargs, &o,
+	    err)) == GILD_OK)
+		rc = round_trip_on(c, CALL_SYNC, &body, conn,
+		    timeout_ms < 0 ? -1 : timeout_ms + GILD_CALL_GRACE_MS, out,
+		    err);
 	codec_buf_fini(&body);
 	return rc;
 }

@@ -530,8 +530,9 @@ codec_decode_value(const uint8_t *buf, size_t len, gild_value **out,
 /* ---- requests and replies ---------------------------------------------- */
 
 int
-codec_encode_call(codec_buf *b, const char *function, const gild_value *args,
-    const gild_value *kwargs, uint32_t timeout_ms, gild_error *err)
+codec_encode_call_opts(codec_buf *b, const char *function,
+    const gild_value *args, const gild_value *kwargs, const codec_call_opts *x,
+    gild_error *err)
 {
 	size_t mark = used(b);
 	int rc;
@@ -547,8 +548,27 @@ codec_encode_call(codec_buf *b, const char *function, const gild_value *args,
 	if (kwargs != NULL && gild_value_kind(kwargs) != GILD_MAP)
 		return error_set(err, GILD_INVALID_ARGUMENT,
 		    "keyword arguments must be a map");
-	/* Fields go in back to front: timeout_ms (4), kwargs, args, name. */
-	if (timeout_ms != 0 && (put_varint(b, timeout_ms) != 0 ||
+	/* Fields go in back to front: for a Call actor_id (7), window (6),
+	 * stream (5), timeout_ms (4); for an ActorNew detached (5), name (4);
+	 * then kwargs, args, the name. */
+	if (x->actor_new) {
+		if (x->detached && (put_varint(b, 1) != 0 ||
+		    put_tag(b, 5, WIRE_VARINT) != 0))
+			return oom(err);
+		if (x->name != NULL && *x->name != '\0' &&
+		    put_bytes_field(b, 4, x->name, strlen(x->name)) != 0)
+			return oom(err);
+	}
+	if (x->actor_id != 0 && (put_varint(b, x->actor_id) != 0 ||
+	    put_tag(b, 7, WIRE_VARINT) != 0))
+		return oom(err);
+	if (x->window != 0 && (put_varint(b, x->window) != 0 ||
+	    put_tag(b, 6, WIRE_VARINT) != 0))
+		return oom(err);
+	if (x->stream && (put_varint(b, 1) != 0 ||
+	    put_tag(b, 5, WIRE_VARINT) != 0))
+		return oom(err);
+	if (x->timeout_ms != 0 && (put_varint(b, x->timeout_ms) != 0 ||
 	    put_tag(b, 4, WIRE_VARINT) != 0))
 		return oom(err);
 	for (size_t i = gild_value_len(kwargs); i-- > 0;) {
@@ -568,7 +588,69 @@ codec_encode_call(codec_buf *b, const char *function, const gild_value *args,
 		if ((rc = encode_field(b, 2, gild_value_item(args, i), 1, err)))
 			return rc;
 	if (put_bytes_field(b, 1, function, strlen(function)) != 0 ||
-	    wrap(b, mark, GILD__V1__REQUEST__BODY_CALL) != 0)
+	    wrap(b, mark, x->actor_new ? GILD__V1__REQUEST__BODY_ACTOR_NEW
+				       : GILD__V1__REQUEST__BODY_CALL) != 0)
+		return oom(err);
+	return GILD_OK;
+}
+
+int
+codec_encode_call(codec_buf *b, const char *function, const gild_value *args,
+    const gild_value *kwargs, uint32_t timeout_ms, gild_error *err)
+{
+	codec_call_opts o = {.timeout_ms = timeout_ms};
+
+	return codec_encode_call_opts(b, function, args, kwargs, &o, err);
+}
+
+int
+codec_encode_stream_call(codec_buf *b, const char *function,
+    const gild_value *args, const gild_value *kwargs, uint32_t timeout_ms,
+    uint32_t window, gild_error *err)
+{
+	codec_call_opts o = {.timeout_ms = timeout_ms, .stream = true,
+	    .window = window};
+
+	return codec_encode_call_opts(b, function, args, kwargs, &o, err);
+}
+
+int
+codec_encode_stream_next(codec_buf *b, uint64_t call_id, uint32_t max,
+    gild_error *err)
+{
+	size_t mark = used(b);
+
+	if ((max != 0 && (put_varint(b, max) != 0 ||
+	    put_tag(b, 2, WIRE_VARINT) != 0)) ||
+	    (call_id != 0 && (put_varint(b, call_id) != 0 ||
+	    put_tag(b, 1, WIRE_VARINT) != 0)) ||
+	    wrap(b, mark, GILD__V1__REQUEST__BODY_STREAM_NEXT) != 0)
+		return oom(err);
+	return GILD_OK;
+}
+
+/* ActorGet{name} (body 8) and ActorDestroy{actor_id} (body 9). */
+int
+codec_encode_actor_get(codec_buf *b, const char *name, gild_error *err)
+{
+	size_t mark = used(b);
+
+	if (name == NULL || *name == '\0')
+		return error_set(err, GILD_INVALID_ARGUMENT, "no actor name");
+	if (put_bytes_field(b, 1, name, strlen(name)) != 0 ||
+	    wrap(b, mark, GILD__V1__REQUEST__BODY_ACTOR_GET) != 0)
+		return oom(err);
+	return GILD_OK;
+}
+
+int
+codec_encode_actor_destroy(codec_buf *b, uint64_t actor_id, gild_error *err)
+{
+	size_t mark = used(b);
+
+	if ((actor_id != 0 && (put_varint(b, actor_id) != 0 ||
+	    put_tag(b, 1, WIRE_VARINT) != 0)) ||
+	    wrap(b, mark, GILD__V1__REQUEST__BODY_ACTOR_DESTROY) != 0)
 		return oom(err);
 	return GILD_OK;
 }
@@ -627,7 +709,7 @@ codec_scan_reply(const uint8_t *buf, size_t len, codec_reply *r)
 				return -1;
 			r->id = f.value;
 		} else if (f.number >= GILD__V1__REPLY__BODY_RESULT &&
-		    f.number <= GILD__V1__REPLY__BODY_PONG) {
+		    f.number <= GILD__V1__REPLY__BODY_CHUNKS) {
 			if (f.type != WIRE_LEN)
 				return -1;
 			r->body = (int) f.number;
@@ -660,6 +742,83 @@ codec_decode_error(const uint8_t *buf, size_t len, gild_error *err)
 	}
 	gild__v1__error__free_unpacked(e, NULL);
 	return GILD_OK;
+}
+
+void
+codec_chunks_fini(codec_chunks *ch)
+{
+	if (ch == NULL)
+		return;
+	for (size_t i = 0; i < ch->n_items; i++)
+		gild_value_free(ch->items[i]);
+	free(ch->items);
+	gild_error_clear(&ch->error);
+	memset(ch, 0, sizeof(*ch));
+}
+
+/* Appends v to ch->items. 0 or OOM (v is then still the caller's). */
+static int
+chunks_push(codec_chunks *ch, size_t *cap, gild_value *v)
+{
+	if (ch->n_items == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		gild_value **items = realloc(ch->items, ncap * sizeof(*items));
+
+		if (items == NULL)
+			return OOM;
+		ch->items = items;
+		*cap = ncap;
+	}
+	ch->items[ch->n_items++] = v;
+	return 0;
+}
+
+int
+codec_decode_chunks(const uint8_t *buf, size_t len, codec_chunks *out,
+    gild_error *err)
+{
+	const uint8_t *p = buf, *end = buf + len;
+	codec_chunks ch = {0};
+	gild_value *v = NULL;
+	size_t cap = 0;
+	wire_field f;
+	int rc;
+
+	while ((rc = wire_next(&p, end, &f)) == 1) {
+		if (f.number == 1 && f.type == WIRE_VARINT) {
+			ch.first_seq = f.value;
+		} else if (f.number == 2 && f.type == WIRE_LEN) {
+			if ((rc = decode(f.data, f.len, 0, &v, err)) != GILD_OK)
+				goto fail;
+			if (chunks_push(&ch, &cap, v) != 0) {
+				gild_value_free(v);
+				rc = oom(err);
+				goto fail;
+			}
+		} else if (f.number == 3 && f.type == WIRE_VARINT) {
+			ch.end = f.value != 0;
+		} else if (f.number == 4 && f.type == WIRE_LEN) {
+			/* A repeated singular message field merges; the last
+			 * one is all an Error needs. */
+			if (codec_decode_error(f.data, f.len, &ch.error) !=
+			    GILD_OK) {
+				rc = malformed(err, "stream error");
+				goto fail;
+			}
+		} else if (f.number >= 1 && f.number <= 4) {
+			rc = -1;
+			break;
+		}
+	}
+	if (rc < 0) {
+		rc = malformed(err, "chunks");
+		goto fail;
+	}
+	*out = ch;
+	return GILD_OK;
+fail:
+	codec_chunks_fini(&ch);
+	return rc;
 }
 
 /* Adds key -> val to map; frees val when that fails. 0 or OOM. */

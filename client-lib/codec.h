@@ -50,6 +50,33 @@ int codec_decode_value(const uint8_t *buf, size_t len, gild_value **out,
 int codec_encode_call(codec_buf *b, const char *function,
     const gild_value *args, const gild_value *kwargs, uint32_t timeout_ms,
     gild_error *err);
+/* codec_encode_call with Call.stream set and Call.window = window (0: the
+ * server's default). */
+int codec_encode_stream_call(codec_buf *b, const char *function,
+    const gild_value *args, const gild_value *kwargs, uint32_t timeout_ms,
+    uint32_t window, gild_error *err);
+/* The general form: a Call with every option, or (actor_new) an ActorNew
+ * of class `function` with constructor args and kwargs. */
+typedef struct codec_call_opts {
+	uint32_t timeout_ms; /* Call.timeout_ms (0: none) */
+	bool stream;         /* Call.stream, Call.window */
+	uint32_t window;
+	uint64_t actor_id;   /* Call.actor_id: call method `function` */
+	bool actor_new;      /* an ActorNew instead, with: */
+	const char *name;    /* ActorNew.name (NULL: none) */
+	bool detached;       /* ActorNew.detached */
+} codec_call_opts;
+int codec_encode_call_opts(codec_buf *b, const char *function,
+    const gild_value *args, const gild_value *kwargs,
+    const codec_call_opts *o, gild_error *err);
+/* ActorGet{name} and ActorDestroy{actor_id}. */
+int codec_encode_actor_get(codec_buf *b, const char *name, gild_error *err);
+int codec_encode_actor_destroy(codec_buf *b, uint64_t actor_id,
+    gild_error *err);
+/* StreamNext{call_id, max}: the next chunks (at most max; 0: no limit) of
+ * the stream opened by request call_id. */
+int codec_encode_stream_next(codec_buf *b, uint64_t call_id, uint32_t max,
+    gild_error *err);
 int codec_encode_cancel(codec_buf *b, uint64_t target_id, gild_error *err);
 int codec_encode_status(codec_buf *b, gild_error *err);
 int codec_encode_ping(codec_buf *b, const void *payload, size_t len,
@@ -73,6 +100,26 @@ int codec_scan_reply(const uint8_t *buf, size_t len, codec_reply *r);
 /* Fills err from an encoded gild.v1.Error. Returns GILD_OK, or
  * GILD_INVALID_ARGUMENT when the bytes do not decode. */
 int codec_decode_error(const uint8_t *buf, size_t len, gild_error *err);
+
+/* A decoded gild.v1.Chunks. A zero-initialised codec_chunks is empty and
+ * valid; release with codec_chunks_fini. */
+typedef struct codec_chunks {
+	uint64_t first_seq;  /* sequence number of items[0] */
+	gild_value **items;  /* n_items new values, owned by the struct */
+	size_t n_items;
+	bool end;            /* no chunk follows these */
+	gild_error error;    /* code != 0: the stream stopped with this error */
+} codec_chunks;
+
+/* Frees the items and the error and zeroes *ch. Accepts NULL. */
+void codec_chunks_fini(codec_chunks *ch);
+
+/* Decodes an encoded gild.v1.Chunks into *out (which must be empty).
+ * Returns GILD_OK, or GILD_INVALID_ARGUMENT (malformed bytes, an item that
+ * is not a valid Value) or GILD_RESOURCE_EXHAUSTED with err filled and *out
+ * left empty. */
+int codec_decode_chunks(const uint8_t *buf, size_t len, codec_chunks *out,
+    gild_error *err);
 
 /* Converts gild.v1.Status into a new GILD_MAP (*out, owned by the caller)
  * keyed by the proto field names. GILD_OK or GILD_RESOURCE_EXHAUSTED. */

@@ -25,6 +25,7 @@ gild_code_name(int code)
 	case GILD_UNAVAILABLE: return "UNAVAILABLE";
 	case GILD_UNAUTHENTICATED: return "UNAUTHENTICATED";
 	case GILD_WORKER_LOST: return "WORKER_LOST";
+	case GILD_STREAM_END: return "STREAM_END";
 	case GILD_PYTHON_ERROR: return "PYTHON_ERROR";
 	default: return "UNKNOWN";
 	}

@@ -15,8 +15,11 @@ extern "C" {
 #endif
 
 /* Result codes, the same numbers as gild.v1.Code on the wire. Every libgild
- * function that can fail returns GILD_OK (0) or one of these. */
+ * function that can fail returns GILD_OK (0) or one of these;
+ * gild_stream_next also returns GILD_STREAM_END, which is not a wire code
+ * and never an error. */
 enum gild_code {
+	GILD_STREAM_END = -1, /* a stream ended normally: no chunk follows */
 	GILD_OK = 0,
 	GILD_CANCELLED = 1,
 	GILD_UNKNOWN = 2,
@@ -151,7 +154,10 @@ typedef uint64_t gild_call_id;
 int gild_connect(gild_client **out, const char *const *urls, size_t n_urls,
     gild_error *err);
 /* Closes the connections and frees the client; results of calls still in
- * flight are discarded. Accepts NULL. */
+ * flight are discarded. Accepts NULL. Close its streams first
+ * (gild_stream_close): a stream left open is cut off from the client, and
+ * then only gild_stream_close may be called on it (it frees it without
+ * telling the server). */
 void gild_close(gild_client *c);
 
 /* Sends a call of `function` with positional args (a GILD_LIST or GILD_TUPLE
@@ -220,6 +226,94 @@ int gild_ping(gild_client *c, int timeout_ms, gild_error *err);
  * workers as a list of maps). *out is new, owned by the caller. */
 int gild_status(gild_client *c, int timeout_ms, gild_value **out,
     gild_error *err);
+
+/* ---- streams --------------------------------------------------------- */
+
+/* The results of a generator function, chunk by chunk. The server runs the
+ * generator ahead of the client by at most `window` chunks, and the client
+ * holds at most `window` chunks it has received and not yet returned: it
+ * asks for more (always on the connection the stream was opened on) once
+ * half of them have been returned, so that the next ones are on their way
+ * while the caller works through the rest. A gild_stream is used by one
+ * thread at a time; its client may meanwhile serve other threads. */
+typedef struct gild_stream gild_stream;
+
+/* Largest window: the server holds at most this many chunks per stream. */
+#define GILD_STREAM_MAX_WINDOW 4096
+
+/* Opens a stream of function(*args, **kwargs): args and kwargs as in
+ * gild_submit (borrowed). window: the chunks in flight, 1 to
+ * GILD_STREAM_MAX_WINDOW (0: 64). timeout_ms > 0 is sent as the call's
+ * deadline (Call.timeout_ms, as gild_submit_timeout), which bounds the
+ * whole stream; 0 (or less) leaves it to the server. Returns once the call
+ * is sent: GILD_OK with a new stream in *out (free it with
+ * gild_stream_close), or an error code with err filled (arguments that
+ * cannot be sent, no connection). Errors the server reports for the call
+ * itself (GILD_NOT_FOUND, GILD_RESOURCE_EXHAUSTED...) come from the first
+ * gild_stream_next. */
+int gild_stream_open(gild_client *c, const char *function,
+    const gild_value *args, const gild_value *kwargs, int window,
+    int timeout_ms, gild_stream **out, gild_error *err);
+
+/* The next chunk, waiting up to timeout_ms for it (-1: no limit; 0: do not
+ * wait, only take one already received). Returns:
+ * - GILD_OK with *out, a new value owned by the caller;
+ * - GILD_STREAM_END once the stream has ended normally and every chunk has
+ *   been returned;
+ * - GILD_DEADLINE_EXCEEDED with err empty (code 0) when no chunk came in
+ *   time: the stream goes on, call again;
+ * - otherwise the error that ended the stream, with err filled, once every
+ *   chunk received before it has been returned: the function's own
+ *   (GILD_PYTHON_ERROR, a GILD_DEADLINE_EXCEEDED of the call's deadline,
+ *   GILD_NOT_FOUND...), GILD_UNAVAILABLE when the connection was lost, or
+ *   GILD_INTERNAL when the server broke the protocol (chunks out of order,
+ *   more than were asked for).
+ * After GILD_STREAM_END or an error, further calls return the same. */
+int gild_stream_next(gild_stream *s, int timeout_ms, gild_value **out,
+    gild_error *err);
+
+/* The sequence number of the chunk the next gild_stream_next returns: the
+ * number of chunks returned so far (the first chunk is 0). */
+uint64_t gild_stream_seq(const gild_stream *s);
+
+/* Closes the stream and frees s (and the chunks it holds). If the server
+ * may still be running it, sends a Cancel so that the generator stops.
+ * Call it before gild_close of the stream's client. Accepts NULL. */
+void gild_stream_close(gild_stream *s);
+
+/* ---- actors ----------------------------------------------------------- */
+
+/* An instance of an @gild.actor class, living in one worker of one server:
+ * it keeps its state between calls and runs one call at a time, in arrival
+ * order. The id also names the server (of the client's URLs) it is on. */
+typedef uint64_t gild_actor_id;
+
+/* Creates an actor of class_name(*args, **kwargs) on one of the servers
+ * (round-robin), on its least-loaded worker. name (NULL: none) lets other
+ * clients find it with gild_actor_get; unless detached, it is destroyed
+ * when this client's connection closes. Returns GILD_OK with *out once the
+ * constructor has run; GILD_NOT_FOUND (no such class), GILD_ALREADY_EXISTS
+ * (name taken), or the constructor's error. */
+int gild_actor_new(gild_client *c, const char *class_name,
+    const gild_value *args, const gild_value *kwargs, const char *name,
+    bool detached, int timeout_ms, gild_actor_id *out, gild_error *err);
+/* Finds the actor created with this name on any of the servers. */
+int gild_actor_get(gild_client *c, const char *name, int timeout_ms,
+    gild_actor_id *out, gild_error *err);
+/* Destroys it after the calls already sent to it. GILD_NOT_FOUND if there
+ * is no such actor. */
+int gild_actor_destroy(gild_client *c, gild_actor_id a, int timeout_ms,
+    gild_error *err);
+/* Calls its public method `method`, as gild_submit / gild_call do for a
+ * function. A call whose actor is gone gets GILD_NOT_FOUND ("actor lost"
+ * once its worker died and it has no restarts left); calls in flight when
+ * its worker dies get GILD_WORKER_LOST. */
+int gild_actor_submit(gild_client *c, gild_actor_id a, const char *method,
+    const gild_value *args, const gild_value *kwargs, gild_call_id *id,
+    gild_error *err);
+int gild_actor_call(gild_client *c, gild_actor_id a, const char *method,
+    const gild_value *args, const gild_value *kwargs, int timeout_ms,
+    gild_value **out, gild_error *err);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
-/* gildctl: call functions on a gild server, ping it, or show its status,
- * from the command line. Arguments and results are JSON (valjson.h). */
+/* gildctl: call functions on a gild server (or stream a generator's
+ * chunks), ping it, or show its status, from the command line. Arguments
+ * and results are JSON (valjson.h). */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -20,10 +21,13 @@
 
 static const char usage_text[] =
     "usage: gildctl [--timeout SECONDS] call URL FUNCTION [ARG...] [NAME=ARG...]\n"
+    "       gildctl [--timeout SECONDS] stream URL FUNCTION [ARG...] [NAME=ARG...]\n"
     "       gildctl [--timeout SECONDS] ping URL\n"
     "       gildctl [--timeout SECONDS] status URL\n"
     "\n"
     "  call    call FUNCTION and print its result as JSON\n"
+    "  stream  call generator FUNCTION and print each value it yields as\n"
+    "          JSON, one per line, as they come\n"
     "  ping    round trip to each server; print the time it took\n"
     "  status  print the server's status as JSON\n"
     "\n"
@@ -37,10 +41,13 @@ static const char usage_text[] =
     "\n"
     "options:\n"
     "  --timeout SECONDS  give up (and cancel the call) after this long;\n"
+    "                     for stream, the whole stream's deadline;\n"
     "                     default: wait as long as it takes\n"
     "  -h, --help         show this help\n"
     "\n"
-    "exit status: 0 success, 1 error reply or no connection, 2 usage error\n";
+    "exit status: 0 success, 1 error reply or no connection (for stream,\n"
+    "also an error after some values: it is printed after them), 2 usage\n"
+    "error\n";
 
 static int
 usage_error(const char *fmt, const char *arg)
@@ -187,18 +194,29 @@ close_client(gild_client *c)
 		pthread_join(t, NULL);
 }
 
-static int
-cmd_call(char **urls, size_t n_urls, const char *function, char **argv,
-    int argc, int timeout_ms)
+static double
+now_ms(void)
 {
-	gild_value *args = gild_list(), *kwargs = gild_map(), *out = NULL;
-	gild_client *c = NULL;
-	gild_error err = {0};
-	char why[256];
-	int rc = EXIT_FAILED, n_pos = 0;
+	struct timespec ts;
 
-	if (args == NULL || kwargs == NULL)
-		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Parses the JSON arguments of call and stream into new *args (a list)
+ * and *kwargs (a map). Returns 0, EXIT_USAGE (said why on stderr) or
+ * EXIT_FAILED (out of memory); *args and *kwargs are the caller's to free
+ * either way. */
+static int
+parse_args(char **argv, int argc, gild_value **args, gild_value **kwargs)
+{
+	char why[256];
+	int n_pos = 0;
+
+	*args = gild_list();
+	*kwargs = gild_map();
+	if (*args == NULL || *kwargs == NULL)
+		return EXIT_FAILED;
 	for (int i = 0; i < argc; i++) {
 		size_t nl = 0;
 		bool kw = is_keyword(argv[i], &nl);
@@ -206,12 +224,13 @@ cmd_call(char **urls, size_t n_urls, const char *function, char **argv,
 		gild_value *v = NULL, *name = NULL;
 		char *nm = kw ? strndup(argv[i], nl) : NULL;
 
-		if (kw && gild_map_get(kwargs, nm) != NULL) {
+		if (kw && nm == NULL)
+			return EXIT_FAILED;
+		if (kw && gild_map_get(*kwargs, nm) != NULL) {
 			fprintf(stderr, "gildctl: keyword argument %s given twice\n",
 			    nm);
 			free(nm);
-			rc = EXIT_USAGE;
-			goto out;
+			return EXIT_USAGE;
 		}
 		if (valjson_parse(text, &v, why, sizeof(why)) != 0) {
 			if (kw)
@@ -220,26 +239,39 @@ cmd_call(char **urls, size_t n_urls, const char *function, char **argv,
 				fprintf(stderr, "gildctl: argument %d: %s\n",
 				    n_pos + 1, why);
 			free(nm);
-			rc = EXIT_USAGE;
-			goto out;
+			return EXIT_USAGE;
 		}
 		if (kw) {
 			name = gild_cstr(nm);
-			if (name == NULL || gild_map_set(kwargs, name, v) != GILD_OK) {
+			free(nm);
+			if (name == NULL ||
+			    gild_map_set(*kwargs, name, v) != GILD_OK) {
 				gild_value_free(name);
 				gild_value_free(v);
-				free(nm);
-				goto out;
+				return EXIT_FAILED;
 			}
 		} else {
 			n_pos++;
-			if (gild_list_append(args, v) != GILD_OK) {
+			if (gild_list_append(*args, v) != GILD_OK) {
 				gild_value_free(v);
-				goto out;
+				return EXIT_FAILED;
 			}
 		}
-		free(nm);
 	}
+	return 0;
+}
+
+static int
+cmd_call(char **urls, size_t n_urls, const char *function, char **argv,
+    int argc, int timeout_ms)
+{
+	gild_value *args = NULL, *kwargs = NULL, *out = NULL;
+	gild_client *c = NULL;
+	gild_error err = {0};
+	int rc;
+
+	if ((rc = parse_args(argv, argc, &args, &kwargs)) != 0)
+		goto out;
 	if ((rc = connect_to(urls, n_urls, &c)) != 0)
 		goto out;
 	rc = gild_call(c, function, args, kwargs, timeout_ms, &out, &err);
@@ -258,13 +290,68 @@ out:
 	return rc;
 }
 
-static double
-now_ms(void)
+/* Prints each chunk of the stream as one line of JSON, flushed as it
+ * comes; an error that ends the stream goes to stderr after the chunks
+ * before it. With timeout_ms >= 0, the server gets it as the stream's
+ * deadline, and gildctl gives up GILD_CALL_GRACE_MS after it (closing the
+ * stream cancels it). */
+static int
+cmd_stream(char **urls, size_t n_urls, const char *function, char **argv,
+    int argc, int timeout_ms)
 {
-	struct timespec ts;
+	gild_value *args = NULL, *kwargs = NULL, *v = NULL;
+	gild_client *c = NULL;
+	gild_stream *s = NULL;
+	gild_error err = {0};
+	double give_up = 0;
+	int rc;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+	if ((rc = parse_args(argv, argc, &args, &kwargs)) != 0)
+		goto out;
+	if ((rc = connect_to(urls, n_urls, &c)) != 0)
+		goto out;
+	/* A deadline of 0 ms is no deadline on the wire: send 1 ms. */
+	rc = gild_stream_open(c, function, args, kwargs, 0,
+	    timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : timeout_ms, &s, &err);
+	if (rc != GILD_OK) {
+		print_error(rc, &err);
+		rc = EXIT_FAILED;
+		goto out;
+	}
+	if (timeout_ms >= 0)
+		give_up = now_ms() + timeout_ms + GILD_CALL_GRACE_MS;
+	for (;;) {
+		double left = timeout_ms < 0 ? 0 : give_up - now_ms();
+		int wait = timeout_ms < 0 ? -1 : left <= 0 ? 0 :
+		    left >= INT_MAX - 1 ? INT_MAX : (int) left + 1;
+
+		rc = gild_stream_next(s, wait, &v, &err);
+		if (rc != GILD_OK)
+			break;
+		rc = print_value(v, 0);
+		gild_value_free(v);
+		v = NULL;
+		if (rc != 0)
+			goto out;
+	}
+	if (rc == GILD_STREAM_END) {
+		rc = 0;
+	} else if (rc == GILD_DEADLINE_EXCEEDED && err.code == GILD_OK) {
+		fprintf(stderr, "%s: the stream did not end within %lld ms\n",
+		    gild_code_name(rc),
+		    (long long) timeout_ms + GILD_CALL_GRACE_MS);
+		rc = EXIT_FAILED;
+	} else {
+		print_error(rc, &err);
+		rc = EXIT_FAILED;
+	}
+out:
+	gild_error_clear(&err);
+	gild_value_free(args);
+	gild_value_free(kwargs);
+	gild_stream_close(s);
+	close_client(c);
+	return rc;
 }
 
 /* Pings each URL over its own connection. */
@@ -404,6 +491,13 @@ main(int argc, char **argv)
 			goto out;
 		}
 		rc = cmd_call(urls, n_urls, pos[2], pos + 3, npos - 3, timeout_ms);
+	} else if (strcmp(pos[0], "stream") == 0) {
+		if (npos < 3) {
+			rc = usage_error("%s", "stream needs a FUNCTION name");
+			goto out;
+		}
+		rc = cmd_stream(urls, n_urls, pos[2], pos + 3, npos - 3,
+		    timeout_ms);
 	} else if (strcmp(pos[0], "ping") == 0 && npos == 2) {
 		rc = cmd_ping(urls, n_urls, timeout_ms);
 	} else if (strcmp(pos[0], "status") == 0 && npos == 2) {

@@ -139,6 +139,8 @@ parse_from_worker(const uint8_t *buf, size_t len, parsed_from_worker *out)
 	while ((rc = wire_next(&p, end, &f)) == 1) {
 		if (f.number == 1 && f.type == WIRE_VARINT) {
 			out->job_id = f.value;
+		} else if (f.number == 10 && f.type == WIRE_VARINT) {
+			out->exiting = f.value != 0;
 		} else if ((f.number == 2 || f.number == 3) &&
 			   f.type == WIRE_LEN) {
 			/* Only this field goes into the Reply: anything else

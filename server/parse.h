@@ -69,6 +69,7 @@ enum parse_from_worker_kind {
 typedef struct parsed_from_worker {
 	enum parse_from_worker_kind kind;
 	uint64_t job_id;
+	bool exiting;   /* FromWorker.exiting: the worker stops after this */
 	/* FW_RESULT: the result or error field, tag included, to append to a
 	 * Reply as is. Other kinds: that message's bytes. */
 	const uint8_t *data;

@@ -898,10 +898,14 @@ on_worker_chunk(void *arg, int slot, uint64_t job_id, const uint8_t *chunk,
 
 	if (sj == NULL || (st = sj->st) == NULL)
 		return; /* stale, or the stream was cancelled meanwhile */
-	if (wire_find(chunk, len, 1, &seq) == -1 ||
-	    wire_find(chunk, len, 2, &val) != 1 || val.type != WIRE_LEN ||
-	    (seq.type == WIRE_VARINT ? seq.value : 0) != st->next_seq + st->n ||
-	    st->n == st->window) {
+	if (wire_find(chunk, len, 1, &seq) != 1)
+		seq.value = 0; /* proto3 leaves a zero out */
+	if (wire_find(chunk, len, 2, &val) != 1 || val.type != WIRE_LEN ||
+	    seq.value != st->next_seq + st->n || st->n == st->window) {
+		log_debug("stream %" PRIu64 ": chunk %" PRIu64 " where %" PRIu64
+			  " was due, %" PRIu32 " of %" PRIu32 " held",
+		    st->call_id, seq.value, st->next_seq + st->n, st->n,
+		    st->window);
 		supervisor_kill(srv->sup, slot,
 		    "the worker broke the stream protocol (a chunk out of "
 		    "order, or past its credit)");

@@ -389,7 +389,7 @@ on_worker_frame(void *arg, const uint8_t *p, size_t len)
 		w->jobs_since_spawn++;
 		if (w->running > 0)
 			w->running--;
-		if (due_for_recycling(w)) {
+		if (fw.exiting || due_for_recycling(w)) {
 			/* No new job may reach it while its result goes out. */
 			s->ev.retiring(s->arg, w->slot);
 			end(s->arg, w->slot, fw.job_id, fw.data, fw.len);

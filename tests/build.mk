@@ -10,7 +10,7 @@ $(eval $(call cunit_test,test_server,$(B)/tests/integration/harness.o \
 $(eval $(call cunit_test,test_reliability,$(B)/tests/integration/harness.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
 $(eval $(call cunit_test,test_features,$(B)/tests/integration/harness.o \
-	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -lm))
+	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -lm -pthread))
 TEST_DEPS += $(B)/gild $(B)/gild-worker $(B)/gildctl
 
 # Python tests: the generated gild_pb2 module lets them speak the protocol

@@ -23,6 +23,7 @@ struct app {
 	char **actor_names;   /* sorted */
 	uint32_t *actor_restarts;
 	size_t nactors;
+	int async_methods;    /* an actor class has an async def method */
 };
 
 /* Sets exc (stolen; from werr_take_exception) as the pending exception. */
@@ -240,6 +241,28 @@ add_actor_class(app *a, PyObject *name, PyObject *cls, PyObject *modname)
 	return rc;
 }
 
+/* Whether class cls has an async def method (then the worker runs an
+ * asyncio loop). */
+static int
+has_async_method(PyObject *cls)
+{
+	PyObject *names = PyObject_Dir(cls);
+	int yes = 0;
+
+	for (Py_ssize_t i = 0; names != NULL && !yes &&
+			       i < PyList_GET_SIZE(names);
+	     i++) {
+		PyObject *m = PyObject_GetAttr(cls, PyList_GET_ITEM(names, i));
+		if (m != NULL)
+			yes = interp_is_coroutine_function(m);
+		Py_XDECREF(m);
+		PyErr_Clear();
+	}
+	Py_XDECREF(names);
+	PyErr_Clear();
+	return yes;
+}
+
 /* Fills a->actor_names and a->actor_restarts from a->actors. Returns 0 or
  * -1 with a Python exception. */
 static int
@@ -277,6 +300,7 @@ list_actor_classes(app *a)
 			a->actor_restarts[i] = option_u32(opts, "max_restarts");
 		Py_XDECREF(opts);
 		PyErr_Clear();
+		a->async_methods |= has_async_method(cls);
 	}
 	Py_DECREF(keys);
 	return 0;
@@ -528,6 +552,8 @@ app_actor_restarts(const app *a)
 int
 app_has_async(const app *a)
 {
+	if (a->async_methods)
+		return 1;
 	for (size_t i = 0; i < a->n; i++)
 		if (a->options[i].is_async)
 			return 1;

@@ -199,6 +199,18 @@ interrupt_end(void)
 	return code;
 }
 
+/* Under mu: whether job_id is one of the running batch's. */
+static bool
+in_running_batch(uint64_t job_id)
+{
+	for (uint32_t i = 0; running_job != 0 && running_ctx.batch_ids != NULL &&
+			     i < running_ctx.batch_size;
+	     i++)
+		if (running_ctx.batch_ids[i] == job_id)
+			return true;
+	return false;
+}
+
 void
 interrupt_request(uint64_t job_id, int code)
 {
@@ -220,7 +232,7 @@ interrupt_request(uint64_t job_id, int code)
 			return;
 		}
 	}
-	if (running_job == job_id) {
+	if (running_job == job_id || in_running_batch(job_id)) {
 		if (running_code == 0 && exception_for(code) != NULL &&
 		    PyThreadState_SetAsyncExc(running_tid, exception_for(code)) == 1)
 			running_code = code;

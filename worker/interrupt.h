@@ -24,6 +24,8 @@ typedef struct job_ctx {
 	uint32_t deadline_ms; /* left when the front end sent it (0: none) */
 	uint32_t queued_us;   /* time it waited in the queue */
 	uint32_t batch_size;  /* calls in its batch (1: not batched) */
+	const uint64_t *batch_ids; /* their job ids (borrowed; NULL: alone):
+				      an interrupt of any stops the batch */
 } job_ctx;
 
 /* Needs the GIL. The calling thread starts running ctx->job_id. Returns 0,

@@ -648,7 +648,10 @@ run_batch(const app *a, const Gild__Worker__V1__ToWorker *msg,
 	if (PyList_GET_SIZE(inputs) > 0) {
 		job_ctx ctx = {b->job_ids[0], msg->request_id, fname,
 		    msg->deadline_ms, msg->queued_us,
-		    (uint32_t) PyList_GET_SIZE(inputs)};
+		    (uint32_t) PyList_GET_SIZE(inputs), NULL};
+		/* An interrupt of any of its calls stops the batch. */
+		ctx.batch_ids = b->job_ids;
+		ctx.batch_size = (uint32_t) n;
 		if ((code = interrupt_begin(&ctx)) != 0) {
 			werr_set(&shared, (Gild__V1__Code) code, NULL,
 			    "'%s' was interrupted before it started", fname);

@@ -239,6 +239,22 @@ inbox_take(size_t *len, int *end, int wait)
 	return buf;
 }
 
+/* After a job that leaves the worker unusable (out of memory under
+ * --memory-limit), its reply says the worker exits (FromWorker.exiting =
+ * 10), so the front end sends it nothing more. */
+static void
+mark_exiting(uint8_t **out, size_t *len)
+{
+	uint8_t *p;
+
+	if (!job_must_exit() || (p = realloc(*out, *len + 2)) == NULL)
+		return;
+	p[*len] = 10 << 3 | 0; /* field 10, varint */
+	p[*len + 1] = 1;
+	*out = p;
+	*len += 2;
+}
+
 /* A streaming job's chunks go straight out. */
 static int
 sink_send(void *arg, uint8_t *buf, size_t len)
@@ -275,6 +291,7 @@ serve(int fd, const app *a)
 			logf_("cannot build a reply: %s", strerror(-rc));
 			return 1;
 		}
+		mark_exiting(&out, &outlen);
 		rc = send_frame(fd, out, outlen);
 		if (rc == -EPIPE || rc == -ECONNRESET)
 			return 0; /* the front end is gone: nobody to answer */
@@ -340,7 +357,10 @@ aio_take(PyObject *self, PyObject *unused)
 			continue;
 		}
 		interp_flush_stdio();
-		if (rc < 0 || send_frame(aio.fd, out, outlen) != 0) {
+		if (rc >= 0)
+			mark_exiting(&out, &outlen);
+		if (rc < 0 || send_frame(aio.fd, out, outlen) != 0 ||
+		    job_must_exit()) {
 			aio.eof = rc < 0 ? rc : 1;
 			Py_DECREF(started);
 			Py_RETURN_NONE; /* cannot answer: stop */
@@ -362,6 +382,7 @@ aio_finish(PyObject *self, PyObject *args)
 	if (job_finish(job_id, result, exc == Py_None ? NULL : exc, &out,
 		&outlen) != 0)
 		return PyErr_NoMemory();
+	mark_exiting(&out, &outlen);
 	interp_flush_stdio();
 	if (send_frame(aio.fd, out, outlen) != 0)
 		aio.eof = 1; /* the front end is gone */

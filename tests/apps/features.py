@@ -140,6 +140,14 @@ class Counter:
     def where(self):
         return os.getpid()
 
+    async def aincr(self, by=1):
+        """An async method: runs on the worker's loop, in turn with the
+        others."""
+        import asyncio
+        await asyncio.sleep(0)
+        self.n += by
+        return self.n
+
     def _private(self):
         return "not callable remotely"
 

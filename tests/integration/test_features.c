@@ -5,6 +5,8 @@
 
 #include <CUnit/Basic.h>
 #include <math.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +233,384 @@ test_async(void)
 	stop(&s);
 }
 
+/* ---- streams ----------------------------------------------------------- */
+
+static double
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static long
+rss_kib(long pid)
+{
+	char path[64];
+	long size = 0, res = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/statm", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	if (fscanf(f, "%ld %ld", &size, &res) != 2)
+		res = 0;
+	fclose(f);
+	return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static long
+worker0_pid(gild_client *c)
+{
+	gild_value *st = NULL;
+	long pid = 0;
+
+	if (gild_status(c, 10000, &st, NULL) == GILD_OK)
+		pid = (long) gild_value_int(gild_map_get(gild_value_item(
+		    gild_map_get(st, "workers"), 0), "pid"));
+	gild_value_free(st);
+	return pid;
+}
+
+/* Item 1: 100,000 chunks to a client that sleeps 1 ms every 10: all
+ * arrive in order; the generator is held back (each chunk was produced only
+ * after the client had consumed the one two windows before it); gild's and
+ * the worker's RSS stay flat. */
+static void
+test_stream_backpressure(void)
+{
+	enum { N = 100000, WINDOW = 64, LAG = 2 * WINDOW + 4 };
+	static double consumed[N];
+	gild_stream *st = NULL;
+	gild_value *args = gild_list();
+	gild_error err = {0};
+	server s;
+	long wpid, gild0 = 0, w0 = 0, gmax = 0, wmax = 0;
+	int n = 0, order = 0, rc, held_back = 0;
+	double first = 0, last = 0;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
+	wpid = worker0_pid(s.c);
+	gild_list_append(args, gild_int(N));
+	CU_ASSERT_EQUAL_FATAL(gild_stream_open(s.c, "count", args, NULL, WINDOW,
+				  0, &st, &err), GILD_OK);
+	gild_value_free(args);
+	while ((rc = gild_stream_next(st, 30000, &args, &err)) == GILD_OK) {
+		int64_t i = gild_value_int(gild_value_item(args, 0));
+		double made = gild_value_float(gild_value_item(args, 1));
+		gild_value_free(args);
+		order += i == n;
+		consumed[n] = mono_s();
+		if (n >= LAG && made >= consumed[n - LAG])
+			held_back++;
+		if (n == 0)
+			first = made;
+		last = made;
+		if (n % 10000 == 1000) {
+			long g = rss_kib(s.p.pid), w = rss_kib(wpid);
+			if (n == 1000) {
+				gild0 = g;
+				w0 = w;
+			}
+			gmax = g > gmax ? g : gmax;
+			wmax = w > wmax ? w : wmax;
+		}
+		if (++n % 10 == 0)
+			usleep(1000);
+	}
+	CU_ASSERT_EQUAL(rc, GILD_STREAM_END);
+	CU_ASSERT_EQUAL(n, N);
+	CU_ASSERT_EQUAL(order, N);
+	fprintf(stderr, "\n  %d chunks; generator ran %.1f s; %d of %d chunks "
+			"made only after chunk n-%d was consumed; RSS gild %ld -> "
+			"max %ld KiB, worker %ld -> max %ld KiB\n",
+	    n, last - first, held_back, N - LAG, LAG, gild0, gmax, w0, wmax);
+	/* Every chunk waited for the client, bar the ones in flight at once. */
+	CU_ASSERT(held_back == N - LAG);
+	CU_ASSERT(last - first > 5.0); /* it paused with the client */
+	/* Not under AddressSanitizer, whose quarantine keeps freed memory
+	 * resident by design. */
+	if (getenv("SANITIZE") == NULL || *getenv("SANITIZE") == '\0') {
+		CU_ASSERT(gmax - gild0 < 4096);
+		CU_ASSERT(wmax - w0 < 4096);
+	}
+	gild_stream_close(st);
+	gild_error_clear(&err);
+	stop(&s);
+}
+
+/* Item 2: closing a stream mid-way closes the generator (its finally:
+ * runs) and frees the worker for the next call. A generator called without
+ * a stream returns its whole list; an error ends a stream after its
+ * chunks. */
+static void
+test_stream_cancel_and_errors(void)
+{
+	gild_stream *st = NULL;
+	gild_value *args = gild_list(), *v = NULL;
+	gild_error err = {0};
+	gild_result res;
+	server s;
+	char path[256];
+	long pid;
+	int n = 0, rc;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
+	pid = worker0_pid(s.c);
+	snprintf(path, sizeof(path), "%s/forever", s.p.dir);
+	gild_list_append(args, gild_cstr(path));
+	CU_ASSERT_EQUAL_FATAL(gild_stream_open(s.c, "forever", args, NULL, 16, 0,
+				  &st, &err), GILD_OK);
+	gild_value_free(args);
+	while (n < 100 && gild_stream_next(st, 10000, &v, &err) == GILD_OK) {
+		n += gild_value_int(v) == n;
+		gild_value_free(v);
+	}
+	CU_ASSERT_EQUAL(n, 100);
+	gild_stream_close(st);
+	for (double end = mono_s() + 5; mono_s() < end; usleep(10000)) {
+		FILE *f = fopen(path, "r");
+		if (f != NULL) {
+			fclose(f);
+			break;
+		}
+	}
+	CU_ASSERT_EQUAL(access(path, F_OK), 0); /* its finally: ran */
+	/* The worker is free, and the same process. */
+	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "pid", NULL, 0), &res),
+	    GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_int(res.value), pid);
+	gild_result_clear(&res);
+
+	/* Not streamed: the list. */
+	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "count_to", gild_int(5), 0),
+			    &res), GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_len(res.value), 5);
+	CU_ASSERT_EQUAL(gild_value_int(gild_value_item(res.value, 4)), 4);
+	gild_result_clear(&res);
+
+	/* An exception after 3 chunks: 3 chunks, then its error. */
+	args = gild_list();
+	gild_list_append(args, gild_int(3));
+	CU_ASSERT_EQUAL_FATAL(gild_stream_open(s.c, "fail_after", args, NULL, 0,
+				  0, &st, &err), GILD_OK);
+	gild_value_free(args);
+	n = 0;
+	while ((rc = gild_stream_next(st, 10000, &v, &err)) == GILD_OK) {
+		n++;
+		gild_value_free(v);
+	}
+	CU_ASSERT_EQUAL(n, 3);
+	CU_ASSERT_EQUAL(rc, GILD_PYTHON_ERROR);
+	CU_ASSERT(err.message && strstr(err.message, "failed after 3") != NULL);
+	gild_stream_close(st);
+	gild_error_clear(&err);
+
+	/* A deadline ends a stream too, and closes its generator. */
+	args = gild_list();
+	unlink(path);
+	gild_list_append(args, gild_cstr(path));
+	CU_ASSERT_EQUAL_FATAL(gild_stream_open(s.c, "forever", args, NULL, 8, 300,
+				  &st, &err), GILD_OK);
+	gild_value_free(args);
+	while ((rc = gild_stream_next(st, 10000, &v, &err)) == GILD_OK) {
+		gild_value_free(v);
+		usleep(1000);
+	}
+	CU_ASSERT_EQUAL(rc, GILD_DEADLINE_EXCEEDED);
+	gild_stream_close(st);
+	gild_error_clear(&err);
+	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "pid", NULL, 0), &res),
+	    GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_int(res.value), pid);
+	gild_result_clear(&res);
+	stop(&s);
+}
+
+/* ---- actors ------------------------------------------------------------ */
+
+enum { ACTORS = 100, INCRS = 50, CLIENTS = 4 };
+
+typedef struct incr_job {
+	const char *url;
+	const gild_actor_id *ids;
+	int t;
+	int failed;
+} incr_job;
+
+/* One of 4 clients: its share of the 50 increments of every actor, all
+ * in flight at once. */
+static void *
+incr_main(void *arg)
+{
+	incr_job *ij = arg;
+	const char *urls[1] = {ij->url};
+	static __thread gild_call_id calls[ACTORS * INCRS / CLIENTS + ACTORS];
+	gild_client *c = NULL;
+	int n = 0;
+
+	if (gild_connect(&c, urls, 1, NULL) != GILD_OK) {
+		ij->failed = -1;
+		return NULL;
+	}
+	for (int i = ij->t; i < INCRS; i += CLIENTS)
+		for (int a = 0; a < ACTORS; a++)
+			if (gild_actor_submit(c, ij->ids[a], "incr", NULL, NULL,
+				&calls[n], NULL) == GILD_OK)
+				n++;
+			else
+				ij->failed++;
+	for (int i = 0; i < n; i++) {
+		gild_result res = {0};
+		if (gild_wait(c, calls[i], 60000, &res) != GILD_OK ||
+		    res.code != GILD_OK)
+			ij->failed++;
+		gild_result_clear(&res);
+	}
+	gild_close(c);
+	return NULL;
+}
+
+/* Item 3: 100 counters on 2 workers, 50 increments each from 4 clients at
+ * once: every count is exactly 50, both workers hold some; a named actor is
+ * found and used from a second client. */
+static void
+test_actors(void)
+{
+	gild_actor_id ids[ACTORS], named, found;
+	incr_job jobs[CLIENTS];
+	pthread_t thr[CLIENTS];
+	gild_client *other = NULL;
+	const char *urls[1];
+	gild_value *v = NULL, *args;
+	gild_error err = {0};
+	int exact = 0, failed = 0;
+	long pids[2] = {0, 0};
+	server s;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 2, NULL), 0);
+	for (int a = 0; a < ACTORS; a++)
+		CU_ASSERT_EQUAL_FATAL(gild_actor_new(s.c, "Counter", NULL, NULL,
+					  NULL, false, 20000, &ids[a], &err),
+		    GILD_OK);
+	for (int t = 0; t < CLIENTS; t++) {
+		jobs[t] = (incr_job){s.p.url, ids, t, 0};
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&thr[t], NULL, incr_main,
+					  &jobs[t]), 0);
+	}
+	for (int t = 0; t < CLIENTS; t++) {
+		pthread_join(thr[t], NULL);
+		failed += jobs[t].failed;
+	}
+	CU_ASSERT_EQUAL(failed, 0);
+	for (int a = 0; a < ACTORS; a++) {
+		long pid;
+		if (gild_actor_call(s.c, ids[a], "get", NULL, NULL, 20000, &v,
+			&err) == GILD_OK)
+			exact += gild_value_int(v) == INCRS;
+		gild_value_free(v);
+		if (gild_actor_call(s.c, ids[a], "where", NULL, NULL, 20000, &v,
+			&err) == GILD_OK) {
+			pid = (long) gild_value_int(v);
+			if (pids[0] == 0 || pids[0] == pid)
+				pids[0] = pid;
+			else
+				pids[1] = pid;
+		}
+		gild_value_free(v);
+	}
+	CU_ASSERT_EQUAL(exact, ACTORS);
+	CU_ASSERT(pids[0] != 0 && pids[1] != 0); /* spread over both workers */
+
+	/* A named actor, reached from a second client. */
+	args = gild_list();
+	gild_list_append(args, gild_int(100));
+	CU_ASSERT_EQUAL(gild_actor_new(s.c, "Counter", args, NULL, "shared",
+			    false, 20000, &named, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_actor_new(s.c, "Counter", args, NULL, "shared",
+			    false, 20000, &found, &err), GILD_ALREADY_EXISTS);
+	gild_error_clear(&err);
+	gild_value_free(args);
+	urls[0] = s.p.url;
+	CU_ASSERT_EQUAL_FATAL(gild_connect(&other, urls, 1, NULL), GILD_OK);
+	CU_ASSERT_EQUAL(gild_actor_get(other, "shared", 20000, &found, &err),
+	    GILD_OK);
+	CU_ASSERT_EQUAL(found, named);
+	CU_ASSERT_EQUAL(gild_actor_call(other, found, "incr", NULL, NULL, 20000,
+			    &v, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_int(v), 101);
+	gild_value_free(v);
+	CU_ASSERT_EQUAL(gild_actor_call(other, found, "aincr", NULL, NULL, 20000,
+			    &v, &err), GILD_OK); /* an async method */
+	CU_ASSERT_EQUAL(gild_value_int(v), 102);
+	gild_value_free(v);
+	CU_ASSERT_EQUAL(gild_actor_call(other, found, "_private", NULL, NULL,
+			    20000, &v, &err), GILD_NOT_FOUND);
+	gild_error_clear(&err);
+	CU_ASSERT_EQUAL(gild_actor_get(other, "nobody", 20000, &found, &err),
+	    GILD_NOT_FOUND);
+	gild_error_clear(&err);
+	/* Destroyed: gone for everyone. */
+	CU_ASSERT_EQUAL(gild_actor_destroy(other, named, 20000, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_actor_call(s.c, named, "get", NULL, NULL, 20000,
+			    &v, &err), GILD_NOT_FOUND);
+	gild_error_clear(&err);
+	gild_close(other);
+	stop(&s);
+}
+
+/* Item 4: the worker holding an actor dies. With max_restarts=1 the call
+ * in flight gets WORKER_LOST and the next call runs on a fresh instance;
+ * without restarts the next call gets "actor lost". */
+static void
+test_actor_restarts(void)
+{
+	gild_actor_id phoenix, mortal;
+	gild_value *v = NULL, *args = gild_list();
+	gild_error err = {0};
+	int64_t pid1;
+	server s;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
+	gild_list_append(args, gild_cstr("p"));
+	CU_ASSERT_EQUAL_FATAL(gild_actor_new(s.c, "Phoenix", args, NULL, NULL,
+				  false, 20000, &phoenix, &err), GILD_OK);
+	gild_value_free(args);
+	CU_ASSERT_EQUAL(gild_actor_call(s.c, phoenix, "hit", NULL, NULL, 20000,
+			    &v, &err), GILD_OK);
+	gild_value_free(v);
+	CU_ASSERT_EQUAL(gild_actor_call(s.c, phoenix, "hit", NULL, NULL, 20000,
+			    &v, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_int(gild_value_item(v, 1)), 2);
+	pid1 = gild_value_int(gild_value_item(v, 2));
+	gild_value_free(v);
+	CU_ASSERT_EQUAL(gild_actor_call(s.c, phoenix, "die", NULL, NULL, 20000,
+			    &v, &err), GILD_WORKER_LOST);
+	gild_error_clear(&err);
+	CU_ASSERT_EQUAL(gild_actor_call(s.c, phoenix, "hit", NULL, NULL, 20000,
+			    &v, &err), GILD_OK);
+	/* A fresh instance: its count starts again, in a new process. */
+	CU_ASSERT_EQUAL(gild_value_int(gild_value_item(v, 1)), 1);
+	CU_ASSERT_NOT_EQUAL(gild_value_int(gild_value_item(v, 2)), pid1);
+	gild_value_free(v);
+
+	CU_ASSERT_EQUAL_FATAL(gild_actor_new(s.c, "Mortal", NULL, NULL, NULL,
+				  false, 20000, &mortal, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_actor_call(s.c, mortal, "die", NULL, NULL, 20000,
+			    &v, &err), GILD_WORKER_LOST);
+	gild_error_clear(&err);
+	CU_ASSERT_EQUAL(gild_actor_call(s.c, mortal, "hit", NULL, NULL, 20000,
+			    &v, &err), GILD_NOT_FOUND);
+	CU_ASSERT(err.message && strstr(err.message, "lost") != NULL);
+	gild_error_clear(&err);
+	/* The phoenix had its one restart: this death loses it for good. */
+	CU_ASSERT_EQUAL(gild_actor_call(s.c, phoenix, "hit", NULL, NULL, 20000,
+			    &v, &err), GILD_NOT_FOUND);
+	gild_error_clear(&err);
+	stop(&s);
+}
+
 int
 main(void)
 {
@@ -242,5 +622,9 @@ main(void)
 	CU_add_test(s, "dynamic batching", test_batching);
 	CU_add_test(s, "gild.context()", test_context);
 	CU_add_test(s, "async def with concurrency", test_async);
+	CU_add_test(s, "stream: 100,000 chunks to a slow client", test_stream_backpressure);
+	CU_add_test(s, "stream: cancel, errors, deadline", test_stream_cancel_and_errors);
+	CU_add_test(s, "actors: 100 counters, 4 clients, names", test_actors);
+	CU_add_test(s, "actors: max_restarts and lost actors", test_actor_restarts);
 	return test_run_all();
 }

@@ -91,6 +91,50 @@ class GildctlTest(unittest.TestCase):
         self.assertTrue(err.startswith("UNAVAILABLE: "), err)
 
 
+class ExamplesTest(unittest.TestCase):
+    """The commands the feature pages (docs/streaming.md, batching.md,
+    async.md) show, against the examples they serve."""
+
+    def serve(self, name):
+        g = Gild(app=os.path.join(ROOT, "examples", name))
+        self.addCleanup(g.stop)
+        return g.url
+
+    def test_stream(self):
+        url = self.serve("stream.py")
+        self.assertEqual(gildctl("stream", url, "countdown", "5"),
+                         (0, "5\n4\n3\n2\n1\n", ""))
+        self.assertEqual(gildctl("stream", url, "tokens", '"a b c"'),
+                         (0, '"a"\n"b"\n"c"\n', ""))
+        self.assertEqual(gildctl("call", url, "squares", "4"),
+                         (0, "[0, 1, 4, 9]\n", ""))
+        rc, out, err = gildctl("--timeout", "0.25", "stream", url,
+                               "countdown", "100")
+        self.assertEqual(rc, 1)
+        self.assertTrue(err.startswith("DEADLINE_EXCEEDED"), err)
+        self.assertTrue(out.startswith("100\n99\n"), out)
+
+    def test_batch(self):
+        url = self.serve("batch.py")
+        self.assertEqual(gildctl("call", url, "embed", '"hello"'),
+                         (0, "[5, 2]\n", ""))
+
+    def test_async(self):
+        url = self.serve("aio.py")
+        rc, out, _ = gildctl("call", url, "fetch", '"https://example.com"')
+        self.assertEqual((rc, json.loads(out)),
+                         (0, {"url": "https://example.com", "status": 200}))
+        self.assertEqual(gildctl("call", url, "slow_lookup", '"k"'),
+                         (0, '"K"\n', ""))
+        rc, out, _ = gildctl("call", url, "deadline_aware", "1000")
+        self.assertEqual((rc, json.loads(out)["total"]), (0, 499500))
+
+    def test_actors_app_serves(self):
+        url = self.serve("actors.py")
+        rc, out, _ = gildctl("status", url)
+        self.assertEqual(rc, 0)
+
+
 class StockClientTest(unittest.TestCase):
     """A call from another language: Python's protobuf and nngcat, a stock
     cooked REQ client, with nothing from gild but gild.proto."""

@@ -1,7 +1,7 @@
 /* Unit tests of libgild's client (client-lib/client.c) against a tiny raw
  * REP server running in a thread of this test: connecting, matching replies
  * to calls with thousands in flight, timeouts, cancellation, lost
- * connections and several servers. */
+ * connections, several servers, and streams. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,11 +24,34 @@
  * (a PYTHON_ERROR), drop (closes the caller's connection). Also answers
  * Ping and StatusRequest, and counts Cancels.
  *
+ * Streaming calls (Call.stream): count(n) yields 0 .. n-1, at most
+ * STREAM_BATCH chunks per reply and never more than StreamNext.max (nor the
+ * window, in the Call's reply); count_fail(n) yields as many, then ends with
+ * a PYTHON_ERROR; count_gap(n) skips a sequence number in its second reply;
+ * count_drop(n) closes the connection on the first StreamNext; stall never
+ * answers; any other name is NOT_FOUND. Every StreamNext.max is recorded,
+ * and checked against the window minus the chunks the client holds (sent,
+ * less the `taken` the test has announced).
+ *
  * Held replies go out WINDOW at a time, each window only once the test has
  * collected the one before (server_consumed): nng 1.5.2's raw REP socket
  * silently drops a reply when the connection's send queue is full, even on
  * a blocking send, so a burst of 2,000 sometimes loses a few dozen. */
 #define WINDOW 32
+
+#define STREAM_BATCH 5
+#define MAX_STREAMS 8
+#define MAX_PULLS 256
+
+enum stream_mode { COUNT, COUNT_FAIL, COUNT_GAP, COUNT_DROP };
+
+typedef struct fake_stream {
+	uint64_t id;         /* the Call's request id */
+	enum stream_mode mode;
+	int n, sent;         /* chunks in all, and sent so far */
+	uint32_t window;
+	bool cancelled;
+} fake_stream;
 
 typedef struct server {
 	nng_socket sock;
@@ -43,6 +66,14 @@ typedef struct server {
 	uint32_t hang_timeout_ms; /* Call.timeout_ms of the latest hang */
 	int consumed; /* held replies the test has collected */
 	atomic_bool stop;
+	/* Streams; under mtx as far as the test reads them. */
+	fake_stream streams[MAX_STREAMS];
+	int n_streams, stalls;
+	uint32_t stream_window, stream_timeout_ms; /* of the latest stream */
+	uint32_t pulls[MAX_PULLS]; /* StreamNext.max, in arrival order */
+	int n_pulls;
+	int over_window; /* StreamNexts asking for more than the client has room */
+	int taken;       /* chunks the test has (at most) taken: set by it */
 } server;
 
 /* Waits (5 s at most) until the test has collected n held replies. */
@@ -98,6 +129,148 @@ send_reply(server *s, nng_msg *req, const Gild__V1__Reply *r, bool hold)
 	}
 }
 
+/* Answers a streaming Call (max = 0) or a StreamNext with the next chunks
+ * of fs. */
+static void
+stream_reply(server *s, nng_msg *m, uint64_t id, fake_stream *fs,
+    uint32_t max)
+{
+	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
+	Gild__V1__Chunks ch = GILD__V1__CHUNKS__INIT;
+	Gild__V1__Error e = GILD__V1__ERROR__INIT;
+	Gild__V1__Value vals[STREAM_BATCH], *items[STREAM_BATCH];
+	int k = fs->n - fs->sent;
+
+	if (k > STREAM_BATCH)
+		k = STREAM_BATCH;
+	if (max > 0 && (uint32_t) k > max)
+		k = (int) max;
+	if ((uint32_t) k > fs->window)
+		k = (int) fs->window;
+	for (int i = 0; i < k; i++) {
+		gild__v1__value__init(&vals[i]);
+		vals[i].kind_case = GILD__V1__VALUE__KIND_INT_VALUE;
+		vals[i].int_value = fs->sent + i;
+		items[i] = &vals[i];
+	}
+	r.id = id;
+	r.body_case = GILD__V1__REPLY__BODY_CHUNKS;
+	r.chunks = &ch;
+	ch.first_seq = (uint64_t) fs->sent +
+	    (fs->mode == COUNT_GAP && fs->sent > 0);
+	ch.n_items = (size_t) k;
+	ch.items = items;
+	fs->sent += k;
+	if (fs->cancelled) {
+		ch.end = true;
+		ch.error = &e;
+		e.code = GILD__V1__CODE__CANCELLED;
+		e.message = "cancelled";
+	} else if (fs->sent == fs->n) {
+		ch.end = true;
+		if (fs->mode == COUNT_FAIL) {
+			ch.error = &e;
+			e.code = GILD__V1__CODE__PYTHON_ERROR;
+			e.message = "boom";
+			e.python_type = "ValueError";
+			e.traceback = "Traceback (most recent call last):\n"
+			    "ValueError: boom\n";
+		}
+	}
+	send_reply(s, m, &r, false);
+}
+
+/* The newest stream with that id: a new client numbers its calls from 1
+ * again. */
+static fake_stream *
+find_stream(server *s, uint64_t id)
+{
+	for (int i = s->n_streams; i-- > 0;)
+		if (s->streams[i].id == id)
+			return &s->streams[i];
+	return NULL;
+}
+
+static void
+reply_not_found(server *s, nng_msg *m, uint64_t id, const char *msg)
+{
+	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
+	Gild__V1__Error e = GILD__V1__ERROR__INIT;
+
+	r.id = id;
+	r.body_case = GILD__V1__REPLY__BODY_ERROR;
+	r.error = &e;
+	e.code = GILD__V1__CODE__NOT_FOUND;
+	e.message = (char *) msg;
+	send_reply(s, m, &r, false);
+}
+
+static void
+serve_stream_call(server *s, nng_msg *m, const Gild__V1__Request *q)
+{
+	static const struct {
+		const char *name;
+		enum stream_mode mode;
+	} fns[] = {{"count", COUNT}, {"count_fail", COUNT_FAIL},
+	    {"count_gap", COUNT_GAP}, {"count_drop", COUNT_DROP}};
+	const Gild__V1__Call *call = q->call;
+	fake_stream *fs;
+
+	pthread_mutex_lock(&s->mtx);
+	s->stream_window = call->window;
+	s->stream_timeout_ms = call->timeout_ms;
+	if (strcmp(call->function, "stall") == 0) {
+		s->stalls++;
+		pthread_mutex_unlock(&s->mtx);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+		if (strcmp(call->function, fns[i].name) != 0 ||
+		    s->n_streams == MAX_STREAMS)
+			continue;
+		fs = &s->streams[s->n_streams++];
+		memset(fs, 0, sizeof(*fs));
+		fs->id = q->id;
+		fs->mode = fns[i].mode;
+		fs->n = call->n_args > 0 ? (int) call->args[0]->int_value : 0;
+		fs->window = call->window > 0 ? call->window : 64;
+		stream_reply(s, m, q->id, fs, 0);
+		pthread_mutex_unlock(&s->mtx);
+		return;
+	}
+	pthread_mutex_unlock(&s->mtx);
+	reply_not_found(s, m, q->id, "no generator function");
+}
+
+static void
+serve_stream_next(server *s, nng_msg *m, const Gild__V1__Request *q)
+{
+	const Gild__V1__StreamNext *sn = q->stream_next;
+	fake_stream *fs;
+
+	pthread_mutex_lock(&s->mtx);
+	fs = find_stream(s, sn->call_id);
+	if (fs != NULL) {
+		/* The client holds every chunk sent (it asks only once the
+		 * last reply came) less those taken. */
+		if (s->n_pulls < MAX_PULLS)
+			s->pulls[s->n_pulls++] = sn->max;
+		if (sn->max == 0 || (int64_t) sn->max + fs->sent - s->taken >
+		    (int64_t) fs->window)
+			s->over_window++;
+		if (fs->mode == COUNT_DROP) {
+			nng_pipe_close(nng_msg_get_pipe(m));
+			pthread_mutex_unlock(&s->mtx);
+			return;
+		}
+		stream_reply(s, m, q->id, fs, sn->max);
+		pthread_mutex_unlock(&s->mtx);
+		return;
+	}
+	pthread_mutex_unlock(&s->mtx);
+	reply_not_found(s, m, q->id, "no such stream");
+}
+
 static void
 serve_one(server *s, nng_msg *m)
 {
@@ -118,7 +291,9 @@ serve_one(server *s, nng_msg *m)
 	null.null_value = &nv;
 	switch (q->body_case) {
 	case GILD__V1__REQUEST__BODY_CALL:
-		if (strcmp(q->call->function, "echo") == 0) {
+		if (q->call->stream) {
+			serve_stream_call(s, m, q);
+		} else if (strcmp(q->call->function, "echo") == 0) {
 			r.body_case = GILD__V1__REPLY__BODY_RESULT;
 			r.result = q->call->n_args > 0 ? q->call->args[0] : &null;
 			pthread_mutex_lock(&s->mtx);
@@ -143,10 +318,18 @@ serve_one(server *s, nng_msg *m)
 			send_reply(s, m, &r, false);
 		}
 		break;
-	case GILD__V1__REQUEST__BODY_CANCEL:
+	case GILD__V1__REQUEST__BODY_CANCEL: {
+		fake_stream *fs;
+
 		pthread_mutex_lock(&s->mtx);
 		s->cancels++;
+		if ((fs = find_stream(s, q->cancel->target_id)) != NULL)
+			fs->cancelled = true;
 		pthread_mutex_unlock(&s->mtx);
+		break;
+	}
+	case GILD__V1__REQUEST__BODY_STREAM_NEXT:
+		serve_stream_next(s, m, q);
 		break;
 	case GILD__V1__REQUEST__BODY_PING:
 		r.body_case = GILD__V1__REPLY__BODY_PONG;
@@ -591,6 +774,339 @@ test_threads_and_servers(void)
 	server_stop(s2);
 }
 
+/* ---- streams ----------------------------------------------------------- */
+
+static void
+set_taken(server *s, int n)
+{
+	pthread_mutex_lock(&s->mtx);
+	s->taken = n;
+	pthread_mutex_unlock(&s->mtx);
+}
+
+/* Waits up to 1 s for *field to reach n; returns its value. */
+static int
+wait_count(server *s, int *field, int n)
+{
+	for (int i = 0; i < 100 && server_count(s, field) < n; i++)
+		sleep_ms(10);
+	return server_count(s, field);
+}
+
+/* count(50) through a window of 8: every chunk in order, several
+ * StreamNexts, none asking for more than the client has room for, each sent
+ * once half the window was free, the first while chunks were still held. */
+static void
+test_stream_count(void)
+{
+	server *s = server_start(1);
+	gild_client *c;
+	gild_stream *st = NULL;
+	gild_value *args = args1(gild_int(50)), *v = NULL;
+	gild_error err = {0};
+	int in_order = 0, n_pulls;
+	uint32_t lo = UINT32_MAX, hi = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	c = connect_one(s->url);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL_FATAL(gild_stream_open(c, "count", args, NULL, 8, 3000,
+	    &st, &err), GILD_OK);
+	gild_value_free(args);
+	CU_ASSERT_EQUAL(gild_stream_seq(st), 0);
+	for (int i = 0; i < 50; i++) {
+		int rc;
+
+		/* Announced before the call: the pull that follows this pop
+		 * is then judged against exactly what the client holds. */
+		set_taken(s, i + 1);
+		CU_ASSERT_EQUAL(gild_stream_seq(st), (uint64_t) i);
+		rc = gild_stream_next(st, 2000, &v, &err);
+		if (rc == GILD_OK && gild_value_int(v) == i)
+			in_order++;
+		gild_value_free(v);
+		v = NULL;
+		if (rc != GILD_OK)
+			break;
+		if (i == 0) {
+			/* 4 more of the first reply are held: the non-blocking
+			 * next takes one. */
+			CU_ASSERT_EQUAL(gild_stream_next(st, 0, &v, &err), GILD_OK);
+			CU_ASSERT_EQUAL(gild_value_int(v), 1);
+			gild_value_free(v);
+			v = NULL;
+			i++;
+			in_order++;
+			set_taken(s, i + 1);
+		}
+		sleep_ms(2); /* lets the server see the pull before the next take */
+	}
+	CU_ASSERT_EQUAL(in_order, 50);
+	CU_ASSERT_EQUAL(gild_stream_next(st, 2000, &v, &err), GILD_STREAM_END);
+	CU_ASSERT_PTR_NULL(v);
+	CU_ASSERT_EQUAL(gild_stream_next(st, 0, &v, &err), GILD_STREAM_END);
+	CU_ASSERT_EQUAL(gild_stream_seq(st), 50);
+	CU_ASSERT_EQUAL(err.code, GILD_OK);
+	gild_stream_close(st);
+
+	pthread_mutex_lock(&s->mtx);
+	n_pulls = s->n_pulls;
+	for (int i = 0; i < n_pulls; i++) {
+		lo = s->pulls[i] < lo ? s->pulls[i] : lo;
+		hi = s->pulls[i] > hi ? s->pulls[i] : hi;
+	}
+	CU_ASSERT_EQUAL(s->over_window, 0);
+	CU_ASSERT_EQUAL(s->stream_window, 8);
+	CU_ASSERT_EQUAL(s->stream_timeout_ms, 3000);
+	/* 5 came with the Call; after one was taken, 4 were held: max 4. */
+	CU_ASSERT(n_pulls > 0 && s->pulls[0] == 4);
+	pthread_mutex_unlock(&s->mtx);
+	CU_ASSERT(n_pulls >= 9); /* 45 more chunks, at most 5 per reply */
+	CU_ASSERT(lo >= 4);      /* asked only with half the window free */
+	CU_ASSERT(hi <= 8);
+	/* An ended stream is not cancelled. */
+	CU_ASSERT_EQUAL(gild_ping(c, 1000, &err), GILD_OK);
+	CU_ASSERT_EQUAL(server_count(s, &s->cancels), 0);
+	gild_close(c);
+	server_stop(s);
+}
+
+/* An error ends the stream after the chunks before it; an error reply to
+ * the Call comes from the first next. */
+static void
+test_stream_errors(void)
+{
+	server *s = server_start(1);
+	gild_client *c;
+	gild_stream *st = NULL;
+	gild_value *args = args1(gild_int(7)), *v = NULL;
+	gild_error err = {0};
+	int got = 0, rc;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	c = connect_one(s->url);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL_FATAL(gild_stream_open(c, "count_fail", args, NULL, 4,
+	    0, &st, &err), GILD_OK);
+	gild_value_free(args);
+	while ((rc = gild_stream_next(st, 2000, &v, &err)) == GILD_OK) {
+		if (gild_value_int(v) == got)
+			got++;
+		gild_value_free(v);
+		v = NULL;
+	}
+	CU_ASSERT_EQUAL(got, 7);
+	CU_ASSERT_EQUAL(rc, GILD_PYTHON_ERROR);
+	CU_ASSERT_EQUAL(err.code, GILD_PYTHON_ERROR);
+	CU_ASSERT_STRING_EQUAL(err.message, "boom");
+	CU_ASSERT_STRING_EQUAL(err.python_type, "ValueError");
+	CU_ASSERT_STRING_EQUAL(err.traceback,
+	    "Traceback (most recent call last):\nValueError: boom\n");
+	gild_error_clear(&err);
+	/* It stays ended with the same error. */
+	CU_ASSERT_EQUAL(gild_stream_next(st, 0, &v, &err), GILD_PYTHON_ERROR);
+	CU_ASSERT_STRING_EQUAL(err.message, "boom");
+	CU_ASSERT_EQUAL(gild_stream_seq(st), 7);
+	gild_error_clear(&err);
+	gild_stream_close(st);
+	pthread_mutex_lock(&s->mtx);
+	CU_ASSERT_EQUAL(s->stream_window, 4);
+	CU_ASSERT_EQUAL(s->stream_timeout_ms, 0);
+	pthread_mutex_unlock(&s->mtx);
+
+	/* The stream fails before it starts; window 0 is sent as 64. */
+	CU_ASSERT_EQUAL_FATAL(gild_stream_open(c, "nope", NULL, NULL, 0, 0,
+	    &st, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_stream_next(st, 2000, &v, &err), GILD_NOT_FOUND);
+	CU_ASSERT_PTR_NULL(v);
+	CU_ASSERT_STRING_EQUAL(err.message, "no generator function");
+	CU_ASSERT_EQUAL(gild_stream_seq(st), 0);
+	gild_error_clear(&err);
+	gild_stream_close(st);
+	pthread_mutex_lock(&s->mtx);
+	CU_ASSERT_EQUAL(s->stream_window, 64);
+	pthread_mutex_unlock(&s->mtx);
+
+	/* Chunks out of order are the server's bug: INTERNAL after the
+	 * good ones, and the stream is cancelled on close. */
+	args = args1(gild_int(20));
+	CU_ASSERT_EQUAL_FATAL(gild_stream_open(c, "count_gap", args, NULL, 8,
+	    0, &st, &err), GILD_OK);
+	gild_value_free(args);
+	got = 0;
+	while ((rc = gild_stream_next(st, 2000, &v, &err)) == GILD_OK) {
+		if (gild_value_int(v) == got)
+			got++;
+		gild_value_free(v);
+		v = NULL;
+	}
+	CU_ASSERT_EQUAL(got, 5);
+	CU_ASSERT_EQUAL(rc, GILD_INTERNAL);
+	CU_ASSERT_STRING_EQUAL(err.message, "stream chunk 6 came from the "
+	    "server where chunk 5 was due");
+	gild_error_clear(&err);
+	gild_stream_close(st);
+	CU_ASSERT_EQUAL(wait_count(s, &s->cancels, 1), 1);
+
+	/* Bad arguments never reach the server. */
+	CU_ASSERT_EQUAL(gild_stream_open(c, "count", NULL, NULL, 4097, 0, &st,
+	    &err), GILD_INVALID_ARGUMENT);
+	CU_ASSERT_STRING_EQUAL(err.message,
+	    "stream window must be 0 to 4096, not 4097");
+	CU_ASSERT_PTR_NULL(st);
+	CU_ASSERT_EQUAL(gild_stream_open(c, "count", NULL, NULL, -1, 0, &st,
+	    &err), GILD_INVALID_ARGUMENT);
+	args = gild_map();
+	CU_ASSERT_EQUAL(gild_stream_open(c, "count", args, NULL, 4, 0, &st,
+	    &err), GILD_INVALID_ARGUMENT);
+	CU_ASSERT_STRING_EQUAL(err.message,
+	    "positional arguments must be a list or tuple");
+	gild_value_free(args);
+	gild_error_clear(&err);
+	CU_ASSERT_EQUAL(gild_stream_next(NULL, 0, &v, &err),
+	    GILD_INVALID_ARGUMENT);
+	gild_error_clear(&err);
+	gild_stream_close(NULL);
+	CU_ASSERT_EQUAL(gild_in_flight(c), 0);
+	CU_ASSERT_EQUAL(gild_ping(c, 1000, &err), GILD_OK);
+	CU_ASSERT_EQUAL(server_count(s, &s->cancels), 1);
+	gild_close(c);
+	server_stop(s);
+}
+
+/* The non-blocking next, a bounded wait, and close before the end. */
+static void
+test_stream_wait_close(void)
+{
+	server *s = server_start(1);
+	gild_client *c;
+	gild_stream *st = NULL, *st2 = NULL;
+	gild_value *args, *v = NULL;
+	gild_error err = {0};
+	double t0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	c = connect_one(s->url);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL_FATAL(gild_stream_open(c, "stall", NULL, NULL, 4, 0,
+	    &st, &err), GILD_OK);
+	t0 = now_ms();
+	CU_ASSERT_EQUAL(gild_stream_next(st, 0, &v, &err),
+	    GILD_DEADLINE_EXCEEDED);
+	CU_ASSERT(now_ms() - t0 < 50);
+	CU_ASSERT_PTR_NULL(v);
+	CU_ASSERT_EQUAL(err.code, GILD_OK); /* only no chunk yet */
+	t0 = now_ms();
+	CU_ASSERT_EQUAL(gild_stream_next(st, 100, &v, &err),
+	    GILD_DEADLINE_EXCEEDED);
+	CU_ASSERT(now_ms() - t0 >= 99);
+	CU_ASSERT_EQUAL(gild_stream_seq(st), 0);
+	CU_ASSERT_EQUAL(wait_count(s, &s->stalls, 1), 1);
+	gild_stream_close(st);
+	CU_ASSERT_EQUAL(wait_count(s, &s->cancels, 1), 1);
+
+	/* Closed half way: cancelled, and its chunks freed. */
+	args = args1(gild_int(100));
+	CU_ASSERT_EQUAL_FATAL(gild_stream_open(c, "count", args, NULL, 4, 0,
+	    &st, &err), GILD_OK);
+	gild_value_free(args);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(gild_stream_next(st, 2000, &v, &err), GILD_OK);
+		CU_ASSERT_EQUAL(gild_value_int(v), i);
+		gild_value_free(v);
+		v = NULL;
+	}
+	CU_ASSERT_EQUAL(gild_stream_seq(st), 3);
+	gild_stream_close(st);
+	CU_ASSERT_EQUAL(wait_count(s, &s->cancels, 2), 2);
+
+	/* A stream left open at gild_close is cut off, still closable. */
+	CU_ASSERT_EQUAL_FATAL(gild_stream_open(c, "stall", NULL, NULL, 0, 0,
+	    &st2, &err), GILD_OK);
+	args = args1(gild_int(3));
+	CU_ASSERT_EQUAL_FATAL(gild_stream_open(c, "count", args, NULL, 4, 0,
+	    &st, &err), GILD_OK);
+	gild_value_free(args);
+	CU_ASSERT_EQUAL(gild_stream_next(st, 2000, &v, &err), GILD_OK);
+	gild_value_free(v);
+	v = NULL;
+	CU_ASSERT_EQUAL(gild_in_flight(c), 0);
+	gild_close(c);
+	CU_ASSERT_EQUAL(gild_stream_next(st2, 0, &v, &err), GILD_UNAVAILABLE);
+	gild_error_clear(&err);
+	gild_stream_close(st2);
+	gild_stream_close(st);
+	server_stop(s);
+}
+
+/* A lost connection ends the stream with UNAVAILABLE after the chunks it
+ * had; with two servers, each stream's StreamNexts go to its own. */
+static void
+test_stream_connections(void)
+{
+	server *s1 = server_start(1), *s2 = server_start(1);
+	const char *urls[2];
+	gild_client *c = NULL;
+	gild_stream *st[2] = {NULL, NULL};
+	gild_value *args, *v = NULL;
+	gild_error err = {0};
+	char want[128];
+	int got = 0, rc;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s2);
+	c = connect_one(s1->url);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	snprintf(want, sizeof(want), "connection to %s lost", s1->url);
+	args = args1(gild_int(20));
+	CU_ASSERT_EQUAL_FATAL(gild_stream_open(c, "count_drop", args, NULL, 8,
+	    0, &st[0], &err), GILD_OK);
+	while ((rc = gild_stream_next(st[0], 2000, &v, &err)) == GILD_OK) {
+		if (gild_value_int(v) == got)
+			got++;
+		gild_value_free(v);
+		v = NULL;
+	}
+	CU_ASSERT_EQUAL(got, 5);
+	CU_ASSERT_EQUAL(rc, GILD_UNAVAILABLE);
+	CU_ASSERT_STRING_EQUAL(err.message, want);
+	gild_error_clear(&err);
+	gild_stream_close(st[0]);
+	gild_close(c);
+	CU_ASSERT_EQUAL(server_count(s1, &s1->cancels), 0);
+
+	urls[0] = s1->url;
+	urls[1] = s2->url;
+	CU_ASSERT_EQUAL_FATAL(gild_connect(&c, urls, 2, &err), GILD_OK);
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_EQUAL_FATAL(gild_stream_open(c, "count", args, NULL, 2,
+		    0, &st[i], &err), GILD_OK);
+	gild_value_free(args);
+	got = 0;
+	for (int k = 0; k < 20; k++) {
+		for (int i = 0; i < 2; i++) {
+			if (gild_stream_next(st[i], 2000, &v, &err) == GILD_OK &&
+			    gild_value_int(v) == k)
+				got++;
+			gild_value_free(v);
+			v = NULL;
+		}
+	}
+	CU_ASSERT_EQUAL(got, 40);
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL(gild_stream_next(st[i], 2000, &v, &err),
+		    GILD_STREAM_END);
+		gild_stream_close(st[i]);
+	}
+	gild_error_clear(&err);
+	/* One stream on each server (s1 had count_drop's): round robin. */
+	CU_ASSERT_EQUAL(server_count(s1, &s1->n_streams), 2);
+	CU_ASSERT_EQUAL(server_count(s2, &s2->n_streams), 1);
+	gild_close(c);
+	server_stop(s1);
+	server_stop(s2);
+}
+
 int
 main(void)
 {
@@ -606,5 +1122,10 @@ main(void)
 	CU_add_test(s, "timeouts and cancel", test_timeout_cancel);
 	CU_add_test(s, "lost connections", test_connection_lost);
 	CU_add_test(s, "threads and several servers", test_threads_and_servers);
+	CU_add_test(s, "stream: chunks in order, bounded pulls",
+	    test_stream_count);
+	CU_add_test(s, "stream: errors", test_stream_errors);
+	CU_add_test(s, "stream: waits and close", test_stream_wait_close);
+	CU_add_test(s, "stream: connections", test_stream_connections);
 	return test_run_all();
 }

@@ -837,6 +837,162 @@ test_codec_reply(void)
 }
 
 static void
+test_codec_stream(void)
+{
+	/* Requests as protobuf-c reads them. */
+	gild_value *args = gild_list();
+	Gild__V1__Request *q;
+	codec_buf b = {0};
+	gild_error err = {0};
+
+	gild_list_append(args, gild_int(10));
+	CU_ASSERT_EQUAL(codec_encode_stream_call(&b, "count", args, NULL, 250,
+	    4096, &err), GILD_OK);
+	CU_ASSERT_EQUAL(codec_encode_id(&b, 9, &err), GILD_OK);
+	q = gild__v1__request__unpack(NULL, codec_buf_len(&b), codec_buf_data(&b));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	CU_ASSERT_EQUAL(q->id, 9);
+	CU_ASSERT_EQUAL_FATAL(q->body_case, GILD__V1__REQUEST__BODY_CALL);
+	CU_ASSERT_STRING_EQUAL(q->call->function, "count");
+	CU_ASSERT_EQUAL(q->call->n_args, 1);
+	CU_ASSERT_EQUAL(q->call->args[0]->int_value, 10);
+	CU_ASSERT_EQUAL(q->call->timeout_ms, 250);
+	CU_ASSERT_TRUE(q->call->stream);
+	CU_ASSERT_EQUAL(q->call->window, 4096);
+	gild__v1__request__free_unpacked(q, NULL);
+	codec_buf_fini(&b);
+	/* A plain call sends neither field. */
+	CU_ASSERT_EQUAL(codec_encode_call(&b, "count", args, NULL, 0, &err),
+	    GILD_OK);
+	q = gild__v1__request__unpack(NULL, codec_buf_len(&b), codec_buf_data(&b));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	CU_ASSERT_FALSE(q->call->stream);
+	CU_ASSERT_EQUAL(q->call->window, 0);
+	gild__v1__request__free_unpacked(q, NULL);
+	codec_buf_fini(&b);
+	CU_ASSERT_EQUAL(codec_encode_stream_call(&b, "\xff", NULL, NULL, 0, 0,
+	    &err), GILD_INVALID_ARGUMENT);
+	codec_buf_fini(&b);
+	gild_error_clear(&err);
+
+	CU_ASSERT_EQUAL(codec_encode_stream_next(&b, 12345678901ull, 60, NULL),
+	    GILD_OK);
+	CU_ASSERT_EQUAL(codec_encode_id(&b, 77, NULL), GILD_OK);
+	q = gild__v1__request__unpack(NULL, codec_buf_len(&b), codec_buf_data(&b));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	CU_ASSERT_EQUAL(q->id, 77);
+	CU_ASSERT_EQUAL_FATAL(q->body_case, GILD__V1__REQUEST__BODY_STREAM_NEXT);
+	CU_ASSERT_EQUAL(q->stream_next->call_id, 12345678901ull);
+	CU_ASSERT_EQUAL(q->stream_next->max, 60);
+	gild__v1__request__free_unpacked(q, NULL);
+	codec_buf_fini(&b);
+	/* max 0 (no limit) is the field left out. */
+	CU_ASSERT_EQUAL(codec_encode_stream_next(&b, 3, 0, NULL), GILD_OK);
+	q = gild__v1__request__unpack(NULL, codec_buf_len(&b), codec_buf_data(&b));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	CU_ASSERT_EQUAL(q->stream_next->call_id, 3);
+	CU_ASSERT_EQUAL(q->stream_next->max, 0);
+	gild__v1__request__free_unpacked(q, NULL);
+	codec_buf_fini(&b);
+	gild_value_free(args);
+}
+
+static void
+test_codec_chunks(void)
+{
+	/* Chunks packed by protobuf-c, scanned and decoded by codec.c. */
+	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
+	Gild__V1__Chunks ch = GILD__V1__CHUNKS__INIT;
+	Gild__V1__Error e = GILD__V1__ERROR__INIT;
+	Gild__V1__Value a = GILD__V1__VALUE__INIT, b = GILD__V1__VALUE__INIT;
+	Gild__V1__Value *items[2] = {&a, &b};
+	uint8_t buf[256];
+	size_t n;
+	codec_reply cr;
+	codec_chunks out = {0};
+	gild_error err = {0};
+
+	a.kind_case = GILD__V1__VALUE__KIND_INT_VALUE;
+	a.int_value = -5;
+	b.kind_case = GILD__V1__VALUE__KIND_STR_VALUE;
+	b.str_value.data = (uint8_t *) "hi";
+	b.str_value.len = 2;
+	r.id = 41;
+	r.body_case = GILD__V1__REPLY__BODY_CHUNKS;
+	r.chunks = &ch;
+	ch.first_seq = 1000;
+	ch.n_items = 2;
+	ch.items = items;
+	n = gild__v1__reply__pack(&r, buf);
+	CU_ASSERT_EQUAL(codec_scan_reply(buf, n, &cr), 0);
+	CU_ASSERT_EQUAL(cr.id, 41);
+	CU_ASSERT_EQUAL_FATAL(cr.body, GILD__V1__REPLY__BODY_CHUNKS);
+	CU_ASSERT_EQUAL(codec_decode_chunks(cr.data, cr.len, &out, &err),
+	    GILD_OK);
+	CU_ASSERT_EQUAL(out.first_seq, 1000);
+	CU_ASSERT_EQUAL_FATAL(out.n_items, 2);
+	CU_ASSERT_EQUAL(gild_value_int(out.items[0]), -5);
+	CU_ASSERT_STRING_EQUAL(gild_value_str(out.items[1], NULL), "hi");
+	CU_ASSERT_FALSE(out.end);
+	CU_ASSERT_EQUAL(out.error.code, GILD_OK);
+	codec_chunks_fini(&out);
+	CU_ASSERT_EQUAL(out.n_items, 0);
+	CU_ASSERT_PTR_NULL(out.items);
+
+	/* The end, with an error after one more item. */
+	ch.first_seq = 1002;
+	ch.n_items = 1;
+	ch.end = true;
+	ch.error = &e;
+	e.code = GILD__V1__CODE__PYTHON_ERROR;
+	e.message = "boom";
+	e.python_type = "ValueError";
+	e.traceback = "Traceback\n";
+	n = gild__v1__reply__pack(&r, buf);
+	CU_ASSERT_EQUAL(codec_scan_reply(buf, n, &cr), 0);
+	CU_ASSERT_EQUAL(codec_decode_chunks(cr.data, cr.len, &out, &err),
+	    GILD_OK);
+	CU_ASSERT_EQUAL(out.first_seq, 1002);
+	CU_ASSERT_EQUAL(out.n_items, 1);
+	CU_ASSERT_TRUE(out.end);
+	CU_ASSERT_EQUAL(out.error.code, GILD_PYTHON_ERROR);
+	CU_ASSERT_STRING_EQUAL(out.error.message, "boom");
+	CU_ASSERT_STRING_EQUAL(out.error.python_type, "ValueError");
+	CU_ASSERT_STRING_EQUAL(out.error.traceback, "Traceback\n");
+	codec_chunks_fini(&out);
+
+	/* An empty end: no fields but end. */
+	CU_ASSERT_EQUAL(codec_decode_chunks((const uint8_t *) "\x18\x01", 2,
+	    &out, &err), GILD_OK);
+	CU_ASSERT_TRUE(out.end);
+	CU_ASSERT_EQUAL(out.n_items, 0);
+	CU_ASSERT_EQUAL(out.first_seq, 0);
+	codec_chunks_fini(&out);
+	CU_ASSERT_EQUAL(codec_decode_chunks(NULL, 0, &out, &err), GILD_OK);
+	CU_ASSERT_FALSE(out.end);
+	codec_chunks_fini(&out);
+
+	/* Bad bytes: an item with no kind, an item of the wrong wire type, a
+	 * truncated field, an error that is not an Error. Nothing is kept. */
+	CU_ASSERT_EQUAL(codec_decode_chunks((const uint8_t *) "\x12\x02\x18\x02"
+	    "\x12\x00", 6, &out, &err), GILD_INVALID_ARGUMENT);
+	CU_ASSERT_STRING_EQUAL(err.message, "value has no kind set");
+	CU_ASSERT_EQUAL(out.n_items, 0);
+	CU_ASSERT_PTR_NULL(out.items);
+	CU_ASSERT_EQUAL(codec_decode_chunks((const uint8_t *) "\x10\x01", 2,
+	    &out, &err), GILD_INVALID_ARGUMENT);
+	CU_ASSERT_STRING_EQUAL(err.message, "malformed chunks");
+	CU_ASSERT_EQUAL(codec_decode_chunks((const uint8_t *) "\x12\x05\x18",
+	    3, &out, &err), GILD_INVALID_ARGUMENT);
+	CU_ASSERT_EQUAL(codec_decode_chunks((const uint8_t *) "\x22\x02\x08\x80",
+	    4, &out, &err), GILD_INVALID_ARGUMENT);
+	CU_ASSERT_STRING_EQUAL(err.message, "malformed stream error");
+	CU_ASSERT_EQUAL(out.n_items, 0);
+	gild_error_clear(&err);
+	codec_chunks_fini(NULL);
+}
+
+static void
 test_code_names(void)
 {
 	CU_ASSERT_STRING_EQUAL(gild_code_name(GILD_OK), "OK");
@@ -875,5 +1031,7 @@ main(void)
 	CU_add_test(s, "nesting depth", test_codec_depth);
 	CU_add_test(s, "requests", test_codec_call);
 	CU_add_test(s, "replies", test_codec_reply);
+	CU_add_test(s, "stream requests", test_codec_stream);
+	CU_add_test(s, "stream chunks", test_codec_chunks);
 	return test_run_all();
 }

@@ -146,6 +146,11 @@ test_from_worker(void)
 	CU_ASSERT_EQUAL(out.job_id, 5);
 	parse_from_worker(B(0x08, 0x05, 0x4a, 0x00), &out);
 	CU_ASSERT_EQUAL(out.kind, FW_STREAM_END);
+	CU_ASSERT_FALSE(out.exiting);
+	/* A result, then exiting = true (field 10). */
+	parse_from_worker(B(0x08, 0x05, 0x1a, 0x00, 0x50, 0x01), &out);
+	CU_ASSERT_EQUAL(out.kind, FW_RESULT);
+	CU_ASSERT_TRUE(out.exiting);
 	parse_from_worker(B(0x08, 0x01), &out); /* a job id and nothing else */
 	CU_ASSERT_EQUAL(out.kind, FW_MALFORMED);
 	parse_from_worker(B(0x12, 0x05, 0x00), &out); /* cut short */

@@ -1,0 +1,39 @@
+"""Actor example: instances that keep state between calls.
+
+    build/gild serve examples/actors.py --listen tcp://127.0.0.1:7700
+    (create and call them with libgild: see docs/actors.md)
+"""
+import gild
+
+
+@gild.actor
+class Counter:
+    """Counts; each instance has its own count."""
+
+    def __init__(self, start=0):
+        self.n = start
+
+    def incr(self, by=1):
+        self.n += by
+        return self.n
+
+    def get(self):
+        return self.n
+
+
+@gild.actor(max_restarts=3)
+class Cache:
+    """A key-value cache that is created again (empty) if its worker dies."""
+
+    def __init__(self):
+        self.data = {}
+
+    def put(self, key, value):
+        self.data[key] = value
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+    def keys(self):
+        """A generator: as a stream, one key per chunk."""
+        yield from sorted(self.data)

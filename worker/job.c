@@ -346,7 +346,7 @@ run_actor_new(const app *a, const Gild__Worker__V1__ToWorker *msg,
 	PyObject *cls = app_actor_class(a, cname);
 	PyObject *args = NULL, *kwargs = NULL, *inst = NULL, *key = NULL;
 	job_ctx ctx = {msg->job_id, msg->request_id, cname, msg->deadline_ms,
-	    msg->queued_us, 1};
+	    msg->queued_us, 1, NULL};
 	werr err = {0};
 	int rc, code;
 
@@ -507,7 +507,7 @@ run_call(const app *a, const Gild__Worker__V1__ToWorker *msg,
 	uint64_t job_id = msg->job_id;
 	const char *fname = call->function != NULL ? call->function : "";
 	job_ctx ctx = {job_id, msg->request_id, fname, msg->deadline_ms,
-	    msg->queued_us, 1};
+	    msg->queued_us, 1, NULL};
 	werr err = {0};
 	PyObject *fn = resolve(a, call, &err);
 	PyObject *args = NULL;

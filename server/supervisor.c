@@ -1255,11 +1255,10 @@ supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
 	return 0;
 }
 
-int
-supervisor_interrupt(supervisor *s, int slot, uint64_t job_id, int code)
+/* Sends a small control message (interrupt, credit) to worker `slot`. */
+static int
+send_control(supervisor *s, int slot, const Gild__Worker__V1__ToWorker *m)
 {
-	Gild__Worker__V1__ToWorker m = GILD__WORKER__V1__TO_WORKER__INIT;
-	Gild__Worker__V1__Interrupt in = GILD__WORKER__V1__INTERRUPT__INIT;
 	uint8_t buf[FRAME_HEADER_LEN + 32];
 	size_t n;
 	worker *w;
@@ -1269,11 +1268,7 @@ supervisor_interrupt(supervisor *s, int slot, uint64_t job_id, int code)
 	w = &s->w[slot];
 	if (w->bev == NULL)
 		return -EPIPE;
-	in.code = (Gild__V1__Code) code;
-	m.job_id = job_id;
-	m.body_case = GILD__WORKER__V1__TO_WORKER__BODY_INTERRUPT;
-	m.interrupt = &in;
-	n = gild__worker__v1__to_worker__pack(&m, buf + FRAME_HEADER_LEN);
+	n = gild__worker__v1__to_worker__pack(m, buf + FRAME_HEADER_LEN);
 	frame_header_encode(buf, n);
 	if (evbuffer_add(bufferevent_get_output(w->bev), buf,
 		FRAME_HEADER_LEN + n) != 0)
@@ -1282,29 +1277,29 @@ supervisor_interrupt(supervisor *s, int slot, uint64_t job_id, int code)
 }
 
 int
+supervisor_interrupt(supervisor *s, int slot, uint64_t job_id, int code)
+{
+	Gild__Worker__V1__ToWorker m = GILD__WORKER__V1__TO_WORKER__INIT;
+	Gild__Worker__V1__Interrupt in = GILD__WORKER__V1__INTERRUPT__INIT;
+
+	in.code = (Gild__V1__Code) code;
+	m.job_id = job_id;
+	m.body_case = GILD__WORKER__V1__TO_WORKER__BODY_INTERRUPT;
+	m.interrupt = &in;
+	return send_control(s, slot, &m);
+}
+
+int
 supervisor_credit(supervisor *s, int slot, uint64_t job_id, uint32_t n)
 {
 	Gild__Worker__V1__ToWorker m = GILD__WORKER__V1__TO_WORKER__INIT;
 	Gild__Worker__V1__Credit c = GILD__WORKER__V1__CREDIT__INIT;
-	uint8_t buf[FRAME_HEADER_LEN + 32];
-	size_t len;
-	worker *w;
 
-	if (slot < 0 || slot >= s->cfg.workers)
-		return -EINVAL;
-	w = &s->w[slot];
-	if (w->bev == NULL)
-		return -EPIPE;
 	c.n = n;
 	m.job_id = job_id;
 	m.body_case = GILD__WORKER__V1__TO_WORKER__BODY_CREDIT;
 	m.credit = &c;
-	len = gild__worker__v1__to_worker__pack(&m, buf + FRAME_HEADER_LEN);
-	frame_header_encode(buf, len);
-	if (evbuffer_add(bufferevent_get_output(w->bev), buf,
-		FRAME_HEADER_LEN + len) != 0)
-		return -ENOMEM;
-	return 0;
+	return send_control(s, slot, &m);
 }
 
 void

@@ -8,8 +8,10 @@ $(eval $(call cunit_test,test_wire,$(B)/libgildproto.a,$(PROTOBUFC_LIBS)))
 $(eval $(call cunit_test,test_server,$(B)/tests/integration/harness.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -lm))
 $(eval $(call cunit_test,test_reliability,$(B)/tests/integration/harness.o \
+	$(B)/tests/integration/served.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
 $(eval $(call cunit_test,test_features,$(B)/tests/integration/harness.o \
+	$(B)/tests/integration/served.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -lm -pthread))
 TEST_DEPS += $(B)/gild $(B)/gild-worker $(B)/gildctl
 

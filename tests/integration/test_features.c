@@ -2,6 +2,7 @@
  * real gild serving tests/apps/features.py. */
 #include "gild.h"
 #include "integration/harness.h"
+#include "integration/served.h"
 
 #include <CUnit/Basic.h>
 #include <math.h>
@@ -15,54 +16,14 @@
 
 #define APP "tests/apps/features.py"
 
-typedef struct server {
-	gild_proc p;
-	gild_client *c;
-} server;
+typedef served server;
 
 static int
 start(server *s, int workers, const char *const *extra)
 {
-	const char *urls[1];
-
-	if (proc_start(&s->p, APP, workers, NULL, extra) != 0)
-		return -1;
-	urls[0] = s->p.url;
-	return gild_connect(&s->c, urls, 1, NULL) == GILD_OK ? 0 : -1;
+	return served_start(s, APP, workers, extra);
 }
 
-static void
-stop(server *s)
-{
-	gild_close(s->c);
-	CU_ASSERT_EQUAL(proc_stop(&s->p), 0);
-}
-
-/* Submits fn(arg) (arg taken; NULL: no argument). */
-static gild_call_id
-submit(gild_client *c, const char *fn, gild_value *arg, int timeout_ms)
-{
-	gild_value *args = gild_list();
-	gild_call_id id = 0;
-
-	if (arg != NULL)
-		gild_list_append(args, arg);
-	CU_ASSERT_EQUAL(gild_submit_timeout(c, fn, args, NULL, timeout_ms, &id,
-			    NULL), GILD_OK);
-	gild_value_free(args);
-	return id;
-}
-
-static int
-wait_for(gild_client *c, gild_call_id id, gild_result *res)
-{
-	memset(res, 0, sizeof(*res));
-	if (gild_wait(c, id, 30000, res) != GILD_OK) {
-		CU_FAIL("no reply within 30 s");
-		return -1;
-	}
-	return res->code;
-}
 
 /* ---- batching ---------------------------------------------------------- */
 
@@ -81,11 +42,11 @@ test_batching(void)
 
 	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
 	/* Idle server: dispatched without waiting for batch_wait_ms (200). */
-	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "double", gild_int(21), 0),
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "double", gild_int(21), 0),
 			    &res), GILD_OK);
 	CU_ASSERT_EQUAL(gild_value_int(res.value), 42);
 	gild_result_clear(&res);
-	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "batches", NULL, 0), &res),
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "batches", NULL, 0), &res),
 	    GILD_OK);
 	{
 		const gild_value *b = gild_value_item(res.value, 0);
@@ -98,13 +59,13 @@ test_batching(void)
 	gild_result_clear(&res);
 
 	for (int i = 0; i < N; i++)
-		ids[i] = submit(s.c, "double", gild_int(i), 0);
+		ids[i] = served_submit(s.c, "double", gild_int(i), 0);
 	for (int i = 0; i < N; i++) {
-		CU_ASSERT_EQUAL(wait_for(s.c, ids[i], &res), GILD_OK);
+		CU_ASSERT_EQUAL(served_wait(s.c, ids[i], &res), GILD_OK);
 		CU_ASSERT_EQUAL(gild_value_int(res.value), 2 * i);
 		gild_result_clear(&res);
 	}
-	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "batches", NULL, 0), &res),
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "batches", NULL, 0), &res),
 	    GILD_OK);
 	nb = gild_value_len(res.value);
 	for (size_t i = 1; i < nb; i++) {
@@ -120,9 +81,9 @@ test_batching(void)
 
 	/* A wrong-length return fails each call of its batch, clearly. */
 	for (int i = 0; i < 3; i++)
-		ids[i] = submit(s.c, "wrong_length", gild_int(i), 0);
+		ids[i] = served_submit(s.c, "wrong_length", gild_int(i), 0);
 	for (int i = 0; i < 3; i++) {
-		CU_ASSERT_EQUAL(wait_for(s.c, ids[i], &res), GILD_PYTHON_ERROR);
+		CU_ASSERT_EQUAL(served_wait(s.c, ids[i], &res), GILD_PYTHON_ERROR);
 		CU_ASSERT(res.error.message &&
 			  strstr(res.error.message, "results for") != NULL);
 		gild_result_clear(&res);
@@ -140,7 +101,7 @@ test_batching(void)
 		gild_error_clear(&err);
 		gild_value_free(args);
 	}
-	stop(&s);
+	served_stop(&s);
 }
 
 /* ---- context ----------------------------------------------------------- */
@@ -154,8 +115,8 @@ test_context(void)
 	double left;
 
 	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
-	id = submit(s.c, "whoami", NULL, 5000);
-	CU_ASSERT_EQUAL_FATAL(wait_for(s.c, id, &res), GILD_OK);
+	id = served_submit(s.c, "whoami", NULL, 5000);
+	CU_ASSERT_EQUAL_FATAL(served_wait(s.c, id, &res), GILD_OK);
 	CU_ASSERT_EQUAL((gild_call_id) gild_value_int(
 			    gild_map_get(res.value, "request_id")), id);
 	CU_ASSERT_STRING_EQUAL(gild_value_str(gild_map_get(res.value,
@@ -166,12 +127,12 @@ test_context(void)
 	CU_ASSERT_FALSE(gild_value_bool(gild_map_get(res.value, "cancelled")));
 	gild_result_clear(&res);
 	/* No deadline: time_left is None. */
-	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "whoami", NULL, 0), &res),
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "whoami", NULL, 0), &res),
 	    GILD_OK);
 	CU_ASSERT_EQUAL(gild_value_kind(gild_map_get(res.value, "time_left")),
 	    GILD_NULL);
 	gild_result_clear(&res);
-	stop(&s);
+	served_stop(&s);
 }
 
 /* ---- async functions ---------------------------------------------------- */
@@ -192,9 +153,9 @@ test_async(void)
 
 	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
 	for (int i = 0; i < N; i++)
-		ids[i] = submit(s.c, "snooze", gild_float(0.2), 0);
+		ids[i] = served_submit(s.c, "snooze", gild_float(0.2), 0);
 	for (int i = 0; i < N; i++) {
-		if (wait_for(s.c, ids[i], &res) == GILD_OK) {
+		if (served_wait(s.c, ids[i], &res) == GILD_OK) {
 			double a = gild_value_float(gild_value_item(res.value, 0));
 			double b = gild_value_float(gild_value_item(res.value, 1));
 			ok++;
@@ -217,7 +178,7 @@ test_async(void)
 		CU_ASSERT_EQUAL(gild_submit_timeout(s.c, "snooze_marked", args,
 				    NULL, 200, &id, NULL), GILD_OK);
 		gild_value_free(args);
-		CU_ASSERT_EQUAL(wait_for(s.c, id, &res), GILD_DEADLINE_EXCEEDED);
+		CU_ASSERT_EQUAL(served_wait(s.c, id, &res), GILD_DEADLINE_EXCEEDED);
 		gild_result_clear(&res);
 	}
 	{
@@ -230,7 +191,7 @@ test_async(void)
 		}
 		CU_ASSERT_STRING_EQUAL(line, "finally ran\n");
 	}
-	stop(&s);
+	served_stop(&s);
 }
 
 /* ---- streams ----------------------------------------------------------- */
@@ -337,7 +298,7 @@ test_stream_backpressure(void)
 	}
 	gild_stream_close(st);
 	gild_error_clear(&err);
-	stop(&s);
+	served_stop(&s);
 }
 
 /* Item 2: closing a stream mid-way closes the generator (its finally:
@@ -378,13 +339,13 @@ test_stream_cancel_and_errors(void)
 	}
 	CU_ASSERT_EQUAL(access(path, F_OK), 0); /* its finally: ran */
 	/* The worker is free, and the same process. */
-	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "pid", NULL, 0), &res),
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "pid", NULL, 0), &res),
 	    GILD_OK);
 	CU_ASSERT_EQUAL(gild_value_int(res.value), pid);
 	gild_result_clear(&res);
 
 	/* Not streamed: the list. */
-	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "count_to", gild_int(5), 0),
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "count_to", gild_int(5), 0),
 			    &res), GILD_OK);
 	CU_ASSERT_EQUAL(gild_value_len(res.value), 5);
 	CU_ASSERT_EQUAL(gild_value_int(gild_value_item(res.value, 4)), 4);
@@ -421,11 +382,11 @@ test_stream_cancel_and_errors(void)
 	CU_ASSERT_EQUAL(rc, GILD_DEADLINE_EXCEEDED);
 	gild_stream_close(st);
 	gild_error_clear(&err);
-	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "pid", NULL, 0), &res),
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "pid", NULL, 0), &res),
 	    GILD_OK);
 	CU_ASSERT_EQUAL(gild_value_int(res.value), pid);
 	gild_result_clear(&res);
-	stop(&s);
+	served_stop(&s);
 }
 
 /* ---- actors ------------------------------------------------------------ */
@@ -557,7 +518,7 @@ test_actors(void)
 			    &v, &err), GILD_NOT_FOUND);
 	gild_error_clear(&err);
 	gild_close(other);
-	stop(&s);
+	served_stop(&s);
 }
 
 /* Item 4: the worker holding an actor dies. With max_restarts=1 the call
@@ -608,7 +569,7 @@ test_actor_restarts(void)
 	CU_ASSERT_EQUAL(gild_actor_call(s.c, phoenix, "hit", NULL, NULL, 20000,
 			    &v, &err), GILD_NOT_FOUND);
 	gild_error_clear(&err);
-	stop(&s);
+	served_stop(&s);
 }
 
 int

@@ -3,6 +3,7 @@
  * real gild serving tests/apps/reliability.py. */
 #include "gild.h"
 #include "integration/harness.h"
+#include "integration/served.h"
 
 #include <CUnit/Basic.h>
 #include <dirent.h>
@@ -17,74 +18,15 @@
 
 #define APP "tests/apps/reliability.py"
 
-typedef struct server {
-	gild_proc p;
-	gild_client *c;
-} server;
-
-/* Starts gild serving app with n workers and the extra args; connects a
- * client. */
-static int
-start_n(server *s, const char *app, int n, const char *const *extra)
-{
-	const char *urls[1];
-
-	if (proc_start(&s->p, app, n, NULL, extra) != 0)
-		return -1;
-	urls[0] = s->p.url;
-	return gild_connect(&s->c, urls, 1, NULL) == GILD_OK ? 0 : -1;
-}
+typedef served server;
 
 /* Starts gild with one worker and the extra args; connects a client. */
 static int
 start(server *s, const char *const *extra)
 {
-	const char *urls[1];
-
-	if (proc_start(&s->p, APP, 1, NULL, extra) != 0)
-		return -1;
-	urls[0] = s->p.url;
-	return gild_connect(&s->c, urls, 1, NULL) == GILD_OK ? 0 : -1;
+	return served_start(s, APP, 1, extra);
 }
 
-static void
-stop(server *s)
-{
-	gild_close(s->c);
-	CU_ASSERT_EQUAL(proc_stop(&s->p), 0); /* exit 0, no worker left */
-}
-
-/* Submits fn(arg) (arg taken; NULL for no argument) with a deadline. */
-static gild_call_id
-submit(gild_client *c, const char *fn, gild_value *arg, int timeout_ms)
-{
-	gild_value *args = gild_list();
-	gild_call_id id = 0;
-	gild_error err = {0};
-
-	if (arg != NULL)
-		gild_list_append(args, arg);
-	if (gild_submit_timeout(c, fn, args, NULL, timeout_ms, &id, &err) !=
-	    GILD_OK) {
-		fprintf(stderr, "\n  submit %s: %s\n", fn, err.message);
-		CU_FAIL("submit failed");
-	}
-	gild_value_free(args);
-	gild_error_clear(&err);
-	return id;
-}
-
-/* Waits for id (30 s at most) into *res; returns res->code. */
-static int
-wait_for(gild_client *c, gild_call_id id, gild_result *res)
-{
-	memset(res, 0, sizeof(*res));
-	if (gild_wait(c, id, 30000, res) != GILD_OK) {
-		CU_FAIL("no reply within 30 s");
-		return -1;
-	}
-	return res->code;
-}
 
 static bool
 message_has(const gild_result *res, const char *what)
@@ -203,7 +145,7 @@ test_deadline_interrupts(void)
 	pid0 = worker_pid(s.c);
 
 	t0 = now_s();
-	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "loop",
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "loop",
 	    scratch(&s, "loop", path, sizeof(path)), 200), &res),
 	    GILD_DEADLINE_EXCEEDED);
 	took = now_s() - t0;
@@ -216,7 +158,7 @@ test_deadline_interrupts(void)
 	CU_ASSERT_EQUAL(status_int(s.c, "restarts", true), 0);
 
 	t0 = now_s();
-	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "stuck", gild_float(30), 200),
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "stuck", gild_float(30), 200),
 	    &res), GILD_DEADLINE_EXCEEDED);
 	took = now_s() - t0;
 	CU_ASSERT(message_has(&res, "--kill-grace"));
@@ -227,7 +169,7 @@ test_deadline_interrupts(void)
 	CU_ASSERT_FALSE(pid_alive((pid_t) pid1));
 	CU_ASSERT_EQUAL(status_int(s.c, "restarts", true), 1);
 	assert_still_serving(s.c);
-	stop(&s);
+	served_stop(&s);
 }
 
 /* A call still queued at its deadline ends without running; the function's
@@ -245,18 +187,18 @@ test_deadline_sources(void)
 	CU_ASSERT_EQUAL_FATAL(start(&s, extra), 0);
 	/* The only worker naps 1 s; a call behind it with 200 ms expires in
 	 * the queue, and the nap is not disturbed. */
-	busy = submit(s.c, "nap", gild_float(1.0), 5000);
+	busy = served_submit(s.c, "nap", gild_float(1.0), 5000);
 	usleep(100000);
-	late = submit(s.c, "add", NULL, 200);
-	CU_ASSERT_EQUAL(wait_for(s.c, late, &res), GILD_DEADLINE_EXCEEDED);
+	late = served_submit(s.c, "add", NULL, 200);
+	CU_ASSERT_EQUAL(served_wait(s.c, late, &res), GILD_DEADLINE_EXCEEDED);
 	CU_ASSERT(message_has(&res, "before 'add' could run"));
 	gild_result_clear(&res);
-	CU_ASSERT_EQUAL(wait_for(s.c, busy, &res), GILD_OK);
+	CU_ASSERT_EQUAL(served_wait(s.c, busy, &res), GILD_OK);
 	CU_ASSERT_EQUAL(gild_value_float(res.value), 1.0);
 	gild_result_clear(&res);
 
 	/* @gild.function(timeout=0.3) */
-	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "bounded",
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "bounded",
 	    scratch(&s, "bounded", path, sizeof(path)), 0), &res),
 	    GILD_DEADLINE_EXCEEDED);
 	CU_ASSERT(message_has(&res, "deadline of 300 ms"));
@@ -264,7 +206,7 @@ test_deadline_sources(void)
 	CU_ASSERT(file_has(path, "finally ran"));
 
 	/* --default-timeout 0.4 */
-	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "loop",
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "loop",
 	    scratch(&s, "loop", path2, sizeof(path2)), 0), &res),
 	    GILD_DEADLINE_EXCEEDED);
 	CU_ASSERT(message_has(&res, "deadline of 400 ms"));
@@ -272,7 +214,7 @@ test_deadline_sources(void)
 	CU_ASSERT(file_has(path2, "finally ran"));
 	CU_ASSERT_EQUAL(status_int(s.c, "restarts", true), 0);
 	assert_still_serving(s.c);
-	stop(&s);
+	served_stop(&s);
 }
 
 /* ---- cancellation ------------------------------------------------------ */
@@ -294,11 +236,11 @@ test_cancel(void)
 	pid0 = worker_pid(s.c);
 	/* Calls in flight at once may start in any order: the loop is made
 	 * to run first, then two calls queue behind it. */
-	running = submit(s.c, "loop", scratch(&s, "c", path, sizeof(path)), 0);
+	running = served_submit(s.c, "loop", scratch(&s, "c", path, sizeof(path)), 0);
 	for (double end = now_s() + 5; now_s() < end; usleep(5000))
 		if (status_int(s.c, "in_flight", false) == 1)
 			break;
-	queued = submit(s.c, "add", NULL, 0);
+	queued = served_submit(s.c, "add", NULL, 0);
 	args = gild_list();
 	gild_list_append(args, gild_int(3));
 	gild_list_append(args, gild_int(4));
@@ -311,19 +253,19 @@ test_cancel(void)
 	CU_ASSERT_EQUAL(gild_cancel(s.c, queued, NULL), GILD_OK);
 	CU_ASSERT_EQUAL(gild_cancel(s.c, running, NULL), GILD_OK);
 
-	CU_ASSERT_EQUAL(wait_for(s.c, queued, &res), GILD_CANCELLED);
+	CU_ASSERT_EQUAL(served_wait(s.c, queued, &res), GILD_CANCELLED);
 	CU_ASSERT(message_has(&res, "before it ran"));
 	gild_result_clear(&res);
-	CU_ASSERT_EQUAL(wait_for(s.c, running, &res), GILD_CANCELLED);
+	CU_ASSERT_EQUAL(served_wait(s.c, running, &res), GILD_CANCELLED);
 	CU_ASSERT(message_has(&res, "cancelled while it ran"));
 	gild_result_clear(&res);
 	CU_ASSERT(file_has(path, "finally ran"));
-	CU_ASSERT_EQUAL(wait_for(s.c, other, &res), GILD_OK);
+	CU_ASSERT_EQUAL(served_wait(s.c, other, &res), GILD_OK);
 	CU_ASSERT_EQUAL(gild_value_int(res.value), 7);
 	gild_result_clear(&res);
 	CU_ASSERT_EQUAL(worker_pid(s.c), pid0);
 	CU_ASSERT_EQUAL(gild_cancel(s.c, other, NULL), GILD_NOT_FOUND);
-	stop(&s);
+	served_stop(&s);
 }
 
 /* A client that disconnects: its running call is interrupted (finally:
@@ -340,12 +282,12 @@ test_disconnect_cancels(void)
 	CU_ASSERT_EQUAL_FATAL(start(&s, NULL), 0);
 	urls[0] = s.p.url;
 	CU_ASSERT_EQUAL_FATAL(gild_connect(&gone, urls, 1, NULL), GILD_OK);
-	submit(gone, "loop", scratch(&s, "d", path, sizeof(path)), 0);
+	served_submit(gone, "loop", scratch(&s, "d", path, sizeof(path)), 0);
 	for (double end = now_s() + 5; now_s() < end; usleep(5000))
 		if (status_int(s.c, "in_flight", false) == 1)
 			break;
 	for (int i = 0; i < 5; i++)
-		submit(gone, "nap", gild_float(5), 0);
+		served_submit(gone, "nap", gild_float(5), 0);
 	for (double end = now_s() + 5; now_s() < end; usleep(5000))
 		if (status_int(s.c, "queued", false) == 5)
 			break;
@@ -357,7 +299,7 @@ test_disconnect_cancels(void)
 		       status_int(s.c, "queued", false) == 0;
 	CU_ASSERT(idle); /* the naps were dropped, not run */
 	assert_still_serving(s.c);
-	stop(&s);
+	served_stop(&s);
 }
 
 /* ---- retries and memory ------------------------------------------------ */
@@ -372,12 +314,12 @@ test_retries(void)
 	char path[256], path2[256];
 
 	CU_ASSERT_EQUAL_FATAL(start(&s, NULL), 0);
-	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "die_once",
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "die_once",
 	    scratch(&s, "once", path, sizeof(path)), 0), &res), GILD_OK);
 	CU_ASSERT_EQUAL(gild_value_int(res.value), 2); /* the second run */
 	gild_result_clear(&res);
 
-	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "die_always",
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "die_always",
 	    scratch(&s, "always", path2, sizeof(path2)), 0), &res),
 	    GILD_WORKER_LOST);
 	gild_result_clear(&res);
@@ -388,7 +330,7 @@ test_retries(void)
 			break;
 	CU_ASSERT_EQUAL(status_int(s.c, "restarts", true), 3);
 	assert_still_serving(s.c);
-	stop(&s);
+	served_stop(&s);
 }
 
 /* Item 5: a memory bomb under --worker-memory 512 ends with WORKER_LOST
@@ -409,14 +351,14 @@ test_worker_memory(void)
 	}
 	CU_ASSERT_EQUAL_FATAL(start(&s, extra), 0);
 	pid0 = worker_pid(s.c);
-	CU_ASSERT_EQUAL(wait_for(s.c, submit(s.c, "bomb", NULL, 0), &res),
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "bomb", NULL, 0), &res),
 	    GILD_WORKER_LOST);
 	CU_ASSERT(message_has(&res, "--worker-memory"));
 	CU_ASSERT(message_has(&res, "512 MiB"));
 	gild_result_clear(&res);
 	assert_still_serving(s.c);
 	CU_ASSERT_NOT_EQUAL(worker_pid(s.c), pid0);
-	stop(&s);
+	served_stop(&s);
 }
 
 /* ---- chaos and reload -------------------------------------------------- */
@@ -487,7 +429,7 @@ test_chaos(void)
 	int64_t pids[16];
 	double end;
 
-	CU_ASSERT_EQUAL_FATAL(start_n(&s, APP, 2, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(served_start(&s, APP, 2, NULL), 0);
 	k.url = s.p.url;
 	CU_ASSERT_EQUAL_FATAL(pthread_create(&thr, NULL, killer_main, &k), 0);
 	/* Closed loop, WINDOW calls in flight, bounded by count and time. */
@@ -538,7 +480,7 @@ test_chaos(void)
 			break;
 	CU_ASSERT_EQUAL(worker_pids(s.c, pids, 16), 2);
 	assert_still_serving(s.c);
-	stop(&s);
+	served_stop(&s);
 }
 
 /* Writes the reliability app with VERSION = version into path. */
@@ -581,7 +523,7 @@ sighup_reload(const char *const *extra)
 	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
 	snprintf(app, sizeof(app), "%s/app.py", dir);
 	CU_ASSERT_EQUAL_FATAL(write_app(app, 1), 0);
-	CU_ASSERT_EQUAL_FATAL(start_n(&s, app, 2, extra), 0);
+	CU_ASSERT_EQUAL_FATAL(served_start(&s, app, 2, extra), 0);
 	nbefore = worker_pids(s.c, before, 16);
 	CU_ASSERT_EQUAL(nbefore, 2);
 	for (int i = 0; i < WINDOW; i++)
@@ -634,7 +576,7 @@ sighup_reload(const char *const *extra)
 		for (int j = 0; j < nbefore; j++)
 			CU_ASSERT_NOT_EQUAL(after[i], before[j]);
 	CU_ASSERT_EQUAL(status_int(s.c, "restarts", true), 0);
-	stop(&s);
+	served_stop(&s);
 	unlink(app);
 	rmdir(dir);
 }
@@ -733,7 +675,7 @@ test_connection_churn(void)
 	long rss0, rss1 = 0;
 	bool idle = false;
 
-	CU_ASSERT_EQUAL_FATAL(start_n(&s, APP, 2, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(served_start(&s, APP, 2, NULL), 0);
 	/* nng and malloc keep some memory for reuse: measure after a first
 	 * round of the same churn. */
 	for (int i = 0; i < WARMUP; i++)
@@ -769,7 +711,7 @@ test_connection_churn(void)
 	if (getenv("SANITIZE") == NULL || *getenv("SANITIZE") == '\0')
 		CU_ASSERT(rss1 <= rss0 + 2048);
 	assert_still_serving(s.c);
-	stop(&s);
+	served_stop(&s);
 }
 
 int

@@ -1,0 +1,54 @@
+/* Shared helpers of the libgild-driven integration suites. */
+#include "served.h"
+
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <string.h>
+
+int
+served_start(served *s, const char *app, int n, const char *const *extra)
+{
+	const char *urls[1];
+
+	if (proc_start(&s->p, app, n, NULL, extra) != 0)
+		return -1;
+	urls[0] = s->p.url;
+	return gild_connect(&s->c, urls, 1, NULL) == GILD_OK ? 0 : -1;
+}
+
+void
+served_stop(served *s)
+{
+	gild_close(s->c);
+	CU_ASSERT_EQUAL(proc_stop(&s->p), 0); /* exit 0, no worker left */
+}
+
+gild_call_id
+served_submit(gild_client *c, const char *fn, gild_value *arg, int timeout_ms)
+{
+	gild_value *args = gild_list();
+	gild_call_id id = 0;
+	gild_error err = {0};
+
+	if (arg != NULL)
+		gild_list_append(args, arg);
+	if (gild_submit_timeout(c, fn, args, NULL, timeout_ms, &id, &err) !=
+	    GILD_OK) {
+		fprintf(stderr, "\n  submit %s: %s\n", fn, err.message);
+		CU_FAIL("submit failed");
+	}
+	gild_value_free(args);
+	gild_error_clear(&err);
+	return id;
+}
+
+int
+served_wait(gild_client *c, gild_call_id id, gild_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	if (gild_wait(c, id, 30000, res) != GILD_OK) {
+		CU_FAIL("no reply within 30 s");
+		return -1;
+	}
+	return res->code;
+}

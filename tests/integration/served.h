@@ -1,0 +1,31 @@
+/* What the integration suites that drive gild through libgild share: a
+ * server with a connected client, and one-line submit / wait. */
+#ifndef GILD_TEST_SERVED_H
+#define GILD_TEST_SERVED_H
+
+#include "gild.h"
+#include "harness.h"
+
+typedef struct served {
+	gild_proc p;
+	gild_client *c;
+} served;
+
+/* Starts gild serving app with n workers and the extra args (NULL for
+ * none) and connects a client. Returns 0 or -1. */
+int served_start(served *s, const char *app, int n, const char *const *extra);
+
+/* Closes the client, stops gild and asserts it exited 0 with no worker
+ * left. */
+void served_stop(served *s);
+
+/* Submits fn(arg) (arg taken; NULL: no argument) with a deadline (0:
+ * none); a failure is a test failure. */
+gild_call_id served_submit(gild_client *c, const char *fn, gild_value *arg,
+    int timeout_ms);
+
+/* Waits up to 30 s for id into *res (a test failure if it does not come);
+ * returns res->code, or -1. */
+int served_wait(gild_client *c, gild_call_id id, gild_result *res);
+
+#endif

@@ -71,6 +71,7 @@ UNIT_TESTS :=
 include proto/build.mk
 include mk/cunit.mk
 include client-lib/build.mk
+include client-lib/python/build.mk
 include worker/build.mk
 include server/build.mk
 include tests/build.mk

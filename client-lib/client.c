@@ -74,6 +74,7 @@ struct gild_client {
 	size_t n_buckets;
 	size_t n_calls;
 	size_t n_pending; /* entries not done: their replies may still come */
+	struct timespec last_send; /* when a request last went out */
 	size_t n_user;    /* CALL_USER entries: gild_in_flight */
 	call *done_head, *done_tail;
 	gild_stream *streams; /* open streams, so a lost connection ends them */
@@ -507,6 +508,42 @@ fail:
 	return rc;
 }
 
+/* Under c->mtx: gives replies still on their way (calls not collected, a
+ * Cancel's answer) a moment to land. nng 1.5.2's nng_close can hang for
+ * good when a reply arrives while it closes (nng issue #1543): waiting
+ * until nothing is pending and nothing was sent for CLOSE_QUIET_MS, at
+ * most CLOSE_SETTLE_MS in all, makes that rare. */
+#define CLOSE_QUIET_MS 50
+#define CLOSE_SETTLE_MS 300
+static void deadline_of(int timeout_ms, struct timespec *ts);
+
+static void
+settle(gild_client *c)
+{
+	struct timespec end, now;
+
+	deadline_of(CLOSE_SETTLE_MS, &end);
+	for (;;) {
+		struct timespec quiet = c->last_send;
+		quiet.tv_nsec += CLOSE_QUIET_MS * 1000000L;
+		if (quiet.tv_nsec >= 1000000000L) {
+			quiet.tv_sec++;
+			quiet.tv_nsec -= 1000000000L;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > end.tv_sec ||
+		    (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
+			return;
+		if (c->n_pending == 0 &&
+		    (now.tv_sec > quiet.tv_sec ||
+			(now.tv_sec == quiet.tv_sec &&
+			    now.tv_nsec >= quiet.tv_nsec)))
+			return;
+		pthread_cond_timedwait(&c->cv, &c->mtx,
+		    c->n_pending == 0 ? &quiet : &end);
+	}
+}
+
 void
 gild_close(gild_client *c)
 {
@@ -518,6 +555,7 @@ gild_close(gild_client *c)
 	for (gild_stream *s = c->streams; s != NULL; s = s->next)
 		s->c = NULL;
 	c->streams = NULL;
+	settle(c);
 	pthread_mutex_unlock(&c->mtx);
 	/* The receives are stopped before their sockets close: nng 1.5.2
 	 * sometimes panics ("pthread_mutex_lock: Invalid argument") when a raw
@@ -568,6 +606,9 @@ send_request(conn *k, codec_buf *body, uint64_t id, gild_error *err)
 	memcpy(nng_msg_body(m), codec_buf_data(body), len);
 	/* A raw REQ socket leaves the request id header to us: 32 bits, high
 	 * bit set. Replies are matched by the id in the body instead. */
+	pthread_mutex_lock(&k->c->mtx);
+	clock_gettime(CLOCK_MONOTONIC, &k->c->last_send);
+	pthread_mutex_unlock(&k->c->mtx);
 	if ((rv = nng_msg_header_append_u32(m, 0x80000000u |
 	    (uint32_t) (id & 0x7fffffffu))) != 0 ||
 	    (rv = nng_sendmsg(k->sock, m, 0)) != 0) {
@@ -1350,10 +1391,12 @@ actor_conn(const gild_client *c, gild_actor_id a, uint64_t *server_id,
 	size_t conn = (size_t) (a >> ACTOR_CONN_SHIFT);
 
 	*server_id = a & ((UINT64_C(1) << ACTOR_CONN_SHIFT) - 1);
-	if (conn >= c->n_conns || *server_id == 0)
-		return error_set(err, GILD_INVALID_ARGUMENT,
+	if (conn >= c->n_conns || *server_id == 0) {
+		error_set(err, GILD_INVALID_ARGUMENT,
 		    "%llu is not an actor id of this client",
 		    (unsigned long long) a);
+		return -1;
+	}
 	return (int) conn;
 }
 

@@ -93,3 +93,50 @@ def hold(mib):
     """Keeps `mib` MiB allocated in this worker until it exits; returns its pid."""
     _held.append(b"x" * (mib * 2**20))  # written, so resident
     return os.getpid()
+
+
+# ---- used by the Python client examples (docs/python.md) ----
+
+import gild  # noqa: E402  (the app-side API: decorators, context)
+
+
+def ticks(n):
+    """A generator: as a stream, its values arrive as they are yielded."""
+    for i in range(n):
+        yield i
+
+
+_cancels_seen = 0
+
+
+def wait_for_cancel(limit_s=30.0):
+    """Loops until the call is cancelled (or limit_s passes). When the client
+    cancels, gild.context().cancelled() turns true (and the loop is
+    interrupted); cancels_seen() counts the calls that saw it."""
+    global _cancels_seen
+    ctx = gild.context()
+    end = time.monotonic() + limit_s
+    try:
+        while not ctx.cancelled() and time.monotonic() < end:
+            time.sleep(0.001)
+    finally:
+        if ctx.cancelled():
+            _cancels_seen += 1
+    return "not cancelled"
+
+
+def cancels_seen():
+    """How many wait_for_cancel calls in this worker saw their cancel."""
+    return _cancels_seen
+
+
+@gild.actor
+class Counter:
+    """An actor: each instance keeps its count between calls."""
+
+    def __init__(self, start=0):
+        self.n = start
+
+    def incr(self, by=1):
+        self.n += by
+        return self.n

@@ -3,6 +3,7 @@ import json
 import math
 import os
 import signal
+import sys
 import socket
 import subprocess
 import unittest
@@ -206,6 +207,16 @@ class InstallTest(unittest.TestCase):
                       "include/gild.h", "lib/libgild.a", "lib/libgild.so",
                       "lib/pkgconfig/gild.pc", "lib/gild/python/gild/__init__.py"):
                 self.assertTrue(os.path.exists(os.path.join(prefix, f)), f)
+            # The Python package, for the system Python.
+            site = [d for d in os.listdir(prefix + "/lib")
+                    if d.startswith("python3")]
+            self.assertEqual(len(site), 1, site)
+            pkg = os.path.join(prefix, "lib", site[0], "dist-packages")
+            out = subprocess.run(
+                [sys.executable, "-c",
+                 "import gild; print(gild.connect.__module__)"],
+                env=dict(env, PYTHONPATH=pkg), capture_output=True, text=True)
+            self.assertEqual(out.stdout.strip(), "gild.client", out.stderr)
             # The installed gild finds libexec/gild/gild-worker by itself.
             g = Gild.__new__(Gild)
             g.log = tempfile.NamedTemporaryFile(prefix="gild-", suffix=".log")

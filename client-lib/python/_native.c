@@ -1,0 +1,1196 @@
+/* gild._native: the CPython extension over libgild that the gild package's
+ * client (client-lib/python/gild/client.py) is built on. Every call that
+ * can block runs with the GIL released; values are converted with it held.
+ *
+ * A finished call is an "outcome" tuple (code, value, error): value on
+ * code == OK, else error = (code, message, python_type, traceback). */
+#include "pyvalue.h"
+
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+/* Runs stmt with the GIL released. */
+#define UNLOCKED(stmt)                                                         \
+	do {                                                                   \
+		Py_BEGIN_ALLOW_THREADS stmt;                                   \
+		Py_END_ALLOW_THREADS                                           \
+	} while (0)
+
+/* Method table entries: the cast is the documented CPython idiom. */
+#define METH_KW(fn) ((PyCFunction) (void (*)(void))(fn))
+
+typedef struct stream_obj stream_obj;
+
+/* A Client. libgild frees a gild_client in gild_close, which must not run
+ * while another thread is inside libgild with it: `busy` counts the threads
+ * that released the GIL with c in hand (all under the GIL), and close()
+ * only marks the client closed while any are; the last one out closes it. */
+typedef struct {
+	PyObject ob_base;    /* PyObject_HEAD */
+	gild_client *c;      /* NULL until connected and once closed */
+	int busy;            /* threads using c with the GIL released */
+	bool closed;         /* close() was called */
+	stream_obj *streams; /* its open streams (each holds a reference) */
+	PyObject *weakrefs;
+} client_obj;
+
+/* A Stream: keeps its client alive, and is closed before it (libgild
+ * requires it). A stream is read by one thread at a time. */
+struct stream_obj {
+	PyObject ob_base;   /* PyObject_HEAD */
+	client_obj *client; /* strong reference */
+	gild_stream *s;     /* NULL once closed */
+	bool busy;          /* a thread is in gild_stream_next */
+	bool closing;       /* close() came while busy: the reader closes it */
+	uint64_t seq;       /* gild_stream_seq when it was closed */
+	stream_obj *prev, *next; /* client->streams */
+	PyObject *weakrefs;
+};
+
+static PyTypeObject client_type;
+static PyTypeObject stream_type;
+
+/* ---------------------------------------------------------------- outcomes */
+
+/* s as a new str ("" for NULL); bytes that are not UTF-8 are replaced. */
+static PyObject *
+text(const char *s)
+{
+	return PyUnicode_DecodeUTF8(s != NULL ? s : "",
+	    s != NULL ? (Py_ssize_t) strlen(s) : 0, "replace");
+}
+
+/* (code, message, python_type, traceback) of a failure, new. code is the
+ * error's own unless it has none. */
+static PyObject *
+error_tuple(int code, const gild_error *e)
+{
+	PyObject *t = PyTuple_New(4);
+	PyObject *items[4];
+
+	if (t == NULL)
+		return NULL;
+	items[0] = PyLong_FromLong(e->code != 0 ? e->code : code);
+	items[1] = text(e->message);
+	items[2] = text(e->python_type);
+	items[3] = text(e->traceback);
+	for (int i = 0; i < 4; i++) {
+		if (items[i] == NULL) {
+			for (int k = i + 1; k < 4; k++)
+				Py_XDECREF(items[k]);
+			Py_DECREF(t);
+			return NULL;
+		}
+		PyTuple_SET_ITEM(t, i, items[i]);
+	}
+	return t;
+}
+
+/* The outcome (code, value, error): value (new, taken; NULL for None) is
+ * used on GILD_OK, else the error tuple of e. */
+static PyObject *
+outcome_py(int code, PyObject *value, const gild_error *e)
+{
+	PyObject *t = PyTuple_New(3);
+	PyObject *c = PyLong_FromLong(code);
+	PyObject *err = NULL;
+
+	if (code != GILD_OK || PyErr_Occurred())
+		Py_CLEAR(value);
+	if (PyErr_Occurred()) {
+		Py_XDECREF(t);
+		Py_XDECREF(c);
+		return NULL;
+	}
+	if (value == NULL)
+		value = Py_NewRef(Py_None);
+	if (code == GILD_OK || e == NULL)
+		err = Py_NewRef(Py_None);
+	else
+		err = error_tuple(code, e);
+	if (t == NULL || c == NULL || err == NULL) {
+		Py_XDECREF(t);
+		Py_XDECREF(c);
+		Py_XDECREF(err);
+		Py_DECREF(value);
+		return NULL;
+	}
+	PyTuple_SET_ITEM(t, 0, c);
+	PyTuple_SET_ITEM(t, 1, value);
+	PyTuple_SET_ITEM(t, 2, err);
+	return t;
+}
+
+/* The outcome of a libgild call that gave code and, on GILD_OK, v (taken:
+ * converted, then freed). NULL with an exception if v cannot be converted.
+ */
+static PyObject *
+outcome_value(int code, gild_value *v, const gild_error *e)
+{
+	PyObject *o = NULL;
+
+	if (code == GILD_OK && v != NULL) {
+		o = pyvalue_to_py(v);
+		gild_value_free(v);
+		if (o == NULL)
+			return NULL;
+	} else {
+		gild_value_free(v);
+	}
+	return outcome_py(code, o, e);
+}
+
+/* The outcome of res (cleared here). */
+static PyObject *
+outcome_result(gild_result *res)
+{
+	gild_value *v = res->value;
+	PyObject *out;
+
+	res->value = NULL;
+	out = outcome_value(res->code, v, &res->error);
+	gild_result_clear(res);
+	return out;
+}
+
+/* Raises the exception for a call that failed before it was sent (libgild
+ * code and err): ConnectionError (UNAVAILABLE), ValueError
+ * (INVALID_ARGUMENT), TimeoutError (DEADLINE_EXCEEDED), MemoryError
+ * (RESOURCE_EXHAUSTED), LookupError (NOT_FOUND), else RuntimeError; its
+ * `code` attribute is the gild code. Returns NULL. */
+static PyObject *
+raise_gild(int code, const gild_error *err)
+{
+	PyObject *type, *msg, *exc, *num;
+
+	switch (code) {
+	case GILD_UNAVAILABLE:
+		type = PyExc_ConnectionError;
+		break;
+	case GILD_INVALID_ARGUMENT:
+		type = PyExc_ValueError;
+		break;
+	case GILD_DEADLINE_EXCEEDED:
+		type = PyExc_TimeoutError;
+		break;
+	case GILD_RESOURCE_EXHAUSTED:
+		type = PyExc_MemoryError;
+		break;
+	case GILD_NOT_FOUND:
+		type = PyExc_LookupError;
+		break;
+	default:
+		type = PyExc_RuntimeError;
+		break;
+	}
+	msg = err != NULL && err->message != NULL ? text(err->message)
+	                                          : text(gild_code_name(code));
+	if (msg == NULL)
+		return NULL;
+	exc = PyObject_CallOneArg(type, msg);
+	Py_DECREF(msg);
+	if (exc == NULL)
+		return NULL;
+	if ((num = PyLong_FromLong(code)) == NULL ||
+	    PyObject_SetAttrString(exc, "code", num) == -1) {
+		Py_XDECREF(num);
+		Py_DECREF(exc);
+		return NULL;
+	}
+	Py_DECREF(num);
+	PyErr_SetObject(type, exc);
+	Py_DECREF(exc);
+	return NULL;
+}
+
+/* PyArg "O&" converter: a call or actor id (an int in uint64 range). */
+static int
+conv_id(PyObject *o, void *out)
+{
+	unsigned long long x;
+
+	if (!PyLong_Check(o) || PyBool_Check(o)) {
+		PyErr_Format(PyExc_TypeError, "an id must be an int, not %s",
+		    Py_TYPE(o)->tp_name);
+		return 0;
+	}
+	x = PyLong_AsUnsignedLongLong(o);
+	if (x == (unsigned long long) -1 && PyErr_Occurred())
+		return 0;
+	*(uint64_t *) out = x;
+	return 1;
+}
+
+/* ------------------------------------------------------------ long waits */
+
+/* In the main thread a wait with no limit (or a long one) runs in slices of
+ * SLICE_MS, so that signal handlers run in between: Ctrl-C interrupts
+ * wait(), poll() and Stream.next() as it would time.sleep(). Other threads
+ * wait in one go (Python runs signal handlers in the main thread only). */
+#define SLICE_MS 100
+
+typedef struct {
+	bool sliced;
+	int timeout_ms; /* -1: no limit */
+	struct timespec end;
+} waiter;
+
+static void
+waiter_init(waiter *w, int timeout_ms)
+{
+	w->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
+	w->sliced =
+	    (timeout_ms < 0 || timeout_ms > SLICE_MS) && _PyOS_IsMainThread();
+	clock_gettime(CLOCK_MONOTONIC, &w->end);
+	if (timeout_ms > 0) {
+		w->end.tv_sec += timeout_ms / 1000;
+		w->end.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+		if (w->end.tv_nsec >= 1000000000L) {
+			w->end.tv_sec++;
+			w->end.tv_nsec -= 1000000000L;
+		}
+	}
+}
+
+/* The milliseconds to wait next. */
+static int
+waiter_slice(const waiter *w)
+{
+	struct timespec now;
+	long long left;
+
+	if (!w->sliced)
+		return w->timeout_ms;
+	if (w->timeout_ms < 0)
+		return SLICE_MS;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	left = (long long) (w->end.tv_sec - now.tv_sec) * 1000 +
+	       (w->end.tv_nsec - now.tv_nsec) / 1000000;
+	return left <= 0 ? 0 : left < SLICE_MS ? (int) left : SLICE_MS;
+}
+
+/* After a slice of `slice` ms passed with nothing: 1 to wait on, 0 when
+ * the whole timeout has passed, -1 with the exception a signal handler
+ * raised. */
+static int
+waiter_more(const waiter *w, int slice)
+{
+	if (!w->sliced)
+		return 0;
+	if (PyErr_CheckSignals() == -1)
+		return -1;
+	return w->timeout_ms < 0 || (slice > 0 && waiter_slice(w) > 0);
+}
+
+/* ------------------------------------------------------------------ Client */
+
+/* 0 if the client may be used, else -1 with ValueError. */
+static int
+client_check(client_obj *self)
+{
+	if (self->closed || self->c == NULL) {
+		PyErr_SetString(PyExc_ValueError, "client is closed");
+		return -1;
+	}
+	return 0;
+}
+
+/* Before releasing the GIL with self->c in hand: 0, or -1 with ValueError
+ * if the client is closed. Pair with client_leave. */
+static int
+client_enter(client_obj *self)
+{
+	if (client_check(self) == -1)
+		return -1;
+	self->busy++;
+	return 0;
+}
+
+/* After reacquiring the GIL: the last thread out of a closed client closes
+ * it. */
+static void
+client_leave(client_obj *self)
+{
+	gild_client *c;
+
+	if (--self->busy > 0 || !self->closed || self->c == NULL)
+		return;
+	c = self->c;
+	self->c = NULL;
+	UNLOCKED(gild_close(c));
+}
+
+/* Takes st off its client's list and out of st; the caller closes the
+ * returned stream (NULL if it was closed already). */
+static gild_stream *
+stream_detach(stream_obj *st)
+{
+	gild_stream *s = st->s;
+	client_obj *cl = st->client;
+
+	if (s == NULL)
+		return NULL;
+	st->seq = gild_stream_seq(s);
+	st->s = NULL;
+	if (st->prev != NULL)
+		st->prev->next = st->next;
+	else
+		cl->streams = st->next;
+	if (st->next != NULL)
+		st->next->prev = st->prev;
+	st->prev = st->next = NULL;
+	return s;
+}
+
+/* Closes st's libgild stream (if open) with the GIL released; its client
+ * counts as busy meanwhile so that it outlives the close. */
+static void
+stream_shut(stream_obj *st)
+{
+	client_obj *cl = st->client;
+	gild_stream *s = stream_detach(st);
+
+	if (s == NULL)
+		return;
+	cl->busy++;
+	UNLOCKED(gild_stream_close(s));
+	client_leave(cl);
+}
+
+static PyObject *
+client_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+	client_obj *self = (client_obj *) type->tp_alloc(type, 0);
+
+	return (PyObject *) self;
+}
+
+/* Client(urls): connects (gild_connect). */
+static int
+client_init(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"urls", NULL};
+	PyObject *urls, *seq = NULL;
+	const char **list = NULL;
+	gild_error err = {0};
+	gild_client *c = NULL;
+	Py_ssize_t n, len;
+	int rc = -1;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O:Client", kwlist, &urls))
+		return -1;
+	if (self->c != NULL || self->closed) {
+		PyErr_SetString(PyExc_RuntimeError,
+		    "Client.__init__ may be called only once");
+		return -1;
+	}
+	if (PyUnicode_Check(urls) || PyBytes_Check(urls)) {
+		PyErr_SetString(PyExc_TypeError, "urls must be a list of str");
+		return -1;
+	}
+	/* A tuple: its strings stay put while the GIL is released. */
+	if ((seq = PySequence_Tuple(urls)) == NULL)
+		return -1;
+	n = PyTuple_GET_SIZE(seq);
+	if ((list = PyMem_Calloc(n > 0 ? (size_t) n : 1, sizeof(*list))) ==
+	    NULL) {
+		PyErr_NoMemory();
+		goto done;
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *u = PyTuple_GET_ITEM(seq, i);
+
+		if (!PyUnicode_Check(u)) {
+			PyErr_Format(PyExc_TypeError,
+			    "urls must be a list of str, not of %s",
+			    Py_TYPE(u)->tp_name);
+			goto done;
+		}
+		if ((list[i] = PyUnicode_AsUTF8AndSize(u, &len)) == NULL)
+			goto done;
+		if (strlen(list[i]) != (size_t) len) {
+			PyErr_SetString(PyExc_ValueError,
+			    "a URL cannot contain a NUL character");
+			goto done;
+		}
+	}
+	UNLOCKED(rc = gild_connect(&c, list, (size_t) n, &err));
+	if (rc != GILD_OK) {
+		raise_gild(rc, &err);
+		rc = -1;
+		goto done;
+	}
+	self->c = c;
+	rc = 0;
+done:
+	gild_error_clear(&err);
+	PyMem_Free(list);
+	Py_XDECREF(seq);
+	return rc;
+}
+
+static void
+client_dealloc(client_obj *self)
+{
+	gild_client *c = self->c;
+
+	if (self->weakrefs != NULL)
+		PyObject_ClearWeakRefs((PyObject *) self);
+	/* No thread is inside (each holds a reference) and no stream is open
+	 * (each holds a reference too). */
+	self->c = NULL;
+	if (c != NULL)
+		UNLOCKED(gild_close(c));
+	Py_TYPE(self)->tp_free((PyObject *) self);
+}
+
+static PyObject *
+client_close(client_obj *self, PyObject *unused)
+{
+	stream_obj *st;
+
+	if (self->closed)
+		Py_RETURN_NONE;
+	self->closed = true;
+	/* From now on no stream can be opened or read. A stream being read
+	 * is closed by its reader when gild_stream_next returns. */
+	for (st = self->streams; st != NULL; st = st->next)
+		if (st->busy)
+			st->closing = true;
+	self->busy++; /* keeps c while the streams close */
+	for (;;) {
+		for (st = self->streams; st != NULL && st->busy; st = st->next)
+			;
+		if (st == NULL)
+			break;
+		stream_shut(st);
+	}
+	client_leave(self); /* closes c unless other threads are in it */
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+client_get_closed(client_obj *self, void *unused)
+{
+	return PyBool_FromLong(self->closed || self->c == NULL);
+}
+
+/* submit(function, args, kwargs=None, timeout_ms=0) -> call id */
+static PyObject *
+client_submit(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {
+	    "function", "args", "kwargs", "timeout_ms", NULL};
+	PyObject *a, *k = Py_None;
+	const char *fn;
+	int timeout = 0, rc;
+	gild_value *va, *vk;
+	gild_error err = {0};
+	gild_call_id id = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(
+	        args, kw, "sO|Oi:submit", kwlist, &fn, &a, &k, &timeout))
+		return NULL;
+	if (client_check(self) == -1 || pyvalue_call_args(a, k, &va, &vk) == -1)
+		return NULL;
+	if (client_enter(self) == -1) {
+		gild_value_free(va);
+		gild_value_free(vk);
+		return NULL;
+	}
+	UNLOCKED(
+	    rc = gild_submit_timeout(self->c, fn, va, vk, timeout, &id, &err);
+	    gild_value_free(va); gild_value_free(vk));
+	client_leave(self);
+	if (rc != GILD_OK) {
+		raise_gild(rc, &err);
+		gild_error_clear(&err);
+		return NULL;
+	}
+	return PyLong_FromUnsignedLongLong(id);
+}
+
+/* wait(call_id, timeout_ms=-1) -> outcome, or None if still running. */
+static PyObject *
+client_wait(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"call_id", "timeout_ms", NULL};
+	uint64_t id;
+	int timeout = -1, rc, slice, more = 0;
+	gild_result res = {0};
+	waiter w;
+
+	if (!PyArg_ParseTupleAndKeywords(
+	        args, kw, "O&|i:wait", kwlist, conv_id, &id, &timeout))
+		return NULL;
+	if (client_enter(self) == -1)
+		return NULL;
+	waiter_init(&w, timeout);
+	do {
+		slice = waiter_slice(&w);
+		UNLOCKED(rc = gild_wait(self->c, id, slice, &res));
+	} while (rc == GILD_DEADLINE_EXCEEDED &&
+	         (more = waiter_more(&w, slice)) > 0);
+	client_leave(self);
+	if (more < 0)
+		return NULL;
+	switch (rc) {
+	case GILD_OK:
+		return outcome_result(&res);
+	case GILD_DEADLINE_EXCEEDED:
+		Py_RETURN_NONE;
+	case GILD_NOT_FOUND: {
+		PyObject *key = PyLong_FromUnsignedLongLong(id);
+
+		if (key != NULL) {
+			PyErr_SetObject(PyExc_KeyError, key);
+			Py_DECREF(key);
+		}
+		return NULL;
+	}
+	default:
+		gild_result_clear(&res);
+		return raise_gild(rc, NULL);
+	}
+}
+
+/* poll(timeout_ms=-1) -> (call_id, outcome), or None on timeout. */
+static PyObject *
+client_poll(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"timeout_ms", NULL};
+	int timeout = -1, rc, slice, more = 0;
+	gild_result res = {0};
+	PyObject *id, *out;
+	waiter w;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|i:poll", kwlist, &timeout))
+		return NULL;
+	if (client_enter(self) == -1)
+		return NULL;
+	waiter_init(&w, timeout);
+	do {
+		slice = waiter_slice(&w);
+		UNLOCKED(rc = gild_poll(self->c, slice, &res));
+	} while (rc == GILD_DEADLINE_EXCEEDED &&
+	         (more = waiter_more(&w, slice)) > 0);
+	client_leave(self);
+	if (more < 0)
+		return NULL;
+	switch (rc) {
+	case GILD_OK:
+		if ((id = PyLong_FromUnsignedLongLong(res.id)) == NULL) {
+			gild_result_clear(&res);
+			return NULL;
+		}
+		if ((out = outcome_result(&res)) == NULL) {
+			Py_DECREF(id);
+			return NULL;
+		}
+		return Py_BuildValue("(NN)", id, out);
+	case GILD_DEADLINE_EXCEEDED:
+		Py_RETURN_NONE;
+	case GILD_NOT_FOUND:
+		PyErr_SetString(PyExc_LookupError, "no call is in flight");
+		return NULL;
+	default:
+		gild_result_clear(&res);
+		return raise_gild(rc, NULL);
+	}
+}
+
+/* cancel(call_id) -> True if the call was in flight. */
+static PyObject *
+client_cancel(client_obj *self, PyObject *arg)
+{
+	gild_error err = {0};
+	uint64_t id;
+	int rc;
+
+	if (!conv_id(arg, &id) || client_enter(self) == -1)
+		return NULL;
+	UNLOCKED(rc = gild_cancel(self->c, id, &err));
+	client_leave(self);
+	if (rc != GILD_OK && rc != GILD_NOT_FOUND)
+		raise_gild(rc, &err);
+	gild_error_clear(&err);
+	if (rc == GILD_OK)
+		Py_RETURN_TRUE;
+	if (rc == GILD_NOT_FOUND)
+		Py_RETURN_FALSE;
+	return NULL;
+}
+
+static PyObject *
+client_in_flight(client_obj *self, PyObject *unused)
+{
+	if (client_check(self) == -1)
+		return NULL;
+	return PyLong_FromSize_t(gild_in_flight(self->c));
+}
+
+/* call(function, args, kwargs=None, timeout_ms=-1) -> outcome */
+static PyObject *
+client_call(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {
+	    "function", "args", "kwargs", "timeout_ms", NULL};
+	PyObject *a, *k = Py_None, *out;
+	const char *fn;
+	int timeout = -1, rc;
+	gild_value *va, *vk, *v = NULL;
+	gild_error err = {0};
+
+	if (!PyArg_ParseTupleAndKeywords(
+	        args, kw, "sO|Oi:call", kwlist, &fn, &a, &k, &timeout))
+		return NULL;
+	if (client_check(self) == -1 || pyvalue_call_args(a, k, &va, &vk) == -1)
+		return NULL;
+	if (client_enter(self) == -1) {
+		gild_value_free(va);
+		gild_value_free(vk);
+		return NULL;
+	}
+	UNLOCKED(rc = gild_call(self->c, fn, va, vk, timeout, &v, &err);
+	         gild_value_free(va); gild_value_free(vk));
+	client_leave(self);
+	out = outcome_value(rc, v, &err);
+	gild_error_clear(&err);
+	return out;
+}
+
+/* status(timeout_ms=10000) -> outcome with the status dict */
+static PyObject *
+client_status(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"timeout_ms", NULL};
+	int timeout = 10000, rc;
+	gild_value *v = NULL;
+	gild_error err = {0};
+	PyObject *out;
+
+	if (!PyArg_ParseTupleAndKeywords(
+	        args, kw, "|i:status", kwlist, &timeout))
+		return NULL;
+	if (client_enter(self) == -1)
+		return NULL;
+	UNLOCKED(rc = gild_status(self->c, timeout, &v, &err));
+	client_leave(self);
+	out = outcome_value(rc, v, &err);
+	gild_error_clear(&err);
+	return out;
+}
+
+/* ping(timeout_ms=10000) -> outcome with value None */
+static PyObject *
+client_ping(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"timeout_ms", NULL};
+	int timeout = 10000, rc;
+	gild_error err = {0};
+	PyObject *out;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|i:ping", kwlist, &timeout))
+		return NULL;
+	if (client_enter(self) == -1)
+		return NULL;
+	UNLOCKED(rc = gild_ping(self->c, timeout, &err));
+	client_leave(self);
+	out = outcome_py(rc, NULL, &err);
+	gild_error_clear(&err);
+	return out;
+}
+
+/* stream(function, args, kwargs=None, window=0, timeout_ms=0) -> Stream */
+static PyObject *
+client_stream(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {
+	    "function", "args", "kwargs", "window", "timeout_ms", NULL};
+	PyObject *a, *k = Py_None;
+	const char *fn;
+	int window = 0, timeout = 0, rc;
+	gild_value *va, *vk;
+	gild_error err = {0};
+	gild_stream *s = NULL;
+	stream_obj *st;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|Oii:stream", kwlist, &fn,
+	        &a, &k, &window, &timeout))
+		return NULL;
+	if (client_check(self) == -1 || pyvalue_call_args(a, k, &va, &vk) == -1)
+		return NULL;
+	if (client_enter(self) == -1) {
+		gild_value_free(va);
+		gild_value_free(vk);
+		return NULL;
+	}
+	UNLOCKED(rc = gild_stream_open(
+	             self->c, fn, va, vk, window, timeout, &s, &err);
+	         gild_value_free(va); gild_value_free(vk));
+	if (rc != GILD_OK) {
+		client_leave(self);
+		raise_gild(rc, &err);
+		gild_error_clear(&err);
+		return NULL;
+	}
+	st = PyObject_New(stream_obj, &stream_type);
+	if (st == NULL) {
+		UNLOCKED(gild_stream_close(s));
+		client_leave(self);
+		return NULL;
+	}
+	Py_INCREF(self);
+	st->client = self;
+	st->s = s;
+	st->busy = st->closing = false;
+	st->seq = 0;
+	st->weakrefs = NULL;
+	st->prev = NULL;
+	st->next = self->streams;
+	if (self->streams != NULL)
+		self->streams->prev = st;
+	self->streams = st;
+	client_leave(self);
+	return (PyObject *) st;
+}
+
+/* actor_new(class_name, args, kwargs=None, name=None, detached=False,
+ * timeout_ms=-1) -> outcome with the actor id */
+static PyObject *
+client_actor_new(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"class_name", "args", "kwargs", "name",
+	    "detached", "timeout_ms", NULL};
+	PyObject *a, *k = Py_None, *out;
+	const char *cls, *name = NULL;
+	int detached = 0, timeout = -1, rc;
+	gild_value *va, *vk;
+	gild_error err = {0};
+	gild_actor_id aid = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|Ozpi:actor_new", kwlist,
+	        &cls, &a, &k, &name, &detached, &timeout))
+		return NULL;
+	if (client_check(self) == -1 || pyvalue_call_args(a, k, &va, &vk) == -1)
+		return NULL;
+	if (client_enter(self) == -1) {
+		gild_value_free(va);
+		gild_value_free(vk);
+		return NULL;
+	}
+	UNLOCKED(rc = gild_actor_new(self->c, cls, va, vk, name, detached != 0,
+	             timeout, &aid, &err);
+	         gild_value_free(va); gild_value_free(vk));
+	client_leave(self);
+	out = outcome_py(
+	    rc, rc == GILD_OK ? PyLong_FromUnsignedLongLong(aid) : NULL, &err);
+	gild_error_clear(&err);
+	return out;
+}
+
+/* actor_get(name, timeout_ms=-1) -> outcome with the actor id */
+static PyObject *
+client_actor_get(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"name", "timeout_ms", NULL};
+	const char *name;
+	int timeout = -1, rc;
+	gild_error err = {0};
+	gild_actor_id aid = 0;
+	PyObject *out;
+
+	if (!PyArg_ParseTupleAndKeywords(
+	        args, kw, "s|i:actor_get", kwlist, &name, &timeout))
+		return NULL;
+	if (client_enter(self) == -1)
+		return NULL;
+	UNLOCKED(rc = gild_actor_get(self->c, name, timeout, &aid, &err));
+	client_leave(self);
+	out = outcome_py(
+	    rc, rc == GILD_OK ? PyLong_FromUnsignedLongLong(aid) : NULL, &err);
+	gild_error_clear(&err);
+	return out;
+}
+
+/* actor_destroy(actor_id, timeout_ms=-1) -> outcome with value True */
+static PyObject *
+client_actor_destroy(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"actor_id", "timeout_ms", NULL};
+	uint64_t aid;
+	int timeout = -1, rc;
+	gild_error err = {0};
+	PyObject *out;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|i:actor_destroy", kwlist,
+	        conv_id, &aid, &timeout))
+		return NULL;
+	if (client_enter(self) == -1)
+		return NULL;
+	UNLOCKED(rc = gild_actor_destroy(self->c, aid, timeout, &err));
+	client_leave(self);
+	out = outcome_py(rc, rc == GILD_OK ? Py_NewRef(Py_True) : NULL, &err);
+	gild_error_clear(&err);
+	return out;
+}
+
+/* actor_submit(actor_id, method, args, kwargs=None) -> call id */
+static PyObject *
+client_actor_submit(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"actor_id", "method", "args", "kwargs", NULL};
+	PyObject *a, *k = Py_None;
+	const char *method;
+	uint64_t aid;
+	int rc;
+	gild_value *va, *vk;
+	gild_error err = {0};
+	gild_call_id id = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O&sO|O:actor_submit",
+	        kwlist, conv_id, &aid, &method, &a, &k))
+		return NULL;
+	if (client_check(self) == -1 || pyvalue_call_args(a, k, &va, &vk) == -1)
+		return NULL;
+	if (client_enter(self) == -1) {
+		gild_value_free(va);
+		gild_value_free(vk);
+		return NULL;
+	}
+	UNLOCKED(
+	    rc = gild_actor_submit(self->c, aid, method, va, vk, &id, &err);
+	    gild_value_free(va); gild_value_free(vk));
+	client_leave(self);
+	if (rc != GILD_OK) {
+		raise_gild(rc, &err);
+		gild_error_clear(&err);
+		return NULL;
+	}
+	return PyLong_FromUnsignedLongLong(id);
+}
+
+/* actor_call(actor_id, method, args, kwargs=None, timeout_ms=-1) -> outcome
+ */
+static PyObject *
+client_actor_call(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {
+	    "actor_id", "method", "args", "kwargs", "timeout_ms", NULL};
+	PyObject *a, *k = Py_None, *out;
+	const char *method;
+	uint64_t aid;
+	int timeout = -1, rc;
+	gild_value *va, *vk, *v = NULL;
+	gild_error err = {0};
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O&sO|Oi:actor_call", kwlist,
+	        conv_id, &aid, &method, &a, &k, &timeout))
+		return NULL;
+	if (client_check(self) == -1 || pyvalue_call_args(a, k, &va, &vk) == -1)
+		return NULL;
+	if (client_enter(self) == -1) {
+		gild_value_free(va);
+		gild_value_free(vk);
+		return NULL;
+	}
+	UNLOCKED(rc = gild_actor_call(
+	             self->c, aid, method, va, vk, timeout, &v, &err);
+	         gild_value_free(va); gild_value_free(vk));
+	client_leave(self);
+	out = outcome_value(rc, v, &err);
+	gild_error_clear(&err);
+	return out;
+}
+
+static PyMethodDef client_methods[] = {
+    {"submit", METH_KW(client_submit), METH_VARARGS | METH_KEYWORDS,
+        "submit(function, args, kwargs=None, timeout_ms=0) -> call id"},
+    {"wait", METH_KW(client_wait), METH_VARARGS | METH_KEYWORDS,
+        "wait(call_id, timeout_ms=-1) -> outcome, or None while it runs"},
+    {"poll", METH_KW(client_poll), METH_VARARGS | METH_KEYWORDS,
+        "poll(timeout_ms=-1) -> (call_id, outcome), or None on timeout"},
+    {"cancel", (PyCFunction) client_cancel, METH_O,
+        "cancel(call_id) -> True if the call was in flight"},
+    {"in_flight", (PyCFunction) client_in_flight, METH_NOARGS,
+        "in_flight() -> number of submitted calls not yet returned"},
+    {"call", METH_KW(client_call), METH_VARARGS | METH_KEYWORDS,
+        "call(function, args, kwargs=None, timeout_ms=-1) -> outcome"},
+    {"status", METH_KW(client_status), METH_VARARGS | METH_KEYWORDS,
+        "status(timeout_ms=10000) -> outcome with the status dict"},
+    {"ping", METH_KW(client_ping), METH_VARARGS | METH_KEYWORDS,
+        "ping(timeout_ms=10000) -> outcome"},
+    {"stream", METH_KW(client_stream), METH_VARARGS | METH_KEYWORDS,
+        "stream(function, args, kwargs=None, window=0, timeout_ms=0) -> "
+        "Stream"},
+    {"actor_new", METH_KW(client_actor_new), METH_VARARGS | METH_KEYWORDS,
+        "actor_new(class_name, args, kwargs=None, name=None, "
+        "detached=False, timeout_ms=-1) -> outcome with the actor id"},
+    {"actor_get", METH_KW(client_actor_get), METH_VARARGS | METH_KEYWORDS,
+        "actor_get(name, timeout_ms=-1) -> outcome with the actor id"},
+    {"actor_destroy", METH_KW(client_actor_destroy),
+        METH_VARARGS | METH_KEYWORDS,
+        "actor_destroy(actor_id, timeout_ms=-1) -> outcome"},
+    {"actor_submit", METH_KW(client_actor_submit), METH_VARARGS | METH_KEYWORDS,
+        "actor_submit(actor_id, method, args, kwargs=None) -> call id"},
+    {"actor_call", METH_KW(client_actor_call), METH_VARARGS | METH_KEYWORDS,
+        "actor_call(actor_id, method, args, kwargs=None, timeout_ms=-1) "
+        "-> outcome"},
+    {"close", (PyCFunction) client_close, METH_NOARGS,
+        "close(): closes its streams and the connections (idempotent)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef client_getset[] = {
+    {"closed", (getter) client_get_closed, NULL, "True once closed", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+/* The head macro ends in a comma, which clang-format does not know. */
+/* clang-format off */
+static PyTypeObject client_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gild._native.Client",
+    .tp_basicsize = sizeof(client_obj),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "Client(urls): a libgild connection to gild servers.",
+    .tp_new = client_new,
+    .tp_init = (initproc) client_init,
+    .tp_dealloc = (destructor) client_dealloc,
+    .tp_weaklistoffset = offsetof(client_obj, weakrefs),
+    .tp_methods = client_methods,
+    .tp_getset = client_getset,
+};
+/* clang-format on */
+
+/* ------------------------------------------------------------------ Stream */
+
+static void
+stream_dealloc(stream_obj *self)
+{
+	if (self->weakrefs != NULL)
+		PyObject_ClearWeakRefs((PyObject *) self);
+	if (self->client != NULL) {
+		stream_shut(self); /* before the client can go */
+		Py_CLEAR(self->client);
+	}
+	PyObject_Free(self);
+}
+
+/* next(timeout_ms=-1) -> outcome: OK with a chunk; STREAM_END at the end;
+ * DEADLINE_EXCEEDED with error None when no chunk came in time (the stream
+ * goes on); else the error that ended it. */
+static PyObject *
+stream_next(stream_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"timeout_ms", NULL};
+	client_obj *cl = self->client;
+	int timeout = -1, rc, slice, more = 0;
+	gild_value *v = NULL;
+	gild_error err = {0};
+	PyObject *out;
+	waiter w;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|i:next", kwlist, &timeout))
+		return NULL;
+	if (self->s == NULL || self->closing || cl->closed) {
+		PyErr_SetString(PyExc_ValueError, "stream is closed");
+		return NULL;
+	}
+	if (self->busy) {
+		PyErr_SetString(PyExc_RuntimeError,
+		    "another thread is reading this stream");
+		return NULL;
+	}
+	self->busy = true;
+	cl->busy++;
+	waiter_init(&w, timeout);
+	do {
+		slice = waiter_slice(&w);
+		UNLOCKED(rc = gild_stream_next(self->s, slice, &v, &err));
+	} while (rc == GILD_DEADLINE_EXCEEDED && err.code == 0 &&
+	         (more = waiter_more(&w, slice)) > 0);
+	self->busy = false;
+	if (self->closing)
+		stream_shut(self);
+	client_leave(cl);
+	if (more < 0)
+		return NULL;
+	if (rc == GILD_STREAM_END ||
+	    (rc == GILD_DEADLINE_EXCEEDED && err.code == 0))
+		out = outcome_py(rc, NULL, NULL);
+	else
+		out = outcome_value(rc, v, &err);
+	gild_error_clear(&err);
+	return out;
+}
+
+static PyObject *
+stream_seq(stream_obj *self, PyObject *unused)
+{
+	return PyLong_FromUnsignedLongLong(
+	    self->s != NULL ? gild_stream_seq(self->s) : self->seq);
+}
+
+/* close(): idempotent; a stream being read in another thread is closed
+ * when that read returns. */
+static PyObject *
+stream_close(stream_obj *self, PyObject *unused)
+{
+	if (self->s == NULL)
+		Py_RETURN_NONE;
+	if (self->busy) {
+		self->closing = true;
+		Py_RETURN_NONE;
+	}
+	stream_shut(self);
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+stream_get_closed(stream_obj *self, void *unused)
+{
+	return PyBool_FromLong(self->s == NULL || self->closing);
+}
+
+static PyMethodDef stream_methods[] = {
+    {"next", METH_KW(stream_next), METH_VARARGS | METH_KEYWORDS,
+        "next(timeout_ms=-1) -> outcome"},
+    {"seq", (PyCFunction) stream_seq, METH_NOARGS,
+        "seq() -> the number of chunks returned so far"},
+    {"close", (PyCFunction) stream_close, METH_NOARGS,
+        "close(): cancels the stream on the server if it still runs"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef stream_getset[] = {
+    {"closed", (getter) stream_get_closed, NULL, "True once closed", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+/* The head macro ends in a comma, which clang-format does not know. */
+/* clang-format off */
+static PyTypeObject stream_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gild._native.Stream",
+    .tp_basicsize = sizeof(stream_obj),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The chunks of a streaming call (Client.stream).",
+    .tp_dealloc = (destructor) stream_dealloc,
+    .tp_weaklistoffset = offsetof(stream_obj, weakrefs),
+    .tp_methods = stream_methods,
+    .tp_getset = stream_getset,
+};
+/* clang-format on */
+
+/* ------------------------------------------------------------------ module */
+
+static PyObject *
+mod_code_name(PyObject *mod, PyObject *arg)
+{
+	int overflow = 0;
+	long code = PyLong_AsLongAndOverflow(arg, &overflow);
+
+	if (code == -1 && PyErr_Occurred())
+		return NULL;
+	if (overflow || code < INT_MIN || code > INT_MAX)
+		return PyUnicode_FromString("UNKNOWN");
+	return PyUnicode_FromString(gild_code_name((int) code));
+}
+
+/* _roundtrip(obj): obj sent and received through a gild_value, without a
+ * server (for tests). */
+static PyObject *
+mod_roundtrip(PyObject *mod, PyObject *arg)
+{
+	gild_value *v = pyvalue_from_py(arg);
+	PyObject *out;
+
+	if (v == NULL)
+		return NULL;
+	out = pyvalue_to_py(v);
+	gild_value_free(v);
+	return out;
+}
+
+static PyObject *
+mod_use_numpy(PyObject *mod, PyObject *arg)
+{
+	int on = PyObject_IsTrue(arg);
+
+	if (on == -1)
+		return NULL;
+	pyvalue_use_numpy(on);
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"code_name", mod_code_name, METH_O,
+        "code_name(code) -> 'NOT_FOUND', ... ('UNKNOWN' if not a code)"},
+    {"_roundtrip", mod_roundtrip, METH_O,
+        "_roundtrip(obj): converts obj to a gild value and back (tests)"},
+    {"_use_numpy", mod_use_numpy, METH_O,
+        "_use_numpy(flag): tests: with False, act as if numpy were absent"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "gild._native",
+    .m_doc = "libgild, the C client of gild servers, for Python.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+static const struct {
+	const char *name;
+	int code;
+} codes[] = {
+    {"STREAM_END", GILD_STREAM_END},
+    {"OK", GILD_OK},
+    {"CANCELLED", GILD_CANCELLED},
+    {"UNKNOWN", GILD_UNKNOWN},
+    {"INVALID_ARGUMENT", GILD_INVALID_ARGUMENT},
+    {"DEADLINE_EXCEEDED", GILD_DEADLINE_EXCEEDED},
+    {"NOT_FOUND", GILD_NOT_FOUND},
+    {"ALREADY_EXISTS", GILD_ALREADY_EXISTS},
+    {"PERMISSION_DENIED", GILD_PERMISSION_DENIED},
+    {"RESOURCE_EXHAUSTED", GILD_RESOURCE_EXHAUSTED},
+    {"FAILED_PRECONDITION", GILD_FAILED_PRECONDITION},
+    {"UNIMPLEMENTED", GILD_UNIMPLEMENTED},
+    {"INTERNAL", GILD_INTERNAL},
+    {"UNAVAILABLE", GILD_UNAVAILABLE},
+    {"UNAUTHENTICATED", GILD_UNAUTHENTICATED},
+    {"WORKER_LOST", GILD_WORKER_LOST},
+    {"PYTHON_ERROR", GILD_PYTHON_ERROR},
+    {"MAX_IN_FLIGHT", GILD_MAX_IN_FLIGHT},
+    {"STREAM_MAX_WINDOW", GILD_STREAM_MAX_WINDOW},
+};
+
+PyMODINIT_FUNC
+PyInit__native(void)
+{
+	PyObject *m;
+
+	if (PyType_Ready(&client_type) < 0 || PyType_Ready(&stream_type) < 0 ||
+	    pyvalue_init() == -1)
+		return NULL;
+	if ((m = PyModule_Create(&module_def)) == NULL)
+		return NULL;
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (PyModule_AddIntConstant(m, codes[i].name, codes[i].code) <
+		    0)
+			goto fail;
+#ifdef GILD_VERSION
+	if (PyModule_AddStringConstant(m, "__version__", GILD_VERSION) < 0)
+		goto fail;
+#endif
+	if (PyModule_AddType(m, &client_type) < 0 ||
+	    PyModule_AddType(m, &stream_type) < 0)
+		goto fail;
+	return m;
+fail:
+	Py_DECREF(m);
+	return NULL;
+}

@@ -1,0 +1,37 @@
+# client-lib/python/: gild._native, the CPython extension over libgild for
+# the system Python. It is built into $(B)/python/gild/, which the package
+# in client-lib/python/gild/ adds to its __path__ in a source checkout.
+# (pip install ./client-lib/python builds it from the same sources instead:
+# client-lib/python/setup.py.)
+PY_EXT_SUFFIX := $(shell $(PYTHON_CONFIG) --extension-suffix 2>/dev/null)
+PY_NATIVE := $(B)/python/gild/_native$(PY_EXT_SUFFIX)
+PY_NATIVE_OBJS := $(addprefix $(B)/client-lib/python/,_native.o pyvalue.o)
+
+# Only PyInit__native is exported: the module's own functions are hidden,
+# and so are the libgild objects linked in (--exclude-libs).
+$(B)/client-lib/python/%.o: XCFLAGS += $(PY_CFLAGS) -fvisibility=hidden
+
+$(PY_NATIVE): $(PY_NATIVE_OBJS) $(B)/libgild.a
+	@mkdir -p $(@D)
+	$(CC) -shared $(ALL_LDFLAGS) -Wl,--exclude-libs,ALL -o $@ \
+		$(PY_NATIVE_OBJS) $(B)/libgild.a $(GILD_LIB_LIBS)
+
+LIBS += $(PY_NATIVE)
+
+# The Python tests of the extension import it into the system Python, which
+# a sanitized build cannot be loaded into.
+ifeq ($(SANITIZE),)
+UNIT_TESTS += tests/python/test_native.py
+endif
+
+# make install: the package (with the extension) for the system Python, in
+# its dist-packages under PREFIX (on sys.path for /usr and /usr/local), and
+# the extension next to the workers' copy of the package too.
+PYTHON_SITE ?= $(PREFIX)/lib/python$(PY_VERSION)/dist-packages
+.PHONY: install-python-native
+install: install-python-native
+install-python-native: $(PY_NATIVE)
+	install -d $(DESTDIR)$(LIBDIR)/gild/python/gild $(DESTDIR)$(PYTHON_SITE)/gild
+	install -m 755 $(PY_NATIVE) $(DESTDIR)$(LIBDIR)/gild/python/gild/
+	install -m 644 client-lib/python/gild/*.py $(DESTDIR)$(PYTHON_SITE)/gild/
+	install -m 755 $(PY_NATIVE) $(DESTDIR)$(PYTHON_SITE)/gild/

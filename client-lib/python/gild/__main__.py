@@ -1,0 +1,86 @@
+"""python3 -m gild: quick calls from the shell, like gildctl.
+
+    python3 -m gild call URL FUNCTION [ARG...] [NAME=ARG...]
+    python3 -m gild stream URL FUNCTION [ARG...] [NAME=ARG...]
+    python3 -m gild status URL
+    python3 -m gild ping URL
+
+Each ARG is a JSON literal; results are printed as JSON (one per line for a
+stream). Exit status: 0 on success, 1 when the call failed, 2 on bad usage.
+"""
+import argparse
+import json
+import re
+import sys
+
+import gild
+
+
+def _arg(text):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"gild: argument {text!r} is not JSON: {e}") from None
+
+
+def _split(args):
+    pos, kw = [], {}
+    for a in args:
+        m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", a, re.S)
+        if m:
+            kw[m.group(1)] = _arg(m.group(2))
+        else:
+            pos.append(_arg(a))
+    return pos, kw
+
+
+def _show(value):
+    try:
+        return json.dumps(value)
+    except TypeError:
+        return repr(value)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(
+        prog="python3 -m gild",
+        description="Call a gild server from the shell (arguments are JSON).")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds before the call's deadline")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("call", "stream"):
+        s = sub.add_parser(name, help=f"{name} FUNCTION with JSON arguments")
+        s.add_argument("url")
+        s.add_argument("function")
+        s.add_argument("args", nargs="*", help="JSON values, or NAME=JSON")
+    for name in ("status", "ping"):
+        sub.add_parser(name).add_argument("url")
+    ns = p.parse_args(argv)
+    try:
+        with gild.connect(ns.url) as c:
+            if ns.cmd == "call":
+                pos, kw = _split(ns.args)
+                print(_show(c.call(ns.function, *pos, timeout=ns.timeout,
+                                   **kw)))
+            elif ns.cmd == "stream":
+                pos, kw = _split(ns.args)
+                with c.stream(ns.function, *pos, timeout=ns.timeout,
+                              **kw) as s:
+                    for chunk in s:
+                        print(_show(chunk), flush=True)
+            elif ns.cmd == "status":
+                print(json.dumps(c.status(), indent=2, default=repr))
+            else:
+                c.ping()
+                print(f"pong from {ns.url}")
+    except gild.Error as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    except (ConnectionError, ValueError, TypeError) as e:
+        print(f"gild: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,988 @@
+/* pyvalue: Python objects <-> gild_value for the gild._native extension.
+ * Sending copies each payload once into the gild_value; receiving copies it
+ * once into the Python object. A conversion error names where in the
+ * arguments the bad value is ("argument 1[2]['k']: cannot send set"). */
+#include "pyvalue.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "tensor conversion assumes a little-endian host"
+#endif
+
+/* Copies of at least this many bytes are made with the GIL released. */
+#define BIG_COPY (1u << 20)
+
+/* One tensor dtype: its gild name (as in gild.proto and worker/convert.c),
+ * numpy kind + itemsize, the numpy dtype string (little-endian) and the
+ * memoryview format (NULL where memoryview.cast cannot express it). */
+struct dtype_info {
+	const char *name;
+	char kind;
+	size_t itemsize;
+	const char *np;
+	const char *fmt;
+};
+
+static const struct dtype_info dtypes[] = {
+    {"bool", 'b', 1, "|b1", "?"},
+    {"int8", 'i', 1, "|i1", "b"},
+    {"int16", 'i', 2, "<i2", "h"},
+    {"int32", 'i', 4, "<i4", "i"},
+    {"int64", 'i', 8, "<i8", "q"},
+    {"uint8", 'u', 1, "|u1", "B"},
+    {"uint16", 'u', 2, "<u2", "H"},
+    {"uint32", 'u', 4, "<u4", "I"},
+    {"uint64", 'u', 8, "<u8", "Q"},
+    {"float16", 'f', 2, "<f2", NULL},
+    {"float32", 'f', 4, "<f4", "f"},
+    {"float64", 'f', 8, "<f8", "d"},
+    {"complex64", 'c', 8, "<c8", NULL},
+    {"complex128", 'c', 16, "<c16", NULL},
+};
+#define N_DTYPES (sizeof(dtypes) / sizeof(dtypes[0]))
+
+#define SENDS                                                                  \
+	"gild sends None, bool, int, float, str, bytes, lists, tuples, dicts " \
+	"and numpy arrays"
+
+/* Set at import and when numpy is first seen, with the GIL held. */
+static struct {
+	PyObject *from_bytes; /* int.from_bytes */
+	PyObject *signed_kw;  /* {"signed": True} */
+	PyObject *little;     /* "little" */
+	PyObject *numpy_name; /* "numpy" */
+	int numpy_off;        /* pyvalue_use_numpy(0) */
+	int numpy_failed;     /* importing numpy failed: do not retry */
+	PyObject *np_ndarray; /* set once numpy is bound */
+	PyObject *np_generic;
+	PyObject *np_empty;
+	PyObject *np_asarray;
+	PyObject *np_ascontiguousarray;
+} pv;
+
+/* ---------------------------------------------------------------- setup */
+
+int
+pyvalue_init(void)
+{
+	pv.from_bytes =
+	    PyObject_GetAttrString((PyObject *) &PyLong_Type, "from_bytes");
+	pv.signed_kw = Py_BuildValue("{s:O}", "signed", Py_True);
+	pv.little = PyUnicode_InternFromString("little");
+	pv.numpy_name = PyUnicode_InternFromString("numpy");
+	if (pv.from_bytes == NULL || pv.signed_kw == NULL ||
+	    pv.little == NULL || pv.numpy_name == NULL)
+		return -1;
+	return 0;
+}
+
+void
+pyvalue_use_numpy(int on)
+{
+	pv.numpy_off = !on;
+}
+
+/* Takes what the conversions use from the numpy module np (borrowed).
+ * Returns 1, or 0 (no exception set) if numpy looks broken. */
+static int
+numpy_bind(PyObject *np)
+{
+	PyObject *nd = PyObject_GetAttrString(np, "ndarray");
+	PyObject *gen = PyObject_GetAttrString(np, "generic");
+	PyObject *empty = PyObject_GetAttrString(np, "empty");
+	PyObject *asarray = PyObject_GetAttrString(np, "asarray");
+	PyObject *ascont = PyObject_GetAttrString(np, "ascontiguousarray");
+
+	if (nd == NULL || gen == NULL || empty == NULL || asarray == NULL ||
+	    ascont == NULL || !PyType_Check(nd) || !PyType_Check(gen)) {
+		PyErr_Clear();
+		Py_XDECREF(nd);
+		Py_XDECREF(gen);
+		Py_XDECREF(empty);
+		Py_XDECREF(asarray);
+		Py_XDECREF(ascont);
+		pv.numpy_failed = 1;
+		return 0;
+	}
+	pv.np_ndarray = nd;
+	pv.np_generic = gen;
+	pv.np_empty = empty;
+	pv.np_asarray = asarray;
+	pv.np_ascontiguousarray = ascont;
+	return 1;
+}
+
+/* 1 if numpy is usable and already imported by someone: sending never
+ * imports it (an object cannot be a numpy array unless numpy is loaded). */
+static int
+numpy_loaded(void)
+{
+	PyObject *np;
+	int ok;
+
+	if (pv.numpy_off)
+		return 0;
+	if (pv.np_ndarray != NULL)
+		return 1;
+	if (pv.numpy_failed)
+		return 0;
+	np = PyImport_GetModule(pv.numpy_name);
+	if (np == NULL) {
+		PyErr_Clear();
+		return 0;
+	}
+	ok = numpy_bind(np);
+	Py_DECREF(np);
+	return ok;
+}
+
+/* 1 if numpy can be used for a received tensor, importing it if need be. */
+static int
+numpy_import(void)
+{
+	PyObject *np;
+	int ok;
+
+	if (pv.numpy_off)
+		return 0;
+	if (pv.np_ndarray != NULL)
+		return 1;
+	if (pv.numpy_failed)
+		return 0;
+	np = PyImport_Import(pv.numpy_name);
+	if (np == NULL) {
+		PyErr_Clear();
+		pv.numpy_failed = 1;
+		return 0;
+	}
+	ok = numpy_bind(np);
+	Py_DECREF(np);
+	return ok;
+}
+
+static const struct dtype_info *
+dtype_by_name(const char *name)
+{
+	for (size_t i = 0; name != NULL && i < N_DTYPES; i++)
+		if (strcmp(dtypes[i].name, name) == 0)
+			return &dtypes[i];
+	return NULL;
+}
+
+static const struct dtype_info *
+dtype_by_kind(char kind, size_t itemsize)
+{
+	for (size_t i = 0; i < N_DTYPES; i++)
+		if (dtypes[i].kind == kind && dtypes[i].itemsize == itemsize)
+			return &dtypes[i];
+	return NULL;
+}
+
+/* --------------------------------------------------------- error paths */
+
+/* Where a value is in what is being sent: a chain of segments from the
+ * value up to its root (an argument), each on the C stack of the
+ * conversion that is inside it. */
+enum seg_kind {
+	SEG_ARG,   /* positional argument i (root) */
+	SEG_KWARG, /* keyword argument `key` (root) */
+	SEG_VALUE, /* a lone value (root) */
+	SEG_INDEX, /* item i of a list or tuple */
+	SEG_KEY,   /* the key of entry i of a dict */
+	SEG_ENTRY, /* the value of entry i (key `key`) of a dict */
+};
+
+typedef struct seg {
+	const struct seg *up;
+	enum seg_kind kind;
+	Py_ssize_t i;
+	PyObject *key; /* borrowed */
+} seg;
+
+/* repr(key) cut to a readable length, or NULL (no exception set). */
+static PyObject *
+short_repr(PyObject *key)
+{
+	PyObject *r = PyObject_Repr(key);
+	PyObject *cut;
+
+	if (r == NULL) {
+		PyErr_Clear();
+		return NULL;
+	}
+	if (PyUnicode_GET_LENGTH(r) <= 40)
+		return r;
+	cut = PyUnicode_Substring(r, 0, 36);
+	Py_DECREF(r);
+	if (cut == NULL) {
+		PyErr_Clear();
+		return NULL;
+	}
+	r = PyUnicode_FromFormat("%U...", cut);
+	Py_DECREF(cut);
+	if (r == NULL)
+		PyErr_Clear();
+	return r;
+}
+
+static PyObject *
+seg_str(const seg *s)
+{
+	PyObject *r, *out;
+
+	switch (s->kind) {
+	case SEG_ARG:
+		return PyUnicode_FromFormat("argument %zd", s->i + 1);
+	case SEG_KWARG:
+		return PyUnicode_FromFormat("keyword argument %R", s->key);
+	case SEG_VALUE:
+		return PyUnicode_FromString("value");
+	case SEG_INDEX:
+		return PyUnicode_FromFormat("[%zd]", s->i);
+	case SEG_KEY:
+		return PyUnicode_FromFormat(" key #%zd", s->i);
+	case SEG_ENTRY:
+		if ((r = short_repr(s->key)) == NULL)
+			return PyUnicode_FromFormat("[entry #%zd]", s->i);
+		out = PyUnicode_FromFormat("[%U]", r);
+		Py_DECREF(r);
+		return out;
+	}
+	return PyUnicode_FromString("?");
+}
+
+/* The path to `at` as a new str ("argument 2[0]['x']"), the middle elided
+ * when it is deep; NULL with an exception set. */
+static PyObject *
+path_str(const seg *at)
+{
+	enum { HEAD = 6, TAIL = 6 };
+	const seg **chain;
+	PyObject *out, *part, *joined;
+	size_t n = 0, k = 0;
+
+	for (const seg *s = at; s != NULL; s = s->up)
+		n++;
+	if ((chain = PyMem_Malloc((n ? n : 1) * sizeof(*chain))) == NULL)
+		return PyErr_NoMemory();
+	for (const seg *s = at; s != NULL; s = s->up)
+		chain[n - ++k] = s;
+	out = PyUnicode_FromString("");
+	for (size_t i = 0; out != NULL && i < n; i++) {
+		if (n > HEAD + TAIL + 1 && i == HEAD) {
+			part = PyUnicode_FromString("...");
+			i = n - TAIL - 1;
+		} else {
+			part = seg_str(chain[i]);
+		}
+		joined = part != NULL ? PyUnicode_Concat(out, part) : NULL;
+		Py_XDECREF(part);
+		Py_DECREF(out);
+		out = joined;
+	}
+	PyMem_Free(chain);
+	return out;
+}
+
+/* Raises type("<path to at>: <message>"); returns NULL. */
+static void *
+fail(const seg *at, PyObject *type, const char *fmt, ...)
+{
+	PyObject *msg, *path = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	msg = PyUnicode_FromFormatV(fmt, ap);
+	va_end(ap);
+	if (msg != NULL && (path = path_str(at)) != NULL)
+		PyErr_Format(type, "%U: %U", path, msg);
+	Py_XDECREF(msg);
+	Py_XDECREF(path);
+	return NULL;
+}
+
+static void *
+unsupported(PyObject *o, const seg *at)
+{
+	return fail(
+	    at, PyExc_TypeError, "cannot send %s: " SENDS, Py_TYPE(o)->tp_name);
+}
+
+/* A gild constructor's result, or NULL with MemoryError. */
+static gild_value *
+made(gild_value *v)
+{
+	if (v == NULL)
+		PyErr_NoMemory();
+	return v;
+}
+
+/* -------------------------------------------------------- Python -> gild */
+
+static gild_value *from_py(PyObject *o, const seg *at, int depth);
+
+/* gild_bytes / gild_tensor of a large buffer with the GIL released; owner
+ * (borrowed) is kept alive meanwhile. ndim < 0: bytes. */
+static gild_value *
+copy_payload(PyObject *owner, const char *dtype, const uint64_t *shape,
+    int ndim, const void *p, size_t len)
+{
+	gild_value *v;
+
+	if (len < BIG_COPY)
+		return made(ndim < 0 ? gild_bytes(p, len)
+		                     : gild_tensor(dtype, shape, (size_t) ndim,
+		                           p, len));
+	Py_INCREF(owner);
+	Py_BEGIN_ALLOW_THREADS v =
+	    ndim < 0 ? gild_bytes(p, len)
+	             : gild_tensor(dtype, shape, (size_t) ndim, p, len);
+	Py_END_ALLOW_THREADS Py_DECREF(owner);
+	return made(v);
+}
+
+/* An int outside int64: its shortest two's complement bytes. */
+static gild_value *
+bigint_from_py(PyObject *o)
+{
+	PyObject *n, *bits = NULL, *meth = NULL, *args = NULL, *bytes = NULL;
+	gild_value *v = NULL;
+	Py_ssize_t nbits;
+
+	/* An exact int, so that a subclass cannot change to_bytes. */
+	if ((n = PyNumber_Index(o)) == NULL)
+		return NULL;
+	if ((bits = PyObject_CallMethod(n, "bit_length", NULL)) == NULL ||
+	    (nbits = PyLong_AsSsize_t(bits)) == -1)
+		goto done;
+	if ((meth = PyObject_GetAttrString(n, "to_bytes")) == NULL ||
+	    (args = Py_BuildValue("(nO)", nbits / 8 + 1, pv.little)) == NULL ||
+	    (bytes = PyObject_Call(meth, args, pv.signed_kw)) == NULL)
+		goto done;
+	if (!PyBytes_Check(bytes)) {
+		PyErr_SetString(
+		    PyExc_TypeError, "int.to_bytes returned no bytes");
+		goto done;
+	}
+	v = made(gild_bigint((const uint8_t *) PyBytes_AS_STRING(bytes),
+	    (size_t) PyBytes_GET_SIZE(bytes)));
+done:
+	Py_DECREF(n);
+	Py_XDECREF(bits);
+	Py_XDECREF(meth);
+	Py_XDECREF(args);
+	Py_XDECREF(bytes);
+	return v;
+}
+
+static gild_value *
+str_from_py(PyObject *o, const seg *at)
+{
+	PyObject *type, *val, *tb;
+	gild_value *v;
+	Py_ssize_t n;
+	const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+
+	if (s == NULL) {
+		if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+			return NULL;
+		PyErr_Fetch(&type, &val, &tb);
+		PyErr_NormalizeException(&type, &val, &tb);
+		fail(at, PyExc_ValueError,
+		    "cannot send a str that is not valid UTF-8 (%S)", val);
+		Py_XDECREF(type);
+		Py_XDECREF(val);
+		Py_XDECREF(tb);
+		return NULL;
+	}
+	if ((size_t) n < BIG_COPY)
+		return made(gild_str(s, (size_t) n));
+	Py_INCREF(o);
+	Py_BEGIN_ALLOW_THREADS v = gild_str(s, (size_t) n);
+	Py_END_ALLOW_THREADS Py_DECREF(o);
+	return made(v);
+}
+
+/* A bytearray or memoryview: its bytes in C order. */
+static gild_value *
+buffer_from_py(PyObject *o)
+{
+	Py_buffer view;
+	gild_value *v;
+	char *tmp;
+
+	if (PyObject_GetBuffer(o, &view, PyBUF_FULL_RO) == -1)
+		return NULL;
+	if (PyBuffer_IsContiguous(&view, 'C')) {
+		v = copy_payload(
+		    o, NULL, NULL, -1, view.buf, (size_t) view.len);
+		PyBuffer_Release(&view);
+		return v;
+	}
+	if ((tmp = PyMem_Malloc(view.len ? (size_t) view.len : 1)) == NULL) {
+		PyBuffer_Release(&view);
+		PyErr_NoMemory();
+		return NULL;
+	}
+	v = NULL;
+	if (PyBuffer_ToContiguous(tmp, &view, view.len, 'C') == 0)
+		v = copy_payload(o, NULL, NULL, -1, tmp, (size_t) view.len);
+	PyMem_Free(tmp);
+	PyBuffer_Release(&view);
+	return v;
+}
+
+/* A list or tuple (a list is read from a snapshot of its items). */
+static gild_value *
+seq_from_py(PyObject *o, const seg *at, int depth)
+{
+	int is_list = PyList_Check(o);
+	PyObject *items = is_list ? PyList_AsTuple(o) : (Py_INCREF(o), o);
+	gild_value *v = NULL;
+
+	if (items == NULL)
+		return NULL;
+	if ((v = made(is_list ? gild_list() : gild_tuple())) == NULL)
+		goto fail;
+	for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(items); i++) {
+		seg s = {at, SEG_INDEX, i, NULL};
+		gild_value *item =
+		    from_py(PyTuple_GET_ITEM(items, i), &s, depth + 1);
+
+		if (item == NULL)
+			goto fail;
+		if (gild_list_append(v, item) != GILD_OK) {
+			gild_value_free(item);
+			PyErr_NoMemory();
+			goto fail;
+		}
+	}
+	Py_DECREF(items);
+	return v;
+fail:
+	gild_value_free(v);
+	Py_DECREF(items);
+	return NULL;
+}
+
+/* A dict, read from a snapshot of its items. */
+static gild_value *
+map_from_py(PyObject *o, const seg *at, int depth)
+{
+	PyObject *items = PyDict_Items(o);
+	gild_value *m = NULL, *key = NULL, *val = NULL;
+
+	if (items == NULL)
+		return NULL;
+	if ((m = made(gild_map())) == NULL)
+		goto fail;
+	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+		PyObject *kv = PyList_GET_ITEM(items, i);
+		PyObject *k = PyTuple_GET_ITEM(kv, 0);
+		seg ks = {at, SEG_KEY, i, NULL};
+		seg vs = {at, SEG_ENTRY, i, k};
+
+		if ((key = from_py(k, &ks, depth + 1)) == NULL ||
+		    (val = from_py(PyTuple_GET_ITEM(kv, 1), &vs, depth + 1)) ==
+		        NULL)
+			goto fail;
+		if (gild_map_set(m, key, val) != GILD_OK) {
+			PyErr_NoMemory();
+			goto fail;
+		}
+		key = val = NULL;
+	}
+	Py_DECREF(items);
+	return m;
+fail:
+	gild_value_free(key);
+	gild_value_free(val);
+	gild_value_free(m);
+	Py_DECREF(items);
+	return NULL;
+}
+
+/* A numpy array: dtype and shape from the array, data from a C-contiguous
+ * little-endian copy of it (the array itself when it is one already). */
+static gild_value *
+ndarray_from_py(PyObject *o, const seg *at)
+{
+	PyObject *dtype, *kind = NULL, *isize = NULL, *fields = NULL;
+	PyObject *le = NULL, *arr = NULL, *shape = NULL;
+	const struct dtype_info *dt = NULL;
+	uint64_t dims[PyBUF_MAX_NDIM];
+	uint64_t want;
+	Py_ssize_t ndim;
+	Py_buffer view;
+	gild_value *v = NULL;
+
+	if ((dtype = PyObject_GetAttrString(o, "dtype")) == NULL)
+		return NULL;
+	if ((kind = PyObject_GetAttrString(dtype, "kind")) == NULL ||
+	    (isize = PyObject_GetAttrString(dtype, "itemsize")) == NULL ||
+	    (fields = PyObject_GetAttrString(dtype, "fields")) == NULL)
+		goto done;
+	if (PyUnicode_Check(kind) && PyUnicode_GET_LENGTH(kind) == 1 &&
+	    fields == Py_None && PyLong_Check(isize))
+		dt = dtype_by_kind((char) PyUnicode_READ_CHAR(kind, 0),
+		    PyLong_AsSize_t(isize));
+	if (PyErr_Occurred())
+		goto done;
+	if (dt == NULL) {
+		fail(at, PyExc_TypeError,
+		    "cannot send a numpy array of dtype %S: gild sends arrays "
+		    "of bool, int8-64, uint8-64, float16-64, complex64 and "
+		    "complex128",
+		    dtype);
+		goto done;
+	}
+	if ((shape = PyObject_GetAttrString(o, "shape")) == NULL)
+		goto done;
+	if (!PyTuple_Check(shape) || PyTuple_GET_SIZE(shape) > PyBUF_MAX_NDIM) {
+		fail(at, PyExc_ValueError,
+		    "cannot send a numpy array of shape %S", shape);
+		goto done;
+	}
+	ndim = PyTuple_GET_SIZE(shape);
+	want = dt->itemsize;
+	for (Py_ssize_t i = 0; i < ndim; i++) {
+		dims[i] = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(shape, i));
+		if (PyErr_Occurred())
+			goto done;
+		want *= dims[i];
+	}
+	if ((le = PyObject_CallMethod(dtype, "newbyteorder", "s", "<")) ==
+	        NULL ||
+	    (arr = PyObject_CallFunctionObjArgs(
+	         pv.np_ascontiguousarray, o, le, NULL)) == NULL)
+		goto done;
+	if (PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS) == -1)
+		goto done;
+	if ((uint64_t) view.len != want)
+		PyErr_Format(PyExc_ValueError,
+		    "numpy array buffer of %zd bytes for %llu bytes of data",
+		    view.len, (unsigned long long) want);
+	else
+		v = copy_payload(arr, dt->name, dims, (int) ndim, view.buf,
+		    (size_t) view.len);
+	PyBuffer_Release(&view);
+done:
+	Py_DECREF(dtype);
+	Py_XDECREF(kind);
+	Py_XDECREF(isize);
+	Py_XDECREF(fields);
+	Py_XDECREF(le);
+	Py_XDECREF(arr);
+	Py_XDECREF(shape);
+	return v;
+}
+
+/* A numpy scalar: as the Python scalar .item() gives; complex ones as 0-d
+ * tensors. */
+static gild_value *
+npscalar_from_py(PyObject *o, const seg *at, int depth)
+{
+	PyObject *item = PyObject_CallMethod(o, "item", NULL);
+	PyObject *arr;
+	gild_value *v;
+
+	if (item == NULL)
+		return NULL;
+	if (PyBool_Check(item) || PyLong_Check(item) || PyFloat_Check(item) ||
+	    PyUnicode_Check(item) || PyBytes_Check(item)) {
+		v = from_py(item, at, depth);
+		Py_DECREF(item);
+		return v;
+	}
+	if (PyComplex_Check(item)) {
+		Py_DECREF(item);
+		if ((arr = PyObject_CallOneArg(pv.np_asarray, o)) == NULL)
+			return NULL;
+		v = ndarray_from_py(arr, at);
+		Py_DECREF(arr);
+		return v;
+	}
+	Py_DECREF(item);
+	return unsupported(o, at);
+}
+
+static gild_value *
+from_py(PyObject *o, const seg *at, int depth)
+{
+	if (depth > PYVALUE_MAX_DEPTH)
+		return fail(at, PyExc_ValueError,
+		    "cannot send values nested deeper than %d levels",
+		    PYVALUE_MAX_DEPTH);
+	if (o == Py_None)
+		return made(gild_null());
+	if (PyBool_Check(o))
+		return made(gild_bool(o == Py_True));
+	if (PyLong_Check(o)) {
+		int overflow = 0;
+		long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
+
+		if (x == -1 && PyErr_Occurred())
+			return NULL;
+		return overflow ? bigint_from_py(o) : made(gild_int(x));
+	}
+	if (PyFloat_Check(o))
+		return made(gild_float(PyFloat_AS_DOUBLE(o)));
+	if (PyUnicode_Check(o))
+		return str_from_py(o, at);
+	if (PyBytes_Check(o))
+		return copy_payload(o, NULL, NULL, -1, PyBytes_AS_STRING(o),
+		    (size_t) PyBytes_GET_SIZE(o));
+	if (PyByteArray_Check(o) || PyMemoryView_Check(o))
+		return buffer_from_py(o);
+	if (PyList_Check(o) || PyTuple_Check(o))
+		return seq_from_py(o, at, depth);
+	if (PyDict_Check(o))
+		return map_from_py(o, at, depth);
+	if (numpy_loaded()) {
+		if (PyObject_TypeCheck(o, (PyTypeObject *) pv.np_ndarray))
+			return ndarray_from_py(o, at);
+		if (PyObject_TypeCheck(o, (PyTypeObject *) pv.np_generic))
+			return npscalar_from_py(o, at, depth);
+	}
+	return unsupported(o, at);
+}
+
+gild_value *
+pyvalue_from_py(PyObject *obj)
+{
+	seg root = {NULL, SEG_VALUE, 0, NULL};
+
+	return from_py(obj, &root, 1);
+}
+
+int
+pyvalue_call_args(
+    PyObject *args, PyObject *kwargs, gild_value **va, gild_value **vk)
+{
+	PyObject *items = NULL, *kv = NULL;
+	gild_value *l = NULL, *m = NULL, *key = NULL, *val = NULL;
+
+	*va = *vk = NULL;
+	if (args == Py_None) {
+		/* no positional arguments */
+	} else if (PyTuple_Check(args)) {
+		Py_INCREF(args);
+		items = args;
+	} else if (PyList_Check(args)) {
+		if ((items = PyList_AsTuple(args)) == NULL)
+			return -1;
+	} else {
+		PyErr_Format(PyExc_TypeError,
+		    "args must be a tuple or a list, not %s",
+		    Py_TYPE(args)->tp_name);
+		return -1;
+	}
+	if (kwargs != Py_None && !PyDict_Check(kwargs)) {
+		PyErr_Format(PyExc_TypeError, "kwargs must be a dict, not %s",
+		    Py_TYPE(kwargs)->tp_name);
+		goto fail;
+	}
+	if (items != NULL) {
+		if ((l = made(gild_list())) == NULL)
+			goto fail;
+		for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(items); i++) {
+			seg s = {NULL, SEG_ARG, i, NULL};
+
+			if ((val = from_py(
+			         PyTuple_GET_ITEM(items, i), &s, 1)) == NULL)
+				goto fail;
+			if (gild_list_append(l, val) != GILD_OK) {
+				PyErr_NoMemory();
+				goto fail;
+			}
+			val = NULL;
+		}
+	}
+	if (kwargs != Py_None && PyDict_GET_SIZE(kwargs) > 0) {
+		if ((kv = PyDict_Items(kwargs)) == NULL ||
+		    (m = made(gild_map())) == NULL)
+			goto fail;
+		for (Py_ssize_t i = 0; i < PyList_GET_SIZE(kv); i++) {
+			PyObject *k =
+			    PyTuple_GET_ITEM(PyList_GET_ITEM(kv, i), 0);
+			PyObject *x =
+			    PyTuple_GET_ITEM(PyList_GET_ITEM(kv, i), 1);
+			seg s = {NULL, SEG_KWARG, i, k};
+
+			if (!PyUnicode_Check(k)) {
+				PyErr_Format(PyExc_TypeError,
+				    "keyword argument names must be str, not "
+				    "%s",
+				    Py_TYPE(k)->tp_name);
+				goto fail;
+			}
+			if ((key = str_from_py(k, &s)) == NULL ||
+			    (val = from_py(x, &s, 1)) == NULL)
+				goto fail;
+			if (gild_map_set(m, key, val) != GILD_OK) {
+				PyErr_NoMemory();
+				goto fail;
+			}
+			key = val = NULL;
+		}
+	}
+	Py_XDECREF(items);
+	Py_XDECREF(kv);
+	*va = l;
+	*vk = m;
+	return 0;
+fail:
+	Py_XDECREF(items);
+	Py_XDECREF(kv);
+	gild_value_free(l);
+	gild_value_free(m);
+	gild_value_free(key);
+	gild_value_free(val);
+	return -1;
+}
+
+/* -------------------------------------------------------- gild -> Python */
+
+static PyObject *to_py(const gild_value *v, int as_key, int depth);
+
+static PyObject *
+bigint_to_py(const gild_value *v)
+{
+	size_t len = 0;
+	const uint8_t *le = gild_value_bytes(v, &len);
+	PyObject *bytes, *args, *out = NULL;
+
+	bytes = PyBytes_FromStringAndSize((const char *) le, (Py_ssize_t) len);
+	if (bytes == NULL)
+		return NULL;
+	if ((args = PyTuple_Pack(2, bytes, pv.little)) != NULL)
+		out = PyObject_Call(pv.from_bytes, args, pv.signed_kw);
+	Py_DECREF(bytes);
+	Py_XDECREF(args);
+	return out;
+}
+
+/* Items of a list or tuple; as a tuple when it is (or is in) a dict key. */
+static PyObject *
+seq_to_py(const gild_value *v, int tuple, int as_key, int depth)
+{
+	size_t n = gild_value_len(v);
+	PyObject *seq =
+	    tuple ? PyTuple_New((Py_ssize_t) n) : PyList_New((Py_ssize_t) n);
+
+	for (size_t i = 0; seq != NULL && i < n; i++) {
+		PyObject *item =
+		    to_py(gild_value_item(v, i), as_key, depth + 1);
+
+		if (item == NULL)
+			Py_CLEAR(seq);
+		else if (tuple)
+			PyTuple_SET_ITEM(seq, (Py_ssize_t) i, item);
+		else
+			PyList_SET_ITEM(seq, (Py_ssize_t) i, item);
+	}
+	return seq;
+}
+
+static PyObject *
+map_to_py(const gild_value *v, int depth)
+{
+	size_t n = gild_value_len(v);
+	PyObject *dict = PyDict_New();
+	PyObject *key = NULL, *val = NULL;
+
+	if (dict == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if ((key = to_py(gild_map_key(v, i), 1, depth + 1)) == NULL ||
+		    (val = to_py(gild_map_val(v, i), 0, depth + 1)) == NULL)
+			goto fail;
+		if (PyDict_SetItem(dict, key, val) == -1) {
+			if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+				PyErr_Clear();
+				PyErr_Format(PyExc_TypeError,
+				    "received a map whose key %zu is a %s, "
+				    "which cannot be a dict key (unhashable)",
+				    i, Py_TYPE(key)->tp_name);
+			}
+			goto fail;
+		}
+		Py_CLEAR(key);
+		Py_CLEAR(val);
+	}
+	return dict;
+fail:
+	Py_XDECREF(key);
+	Py_XDECREF(val);
+	Py_DECREF(dict);
+	return NULL;
+}
+
+static PyObject *
+shape_tuple(const uint64_t *shape, size_t ndim)
+{
+	PyObject *t = PyTuple_New((Py_ssize_t) ndim);
+
+	for (size_t i = 0; t != NULL && i < ndim; i++) {
+		PyObject *d = PyLong_FromUnsignedLongLong(shape[i]);
+
+		if (d == NULL)
+			Py_CLEAR(t);
+		else
+			PyTuple_SET_ITEM(t, (Py_ssize_t) i, d);
+	}
+	return t;
+}
+
+/* memcpy, with the GIL released when it is large. */
+static void
+copy_out(void *dst, const void *src, size_t len)
+{
+	if (len < BIG_COPY) {
+		memcpy(dst, src, len);
+		return;
+	}
+	Py_BEGIN_ALLOW_THREADS memcpy(dst, src, len);
+	Py_END_ALLOW_THREADS
+}
+
+static PyObject *
+tensor_numpy(
+    const struct dtype_info *dt, PyObject *shape, const void *data, size_t len)
+{
+	PyObject *arr = PyObject_CallFunction(pv.np_empty, "Os", shape, dt->np);
+	Py_buffer view;
+
+	if (arr == NULL || len == 0)
+		return arr;
+	if (PyObject_GetBuffer(
+	        arr, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) == -1) {
+		Py_DECREF(arr);
+		return NULL;
+	}
+	if ((size_t) view.len != len) {
+		PyErr_Format(PyExc_ValueError,
+		    "numpy array of %zd bytes for %zu bytes of tensor data",
+		    view.len, len);
+		Py_CLEAR(arr);
+	} else {
+		copy_out(view.buf, data, len);
+	}
+	PyBuffer_Release(&view);
+	return arr;
+}
+
+/* Without numpy: a memoryview over a private bytearray, cast to the dtype's
+ * format and the shape; (dtype, shape, bytes) when memoryview cannot. */
+static PyObject *
+tensor_fallback(const struct dtype_info *dt, PyObject *shape,
+    const uint64_t *dims, size_t ndim, const void *data, size_t len)
+{
+	PyObject *ba = NULL, *mv = NULL, *out = NULL;
+	int has_zero = 0;
+
+	for (size_t i = 0; i < ndim; i++)
+		has_zero |= dims[i] == 0;
+	if (dt->fmt == NULL || ndim > PyBUF_MAX_NDIM ||
+	    (has_zero && ndim != 1)) {
+		PyObject *bytes =
+		    PyBytes_FromStringAndSize(NULL, (Py_ssize_t) len);
+
+		if (bytes == NULL)
+			return NULL;
+		copy_out(PyBytes_AS_STRING(bytes), data, len);
+		out = Py_BuildValue("(sON)", dt->name, shape, bytes);
+		return out;
+	}
+	if ((ba = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t) len)) ==
+	    NULL)
+		return NULL;
+	copy_out(PyByteArray_AS_STRING(ba), data, len);
+	if ((mv = PyMemoryView_FromObject(ba)) != NULL)
+		out = has_zero ? PyObject_CallMethod(mv, "cast", "s", dt->fmt)
+		               : PyObject_CallMethod(
+		                     mv, "cast", "sO", dt->fmt, shape);
+	Py_DECREF(ba);
+	Py_XDECREF(mv);
+	return out;
+}
+
+static PyObject *
+tensor_to_py(const gild_value *v)
+{
+	const struct dtype_info *dt = dtype_by_name(gild_tensor_dtype(v));
+	size_t ndim = gild_tensor_ndim(v), len = 0;
+	const uint64_t *dims = gild_tensor_shape(v);
+	const void *data = gild_tensor_data(v, &len);
+	PyObject *shape, *out;
+
+	if (dt == NULL)
+		return PyErr_Format(PyExc_ValueError,
+		    "received a tensor of unknown dtype '%s'",
+		    gild_tensor_dtype(v) ? gild_tensor_dtype(v) : "");
+	if ((shape = shape_tuple(dims, ndim)) == NULL)
+		return NULL;
+	if (numpy_import())
+		out = tensor_numpy(dt, shape, data, len);
+	else
+		out = tensor_fallback(dt, shape, dims, ndim, data, len);
+	Py_DECREF(shape);
+	return out;
+}
+
+static PyObject *
+to_py(const gild_value *v, int as_key, int depth)
+{
+	const char *s;
+	size_t len;
+
+	if (depth > PYVALUE_MAX_DEPTH + 1)
+		return PyErr_Format(PyExc_ValueError,
+		    "received a value nested deeper than %d levels",
+		    PYVALUE_MAX_DEPTH);
+	switch (gild_value_kind(v)) {
+	case GILD_NULL:
+		Py_RETURN_NONE;
+	case GILD_BOOL:
+		return PyBool_FromLong(gild_value_bool(v));
+	case GILD_INT:
+		return PyLong_FromLongLong(gild_value_int(v));
+	case GILD_BIGINT:
+		return bigint_to_py(v);
+	case GILD_FLOAT:
+		return PyFloat_FromDouble(gild_value_float(v));
+	case GILD_STR:
+		s = gild_value_str(v, &len);
+		return PyUnicode_DecodeUTF8(
+		    s != NULL ? s : "", (Py_ssize_t) len, "surrogateescape");
+	case GILD_BYTES: {
+		const uint8_t *p = gild_value_bytes(v, &len);
+		PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t) len);
+
+		if (b != NULL && len > 0)
+			copy_out(PyBytes_AS_STRING(b), p, len);
+		return b;
+	}
+	case GILD_LIST:
+		return seq_to_py(v, as_key, as_key, depth);
+	case GILD_TUPLE:
+		return seq_to_py(v, 1, as_key, depth);
+	case GILD_MAP:
+		return map_to_py(v, depth);
+	case GILD_TENSOR:
+		return tensor_to_py(v);
+	}
+	return PyErr_Format(PyExc_ValueError,
+	    "received a value of unknown kind %d", (int) gild_value_kind(v));
+}
+
+PyObject *
+pyvalue_to_py(const gild_value *v)
+{
+	if (v == NULL)
+		Py_RETURN_NONE;
+	return to_py(v, 0, 1);
+}

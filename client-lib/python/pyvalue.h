@@ -1,0 +1,40 @@
+/* pyvalue: Python objects <-> gild_value for the gild._native extension.
+ * Everything here runs with the GIL held, except large memcpys. */
+#ifndef GILD_PYVALUE_H
+#define GILD_PYVALUE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "gild.h"
+
+/* Deepest nesting sent or received: libgild's limit (VALUE_MAX_DEPTH in
+ * client-lib/value.h), counting a call's argument as depth 1. */
+#define PYVALUE_MAX_DEPTH 1000
+
+/* Caches what the conversions need. Call once at import: 0, or -1 with a
+ * Python exception set. */
+int pyvalue_init(void);
+
+/* Tests: with on == 0, tensors arrive as memoryviews even when numpy can be
+ * imported, and numpy arrays are not recognised when sent. */
+void pyvalue_use_numpy(int on);
+
+/* A call's arguments: args (a tuple, a list or None) and kwargs (a dict with
+ * str keys, or None) become a new GILD_LIST in *va and a new GILD_MAP in *vk
+ * (NULL for None or empty), owned by the caller. Returns 0, or -1 with a
+ * TypeError / ValueError naming the bad argument ("argument 2[0]: cannot
+ * send set: ...") and nothing allocated. */
+int pyvalue_call_args(
+    PyObject *args, PyObject *kwargs, gild_value **va, gild_value **vk);
+
+/* One value (obj borrowed) as a new gild_value owned by the caller, or NULL
+ * with a Python exception set. */
+gild_value *pyvalue_from_py(PyObject *obj);
+
+/* v (borrowed) as a new Python object, or NULL with an exception set:
+ * tensors become numpy arrays when numpy can be imported, else memoryviews
+ * cast to their format and shape, else (dtype, shape, bytes) tuples. */
+PyObject *pyvalue_to_py(const gild_value *v);
+
+#endif

@@ -1,0 +1,215 @@
+"""The gild Python package against the real server: docs/python.md's
+examples, threads, errors, values, streams and futures (issue 5)."""
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+from gildproc import ROOT, B, Gild
+
+sys.path.insert(0, os.path.join(ROOT, "client-lib", "python"))
+SANITIZED = bool(os.environ.get("SANITIZE"))
+if not SANITIZED:
+    import gild  # noqa: E402
+    try:
+        import numpy
+    except ImportError:
+        numpy = None
+
+DOCS = os.path.join(ROOT, "docs", "python.md")
+ENV = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "client-lib", "python"))
+
+
+def rss_kib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+# A sanitized build's extension cannot load into a plain interpreter; the
+# plain run covers the package.
+@unittest.skipIf(SANITIZED, "the Python client is tested in the plain build")
+class DocsTest(unittest.TestCase):
+    """Item 1: every example in docs/python.md runs as written."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.gild = Gild(workers=2)
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.gild.stop() == 0
+
+    def test_python_blocks(self):
+        text = open(DOCS).read()
+        blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+        self.assertGreaterEqual(len(blocks), 7)
+        for code in blocks:
+            code = code.replace("tcp://127.0.0.1:7700", self.gild.url)
+            p = subprocess.run([sys.executable, "-c", code], env=ENV,
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, f"{code}\n{p.stderr}")
+
+    def test_shell_lines(self):
+        text = open(DOCS).read()
+        lines = re.findall(r"^python3 -m gild (.*?)(?:\s+#.*)?$", text, re.M)
+        self.assertGreaterEqual(len(lines), 3)
+        for line in lines:
+            args = line.replace("tcp://127.0.0.1:7700", self.gild.url).split()
+            p = subprocess.run([sys.executable, "-m", "gild", *args], env=ENV,
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, f"{line}\n{p.stderr}")
+        p = subprocess.run([sys.executable, "-m", "gild", "call",
+                            self.gild.url, "add", "1", "2"], env=ENV,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.stdout, "3\n")
+
+
+@unittest.skipIf(SANITIZED, "the Python client is tested in the plain build")
+class ClientTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # Room for a 64 MiB array and the message around it.
+        cls.gild = Gild(workers=2, args=("--max-message", "80M"))
+        cls.c = gild.connect(cls.gild.url)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.close()
+        assert cls.gild.stop() == 0
+
+    def test_threads_submit_in_parallel(self):
+        """Item 2: 10,000 submits from 8 threads, all correct; a counting
+        thread keeps running while they wait (the GIL is released)."""
+        results, stop = {}, threading.Event()
+        count = [0]
+
+        def counter():
+            while not stop.is_set():
+                count[0] += 1
+
+        def worker(t):
+            futs = [(i, self.c.submit("add", i, t))
+                    for i in range(t, 10_000, 8)]
+            for i, f in futs:
+                results[i] = f.result(timeout=60) - (i % 8) == i
+
+        ct = threading.Thread(target=counter)
+        ct.start()
+        before = count[0]
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+        for th in threads:
+            th.start()
+        # Blocking calls too: each waits 0.3 s in C without the GIL.
+        waits = [threading.Thread(target=self.c.call, args=("sleep", 0.3))
+                 for _ in range(2)]
+        t0 = time.monotonic()
+        for th in waits:
+            th.start()
+        for th in waits + threads:
+            th.join()
+        elapsed = time.monotonic() - t0
+        stop.set()
+        ct.join()
+        self.assertEqual(len(results), 10_000)
+        self.assertTrue(all(results.values()))
+        self.assertGreater(count[0] - before, 100_000)
+        self.assertLess(elapsed, 30)
+
+    def test_remote_errors(self):
+        """Item 3: the remote traceback in str(); one class per code."""
+        with self.assertRaises(gild.RemoteError) as cm:
+            self.c.call("fail", "bad input")
+        e = cm.exception
+        self.assertEqual((e.remote_type, e.remote_message, e.code),
+                         ("ValueError", "bad input", "PYTHON_ERROR"))
+        self.assertIn("Traceback", str(e))
+        self.assertIn("raise ValueError(message)", str(e))
+        self.assertIsInstance(e, gild.Error)
+        with self.assertRaises(gild.NotFound):
+            self.c.call("nope")
+        with self.assertRaises(gild.DeadlineExceeded):
+            self.c.call("spin", 2000, timeout=0.1)
+        with self.assertRaises(gild.WorkerLost):
+            self.c.call("crash")
+        with self.assertRaises(TypeError):
+            self.c.call("echo", {1, 2})  # a set cannot be sent
+        self.assertEqual(self.c.call("add", 2, 3), 5)
+
+    def test_values(self):
+        """Item 4: values round-trip; a 64 MiB numpy array comes back equal."""
+        for v in (None, True, False, 0, -1, 2**200, -(2**70), 1.5,
+                  float("inf"), "", "héllo\0x", b"\x00\xff", [1, [2, []]],
+                  (1, "a"), {"k": [1, 2]}, {1: "one", (1, 2): "pair"}):
+            self.assertEqual(self.c.call("echo", v), v, repr(v))
+        self.assertEqual(self.c.call("echo", bytearray(b"ab")), b"ab")
+        self.assertEqual(self.c.call("echo", memoryview(b"cd")), b"cd")
+        nan = self.c.call("echo", float("nan"))
+        self.assertNotEqual(nan, nan)
+        if numpy is None:
+            self.skipTest("numpy is not installed")
+        a = numpy.arange(16 * 2**20, dtype=numpy.float32).reshape(4096, 4096)
+        b = self.c.call("echo", a)
+        self.assertEqual((b.dtype, b.shape), (a.dtype, a.shape))
+        self.assertTrue(numpy.array_equal(a, b))
+
+    def test_stream_memory_flat(self):
+        """Item 5: 1,000,000 chunks read slowly; the client's memory stays
+        flat."""
+        n, start, peak = 0, None, 0
+        with self.c.stream("ticks", 1_000_000) as s:
+            for i in s:
+                if i != n:
+                    self.fail(f"chunk {i} where {n} was due")
+                n += 1
+                if n == 50_000:
+                    start = rss_kib()
+                if n % 50_000 == 0:
+                    peak = max(peak, rss_kib())
+                    time.sleep(0.05)  # a slow reader, now and then
+        self.assertEqual(n, 1_000_000)
+        self.assertLess(peak - start, 8 * 1024)
+
+    def test_future_cancel(self):
+        """Item 6: cancelling a future cancels the call on the server; the
+        app sees gild.context().cancelled() turn true."""
+        with Gild(workers=1) as g, gild.connect(g.url) as c:
+            f = c.submit("wait_for_cancel", 30)
+            for _ in range(500):  # until it runs
+                if c.status()["in_flight"] == 1:
+                    break
+                time.sleep(0.01)
+            self.assertTrue(f.cancel())
+            self.assertTrue(f.cancelled())
+            for _ in range(500):
+                if c.call("cancels_seen") == 1:
+                    break
+                time.sleep(0.01)
+            self.assertEqual(c.call("cancels_seen"), 1)
+
+    def test_map_and_actors_and_asyncio(self):
+        self.assertEqual(list(self.c.map("add", range(100), range(100),
+                                         max_in_flight=7)),
+                         [2 * i for i in range(100)])
+        got = sorted(self.c.map("add", range(20), range(20), ordered=False))
+        self.assertEqual(got, [2 * i for i in range(20)])
+        h = self.c.actor("Counter", 5)
+        self.assertEqual([h.incr(), h.incr(2)], [6, 8])
+        self.c.destroy_actor(h)
+        with self.assertRaises(gild.NotFound):
+            h.incr()
+        import asyncio
+
+        async def main():
+            xs = await asyncio.gather(*(self.c.acall("add", i, i)
+                                        for i in range(5)))
+            ys = [y async for y in self.c.astream("ticks", 4)]
+            return xs, ys
+        self.assertEqual(asyncio.run(main()),
+                         ([0, 2, 4, 6, 8], [0, 1, 2, 3]))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -2,6 +2,7 @@
  * copied into Python objects; Values built from Python results point into
  * the Python objects (pinned) instead of copying payloads a second time. */
 #include "convert.h"
+#include "dtype.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -12,34 +13,6 @@
 #error "tensor and memoryview conversion assume a little-endian host"
 #endif
 
-/* One tensor dtype: its gild name, numpy kind + itemsize, the numpy dtype
- * string (explicitly little-endian) and the memoryview format (NULL where
- * memoryview.cast cannot express it). */
-struct dtype_info {
-	const char *name;
-	char kind;
-	size_t itemsize;
-	const char *np;
-	const char *fmt;
-};
-
-static const struct dtype_info dtypes[] = {
-    {"bool", 'b', 1, "|b1", "?"},
-    {"int8", 'i', 1, "|i1", "b"},
-    {"int16", 'i', 2, "<i2", "h"},
-    {"int32", 'i', 4, "<i4", "i"},
-    {"int64", 'i', 8, "<i8", "q"},
-    {"uint8", 'u', 1, "|u1", "B"},
-    {"uint16", 'u', 2, "<u2", "H"},
-    {"uint32", 'u', 4, "<u4", "I"},
-    {"uint64", 'u', 8, "<u8", "Q"},
-    {"float16", 'f', 2, "<f2", NULL},
-    {"float32", 'f', 4, "<f4", "f"},
-    {"float64", 'f', 8, "<f8", "d"},
-    {"complex64", 'c', 8, "<c8", NULL},
-    {"complex128", 'c', 16, "<c16", NULL},
-};
-#define N_DTYPES (sizeof(dtypes) / sizeof(dtypes[0]))
 
 /* Written once by convert_init (and the numpy probe) while the GIL is held
  * and only read afterwards. In a free-threaded build the lazy numpy probe
@@ -165,24 +138,6 @@ numpy_loaded(void)
 }
 
 /* ---------------------------------------------------------------- helpers */
-
-static const struct dtype_info *
-dtype_by_name(const char *name)
-{
-	for (size_t i = 0; i < N_DTYPES; i++)
-		if (strcmp(dtypes[i].name, name) == 0)
-			return &dtypes[i];
-	return NULL;
-}
-
-static const struct dtype_info *
-dtype_by_kind(char kind, size_t itemsize)
-{
-	for (size_t i = 0; i < N_DTYPES; i++)
-		if (dtypes[i].kind == kind && dtypes[i].itemsize == itemsize)
-			return &dtypes[i];
-	return NULL;
-}
 
 /* Maps a struct-module buffer format (native or little-endian) to a dtype. */
 static const struct dtype_info *

@@ -476,6 +476,35 @@ client_get_closed(client_obj *self, void *unused)
 	return PyBool_FromLong(self->closed || self->c == NULL);
 }
 
+/* The start of every call that sends args and kwargs: the client is open,
+ * the arguments convert (into *va, *vk), and the client is entered. Returns
+ * 0, or -1 with a Python error set and nothing held. */
+static int
+call_begin(client_obj *self, PyObject *a, PyObject *k, gild_value **va,
+    gild_value **vk)
+{
+	if (client_check(self) == -1 || pyvalue_call_args(a, k, va, vk) == -1)
+		return -1;
+	if (client_enter(self) == -1) {
+		gild_value_free(*va);
+		gild_value_free(*vk);
+		return -1;
+	}
+	return 0;
+}
+
+/* The end of a submit: the new call id, or the error raised. */
+static PyObject *
+call_id_or_raise(int rc, gild_error *err, gild_call_id id)
+{
+	if (rc != GILD_OK) {
+		raise_gild(rc, err);
+		gild_error_clear(err);
+		return NULL;
+	}
+	return PyLong_FromUnsignedLongLong(id);
+}
+
 /* submit(function, args, kwargs=None, timeout_ms=0) -> call id */
 static PyObject *
 client_submit(client_obj *self, PyObject *args, PyObject *kw)
@@ -492,23 +521,13 @@ client_submit(client_obj *self, PyObject *args, PyObject *kw)
 	if (!PyArg_ParseTupleAndKeywords(
 	        args, kw, "sO|Oi:submit", kwlist, &fn, &a, &k, &timeout))
 		return NULL;
-	if (client_check(self) == -1 || pyvalue_call_args(a, k, &va, &vk) == -1)
+	if (call_begin(self, a, k, &va, &vk) == -1)
 		return NULL;
-	if (client_enter(self) == -1) {
-		gild_value_free(va);
-		gild_value_free(vk);
-		return NULL;
-	}
 	UNLOCKED(
 	    rc = gild_submit_timeout(self->c, fn, va, vk, timeout, &id, &err);
 	    gild_value_free(va); gild_value_free(vk));
 	client_leave(self);
-	if (rc != GILD_OK) {
-		raise_gild(rc, &err);
-		gild_error_clear(&err);
-		return NULL;
-	}
-	return PyLong_FromUnsignedLongLong(id);
+	return call_id_or_raise(rc, &err, id);
 }
 
 /* wait(call_id, timeout_ms=-1) -> outcome, or None if still running. */
@@ -645,13 +664,8 @@ client_call(client_obj *self, PyObject *args, PyObject *kw)
 	if (!PyArg_ParseTupleAndKeywords(
 	        args, kw, "sO|Oi:call", kwlist, &fn, &a, &k, &timeout))
 		return NULL;
-	if (client_check(self) == -1 || pyvalue_call_args(a, k, &va, &vk) == -1)
+	if (call_begin(self, a, k, &va, &vk) == -1)
 		return NULL;
-	if (client_enter(self) == -1) {
-		gild_value_free(va);
-		gild_value_free(vk);
-		return NULL;
-	}
 	UNLOCKED(rc = gild_call(self->c, fn, va, vk, timeout, &v, &err);
 	         gild_value_free(va); gild_value_free(vk));
 	client_leave(self);
@@ -719,13 +733,8 @@ client_stream(client_obj *self, PyObject *args, PyObject *kw)
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|Oii:stream", kwlist, &fn,
 	        &a, &k, &window, &timeout))
 		return NULL;
-	if (client_check(self) == -1 || pyvalue_call_args(a, k, &va, &vk) == -1)
+	if (call_begin(self, a, k, &va, &vk) == -1)
 		return NULL;
-	if (client_enter(self) == -1) {
-		gild_value_free(va);
-		gild_value_free(vk);
-		return NULL;
-	}
 	UNLOCKED(rc = gild_stream_open(
 	             self->c, fn, va, vk, window, timeout, &s, &err);
 	         gild_value_free(va); gild_value_free(vk));
@@ -773,13 +782,8 @@ client_actor_new(client_obj *self, PyObject *args, PyObject *kw)
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|Ozpi:actor_new", kwlist,
 	        &cls, &a, &k, &name, &detached, &timeout))
 		return NULL;
-	if (client_check(self) == -1 || pyvalue_call_args(a, k, &va, &vk) == -1)
+	if (call_begin(self, a, k, &va, &vk) == -1)
 		return NULL;
-	if (client_enter(self) == -1) {
-		gild_value_free(va);
-		gild_value_free(vk);
-		return NULL;
-	}
 	UNLOCKED(rc = gild_actor_new(self->c, cls, va, vk, name, detached != 0,
 	             timeout, &aid, &err);
 	         gild_value_free(va); gild_value_free(vk));
@@ -852,23 +856,13 @@ client_actor_submit(client_obj *self, PyObject *args, PyObject *kw)
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "O&sO|O:actor_submit",
 	        kwlist, conv_id, &aid, &method, &a, &k))
 		return NULL;
-	if (client_check(self) == -1 || pyvalue_call_args(a, k, &va, &vk) == -1)
+	if (call_begin(self, a, k, &va, &vk) == -1)
 		return NULL;
-	if (client_enter(self) == -1) {
-		gild_value_free(va);
-		gild_value_free(vk);
-		return NULL;
-	}
 	UNLOCKED(
 	    rc = gild_actor_submit(self->c, aid, method, va, vk, &id, &err);
 	    gild_value_free(va); gild_value_free(vk));
 	client_leave(self);
-	if (rc != GILD_OK) {
-		raise_gild(rc, &err);
-		gild_error_clear(&err);
-		return NULL;
-	}
-	return PyLong_FromUnsignedLongLong(id);
+	return call_id_or_raise(rc, &err, id);
 }
 
 /* actor_call(actor_id, method, args, kwargs=None, timeout_ms=-1) -> outcome
@@ -888,13 +882,8 @@ client_actor_call(client_obj *self, PyObject *args, PyObject *kw)
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "O&sO|Oi:actor_call", kwlist,
 	        conv_id, &aid, &method, &a, &k, &timeout))
 		return NULL;
-	if (client_check(self) == -1 || pyvalue_call_args(a, k, &va, &vk) == -1)
+	if (call_begin(self, a, k, &va, &vk) == -1)
 		return NULL;
-	if (client_enter(self) == -1) {
-		gild_value_free(va);
-		gild_value_free(vk);
-		return NULL;
-	}
 	UNLOCKED(rc = gild_actor_call(
 	             self->c, aid, method, va, vk, timeout, &v, &err);
 	         gild_value_free(va); gild_value_free(vk));

@@ -88,10 +88,11 @@ numpy_bind(PyObject *np)
 	return 1;
 }
 
-/* 1 if numpy is usable and already imported by someone: sending never
- * imports it (an object cannot be a numpy array unless numpy is loaded). */
+/* 1 if numpy is usable: for sending only when someone already imported it
+ * (an object cannot be a numpy array unless numpy is loaded), for a
+ * received tensor importing it if need be (do_import). */
 static int
-numpy_loaded(void)
+numpy_ready(int do_import)
 {
 	PyObject *np;
 	int ok;
@@ -102,33 +103,12 @@ numpy_loaded(void)
 		return 1;
 	if (pv.numpy_failed)
 		return 0;
-	np = PyImport_GetModule(pv.numpy_name);
+	np = do_import ? PyImport_Import(pv.numpy_name)
+		       : PyImport_GetModule(pv.numpy_name);
 	if (np == NULL) {
 		PyErr_Clear();
-		return 0;
-	}
-	ok = numpy_bind(np);
-	Py_DECREF(np);
-	return ok;
-}
-
-/* 1 if numpy can be used for a received tensor, importing it if need be. */
-static int
-numpy_import(void)
-{
-	PyObject *np;
-	int ok;
-
-	if (pv.numpy_off)
-		return 0;
-	if (pv.np_ndarray != NULL)
-		return 1;
-	if (pv.numpy_failed)
-		return 0;
-	np = PyImport_Import(pv.numpy_name);
-	if (np == NULL) {
-		PyErr_Clear();
-		pv.numpy_failed = 1;
+		if (do_import)
+			pv.numpy_failed = 1;
 		return 0;
 	}
 	ok = numpy_bind(np);
@@ -596,7 +576,7 @@ from_py(PyObject *o, const seg *at, int depth)
 		return seq_from_py(o, at, depth);
 	if (PyDict_Check(o))
 		return map_from_py(o, at, depth);
-	if (numpy_loaded()) {
+	if (numpy_ready(0)) {
 		if (PyObject_TypeCheck(o, (PyTypeObject *) pv.np_ndarray))
 			return ndarray_from_py(o, at);
 		if (PyObject_TypeCheck(o, (PyTypeObject *) pv.np_generic))
@@ -880,7 +860,7 @@ tensor_to_py(const gild_value *v)
 		    gild_tensor_dtype(v) ? gild_tensor_dtype(v) : "");
 	if ((shape = shape_tuple(dims, ndim)) == NULL)
 		return NULL;
-	if (numpy_import())
+	if (numpy_ready(1))
 		out = tensor_numpy(dt, shape, data, len);
 	else
 		out = tensor_fallback(dt, shape, dims, ndim, data, len);

@@ -33,6 +33,10 @@ DEBS := gcc make pkg-config libevent-dev libnng-dev nng-utils \
 	python3-numpy python3-protobuf libcunit1-dev libjansson-dev \
 	clang libclang-rt-14-dev
 
+# What building the free-threaded CPython needs (mk/python-ft.sh).
+FT_DEBS := dpkg-dev xz-utils libssl-dev zlib1g-dev libffi-dev libbz2-dev \
+	liblzma-dev libsqlite3-dev uuid-dev libexpat1-dev
+
 SAN_FLAGS := $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all)
 WARN := -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter \
@@ -55,6 +59,15 @@ ifneq ($(shell mk/deps.sh $(DEBS) >&2 && echo ok),ok)
 $(error missing Debian packages: see the command above)
 endif
 include $(B)/config.mk
+# The free-threaded CPython that gild-worker-ft embeds: GILD_PYTHON_FT, one
+# on PATH, or one built once into ~/.cache/gild (mk/python-ft.sh). `make
+# PYTHON_FT_CONFIG=` builds without the free-threaded runtime.
+ifeq ($(origin PYTHON_FT_CONFIG),undefined)
+PYTHON_FT_CONFIG := $(shell mk/python-ft.sh $(FT_DEBS))
+ifeq ($(PYTHON_FT_CONFIG),)
+$(error no free-threaded Python for gild-worker-ft: see the messages above)
+endif
+endif
 endif
 
 deps:
@@ -68,6 +81,7 @@ $(B)/config.mk: Makefile mk/deps.sh mk/config.sh
 BINS :=
 LIBS :=
 UNIT_TESTS :=
+RUNTIME_TESTS := # run by tests/run.sh, not files to build ("ft:...")
 include proto/build.mk
 include mk/cunit.mk
 include client-lib/build.mk
@@ -85,15 +99,17 @@ run: all
 
 # Under sanitizers, leaks inside libpython and numpy (not ours) are ignored.
 test: all $(UNIT_TESTS) $(TEST_DEPS)
-	@B=$(B) PYTHON=$(PYTHON) SANITIZE=$(SANITIZE) FUZZ_SECONDS=$(FUZZ_SECONDS) \
+	@B=$(B) PYTHON=$(PYTHON) FT_PYTHON=$(FT_PY_EXE) SANITIZE=$(SANITIZE) \
+	FUZZ_SECONDS=$(FUZZ_SECONDS) \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/worker/lsan.supp:print_suppressions=0 \
-	tests/run.sh $(UNIT_TESTS)
+	tests/run.sh $(UNIT_TESTS) $(RUNTIME_TESTS)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)/gild \
 		$(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
 	install -m 755 $(B)/gild $(B)/gildctl $(DESTDIR)$(BINDIR)/
-	install -m 755 $(B)/gild-worker $(DESTDIR)$(LIBEXECDIR)/gild/
+	install -m 755 $(B)/gild-worker $(if $(PYTHON_FT_CONFIG),$(B)/gild-worker-ft) \
+		$(DESTDIR)$(LIBEXECDIR)/gild/
 	install -m 644 client-lib/gild.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(B)/libgild.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(B)/libgild.so.0 $(DESTDIR)$(LIBDIR)/

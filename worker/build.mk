@@ -23,16 +23,17 @@ $(B)/tests/test_convert.o: XCFLAGS += $(PY_CFLAGS)
 $(eval $(call cunit_test,test_convert,$(WORKER_OBJS_NO_MAIN) $(B)/libgildproto.a,$(PY_LIBS) $(PROTOBUFC_LIBS)))
 $(B)/tests/test_convert: | $(B)/gild-worker
 
-# gild-worker-ft: the same sources against a second libpython, normally a
-# free-threaded one (make PYTHON_FT_CONFIG=/usr/local/bin/python3.13t-config).
-# Off unless PYTHON_FT_CONFIG is given.
-PYTHON_FT_CONFIG ?=
+# gild-worker-ft: the same sources built a second time, against the
+# free-threaded libpython of PYTHON_FT_CONFIG (the top Makefile finds or
+# builds it). Its run path points at that libpython, wherever it lives.
 ifneq ($(PYTHON_FT_CONFIG),)
+FT_PREFIX := $(shell $(PYTHON_FT_CONFIG) --prefix)
 FT_PY_CFLAGS := $(shell $(PYTHON_FT_CONFIG) --includes)
-FT_PY_LIBS := $(shell $(PYTHON_FT_CONFIG) --ldflags --embed)
+FT_PY_LIBS := $(shell $(PYTHON_FT_CONFIG) --ldflags --embed) \
+	-Wl,-rpath,$(FT_PREFIX)/lib
 FT_PY_VERSION := $(shell $(PYTHON_FT_CONFIG) --configdir | \
 	sed -n 's/.*config-\([0-9.]*t\{0,1\}\).*/\1/p')
-FT_PY_EXE := $(shell $(PYTHON_FT_CONFIG) --prefix)/bin/python$(FT_PY_VERSION)
+FT_PY_EXE := $(FT_PREFIX)/bin/python$(FT_PY_VERSION)
 WORKER_FT_OBJS := $(patsubst %.c,$(B)/ft/%.o,$(WORKER_SRCS) worker/main.c)
 
 $(B)/ft/worker/%.o: worker/%.c | $(PROTO_H)

@@ -1,0 +1,106 @@
+#!/bin/sh
+# Provides a free-threaded CPython (PEP 703, "3.13t") for gild-worker-ft and
+# prints the path of its pythonX.Yt-config on stdout. Everything else goes
+# to stderr. In order, it uses:
+#   1. $GILD_PYTHON_FT, the path of a pythonX.Yt-config the user already has;
+#   2. a free-threaded python3.13t or python3.14t on PATH, when its -config
+#      sits next to it;
+#   3. the one built earlier into the cache, $GILD_FT_CACHE, by default
+#      ${XDG_CACHE_HOME:-$HOME/.cache}/gild/python3.13t;
+#   4. otherwise it builds one there from the Debian source package of
+#      python3.13 (Debian 13's, fetched with a temporary deb-src list that
+#      touches nothing in /etc/apt), configured --disable-gil --enable-shared.
+#      About four minutes on two cores; the log is kept in the cache.
+# Usage: mk/python-ft.sh [DEBIAN-BUILD-DEPENDENCY...]
+# The arguments are the Debian packages the build needs (mk/deps.sh installs
+# them when root, or names them); they are only checked when building.
+set -eu
+
+is_ft_config() {
+	[ -x "$1" ] || return 1
+	# A free-threaded build's ABI flags contain "t" (python3.13t).
+	case $("$1" --abiflags 2>/dev/null) in *t*) return 0 ;; esac
+	echo "gild: $1 is not a free-threaded Python (abiflags lack 't')" >&2
+	return 1
+}
+
+if [ -n "${GILD_PYTHON_FT:-}" ]; then
+	if is_ft_config "$GILD_PYTHON_FT"; then
+		echo "$GILD_PYTHON_FT"
+		exit 0
+	fi
+	echo "gild: GILD_PYTHON_FT=$GILD_PYTHON_FT is not a free-threaded" \
+		"pythonX.Yt-config" >&2
+	exit 1
+fi
+
+for exe in python3.14t python3.13t; do
+	path=$(command -v "$exe" 2>/dev/null) || continue
+	if is_ft_config "$path-config"; then
+		echo "$path-config"
+		exit 0
+	fi
+done
+
+cache=${GILD_FT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gild/python3.13t}
+config=$cache/bin/python3.13t-config
+# The stamp is written last, so a build cut short is redone, not reused.
+if [ -f "$cache/.gild-complete" ] && is_ft_config "$config"; then
+	echo "$config"
+	exit 0
+fi
+
+here=$(cd "$(dirname "$0")" && pwd)
+"$here/deps.sh" "$@" >&2
+
+mkdir -p "$cache"
+exec 9>"$cache.lock"
+if ! flock -n 9; then
+	echo "gild: waiting for another build of the free-threaded Python" >&2
+	flock 9
+	if [ -f "$cache/.gild-complete" ]; then
+		echo "$config"
+		exit 0
+	fi
+fi
+
+log=$cache.build.log
+work=$(mktemp -d "${TMPDIR:-/tmp}/gild-python-ft.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+echo "gild: building a free-threaded CPython 3.13 into $cache" \
+	"(about four minutes; log: $log)" >&2
+(
+	set -x
+	cd "$work"
+	mkdir -p lists/partial
+	echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]" \
+		"http://deb.debian.org/debian trixie main" > src.list
+	apt="-o Dir::Etc::SourceList=$work/src.list -o Dir::Etc::SourceParts=/dev/null
+		-o Dir::State::Lists=$work/lists -o APT::Sandbox::User=root"
+	# shellcheck disable=SC2086
+	apt-get $apt update
+	# shellcheck disable=SC2086
+	apt-get $apt source python3.13
+	cd python3.13-*/
+	# No PGO: it would triple the build time.
+	./configure --prefix="$cache" --disable-gil --enable-shared \
+		--without-ensurepip --disable-test-modules
+	# The linker's run path (LD_RUN_PATH: Debian's patches drop LDFLAGS
+	# given to configure): python3.13t finds libpython3.13t.so without
+	# LD_LIBRARY_PATH.
+	LD_RUN_PATH="$cache/lib" make -j"$(nproc)"
+	rm -rf "$cache"
+	make install
+) > "$log" 2>&1 || {
+	tail -n 30 "$log" >&2
+	echo "gild: building the free-threaded Python failed; the log is $log" >&2
+	echo "gild: or point GILD_PYTHON_FT at a pythonX.Yt-config you have" >&2
+	exit 1
+}
+if ! is_ft_config "$config"; then
+	echo "gild: the build finished but $config is not free-threaded" >&2
+	exit 1
+fi
+touch "$cache/.gild-complete"
+echo "gild: free-threaded Python ready: $cache/bin/python3.13t" >&2
+echo "$config"

@@ -885,6 +885,8 @@ codec_status_to_value(const Gild__V1__Status *st, gild_value **out)
 	rc |= set(m, "uptime_s", gild_float(st->uptime_s));
 	rc |= set(m, "python_version", str_or_empty(st->python_version));
 	rc |= set(m, "state", str_or_empty(st->state));
+	rc |= set(m, "threads", gild_int(st->threads));
+	rc |= set(m, "gil_enabled", gild_bool(st->gil_enabled));
 	if (rc != 0)
 		goto fail;
 	*out = m;

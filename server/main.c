@@ -27,7 +27,14 @@ static const char usage[] =
     "                      ws://); default tcp://127.0.0.1:7700; tcp port 0\n"
     "                      picks a free port (printed at start)\n"
     "  --workers N         worker processes (default: usable CPUs, honouring\n"
-    "                      the cgroup CPU quota and the affinity mask)\n"
+    "                      the cgroup CPU quota and the affinity mask; with\n"
+    "                      --runtime free-threaded, 1)\n"
+    "  --runtime R         process (default): one Python per worker process,\n"
+    "                      with its GIL; free-threaded: workers embed a\n"
+    "                      free-threaded Python (gild-worker-ft) and run\n"
+    "                      calls on --threads threads each, in parallel\n"
+    "  --threads T         free-threaded runtime: Python threads per worker\n"
+    "                      (default: usable CPUs)\n"
     "  --max-message SIZE  largest request or result (default 64M; K, M, G)\n"
     "  --max-queue N       calls waiting for a worker before new ones get\n"
     "                      RESOURCE_EXHAUSTED (default 10000)\n"
@@ -40,7 +47,9 @@ static const char usage[] =
     "                      declares none, in seconds (default 0: none)\n"
     "  --kill-grace S      seconds an interrupted call (deadline, cancel) may\n"
     "                      take to stop before its worker is killed (default 2)\n"
-    "  --worker-memory MIB hard address-space limit of each worker; a call\n"
+    "  --worker-memory MIB hard address-space limit of each worker (for\n"
+    "                      free-threaded ones: on top of what the worker\n"
+    "                      reserved by the time the app was imported); a call\n"
     "                      that needs more ends with WORKER_LOST and the\n"
     "                      worker is replaced (default 0: none)\n"
     "  --spawn fork|exec   how workers start: fork (default) from a template\n"
@@ -121,9 +130,10 @@ parse_int(const char *s, long min, long max, long *out)
 	return 0;
 }
 
-/* gild-worker next to this program, or in ../libexec/gild/. */
+/* name (gild-worker or gild-worker-ft) next to this program, or in
+ * ../libexec/gild/. */
 static int
-find_worker(char *out, size_t len)
+find_worker(const char *name, char *out, size_t len)
 {
 	char self[PATH_MAX], *dir;
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -132,10 +142,10 @@ find_worker(char *out, size_t len)
 		return -1;
 	self[n] = '\0';
 	dir = dirname(self);
-	snprintf(out, len, "%s/gild-worker", dir);
+	snprintf(out, len, "%s/%s", dir, name);
 	if (access(out, X_OK) == 0)
 		return 0;
-	snprintf(out, len, "%s/../libexec/gild/gild-worker", dir);
+	snprintf(out, len, "%s/../libexec/gild/%s", dir, name);
 	return access(out, X_OK) == 0 ? 0 : -1;
 }
 
@@ -145,6 +155,8 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"listen", required_argument, NULL, 'l'},
 	    {"workers", required_argument, NULL, 'w'},
+	    {"runtime", required_argument, NULL, 'r'},
+	    {"threads", required_argument, NULL, 'T'},
 	    {"max-message", required_argument, NULL, 'm'},
 	    {"max-queue", required_argument, NULL, 'q'},
 	    {"drain-timeout", required_argument, NULL, 'd'},
@@ -197,6 +209,23 @@ main(int argc, char **argv)
 						 "number from 1 to 4096, got '%s'",
 				    optarg);
 			o.workers = (int) v;
+			break;
+		case 'r':
+			if (strcmp(optarg, "process") == 0)
+				o.free_threaded = false;
+			else if (strcmp(optarg, "free-threaded") == 0)
+				o.free_threaded = true;
+			else
+				return die_usage("--runtime: expected process or "
+						 "free-threaded, got '%s'",
+				    optarg);
+			break;
+		case 'T':
+			if (parse_int(optarg, 1, 1024, &v) != 0)
+				return die_usage("--threads: expected a whole "
+						 "number from 1 to 1024, got '%s'",
+				    optarg);
+			o.threads = (int) v;
 			break;
 		case 'm':
 			if (parse_size(optarg, &o.max_message) != 0)
@@ -312,10 +341,32 @@ main(int argc, char **argv)
 	}
 	if (o.nlisten == 0)
 		listen[o.nlisten++] = "tcp://127.0.0.1:7700";
-	if (o.workers == 0)
-		o.workers = cpus_usable();
+	if (o.threads != 0 && !o.free_threaded)
+		return die_usage("--threads needs --runtime free-threaded (the "
+				 "process runtime runs one call per worker: "
+				 "use --workers)%s", "");
+	if (o.free_threaded) {
+		if (o.workers == 0)
+			o.workers = 1;
+		if (o.threads == 0)
+			o.threads = cpus_usable();
+	} else {
+		o.threads = 1;
+		if (o.workers == 0)
+			o.workers = cpus_usable();
+	}
+	if (worker_bin[0] == '\0' && o.free_threaded &&
+	    find_worker("gild-worker-ft", worker_bin, sizeof(worker_bin)) != 0) {
+		fprintf(stderr,
+		    "gild: --runtime free-threaded needs gild-worker-ft, the "
+		    "worker built against a free-threaded Python, and it is not "
+		    "next to gild or in ../libexec/gild/. `make` builds it (and "
+		    "that Python, or uses GILD_PYTHON_FT=/path/to/"
+		    "python3.13t-config); or point --worker-bin at one\n");
+		return 2;
+	}
 	if (worker_bin[0] == '\0' &&
-	    find_worker(worker_bin, sizeof(worker_bin)) != 0) {
+	    find_worker("gild-worker", worker_bin, sizeof(worker_bin)) != 0) {
 		fprintf(stderr, "gild: cannot find gild-worker next to gild or "
 				"in ../libexec/gild/; use --worker-bin\n");
 		return 2;

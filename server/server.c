@@ -1386,7 +1386,10 @@ on_status(server *srv, listener_req *req, uint64_t id)
 	}
 	st.server_version = GILD_VERSION;
 	st.app = (char *) srv->opts->app;
-	st.runtime = "process";
+	st.runtime = (char *) (srv->opts->free_threaded ? "free-threaded"
+						       : "process");
+	st.threads = (uint32_t) srv->opts->threads;
+	st.gil_enabled = supervisor_gil_enabled(srv->sup);
 	st.functions = (char **) supervisor_functions(srv->sup, &st.n_functions);
 	st.n_workers = (size_t) n;
 	st.workers = wp;
@@ -1480,9 +1483,23 @@ on_worker_ready(void *arg, int slot)
 	if (!srv->announced_ready &&
 	    sched_ready_slots(srv->sch) == supervisor_count(srv->sup)) {
 		srv->announced_ready = true;
-		printf("gild: ready (%d workers)\n", supervisor_count(srv->sup));
+		if (srv->opts->free_threaded) {
+			printf("gild: ready (%d workers, %d threads each)\n",
+			    supervisor_count(srv->sup), srv->opts->threads);
+			log_info("ready: %d free-threaded workers, %d threads "
+				 "each", supervisor_count(srv->sup),
+			    srv->opts->threads);
+			if (supervisor_gil_enabled(srv->sup))
+				log_warn("the workers' free-threaded Python has "
+					 "its GIL enabled (see the worker's "
+					 "warning above): each runs Python "
+					 "on one thread at a time");
+		} else {
+			printf("gild: ready (%d workers)\n",
+			    supervisor_count(srv->sup));
+			log_info("ready: %d workers", supervisor_count(srv->sup));
+		}
 		fflush(stdout);
-		log_info("ready: %d workers", supervisor_count(srv->sup));
 	}
 	pump(srv);
 }
@@ -1727,6 +1744,7 @@ server_run(const server_opts *opts)
 	    .max_rss_kib = opts->max_rss_mib * 1024,
 	    .memory_mib = opts->worker_memory_mib,
 	    .use_template = !opts->spawn_exec,
+	    .threads = opts->threads,
 	};
 	sup_events se = {
 	    .ready = on_worker_ready,
@@ -1768,7 +1786,8 @@ server_run(const server_opts *opts)
 		srv.exit_code = 1;
 		goto out;
 	}
-	if ((rc = sched_init(&srv.sch, opts->workers, 1, opts->max_queue)) != 0 ||
+	if ((rc = sched_init(&srv.sch, opts->workers, opts->threads,
+		 opts->max_queue)) != 0 ||
 	    (rc = supervisor_init(&srv.sup, srv.base, &sc, &se, &srv)) != 0) {
 		log_error("cannot set up: %s", strerror(-rc));
 		srv.exit_code = 1;

@@ -23,6 +23,8 @@ typedef struct server_opts {
 	int kill_grace_ms;        /* after an interrupt, before the kill */
 	uint64_t worker_memory_mib; /* workers' address-space limit (0: none) */
 	bool spawn_exec;          /* exec each worker instead of forking the template */
+	bool free_threaded;       /* --runtime free-threaded (gild-worker-ft) */
+	int threads;              /* Python threads per worker (1: process) */
 } server_opts;
 
 /* Runs gild until SIGINT/SIGTERM (returns 0 after a clean stop) or a fatal

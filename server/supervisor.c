@@ -49,6 +49,8 @@ typedef struct worker {
 	bool said_hello;
 	bool killed;            /* by supervisor_kill: restart without backoff */
 	bool roll;              /* replace it after its running job (reload) */
+	bool draining;          /* takes no new job: retired once it has none
+				   running (a recycle with several threads) */
 	int running;            /* jobs sent and not answered */
 	uint32_t generation;    /* the reload it was started after */
 	uint32_t tgen;          /* the template that forked it (0: exec) */
@@ -92,6 +94,7 @@ struct supervisor {
 	uint32_t *actor_restarts;      /* parallel to actor_classes */
 	size_t nactor_classes;
 	char *python_version;
+	bool gil_enabled; /* as the last hello said */
 };
 
 static void worker_down(worker *w, const char *reason);
@@ -211,6 +214,7 @@ store_hello(supervisor *s, const uint8_t *data, size_t len)
 	}
 	free(s->python_version);
 	s->python_version = strdup(h->python_version);
+	s->gil_enabled = h->gil_enabled;
 	gild__worker__v1__hello__free_unpacked(h, NULL);
 	return 0;
 }
@@ -389,14 +393,19 @@ on_worker_frame(void *arg, const uint8_t *p, size_t len)
 		w->jobs_since_spawn++;
 		if (w->running > 0)
 			w->running--;
-		if (fw.exiting || due_for_recycling(w)) {
+		if (!w->draining && (fw.exiting || due_for_recycling(w))) {
 			/* No new job may reach it while its result goes out. */
+			w->draining = true;
 			s->ev.retiring(s->arg, w->slot);
-			end(s->arg, w->slot, fw.job_id, fw.data, fw.len);
+		}
+		end(s->arg, w->slot, fw.job_id, fw.data, fw.len);
+		if (w->bev == NULL)
+			return false;
+		if (w->draining && w->running == 0) {
+			/* Its last job (of several threads') is answered. */
 			retire(w);
 			return false;
 		}
-		end(s->arg, w->slot, fw.job_id, fw.data, fw.len);
 		return true;
 	}
 	default:
@@ -470,6 +479,7 @@ attach(worker *w, int fd, pid_t pid)
 	w->said_hello = false;
 	w->killed = false;
 	w->roll = false;
+	w->draining = false;
 	w->running = 0;
 	w->jobs_since_spawn = 0;
 	w->generation = w->sup->generation;
@@ -482,10 +492,10 @@ attach(worker *w, int fd, pid_t pid)
 static int
 launch(supervisor *s, const char *const *extra, int *fd, pid_t *pid_out)
 {
-	char fdarg[] = "3", mem[24];
+	char fdarg[] = "3", mem[24], threads[16];
 	const char *argv[16] = {s->cfg.worker_bin, "--fd", fdarg, "--app",
-	    s->cfg.app, "--memory-limit", mem};
-	int argc = 7, sv[2];
+	    s->cfg.app, "--memory-limit", mem, "--threads", threads};
+	int argc = 9, sv[2];
 	pid_t pid;
 
 	for (; *extra != NULL && argc < 15; extra++)
@@ -493,6 +503,8 @@ launch(supervisor *s, const char *const *extra, int *fd, pid_t *pid_out)
 	argv[argc] = NULL;
 	snprintf(mem, sizeof(mem), "%llu",
 	    (unsigned long long) s->cfg.memory_mib);
+	snprintf(threads, sizeof(threads), "%d",
+	    s->cfg.threads > 0 ? s->cfg.threads : 1);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
 		return -errno;
 	pid = fork();
@@ -1448,4 +1460,10 @@ const char *
 supervisor_python_version(const supervisor *s)
 {
 	return s->python_version;
+}
+
+bool
+supervisor_gil_enabled(const supervisor *s)
+{
+	return s->gil_enabled;
 }

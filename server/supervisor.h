@@ -25,14 +25,16 @@ typedef struct sup_config {
 	uint64_t max_rss_kib;   /* ... or when its RSS is over this (0: never) */
 	uint64_t memory_mib;    /* workers' address-space limit (0: none) */
 	bool use_template;      /* fork workers from a template (else exec) */
+	int threads;            /* Python threads per worker (--threads; 1) */
 } sup_config;
 
 /* What the supervisor tells its owner, always on the loop. */
 typedef struct sup_events {
 	/* Worker `slot` said hello and takes jobs. */
 	void (*ready)(void *arg, int slot);
-	/* Worker `slot` takes no new jobs: it is recycled once its result (the
-	 * `result` event that follows) is delivered, and says hello again. */
+	/* Worker `slot` takes no new jobs: it is recycled once the results of
+	 * the jobs it runs (the `result` events that follow) are delivered,
+	 * and says hello again. */
 	void (*retiring)(void *arg, int slot);
 	/* Worker `slot` died or broke its protocol; a restart is scheduled. */
 	void (*lost)(void *arg, int slot, const char *reason);
@@ -115,6 +117,9 @@ int supervisor_count(const supervisor *s);
  * 0 before any worker is ready), and the workers' Python version. */
 const char *const *supervisor_functions(const supervisor *s, size_t *n);
 const char *supervisor_python_version(const supervisor *s);
+/* Whether the workers' interpreter has its GIL on, as the latest hello
+ * said (a free-threaded one turns it on for an extension that needs it). */
+bool supervisor_gil_enabled(const supervisor *s);
 /* Whether the app has an @gild.actor class `name` (len bytes), and its
  * max_restarts. */
 bool supervisor_actor_class(const supervisor *s, const char *name, size_t len,

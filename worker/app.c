@@ -450,6 +450,7 @@ app_load(app **out, const char *spec, werr *err)
 	}
 	if (a->module == NULL || collect_exports(a) == -1) {
 		werr_from_python(err, GILD__V1__CODE__PYTHON_ERROR);
+		interp_explain_import(err);
 		goto fail;
 	}
 	free(abs);

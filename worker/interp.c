@@ -5,11 +5,18 @@
 #include "interrupt.h"
 
 #include <Python.h>
+#include <glob.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#ifdef GILD_PYTHON_EXE
+#define GILD_PYTHON_EXE_OR_EMBEDDED GILD_PYTHON_EXE
+#else
+#define GILD_PYTHON_EXE_OR_EMBEDDED "embedded"
+#endif
 
 /* PYTHONPATH is ignored by isolated mode: add its entries at the front, in
  * order, as a plain `python` would. */
@@ -85,6 +92,26 @@ add_gild_package(werr *err)
 	return 0;
 }
 
+/* A free-threaded interpreter turns the GIL back on when it imports an
+ * extension module that does not declare it can run without one, and says
+ * so with a RuntimeWarning naming the module. This hook keeps those names
+ * (gild_gil_causes in _gild_worker) and still shows the warning. */
+static const char gil_hook[] =
+    "import re, sys, warnings, _gild_worker\n"
+    "_gild_worker.gil_causes = []\n"
+    "def _hook(show):\n"
+    "    def showwarning(message, category, *args, **kwargs):\n"
+    "        m = re.search(r\"lock \\(GIL\\) has been enabled to load module \"\n"
+    "                      r\"'([^']+)'\", str(message))\n"
+    "        if m and m.group(1) not in _gild_worker.gil_causes:\n"
+    "            _gild_worker.gil_causes.append(m.group(1))\n"
+    "        return show(message, category, *args, **kwargs)\n"
+    "    return showwarning\n"
+    "warnings.showwarning = _hook(warnings.showwarning)\n"
+    "warnings.filterwarnings('always', category=RuntimeWarning,\n"
+    "                        message='.*GIL.*')\n"
+    "del _hook\n";
+
 /* Imports _gild_worker now, so the interrupt exceptions exist before the
  * first job. */
 static int
@@ -133,13 +160,27 @@ interp_init(const char *argv0, werr *err)
 			goto fail_config;
 	}
 #endif
+#ifdef Py_GIL_DISABLED
+	/* Isolated mode ignores PYTHON_GIL: honour it here, so an operator
+	 * can keep the GIL off (0) despite an extension that does not declare
+	 * free-threading support, or force it on (1). */
+	{
+		const char *gil = getenv("PYTHON_GIL");
+		if (gil != NULL && (strcmp(gil, "0") == 0 || strcmp(gil, "1") == 0))
+			config.enable_gil = gil[0] - '0';
+	}
+#endif
 	st = Py_InitializeFromConfig(&config);
 	PyConfig_Clear(&config);
 	if (PyStatus_Exception(st))
 		goto fail_status;
-	if (add_pythonpath(err) == -1 || add_gild_package(err) == -1)
+	if (add_pythonpath(err) == -1 || add_gild_package(err) == -1 ||
+	    import_worker_module(err) == -1)
 		return -1;
-	return import_worker_module(err);
+	if (interp_free_threaded() && PyRun_SimpleString(gil_hook) != 0)
+		return werr_set(err, GILD__V1__CODE__INTERNAL, NULL,
+		    "cannot watch for the GIL being enabled");
+	return 0;
 fail_config:
 	PyConfig_Clear(&config);
 fail_status:
@@ -147,6 +188,115 @@ fail_status:
 	    "cannot start Python: %s%s%s", st.func != NULL ? st.func : "",
 	    st.func != NULL ? ": " : "",
 	    st.err_msg != NULL ? st.err_msg : "unknown error");
+}
+
+int
+interp_free_threaded(void)
+{
+#ifdef Py_GIL_DISABLED
+	return 1;
+#else
+	return 0;
+#endif
+}
+
+size_t
+interp_gil_causes(char *buf, size_t cap)
+{
+	PyObject *m = PyImport_ImportModule("_gild_worker");
+	PyObject *list = m != NULL ? PyObject_GetAttrString(m, "gil_causes")
+				   : NULL;
+	PyObject *s = NULL, *sep = PyUnicode_FromString(", ");
+	const char *u;
+	size_t n = 0;
+
+	if (cap > 0)
+		buf[0] = '\0';
+	if (list != NULL && sep != NULL && PyList_Check(list) &&
+	    PyList_GET_SIZE(list) > 0 &&
+	    (s = PyUnicode_Join(sep, list)) != NULL &&
+	    (u = PyUnicode_AsUTF8(s)) != NULL && cap > 0) {
+		snprintf(buf, cap, "%s", u);
+		n = (size_t) PyList_GET_SIZE(list);
+	}
+	PyErr_Clear();
+	Py_XDECREF(s);
+	Py_XDECREF(sep);
+	Py_XDECREF(list);
+	Py_XDECREF(m);
+	return n;
+}
+
+/* Where Debian's system Python keeps its packages. */
+#define SYSTEM_DIST_PACKAGES "/usr/lib/python3/dist-packages"
+
+/* Whether module top (a top-level name) is installed for the system
+ * Python: a package folder, a .py file or an extension module there. */
+static int
+system_has_module(const char *top)
+{
+	char path[PATH_MAX];
+	char pattern[PATH_MAX];
+	glob_t g;
+	int found;
+
+	snprintf(path, sizeof(path), "%s/%s", SYSTEM_DIST_PACKAGES, top);
+	if (access(path, F_OK) == 0)
+		return 1;
+	snprintf(path, sizeof(path), "%s/%s.py", SYSTEM_DIST_PACKAGES, top);
+	if (access(path, F_OK) == 0)
+		return 1;
+	snprintf(pattern, sizeof(pattern), "%s/%s.*.so", SYSTEM_DIST_PACKAGES,
+	    top);
+	found = glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc > 0;
+	globfree(&g);
+	return found;
+}
+
+void
+interp_explain_import(werr *err)
+{
+	const char *msg = err->message;
+	const char *q;
+	char top[128], version[32], sys_version[64] = "3";
+	char link[64];
+	ssize_t n;
+	size_t len;
+
+	if (err->python_type == NULL || msg == NULL ||
+	    strcmp(err->python_type, "ModuleNotFoundError") != 0 ||
+	    strncmp(msg, "No module named '", 17) != 0)
+		return;
+	q = msg + 17;
+	len = strcspn(q, ".'");
+	if (len == 0 || len >= sizeof(top))
+		return;
+	memcpy(top, q, len);
+	top[len] = '\0';
+	interp_python_version(version, sizeof(version));
+	if (!system_has_module(top)) {
+		werr_prefix(err, "the app imports '%s', which is not installed "
+				 "for this worker's Python %s%s (%s): ",
+		    top, version, interp_free_threaded() ? " (free-threaded)" : "",
+		    GILD_PYTHON_EXE_OR_EMBEDDED);
+		return;
+	}
+	if ((n = readlink("/usr/bin/python3", link, sizeof(link) - 1)) > 0) {
+		link[n] = '\0';
+		snprintf(sys_version, sizeof(sys_version), "%s",
+		    strncmp(link, "python", 6) == 0 ? link + 6 : link);
+	}
+	werr_prefix(err, "the app imports '%s', which is installed only for the "
+			 "system Python %s (%s/%s, from Debian), not for this "
+			 "worker's Python %s%s (%s); %s: ",
+	    top, sys_version, SYSTEM_DIST_PACKAGES, top, version,
+	    interp_free_threaded() ? " (free-threaded)" : "",
+	    GILD_PYTHON_EXE_OR_EMBEDDED,
+	    interp_free_threaded()
+		? "extension modules must be built for the free-threaded "
+		  "interpreter: install the package for it, or serve with "
+		  "--runtime process"
+		: "install the package for this Python");
 }
 
 int

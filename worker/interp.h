@@ -27,6 +27,20 @@ void interp_python_version(char *buf, size_t cap);
 /* Needs the GIL. Returns sys._is_gil_enabled() where it exists, else 1. */
 int interp_gil_enabled(void);
 
+/* Whether this worker embeds a free-threaded (PEP 703) CPython. */
+int interp_free_threaded(void);
+
+/* Needs the GIL. In a free-threaded worker: the names of the extension
+ * modules that turned the GIL back on (comma-separated, into buf); returns
+ * how many, 0 when none is known. */
+size_t interp_gil_causes(char *buf, size_t cap);
+
+/* When err is a ModuleNotFoundError (the app imports a module this
+ * interpreter does not have), prefixes its message with which module, and,
+ * when Debian's system Python has it, that it exists only for that Python
+ * (extension modules are built for one interpreter version and ABI). */
+void interp_explain_import(werr *err);
+
 /* Needs the GIL. Flushes sys.stdout and sys.stderr, ignoring errors. */
 void interp_flush_stdio(void);
 

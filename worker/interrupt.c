@@ -10,19 +10,30 @@
 
 #include "gild.pb-c.h"
 
-/* The job running now and interrupts that came before their job started.
- * Touched under mu, which is only taken with the GIL held (GIL first, then
- * mu), so it cannot deadlock against the GIL. */
-#define EARLY_MAX 16
+/* Each Python thread that runs jobs has a runner: the job it runs now and
+ * what an interrupt or a credit needs to reach it. A worker of the process
+ * runtime has one; a free-threaded worker one per --threads. Everything here
+ * is touched under mu, which is only taken by a thread attached to Python
+ * (holding the GIL, in a GIL build), and nothing done under it waits for
+ * Python, so it cannot deadlock against the GIL or a stop-the-world pause.
+ * Interrupts that came before their job started wait in early[]. */
+#define EARLY_MAX 64
+
+typedef struct runner {
+	uint64_t job;      /* 0: none */
+	uint64_t credit;   /* chunks job may still send */
+	job_ctx ctx;       /* for gild.context() */
+	double deadline;   /* time.monotonic() value, or 0 */
+	unsigned long tid; /* its thread, for SetAsyncExc */
+	int code;          /* interrupt delivered to it, or 0 */
+} runner;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER; /* credit or interrupt */
-static uint64_t running_job;     /* 0: none */
-static uint64_t credit;          /* chunks running_job may still send */
-static job_ctx running_ctx;       /* for gild.context() */
-static double running_deadline;   /* time.monotonic() value, or 0 */
-static unsigned long running_tid; /* its thread, for SetAsyncExc */
-static int running_code;          /* interrupt delivered to it, or 0 */
+static runner one_runner;
+static runner *runners = &one_runner;
+static int nrunners = 1;
+static _Thread_local int self_index; /* this thread's runner */
 static struct {
 	uint64_t job_id;
 	int code;
@@ -38,10 +49,12 @@ typedef struct async_job {
 	uint64_t job_id;
 	int code;    /* the interrupt that came, or 0 */
 	bool queued; /* code is waiting in the loop's queue */
+	int owner;   /* the thread whose loop runs it */
 	struct async_job *next;
 } async_job;
 static async_job *async_jobs;
-static int wake_fd = -1;
+static int *wake_fds; /* per thread: its loop's eventfd, or -1 */
+static int one_wake_fd = -1; /* the same with one thread */
 
 static double
 monotonic_s(void)
@@ -57,27 +70,25 @@ monotonic_s(void)
 static PyObject *
 context_info(PyObject *self, PyObject *unused)
 {
-	PyObject *r = NULL;
+	runner r;
 
 	pthread_mutex_lock(&mu);
-	if (running_job == 0) {
-		pthread_mutex_unlock(&mu);
+	r = runners[self_index];
+	pthread_mutex_unlock(&mu);
+	if (r.job == 0) {
 		PyErr_SetString(PyExc_RuntimeError,
 		    "gild.context() is only available inside a call");
 		return NULL;
 	}
-	if (running_deadline > 0)
-		r = Py_BuildValue("(Ksddk)", (unsigned long long) running_ctx.request_id,
-		    running_ctx.function ? running_ctx.function : "",
-		    running_deadline, running_ctx.queued_us / 1000.0,
-		    (unsigned long) running_ctx.batch_size);
-	else
-		r = Py_BuildValue("(KsOdk)", (unsigned long long) running_ctx.request_id,
-		    running_ctx.function ? running_ctx.function : "", Py_None,
-		    running_ctx.queued_us / 1000.0,
-		    (unsigned long) running_ctx.batch_size);
-	pthread_mutex_unlock(&mu);
-	return r;
+	/* r.ctx.function stays valid while this thread's job runs. */
+	if (r.deadline > 0)
+		return Py_BuildValue("(Ksddk)",
+		    (unsigned long long) r.ctx.request_id,
+		    r.ctx.function ? r.ctx.function : "", r.deadline,
+		    r.ctx.queued_us / 1000.0, (unsigned long) r.ctx.batch_size);
+	return Py_BuildValue("(KsOdk)", (unsigned long long) r.ctx.request_id,
+	    r.ctx.function ? r.ctx.function : "", Py_None,
+	    r.ctx.queued_us / 1000.0, (unsigned long) r.ctx.batch_size);
 }
 
 /* _gild_worker.cancelled(): whether the running call has been told to stop
@@ -88,7 +99,7 @@ cancelled(PyObject *self, PyObject *unused)
 	int yes;
 
 	pthread_mutex_lock(&mu);
-	yes = running_job != 0 && running_code != 0;
+	yes = runners[self_index].job != 0 && runners[self_index].code != 0;
 	pthread_mutex_unlock(&mu);
 	return PyBool_FromLong(yes);
 }
@@ -118,6 +129,11 @@ module_init(void)
 
 	if (m == NULL)
 		return NULL;
+#ifdef Py_GIL_DISABLED
+	/* Its state is under mu: it needs no GIL (or importing it would turn
+	 * the GIL back on in a free-threaded worker). */
+	PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED);
+#endif
 	exc_interrupted = PyErr_NewExceptionWithDoc("gild.Interrupted",
 	    "A call was stopped from outside while it ran.",
 	    PyExc_BaseException, NULL);
@@ -156,9 +172,39 @@ exception_for(int code)
 }
 
 int
+interrupt_threads(int n)
+{
+	if (n <= 1)
+		return 0;
+	if ((runners = calloc((size_t) n, sizeof(*runners))) == NULL ||
+	    (wake_fds = malloc((size_t) n * sizeof(*wake_fds))) == NULL) {
+		free(runners);
+		runners = &one_runner;
+		return -1;
+	}
+	nrunners = n;
+	for (int k = 0; k < n; k++)
+		wake_fds[k] = -1;
+	return 0;
+}
+
+void
+interrupt_thread_enter(int k)
+{
+	self_index = k;
+}
+
+int
+interrupt_thread_index(void)
+{
+	return self_index;
+}
+
+int
 interrupt_begin(const job_ctx *ctx)
 {
 	uint64_t job_id = ctx->job_id;
+	runner *r = &runners[self_index];
 	int code = 0;
 
 	pthread_mutex_lock(&mu);
@@ -169,14 +215,14 @@ interrupt_begin(const job_ctx *ctx)
 		}
 	}
 	if (code == 0) {
-		running_job = job_id;
-		running_tid = PyThread_get_thread_ident();
-		running_code = 0;
-		credit = 0;
-		running_ctx = *ctx;
-		running_deadline = ctx->deadline_ms != 0
-				       ? monotonic_s() + ctx->deadline_ms / 1000.0
-				       : 0;
+		r->job = job_id;
+		r->tid = PyThread_get_thread_ident();
+		r->code = 0;
+		r->credit = 0;
+		r->ctx = *ctx;
+		r->deadline = ctx->deadline_ms != 0
+				  ? monotonic_s() + ctx->deadline_ms / 1000.0
+				  : 0;
 	}
 	pthread_mutex_unlock(&mu);
 	return code;
@@ -185,36 +231,44 @@ interrupt_begin(const job_ctx *ctx)
 int
 interrupt_end(void)
 {
+	runner *r = &runners[self_index];
 	int code;
 
 	pthread_mutex_lock(&mu);
-	code = running_code;
+	code = r->code;
 	if (code != 0)
 		/* Raised but perhaps not yet delivered: drop it, or it would
 		 * hit whatever runs next in this thread. */
-		PyThreadState_SetAsyncExc(running_tid, NULL);
-	running_job = 0;
-	running_code = 0;
+		PyThreadState_SetAsyncExc(r->tid, NULL);
+	r->job = 0;
+	r->code = 0;
 	pthread_mutex_unlock(&mu);
 	return code;
 }
 
-/* Under mu: whether job_id is one of the running batch's. */
-static bool
-in_running_batch(uint64_t job_id)
+/* Under mu: the runner running job_id, alone or in its batch, or NULL. */
+static runner *
+runner_of(uint64_t job_id)
 {
-	for (uint32_t i = 0; running_job != 0 && running_ctx.batch_ids != NULL &&
-			     i < running_ctx.batch_size;
-	     i++)
-		if (running_ctx.batch_ids[i] == job_id)
-			return true;
-	return false;
+	for (int k = 0; k < nrunners; k++) {
+		runner *r = &runners[k];
+		if (r->job == 0)
+			continue;
+		if (r->job == job_id)
+			return r;
+		for (uint32_t i = 0;
+		     r->ctx.batch_ids != NULL && i < r->ctx.batch_size; i++)
+			if (r->ctx.batch_ids[i] == job_id)
+				return r;
+	}
+	return NULL;
 }
 
 void
 interrupt_request(uint64_t job_id, int code)
 {
 	PyGILState_STATE g;
+	runner *r;
 
 	if (job_id == 0)
 		return;
@@ -223,19 +277,21 @@ interrupt_request(uint64_t job_id, int code)
 	for (async_job *aj = async_jobs; aj != NULL; aj = aj->next) {
 		if (aj->job_id == job_id && aj->code == 0) {
 			uint64_t one = 1;
+			int fd = wake_fds != NULL ? wake_fds[aj->owner]
+						  : one_wake_fd;
 			aj->code = code;
 			aj->queued = true;
-			if (wake_fd != -1 && write(wake_fd, &one, sizeof(one)) < 0)
+			if (fd != -1 && write(fd, &one, sizeof(one)) < 0)
 				(void) 0; /* a full counter wakes it too */
 			pthread_mutex_unlock(&mu);
 			PyGILState_Release(g);
 			return;
 		}
 	}
-	if (running_job == job_id || in_running_batch(job_id)) {
-		if (running_code == 0 && exception_for(code) != NULL &&
-		    PyThreadState_SetAsyncExc(running_tid, exception_for(code)) == 1)
-			running_code = code;
+	if ((r = runner_of(job_id)) != NULL) {
+		if (r->code == 0 && exception_for(code) != NULL &&
+		    PyThreadState_SetAsyncExc(r->tid, exception_for(code)) == 1)
+			r->code = code;
 		pthread_cond_broadcast(&cv); /* a stream waiting for credit */
 	} else {
 		/* Not started yet (still on its way from the reader), or
@@ -253,9 +309,11 @@ void
 interrupt_credit(uint64_t job_id, uint32_t n)
 {
 	pthread_mutex_lock(&mu);
-	if (running_job == job_id && job_id != 0) {
-		credit += n;
-		pthread_cond_broadcast(&cv);
+	for (int k = 0; job_id != 0 && k < nrunners; k++) {
+		if (runners[k].job == job_id) {
+			runners[k].credit += n;
+			pthread_cond_broadcast(&cv);
+		}
 	}
 	pthread_mutex_unlock(&mu);
 }
@@ -263,15 +321,16 @@ interrupt_credit(uint64_t job_id, uint32_t n)
 int
 interrupt_take_credit(void)
 {
+	runner *r = &runners[self_index];
 	int code;
 
 	Py_BEGIN_ALLOW_THREADS
 	pthread_mutex_lock(&mu);
-	while (credit == 0 && running_code == 0)
+	while (r->credit == 0 && r->code == 0)
 		pthread_cond_wait(&cv, &mu);
-	code = running_code;
+	code = r->code;
 	if (code == 0)
-		credit--;
+		r->credit--;
 	pthread_mutex_unlock(&mu);
 	Py_END_ALLOW_THREADS
 	return code;
@@ -280,9 +339,11 @@ interrupt_take_credit(void)
 void
 interrupt_disarm(void)
 {
+	runner *r = &runners[self_index];
+
 	pthread_mutex_lock(&mu);
-	if (running_code != 0)
-		PyThreadState_SetAsyncExc(running_tid, NULL);
+	if (r->code != 0)
+		PyThreadState_SetAsyncExc(r->tid, NULL);
 	pthread_mutex_unlock(&mu);
 }
 
@@ -290,7 +351,10 @@ void
 interrupt_async_wake_fd(int fd)
 {
 	pthread_mutex_lock(&mu);
-	wake_fd = fd;
+	if (wake_fds != NULL)
+		wake_fds[self_index] = fd;
+	else
+		one_wake_fd = fd;
 	pthread_mutex_unlock(&mu);
 }
 
@@ -302,6 +366,7 @@ interrupt_async_add(uint64_t job_id)
 	if (aj == NULL)
 		return -1;
 	aj->job_id = job_id;
+	aj->owner = self_index;
 	pthread_mutex_lock(&mu);
 	for (unsigned i = 0; i < EARLY_MAX; i++) {
 		if (early[i].job_id == job_id) {
@@ -343,7 +408,7 @@ interrupt_async_take(uint64_t *ids, size_t max)
 
 	pthread_mutex_lock(&mu);
 	for (async_job *aj = async_jobs; aj != NULL && n < max; aj = aj->next) {
-		if (aj->queued) {
+		if (aj->queued && aj->owner == self_index) {
 			aj->queued = false;
 			ids[n++] = aj->job_id;
 		}

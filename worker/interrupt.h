@@ -28,6 +28,15 @@ typedef struct job_ctx {
 				      an interrupt of any stops the batch */
 } job_ctx;
 
+/* A free-threaded worker runs jobs on n Python threads (--threads), each
+ * with its own running job, interrupts and credit. Call once, before the
+ * threads start. Returns 0 or -1 (out of memory). */
+int interrupt_threads(int n);
+/* The calling thread is job thread k (0 <= k < n); the thread that calls
+ * nothing is thread 0. interrupt_thread_index() says which it is. */
+void interrupt_thread_enter(int k);
+int interrupt_thread_index(void);
+
 /* Needs the GIL. The calling thread starts running ctx->job_id. Returns 0,
  * or the gild.v1.Code of an interrupt that arrived before the job started
  * (the job must then not run). */
@@ -56,9 +65,11 @@ int interrupt_take_credit(void);
  * closing a paused generator, runs undisturbed. */
 void interrupt_disarm(void);
 
-/* Async jobs (on the worker's asyncio loop): an interrupt for one is not
- * raised in a thread but queued for the loop, which cancels its task; fd
- * (an eventfd the loop watches) is written when one is queued. */
+/* Async jobs (on the worker's asyncio loops, one per job thread): an
+ * interrupt for one is not raised in a thread but queued for the loop that
+ * runs it, which cancels its task; fd (an eventfd the calling thread's loop
+ * watches) is written when one is queued. The functions below act for the
+ * calling thread's loop. */
 void interrupt_async_wake_fd(int fd);
 /* Needs no GIL. Registers job_id as running on the loop. Returns 0 or -1. */
 int interrupt_async_add(uint64_t job_id);

@@ -3,6 +3,7 @@
 #include "job.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,14 +240,14 @@ fail:
 }
 
 static uint64_t memory_limit_mib;
-static int must_exit;
+static atomic_int must_exit; /* set by one job thread, read by all */
 
 int
 job_limit_memory(uint64_t mib, char *err, size_t errlen)
 {
 	struct rlimit rl;
 	unsigned long long pages = 0;
-	uint64_t used_mib;
+	uint64_t used_mib, reserved_mib = 0;
 	FILE *f;
 
 	if ((f = fopen("/proc/self/statm", "r")) != NULL) {
@@ -255,14 +256,18 @@ job_limit_memory(uint64_t mib, char *err, size_t errlen)
 		fclose(f);
 	}
 	used_mib = pages * (uint64_t) sysconf(_SC_PAGESIZE) >> 20;
-	if (used_mib >= mib) {
+	if (interp_free_threaded()) {
+		/* Its allocator (mimalloc) reserves a 1 GiB arena up front,
+		 * used or not: the limit is on what comes on top of that. */
+		reserved_mib = used_mib;
+	} else if (used_mib >= mib) {
 		snprintf(err, errlen,
 		    "the worker already uses %llu MiB of address space after "
 		    "importing the app, over --worker-memory %llu MiB",
 		    (unsigned long long) used_mib, (unsigned long long) mib);
 		return -1;
 	}
-	rl.rlim_cur = rl.rlim_max = (rlim_t) mib << 20;
+	rl.rlim_cur = rl.rlim_max = (rlim_t) (reserved_mib + mib) << 20;
 	if (setrlimit(RLIMIT_AS, &rl) == -1) {
 		snprintf(err, errlen, "cannot limit the address space to %llu "
 		    "MiB: %s", (unsigned long long) mib, strerror(errno));
@@ -296,7 +301,15 @@ check_memory_limit(werr *err)
 
 /* ---- actors ------------------------------------------------------------ */
 
-static PyObject *actors; /* dict: actor id -> instance living here */
+/* dict: actor id -> instance living here. Each actor is only ever touched
+ * by one job thread (main.c pins it), so a borrowed instance stays valid. */
+static PyObject *actors;
+
+int
+job_init(void)
+{
+	return (actors = PyDict_New()) != NULL ? 0 : -1;
+}
 
 /* What call calls (a new reference): an exported function, or for
  * Call.actor_id a public method of that actor. NULL with *err (NOT_FOUND)
@@ -313,7 +326,7 @@ resolve(const app *a, const Gild__V1__Call *call, werr *err)
 		return Py_XNewRef(m);
 	}
 	key = PyLong_FromUnsignedLongLong(call->actor_id);
-	inst = key != NULL && actors != NULL ? PyDict_GetItem(actors, key) : NULL;
+	inst = key != NULL ? PyDict_GetItem(actors, key) : NULL;
 	Py_XDECREF(key);
 	if (inst == NULL) {
 		werr_set(err, GILD__V1__CODE__NOT_FOUND, NULL,
@@ -374,8 +387,7 @@ run_actor_new(const app *a, const Gild__Worker__V1__ToWorker *msg,
 			err.code = (Gild__V1__Code) code;
 		goto fail;
 	}
-	if ((actors == NULL && (actors = PyDict_New()) == NULL) ||
-	    (key = PyLong_FromUnsignedLongLong(msg->actor_id)) == NULL ||
+	if ((key = PyLong_FromUnsignedLongLong(msg->actor_id)) == NULL ||
 	    PyDict_SetItem(actors, key, inst) == -1) {
 		werr_from_python(&err, GILD__V1__CODE__INTERNAL);
 		goto fail;
@@ -403,7 +415,7 @@ run_actor_destroy(const Gild__Worker__V1__ToWorker *msg, uint8_t **out,
 {
 	Gild__V1__Value v = GILD__V1__VALUE__INIT;
 	PyObject *key = PyLong_FromUnsignedLongLong(msg->actor_id);
-	int had = key != NULL && actors != NULL && PyDict_Contains(actors, key) == 1;
+	int had = key != NULL && PyDict_Contains(actors, key) == 1;
 
 	if (had && PyDict_DelItem(actors, key) == -1)
 		PyErr_Clear(); /* its __del__ raised: it is gone anyway */

@@ -16,6 +16,10 @@ typedef struct job_sink {
 	void *arg;
 } job_sink;
 
+/* Needs the GIL. Sets up what jobs share (the actors living here); call
+ * once after Python starts. Returns 0 or -1 with a Python error set. */
+int job_init(void);
+
 /* Needs the GIL. Decodes one ToWorker (buf/len, borrowed), runs its call
  * against a and encodes the FromWorker answer — a result, or an error with
  * INVALID_ARGUMENT (malformed message, bad argument), NOT_FOUND (no such
@@ -45,7 +49,9 @@ int job_finish(uint64_t job_id, PyObject *result, PyObject *exc,
     uint8_t **out, size_t *outlen);
 
 /* --worker-memory: the worker's address space is limited to mib MiB
- * (RLIMIT_AS). From then on a call that raises MemoryError ends with
+ * (RLIMIT_AS); in a free-threaded worker, to mib MiB more than it has after
+ * importing the app (its allocator reserves 1 GiB of address space at
+ * start, whatever it uses). From then on a call that raises MemoryError ends with
  * WORKER_LOST naming the limit, and job_must_exit() says the worker should
  * exit after sending that reply (its state after a failed allocation is not
  * to be trusted). Returns 0, or -1 with a message in err (the limit is

@@ -1,7 +1,11 @@
 /* gild-worker: one worker process. Imports the app, says hello to the front
  * end over the socket it was given, then answers calls until EOF.
  * Usage: gild-worker --fd FD --app APP [--slot N] [--memory-limit MIB]
+ *                    [--threads T]
  *        gild-worker --template --fd FD --app APP [--memory-limit MIB]
+ *                    [--threads T]
+ * --threads T runs calls on T Python threads at once (the free-threaded
+ * runtime, gild-worker-ft); the default, 1, runs them one at a time.
  * With --template it imports the app once and forks workers on request
  * (worker/template.h) instead of serving calls itself.
  * Exit status: 0 after EOF, 1 on a socket or internal error, 2 on bad usage,
@@ -61,10 +65,15 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: gild-worker --fd FD --app APP [--slot N] "
-	    "[--memory-limit MIB]\n"
+	    "[--memory-limit MIB] [--threads T]\n"
 	    "  FD   the worker's end of the front end's socketpair\n"
-	    "  APP  a .py file or an importable module name\n");
+	    "  APP  a .py file or an importable module name\n"
+	    "  T    Python threads running calls at once (default 1)\n");
 }
+
+/* Job threads (--threads) share the socket: one frame at a time. */
+static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
+static int nthreads = 1;
 
 /* Sends one encoded FromWorker with the GIL released, so app threads run
  * while the socket blocks. Frees buf. Returns frame_write's result. */
@@ -73,8 +82,12 @@ send_frame(int fd, uint8_t *buf, size_t len)
 {
 	int rc;
 
-	Py_BEGIN_ALLOW_THREADS rc = frame_write(fd, buf, len);
-	Py_END_ALLOW_THREADS free(buf);
+	Py_BEGIN_ALLOW_THREADS
+	pthread_mutex_lock(&write_mu);
+	rc = frame_write(fd, buf, len);
+	pthread_mutex_unlock(&write_mu);
+	Py_END_ALLOW_THREADS
+	free(buf);
 	return rc;
 }
 
@@ -101,42 +114,104 @@ startup_fail(int fd, const werr *e)
 }
 
 /* The reader thread owns the socket's read side: calls go into the inbox
- * for the thread that runs Python, interrupts are acted on at once (the
- * Python thread is busy running the job they are about). */
+ * for the threads that run Python, interrupts are acted on at once (the
+ * Python threads are busy running the jobs they are about). A job for an
+ * actor goes to the queue of the one thread that runs that actor (actor id
+ * modulo the thread count), so an actor always runs on the thread that
+ * created it; any thread takes the others. */
 typedef struct inbox_item {
 	uint8_t *buf;
 	size_t len;
 	struct inbox_item *next;
 } inbox_item;
 
+typedef struct inbox_queue {
+	inbox_item *head, *tail;
+} inbox_queue;
+
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	inbox_item *head, *tail;
+	inbox_queue any;     /* for any thread */
+	inbox_queue *pinned; /* [nthreads]: for that thread only */
+	int *wake_fds;       /* [nthreads]: async mode, the eventfd of that
+				thread's loop, written on arrivals; or -1 */
 	int end; /* 0 while reading; 1 at EOF; a negative errno on error */
-	int wake_fd; /* async mode: an eventfd written on each arrival, or -1 */
-} inbox = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL,
-    0, -1};
+	int stop; /* a job thread stopped the worker: take nothing more */
+} inbox = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {NULL, NULL},
+    NULL, NULL, 0, 0};
 
-/* Under inbox.mu: something arrived (or the stream ended). */
+/* Allocates the per-thread queues. Returns 0 or -1. */
+static int
+inbox_init(void)
+{
+	inbox.pinned = calloc((size_t) nthreads, sizeof(*inbox.pinned));
+	inbox.wake_fds = malloc((size_t) nthreads * sizeof(*inbox.wake_fds));
+	if (inbox.pinned == NULL || inbox.wake_fds == NULL)
+		return -1;
+	for (int k = 0; k < nthreads; k++)
+		inbox.wake_fds[k] = -1;
+	return 0;
+}
+
+/* Under inbox.mu: something arrived for thread k (-1: any thread, or the
+ * stream ended). */
 static void
-inbox_signal(void)
+inbox_signal(int k)
 {
 	uint64_t one = 1;
 
-	pthread_cond_signal(&inbox.cv);
-	if (inbox.wake_fd != -1 && write(inbox.wake_fd, &one, sizeof(one)) < 0)
-		(void) 0; /* a full counter wakes the loop too */
+	if (k == -1 && nthreads == 1)
+		pthread_cond_signal(&inbox.cv);
+	else
+		pthread_cond_broadcast(&inbox.cv);
+	for (int i = 0; i < nthreads; i++)
+		if ((k == -1 || k == i) && inbox.wake_fds[i] != -1 &&
+		    write(inbox.wake_fds[i], &one, sizeof(one)) < 0)
+			(void) 0; /* a full counter wakes the loop too */
+}
+
+/* Under inbox.mu: the inbox is at its end (see inbox.end); every thread
+ * stops once the queues are empty. */
+static void
+inbox_close(int end)
+{
+	if (inbox.end == 0)
+		inbox.end = end;
+	inbox_signal(-1);
 }
 
 /* ToWorker field numbers (worker.proto). */
 enum {
 	TW_JOB_ID = 1,
+	TW_CALL = 2,
 	TW_INTERRUPT = 3,
 	TW_CREDIT = 5,
+	TW_ACTOR_ID = 11,
+	CALL_ACTOR_ID = 7,
 	INTERRUPT_CODE = 1,
 	CREDIT_N = 1,
 };
+
+/* The thread that must run the job in buf: the one of its actor (creating,
+ * calling or destroying it), or -1 for any thread. */
+static int
+thread_for(const uint8_t *buf, size_t len)
+{
+	wire_field f, call;
+	uint64_t actor = 0;
+
+	if (nthreads == 1)
+		return -1;
+	if (wire_find(buf, len, TW_ACTOR_ID, &f) == 1 && f.type == WIRE_VARINT)
+		actor = f.value;
+	else if (wire_find(buf, len, TW_CALL, &call) == 1 &&
+		 call.type == WIRE_LEN &&
+		 wire_find(call.data, call.len, CALL_ACTOR_ID, &f) == 1 &&
+		 f.type == WIRE_VARINT)
+		actor = f.value;
+	return actor != 0 ? (int) (actor % (uint64_t) nthreads) : -1;
+}
 
 /* Acts on buf if it is an Interrupt or a Credit (and frees it); returns 0
  * if it is neither. */
@@ -178,11 +253,12 @@ reader_main(void *arg)
 		uint8_t *buf = NULL;
 		size_t len = 0;
 		int rc = frame_read(fd, &buf, &len, FRAME_MAX_PAYLOAD);
+		inbox_queue *q;
+		int k;
 
 		if (rc < 0) {
 			pthread_mutex_lock(&inbox.mu);
-			inbox.end = rc == -ECONNRESET ? 1 : rc;
-			inbox_signal();
+			inbox_close(rc == -ECONNRESET ? 1 : rc);
 			pthread_mutex_unlock(&inbox.mu);
 			return NULL;
 		}
@@ -191,44 +267,57 @@ reader_main(void *arg)
 		if ((it = malloc(sizeof(*it))) == NULL) {
 			free(buf);
 			pthread_mutex_lock(&inbox.mu);
-			inbox.end = -ENOMEM;
-			inbox_signal();
+			inbox_close(-ENOMEM);
 			pthread_mutex_unlock(&inbox.mu);
 			return NULL;
 		}
 		it->buf = buf;
 		it->len = len;
 		it->next = NULL;
+		k = thread_for(buf, len);
 		pthread_mutex_lock(&inbox.mu);
-		if (inbox.tail)
-			inbox.tail->next = it;
+		q = k == -1 ? &inbox.any : &inbox.pinned[k];
+		if (q->tail)
+			q->tail->next = it;
 		else
-			inbox.head = it;
-		inbox.tail = it;
-		inbox_signal();
+			q->head = it;
+		q->tail = it;
+		inbox_signal(k);
 		pthread_mutex_unlock(&inbox.mu);
 	}
 }
 
-/* The next call's frame (caller frees), or NULL with *end set once the
- * reader has stopped and the inbox is empty (or, when wait is 0, when
- * nothing is there now). Waits without the GIL. */
+/* Under inbox.mu: the first item of q, unlinked, or NULL. */
+static inbox_item *
+queue_pop(inbox_queue *q)
+{
+	inbox_item *it = q->head;
+
+	if (it != NULL && (q->head = it->next) == NULL)
+		q->tail = NULL;
+	return it;
+}
+
+/* The calling thread's next call's frame (caller frees), or NULL with *end
+ * set once the reader has stopped and the inbox is empty (or, when wait is
+ * 0, when nothing is there now). Its own queue comes first. Waits without
+ * the GIL. */
 static uint8_t *
 inbox_take(size_t *len, int *end, int wait)
 {
+	inbox_queue *mine = &inbox.pinned[interrupt_thread_index()];
 	inbox_item *it;
 	uint8_t *buf = NULL;
 
 	Py_BEGIN_ALLOW_THREADS
 	pthread_mutex_lock(&inbox.mu);
-	while (wait && inbox.head == NULL && inbox.end == 0)
+	while (wait && mine->head == NULL && inbox.any.head == NULL &&
+	       inbox.end == 0)
 		pthread_cond_wait(&inbox.cv, &inbox.mu);
-	if ((it = inbox.head) != NULL) {
-		inbox.head = it->next;
-		if (inbox.head == NULL)
-			inbox.tail = NULL;
-	}
-	*end = inbox.end;
+	it = NULL;
+	if (!inbox.stop && (it = queue_pop(mine)) == NULL)
+		it = queue_pop(&inbox.any);
+	*end = inbox.stop ? 1 : inbox.end; /* the stopper reports the cause */
 	pthread_mutex_unlock(&inbox.mu);
 	Py_END_ALLOW_THREADS
 	if (it != NULL) {
@@ -262,6 +351,17 @@ sink_send(void *arg, uint8_t *buf, size_t len)
 	return send_frame((int) (intptr_t) arg, buf, len) == 0 ? 0 : -1;
 }
 
+/* Stops every job thread: they take nothing more from the inbox. For a
+ * thread whose worker cannot go on (a socket error, out of memory). */
+static void
+stop_all(void)
+{
+	pthread_mutex_lock(&inbox.mu);
+	inbox.stop = 1;
+	inbox_close(-EIO);
+	pthread_mutex_unlock(&inbox.mu);
+}
+
 /* Answers calls until the front end closes the socket. Returns the exit
  * status. */
 static int
@@ -285,37 +385,45 @@ serve(int fd, const app *a)
 		rc = job_run(a, in, inlen, &sink, &out, &outlen);
 		free(in);
 		interp_flush_stdio();
-		if (rc == -EPIPE)
+		if (rc == -EPIPE) {
+			stop_all();
 			return 0; /* the front end is gone: nobody to answer */
+		}
 		if (rc < 0) {
 			logf_("cannot build a reply: %s", strerror(-rc));
+			stop_all();
 			return 1;
 		}
 		mark_exiting(&out, &outlen);
 		rc = send_frame(fd, out, outlen);
-		if (rc == -EPIPE || rc == -ECONNRESET)
+		if (rc == -EPIPE || rc == -ECONNRESET) {
+			stop_all();
 			return 0; /* the front end is gone: nobody to answer */
+		}
 		if (rc < 0) {
 			logf_("writing to the front end: %s", strerror(-rc));
+			stop_all();
 			return 1;
 		}
 		if (job_must_exit()) {
 			logf_("out of memory under --worker-memory: exiting");
+			stop_all();
 			return EXIT_MEMORY;
 		}
 	}
 }
 
 /* ---- async mode ---------------------------------------------------------
- * An app with async def functions is served by an asyncio loop in this
+ * An app with async def functions is served by an asyncio loop in each job
  * thread (gild/_loop.py), which calls back into these. */
 
 static struct {
 	int fd;          /* the front end's socket */
 	const app *a;
 	job_sink sink;
-	int eof;         /* the inbox has ended: 1 clean, < 0 error */
-} aio = {-1, NULL, {NULL, NULL}, 0};
+} aio = {-1, NULL, {NULL, NULL}};
+/* This thread's loop: the inbox has ended (1 clean, < 0 error), or 0. */
+static _Thread_local int aio_eof;
 
 /* _gild_worker.take(): runs the calls that arrived (those of plain
  * functions to the end, answering them) and returns [(job_id, coroutine)]
@@ -336,7 +444,7 @@ aio_take(PyObject *self, PyObject *unused)
 
 		if ((in = inbox_take(&inlen, &end, 0)) == NULL) {
 			if (end != 0 && PyList_GET_SIZE(started) == 0) {
-				aio.eof = end;
+				aio_eof = end;
 				Py_DECREF(started);
 				Py_RETURN_NONE;
 			}
@@ -361,7 +469,7 @@ aio_take(PyObject *self, PyObject *unused)
 			mark_exiting(&out, &outlen);
 		if (rc < 0 || send_frame(aio.fd, out, outlen) != 0 ||
 		    job_must_exit()) {
-			aio.eof = rc < 0 ? rc : 1;
+			aio_eof = rc < 0 ? rc : 1;
 			Py_DECREF(started);
 			Py_RETURN_NONE; /* cannot answer: stop */
 		}
@@ -385,7 +493,7 @@ aio_finish(PyObject *self, PyObject *args)
 	mark_exiting(&out, &outlen);
 	interp_flush_stdio();
 	if (send_frame(aio.fd, out, outlen) != 0)
-		aio.eof = 1; /* the front end is gone */
+		aio_eof = 1; /* the front end is gone */
 	Py_RETURN_NONE;
 }
 
@@ -407,7 +515,7 @@ aio_interrupted(PyObject *self, PyObject *unused)
 static PyObject *
 aio_wake_fd(PyObject *self, PyObject *unused)
 {
-	return PyLong_FromLong(inbox.wake_fd);
+	return PyLong_FromLong(inbox.wake_fds[interrupt_thread_index()]);
 }
 
 static PyObject *
@@ -415,7 +523,7 @@ aio_clear_wake(PyObject *self, PyObject *unused)
 {
 	uint64_t n;
 
-	if (read(inbox.wake_fd, &n, sizeof(n)) < 0)
+	if (read(inbox.wake_fds[interrupt_thread_index()], &n, sizeof(n)) < 0)
 		(void) 0; /* EAGAIN: nothing to clear */
 	Py_RETURN_NONE;
 }
@@ -429,58 +537,120 @@ static PyMethodDef aio_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* Serves with gild._loop.serve() on an asyncio loop. Returns the exit
- * status. */
+/* Serves with gild._loop.serve() on an asyncio loop of the calling job
+ * thread. Returns the exit status. */
 static int
-serve_async(int fd, const app *a)
+serve_async(void)
 {
-	PyObject *m = NULL, *loop = NULL, *r = NULL;
+	PyObject *loop = NULL, *r = NULL;
+	int k = interrupt_thread_index();
 	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 
 	if (efd == -1) {
 		logf_("eventfd: %s", strerror(errno));
+		stop_all();
 		return 1;
 	}
-	aio.fd = fd;
-	aio.a = a;
-	aio.sink = (job_sink){sink_send, (void *) (intptr_t) fd};
 	pthread_mutex_lock(&inbox.mu);
-	inbox.wake_fd = efd;
+	inbox.wake_fds[k] = efd;
 	pthread_mutex_unlock(&inbox.mu);
 	interrupt_async_wake_fd(efd);
-	if ((m = PyImport_ImportModule("_gild_worker")) == NULL ||
-	    PyModule_AddFunctions(m, aio_methods) == -1 ||
-	    (loop = PyImport_ImportModule("gild._loop")) == NULL ||
+	if ((loop = PyImport_ImportModule("gild._loop")) == NULL ||
 	    (r = PyObject_CallMethod(loop, "serve", NULL)) == NULL) {
 		logf_("the asyncio loop failed:");
 		PyErr_Print();
-		aio.eof = -EIO;
+		aio_eof = -EIO;
 	}
 	Py_XDECREF(r);
 	Py_XDECREF(loop);
-	Py_XDECREF(m);
 	interrupt_async_wake_fd(-1);
-	return aio.eof == 1 ? 0 : 1;
+	pthread_mutex_lock(&inbox.mu);
+	inbox.wake_fds[k] = -1;
+	pthread_mutex_unlock(&inbox.mu);
+	close(efd);
+	if (aio_eof != 1)
+		stop_all();
+	return aio_eof == 1 ? 0 : 1;
 }
 
-/* Starts the reader, serves, and stops the reader before Python goes: it
- * takes the GIL to deliver interrupts. */
+/* What each job thread serves. */
+static struct {
+	int fd;
+	const app *a;
+} job_threads;
+
+/* Job thread k's whole life: serves until the inbox ends. */
+static int
+serve_thread(int k)
+{
+	interrupt_thread_enter(k);
+	return app_has_async(job_threads.a) ? serve_async()
+					    : serve(job_threads.fd, job_threads.a);
+}
+
+/* Job threads 1..T-1 attach to Python themselves; thread 0 is main(). */
+static void *
+job_thread_main(void *arg)
+{
+	PyGILState_STATE g = PyGILState_Ensure();
+	int status = serve_thread((int) (intptr_t) arg);
+
+	PyGILState_Release(g);
+	return (void *) (intptr_t) status;
+}
+
+/* Starts the reader and the job threads, serves as thread 0, and stops the
+ * reader before Python goes: it takes the GIL to deliver interrupts.
+ * Returns the exit status: the first thread's that is not 0. */
 static int
 serve_with_reader(int fd, const app *a)
 {
-	pthread_t reader;
-	int status;
+	pthread_t reader, *threads;
+	PyObject *m;
+	int status, started = 1;
 
+	if (interrupt_threads(nthreads) == -1 || inbox_init() == -1 ||
+	    (threads = calloc((size_t) nthreads, sizeof(*threads))) == NULL) {
+		logf_("out of memory starting %d threads", nthreads);
+		return 1;
+	}
+	aio.fd = job_threads.fd = fd;
+	aio.a = job_threads.a = a;
+	aio.sink = (job_sink){sink_send, (void *) (intptr_t) fd};
+	if (app_has_async(a) &&
+	    ((m = PyImport_ImportModule("_gild_worker")) == NULL ||
+		PyModule_AddFunctions(m, aio_methods) == -1)) {
+		logf_("cannot set up the asyncio loop:");
+		PyErr_Print();
+		free(threads);
+		return 1;
+	}
 	if (pthread_create(&reader, NULL, reader_main, (void *) (intptr_t) fd) !=
 	    0) {
 		logf_("cannot start the reader thread");
+		free(threads);
 		return 1;
 	}
-	status = app_has_async(a) ? serve_async(fd, a) : serve(fd, a);
-	shutdown(fd, SHUT_RDWR); /* wakes a reader still blocked in read */
+	for (; started < nthreads; started++) {
+		if (pthread_create(&threads[started], NULL, job_thread_main,
+			(void *) (intptr_t) started) != 0) {
+			logf_("cannot start job thread %d of %d: running %d",
+			    started + 1, nthreads, started);
+			break;
+		}
+	}
+	status = serve_thread(0);
 	Py_BEGIN_ALLOW_THREADS
+	for (int k = 1; k < started; k++) {
+		void *ret;
+		pthread_join(threads[k], &ret);
+		if (status == 0)
+			status = (int) (intptr_t) ret;
+	}
+	shutdown(fd, SHUT_RDWR); /* wakes a reader still blocked in read */
 	pthread_join(reader, NULL);
 	Py_END_ALLOW_THREADS
+	free(threads);
 	return status;
 }
 
@@ -531,6 +701,7 @@ main(int argc, char **argv)
 	    {"slot", required_argument, NULL, 's'},
 	    {"memory-limit", required_argument, NULL, 'm'},
 	    {"template", no_argument, NULL, 't'},
+	    {"threads", required_argument, NULL, 'T'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -577,6 +748,13 @@ main(int argc, char **argv)
 			if (errno != 0 || *end != '\0')
 				fd = -2; /* bad usage */
 			break;
+		case 'T':
+			errno = 0;
+			nthreads = (int) strtol(optarg, &end, 10);
+			if (errno != 0 || *end != '\0' || nthreads < 1 ||
+			    nthreads > 1024)
+				fd = -2; /* bad usage */
+			break;
 		case 'h':
 			usage();
 			return 0;
@@ -603,7 +781,7 @@ main(int argc, char **argv)
 
 	if (interp_init(spec, &err) == -1)
 		startup_fail((int) fd, &err);
-	if (convert_init() == -1) {
+	if (convert_init() == -1 || job_init() == -1) {
 		werr_from_python(&err, GILD__V1__CODE__INTERNAL);
 		startup_fail((int) fd, &err);
 	}
@@ -626,6 +804,19 @@ main(int argc, char **argv)
 #endif
 	}
 	interp_python_version(version, sizeof(version));
+	if (interp_free_threaded() && interp_gil_enabled()) {
+		/* Said by the template (once), or by each exec'd worker. */
+		char causes[512];
+		if (interp_gil_causes(causes, sizeof(causes)) == 0)
+			snprintf(causes, sizeof(causes), "an extension module "
+			    "that does not declare free-threading support");
+		logf_("warning: the GIL is enabled in this free-threaded "
+		      "Python, so its %d threads run Python one at a time; "
+		      "turned on by importing %s (PYTHON_GIL=0 in gild's "
+		      "environment keeps it off, at the risk of that "
+		      "module's thread safety)",
+		    nthreads, causes);
+	}
 	interp_flush_stdio();
 	if (send_hello((int) fd, a, version) < 0)
 		return 1;

@@ -798,6 +798,8 @@ test_codec_reply(void)
 	st.uptime_s = 1.5;
 	st.python_version = "3.11.2";
 	st.state = "draining";
+	st.threads = 8;
+	st.gil_enabled = false;
 	n = gild__v1__reply__pack(&r, buf);
 	CU_ASSERT_EQUAL(codec_scan_reply(buf, n, &cr), 0);
 	CU_ASSERT_EQUAL(cr.body, GILD__V1__REPLY__BODY_STATUS);
@@ -827,7 +829,12 @@ test_codec_reply(void)
 		free(dec);
 		CU_ASSERT_STRING_EQUAL(gild_value_str(gild_map_get(m, "state"),
 		    NULL), "draining");
-		CU_ASSERT_EQUAL(gild_value_len(m), 11);
+		CU_ASSERT_EQUAL(gild_value_int(gild_map_get(m, "threads")), 8);
+		CU_ASSERT_EQUAL(gild_value_kind(gild_map_get(m, "gil_enabled")),
+		    GILD_BOOL);
+		CU_ASSERT_EQUAL(gild_value_bool(gild_map_get(m, "gil_enabled")),
+		    false);
+		CU_ASSERT_EQUAL(gild_value_len(m), 13);
 		gild_value_free(m);
 	}
 	CU_ASSERT_EQUAL(codec_scan_reply((const uint8_t *) "\x0a\x01", 2, &cr), -1);

@@ -3,7 +3,14 @@
  * can block runs with the GIL released; values are converted with it held.
  *
  * A finished call is an "outcome" tuple (code, value, error): value on
- * code == OK, else error = (code, message, python_type, traceback). */
+ * code == OK, else error = (code, message, python_type, traceback).
+ *
+ * The module runs without the GIL in free-threaded CPython (3.13t): there
+ * several threads can be in the methods of one Client or Stream at once.
+ * A client's fields and its streams' (the list linking them included) are
+ * read and changed only in the client's critical section, which is never
+ * held across a call that releases the GIL (that would end it). Before
+ * 3.13, and in 3.13 with the GIL, the GIL alone guards them. */
 #include "pyvalue.h"
 
 #include <stdbool.h>
@@ -17,6 +24,12 @@
 		Py_END_ALLOW_THREADS                                           \
 	} while (0)
 
+/* Before 3.13 there are no critical sections: the GIL is the lock. */
+#ifndef Py_BEGIN_CRITICAL_SECTION
+#define Py_BEGIN_CRITICAL_SECTION(op) {
+#define Py_END_CRITICAL_SECTION() }
+#endif
+
 /* Method table entries: the cast is the documented CPython idiom. */
 #define METH_KW(fn) ((PyCFunction) (void (*)(void))(fn))
 
@@ -24,8 +37,9 @@ typedef struct stream_obj stream_obj;
 
 /* A Client. libgild frees a gild_client in gild_close, which must not run
  * while another thread is inside libgild with it: `busy` counts the threads
- * that released the GIL with c in hand (all under the GIL), and close()
- * only marks the client closed while any are; the last one out closes it. */
+ * that released the GIL with c in hand, and close() only marks the client
+ * closed while any are; the last one out closes it. Every field but
+ * weakrefs is guarded by the client's critical section. */
 typedef struct {
 	PyObject ob_base;    /* PyObject_HEAD */
 	gild_client *c;      /* NULL until connected and once closed */
@@ -36,7 +50,8 @@ typedef struct {
 } client_obj;
 
 /* A Stream: keeps its client alive, and is closed before it (libgild
- * requires it). A stream is read by one thread at a time. */
+ * requires it). A stream is read by one thread at a time. Its fields are
+ * guarded by its client's critical section (client itself is set once). */
 struct stream_obj {
 	PyObject ob_base;   /* PyObject_HEAD */
 	client_obj *client; /* strong reference */
@@ -230,6 +245,19 @@ conv_id(PyObject *o, void *out)
  * wait in one go (Python runs signal handlers in the main thread only). */
 #define SLICE_MS 100
 
+/* Whether this thread may run signal handlers. 3.13 made
+ * _PyOS_IsMainThread internal: there every thread slices its long waits,
+ * PyErr_CheckSignals doing nothing outside the main thread. */
+static bool
+runs_signal_handlers(void)
+{
+#if PY_VERSION_HEX < 0x030D0000
+	return _PyOS_IsMainThread();
+#else
+	return true;
+#endif
+}
+
 typedef struct {
 	bool sliced;
 	int timeout_ms; /* -1: no limit */
@@ -240,8 +268,8 @@ static void
 waiter_init(waiter *w, int timeout_ms)
 {
 	w->timeout_ms = timeout_ms < 0 ? -1 : timeout_ms;
-	w->sliced =
-	    (timeout_ms < 0 || timeout_ms > SLICE_MS) && _PyOS_IsMainThread();
+	w->sliced = (timeout_ms < 0 || timeout_ms > SLICE_MS) &&
+	            runs_signal_handlers();
 	clock_gettime(CLOCK_MONOTONIC, &w->end);
 	if (timeout_ms > 0) {
 		w->end.tv_sec += timeout_ms / 1000;
@@ -285,25 +313,49 @@ waiter_more(const waiter *w, int slice)
 
 /* ------------------------------------------------------------------ Client */
 
+/* Whether the client is closed (or never connected); takes its critical
+ * section. */
+static bool
+client_is_closed(client_obj *self)
+{
+	bool closed;
+
+	Py_BEGIN_CRITICAL_SECTION(self);
+	closed = self->closed || self->c == NULL;
+	Py_END_CRITICAL_SECTION();
+	return closed;
+}
+
 /* 0 if the client may be used, else -1 with ValueError. */
 static int
 client_check(client_obj *self)
 {
-	if (self->closed || self->c == NULL) {
+	if (client_is_closed(self)) {
 		PyErr_SetString(PyExc_ValueError, "client is closed");
 		return -1;
 	}
 	return 0;
 }
 
-/* Before releasing the GIL with self->c in hand: 0, or -1 with ValueError
- * if the client is closed. Pair with client_leave. */
+/* Before releasing the GIL to use the client's gild_client: 0 with it in
+ * *out (borrowed, valid until client_leave), or -1 with ValueError if the
+ * client is closed. */
 static int
-client_enter(client_obj *self)
+client_enter(client_obj *self, gild_client **out)
 {
-	if (client_check(self) == -1)
+	gild_client *c = NULL;
+
+	Py_BEGIN_CRITICAL_SECTION(self);
+	if (!self->closed && self->c != NULL) {
+		c = self->c;
+		self->busy++;
+	}
+	Py_END_CRITICAL_SECTION();
+	if (c == NULL) {
+		PyErr_SetString(PyExc_ValueError, "client is closed");
 		return -1;
-	self->busy++;
+	}
+	*out = c;
 	return 0;
 }
 
@@ -312,17 +364,21 @@ client_enter(client_obj *self)
 static void
 client_leave(client_obj *self)
 {
-	gild_client *c;
+	gild_client *c = NULL;
 
-	if (--self->busy > 0 || !self->closed || self->c == NULL)
-		return;
-	c = self->c;
-	self->c = NULL;
-	UNLOCKED(gild_close(c));
+	Py_BEGIN_CRITICAL_SECTION(self);
+	if (--self->busy == 0 && self->closed) {
+		c = self->c;
+		self->c = NULL;
+	}
+	Py_END_CRITICAL_SECTION();
+	if (c != NULL)
+		UNLOCKED(gild_close(c));
 }
 
-/* Takes st off its client's list and out of st; the caller closes the
- * returned stream (NULL if it was closed already). */
+/* In the critical section of st's client: takes st off the client's list
+ * and out of st, and counts the client busy until stream_release closes
+ * the returned stream. NULL if st was closed already. */
 static gild_stream *
 stream_detach(stream_obj *st)
 {
@@ -340,22 +396,32 @@ stream_detach(stream_obj *st)
 	if (st->next != NULL)
 		st->next->prev = st->prev;
 	st->prev = st->next = NULL;
+	cl->busy++;
 	return s;
 }
 
-/* Closes st's libgild stream (if open) with the GIL released; its client
- * counts as busy meanwhile so that it outlives the close. */
+/* Out of any critical section: closes s (from stream_detach; NULL for
+ * none) with the GIL released, then leaves its client cl. */
+static void
+stream_release(client_obj *cl, gild_stream *s)
+{
+	if (s == NULL)
+		return;
+	UNLOCKED(gild_stream_close(s));
+	client_leave(cl);
+}
+
+/* Closes st's libgild stream if it is open. */
 static void
 stream_shut(stream_obj *st)
 {
 	client_obj *cl = st->client;
-	gild_stream *s = stream_detach(st);
+	gild_stream *s;
 
-	if (s == NULL)
-		return;
-	cl->busy++;
-	UNLOCKED(gild_stream_close(s));
-	client_leave(cl);
+	Py_BEGIN_CRITICAL_SECTION(cl);
+	s = stream_detach(st);
+	Py_END_CRITICAL_SECTION();
+	stream_release(cl, s);
 }
 
 static PyObject *
@@ -376,11 +442,15 @@ client_init(client_obj *self, PyObject *args, PyObject *kw)
 	gild_error err = {0};
 	gild_client *c = NULL;
 	Py_ssize_t n, len;
+	bool used;
 	int rc = -1;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "O:Client", kwlist, &urls))
 		return -1;
-	if (self->c != NULL || self->closed) {
+	Py_BEGIN_CRITICAL_SECTION(self);
+	used = self->c != NULL || self->closed;
+	Py_END_CRITICAL_SECTION();
+	if (used) {
 		PyErr_SetString(PyExc_RuntimeError,
 		    "Client.__init__ may be called only once");
 		return -1;
@@ -421,7 +491,20 @@ client_init(client_obj *self, PyObject *args, PyObject *kw)
 		rc = -1;
 		goto done;
 	}
-	self->c = c;
+	/* Another thread's __init__ may have connected meanwhile. */
+	Py_BEGIN_CRITICAL_SECTION(self);
+	if (self->c == NULL) {
+		self->c = c;
+		c = NULL;
+	}
+	Py_END_CRITICAL_SECTION();
+	if (c != NULL) {
+		UNLOCKED(gild_close(c));
+		PyErr_SetString(PyExc_RuntimeError,
+		    "Client.__init__ may be called only once");
+		rc = -1;
+		goto done;
+	}
 	rc = 0;
 done:
 	gild_error_clear(&err);
@@ -449,23 +532,31 @@ static PyObject *
 client_close(client_obj *self, PyObject *unused)
 {
 	stream_obj *st;
+	gild_stream *s;
+	bool first = false;
 
-	if (self->closed)
-		Py_RETURN_NONE;
-	self->closed = true;
 	/* From now on no stream can be opened or read. A stream being read
 	 * is closed by its reader when gild_stream_next returns. */
-	for (st = self->streams; st != NULL; st = st->next)
-		if (st->busy)
-			st->closing = true;
-	self->busy++; /* keeps c while the streams close */
-	for (;;) {
+	Py_BEGIN_CRITICAL_SECTION(self);
+	if (!self->closed) {
+		first = true;
+		self->closed = true;
+		for (st = self->streams; st != NULL; st = st->next)
+			if (st->busy)
+				st->closing = true;
+		self->busy++; /* keeps c while the streams close */
+	}
+	Py_END_CRITICAL_SECTION();
+	if (!first)
+		Py_RETURN_NONE;
+	do {
+		Py_BEGIN_CRITICAL_SECTION(self);
 		for (st = self->streams; st != NULL && st->busy; st = st->next)
 			;
-		if (st == NULL)
-			break;
-		stream_shut(st);
-	}
+		s = st != NULL ? stream_detach(st) : NULL;
+		Py_END_CRITICAL_SECTION();
+		stream_release(self, s);
+	} while (s != NULL);
 	client_leave(self); /* closes c unless other threads are in it */
 	Py_RETURN_NONE;
 }
@@ -473,19 +564,20 @@ client_close(client_obj *self, PyObject *unused)
 static PyObject *
 client_get_closed(client_obj *self, void *unused)
 {
-	return PyBool_FromLong(self->closed || self->c == NULL);
+	return PyBool_FromLong(client_is_closed(self));
 }
 
 /* The start of every call that sends args and kwargs: the client is open,
- * the arguments convert (into *va, *vk), and the client is entered. Returns
- * 0, or -1 with a Python error set and nothing held. */
+ * the arguments convert (into *va, *vk), and the client is entered (its
+ * gild_client in *c, as client_enter). Returns 0, or -1 with a Python error
+ * set and nothing held. */
 static int
 call_begin(client_obj *self, PyObject *a, PyObject *k, gild_value **va,
-    gild_value **vk)
+    gild_value **vk, gild_client **c)
 {
 	if (client_check(self) == -1 || pyvalue_call_args(a, k, va, vk) == -1)
 		return -1;
-	if (client_enter(self) == -1) {
+	if (client_enter(self, c) == -1) {
 		gild_value_free(*va);
 		gild_value_free(*vk);
 		return -1;
@@ -517,14 +609,15 @@ client_submit(client_obj *self, PyObject *args, PyObject *kw)
 	gild_value *va, *vk;
 	gild_error err = {0};
 	gild_call_id id = 0;
+	gild_client *c;
 
 	if (!PyArg_ParseTupleAndKeywords(
 	        args, kw, "sO|Oi:submit", kwlist, &fn, &a, &k, &timeout))
 		return NULL;
-	if (call_begin(self, a, k, &va, &vk) == -1)
+	if (call_begin(self, a, k, &va, &vk, &c) == -1)
 		return NULL;
 	UNLOCKED(
-	    rc = gild_submit_timeout(self->c, fn, va, vk, timeout, &id, &err);
+	    rc = gild_submit_timeout(c, fn, va, vk, timeout, &id, &err);
 	    gild_value_free(va); gild_value_free(vk));
 	client_leave(self);
 	return call_id_or_raise(rc, &err, id);
@@ -539,16 +632,17 @@ client_wait(client_obj *self, PyObject *args, PyObject *kw)
 	int timeout = -1, rc, slice, more = 0;
 	gild_result res = {0};
 	waiter w;
+	gild_client *c;
 
 	if (!PyArg_ParseTupleAndKeywords(
 	        args, kw, "O&|i:wait", kwlist, conv_id, &id, &timeout))
 		return NULL;
-	if (client_enter(self) == -1)
+	if (client_enter(self, &c) == -1)
 		return NULL;
 	waiter_init(&w, timeout);
 	do {
 		slice = waiter_slice(&w);
-		UNLOCKED(rc = gild_wait(self->c, id, slice, &res));
+		UNLOCKED(rc = gild_wait(c, id, slice, &res));
 	} while (rc == GILD_DEADLINE_EXCEEDED &&
 	         (more = waiter_more(&w, slice)) > 0);
 	client_leave(self);
@@ -583,15 +677,16 @@ client_poll(client_obj *self, PyObject *args, PyObject *kw)
 	gild_result res = {0};
 	PyObject *id, *out;
 	waiter w;
+	gild_client *c;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|i:poll", kwlist, &timeout))
 		return NULL;
-	if (client_enter(self) == -1)
+	if (client_enter(self, &c) == -1)
 		return NULL;
 	waiter_init(&w, timeout);
 	do {
 		slice = waiter_slice(&w);
-		UNLOCKED(rc = gild_poll(self->c, slice, &res));
+		UNLOCKED(rc = gild_poll(c, slice, &res));
 	} while (rc == GILD_DEADLINE_EXCEEDED &&
 	         (more = waiter_more(&w, slice)) > 0);
 	client_leave(self);
@@ -626,10 +721,11 @@ client_cancel(client_obj *self, PyObject *arg)
 	gild_error err = {0};
 	uint64_t id;
 	int rc;
+	gild_client *c;
 
-	if (!conv_id(arg, &id) || client_enter(self) == -1)
+	if (!conv_id(arg, &id) || client_enter(self, &c) == -1)
 		return NULL;
-	UNLOCKED(rc = gild_cancel(self->c, id, &err));
+	UNLOCKED(rc = gild_cancel(c, id, &err));
 	client_leave(self);
 	if (rc != GILD_OK && rc != GILD_NOT_FOUND)
 		raise_gild(rc, &err);
@@ -644,9 +740,14 @@ client_cancel(client_obj *self, PyObject *arg)
 static PyObject *
 client_in_flight(client_obj *self, PyObject *unused)
 {
-	if (client_check(self) == -1)
+	gild_client *c;
+	size_t n;
+
+	if (client_enter(self, &c) == -1)
 		return NULL;
-	return PyLong_FromSize_t(gild_in_flight(self->c));
+	n = gild_in_flight(c); /* does not block: the GIL stays held */
+	client_leave(self);
+	return PyLong_FromSize_t(n);
 }
 
 /* call(function, args, kwargs=None, timeout_ms=-1) -> outcome */
@@ -660,13 +761,14 @@ client_call(client_obj *self, PyObject *args, PyObject *kw)
 	int timeout = -1, rc;
 	gild_value *va, *vk, *v = NULL;
 	gild_error err = {0};
+	gild_client *c;
 
 	if (!PyArg_ParseTupleAndKeywords(
 	        args, kw, "sO|Oi:call", kwlist, &fn, &a, &k, &timeout))
 		return NULL;
-	if (call_begin(self, a, k, &va, &vk) == -1)
+	if (call_begin(self, a, k, &va, &vk, &c) == -1)
 		return NULL;
-	UNLOCKED(rc = gild_call(self->c, fn, va, vk, timeout, &v, &err);
+	UNLOCKED(rc = gild_call(c, fn, va, vk, timeout, &v, &err);
 	         gild_value_free(va); gild_value_free(vk));
 	client_leave(self);
 	out = outcome_value(rc, v, &err);
@@ -683,13 +785,14 @@ client_status(client_obj *self, PyObject *args, PyObject *kw)
 	gild_value *v = NULL;
 	gild_error err = {0};
 	PyObject *out;
+	gild_client *c;
 
 	if (!PyArg_ParseTupleAndKeywords(
 	        args, kw, "|i:status", kwlist, &timeout))
 		return NULL;
-	if (client_enter(self) == -1)
+	if (client_enter(self, &c) == -1)
 		return NULL;
-	UNLOCKED(rc = gild_status(self->c, timeout, &v, &err));
+	UNLOCKED(rc = gild_status(c, timeout, &v, &err));
 	client_leave(self);
 	out = outcome_value(rc, v, &err);
 	gild_error_clear(&err);
@@ -704,12 +807,13 @@ client_ping(client_obj *self, PyObject *args, PyObject *kw)
 	int timeout = 10000, rc;
 	gild_error err = {0};
 	PyObject *out;
+	gild_client *c;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|i:ping", kwlist, &timeout))
 		return NULL;
-	if (client_enter(self) == -1)
+	if (client_enter(self, &c) == -1)
 		return NULL;
-	UNLOCKED(rc = gild_ping(self->c, timeout, &err));
+	UNLOCKED(rc = gild_ping(c, timeout, &err));
 	client_leave(self);
 	out = outcome_py(rc, NULL, &err);
 	gild_error_clear(&err);
@@ -729,14 +833,15 @@ client_stream(client_obj *self, PyObject *args, PyObject *kw)
 	gild_error err = {0};
 	gild_stream *s = NULL;
 	stream_obj *st;
+	gild_client *c;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|Oii:stream", kwlist, &fn,
 	        &a, &k, &window, &timeout))
 		return NULL;
-	if (call_begin(self, a, k, &va, &vk) == -1)
+	if (call_begin(self, a, k, &va, &vk, &c) == -1)
 		return NULL;
 	UNLOCKED(rc = gild_stream_open(
-	             self->c, fn, va, vk, window, timeout, &s, &err);
+	             c, fn, va, vk, window, timeout, &s, &err);
 	         gild_value_free(va); gild_value_free(vk));
 	if (rc != GILD_OK) {
 		client_leave(self);
@@ -752,15 +857,29 @@ client_stream(client_obj *self, PyObject *args, PyObject *kw)
 	}
 	Py_INCREF(self);
 	st->client = self;
-	st->s = s;
+	st->s = NULL;
 	st->busy = st->closing = false;
 	st->seq = 0;
 	st->weakrefs = NULL;
-	st->prev = NULL;
-	st->next = self->streams;
-	if (self->streams != NULL)
-		self->streams->prev = st;
-	self->streams = st;
+	st->prev = st->next = NULL;
+	/* close() may have run while the stream opened: it did not see it. */
+	Py_BEGIN_CRITICAL_SECTION(self);
+	if (!self->closed) {
+		st->s = s;
+		st->next = self->streams;
+		if (self->streams != NULL)
+			self->streams->prev = st;
+		self->streams = st;
+		s = NULL;
+	}
+	Py_END_CRITICAL_SECTION();
+	if (s != NULL) {
+		UNLOCKED(gild_stream_close(s));
+		client_leave(self);
+		Py_DECREF(st);
+		PyErr_SetString(PyExc_ValueError, "client is closed");
+		return NULL;
+	}
 	client_leave(self);
 	return (PyObject *) st;
 }
@@ -778,13 +897,14 @@ client_actor_new(client_obj *self, PyObject *args, PyObject *kw)
 	gild_value *va, *vk;
 	gild_error err = {0};
 	gild_actor_id aid = 0;
+	gild_client *c;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|Ozpi:actor_new", kwlist,
 	        &cls, &a, &k, &name, &detached, &timeout))
 		return NULL;
-	if (call_begin(self, a, k, &va, &vk) == -1)
+	if (call_begin(self, a, k, &va, &vk, &c) == -1)
 		return NULL;
-	UNLOCKED(rc = gild_actor_new(self->c, cls, va, vk, name, detached != 0,
+	UNLOCKED(rc = gild_actor_new(c, cls, va, vk, name, detached != 0,
 	             timeout, &aid, &err);
 	         gild_value_free(va); gild_value_free(vk));
 	client_leave(self);
@@ -804,13 +924,14 @@ client_actor_get(client_obj *self, PyObject *args, PyObject *kw)
 	gild_error err = {0};
 	gild_actor_id aid = 0;
 	PyObject *out;
+	gild_client *c;
 
 	if (!PyArg_ParseTupleAndKeywords(
 	        args, kw, "s|i:actor_get", kwlist, &name, &timeout))
 		return NULL;
-	if (client_enter(self) == -1)
+	if (client_enter(self, &c) == -1)
 		return NULL;
-	UNLOCKED(rc = gild_actor_get(self->c, name, timeout, &aid, &err));
+	UNLOCKED(rc = gild_actor_get(c, name, timeout, &aid, &err));
 	client_leave(self);
 	out = outcome_py(
 	    rc, rc == GILD_OK ? PyLong_FromUnsignedLongLong(aid) : NULL, &err);
@@ -827,13 +948,14 @@ client_actor_destroy(client_obj *self, PyObject *args, PyObject *kw)
 	int timeout = -1, rc;
 	gild_error err = {0};
 	PyObject *out;
+	gild_client *c;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|i:actor_destroy", kwlist,
 	        conv_id, &aid, &timeout))
 		return NULL;
-	if (client_enter(self) == -1)
+	if (client_enter(self, &c) == -1)
 		return NULL;
-	UNLOCKED(rc = gild_actor_destroy(self->c, aid, timeout, &err));
+	UNLOCKED(rc = gild_actor_destroy(c, aid, timeout, &err));
 	client_leave(self);
 	out = outcome_py(rc, rc == GILD_OK ? Py_NewRef(Py_True) : NULL, &err);
 	gild_error_clear(&err);
@@ -852,14 +974,15 @@ client_actor_submit(client_obj *self, PyObject *args, PyObject *kw)
 	gild_value *va, *vk;
 	gild_error err = {0};
 	gild_call_id id = 0;
+	gild_client *c;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "O&sO|O:actor_submit",
 	        kwlist, conv_id, &aid, &method, &a, &k))
 		return NULL;
-	if (call_begin(self, a, k, &va, &vk) == -1)
+	if (call_begin(self, a, k, &va, &vk, &c) == -1)
 		return NULL;
 	UNLOCKED(
-	    rc = gild_actor_submit(self->c, aid, method, va, vk, &id, &err);
+	    rc = gild_actor_submit(c, aid, method, va, vk, &id, &err);
 	    gild_value_free(va); gild_value_free(vk));
 	client_leave(self);
 	return call_id_or_raise(rc, &err, id);
@@ -878,14 +1001,15 @@ client_actor_call(client_obj *self, PyObject *args, PyObject *kw)
 	int timeout = -1, rc;
 	gild_value *va, *vk, *v = NULL;
 	gild_error err = {0};
+	gild_client *c;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "O&sO|Oi:actor_call", kwlist,
 	        conv_id, &aid, &method, &a, &k, &timeout))
 		return NULL;
-	if (call_begin(self, a, k, &va, &vk) == -1)
+	if (call_begin(self, a, k, &va, &vk, &c) == -1)
 		return NULL;
 	UNLOCKED(rc = gild_actor_call(
-	             self->c, aid, method, va, vk, timeout, &v, &err);
+	             c, aid, method, va, vk, timeout, &v, &err);
 	         gild_value_free(va); gild_value_free(vk));
 	client_leave(self);
 	out = outcome_value(rc, v, &err);
@@ -978,31 +1102,43 @@ stream_next(stream_obj *self, PyObject *args, PyObject *kw)
 	int timeout = -1, rc, slice, more = 0;
 	gild_value *v = NULL;
 	gild_error err = {0};
+	gild_stream *s = NULL, *shut = NULL;
+	bool closed = false;
 	PyObject *out;
 	waiter w;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|i:next", kwlist, &timeout))
 		return NULL;
+	Py_BEGIN_CRITICAL_SECTION(cl);
 	if (self->s == NULL || self->closing || cl->closed) {
+		closed = true;
+	} else if (!self->busy) {
+		self->busy = true;
+		cl->busy++;
+		s = self->s;
+	}
+	Py_END_CRITICAL_SECTION();
+	if (closed) {
 		PyErr_SetString(PyExc_ValueError, "stream is closed");
 		return NULL;
 	}
-	if (self->busy) {
+	if (s == NULL) {
 		PyErr_SetString(PyExc_RuntimeError,
 		    "another thread is reading this stream");
 		return NULL;
 	}
-	self->busy = true;
-	cl->busy++;
 	waiter_init(&w, timeout);
 	do {
 		slice = waiter_slice(&w);
-		UNLOCKED(rc = gild_stream_next(self->s, slice, &v, &err));
+		UNLOCKED(rc = gild_stream_next(s, slice, &v, &err));
 	} while (rc == GILD_DEADLINE_EXCEEDED && err.code == 0 &&
 	         (more = waiter_more(&w, slice)) > 0);
+	Py_BEGIN_CRITICAL_SECTION(cl);
 	self->busy = false;
 	if (self->closing)
-		stream_shut(self);
+		shut = stream_detach(self);
+	Py_END_CRITICAL_SECTION();
+	stream_release(cl, shut);
 	client_leave(cl);
 	if (more < 0)
 		return NULL;
@@ -1018,8 +1154,12 @@ stream_next(stream_obj *self, PyObject *args, PyObject *kw)
 static PyObject *
 stream_seq(stream_obj *self, PyObject *unused)
 {
-	return PyLong_FromUnsignedLongLong(
-	    self->s != NULL ? gild_stream_seq(self->s) : self->seq);
+	uint64_t seq;
+
+	Py_BEGIN_CRITICAL_SECTION(self->client);
+	seq = self->s != NULL ? gild_stream_seq(self->s) : self->seq;
+	Py_END_CRITICAL_SECTION();
+	return PyLong_FromUnsignedLongLong(seq);
 }
 
 /* close(): idempotent; a stream being read in another thread is closed
@@ -1027,20 +1167,28 @@ stream_seq(stream_obj *self, PyObject *unused)
 static PyObject *
 stream_close(stream_obj *self, PyObject *unused)
 {
-	if (self->s == NULL)
-		Py_RETURN_NONE;
-	if (self->busy) {
+	client_obj *cl = self->client;
+	gild_stream *s = NULL;
+
+	Py_BEGIN_CRITICAL_SECTION(cl);
+	if (self->busy)
 		self->closing = true;
-		Py_RETURN_NONE;
-	}
-	stream_shut(self);
+	else
+		s = stream_detach(self);
+	Py_END_CRITICAL_SECTION();
+	stream_release(cl, s);
 	Py_RETURN_NONE;
 }
 
 static PyObject *
 stream_get_closed(stream_obj *self, void *unused)
 {
-	return PyBool_FromLong(self->s == NULL || self->closing);
+	bool closed;
+
+	Py_BEGIN_CRITICAL_SECTION(self->client);
+	closed = self->s == NULL || self->closing;
+	Py_END_CRITICAL_SECTION();
+	return PyBool_FromLong(closed);
 }
 
 static PyMethodDef stream_methods[] = {
@@ -1178,6 +1326,11 @@ PyInit__native(void)
 	if (PyModule_AddType(m, &client_type) < 0 ||
 	    PyModule_AddType(m, &stream_type) < 0)
 		goto fail;
+#ifdef Py_GIL_DISABLED
+	/* Without it, importing the module would turn the GIL back on. */
+	if (PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED) < 0)
+		goto fail;
+#endif
 	return m;
 fail:
 	Py_DECREF(m);

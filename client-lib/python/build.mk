@@ -18,10 +18,33 @@ $(PY_NATIVE): $(PY_NATIVE_OBJS) $(B)/libgild.a
 
 LIBS += $(PY_NATIVE)
 
-# The Python tests of the extension import it into the system Python, which
-# a sanitized build cannot be loaded into.
+# The same extension for the free-threaded Python (PYTHON_FT_CONFIG, see
+# worker/build.mk), next to the first: each interpreter loads the one with
+# its own suffix (_native.cpython-313t-x86_64-linux-gnu.so). It declares
+# that it runs without the GIL.
+ifneq ($(PYTHON_FT_CONFIG),)
+PY_NATIVE_FT := $(B)/python/gild/_native$(shell $(PYTHON_FT_CONFIG) \
+	--extension-suffix)
+PY_NATIVE_FT_OBJS := $(addprefix $(B)/ft/client-lib/python/,_native.o pyvalue.o)
+$(B)/ft/client-lib/python/%.o: client-lib/python/%.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(FT_PY_CFLAGS) -fvisibility=hidden -c $< -o $@
+$(PY_NATIVE_FT): $(PY_NATIVE_FT_OBJS) $(B)/libgild.a
+	@mkdir -p $(@D)
+	$(CC) -shared $(ALL_LDFLAGS) -Wl,--exclude-libs,ALL -o $@ \
+		$(PY_NATIVE_FT_OBJS) $(B)/libgild.a $(GILD_LIB_LIBS)
+LIBS += $(PY_NATIVE_FT)
+endif
+
+# The Python tests of the extension import it into the system Python (and
+# the free-threaded one: "ftpy:", see tests/run.sh), which a sanitized
+# build cannot be loaded into.
 ifeq ($(SANITIZE),)
-UNIT_TESTS += tests/python/test_native.py
+UNIT_TESTS += tests/python/test_native.py tests/python/test_native_threads.py
+ifneq ($(PYTHON_FT_CONFIG),)
+RUNTIME_TESTS += ftpy:tests/python/test_native.py \
+	ftpy:tests/python/test_native_threads.py
+endif
 endif
 
 # make install: the package (with the extension) for the system Python, in
@@ -30,8 +53,9 @@ endif
 PYTHON_SITE ?= $(PREFIX)/lib/python$(PY_VERSION)/dist-packages
 .PHONY: install-python-native
 install: install-python-native
-install-python-native: $(PY_NATIVE)
+install-python-native: $(PY_NATIVE) $(PY_NATIVE_FT)
 	install -d $(DESTDIR)$(LIBDIR)/gild/python/gild $(DESTDIR)$(PYTHON_SITE)/gild
-	install -m 755 $(PY_NATIVE) $(DESTDIR)$(LIBDIR)/gild/python/gild/
+	install -m 755 $(PY_NATIVE) $(PY_NATIVE_FT) \
+		$(DESTDIR)$(LIBDIR)/gild/python/gild/
 	install -m 644 client-lib/python/gild/*.py $(DESTDIR)$(PYTHON_SITE)/gild/
 	install -m 755 $(PY_NATIVE) $(DESTDIR)$(PYTHON_SITE)/gild/

@@ -6,7 +6,9 @@
 #include "dtype.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -21,20 +23,30 @@
 	"gild sends None, bool, int, float, str, bytes, lists, tuples, dicts " \
 	"and numpy arrays"
 
-/* Set at import and when numpy is first seen, with the GIL held. */
+/* Set at import (pyvalue_init), read-only after. */
 static struct {
 	PyObject *from_bytes; /* int.from_bytes */
 	PyObject *signed_kw;  /* {"signed": True} */
 	PyObject *little;     /* "little" */
 	PyObject *numpy_name; /* "numpy" */
-	int numpy_off;        /* pyvalue_use_numpy(0) */
-	int numpy_failed;     /* importing numpy failed: do not retry */
-	PyObject *np_ndarray; /* set once numpy is bound */
-	PyObject *np_generic;
-	PyObject *np_empty;
-	PyObject *np_asarray;
-	PyObject *np_ascontiguousarray;
 } pv;
+
+/* What the conversions use of numpy, bound when numpy is first seen (new
+ * references, kept for the life of the process). */
+struct np_api {
+	PyObject *ndarray; /* a type */
+	PyObject *generic; /* a type */
+	PyObject *empty;
+	PyObject *asarray;
+	PyObject *ascontiguousarray;
+};
+
+/* Free-threaded CPython converts in several threads at once, with no GIL:
+ * numpy's binding is published whole, once, by compare-and-swap, and the
+ * flags are atomic. */
+static _Atomic(struct np_api *) np_bound; /* NULL until numpy is bound */
+static atomic_int np_failed; /* importing numpy failed: do not retry */
+static atomic_int np_off;    /* pyvalue_use_numpy(0) */
 
 /* ---------------------------------------------------------------- setup */
 
@@ -55,65 +67,79 @@ pyvalue_init(void)
 void
 pyvalue_use_numpy(int on)
 {
-	pv.numpy_off = !on;
+	atomic_store(&np_off, !on);
 }
 
-/* Takes what the conversions use from the numpy module np (borrowed).
- * Returns 1, or 0 (no exception set) if numpy looks broken. */
-static int
+static void
+np_api_free(struct np_api *api)
+{
+	Py_XDECREF(api->ndarray);
+	Py_XDECREF(api->generic);
+	Py_XDECREF(api->empty);
+	Py_XDECREF(api->asarray);
+	Py_XDECREF(api->ascontiguousarray);
+	free(api);
+}
+
+/* Binds what the conversions use of the numpy module np (borrowed), unless
+ * another thread did first. Returns the binding, or NULL (no exception
+ * set) if numpy looks broken. */
+static const struct np_api *
 numpy_bind(PyObject *np)
 {
-	PyObject *nd = PyObject_GetAttrString(np, "ndarray");
-	PyObject *gen = PyObject_GetAttrString(np, "generic");
-	PyObject *empty = PyObject_GetAttrString(np, "empty");
-	PyObject *asarray = PyObject_GetAttrString(np, "asarray");
-	PyObject *ascont = PyObject_GetAttrString(np, "ascontiguousarray");
+	struct np_api *api = calloc(1, sizeof(*api)), *first = NULL;
 
-	if (nd == NULL || gen == NULL || empty == NULL || asarray == NULL ||
-	    ascont == NULL || !PyType_Check(nd) || !PyType_Check(gen)) {
+	if (api == NULL)
+		return NULL;
+	api->ndarray = PyObject_GetAttrString(np, "ndarray");
+	api->generic = PyObject_GetAttrString(np, "generic");
+	api->empty = PyObject_GetAttrString(np, "empty");
+	api->asarray = PyObject_GetAttrString(np, "asarray");
+	api->ascontiguousarray =
+	    PyObject_GetAttrString(np, "ascontiguousarray");
+	if (api->ndarray == NULL || api->generic == NULL ||
+	    api->empty == NULL || api->asarray == NULL ||
+	    api->ascontiguousarray == NULL || !PyType_Check(api->ndarray) ||
+	    !PyType_Check(api->generic)) {
 		PyErr_Clear();
-		Py_XDECREF(nd);
-		Py_XDECREF(gen);
-		Py_XDECREF(empty);
-		Py_XDECREF(asarray);
-		Py_XDECREF(ascont);
-		pv.numpy_failed = 1;
-		return 0;
+		np_api_free(api);
+		atomic_store(&np_failed, 1);
+		return NULL;
 	}
-	pv.np_ndarray = nd;
-	pv.np_generic = gen;
-	pv.np_empty = empty;
-	pv.np_asarray = asarray;
-	pv.np_ascontiguousarray = ascont;
-	return 1;
+	if (!atomic_compare_exchange_strong(&np_bound, &first, api)) {
+		np_api_free(api); /* another thread bound it: first */
+		return first;
+	}
+	return api;
 }
 
-/* 1 if numpy is usable: for sending only when someone already imported it
- * (an object cannot be a numpy array unless numpy is loaded), for a
- * received tensor importing it if need be (do_import). */
-static int
+/* numpy's binding if numpy is usable, else NULL: for sending only when
+ * someone already imported it (an object cannot be a numpy array unless
+ * numpy is loaded), for a received tensor importing it if need be
+ * (do_import). */
+static const struct np_api *
 numpy_ready(int do_import)
 {
+	const struct np_api *api;
 	PyObject *np;
-	int ok;
 
-	if (pv.numpy_off)
-		return 0;
-	if (pv.np_ndarray != NULL)
-		return 1;
-	if (pv.numpy_failed)
-		return 0;
+	if (atomic_load(&np_off))
+		return NULL;
+	if ((api = atomic_load(&np_bound)) != NULL)
+		return api;
+	if (atomic_load(&np_failed))
+		return NULL;
 	np = do_import ? PyImport_Import(pv.numpy_name)
 		       : PyImport_GetModule(pv.numpy_name);
 	if (np == NULL) {
 		PyErr_Clear();
 		if (do_import)
-			pv.numpy_failed = 1;
-		return 0;
+			atomic_store(&np_failed, 1);
+		return NULL;
 	}
-	ok = numpy_bind(np);
+	api = numpy_bind(np);
 	Py_DECREF(np);
-	return ok;
+	return api;
 }
 
 /* --------------------------------------------------------- error paths */
@@ -443,7 +469,7 @@ fail:
 /* A numpy array: dtype and shape from the array, data from a C-contiguous
  * little-endian copy of it (the array itself when it is one already). */
 static gild_value *
-ndarray_from_py(PyObject *o, const seg *at)
+ndarray_from_py(const struct np_api *np, PyObject *o, const seg *at)
 {
 	PyObject *dtype, *kind = NULL, *isize = NULL, *fields = NULL;
 	PyObject *le = NULL, *arr = NULL, *shape = NULL;
@@ -492,7 +518,7 @@ ndarray_from_py(PyObject *o, const seg *at)
 	if ((le = PyObject_CallMethod(dtype, "newbyteorder", "s", "<")) ==
 	        NULL ||
 	    (arr = PyObject_CallFunctionObjArgs(
-	         pv.np_ascontiguousarray, o, le, NULL)) == NULL)
+	         np->ascontiguousarray, o, le, NULL)) == NULL)
 		goto done;
 	if (PyObject_GetBuffer(arr, &view, PyBUF_C_CONTIGUOUS) == -1)
 		goto done;
@@ -518,7 +544,8 @@ done:
 /* A numpy scalar: as the Python scalar .item() gives; complex ones as 0-d
  * tensors. */
 static gild_value *
-npscalar_from_py(PyObject *o, const seg *at, int depth)
+npscalar_from_py(const struct np_api *np, PyObject *o, const seg *at,
+    int depth)
 {
 	PyObject *item = PyObject_CallMethod(o, "item", NULL);
 	PyObject *arr;
@@ -534,9 +561,9 @@ npscalar_from_py(PyObject *o, const seg *at, int depth)
 	}
 	if (PyComplex_Check(item)) {
 		Py_DECREF(item);
-		if ((arr = PyObject_CallOneArg(pv.np_asarray, o)) == NULL)
+		if ((arr = PyObject_CallOneArg(np->asarray, o)) == NULL)
 			return NULL;
-		v = ndarray_from_py(arr, at);
+		v = ndarray_from_py(np, arr, at);
 		Py_DECREF(arr);
 		return v;
 	}
@@ -547,6 +574,8 @@ npscalar_from_py(PyObject *o, const seg *at, int depth)
 static gild_value *
 from_py(PyObject *o, const seg *at, int depth)
 {
+	const struct np_api *np;
+
 	if (depth > PYVALUE_MAX_DEPTH)
 		return fail(at, PyExc_ValueError,
 		    "cannot send values nested deeper than %d levels",
@@ -576,11 +605,11 @@ from_py(PyObject *o, const seg *at, int depth)
 		return seq_from_py(o, at, depth);
 	if (PyDict_Check(o))
 		return map_from_py(o, at, depth);
-	if (numpy_ready(0)) {
-		if (PyObject_TypeCheck(o, (PyTypeObject *) pv.np_ndarray))
-			return ndarray_from_py(o, at);
-		if (PyObject_TypeCheck(o, (PyTypeObject *) pv.np_generic))
-			return npscalar_from_py(o, at, depth);
+	if ((np = numpy_ready(0)) != NULL) {
+		if (PyObject_TypeCheck(o, (PyTypeObject *) np->ndarray))
+			return ndarray_from_py(np, o, at);
+		if (PyObject_TypeCheck(o, (PyTypeObject *) np->generic))
+			return npscalar_from_py(np, o, at, depth);
 	}
 	return unsupported(o, at);
 }
@@ -785,10 +814,10 @@ copy_out(void *dst, const void *src, size_t len)
 }
 
 static PyObject *
-tensor_numpy(
-    const struct dtype_info *dt, PyObject *shape, const void *data, size_t len)
+tensor_numpy(const struct np_api *np, const struct dtype_info *dt,
+    PyObject *shape, const void *data, size_t len)
 {
-	PyObject *arr = PyObject_CallFunction(pv.np_empty, "Os", shape, dt->np);
+	PyObject *arr = PyObject_CallFunction(np->empty, "Os", shape, dt->np);
 	Py_buffer view;
 
 	if (arr == NULL || len == 0)
@@ -852,6 +881,7 @@ tensor_to_py(const gild_value *v)
 	size_t ndim = gild_tensor_ndim(v), len = 0;
 	const uint64_t *dims = gild_tensor_shape(v);
 	const void *data = gild_tensor_data(v, &len);
+	const struct np_api *np;
 	PyObject *shape, *out;
 
 	if (dt == NULL)
@@ -860,8 +890,8 @@ tensor_to_py(const gild_value *v)
 		    gild_tensor_dtype(v) ? gild_tensor_dtype(v) : "");
 	if ((shape = shape_tuple(dims, ndim)) == NULL)
 		return NULL;
-	if (numpy_ready(1))
-		out = tensor_numpy(dt, shape, data, len);
+	if ((np = numpy_ready(1)) != NULL)
+		out = tensor_numpy(np, dt, shape, data, len);
 	else
 		out = tensor_fallback(dt, shape, dims, ndim, data, len);
 	Py_DECREF(shape);

@@ -1,5 +1,6 @@
 /* pyvalue: Python objects <-> gild_value for the gild._native extension.
- * Everything here runs with the GIL held, except large memcpys. */
+ * Everything here runs with the GIL held (in free-threaded Python: attached,
+ * in several threads at once), except large memcpys. */
 #ifndef GILD_PYVALUE_H
 #define GILD_PYVALUE_H
 
@@ -12,8 +13,8 @@
  * client-lib/value.h), counting a call's argument as depth 1. */
 #define PYVALUE_MAX_DEPTH 1000
 
-/* Caches what the conversions need. Call once at import: 0, or -1 with a
- * Python exception set. */
+/* Caches what the conversions need. Call once, at import and before any
+ * conversion: 0, or -1 with a Python exception set. */
 int pyvalue_init(void);
 
 /* Tests: with on == 0, tensors arrive as memoryviews even when numpy can be

@@ -15,6 +15,25 @@ $(eval $(call cunit_test,test_features,$(B)/tests/integration/harness.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -lm -pthread))
 TEST_DEPS += $(B)/gild $(B)/gild-worker $(B)/gildctl
 
+# The free-threaded runtime: its own suite, and the three suites above run
+# a second time against it (tests/run.sh runs "ft:PROGRAM" with
+# GILD_TEST_RUNTIME=free-threaded).
+ifneq ($(PYTHON_FT_CONFIG),)
+$(eval $(call cunit_test,test_runtime,$(B)/tests/integration/harness.o \
+	$(B)/tests/integration/served.o \
+	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
+TEST_DEPS += $(B)/gild-worker-ft
+# An extension module without free-threading support, for the GIL check.
+GILNEEDED := $(B)/tests/apps/gilneeded$(shell $(PYTHON_FT_CONFIG) \
+	--extension-suffix)
+$(GILNEEDED): tests/apps/gilneeded.c
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC $(FT_PY_CFLAGS) -o $@ $<
+TEST_DEPS += $(GILNEEDED)
+RUNTIME_TESTS += $(addprefix ft:$(B)/tests/,test_server test_reliability \
+	test_features)
+endif
+
 # Python tests: the generated gild_pb2 module lets them speak the protocol
 # with nothing but Python's protobuf, as a client in another language would.
 $(B)/python/gild_pb2.py: proto/gild.proto $(B)/config.mk

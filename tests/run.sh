@@ -1,6 +1,10 @@
 #!/bin/sh
 # Runs every test program given (CUnit binaries and tests/python/test_*.py)
-# and prints one closing line: "N passed, N failed".
+# and prints one closing line: "N passed, N failed". "ft:PROGRAM" runs an
+# integration suite against the free-threaded runtime
+# (GILD_TEST_RUNTIME=free-threaded: see tests/integration/harness.h);
+# "ftpy:FILE.py" runs a Python test file under the free-threaded Python
+# ($FT_PYTHON).
 # Environment: B (build folder), PYTHON (the system python3).
 set -u
 B=${B:-build}
@@ -34,6 +38,8 @@ for t in "$@"; do
 	echo "=== $t"
 	case "$t" in
 	*/fuzz_*) timeout 600 tests/fuzz/run.sh "$t" "${FUZZ_SECONDS:-60}" >"$log" 2>&1 ;;
+	ft:*) GILD_TEST_RUNTIME=free-threaded timeout 600 "${t#ft:}" >"$log" 2>&1 ;;
+	ftpy:*) PYTHONPATH="$B/python${PYTHONPATH:+:$PYTHONPATH}" timeout 600 "$FT_PYTHON" tests/python/runner.py "${t#ftpy:}" >"$log" 2>&1 ;;
 	*.py) PYTHONPATH="$B/python${PYTHONPATH:+:$PYTHONPATH}" timeout 600 "$PYTHON" tests/python/runner.py "$t" >"$log" 2>&1 ;;
 	*) timeout 600 "$t" >"$log" 2>&1 ;;
 	esac

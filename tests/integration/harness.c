@@ -166,6 +166,29 @@ proc_workers(const gild_proc *p, pid_t *pids, int max)
 	return n;
 }
 
+bool
+test_free_threaded(void)
+{
+	const char *r = getenv("GILD_TEST_RUNTIME");
+
+	return r != NULL && strcmp(r, "free-threaded") == 0;
+}
+
+int
+test_processes(int n)
+{
+	return test_free_threaded() ? 1 : n;
+}
+
+bool
+skip_unless_process(const char *why)
+{
+	if (!test_free_threaded())
+		return false;
+	printf("\n  skipped under the free-threaded runtime: %s\n", why);
+	return true;
+}
+
 int
 proc_start(gild_proc *p, const char *app, int workers, const char *listen,
     const char *const *extra)
@@ -192,7 +215,15 @@ proc_start(gild_proc *p, const char *app, int workers, const char *listen,
 	argv[argc++] = app;
 	argv[argc++] = "--listen";
 	argv[argc++] = listen_url;
-	argv[argc++] = "--workers";
+	if (test_free_threaded()) {
+		argv[argc++] = "--runtime";
+		argv[argc++] = "free-threaded";
+		argv[argc++] = "--workers";
+		argv[argc++] = "1";
+		argv[argc++] = "--threads";
+	} else {
+		argv[argc++] = "--workers";
+	}
 	argv[argc++] = nworkers;
 	for (int i = 0; extra && extra[i] && argc < 38; i++)
 		argv[argc++] = extra[i];

@@ -15,7 +15,24 @@ typedef struct gild_proc {
 	int exit_status;   /* after proc_stop: waitpid status */
 } gild_proc;
 
-/* Starts `B/gild serve APP --workers N` with listen (NULL: tcp port 0 on
+/* The runtime the suites run against: GILD_TEST_RUNTIME=free-threaded (set
+ * by tests/run.sh for the second pass) serves every app with --runtime
+ * free-threaded, N workers becoming 1 worker of N threads, so the same
+ * tests check both runtimes. */
+bool test_free_threaded(void);
+
+/* How many worker processes a server started with n workers has: n, or 1
+ * under the free-threaded runtime. */
+int test_processes(int n);
+
+/* In a test that is about worker processes (pids, one process per call):
+ * returns true, after saying so, when the free-threaded runtime is under
+ * test, and the test should return. */
+bool skip_unless_process(const char *why);
+
+/* Starts `B/gild serve APP --workers N` (or, under the free-threaded
+ * runtime, `--runtime free-threaded --workers 1 --threads N`) with listen
+ * (NULL: tcp port 0 on
  * 127.0.0.1; a string with %s is formatted with the temp dir) plus extra
  * NULL-terminated args, and waits (up to 60 s) for "gild: ready". Returns 0
  * or -1 (gild's log is printed). */

@@ -4,11 +4,15 @@ import math
 import os
 import signal
 import sys
+import shutil
 import socket
 import subprocess
+import tempfile
 import unittest
 
-from gildproc import ROOT, Gild, die_with_parent, gildctl, read_until
+from gildproc import ROOT, B, Gild, die_with_parent, gildctl, read_until
+
+APP_PY = os.path.join(ROOT, "examples", "app.py")
 
 
 class GildctlTest(unittest.TestCase):
@@ -134,6 +138,60 @@ class ExamplesTest(unittest.TestCase):
         url = self.serve("actors.py")
         rc, out, _ = gildctl("status", url)
         self.assertEqual(rc, 0)
+
+
+@unittest.skipUnless(os.path.exists(os.path.join(B, "gild-worker-ft")),
+                     "gild-worker-ft is not built (make PYTHON_FT_CONFIG=)")
+class RuntimeCliTest(unittest.TestCase):
+    """--runtime free-threaded from the command line: it serves, and what
+    cannot work fails at start with a message that says why."""
+
+    def serve_fails(self, *args, gild=None):
+        """Runs gild serve ARGS, which must exit by itself; returns (exit
+        status, stderr)."""
+        p = subprocess.run(
+            [gild or os.path.join(B, "gild"), "serve", "--listen",
+             "tcp://127.0.0.1:0", *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            timeout=60, preexec_fn=die_with_parent)
+        return p.returncode, p.stderr
+
+    def test_examples_app_serves_free_threaded(self):
+        g = Gild(args=("--runtime", "free-threaded", "--threads", "2"))
+        self.addCleanup(g.stop)
+        self.assertEqual(gildctl("call", g.url, "add", "1", "2"),
+                         (0, "3\n", ""))
+        rc, out, _ = gildctl("status", g.url)
+        st = json.loads(out)
+        self.assertEqual((st["runtime"], st["threads"], st["gil_enabled"]),
+                         ("free-threaded", 2, False))
+
+    def test_missing_worker_ft(self):
+        with tempfile.TemporaryDirectory() as d:
+            lone = os.path.join(d, "gild")
+            shutil.copy(os.path.join(B, "gild"), lone)
+            shutil.copy(os.path.join(B, "gild-worker"), d)
+            rc, err = self.serve_fails(APP_PY, "--runtime", "free-threaded",
+                                       gild=lone)
+        self.assertEqual(rc, 2)
+        self.assertIn("needs gild-worker-ft", err)
+
+    def test_threads_needs_free_threaded(self):
+        rc, err = self.serve_fails(APP_PY, "--threads", "2")
+        self.assertEqual(rc, 2)
+        self.assertIn("--threads needs --runtime free-threaded", err)
+
+    def test_system_only_package(self):
+        """Debian's numpy is built for the system Python only."""
+        with tempfile.TemporaryDirectory() as d:
+            app = os.path.join(d, "needs_numpy.py")
+            with open(app, "w") as f:
+                f.write("import numpy\n\ndef f():\n    return 1\n")
+            rc, err = self.serve_fails(app, "--runtime", "free-threaded")
+        self.assertEqual(rc, 1)
+        self.assertIn("the app imports 'numpy', which is installed only for "
+                      "the system Python", err)
+        self.assertIn("--runtime process", err)
 
 
 class StockClientTest(unittest.TestCase):

@@ -1,0 +1,268 @@
+/* Integration tests of what only the free-threaded runtime has: several
+ * Python threads of one worker running calls at once, each interrupted on
+ * its own, actors pinned to a thread, and the GIL check. Against the real
+ * gild serving tests/apps/runtime.py with --runtime free-threaded. (The
+ * behaviour both runtimes share is tested by running the other suites
+ * again with GILD_TEST_RUNTIME=free-threaded: see tests/run.sh.) */
+#include "gild.h"
+#include "integration/harness.h"
+#include "integration/served.h"
+
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "test_main.h"
+
+#define APP "tests/apps/runtime.py"
+
+/* Loop steps of a burn() call: a few hundred ms of pure Python. */
+#define BURN_STEPS 3000000
+
+/* Starts APP on 1 free-threaded worker of `threads` threads, plus extra. */
+static int
+start(served *s, int threads, const char *extra)
+{
+	char n[16];
+	const char *args[] = {"--runtime", "free-threaded", "--threads", n,
+	    extra, extra != NULL ? "5" : NULL, NULL};
+
+	snprintf(n, sizeof(n), "%d", threads);
+	return served_start(s, APP, 1, args);
+}
+
+/* What burn(n) returns as its checksum. */
+static int64_t
+checksum(int64_t n)
+{
+	int64_t acc = 0;
+
+	for (int64_t i = 0; i < n; i++)
+		acc = (acc + i * i) % 1000003;
+	return acc;
+}
+
+static const gild_value *
+status_field(gild_client *c, gild_value **st, const char *key)
+{
+	*st = NULL;
+	if (gild_status(c, 10000, st, NULL) != GILD_OK)
+		return NULL;
+	return gild_map_get(*st, key);
+}
+
+static int64_t
+status_restarts(gild_client *c)
+{
+	gild_value *st = NULL;
+	const gild_value *w = status_field(c, &st, "workers");
+	int64_t r = w != NULL ? gild_value_int(gild_map_get(gild_value_item(w, 0),
+				    "restarts"))
+			      : -1;
+
+	gild_value_free(st);
+	return r;
+}
+
+/* Item 2: two CPU-bound pure-Python calls on a 1-worker, 2-thread server
+ * run in the same process, on two threads, at overlapping times, and
+ * together get more than one core's worth of CPU (under a GIL they would
+ * take turns: at most one). Status reports gil_enabled: false. */
+static void
+test_parallel_threads(void)
+{
+	served s;
+	gild_result r[2];
+	gild_call_id ids[2];
+	gild_value *st = NULL;
+	double t0[2], t1[2], cpu[2], span;
+	int64_t want = checksum(BURN_STEPS);
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 2, NULL), 0);
+	for (int i = 0; i < 2; i++)
+		ids[i] = served_submit(s.c, "burn", gild_int(BURN_STEPS), 0);
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL_FATAL(served_wait(s.c, ids[i], &r[i]), GILD_OK);
+		t0[i] = gild_value_float(gild_value_item(r[i].value, 2));
+		t1[i] = gild_value_float(gild_value_item(r[i].value, 3));
+		cpu[i] = gild_value_float(gild_value_item(r[i].value, 4));
+		CU_ASSERT_EQUAL(gild_value_int(gild_value_item(r[i].value, 5)),
+		    want);
+	}
+	/* Same pid, two threads. */
+	CU_ASSERT_EQUAL(gild_value_int(gild_value_item(r[0].value, 0)),
+	    gild_value_int(gild_value_item(r[1].value, 0)));
+	CU_ASSERT_NOT_EQUAL(gild_value_int(gild_value_item(r[0].value, 1)),
+	    gild_value_int(gild_value_item(r[1].value, 1)));
+	/* Overlapping in time, and in parallel. */
+	CU_ASSERT(t0[0] < t1[1] && t0[1] < t1[0]);
+	span = (t1[0] > t1[1] ? t1[0] : t1[1]) - (t0[0] < t0[1] ? t0[0] : t0[1]);
+	fprintf(stderr,
+	    "\n  call 1 %.3f-%.3f s (cpu %.3f), call 2 %.3f-%.3f s (cpu %.3f):"
+	    " %.2f cores busy\n",
+	    0.0, t1[0] - t0[0], cpu[0], t0[1] - t0[0], t1[1] - t0[0], cpu[1],
+	    (cpu[0] + cpu[1]) / span);
+	CU_ASSERT((cpu[0] + cpu[1]) / span > 1.3);
+	for (int i = 0; i < 2; i++)
+		gild_result_clear(&r[i]);
+
+	CU_ASSERT_STRING_EQUAL(gild_value_str(status_field(s.c, &st, "runtime"), NULL),
+	    "free-threaded");
+	CU_ASSERT_EQUAL(gild_value_int(gild_map_get(st, "threads")), 2);
+	CU_ASSERT_EQUAL(gild_value_bool(gild_map_get(st, "gil_enabled")), false);
+	gild_value_free(st);
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "gil", NULL, 0),
+			    &r[0]), GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_bool(r[0].value), false);
+	gild_result_clear(&r[0]);
+	served_stop(&s);
+}
+
+static bool
+file_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* Item 4: a deadline, then a cancel, each stop the call on one thread while
+ * a CPU-bound call on the other runs on to its correct result; the worker
+ * is the same process throughout (no restart). */
+static void
+test_interrupt_one_thread(void)
+{
+	served s;
+	gild_result res;
+	gild_call_id burn, loop;
+	char marker[2][256];
+	int64_t want = checksum(4 * BURN_STEPS), pid;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 2, "--kill-grace"), 0);
+	for (int round = 0; round < 2; round++) {
+		bool cancel = round == 1;
+
+		snprintf(marker[round], sizeof(marker[round]), "%s/finally-%d",
+		    s.p.dir, round);
+		burn = served_submit(s.c, "burn", gild_int(4 * BURN_STEPS), 0);
+		loop = served_submit(s.c, "spin_until_stopped",
+		    gild_cstr(marker[round]), cancel ? 0 : 300);
+		if (cancel) {
+			usleep(300 * 1000);
+			CU_ASSERT_EQUAL(gild_cancel(s.c, loop, NULL), GILD_OK);
+		}
+		CU_ASSERT_EQUAL(served_wait(s.c, loop, &res),
+		    cancel ? GILD_CANCELLED : GILD_DEADLINE_EXCEEDED);
+		gild_result_clear(&res);
+		/* Its finally: ran, in its thread, before the reply. */
+		CU_ASSERT(file_exists(marker[round]));
+		CU_ASSERT_EQUAL(served_wait(s.c, burn, &res), GILD_OK);
+		CU_ASSERT_EQUAL(gild_value_int(gild_value_item(res.value, 5)),
+		    want);
+		pid = gild_value_int(gild_value_item(res.value, 0));
+		gild_result_clear(&res);
+		CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "burn",
+						      gild_int(10), 0),
+				    &res), GILD_OK);
+		CU_ASSERT_EQUAL(gild_value_int(gild_value_item(res.value, 0)),
+		    pid);
+		gild_result_clear(&res);
+	}
+	CU_ASSERT_EQUAL(status_restarts(s.c), 0);
+	served_stop(&s);
+}
+
+/* Actors are pinned to the thread that created them: 8 actors on 4
+ * threads, 20 calls each, all in flight at once, always on that thread. */
+static void
+test_actors_pinned(void)
+{
+	enum { NA = 8, NC = 20 };
+	served s;
+	gild_actor_id a[NA];
+	gild_call_id ids[NA][NC];
+	gild_result res;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 4, NULL), 0);
+	for (int i = 0; i < NA; i++)
+		CU_ASSERT_EQUAL_FATAL(gild_actor_new(s.c, "Where", NULL, NULL,
+					  NULL, false, 10000, &a[i], NULL),
+		    GILD_OK);
+	for (int k = 0; k < NC; k++)
+		for (int i = 0; i < NA; i++)
+			CU_ASSERT_EQUAL(gild_actor_submit(s.c, a[i], "check",
+					    NULL, NULL, &ids[i][k], NULL),
+			    GILD_OK);
+	for (int i = 0; i < NA; i++) {
+		for (int k = 0; k < NC; k++) {
+			CU_ASSERT_EQUAL(served_wait(s.c, ids[i][k], &res),
+			    GILD_OK);
+			CU_ASSERT_EQUAL(gild_value_bool(gild_value_item(
+					    res.value, 0)), true);
+			if (k == NC - 1)
+				CU_ASSERT_EQUAL(gild_value_int(gild_value_item(
+						    res.value, 1)), NC);
+			gild_result_clear(&res);
+		}
+	}
+	served_stop(&s);
+}
+
+/* An extension module that does not declare free-threading support turns
+ * the GIL back on: the worker says so in the log, naming the module, and
+ * status reports gil_enabled: true. The calls still work. */
+static void
+test_gil_reenabled(void)
+{
+	char dir[512], line[1024];
+	const char *args[] = {"--runtime", "free-threaded", "--threads", "2",
+	    NULL};
+	served s;
+	gild_value *st = NULL;
+	gild_result res;
+	bool warned = false;
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "%s/tests/apps", build_dir());
+	setenv("GILD_TEST_EXT_DIR", dir, 1);
+	CU_ASSERT_EQUAL_FATAL(served_start(&s, "tests/apps/gil_app.py", 1,
+				  args), 0);
+	unsetenv("GILD_TEST_EXT_DIR");
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "answer", NULL, 0),
+			    &res), GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_int(res.value), 42);
+	gild_result_clear(&res);
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "gil", NULL, 0),
+			    &res), GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_bool(res.value), true);
+	gild_result_clear(&res);
+	status_field(s.c, &st, "gil_enabled");
+	CU_ASSERT_EQUAL(gild_value_bool(gild_map_get(st, "gil_enabled")), true);
+	gild_value_free(st);
+	if ((f = fopen(s.p.log, "r")) != NULL) {
+		while (fgets(line, sizeof(line), f) != NULL)
+			warned |= strstr(line, "GIL is enabled") != NULL &&
+				   strstr(line, "importing gilneeded") != NULL;
+		fclose(f);
+	}
+	CU_ASSERT(warned);
+	served_stop(&s);
+}
+
+int
+main(void)
+{
+	CU_pSuite s;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("free-threaded runtime (tests/apps/runtime.py)", NULL,
+	    NULL);
+	CU_add_test(s, "two threads run Python in parallel, no GIL",
+	    test_parallel_threads);
+	CU_add_test(s, "a deadline or cancel stops one thread only",
+	    test_interrupt_one_thread);
+	CU_add_test(s, "actors stay on their thread", test_actors_pinned);
+	CU_add_test(s, "an extension that needs the GIL is reported",
+	    test_gil_reenabled);
+	return test_run_all();
+}

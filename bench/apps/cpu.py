@@ -1,0 +1,55 @@
+"""CPU-bound pure-Python work for bench/scaling.c.
+
+gild serves it (the process and the free-threaded runtime), and the bench
+imports it in a plain interpreter to time the same work sequentially.
+Stdlib only: the free-threaded Python has no numpy.
+"""
+import sys
+import time
+
+
+def burn(steps):
+    """Pure-Python CPU work: `steps` turns of an integer loop that touches
+    only locals (nothing shared between threads). Returns a checksum below
+    1000003."""
+    acc = 0
+    for i in range(steps):
+        acc = (acc + i * i) % 1000003
+    return acc
+
+
+def _best(steps, repeat):
+    """The shortest of `repeat` timings of burn(steps), in seconds."""
+    best = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        burn(steps)
+        t = time.perf_counter() - t0
+        best = t if best is None or t < best else best
+    return best
+
+
+def calibrate(ms):
+    """The step count for which burn takes about `ms` milliseconds on the
+    interpreter running this (best of 5 at a size of at least 50 ms, scaled
+    linearly)."""
+    steps = 1000
+    while _best(steps, 1) < 0.05:
+        steps *= 2
+    return max(1, int(steps * (ms / 1000.0) / _best(steps, 5)))
+
+
+def sequential(steps, n):
+    """Runs burn(steps) n times, one after another on this thread, after
+    one untimed call. Returns the seconds per call."""
+    burn(steps)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        burn(steps)
+    return (time.perf_counter() - t0) / n
+
+
+def runtime():
+    """The interpreter running this: [version, GIL enabled now]."""
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    return [sys.version.split()[0], bool(gil)]

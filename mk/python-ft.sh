@@ -10,7 +10,7 @@
 #   4. otherwise it builds one there from the Debian source package of
 #      python3.13 (Debian 13's, fetched with a temporary deb-src list that
 #      touches nothing in /etc/apt), configured --disable-gil --enable-shared.
-#      About four minutes on two cores; the log is kept in the cache.
+#      About 2.5 minutes on two cores; the log is kept in the cache.
 # Usage: mk/python-ft.sh [DEBIAN-BUILD-DEPENDENCY...]
 # The arguments are the Debian packages the build needs (mk/deps.sh installs
 # them when root, or names them); they are only checked when building.
@@ -68,7 +68,7 @@ log=$cache.build.log
 work=$(mktemp -d "${TMPDIR:-/tmp}/gild-python-ft.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 echo "gild: building a free-threaded CPython 3.13 into $cache" \
-	"(about four minutes; log: $log)" >&2
+	"(a few minutes; log: $log)" >&2
 (
 	set -x
 	cd "$work"

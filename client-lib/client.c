@@ -411,6 +411,9 @@ error_append(gild_error *err, const char *url, int rv)
 	err->message = msg;
 }
 
+/* How long a call waits for a lost connection to be redialled. */
+#define REDIAL_WAIT_MS 5000
+
 static int
 conn_open(conn *k, gild_error *err)
 {
@@ -420,11 +423,15 @@ conn_open(conn *k, gild_error *err)
 		return error_set(err, GILD_INTERNAL, "cannot open an nng socket: %s",
 		    nng_strerror(rv));
 	k->opened = true;
-	/* nng's largest receive queue, no size limit on results, and notice
-	 * of every connection and disconnection. */
+	/* nng's largest receive queue, no size limit on results, a send that
+	 * gives up when the connection drops under it (else it would block
+	 * until a redial, forever if none comes), and notice of every
+	 * connection and disconnection. */
 	if ((rv = nng_socket_set_int(k->sock, NNG_OPT_RECVBUF,
 	    GILD_MAX_IN_FLIGHT)) != 0 ||
 	    (rv = nng_socket_set_size(k->sock, NNG_OPT_RECVMAXSZ, 0)) != 0 ||
+	    (rv = nng_socket_set_ms(k->sock, NNG_OPT_SENDTIMEO,
+		 REDIAL_WAIT_MS)) != 0 ||
 	    (rv = nng_pipe_notify(k->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, k)) ||
 	    (rv = nng_pipe_notify(k->sock, NNG_PIPE_EV_REM_POST, pipe_cb, k)) ||
 	    (rv = nng_aio_alloc(&k->aio, recv_cb, k)) != 0)
@@ -590,7 +597,7 @@ gild_close(gild_client *c)
 /* ---- sending ----------------------------------------------------------- */
 
 /* Prepends the request id to body and sends it on k. Blocks while nng's
- * send queue is full. */
+ * send queue is full, at most REDIAL_WAIT_MS (then UNAVAILABLE). */
 static int
 send_request(conn *k, codec_buf *body, uint64_t id, gild_error *err)
 {
@@ -618,9 +625,6 @@ send_request(conn *k, codec_buf *body, uint64_t id, gild_error *err)
 	}
 	return GILD_OK;
 }
-
-/* How long a call waits for a lost connection to be redialled. */
-#define REDIAL_WAIT_MS 5000
 
 static void deadline_of(int timeout_ms, struct timespec *ts);
 static bool sleep_until(gild_client *c, int timeout_ms,

@@ -150,7 +150,8 @@ typedef uint64_t gild_call_id;
  * GILD_UNAVAILABLE (no URL could be reached; err says why for each) or
  * GILD_INVALID_ARGUMENT (bad URL). Lost connections are redialled; calls in
  * flight on a lost connection fail with GILD_UNAVAILABLE, and a call made
- * while no connection is up waits up to 5 s for one before failing so. */
+ * while no connection is up (or whose connection drops as it is sent) waits
+ * up to 5 s for one before failing so. */
 int gild_connect(gild_client **out, const char *const *urls, size_t n_urls,
     gild_error *err);
 /* Closes the connections and frees the client; results of calls still in

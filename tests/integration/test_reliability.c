@@ -718,6 +718,72 @@ test_connection_churn(void)
 	served_stop(&s);
 }
 
+/* Submits `add` calls back to back (collecting what comes back) until one
+ * submit fails; counts the calls that went out. */
+typedef struct sender {
+	gild_client *c;
+	int sent;
+	int rc; /* the failing submit's code */
+} sender;
+
+static void
+send_until_failing(void *arg)
+{
+	sender *sd = arg;
+
+	for (int i = 0; i < 1000000; i++) {
+		gild_value *args = gild_list();
+		gild_result res = {0};
+		gild_call_id id;
+
+		gild_list_append(args, gild_int(i));
+		gild_list_append(args, gild_int(1));
+		sd->rc = gild_submit(sd->c, "add", args, NULL, &id, NULL);
+		gild_value_free(args);
+		if (sd->rc != GILD_OK)
+			return;
+		sd->sent++;
+		while (gild_poll(sd->c, 0, &res) == GILD_OK)
+			gild_result_clear(&res);
+	}
+}
+
+/* SIGKILLs pid after 300 ms. */
+static void *
+kill_soon(void *arg)
+{
+	usleep(300 * 1000);
+	kill(*(pid_t *) arg, SIGKILL);
+	return NULL;
+}
+
+/* The server dies (SIGKILL) under a client that keeps sending: a submit
+ * fails with UNAVAILABLE within the redial wait (5 s), and none hangs in a
+ * send to a connection that is gone. */
+static void
+test_server_killed_under_sender(void)
+{
+	server s;
+	sender sd = {0};
+	pthread_t killer;
+	int hung;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, NULL), 0);
+	sd.c = s.c;
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&killer, NULL, kill_soon,
+				  &s.p.pid), 0);
+	hung = run_bounded(send_until_failing, &sd, 20000,
+	    "gild_submit after the server died");
+	pthread_join(killer, NULL);
+	fprintf(stderr, "\n  %d calls sent before the server died\n", sd.sent);
+	CU_ASSERT_EQUAL(hung, 0);
+	CU_ASSERT(sd.sent > 0);
+	CU_ASSERT_EQUAL(sd.rc, GILD_UNAVAILABLE);
+	if (hung == 0)
+		gild_close(s.c); /* else a thread is still in it */
+	proc_wait(&s.p); /* reaps it; it was killed, so not exit 0 */
+}
+
 int
 main(void)
 {
@@ -736,5 +802,7 @@ main(void)
 	CU_add_test(s, "SIGHUP reloads under load", test_sighup_reload);
 	CU_add_test(s, "SIGHUP reloads under load (--spawn exec)", test_sighup_reload_exec);
 	CU_add_test(s, "1,000 clients come and go", test_connection_churn);
+	CU_add_test(s, "the server killed under a sending client",
+	    test_server_killed_under_sender);
 	return test_run_all();
 }

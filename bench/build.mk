@@ -14,9 +14,34 @@ $(B)/bench/scaling: $(B)/bench/scaling.o $(B)/tests/integration/harness.o \
 .PHONY: bench-tools bench
 bench-tools: $(B)/bench/burst $(B)/bench/recovery $(B)/bench/scaling
 
-# make bench: CPU-bound scaling of the process and free-threaded runtimes
-# (bench/README.md); QUICK=1 measures 0.5 s per point instead of 2.
-bench: $(B)/gild $(B)/gild-worker $(if $(PYTHON_FT_CONFIG),$(B)/gild-worker-ft) \
-	$(B)/bench/scaling
-	B=$(B) $(B)/bench/scaling --python $(PYTHON) --python-ft '$(FT_PY_EXE)' \
-		$(if $(filter 1,$(QUICK)),--seconds 0.5)
+# make bench: the suite (bench/suite.py, docs/benchmarks.md): gild next to
+# its peers, measured in the same run; QUICK=1 for a shorter run. It writes
+# bench/results/<date>.{json,md,*.png} and the latest tables and plots into
+# docs/benchmarks.md. gnuplot draws the plots.
+BENCH_DEBS := gnuplot-nox
+# make bench-peers: the optional peers the suite runs when present.
+BENCH_PEER_DEBS := python3-distributed python3-celery python3-redis \
+	redis-server uwsgi-core uwsgi-plugin-python3
+.PHONY: bench-peers
+bench: $(B)/gild $(B)/gild-worker $(B)/gildctl \
+	$(if $(PYTHON_FT_CONFIG),$(B)/gild-worker-ft) bench-tools
+	@mk/deps.sh $(BENCH_DEBS)
+	B=$(B) FT_PYTHON='$(FT_PY_EXE)' $(PYTHON) bench/suite.py \
+		$(if $(filter 1,$(QUICK)),--quick) --docs docs/benchmarks.md
+bench-peers:
+	@mk/deps.sh $(BENCH_PEER_DEBS)
+
+# Latency and throughput: loadgen drives a gild server through libgild,
+# floor measures what the transport and the machine cost alone; both keep
+# their latencies in bench/hist.c. bench/suite.py runs them. Their reports
+# are built with jansson (hist.h includes it).
+$(B)/bench/loadgen.o $(B)/bench/floor.o $(B)/bench/hist.o \
+	$(B)/tests/test_hist.o: ALL_CFLAGS += $(JANSSON_CFLAGS)
+$(B)/bench/loadgen: $(B)/bench/loadgen.o $(B)/bench/hist.o $(B)/libgild.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) \
+		$(PROTOBUFC_LIBS) -lm
+$(B)/bench/floor: $(B)/bench/floor.o $(B)/bench/hist.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) -lm
+bench-tools: $(B)/bench/loadgen $(B)/bench/floor
+# cunit_test adds it to UNIT_TESTS.
+$(eval $(call cunit_test,test_hist,$(B)/bench/hist.o,$(JANSSON_LIBS) -lm))

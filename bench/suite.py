@@ -1,0 +1,601 @@
+"""The benchmark suite behind `make bench`: gild side by side with its peers,
+measured in the same run on the same machine.
+
+    /usr/bin/python3 bench/suite.py [--quick] [--out DIR] [--docs FILE]
+
+It runs the C tools (build/bench/loadgen, floor, scaling, recovery) and
+bench/peers.py, each printing one JSON object, against gild servers it
+starts on 127.0.0.1 ports chosen at run time (each stopped by its pid), and
+writes DIR/<date>.json, DIR/<date>.md (the tables) and DIR/<date>-*.png
+(gnuplot). With --docs it also rewrites the part of FILE (docs/benchmarks.md)
+between the "bench:begin" and "bench:end" markers with the latest tables and
+plots. Environment: B (the build folder, default build). See bench/README.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+B = os.path.join(ROOT, os.environ.get("B", "build"))
+APP = os.path.join(ROOT, "bench", "apps", "bench_app.py")
+PYTHON = "/usr/bin/python3"
+
+
+def log(*a):
+    print("bench:", *a, file=sys.stderr, flush=True)
+
+
+# ---- running things --------------------------------------------------------
+
+def run_json(cmd, timeout=600, env=None):
+    """Runs cmd, which prints one JSON object; returns it (None if the tool
+    failed, with its stderr logged; {"skipped": ...} passes through)."""
+    log("$", " ".join(cmd))
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        log("timed out after %ss" % timeout)
+        return None
+    try:
+        out = json.loads(p.stdout)
+    except ValueError:
+        out = None
+    if p.returncode not in (0, 2) or out is None:
+        log("failed (exit %d): %s" % (p.returncode, p.stderr.strip()[-600:]))
+        return None
+    return out
+
+
+class Server:
+    """gild serve APP on tcp://127.0.0.1:0 (or ipc in a temp dir), stopped by
+    pid."""
+
+    def __init__(self, workers, args=(), transport="tcp", app=APP):
+        self.dir = tempfile.mkdtemp(prefix="gild-bench-")
+        listen = ("tcp://127.0.0.1:0" if transport == "tcp"
+                  else "ipc://%s/gild.sock" % self.dir)
+        self.log = open(os.path.join(self.dir, "gild.log"), "w")
+        self.proc = subprocess.Popen(
+            [os.path.join(B, "gild"), "serve", app, "--listen", listen,
+             "--workers", str(workers), "--log-level", "warn", *args],
+            stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.url = None
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("gild: listening on ") and self.url is None:
+                self.url = line.split()[-1]
+            if line.startswith("gild: ready"):
+                return
+        self.stop()
+        raise RuntimeError("gild did not start: see %s" % self.log.name)
+
+    def worker_pids(self):
+        """The pids of gild's workers, from status."""
+        p = subprocess.run([os.path.join(B, "gildctl"), "status", self.url],
+                           stdout=subprocess.PIPE, text=True, timeout=30)
+        return [w["pid"] for w in json.loads(p.stdout)["workers"]]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def loadgen(url, *args, timeout=600):
+    return run_json([os.path.join(B, "bench", "loadgen"), "--url", url,
+                     *map(str, args)], timeout=timeout)
+
+
+def floor(*args):
+    return run_json([os.path.join(B, "bench", "floor"), *map(str, args)])
+
+
+def peers(workload, *args, timeout=600):
+    env = dict(os.environ, B=os.path.relpath(B, ROOT))
+    return run_json([PYTHON, os.path.join(ROOT, "bench", "peers.py"),
+                     workload, *map(str, args)], timeout=timeout, env=env)
+
+
+def kib(path, fields):
+    """Sum of the given kB fields of a /proc file (0 if it is gone)."""
+    total = 0
+    try:
+        with open(path) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in fields:
+                    total += int(v.split()[0])
+    except OSError:
+        pass
+    return total
+
+
+def rss_kib(pid):
+    return kib("/proc/%d/status" % pid, ("VmRSS",))
+
+
+def uss_kib(pid):
+    return kib("/proc/%d/smaps_rollup" % pid,
+               ("Private_Clean", "Private_Dirty"))
+
+
+# ---- the suite ---------------------------------------------------------------
+
+def cpus():
+    return len(os.sched_getaffinity(0))
+
+
+def machine():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = kib("/proc/meminfo", ("MemTotal",))
+    return {"cpus": cpus(), "model": model, "mem_gib": round(mem / 2**20, 1),
+            "kernel": platform.release(), "host": platform.node()}
+
+
+def p50(r):
+    return r["latency_us"]["p50"] if r and "latency_us" in r else None
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def suite(quick):
+    n = cpus()
+    secs = 1 if quick else 5
+    lat_calls = 2000 if quick else 20000
+    res = {"machine": machine(), "quick": quick,
+           "date": datetime.datetime.now().isoformat(timespec="seconds"),
+           "command": "make bench" + (" QUICK=1" if quick else "")}
+
+    # 1. Floor: the transport and the hardware alone.
+    log("floor")
+    res["floor"] = {
+        "nng_tcp": floor("--nng", "tcp://127.0.0.1:0", "--calls", lat_calls),
+        "nng_tcp_64": floor("--nng", "tcp://127.0.0.1:0", "--calls",
+                            lat_calls * 5, "--closed", 64),
+        "socketpair": floor("--socketpair", "--calls", lat_calls),
+    }
+
+    # 2, 3, 8. Latency and throughput of no-op calls; front end memory.
+    log("latency and throughput, %d workers" % n)
+    with Server(n) as s:
+        fe_idle = rss_kib(s.proc.pid)
+        lat = {
+            "gild_c": loadgen(s.url, "--fn", "noop", "--closed", 1,
+                              "--calls", lat_calls, "--seconds", secs),
+            "gild_python": peers("gild-latency", "--url", s.url, "--calls",
+                                 lat_calls, "--seconds", secs),
+        }
+        tput = {"gild_c": {}}
+        fe_load = 0
+        for k in ([1, 16, 256] if quick else [1, 4, 16, 64, 256, 1024]):
+            r = loadgen(s.url, "--fn", "noop", "--closed", k, "--calls",
+                        200000, "--seconds", secs)
+            fe_load = max(fe_load, rss_kib(s.proc.pid))
+            tput["gild_c"][str(k)] = r
+        tput["gild_python"] = peers("gild-throughput", "--url", s.url,
+                                    "--inflight", 256, "--calls", 100000,
+                                    "--seconds", secs)
+        workers = s.worker_pids()
+        uss = [uss_kib(p) for p in workers]
+    res["memory"] = {"frontend_rss_idle_kib": fe_idle,
+                     "frontend_rss_load_kib": fe_load,
+                     "worker_uss_kib": uss}
+    with Server(n, transport="ipc") as s:
+        lat["gild_c_ipc"] = loadgen(s.url, "--fn", "noop", "--closed", 1,
+                                    "--calls", lat_calls, "--seconds", secs)
+    res["floor"]["nng_ipc"] = floor("--nng", "ipc:///tmp/gild-bench-floor-%d"
+                                    % os.getpid(), "--calls", lat_calls)
+    log("peers: multiprocessing")
+    lat["pool_apply"] = peers("pool-latency", "--workers", n, "--calls",
+                              lat_calls, "--seconds", secs)
+    lat["ppe_submit"] = peers("ppe-latency", "--workers", n, "--calls",
+                              lat_calls, "--seconds", secs)
+    tput["pool_imap_unordered"] = peers("pool-throughput", "--workers", n,
+                                        "--calls", 100000, "--seconds", secs)
+    tput["ppe"] = peers("ppe-throughput", "--workers", n, "--calls", 100000,
+                        "--seconds", secs)
+    res["latency"], res["throughput"] = lat, tput
+
+    # 4. Scaling (its own tool: both runtimes, 1..N).
+    log("scaling")
+    with tempfile.TemporaryDirectory() as d:
+        ft = ""
+        if os.path.exists(os.path.join(B, "gild-worker-ft")):
+            ft = os.environ.get("FT_PYTHON", "")
+        subprocess.run([os.path.join(B, "bench", "scaling"), "--python",
+                        PYTHON, "--python-ft", ft, "--seconds",
+                        "0.5" if quick else "2", "--out", d],
+                       stdout=sys.stderr, timeout=900,
+                       env=dict(os.environ, B=os.path.relpath(B, ROOT)),
+                       cwd=ROOT)
+        files = [f for f in os.listdir(d) if f.endswith(".json")]
+        res["scaling"] = (json.load(open(os.path.join(d, files[0])))
+                          if files else None)
+
+    # 5, 6. Streaming and payloads.
+    log("streaming and payloads")
+    with Server(1, args=("--max-message", "256M")) as s:
+        res["streaming"] = loadgen(s.url, "--fn", "chunks", "--arg-int",
+                                   100000, "--stream", "--seconds", secs,
+                                   "--calls", 10)
+        pay = {}
+        for size in (1024, 1 << 20, 64 << 20):
+            calls = {1024: 20000, 1 << 20: 500, 64 << 20: 10}[size]
+            if quick:
+                calls = max(3, calls // 10)
+            pay[str(size)] = {
+                "gild": loadgen(s.url, "--fn", "echo", "--arg-bytes", size,
+                                "--closed", 1, "--calls", calls, "--seconds",
+                                secs * 2, "--warmup", 2),
+                "memcpy": floor("--memcpy", "--bytes", size, "--seconds",
+                                0.3 if quick else 1),
+            }
+        res["payloads"] = pay
+
+    # 7. Recovery: SIGKILL a worker of an app that imports numpy.
+    log("recovery")
+    rec = {}
+    app_np = os.path.join(ROOT, "examples", "app.py")
+    for spawn in ("fork", "exec"):
+        with Server(2, args=("--spawn", spawn), app=app_np) as s:
+            p = subprocess.run(
+                [os.path.join(B, "bench", "recovery"), s.url,
+                 "5" if quick else "20"],
+                stdout=subprocess.PIPE, text=True, timeout=300)
+            m = re.search(r"median ([0-9.]+) ms, p90 ([0-9.]+) ms, "
+                          r"max ([0-9.]+) ms", p.stdout)
+            rec[spawn] = ({"median_ms": float(m.group(1)),
+                           "p90_ms": float(m.group(2)),
+                           "max_ms": float(m.group(3))} if m else None)
+    res["recovery"] = rec
+
+    # 9. Optional peers.
+    log("optional peers")
+    res["optional_peers"] = {w: peers(w, "--workers", n, "--calls", 2000,
+                                      "--seconds", secs)
+                             for w in ("dask-latency", "celery-latency",
+                                       "uwsgi-latency")}
+    res["targets"] = targets(res)
+    return res
+
+
+def targets(res):
+    """The issue's performance targets, as ratios from this run."""
+    lat, tput, fl = res["latency"], res["throughput"], res["floor"]
+    t = []
+
+    def add(name, value, goal, better, note=""):
+        met = None
+        if value is not None:
+            met = value <= goal if better == "<=" else value >= goal
+        t.append({"target": name, "value": value, "goal": goal,
+                  "better": better, "met": met, "note": note})
+
+    add("no-op p50 from C / bare nng echo p50 (tcp)",
+        ratio(p50(lat.get("gild_c")), p50(fl.get("nng_tcp"))), 1.3, "<=")
+    add("no-op p50 from Python / Pool.apply p50",
+        ratio(p50(lat.get("gild_python")), p50(lat.get("pool_apply"))),
+        1.0, "<=")
+    best = max((r["calls_per_s"] for r in tput["gild_c"].values() if r),
+               default=None)
+    pool = (tput.get("pool_imap_unordered") or {}).get("calls_per_s")
+    add("throughput (C client, best K) / Pool.imap_unordered",
+        ratio(best, pool), 2.0, ">=")
+    py = (tput.get("gild_python") or {}).get("calls_per_s")
+    add("throughput (Python client) / Pool.imap_unordered", ratio(py, pool),
+        2.0, ">=")
+    sc = res.get("scaling") or {}
+    rows = [r for r in sc.get("rows", []) if r["runtime"] == "process"]
+    if rows:
+        top = max(rows, key=lambda r: r["n"])
+        add("scaling efficiency at N = %d (process)" % top["n"],
+            top["efficiency"], 0.95, ">=")
+    rows = [r for r in sc.get("rows", []) if r["runtime"] == "free-threaded"]
+    if rows:
+        top = max(rows, key=lambda r: r["n"])
+        add("scaling efficiency at N = %d (free-threaded)" % top["n"],
+            top["efficiency"], 0.95, ">=")
+    big = (res.get("payloads") or {}).get(str(64 << 20)) or {}
+    g, m = big.get("gild"), big.get("memcpy")
+    add("64 MiB echo / memcpy bandwidth",
+        ratio(g and g.get("arg_bytes", 0) * g["calls_per_s"] / 1e9,
+              m and m.get("gb_per_s")), 0.25, ">=")
+    rec = res.get("recovery") or {}
+    add("recovery with preload (ms, median)",
+        (rec.get("fork") or {}).get("median_ms"), 20, "<=",
+        "cold start (--spawn exec): %s ms"
+        % (rec.get("exec") or {}).get("median_ms"))
+    return t
+
+
+# ---- output ------------------------------------------------------------------
+
+def fmt(v, nd=1):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return ("%." + str(nd) + "f") % v
+    return str(v)
+
+
+def lat_row(name, r):
+    if not r or "latency_us" not in r:
+        return "| %s | – | – | – | – | – | %s |" % (
+            name, (r or {}).get("skipped", "failed"))
+    q = r["latency_us"]
+    return "| %s | %s | %s | %s | %s | %s | %s |" % (
+        name, fmt(q["p50"]), fmt(q["p90"]), fmt(q["p99"]), fmt(q["p999"]),
+        fmt(q["max"]), fmt(r.get("calls_per_s"), 0))
+
+
+def markdown(res):
+    m, out = res["machine"], []
+    out.append("Machine: %d CPUs (%s), %s GiB, Linux %s. Date: %s. "
+               "Command: `%s`." % (m["cpus"], m["model"], m["mem_gib"],
+                                   m["kernel"], res["date"], res["command"]))
+    out.append("")
+    out.append("### Targets (ratios from this run)")
+    out.append("")
+    out.append("| target | this run | goal | met |")
+    out.append("|---|---:|---:|---|")
+    for t in res["targets"]:
+        out.append("| %s | %s | %s %s | %s |" % (
+            t["target"] + (" (%s)" % t["note"] if t["note"] else ""),
+            fmt(t["value"], 2), t["better"], t["goal"],
+            {True: "yes", False: "**no**", None: "–"}[t["met"]]))
+    out.append("")
+    out.append("### Latency of one no-op call, one caller (µs)")
+    out.append("")
+    out.append("| what | p50 | p90 | p99 | p99.9 | max | calls/s |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    fl, lat = res["floor"], res["latency"]
+    for name, r in (("socketpair ping-pong (floor)", fl.get("socketpair")),
+                    ("bare nng REQ/REP echo, tcp (floor)", fl.get("nng_tcp")),
+                    ("bare nng REQ/REP echo, ipc (floor)", fl.get("nng_ipc")),
+                    ("gild from C (libgild), tcp", lat.get("gild_c")),
+                    ("gild from C (libgild), ipc", lat.get("gild_c_ipc")),
+                    ("gild from Python (gild.connect), tcp",
+                     lat.get("gild_python")),
+                    ("multiprocessing.Pool(N).apply", lat.get("pool_apply")),
+                    ("ProcessPoolExecutor(N).submit().result()",
+                     lat.get("ppe_submit"))):
+        out.append(lat_row(name, r))
+    out.append("")
+    out.append("### Throughput of no-op calls (calls/s)")
+    out.append("")
+    out.append("| what | calls in flight | calls/s | p50 µs | p99 µs |")
+    out.append("|---|---:|---:|---:|---:|")
+    tput = res["throughput"]
+    r = fl.get("nng_tcp_64")
+    if r:
+        out.append("| bare nng echo (floor) | 64 | %s | %s | %s |" % (
+            fmt(r["calls_per_s"], 0), fmt(r["latency_us"]["p50"]),
+            fmt(r["latency_us"]["p99"])))
+    for k, r in tput["gild_c"].items():
+        if r:
+            out.append("| gild from C | %s | %s | %s | %s |" % (
+                k, fmt(r["calls_per_s"], 0), fmt(r["latency_us"]["p50"]),
+                fmt(r["latency_us"]["p99"])))
+    for name, key in (("gild from Python", "gild_python"),
+                      ("Pool.imap_unordered(chunksize=1)",
+                       "pool_imap_unordered"),
+                      ("ProcessPoolExecutor", "ppe")):
+        r = tput.get(key)
+        out.append("| %s | %s | %s | – | – |" % (
+            name, fmt((r or {}).get("inflight")),
+            fmt((r or {}).get("calls_per_s"), 0) if r else "failed"))
+    out.append("")
+    sc = res.get("scaling")
+    if sc:
+        out.append("### Scaling: CPU-bound pure Python, %.1f ms calls" %
+                   sc["ms_per_call"])
+        out.append("")
+        out.append("Single-thread cost of the free-threaded build: %s× "
+                   "(sequential, free-threaded / GIL)." %
+                   fmt(sc["sequential"].get("ft_over_gil"), 2))
+        out.append("")
+        out.append("| runtime | N | calls/s | speedup | efficiency |")
+        out.append("|---|---:|---:|---:|---:|")
+        for r in sc["rows"]:
+            out.append("| %s | %d | %s | %s | %s |" % (
+                r["runtime"], r["n"], fmt(r["calls_per_s"]),
+                fmt(r["speedup"], 2), fmt(r["efficiency"], 2)))
+        out.append("")
+    out.append("### Streaming, payloads, recovery, memory")
+    out.append("")
+    st = res.get("streaming")
+    out.append("- Streaming: %s chunks/s from one generator to one client." %
+               fmt((st or {}).get("chunks_per_s"), 0))
+    for size, p in res.get("payloads", {}).items():
+        g, mc = p.get("gild"), p.get("memcpy")
+        gbs = g and g.get("arg_bytes", 0) * g["calls_per_s"] / 1e9
+        out.append("- Echo of %s bytes: %s GB/s (p50 %s µs); memcpy of "
+                   "the same size: %s GB/s." % (
+                       size, fmt(gbs, 3), fmt(p50(g)),
+                       fmt((mc or {}).get("gb_per_s"), 2)))
+    rec = res.get("recovery", {})
+    out.append("- Recovery after SIGKILL (examples/app.py, imports numpy): "
+               "fork from the template %s ms median, cold start "
+               "(--spawn exec) %s ms median." % (
+                   fmt((rec.get("fork") or {}).get("median_ms")),
+                   fmt((rec.get("exec") or {}).get("median_ms"))))
+    mem = res["memory"]
+    out.append("- Memory: front end RSS %s KiB idle, %s KiB under load; "
+               "worker USS %s KiB." % (
+                   mem["frontend_rss_idle_kib"], mem["frontend_rss_load_kib"],
+                   ", ".join(str(u) for u in mem["worker_uss_kib"])))
+    for w, r in res.get("optional_peers", {}).items():
+        if r is None or "skipped" in r:
+            out.append("- %s: %s" % (w, (r or {}).get("skipped", "failed")))
+        else:
+            out.append("- %s: p50 %s µs" % (w, fmt(p50(r))))
+    return "\n".join(out) + "\n"
+
+
+def plots(res, prefix):
+    """PNGs with gnuplot: latency CDF, throughput vs in-flight, scaling.
+    Returns the file names written."""
+    if shutil.which("gnuplot") is None:
+        log("gnuplot not found: no plots")
+        return []
+    made = []
+    d = tempfile.mkdtemp(prefix="gild-plot-")
+    try:
+        series = []
+        for name, r in (("nng echo (tcp)", res["floor"].get("nng_tcp")),
+                        ("gild C (tcp)", res["latency"].get("gild_c")),
+                        ("gild Python", res["latency"].get("gild_python")),
+                        ("Pool.apply", res["latency"].get("pool_apply")),
+                        ("ProcessPoolExecutor",
+                         res["latency"].get("ppe_submit"))):
+            if r and r.get("cdf"):
+                f = os.path.join(d, "cdf%d.dat" % len(series))
+                with open(f, "w") as out:
+                    for us, frac in r["cdf"]:
+                        out.write("%g %g\n" % (us, frac))
+                series.append("'%s' using 1:2 with lines lw 2 title '%s'"
+                              % (f, name))
+        if series:
+            made.append(gnuplot(prefix + "-latency-cdf.png",
+                                "set logscale x; set xlabel 'latency (µs)';"
+                                "set ylabel 'fraction of calls';"
+                                "set key bottom right;"
+                                "plot " + ", ".join(series)))
+        pts = sorted((int(k), r["calls_per_s"])
+                     for k, r in res["throughput"]["gild_c"].items() if r)
+        if pts:
+            f = os.path.join(d, "tput.dat")
+            with open(f, "w") as out:
+                for k, v in pts:
+                    out.write("%d %g\n" % (k, v))
+            pool = (res["throughput"].get("pool_imap_unordered") or {}).get(
+                "calls_per_s")
+            extra = (", %g with lines dt 2 title 'Pool.imap_unordered'" % pool
+                     if pool else "")
+            made.append(gnuplot(prefix + "-throughput.png",
+                                "set logscale x 2; set xlabel 'calls in "
+                                "flight'; set ylabel 'calls/s';"
+                                "set key bottom right;"
+                                "plot '%s' using 1:2 with linespoints lw 2 "
+                                "title 'gild (C client)'%s" % (f, extra)))
+        sc = res.get("scaling")
+        if sc and sc.get("rows"):
+            series = []
+            for rt in ("process", "free-threaded"):
+                rows = [r for r in sc["rows"] if r["runtime"] == rt]
+                if rows:
+                    f = os.path.join(d, "sc-%s.dat" % rt)
+                    with open(f, "w") as out:
+                        for r in rows:
+                            out.write("%d %g\n" % (r["n"], r["speedup"]))
+                    series.append("'%s' using 1:2 with linespoints lw 2 "
+                                  "title '%s'" % (f, rt))
+            series.append("x with lines dt 2 title 'ideal'")
+            made.append(gnuplot(prefix + "-scaling.png",
+                                "set xlabel 'workers (process) or threads "
+                                "(free-threaded)'; set ylabel 'speedup over "
+                                "sequential'; set key top left;"
+                                "set xrange [1:*]; set xtics 1;"
+                                "plot " + ", ".join(series)))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return [m for m in made if m]
+
+
+def gnuplot(path, script):
+    full = ("set terminal pngcairo size 800,500 noenhanced font ',10';"
+            "set output '%s'; set grid;" % path) + script
+    p = subprocess.run(["gnuplot", "-e", full], stderr=subprocess.PIPE,
+                       text=True, timeout=60)
+    if p.returncode != 0:
+        log("gnuplot failed:", p.stderr.strip())
+        return None
+    return path
+
+
+def update_docs(path, md, pngs):
+    """Replaces the text between the markers in path."""
+    with open(path) as f:
+        text = f.read()
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    if begin not in text or end not in text:
+        log("%s has no bench markers: not updated" % path)
+        return
+    imgdir = os.path.join(os.path.dirname(path), "bench")
+    os.makedirs(imgdir, exist_ok=True)
+    links = []
+    for p in pngs:
+        name = re.sub(r"^.*?-(latency-cdf|throughput|scaling)\.png$",
+                      r"\1.png", os.path.basename(p))
+        shutil.copy(p, os.path.join(imgdir, name))
+        links.append("![%s](bench/%s)" % (name[:-4], name))
+    body = md + "\n" + "\n\n".join(links) + "\n"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    with open(path, "w") as f:
+        f.write(head + begin + "\n" + body + end + tail)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--docs", default=None)
+    a = ap.parse_args()
+    t0 = time.time()
+    res = suite(a.quick)
+    res["seconds"] = round(time.time() - t0, 1)
+    os.makedirs(a.out, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    prefix = os.path.join(a.out, stamp)
+    with open(prefix + ".json", "w") as f:
+        json.dump(res, f, indent=1)
+    md = markdown(res)
+    with open(prefix + ".md", "w") as f:
+        f.write(md)
+    pngs = plots(res, prefix)
+    if a.docs:
+        update_docs(a.docs, md, pngs)
+    print(md)
+    log("wrote %s.json, .md and %d plots in %.0f s" % (prefix, len(pngs),
+                                                       res["seconds"]))
+
+
+if __name__ == "__main__":
+    main()

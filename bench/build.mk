@@ -33,14 +33,17 @@ bench-peers:
 
 # Latency and throughput: loadgen drives a gild server through libgild,
 # floor measures what the transport and the machine cost alone; both keep
-# their latencies in bench/hist.c. bench/suite.py runs them. Their reports
-# are built with jansson (hist.h includes it).
+# their latencies in bench/hist.c and share bench/bench.c (clock, payload,
+# failure counts, option values, the JSON line). bench/suite.py runs them.
+# Their reports are built with jansson (hist.h and bench.h include it).
 $(B)/bench/loadgen.o $(B)/bench/floor.o $(B)/bench/hist.o \
-	$(B)/tests/test_hist.o: ALL_CFLAGS += $(JANSSON_CFLAGS)
-$(B)/bench/loadgen: $(B)/bench/loadgen.o $(B)/bench/hist.o $(B)/libgild.a
+	$(B)/bench/bench.o $(B)/tests/test_hist.o: \
+	ALL_CFLAGS += $(JANSSON_CFLAGS)
+$(B)/bench/loadgen: $(B)/bench/loadgen.o $(B)/bench/bench.o \
+	$(B)/bench/hist.o $(B)/libgild.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) \
 		$(PROTOBUFC_LIBS) -lm
-$(B)/bench/floor: $(B)/bench/floor.o $(B)/bench/hist.o
+$(B)/bench/floor: $(B)/bench/floor.o $(B)/bench/bench.o $(B)/bench/hist.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) -lm
 bench-tools: $(B)/bench/loadgen $(B)/bench/floor
 # cunit_test adds it to UNIT_TESTS.

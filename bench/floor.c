@@ -10,16 +10,15 @@
  * bounds the round-trip modes, default 30.) The echo server is a child
  * process, forked before nng starts any thread, stopped and reaped by pid
  * at the end. Exit 0, 1 on a failure, 2 on a usage error. */
+#include "bench.h"
 #include "hist.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
-#include <math.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,41 +51,11 @@ typedef struct opts {
 /* What a round-trip run measured. */
 typedef struct tally {
 	hist *h;
-	long calls, errors;
+	long calls;
+	bench_errors err;
 	double seconds;
 	char url[600]; /* nng: where the echo server listened */
-	char first_error[256];
 } tally;
-
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void
-fail(tally *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-fail(tally *t, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (t->errors++ == 0) {
-		va_start(ap, fmt);
-		vsnprintf(t->first_error, sizeof(t->first_error), fmt, ap);
-		va_end(ap);
-	}
-}
-
-static uint8_t
-pattern(size_t i)
-{
-	return (uint8_t) (i * 131 + 17);
-}
 
 /* ---- the echo child ---------------------------------------------------- */
 
@@ -282,14 +251,15 @@ nng_echo_start(const opts *o, child *ch, tally *t)
 	buf[got] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
 	if (got == 0 || buf[0] == '!') {
-		fail(t, "echo server on %s: %s", o->url, got ? buf + 1 :
-		    "exited before listening");
+		bench_fail(&t->err, "echo server on %s: %s", o->url,
+		    got ? buf + 1 : "exited before listening");
 		return -1;
 	}
 	snprintf(t->url, sizeof(t->url), "%s", buf);
 	return 0;
 fail_errno:
-	fail(t, "cannot start the echo server: %s", strerror(errno));
+	bench_fail(&t->err, "cannot start the echo server: %s",
+	    strerror(errno));
 	return -1;
 }
 
@@ -307,10 +277,10 @@ typedef struct req {
 	nng_ctx ctx;
 	nng_aio *aio;
 	hist *h;       /* this context's latencies: its callbacks run one at a time */
-	long calls, errors;
+	long calls;
+	bench_errors err;
 	bool measured; /* the call in flight counts */
 	int64_t t_send;
-	char first_error[256];
 } req;
 
 struct nng_run {
@@ -325,20 +295,12 @@ struct nng_run {
 	const nng_msg *proto; /* the request body every call copies */
 };
 
-static void
-req_error(req *q, const char *what, int rv)
-{
-	if (q->errors++ == 0)
-		snprintf(q->first_error, sizeof(q->first_error), "%s: %s", what,
-		    nng_strerror(rv));
-}
-
 /* Gives q its next call and sends it, or finishes q. */
 static void
 req_next(req *q)
 {
 	nng_run *r = q->r;
-	int64_t now = now_ns();
+	int64_t now = bench_now_ns();
 	nng_msg *m;
 	int rv;
 
@@ -357,7 +319,7 @@ req_next(req *q)
 		r->t0 = now;
 	pthread_mutex_unlock(&r->mtx);
 	if ((rv = nng_msg_dup(&m, r->proto)) != 0) {
-		req_error(q, "nng_msg_dup", rv);
+		bench_fail(&q->err, "nng_msg_dup: %s", nng_strerror(rv));
 		pthread_mutex_lock(&r->mtx);
 		r->stop = true;
 		pthread_mutex_unlock(&r->mtx);
@@ -365,7 +327,7 @@ req_next(req *q)
 		return;
 	}
 	q->state = REQ_SENDING;
-	q->t_send = now_ns();
+	q->t_send = bench_now_ns();
 	nng_aio_set_msg(q->aio, m);
 	nng_ctx_send(q->ctx, q->aio);
 }
@@ -376,13 +338,13 @@ req_cb(void *arg)
 	req *q = arg;
 	nng_run *r = q->r;
 	int rv = nng_aio_result(q->aio);
-	int64_t now = now_ns();
+	int64_t now = bench_now_ns();
 
 	switch (q->state) {
 	case REQ_SENDING:
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(q->aio));
-			req_error(q, "send", rv);
+			bench_fail(&q->err, "send: %s", nng_strerror(rv));
 			break;
 		}
 		q->state = REQ_RECEIVING;
@@ -390,22 +352,20 @@ req_cb(void *arg)
 		return;
 	case REQ_RECEIVING:
 		if (rv != 0) {
-			req_error(q, "receive", rv);
+			bench_fail(&q->err, "receive: %s", nng_strerror(rv));
 			break;
 		} else {
 			nng_msg *m = nng_aio_get_msg(q->aio);
 			const uint8_t *p = nng_msg_body(m);
 			size_t n = nng_msg_len(m), want = (size_t) r->o->bytes;
 			bool ok = n == want && (n == 0 ||
-			    (p[0] == pattern(0) && p[n - 1] == pattern(n - 1)));
+			    (p[0] == bench_pattern(0) &&
+				p[n - 1] == bench_pattern(n - 1)));
 
 			nng_msg_free(m);
 			if (!ok) {
-				if (q->errors++ == 0)
-					snprintf(q->first_error,
-					    sizeof(q->first_error),
-					    "echo of %zu bytes came back as %zu",
-					    want, n);
+				bench_fail(&q->err,
+				    "echo of %zu bytes came back as %zu", want, n);
 			} else if (q->measured) {
 				hist_record(q->h, (uint64_t) (now - q->t_send));
 				q->calls++;
@@ -445,13 +405,13 @@ run_nng(const opts *o, tally *t)
 	pthread_mutex_init(&r.mtx, NULL);
 	pthread_cond_init(&r.cv, NULL);
 	if ((qs = calloc((size_t) o->k, sizeof(*qs))) == NULL) {
-		fail(t, "out of memory");
+		bench_fail(&t->err, "out of memory");
 		goto out_sync;
 	}
 	if ((rv = nng_msg_alloc(&proto, (size_t) o->bytes)) != 0)
 		goto nng_fail;
 	for (size_t i = 0; i < (size_t) o->bytes; i++)
-		((uint8_t *) nng_msg_body(proto))[i] = pattern(i);
+		((uint8_t *) nng_msg_body(proto))[i] = bench_pattern(i);
 	r.proto = proto;
 	if ((rv = nng_req0_open(&sock)) != 0)
 		goto nng_fail;
@@ -487,7 +447,7 @@ run_nng(const opts *o, tally *t)
 	rc = 0;
 	goto collect;
 nng_fail:
-	fail(t, "nng on %s: %s", t->url, nng_strerror(rv));
+	bench_fail(&t->err, "nng on %s: %s", t->url, nng_strerror(rv));
 	/* Nothing was started: the contexts opened so far are idle. */
 collect:
 	for (int i = 0; i < opened; i++) {
@@ -496,12 +456,7 @@ collect:
 		nng_aio_stop(q->aio);
 		nng_ctx_close(q->ctx);
 		nng_aio_free(q->aio);
-		if (q->errors > 0) {
-			if (t->errors == 0)
-				snprintf(t->first_error, sizeof(t->first_error),
-				    "%s", q->first_error);
-			t->errors += q->errors;
-		}
+		bench_errors_merge(&t->err, &q->err);
 		t->calls += q->calls;
 		hist_merge(t->h, q->h);
 	}
@@ -555,19 +510,19 @@ run_socketpair(const opts *o, tally *t)
 	int64_t t0 = 0, end = 0, limit = (int64_t) (o->seconds * 1e9);
 
 	if (out == NULL || in == NULL) {
-		fail(t, "out of memory");
+		bench_fail(&t->err, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < b; i++)
-		out[i] = pattern(i);
+		out[i] = bench_pattern(i);
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1) {
-		fail(t, "socketpair: %s", strerror(errno));
+		bench_fail(&t->err, "socketpair: %s", strerror(errno));
 		goto out;
 	}
 	fflush(NULL);
 	if ((ch.pid = fork()) == -1) {
 		ch.pid = 0;
-		fail(t, "fork: %s", strerror(errno));
+		bench_fail(&t->err, "fork: %s", strerror(errno));
 		goto out;
 	}
 	if (ch.pid == 0) { /* echo until the parent closes its end */
@@ -584,18 +539,19 @@ run_socketpair(const opts *o, tally *t)
 	sv[1] = -1;
 	snprintf(t->url, sizeof(t->url), "socketpair");
 	for (long i = 0; i < o->warmup + o->calls; i++) {
-		int64_t ts = now_ns(), now;
+		int64_t ts = bench_now_ns(), now;
 
 		if (i == o->warmup)
 			t0 = ts;
 		if (io_full(sv[0], out, b, true) != 0 ||
 		    io_full(sv[0], in, b, false) != 0) {
-			fail(t, "ping-pong: %s", errno ? strerror(errno) : "EOF");
+			bench_fail(&t->err, "ping-pong: %s",
+			    errno ? strerror(errno) : "EOF");
 			goto out;
 		}
-		now = now_ns();
+		now = bench_now_ns();
 		if (b > 0 && (in[0] != out[0] || in[b - 1] != out[b - 1])) {
-			fail(t, "the echo came back different");
+			bench_fail(&t->err, "the echo came back different");
 			goto out;
 		}
 		if (i >= o->warmup) {
@@ -643,23 +599,23 @@ run_memcpy(const opts *o, double *gbps, long *copies, double *secs)
 	memcpy(dst, src, b);
 	/* Batches of at least ~1 ms, so that reading the clock costs nothing. */
 	for (;;) {
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		for (size_t i = 0; i < batch; i++) {
 			memcpy(dst, src, b);
 			__asm__ __volatile__("" : : "r"(dst), "r"(src) : "memory");
 		}
-		if (now_ns() - t0 >= 1000000 || batch >= (size_t) 1 << 40)
+		if (bench_now_ns() - t0 >= 1000000 || batch >= (size_t) 1 << 40)
 			break;
 		batch *= 2;
 	}
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	do {
 		for (size_t i = 0; i < batch; i++) {
 			memcpy(dst, src, b);
 			__asm__ __volatile__("" : : "r"(dst), "r"(src) : "memory");
 		}
 		n += batch;
-		now = now_ns();
+		now = bench_now_ns();
 	} while (now - t0 < limit);
 	*secs = (double) (now - t0) / 1e9;
 	*copies = (long) n;
@@ -670,27 +626,6 @@ run_memcpy(const opts *o, double *gbps, long *copies, double *secs)
 }
 
 /* ---- output ------------------------------------------------------------ */
-
-/* v as a new JSON real, or null when not finite (JSON has no NaN or
- * infinity). */
-static json_t *
-real_json(double v)
-{
-	return isfinite(v) ? json_real(v) : json_null();
-}
-
-/* Prints obj, one line, on stdout and drops it (NULL, from an allocation
- * that failed: prints nothing). Returns 0 or -1. */
-static int
-print_json(json_t *obj)
-{
-	int rc = obj != NULL && json_dumpf(obj, stdout, JSON_COMPACT |
-	    JSON_REAL_PRECISION(HIST_JSON_DIGITS)) == 0 &&
-	    putchar('\n') != EOF && fflush(stdout) == 0 ? 0 : -1;
-
-	json_decref(obj);
-	return rc;
-}
 
 /* The round-trip modes' JSON object, in loadgen's shape, on stdout.
  * Returns 0 or -1. */
@@ -713,19 +648,15 @@ report(const opts *o, const tally *t)
 	bad |= json_object_set_new(obj, "bytes", json_integer(o->bytes));
 	bad |= json_object_set_new(obj, "arg_bytes", json_integer(o->bytes));
 	bad |= json_object_set_new(obj, "calls", json_integer(t->calls));
-	bad |= json_object_set_new(obj, "errors", json_integer(t->errors));
+	bad |= json_object_set_new(obj, "errors", json_integer(t->err.count));
 	bad |= json_object_set_new(obj, "late", json_integer(0));
-	bad |= json_object_set_new(obj, "seconds", real_json(t->seconds));
-	bad |= json_object_set_new(obj, "calls_per_s", real_json(per_s));
+	bad |= json_object_set_new(obj, "seconds", bench_real_json(t->seconds));
+	bad |= json_object_set_new(obj, "calls_per_s", bench_real_json(per_s));
 	bad |= json_object_set_new(obj, "bytes_per_s",
-	    real_json((double) o->bytes * 2 * per_s));
+	    bench_real_json((double) o->bytes * 2 * per_s));
 	bad |= json_object_set_new(obj, "chunks_per_s", json_null());
 	bad |= json_object_update_new(obj, hist_json(t->h));
-	if (bad != 0) {
-		json_decref(obj);
-		obj = NULL;
-	}
-	return print_json(obj);
+	return bench_print_json(stdout, obj, bad);
 }
 
 /* The memcpy mode's JSON object on stdout. Returns 0 or -1. */
@@ -738,14 +669,10 @@ report_memcpy(const opts *o, double gbps, long copies, double secs)
 	bad |= json_object_set_new(obj, "tool", json_string("floor"));
 	bad |= json_object_set_new(obj, "mode", json_string("memcpy"));
 	bad |= json_object_set_new(obj, "bytes", json_integer(o->bytes));
-	bad |= json_object_set_new(obj, "seconds", real_json(secs));
+	bad |= json_object_set_new(obj, "seconds", bench_real_json(secs));
 	bad |= json_object_set_new(obj, "copies", json_integer(copies));
-	bad |= json_object_set_new(obj, "gb_per_s", real_json(gbps));
-	if (bad != 0) {
-		json_decref(obj);
-		obj = NULL;
-	}
-	return print_json(obj);
+	bad |= json_object_set_new(obj, "gb_per_s", bench_real_json(gbps));
+	return bench_print_json(stdout, obj, bad);
 }
 
 /* ---- options ----------------------------------------------------------- */
@@ -774,20 +701,6 @@ usage(const char *why)
 	return 2;
 }
 
-static bool
-parse_long(const char *s, long lo, long hi, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-		return false;
-	*out = v;
-	return true;
-}
-
 static int
 parse_opts(int argc, char **argv, opts *o)
 {
@@ -806,7 +719,6 @@ parse_opts(int argc, char **argv, opts *o)
 	enum mode m;
 	long v;
 	int ch;
-	char *end;
 
 	*o = (opts){.calls = 10000, .warmup = 100, .k = 1, .bytes = -1};
 	opterr = 0;
@@ -824,27 +736,26 @@ parse_opts(int argc, char **argv, opts *o)
 				o->url = optarg;
 			break;
 		case 'n':
-			if (!parse_long(optarg, 1, LONG_MAX / 2, &o->calls))
+			if (!bench_parse_long(optarg, 1, LONG_MAX / 2,
+			    &o->calls))
 				return usage("--calls: expected a count > 0");
 			break;
 		case 'k':
-			if (!parse_long(optarg, 1, 8192, &v))
+			if (!bench_parse_long(optarg, 1, 8192, &v))
 				return usage("--closed: expected 1 to 8192");
 			o->k = (int) v;
 			break;
 		case 'b':
-			if (!parse_long(optarg, 0, 1L << 32, &o->bytes))
+			if (!bench_parse_long(optarg, 0, 1L << 32, &o->bytes))
 				return usage("--bytes: expected 0 to 2^32");
 			break;
 		case 'w':
-			if (!parse_long(optarg, 0, LONG_MAX / 2, &o->warmup))
+			if (!bench_parse_long(optarg, 0, LONG_MAX / 2,
+			    &o->warmup))
 				return usage("--warmup: expected a count >= 0");
 			break;
 		case 's':
-			errno = 0;
-			o->seconds = strtod(optarg, &end);
-			if (errno != 0 || end == optarg || *end != '\0' ||
-			    !(o->seconds > 0) || !isfinite(o->seconds))
+			if (!bench_parse_pos_double(optarg, &o->seconds))
 				return usage("--seconds: expected seconds > 0");
 			break;
 		case 'h':
@@ -904,9 +815,9 @@ main(int argc, char **argv)
 		run_nng(&o, &t);
 	else
 		run_socketpair(&o, &t);
-	if (t.errors > 0)
-		fprintf(stderr, "floor: %ld errors; the first: %s\n", t.errors,
-		    t.first_error);
+	if (t.err.count > 0)
+		fprintf(stderr, "floor: %ld errors; the first: %s\n",
+		    t.err.count, t.err.first);
 	fprintf(stderr, "floor: %s %ld bytes: %ld round trips in %.3f s "
 	    "(%.0f/s), p50 %.1f us, p99 %.1f us, max %.1f us\n",
 	    o.mode == MODE_NNG ? t.url : "socketpair", o.bytes, t.calls,
@@ -915,9 +826,9 @@ main(int argc, char **argv)
 	    hist_max_us(t.h));
 	if (report(&o, &t) != 0) {
 		fprintf(stderr, "floor: cannot write the report\n");
-		t.errors++;
+		t.err.count++;
 	}
-	rc = t.errors > 0 || t.calls == 0 ? 1 : 0;
+	rc = t.err.count > 0 || t.calls == 0 ? 1 : 0;
 	hist_fini(t.h);
 	return rc;
 }

@@ -10,6 +10,7 @@
  * Exit 0 when every call succeeded, 1 when one failed or none completed,
  * 2 on a usage error. */
 #include "gild.h"
+#include "bench.h"
 #include "hist.h"
 
 #include <errno.h>
@@ -17,9 +18,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
-#include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,45 +52,12 @@ typedef struct opts {
 /* What a run measured. */
 typedef struct tally {
 	hist *h;
-	long calls;  /* succeeded and measured */
-	long errors; /* failed, wrong result, or never answered */
+	long calls;       /* succeeded and measured */
+	bench_errors err; /* failed, wrong result, or never answered */
 	long sent, late;
-	long chunks; /* streams: chunks received in measured streams */
+	long chunks;      /* streams: chunks received in measured streams */
 	double seconds;
-	char first_error[512];
 } tally;
-
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Counts one failure in t and keeps the first one's text for stderr. */
-static void
-fail(tally *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-fail(tally *t, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (t->errors++ == 0) {
-		va_start(ap, fmt);
-		vsnprintf(t->first_error, sizeof(t->first_error), fmt, ap);
-		va_end(ap);
-	}
-}
-
-/* The payload byte at offset i: echo results are checked against it. */
-static uint8_t
-pattern(size_t i)
-{
-	return (uint8_t) (i * 131 + 17);
-}
 
 /* The positional arguments the options ask for (a new list), or NULL for
  * none; *err set when out of memory. */
@@ -112,7 +78,7 @@ make_args(const opts *o, bool *err)
 		if ((buf = malloc((size_t) o->arg_bytes + 1)) == NULL)
 			goto fail;
 		for (size_t i = 0; i < (size_t) o->arg_bytes; i++)
-			buf[i] = pattern(i);
+			buf[i] = bench_pattern(i);
 		v = gild_bytes(buf, (size_t) o->arg_bytes);
 		free(buf);
 	}
@@ -145,7 +111,8 @@ result_ok(const opts *o, const gild_value *v, char *why, size_t len)
 		    gild_value_bytes(v, &n) : NULL;
 
 		if (p == NULL || n != want || (n > 0 &&
-		    (p[0] != pattern(0) || p[n - 1] != pattern(n - 1)))) {
+		    (p[0] != bench_pattern(0) ||
+			p[n - 1] != bench_pattern(n - 1)))) {
 			snprintf(why, len, "echo returned %zu bytes (kind %d) "
 			    "not the %zu sent", n, (int) gild_value_kind(v), want);
 			return false;
@@ -167,12 +134,13 @@ judge(const opts *o, const gild_result *res, tally *t)
 	char why[256];
 
 	if (res->code != GILD_OK) {
-		fail(t, "call failed: %s: %s", gild_code_name(res->code),
+		bench_fail(&t->err, "call failed: %s: %s",
+		    gild_code_name(res->code),
 		    res->error.message ? res->error.message : "");
 		return false;
 	}
 	if (!result_ok(o, res->value, why, sizeof(why))) {
-		fail(t, "%s", why);
+		bench_fail(&t->err, "%s", why);
 		return false;
 	}
 	return true;
@@ -276,7 +244,7 @@ idmap_del(idmap *m, slot *s)
  * finished before the stop is judged and timed into t; calls still out at
  * the stop are collected and only their failures counted. Without t->h
  * (warm-up), any failure ends it. Returns 0, or -1 when the server stopped
- * answering or a call could not be sent (in t->first_error). */
+ * answering or a call could not be sent (in t->err). */
 static int
 closed_loop(gild_client *c, const opts *o, const gild_value *args,
     int depth, long calls, double seconds, tally *t)
@@ -288,10 +256,10 @@ closed_loop(gild_client *c, const opts *o, const gild_value *args,
 	int rc = 0;
 
 	if (idmap_init(&m, (size_t) depth) != 0) {
-		fail(t, "out of memory");
+		bench_fail(&t->err, "out of memory");
 		return -1;
 	}
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	while (!stop || out > 0) {
 		gild_result res = {0};
 		gild_error err = {0};
@@ -299,11 +267,12 @@ closed_loop(gild_client *c, const opts *o, const gild_value *args,
 		slot *s;
 
 		while (!stop && sent < calls && out < depth) {
-			int64_t ts = now_ns();
+			int64_t ts = bench_now_ns();
 
 			if (gild_submit(c, o->fn, args, NULL, &id, &err) != GILD_OK) {
-				fail(t, "cannot send: %s", err.message ?
-				    err.message : gild_code_name(err.code));
+				bench_fail(&t->err, "cannot send: %s",
+				    err.message ? err.message :
+				    gild_code_name(err.code));
 				gild_error_clear(&err);
 				stop = true;
 				rc = -1;
@@ -316,12 +285,13 @@ closed_loop(gild_client *c, const opts *o, const gild_value *args,
 		if (out == 0)
 			break;
 		if (gild_poll(c, REPLY_TIMEOUT_MS, &res) != GILD_OK) {
-			fail(t, "no reply within %d ms", REPLY_TIMEOUT_MS);
-			t->errors += out - 1;
+			bench_fail(&t->err, "no reply within %d ms",
+			    REPLY_TIMEOUT_MS);
+			t->err.count += out - 1;
 			rc = -1;
 			break;
 		}
-		now = now_ns();
+		now = bench_now_ns();
 		out--;
 		if ((s = idmap_find(&m, res.id)) != NULL) {
 			int64_t ts = s->t;
@@ -343,7 +313,7 @@ closed_loop(gild_client *c, const opts *o, const gild_value *args,
 		}
 	}
 	if (t->seconds == 0)
-		t->seconds = (double) (now_ns() - t0) / 1e9;
+		t->seconds = (double) (bench_now_ns() - t0) / 1e9;
 	t->sent += sent;
 	idmap_fini(&m);
 	return rc;
@@ -390,7 +360,7 @@ open_receiver(void *arg)
 		int rc = gild_poll(r->c, 100, &res);
 
 		if (rc == GILD_OK) {
-			int64_t now = now_ns();
+			int64_t now = bench_now_ns();
 			slot *s;
 			bool ok;
 
@@ -413,11 +383,12 @@ open_receiver(void *arg)
 			pthread_mutex_unlock(&r->mtx);
 			break;
 		}
-		if (r->sender_done && now_ns() >= r->drain_end) {
+		if (r->sender_done && bench_now_ns() >= r->drain_end) {
 			long lost = r->sent - r->received;
 
-			fail(r->t, "%ld calls never answered", lost);
-			r->t->errors += lost - 1;
+			bench_fail(&r->t->err, "%ld calls never answered",
+			    lost);
+			r->t->err.count += lost - 1;
 			pthread_mutex_unlock(&r->mtx);
 			break;
 		}
@@ -454,16 +425,16 @@ open_loop(gild_client *c, const opts *o, const gild_value *args, tally *t)
 	int rc = 0;
 
 	if (idmap_init(&r.m, (size_t) o->max_in_flight + 64) != 0) {
-		fail(t, "out of memory");
+		bench_fail(&t->err, "out of memory");
 		return -1;
 	}
 	pthread_mutex_init(&r.mtx, NULL);
 	pthread_cond_init(&r.cv, NULL);
 	/* Wake-ups on time: the default 50 us timer slack would be noise. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-	r.t0 = now_ns() + 1000000;
+	r.t0 = bench_now_ns() + 1000000;
 	if (pthread_create(&rx, NULL, open_receiver, &r) != 0) {
-		fail(t, "cannot start the receiver thread");
+		bench_fail(&t->err, "cannot start the receiver thread");
 		idmap_fini(&r.m);
 		return -1;
 	}
@@ -475,7 +446,7 @@ open_loop(gild_client *c, const opts *o, const gild_value *args, tally *t)
 
 		if (due - r.t0 >= span)
 			break;
-		if (now_ns() < due)
+		if (bench_now_ns() < due)
 			sleep_until_ns(due);
 		pthread_mutex_lock(&r.mtx);
 		while (r.sent - r.received >= o->max_in_flight)
@@ -483,14 +454,14 @@ open_loop(gild_client *c, const opts *o, const gild_value *args, tally *t)
 		pthread_mutex_unlock(&r.mtx);
 		if (gild_submit(c, o->fn, args, NULL, &id, &err) != GILD_OK) {
 			pthread_mutex_lock(&r.mtx);
-			fail(t, "cannot send: %s", err.message ? err.message :
-			    gild_code_name(err.code));
+			bench_fail(&t->err, "cannot send: %s", err.message ?
+			    err.message : gild_code_name(err.code));
 			pthread_mutex_unlock(&r.mtx);
 			gild_error_clear(&err);
 			rc = -1;
 			break;
 		}
-		sent = now_ns();
+		sent = bench_now_ns();
 		pthread_mutex_lock(&r.mtx);
 		r.sent++;
 		if (sent - due > LATE_NS)
@@ -504,7 +475,7 @@ open_loop(gild_client *c, const opts *o, const gild_value *args, tally *t)
 		pthread_cond_broadcast(&r.cv);
 		pthread_mutex_unlock(&r.mtx);
 	}
-	end = now_ns();
+	end = bench_now_ns();
 	pthread_mutex_lock(&r.mtx);
 	r.sender_done = true;
 	r.drain_end = end + DRAIN_NS;
@@ -582,8 +553,8 @@ one_stream(stream_run *r)
 	}
 	if (rc != GILD_STREAM_END) {
 		pthread_mutex_lock(&r->mtx);
-		fail(r->t, "stream failed after %ld chunks: %s: %s", n,
-		    gild_code_name(rc), err.message ? err.message : "");
+		bench_fail(&r->t->err, "stream failed after %ld chunks: %s: %s",
+		    n, gild_code_name(rc), err.message ? err.message : "");
 		pthread_mutex_unlock(&r->mtx);
 		gild_error_clear(&err);
 		return -1;
@@ -609,9 +580,9 @@ stream_thread(void *arg)
 		}
 		r->started++;
 		pthread_mutex_unlock(&r->mtx);
-		ts = now_ns();
+		ts = bench_now_ns();
 		n = one_stream(r);
-		now = now_ns();
+		now = bench_now_ns();
 		pthread_mutex_lock(&r->mtx);
 		if (n < 0 && !r->measure)
 			r->stop = true;
@@ -642,18 +613,18 @@ stream_loop(gild_client *c, const opts *o, const gild_value *args,
 	int rc = 0;
 
 	if (w == NULL) {
-		fail(t, "out of memory");
+		bench_fail(&t->err, "out of memory");
 		return -1;
 	}
 	pthread_mutex_init(&r.mtx, NULL);
-	r.t0 = now_ns();
+	r.t0 = bench_now_ns();
 	for (int i = 0; i < o->k; i++) {
 		w[i].r = &r;
 		if (hist_init(&w[i].h) != 0 ||
 		    pthread_create(&w[i].th, NULL, stream_thread, &w[i]) != 0) {
 			pthread_mutex_lock(&r.mtx);
 			r.stop = true;
-			fail(t, "cannot start stream thread %d", i);
+			bench_fail(&t->err, "cannot start stream thread %d", i);
 			pthread_mutex_unlock(&r.mtx);
 			rc = -1;
 			break;
@@ -668,7 +639,7 @@ stream_loop(gild_client *c, const opts *o, const gild_value *args,
 		hist_fini(w[i].h);
 	}
 	if (t->seconds == 0)
-		t->seconds = (double) (now_ns() - r.t0) / 1e9;
+		t->seconds = (double) (bench_now_ns() - r.t0) / 1e9;
 	t->sent += r.started;
 	pthread_mutex_destroy(&r.mtx);
 	free(w);
@@ -691,22 +662,14 @@ warm_up(gild_client *c, const opts *o, const gild_value *args, tally *t)
 	else
 		rc = closed_loop(c, o, args, o->k > 0 ? o->k : 16, o->warmup, 0,
 		    &warm);
-	if (rc == 0 && warm.errors == 0)
+	if (rc == 0 && warm.err.count == 0)
 		return 0;
-	fail(t, "warm-up failed: %s", warm.first_error);
-	t->errors = warm.errors > 0 ? warm.errors : 1;
+	bench_fail(&t->err, "warm-up failed: %s", warm.err.first);
+	t->err.count = warm.err.count > 0 ? warm.err.count : 1;
 	return -1;
 }
 
 /* ---- output ------------------------------------------------------------ */
-
-/* v as a new JSON real, or null when not finite (JSON has no NaN or
- * infinity). */
-static json_t *
-real_json(double v)
-{
-	return isfinite(v) ? json_real(v) : json_null();
-}
 
 /* Prints the one JSON object, one line, on stdout: the options, the counts
  * and hist_json's latencies; null for what the mode does not have. Returns
@@ -723,7 +686,7 @@ report(const opts *o, const tally *t)
 	double chunks_per_s = t->seconds > 0 ?
 	    (double) t->chunks / t->seconds : 0;
 	json_t *obj = json_object();
-	int bad = 0, rc = -1;
+	int bad = 0;
 
 	/* json_object_set_new takes the value even when it fails (or gets
 	 * NULL, or obj is NULL): nothing leaks on the way. */
@@ -734,13 +697,13 @@ report(const opts *o, const tally *t)
 	bad |= json_object_set_new(obj, "k", o->rate == 0 ?
 	    json_integer(o->k) : json_null());
 	bad |= json_object_set_new(obj, "rate", o->rate > 0 ?
-	    real_json(o->rate) : json_null());
+	    bench_real_json(o->rate) : json_null());
 	bad |= json_object_set_new(obj, "arg_bytes",
 	    json_integer(o->arg_bytes > 0 ? o->arg_bytes : 0));
 	bad |= json_object_set_new(obj, "arg_int", o->has_int ?
 	    json_integer(o->arg_int) : json_null());
 	bad |= json_object_set_new(obj, "calls", json_integer(t->calls));
-	bad |= json_object_set_new(obj, "errors", json_integer(t->errors));
+	bad |= json_object_set_new(obj, "errors", json_integer(t->err.count));
 	bad |= json_object_set_new(obj, "sent", json_integer(t->sent));
 	bad |= json_object_set_new(obj, "late", json_integer(t->late));
 	if (o->rate > 0) {
@@ -749,11 +712,12 @@ report(const opts *o, const tally *t)
 		bad |= json_object_set_new(obj, "max_in_flight",
 		    json_integer(o->max_in_flight));
 	}
-	bad |= json_object_set_new(obj, "seconds", real_json(t->seconds));
-	bad |= json_object_set_new(obj, "calls_per_s", real_json(per_s));
-	bad |= json_object_set_new(obj, "bytes_per_s", real_json(bytes_per_s));
+	bad |= json_object_set_new(obj, "seconds", bench_real_json(t->seconds));
+	bad |= json_object_set_new(obj, "calls_per_s", bench_real_json(per_s));
+	bad |= json_object_set_new(obj, "bytes_per_s",
+	    bench_real_json(bytes_per_s));
 	bad |= json_object_set_new(obj, "chunks_per_s", o->stream ?
-	    real_json(chunks_per_s) : json_null());
+	    bench_real_json(chunks_per_s) : json_null());
 	if (o->stream) {
 		bad |= json_object_set_new(obj, "chunks",
 		    json_integer(t->chunks));
@@ -761,12 +725,7 @@ report(const opts *o, const tally *t)
 		    o->window > 0 ? o->window : 64)); /* libgild's default */
 	}
 	bad |= json_object_update_new(obj, hist_json(t->h));
-	if (bad == 0 && json_dumpf(obj, stdout, JSON_COMPACT |
-	    JSON_REAL_PRECISION(HIST_JSON_DIGITS)) == 0 &&
-	    putchar('\n') != EOF && fflush(stdout) == 0)
-		rc = 0;
-	json_decref(obj);
-	return rc;
+	return bench_print_json(stdout, obj, bad);
 }
 
 /* ---- closing ----------------------------------------------------------- */
@@ -858,35 +817,6 @@ usage(const char *why)
 	return 2;
 }
 
-/* A whole number in [lo, hi], or false. */
-static bool
-parse_long(const char *s, long lo, long hi, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-		return false;
-	*out = v;
-	return true;
-}
-
-static bool
-parse_pos_double(const char *s, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || !(v > 0) || !isfinite(v))
-		return false;
-	*out = v;
-	return true;
-}
-
 /* Fills o from argv: 0, or the exit status of a usage error. */
 static int
 parse_opts(int argc, char **argv, opts *o)
@@ -923,48 +853,50 @@ parse_opts(int argc, char **argv, opts *o)
 			o->fn = optarg;
 			break;
 		case 'i':
-			if (!parse_long(optarg, LONG_MIN, LONG_MAX, &v))
+			if (!bench_parse_long(optarg, LONG_MIN, LONG_MAX, &v))
 				return usage("--arg-int: expected an integer");
 			o->has_int = true;
 			o->arg_int = v;
 			break;
 		case 'b':
-			if (!parse_long(optarg, 0, 1L << 30, &v))
+			if (!bench_parse_long(optarg, 0, 1L << 30, &v))
 				return usage("--arg-bytes: expected 0 to 2^30");
 			o->arg_bytes = v;
 			break;
 		case 'k':
-			if (!parse_long(optarg, 1, GILD_MAX_IN_FLIGHT, &v))
+			if (!bench_parse_long(optarg, 1, GILD_MAX_IN_FLIGHT,
+			    &v))
 				return usage("--closed: expected 1 to 8192");
 			o->k = (int) v;
 			break;
 		case 'r':
-			if (!parse_pos_double(optarg, &o->rate))
+			if (!bench_parse_pos_double(optarg, &o->rate))
 				return usage("--rate: expected calls per second > 0");
 			break;
 		case 'n':
-			if (!parse_long(optarg, 1, LONG_MAX, &o->calls))
+			if (!bench_parse_long(optarg, 1, LONG_MAX, &o->calls))
 				return usage("--calls: expected a count > 0");
 			calls_given = true;
 			break;
 		case 's':
-			if (!parse_pos_double(optarg, &o->seconds))
+			if (!bench_parse_pos_double(optarg, &o->seconds))
 				return usage("--seconds: expected seconds > 0");
 			break;
 		case 'w':
-			if (!parse_long(optarg, 0, LONG_MAX, &o->warmup))
+			if (!bench_parse_long(optarg, 0, LONG_MAX, &o->warmup))
 				return usage("--warmup: expected a count >= 0");
 			break;
 		case 'S':
 			o->stream = true;
 			break;
 		case 'W':
-			if (!parse_long(optarg, 1, GILD_STREAM_MAX_WINDOW, &v))
+			if (!bench_parse_long(optarg, 1, GILD_STREAM_MAX_WINDOW,
+			    &v))
 				return usage("--window: expected 1 to 4096");
 			o->window = (int) v;
 			break;
 		case 'm':
-			if (!parse_long(optarg, 1, GILD_MAX_IN_FLIGHT,
+			if (!bench_parse_long(optarg, 1, GILD_MAX_IN_FLIGHT,
 			    &o->max_in_flight))
 				return usage("--max-in-flight: expected 1 to 8192");
 			break;
@@ -1019,7 +951,7 @@ main(int argc, char **argv)
 	}
 	/* A run that cannot start still reports, with its error counted. */
 	if (gild_connect(&c, &o.url, 1, &err) != GILD_OK) {
-		fail(&t, "%s", err.message ? err.message :
+		bench_fail(&t.err, "%s", err.message ? err.message :
 		    gild_code_name(err.code));
 		gild_error_clear(&err);
 		c = NULL;
@@ -1032,20 +964,20 @@ main(int argc, char **argv)
 	} else {
 		closed_loop(c, &o, args, o.k, o.calls, o.seconds, &t);
 	}
-	if (t.errors > 0 && t.first_error[0] != '\0')
-		fprintf(stderr, "loadgen: %ld errors; the first: %s\n", t.errors,
-		    t.first_error);
+	if (t.err.count > 0 && t.err.first[0] != '\0')
+		fprintf(stderr, "loadgen: %ld errors; the first: %s\n",
+		    t.err.count, t.err.first);
 	fprintf(stderr, "loadgen: %s %s: %ld calls in %.3f s (%.0f/s), "
 	    "p50 %.1f us, p99 %.1f us, max %.1f us, %ld errors, %ld late\n",
 	    o.stream ? "stream" : o.rate > 0 ? "open" : "closed", o.fn, t.calls,
 	    t.seconds, t.seconds > 0 ? (double) t.calls / t.seconds : 0,
 	    hist_quantile_us(t.h, 0.5), hist_quantile_us(t.h, 0.99),
-	    hist_max_us(t.h), t.errors, t.late);
+	    hist_max_us(t.h), t.err.count, t.late);
 	if (report(&o, &t) != 0) {
 		fprintf(stderr, "loadgen: cannot write the report\n");
-		t.errors++;
+		t.err.count++;
 	}
-	rc = t.errors > 0 || t.calls == 0 ? 1 : 0;
+	rc = t.err.count > 0 || t.calls == 0 ? 1 : 0;
 	hist_fini(t.h);
 	/* After the report: a close that hangs costs nothing measured. */
 	if (c != NULL && close_bounded(c, 5000) != 0) {

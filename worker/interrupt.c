@@ -13,9 +13,9 @@
 /* Each Python thread that runs jobs has a runner: the job it runs now and
  * what an interrupt or a credit needs to reach it. A worker of the process
  * runtime has one; a free-threaded worker one per --threads. Everything here
- * is touched under mu, which is only taken by a thread attached to Python
- * (holding the GIL, in a GIL build), and nothing done under it waits for
- * Python, so it cannot deadlock against the GIL or a stop-the-world pause.
+ * is touched under mu. It is taken with the GIL held or not (the reader
+ * thread has none), but nothing done while holding it waits for Python, so
+ * it cannot deadlock against the GIL or a stop-the-world pause.
  * Interrupts that came before their job started wait in early[]. */
 #define EARLY_MAX 64
 
@@ -42,9 +42,9 @@ static unsigned early_next;
 
 static PyObject *exc_interrupted, *exc_deadline, *exc_cancel;
 
-/* Async jobs in flight on the worker's asyncio loop (under mu): an
- * interrupt for one is queued for the loop, which cancels its task, and
- * wake_fd (an eventfd the loop watches) is written. */
+/* Async jobs in flight on the worker's asyncio loops (under mu): an
+ * interrupt for one is queued for the loop that runs it, which cancels its
+ * task, and that loop's eventfd is written. */
 typedef struct async_job {
 	uint64_t job_id;
 	int code;    /* the interrupt that came, or 0 */
@@ -53,8 +53,7 @@ typedef struct async_job {
 	struct async_job *next;
 } async_job;
 static async_job *async_jobs;
-static int *wake_fds; /* per thread: its loop's eventfd, or -1 */
-static int one_wake_fd = -1; /* the same with one thread */
+static int *wake_fds; /* [nrunners]: each thread's loop's eventfd, or -1 */
 
 static double
 monotonic_s(void)
@@ -174,18 +173,28 @@ exception_for(int code)
 int
 interrupt_threads(int n)
 {
-	if (n <= 1)
+	if ((wake_fds = malloc((size_t) n * sizeof(*wake_fds))) == NULL)
+		return -1;
+	for (int k = 0; k < n; k++)
+		wake_fds[k] = -1;
+	if (n == 1)
 		return 0;
-	if ((runners = calloc((size_t) n, sizeof(*runners))) == NULL ||
-	    (wake_fds = malloc((size_t) n * sizeof(*wake_fds))) == NULL) {
-		free(runners);
+	if ((runners = calloc((size_t) n, sizeof(*runners))) == NULL) {
 		runners = &one_runner;
 		return -1;
 	}
 	nrunners = n;
-	for (int k = 0; k < n; k++)
-		wake_fds[k] = -1;
 	return 0;
+}
+
+/* Under mu: writes thread k's loop's eventfd, if it has one. */
+static void
+wake_loop(int k)
+{
+	uint64_t one = 1;
+
+	if (wake_fds[k] != -1 && write(wake_fds[k], &one, sizeof(one)) < 0)
+		(void) 0; /* a full counter wakes it too */
 }
 
 void
@@ -276,13 +285,9 @@ interrupt_request(uint64_t job_id, int code)
 	pthread_mutex_lock(&mu);
 	for (async_job *aj = async_jobs; aj != NULL; aj = aj->next) {
 		if (aj->job_id == job_id && aj->code == 0) {
-			uint64_t one = 1;
-			int fd = wake_fds != NULL ? wake_fds[aj->owner]
-						  : one_wake_fd;
 			aj->code = code;
 			aj->queued = true;
-			if (fd != -1 && write(fd, &one, sizeof(one)) < 0)
-				(void) 0; /* a full counter wakes it too */
+			wake_loop(aj->owner);
 			pthread_mutex_unlock(&mu);
 			PyGILState_Release(g);
 			return;
@@ -351,10 +356,28 @@ void
 interrupt_async_wake_fd(int fd)
 {
 	pthread_mutex_lock(&mu);
-	if (wake_fds != NULL)
-		wake_fds[self_index] = fd;
-	else
-		one_wake_fd = fd;
+	wake_fds[self_index] = fd;
+	pthread_mutex_unlock(&mu);
+}
+
+int
+interrupt_async_fd(void)
+{
+	int fd;
+
+	pthread_mutex_lock(&mu);
+	fd = wake_fds[self_index];
+	pthread_mutex_unlock(&mu);
+	return fd;
+}
+
+void
+interrupt_async_wake(int k)
+{
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < nrunners; i++)
+		if (k == -1 || k == i)
+			wake_loop(i);
 	pthread_mutex_unlock(&mu);
 }
 

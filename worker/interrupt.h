@@ -28,9 +28,9 @@ typedef struct job_ctx {
 				      an interrupt of any stops the batch */
 } job_ctx;
 
-/* A free-threaded worker runs jobs on n Python threads (--threads), each
- * with its own running job, interrupts and credit. Call once, before the
- * threads start. Returns 0 or -1 (out of memory). */
+/* The worker runs jobs on n Python threads (--threads; 1 in the process
+ * runtime), each with its own running job, interrupts, credit and asyncio
+ * loop. Call once, before any job. Returns 0 or -1 (out of memory). */
 int interrupt_threads(int n);
 /* The calling thread is job thread k (0 <= k < n); the thread that calls
  * nothing is thread 0. interrupt_thread_index() says which it is. */
@@ -71,6 +71,11 @@ void interrupt_disarm(void);
  * watches) is written when one is queued. The functions below act for the
  * calling thread's loop. */
 void interrupt_async_wake_fd(int fd);
+/* The calling thread's loop's eventfd (-1: none). */
+int interrupt_async_fd(void);
+/* From any thread: wakes the loop of job thread k (-1: every loop), for a
+ * call that arrived for it. */
+void interrupt_async_wake(int k);
 /* Needs no GIL. Registers job_id as running on the loop. Returns 0 or -1. */
 int interrupt_async_add(uint64_t job_id);
 /* Unregisters it; returns the code of the interrupt it got, or 0. */

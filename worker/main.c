@@ -134,41 +134,29 @@ static struct {
 	pthread_cond_t cv;
 	inbox_queue any;     /* for any thread */
 	inbox_queue *pinned; /* [nthreads]: for that thread only */
-	int *wake_fds;       /* [nthreads]: async mode, the eventfd of that
-				thread's loop, written on arrivals; or -1 */
 	int end; /* 0 while reading; 1 at EOF; a negative errno on error */
 	int stop; /* a job thread stopped the worker: take nothing more */
 } inbox = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {NULL, NULL},
-    NULL, NULL, 0, 0};
+    NULL, 0, 0};
 
 /* Allocates the per-thread queues. Returns 0 or -1. */
 static int
 inbox_init(void)
 {
 	inbox.pinned = calloc((size_t) nthreads, sizeof(*inbox.pinned));
-	inbox.wake_fds = malloc((size_t) nthreads * sizeof(*inbox.wake_fds));
-	if (inbox.pinned == NULL || inbox.wake_fds == NULL)
-		return -1;
-	for (int k = 0; k < nthreads; k++)
-		inbox.wake_fds[k] = -1;
-	return 0;
+	return inbox.pinned != NULL ? 0 : -1;
 }
 
 /* Under inbox.mu: something arrived for thread k (-1: any thread, or the
- * stream ended). */
+ * stream ended). Wakes the threads waiting here, or their asyncio loops. */
 static void
 inbox_signal(int k)
 {
-	uint64_t one = 1;
-
 	if (k == -1 && nthreads == 1)
 		pthread_cond_signal(&inbox.cv);
 	else
 		pthread_cond_broadcast(&inbox.cv);
-	for (int i = 0; i < nthreads; i++)
-		if ((k == -1 || k == i) && inbox.wake_fds[i] != -1 &&
-		    write(inbox.wake_fds[i], &one, sizeof(one)) < 0)
-			(void) 0; /* a full counter wakes the loop too */
+	interrupt_async_wake(k);
 }
 
 /* Under inbox.mu: the inbox is at its end (see inbox.end); every thread
@@ -515,7 +503,7 @@ aio_interrupted(PyObject *self, PyObject *unused)
 static PyObject *
 aio_wake_fd(PyObject *self, PyObject *unused)
 {
-	return PyLong_FromLong(inbox.wake_fds[interrupt_thread_index()]);
+	return PyLong_FromLong(interrupt_async_fd());
 }
 
 static PyObject *
@@ -523,7 +511,7 @@ aio_clear_wake(PyObject *self, PyObject *unused)
 {
 	uint64_t n;
 
-	if (read(inbox.wake_fds[interrupt_thread_index()], &n, sizeof(n)) < 0)
+	if (read(interrupt_async_fd(), &n, sizeof(n)) < 0)
 		(void) 0; /* EAGAIN: nothing to clear */
 	Py_RETURN_NONE;
 }
@@ -543,7 +531,6 @@ static int
 serve_async(void)
 {
 	PyObject *loop = NULL, *r = NULL;
-	int k = interrupt_thread_index();
 	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 
 	if (efd == -1) {
@@ -551,9 +538,6 @@ serve_async(void)
 		stop_all();
 		return 1;
 	}
-	pthread_mutex_lock(&inbox.mu);
-	inbox.wake_fds[k] = efd;
-	pthread_mutex_unlock(&inbox.mu);
 	interrupt_async_wake_fd(efd);
 	if ((loop = PyImport_ImportModule("gild._loop")) == NULL ||
 	    (r = PyObject_CallMethod(loop, "serve", NULL)) == NULL) {
@@ -564,9 +548,6 @@ serve_async(void)
 	Py_XDECREF(r);
 	Py_XDECREF(loop);
 	interrupt_async_wake_fd(-1);
-	pthread_mutex_lock(&inbox.mu);
-	inbox.wake_fds[k] = -1;
-	pthread_mutex_unlock(&inbox.mu);
 	close(efd);
 	if (aio_eof != 1)
 		stop_all();

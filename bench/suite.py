@@ -12,19 +12,22 @@ between the "bench:begin" and "bench:end" markers with the latest tables and
 plots. Environment: B (the build folder, default build). See bench/README.md.
 """
 import argparse
+import contextlib
 import datetime
 import json
 import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
+from gildproc import Gild  # noqa: E402  (starts and stops gild by pid)
+
 B = os.path.join(ROOT, os.environ.get("B", "build"))
 APP = os.path.join(ROOT, "bench", "apps", "bench_app.py")
 PYTHON = "/usr/bin/python3"
@@ -56,55 +59,23 @@ def run_json(cmd, timeout=600, env=None):
     return out
 
 
-class Server:
-    """gild serve APP on tcp://127.0.0.1:0 (or ipc in a temp dir), stopped by
-    pid."""
-
-    def __init__(self, workers, args=(), transport="tcp", app=APP):
-        self.dir = tempfile.mkdtemp(prefix="gild-bench-")
+@contextlib.contextmanager
+def server(workers, args=(), transport="tcp", app=APP):
+    """gild serving app on 127.0.0.1 (a free port) or an ipc path in a temp
+    dir, stopped by pid on leaving (the tests' gildproc.Gild)."""
+    with tempfile.TemporaryDirectory(prefix="gild-bench-") as d:
         listen = ("tcp://127.0.0.1:0" if transport == "tcp"
-                  else "ipc://%s/gild.sock" % self.dir)
-        self.log = open(os.path.join(self.dir, "gild.log"), "w")
-        self.proc = subprocess.Popen(
-            [os.path.join(B, "gild"), "serve", app, "--listen", listen,
-             "--workers", str(workers), "--log-level", "warn", *args],
-            stdout=subprocess.PIPE, stderr=self.log, text=True)
-        self.url = None
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            if line.startswith("gild: listening on ") and self.url is None:
-                self.url = line.split()[-1]
-            if line.startswith("gild: ready"):
-                return
-        self.stop()
-        raise RuntimeError("gild did not start: see %s" % self.log.name)
+                  else "ipc://%s/gild.sock" % d)
+        with Gild(app=app, workers=workers, listen=listen,
+                  args=("--log-level", "warn", *args)) as g:
+            yield g
 
-    def worker_pids(self):
-        """The pids of gild's workers, from status."""
-        p = subprocess.run([os.path.join(B, "gildctl"), "status", self.url],
-                           stdout=subprocess.PIPE, text=True, timeout=30)
-        return [w["pid"] for w in json.loads(p.stdout)["workers"]]
 
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
+def worker_pids(url):
+    """The pids of gild's workers, from status."""
+    p = subprocess.run([os.path.join(B, "gildctl"), "status", url],
+                       stdout=subprocess.PIPE, text=True, timeout=30)
+    return [w["pid"] for w in json.loads(p.stdout)["workers"]]
 
 
 def loadgen(url, *args, timeout=600):
@@ -193,7 +164,7 @@ def suite(quick):
 
     # 2, 3, 8. Latency and throughput of no-op calls; front end memory.
     log("latency and throughput, %d workers" % n)
-    with Server(n) as s:
+    with server(n) as s:
         fe_idle = rss_kib(s.proc.pid)
         lat = {
             "gild_c": loadgen(s.url, "--fn", "noop", "--closed", 1,
@@ -211,12 +182,12 @@ def suite(quick):
         tput["gild_python"] = peers("gild-throughput", "--url", s.url,
                                     "--inflight", 256, "--calls", 100000,
                                     "--seconds", secs)
-        workers = s.worker_pids()
+        workers = worker_pids(s.url)
         uss = [uss_kib(p) for p in workers]
     res["memory"] = {"frontend_rss_idle_kib": fe_idle,
                      "frontend_rss_load_kib": fe_load,
                      "worker_uss_kib": uss}
-    with Server(n, transport="ipc") as s:
+    with server(n, transport="ipc") as s:
         lat["gild_c_ipc"] = loadgen(s.url, "--fn", "noop", "--closed", 1,
                                     "--calls", lat_calls, "--seconds", secs)
     res["floor"]["nng_ipc"] = floor("--nng", "ipc:///tmp/gild-bench-floor-%d"
@@ -250,7 +221,7 @@ def suite(quick):
 
     # 5, 6. Streaming and payloads.
     log("streaming and payloads")
-    with Server(1, args=("--max-message", "256M")) as s:
+    with server(1, args=("--max-message", "256M")) as s:
         res["streaming"] = loadgen(s.url, "--fn", "chunks", "--arg-int",
                                    100000, "--stream", "--seconds", secs,
                                    "--calls", 10)
@@ -273,7 +244,7 @@ def suite(quick):
     rec = {}
     app_np = os.path.join(ROOT, "examples", "app.py")
     for spawn in ("fork", "exec"):
-        with Server(2, args=("--spawn", spawn), app=app_np) as s:
+        with server(2, args=("--spawn", spawn), app=app_np) as s:
             p = subprocess.run(
                 [os.path.join(B, "bench", "recovery"), s.url,
                  "5" if quick else "20"],

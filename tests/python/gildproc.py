@@ -40,13 +40,15 @@ def die_with_parent():
 
 
 class Gild:
-    """gild serve APP on tcp://127.0.0.1:0; .url is where it listens."""
+    """gild serve APP on listen (default tcp://127.0.0.1:0, a free port);
+    .url is where it listens."""
 
-    def __init__(self, app=APP, workers=1, args=()):
+    def __init__(self, app=APP, workers=1, args=(),
+                 listen="tcp://127.0.0.1:0"):
         self.log = tempfile.NamedTemporaryFile(prefix="gild-", suffix=".log")
         self.proc = subprocess.Popen(
-            [os.path.join(B, "gild"), "serve", app, "--listen",
-             "tcp://127.0.0.1:0", "--workers", str(workers), *args],
+            [os.path.join(B, "gild"), "serve", app, "--listen", listen,
+             "--workers", str(workers), *args],
             stdout=subprocess.PIPE, stderr=self.log, preexec_fn=die_with_parent)
         try:
             lines = read_until(self.proc, "gild: ready")

@@ -42,6 +42,21 @@ served_submit(gild_client *c, const char *fn, gild_value *arg, int timeout_ms)
 	return id;
 }
 
+int64_t
+served_status_int(gild_client *c, const char *field, bool worker)
+{
+	gild_value *st = NULL;
+	int64_t v = -1;
+
+	if (gild_status(c, 10000, &st, NULL) == GILD_OK) {
+		const gild_value *m = worker
+		    ? gild_value_item(gild_map_get(st, "workers"), 0) : st;
+		v = gild_value_int(gild_map_get(m, field));
+	}
+	gild_value_free(st);
+	return v;
+}
+
 int
 served_wait(gild_client *c, gild_call_id id, gild_result *res)
 {

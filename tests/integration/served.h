@@ -28,4 +28,8 @@ gild_call_id served_submit(gild_client *c, const char *fn, gild_value *arg,
  * returns res->code, or -1. */
 int served_wait(gild_client *c, gild_call_id id, gild_result *res);
 
+/* An integer field of the server's status, or of worker 0's (worker =
+ * true); -1 when status cannot be read. */
+int64_t served_status_int(gild_client *c, const char *field, bool worker);
+
 #endif

@@ -221,19 +221,6 @@ rss_kib(long pid)
 	return res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static long
-worker0_pid(gild_client *c)
-{
-	gild_value *st = NULL;
-	long pid = 0;
-
-	if (gild_status(c, 10000, &st, NULL) == GILD_OK)
-		pid = (long) gild_value_int(gild_map_get(gild_value_item(
-		    gild_map_get(st, "workers"), 0), "pid"));
-	gild_value_free(st);
-	return pid;
-}
-
 /* Item 1: 100,000 chunks to a client that sleeps 1 ms every 10: all
  * arrive in order; the generator is held back (each chunk was produced only
  * after the client had consumed the one two windows before it); gild's and
@@ -252,7 +239,7 @@ test_stream_backpressure(void)
 	double first = 0, last = 0;
 
 	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
-	wpid = worker0_pid(s.c);
+	wpid = served_status_int(s.c, "pid", true);
 	gild_list_append(args, gild_int(N));
 	CU_ASSERT_EQUAL_FATAL(gild_stream_open(s.c, "count", args, NULL, WINDOW,
 				  0, &st, &err), GILD_OK);
@@ -318,7 +305,7 @@ test_stream_cancel_and_errors(void)
 	int n = 0, rc;
 
 	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
-	pid = worker0_pid(s.c);
+	pid = served_status_int(s.c, "pid", true);
 	snprintf(path, sizeof(path), "%s/forever", s.p.dir);
 	gild_list_append(args, gild_cstr(path));
 	CU_ASSERT_EQUAL_FATAL(gild_stream_open(s.c, "forever", args, NULL, 16, 0,

@@ -53,22 +53,6 @@ worker_pid(gild_client *c)
 	return pid;
 }
 
-/* status: an integer field of the server, or of worker 0 (worker = true). */
-static int64_t
-status_int(gild_client *c, const char *field, bool worker)
-{
-	gild_value *st = NULL;
-	int64_t v = -1;
-
-	if (gild_status(c, 10000, &st, NULL) == GILD_OK) {
-		const gild_value *m = worker
-		    ? gild_value_item(gild_map_get(st, "workers"), 0) : st;
-		v = gild_value_int(gild_map_get(m, field));
-	}
-	gild_value_free(st);
-	return v;
-}
-
 /* A fresh path in the server's temp folder for a function to write. */
 static gild_value *
 scratch(const server *s, const char *name, char *path, size_t len)
@@ -155,7 +139,7 @@ test_deadline_interrupts(void)
 	CU_ASSERT(file_has(path, "finally ran"));
 	pid1 = worker_pid(s.c);
 	CU_ASSERT_EQUAL(pid1, pid0); /* interrupted, not killed */
-	CU_ASSERT_EQUAL(status_int(s.c, "restarts", true), 0);
+	CU_ASSERT_EQUAL(served_status_int(s.c, "restarts", true), 0);
 
 	t0 = now_s();
 	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "stuck", gild_float(30), 200),
@@ -167,7 +151,7 @@ test_deadline_interrupts(void)
 	pid2 = worker_pid(s.c);
 	CU_ASSERT(pid2 > 0 && pid2 != pid1); /* replaced */
 	CU_ASSERT_FALSE(pid_alive((pid_t) pid1));
-	CU_ASSERT_EQUAL(status_int(s.c, "restarts", true), 1);
+	CU_ASSERT_EQUAL(served_status_int(s.c, "restarts", true), 1);
 	assert_still_serving(s.c);
 	served_stop(&s);
 }
@@ -212,7 +196,7 @@ test_deadline_sources(void)
 	CU_ASSERT(message_has(&res, "deadline of 400 ms"));
 	gild_result_clear(&res);
 	CU_ASSERT(file_has(path2, "finally ran"));
-	CU_ASSERT_EQUAL(status_int(s.c, "restarts", true), 0);
+	CU_ASSERT_EQUAL(served_status_int(s.c, "restarts", true), 0);
 	assert_still_serving(s.c);
 	served_stop(&s);
 }
@@ -238,7 +222,7 @@ test_cancel(void)
 	 * to run first, then two calls queue behind it. */
 	running = served_submit(s.c, "loop", scratch(&s, "c", path, sizeof(path)), 0);
 	for (double end = now_s() + 5; now_s() < end; usleep(5000))
-		if (status_int(s.c, "in_flight", false) == 1)
+		if (served_status_int(s.c, "in_flight", false) == 1)
 			break;
 	queued = served_submit(s.c, "add", NULL, 0);
 	args = gild_list();
@@ -248,7 +232,7 @@ test_cancel(void)
 	    GILD_OK);
 	gild_value_free(args);
 	for (double end = now_s() + 5; now_s() < end; usleep(5000))
-		if (status_int(s.c, "queued", false) == 2)
+		if (served_status_int(s.c, "queued", false) == 2)
 			break;
 	CU_ASSERT_EQUAL(gild_cancel(s.c, queued, NULL), GILD_OK);
 	CU_ASSERT_EQUAL(gild_cancel(s.c, running, NULL), GILD_OK);
@@ -284,19 +268,19 @@ test_disconnect_cancels(void)
 	CU_ASSERT_EQUAL_FATAL(gild_connect(&gone, urls, 1, NULL), GILD_OK);
 	served_submit(gone, "loop", scratch(&s, "d", path, sizeof(path)), 0);
 	for (double end = now_s() + 5; now_s() < end; usleep(5000))
-		if (status_int(s.c, "in_flight", false) == 1)
+		if (served_status_int(s.c, "in_flight", false) == 1)
 			break;
 	for (int i = 0; i < 5; i++)
 		served_submit(gone, "nap", gild_float(5), 0);
 	for (double end = now_s() + 5; now_s() < end; usleep(5000))
-		if (status_int(s.c, "queued", false) == 5)
+		if (served_status_int(s.c, "queued", false) == 5)
 			break;
-	CU_ASSERT_EQUAL(status_int(s.c, "in_flight", false), 1);
+	CU_ASSERT_EQUAL(served_status_int(s.c, "in_flight", false), 1);
 	gild_close(gone);
 	CU_ASSERT(file_has(path, "finally ran"));
 	for (double end = now_s() + 5; now_s() < end && !idle; usleep(10000))
-		idle = status_int(s.c, "in_flight", false) == 0 &&
-		       status_int(s.c, "queued", false) == 0;
+		idle = served_status_int(s.c, "in_flight", false) == 0 &&
+		       served_status_int(s.c, "queued", false) == 0;
 	CU_ASSERT(idle); /* the naps were dropped, not run */
 	assert_still_serving(s.c);
 	served_stop(&s);
@@ -326,9 +310,9 @@ test_retries(void)
 	CU_ASSERT_EQUAL(file_int(path2), 2); /* first run + 1 retry */
 	/* Counted when the dead worker is reaped, just after its reply. */
 	for (double end = now_s() + 5; now_s() < end; usleep(5000))
-		if (status_int(s.c, "restarts", true) == 3)
+		if (served_status_int(s.c, "restarts", true) == 3)
 			break;
-	CU_ASSERT_EQUAL(status_int(s.c, "restarts", true), 3);
+	CU_ASSERT_EQUAL(served_status_int(s.c, "restarts", true), 3);
 	assert_still_serving(s.c);
 	served_stop(&s);
 }
@@ -579,7 +563,7 @@ sighup_reload(const char *const *extra)
 	for (int i = 0; i < nafter; i++)
 		for (int j = 0; j < nbefore; j++)
 			CU_ASSERT_NOT_EQUAL(after[i], before[j]);
-	CU_ASSERT_EQUAL(status_int(s.c, "restarts", true), 0);
+	CU_ASSERT_EQUAL(served_status_int(s.c, "restarts", true), 0);
 	served_stop(&s);
 	unlink(app);
 	rmdir(dir);
@@ -685,8 +669,8 @@ test_connection_churn(void)
 	for (int i = 0; i < WARMUP; i++)
 		churn_once(s.p.url, i);
 	for (double end = now_s() + 10; now_s() < end && !idle; usleep(20000))
-		idle = status_int(s.c, "in_flight", false) == 0 &&
-		       status_int(s.c, "queued", false) == 0;
+		idle = served_status_int(s.c, "in_flight", false) == 0 &&
+		       served_status_int(s.c, "queued", false) == 0;
 	fds_and_rss(s.p.pid, &fds0, &rss0);
 	for (int i = 0; i < N; i++) {
 		int rc = churn_once(s.p.url, i);
@@ -696,8 +680,8 @@ test_connection_churn(void)
 	/* The naps left running are cancelled (interrupted) by the server. */
 	idle = false;
 	for (double end = now_s() + 10; now_s() < end && !idle; usleep(20000))
-		idle = status_int(s.c, "in_flight", false) == 0 &&
-		       status_int(s.c, "queued", false) == 0;
+		idle = served_status_int(s.c, "in_flight", false) == 0 &&
+		       served_status_int(s.c, "queued", false) == 0;
 	CU_ASSERT(idle);
 	for (double end = now_s() + 10; now_s() < end; usleep(50000)) {
 		fds_and_rss(s.p.pid, &fds1, &rss1);

@@ -52,19 +52,6 @@ status_field(gild_client *c, gild_value **st, const char *key)
 	return gild_map_get(*st, key);
 }
 
-static int64_t
-status_restarts(gild_client *c)
-{
-	gild_value *st = NULL;
-	const gild_value *w = status_field(c, &st, "workers");
-	int64_t r = w != NULL ? gild_value_int(gild_map_get(gild_value_item(w, 0),
-				    "restarts"))
-			      : -1;
-
-	gild_value_free(st);
-	return r;
-}
-
 /* Item 2: two CPU-bound pure-Python calls on a 1-worker, 2-thread server
  * run in the same process, on two threads, at overlapping times, and
  * together get more than one core's worth of CPU (under a GIL they would
@@ -167,7 +154,7 @@ test_interrupt_one_thread(void)
 		    pid);
 		gild_result_clear(&res);
 	}
-	CU_ASSERT_EQUAL(status_restarts(s.c), 0);
+	CU_ASSERT_EQUAL(served_status_int(s.c, "restarts", true), 0);
 	served_stop(&s);
 }
 

@@ -887,6 +887,7 @@ codec_status_to_value(const Gild__V1__Status *st, gild_value **out)
 	rc |= set(m, "state", str_or_empty(st->state));
 	rc |= set(m, "threads", gild_int(st->threads));
 	rc |= set(m, "gil_enabled", gild_bool(st->gil_enabled));
+	rc |= set(m, "shm_bytes", value_uint64(st->shm_bytes));
 	if (rc != 0)
 		goto fail;
 	*out = m;

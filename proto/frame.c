@@ -2,7 +2,13 @@
 #include "frame.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -15,6 +21,12 @@ frame_header_encode(uint8_t hdr[FRAME_HEADER_LEN], size_t len)
 	hdr[3] = (uint8_t) (len >> 24);
 }
 
+void
+frame_header_encode_shm(uint8_t hdr[FRAME_HEADER_LEN], size_t len)
+{
+	frame_header_encode(hdr, len | FRAME_SHM);
+}
+
 size_t
 frame_header_decode(const uint8_t hdr[FRAME_HEADER_LEN])
 {
@@ -22,18 +34,12 @@ frame_header_decode(const uint8_t hdr[FRAME_HEADER_LEN])
 	       (size_t) hdr[3] << 24;
 }
 
-int
-frame_write(int fd, const void *payload, size_t len)
+/* Writes all of the n pieces of iov (modified) to fd. */
+static int
+writev_all(int fd, struct iovec *iov, int n)
 {
-	uint8_t hdr[FRAME_HEADER_LEN];
-	struct iovec iov[2];
-	int n = 2, i = 0;
+	int i = 0;
 
-	if (len > FRAME_MAX_PAYLOAD)
-		return -EMSGSIZE;
-	frame_header_encode(hdr, len);
-	iov[0] = (struct iovec){.iov_base = hdr, .iov_len = sizeof(hdr)};
-	iov[1] = (struct iovec){.iov_base = (void *) payload, .iov_len = len};
 	while (i < n) {
 		ssize_t w = writev(fd, iov + i, n - i);
 		if (w == -1) {
@@ -51,6 +57,29 @@ frame_write(int fd, const void *payload, size_t len)
 		}
 	}
 	return 0;
+}
+
+/* Writes len bytes as they are. */
+static int
+frame_write_raw(int fd, const void *p, size_t len)
+{
+	struct iovec iov = {(void *) p, len};
+
+	return writev_all(fd, &iov, 1);
+}
+
+int
+frame_write(int fd, const void *payload, size_t len)
+{
+	uint8_t hdr[FRAME_HEADER_LEN];
+	struct iovec iov[2];
+
+	if (len > FRAME_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	frame_header_encode(hdr, len);
+	iov[0] = (struct iovec){.iov_base = hdr, .iov_len = sizeof(hdr)};
+	iov[1] = (struct iovec){.iov_base = (void *) payload, .iov_len = len};
+	return writev_all(fd, iov, 2);
 }
 
 /* Reads exactly len bytes. Returns 0, 1 on EOF before any byte, -EPROTO on
@@ -74,17 +103,13 @@ read_full(int fd, uint8_t *buf, size_t len)
 	return 0;
 }
 
-int
-frame_read(int fd, uint8_t **out, size_t *len, size_t max)
+/* Reads the n-byte payload after a header into a new buffer. */
+static int
+read_payload(int fd, size_t n, uint8_t **out, size_t *len, size_t max)
 {
-	uint8_t hdr[FRAME_HEADER_LEN];
 	uint8_t *buf;
-	size_t n;
 	int rc;
 
-	if ((rc = read_full(fd, hdr, sizeof(hdr))) != 0)
-		return rc == 1 ? -ECONNRESET : rc;
-	n = frame_header_decode(hdr);
 	if (n > max)
 		return -EPROTO;
 	if ((buf = malloc(n ? n : 1)) == NULL)
@@ -96,4 +121,246 @@ frame_read(int fd, uint8_t **out, size_t *len, size_t max)
 	*out = buf;
 	*len = n;
 	return 0;
+}
+
+int
+frame_read(int fd, uint8_t **out, size_t *len, size_t max)
+{
+	uint8_t hdr[FRAME_HEADER_LEN];
+	int rc;
+
+	if ((rc = read_full(fd, hdr, sizeof(hdr))) != 0)
+		return rc == 1 ? -ECONNRESET : rc;
+	return read_payload(fd, frame_header_decode(hdr), out, len, max);
+}
+
+/* ---- shared memory ------------------------------------------------------ */
+
+int
+frame_shm_create(const struct iovec *iov, int n)
+{
+	const unsigned seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
+	    F_SEAL_SEAL;
+	struct iovec v[n > 0 ? n : 1];
+	int fd, e;
+
+	fd = memfd_create("gild-frame", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd == -1)
+		return -errno;
+	memcpy(v, iov, sizeof(*iov) * (size_t) n);
+	if ((e = writev_all(fd, v, n)) != 0) {
+		close(fd);
+		return e;
+	}
+	if (fcntl(fd, F_ADD_SEALS, seals) == -1) {
+		e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+int
+frame_shm_send(int chan, int mfd, int nonblock)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	uint8_t one = 1;
+	struct iovec iov = {&one, 1};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
+	    .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+	struct cmsghdr *c;
+	ssize_t r;
+
+	memset(cbuf, 0, sizeof(cbuf));
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &mfd, sizeof(int));
+	do
+		r = sendmsg(chan, &mh, MSG_NOSIGNAL | (nonblock ? MSG_DONTWAIT : 0));
+	while (r == -1 && errno == EINTR);
+	if (r == -1)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return r == 1 ? 0 : -EIO;
+}
+
+int
+frame_shm_recv(int chan, int nonblock)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cb;
+	uint8_t one;
+	struct iovec iov = {&one, 1};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
+	    .msg_control = cb.buf, .msg_controllen = sizeof(cb.buf)};
+	struct cmsghdr *c;
+	ssize_t r;
+	int fd = -1;
+
+	do
+		r = recvmsg(chan, &mh,
+		    MSG_CMSG_CLOEXEC | (nonblock ? MSG_DONTWAIT : 0));
+	while (r == -1 && errno == EINTR);
+	if (r == -1)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	if (r == 0)
+		return -ECONNRESET;
+	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		/* One descriptor per message; close any extra. */
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int x;
+			memcpy(&x, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (fd == -1)
+				fd = x;
+			else
+				close(x);
+		}
+	}
+	if ((mh.msg_flags & MSG_CTRUNC) || fd == -1) {
+		if (fd != -1)
+			close(fd);
+		return -EPROTO;
+	}
+	return fd;
+}
+
+int
+frame_shm_map(int mfd, size_t len, const uint8_t **out)
+{
+	struct stat st;
+	int seals = fcntl(mfd, F_GET_SEALS);
+	void *p;
+	int rc = 0;
+
+	/* Shrinkable, or smaller than it says: touching the mapping could
+	 * raise SIGBUS. Writable: it could change while read. Refused. */
+	if (seals == -1 || (seals & (F_SEAL_SHRINK | F_SEAL_WRITE)) !=
+			       (F_SEAL_SHRINK | F_SEAL_WRITE) ||
+	    fstat(mfd, &st) == -1 ||
+	    st.st_size < 0 || (size_t) st.st_size < len) {
+		close(mfd);
+		return -EPROTO;
+	}
+	if (len == 0) {
+		*out = (const uint8_t *) "";
+	} else if ((p = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE,
+			mfd, 0)) == MAP_FAILED) {
+		rc = -errno;
+	} else {
+		*out = p;
+	}
+	close(mfd);
+	return rc;
+}
+
+void
+frame_shm_unmap(const uint8_t *p, size_t len)
+{
+	if (len > 0)
+		munmap((void *) p, len);
+}
+
+int
+frame_write_shm(int fd, int chan, const void *payload, size_t len)
+{
+	uint8_t hdr[FRAME_HEADER_LEN];
+	struct iovec iov = {(void *) payload, len};
+	int mfd, rc;
+
+	if (chan < 0 || len < FRAME_SHM_MIN || len > FRAME_MAX_PAYLOAD)
+		return frame_write(fd, payload, len);
+	if ((mfd = frame_shm_create(&iov, 1)) < 0)
+		return frame_write(fd, payload, len); /* no memfd: the socket */
+	rc = frame_shm_send(chan, mfd, 0);
+	close(mfd);
+	if (rc != 0)
+		return rc;
+	frame_header_encode_shm(hdr, len);
+	return frame_write_raw(fd, hdr, sizeof(hdr));
+}
+
+/* Payloads frame_read_shm mapped: frame_free unmaps these. Few are alive at
+ * once (one per call being run). */
+typedef struct mapping {
+	uint8_t *p;
+	size_t len;
+	struct mapping *next;
+} mapping;
+static pthread_mutex_t maps_mu = PTHREAD_MUTEX_INITIALIZER;
+static mapping *maps;
+
+int
+frame_read_shm(int fd, int chan, uint8_t **out, size_t *len, size_t max)
+{
+	uint8_t hdr[FRAME_HEADER_LEN];
+	const uint8_t *p;
+	mapping *m;
+	size_t n;
+	int rc, mfd;
+
+	if ((rc = read_full(fd, hdr, sizeof(hdr))) != 0)
+		return rc == 1 ? -ECONNRESET : rc;
+	n = frame_header_decode(hdr);
+	if (!(n & FRAME_SHM) || chan < 0)
+		return read_payload(fd, n, out, len, max);
+	n &= ~(size_t) FRAME_SHM;
+	if (n > max)
+		return -EPROTO;
+	if ((mfd = frame_shm_recv(chan, 0)) < 0)
+		return mfd == -ECONNRESET ? -EPROTO : mfd;
+	if ((m = malloc(sizeof(*m))) == NULL) {
+		close(mfd);
+		return -ENOMEM;
+	}
+	if ((rc = frame_shm_map(mfd, n, &p)) != 0) {
+		free(m);
+		return rc;
+	}
+	if (n == 0) {
+		/* Nothing mapped: hand out a heap byte like frame_read. */
+		free(m);
+		if ((*out = malloc(1)) == NULL)
+			return -ENOMEM;
+		*len = 0;
+		return 0;
+	}
+	m->p = (uint8_t *) p;
+	m->len = n;
+	pthread_mutex_lock(&maps_mu);
+	m->next = maps;
+	maps = m;
+	pthread_mutex_unlock(&maps_mu);
+	*out = m->p;
+	*len = n;
+	return 0;
+}
+
+void
+frame_free(uint8_t *payload)
+{
+	mapping **pp, *m = NULL;
+
+	if (payload == NULL)
+		return;
+	pthread_mutex_lock(&maps_mu);
+	for (pp = &maps; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->p == payload) {
+			m = *pp;
+			*pp = m->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&maps_mu);
+	if (m == NULL) {
+		free(payload);
+		return;
+	}
+	munmap(m->p, m->len);
+	free(m);
 }

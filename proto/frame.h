@@ -5,15 +5,31 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define FRAME_HEADER_LEN 4
 /* Largest payload either side accepts; bigger lengths mean a broken peer. */
 #define FRAME_MAX_PAYLOAD ((size_t) 1 << 31)
 
+/* Large frames travel through shared memory instead of the socket: the
+ * sender copies the payload into a sealed memfd, passes the descriptor on a
+ * second socket (the "descriptor channel", SOCK_SEQPACKET, one descriptor
+ * per message) and writes only a header with FRAME_SHM set in its length.
+ * Pairing is by order: the k-th such header goes with the k-th descriptor,
+ * which the sender passes before it writes the header. */
+#define FRAME_SHM 0x80000000u
+/* Payloads from this size on go through shared memory when a descriptor
+ * channel is there: below it a memfd costs more than the socket. */
+#define FRAME_SHM_MIN ((size_t) 256 * 1024)
+
 /* Writes the 4-byte header for a payload of len bytes into hdr. */
 void frame_header_encode(uint8_t hdr[FRAME_HEADER_LEN], size_t len);
 
-/* Returns the payload length stored in hdr. */
+/* Writes the header of a payload of len bytes that is in shared memory. */
+void frame_header_encode_shm(uint8_t hdr[FRAME_HEADER_LEN], size_t len);
+
+/* Returns the payload length stored in hdr (with FRAME_SHM, over any
+ * sensible maximum: a reader that takes no shared memory rejects it). */
 size_t frame_header_decode(const uint8_t hdr[FRAME_HEADER_LEN]);
 
 /* Blocking: writes one frame (header + payload) to fd, retrying on EINTR and
@@ -25,5 +41,38 @@ int frame_write(int fd, const void *payload, size_t len);
  * before a header; -EPROTO on EOF inside a frame or a length over max;
  * -ENOMEM; or -errno. */
 int frame_read(int fd, uint8_t **out, size_t *len, size_t max);
+
+/* Like frame_write, but a payload of FRAME_SHM_MIN bytes or more goes
+ * through a memfd passed on chan (when chan >= 0). The caller serializes
+ * frame writes to fd and chan. */
+int frame_write_shm(int fd, int chan, const void *payload, size_t len);
+
+/* Like frame_read, but takes a FRAME_SHM header's payload from the next
+ * descriptor on chan (blocking): then *out is a read-only mapping. Free
+ * what either returns with frame_free. */
+int frame_read_shm(int fd, int chan, uint8_t **out, size_t *len, size_t max);
+
+/* Frees a payload from frame_read or frame_read_shm (NULL is fine). */
+void frame_free(uint8_t *payload);
+
+/* A sealed memfd holding the n pieces of iov, or -errno. */
+int frame_shm_create(const struct iovec *iov, int n);
+
+/* Passes descriptor mfd on chan; with nonblock, -EAGAIN when the channel is
+ * full. Returns 0 or -errno. The caller still owns mfd. */
+int frame_shm_send(int chan, int mfd, int nonblock);
+
+/* The next descriptor passed on chan (waits unless nonblock), or -errno
+ * (-ECONNRESET when the peer closed the channel). */
+int frame_shm_recv(int chan, int nonblock);
+
+/* Maps the first len bytes of a received memfd read-only into *out after
+ * checking that it is sealed against shrinking and writing and holds len
+ * bytes (so reading it cannot fault, nor see it change). Closes mfd. Returns 0, -EPROTO for a memfd
+ * that fails the checks, or -errno. Unmap with frame_shm_unmap. */
+int frame_shm_map(int mfd, size_t len, const uint8_t **out);
+
+/* Unmaps what frame_shm_map mapped. */
+void frame_shm_unmap(const uint8_t *p, size_t len);
 
 #endif

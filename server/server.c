@@ -1390,6 +1390,7 @@ on_status(server *srv, listener_req *req, uint64_t id)
 						       : "process");
 	st.threads = (uint32_t) srv->opts->threads;
 	st.gil_enabled = supervisor_gil_enabled(srv->sup);
+	st.shm_bytes = supervisor_shm_bytes(srv->sup);
 	st.functions = (char **) supervisor_functions(srv->sup, &st.n_functions);
 	st.n_workers = (size_t) n;
 	st.workers = wp;

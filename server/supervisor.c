@@ -39,6 +39,8 @@ typedef struct worker {
 	wstate state;
 	pid_t pid;              /* 0 once reaped */
 	struct bufferevent *bev;
+	int chan;               /* its descriptor channel (proto/frame.h);
+				   valid while bev is not NULL, -1: none */
 	struct event *restart_ev;
 	struct timespec started;
 	uint64_t jobs_done;
@@ -95,6 +97,7 @@ struct supervisor {
 	size_t nactor_classes;
 	char *python_version;
 	bool gil_enabled; /* as the last hello said */
+	uint64_t shm_bytes; /* frame payloads sent or received as memfds */
 };
 
 static void worker_down(worker *w, const char *reason);
@@ -110,6 +113,9 @@ close_socket(worker *w)
 	if (w->bev != NULL) {
 		bufferevent_free(w->bev);
 		w->bev = NULL;
+		if (w->chan != -1)
+			close(w->chan);
+		w->chan = -1;
 	}
 }
 
@@ -324,11 +330,36 @@ retire(worker *w)
  * down, or its socket closed). */
 typedef bool (*frame_fn)(void *arg, const uint8_t *p, size_t n);
 
+/* A frame whose payload came in a memfd on the descriptor channel chan:
+ * maps it, hands it to fn, unmaps it. Returns NULL, or why the stream is
+ * broken; *more says fn's answer. */
+static const char *
+shm_frame(int chan, size_t n, frame_fn fn, void *arg, bool *more,
+    uint64_t *shm_bytes)
+{
+	const uint8_t *p;
+	int mfd;
+
+	/* The sender passed the descriptor before writing the header, so it
+	 * is here by now. */
+	if ((mfd = frame_shm_recv(chan, 1)) < 0)
+		return "sent a shared-memory frame without its descriptor";
+	if (frame_shm_map(mfd, n, &p) != 0)
+		return "sent a shared-memory frame that cannot be mapped";
+	*shm_bytes += n;
+	*more = fn(arg, p, n);
+	frame_shm_unmap(p, n);
+	return NULL;
+}
+
 /* Hands each whole frame waiting in bev to fn, while fn returns true and
- * *owner still holds bev. Returns NULL, or why the stream is broken. */
+ * *owner still holds bev. Frames with FRAME_SHM take their payload from
+ * the descriptor channel chan (-1: refused as oversized), counted in
+ * *shm_bytes. Returns NULL, or
+ * why the stream is broken. */
 static const char *
 read_frames(struct bufferevent *bev, struct bufferevent *const *owner,
-    size_t max, frame_fn fn, void *arg)
+    int chan, uint64_t *shm_bytes, size_t max, frame_fn fn, void *arg)
 {
 	struct evbuffer *in = bufferevent_get_input(bev);
 	uint8_t hdr[FRAME_HEADER_LEN];
@@ -337,6 +368,18 @@ read_frames(struct bufferevent *bev, struct bufferevent *const *owner,
 	while (evbuffer_get_length(in) >= FRAME_HEADER_LEN) {
 		evbuffer_copyout(in, hdr, sizeof(hdr));
 		n = frame_header_decode(hdr);
+		if ((n & FRAME_SHM) && chan != -1 &&
+		    (n & ~(size_t) FRAME_SHM) <= max) {
+			bool more = false;
+			const char *bad = shm_frame(chan,
+			    n & ~(size_t) FRAME_SHM, fn, arg, &more, shm_bytes);
+			if (bad != NULL)
+				return bad;
+			if (!more || *owner != bev)
+				return NULL;
+			evbuffer_drain(in, FRAME_HEADER_LEN);
+			continue;
+		}
 		if (n > max)
 			return "sent an oversized frame";
 		if (evbuffer_get_length(in) < FRAME_HEADER_LEN + n) {
@@ -418,8 +461,8 @@ static void
 on_read(struct bufferevent *bev, void *arg)
 {
 	worker *w = arg;
-	const char *bad = read_frames(bev, &w->bev, w->sup->cfg.max_frame,
-	    on_worker_frame, w);
+	const char *bad = read_frames(bev, &w->bev, w->chan,
+	    &w->sup->shm_bytes, w->sup->cfg.max_frame, on_worker_frame, w);
 
 	if (bad != NULL) {
 		char why[96];
@@ -461,8 +504,9 @@ worker_down(worker *w, const char *reason)
 }
 
 /* w runs on our end fd of its socket, as process pid (0: not known yet). */
+/* Takes fd (the worker's socket) and chan (its descriptor channel). */
 static int
-attach(worker *w, int fd, pid_t pid)
+attach(worker *w, int fd, int chan, pid_t pid)
 {
 	supervisor *s = w->sup;
 
@@ -470,8 +514,10 @@ attach(worker *w, int fd, pid_t pid)
 	w->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (w->bev == NULL) {
 		close(fd);
+		close(chan);
 		return -ENOMEM;
 	}
+	w->chan = chan;
 	bufferevent_setcb(w->bev, on_read, NULL, on_event, w);
 	bufferevent_enable(w->bev, EV_READ | EV_WRITE);
 	w->pid = pid;
@@ -487,19 +533,34 @@ attach(worker *w, int fd, pid_t pid)
 	return 0;
 }
 
-/* Forks and execs gild-worker with its socket as fd 3 and the given extra
- * arguments. Returns 0 with our end in *fd and the pid, or -errno. */
+/* A socketpair for a worker's descriptor channel (proto/frame.h). */
 static int
-launch(supervisor *s, const char *const *extra, int *fd, pid_t *pid_out)
+chan_pair(int ch[2])
+{
+	return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ch) == -1
+		   ? -errno
+		   : 0;
+}
+
+/* Forks and execs gild-worker with its socket as fd 3 and the given extra
+ * arguments; with chan not NULL, also a descriptor channel as fd 4. Returns
+ * 0 with our ends in *fd and *chan and the pid, or -errno. */
+static int
+launch(supervisor *s, const char *const *extra, int *fd, int *chan,
+    pid_t *pid_out)
 {
 	char fdarg[] = "3", mem[24], threads[16];
-	const char *argv[16] = {s->cfg.worker_bin, "--fd", fdarg, "--app",
+	const char *argv[18] = {s->cfg.worker_bin, "--fd", fdarg, "--app",
 	    s->cfg.app, "--memory-limit", mem, "--threads", threads};
-	int argc = 9, sv[2];
+	int argc = 9, sv[2], ch[2] = {-1, -1};
 	pid_t pid;
 
 	for (; *extra != NULL && argc < 15; extra++)
 		argv[argc++] = *extra;
+	if (chan != NULL) {
+		argv[argc++] = "--chan";
+		argv[argc++] = "4";
+	}
 	argv[argc] = NULL;
 	snprintf(mem, sizeof(mem), "%llu",
 	    (unsigned long long) s->cfg.memory_mib);
@@ -507,11 +568,21 @@ launch(supervisor *s, const char *const *extra, int *fd, pid_t *pid_out)
 	    s->cfg.threads > 0 ? s->cfg.threads : 1);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
 		return -errno;
+	if (chan != NULL && chan_pair(ch) != 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		return -e;
+	}
 	pid = fork();
 	if (pid == -1) {
 		int e = errno;
 		close(sv[0]);
 		close(sv[1]);
+		if (chan != NULL) {
+			close(ch[0]);
+			close(ch[1]);
+		}
 		return -e;
 	}
 	if (pid == 0) {
@@ -525,19 +596,26 @@ launch(supervisor *s, const char *const *extra, int *fd, pid_t *pid_out)
 		/* Own process group: a terminal's Ctrl-C reaches the server,
 		 * which stops the workers in order. */
 		setpgid(0, 0);
-		if (sv[1] == 3)
-			fcntl(3, F_SETFD, 0);
-		else if (dup2(sv[1], 3) == -1)
+		/* Out of the way of fds 3 and 4 first, then into place. */
+		if ((sv[1] = fcntl(sv[1], F_DUPFD, 5)) == -1 ||
+		    dup2(sv[1], 3) == -1)
+			_exit(127);
+		if (chan != NULL && ((ch[1] = fcntl(ch[1], F_DUPFD, 5)) == -1 ||
+					 dup2(ch[1], 4) == -1))
 			_exit(127);
 		if ((devnull = open("/dev/null", O_RDONLY)) != -1)
 			dup2(devnull, 0);
 		dup2(2, 1); /* app prints go to the log, not our stdout */
-		close_range(4, ~0U, 0);
+		close_range(chan != NULL ? 5 : 4, ~0U, 0);
 		execv(s->cfg.worker_bin, (char *const *) argv);
 		_exit(127);
 	}
 	close(sv[1]);
 	*fd = sv[0];
+	if (chan != NULL) {
+		close(ch[1]);
+		*chan = ch[0];
+	}
 	*pid_out = pid;
 	return 0;
 }
@@ -561,13 +639,13 @@ spawn_forked(worker *w, tmpl *t)
 	Gild__Worker__V1__ToWorker m = GILD__WORKER__V1__TO_WORKER__INIT;
 	Gild__Worker__V1__Spawn sp = GILD__WORKER__V1__SPAWN__INIT;
 	uint8_t buf[FRAME_HEADER_LEN + 16];
-	char cbuf[CMSG_SPACE(sizeof(int))];
+	char cbuf[CMSG_SPACE(2 * sizeof(int))];
 	struct iovec iov = {buf, 0};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
 	    .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 	struct cmsghdr *c;
 	size_t n;
-	int sv[2], rc;
+	int sv[2], ch[2], rc, give[2];
 	ssize_t sent;
 
 	sp.slot = (uint32_t) w->slot;
@@ -578,23 +656,33 @@ spawn_forked(worker *w, tmpl *t)
 	iov.iov_len = FRAME_HEADER_LEN + n;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
 		return -errno;
+	if ((rc = chan_pair(ch)) != 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return rc;
+	}
+	/* The worker's socket, then its descriptor channel. */
+	give[0] = sv[1];
+	give[1] = ch[1];
 	memset(cbuf, 0, sizeof(cbuf));
 	c = CMSG_FIRSTHDR(&mh);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &sv[1], sizeof(int));
+	c->cmsg_len = CMSG_LEN(sizeof(give));
+	memcpy(CMSG_DATA(c), give, sizeof(give));
 	/* A few bytes on a socket the template drains: all or nothing. */
 	do
 		sent = sendmsg(bufferevent_getfd(t->bev), &mh, MSG_NOSIGNAL);
 	while (sent == -1 && errno == EINTR);
 	rc = sent == (ssize_t) iov.iov_len ? 0 : sent == -1 ? -errno : -EIO;
 	close(sv[1]);
+	close(ch[1]);
 	if (rc != 0) {
 		close(sv[0]);
+		close(ch[0]);
 		return rc;
 	}
-	if ((rc = attach(w, sv[0], 0)) != 0)
+	if ((rc = attach(w, sv[0], ch[0], 0)) != 0)
 		return rc;
 	w->tgen = t->gen;
 	log_debug("worker %d: fork requested from the template", w->slot);
@@ -609,7 +697,7 @@ spawn(worker *w)
 	char slot[16];
 	pid_t pid;
 	tmpl *t;
-	int rc, fd;
+	int rc, fd, chan;
 
 	if (s->cfg.use_template) {
 		if ((t = ready_template(s)) == NULL) {
@@ -621,9 +709,9 @@ spawn(worker *w)
 	}
 	snprintf(slot, sizeof(slot), "%d", w->slot);
 	extra[1] = slot;
-	if ((rc = launch(s, extra, &fd, &pid)) != 0)
+	if ((rc = launch(s, extra, &fd, &chan, &pid)) != 0)
 		return rc;
-	if ((rc = attach(w, fd, pid)) != 0) {
+	if ((rc = attach(w, fd, chan, pid)) != 0) {
 		kill(pid, SIGKILL);
 		w->pid = pid; /* reaped by on_sigchld */
 		w->state = W_DOWN;
@@ -846,7 +934,7 @@ static void
 on_template_read(struct bufferevent *bev, void *arg)
 {
 	tmpl *t = arg;
-	const char *bad = read_frames(bev, &t->bev, 1u << 20,
+	const char *bad = read_frames(bev, &t->bev, -1, NULL, 1u << 20,
 	    on_template_frame, t);
 
 	if (bad != NULL)
@@ -963,7 +1051,7 @@ template_start(supervisor *s)
 		free(t);
 		return;
 	}
-	if (t == NULL || (rc = launch(s, extra, &fd, &t->pid)) != 0) {
+	if (t == NULL || (rc = launch(s, extra, &fd, NULL, &t->pid)) != 0) {
 		log_error("cannot start the template process: %s",
 		    t ? strerror(-rc) : "out of memory");
 		free(t);
@@ -1140,6 +1228,7 @@ supervisor_init(supervisor **out, struct event_base *base,
 		s->w[i].sup = s;
 		s->w[i].slot = i;
 		s->w[i].state = W_STOPPED;
+		s->w[i].chan = -1;
 		if ((s->w[i].restart_ev = evtimer_new(base, on_restart,
 			 &s->w[i])) == NULL)
 			goto fail;
@@ -1183,6 +1272,33 @@ enum {
 	BATCH_CALLS = 2,
 };
 
+/* Sends a frame whose payload is the ns pieces of seg (len bytes) through
+ * a memfd on w's descriptor channel. Returns 0, or -errno when it did not
+ * (then nothing was sent: the socket can take the frame instead). */
+static int
+send_shm(worker *w, const struct iovec *seg, int ns, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(w->bev);
+	uint8_t hdr[FRAME_HEADER_LEN];
+	int mfd, rc;
+
+	/* Once the descriptor is sent its header must follow: make room
+	 * first, so adding it cannot fail. */
+	if (evbuffer_expand(out, sizeof(hdr)) != 0)
+		return -ENOMEM;
+	if ((mfd = frame_shm_create(seg, ns)) < 0)
+		return mfd;
+	/* Non-blocking: a full channel means the socket takes this one. */
+	rc = frame_shm_send(w->chan, mfd, 1);
+	close(mfd);
+	if (rc != 0)
+		return rc;
+	frame_header_encode_shm(hdr, len);
+	evbuffer_add(out, hdr, sizeof(hdr));
+	w->sup->shm_bytes += len;
+	return 0;
+}
+
 int
 supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
     bool batch)
@@ -1191,9 +1307,13 @@ supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
 	 * the body's tag and length; for a batch, the packed job ids too. */
 	uint8_t head[FRAME_HEADER_LEN + 8 * (1 + WIRE_MAX_VARINT)];
 	uint8_t ids[n * WIRE_MAX_VARINT + 1], tag[1 + WIRE_MAX_VARINT];
-	size_t h = FRAME_HEADER_LEN, nids = 0, body = 0, rest = 0;
+	uint8_t tags[n][1 + WIRE_MAX_VARINT];
+	struct iovec seg[2 + 2 * n];
+	bool ref[2 + 2 * n];
+	size_t h = FRAME_HEADER_LEN, nids = 0, body = 0, rest = 0, payload;
 	struct evbuffer *out;
 	worker *w;
+	int ns = 0;
 
 	if (slot < 0 || slot >= s->cfg.workers || n == 0 || (n > 1 && !batch))
 		return -EINVAL;
@@ -1239,29 +1359,45 @@ supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
 		h += wire_put_varint(head + h, nids);
 	}
 	/* The payload: what head holds after the frame header, then the
-	 * rest (the call bytes, or the ids and the calls). */
-	frame_header_encode(head, h - FRAME_HEADER_LEN + rest);
-	out = bufferevent_get_output(w->bev);
-	if (evbuffer_add(out, head, h) != 0)
-		return -ENOMEM;
+	 * rest (the call bytes, or the ids and the calls). The call bytes
+	 * are referenced (ref), not copied. */
+	memset(ref, 0, sizeof(ref));
+	seg[ns++] = (struct iovec){head + FRAME_HEADER_LEN,
+	    h - FRAME_HEADER_LEN};
 	if (jobs[0].op == SUP_ACTOR_DESTROY) {
 		/* nothing follows */
 	} else if (!batch) {
-		if (jobs[0].len > 0 && evbuffer_add_reference(out, jobs[0].call,
-					   jobs[0].len, NULL, NULL) != 0)
-			return -ENOMEM;
+		ref[ns] = true;
+		seg[ns++] = (struct iovec){(void *) jobs[0].call, jobs[0].len};
 	} else {
-		if (evbuffer_add(out, ids, nids) != 0)
-			return -ENOMEM;
+		seg[ns++] = (struct iovec){ids, nids};
 		for (size_t i = 0; i < n; i++) {
-			size_t t = wire_put_tag(tag, BATCH_CALLS, WIRE_LEN);
-			t += wire_put_varint(tag + t, jobs[i].len);
-			if (evbuffer_add(out, tag, t) != 0 ||
-			    (jobs[i].len > 0 &&
-				evbuffer_add_reference(out, jobs[i].call,
-				    jobs[i].len, NULL, NULL) != 0))
-				return -ENOMEM;
+			size_t t = wire_put_tag(tags[i], BATCH_CALLS, WIRE_LEN);
+			t += wire_put_varint(tags[i] + t, jobs[i].len);
+			seg[ns++] = (struct iovec){tags[i], t};
+			ref[ns] = true;
+			seg[ns++] = (struct iovec){(void *) jobs[i].call,
+			    jobs[i].len};
 		}
+	}
+	out = bufferevent_get_output(w->bev);
+	payload = h - FRAME_HEADER_LEN + rest;
+	if (payload >= FRAME_SHM_MIN && w->chan != -1 &&
+	    send_shm(w, seg, ns, payload) == 0) {
+		w->running += (int) n;
+		return 0;
+	}
+	frame_header_encode(head, payload);
+	if (evbuffer_add(out, head, h) != 0) /* header and seg[0] */
+		return -ENOMEM;
+	for (int i = 1; i < ns; i++) {
+		if (seg[i].iov_len == 0)
+			continue;
+		if ((ref[i] ? evbuffer_add_reference(out, seg[i].iov_base,
+				  seg[i].iov_len, NULL, NULL)
+			    : evbuffer_add(out, seg[i].iov_base,
+				  seg[i].iov_len)) != 0)
+			return -ENOMEM;
 	}
 	w->running += (int) n;
 	return 0;
@@ -1466,4 +1602,10 @@ bool
 supervisor_gil_enabled(const supervisor *s)
 {
 	return s->gil_enabled;
+}
+
+uint64_t
+supervisor_shm_bytes(const supervisor *s)
+{
+	return s->shm_bytes;
 }

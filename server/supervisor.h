@@ -120,6 +120,9 @@ const char *supervisor_python_version(const supervisor *s);
 /* Whether the workers' interpreter has its GIL on, as the latest hello
  * said (a free-threaded one turns it on for an extension that needs it). */
 bool supervisor_gil_enabled(const supervisor *s);
+/* Bytes of frames that went to or came from workers as memfds rather than
+ * through their sockets (proto/frame.h), since start. */
+uint64_t supervisor_shm_bytes(const supervisor *s);
 /* Whether the app has an @gild.actor class `name` (len bytes), and its
  * max_restarts. */
 bool supervisor_actor_class(const supervisor *s, const char *name, size_t len,

@@ -1,7 +1,7 @@
 /* gild-worker: one worker process. Imports the app, says hello to the front
  * end over the socket it was given, then answers calls until EOF.
- * Usage: gild-worker --fd FD --app APP [--slot N] [--memory-limit MIB]
- *                    [--threads T]
+ * Usage: gild-worker --fd FD [--chan FD2] --app APP [--slot N]
+ *                    [--memory-limit MIB] [--threads T]
  *        gild-worker --template --fd FD --app APP [--memory-limit MIB]
  *                    [--threads T]
  * --threads T runs calls on T Python threads at once (the free-threaded
@@ -64,9 +64,11 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: gild-worker --fd FD --app APP [--slot N] "
+	    "usage: gild-worker --fd FD [--chan FD2] --app APP [--slot N] "
 	    "[--memory-limit MIB] [--threads T]\n"
 	    "  FD   the worker's end of the front end's socketpair\n"
+	    "  FD2  its descriptor channel: large frames come and go as\n"
+	    "       memfds passed on it (without it, all through FD)\n"
 	    "  APP  a .py file or an importable module name\n"
 	    "  T    Python threads running calls at once (default 1)\n");
 }
@@ -74,6 +76,9 @@ usage(void)
 /* Job threads (--threads) share the socket: one frame at a time. */
 static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
 static int nthreads = 1;
+/* The descriptor channel: large frames go through memfds passed on it
+ * (proto/frame.h). -1: none, everything through the socket. */
+static int chan = -1;
 
 /* Sends one encoded FromWorker with the GIL released, so app threads run
  * while the socket blocks. Frees buf. Returns frame_write's result. */
@@ -84,7 +89,7 @@ send_frame(int fd, uint8_t *buf, size_t len)
 
 	Py_BEGIN_ALLOW_THREADS
 	pthread_mutex_lock(&write_mu);
-	rc = frame_write(fd, buf, len);
+	rc = frame_write_shm(fd, chan, buf, len);
 	pthread_mutex_unlock(&write_mu);
 	Py_END_ALLOW_THREADS
 	free(buf);
@@ -227,7 +232,7 @@ take_control(uint8_t *buf, size_t len)
 	} else {
 		return 0;
 	}
-	free(buf);
+	frame_free(buf);
 	return 1;
 }
 
@@ -240,7 +245,8 @@ reader_main(void *arg)
 		inbox_item *it;
 		uint8_t *buf = NULL;
 		size_t len = 0;
-		int rc = frame_read(fd, &buf, &len, FRAME_MAX_PAYLOAD);
+		int rc = frame_read_shm(fd, chan, &buf, &len,
+		    FRAME_MAX_PAYLOAD);
 		inbox_queue *q;
 		int k;
 
@@ -253,7 +259,7 @@ reader_main(void *arg)
 		if (take_control(buf, len))
 			continue;
 		if ((it = malloc(sizeof(*it))) == NULL) {
-			free(buf);
+			frame_free(buf);
 			pthread_mutex_lock(&inbox.mu);
 			inbox_close(-ENOMEM);
 			pthread_mutex_unlock(&inbox.mu);
@@ -371,7 +377,7 @@ serve(int fd, const app *a)
 			return 1;
 		}
 		rc = job_run(a, in, inlen, &sink, &out, &outlen);
-		free(in);
+		frame_free(in);
 		interp_flush_stdio();
 		if (rc == -EPIPE) {
 			stop_all();
@@ -440,7 +446,7 @@ aio_take(PyObject *self, PyObject *unused)
 		}
 		rc = job_start(aio.a, in, inlen, &aio.sink, &job_id, &coro, &out,
 		    &outlen);
-		free(in);
+		frame_free(in);
 		if (rc == 1) {
 			PyObject *t = Py_BuildValue("(KN)",
 			    (unsigned long long) job_id, coro);
@@ -683,6 +689,7 @@ main(int argc, char **argv)
 	    {"memory-limit", required_argument, NULL, 'm'},
 	    {"template", no_argument, NULL, 't'},
 	    {"threads", required_argument, NULL, 'T'},
+	    {"chan", required_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -716,6 +723,14 @@ main(int argc, char **argv)
 			break;
 		case 'a':
 			spec = optarg;
+			break;
+		case 'c':
+			errno = 0;
+			chan = (int) strtol(optarg, &end, 10);
+			if (errno != 0 || *end != '\0' || chan < 0 ||
+			    chan > 65535 ||
+			    fcntl(chan, F_SETFD, FD_CLOEXEC) == -1)
+				fd = -2; /* bad usage */
 			break;
 		case 's':
 			slot = optarg;
@@ -803,7 +818,7 @@ main(int argc, char **argv)
 		return 1;
 	if (template_mode) {
 		/* Returns in each forked worker only. */
-		template_run((int) fd, &wfd, slotbuf, sizeof(slotbuf));
+		template_run((int) fd, &wfd, &chan, slotbuf, sizeof(slotbuf));
 		fd = wfd;
 		set_slot(slotbuf, 1);
 		if (send_hello((int) fd, a, version) < 0)
@@ -816,5 +831,7 @@ main(int argc, char **argv)
 	if (interp_fini() < 0 && status == 0)
 		status = 1;
 	close((int) fd);
+	if (chan != -1)
+		close(chan);
 	return status;
 }

@@ -136,7 +136,7 @@ fork_worker(int ctl, int sfd)
 }
 
 void
-template_run(int ctl, int *fd, char *slot, size_t slotlen)
+template_run(int ctl, int *fd, int *chan, char *slot, size_t slotlen)
 {
 	Gild__Worker__V1__FromWorker out = GILD__WORKER__V1__FROM_WORKER__INIT;
 	Gild__Worker__V1__Spawned sp = GILD__WORKER__V1__SPAWNED__INIT;
@@ -157,7 +157,7 @@ template_run(int ctl, int *fd, char *slot, size_t slotlen)
 		Gild__Worker__V1__ToWorker *m;
 		uint8_t hdr[FRAME_HEADER_LEN], *buf;
 		size_t len;
-		int rc, wfd;
+		int rc, wfd, wchan;
 		pid_t pid;
 
 		Py_BEGIN_ALLOW_THREADS
@@ -188,21 +188,25 @@ template_run(int ctl, int *fd, char *slot, size_t slotlen)
 		free(buf);
 		if (m == NULL ||
 		    m->body_case != GILD__WORKER__V1__TO_WORKER__BODY_SPAWN ||
-		    fdq_len == 0) {
+		    fdq_len < 2) {
 			tlog("%s", "malformed spawn request");
 			_exit(1);
 		}
 		wfd = fdq[0];
-		memmove(fdq, fdq + 1, --fdq_len * sizeof(int));
+		wchan = fdq[1];
+		fdq_len -= 2;
+		memmove(fdq, fdq + 2, fdq_len * sizeof(int));
 		sp.slot = m->spawn->slot;
 		snprintf(slot, slotlen, "%u", (unsigned) m->spawn->slot);
 		gild__worker__v1__to_worker__free_unpacked(m, NULL);
 		if ((pid = fork_worker(ctl, sfd)) == 0) {
 			close(sfd);
 			*fd = wfd;
+			*chan = wchan;
 			return; /* the child: serve as a worker */
 		}
 		close(wfd);
+		close(wchan);
 		sp.pid = pid > 0 ? pid : 0; /* 0: the fork failed */
 		if (send_msg(ctl, &out) != 0)
 			_exit(1);

@@ -6,7 +6,8 @@
  * millisecond or two, sharing the imported code's memory copy-on-write.
  *
  * The front end sends the template Spawn{slot} frames, each carrying the
- * worker's end of a new socketpair as SCM_RIGHTS. The template forks, tells
+ * worker's end of a new socketpair and of its descriptor channel (see
+ * proto/frame.h) as SCM_RIGHTS. The template forks, tells
  * the front end the child's pid (Spawned), and later how it ended (Exited):
  * the workers are its children, so it reaps them. */
 #ifndef GILD_WORKER_TEMPLATE_H
@@ -17,7 +18,8 @@
 /* Needs the GIL; the app is imported and the template's hello sent. Serves
  * Spawn requests on ctl until the front end closes it, then exits the
  * process (status 0, or 1 on a socket error); it returns only in a forked
- * child, with the child's socket in *fd and its slot (decimal) in slot. */
-void template_run(int ctl, int *fd, char *slot, size_t slotlen);
+ * child, with the child's socket in *fd, its descriptor channel in *chan
+ * and its slot (decimal) in slot. */
+void template_run(int ctl, int *fd, int *chan, char *slot, size_t slotlen);
 
 #endif

@@ -48,6 +48,12 @@ def single(x):
     return x
 
 
+def blobs(n, size):
+    """A stream of n bytes values of `size` bytes: chunk i is all byte i."""
+    for i in range(n):
+        yield bytes([i % 256]) * size
+
+
 # ---- batching ----
 
 _batches = []

@@ -25,6 +25,116 @@ start(server *s, int workers, const char *const *extra)
 }
 
 
+/* ---- shared memory ---------------------------------------------------- */
+
+/* A bytes value of n bytes, byte i = (i * 7 + seed) % 251. */
+static gild_value *
+pattern(size_t n, int seed)
+{
+	uint8_t *p = malloc(n);
+	gild_value *v;
+
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t) ((i * 7 + (size_t) seed) % 251);
+	v = gild_bytes(p, n);
+	free(p);
+	return v;
+}
+
+/* Whether v is pattern(n, seed). */
+static bool
+is_pattern(const gild_value *v, size_t n, int seed)
+{
+	size_t len = 0;
+	const uint8_t *p = gild_value_bytes(v, &len);
+
+	if (p == NULL || len != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != (uint8_t) ((i * 7 + (size_t) seed) % 251))
+			return false;
+	return true;
+}
+
+/* Large calls, results and stream chunks travel between the front end and
+ * the worker as memfds (status shm_bytes counts them), small ones through
+ * the socket; either way they arrive intact, and the worker stays up. */
+static void
+shm_case(const char *spawn)
+{
+	const char *const extra[] = {"--spawn", spawn, "--max-message", "64M",
+	    NULL};
+	const size_t big = 3u << 20, chunk = 512u << 10;
+	gild_value *args, *v = NULL;
+	gild_error err = {0};
+	gild_stream *st = NULL;
+	gild_result res;
+	int64_t shm0, shm1, pid;
+	server s;
+	int n = 0, rc;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 1, extra), 0);
+	pid = served_status_int(s.c, "pid", true);
+	shm0 = served_status_int(s.c, "shm_bytes", false);
+	CU_ASSERT_EQUAL(shm0, 0);
+	/* Small: through the socket. */
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "single",
+					 pattern(1000, 1), 0), &res), GILD_OK);
+	CU_ASSERT(is_pattern(res.value, 1000, 1));
+	gild_result_clear(&res);
+	CU_ASSERT_EQUAL(served_status_int(s.c, "shm_bytes", false), 0);
+	/* 3 MiB each way: through shared memory, both ways. */
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "single",
+						 pattern(big, i), 0), &res),
+		    GILD_OK);
+		CU_ASSERT(is_pattern(res.value, big, i));
+		gild_result_clear(&res);
+	}
+	shm1 = served_status_int(s.c, "shm_bytes", false);
+	CU_ASSERT(shm1 >= (int64_t) (6 * big));
+	CU_ASSERT(shm1 < (int64_t) (6 * big + 4096));
+	/* A stream's large chunks too. */
+	args = gild_list();
+	gild_list_append(args, gild_int(4));
+	gild_list_append(args, gild_int((int64_t) chunk));
+	CU_ASSERT_EQUAL_FATAL(gild_stream_open(s.c, "blobs", args, NULL, 0, 0,
+				  &st, &err), GILD_OK);
+	gild_value_free(args);
+	while ((rc = gild_stream_next(st, 30000, &v, &err)) == GILD_OK) {
+		size_t len = 0;
+		const uint8_t *p = gild_value_bytes(v, &len);
+		bool ok = p != NULL && len == chunk;
+		for (size_t i = 0; ok && i < len; i++)
+			ok = p[i] == (uint8_t) n;
+		CU_ASSERT(ok);
+		n++;
+		gild_value_free(v);
+	}
+	CU_ASSERT_EQUAL(rc, GILD_STREAM_END);
+	CU_ASSERT_EQUAL(n, 4);
+	gild_stream_close(st);
+	CU_ASSERT(served_status_int(s.c, "shm_bytes", false) >=
+		  shm1 + (int64_t) (4 * chunk));
+	/* The same worker served it all. */
+	CU_ASSERT_EQUAL(served_status_int(s.c, "pid", true), pid);
+	CU_ASSERT_EQUAL(served_status_int(s.c, "restarts", true), 0);
+	gild_error_clear(&err);
+	served_stop(&s);
+}
+
+static void
+test_shm_forked(void)
+{
+	shm_case("fork");
+}
+
+static void
+test_shm_exec(void)
+{
+	shm_case("exec");
+}
+
 /* ---- batching ---------------------------------------------------------- */
 
 /* Item 5: on a 1-worker server, a lone call runs at once as a batch of 1;
@@ -569,6 +679,8 @@ main(void)
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
 	s = CU_add_suite("features (tests/apps/features.py)", NULL, NULL);
+	CU_add_test(s, "large values through shared memory (fork)", test_shm_forked);
+	CU_add_test(s, "large values through shared memory (exec)", test_shm_exec);
 	CU_add_test(s, "dynamic batching", test_batching);
 	CU_add_test(s, "gild.context()", test_context);
 	CU_add_test(s, "async def with concurrency", test_async);

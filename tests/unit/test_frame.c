@@ -4,9 +4,13 @@
 #include <CUnit/Basic.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "test_main.h"
@@ -128,6 +132,157 @@ test_errors(void)
 	close(sv[0]);
 }
 
+/* A data socketpair (d) and its descriptor channel (c). */
+static void
+open_pair(int d[2], int c[2])
+{
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, d) == 0);
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, c) == 0);
+}
+
+static void
+close_pair(int d[2], int c[2])
+{
+	close(d[0]);
+	close(d[1]);
+	close(c[0]);
+	close(c[1]);
+}
+
+/* Bytes waiting to be read on fd. */
+static int
+waiting(int fd)
+{
+	int n = -1;
+
+	ioctl(fd, FIONREAD, &n);
+	return n;
+}
+
+typedef struct shm_write {
+	int fd, chan;
+	const uint8_t *p;
+	size_t n;
+	int rc;
+} shm_write;
+
+static void *
+shm_writer(void *arg)
+{
+	shm_write *w = arg;
+
+	w->rc = frame_write_shm(w->fd, w->chan, w->p, w->n);
+	return NULL;
+}
+
+/* Small frames cross the socket; large ones a memfd, with only their
+ * header on the socket (so even 32 MiB is written with nobody reading). */
+static void
+test_shm_roundtrip(void)
+{
+	static const size_t sizes[] = {100, FRAME_SHM_MIN - 1, FRAME_SHM_MIN,
+	    32u << 20};
+	int d[2], c[2];
+
+	open_pair(d, c);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		size_t n = sizes[k], len = 0;
+		uint8_t *p = malloc(n), *got = NULL;
+		shm_write w = {d[0], c[0], p, n, -1};
+		pthread_t t;
+		bool same;
+
+		for (size_t i = 0; i < n; i++)
+			p[i] = (uint8_t) (i * 13 + k);
+		if (n >= FRAME_SHM_MIN) {
+			/* Nothing to wait for: only a header goes out. */
+			shm_writer(&w);
+			CU_ASSERT_EQUAL(w.rc, 0);
+			CU_ASSERT_EQUAL(waiting(d[1]), FRAME_HEADER_LEN);
+		} else {
+			/* May not fit the socket: written while read. */
+			CU_ASSERT_FATAL(pthread_create(&t, NULL, shm_writer,
+					    &w) == 0);
+		}
+		CU_ASSERT_EQUAL_FATAL(frame_read_shm(d[1], c[1], &got, &len,
+					  FRAME_MAX_PAYLOAD), 0);
+		if (n < FRAME_SHM_MIN) {
+			pthread_join(t, NULL);
+			CU_ASSERT_EQUAL(w.rc, 0);
+		}
+		same = len == n && memcmp(got, p, n) == 0;
+		CU_ASSERT(same);
+		frame_free(got);
+		free(p);
+	}
+	/* Nothing left over on either socket. */
+	CU_ASSERT_EQUAL(waiting(d[1]), 0);
+	CU_ASSERT_EQUAL(recv(c[1], &(char){0}, 1, MSG_DONTWAIT), -1);
+	close_pair(d, c);
+}
+
+/* A memfd of n bytes with byte i = i, with these seals. */
+static int
+memfd_of(size_t n, int seals)
+{
+	int fd = memfd_create("test", MFD_ALLOW_SEALING);
+
+	for (size_t i = 0; i < n; i++)
+		CU_ASSERT_EQUAL(write(fd, &(uint8_t){(uint8_t) i}, 1), 1);
+	if (seals != 0)
+		CU_ASSERT_EQUAL(fcntl(fd, F_ADD_SEALS, seals), 0);
+	return fd;
+}
+
+/* A receiver maps only what cannot fault or change under it: sealed
+ * against shrinking and writing, and as long as the header says. */
+static void
+test_shm_map_checks(void)
+{
+	const int both = F_SEAL_SHRINK | F_SEAL_WRITE;
+	const uint8_t *p = NULL;
+	int pipefd[2];
+
+	CU_ASSERT_EQUAL(frame_shm_map(memfd_of(100, 0), 100, &p), -EPROTO);
+	CU_ASSERT_EQUAL(frame_shm_map(memfd_of(100, F_SEAL_SHRINK), 100, &p),
+	    -EPROTO);
+	CU_ASSERT_EQUAL(frame_shm_map(memfd_of(100, F_SEAL_WRITE), 100, &p),
+	    -EPROTO);
+	CU_ASSERT_EQUAL(frame_shm_map(memfd_of(100, both), 101, &p), -EPROTO);
+	/* Not a memfd at all. */
+	CU_ASSERT_FATAL(pipe(pipefd) == 0);
+	CU_ASSERT_EQUAL(frame_shm_map(pipefd[0], 1, &p), -EPROTO);
+	close(pipefd[1]);
+	CU_ASSERT_EQUAL_FATAL(frame_shm_map(memfd_of(100, both), 100, &p), 0);
+	CU_ASSERT_EQUAL(p[0], 0);
+	CU_ASSERT_EQUAL(p[99], 99);
+	frame_shm_unmap(p, 100);
+}
+
+/* Broken peers: a shared-memory header whose descriptor never comes (the
+ * channel closed), and one sent to a reader without a channel. */
+static void
+test_shm_errors(void)
+{
+	uint8_t hdr[FRAME_HEADER_LEN], *buf = NULL;
+	size_t len = 0;
+	int d[2], c[2];
+
+	open_pair(d, c);
+	frame_header_encode_shm(hdr, 1000);
+	CU_ASSERT_EQUAL(write(d[0], hdr, sizeof(hdr)), (ssize_t) sizeof(hdr));
+	close(c[0]);
+	c[0] = -1;
+	CU_ASSERT_EQUAL(frame_read_shm(d[1], c[1], &buf, &len, 1u << 20),
+	    -EPROTO);
+	/* Without a channel: as good as an oversized frame. */
+	CU_ASSERT_EQUAL(write(d[0], hdr, sizeof(hdr)), (ssize_t) sizeof(hdr));
+	CU_ASSERT_EQUAL(frame_read_shm(d[1], -1, &buf, &len, 1u << 20),
+	    -EPROTO);
+	close_pair(d, c);
+	frame_free(NULL);
+}
+
 int
 main(void)
 {
@@ -140,5 +295,8 @@ main(void)
 	CU_add_test(s, "small and empty frames", test_roundtrip_small_and_empty);
 	CU_add_test(s, "8 MiB frame", test_large_frame_through_small_buffer);
 	CU_add_test(s, "errors", test_errors);
+	CU_add_test(s, "shared memory: round trips", test_shm_roundtrip);
+	CU_add_test(s, "shared memory: map checks", test_shm_map_checks);
+	CU_add_test(s, "shared memory: broken peers", test_shm_errors);
 	return test_run_all();
 }

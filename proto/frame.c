@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -285,22 +286,132 @@ frame_write_shm(int fd, int chan, const void *payload, size_t len)
 	return frame_write_raw(fd, hdr, sizeof(hdr));
 }
 
-/* Payloads frame_read_shm mapped: frame_free unmaps these. Few are alive at
- * once (one per call being run). */
+/* Payloads that are memfd mappings, not heap: received by frame_read_shm
+ * (read-only, fd -1) or made by frame_alloc (writable, fd its memfd).
+ * frame_free unmaps these. Few are alive at once (about one per call being
+ * run). */
 typedef struct mapping {
 	uint8_t *p;
 	size_t len;
+	int fd;
 	struct mapping *next;
 } mapping;
 static pthread_mutex_t maps_mu = PTHREAD_MUTEX_INITIALIZER;
 static mapping *maps;
+
+/* Registers mapping p; returns 0 or -ENOMEM. */
+static int
+maps_add(uint8_t *p, size_t len, int fd)
+{
+	mapping *m = malloc(sizeof(*m));
+
+	if (m == NULL)
+		return -ENOMEM;
+	*m = (mapping){p, len, fd, NULL};
+	pthread_mutex_lock(&maps_mu);
+	m->next = maps;
+	maps = m;
+	pthread_mutex_unlock(&maps_mu);
+	return 0;
+}
+
+/* p's mapping, or NULL when p is heap memory; unregistered with take.
+ * Only the thread that holds p frees it, so a mapping found stays. */
+static mapping *
+maps_find(const uint8_t *p, bool take)
+{
+	mapping **pp, *m = NULL;
+
+	pthread_mutex_lock(&maps_mu);
+	for (pp = &maps; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->p == p) {
+			m = *pp;
+			if (take)
+				*pp = m->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&maps_mu);
+	return m;
+}
+
+uint8_t *
+frame_alloc(size_t n)
+{
+	void *p;
+	int fd;
+
+	if (n < FRAME_SHM_MIN)
+		return malloc(n ? n : 1);
+	fd = memfd_create("gild-frame", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd == -1)
+		return malloc(n);
+	/* Pages allocated and mapped in one go, not one fault each. */
+	if (posix_fallocate(fd, 0, (off_t) n) != 0 ||
+	    (p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		 fd, 0)) == MAP_FAILED) {
+		close(fd);
+		return malloc(n);
+	}
+	if (maps_add(p, n, fd) != 0) {
+		munmap(p, n);
+		close(fd);
+		return NULL;
+	}
+	return p;
+}
+
+uint8_t *
+frame_grow(uint8_t *buf, size_t len, size_t newlen)
+{
+	uint8_t *p;
+
+	if (maps_find(buf, false) == NULL)
+		return realloc(buf, newlen ? newlen : 1);
+	if ((p = frame_alloc(newlen)) == NULL)
+		return NULL; /* buf stays valid, as with realloc */
+	memcpy(p, buf, len < newlen ? len : newlen);
+	frame_free(buf);
+	return p;
+}
+
+int
+frame_send(int fd, int chan, uint8_t *buf, size_t len)
+{
+	const unsigned seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
+	    F_SEAL_SEAL;
+	uint8_t hdr[FRAME_HEADER_LEN];
+	mapping *m;
+	int rc;
+
+	m = chan >= 0 && len >= FRAME_SHM_MIN ? maps_find(buf, false) : NULL;
+	if (m == NULL || m->fd == -1 || len > m->len) {
+		/* Heap memory, or a received payload: copied. */
+		rc = frame_write_shm(fd, chan, buf, len);
+		frame_free(buf);
+		return rc;
+	}
+	/* Built in place: unmap (a write seal needs no writable mapping
+	 * left), trim to len, seal, pass on. */
+	maps_find(buf, true);
+	munmap(m->p, m->len);
+	if ((len < m->len && ftruncate(m->fd, (off_t) len) == -1) ||
+	    fcntl(m->fd, F_ADD_SEALS, seals) == -1) {
+		rc = -errno;
+	} else if ((rc = frame_shm_send(chan, m->fd, 0)) == 0) {
+		frame_header_encode_shm(hdr, len);
+		rc = frame_write_raw(fd, hdr, sizeof(hdr));
+	}
+	close(m->fd);
+	free(m);
+	return rc;
+}
 
 int
 frame_read_shm(int fd, int chan, uint8_t **out, size_t *len, size_t max)
 {
 	uint8_t hdr[FRAME_HEADER_LEN];
 	const uint8_t *p;
-	mapping *m;
 	size_t n;
 	int rc, mfd;
 
@@ -314,29 +425,18 @@ frame_read_shm(int fd, int chan, uint8_t **out, size_t *len, size_t max)
 		return -EPROTO;
 	if ((mfd = frame_shm_recv(chan, 0)) < 0)
 		return mfd == -ECONNRESET ? -EPROTO : mfd;
-	if ((m = malloc(sizeof(*m))) == NULL) {
-		close(mfd);
-		return -ENOMEM;
-	}
-	if ((rc = frame_shm_map(mfd, n, &p)) != 0) {
-		free(m);
+	if ((rc = frame_shm_map(mfd, n, &p)) != 0)
 		return rc;
-	}
 	if (n == 0) {
 		/* Nothing mapped: hand out a heap byte like frame_read. */
-		free(m);
 		if ((*out = malloc(1)) == NULL)
 			return -ENOMEM;
-		*len = 0;
-		return 0;
+	} else if (maps_add((uint8_t *) p, n, -1) != 0) {
+		frame_shm_unmap(p, n);
+		return -ENOMEM;
+	} else {
+		*out = (uint8_t *) p;
 	}
-	m->p = (uint8_t *) p;
-	m->len = n;
-	pthread_mutex_lock(&maps_mu);
-	m->next = maps;
-	maps = m;
-	pthread_mutex_unlock(&maps_mu);
-	*out = m->p;
 	*len = n;
 	return 0;
 }
@@ -344,23 +444,16 @@ frame_read_shm(int fd, int chan, uint8_t **out, size_t *len, size_t max)
 void
 frame_free(uint8_t *payload)
 {
-	mapping **pp, *m = NULL;
+	mapping *m;
 
 	if (payload == NULL)
 		return;
-	pthread_mutex_lock(&maps_mu);
-	for (pp = &maps; *pp != NULL; pp = &(*pp)->next) {
-		if ((*pp)->p == payload) {
-			m = *pp;
-			*pp = m->next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&maps_mu);
-	if (m == NULL) {
+	if ((m = maps_find(payload, true)) == NULL) {
 		free(payload);
 		return;
 	}
 	munmap(m->p, m->len);
+	if (m->fd != -1)
+		close(m->fd);
 	free(m);
 }

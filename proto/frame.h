@@ -52,8 +52,24 @@ int frame_write_shm(int fd, int chan, const void *payload, size_t len);
  * what either returns with frame_free. */
 int frame_read_shm(int fd, int chan, uint8_t **out, size_t *len, size_t max);
 
-/* Frees a payload from frame_read or frame_read_shm (NULL is fine). */
+/* Frees a payload from frame_read, frame_read_shm or frame_alloc (NULL is
+ * fine). */
 void frame_free(uint8_t *payload);
+
+/* A buffer of n bytes to build a payload in: for FRAME_SHM_MIN bytes or
+ * more a writable memfd mapping, so that frame_send passes it on without a
+ * copy; heap memory otherwise (or when no memfd can be had). NULL when out
+ * of memory. Free with frame_send or frame_free. */
+uint8_t *frame_alloc(size_t n);
+
+/* realloc for a frame_alloc buffer of len bytes: NULL (buf still valid)
+ * when out of memory. */
+uint8_t *frame_grow(uint8_t *buf, size_t len, size_t newlen);
+
+/* Sends buf (len bytes; from frame_alloc, frame_read_shm or malloc) as one
+ * frame like frame_write_shm, and frees it. A frame_alloc memfd is sealed
+ * and passed as it is. Returns 0 or -errno. */
+int frame_send(int fd, int chan, uint8_t *buf, size_t len);
 
 /* A sealed memfd holding the n pieces of iov, or -errno. */
 int frame_shm_create(const struct iovec *iov, int n);

@@ -80,8 +80,9 @@ static int nthreads = 1;
  * (proto/frame.h). -1: none, everything through the socket. */
 static int chan = -1;
 
-/* Sends one encoded FromWorker with the GIL released, so app threads run
- * while the socket blocks. Frees buf. Returns frame_write's result. */
+/* Sends one encoded FromWorker (from reply.c) with the GIL released, so
+ * app threads run while the socket blocks. Frees buf. Returns
+ * frame_send's result. */
 static int
 send_frame(int fd, uint8_t *buf, size_t len)
 {
@@ -89,10 +90,9 @@ send_frame(int fd, uint8_t *buf, size_t len)
 
 	Py_BEGIN_ALLOW_THREADS
 	pthread_mutex_lock(&write_mu);
-	rc = frame_write_shm(fd, chan, buf, len);
+	rc = frame_send(fd, chan, buf, len);
 	pthread_mutex_unlock(&write_mu);
 	Py_END_ALLOW_THREADS
-	free(buf);
 	return rc;
 }
 
@@ -113,7 +113,7 @@ startup_fail(int fd, const werr *e)
 	if (reply_startup_error(e, &buf, &len) == 0 &&
 	    frame_write(fd, buf, len) < 0)
 		logf_("cannot send startup_error: %s", strerror(errno));
-	free(buf);
+	frame_free(buf);
 	fflush(NULL);
 	_exit(EXIT_STARTUP);
 }
@@ -330,7 +330,7 @@ mark_exiting(uint8_t **out, size_t *len)
 {
 	uint8_t *p;
 
-	if (!job_must_exit() || (p = realloc(*out, *len + 2)) == NULL)
+	if (!job_must_exit() || (p = frame_grow(*out, *len, *len + 2)) == NULL)
 		return;
 	p[*len] = 10 << 3 | 0; /* field 10, varint */
 	p[*len + 1] = 1;

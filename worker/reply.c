@@ -5,13 +5,16 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "frame.h"
 #include "worker.pb-c.h"
 
+/* Into a frame_alloc buffer: a large result is packed straight into the
+ * memfd that carries it to the front end. */
 static int
 pack(const Gild__Worker__V1__FromWorker *m, uint8_t **out, size_t *len)
 {
 	size_t n = gild__worker__v1__from_worker__get_packed_size(m);
-	uint8_t *buf = malloc(n ? n : 1);
+	uint8_t *buf = frame_alloc(n);
 
 	if (buf == NULL)
 		return -ENOMEM;

@@ -221,6 +221,40 @@ test_shm_roundtrip(void)
 	close_pair(d, c);
 }
 
+/* A payload built in a frame_alloc buffer goes out as that very memfd
+ * (large) or through the socket (small), and frame_grow keeps its bytes. */
+static void
+test_shm_alloc_send(void)
+{
+	static const size_t sizes[] = {1000, FRAME_SHM_MIN, 3u << 20};
+	int d[2], c[2];
+
+	open_pair(d, c);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		size_t n = sizes[k], len = 0;
+		uint8_t *p = frame_alloc(n), *got = NULL;
+		bool ok = true;
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+		for (size_t i = 0; i < n; i++)
+			p[i] = (uint8_t) (i * 3 + k);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(p = frame_grow(p, n, n + 1));
+		p[n] = 0xee;
+		CU_ASSERT_EQUAL(frame_send(d[0], c[0], p, n + 1), 0);
+		CU_ASSERT_EQUAL(waiting(d[1]), (int) (n + 1 < FRAME_SHM_MIN
+			? FRAME_HEADER_LEN + n + 1 : FRAME_HEADER_LEN));
+		CU_ASSERT_EQUAL_FATAL(frame_read_shm(d[1], c[1], &got, &len,
+					  FRAME_MAX_PAYLOAD), 0);
+		CU_ASSERT_EQUAL_FATAL(len, n + 1);
+		for (size_t i = 0; ok && i < n; i++)
+			ok = got[i] == (uint8_t) (i * 3 + k);
+		CU_ASSERT(ok);
+		CU_ASSERT_EQUAL(got[n], 0xee);
+		frame_free(got);
+	}
+	close_pair(d, c);
+}
+
 /* A memfd of n bytes with byte i = i, with these seals. */
 static int
 memfd_of(size_t n, int seals)
@@ -297,6 +331,7 @@ main(void)
 	CU_add_test(s, "errors", test_errors);
 	CU_add_test(s, "shared memory: round trips", test_shm_roundtrip);
 	CU_add_test(s, "shared memory: map checks", test_shm_map_checks);
+	CU_add_test(s, "shared memory: built in place", test_shm_alloc_send);
 	CU_add_test(s, "shared memory: broken peers", test_shm_errors);
 	return test_run_all();
 }

@@ -39,15 +39,21 @@ def log(*a):
 
 # ---- running things --------------------------------------------------------
 
+# Runs that failed so far: server() shows its log when one fails under it.
+failures = 0
+
+
 def run_json(cmd, timeout=600, env=None):
     """Runs cmd, which prints one JSON object; returns it (None if the tool
     failed, with its stderr logged; {"skipped": ...} passes through)."""
+    global failures
     log("$", " ".join(cmd))
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         log("timed out after %ss" % timeout)
+        failures += 1
         return None
     try:
         out = json.loads(p.stdout)
@@ -55,6 +61,7 @@ def run_json(cmd, timeout=600, env=None):
         out = None
     if p.returncode not in (0, 2) or out is None:
         log("failed (exit %d): %s" % (p.returncode, p.stderr.strip()[-600:]))
+        failures += 1
         return None
     return out
 
@@ -68,7 +75,13 @@ def server(workers, args=(), transport="tcp", app=APP):
                   else "ipc://%s/gild.sock" % d)
         with Gild(app=app, workers=workers, listen=listen,
                   args=("--log-level", "warn", *args)) as g:
-            yield g
+            before = failures
+            try:
+                yield g
+            finally:
+                if failures != before:
+                    with open(g.log.name, errors="replace") as f:
+                        log("the server's log:\n" + f.read()[-3000:])
 
 
 def worker_pids(url):

@@ -397,7 +397,12 @@ frame_send(int fd, int chan, uint8_t *buf, size_t len)
 	munmap(m->p, m->len);
 	if ((len < m->len && ftruncate(m->fd, (off_t) len) == -1) ||
 	    fcntl(m->fd, F_ADD_SEALS, seals) == -1) {
-		rc = -errno;
+		/* Not sealable (EBUSY while the kernel still holds a page):
+		 * the socket takes it, read back from the memfd. */
+		void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, m->fd, 0);
+		rc = p == MAP_FAILED ? -errno : frame_write(fd, p, len);
+		if (p != MAP_FAILED)
+			munmap(p, len);
 	} else if ((rc = frame_shm_send(chan, m->fd, 0)) == 0) {
 		frame_header_encode_shm(hdr, len);
 		rc = frame_write_raw(fd, hdr, sizeof(hdr));

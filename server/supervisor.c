@@ -503,8 +503,8 @@ worker_down(worker *w, const char *reason)
 	s->ev.lost(s->arg, w->slot, reason);
 }
 
-/* w runs on our end fd of its socket, as process pid (0: not known yet). */
-/* Takes fd (the worker's socket) and chan (its descriptor channel). */
+/* w runs on our end fd of its socket and chan of its descriptor channel
+ * (both taken), as process pid (0: not known yet). */
 static int
 attach(worker *w, int fd, int chan, pid_t pid)
 {

@@ -799,6 +799,7 @@ test_codec_reply(void)
 	st.python_version = "3.11.2";
 	st.state = "draining";
 	st.threads = 8;
+	st.shm_bytes = UINT64_C(3) << 32;
 	st.gil_enabled = false;
 	n = gild__v1__reply__pack(&r, buf);
 	CU_ASSERT_EQUAL(codec_scan_reply(buf, n, &cr), 0);
@@ -834,7 +835,9 @@ test_codec_reply(void)
 		    GILD_BOOL);
 		CU_ASSERT_EQUAL(gild_value_bool(gild_map_get(m, "gil_enabled")),
 		    false);
-		CU_ASSERT_EQUAL(gild_value_len(m), 13);
+		CU_ASSERT_EQUAL(gild_value_int(gild_map_get(m, "shm_bytes")),
+		    INT64_C(3) << 32);
+		CU_ASSERT_EQUAL(gild_value_len(m), 14);
 		gild_value_free(m);
 	}
 	CU_ASSERT_EQUAL(codec_scan_reply((const uint8_t *) "\x0a\x01", 2, &cr), -1);

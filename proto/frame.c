@@ -137,11 +137,12 @@ frame_read(int fd, uint8_t **out, size_t *len, size_t max)
 
 /* ---- shared memory ------------------------------------------------------ */
 
+/* What a sent memfd is sealed against: any change after it is passed on. */
+#define SHM_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
+
 int
 frame_shm_create(const struct iovec *iov, int n)
 {
-	const unsigned seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
-	    F_SEAL_SEAL;
 	struct iovec v[n > 0 ? n : 1];
 	int fd, e;
 
@@ -153,7 +154,7 @@ frame_shm_create(const struct iovec *iov, int n)
 		close(fd);
 		return e;
 	}
-	if (fcntl(fd, F_ADD_SEALS, seals) == -1) {
+	if (fcntl(fd, F_ADD_SEALS, SHM_SEALS) == -1) {
 		e = -errno;
 		close(fd);
 		return e;
@@ -378,8 +379,6 @@ frame_grow(uint8_t *buf, size_t len, size_t newlen)
 int
 frame_send(int fd, int chan, uint8_t *buf, size_t len)
 {
-	const unsigned seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
-	    F_SEAL_SEAL;
 	uint8_t hdr[FRAME_HEADER_LEN];
 	mapping *m;
 	int rc;
@@ -396,7 +395,7 @@ frame_send(int fd, int chan, uint8_t *buf, size_t len)
 	maps_find(buf, true);
 	munmap(m->p, m->len);
 	if ((len < m->len && ftruncate(m->fd, (off_t) len) == -1) ||
-	    fcntl(m->fd, F_ADD_SEALS, seals) == -1) {
+	    fcntl(m->fd, F_ADD_SEALS, SHM_SEALS) == -1) {
 		/* Not sealable (EBUSY while the kernel still holds a page):
 		 * the socket takes it, read back from the memfd. */
 		void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, m->fd, 0);

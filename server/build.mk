@@ -2,8 +2,14 @@
 SERVER_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
 SERVER_OBJS := $(SERVER_SRCS:%.c=$(B)/%.o)
 
-$(B)/gild: $(B)/server/main.o $(SERVER_OBJS) $(B)/libgildproto.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EVENT_LIBS) $(NNG_LIBS) $(PROTOBUFC_LIBS)
+# The HTTP side port's /status prints what gildctl does, with its code.
+SERVER_CLIENT_OBJS := $(addprefix $(B)/client-lib/,codec.o value.o error.o \
+	valjson.o)
+
+$(B)/gild: $(B)/server/main.o $(SERVER_OBJS) $(SERVER_CLIENT_OBJS) \
+		$(B)/libgildproto.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EVENT_LIBS) $(NNG_LIBS) \
+		$(PROTOBUFC_LIBS) $(JANSSON_LIBS)
 BINS += $(B)/gild
 
 $(eval $(call cunit_test,test_sched,$(B)/server/sched.o,))

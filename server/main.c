@@ -26,6 +26,9 @@ static const char usage[] =
     "  --listen URL        where clients connect (repeatable; tcp://, ipc://,\n"
     "                      ws://); default tcp://127.0.0.1:7700; tcp port 0\n"
     "                      picks a free port (printed at start)\n"
+    "  --http HOST:PORT    also serve /healthz, /readyz and /status over\n"
+    "                      HTTP there (off by default; port 0: a free port,\n"
+    "                      printed at start)\n"
     "  --workers N         worker processes (default: usable CPUs, honouring\n"
     "                      the cgroup CPU quota and the affinity mask; with\n"
     "                      --runtime free-threaded, 1)\n"
@@ -154,6 +157,7 @@ main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"listen", required_argument, NULL, 'l'},
+	    {"http", required_argument, NULL, 'H'},
 	    {"workers", required_argument, NULL, 'w'},
 	    {"runtime", required_argument, NULL, 'r'},
 	    {"threads", required_argument, NULL, 'T'},
@@ -299,6 +303,9 @@ main(int argc, char **argv)
 			break;
 		case 'b':
 			snprintf(worker_bin, sizeof(worker_bin), "%s", optarg);
+			break;
+		case 'H':
+			o.http = optarg;
 			break;
 		case 'L':
 			if (strcmp(optarg, "debug") == 0)

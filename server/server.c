@@ -2,12 +2,15 @@
 #include "server.h"
 
 #include "actor.h"
+#include "codec.h"
 #include "gild.pb-c.h"
+#include "http.h"
 #include "listener.h"
 #include "log.h"
 #include "parse.h"
 #include "sched.h"
 #include "supervisor.h"
+#include "valjson.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -47,6 +50,7 @@ typedef struct server {
 	actor_table actors;
 	bool actors_dirty;      /* an actor's job ended: its next may go */
 	uint64_t *slot_gen;     /* per slot: hellos so far (a new process) */
+	http *http;             /* --http: the side port, or NULL */
 } server;
 
 /* A job as the server keeps it: the scheduler's part first (the scheduler
@@ -1361,13 +1365,12 @@ uptime(const server *srv)
 	       (double) (now.tv_nsec - srv->started.tv_nsec) / 1e9;
 }
 
+/* Fills st; ws and wp have room for supervisor_count() workers. */
 static void
-on_status(server *srv, listener_req *req, uint64_t id)
+status_fill(server *srv, Gild__V1__Status *st, Gild__V1__WorkerStatus *ws,
+    Gild__V1__WorkerStatus **wp)
 {
-	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
-	Gild__V1__Status st = GILD__V1__STATUS__INIT;
 	int n = supervisor_count(srv->sup);
-	Gild__V1__WorkerStatus ws[n], *wp[n];
 	const char *pyver = supervisor_python_version(srv->sup);
 
 	for (int i = 0; i < n; i++) {
@@ -1384,25 +1387,76 @@ on_status(server *srv, listener_req *req, uint64_t id)
 		ws[i].recycles = info.recycles;
 		wp[i] = &ws[i];
 	}
-	st.server_version = GILD_VERSION;
-	st.app = (char *) srv->opts->app;
-	st.runtime = (char *) (srv->opts->free_threaded ? "free-threaded"
-						       : "process");
-	st.threads = (uint32_t) srv->opts->threads;
-	st.gil_enabled = supervisor_gil_enabled(srv->sup);
-	st.shm_bytes = supervisor_shm_bytes(srv->sup);
-	st.functions = (char **) supervisor_functions(srv->sup, &st.n_functions);
-	st.n_workers = (size_t) n;
-	st.workers = wp;
-	st.queued = sched_queued(srv->sch);
-	st.in_flight = sched_running(srv->sch);
-	st.calls_total = srv->calls_total;
-	st.uptime_s = uptime(srv);
-	st.python_version = (char *) (pyver ? pyver : "");
-	st.state = (char *) (srv->state == SRV_RUNNING ? "serving" : "draining");
+	st->server_version = GILD_VERSION;
+	st->app = (char *) srv->opts->app;
+	st->runtime = (char *) (srv->opts->free_threaded ? "free-threaded"
+							: "process");
+	st->threads = (uint32_t) srv->opts->threads;
+	st->gil_enabled = supervisor_gil_enabled(srv->sup);
+	st->shm_bytes = supervisor_shm_bytes(srv->sup);
+	st->functions = (char **) supervisor_functions(srv->sup,
+	    &st->n_functions);
+	st->n_workers = (size_t) n;
+	st->workers = wp;
+	st->queued = sched_queued(srv->sch);
+	st->in_flight = sched_running(srv->sch);
+	st->calls_total = srv->calls_total;
+	st->uptime_s = uptime(srv);
+	st->python_version = (char *) (pyver ? pyver : "");
+	st->state = (char *) (srv->state == SRV_RUNNING ? "serving"
+							: "draining");
+}
+
+static void
+on_status(server *srv, listener_req *req, uint64_t id)
+{
+	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
+	Gild__V1__Status st = GILD__V1__STATUS__INIT;
+	int n = supervisor_count(srv->sup);
+	Gild__V1__WorkerStatus ws[n], *wp[n];
+
+	status_fill(srv, &st, ws, wp);
 	r.body_case = GILD__V1__REPLY__BODY_STATUS;
 	r.status = &st;
 	reply_send(srv, req, id, &r);
+}
+
+/* ---- the HTTP side port ------------------------------------------------ */
+
+/* /readyz: calls are taken (running, a worker ready to run one). */
+static bool
+http_ready(void *arg, const char **why)
+{
+	server *srv = arg;
+
+	if (srv->state != SRV_RUNNING) {
+		*why = "draining: the server is shutting down";
+		return false;
+	}
+	if (sched_ready_slots(srv->sch) == 0) {
+		*why = "no worker is ready";
+		return false;
+	}
+	return true;
+}
+
+/* /status: what gildctl status prints, from the same Status message. */
+static char *
+http_status_json(void *arg)
+{
+	server *srv = arg;
+	Gild__V1__Status st = GILD__V1__STATUS__INIT;
+	int n = supervisor_count(srv->sup);
+	Gild__V1__WorkerStatus ws[n], *wp[n];
+	gild_value *v = NULL;
+	char *json;
+
+	status_fill(srv, &st, ws, wp);
+	if (codec_status_to_value(&st, &v) != GILD_OK)
+		return NULL;
+	json = valjson_dump(v, 2);
+	gild_value_free(v);
+	return json;
 }
 
 static void
@@ -1812,6 +1866,18 @@ server_run(const server_opts *opts)
 		printf("gild: listening on %s\n", bound);
 		log_info("listening on %s", bound);
 	}
+	if (opts->http != NULL) {
+		static const http_routes routes = {http_ready,
+		    http_status_json};
+		if (http_open(&srv.http, srv.base, opts->http, &routes, &srv,
+			bound, sizeof(bound), err, sizeof(err)) != 0) {
+			log_error("%s", err);
+			srv.exit_code = 1;
+			goto out;
+		}
+		printf("gild: http on %s\n", bound);
+		log_info("http probes and status on %s", bound);
+	}
 	fflush(stdout);
 	if ((rc = supervisor_start(srv.sup)) != 0) {
 		log_error("cannot start workers (%s): %s", opts->worker_bin,
@@ -1822,6 +1888,7 @@ server_run(const server_opts *opts)
 	log_info("serving %s with %d workers", opts->app, opts->workers);
 	event_base_dispatch(srv.base);
 out:
+	http_close(srv.http);
 	supervisor_fini(srv.sup); /* no worker may outlive gild */
 	close_listener(srv.lst, srv.exit_code);
 	/* Jobs still queued or running belong to nobody now. */

@@ -25,6 +25,7 @@ typedef struct server_opts {
 	bool spawn_exec;          /* exec each worker instead of forking the template */
 	bool free_threaded;       /* --runtime free-threaded (gild-worker-ft) */
 	int threads;              /* Python threads per worker (1: process) */
+	const char *http;         /* --http HOST:PORT side port, or NULL */
 } server_opts;
 
 /* Runs gild until SIGINT/SIGTERM (returns 0 after a clean stop) or a fatal

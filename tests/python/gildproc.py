@@ -56,6 +56,9 @@ class Gild:
             self.stop()
             raise
         self.url = [l.split()[-1] for l in lines if "listening on" in l][0]
+        # With --http: where the side port listens.
+        self.http_url = next((l.split()[-1] for l in lines
+                              if l.startswith("gild: http on")), None)
 
     def stop(self):
         """SIGTERM, wait; returns the exit status."""

@@ -58,19 +58,34 @@ on_readyz(struct evhttp_request *req, void *arg)
 	respond(req, 503, "Service Unavailable", NULL, body);
 }
 
+/* 200 with text (malloc'd, freed here) of type, or 500 when NULL. */
 static void
-on_status(struct evhttp_request *req, void *arg)
+respond_text(struct evhttp_request *req, const char *type, char *text)
 {
-	http *h = arg;
-	char *json = h->routes.status_json(h->arg);
-
-	if (json == NULL) {
+	if (text == NULL) {
 		respond(req, HTTP_INTERNAL, "Internal Server Error", NULL,
 		    "out of memory\n");
 		return;
 	}
-	respond(req, HTTP_OK, "OK", "application/json", json);
-	free(json);
+	respond(req, HTTP_OK, "OK", type, text);
+	free(text);
+}
+
+static void
+on_status(struct evhttp_request *req, void *arg)
+{
+	http *h = arg;
+
+	respond_text(req, "application/json", h->routes.status_json(h->arg));
+}
+
+static void
+on_metrics(struct evhttp_request *req, void *arg)
+{
+	http *h = arg;
+
+	respond_text(req, "text/plain; version=0.0.4; charset=utf-8",
+	    h->routes.metrics_text(h->arg));
 }
 
 static void
@@ -78,7 +93,7 @@ on_other(struct evhttp_request *req, void *arg)
 {
 	(void) arg;
 	respond(req, HTTP_NOTFOUND, "Not Found", NULL,
-	    "not found: try /healthz, /readyz or /status\n");
+	    "not found: try /healthz, /readyz, /status or /metrics\n");
 }
 
 /* Splits "HOST:PORT" or "[HOST]:PORT" into host (brackets removed) and
@@ -141,6 +156,7 @@ http_open(http **out, struct event_base *base, const char *hostport,
 	evhttp_set_cb(h->ev, "/healthz", on_healthz, h);
 	evhttp_set_cb(h->ev, "/readyz", on_readyz, h);
 	evhttp_set_cb(h->ev, "/status", on_status, h);
+	evhttp_set_cb(h->ev, "/metrics", on_metrics, h);
 	evhttp_set_gencb(h->ev, on_other, h);
 	/* Probes are tiny: a slow or idle client is dropped, not waited on. */
 	evhttp_set_timeout(h->ev, 10);

@@ -4,6 +4,7 @@
  *   GET /healthz  200 "ok": the loop answers
  *   GET /readyz   200 "ready", or 503 with why (no worker ready, draining)
  *   GET /status   200, the same JSON as `gildctl status`
+ *   GET /metrics  200, Prometheus text format
  *
  * Anything else is 404; methods other than GET and HEAD are refused. */
 #ifndef GILD_HTTP_H
@@ -20,6 +21,8 @@ typedef struct http_routes {
 	bool (*ready)(void *arg, const char **why);
 	/* The status as JSON (malloc'd), or NULL when out of memory. */
 	char *(*status_json)(void *arg);
+	/* The metrics as Prometheus text (malloc'd), or NULL. */
+	char *(*metrics_text)(void *arg);
 } http_routes;
 
 /* Listens on hostport ("127.0.0.1:8080", "[::1]:0", "0.0.0.0:80"; port 0

@@ -55,6 +55,7 @@ struct listener {
 	listener_req *done_head, *done_tail;
 	uint32_t *gone_pipes; /* closed connections, in order (under mtx) */
 	size_t ngone, capgone;
+	uint64_t bytes_in, bytes_out; /* request and reply bodies (loop) */
 };
 
 static void
@@ -225,6 +226,7 @@ on_done(evutil_socket_t fd, short what, void *arg)
 			nng_aio_set_msg(r->aio, NULL);
 			r->state = REQ_HELD;
 			r->pipe = nng_pipe_id(nng_msg_get_pipe(msg));
+			l->bytes_in += nng_msg_len(msg);
 			post_recv(l); /* replace it before the server runs */
 			l->fn(l->arg, r, msg);
 		} else if (rc != NNG_ECLOSED && rc != NNG_ECANCELED) {
@@ -241,6 +243,7 @@ on_done(evutil_socket_t fd, short what, void *arg)
 void
 listener_reply(listener *l, listener_req *r, nng_msg *msg)
 {
+	l->bytes_out += nng_msg_len(msg);
 	r->state = REQ_SENDING;
 	l->sending++;
 	nng_aio_set_msg(r->aio, msg);
@@ -251,6 +254,13 @@ uint32_t
 listener_req_pipe(const listener_req *r)
 {
 	return r->pipe;
+}
+
+void
+listener_bytes(const listener *l, uint64_t *in, uint64_t *out)
+{
+	*in = l->bytes_in;
+	*out = l->bytes_out;
 }
 
 size_t

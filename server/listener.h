@@ -47,6 +47,9 @@ void listener_reply(listener *l, listener_req *req, nng_msg *msg);
 /* The nng pipe id (one client connection) a request came in on. */
 uint32_t listener_req_pipe(const listener_req *req);
 
+/* Bytes of request and reply bodies received and sent since start. */
+void listener_bytes(const listener *l, uint64_t *in, uint64_t *out);
+
 /* Replies handed to nng and not yet written out (waiting on slow clients). */
 size_t listener_sending(const listener *l);
 

@@ -7,6 +7,7 @@
 #include "http.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "parse.h"
 #include "sched.h"
 #include "supervisor.h"
@@ -51,6 +52,7 @@ typedef struct server {
 	bool actors_dirty;      /* an actor's job ended: its next may go */
 	uint64_t *slot_gen;     /* per slot: hellos so far (a new process) */
 	http *http;             /* --http: the side port, or NULL */
+	metrics *metrics;       /* what /metrics shows */
 } server;
 
 /* A job as the server keeps it: the scheduler's part first (the scheduler
@@ -72,6 +74,8 @@ typedef struct sjob {
 	enum { JK_CALL, JK_ACTOR_NEW, JK_ACTOR_DESTROY } kind;
 	bool internal;         /* the server's own (an actor's restart or end):
 				  no client waits for its reply */
+	bool answered;         /* its client was answered, with end_code */
+	int end_code;          /* a gild.v1.Code */
 } sjob;
 
 /* Most calls run as one batch. */
@@ -220,11 +224,51 @@ reply_int(server *srv, listener_req *to, uint64_t request_id, int64_t v)
 
 /* ---- jobs ------------------------------------------------------------- */
 
+/* Seconds since t (CLOCK_MONOTONIC). */
+static double
+seconds_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double) (now.tv_sec - t->tv_sec) +
+	       (double) (now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+/* The gild.v1.Code a Reply's body fields (or an Error's, with error_only)
+ * carry: an Error's code, else OK. */
+static int
+fields_code(const uint8_t *p, size_t len, bool error_only)
+{
+	wire_field e, c;
+
+	if (!error_only) {
+		if (wire_find(p, len, 3, &e) != 1 || e.type != WIRE_LEN)
+			return GILD__V1__CODE__OK;
+		p = e.data;
+		len = e.len;
+	}
+	if (wire_find(p, len, 1, &c) == 1 && c.type == WIRE_VARINT)
+		return (int) c.value;
+	return GILD__V1__CODE__UNKNOWN;
+}
+
+/* Marks sj's client answered with code (counted when it is freed). */
+static void
+job_answered(sjob *sj, int code)
+{
+	sj->answered = true;
+	sj->end_code = code;
+}
+
 static void
 job_free(job *j)
 {
 	sjob *sj = (sjob *) j;
 
+	if (sj->answered && !sj->internal && sj->kind == JK_CALL)
+		metrics_call(sj->srv->metrics, j->function, j->function_len,
+		    sj->end_code, seconds_since(&sj->arrived));
 	if (sj->timer != NULL)
 		event_free(sj->timer);
 	if (sj->act != NULL && sj->act->active == j) {
@@ -250,6 +294,7 @@ job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
+	job_answered(sj, code);
 	if (sj->internal) {
 		/* nobody to tell */
 	} else if (sj->st != NULL) {
@@ -376,13 +421,9 @@ on_job_timer(evutil_socket_t fd, short what, void *arg)
 static uint64_t
 elapsed_us(const struct timespec *since)
 {
-	struct timespec now;
-	int64_t us;
+	double s = seconds_since(since);
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	us = (int64_t) (now.tv_sec - since->tv_sec) * 1000000 +
-	     (now.tv_nsec - since->tv_nsec) / 1000;
-	return us > 0 ? (uint64_t) us : 0;
+	return s > 0 ? (uint64_t) (s * 1e6) : 0;
 }
 
 /* Whether the batch sj would start should wait for more calls: it is not
@@ -947,10 +988,13 @@ on_worker_stream_end(void *arg, int slot, uint64_t job_id, const uint8_t *end,
 	if (sj->interrupt != 0) {
 		job_end_interrupted(srv, sj);
 	} else if (sj->st != NULL) {
-		if (wire_find(end, len, 2, &err) == 1 && err.type == WIRE_LEN)
+		if (wire_find(end, len, 2, &err) == 1 && err.type == WIRE_LEN) {
+			job_answered(sj, fields_code(err.data, err.len, true));
 			stream_finish(srv, sj->st, err.data, err.len);
-		else
+		} else {
+			job_answered(sj, GILD__V1__CODE__OK);
 			stream_finish(srv, sj->st, NULL, 0);
+		}
 		job_free(j);
 	} else {
 		job_free(j);
@@ -1000,6 +1044,17 @@ known_function(server *srv, const char *name, size_t len)
 	return false;
 }
 
+/* Counts a call answered with code before it became a job. */
+static void
+count_refused(server *srv, const parsed_request *pr, int code)
+{
+	bool known = pr->function != NULL &&
+		     known_function(srv, pr->function, pr->function_len);
+
+	metrics_call(srv->metrics, known ? pr->function : NULL,
+	    pr->function_len, code, -1);
+}
+
 static void
 not_found(server *srv, listener_req *req, uint64_t id, const char *name,
     size_t len)
@@ -1025,6 +1080,7 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 	actor *act = NULL;
 	sjob *sj;
 	job *j;
+	int code;
 
 	if (pr->actor_id != 0) {
 		act = actor_find(&srv->actors, pr->actor_id);
@@ -1038,15 +1094,18 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 				? "lost: its worker died and it has no "
 				  "restarts left"
 				: "is being destroyed");
+			code = GILD__V1__CODE__NOT_FOUND;
 			goto done;
 		}
 	} else if (!known_function(srv, pr->function, pr->function_len)) {
 		not_found(srv, req, pr->id, pr->function, pr->function_len);
+		code = GILD__V1__CODE__NOT_FOUND;
 		goto done;
 	}
 	if ((sj = calloc(1, sizeof(*sj))) == NULL) {
 		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "server out of memory");
+		code = GILD__V1__CODE__RESOURCE_EXHAUSTED;
 		goto done;
 	}
 	j = &sj->j;
@@ -1061,6 +1120,7 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 			    "cannot open stream %" PRIu64 ": that id is in use "
 			    "(or the server is out of memory)",
 			    pr->id);
+			code = GILD__V1__CODE__INVALID_ARGUMENT;
 			goto done;
 		}
 		/* The Call's own reply is the stream's first pull. */
@@ -1096,6 +1156,7 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 		free(sj);
 		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "server out of memory");
+		code = GILD__V1__CODE__RESOURCE_EXHAUSTED;
 		goto done;
 	}
 	if (act != NULL) {
@@ -1115,12 +1176,14 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "queue full: %zu calls are waiting (--max-queue)",
 		    sched_queued(srv->sch));
+		code = GILD__V1__CODE__RESOURCE_EXHAUSTED;
 		goto done;
 	}
 	srv->calls_total++;
 	pump(srv);
 	return;
 done:
+	count_refused(srv, pr, code); /* it never became a job */
 	nng_msg_free(msg);
 }
 
@@ -1358,11 +1421,7 @@ on_pipe_gone(void *arg, uint32_t pipe)
 static double
 uptime(const server *srv)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double) (now.tv_sec - srv->started.tv_sec) +
-	       (double) (now.tv_nsec - srv->started.tv_nsec) / 1e9;
+	return seconds_since(&srv->started);
 }
 
 /* Fills st; ws and wp have room for supervisor_count() workers. */
@@ -1459,6 +1518,34 @@ http_status_json(void *arg)
 	return json;
 }
 
+/* /metrics: the counters, and the gauges as of now. */
+static char *
+http_metrics_text(void *arg)
+{
+	server *srv = arg;
+	int n = supervisor_count(srv->sup);
+	const char *state[n];
+	metrics_now now = {0};
+
+	for (int i = 0; i < n; i++) {
+		sup_worker_info info;
+		supervisor_info(srv->sup, i, &info);
+		state[i] = sched_slot_running(srv->sch, i) > 0 ? "busy"
+							       : info.state;
+	}
+	now.queued = sched_queued(srv->sch);
+	now.in_flight = sched_running(srv->sch);
+	now.workers = n;
+	now.worker_state = state;
+	now.n_reasons = supervisor_restarts(srv->sup, &now.restart_reason,
+	    &now.restarts);
+	listener_bytes(srv->lst, &now.bytes_in, &now.bytes_out);
+	now.shm_bytes = supervisor_shm_bytes(srv->sup);
+	now.uptime_s = uptime(srv);
+	now.draining = srv->state != SRV_RUNNING;
+	return metrics_render(srv->metrics, &now);
+}
+
 static void
 on_ping(server *srv, listener_req *req, const parsed_request *pr)
 {
@@ -1485,9 +1572,12 @@ on_request(void *arg, listener_req *req, nng_msg *msg)
 	if (pr.code != 0) {
 		reply_error(srv, req, pr.id, (Gild__V1__Code) pr.code, "%s",
 		    pr.message);
+		if (pr.body == BODY_CALL)
+			count_refused(srv, &pr, pr.code);
 	} else if (srv->state != SRV_RUNNING && pr.body == BODY_CALL) {
 		reply_error(srv, req, pr.id, GILD__V1__CODE__UNAVAILABLE,
 		    "server is shutting down");
+		count_refused(srv, &pr, GILD__V1__CODE__UNAVAILABLE);
 	} else {
 		switch (pr.body) {
 		case BODY_CALL:
@@ -1625,6 +1715,7 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
 	} else if (((sjob *) j)->st != NULL) {
 		/* A stream that failed before its first chunk. */
 		wire_field f;
+		job_answered((sjob *) j, fields_code(fields, len, false));
 		if (wire_find(fields, len, 3, &f) == 1 && f.type == WIRE_LEN)
 			stream_finish(srv, ((sjob *) j)->st, f.data, f.len);
 		else
@@ -1645,6 +1736,7 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
 		    "server out of memory for the result");
 	} else {
 		/* The worker's result/error field is already the Reply's. */
+		job_answered((sjob *) j, fields_code(fields, len, false));
 		listener_reply(srv->lst, j->reply_to, m);
 		job_free(j);
 	}
@@ -1841,6 +1933,11 @@ server_run(const server_opts *opts)
 		srv.exit_code = 1;
 		goto out;
 	}
+	if ((srv.metrics = metrics_new()) == NULL) {
+		log_error("out of memory");
+		srv.exit_code = 1;
+		goto out;
+	}
 	if ((rc = sched_init(&srv.sch, opts->workers, opts->threads,
 		 opts->max_queue)) != 0 ||
 	    (rc = supervisor_init(&srv.sup, srv.base, &sc, &se, &srv)) != 0) {
@@ -1868,7 +1965,7 @@ server_run(const server_opts *opts)
 	}
 	if (opts->http != NULL) {
 		static const http_routes routes = {http_ready,
-		    http_status_json};
+		    http_status_json, http_metrics_text};
 		if (http_open(&srv.http, srv.base, opts->http, &routes, &srv,
 			bound, sizeof(bound), err, sizeof(err)) != 0) {
 			log_error("%s", err);
@@ -1909,6 +2006,7 @@ out:
 		actor_remove(&srv.actors, a);
 	}
 	free(srv.slot_gen);
+	metrics_free(srv.metrics);
 	if (srv.sigint_ev)
 		event_free(srv.sigint_ev);
 	if (srv.sigterm_ev)

@@ -98,6 +98,16 @@ struct supervisor {
 	char *python_version;
 	bool gil_enabled; /* as the last hello said */
 	uint64_t shm_bytes; /* frame payloads sent or received as memfds */
+	uint64_t restarts[4]; /* workers replaced, by restart_reasons[] */
+};
+
+/* Why workers were replaced, as /metrics labels them. */
+enum { RS_SIGNAL, RS_EXIT, RS_KILLED, RS_RECYCLED };
+static const char *const restart_reasons[] = {
+    [RS_SIGNAL] = "signal",     /* died of a signal (a crash, OOM kill) */
+    [RS_EXIT] = "exit",         /* exited on its own */
+    [RS_KILLED] = "killed",     /* by gild: stuck past --kill-grace */
+    [RS_RECYCLED] = "recycled", /* --max-jobs-per-worker, RSS, a reload */
 };
 
 static void worker_down(worker *w, const char *reason);
@@ -750,6 +760,7 @@ on_reaped(worker *w, int status, const char *why)
 	w->pid = 0;
 	if (w->state == W_RETIRING && !s->stopping) {
 		w->recycles++;
+		s->restarts[RS_RECYCLED]++;
 		w->state = W_RESTARTING;
 		evtimer_add(w->restart_ev, &tv); /* now: no backoff for a recycle */
 		return;
@@ -787,6 +798,9 @@ on_reaped(worker *w, int status, const char *why)
 		w->quick_failures = 0;
 	else
 		w->quick_failures++;
+	s->restarts[w->killed ? RS_KILLED
+		    : status != -1 && WIFSIGNALED(status) ? RS_SIGNAL
+							   : RS_EXIT]++;
 	w->killed = false;
 	tv = backoff(w->quick_failures);
 	w->restarts++;
@@ -1608,4 +1622,13 @@ uint64_t
 supervisor_shm_bytes(const supervisor *s)
 {
 	return s->shm_bytes;
+}
+
+size_t
+supervisor_restarts(const supervisor *s, const char *const **reasons,
+    const uint64_t **counts)
+{
+	*reasons = restart_reasons;
+	*counts = s->restarts;
+	return sizeof(restart_reasons) / sizeof(restart_reasons[0]);
 }

@@ -123,6 +123,10 @@ bool supervisor_gil_enabled(const supervisor *s);
 /* Bytes of frames that went to or came from workers as memfds rather than
  * through their sockets (proto/frame.h), since start. */
 uint64_t supervisor_shm_bytes(const supervisor *s);
+/* Workers replaced since start, by why: sets the reasons' names and their
+ * counts (both borrowed) and returns how many there are. */
+size_t supervisor_restarts(const supervisor *s, const char *const **reasons,
+    const uint64_t **counts);
 /* Whether the app has an @gild.actor class `name` (len bytes), and its
  * max_restarts. */
 bool supervisor_actor_class(const supervisor *s, const char *name, size_t len,

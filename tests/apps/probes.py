@@ -18,3 +18,8 @@ def nap(seconds):
     """Sleeps, then returns what it was given."""
     time.sleep(seconds)
     return seconds
+
+
+def count(n):
+    """A stream of 0..n-1."""
+    yield from range(n)

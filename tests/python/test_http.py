@@ -73,7 +73,8 @@ class HttpTest(unittest.TestCase):
             self.assertEqual(over_http[k], over_nng[k], k)
         self.assertEqual([w["pid"] for w in over_http["workers"]],
                          [w["pid"] for w in over_nng["workers"]])
-        self.assertEqual(sorted(over_http["functions"]), ["nap", "ping"])
+        self.assertEqual(sorted(over_http["functions"]),
+                         ["count", "nap", "ping"])
 
     def test_unknown_path_and_method(self):
         code, body = get(self.http + "/nope")
@@ -105,6 +106,87 @@ class HttpTest(unittest.TestCase):
         status = json.loads(get(self.http + "/status")[1])
         self.assertTrue(set(w["pid"] for w in status["workers"])
                         .isdisjoint(pids))
+
+
+class MetricsTest(unittest.TestCase):
+    """/metrics is valid Prometheus text (parsed by prometheus_client, the
+    Debian python3-prometheus-client) and counts exactly the calls made."""
+
+    def test_counts_every_call(self):
+        from prometheus_client.parser import text_string_to_metric_families
+
+        g = Gild(app=APP, workers=2,
+                 args=("--http", "127.0.0.1:0", "--kill-grace", "0.1"))
+
+        def restarted(n):
+            """Waits until n workers were replaced and all are ready."""
+            for _ in range(1000):
+                ws = json.loads(get(g.http_url + "/status")[1])["workers"]
+                if (sum(w["restarts"] for w in ws) == n and
+                        all(w["state"] == "ready" for w in ws)):
+                    return
+                time.sleep(0.01)
+            self.fail("no %d restarts" % n)
+
+        try:
+            for _ in range(5):
+                self.assertEqual(gildctl("call", g.url, "ping")[0], 0)
+            # Past its deadline in time.sleep (C): its worker is killed
+            # after --kill-grace.
+            rc, _, err = gildctl("--timeout", "0.2", "call", g.url, "nap", "5")
+            self.assertIn("DEADLINE_EXCEEDED", err)
+            restarted(1)
+            for _ in range(2):
+                self.assertEqual(gildctl("call", g.url, "nosuch")[0], 1)
+            rc, out, err = gildctl("stream", g.url, "count", "3")
+            self.assertEqual((rc, out), (0, "0\n1\n2\n"), err)
+            # A worker killed from outside: a restart for a signal.
+            pid = json.loads(get(g.http_url + "/status")[1])["workers"][0]["pid"]
+            os.kill(pid, signal.SIGKILL)
+            restarted(2)
+
+            code, text = get(g.http_url + "/metrics")
+            self.assertEqual(code, 200)
+            fams = {f.name: f for f in text_string_to_metric_families(text)}
+            calls = {(s.labels["function"], s.labels["code"]): s.value
+                     for s in fams["gild_calls"].samples}
+            self.assertEqual(calls, {("ping", "OK"): 5,
+                                     ("nap", "DEADLINE_EXCEEDED"): 1,
+                                     ("(unknown)", "NOT_FOUND"): 2,
+                                     ("count", "OK"): 1})
+            self.assertEqual(fams["gild_calls"].type, "counter")
+            hist = fams["gild_call_duration_seconds"]
+            self.assertEqual(hist.type, "histogram")
+            by = {}
+            for s in hist.samples:
+                by.setdefault(s.labels["function"], []).append(s)
+            ping = by["ping"]
+            buckets = [s.value for s in ping if s.name.endswith("_bucket")]
+            self.assertEqual(buckets, sorted(buckets))  # cumulative
+            count = [s.value for s in ping if s.name.endswith("_count")]
+            self.assertEqual(count, [5])
+            self.assertEqual(buckets[-1], 5)  # le="+Inf"
+            nap = [s for s in by["nap"] if s.name.endswith("_sum")][0]
+            self.assertGreaterEqual(nap.value, 0.2)  # it ran to its deadline
+            restarts = {s.labels["reason"]: s.value
+                        for s in fams["gild_worker_restarts"].samples}
+            self.assertEqual(restarts, {"signal": 1, "exit": 0, "killed": 1,
+                                        "recycled": 0})
+            workers = {s.labels["state"]: s.value
+                       for s in fams["gild_workers"].samples}
+            self.assertEqual(workers["ready"], 2)
+            self.assertEqual(sum(workers.values()), 2)
+            single = {n: fams[n].samples[0].value for n in
+                      ("gild_queue_depth", "gild_calls_in_flight",
+                       "gild_draining", "gild_received_bytes",
+                       "gild_sent_bytes")}
+            self.assertEqual(single["gild_queue_depth"], 0)
+            self.assertEqual(single["gild_calls_in_flight"], 0)
+            self.assertEqual(single["gild_draining"], 0)
+            self.assertGreater(single["gild_received_bytes"], 0)
+            self.assertGreater(single["gild_sent_bytes"], 0)
+        finally:
+            self.assertEqual(g.stop(), 0)
 
 
 class HttpDrainTest(unittest.TestCase):

@@ -1,0 +1,268 @@
+/* Counters and histograms for /metrics, in Prometheus text format. */
+#include "metrics.h"
+
+#include "gild.pb-c.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Upper bounds (seconds) of the call duration histogram's buckets; +Inf
+ * follows. */
+static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+#define NBOUNDS (sizeof(bounds) / sizeof(bounds[0]))
+/* gild.v1.Code values 0..16, then WORKER_LOST (100) and PYTHON_ERROR. */
+#define NCODES 19
+
+typedef struct fn_stats {
+	char *name;
+	uint64_t by_code[NCODES];
+	uint64_t buckets[NBOUNDS + 1]; /* per bucket, not cumulative */
+	uint64_t timed;
+	double sum;
+	struct fn_stats *next;
+} fn_stats;
+
+struct metrics {
+	fn_stats *fns; /* in order of first call */
+	fn_stats **tail;
+};
+
+static int
+code_index(int code)
+{
+	if (code >= 0 && code <= 16)
+		return code;
+	if (code == GILD__V1__CODE__WORKER_LOST)
+		return 17;
+	if (code == GILD__V1__CODE__PYTHON_ERROR)
+		return 18;
+	return 2; /* UNKNOWN */
+}
+
+static int
+index_code(int i)
+{
+	return i == 17 ? GILD__V1__CODE__WORKER_LOST
+	       : i == 18 ? GILD__V1__CODE__PYTHON_ERROR
+			 : i;
+}
+
+metrics *
+metrics_new(void)
+{
+	metrics *m = calloc(1, sizeof(*m));
+
+	if (m != NULL)
+		m->tail = &m->fns;
+	return m;
+}
+
+void
+metrics_free(metrics *m)
+{
+	if (m == NULL)
+		return;
+	for (fn_stats *f = m->fns, *next; f != NULL; f = next) {
+		next = f->next;
+		free(f->name);
+		free(f);
+	}
+	free(m);
+}
+
+static fn_stats *
+fn_get(metrics *m, const char *name, size_t len)
+{
+	fn_stats *f;
+
+	for (f = m->fns; f != NULL; f = f->next)
+		if (strlen(f->name) == len && memcmp(f->name, name, len) == 0)
+			return f;
+	if ((f = calloc(1, sizeof(*f))) == NULL ||
+	    (f->name = strndup(name, len)) == NULL) {
+		free(f);
+		return NULL;
+	}
+	*m->tail = f;
+	m->tail = &f->next;
+	return f;
+}
+
+void
+metrics_call(metrics *m, const char *function, size_t len, int code,
+    double seconds)
+{
+	fn_stats *f;
+	size_t b = 0;
+
+	if (m == NULL)
+		return;
+	if (function == NULL) {
+		function = "(unknown)";
+		len = strlen(function);
+	}
+	if ((f = fn_get(m, function, len)) == NULL)
+		return; /* out of memory: the count is lost, nothing else */
+	f->by_code[code_index(code)]++;
+	if (seconds < 0)
+		return;
+	while (b < NBOUNDS && seconds > bounds[b])
+		b++;
+	f->buckets[b]++;
+	f->timed++;
+	f->sum += seconds;
+}
+
+/* A growing string. */
+typedef struct out {
+	char *p;
+	size_t len, cap;
+	int failed;
+} out;
+
+static void
+put(out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->failed)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			o->failed = 1;
+			return;
+		}
+		if ((size_t) n < o->cap - o->len) {
+			o->len += (size_t) n;
+			return;
+		}
+		size_t cap = 2 * o->cap + (size_t) n;
+		char *p = realloc(o->p, cap);
+		if (p == NULL) {
+			o->failed = 1;
+			return;
+		}
+		o->p = p;
+		o->cap = cap;
+	}
+}
+
+/* A label value with \, " and newlines escaped. */
+static void
+put_label(out *o, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			put(o, "\\%c", *s);
+		else if (*s == '\n')
+			put(o, "\\n");
+		else
+			put(o, "%c", *s);
+	}
+}
+
+static void
+head(out *o, const char *name, const char *type, const char *help)
+{
+	put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static const char *
+code_name(int code)
+{
+	const ProtobufCEnumValue *v =
+	    protobuf_c_enum_descriptor_get_value(&gild__v1__code__descriptor,
+		code);
+	return v != NULL ? v->name : "UNKNOWN";
+}
+
+char *
+metrics_render(const metrics *m, const metrics_now *now)
+{
+	out o = {malloc(4096), 0, 4096, 0};
+	static const char *const states[] = {"starting", "ready", "busy",
+	    "restarting", "stopped"};
+
+	if (o.p == NULL)
+		return NULL;
+	head(&o, "gild_calls_total", "counter",
+	    "Calls answered, by function and gild.v1 code.");
+	for (const fn_stats *f = m->fns; f != NULL; f = f->next)
+		for (int i = 0; i < NCODES; i++) {
+			if (f->by_code[i] == 0)
+				continue;
+			put(&o, "gild_calls_total{function=\"");
+			put_label(&o, f->name);
+			put(&o, "\",code=\"%s\"} %llu\n",
+			    code_name(index_code(i)),
+			    (unsigned long long) f->by_code[i]);
+		}
+	head(&o, "gild_call_duration_seconds", "histogram",
+	    "Seconds from a call's arrival to its answer, by function.");
+	for (const fn_stats *f = m->fns; f != NULL; f = f->next) {
+		uint64_t cum = 0;
+		for (size_t b = 0; b <= NBOUNDS; b++) {
+			cum += f->buckets[b];
+			put(&o, "gild_call_duration_seconds_bucket{function=\"");
+			put_label(&o, f->name);
+			if (b < NBOUNDS)
+				put(&o, "\",le=\"%g\"} %llu\n", bounds[b],
+				    (unsigned long long) cum);
+			else
+				put(&o, "\",le=\"+Inf\"} %llu\n",
+				    (unsigned long long) cum);
+		}
+		put(&o, "gild_call_duration_seconds_sum{function=\"");
+		put_label(&o, f->name);
+		put(&o, "\"} %.9g\n", f->sum);
+		put(&o, "gild_call_duration_seconds_count{function=\"");
+		put_label(&o, f->name);
+		put(&o, "\"} %llu\n", (unsigned long long) f->timed);
+	}
+	head(&o, "gild_queue_depth", "gauge", "Calls waiting for a worker.");
+	put(&o, "gild_queue_depth %llu\n", (unsigned long long) now->queued);
+	head(&o, "gild_calls_in_flight", "gauge", "Calls running on workers.");
+	put(&o, "gild_calls_in_flight %llu\n",
+	    (unsigned long long) now->in_flight);
+	head(&o, "gild_workers", "gauge", "Worker slots, by state.");
+	for (size_t s = 0; s < sizeof(states) / sizeof(states[0]); s++) {
+		int n = 0;
+		for (int w = 0; w < now->workers; w++)
+			n += strcmp(now->worker_state[w], states[s]) == 0;
+		put(&o, "gild_workers{state=\"%s\"} %d\n", states[s], n);
+	}
+	head(&o, "gild_worker_restarts_total", "counter",
+	    "Workers replaced, by why.");
+	for (size_t r = 0; r < now->n_reasons; r++)
+		put(&o, "gild_worker_restarts_total{reason=\"%s\"} %llu\n",
+		    now->restart_reason[r], (unsigned long long) now->restarts[r]);
+	head(&o, "gild_received_bytes_total", "counter",
+	    "Bytes of requests received from clients.");
+	put(&o, "gild_received_bytes_total %llu\n",
+	    (unsigned long long) now->bytes_in);
+	head(&o, "gild_sent_bytes_total", "counter",
+	    "Bytes of replies sent to clients.");
+	put(&o, "gild_sent_bytes_total %llu\n",
+	    (unsigned long long) now->bytes_out);
+	head(&o, "gild_shm_bytes_total", "counter",
+	    "Bytes between the front end and workers through shared memory.");
+	put(&o, "gild_shm_bytes_total %llu\n",
+	    (unsigned long long) now->shm_bytes);
+	head(&o, "gild_uptime_seconds", "gauge", "Seconds since gild started.");
+	put(&o, "gild_uptime_seconds %.3f\n", now->uptime_s);
+	head(&o, "gild_draining", "gauge",
+	    "1 after SIGTERM, while calls finish; else 0.");
+	put(&o, "gild_draining %d\n", now->draining);
+	if (o.failed) {
+		free(o.p);
+		return NULL;
+	}
+	return o.p;
+}

@@ -1,0 +1,39 @@
+/* Counters and histograms behind the HTTP side port's /metrics, rendered
+ * in the Prometheus text format (version 0.0.4). The server feeds them from
+ * its loop; nothing here is shared between threads. */
+#ifndef GILD_METRICS_H
+#define GILD_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct metrics metrics;
+
+/* Returns NULL when out of memory. */
+metrics *metrics_new(void);
+void metrics_free(metrics *m);
+
+/* A call was answered: its function (len bytes; NULL for one the app does
+ * not export, counted as "(unknown)"), the gild.v1.Code it ended with, and
+ * the seconds from its arrival to its answer (< 0: not timed). */
+void metrics_call(metrics *m, const char *function, size_t len, int code,
+    double seconds);
+
+/* What the server knows right now, rendered as gauges and counters next
+ * to the calls. */
+typedef struct metrics_now {
+	uint64_t queued, in_flight;
+	int workers;
+	const char *const *worker_state; /* workers of them: each one's */
+	const char *const *restart_reason; /* n_reasons names, and */
+	const uint64_t *restarts;          /* their counts */
+	size_t n_reasons;
+	uint64_t bytes_in, bytes_out, shm_bytes;
+	double uptime_s;
+	int draining;
+} metrics_now;
+
+/* The text for GET /metrics (malloc'd), or NULL when out of memory. */
+char *metrics_render(const metrics *m, const metrics_now *now);
+
+#endif

@@ -67,6 +67,10 @@ static const char usage[] =
     "  --worker-bin PATH   the gild-worker program (default: next to gild,\n"
     "                      or PREFIX/libexec/gild/gild-worker)\n"
     "  --log-level LEVEL   debug, info, warn or error (default info)\n"
+    "  --log-format F      logfmt (default) or json: one event per line on\n"
+    "                      stderr either way\n"
+    "  --slow-ms MS        log a warning for each call that takes MS ms or\n"
+    "                      more from arrival to answer (default 0: off)\n"
     "  -h, --help          this help\n";
 
 static int
@@ -172,6 +176,8 @@ main(int argc, char **argv)
 	    {"max-worker-rss", required_argument, NULL, 'R'},
 	    {"worker-bin", required_argument, NULL, 'b'},
 	    {"log-level", required_argument, NULL, 'L'},
+	    {"log-format", required_argument, NULL, 'F'},
+	    {"slow-ms", required_argument, NULL, 's'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -237,6 +243,14 @@ main(int argc, char **argv)
 						 "such as 1048576, 512K or 64M "
 						 "(at most 2046M), got '%s'",
 				    optarg);
+			break;
+		case 's':
+			if (parse_int(optarg, 0, 86400000, &v) != 0)
+				return die_usage("--slow-ms: expected a whole "
+						 "number of milliseconds (0: "
+						 "off), got '%s'",
+				    optarg);
+			o.slow_ms = (uint32_t) v;
 			break;
 		case 'q':
 			if (parse_int(optarg, 1, 100000000, &v) != 0)
@@ -306,6 +320,16 @@ main(int argc, char **argv)
 			break;
 		case 'H':
 			o.http = optarg;
+			break;
+		case 'F':
+			if (strcmp(optarg, "logfmt") == 0)
+				log_set_format(LOG_LOGFMT);
+			else if (strcmp(optarg, "json") == 0)
+				log_set_format(LOG_JSON);
+			else
+				return die_usage("--log-format: expected logfmt "
+						 "or json, got '%s'",
+				    optarg);
 			break;
 		case 'L':
 			if (strcmp(optarg, "debug") == 0)

@@ -1,6 +1,7 @@
 /* Counters and histograms for /metrics, in Prometheus text format. */
 #include "metrics.h"
 
+#include "gild.h"
 #include "gild.pb-c.h"
 
 #include <stdarg.h>
@@ -174,15 +175,6 @@ head(out *o, const char *name, const char *type, const char *help)
 	put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static const char *
-code_name(int code)
-{
-	const ProtobufCEnumValue *v =
-	    protobuf_c_enum_descriptor_get_value(&gild__v1__code__descriptor,
-		code);
-	return v != NULL ? v->name : "UNKNOWN";
-}
-
 char *
 metrics_render(const metrics *m, const metrics_now *now)
 {
@@ -201,7 +193,7 @@ metrics_render(const metrics *m, const metrics_now *now)
 			put(&o, "gild_calls_total{function=\"");
 			put_label(&o, f->name);
 			put(&o, "\",code=\"%s\"} %llu\n",
-			    code_name(index_code(i)),
+			    gild_code_name(index_code(i)),
 			    (unsigned long long) f->by_code[i]);
 		}
 	head(&o, "gild_call_duration_seconds", "histogram",

@@ -261,14 +261,37 @@ job_answered(sjob *sj, int code)
 	sj->end_code = code;
 }
 
+/* The --slow-ms line: which call, how it ended, how long it took. */
+static void
+log_slow(const sjob *sj, double took)
+{
+	char fn[256];
+
+	snprintf(fn, sizeof(fn), "%.*s", (int) sj->j.function_len,
+	    sj->j.function);
+	log_event(LOG_WARN,
+	    (log_field[]){LOG_NUM("request_id", sj->j.request_id),
+		LOG_STR("function", fn),
+		LOG_STR("code", gild_code_name(sj->end_code)),
+		LOG_NUM("duration_ms", took * 1e3),
+		LOG_NUM("connection", sj->j.pipe)},
+	    5, "slow call: '%s' took %.0f ms (--slow-ms %" PRIu32 ")", fn,
+	    took * 1e3, sj->srv->opts->slow_ms);
+}
+
 static void
 job_free(job *j)
 {
 	sjob *sj = (sjob *) j;
 
-	if (sj->answered && !sj->internal && sj->kind == JK_CALL)
+	if (sj->answered && !sj->internal && sj->kind == JK_CALL) {
+		double took = seconds_since(&sj->arrived);
 		metrics_call(sj->srv->metrics, j->function, j->function_len,
-		    sj->end_code, seconds_since(&sj->arrived));
+		    sj->end_code, took);
+		if (sj->srv->opts->slow_ms != 0 &&
+		    took * 1e3 >= sj->srv->opts->slow_ms)
+			log_slow(sj, took);
+	}
 	if (sj->timer != NULL)
 		event_free(sj->timer);
 	if (sj->act != NULL && sj->act->active == j) {

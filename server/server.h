@@ -26,6 +26,7 @@ typedef struct server_opts {
 	bool free_threaded;       /* --runtime free-threaded (gild-worker-ft) */
 	int threads;              /* Python threads per worker (1: process) */
 	const char *http;         /* --http HOST:PORT side port, or NULL */
+	uint32_t slow_ms;         /* log calls slower than this (0: none) */
 } server_opts;
 
 /* Runs gild until SIGINT/SIGTERM (returns 0 after a clean stop) or a fatal

@@ -64,6 +64,7 @@ typedef struct conn {
 } conn;
 
 struct gild_client {
+	char *token; /* sent with every request (gild_set_token), or NULL */
 	pthread_mutex_t mtx;
 	pthread_cond_t cv; /* a call finished or left, or a slot freed */
 	conn *conns;
@@ -551,6 +552,18 @@ settle(gild_client *c)
 	}
 }
 
+int
+gild_set_token(gild_client *c, const char *token, gild_error *err)
+{
+	char *t = NULL;
+
+	if (token != NULL && (t = strdup(token)) == NULL)
+		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
+	free(c->token);
+	c->token = t;
+	return GILD_OK;
+}
+
 void
 gild_close(gild_client *c)
 {
@@ -589,6 +602,7 @@ gild_close(gild_client *c)
 	}
 	free(c->buckets);
 	free(c->conns);
+	free(c->token);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mtx);
 	free(c);
@@ -605,7 +619,8 @@ send_request(conn *k, codec_buf *body, uint64_t id, gild_error *err)
 	size_t len;
 	int rv, rc;
 
-	if ((rc = codec_encode_id(body, id, err)) != GILD_OK)
+	if ((rc = codec_encode_id(body, id, err)) != GILD_OK ||
+	    (rc = codec_encode_token(body, k->c->token, err)) != GILD_OK)
 		return rc;
 	len = codec_buf_len(body);
 	if ((rv = nng_msg_alloc(&m, len)) != 0)

@@ -696,6 +696,16 @@ codec_encode_id(codec_buf *b, uint64_t id, gild_error *err)
 }
 
 int
+codec_encode_token(codec_buf *b, const char *token, gild_error *err)
+{
+	if (token != NULL &&
+	    put_bytes_field(b, 15 /* Request.token */, token,
+		strlen(token)) != 0)
+		return oom(err);
+	return GILD_OK;
+}
+
+int
 codec_scan_reply(const uint8_t *buf, size_t len, codec_reply *r)
 {
 	const uint8_t *p = buf, *end = buf + len;

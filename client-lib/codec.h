@@ -83,6 +83,8 @@ int codec_encode_ping(codec_buf *b, const void *payload, size_t len,
     gild_error *err);
 /* Prepends Request.id; call it last, after the body. */
 int codec_encode_id(codec_buf *b, uint64_t id, gild_error *err);
+/* Prepends Request.token (nothing when token is NULL). */
+int codec_encode_token(codec_buf *b, const char *token, gild_error *err);
 
 /* The top level of a gild.v1.Reply: its id and which body it carries
  * (a GILD__V1__REPLY__BODY_* value; the last one wins, as protobuf says),

@@ -154,6 +154,12 @@ typedef uint64_t gild_call_id;
  * up to 5 s for one before failing so. */
 int gild_connect(gild_client **out, const char *const *urls, size_t n_urls,
     gild_error *err);
+/* Sends token with every request from now on (NULL: none): a server
+ * started with --token answers requests without the right one with
+ * GILD_UNAUTHENTICATED. Call it before sending; not while other threads
+ * send on c. Returns GILD_OK, or GILD_RESOURCE_EXHAUSTED. */
+int gild_set_token(gild_client *c, const char *token, gild_error *err);
+
 /* Closes the connections and frees the client; results of calls still in
  * flight are discarded. Accepts NULL. Close its streams first
  * (gild_stream_close): a stream left open is cut off from the client, and

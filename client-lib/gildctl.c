@@ -40,6 +40,8 @@ static const char usage_text[] =
     "{\"$tensor\": {\"dtype\": \"float32\", \"shape\": [2, 3], \"base64\": \"...\"}}.\n"
     "\n"
     "options:\n"
+    "  --token SECRET     the server's token (default: $GILD_TOKEN), for a\n"
+    "                     server started with --token\n"
     "  --timeout SECONDS  give up (and cancel the call) after this long;\n"
     "                     for stream, the whole stream's deadline;\n"
     "                     default: wait as long as it takes\n"
@@ -112,12 +114,20 @@ free_urls(char **urls)
 	free(urls);
 }
 
+/* --token, else $GILD_TOKEN, else NULL: sent with every request. */
+static const char *token;
+
 static int
 connect_to(char *const *urls, size_t n, gild_client **c)
 {
 	gild_error err = {0};
 	int rc = gild_connect(c, (const char *const *) urls, n, &err);
 
+	if (rc == GILD_OK && token != NULL &&
+	    (rc = gild_set_token(*c, token, &err)) != GILD_OK) {
+		gild_close(*c);
+		*c = NULL;
+	}
 	if (rc != GILD_OK) {
 		print_error(rc, &err);
 		gild_error_clear(&err);
@@ -448,6 +458,8 @@ main(int argc, char **argv)
 
 	if ((pos = calloc((size_t) argc + 1, sizeof(*pos))) == NULL)
 		return EXIT_FAILED;
+	if ((token = getenv("GILD_TOKEN")) != NULL && *token == '\0')
+		token = NULL;
 	/* Options may come anywhere before "--": none of them is valid JSON,
 	 * so they cannot be mistaken for an argument (a negative number is
 	 * not an option). */
@@ -468,6 +480,13 @@ main(int argc, char **argv)
 				free(pos);
 				return usage_error("--timeout needs a number of "
 				    "seconds, not '%s'", v ? v : "");
+			}
+		} else if (options && (!strcmp(a, "--token") ||
+		    !strncmp(a, "--token=", 8))) {
+			if ((token = a[7] == '=' ? a + 8 : argv[++i]) == NULL ||
+			    *token == '\0') {
+				free(pos);
+				return usage_error("--token needs a value%s", "");
 			}
 		} else if (options && a[0] == '-' && a[1] == '-') {
 			free(pos);

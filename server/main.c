@@ -26,6 +26,11 @@ static const char usage[] =
     "  --listen URL        where clients connect (repeatable; tcp://, ipc://,\n"
     "                      ws://); default tcp://127.0.0.1:7700; tcp port 0\n"
     "                      picks a free port (printed at start)\n"
+    "  --token SECRET      require SECRET on every request (default: the\n"
+    "                      GILD_TOKEN environment variable; none: no check);\n"
+    "                      others get UNAUTHENTICATED\n"
+    "  --insecure          listen on a non-loopback address without a token\n"
+    "                      (refused otherwise)\n"
     "  --http HOST:PORT    also serve /healthz, /readyz, /status and\n"
     "                      /metrics over HTTP there (off by default; port\n"
     "                      0: a free port, printed at start)\n"
@@ -80,6 +85,27 @@ die_usage(const char *fmt, const char *arg)
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\n(see gild serve --help)\n");
 	return 2;
+}
+
+/* Whether a --listen URL is reachable from this machine only: ipc:// and
+ * inproc://, or a TCP or WebSocket address on loopback. */
+static bool
+url_is_local(const char *url)
+{
+	const char *p = strstr(url, "://"), *h;
+	size_t n;
+
+	if (p == NULL)
+		return false;
+	if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0 ||
+	    strncmp(url, "abstract://", 11) == 0)
+		return true;
+	h = p + 3;
+	if (*h == '[') /* [v6]:port */
+		return strncmp(h, "[::1]", 5) == 0;
+	n = strcspn(h, ":/");
+	return (n == 9 && strncmp(h, "localhost", 9) == 0) ||
+	       (n >= 4 && strncmp(h, "127.", 4) == 0);
 }
 
 /* "64M" -> bytes; returns 0 or -1. */
@@ -162,6 +188,8 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"listen", required_argument, NULL, 'l'},
 	    {"http", required_argument, NULL, 'H'},
+	    {"token", required_argument, NULL, 'K'},
+	    {"insecure", no_argument, NULL, 'I'},
 	    {"workers", required_argument, NULL, 'w'},
 	    {"runtime", required_argument, NULL, 'r'},
 	    {"threads", required_argument, NULL, 'T'},
@@ -191,6 +219,7 @@ main(int argc, char **argv)
 	    .drain_ms = 30000,
 	    .kill_grace_ms = 2000,
 	};
+	bool insecure = false;
 	long v;
 	int c;
 
@@ -321,6 +350,12 @@ main(int argc, char **argv)
 		case 'H':
 			o.http = optarg;
 			break;
+		case 'K':
+			o.token = optarg;
+			break;
+		case 'I':
+			insecure = true;
+			break;
 		case 'F':
 			if (strcmp(optarg, "logfmt") == 0)
 				log_set_format(LOG_LOGFMT);
@@ -372,6 +407,22 @@ main(int argc, char **argv)
 	}
 	if (o.nlisten == 0)
 		listen[o.nlisten++] = "tcp://127.0.0.1:7700";
+	if (o.token != NULL && *o.token == '\0')
+		return die_usage("--token: empty%s", "");
+	if (o.token == NULL && getenv("GILD_TOKEN") != NULL &&
+	    *getenv("GILD_TOKEN") != '\0')
+		o.token = getenv("GILD_TOKEN");
+	for (size_t i = 0; i < o.nlisten && o.token == NULL && !insecure; i++)
+		if (!url_is_local(listen[i])) {
+			fprintf(stderr,
+			    "gild: refusing to listen on %s without a token: "
+			    "anyone who can reach it could run the app's "
+			    "functions. Give --token SECRET (or set "
+			    "GILD_TOKEN), listen on 127.0.0.1 or ipc://, or "
+			    "pass --insecure to do it anyway\n",
+			    listen[i]);
+			return 2;
+		}
 	if (o.threads != 0 && !o.free_threaded)
 		return die_usage("--threads needs --runtime free-threaded (the "
 				 "process runtime runs one call per worker: "

@@ -27,6 +27,9 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 	while ((rc = wire_next(&p, end, &f)) == 1) {
 		if (f.number == 1 && f.type == WIRE_VARINT) {
 			out->id = f.value;
+		} else if (f.number == 15 && f.type == WIRE_LEN) {
+			out->token = (const char *) f.data;
+			out->token_len = f.len;
 		} else if (f.number >= BODY_CALL &&
 			   f.number <= BODY_ACTOR_DESTROY &&
 			   f.type == WIRE_LEN) {

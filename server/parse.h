@@ -44,6 +44,8 @@ typedef struct parsed_request {
 	uint64_t cancel_target;   /* BODY_CANCEL: target_id (0 if absent) */
 	const uint8_t *ping_payload; /* BODY_PING: payload (NULL if absent) */
 	size_t ping_payload_len;
+	const char *token;        /* Request.token (not NUL-ended), or NULL */
+	size_t token_len;
 	int code;                 /* 0, or the gild.v1.Code to answer with */
 	char message[160];        /* why, when code != 0 */
 } parsed_request;

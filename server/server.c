@@ -1583,6 +1583,20 @@ on_ping(server *srv, listener_req *req, const parsed_request *pr)
 	reply_send(srv, req, pr->id, &r);
 }
 
+/* Whether got (len bytes, NULL: none sent) is the token want, in a time
+ * that depends on want's length only. */
+static bool
+token_ok(const char *want, const char *got, size_t len)
+{
+	size_t n = strlen(want);
+	unsigned char d = got == NULL || len != n;
+
+	for (size_t i = 0; i < n; i++)
+		d |= (unsigned char) want[i] ^
+		     (unsigned char) (got != NULL && i < len ? got[i] : 0);
+	return d == 0;
+}
+
 /* Every request from the listener; takes msg, answers req once. */
 static void
 on_request(void *arg, listener_req *req, nng_msg *msg)
@@ -1592,7 +1606,15 @@ on_request(void *arg, listener_req *req, nng_msg *msg)
 
 	parse_request(nng_msg_body(msg), nng_msg_len(msg),
 	    srv->opts->max_message, &pr);
-	if (pr.code != 0) {
+	if (srv->opts->token != NULL &&
+	    !token_ok(srv->opts->token, pr.token, pr.token_len)) {
+		reply_error(srv, req, pr.id, GILD__V1__CODE__UNAUTHENTICATED,
+		    "%s", pr.token == NULL ? "this server needs a token "
+			  "(gild serve --token): none was sent"
+					   : "wrong token");
+		if (pr.body == BODY_CALL)
+			count_refused(srv, &pr, GILD__V1__CODE__UNAUTHENTICATED);
+	} else if (pr.code != 0) {
 		reply_error(srv, req, pr.id, (Gild__V1__Code) pr.code, "%s",
 		    pr.message);
 		if (pr.body == BODY_CALL)

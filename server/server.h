@@ -27,6 +27,8 @@ typedef struct server_opts {
 	int threads;              /* Python threads per worker (1: process) */
 	const char *http;         /* --http HOST:PORT side port, or NULL */
 	uint32_t slow_ms;         /* log calls slower than this (0: none) */
+	const char *token;        /* --token / GILD_TOKEN: required on every
+				     request (NULL: none) */
 } server_opts;
 
 /* Runs gild until SIGINT/SIGTERM (returns 0 after a clean stop) or a fatal

@@ -432,11 +432,13 @@ client_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	return (PyObject *) self;
 }
 
-/* Client(urls): connects (gild_connect). */
+/* Client(urls, token=None): connects (gild_connect), and sends token with
+ * every request (gild_set_token). */
 static int
 client_init(client_obj *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"urls", NULL};
+	static char *kwlist[] = {"urls", "token", NULL};
+	const char *token = NULL;
 	PyObject *urls, *seq = NULL;
 	const char **list = NULL;
 	gild_error err = {0};
@@ -445,7 +447,8 @@ client_init(client_obj *self, PyObject *args, PyObject *kw)
 	bool used;
 	int rc = -1;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O:Client", kwlist, &urls))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|z:Client", kwlist, &urls,
+		&token))
 		return -1;
 	Py_BEGIN_CRITICAL_SECTION(self);
 	used = self->c != NULL || self->closed;
@@ -486,6 +489,11 @@ client_init(client_obj *self, PyObject *args, PyObject *kw)
 		}
 	}
 	UNLOCKED(rc = gild_connect(&c, list, (size_t) n, &err));
+	if (rc == GILD_OK && token != NULL &&
+	    (rc = gild_set_token(c, token, &err)) != GILD_OK) {
+		gild_close(c);
+		c = NULL;
+	}
 	if (rc != GILD_OK) {
 		raise_gild(rc, &err);
 		rc = -1;

@@ -102,6 +102,25 @@ test_call_and_cancel_fields(void)
 	CU_ASSERT_PTR_NULL(pr.ping_payload);
 }
 
+/* Request.token (15) is read from any request; a varint 15 is not one. */
+static void
+test_token(void)
+{
+	parsed_request pr;
+
+	parse_request(B(0x08, 0x01, 0x7a, 0x03, 'a', 'b', 'c', 0x2a, 0x00), 64,
+	    &pr);
+	CU_ASSERT_EQUAL(pr.code, 0);
+	CU_ASSERT_EQUAL(pr.body, BODY_PING);
+	CU_ASSERT_EQUAL_FATAL(pr.token_len, 3);
+	CU_ASSERT_NSTRING_EQUAL(pr.token, "abc", 3);
+	parse_request(B(0x7a, 0x00, 0x22, 0x00), 64, &pr); /* empty token */
+	CU_ASSERT_PTR_NOT_NULL(pr.token);
+	CU_ASSERT_EQUAL(pr.token_len, 0);
+	parse_request(B(0x78, 0x01, 0x22, 0x00), 64, &pr);
+	CU_ASSERT_PTR_NULL(pr.token);
+}
+
 static void
 test_from_worker(void)
 {
@@ -167,6 +186,7 @@ main(void)
 	s = CU_add_suite("parse", NULL, NULL);
 	CU_add_test(s, "requests: accepted and refused", test_requests);
 	CU_add_test(s, "call and cancel fields", test_call_and_cancel_fields);
+	CU_add_test(s, "Request.token", test_token);
 	CU_add_test(s, "FromWorker frames", test_from_worker);
 	return test_run_all();
 }

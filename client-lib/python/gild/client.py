@@ -15,6 +15,7 @@ import asyncio
 import collections
 import concurrent.futures
 import itertools
+import os
 import threading
 
 from . import errors
@@ -152,12 +153,11 @@ class Client:
     them). Thread-safe; use as a context manager or call ``close()``."""
 
     def __init__(self, urls, *, token=None, timeout=None):
-        if token is not None:
-            raise NotImplementedError(
-                "gild servers do not take tokens yet (see issue 8)")
         if isinstance(urls, str):
             urls = [urls]
-        self._native = _need_native().Client(list(urls))
+        if token is None:
+            token = os.environ.get("GILD_TOKEN") or None
+        self._native = _need_native().Client(list(urls), token)
         self._timeout = _ms(timeout)
         self._lock = threading.Lock()
         self._futures = {}
@@ -349,5 +349,6 @@ class Client:
 
 def connect(url_or_urls, *, token=None, timeout=None):
     """Connects to a gild server (or several: a list of URLs); returns a
-    Client. timeout: default seconds for calls (None: no limit)."""
+    Client. token: the server's --token (default: $GILD_TOKEN), sent with
+    every request. timeout: default seconds for calls (None: no limit)."""
     return Client(url_or_urls, token=token, timeout=timeout)

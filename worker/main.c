@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -710,6 +711,9 @@ main(int argc, char **argv)
 	/* Die with the front end; it may already be gone. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
 		return 1;
+	/* No core dumps: a worker's memory holds the app's data and the
+	 * calls' arguments. Forked workers inherit it from the template. */
+	setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
 	signal(SIGINT, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 

@@ -1,6 +1,8 @@
 """--token: every request needs it; the clients send it; no token on a
 non-loopback address unless --insecure."""
+import json
 import os
+import resource
 import subprocess
 import sys
 import unittest
@@ -80,6 +82,38 @@ class TokenTest(unittest.TestCase):
             text = r.read().decode()
         self.assertIn('gild_calls_total{function="ping",'
                       'code="UNAUTHENTICATED"}', text)
+
+
+def core_limit(pid):
+    """[soft, hard] core file size limit of a process, as /proc says."""
+    with open("/proc/%d/limits" % pid) as f:
+        line = [l for l in f if l.startswith("Max core file size")][0]
+    return line.split()[4:6]
+
+
+class WorkerCoreTest(unittest.TestCase):
+    def test_workers_dump_no_core(self):
+        """A worker's memory (the app's data, the calls' arguments) is
+        never written to a core file: RLIMIT_CORE is 0, forked or exec'd,
+        even when gild itself may dump core."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        if hard == 0:
+            self.skipTest("core dumps are off for this whole session")
+        resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_CORE,
+                        (soft, hard))
+        for spawn in ("fork", "exec"):
+            g = Gild(app=APP, workers=2, args=("--spawn", spawn))
+            try:
+                rc, out, err = gildctl("status", g.url)
+                self.assertEqual(rc, 0, err)
+                pids = [w["pid"] for w in json.loads(out)["workers"]]
+                self.assertEqual(len(pids), 2)
+                self.assertNotEqual(core_limit(g.proc.pid), ["0", "0"])
+                for pid in pids:
+                    self.assertEqual(core_limit(pid), ["0", "0"], spawn)
+            finally:
+                self.assertEqual(g.stop(), 0)
 
 
 class ListenTest(unittest.TestCase):

@@ -1447,6 +1447,14 @@ uptime(const server *srv)
 	return seconds_since(&srv->started);
 }
 
+/* Worker slot i's state as status and /metrics show it: "busy" while it
+ * runs a call, else the supervisor's (info: supervisor_info of i). */
+static const char *
+slot_state(const server *srv, int i, const sup_worker_info *info)
+{
+	return sched_slot_running(srv->sch, i) > 0 ? "busy" : info->state;
+}
+
 /* Fills st; ws and wp have room for supervisor_count() workers. */
 static void
 status_fill(server *srv, Gild__V1__Status *st, Gild__V1__WorkerStatus *ws,
@@ -1461,9 +1469,7 @@ status_fill(server *srv, Gild__V1__Status *st, Gild__V1__WorkerStatus *ws,
 		gild__v1__worker_status__init(&ws[i]);
 		ws[i].slot = (uint32_t) i;
 		ws[i].pid = (int32_t) info.pid;
-		ws[i].state = (char *) (sched_slot_running(srv->sch, i) > 0
-					    ? "busy"
-					    : info.state);
+		ws[i].state = (char *) slot_state(srv, i, &info);
 		ws[i].jobs_done = info.jobs_done;
 		ws[i].restarts = info.restarts;
 		ws[i].recycles = info.recycles;
@@ -1553,8 +1559,7 @@ http_metrics_text(void *arg)
 	for (int i = 0; i < n; i++) {
 		sup_worker_info info;
 		supervisor_info(srv->sup, i, &info);
-		state[i] = sched_slot_running(srv->sch, i) > 0 ? "busy"
-							       : info.state;
+		state[i] = slot_state(srv, i, &info);
 	}
 	now.queued = sched_queued(srv->sch);
 	now.in_flight = sched_running(srv->sch);

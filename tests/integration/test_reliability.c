@@ -732,6 +732,20 @@ send_until_failing(void *arg)
 	}
 }
 
+/* LeakSanitizer's built-in suppressions for this program. When the server
+ * is SIGKILLed under a sending client (below), nng 1.5.2 can lose a
+ * request it already accepted from nng_sendmsg: the message is nng's from
+ * then on, and its raw REQ socket drops it without freeing it when the
+ * dead pipe and then the socket are closed (seen 1 run in 4 under ASan).
+ * Scoped to this test program and to messages sent by send_request. */
+const char *__lsan_default_suppressions(void);
+
+const char *
+__lsan_default_suppressions(void)
+{
+	return "leak:send_request\n";
+}
+
 /* SIGKILLs pid after 300 ms. */
 static void *
 kill_soon(void *arg)

@@ -5,7 +5,7 @@
  *
  *   build/bench/loadgen --url URL --fn NAME [--arg-int N | --arg-bytes N]
  *       (--closed K | --rate R) [--calls N] [--seconds S] [--warmup N]
- *       [--stream] [--window W] [--max-in-flight M]
+ *       [--stream] [--window W] [--max-in-flight M] [--batch B]
  *
  * Exit 0 when every call succeeded, 1 when one failed or none completed,
  * 2 on a usage error. */
@@ -47,6 +47,7 @@ typedef struct opts {
 	bool stream;
 	int window;     /* stream window; 0: libgild's default */
 	long max_in_flight;
+	int batch;      /* closed loop: calls per message (1: one each) */
 } opts;
 
 /* What a run measured. */
@@ -239,84 +240,132 @@ idmap_del(idmap *m, slot *s)
 
 /* ---- closed loop ------------------------------------------------------- */
 
+/* The closed loop's state. */
+typedef struct closed_run {
+	gild_client *c;
+	const opts *o;
+	const gild_value *args;
+	tally *t;
+	idmap m;
+	long sent, done, out, calls;
+	int64_t t0, end_ns;
+	bool stop;
+	int rc;
+} closed_run;
+
+/* Sends up to n more calls (in batches of --batch). Returns false when one
+ * could not be sent. */
+static bool
+closed_send(closed_run *r, long n)
+{
+	enum { MAXB = 256 };
+	gild_call_spec specs[MAXB];
+	gild_call_id ids[MAXB];
+	long b = r->o->batch > 1 ? r->o->batch : 1;
+
+	for (int i = 0; i < MAXB; i++)
+		specs[i] = (gild_call_spec){r->o->fn, r->args, NULL, 0};
+	while (n > 0) {
+		size_t k = (size_t) (n < b ? n : b);
+		int64_t ts = bench_now_ns();
+		gild_error err = {0};
+		int rc = k == 1 ? gild_submit(r->c, r->o->fn, r->args, NULL,
+				      &ids[0], &err)
+				: gild_submit_many(r->c, specs, k, ids, &err);
+
+		if (rc != GILD_OK) {
+			bench_fail(&r->t->err, "cannot send: %s",
+			    err.message ? err.message : gild_code_name(err.code));
+			gild_error_clear(&err);
+			return false;
+		}
+		for (size_t i = 0; i < k; i++)
+			idmap_put(&r->m, ids[i], ts, SLOT_SENT, false);
+		r->sent += (long) k;
+		r->out += (long) k;
+		n -= (long) k;
+	}
+	return true;
+}
+
+/* Files one reply. */
+static void
+closed_take(closed_run *r, gild_result *res)
+{
+	int64_t now = bench_now_ns();
+	slot *s;
+
+	r->out--;
+	if ((s = idmap_find(&r->m, res->id)) != NULL) {
+		int64_t ts = s->t;
+
+		idmap_del(&r->m, s);
+		if (!judge(r->o, res, r->t)) {
+			if (r->t->h == NULL)
+				r->stop = true, r->rc = -1;
+		} else if (!r->stop && r->t->h != NULL) {
+			hist_record(r->t->h, (uint64_t) (now - ts));
+			r->t->calls++;
+		}
+	}
+	gild_result_clear(res);
+	if (!r->stop && (++r->done >= r->calls ||
+	    (r->end_ns > 0 && now - r->t0 >= r->end_ns))) {
+		r->stop = true;
+		r->t->seconds = (double) (now - r->t0) / 1e9;
+	}
+}
+
 /* Keeps `depth` calls in flight until `calls` have finished or `seconds`
- * have passed (seconds <= 0: no time bound). With t->h set, each call
- * finished before the stop is judged and timed into t; calls still out at
- * the stop are collected and only their failures counted. Without t->h
- * (warm-up), any failure ends it. Returns 0, or -1 when the server stopped
- * answering or a call could not be sent (in t->err). */
+ * have passed (seconds <= 0: no time bound). With --batch B, calls go out B
+ * to a message: the replies that came together are refilled together. With
+ * t->h set, each call finished before the stop is judged and timed into t;
+ * calls still out at the stop are collected and only their failures
+ * counted. Without t->h (warm-up), any failure ends it. Returns 0, or -1
+ * when the server stopped answering or a call could not be sent (in
+ * t->err). */
 static int
 closed_loop(gild_client *c, const opts *o, const gild_value *args,
     int depth, long calls, double seconds, tally *t)
 {
-	idmap m;
-	long sent = 0, done = 0, out = 0;
-	int64_t t0, now = 0, end_ns = (int64_t) (seconds * 1e9);
-	bool stop = false;
-	int rc = 0;
+	closed_run r = {.c = c, .o = o, .args = args, .t = t, .calls = calls,
+	    .end_ns = (int64_t) (seconds * 1e9)};
 
-	if (idmap_init(&m, (size_t) depth) != 0) {
+	if (idmap_init(&r.m, (size_t) depth) != 0) {
 		bench_fail(&t->err, "out of memory");
 		return -1;
 	}
-	t0 = bench_now_ns();
-	while (!stop || out > 0) {
+	r.t0 = bench_now_ns();
+	while (!r.stop || r.out > 0) {
 		gild_result res = {0};
-		gild_error err = {0};
-		gild_call_id id;
-		slot *s;
+		long room = depth - r.out;
 
-		while (!stop && sent < calls && out < depth) {
-			int64_t ts = bench_now_ns();
-
-			if (gild_submit(c, o->fn, args, NULL, &id, &err) != GILD_OK) {
-				bench_fail(&t->err, "cannot send: %s",
-				    err.message ? err.message :
-				    gild_code_name(err.code));
-				gild_error_clear(&err);
-				stop = true;
-				rc = -1;
-				break;
-			}
-			idmap_put(&m, id, ts, SLOT_SENT, false);
-			sent++;
-			out++;
+		if (calls - r.sent < room)
+			room = calls - r.sent;
+		if (!r.stop && room > 0 && !closed_send(&r, room)) {
+			r.stop = true;
+			r.rc = -1;
 		}
-		if (out == 0)
+		if (r.out == 0)
 			break;
 		if (gild_poll(c, REPLY_TIMEOUT_MS, &res) != GILD_OK) {
 			bench_fail(&t->err, "no reply within %d ms",
 			    REPLY_TIMEOUT_MS);
-			t->err.count += out - 1;
-			rc = -1;
+			t->err.count += r.out - 1;
+			r.rc = -1;
 			break;
 		}
-		now = bench_now_ns();
-		out--;
-		if ((s = idmap_find(&m, res.id)) != NULL) {
-			int64_t ts = s->t;
-
-			idmap_del(&m, s);
-			if (!judge(o, &res, t)) {
-				if (t->h == NULL)
-					stop = true, rc = -1;
-			} else if (!stop && t->h != NULL) {
-				hist_record(t->h, (uint64_t) (now - ts));
-				t->calls++;
-			}
-		}
-		gild_result_clear(&res);
-		if (!stop && (++done >= calls ||
-		    (end_ns > 0 && now - t0 >= end_ns))) {
-			stop = true;
-			t->seconds = (double) (now - t0) / 1e9;
-		}
+		closed_take(&r, &res);
+		/* With batches, take what came with it before refilling. */
+		while (o->batch > 1 && r.out > 0 && gild_poll(c, 0, &res) ==
+		    GILD_OK)
+			closed_take(&r, &res);
 	}
 	if (t->seconds == 0)
-		t->seconds = (double) (bench_now_ns() - t0) / 1e9;
-	t->sent += sent;
-	idmap_fini(&m);
-	return rc;
+		t->seconds = (double) (bench_now_ns() - r.t0) / 1e9;
+	t->sent += r.sent;
+	idmap_fini(&r.m);
+	return r.rc;
 }
 
 /* ---- open loop --------------------------------------------------------- */
@@ -696,6 +745,7 @@ report(const opts *o, const tally *t)
 	bad |= json_object_set_new(obj, "fn", json_string(o->fn));
 	bad |= json_object_set_new(obj, "k", o->rate == 0 ?
 	    json_integer(o->k) : json_null());
+	bad |= json_object_set_new(obj, "batch", json_integer(o->batch));
 	bad |= json_object_set_new(obj, "rate", o->rate > 0 ?
 	    bench_real_json(o->rate) : json_null());
 	bad |= json_object_set_new(obj, "arg_bytes",
@@ -791,6 +841,7 @@ static const char usage_text[] =
     "usage: loadgen --url URL --fn NAME [--arg-int N | --arg-bytes N]\n"
     "           (--closed K | --rate R) [--calls N] [--seconds S]\n"
     "           [--warmup N] [--stream] [--window W] [--max-in-flight M]\n"
+    "           [--batch B]\n"
     "  --closed K        closed loop: K calls in flight (streams: K threads)\n"
     "  --rate R          open loop: R calls/s on a fixed schedule; latency\n"
     "                    counts from each call's scheduled time\n"
@@ -806,6 +857,10 @@ static const char usage_text[] =
     "  --max-in-flight M open loop: most unanswered calls (default and\n"
     "                    largest 8192, GILD_MAX_IN_FLIGHT); calls that\n"
     "                    wait for room are sent late\n"
+    "  --batch B         closed loop: send up to B calls per message\n"
+    "                    (gild_submit_many), refilling together the calls\n"
+    "                    whose replies came together (default 1, at most\n"
+    "                    256)\n"
     "Prints one JSON object on stdout.\n";
 
 static int
@@ -834,6 +889,7 @@ parse_opts(int argc, char **argv, opts *o)
 	    {"stream", no_argument, NULL, 'S'},
 	    {"window", required_argument, NULL, 'W'},
 	    {"max-in-flight", required_argument, NULL, 'm'},
+	    {"batch", required_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -842,7 +898,7 @@ parse_opts(int argc, char **argv, opts *o)
 	int ch;
 
 	*o = (opts){.arg_bytes = -1, .calls = 100000, .seconds = 5,
-	    .warmup = -1, .max_in_flight = GILD_MAX_IN_FLIGHT};
+	    .warmup = -1, .max_in_flight = GILD_MAX_IN_FLIGHT, .batch = 1};
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
 		switch (ch) {
@@ -899,6 +955,11 @@ parse_opts(int argc, char **argv, opts *o)
 			if (!bench_parse_long(optarg, 1, GILD_MAX_IN_FLIGHT,
 			    &o->max_in_flight))
 				return usage("--max-in-flight: expected 1 to 8192");
+			break;
+		case 'B':
+			if (!bench_parse_long(optarg, 1, 256, &v))
+				return usage("--batch: expected 1 to 256");
+			o->batch = (int) v;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

@@ -32,13 +32,17 @@
  * gild_wait / gild_poll / gild_cancel; the others belong to a synchronous
  * function running in some thread, or (CALL_STREAM: a stream's Call or
  * StreamNext, answered with Chunks) to a gild_stream. */
-enum call_kind { CALL_USER, CALL_SYNC, CALL_PING, CALL_STATUS, CALL_STREAM };
+enum call_kind {
+	CALL_USER, CALL_SYNC, CALL_PING, CALL_STATUS, CALL_STREAM,
+	CALL_BATCH, /* a batch of `members` CALL_USER calls, the next ids */
+};
 
 typedef struct call {
 	uint64_t id;
 	enum call_kind kind;
 	bool done;   /* res is filled; no reply is awaited any more */
 	size_t conn; /* index of the connection the request went out on */
+	size_t members; /* CALL_BATCH */
 	gild_result res;
 	/* CALL_STREAM with res.code GILD_OK: what came. A Reply.error is
 	 * kept here as a stream that ended with that error. */
@@ -291,8 +295,11 @@ stream_outcome(const codec_reply *r, gild_result *res, codec_chunks *ch)
 		codec_chunks_fini(ch);
 }
 
+static void batch_end(gild_client *c, uint64_t id, const gild_error *why);
+
+/* One Reply: alone (top), or one of a batch reply's. */
 static void
-deliver(conn *k, const uint8_t *buf, size_t len)
+deliver_one(conn *k, const uint8_t *buf, size_t len, bool top)
 {
 	gild_client *c = k->c;
 	gild_result res = {0};
@@ -317,6 +324,15 @@ deliver(conn *k, const uint8_t *buf, size_t len)
 	pthread_mutex_unlock(&c->mtx);
 	if (cl == NULL || r.id == 0)
 		return; /* cancelled, forgotten or never ours */
+	if (kind == CALL_BATCH) {
+		/* The batch as a whole was refused (a wrong token, say). */
+		if (top) {
+			reply_outcome(kind, &r, &res);
+			batch_end(c, r.id, &res.error);
+			gild_result_clear(&res);
+		}
+		return;
+	}
 	/* Decode outside the lock; the entry may go away meanwhile. */
 	if (r.body == -1)
 		res.code = error_set(&res.error, GILD_INTERNAL,
@@ -337,6 +353,56 @@ deliver(conn *k, const uint8_t *buf, size_t len)
 	pthread_mutex_unlock(&c->mtx);
 	gild_result_clear(&res);
 	codec_chunks_fini(&ch);
+}
+
+/* Ends batch `id`: its calls the reply left out (all of them, when the
+ * server refused the batch: why) end with an error; its entry goes. */
+static void
+batch_end(gild_client *c, uint64_t id, const gild_error *why)
+{
+	call *b, *cl;
+
+	pthread_mutex_lock(&c->mtx);
+	if ((b = table_find(c, id)) == NULL || b->kind != CALL_BATCH) {
+		pthread_mutex_unlock(&c->mtx);
+		return;
+	}
+	for (uint64_t i = 1; i <= b->members; i++) {
+		gild_result res = {0};
+
+		if ((cl = table_find(c, id + i)) == NULL || cl->done)
+			continue;
+		if (why != NULL && why->code != GILD_OK)
+			res.code = error_set(&res.error, why->code, "%s",
+			    why->message ? why->message : "");
+		else
+			res.code = error_set(&res.error, GILD_INTERNAL,
+			    "the server's reply to its batch left it out");
+		table_finish(c, cl, &res);
+	}
+	table_remove(c, b);
+	pthread_mutex_unlock(&c->mtx);
+	call_free(b);
+}
+
+/* A received message: one Reply, or a batch's (Reply.batch), whose
+ * replies are delivered one by one. */
+static void
+deliver(conn *k, const uint8_t *buf, size_t len)
+{
+	wire_field f, sub;
+
+	if (wire_find(buf, len, 7 /* Reply.batch */, &f) != 1 ||
+	    f.type != WIRE_LEN) {
+		deliver_one(k, buf, len, true);
+		return;
+	}
+	for (const uint8_t *p = f.data, *end = f.data + f.len;
+	     wire_next(&p, end, &sub) == 1;)
+		if (sub.number == 1 && sub.type == WIRE_LEN)
+			deliver_one(k, sub.data, sub.len, false);
+	if (wire_find(buf, len, 1, &f) == 1 && f.type == WIRE_VARINT)
+		batch_end(k->c, f.value, NULL);
 }
 
 static void
@@ -372,6 +438,18 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 			if (k->pipe_ids[i] == (uint32_t) nng_pipe_id(p)) {
 				k->pipe_ids[i] = k->pipe_ids[--k->pipes];
 				break;
+			}
+		}
+		/* Its batches' entries go; their calls end below. */
+		for (size_t i = 0; i < c->n_buckets; i++) {
+			for (call *cl = c->buckets[i]; cl != NULL;) {
+				if (cl->kind != CALL_BATCH || cl->conn != k->idx) {
+					cl = cl->hnext;
+					continue;
+				}
+				table_remove(c, cl);
+				call_free(cl);
+				cl = c->buckets[i];
 			}
 		}
 		for (size_t i = 0; i < c->n_buckets; i++) {
@@ -645,29 +723,42 @@ static void deadline_of(int timeout_ms, struct timespec *ts);
 static bool sleep_until(gild_client *c, int timeout_ms,
     const struct timespec *ts);
 
-/* Sends a request whose body is in *body, tracked as a new table entry of
- * `kind`, on connection `want` (-1: the next one that is up). Blocks while
- * GILD_MAX_IN_FLIGHT replies are awaited. On GILD_OK *id names the entry
- * and *idx (when not NULL) is its connection. */
-static int
-start(gild_client *c, enum call_kind kind, codec_buf *body, int want,
-    uint64_t *id, size_t *idx, gild_error *err)
+/* Takes n entries entered by `enter` (ids first..first+n-1) out again. */
+static void
+unenter(gild_client *c, uint64_t first, size_t n)
 {
-	call *cl = calloc(1, sizeof(*cl));
+	call *cl;
+
+	pthread_mutex_lock(&c->mtx);
+	for (size_t i = 0; i < n; i++) {
+		if ((cl = table_find(c, first + i)) != NULL) {
+			table_remove(c, cl);
+			call_free(cl);
+		}
+	}
+	pthread_mutex_unlock(&c->mtx);
+}
+
+/* Enters n new table entries with consecutive ids from *first: the first of
+ * `kind`, the others CALL_USER (a batch's calls), all on connection `want`
+ * (-1: the next one that is up). Blocks while GILD_MAX_IN_FLIGHT replies are
+ * awaited, and up to REDIAL_WAIT_MS while no connection is up. */
+static int
+enter(gild_client *c, enum call_kind kind, size_t n, int want,
+    uint64_t *first, conn **kout, gild_error *err)
+{
 	conn *k = NULL;
 	struct timespec ts;
-	int rc;
+	size_t i;
 
-	if (cl == NULL)
-		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
 	pthread_mutex_lock(&c->mtx);
-	while (c->n_pending >= GILD_MAX_IN_FLIGHT)
+	while (c->n_pending + n > GILD_MAX_IN_FLIGHT)
 		pthread_cond_wait(&c->cv, &c->mtx);
 	/* With every connection down (a server restarting, a connection it
 	 * dropped), wait a little for nng's redial before giving up. */
 	deadline_of(REDIAL_WAIT_MS, &ts);
 	do {
-		for (size_t i = 0; i < c->n_conns && k == NULL; i++) {
+		for (i = 0; i < c->n_conns && k == NULL; i++) {
 			size_t j = (c->rr + i) % c->n_conns;
 
 			if (c->conns[j].pipes > 0 && (want < 0 ||
@@ -679,30 +770,51 @@ start(gild_client *c, enum call_kind kind, codec_buf *body, int want,
 	} while (k == NULL && sleep_until(c, REDIAL_WAIT_MS, &ts));
 	if (k == NULL) {
 		pthread_mutex_unlock(&c->mtx);
-		free(cl);
 		return error_set(err, GILD_UNAVAILABLE,
 		    "not connected to any server (none came back within %d ms)",
 		    REDIAL_WAIT_MS);
 	}
-	cl->id = c->next_id++;
-	cl->kind = kind;
-	cl->conn = k->idx;
-	if (table_insert(c, cl) != 0) {
-		pthread_mutex_unlock(&c->mtx);
-		free(cl);
+	*first = c->next_id;
+	c->next_id += n;
+	for (i = 0; i < n; i++) {
+		call *cl = calloc(1, sizeof(*cl));
+
+		if (cl == NULL)
+			break;
+		cl->id = *first + i;
+		cl->kind = i == 0 ? kind : CALL_USER;
+		cl->members = i == 0 && kind == CALL_BATCH ? n - 1 : 0;
+		cl->conn = k->idx;
+		if (table_insert(c, cl) != 0) {
+			free(cl);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->mtx);
+	if (i < n) {
+		unenter(c, *first, i);
 		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
 	}
-	*id = cl->id;
+	*kout = k;
+	return GILD_OK;
+}
+
+/* Sends a request whose body is in *body, tracked as a new table entry of
+ * `kind`, on connection `want` (-1: the next one that is up). On GILD_OK *id
+ * names the entry and *idx (when not NULL) is its connection. */
+static int
+start(gild_client *c, enum call_kind kind, codec_buf *body, int want,
+    uint64_t *id, size_t *idx, gild_error *err)
+{
+	conn *k;
+	int rc;
+
+	if ((rc = enter(c, kind, 1, want, id, &k, err)) != GILD_OK)
+		return rc;
 	if (idx != NULL)
 		*idx = k->idx;
-	pthread_mutex_unlock(&c->mtx);
-	if ((rc = send_request(k, body, *id, err)) != GILD_OK) {
-		pthread_mutex_lock(&c->mtx);
-		if ((cl = table_find(c, *id)) != NULL)
-			table_remove(c, cl);
-		pthread_mutex_unlock(&c->mtx);
-		call_free(cl);
-	}
+	if ((rc = send_request(k, body, *id, err)) != GILD_OK)
+		unenter(c, *id, 1);
 	return rc;
 }
 
@@ -746,6 +858,52 @@ gild_submit(gild_client *c, const char *function, const gild_value *args,
     const gild_value *kwargs, gild_call_id *id, gild_error *err)
 {
 	return gild_submit_timeout(c, function, args, kwargs, 0, id, err);
+}
+
+int
+gild_submit_many(gild_client *c, const gild_call_spec *calls, size_t n,
+    gild_call_id *ids, gild_error *err)
+{
+	codec_buf body = {0};
+	uint64_t first;
+	size_t mark;
+	conn *k;
+	int rc;
+
+	if (c == NULL || calls == NULL || ids == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	if (n == 0 || n > GILD_MAX_BATCH)
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    "a batch holds 1 to %d calls, not %zu", GILD_MAX_BATCH, n);
+	/* The batch's own entry first, then its calls' (the next ids). */
+	if ((rc = enter(c, CALL_BATCH, n + 1, -1, &first, &k, err)) != GILD_OK)
+		return rc;
+	/* Request{batch: Batch{requests: [Request{id, call}...]}}, written
+	 * back to front. */
+	mark = codec_mark(&body);
+	for (size_t i = n; i-- > 0 && rc == GILD_OK;) {
+		size_t m = codec_mark(&body);
+		const gild_call_spec *cs = &calls[i];
+
+		if ((rc = codec_encode_call(&body, cs->function, cs->args,
+			 cs->kwargs,
+			 cs->timeout_ms > 0 ? (uint32_t) cs->timeout_ms : 0,
+			 err)) == GILD_OK &&
+		    (rc = codec_encode_id(&body, first + 1 + i, err)) == GILD_OK)
+			rc = codec_wrap(&body, m, 1 /* Batch.requests */, err);
+	}
+	if (rc == GILD_OK)
+		rc = codec_wrap(&body, mark, 10 /* Request.batch */, err);
+	if (rc == GILD_OK)
+		rc = send_request(k, &body, first, err);
+	codec_buf_fini(&body);
+	if (rc != GILD_OK) {
+		unenter(c, first, n + 1);
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++)
+		ids[i] = first + 1 + i;
+	return GILD_OK;
 }
 
 /* ---- waiting ----------------------------------------------------------- */

@@ -695,6 +695,18 @@ codec_encode_id(codec_buf *b, uint64_t id, gild_error *err)
 	return GILD_OK;
 }
 
+size_t
+codec_mark(const codec_buf *b)
+{
+	return used(b);
+}
+
+int
+codec_wrap(codec_buf *b, size_t mark, uint32_t number, gild_error *err)
+{
+	return wrap(b, mark, number) != 0 ? oom(err) : GILD_OK;
+}
+
 int
 codec_encode_token(codec_buf *b, const char *token, gild_error *err)
 {
@@ -881,6 +893,7 @@ codec_status_to_value(const Gild__V1__Status *st, gild_value **out)
 		rc |= set(wm, "jobs_done", value_uint64(w->jobs_done));
 		rc |= set(wm, "restarts", gild_int(w->restarts));
 		rc |= set(wm, "recycles", gild_int(w->recycles));
+		rc |= set(wm, "waiting", gild_int(w->waiting));
 	}
 	rc |= set(m, "server_version", str_or_empty(st->server_version));
 	rc |= set(m, "app", str_or_empty(st->app));

@@ -85,6 +85,11 @@ int codec_encode_ping(codec_buf *b, const void *payload, size_t len,
 int codec_encode_id(codec_buf *b, uint64_t id, gild_error *err);
 /* Prepends Request.token (nothing when token is NULL). */
 int codec_encode_token(codec_buf *b, const char *token, gild_error *err);
+/* Nesting: codec_mark before prepending a message's fields, then
+ * codec_wrap turns what was prepended since into field `number` (a
+ * Batch's requests, the Request's batch). */
+size_t codec_mark(const codec_buf *b);
+int codec_wrap(codec_buf *b, size_t mark, uint32_t number, gild_error *err);
 
 /* The top level of a gild.v1.Reply: its id and which body it carries
  * (a GILD__V1__REPLY__BODY_* value; the last one wins, as protobuf says),

@@ -206,6 +206,28 @@ int gild_poll(gild_client *c, int timeout_ms, gild_result *res);
 /* Number of calls submitted and not yet returned by gild_wait/gild_poll. */
 size_t gild_in_flight(gild_client *c);
 
+/* One call of a batch (gild_submit_many): as gild_submit_timeout's
+ * arguments, borrowed. */
+typedef struct gild_call_spec {
+	const char *function;
+	const gild_value *args;   /* GILD_LIST or GILD_TUPLE, or NULL: none */
+	const gild_value *kwargs; /* GILD_MAP with GILD_STR keys, or NULL */
+	int timeout_ms;           /* > 0: its deadline; 0: the default */
+} gild_call_spec;
+
+/* Most calls in one gild_submit_many (the server's limit per batch). */
+#define GILD_MAX_BATCH 4096
+
+/* Submits n calls (1 to GILD_MAX_BATCH) in one message to one server:
+ * each runs as if submitted alone and gets its own id in ids[i], for
+ * gild_wait / gild_poll / gild_cancel. The transport's cost is paid once for
+ * the n calls, but the server answers them together, in one message, when
+ * the last one is done: batch calls that take about as long, such as the
+ * calls whose results came back together. All are sent or none (then the
+ * error says why). */
+int gild_submit_many(gild_client *c, const gild_call_spec *calls, size_t n,
+    gild_call_id *ids, gild_error *err);
+
 /* Asks the server to cancel call `id`: a queued call is removed, a running
  * one interrupted. The call stays in flight and ends as usual through
  * gild_wait / gild_poll, with GILD_CANCELLED (or its result, if it finished

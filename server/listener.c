@@ -2,8 +2,10 @@
 #include "listener.h"
 
 #include "log.h"
+#include "wire.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <event2/event.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
@@ -25,7 +27,11 @@ typedef enum req_state {
 	REQ_HELD,      /* request handed to the server, reply pending */
 	REQ_SENDING,   /* nng_ctx_send posted */
 	REQ_IDLE,      /* on the free list */
+	REQ_MEMBER,    /* one request of a batch: no context of its own */
 } req_state;
+
+/* Reply.batch and Replies.replies field numbers, as in gild.proto. */
+enum { REPLY_ID = 1, REPLY_BATCH = 7, REPLIES_REPLIES = 1 };
 
 struct listener_req {
 	listener *l;
@@ -36,6 +42,13 @@ struct listener_req {
 	struct listener_req *next_done; /* completion queue (under mtx) */
 	struct listener_req *next, *prev; /* all contexts (loop only) */
 	struct listener_req *next_free;
+	/* A batch (a request of several): its members' encoded replies so
+	 * far, as Replies.replies fields; how many are still to come (plus
+	 * one until listener_batch_end); its Request.id. */
+	nng_msg *replies;
+	size_t members;
+	uint64_t batch_id;
+	struct listener_req *batch; /* a member: the batch it belongs to */
 };
 
 struct listener {
@@ -139,6 +152,7 @@ req_destroy(listener *l, listener_req *r)
 	nng_aio_stop(r->aio);
 	if ((m = nng_aio_get_msg(r->aio)) != NULL)
 		nng_msg_free(m);
+	nng_msg_free(r->replies);
 	nng_aio_free(r->aio);
 	nng_ctx_close(r->ctx);
 	free(r);
@@ -240,9 +254,91 @@ on_done(evutil_socket_t fd, short what, void *arg)
 	free(gone);
 }
 
+int
+listener_batch_begin(listener *l, listener_req *r, uint64_t id)
+{
+	if (nng_msg_alloc(&r->replies, 0) != 0)
+		return -ENOMEM;
+	r->members = 1;
+	r->batch_id = id;
+	return 0;
+}
+
+listener_req *
+listener_batch_member(listener *l, listener_req *batch)
+{
+	listener_req *m = calloc(1, sizeof(*m));
+
+	if (m == NULL)
+		return NULL;
+	m->l = l;
+	m->state = REQ_MEMBER;
+	m->pipe = batch->pipe;
+	m->batch = batch;
+	batch->members++;
+	return m;
+}
+
+/* One member of batch r is answered (or, the last time, the server is done
+ * handing them out): once all are, the batch's reply goes out as
+ * Reply{id, batch: Replies{replies...}}. */
+static void
+batch_release(listener *l, listener_req *r)
+{
+	uint8_t head[2 * (1 + WIRE_MAX_VARINT)];
+	size_t n = 0;
+	nng_msg *m;
+
+	if (--r->members > 0)
+		return;
+	m = r->replies;
+	r->replies = NULL;
+	n += wire_put_tag(head + n, REPLY_ID, WIRE_VARINT);
+	n += wire_put_varint(head + n, r->batch_id);
+	n += wire_put_tag(head + n, REPLY_BATCH, WIRE_LEN);
+	n += wire_put_varint(head + n, nng_msg_len(m));
+	if (nng_msg_insert(m, head, n) != 0) {
+		/* Out of memory: an empty reply still ends the request. */
+		log_error("out of memory: the replies of batch %" PRIu64
+			  " are lost", r->batch_id);
+		nng_msg_clear(m);
+	}
+	listener_reply(l, r, m);
+}
+
+void
+listener_batch_end(listener *l, listener_req *r)
+{
+	batch_release(l, r);
+}
+
+/* Adds member r's reply to its batch's. */
+static void
+member_reply(listener *l, listener_req *r, nng_msg *msg)
+{
+	listener_req *batch = r->batch;
+	uint8_t head[1 + WIRE_MAX_VARINT];
+	size_t n = 0;
+
+	n += wire_put_tag(head, REPLIES_REPLIES, WIRE_LEN);
+	n += wire_put_varint(head + n, nng_msg_len(msg));
+	if (nng_msg_append(batch->replies, head, n) != 0 ||
+	    nng_msg_append(batch->replies, nng_msg_body(msg),
+		nng_msg_len(msg)) != 0)
+		log_error("out of memory: a reply in batch %" PRIu64
+			  " is lost", batch->batch_id);
+	nng_msg_free(msg);
+	free(r);
+	batch_release(l, batch);
+}
+
 void
 listener_reply(listener *l, listener_req *r, nng_msg *msg)
 {
+	if (r->state == REQ_MEMBER) {
+		member_reply(l, r, msg);
+		return;
+	}
 	l->bytes_out += nng_msg_len(msg);
 	r->state = REQ_SENDING;
 	l->sending++;

@@ -44,6 +44,19 @@ int listener_listen(listener *l, const char *url, char *bound,
  * client that is gone just never sees it. */
 void listener_reply(listener *l, listener_req *req, nng_msg *msg);
 
+/* Batches: one request carrying several (Request.batch), answered with one
+ * reply carrying theirs. The server calls listener_batch_begin on the
+ * batch's req, then listener_batch_member for each request in it (each
+ * member is answered with listener_reply as if it had come alone), then
+ * listener_batch_end. When every member is answered, the batch's reply,
+ * Reply{id, batch: Replies{the members' replies, in the order they were
+ * answered}}, goes out on req. listener_batch_begin returns 0 or -ENOMEM
+ * (then answer req with listener_reply as usual); listener_batch_member
+ * returns NULL when out of memory. */
+int listener_batch_begin(listener *l, listener_req *req, uint64_t id);
+listener_req *listener_batch_member(listener *l, listener_req *batch);
+void listener_batch_end(listener *l, listener_req *batch);
+
 /* The nng pipe id (one client connection) a request came in on. */
 uint32_t listener_req_pipe(const listener_req *req);
 

@@ -46,6 +46,10 @@ static const char usage[] =
     "  --max-message SIZE  largest request or result (default 64M; K, M, G)\n"
     "  --max-queue N       calls waiting for a worker before new ones get\n"
     "                      RESOURCE_EXHAUSTED (default 10000)\n"
+    "  --pipeline N        when every worker is busy, send each up to N more\n"
+    "                      plain calls to start as soon as it is free\n"
+    "                      (default 8; 0: one call per worker thread at a\n"
+    "                      time; at most 64)\n"
     "  --max-jobs-per-worker N\n"
     "                      replace a worker after N calls (default 0: never)\n"
     "  --max-worker-rss MIB\n"
@@ -195,6 +199,7 @@ main(int argc, char **argv)
 	    {"threads", required_argument, NULL, 'T'},
 	    {"max-message", required_argument, NULL, 'm'},
 	    {"max-queue", required_argument, NULL, 'q'},
+	    {"pipeline", required_argument, NULL, 'p'},
 	    {"drain-timeout", required_argument, NULL, 'd'},
 	    {"default-timeout", required_argument, NULL, 't'},
 	    {"kill-grace", required_argument, NULL, 'g'},
@@ -216,6 +221,7 @@ main(int argc, char **argv)
 	    .listen = listen,
 	    .max_message = 64u << 20,
 	    .max_queue = 10000,
+	    .pipeline = 8,
 	    .drain_ms = 30000,
 	    .kill_grace_ms = 2000,
 	};
@@ -287,6 +293,13 @@ main(int argc, char **argv)
 						 "number from 1, got '%s'",
 				    optarg);
 			o.max_queue = (size_t) v;
+			break;
+		case 'p':
+			if (parse_int(optarg, 0, 64, &v) != 0)
+				return die_usage("--pipeline: expected a whole "
+						 "number from 0 to 64, got '%s'",
+				    optarg);
+			o.pipeline = (int) v;
 			break;
 		case 'd':
 			if (parse_int(optarg, 0, 86400, &v) != 0)

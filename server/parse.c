@@ -31,7 +31,7 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 			out->token = (const char *) f.data;
 			out->token_len = f.len;
 		} else if (f.number >= BODY_CALL &&
-			   f.number <= BODY_ACTOR_DESTROY &&
+			   f.number <= BODY_BATCH &&
 			   f.type == WIRE_LEN) {
 			/* Last one wins, as for any protobuf oneof. */
 			out->body = (enum parse_body) f.number;
@@ -54,7 +54,7 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 		out->code = GILD__V1__CODE__INVALID_ARGUMENT;
 		snprintf(out->message, sizeof(out->message),
 		    "request %" PRIu64 " has no body: set call, cancel, status, "
-		    "ping, stream_next or an actor request",
+		    "ping, stream_next, batch or an actor request",
 		    out->id);
 		return;
 	}

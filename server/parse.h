@@ -20,6 +20,7 @@ enum parse_body {
 	BODY_ACTOR_NEW = 7,
 	BODY_ACTOR_GET = 8,
 	BODY_ACTOR_DESTROY = 9,
+	BODY_BATCH = 10,
 };
 
 typedef struct parsed_request {

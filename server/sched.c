@@ -9,15 +9,19 @@
 typedef struct slot {
 	bool ready;
 	int running;
+	int ahead; /* of them, sent ahead: waiting in the worker */
 	job *jobs; /* running here, doubly linked, unordered */
 } slot;
 
 struct sched {
 	int nslots;
 	int per_slot;
+	int pipeline; /* jobs a slot may hold ahead, past per_slot */
+	uint64_t seq; /* jobs sent to slots so far */
 	size_t max_queue;
 	size_t queued;
 	size_t running;
+	size_t ahead;
 	int rr; /* where the next search for a slot starts */
 	job *head, *tail; /* the FIFO queue */
 	slot *slots;
@@ -67,9 +71,27 @@ queue_unlink(sched *s, job *j)
 	s->queued--;
 }
 
-static void
-slot_link(slot *sl, job *j)
+void
+sched_set_pipeline(sched *s, int depth)
 {
+	s->pipeline = depth < 0		     ? 0
+		      : depth > SCHED_PIPELINE_MAX ? SCHED_PIPELINE_MAX
+						   : depth;
+}
+
+/* Links j to sl as the newest job sent there: ahead when the slot already
+ * runs all it can at once. */
+static void
+slot_link(sched *s, slot *sl, job *j)
+{
+	int started = 0;
+
+	for (const job *q = sl->jobs; q != NULL; q = q->next)
+		started += !q->ahead;
+	j->ahead = j->pipelinable && started >= s->per_slot;
+	sl->ahead += j->ahead;
+	s->ahead += j->ahead;
+	j->seq = ++s->seq;
 	j->prev = NULL;
 	j->next = sl->jobs;
 	if (sl->jobs)
@@ -90,6 +112,29 @@ slot_unlink(sched *s, slot *sl, job *j)
 	j->next = j->prev = NULL;
 	sl->running--;
 	s->running--;
+	sl->ahead -= j->ahead;
+	s->ahead -= j->ahead;
+}
+
+/* Unlinks j, which its worker finished. The worker takes its calls in the
+ * order they were sent: the oldest one waiting starts in the room j
+ * leaves. */
+static void
+slot_finish(sched *s, slot *sl, job *j)
+{
+	job *next = NULL;
+
+	slot_unlink(s, sl, j);
+	if (j->ahead)
+		return;
+	for (job *q = sl->jobs; q != NULL; q = q->next)
+		if (q->ahead && (next == NULL || q->seq < next->seq))
+			next = q;
+	if (next != NULL) {
+		next->ahead = false;
+		sl->ahead--;
+		s->ahead--;
+	}
 }
 
 int
@@ -122,6 +167,14 @@ room(const sched *s, const slot *sl, const job *j)
 		return false;
 	if (sl->running < s->per_slot)
 		return true;
+	if (j != NULL && j->pipelinable &&
+	    sl->running < s->per_slot + s->pipeline) {
+		const job *q = sl->jobs;
+		while (q != NULL && q->pipelinable)
+			q = q->next;
+		if (q == NULL)
+			return true; /* it waits its turn in the worker */
+	}
 	if (j == NULL || j->concurrency <= running)
 		return false;
 	for (const job *q = sl->jobs; q != NULL; q = q->next)
@@ -212,7 +265,7 @@ sched_take_same(sched *s, const job *j, job **out, size_t max)
 		queue_unlink(s, q);
 		q->state = JOB_RUNNING;
 		q->slot = j->slot;
-		slot_link(&s->slots[j->slot], q);
+		slot_link(s, &s->slots[j->slot], q);
 		s->running++;
 		out[n++] = q;
 	}
@@ -231,7 +284,7 @@ sched_next(sched *s)
 	queue_unlink(s, j);
 	j->state = JOB_RUNNING;
 	j->slot = best;
-	slot_link(&s->slots[best], j);
+	slot_link(s, &s->slots[best], j);
 	s->running++;
 	return j;
 }
@@ -260,6 +313,8 @@ sched_slot_lost(sched *s, int slot)
 		return NULL;
 	sl = &s->slots[slot];
 	sl->ready = false;
+	/* Newest first off the slot, so oldest first in the list; each keeps
+	 * its ahead flag (whether it had started) for the caller. */
 	while ((j = sl->jobs) != NULL) {
 		slot_unlink(s, sl, j);
 		j->state = JOB_DONE;
@@ -276,7 +331,8 @@ sched_complete(sched *s, int slot, uint64_t id)
 		return NULL;
 	for (job *j = s->slots[slot].jobs; j != NULL; j = j->next) {
 		if (j->id == id) {
-			slot_unlink(s, &s->slots[slot], j);
+			slot_finish(s, &s->slots[slot], j);
+			j->ahead = false;
 			j->state = JOB_DONE;
 			j->slot = -1;
 			return j;
@@ -310,6 +366,7 @@ sched_requeue(sched *s, job *j)
 {
 	j->state = JOB_QUEUED;
 	j->slot = -1;
+	j->ahead = false;
 	j->prev = NULL;
 	j->next = s->head;
 	if (s->head)
@@ -374,6 +431,18 @@ size_t
 sched_running(const sched *s)
 {
 	return s->running;
+}
+
+size_t
+sched_ahead(const sched *s)
+{
+	return s->ahead;
+}
+
+int
+sched_slot_ahead(const sched *s, int slot)
+{
+	return slot >= 0 && slot < s->nslots ? s->slots[slot].ahead : 0;
 }
 
 int

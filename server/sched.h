@@ -32,6 +32,11 @@ typedef struct job {
 	uint32_t concurrency; /* how many such jobs one slot may run at once
 				 (async functions); 0 or 1: alone */
 	int pinned;           /* slot + 1 it must run on (an actor's), 0: any */
+	bool pipelinable;     /* may wait in a busy worker (sched_set_pipeline):
+				 a plain call, not a stream, actor or batch */
+	bool ahead;           /* RUNNING but sent ahead: waiting in its worker
+				 behind the calls the slot runs now */
+	uint64_t seq;         /* the order it was sent to its slot in */
 	struct job *next, *prev; /* scheduler links: queue or slot list */
 } job;
 
@@ -45,6 +50,14 @@ int sched_init(sched **out, int slots, int per_slot, size_t max_queue);
 /* Frees the scheduler, not the jobs (the server ends and frees them first).
  * Accepts NULL. */
 void sched_fini(sched *s);
+
+/* Lets each slot hold up to `depth` pipelinable jobs beyond per_slot while
+ * every slot is busy: they wait in the worker, so it starts the next one
+ * without a round trip to the front end (0, the default: none). A slot with
+ * room always comes first, so a lone call is never sent ahead. At most
+ * SCHED_PIPELINE_MAX. */
+#define SCHED_PIPELINE_MAX 64
+void sched_set_pipeline(sched *s, int depth);
 
 /* Queues j (state JOB_NEW) at the tail. Returns 0, or -EAGAIN when the queue
  * is full (j untouched: the caller still owns and ends it). */
@@ -80,8 +93,8 @@ void sched_slot_ready(sched *s, int slot);
 void sched_slot_pause(sched *s, int slot);
 
 /* Worker `slot` is gone: it takes no jobs until sched_slot_ready. Its running
- * jobs are unlinked, marked JOB_DONE and returned as a list (through ->next)
- * for the caller to fail. */
+ * jobs are unlinked, marked JOB_DONE and returned as a list (through ->next),
+ * oldest first, for the caller to fail; those still `ahead` never started. */
 job *sched_slot_lost(sched *s, int slot);
 
 /* The job `id` running on `slot` has finished: it is unlinked, marked
@@ -112,9 +125,11 @@ job *sched_take_pipe(sched *s, uint32_t pipe);
 job *sched_take_all(sched *s);
 
 size_t sched_queued(const sched *s);
-size_t sched_running(const sched *s);
+size_t sched_running(const sched *s); /* sent to workers, ahead included */
+size_t sched_ahead(const sched *s);   /* sent ahead, not started yet */
 /* Number of slots that are ready, and jobs running on one slot. */
 int sched_ready_slots(const sched *s);
 int sched_slot_running(const sched *s, int slot);
+int sched_slot_ahead(const sched *s, int slot);
 
 #endif

@@ -75,6 +75,9 @@ typedef struct sjob {
 	bool internal;         /* the server's own (an actor's restart or end):
 				  no client waits for its reply */
 	bool answered;         /* its client was answered, with end_code */
+	bool replied;          /* answered before its worker's answer came (it
+				  was interrupted while sent ahead): that
+				  answer is dropped */
 	int end_code;          /* a gild.v1.Code */
 } sjob;
 
@@ -316,6 +319,10 @@ job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
 	sjob *sj = (sjob *) j;
 	va_list ap;
 
+	if (sj->replied) {
+		job_free(j); /* its client has its answer */
+		return;
+	}
 	va_start(ap, fmt);
 	job_answered(sj, code);
 	if (sj->internal) {
@@ -372,15 +379,27 @@ job_timer_arm(server *srv, sjob *sj, uint32_t ms)
 	return evtimer_add(sj->timer, &tv);
 }
 
+static const char *unstarted_why(const server *srv, const sjob *sj,
+    Gild__V1__Code code, char *buf, size_t len);
+
 /* Stops a running job: the worker raises DeadlineInterrupt or
  * CancelInterrupt in it, and if it has not ended after --kill-grace the
- * worker is killed. */
+ * worker is killed. One sent ahead has not started: the worker will skip
+ * it, and its client is told now, as for a call still queued. */
 static void
 job_interrupt(server *srv, sjob *sj, int code)
 {
+	char why[256];
+
 	if (sj->interrupt != 0)
 		return; /* already on its way out */
 	sj->interrupt = code;
+	if (sj->j.ahead && !sj->internal && sj->st == NULL) {
+		job_answered(sj, code);
+		reply_error(srv, sj->j.reply_to, sj->j.request_id, code, "%s",
+		    unstarted_why(srv, sj, code, why, sizeof(why)));
+		sj->replied = true;
+	}
 	log_debug("interrupting job %" PRIu64 " ('%.*s') on worker %d: %s",
 	    sj->j.id, (int) sj->j.function_len, sj->j.function, sj->j.slot,
 	    code == GILD__V1__CODE__CANCELLED ? "cancelled" : "deadline");
@@ -391,23 +410,48 @@ job_interrupt(server *srv, sjob *sj, int code)
 		    "cannot interrupt its call");
 }
 
+/* Calls waiting for a worker (queued, or sent ahead to a busy one) and
+ * running, as status and /metrics show them. */
+static void
+call_counts(const server *srv, uint64_t *queued, uint64_t *in_flight)
+{
+	size_t ahead = sched_ahead(srv->sch);
+
+	*queued = sched_queued(srv->sch) + ahead;
+	*in_flight = sched_running(srv->sch) - ahead;
+}
+
+/* Why a call ends without having run: its deadline passed while it waited
+ * (DEADLINE_EXCEEDED), or its client cancelled it (CANCELLED). */
+static const char *
+unstarted_why(const server *srv, const sjob *sj, Gild__V1__Code code,
+    char *buf, size_t len)
+{
+	uint64_t queued, in_flight;
+
+	if (code != GILD__V1__CODE__DEADLINE_EXCEEDED)
+		return "cancelled by the client before it ran";
+	call_counts(srv, &queued, &in_flight);
+	snprintf(buf, len,
+	    "deadline of %" PRIu32 " ms passed before '%.*s' could run: "
+	    "every worker was busy (%" PRIu64 " calls queued)",
+	    sj->timeout_ms, (int) sj->j.function_len, sj->j.function, queued);
+	return buf;
+}
+
 /* Ends a job that has not run: its deadline passed in the queue, or it was
  * cancelled there. */
 static void
-job_end_queued(server *srv, sjob *sj, Gild__V1__Code code, const char *why)
+job_end_queued(server *srv, sjob *sj, Gild__V1__Code code)
 {
+	char why[256];
+
 	if (sj->j.state == JOB_QUEUED)
 		sched_remove_queued(srv->sch, &sj->j);
 	else if (sj->act != NULL) /* waiting for its actor's earlier calls */
 		actor_unlink(sj->act, sj->j.pipe, sj->j.request_id);
-	if (code == GILD__V1__CODE__DEADLINE_EXCEEDED)
-		job_fail(srv, &sj->j, code,
-		    "deadline of %" PRIu32 " ms passed before '%.*s' could "
-		    "run: every worker was busy (%zu calls queued)",
-		    sj->timeout_ms, (int) sj->j.function_len, sj->j.function,
-		    sched_queued(srv->sch));
-	else
-		job_fail(srv, &sj->j, code, "%s", why);
+	job_fail(srv, &sj->j, code, "%s",
+	    unstarted_why(srv, sj, code, why, sizeof(why)));
 }
 
 static void check_drained(server *srv);
@@ -422,10 +466,17 @@ on_job_timer(evutil_socket_t fd, short what, void *arg)
 
 	if (sj->j.state == JOB_QUEUED ||
 	    (sj->j.state == JOB_NEW && sj->act != NULL)) {
-		job_end_queued(srv, sj, GILD__V1__CODE__DEADLINE_EXCEEDED, NULL);
+		job_end_queued(srv, sj, GILD__V1__CODE__DEADLINE_EXCEEDED);
 		check_drained(srv);
 	} else if (sj->j.state == JOB_RUNNING && sj->interrupt == 0) {
 		job_interrupt(srv, sj, GILD__V1__CODE__DEADLINE_EXCEEDED);
+	} else if (sj->j.state == JOB_RUNNING && sj->j.ahead) {
+		/* Still waiting in the worker behind other calls: it ends as
+		 * soon as it starts, so there is nothing to kill yet. */
+		if (job_timer_arm(srv, sj, (uint32_t) srv->opts->kill_grace_ms) !=
+		    0)
+			supervisor_kill(srv->sup, sj->j.slot,
+			    "cannot wait for an interrupted call");
 	} else if (sj->j.state == JOB_RUNNING) {
 		snprintf(reason, sizeof(reason),
 		    "'%.*s' did not stop within --kill-grace (%d ms) after it "
@@ -1162,6 +1213,10 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 	sj->batch = pr->stream ? 0 : fo.batch;
 	sj->batch_wait_us = fo.batch_wait_us;
 	j->concurrency = fo.concurrency;
+	/* Only a plain call may wait in a busy worker: a stream holds its
+	 * worker for long, actors and batches have their own order. */
+	j->pipelinable = act == NULL && !pr->stream && sj->batch == 0 &&
+			 fo.concurrency <= 1;
 	sj->arrived_busy = !sched_has_room(srv->sch) || sched_queued(srv->sch) > 0;
 	clock_gettime(CLOCK_MONOTONIC, &sj->arrived);
 	j->id = ++srv->next_job_id;
@@ -1346,15 +1401,13 @@ on_cancel(server *srv, listener_req *req, const parsed_request *pr)
 
 	j = sched_find(srv->sch, listener_req_pipe(req), pr->cancel_target);
 	if (j != NULL && j->state == JOB_QUEUED) {
-		job_end_queued(srv, (sjob *) j, GILD__V1__CODE__CANCELLED,
-		    "cancelled by the client before it ran");
+		job_end_queued(srv, (sjob *) j, GILD__V1__CODE__CANCELLED);
 		check_drained(srv);
 	} else if (j != NULL) {
 		job_interrupt(srv, (sjob *) j, GILD__V1__CODE__CANCELLED);
 	} else if ((j = actor_waiting_find(srv, listener_req_pipe(req),
 			pr->cancel_target)) != NULL) {
-		job_end_queued(srv, (sjob *) j, GILD__V1__CODE__CANCELLED,
-		    "cancelled by the client before it ran");
+		job_end_queued(srv, (sjob *) j, GILD__V1__CODE__CANCELLED);
 		check_drained(srv);
 	} else if ((st = stream_find(srv, listener_req_pipe(req),
 			pr->cancel_target)) != NULL) {
@@ -1473,6 +1526,7 @@ status_fill(server *srv, Gild__V1__Status *st, Gild__V1__WorkerStatus *ws,
 		ws[i].jobs_done = info.jobs_done;
 		ws[i].restarts = info.restarts;
 		ws[i].recycles = info.recycles;
+		ws[i].waiting = (uint32_t) sched_slot_ahead(srv->sch, i);
 		wp[i] = &ws[i];
 	}
 	st->server_version = GILD_VERSION;
@@ -1486,8 +1540,7 @@ status_fill(server *srv, Gild__V1__Status *st, Gild__V1__WorkerStatus *ws,
 	    &st->n_functions);
 	st->n_workers = (size_t) n;
 	st->workers = wp;
-	st->queued = sched_queued(srv->sch);
-	st->in_flight = sched_running(srv->sch);
+	call_counts(srv, &st->queued, &st->in_flight);
 	st->calls_total = srv->calls_total;
 	st->uptime_s = uptime(srv);
 	st->python_version = (char *) (pyver ? pyver : "");
@@ -1561,8 +1614,7 @@ http_metrics_text(void *arg)
 		supervisor_info(srv->sup, i, &info);
 		state[i] = slot_state(srv, i, &info);
 	}
-	now.queued = sched_queued(srv->sch);
-	now.in_flight = sched_running(srv->sch);
+	call_counts(srv, &now.queued, &now.in_flight);
 	now.workers = n;
 	now.worker_state = state;
 	now.n_reasons = supervisor_restarts(srv->sup, &now.restart_reason,
@@ -1602,6 +1654,133 @@ token_ok(const char *want, const char *got, size_t len)
 	return d == 0;
 }
 
+/* Most requests in one batch. */
+#define BATCH_REQUESTS_MAX 4096
+
+static void on_batch(server *srv, listener_req *req, nng_msg *msg,
+    const parsed_request *pr);
+
+/* Serves one request whose token was checked (alone, or in a batch: then
+ * in_batch): takes msg, answers req once. */
+static void
+dispatch(server *srv, listener_req *req, nng_msg *msg,
+    const parsed_request *pr, bool in_batch)
+{
+	if (pr->code != 0) {
+		reply_error(srv, req, pr->id, (Gild__V1__Code) pr->code, "%s",
+		    pr->message);
+		if (pr->body == BODY_CALL)
+			count_refused(srv, pr, pr->code);
+	} else if (srv->state != SRV_RUNNING && pr->body == BODY_CALL) {
+		reply_error(srv, req, pr->id, GILD__V1__CODE__UNAVAILABLE,
+		    "server is shutting down");
+		count_refused(srv, pr, GILD__V1__CODE__UNAVAILABLE);
+	} else {
+		switch (pr->body) {
+		case BODY_CALL:
+			on_call(srv, req, msg, pr);
+			return; /* on_call took msg */
+		case BODY_CANCEL:
+			on_cancel(srv, req, pr);
+			break;
+		case BODY_STATUS:
+			on_status(srv, req, pr->id);
+			break;
+		case BODY_STREAM_NEXT:
+			on_stream_next(srv, req, pr);
+			break;
+		case BODY_ACTOR_NEW:
+			if (srv->state != SRV_RUNNING) {
+				reply_error(srv, req, pr->id,
+				    GILD__V1__CODE__UNAVAILABLE,
+				    "server is shutting down");
+				break;
+			}
+			on_actor_new(srv, req, msg, pr);
+			return; /* took msg */
+		case BODY_ACTOR_GET:
+			on_actor_get(srv, req, pr);
+			break;
+		case BODY_ACTOR_DESTROY:
+			on_actor_destroy(srv, req, pr);
+			break;
+		case BODY_BATCH:
+			if (in_batch) {
+				reply_error(srv, req, pr->id,
+				    GILD__V1__CODE__INVALID_ARGUMENT,
+				    "a batch cannot hold another batch");
+				break;
+			}
+			on_batch(srv, req, msg, pr);
+			return; /* took msg */
+		default:
+			on_ping(srv, req, pr);
+			break;
+		}
+	}
+	nng_msg_free(msg);
+}
+
+/* Request.batch: each request in it is served as if it had come alone, its
+ * reply collected into the batch's one reply. Takes msg. */
+static void
+on_batch(server *srv, listener_req *req, nng_msg *msg,
+    const parsed_request *pr)
+{
+	const uint8_t *p = pr->data, *end = pr->data + pr->len;
+	wire_field f;
+	size_t n = 0;
+	int rc;
+
+	while ((rc = wire_next(&p, end, &f)) == 1)
+		n += f.number == 1 && f.type == WIRE_LEN;
+	if (rc < 0 || n == 0 || n > BATCH_REQUESTS_MAX) {
+		reply_error(srv, req, pr->id, GILD__V1__CODE__INVALID_ARGUMENT,
+		    rc < 0    ? "malformed batch: not a valid gild.v1.Batch "
+				"message"
+		    : n == 0 ? "empty batch: it holds no request"
+			     : "batch of %zu requests: at most %d",
+		    n, BATCH_REQUESTS_MAX);
+		nng_msg_free(msg);
+		return;
+	}
+	if (listener_batch_begin(srv->lst, req, pr->id) != 0) {
+		reply_error(srv, req, pr->id,
+		    GILD__V1__CODE__RESOURCE_EXHAUSTED, "server out of memory");
+		nng_msg_free(msg);
+		return;
+	}
+	for (p = pr->data; wire_next(&p, end, &f) == 1;) {
+		parsed_request sub;
+		listener_req *m;
+		nng_msg *copy;
+
+		if (f.number != 1 || f.type != WIRE_LEN)
+			continue;
+		/* Each gets its own copy: a call's job keeps its request. */
+		if ((m = listener_batch_member(srv->lst, req)) == NULL) {
+			log_error("out of memory: the rest of batch %" PRIu64
+				  " is not answered",
+			    pr->id);
+			break;
+		}
+		if (nng_msg_alloc(&copy, f.len) != 0) {
+			parse_request(f.data, f.len, srv->opts->max_message,
+			    &sub);
+			reply_error(srv, m, sub.id,
+			    GILD__V1__CODE__RESOURCE_EXHAUSTED,
+			    "server out of memory");
+			continue;
+		}
+		memcpy(nng_msg_body(copy), f.data, f.len);
+		parse_request(nng_msg_body(copy), f.len,
+		    srv->opts->max_message, &sub);
+		dispatch(srv, m, copy, &sub, true);
+	}
+	listener_batch_end(srv->lst, req);
+	nng_msg_free(msg);
+}
+
 /* Every request from the listener; takes msg, answers req once. */
 static void
 on_request(void *arg, listener_req *req, nng_msg *msg)
@@ -1619,50 +1798,10 @@ on_request(void *arg, listener_req *req, nng_msg *msg)
 					   : "wrong token");
 		if (pr.body == BODY_CALL)
 			count_refused(srv, &pr, GILD__V1__CODE__UNAUTHENTICATED);
-	} else if (pr.code != 0) {
-		reply_error(srv, req, pr.id, (Gild__V1__Code) pr.code, "%s",
-		    pr.message);
-		if (pr.body == BODY_CALL)
-			count_refused(srv, &pr, pr.code);
-	} else if (srv->state != SRV_RUNNING && pr.body == BODY_CALL) {
-		reply_error(srv, req, pr.id, GILD__V1__CODE__UNAVAILABLE,
-		    "server is shutting down");
-		count_refused(srv, &pr, GILD__V1__CODE__UNAVAILABLE);
-	} else {
-		switch (pr.body) {
-		case BODY_CALL:
-			on_call(srv, req, msg, &pr);
-			return; /* on_call took msg */
-		case BODY_CANCEL:
-			on_cancel(srv, req, &pr);
-			break;
-		case BODY_STATUS:
-			on_status(srv, req, pr.id);
-			break;
-		case BODY_STREAM_NEXT:
-			on_stream_next(srv, req, &pr);
-			break;
-		case BODY_ACTOR_NEW:
-			if (srv->state != SRV_RUNNING) {
-				reply_error(srv, req, pr.id,
-				    GILD__V1__CODE__UNAVAILABLE,
-				    "server is shutting down");
-				break;
-			}
-			on_actor_new(srv, req, msg, &pr);
-			return; /* took msg */
-		case BODY_ACTOR_GET:
-			on_actor_get(srv, req, &pr);
-			break;
-		case BODY_ACTOR_DESTROY:
-			on_actor_destroy(srv, req, &pr);
-			break;
-		default:
-			on_ping(srv, req, &pr);
-			break;
-		}
+		nng_msg_free(msg);
+		return;
 	}
-	nng_msg_free(msg);
+	dispatch(srv, req, msg, &pr, false);
 }
 
 /* ---- worker events ---------------------------------------------------- */
@@ -1711,12 +1850,17 @@ static void
 on_worker_lost(void *arg, int slot, const char *reason)
 {
 	server *srv = arg;
+	job *ahead[SCHED_PIPELINE_MAX];
+	size_t nahead = 0;
 	job *j, *next;
 
 	for (j = sched_slot_lost(srv->sch, slot); j != NULL; j = next) {
 		sjob *sj = (sjob *) j;
 		next = j->next;
-		if (sj->interrupt != 0) {
+		if (j->ahead) {
+			/* Sent ahead and never started: it runs elsewhere. */
+			ahead[nahead++] = j;
+		} else if (sj->interrupt != 0) {
 			job_end_interrupted(srv, sj);
 		} else if (sj->retries_left > 0 && sj->st == NULL &&
 			   sj->act == NULL && srv->state != SRV_STOPPING) {
@@ -1731,6 +1875,14 @@ on_worker_lost(void *arg, int slot, const char *reason)
 			    "worker %d died while running '%.*s': %s", slot,
 			    (int) j->function_len, j->function, reason);
 		}
+	}
+	/* Back at the head of the queue in the order they came. */
+	while (nahead > 0) {
+		sjob *sj = (sjob *) ahead[--nahead];
+		if (sj->interrupt != 0)
+			job_end_interrupted(srv, sj);
+		else
+			sched_requeue(srv->sch, ahead[nahead]);
 	}
 	/* The actors it held are gone with it. */
 	for (actor *a = srv->actors.all, *anext; a != NULL; a = anext) {
@@ -1995,6 +2147,7 @@ server_run(const server_opts *opts)
 		srv.exit_code = 1;
 		goto out;
 	}
+	sched_set_pipeline(srv.sch, opts->pipeline);
 	/* Twice --max-message is read, so a request a little over the limit
 	 * gets a clear error; past that nng drops the connection. */
 	if (listener_init(&srv.lst, srv.base, 2 * opts->max_message,

@@ -25,6 +25,8 @@ typedef struct server_opts {
 	bool spawn_exec;          /* exec each worker instead of forking the template */
 	bool free_threaded;       /* --runtime free-threaded (gild-worker-ft) */
 	int threads;              /* Python threads per worker (1: process) */
+	int pipeline;             /* calls a busy worker may hold waiting
+				     (sched_set_pipeline; 0: none) */
 	const char *http;         /* --http HOST:PORT side port, or NULL */
 	uint32_t slow_ms;         /* log calls slower than this (0: none) */
 	const char *token;        /* --token / GILD_TOKEN: required on every

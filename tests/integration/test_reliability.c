@@ -372,7 +372,7 @@ worker_pids(gild_client *c, int64_t *pids, int max)
 typedef struct killer {
 	const char *url;
 	atomic_bool stop;
-	int kills;
+	atomic_int kills;
 } killer;
 
 /* Every 50 ms, SIGKILL a random worker, until told to stop (60 s at most). */
@@ -397,15 +397,24 @@ killer_main(void *arg)
 	return NULL;
 }
 
-/* Item 4: while 5,000 calls run, a random worker is SIGKILLed every 50 ms.
+/* Whether the chaos test sends more calls: until `n` of at least N are
+ * out and the killer has killed 10 times, at most `max`. */
+static bool
+more(int n, killer *k, int max)
+{
+	return n < max && (n < 5000 || atomic_load(&k->kills) < 10);
+}
+
+/* Item 4: while at least 5,000 calls run, a random worker is SIGKILLed
+ * every 50 ms (at least 10 times: calls go on, up to NMAX, until then).
  * Every call gets exactly one reply, its correct result or WORKER_LOST;
  * the server stays up and the pool is back to full size after. */
 static void
 test_chaos(void)
 {
-	enum { N = 5000, WINDOW = 32 };
-	static gild_call_id ids[N];
-	static int64_t want[N];
+	enum { N = 5000, NMAX = 100000, WINDOW = 32 }; /* N: as in more() */
+	static gild_call_id ids[NMAX];
+	static int64_t want[NMAX];
 	server s;
 	killer k = {0};
 	pthread_t thr;
@@ -417,9 +426,11 @@ test_chaos(void)
 	k.url = s.p.url;
 	CU_ASSERT_EQUAL_FATAL(pthread_create(&thr, NULL, killer_main, &k), 0);
 	/* Closed loop, WINDOW calls in flight, bounded by count and time. */
-	for (end = now_s() + 120; done < N && now_s() < end;) {
+	for (end = now_s() + 120;
+	     done < sent || (more(sent, &k, NMAX) && now_s() < end);) {
 		gild_result res = {0};
-		while (sent < N && sent - done < WINDOW) {
+		while (more(sent, &k, NMAX) && sent - done < WINDOW &&
+		       now_s() < end) {
 			gild_value *args = gild_list();
 			gild_list_append(args, gild_int(sent));
 			gild_list_append(args, gild_int(sent));
@@ -430,6 +441,8 @@ test_chaos(void)
 			gild_value_free(args);
 			sent++;
 		}
+		if (done == sent)
+			break; /* could not send */
 		if (gild_wait(s.c, ids[done], 30000, &res) != GILD_OK) {
 			CU_FAIL("a call got no reply within 30 s");
 			break;
@@ -446,12 +459,12 @@ test_chaos(void)
 	atomic_store(&k.stop, true);
 	pthread_join(thr, NULL);
 	fprintf(stderr, "\n  %d calls: %d results, %d WORKER_LOST; %d kills\n",
-	    done, ok, lost, k.kills);
-	CU_ASSERT_EQUAL(done, N);
-	CU_ASSERT_EQUAL(ok + lost, N);
+	    done, ok, lost, atomic_load(&k.kills));
+	CU_ASSERT(done >= N);
+	CU_ASSERT_EQUAL(ok + lost, done);
 	CU_ASSERT_EQUAL(other, 0);
-	CU_ASSERT(k.kills >= 10);
-	CU_ASSERT(ok > N / 2);
+	CU_ASSERT(atomic_load(&k.kills) >= 10);
+	CU_ASSERT(ok > done / 2);
 	/* Nothing else comes: every call had exactly one reply. */
 	{
 		gild_result extra = {0};
@@ -702,6 +715,69 @@ test_connection_churn(void)
 	served_stop(&s);
 }
 
+/* Waits up to 10 s for the status field to reach want. */
+static bool
+status_reaches(gild_client *c, const char *field, int64_t want)
+{
+	for (double end = now_s() + 10; now_s() < end; usleep(5000))
+		if (served_status_int(c, field, false) == want)
+			return true;
+	return false;
+}
+
+/* --pipeline: calls sent ahead to a busy worker wait in it. When it is
+ * killed they had not started, so they run on its replacement instead of
+ * ending with WORKER_LOST; and a deadline that passes while one waits does
+ * not get the worker killed under the call it is running. */
+static void
+test_pipeline_waiting_calls(void)
+{
+	static const char *const extra[] = {"--pipeline", "4", "--kill-grace",
+	    "0.2", NULL};
+	server s;
+	gild_result res;
+	gild_call_id slow, quick[3], late;
+	int64_t pid0, pid1;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, extra), 0);
+	pid0 = worker_pid(s.c);
+	slow = served_submit(s.c, "stuck", gild_float(20.0), 0);
+	CU_ASSERT(status_reaches(s.c, "in_flight", 1));
+	for (int i = 0; i < 3; i++)
+		quick[i] = served_submit(s.c, "pid", NULL, 0);
+	/* The three wait in the worker (still counted as queued). */
+	CU_ASSERT(status_reaches(s.c, "queued", 3));
+	CU_ASSERT_EQUAL(served_status_int(s.c, "waiting", true), 3);
+	CU_ASSERT_EQUAL(served_status_int(s.c, "in_flight", false), 1);
+	CU_ASSERT_EQUAL_FATAL(kill((pid_t) pid0, SIGKILL), 0);
+	CU_ASSERT_EQUAL(served_wait(s.c, slow, &res), GILD_WORKER_LOST);
+	gild_result_clear(&res);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(served_wait(s.c, quick[i], &res), GILD_OK);
+		pid1 = gild_value_int(res.value);
+		CU_ASSERT(pid1 > 0 && pid1 != pid0); /* ran on the new worker */
+		gild_result_clear(&res);
+	}
+
+	/* A 100 ms deadline passes while the call waits behind a 1 s one:
+	 * it ends DEADLINE_EXCEEDED at once, as a queued call does, and the
+	 * worker is not killed after --kill-grace (0.2 s) for it. */
+	pid1 = worker_pid(s.c);
+	slow = served_submit(s.c, "stuck", gild_float(1.0), 0);
+	CU_ASSERT(status_reaches(s.c, "in_flight", 1));
+	late = served_submit(s.c, "pid", NULL, 100);
+	CU_ASSERT_EQUAL(served_status_int(s.c, "waiting", true), 1);
+	CU_ASSERT_EQUAL(served_wait(s.c, late, &res), GILD_DEADLINE_EXCEEDED);
+	CU_ASSERT(message_has(&res, "before 'pid' could run"));
+	CU_ASSERT_EQUAL(served_status_int(s.c, "in_flight", false), 1);
+	gild_result_clear(&res);
+	CU_ASSERT_EQUAL(served_wait(s.c, slow, &res), GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_float(res.value), 1.0);
+	gild_result_clear(&res);
+	CU_ASSERT_EQUAL(worker_pid(s.c), pid1);
+	served_stop(&s);
+}
+
 /* Submits `add` calls back to back (collecting what comes back) until one
  * submit fails; counts the calls that went out. */
 typedef struct sender {
@@ -800,6 +876,8 @@ main(void)
 	CU_add_test(s, "SIGHUP reloads under load", test_sighup_reload);
 	CU_add_test(s, "SIGHUP reloads under load (--spawn exec)", test_sighup_reload_exec);
 	CU_add_test(s, "1,000 clients come and go", test_connection_churn);
+	CU_add_test(s, "--pipeline: waiting calls survive a kill and a deadline",
+	    test_pipeline_waiting_calls);
 	CU_add_test(s, "the server killed under a sending client",
 	    test_server_killed_under_sender);
 	return test_run_all();

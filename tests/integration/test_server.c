@@ -457,6 +457,100 @@ test_malformed_requests(void)
 	assert_still_serving();
 }
 
+/* gild_submit_many: 200 calls in one message, each answered as if it had
+ * come alone (results, NOT_FOUND, a Python error); bad batch sizes are
+ * refused by the client; the server refuses an empty batch and a batch
+ * inside a batch; a batch without the server's token fails every call in
+ * it with UNAUTHENTICATED. */
+static void
+test_batches(void)
+{
+	enum { N = 200 };
+	static const char *const extra[] = {"--token", "t0k", NULL};
+	gild_call_spec specs[N];
+	gild_value *args[N];
+	gild_call_id ids[N];
+	gild_error err = {0};
+	gild_result res;
+	gild_proc p;
+	gild_client *c = NULL;
+	const char *urls[1];
+	Gild__V1__Reply *r;
+
+	for (int i = 0; i < N; i++) {
+		args[i] = gild_list();
+		gild_list_append(args[i], gild_int(i));
+		gild_list_append(args[i], gild_int(i));
+		specs[i] = (gild_call_spec){"add", args[i], NULL, 0};
+	}
+	specs[N - 2].function = "no_such_function";
+	specs[N - 1].function = "fail";
+	specs[N - 1].args = NULL;
+	CU_ASSERT_EQUAL_FATAL(gild_submit_many(cli, specs, N, ids, &err),
+	    GILD_OK);
+	for (int i = 0; i < N; i++) {
+		CU_ASSERT_EQUAL_FATAL(gild_wait(cli, ids[i], 30000, &res),
+		    GILD_OK);
+		if (i < N - 2) {
+			CU_ASSERT_EQUAL(res.code, GILD_OK);
+			CU_ASSERT_EQUAL(gild_value_int(res.value), 2 * i);
+		} else {
+			CU_ASSERT_EQUAL(res.code, i == N - 2 ? GILD_NOT_FOUND
+							     : GILD_PYTHON_ERROR);
+		}
+		gild_result_clear(&res);
+	}
+	CU_ASSERT_EQUAL(gild_in_flight(cli), 0);
+	CU_ASSERT_EQUAL(gild_submit_many(cli, specs, 0, ids, &err),
+	    GILD_INVALID_ARGUMENT);
+	gild_error_clear(&err);
+	CU_ASSERT_EQUAL(gild_submit_many(cli, specs, GILD_MAX_BATCH + 1, ids,
+			    &err), GILD_INVALID_ARGUMENT);
+	gild_error_clear(&err);
+
+	/* Request{id 1, batch{[Request{id 2, batch{[Request{id 3,
+	 * ping}]}}]}}: the inner batch is refused, in the outer's reply. */
+	static const uint8_t nested[] = {0x08, 0x01, 0x52, 0x0c, 0x0a, 0x0a,
+	    0x08, 0x02, 0x52, 0x06, 0x0a, 0x04, 0x08, 0x03, 0x2a, 0x00};
+	r = raw_request(nested, sizeof(nested));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_EQUAL(r->id, 1);
+	CU_ASSERT_EQUAL_FATAL(r->body_case, GILD__V1__REPLY__BODY_BATCH);
+	CU_ASSERT_EQUAL_FATAL(r->batch->n_replies, 1);
+	CU_ASSERT_EQUAL(r->batch->replies[0]->id, 2);
+	CU_ASSERT_EQUAL_FATAL(r->batch->replies[0]->body_case,
+	    GILD__V1__REPLY__BODY_ERROR);
+	CU_ASSERT_EQUAL(r->batch->replies[0]->error->code,
+	    GILD__V1__CODE__INVALID_ARGUMENT);
+	CU_ASSERT(strstr(r->batch->replies[0]->error->message,
+		      "another batch") != NULL);
+	gild__v1__reply__free_unpacked(r, NULL);
+	static const uint8_t empty[] = {0x08, 0x04, 0x52, 0x00};
+	r = raw_request(empty, sizeof(empty));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_EQUAL(r->id, 4);
+	CU_ASSERT_EQUAL_FATAL(r->body_case, GILD__V1__REPLY__BODY_ERROR);
+	CU_ASSERT(strstr(r->error->message, "empty batch") != NULL);
+	gild__v1__reply__free_unpacked(r, NULL);
+	assert_still_serving();
+
+	/* Without the token: every call of the batch is refused. */
+	CU_ASSERT_EQUAL_FATAL(proc_start(&p, APP, 1, NULL, extra), 0);
+	urls[0] = p.url;
+	CU_ASSERT_EQUAL_FATAL(gild_connect(&c, urls, 1, NULL), GILD_OK);
+	CU_ASSERT_EQUAL(gild_submit_many(c, specs, 3, ids, &err), GILD_OK);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(gild_wait(c, ids[i], 30000, &res), GILD_OK);
+		CU_ASSERT_EQUAL(res.code, GILD_UNAUTHENTICATED);
+		gild_result_clear(&res);
+	}
+	CU_ASSERT_EQUAL(gild_in_flight(c), 0);
+	gild_close(c);
+	CU_ASSERT_EQUAL(proc_stop(&p), 0);
+	for (int i = 0; i < N; i++)
+		gild_value_free(args[i]);
+}
+
 static bool
 overlap(const gild_value *a, const gild_value *b)
 {
@@ -986,6 +1080,7 @@ main(void)
 	CU_add_test(s, "precise errors, still serving", test_errors);
 	CU_add_test(s, "oversized request refused", test_oversized_request);
 	CU_add_test(s, "stock cooked REQ client", test_stock_req_client);
+	CU_add_test(s, "batches (gild_submit_many)", test_batches);
 	CU_add_test(s, "malformed requests", test_malformed_requests);
 	CU_add_test(s, "two workers run in parallel", test_parallel_workers);
 	CU_add_test(s, "2,000 calls in flight", test_many_in_flight);

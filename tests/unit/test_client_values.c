@@ -794,6 +794,7 @@ test_codec_reply(void)
 	w.state = "idle";
 	w.jobs_done = UINT64_MAX;
 	w.restarts = 2;
+	w.waiting = 5;
 	st.queued = 3;
 	st.uptime_s = 1.5;
 	st.python_version = "3.11.2";
@@ -823,6 +824,7 @@ test_codec_reply(void)
 		    "uptime_s")), 1.5, 0);
 		wk = gild_value_item(gild_map_get(m, "workers"), 0);
 		CU_ASSERT_EQUAL(gild_value_int(gild_map_get(wk, "pid")), 4242);
+		CU_ASSERT_EQUAL(gild_value_int(gild_map_get(wk, "waiting")), 5);
 		CU_ASSERT_STRING_EQUAL(gild_value_str(gild_map_get(wk, "state"),
 		    NULL), "idle");
 		dec = gild_value_to_decimal(gild_map_get(wk, "jobs_done"));

@@ -44,6 +44,9 @@ test_requests(void)
 		"exceeds the server's --max-message of 3 bytes"},
 	    {"unknown fields ignored", B(0x08, 0x04, 0x78, 0x01, 0x2a, 0x00), 64,
 		0, BODY_PING, 4, NULL},
+	    /* Request{id 6, batch{requests [Request{id 7, ping{}}]}} */
+	    {"batch", B(0x08, 0x06, 0x52, 0x06, 0x0a, 0x04, 0x08, 0x07, 0x2a,
+		0x00), 64, 0, BODY_BATCH, 6, NULL},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

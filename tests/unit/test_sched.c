@@ -355,6 +355,87 @@ test_pinned_jobs(void)
 	sched_fini(s);
 }
 
+static job *
+mkplain(uint64_t id)
+{
+	job *j = mkjob(id, 1, id);
+	j->pipelinable = true;
+	return j;
+}
+
+/* --pipeline: with every slot busy, plain calls are sent ahead (up to the
+ * depth), never while a slot is free; the oldest waiting one starts when
+ * a call ends; a lost slot's waiting calls are marked as never started. */
+static void
+test_pipeline(void)
+{
+	sched *s;
+	job *j[8], *other = mkjob(100, 1, 100), *lost, *q;
+	int n;
+
+	for (int i = 0; i < 8; i++)
+		j[i] = mkplain((uint64_t) i + 1);
+	CU_ASSERT_EQUAL_FATAL(sched_init(&s, 2, 1, 100), 0);
+	sched_set_pipeline(s, 2);
+	sched_slot_ready(s, 0);
+	sched_slot_ready(s, 1);
+	for (int i = 0; i < 7; i++)
+		CU_ASSERT_EQUAL(sched_submit(s, j[i]), 0);
+	/* One each first: a free slot always wins. */
+	CU_ASSERT_PTR_EQUAL(sched_next(s), j[0]);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), j[1]);
+	CU_ASSERT_NOT_EQUAL(j[0]->slot, j[1]->slot);
+	CU_ASSERT_FALSE(j[0]->ahead);
+	CU_ASSERT_FALSE(j[1]->ahead);
+	/* Then two more each, waiting in the worker. */
+	for (int i = 2; i < 6; i++) {
+		CU_ASSERT_PTR_EQUAL(sched_next(s), j[i]);
+		CU_ASSERT_TRUE(j[i]->ahead);
+	}
+	CU_ASSERT_PTR_NULL(sched_next(s)); /* depth 2 reached everywhere */
+	CU_ASSERT_EQUAL(sched_slot_running(s, 0), 3);
+	CU_ASSERT_FALSE(sched_has_room(s)); /* no slot is free */
+	/* A call that may not wait (a stream, say) waits in the queue. */
+	sched_remove_queued(s, j[6]);
+	CU_ASSERT_EQUAL(sched_submit(s, other), 0);
+	CU_ASSERT_PTR_NULL(sched_next(s));
+	CU_ASSERT_EQUAL(sched_submit(s, j[6]), 0);
+	CU_ASSERT_PTR_NULL(sched_next(s)); /* behind the head, nothing is free */
+
+	/* j[0] ends: the oldest call waiting on its slot starts. */
+	n = j[0]->slot;
+	CU_ASSERT_PTR_EQUAL(sched_complete(s, n, j[0]->id), j[0]);
+	for (int i = 2; i < 6; i++)
+		if (j[i]->slot == n) {
+			CU_ASSERT_FALSE(j[i]->ahead); /* the first of them */
+			break;
+		}
+	/* The slot now runs one and holds one waiting: the plain call at
+	 * the head of the queue can't jump the stream queued before it. */
+	CU_ASSERT_PTR_NULL(sched_next(s));
+
+	/* The other slot dies: its started call is lost, the waiting ones
+	 * come back marked as never started, oldest first. */
+	n = j[1]->slot;
+	lost = sched_slot_lost(s, n);
+	CU_ASSERT_PTR_EQUAL(lost, j[1]);
+	CU_ASSERT_FALSE(lost->ahead);
+	for (q = lost->next, n = 0; q != NULL; q = q->next, n++) {
+		CU_ASSERT_TRUE(q->ahead);
+		if (q->next != NULL)
+			CU_ASSERT(q->seq < q->next->seq);
+	}
+	CU_ASSERT_EQUAL(n, 2);
+
+	/* Depth 0: one call per slot, as without pipelining. */
+	sched_set_pipeline(s, 0);
+	CU_ASSERT_PTR_NULL(sched_next(s));
+	sched_fini(s);
+	for (int i = 0; i < 8; i++)
+		free(j[i]);
+	free(other);
+}
+
 static void
 test_bad_init(void)
 {
@@ -383,6 +464,7 @@ main(void)
 	CU_add_test(s, "pause lets running jobs finish", test_pause_lets_running_finish);
 	CU_add_test(s, "batches take queued calls of one function", test_batch_same_function);
 	CU_add_test(s, "pinned jobs wait for their slot only", test_pinned_jobs);
+	CU_add_test(s, "pipelining plain calls to busy slots", test_pipeline);
 	CU_add_test(s, "bad arguments", test_bad_init);
 	return test_run_all();
 }

@@ -166,6 +166,18 @@ class PrecedenceTest(unittest.TestCase):
         self.assertEqual({k: v for k, (v, _) in first.items()},
                          {k: v for k, (v, _) in again.items()})
 
+    def test_example_file(self):
+        """deploy/gild.conf is a valid config file."""
+        example = os.path.join(ROOT, "deploy", "gild.conf")
+        me = pwd.getpwuid(os.getuid()).pw_name
+        got, out = print_config("--config", example, APP, "--user", me,
+                                env=clean_env(GILD_TOKEN="t"))
+        self.assertEqual(got["listen"][0],
+                         ["tcp://0.0.0.0:7700", "ipc:///run/gild/gild.sock"])
+        self.assertTrue(got["listen"][1].startswith("# from %s:" % example))
+        self.assertEqual(got["http"][0], ["127.0.0.1:8080"])
+        self.assertEqual(got["user"][0], [me])  # the flag beats the file
+
     def test_token_is_masked(self):
         secret = "hunter2-very-secret"
         for args, env in ((("--token", secret), clean_env()),

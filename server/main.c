@@ -271,9 +271,11 @@ set_by(const conf *c, const char *name, char *buf, size_t len)
 	return buf;
 }
 
-/* Reads every source into S, checks it and fills *o; print_config: only
- * as much as --print-config needs (no APP, a missing worker program is
- * shown as unset). Returns 0, or an exit status having printed why. */
+/* Reads the sources into S, lowest first (file, env, flags), checks them
+ * and fills *o. Sets *print_config for --print-config, which needs less:
+ * no APP, and a worker program not found is shown as unset. Returns 0;
+ * -1 when it answered --help or --version; or an exit status, having
+ * printed why. */
 static int
 configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
     char *worker_bin, size_t worker_bin_len, char *app_path,

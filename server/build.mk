@@ -15,3 +15,4 @@ BINS += $(B)/gild
 $(eval $(call cunit_test,test_sched,$(B)/server/sched.o,))
 $(eval $(call cunit_test,test_cpus,$(B)/server/cpus.o,))
 $(eval $(call cunit_test,test_parse,$(B)/server/parse.o $(B)/libgildproto.a,$(PROTOBUFC_LIBS)))
+$(eval $(call cunit_test,test_config,$(B)/server/config.o,))

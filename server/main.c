@@ -1,6 +1,8 @@
 /* gild: the command line of the server daemon. */
+#include "config.h"
 #include "cpus.h"
 #include "log.h"
+#include "privs.h"
 #include "server.h"
 
 #include <errno.h>
@@ -13,83 +15,198 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_LISTEN 32
+/* What the options set; main turns it into server_opts. */
+static struct settings {
+	const char *config, *app, *http, *token, *worker_bin, *user;
+	conf_list listen;
+	bool insecure;
+	long workers, threads, max_queue, pipeline, max_jobs, max_rss,
+	    default_timeout_ms, kill_grace_ms, worker_memory, drain_s, slow_ms;
+	size_t max_message;
+	int runtime, spawn, log_level, log_format; /* indexes into choices */
+} S = {
+    .max_message = 64u << 20,
+    .max_queue = 10000,
+    .pipeline = 8,
+    .kill_grace_ms = 2000,
+    .drain_s = 30,
+    .log_level = LOG_INFO,
+    .log_format = LOG_LOGFMT,
+};
 
-static const char usage[] =
-    "usage: gild serve APP [options]\n"
+static const char *const runtimes[] = {"process", "free-threaded", NULL};
+static const char *const spawns[] = {"fork", "exec", NULL};
+/* In enum log_level's and enum log_format's order. */
+static const char *const log_levels[] = {"debug", "info", "warn", "error",
+    NULL};
+static const char *const log_formats[] = {"logfmt", "json", NULL};
+
+/* 0 (no limit), or at least 64 MiB: less cannot hold a Python. */
+static int
+parse_worker_memory(const conf_opt *o, const char *text)
+{
+	return conf_int(o, text) != 0 ||
+			   (*(long *) o->dst != 0 && *(long *) o->dst < 64)
+		   ? -1
+		   : 0;
+}
+
+/* Every setting of gild serve, in --help's order. One entry is its flag
+ * (--name), its env var (GILD_NAME), its config file key (name), its
+ * check and its help. */
+static const conf_opt options[] = {
+    {.name = "config", .arg = "FILE", .parse = conf_string,
+	.dst = &S.config, .allowed = "a file name", .flags = CONF_NOFILE,
+	.help = "read settings from FILE, `name = value` lines (see\n"
+		"below and docs/operations.md); also GILD_CONFIG"},
+    {.name = "app", .arg = "APP", .parse = conf_string, .dst = &S.app,
+	.allowed = "a .py file or an importable module name",
+	.flags = CONF_NOFLAG, .help = "the app (the positional argument)"},
+    {.name = "listen", .arg = "URL", .parse = conf_url, .dst = &S.listen,
+	.allowed = "a URL such as tcp://127.0.0.1:7700 or "
+		   "ipc:///run/gild.sock",
+	.def = "tcp://127.0.0.1:7700", .flags = CONF_LIST,
+	.help = "where clients connect (repeatable; tcp://, ipc://,\n"
+		"ws://); default tcp://127.0.0.1:7700; tcp port 0\n"
+		"picks a free port (printed at start)"},
+    {.name = "token", .arg = "SECRET", .parse = conf_string, .dst = &S.token,
+	.allowed = "a non-empty secret", .flags = CONF_SECRET,
+	.help = "require SECRET on every request (better given as\n"
+		"GILD_TOKEN: a command line shows in ps; none: no\n"
+		"check); others get UNAUTHENTICATED"},
+    {.name = "insecure", .parse = conf_switch, .dst = &S.insecure,
+	.allowed = "true or false", .def = "false",
+	.help = "listen on a non-loopback address without a token\n"
+		"(refused otherwise)"},
+    {.name = "http", .arg = "HOST:PORT", .parse = conf_string, .dst = &S.http,
+	.allowed = "HOST:PORT, such as 127.0.0.1:8080",
+	.help = "also serve /healthz, /readyz, /status and\n"
+		"/metrics over HTTP there (off by default; port\n"
+		"0: a free port, printed at start)"},
+    {.name = "user", .arg = "NAME", .parse = conf_string, .dst = &S.user,
+	.allowed = "a user name or uid",
+	.help = "after binding the listeners and --http as the\n"
+		"starting user (root), run the server and every\n"
+		"worker as user NAME (default: stay who started)"},
+    {.name = "workers", .arg = "N", .parse = conf_int, .dst = &S.workers,
+	.min = 1, .max = 4096, .allowed = "a whole number from 1 to 4096",
+	.help = "worker processes (default: usable CPUs, honouring\n"
+		"the cgroup CPU quota and the affinity mask; with\n"
+		"--runtime free-threaded, 1)"},
+    {.name = "runtime", .arg = "R", .parse = conf_choice, .dst = &S.runtime,
+	.choices = runtimes, .allowed = "process or free-threaded",
+	.def = "process",
+	.help = "process (default): one Python per worker process,\n"
+		"with its GIL; free-threaded: workers embed a\n"
+		"free-threaded Python (gild-worker-ft) and run\n"
+		"calls on --threads threads each, in parallel"},
+    {.name = "threads", .arg = "T", .parse = conf_int, .dst = &S.threads,
+	.min = 1, .max = 1024, .allowed = "a whole number from 1 to 1024",
+	.help = "free-threaded runtime: Python threads per worker\n"
+		"(default: usable CPUs)"},
+    {.name = "max-message", .arg = "SIZE", .parse = conf_size,
+	.dst = &S.max_message,
+	.allowed = "a size such as 1048576, 512K or 64M (at most 2046M)",
+	.def = "64M",
+	.help = "largest request or result (default 64M; K, M, G)"},
+    {.name = "max-queue", .arg = "N", .parse = conf_int, .dst = &S.max_queue,
+	.min = 1, .max = 100000000, .allowed = "a whole number from 1",
+	.def = "10000",
+	.help = "calls waiting for a worker before new ones get\n"
+		"RESOURCE_EXHAUSTED (default 10000)"},
+    {.name = "pipeline", .arg = "N", .parse = conf_int, .dst = &S.pipeline,
+	.min = 0, .max = 64, .allowed = "a whole number from 0 to 64",
+	.def = "8",
+	.help = "when every worker is busy, send each up to N more\n"
+		"plain calls to start as soon as it is free (default 8;\n"
+		"0: one call per worker thread at a time)"},
+    {.name = "max-jobs-per-worker", .arg = "N", .parse = conf_int,
+	.dst = &S.max_jobs, .min = 0, .max = LONG_MAX,
+	.allowed = "a whole number (0: never)", .def = "0",
+	.help = "replace a worker after N calls (default 0: never)"},
+    {.name = "max-worker-rss", .arg = "MIB", .parse = conf_int,
+	.dst = &S.max_rss, .min = 0, .max = 1L << 30,
+	.allowed = "MiB as a whole number (0: never)", .def = "0",
+	.help = "replace a worker whose resident memory is over MIB\n"
+		"after a call (default 0: never)"},
+    {.name = "default-timeout", .arg = "S", .parse = conf_seconds,
+	.dst = &S.default_timeout_ms, .min = 0, .max = 86400000L,
+	.allowed = "seconds from 0 (none) to 86400", .def = "0",
+	.help = "deadline of calls that set none and whose function\n"
+		"declares none, in seconds (default 0: none)"},
+    {.name = "kill-grace", .arg = "S", .parse = conf_seconds,
+	.dst = &S.kill_grace_ms, .min = 0, .max = 3600000L,
+	.allowed = "seconds from 0 to 3600", .def = "2",
+	.help = "seconds an interrupted call (deadline, cancel) may\n"
+		"take to stop before its worker is killed (default 2)"},
+    {.name = "worker-memory", .arg = "MIB", .parse = parse_worker_memory,
+	.dst = &S.worker_memory, .min = 0, .max = 1L << 30,
+	.allowed = "MiB as a whole number, at least 64 (0: no limit)",
+	.def = "0",
+	.help = "hard address-space limit of each worker (for\n"
+		"free-threaded ones: on top of what the worker\n"
+		"reserved by the time the app was imported); a call\n"
+		"that needs more ends with WORKER_LOST and the\n"
+		"worker is replaced (default 0: none)"},
+    {.name = "spawn", .arg = "fork|exec", .parse = conf_choice,
+	.dst = &S.spawn, .choices = spawns, .allowed = "fork or exec",
+	.def = "fork",
+	.help = "how workers start: fork (default) from a template\n"
+		"process that imported the app once (a new worker\n"
+		"is ready in milliseconds), or exec, each worker\n"
+		"importing the app itself (for apps that are not\n"
+		"safe to fork after import)"},
+    {.name = "drain-timeout", .arg = "S", .parse = conf_int,
+	.dst = &S.drain_s, .min = 0, .max = 86400,
+	.allowed = "seconds from 0 to 86400", .def = "30",
+	.help = "on SIGTERM/SIGINT, seconds the accepted calls\n"
+		"(running and queued) may take to finish (default 30)\n"
+		"SIGHUP reloads the app: workers are replaced one\n"
+		"at a time, between calls"},
+    {.name = "worker-bin", .arg = "PATH", .parse = conf_string,
+	.dst = &S.worker_bin, .allowed = "the path of gild-worker",
+	.help = "the gild-worker program (default: next to gild,\n"
+		"or PREFIX/libexec/gild/gild-worker)"},
+    {.name = "log-level", .arg = "LEVEL", .parse = conf_choice,
+	.dst = &S.log_level, .choices = log_levels,
+	.allowed = "debug, info, warn or error", .def = "info",
+	.help = "debug, info, warn or error (default info)"},
+    {.name = "log-format", .arg = "F", .parse = conf_choice,
+	.dst = &S.log_format, .choices = log_formats,
+	.allowed = "logfmt or json", .def = "logfmt",
+	.help = "logfmt (default) or json: one event per line on\n"
+		"stderr either way"},
+    {.name = "slow-ms", .arg = "MS", .parse = conf_int, .dst = &S.slow_ms,
+	.min = 0, .max = 86400000, .allowed = "a whole number of "
+					      "milliseconds (0: off)",
+	.def = "0",
+	.help = "log a warning for each call that takes MS ms or\n"
+		"more from arrival to answer (default 0: off)"},
+};
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+static const char usage_head[] =
+    "usage: gild serve [APP] [options]\n"
     "       gild --version\n"
     "\n"
     "Serves the public functions of APP (a .py file or an importable\n"
     "module name) to clients over nng.\n"
     "\n"
-    "options:\n"
-    "  --listen URL        where clients connect (repeatable; tcp://, ipc://,\n"
-    "                      ws://); default tcp://127.0.0.1:7700; tcp port 0\n"
-    "                      picks a free port (printed at start)\n"
-    "  --token SECRET      require SECRET on every request (default: the\n"
-    "                      GILD_TOKEN environment variable; none: no check);\n"
-    "                      others get UNAUTHENTICATED\n"
-    "  --insecure          listen on a non-loopback address without a token\n"
-    "                      (refused otherwise)\n"
-    "  --http HOST:PORT    also serve /healthz, /readyz, /status and\n"
-    "                      /metrics over HTTP there (off by default; port\n"
-    "                      0: a free port, printed at start)\n"
-    "  --workers N         worker processes (default: usable CPUs, honouring\n"
-    "                      the cgroup CPU quota and the affinity mask; with\n"
-    "                      --runtime free-threaded, 1)\n"
-    "  --runtime R         process (default): one Python per worker process,\n"
-    "                      with its GIL; free-threaded: workers embed a\n"
-    "                      free-threaded Python (gild-worker-ft) and run\n"
-    "                      calls on --threads threads each, in parallel\n"
-    "  --threads T         free-threaded runtime: Python threads per worker\n"
-    "                      (default: usable CPUs)\n"
-    "  --max-message SIZE  largest request or result (default 64M; K, M, G)\n"
-    "  --max-queue N       calls waiting for a worker before new ones get\n"
-    "                      RESOURCE_EXHAUSTED (default 10000)\n"
-    "  --pipeline N        when every worker is busy, send each up to N more\n"
-    "                      plain calls to start as soon as it is free\n"
-    "                      (default 8; 0: one call per worker thread at a\n"
-    "                      time; at most 64)\n"
-    "  --max-jobs-per-worker N\n"
-    "                      replace a worker after N calls (default 0: never)\n"
-    "  --max-worker-rss MIB\n"
-    "                      replace a worker whose resident memory is over MIB\n"
-    "                      after a call (default 0: never)\n"
-    "  --default-timeout S deadline of calls that set none and whose function\n"
-    "                      declares none, in seconds (default 0: none)\n"
-    "  --kill-grace S      seconds an interrupted call (deadline, cancel) may\n"
-    "                      take to stop before its worker is killed (default 2)\n"
-    "  --worker-memory MIB hard address-space limit of each worker (for\n"
-    "                      free-threaded ones: on top of what the worker\n"
-    "                      reserved by the time the app was imported); a call\n"
-    "                      that needs more ends with WORKER_LOST and the\n"
-    "                      worker is replaced (default 0: none)\n"
-    "  --spawn fork|exec   how workers start: fork (default) from a template\n"
-    "                      process that imported the app once (a new worker\n"
-    "                      is ready in milliseconds), or exec, each worker\n"
-    "                      importing the app itself (for apps that are not\n"
-    "                      safe to fork after import)\n"
-    "  --drain-timeout S   on SIGTERM/SIGINT, seconds the accepted calls\n"
-    "                      (running and queued) may take to finish (default 30)\n"
-    "                      SIGHUP reloads the app: workers are replaced one\n"
-    "                      at a time, between calls\n"
-    "  --worker-bin PATH   the gild-worker program (default: next to gild,\n"
-    "                      or PREFIX/libexec/gild/gild-worker)\n"
-    "  --log-level LEVEL   debug, info, warn or error (default info)\n"
-    "  --log-format F      logfmt (default) or json: one event per line on\n"
-    "                      stderr either way\n"
-    "  --slow-ms MS        log a warning for each call that takes MS ms or\n"
-    "                      more from arrival to answer (default 0: off)\n"
-    "  -h, --help          this help\n";
+    "options:\n";
 
-static int
-die_usage(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "gild: ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n(see gild serve --help)\n");
-	return 2;
-}
+static const char usage_tail[] =
+    "  --print-config      print the settings gild would run with, in the\n"
+    "                      config file's format with where each came from,\n"
+    "                      and exit\n"
+    "  -h, --help          this help\n"
+    "\n"
+    "Every option is also an environment variable, GILD_ and its name in\n"
+    "capitals with _ for - (GILD_MAX_QUEUE=100, GILD_APP=app.py; a list\n"
+    "comma-separated: GILD_LISTEN=tcp://127.0.0.1:7700,ipc:///run/g.sock),\n"
+    "and a `name = value` line of the --config file (# comments; repeat\n"
+    "`listen = URL` lines for several). A flag beats the environment, which\n"
+    "beats the file. Switches take --insecure=false, and true or false in\n"
+    "the environment and the file.\n";
 
 /* Whether a --listen URL is reachable from this machine only: ipc:// and
  * inproc://, or a TCP or WebSocket address on loopback. */
@@ -112,61 +229,6 @@ url_is_local(const char *url)
 	       (n >= 4 && strncmp(h, "127.", 4) == 0);
 }
 
-/* "64M" -> bytes; returns 0 or -1. */
-static int
-parse_size(const char *s, size_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end == 'i' || *end == 'B')
-		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-	if (*end != '\0' || v == 0 || v > (1ull << 31) - (1u << 21))
-		return -1;
-	*out = (size_t) v;
-	return 0;
-}
-
-/* "1.5" seconds -> milliseconds in [min_ms, max_ms]; returns 0 or -1. */
-static int
-parse_seconds(const char *s, long min_ms, long max_ms, long *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end != '\0' || !(v * 1000 >= (double) min_ms) ||
-	    !(v * 1000 <= (double) max_ms))
-		return -1;
-	*out = (long) (v * 1000 + 0.5);
-	return 0;
-}
-
-static int
-parse_int(const char *s, long min, long max, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* name (gild-worker or gild-worker-ft) next to this program, or in
  * ../libexec/gild/. */
 static int
@@ -186,291 +248,307 @@ find_worker(const char *name, char *out, size_t len)
 	return access(out, X_OK) == 0 ? 0 : -1;
 }
 
-int
-main(int argc, char **argv)
+/* Prints "gild: why" and the pointer to --help; returns the exit status. */
+static int
+die_usage(const char *why)
 {
-	static const struct option longopts[] = {
-	    {"listen", required_argument, NULL, 'l'},
-	    {"http", required_argument, NULL, 'H'},
-	    {"token", required_argument, NULL, 'K'},
-	    {"insecure", no_argument, NULL, 'I'},
-	    {"workers", required_argument, NULL, 'w'},
-	    {"runtime", required_argument, NULL, 'r'},
-	    {"threads", required_argument, NULL, 'T'},
-	    {"max-message", required_argument, NULL, 'm'},
-	    {"max-queue", required_argument, NULL, 'q'},
-	    {"pipeline", required_argument, NULL, 'p'},
-	    {"drain-timeout", required_argument, NULL, 'd'},
-	    {"default-timeout", required_argument, NULL, 't'},
-	    {"kill-grace", required_argument, NULL, 'g'},
-	    {"worker-memory", required_argument, NULL, 'M'},
-	    {"spawn", required_argument, NULL, 'S'},
-	    {"max-jobs-per-worker", required_argument, NULL, 'J'},
-	    {"max-worker-rss", required_argument, NULL, 'R'},
-	    {"worker-bin", required_argument, NULL, 'b'},
-	    {"log-level", required_argument, NULL, 'L'},
-	    {"log-format", required_argument, NULL, 'F'},
-	    {"slow-ms", required_argument, NULL, 's'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *listen[MAX_LISTEN];
-	char worker_bin[PATH_MAX], app_path[PATH_MAX];
-	server_opts o = {
-	    .listen = listen,
-	    .max_message = 64u << 20,
-	    .max_queue = 10000,
-	    .pipeline = 8,
-	    .drain_ms = 30000,
-	    .kill_grace_ms = 2000,
-	};
-	bool insecure = false;
-	long v;
-	int c;
+	fprintf(stderr, "gild: %s\n(see gild serve --help)\n", why);
+	return 2;
+}
 
-	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
-		printf("gild %s\n", GILD_VERSION);
-		return 0;
+static void
+usage(FILE *f, const conf *c)
+{
+	fputs(usage_head, f);
+	conf_write_help(c, f);
+	fputs(usage_tail, f);
+}
+
+/* " (threads is set by GILD_THREADS)" when option name was not a flag,
+ * else "": for errors about a combination of options. */
+static const char *
+set_by(const conf *c, const char *name, char *buf, size_t len)
+{
+	const char *where;
+	int i = conf_find(c, name);
+
+	if (conf_source_of(c, i, &where) == CONF_FLAG)
+		return "";
+	snprintf(buf, len, " (%s is set by %s)", name, where);
+	return buf;
+}
+
+/* Reads the sources into S, lowest first (file, env, flags), checks them
+ * and fills *o. Sets *print_config for --print-config, which needs less:
+ * no APP, and a worker program not found is shown as unset. Returns 0;
+ * -1 when it answered --help or --version; or an exit status, having
+ * printed why. */
+static int
+configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
+    char *worker_bin, size_t worker_bin_len, char *app_path,
+    bool *print_config)
+{
+	struct option longopts[NOPTIONS + 4];
+	struct {
+		int i;
+		const char *text;
+	} *flags = NULL;
+	size_t nflags = 0, k = 0;
+	char err[1024], where[96], num[32], why[160];
+	const char *config, *config_from;
+	int ch, rc = 2;
+
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		if (options[i].flags & CONF_NOFLAG)
+			continue;
+		longopts[k++] = (struct option){options[i].name,
+		    options[i].arg ? required_argument : optional_argument,
+		    NULL, 256 + (int) i};
 	}
-	if (argc < 2 || strcmp(argv[1], "serve") != 0) {
-		bool help = argc >= 2 && (strcmp(argv[1], "-h") == 0 ||
-					     strcmp(argv[1], "--help") == 0);
-		fputs(usage, help ? stdout : stderr);
-		return help ? 0 : 2;
-	}
-	worker_bin[0] = '\0';
+	longopts[k++] = (struct option){"print-config", no_argument, NULL, 'P'};
+	longopts[k++] = (struct option){"help", no_argument, NULL, 'h'};
+	longopts[k++] = (struct option){"version", no_argument, NULL, 'V'};
+	longopts[k] = (struct option){NULL, 0, NULL, 0};
+	if ((flags = calloc((size_t) argc, sizeof(*flags))) == NULL)
+		return die_usage("out of memory");
+
+	/* Flags are applied last (they win), but --config is needed first. */
 	optind = 2;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'l':
-			if (o.nlisten == MAX_LISTEN)
-				return die_usage("too many --listen URLs", "");
-			listen[o.nlisten++] = optarg;
-			break;
-		case 'w':
-			if (parse_int(optarg, 1, 4096, &v) != 0)
-				return die_usage("--workers: expected a whole "
-						 "number from 1 to 4096, got '%s'",
-				    optarg);
-			o.workers = (int) v;
-			break;
-		case 'r':
-			if (strcmp(optarg, "process") == 0)
-				o.free_threaded = false;
-			else if (strcmp(optarg, "free-threaded") == 0)
-				o.free_threaded = true;
-			else
-				return die_usage("--runtime: expected process or "
-						 "free-threaded, got '%s'",
-				    optarg);
-			break;
-		case 'T':
-			if (parse_int(optarg, 1, 1024, &v) != 0)
-				return die_usage("--threads: expected a whole "
-						 "number from 1 to 1024, got '%s'",
-				    optarg);
-			o.threads = (int) v;
-			break;
-		case 'm':
-			if (parse_size(optarg, &o.max_message) != 0)
-				return die_usage("--max-message: expected a size "
-						 "such as 1048576, 512K or 64M "
-						 "(at most 2046M), got '%s'",
-				    optarg);
-			break;
-		case 's':
-			if (parse_int(optarg, 0, 86400000, &v) != 0)
-				return die_usage("--slow-ms: expected a whole "
-						 "number of milliseconds (0: "
-						 "off), got '%s'",
-				    optarg);
-			o.slow_ms = (uint32_t) v;
-			break;
-		case 'q':
-			if (parse_int(optarg, 1, 100000000, &v) != 0)
-				return die_usage("--max-queue: expected a whole "
-						 "number from 1, got '%s'",
-				    optarg);
-			o.max_queue = (size_t) v;
-			break;
-		case 'p':
-			if (parse_int(optarg, 0, 64, &v) != 0)
-				return die_usage("--pipeline: expected a whole "
-						 "number from 0 to 64, got '%s'",
-				    optarg);
-			o.pipeline = (int) v;
-			break;
-		case 'd':
-			if (parse_int(optarg, 0, 86400, &v) != 0)
-				return die_usage("--drain-timeout: expected "
-						 "seconds from 0 to 86400, got '%s'",
-				    optarg);
-			o.drain_ms = (int) v * 1000;
-			break;
-		case 't':
-			if (parse_seconds(optarg, 0, 86400000L, &v) != 0)
-				return die_usage("--default-timeout: expected "
-						 "seconds from 0 (none) to 86400, "
-						 "got '%s'",
-				    optarg);
-			o.default_timeout_ms = (uint32_t) v;
-			break;
-		case 'g':
-			if (parse_seconds(optarg, 0, 3600000L, &v) != 0)
-				return die_usage("--kill-grace: expected seconds "
-						 "from 0 to 3600, got '%s'",
-				    optarg);
-			o.kill_grace_ms = (int) v;
-			break;
-		case 'M':
-			if (parse_int(optarg, 0, 1L << 30, &v) != 0 ||
-			    (v != 0 && v < 64))
-				return die_usage("--worker-memory: expected MiB "
-						 "as a whole number, at least 64 "
-						 "(0: no limit), got '%s'",
-				    optarg);
-			o.worker_memory_mib = (uint64_t) v;
-			break;
-		case 'S':
-			if (strcmp(optarg, "fork") == 0)
-				o.spawn_exec = false;
-			else if (strcmp(optarg, "exec") == 0)
-				o.spawn_exec = true;
-			else
-				return die_usage("--spawn: expected fork or exec, "
-						 "got '%s'",
-				    optarg);
-			break;
-		case 'J':
-			if (parse_int(optarg, 0, LONG_MAX, &v) != 0)
-				return die_usage("--max-jobs-per-worker: expected "
-						 "a whole number (0: never), got '%s'",
-				    optarg);
-			o.max_jobs = (uint64_t) v;
-			break;
-		case 'R':
-			if (parse_int(optarg, 0, 1L << 30, &v) != 0)
-				return die_usage("--max-worker-rss: expected MiB "
-						 "as a whole number (0: never), got "
-						 "'%s'",
-				    optarg);
-			o.max_rss_mib = (uint64_t) v;
-			break;
-		case 'b':
-			snprintf(worker_bin, sizeof(worker_bin), "%s", optarg);
-			break;
-		case 'H':
-			o.http = optarg;
-			break;
-		case 'K':
-			o.token = optarg;
-			break;
-		case 'I':
-			insecure = true;
-			break;
-		case 'F':
-			if (strcmp(optarg, "logfmt") == 0)
-				log_set_format(LOG_LOGFMT);
-			else if (strcmp(optarg, "json") == 0)
-				log_set_format(LOG_JSON);
-			else
-				return die_usage("--log-format: expected logfmt "
-						 "or json, got '%s'",
-				    optarg);
-			break;
-		case 'L':
-			if (strcmp(optarg, "debug") == 0)
-				log_set_level(LOG_DEBUG);
-			else if (strcmp(optarg, "info") == 0)
-				log_set_level(LOG_INFO);
-			else if (strcmp(optarg, "warn") == 0)
-				log_set_level(LOG_WARN);
-			else if (strcmp(optarg, "error") == 0)
-				log_set_level(LOG_ERROR);
-			else
-				return die_usage("--log-level: expected debug, "
-						 "info, warn or error, got '%s'",
-				    optarg);
-			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
-		case 'V':
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (ch == 'h') {
+			usage(stdout, c);
+			rc = -1;
+			goto out;
+		} else if (ch == 'V') {
 			printf("gild %s\n", GILD_VERSION);
-			return 0;
-		default:
-			return 2; /* getopt printed why */
+			rc = -1;
+			goto out;
+		} else if (ch == 'P') {
+			*print_config = true;
+		} else if (ch >= 256) {
+			flags[nflags].i = ch - 256;
+			/* A bare switch (--insecure) means true. */
+			flags[nflags++].text = optarg ? optarg : "true";
+		} else {
+			goto out; /* getopt printed why */
 		}
 	}
-	if (optind != argc - 1)
-		return die_usage(optind >= argc ? "serve: missing APP%s"
-						: "serve: one APP expected, "
-						  "extra argument '%s'",
-		    optind >= argc ? "" : argv[optind + 1]);
-	o.app = argv[optind];
+	if (argc - optind > 1) {
+		snprintf(err, sizeof(err),
+		    "serve: one APP expected, extra argument '%s'",
+		    argv[optind + 1]);
+		rc = die_usage(err);
+		goto out;
+	}
+
+	config = getenv("GILD_CONFIG");
+	config_from = "GILD_CONFIG";
+	for (size_t f = 0; f < nflags; f++)
+		if (strcmp(options[flags[f].i].name, "config") == 0) {
+			config = flags[f].text;
+			config_from = "--config";
+		}
+	if (config != NULL && *config != '\0' &&
+	    conf_read_file(c, config, err, sizeof(err)) != 0) {
+		if (strncmp(err, "config file ", 12) == 0) {
+			size_t n = strlen(err);
+			snprintf(err + n, sizeof(err) - n, " (from %s)",
+			    config_from);
+		}
+		rc = die_usage(err);
+		goto out;
+	}
+	if (conf_read_env(c, err, sizeof(err)) != 0) {
+		rc = die_usage(err);
+		goto out;
+	}
+	for (size_t f = 0; f < nflags; f++) {
+		snprintf(where, sizeof(where), "--%s", options[flags[f].i].name);
+		if (conf_set(c, flags[f].i, flags[f].text, CONF_FLAG, where, err,
+			sizeof(err)) != 0) {
+			rc = die_usage(err);
+			goto out;
+		}
+	}
+	if (optind < argc &&
+	    conf_set(c, conf_find(c, "app"), argv[optind], CONF_FLAG, "APP",
+		err, sizeof(err)) != 0) {
+		rc = die_usage(err);
+		goto out;
+	}
+
+	/* Combinations, and the defaults worked out at start. */
+	if (S.app == NULL && !*print_config) {
+		rc = die_usage("serve: missing APP (the positional argument, "
+			       "GILD_APP or app = in the --config file)");
+		goto out;
+	}
 	/* A .py file must exist; workers get its absolute path. */
-	if (strlen(o.app) > 3 && strcmp(o.app + strlen(o.app) - 3, ".py") == 0) {
-		if (realpath(o.app, app_path) == NULL) {
-			fprintf(stderr, "gild: app file %s: %s\n", o.app,
+	o->app = S.app;
+	if (S.app != NULL && strlen(S.app) > 3 &&
+	    strcmp(S.app + strlen(S.app) - 3, ".py") == 0) {
+		if (realpath(S.app, app_path) == NULL) {
+			fprintf(stderr, "gild: app file %s: %s\n", S.app,
 			    strerror(errno));
-			return 2;
+			goto out;
 		}
-		o.app = app_path;
+		o->app = app_path;
 	}
-	if (o.nlisten == 0)
-		listen[o.nlisten++] = "tcp://127.0.0.1:7700";
-	if (o.token != NULL && *o.token == '\0')
-		return die_usage("--token: empty%s", "");
-	if (o.token == NULL && getenv("GILD_TOKEN") != NULL &&
-	    *getenv("GILD_TOKEN") != '\0')
-		o.token = getenv("GILD_TOKEN");
-	for (size_t i = 0; i < o.nlisten && o.token == NULL && !insecure; i++)
-		if (!url_is_local(listen[i])) {
+	for (size_t i = 0; i < S.listen.n; i++)
+		o->listen[i] = S.listen.v[i];
+	o->nlisten = S.listen.n;
+	if (o->nlisten == 0)
+		o->listen[o->nlisten++] = "tcp://127.0.0.1:7700";
+	o->token = S.token;
+	for (size_t i = 0; i < o->nlisten && o->token == NULL && !S.insecure;
+	     i++)
+		if (!url_is_local(o->listen[i])) {
 			fprintf(stderr,
 			    "gild: refusing to listen on %s without a token: "
 			    "anyone who can reach it could run the app's "
 			    "functions. Give --token SECRET (or set "
 			    "GILD_TOKEN), listen on 127.0.0.1 or ipc://, or "
 			    "pass --insecure to do it anyway\n",
-			    listen[i]);
-			return 2;
+			    o->listen[i]);
+			goto out;
 		}
-	if (o.threads != 0 && !o.free_threaded)
-		return die_usage("--threads needs --runtime free-threaded (the "
-				 "process runtime runs one call per worker: "
-				 "use --workers)%s", "");
-	if (o.free_threaded) {
-		if (o.workers == 0)
-			o.workers = 1;
-		if (o.threads == 0)
-			o.threads = cpus_usable();
+	o->free_threaded = S.runtime == 1;
+	if (S.threads != 0 && !o->free_threaded) {
+		snprintf(err, sizeof(err),
+		    "--threads needs --runtime free-threaded (the process "
+		    "runtime runs one call per worker: use --workers)%s",
+		    set_by(c, "threads", why, sizeof(why)));
+		rc = die_usage(err);
+		goto out;
+	}
+	o->workers = (int) S.workers;
+	o->threads = (int) S.threads;
+	if (o->free_threaded) {
+		if (o->workers == 0)
+			o->workers = 1;
+		if (o->threads == 0)
+			o->threads = cpus_usable();
+		snprintf(num, sizeof(num), "%d", o->threads);
+		conf_set_default(c, conf_find(c, "threads"), num, "usable CPUs");
+		snprintf(num, sizeof(num), "%d", o->workers);
+		conf_set_default(c, conf_find(c, "workers"), num,
+		    "--runtime free-threaded: 1");
 	} else {
-		o.threads = 1;
-		if (o.workers == 0)
-			o.workers = cpus_usable();
+		o->threads = 1;
+		if (o->workers == 0)
+			o->workers = cpus_usable();
+		snprintf(num, sizeof(num), "%d", o->workers);
+		conf_set_default(c, conf_find(c, "workers"), num, "usable CPUs");
+		conf_set_default(c, conf_find(c, "threads"), NULL,
+		    "--runtime process: one call per worker");
 	}
-	if (worker_bin[0] == '\0' && o.free_threaded &&
-	    find_worker("gild-worker-ft", worker_bin, sizeof(worker_bin)) != 0) {
-		fprintf(stderr,
-		    "gild: --runtime free-threaded needs gild-worker-ft, the "
-		    "worker built against a free-threaded Python, and it is not "
-		    "next to gild or in ../libexec/gild/. `make` builds it (and "
-		    "that Python, or uses GILD_PYTHON_FT=/path/to/"
-		    "python3.13t-config); or point --worker-bin at one\n");
-		return 2;
+	o->max_message = S.max_message;
+	o->max_queue = (size_t) S.max_queue;
+	o->pipeline = (int) S.pipeline;
+	o->max_jobs = (uint64_t) S.max_jobs;
+	o->max_rss_mib = (uint64_t) S.max_rss;
+	o->default_timeout_ms = (uint32_t) S.default_timeout_ms;
+	o->kill_grace_ms = (int) S.kill_grace_ms;
+	o->worker_memory_mib = (uint64_t) S.worker_memory;
+	o->spawn_exec = S.spawn == 1;
+	o->drain_ms = (int) S.drain_s * 1000;
+	o->http = S.http;
+	o->slow_ms = (uint32_t) S.slow_ms;
+	log_set_level((enum log_level) S.log_level);
+	log_set_format((enum log_format) S.log_format);
+
+	if (S.user != NULL) {
+		if (privs_lookup(S.user, user, err, sizeof(err)) != 0) {
+			if (conf_source_of(c, conf_find(c, "user"), NULL) !=
+			    CONF_FLAG) {
+				size_t n = strlen(err);
+				snprintf(err + n, sizeof(err) - n, "%s",
+				    set_by(c, "user", why, sizeof(why)));
+			}
+			rc = die_usage(err);
+			goto out;
+		}
+		o->user = user;
 	}
-	if (worker_bin[0] == '\0' &&
-	    find_worker("gild-worker", worker_bin, sizeof(worker_bin)) != 0) {
-		fprintf(stderr, "gild: cannot find gild-worker next to gild or "
-				"in ../libexec/gild/; use --worker-bin\n");
-		return 2;
+
+	if (S.worker_bin != NULL) {
+		snprintf(worker_bin, worker_bin_len, "%s", S.worker_bin);
+		if (access(worker_bin, X_OK) != 0) {
+			fprintf(stderr, "gild: --worker-bin %s: %s\n", worker_bin,
+			    strerror(errno));
+			goto out;
+		}
+	} else if (o->free_threaded &&
+		   find_worker("gild-worker-ft", worker_bin, worker_bin_len) !=
+		       0) {
+		if (*print_config) {
+			conf_set_default(c, conf_find(c, "worker-bin"), NULL,
+			    "gild-worker-ft not found");
+		} else {
+			fprintf(stderr,
+			    "gild: --runtime free-threaded needs gild-worker-ft, "
+			    "the worker built against a free-threaded Python, "
+			    "and it is not next to gild or in ../libexec/gild/. "
+			    "`make` builds it (and that Python, or uses "
+			    "GILD_PYTHON_FT=/path/to/python3.13t-config); or "
+			    "point --worker-bin at one\n");
+			goto out;
+		}
+	} else if (!o->free_threaded &&
+		   find_worker("gild-worker", worker_bin, worker_bin_len) != 0) {
+		if (*print_config) {
+			conf_set_default(c, conf_find(c, "worker-bin"), NULL,
+			    "gild-worker not found");
+		} else {
+			fprintf(stderr, "gild: cannot find gild-worker next to "
+					"gild or in ../libexec/gild/; use "
+					"--worker-bin\n");
+			goto out;
+		}
+	} else {
+		conf_set_default(c, conf_find(c, "worker-bin"), worker_bin,
+		    "found next to gild");
 	}
-	if (access(worker_bin, X_OK) != 0) {
-		fprintf(stderr, "gild: --worker-bin %s: %s\n", worker_bin,
-		    strerror(errno));
-		return 2;
+	o->worker_bin = worker_bin;
+	rc = 0;
+out:
+	free(flags);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *listen[CONF_LIST_MAX + 1];
+	char worker_bin[PATH_MAX], app_path[PATH_MAX];
+	server_opts o = {.listen = listen};
+	privs_user user;
+	bool print_config = false;
+	conf *c;
+	int rc;
+
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		printf("gild %s\n", GILD_VERSION);
+		return 0;
 	}
-	o.worker_bin = worker_bin;
-	return server_run(&o);
+	if (conf_init(&c, options, NOPTIONS) != 0) {
+		fprintf(stderr, "gild: out of memory\n");
+		return 1;
+	}
+	if (argc < 2 || strcmp(argv[1], "serve") != 0) {
+		bool help = argc >= 2 && (strcmp(argv[1], "-h") == 0 ||
+					     strcmp(argv[1], "--help") == 0);
+		usage(help ? stdout : stderr, c);
+		conf_fini(c);
+		return help ? 0 : 2;
+	}
+	worker_bin[0] = '\0';
+	rc = configure(c, argc, argv, &o, &user, worker_bin, sizeof(worker_bin),
+	    app_path, &print_config);
+	if (rc == 0 && print_config)
+		conf_write(c, stdout);
+	else if (rc == 0)
+		rc = server_run(&o);
+	conf_fini(c);
+	return rc < 0 ? 0 : rc;
 }

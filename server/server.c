@@ -9,6 +9,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "parse.h"
+#include "privs.h"
 #include "sched.h"
 #include "supervisor.h"
 #include "valjson.h"
@@ -2179,6 +2180,40 @@ server_run(const server_opts *opts)
 		log_info("http probes and status on %s", bound);
 	}
 	fflush(stdout);
+	/* Bound as the starting user (ports below 1024 need root); no
+	 * worker has started, so they all start as --user. */
+	if (opts->user != NULL && privs_needed(opts->user)) {
+		/* The user's own ipc:// sockets: it can remove them at exit
+		 * (in a sticky folder such as /tmp) and connect to them. */
+		for (size_t i = 0; i < opts->nlisten; i++)
+			if (strncmp(opts->listen[i], "ipc://", 6) == 0 &&
+			    chown(opts->listen[i] + 6, opts->user->uid,
+				opts->user->gid) == -1)
+				log_warn("--user %s: cannot hand %s over: %s",
+				    opts->user->name, opts->listen[i] + 6,
+				    strerror(errno));
+		if (privs_drop(opts->user, err, sizeof(err)) != 0) {
+			log_error("%s", err);
+			srv.exit_code = 1;
+			goto out;
+		}
+		log_info("running as user %s (uid %d, gid %d)", opts->user->name,
+		    (int) opts->user->uid, (int) opts->user->gid);
+		if (access(opts->worker_bin, X_OK) != 0) {
+			log_error("--user %s cannot run the worker program %s: "
+				  "%s (it and its folders must be executable "
+				  "by that user)",
+			    opts->user->name, opts->worker_bin, strerror(errno));
+			srv.exit_code = 1;
+			goto out;
+		}
+		if (opts->app[0] == '/' && access(opts->app, R_OK) != 0) {
+			log_error("--user %s cannot read the app %s: %s",
+			    opts->user->name, opts->app, strerror(errno));
+			srv.exit_code = 1;
+			goto out;
+		}
+	}
 	if ((rc = supervisor_start(srv.sup)) != 0) {
 		log_error("cannot start workers (%s): %s", opts->worker_bin,
 		    strerror(-rc));

@@ -31,6 +31,8 @@ typedef struct server_opts {
 	uint32_t slow_ms;         /* log calls slower than this (0: none) */
 	const char *token;        /* --token / GILD_TOKEN: required on every
 				     request (NULL: none) */
+	const struct privs_user *user; /* --user: who to become once the
+					  listeners are bound (NULL: stay) */
 } server_opts;
 
 /* Runs gild until SIGINT/SIGTERM (returns 0 after a clean stop) or a fatal

@@ -265,6 +265,27 @@ job_answered(sjob *sj, int code)
 	sj->end_code = code;
 }
 
+/* A log line about one call, with its request id, function and
+ * connection as fields. */
+static void log_call(enum log_level level, const job *j, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
+
+static void
+log_call(enum log_level level, const job *j, const char *fmt, ...)
+{
+	char fn[256], msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(fn, sizeof(fn), "%.*s", (int) j->function_len, j->function);
+	log_event(level,
+	    (log_field[]){LOG_NUM("request_id", j->request_id),
+		LOG_STR("function", fn), LOG_NUM("connection", j->pipe)},
+	    3, "%s", msg);
+}
+
 /* The --slow-ms line: which call, how it ended, how long it took. */
 static void
 log_slow(const sjob *sj, double took)
@@ -401,8 +422,8 @@ job_interrupt(server *srv, sjob *sj, int code)
 		    unstarted_why(srv, sj, code, why, sizeof(why)));
 		sj->replied = true;
 	}
-	log_debug("interrupting job %" PRIu64 " ('%.*s') on worker %d: %s",
-	    sj->j.id, (int) sj->j.function_len, sj->j.function, sj->j.slot,
+	log_call(LOG_DEBUG, &sj->j, "interrupting '%.*s' on worker %d: %s",
+	    (int) sj->j.function_len, sj->j.function, sj->j.slot,
 	    code == GILD__V1__CODE__CANCELLED ? "cancelled" : "deadline");
 	if (supervisor_interrupt(srv->sup, sj->j.slot, sj->j.id, code) != 0 ||
 	    job_timer_arm(srv, sj, (uint32_t) srv->opts->kill_grace_ms) != 0)
@@ -1866,12 +1887,19 @@ on_worker_lost(void *arg, int slot, const char *reason)
 		} else if (sj->retries_left > 0 && sj->st == NULL &&
 			   sj->act == NULL && srv->state != SRV_STOPPING) {
 			sj->retries_left--;
-			log_info("worker %d died while running '%.*s' (%s): "
-				 "retrying it, %" PRIu32 " retries left",
+			log_call(LOG_INFO, j,
+			    "worker %d died while running '%.*s' (%s): "
+			    "retrying it, %" PRIu32 " retries left",
 			    slot, (int) j->function_len, j->function, reason,
 			    sj->retries_left);
 			sched_requeue(srv->sch, j);
 		} else {
+			if (!sj->internal)
+				log_call(LOG_WARN, j,
+				    "'%.*s' ends with WORKER_LOST: worker %d "
+				    "died while running it (%s)",
+				    (int) j->function_len, j->function, slot,
+				    reason);
 			job_fail(srv, j, GILD__V1__CODE__WORKER_LOST,
 			    "worker %d died while running '%.*s': %s", slot,
 			    (int) j->function_len, j->function, reason);

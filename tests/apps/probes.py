@@ -20,6 +20,11 @@ def nap(seconds):
     return seconds
 
 
+def crash():
+    """Kills its worker mid-call."""
+    os._exit(3)
+
+
 def count(n):
     """A stream of 0..n-1."""
     yield from range(n)

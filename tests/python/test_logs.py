@@ -43,6 +43,24 @@ class LogTest(unittest.TestCase):
         self.assertGreater(s["request_id"], 0)
         self.assertGreaterEqual(s["duration_ms"], 300)
 
+    def test_lost_call_has_request_id(self):
+        g = Gild(app=APP, workers=1, args=("--log-format", "json"))
+        try:
+            rc, _, err = gildctl("call", g.url, "crash")
+            self.assertEqual(rc, 1)
+            self.assertIn("WORKER_LOST", err)
+            text = log_text(g)
+        finally:
+            self.assertEqual(g.stop(), 0)
+        events = [json.loads(l) for l in text.splitlines()
+                  if l.startswith("{")]
+        lost = [e for e in events if "WORKER_LOST" in e["msg"]]
+        self.assertEqual(len(lost), 1, events)
+        self.assertEqual((lost[0]["level"], lost[0]["function"]),
+                         ("warn", "crash"))
+        self.assertGreater(lost[0]["request_id"], 0)
+        self.assertIn("connection", lost[0])
+
     def test_logfmt_slow_call(self):
         g = Gild(app=APP, workers=1, args=("--slow-ms", "100"))
         try:

@@ -31,9 +31,10 @@ ordered=False, max_in_flight=K)`, what a user writes for imap_unordered;
 calls go out in batches, as many at once as results came back, up to
 --batch), map (Client.map, ordered; needs a function with arguments, e.g.
 --fn echo --args '[null]'), callbacks (each future's done-callback, on the
-client's poller thread, submits the next: one call per message), window
-(the main thread waits for the oldest future, then submits one more: one
-call per message), native (gild._native submit/poll without futures: the
+client's poller thread, submits the next: the calls submitted by the
+callbacks of results that came back together go out in one message),
+window (the main thread waits for the oldest future, then submits one
+more: one call per message), native (gild._native submit/poll without futures: the
 client wrapper's cost, for diagnosis; reported as peer "gild-native")),
 --batch B (starmap and map: most calls per message, 64; 1 turns batching
 off), the result's "messages" and "calls_sent" say how many messages the

@@ -239,6 +239,97 @@ conv_id(PyObject *o, void *out)
 	return 1;
 }
 
+/* ------------------------------------------------------------------- Call */
+
+/* A call prepared for submit_many: its arguments already converted, so
+ * that a value gild cannot send is refused when the call is made, not when
+ * it is sent. Immutable once made (so any thread may send it); it can be
+ * sent any number of times. */
+typedef struct {
+	PyObject ob_base;   /* PyObject_HEAD */
+	PyObject *function; /* str (new reference): name is its UTF-8 */
+	const char *name;
+	gild_value *args, *kwargs; /* owned */
+	int timeout_ms;
+} call_obj;
+
+static PyTypeObject call_type;
+
+/* Call(function, args, kwargs=None, timeout_ms=0) */
+static PyObject *
+call_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {
+	    "function", "args", "kwargs", "timeout_ms", NULL};
+	PyObject *fn, *a, *k = Py_None;
+	int timeout = 0;
+	Py_ssize_t len;
+	const char *name;
+	call_obj *self;
+
+	if (!PyArg_ParseTupleAndKeywords(
+	        args, kw, "UO|Oi:Call", kwlist, &fn, &a, &k, &timeout))
+		return NULL;
+	if ((name = PyUnicode_AsUTF8AndSize(fn, &len)) == NULL)
+		return NULL;
+	if (strlen(name) != (size_t) len) {
+		PyErr_SetString(PyExc_ValueError,
+		    "a function name cannot contain a NUL character");
+		return NULL;
+	}
+	if (timeout < 0) {
+		PyErr_Format(PyExc_ValueError,
+		    "timeout_ms must be >= 0, not %d", timeout);
+		return NULL;
+	}
+	if ((self = (call_obj *) type->tp_alloc(type, 0)) == NULL)
+		return NULL;
+	if (pyvalue_call_args(a, k, &self->args, &self->kwargs) == -1) {
+		Py_DECREF(self);
+		return NULL;
+	}
+	self->function = Py_NewRef(fn);
+	self->name = name;
+	self->timeout_ms = timeout;
+	return (PyObject *) self;
+}
+
+static void
+call_dealloc(call_obj *self)
+{
+	gild_value_free(self->args);
+	gild_value_free(self->kwargs);
+	Py_XDECREF(self->function);
+	Py_TYPE(self)->tp_free((PyObject *) self);
+}
+
+static PyObject *
+call_get_function(call_obj *self, void *unused)
+{
+	return Py_NewRef(self->function);
+}
+
+static PyGetSetDef call_getset[] = {
+    {"function", (getter) call_get_function, NULL, "the function's name",
+        NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+/* The head macro ends in a comma, which clang-format does not know. */
+/* clang-format off */
+static PyTypeObject call_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gild._native.Call",
+    .tp_basicsize = sizeof(call_obj),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Call(function, args, kwargs=None, timeout_ms=0): a call "
+              "whose arguments are converted, for Client.submit_many.",
+    .tp_new = call_new,
+    .tp_dealloc = (destructor) call_dealloc,
+    .tp_getset = call_getset,
+};
+/* clang-format on */
+
 /* ------------------------------------------------------------ long waits */
 
 /* In the main thread a wait with no limit (or a long one) runs in slices of
@@ -647,7 +738,8 @@ client_submit(client_obj *self, PyObject *args, PyObject *kw)
 
 /* The calls of one submit_many, converted: what libgild borrows while the
  * GIL is released. fns holds new references to the function names (their
- * UTF-8 is in specs[i].function); va and vk own the argument values. */
+ * UTF-8 is in specs[i].function) or to the Call objects; va and vk own the
+ * argument values converted here (NULL for a Call's). */
 typedef struct {
 	size_t n;
 	gild_call_spec *specs;
@@ -709,9 +801,9 @@ prefix_error(size_t i)
 	Py_XDECREF(val);
 }
 
-/* Converts call i of a batch: item, a tuple (function, args[, kwargs[,
- * timeout_ms]]) as submit's arguments. Returns 0, or -1 with an exception
- * that names calls[i]. */
+/* Converts call i of a batch: item, a Call or a tuple (function, args[,
+ * kwargs[, timeout_ms]]) as submit's arguments. Returns 0, or -1 with an
+ * exception that names calls[i]. */
 static int
 batch_item(batch *b, size_t i, PyObject *item)
 {
@@ -720,10 +812,20 @@ batch_item(batch *b, size_t i, PyObject *item)
 	Py_ssize_t len, n;
 	long timeout = 0;
 
+	if (Py_IS_TYPE(item, &call_type)) {
+		call_obj *co = (call_obj *) item;
+
+		b->fns[i] = Py_NewRef(item); /* keeps its values */
+		b->specs[i].function = co->name;
+		b->specs[i].args = co->args;
+		b->specs[i].kwargs = co->kwargs;
+		b->specs[i].timeout_ms = co->timeout_ms;
+		return 0;
+	}
 	if (!PyTuple_Check(item) || (n = PyTuple_GET_SIZE(item)) < 2 || n > 4) {
 		PyErr_Format(PyExc_TypeError,
-		    "calls[%zu] must be a tuple (function, args[, kwargs[, "
-		    "timeout_ms]]), not %s",
+		    "calls[%zu] must be a Call or a tuple (function, args[, "
+		    "kwargs[, timeout_ms]]), not %s",
 		    i, PyTuple_Check(item) ? "one of another length"
 		                           : Py_TYPE(item)->tp_name);
 		return -1;
@@ -779,8 +881,8 @@ batch_item(batch *b, size_t i, PyObject *item)
 }
 
 /* submit_many(calls) -> list of call ids: calls is a list (or any
- * sequence) of 1 to GILD_MAX_BATCH tuples (function, args[, kwargs[,
- * timeout_ms]]), each as submit's arguments; all are sent in one message
+ * sequence) of 1 to GILD_MAX_BATCH Call objects or tuples (function, args[,
+ * kwargs[, timeout_ms]]), each as submit's arguments; all are sent in one message
  * (gild_submit_many), or none (then it raises as submit does, the message
  * naming the bad item). Each id is collected with wait/poll/cancel as a
  * submit's. */
@@ -1649,6 +1751,7 @@ PyInit__native(void)
 	PyObject *m;
 
 	if (PyType_Ready(&client_type) < 0 || PyType_Ready(&stream_type) < 0 ||
+	    PyType_Ready(&call_type) < 0 ||
 	    pyvalue_init() == -1)
 		return NULL;
 	if ((m = PyModule_Create(&module_def)) == NULL)
@@ -1662,7 +1765,8 @@ PyInit__native(void)
 		goto fail;
 #endif
 	if (PyModule_AddType(m, &client_type) < 0 ||
-	    PyModule_AddType(m, &stream_type) < 0)
+	    PyModule_AddType(m, &stream_type) < 0 ||
+	    PyModule_AddType(m, &call_type) < 0)
 		goto fail;
 #ifdef Py_GIL_DISABLED
 	/* Without it, importing the module would turn the GIL back on. */

@@ -152,11 +152,84 @@ class BatchTest(unittest.TestCase):
                          ([(1, ())], TypeError), (["add"], TypeError),
                          ([("add", (), None, -1)], ValueError),
                          ([("a\0b", ())], ValueError),
-                         ([("add", ())] * 4097, ValueError), ("ab", TypeError)):
+                         ([("add", ())] * 4097, ValueError),
+                         ("ab", TypeError)):
             with self.assertRaises(err, msg=repr(bad)[:60]):
                 n.submit_many(bad)
         with self.assertRaises(ValueError):
             n.poll_many(0, 0)
+        # A Call converts its arguments when made.
+        with self.assertRaises(TypeError):
+            gild.client._native.Call("echo", ({1},))
+        call = gild.client._native.Call("add", (2, 3))
+        raw = gild.client._native.Client([self.gild.url])
+        try:
+            ids = raw.submit_many([call, call, ("add", (1, 1), None, 0)])
+            got = []
+            while len(got) < 3:
+                got += raw.poll_many(30000)
+            self.assertEqual(sorted((i, o[1]) for i, o in got),
+                             list(zip(ids, [5, 5, 2])))
+            with self.assertRaises(LookupError):  # none left in flight
+                raw.poll_many(10)
+        finally:
+            raw.close()
+        self.assertEqual([f.result(30) for f in
+                          self.c.submit_many("add", [(4, 4)])], [8])
+
+    def test_callbacks_coalesce(self):
+        """Calls submitted by done-callbacks (on the poller thread) go out
+        together, once the callbacks of the results that came together
+        have run; a bad argument still raises in submit; a future
+        cancelled before it was sent is never sent."""
+        done = threading.Event()
+        results, errors_seen, left = [], [], [1000]
+        lock = threading.Lock()
+
+        def on_done(f):
+            with lock:
+                results.append(f.result())
+                more = left[0] > 0
+                left[0] -= 1
+                if len(results) == 1100:
+                    done.set()
+            if more:
+                self.c.submit("add", 1, 1).add_done_callback(on_done)
+
+        m0, n0 = self.sent()
+        for i in range(100):
+            self.c.submit("add", i, 0).add_done_callback(on_done)
+        self.assertTrue(done.wait(60))
+        self.assertEqual(sorted(results),
+                         sorted(list(range(100)) + [2] * 1000))
+        m1, n1 = self.sent()
+        self.assertEqual(n1 - n0, 1100)
+        self.assertLess(m1 - m0, 1100)
+
+        got = []
+        fired = threading.Event()
+
+        def in_callback(f):
+            try:
+                self.c.submit("echo", {1})
+            except TypeError as e:
+                got.append(e)
+            dropped = self.c.submit("add", 5, 5)
+            got.append(dropped.call_id)
+            got.append(dropped.cancel())
+            got.append(self.c.submit("add", 6, 6))
+            fired.set()
+
+        m0, n0 = self.sent()
+        self.c.submit("add", 1, 2).add_done_callback(in_callback)
+        self.assertTrue(fired.wait(30))
+        self.assertIsInstance(got[0], TypeError)
+        self.assertEqual(got[1:3], [None, True])
+        self.assertEqual(got[3].result(30), 12)
+        self.assertIsNotNone(got[3].call_id)
+        # The first submit, then the one kept; the cancelled one never.
+        self.assertEqual((self.sent()[0] - m0, self.sent()[1] - n0), (2, 2))
+        self.assertTrue(self.settled())
 
     def test_cancel_on_early_exit(self):
         """Leaving a map early cancels the calls it still has in flight,

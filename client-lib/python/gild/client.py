@@ -69,7 +69,9 @@ def _value(outcome):
 class Future(concurrent.futures.Future):
     """A submitted call. ``cancel()`` also asks the server to cancel it: a
     queued call is dropped, a running one interrupted (it sees
-    ``gild.context().cancelled()`` become true)."""
+    ``gild.context().cancelled()`` become true). ``call_id`` is None until
+    the call is sent (a submit from a done-callback is sent when the
+    callbacks of the results that came together have run)."""
 
     def __init__(self, client, call_id):
         super().__init__()
@@ -79,7 +81,8 @@ class Future(concurrent.futures.Future):
     def cancel(self):
         if not super().cancel():
             return False
-        self._client._cancel(self.call_id)
+        if self.call_id is not None:  # else it will not be sent
+            self._client._cancel(self.call_id)
         return True
 
     def _gild_settle(self, outcome):
@@ -215,6 +218,10 @@ class Client:
         self._early = {}  # results polled before their future was filed
         self._work = threading.Event()
         self._poller = None
+        self._poller_ident = None
+        # While the poller thread runs done-callbacks: the (Call, Future)
+        # of the submits they made, sent together afterwards.
+        self._deferred = None
         self._closed = False
 
     # -- plumbing --
@@ -232,7 +239,10 @@ class Client:
 
     def _poll(self):
         """The poller thread: hands results to their futures (and to the
-        inboxes of maps), all the results that arrived together at once."""
+        inboxes of maps), all the results that arrived together at once.
+        The calls their done-callbacks submit meanwhile go out together
+        once those callbacks have run (see submit)."""
+        self._poller_ident = threading.get_ident()
         while not self._closed:
             try:
                 got = self._native.poll_many(200)
@@ -259,9 +269,44 @@ class Client:
                         futures.append((to, outcome))
             for inbox, outcomes in inboxes.items():
                 inbox.put(outcomes)
-            for fut, outcome in futures:
-                if not fut.cancelled():
-                    fut._gild_settle(outcome)
+            if not futures:
+                continue
+            self._deferred = []
+            try:
+                for fut, outcome in futures:
+                    if not fut.cancelled():
+                        fut._gild_settle(outcome)
+            finally:
+                deferred, self._deferred = self._deferred, None
+                if deferred:
+                    self._send_deferred(deferred)
+
+    def _send_deferred(self, deferred):
+        """On the poller thread: sends the calls that done-callbacks
+        submitted, BATCH_SIZE per message; a call that cannot be sent fails
+        its future with the error submit would have raised."""
+        live = [(call, fut) for call, fut in deferred if not fut.cancelled()]
+        for i in range(0, len(live), BATCH_SIZE):
+            chunk = live[i:i + BATCH_SIZE]
+            futures = [fut for _, fut in chunk]
+            try:
+                if self._closed:
+                    raise errors.Unavailable("the client was closed")
+                ids = self._native.submit_many([call for call, _ in chunk])
+            except Exception as e:
+                for fut in futures:
+                    try:
+                        fut.set_exception(e)
+                    except concurrent.futures.InvalidStateError:
+                        pass  # cancelled meanwhile
+                continue
+            for fut, call_id in zip(futures, ids):
+                fut.call_id = call_id
+            for fut, outcome in self._file(ids, futures):
+                fut._gild_settle(outcome)
+            for fut in futures:
+                if fut.cancelled():  # while it was being sent
+                    self._cancel(fut.call_id)
 
     def _start_poller(self):
         """In self._lock: starts the poller thread if it is not running."""
@@ -306,9 +351,19 @@ class Client:
 
     def submit(self, fn, *args, timeout=None, **kwargs):
         """Sends fn(*args, **kwargs); returns a concurrent.futures.Future
-        (so as_completed, wait and callbacks work)."""
-        call_id = self._n().submit(fn, args, kwargs,
-                                   max(0, _ms(timeout, self._timeout)))
+        (so as_completed, wait and callbacks work). Called from a
+        done-callback that the client's poller thread runs, it sends the
+        call once the callbacks of the results that came back together
+        have run, with the calls they submitted, in one message."""
+        t = max(0, _ms(timeout, self._timeout))
+        if (self._deferred is not None and
+                threading.get_ident() == self._poller_ident):
+            self._n()
+            fut = Future(self, None)
+            self._deferred.append(
+                (_native.Call(fn, args, kwargs or None, t), fut))
+            return fut
+        call_id = self._n().submit(fn, args, kwargs, t)
         fut = Future(self, call_id)
         for f, outcome in self._file((call_id,), (fut,)):
             f._gild_settle(outcome)

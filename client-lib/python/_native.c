@@ -882,10 +882,10 @@ batch_item(batch *b, size_t i, PyObject *item)
 
 /* submit_many(calls) -> list of call ids: calls is a list (or any
  * sequence) of 1 to GILD_MAX_BATCH Call objects or tuples (function, args[,
- * kwargs[, timeout_ms]]), each as submit's arguments; all are sent in one message
- * (gild_submit_many), or none (then it raises as submit does, the message
- * naming the bad item). Each id is collected with wait/poll/cancel as a
- * submit's. */
+ * kwargs[, timeout_ms]]), each as submit's arguments; all are sent in one
+ * message (gild_submit_many), or none (then it raises as submit does, the
+ * message naming the bad item). Each id is collected with wait/poll/cancel
+ * as a submit's. */
 static PyObject *
 client_submit_many(client_obj *self, PyObject *calls)
 {

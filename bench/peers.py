@@ -516,7 +516,6 @@ def _gild_tp_native(c, fn, a, t, batch):
 
 
 def gild_throughput(args):
-    gild, c = gild_client(args)
     fn, a = args.fn, gild_args(args)
     modes = {"starmap": _gild_tp_starmap, "map": _gild_tp_map,
              "callbacks": _gild_tp_callbacks, "window": _gild_tp_window,
@@ -525,6 +524,7 @@ def gild_throughput(args):
         raise Fail(f"--mode must be one of {', '.join(modes)}")
     if args.mode == "map" and not a:
         raise Fail("--mode map needs a function with arguments (map zips them)")
+    gild, c = gild_client(args)
     try:
         workers = gild_workers(c)
         expected = c.call(fn, *a)

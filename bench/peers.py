@@ -11,7 +11,7 @@ peer is not available here ({"skipped": "why"}).
 
 Workloads:
   gild-latency     --url URL   one caller, sequential c.call("noop")
-  gild-throughput  --url URL   --inflight K calls kept in flight (submit)
+  gild-throughput  --url URL   --inflight K calls kept in flight (starmap)
   pool-latency                 multiprocessing.Pool(N).apply(noop)
   pool-throughput              Pool(N).imap_unordered(noop, range(C), 1)
   ppe-latency                  ProcessPoolExecutor(N).submit(noop).result()
@@ -26,12 +26,19 @@ not measured), --inflight K (throughput: calls kept in flight, 256; the
 multiprocessing and dask peers queue all their calls at once and report
 "inflight": null), --fn/--args (gild: the function and its JSON argument
 list, "noop" and []), --mode (gild-throughput, how calls are kept in
-flight: callbacks (default: each future's done-callback, on the client's
-poller thread, submits the next; no hand-off to the main thread per call),
-window (the main thread waits for the oldest future, then submits one more),
-map (Client.map; needs a function with arguments, e.g. --fn echo --args
-'[null]'), native (gild._native submit/poll without futures: the client
-wrapper's cost, for diagnosis; reported as peer "gild-native")),
+flight: starmap (default: `for r in client.starmap(fn, repeat(args),
+ordered=False, max_in_flight=K)`, what a user writes for imap_unordered;
+calls go out in batches, as many at once as results came back, up to
+--batch), map (Client.map, ordered; needs a function with arguments, e.g.
+--fn echo --args '[null]'), callbacks (each future's done-callback, on the
+client's poller thread, submits the next: the calls submitted by the
+callbacks of results that came back together go out in one message),
+window (the main thread waits for the oldest future, then submits one
+more: one call per message), native (gild._native submit/poll without futures: the
+client wrapper's cost, for diagnosis; reported as peer "gild-native")),
+--batch B (starmap and map: most calls per message, 64; 1 turns batching
+off), the result's "messages" and "calls_sent" say how many messages the
+client sent for how many calls,
 --call-timeout (seconds one call may take, 30), --timeout (hard limit of the
 whole run, seconds; default max(120, 3 * seconds + 90)).
 
@@ -407,7 +414,19 @@ class _Tally:
                     self.first_error = str(error)
 
 
-def _gild_tp_callbacks(c, fn, a, t):
+def _gild_tp_starmap(c, fn, a, t, batch):
+    """Client.starmap(ordered=False, max_in_flight=K): the calls whose
+    results came back together go out again together, in one message."""
+    def calls():
+        while t.more():
+            yield a
+    for v in c.starmap(fn, calls(), ordered=False, max_in_flight=t.inflight,
+                       batch_size=batch):
+        t.settle(v)
+    t.check()
+
+
+def _gild_tp_callbacks(c, fn, a, t, batch):
     """Each call's done-callback (on the client's poller thread) sends the
     next one: no thread hand-off per call beyond the client's own."""
     tls = threading.local()
@@ -440,7 +459,7 @@ def _gild_tp_callbacks(c, fn, a, t):
     t.check()  # in case everything already came back
 
 
-def _gild_tp_window(c, fn, a, t):
+def _gild_tp_window(c, fn, a, t, batch):
     """The main thread waits for the oldest call, then sends one more."""
     pending = collections.deque()
     for _ in range(t.inflight):
@@ -458,7 +477,7 @@ def _gild_tp_window(c, fn, a, t):
     t.check()
 
 
-def _gild_tp_map(c, fn, a, t):
+def _gild_tp_map(c, fn, a, t, batch):
     """Client.map(ordered=True, max_in_flight=K): its first column ends at
     the time bound or the call count (map zips its iterables, so the
     function must take at least one argument)."""
@@ -466,12 +485,12 @@ def _gild_tp_map(c, fn, a, t):
         while t.more():
             yield a[0]
     for v in c.map(fn, first(), *[itertools.repeat(x) for x in a[1:]],
-                   max_in_flight=t.inflight):
+                   max_in_flight=t.inflight, batch_size=batch):
         t.settle(v)
     t.check()
 
 
-def _gild_tp_native(c, fn, a, t):
+def _gild_tp_native(c, fn, a, t, batch):
     """gild._native directly (submit/poll, no Future objects): what the
     client's wrapper costs, for diagnosis; not the public API."""
     n = c._native
@@ -497,14 +516,15 @@ def _gild_tp_native(c, fn, a, t):
 
 
 def gild_throughput(args):
-    gild, c = gild_client(args)
     fn, a = args.fn, gild_args(args)
-    modes = {"callbacks": _gild_tp_callbacks, "window": _gild_tp_window,
-             "map": _gild_tp_map, "native": _gild_tp_native}
+    modes = {"starmap": _gild_tp_starmap, "map": _gild_tp_map,
+             "callbacks": _gild_tp_callbacks, "window": _gild_tp_window,
+             "native": _gild_tp_native}
     if args.mode not in modes:
         raise Fail(f"--mode must be one of {', '.join(modes)}")
     if args.mode == "map" and not a:
         raise Fail("--mode map needs a function with arguments (map zips them)")
+    gild, c = gild_client(args)
     try:
         workers = gild_workers(c)
         expected = c.call(fn, *a)
@@ -519,22 +539,28 @@ def gild_throughput(args):
         start = time.perf_counter_ns()
         t = _Tally(args.calls, args.inflight,
                    start + int(args.seconds * 1e9), expected)
+        sent0 = c._native.sent()
+        modes[args.mode](c, fn, a, t, args.batch)
         if args.mode == "callbacks":
-            modes[args.mode](c, fn, a, t)
             if not t.finished.wait(args.seconds + args.call_timeout + 30):
                 raise Fail(f"{t.sent - t.done} calls never came back")
-        else:
-            modes[args.mode](c, fn, a, t)
         elapsed = (t.last_ns - start) / 1e9
+        sent1 = c._native.sent()
         if t.errors:
             raise Fail(f"{t.errors} of {t.done} calls failed, first: "
                        f"{t.first_error}")
     finally:
         c.close()
     peer = "gild-python" if args.mode != "native" else "gild-native"
+    extra = {"fn": fn, "url": args.url, "mode": args.mode,
+             "messages": sent1[0] - sent0[0],
+             "calls_sent": sent1[1] - sent0[1]}
+    if args.mode in ("starmap", "map"):
+        extra["batch"] = args.batch
+    log(f"gild-throughput: mode {args.mode}, {extra['calls_sent']} calls in "
+        f"{extra['messages']} messages")
     return throughput_result(args, peer, workers, args.inflight, t.done,
-                             elapsed,
-                             {"fn": fn, "url": args.url, "mode": args.mode})
+                             elapsed, extra)
 
 
 # -- multiprocessing, concurrent.futures -------------------------------------
@@ -945,8 +971,12 @@ def parse(argv):
     ap.add_argument("--fn", default="noop", help="gild: function to call")
     ap.add_argument("--args", default="[]",
                     help="gild: JSON list of the call's arguments")
-    ap.add_argument("--mode", default="callbacks",
-                    help="gild-throughput: callbacks, window, map or native")
+    ap.add_argument("--mode", default="starmap",
+                    help="gild-throughput: starmap, map, callbacks, window "
+                    "or native")
+    ap.add_argument("--batch", type=int, default=64,
+                    help="gild-throughput starmap/map: most calls per "
+                    "message")
     ap.add_argument("--call-timeout", type=float, default=30.0,
                     help="seconds one call may take before the run fails")
     ap.add_argument("--timeout", type=float, default=None,
@@ -956,7 +986,7 @@ def parse(argv):
         args.calls = 2000 if args.workload.endswith("latency") else 20000
     if args.timeout is None:
         args.timeout = max(120.0, 3 * args.seconds + 90)
-    for name in ("workers", "calls", "inflight"):
+    for name in ("workers", "calls", "inflight", "batch"):
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be at least 1")
     if args.warmup < 0 or args.seconds <= 0:

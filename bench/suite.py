@@ -419,6 +419,9 @@ def markdown(res):
                        "pool_imap_unordered"),
                       ("ProcessPoolExecutor", "ppe")):
         r = tput.get(key)
+        if key == "gild_python" and (r or {}).get("mode"):
+            name += " (%s%s)" % (r["mode"], ", batches of up to %s" %
+                                 r["batch"] if r.get("batch") else "")
         out.append("| %s | %s | %s | – | – |" % (
             name, fmt((r or {}).get("inflight")),
             fmt((r or {}).get("calls_per_s"), 0) if r else "failed"))

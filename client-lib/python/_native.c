@@ -45,6 +45,8 @@ typedef struct {
 	gild_client *c;      /* NULL until connected and once closed */
 	int busy;            /* threads using c with the GIL released */
 	bool closed;         /* close() was called */
+	uint64_t sent_msgs;  /* messages sent by submit and submit_many */
+	uint64_t sent_calls; /* calls in them */
 	stream_obj *streams; /* its open streams (each holds a reference) */
 	PyObject *weakrefs;
 } client_obj;
@@ -236,6 +238,97 @@ conv_id(PyObject *o, void *out)
 	*(uint64_t *) out = x;
 	return 1;
 }
+
+/* ------------------------------------------------------------------- Call */
+
+/* A call prepared for submit_many: its arguments already converted, so
+ * that a value gild cannot send is refused when the call is made, not when
+ * it is sent. Immutable once made (so any thread may send it); it can be
+ * sent any number of times. */
+typedef struct {
+	PyObject ob_base;   /* PyObject_HEAD */
+	PyObject *function; /* str (new reference): name is its UTF-8 */
+	const char *name;
+	gild_value *args, *kwargs; /* owned */
+	int timeout_ms;
+} call_obj;
+
+static PyTypeObject call_type;
+
+/* Call(function, args, kwargs=None, timeout_ms=0) */
+static PyObject *
+call_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {
+	    "function", "args", "kwargs", "timeout_ms", NULL};
+	PyObject *fn, *a, *k = Py_None;
+	int timeout = 0;
+	Py_ssize_t len;
+	const char *name;
+	call_obj *self;
+
+	if (!PyArg_ParseTupleAndKeywords(
+	        args, kw, "UO|Oi:Call", kwlist, &fn, &a, &k, &timeout))
+		return NULL;
+	if ((name = PyUnicode_AsUTF8AndSize(fn, &len)) == NULL)
+		return NULL;
+	if (strlen(name) != (size_t) len) {
+		PyErr_SetString(PyExc_ValueError,
+		    "a function name cannot contain a NUL character");
+		return NULL;
+	}
+	if (timeout < 0) {
+		PyErr_Format(PyExc_ValueError,
+		    "timeout_ms must be >= 0, not %d", timeout);
+		return NULL;
+	}
+	if ((self = (call_obj *) type->tp_alloc(type, 0)) == NULL)
+		return NULL;
+	if (pyvalue_call_args(a, k, &self->args, &self->kwargs) == -1) {
+		Py_DECREF(self);
+		return NULL;
+	}
+	self->function = Py_NewRef(fn);
+	self->name = name;
+	self->timeout_ms = timeout;
+	return (PyObject *) self;
+}
+
+static void
+call_dealloc(call_obj *self)
+{
+	gild_value_free(self->args);
+	gild_value_free(self->kwargs);
+	Py_XDECREF(self->function);
+	Py_TYPE(self)->tp_free((PyObject *) self);
+}
+
+static PyObject *
+call_get_function(call_obj *self, void *unused)
+{
+	return Py_NewRef(self->function);
+}
+
+static PyGetSetDef call_getset[] = {
+    {"function", (getter) call_get_function, NULL, "the function's name",
+        NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+/* The head macro ends in a comma, which clang-format does not know. */
+/* clang-format off */
+static PyTypeObject call_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gild._native.Call",
+    .tp_basicsize = sizeof(call_obj),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Call(function, args, kwargs=None, timeout_ms=0): a call "
+              "whose arguments are converted, for Client.submit_many.",
+    .tp_new = call_new,
+    .tp_dealloc = (destructor) call_dealloc,
+    .tp_getset = call_getset,
+};
+/* clang-format on */
 
 /* ------------------------------------------------------------ long waits */
 
@@ -605,6 +698,16 @@ call_id_or_raise(int rc, gild_error *err, gild_call_id id)
 	return PyLong_FromUnsignedLongLong(id);
 }
 
+/* Counts one message of n calls sent by submit or submit_many. */
+static void
+client_count_sent(client_obj *self, size_t n)
+{
+	Py_BEGIN_CRITICAL_SECTION(self);
+	self->sent_msgs++;
+	self->sent_calls += n;
+	Py_END_CRITICAL_SECTION();
+}
+
 /* submit(function, args, kwargs=None, timeout_ms=0) -> call id */
 static PyObject *
 client_submit(client_obj *self, PyObject *args, PyObject *kw)
@@ -628,7 +731,245 @@ client_submit(client_obj *self, PyObject *args, PyObject *kw)
 	    rc = gild_submit_timeout(c, fn, va, vk, timeout, &id, &err);
 	    gild_value_free(va); gild_value_free(vk));
 	client_leave(self);
+	if (rc == GILD_OK)
+		client_count_sent(self, 1);
 	return call_id_or_raise(rc, &err, id);
+}
+
+/* The calls of one submit_many, converted: what libgild borrows while the
+ * GIL is released. fns holds new references to the function names (their
+ * UTF-8 is in specs[i].function) or to the Call objects; va and vk own the
+ * argument values converted here (NULL for a Call's). */
+typedef struct {
+	size_t n;
+	gild_call_spec *specs;
+	PyObject **fns;
+	gild_value **va, **vk;
+	gild_call_id *ids;
+} batch;
+
+static void
+batch_fini(batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->fns != NULL)
+			Py_XDECREF(b->fns[i]);
+		if (b->va != NULL)
+			gild_value_free(b->va[i]);
+		if (b->vk != NULL)
+			gild_value_free(b->vk[i]);
+	}
+	PyMem_Free(b->specs);
+	PyMem_Free(b->fns);
+	PyMem_Free(b->va);
+	PyMem_Free(b->vk);
+	PyMem_Free(b->ids);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Re-raises the pending TypeError, ValueError or OverflowError with its
+ * message prefixed by "calls[i]: "; other exceptions stay as they are. */
+static void
+prefix_error(size_t i)
+{
+	PyObject *type, *val, *msg, *exc;
+#if PY_VERSION_HEX >= 0x030C0000
+	val = PyErr_GetRaisedException();
+	type = Py_NewRef((PyObject *) Py_TYPE(val));
+#else
+	PyObject *tb;
+
+	PyErr_Fetch(&type, &val, &tb);
+	PyErr_NormalizeException(&type, &val, &tb);
+	Py_XDECREF(tb);
+#endif
+	if (type == PyExc_TypeError || type == PyExc_ValueError ||
+	    type == PyExc_OverflowError) {
+		msg = val != NULL ? PyObject_Str(val) : NULL;
+		exc = msg != NULL
+		          ? PyUnicode_FromFormat("calls[%zu]: %U", i, msg)
+		          : NULL;
+		Py_XDECREF(msg);
+		if (exc != NULL) {
+			PyErr_SetObject(type, exc);
+			Py_DECREF(exc);
+		}
+	} else {
+		PyErr_SetObject(type, val);
+	}
+	Py_DECREF(type);
+	Py_XDECREF(val);
+}
+
+/* Converts call i of a batch: item, a Call or a tuple (function, args[,
+ * kwargs[, timeout_ms]]) as submit's arguments. Returns 0, or -1 with an
+ * exception that names calls[i]. */
+static int
+batch_item(batch *b, size_t i, PyObject *item)
+{
+	PyObject *fn, *a, *k = Py_None;
+	const char *name;
+	Py_ssize_t len, n;
+	long timeout = 0;
+
+	if (Py_IS_TYPE(item, &call_type)) {
+		call_obj *co = (call_obj *) item;
+
+		b->fns[i] = Py_NewRef(item); /* keeps its values */
+		b->specs[i].function = co->name;
+		b->specs[i].args = co->args;
+		b->specs[i].kwargs = co->kwargs;
+		b->specs[i].timeout_ms = co->timeout_ms;
+		return 0;
+	}
+	if (!PyTuple_Check(item) || (n = PyTuple_GET_SIZE(item)) < 2 || n > 4) {
+		PyErr_Format(PyExc_TypeError,
+		    "calls[%zu] must be a Call or a tuple (function, args[, "
+		    "kwargs[, timeout_ms]]), not %s",
+		    i, PyTuple_Check(item) ? "one of another length"
+		                           : Py_TYPE(item)->tp_name);
+		return -1;
+	}
+	fn = PyTuple_GET_ITEM(item, 0);
+	a = PyTuple_GET_ITEM(item, 1);
+	if (n > 2)
+		k = PyTuple_GET_ITEM(item, 2);
+	if (!PyUnicode_Check(fn)) {
+		PyErr_Format(PyExc_TypeError,
+		    "calls[%zu]: the function must be a str, not %s", i,
+		    Py_TYPE(fn)->tp_name);
+		return -1;
+	}
+	if ((name = PyUnicode_AsUTF8AndSize(fn, &len)) == NULL)
+		return -1;
+	if (strlen(name) != (size_t) len) {
+		PyErr_Format(PyExc_ValueError,
+		    "calls[%zu]: a function name cannot contain a NUL", i);
+		return -1;
+	}
+	if (n > 3) {
+		PyObject *t = PyTuple_GET_ITEM(item, 3);
+
+		if (!PyLong_Check(t) || PyBool_Check(t)) {
+			PyErr_Format(PyExc_TypeError,
+			    "calls[%zu]: timeout_ms must be an int, not %s", i,
+			    Py_TYPE(t)->tp_name);
+			return -1;
+		}
+		timeout = PyLong_AsLong(t);
+		if (timeout == -1 && PyErr_Occurred()) {
+			prefix_error(i);
+			return -1;
+		}
+		if (timeout < 0 || timeout > INT_MAX) {
+			PyErr_Format(PyExc_ValueError,
+			    "calls[%zu]: timeout_ms must be 0 to %d, not %ld",
+			    i, INT_MAX, timeout);
+			return -1;
+		}
+	}
+	if (pyvalue_call_args(a, k, &b->va[i], &b->vk[i]) == -1) {
+		prefix_error(i);
+		return -1;
+	}
+	b->fns[i] = Py_NewRef(fn);
+	b->specs[i].function = name;
+	b->specs[i].args = b->va[i];
+	b->specs[i].kwargs = b->vk[i];
+	b->specs[i].timeout_ms = (int) timeout;
+	return 0;
+}
+
+/* submit_many(calls) -> list of call ids: calls is a list (or any
+ * sequence) of 1 to GILD_MAX_BATCH Call objects or tuples (function, args[,
+ * kwargs[, timeout_ms]]), each as submit's arguments; all are sent in one
+ * message (gild_submit_many), or none (then it raises as submit does, the
+ * message naming the bad item). Each id is collected with wait/poll/cancel
+ * as a submit's. */
+static PyObject *
+client_submit_many(client_obj *self, PyObject *calls)
+{
+	PyObject *seq, *out = NULL;
+	batch b = {0};
+	gild_error err = {0};
+	gild_client *c;
+	Py_ssize_t n;
+	int rc;
+
+	if (client_check(self) == -1)
+		return NULL;
+	if (PyUnicode_Check(calls) || PyBytes_Check(calls)) {
+		PyErr_SetString(PyExc_TypeError,
+		    "calls must be a list of (function, args[, kwargs[, "
+		    "timeout_ms]]) tuples");
+		return NULL;
+	}
+	/* A tuple: its items stay put while the GIL is released. */
+	if ((seq = PySequence_Tuple(calls)) == NULL)
+		return NULL;
+	n = PyTuple_GET_SIZE(seq);
+	if (n < 1 || n > GILD_MAX_BATCH) {
+		PyErr_Format(PyExc_ValueError,
+		    "submit_many takes 1 to %d calls, not %zd", GILD_MAX_BATCH,
+		    n);
+		goto done;
+	}
+	b.n = (size_t) n;
+	b.specs = PyMem_Calloc(b.n, sizeof(*b.specs));
+	b.fns = PyMem_Calloc(b.n, sizeof(*b.fns));
+	b.va = PyMem_Calloc(b.n, sizeof(*b.va));
+	b.vk = PyMem_Calloc(b.n, sizeof(*b.vk));
+	b.ids = PyMem_Calloc(b.n, sizeof(*b.ids));
+	if (b.specs == NULL || b.fns == NULL || b.va == NULL || b.vk == NULL ||
+	    b.ids == NULL) {
+		PyErr_NoMemory();
+		goto done;
+	}
+	for (Py_ssize_t i = 0; i < n; i++)
+		if (batch_item(&b, (size_t) i, PyTuple_GET_ITEM(seq, i)) == -1)
+			goto done;
+	if (client_enter(self, &c) == -1)
+		goto done;
+	UNLOCKED(rc = gild_submit_many(c, b.specs, b.n, b.ids, &err));
+	client_leave(self);
+	if (rc != GILD_OK) {
+		raise_gild(rc, &err);
+		goto done;
+	}
+	client_count_sent(self, b.n);
+	if ((out = PyList_New(n)) == NULL)
+		goto done;
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *id = PyLong_FromUnsignedLongLong(b.ids[i]);
+
+		if (id == NULL) {
+			/* The calls are sent: their results will come to
+			 * poll(), unclaimed. */
+			Py_CLEAR(out);
+			goto done;
+		}
+		PyList_SET_ITEM(out, i, id);
+	}
+done:
+	gild_error_clear(&err);
+	batch_fini(&b);
+	Py_DECREF(seq);
+	return out;
+}
+
+/* sent() -> (messages, calls): how many messages submit and submit_many
+ * sent on this client, and how many calls they held (for tests and
+ * benchmarks: calls / messages is the mean batch size). */
+static PyObject *
+client_sent(client_obj *self, PyObject *unused)
+{
+	unsigned long long msgs, calls;
+
+	Py_BEGIN_CRITICAL_SECTION(self);
+	msgs = self->sent_msgs;
+	calls = self->sent_calls;
+	Py_END_CRITICAL_SECTION();
+	return Py_BuildValue("(KK)", msgs, calls);
 }
 
 /* wait(call_id, timeout_ms=-1) -> outcome, or None if still running. */
@@ -720,6 +1061,89 @@ client_poll(client_obj *self, PyObject *args, PyObject *kw)
 		gild_result_clear(&res);
 		return raise_gild(rc, NULL);
 	}
+}
+
+/* The longest list one poll_many returns unless told. */
+#define POLL_MANY_MAX 4096
+
+/* poll_many(timeout_ms=-1, max=4096) -> list of (call_id, outcome): waits
+ * like poll for one finished call, then takes, without waiting, the others
+ * already finished (up to max in all: the calls of a batch reply come
+ * together). [] on timeout; LookupError when no call is in flight. */
+static PyObject *
+client_poll_many(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"timeout_ms", "max", NULL};
+	int timeout = -1, max = POLL_MANY_MAX, rc, slice, more = 0;
+	gild_result *res;
+	size_t got = 0;
+	PyObject *out = NULL;
+	waiter w;
+	gild_client *c;
+
+	if (!PyArg_ParseTupleAndKeywords(
+	        args, kw, "|ii:poll_many", kwlist, &timeout, &max))
+		return NULL;
+	if (max < 1) {
+		PyErr_Format(
+		    PyExc_ValueError, "max must be at least 1, not %d", max);
+		return NULL;
+	}
+	if ((res = PyMem_Calloc((size_t) max, sizeof(*res))) == NULL)
+		return PyErr_NoMemory();
+	if (client_enter(self, &c) == -1) {
+		PyMem_Free(res);
+		return NULL;
+	}
+	waiter_init(&w, timeout);
+	do {
+		slice = waiter_slice(&w);
+		UNLOCKED(rc = gild_poll(c, slice, &res[0]));
+	} while (rc == GILD_DEADLINE_EXCEEDED &&
+	         (more = waiter_more(&w, slice)) > 0);
+	if (rc == GILD_OK) {
+		got = 1;
+		UNLOCKED(while (got < (size_t) max &&
+		                gild_poll(c, 0, &res[got]) == GILD_OK) got++);
+	}
+	client_leave(self);
+	if (more < 0)
+		goto done;
+	switch (rc) {
+	case GILD_OK:
+		break;
+	case GILD_DEADLINE_EXCEEDED:
+		out = PyList_New(0);
+		goto done;
+	case GILD_NOT_FOUND:
+		PyErr_SetString(PyExc_LookupError, "no call is in flight");
+		goto done;
+	default:
+		raise_gild(rc, NULL);
+		goto done;
+	}
+	if ((out = PyList_New((Py_ssize_t) got)) == NULL)
+		goto done;
+	for (size_t i = 0; i < got; i++) {
+		PyObject *id = PyLong_FromUnsignedLongLong(res[i].id);
+		PyObject *o = id != NULL ? outcome_result(&res[i]) : NULL;
+		PyObject *t = o != NULL ? PyTuple_New(2) : NULL;
+
+		if (t == NULL) {
+			Py_XDECREF(id);
+			Py_XDECREF(o);
+			Py_CLEAR(out);
+			goto done;
+		}
+		PyTuple_SET_ITEM(t, 0, id);
+		PyTuple_SET_ITEM(t, 1, o);
+		PyList_SET_ITEM(out, (Py_ssize_t) i, t);
+	}
+done:
+	for (size_t i = 0; i < got; i++)
+		gild_result_clear(&res[i]); /* those not converted */
+	PyMem_Free(res);
+	return out;
 }
 
 /* cancel(call_id) -> True if the call was in flight. */
@@ -1032,6 +1456,14 @@ static PyMethodDef client_methods[] = {
         "wait(call_id, timeout_ms=-1) -> outcome, or None while it runs"},
     {"poll", METH_KW(client_poll), METH_VARARGS | METH_KEYWORDS,
         "poll(timeout_ms=-1) -> (call_id, outcome), or None on timeout"},
+    {"poll_many", METH_KW(client_poll_many), METH_VARARGS | METH_KEYWORDS,
+        "poll_many(timeout_ms=-1, max=4096) -> [(call_id, outcome), ...]: "
+        "the finished calls, [] on timeout"},
+    {"submit_many", (PyCFunction) client_submit_many, METH_O,
+        "submit_many([(function, args, kwargs, timeout_ms), ...]) -> "
+        "[call id, ...]: the calls sent in one message"},
+    {"sent", (PyCFunction) client_sent, METH_NOARGS,
+        "sent() -> (messages, calls) sent by submit and submit_many"},
     {"cancel", (PyCFunction) client_cancel, METH_O,
         "cancel(call_id) -> True if the call was in flight"},
     {"in_flight", (PyCFunction) client_in_flight, METH_NOARGS,
@@ -1319,6 +1751,7 @@ PyInit__native(void)
 	PyObject *m;
 
 	if (PyType_Ready(&client_type) < 0 || PyType_Ready(&stream_type) < 0 ||
+	    PyType_Ready(&call_type) < 0 ||
 	    pyvalue_init() == -1)
 		return NULL;
 	if ((m = PyModule_Create(&module_def)) == NULL)
@@ -1332,7 +1765,8 @@ PyInit__native(void)
 		goto fail;
 #endif
 	if (PyModule_AddType(m, &client_type) < 0 ||
-	    PyModule_AddType(m, &stream_type) < 0)
+	    PyModule_AddType(m, &stream_type) < 0 ||
+	    PyModule_AddType(m, &call_type) < 0)
 		goto fail;
 #ifdef Py_GIL_DISABLED
 	/* Without it, importing the module would turn the GIL back on. */

@@ -43,7 +43,7 @@ ifeq ($(SANITIZE),)
 UNIT_TESTS += tests/python/test_native.py tests/python/test_native_threads.py
 ifneq ($(PYTHON_FT_CONFIG),)
 RUNTIME_TESTS += ftpy:tests/python/test_native.py \
-	ftpy:tests/python/test_native_threads.py
+	ftpy:tests/python/test_native_threads.py ftpy:tests/python/test_batch.py
 endif
 endif
 

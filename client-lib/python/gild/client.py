@@ -24,6 +24,12 @@ from . import errors
 # package for its decorators and never needs the client.
 _native = None
 
+# Most calls map, starmap and submit_many put in one message by default.
+# Smaller batches keep workers busy while earlier replies travel (the
+# server answers a batch when its last call is done); larger ones pay the
+# transport less often.
+BATCH_SIZE = 64
+
 
 def _need_native():
     global _native
@@ -63,7 +69,9 @@ def _value(outcome):
 class Future(concurrent.futures.Future):
     """A submitted call. ``cancel()`` also asks the server to cancel it: a
     queued call is dropped, a running one interrupted (it sees
-    ``gild.context().cancelled()`` become true)."""
+    ``gild.context().cancelled()`` become true). ``call_id`` is None until
+    the call is sent (a submit from a done-callback is sent when the
+    callbacks of the results that came together have run)."""
 
     def __init__(self, client, call_id):
         super().__init__()
@@ -73,8 +81,54 @@ class Future(concurrent.futures.Future):
     def cancel(self):
         if not super().cancel():
             return False
-        self._client._cancel(self.call_id)
+        if self.call_id is not None:  # else it will not be sent
+            self._client._cancel(self.call_id)
         return True
+
+    def _gild_settle(self, outcome):
+        code, value, error = outcome
+        try:
+            if code == _native.OK:
+                self.set_result(value)
+            else:
+                c, message, python_type, traceback = error
+                self.set_exception(errors.from_error(
+                    _native.code_name(c), message, python_type, traceback))
+        except concurrent.futures.InvalidStateError:
+            pass  # cancelled meanwhile
+
+
+class _Inbox:
+    """Where the poller thread leaves the outcomes of the calls that one
+    map/starmap sent: no Future per call, and one wake-up per batch of
+    replies rather than one per call."""
+
+    def __init__(self):
+        self.cond = threading.Condition(threading.Lock())
+        self.ready = []    # (call_id, outcome), in arrival order
+        self.closed = False  # the map ended: outcomes are dropped
+        self.lost = None     # the client was closed: the error to raise
+
+    def put(self, got):
+        with self.cond:
+            if not self.closed:
+                self.ready.extend(got)
+                self.cond.notify()
+
+    def take(self):
+        """Every outcome arrived so far, waiting for at least one."""
+        with self.cond:
+            while not self.ready and self.lost is None:
+                self.cond.wait()
+            if not self.ready:
+                raise self.lost
+            got, self.ready = self.ready, []
+        return got
+
+    def fail(self, error):
+        with self.cond:
+            self.lost = error
+            self.cond.notify()
 
 
 class Stream:
@@ -164,6 +218,10 @@ class Client:
         self._early = {}  # results polled before their future was filed
         self._work = threading.Event()
         self._poller = None
+        self._poller_ident = None
+        # While the poller thread runs done-callbacks: the (Call, Future)
+        # of the submits they made, sent together afterwards.
+        self._deferred = None
         self._closed = False
 
     # -- plumbing --
@@ -180,38 +238,108 @@ class Client:
             pass
 
     def _poll(self):
-        """The poller thread: hands results to their futures."""
+        """The poller thread: hands results to their futures (and to the
+        inboxes of maps), all the results that arrived together at once.
+        The calls their done-callbacks submit meanwhile go out together
+        once those callbacks have run (see submit)."""
+        self._poller_ident = threading.get_ident()
         while not self._closed:
             try:
-                got = self._native.poll(200)
+                got = self._native.poll_many(200)
             except LookupError:  # nothing in flight
                 self._work.wait(0.2)
                 self._work.clear()
                 continue
             except ValueError:  # closed meanwhile
                 return
-            if got is None:
+            if not got:
                 continue
-            call_id, outcome = got
+            futures = []
+            inboxes = {}
             with self._lock:
-                fut = self._futures.pop(call_id, None)
-                if fut is None:
-                    # Came before submit() could file its future.
-                    self._early[call_id] = outcome
-                    continue
-            self._settle(fut, outcome)
+                pop = self._futures.pop
+                for call_id, outcome in got:
+                    to = pop(call_id, None)
+                    if to is None:
+                        # Came before submit() could file its future.
+                        self._early[call_id] = outcome
+                    elif type(to) is _Inbox:
+                        inboxes.setdefault(to, []).append((call_id, outcome))
+                    else:
+                        futures.append((to, outcome))
+            for inbox, outcomes in inboxes.items():
+                inbox.put(outcomes)
+            if not futures:
+                continue
+            self._deferred = []
+            try:
+                for fut, outcome in futures:
+                    if not fut.cancelled():
+                        fut._gild_settle(outcome)
+            finally:
+                deferred, self._deferred = self._deferred, None
+                if deferred:
+                    self._send_deferred(deferred)
 
-    @staticmethod
-    def _settle(fut, outcome):
-        code, value, error = outcome
-        if fut.cancelled():
-            return
-        if code == _native.OK:
-            fut.set_result(value)
-        else:
-            c, message, python_type, traceback = error
-            fut.set_exception(errors.from_error(
-                _native.code_name(c), message, python_type, traceback))
+    def _send_deferred(self, deferred):
+        """On the poller thread: sends the calls that done-callbacks
+        submitted, BATCH_SIZE per message; a call that cannot be sent fails
+        its future with the error submit would have raised."""
+        live = [(call, fut) for call, fut in deferred if not fut.cancelled()]
+        for i in range(0, len(live), BATCH_SIZE):
+            chunk = live[i:i + BATCH_SIZE]
+            futures = [fut for _, fut in chunk]
+            try:
+                if self._closed:
+                    raise errors.Unavailable("the client was closed")
+                ids = self._native.submit_many([call for call, _ in chunk])
+            except Exception as e:
+                for fut in futures:
+                    try:
+                        fut.set_exception(e)
+                    except concurrent.futures.InvalidStateError:
+                        pass  # cancelled meanwhile
+                continue
+            for fut, call_id in zip(futures, ids):
+                fut.call_id = call_id
+            for fut, outcome in self._file(ids, futures):
+                fut._gild_settle(outcome)
+            for fut in futures:
+                if fut.cancelled():  # while it was being sent
+                    self._cancel(fut.call_id)
+
+    def _start_poller(self):
+        """In self._lock: starts the poller thread if it is not running."""
+        if self._poller is None:
+            self._poller = threading.Thread(
+                target=self._poll, name="gild-poller", daemon=True)
+            self._poller.start()
+
+    def _file(self, ids, to):
+        """Files the futures (to: a list, one per id) or the inbox (to: an
+        _Inbox for all ids) of calls just sent, for the poller. Returns the
+        (future, outcome) pairs, or for an inbox the (call_id, outcome)
+        pairs, of calls whose results came before they were filed."""
+        early = []
+        with self._lock:
+            taken = self._early.pop
+            if type(to) is _Inbox:
+                for call_id in ids:
+                    outcome = taken(call_id, None) if self._early else None
+                    if outcome is None:
+                        self._futures[call_id] = to
+                    else:
+                        early.append((call_id, outcome))
+            else:
+                for call_id, fut in zip(ids, to):
+                    outcome = taken(call_id, None) if self._early else None
+                    if outcome is None:
+                        self._futures[call_id] = fut
+                    else:
+                        early.append((fut, outcome))
+            self._start_poller()
+        self._work.set()
+        return early
 
     # -- calls --
 
@@ -223,57 +351,138 @@ class Client:
 
     def submit(self, fn, *args, timeout=None, **kwargs):
         """Sends fn(*args, **kwargs); returns a concurrent.futures.Future
-        (so as_completed, wait and callbacks work)."""
-        call_id = self._n().submit(fn, args, kwargs,
-                                   max(0, _ms(timeout, self._timeout)))
+        (so as_completed, wait and callbacks work). Called from a
+        done-callback that the client's poller thread runs, it sends the
+        call once the callbacks of the results that came back together
+        have run, with the calls they submitted, in one message."""
+        t = max(0, _ms(timeout, self._timeout))
+        if (self._deferred is not None and
+                threading.get_ident() == self._poller_ident):
+            self._n()
+            fut = Future(self, None)
+            self._deferred.append(
+                (_native.Call(fn, args, kwargs or None, t), fut))
+            return fut
+        call_id = self._n().submit(fn, args, kwargs, t)
         fut = Future(self, call_id)
-        with self._lock:
-            early = self._early.pop(call_id, None)
-            if early is None:
-                self._futures[call_id] = fut
-            if self._poller is None:
-                self._poller = threading.Thread(
-                    target=self._poll, name="gild-poller", daemon=True)
-                self._poller.start()
-        self._work.set()
-        if early is not None:
-            self._settle(fut, early)
+        for f, outcome in self._file((call_id,), (fut,)):
+            f._gild_settle(outcome)
         return fut
 
+    def submit_many(self, fn, arg_tuples, *, timeout=None,
+                    batch_size=BATCH_SIZE):
+        """Sends fn(*args) for each tuple of arguments in arg_tuples, up to
+        batch_size calls per message; returns their futures, in order.
+        The server answers a message's calls together, when the slowest is
+        done. If an item cannot be sent (a value gild cannot send), raises
+        that error, naming the item, and cancels the calls already sent:
+        no future is left pending."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        n = self._n()
+        t = max(0, _ms(timeout, self._timeout))
+        batch_size = min(batch_size, 4096)
+        out = []
+        items = iter(arg_tuples)
+        try:
+            while True:
+                chunk = [(fn, a, None, t)
+                         for a in itertools.islice(items, batch_size)]
+                if not chunk:
+                    return out
+                try:
+                    ids = n.submit_many(chunk)
+                except (TypeError, ValueError) as e:
+                    raise type(e)(_renumber(str(e), len(out))) from None
+                futures = [Future(self, call_id) for call_id in ids]
+                out.extend(futures)
+                for f, outcome in self._file(ids, futures):
+                    f._gild_settle(outcome)
+        except BaseException:
+            for f in out:
+                f.cancel()
+            raise
+
     def map(self, fn, *iterables, ordered=True, max_in_flight=256,
-            timeout=None):
+            timeout=None, batch_size=BATCH_SIZE):
         """Calls fn on each item (zip of iterables), at most max_in_flight
         at once; yields the results in input order (ordered=True) or as
-        they finish."""
+        they finish. Calls go out in batches of up to batch_size per
+        message: the first max_in_flight at once, then, as results come
+        back, as many new calls as results came, together."""
+        return self.starmap(fn, zip(*iterables), ordered=ordered,
+                            max_in_flight=max_in_flight, timeout=timeout,
+                            batch_size=batch_size)
+
+    def starmap(self, fn, arg_tuples, *, ordered=True, max_in_flight=256,
+                timeout=None, batch_size=BATCH_SIZE):
+        """map for functions of several arguments, as itertools.starmap:
+        calls fn(*args) for each tuple in arg_tuples (() for a function of
+        none)."""
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
-        items = iter(zip(*iterables))
-        pending = collections.deque()
-        waiting = set()
-        try:
-            for args in itertools.islice(items, max_in_flight):
-                f = self.submit(fn, *args, timeout=timeout)
-                pending.append(f)
-                waiting.add(f)
-            while waiting:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        n = self._n()
+        return self._starmap(n, fn, iter(arg_tuples), ordered, max_in_flight,
+                             max(0, _ms(timeout, self._timeout)),
+                             min(batch_size, 4096))
+
+    def _starmap(self, n, fn, items, ordered, max_in_flight, t, batch_size):
+        inbox = _Inbox()
+        order = collections.deque()  # ordered: ids sent, not yet yielded
+        arrived = {}                 # ordered: id -> outcome not yielded
+        outstanding = set()          # ids sent whose result has not come
+        islice = itertools.islice
+        taken = [0]                  # items sent so far
+
+        def send(k):
+            """Sends up to k more calls, batch_size per message."""
+            while k > 0:
+                chunk = [(fn, a, None, t)
+                         for a in islice(items, min(k, batch_size))]
+                if not chunk:
+                    return
+                try:
+                    ids = n.submit_many(chunk)
+                except (TypeError, ValueError) as e:
+                    raise type(e)(_renumber(str(e), taken[0])) from None
+                k -= len(ids)
+                taken[0] += len(ids)
+                outstanding.update(ids)
                 if ordered:
-                    f = pending.popleft()
-                    result = f.result()
-                    waiting.discard(f)
-                else:
-                    done, _ = concurrent.futures.wait(
-                        waiting, return_when=concurrent.futures.FIRST_COMPLETED)
-                    f = done.pop()
-                    waiting.discard(f)
-                    result = f.result()
-                for args in itertools.islice(items, 1):
-                    nf = self.submit(fn, *args, timeout=timeout)
-                    pending.append(nf)
-                    waiting.add(nf)
-                yield result
+                    order.extend(ids)
+                early = self._file(ids, inbox)
+                if early:
+                    inbox.put(early)
+
+        try:
+            send(max_in_flight)
+            if not ordered:
+                while outstanding:
+                    got = inbox.take()
+                    for call_id, _ in got:
+                        outstanding.discard(call_id)
+                    send(len(got))
+                    for _, outcome in got:
+                        yield _value(outcome)
+                return
+            while order:
+                while order[0] not in arrived:
+                    for call_id, outcome in inbox.take():
+                        outstanding.discard(call_id)
+                        arrived[call_id] = outcome
+                group = []
+                while order and order[0] in arrived:
+                    group.append(arrived.pop(order.popleft()))
+                send(len(group))
+                for outcome in group:
+                    yield _value(outcome)
         finally:
-            for f in waiting:
-                f.cancel()
+            inbox.closed = True
+            if outstanding and not self._closed:
+                for call_id in outstanding:
+                    self._cancel(call_id)
 
     def stream(self, fn, *args, window=64, timeout=None, **kwargs):
         """Calls generator function fn as a stream: returns an iterator over
@@ -335,16 +544,35 @@ class Client:
         self._closed = True
         with self._lock:
             futures, self._futures = list(self._futures.values()), {}
+            self._early = {}
         self._native.close()
         for f in futures:
-            if not f.done():
-                f.set_exception(errors.Unavailable("the client was closed"))
+            if type(f) is _Inbox:
+                f.fail(errors.Unavailable("the client was closed"))
+            elif not f.done():
+                try:
+                    f.set_exception(
+                        errors.Unavailable("the client was closed"))
+                except concurrent.futures.InvalidStateError:
+                    pass
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _renumber(message, offset):
+    """A submit_many error's "calls[i]: ..." with i counted from the start
+    of the caller's items rather than of the batch."""
+    if message.startswith("calls["):
+        k = message.find("]")
+        try:
+            return f"item {int(message[6:k]) + offset}{message[k + 1:]}"
+        except ValueError:
+            pass
+    return message
 
 
 def connect(url_or_urls, *, token=None, timeout=None):

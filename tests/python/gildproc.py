@@ -41,27 +41,35 @@ def die_with_parent():
 
 class Gild:
     """gild serve APP on listen (default tcp://127.0.0.1:0, a free port);
-    .url is where it listens."""
+    .url is where it listens (its first tcp:// URL, if any), .http_url its
+    --http side port, .err its stderr once stopped."""
 
     def __init__(self, app=APP, workers=1, args=(),
                  listen="tcp://127.0.0.1:0"):
+        self._start(["serve", app, "--listen", listen, "--workers",
+                     str(workers), *args])
+
+    def _start(self, argv, env=None):
+        """Runs gild with argv (and env, default ours) until it is ready."""
+        self.err = None
         self.log = tempfile.NamedTemporaryFile(prefix="gild-", suffix=".log")
         self.proc = subprocess.Popen(
-            [os.path.join(B, "gild"), "serve", app, "--listen", listen,
-             "--workers", str(workers), *args],
-            stdout=subprocess.PIPE, stderr=self.log, preexec_fn=die_with_parent)
+            [os.path.join(B, "gild"), *argv], stdout=subprocess.PIPE,
+            stderr=self.log, preexec_fn=die_with_parent, env=env)
         try:
             lines = read_until(self.proc, "gild: ready")
         except Exception:
             self.stop()
             raise
-        self.url = [l.split()[-1] for l in lines if "listening on" in l][0]
+        urls = [l.split()[-1] for l in lines if "listening on" in l]
+        self.url = next((u for u in urls if u.startswith("tcp://")), urls[0])
         # With --http: where the side port listens.
         self.http_url = next((l.split()[-1] for l in lines
                               if l.startswith("gild: http on")), None)
 
     def stop(self):
-        """SIGTERM, wait; returns the exit status."""
+        """SIGTERM, wait; returns the exit status (and keeps the stderr
+        text in .err). Stopping again returns the same."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -69,8 +77,11 @@ class Gild:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.proc.stdout.close()
-        self.log.close()
+        if not self.log.closed:
+            self.log.seek(0)
+            self.err = self.log.read().decode(errors="replace")
+            self.proc.stdout.close()
+            self.log.close()
         return self.proc.returncode
 
     def __enter__(self):

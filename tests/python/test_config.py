@@ -12,7 +12,7 @@ import time
 import unittest
 import urllib.request
 
-from gildproc import ROOT, B, APP, die_with_parent, gildctl, read_until
+from gildproc import ROOT, B, APP, Gild, die_with_parent, gildctl
 
 GILD = os.path.join(B, "gild")
 
@@ -276,40 +276,16 @@ class BadValueTest(unittest.TestCase):
         self.assertRefused(rc, err, "missing APP", "GILD_APP")
 
 
-class Served:
-    """gild serve with the given args and env, until stop()."""
+class Served(Gild):
+    """gild serve with the given args and env (default: no GILD_*
+    variables), until stop(), which returns (exit status, its stderr)."""
 
     def __init__(self, *args, env=None):
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [GILD, "serve", *args], stdout=subprocess.PIPE, stderr=self.log,
-            preexec_fn=die_with_parent,
-            env=clean_env() if env is None else env)
-        try:
-            self.lines = read_until(self.proc, "gild: ready")
-        except Exception:
-            self.stop()
-            raise
-        self.url = [l.split()[-1] for l in self.lines
-                    if "listening on tcp" in l][0]
-        self.http = next((l.split()[-1] for l in self.lines
-                          if l.startswith("gild: http on")), None)
+        self._start(["serve", *args], clean_env() if env is None else env)
+        self.http = self.http_url
 
     def stop(self):
-        """SIGTERM, wait; returns (exit status, its stderr)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if not self.log.closed:
-            self.log.seek(0)
-            self.err = self.log.read().decode()
-            self.proc.stdout.close()
-            self.log.close()
-        return self.proc.returncode, self.err
+        return super().stop(), self.err
 
 
 class FromFileTest(unittest.TestCase):

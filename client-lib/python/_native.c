@@ -46,6 +46,7 @@ typedef struct {
 	int busy;            /* threads using c with the GIL released */
 	bool closed;         /* close() was called */
 	stream_obj *streams; /* its open streams (each holds a reference) */
+	bool pickle;         /* Client(pickle=True): set once by __init__ */
 	PyObject *weakrefs;
 } client_obj;
 
@@ -138,15 +139,15 @@ outcome_py(int code, PyObject *value, const gild_error *e)
 }
 
 /* The outcome of a libgild call that gave code and, on GILD_OK, v (taken:
- * converted, then freed). NULL with an exception if v cannot be converted.
- */
+ * converted, then freed; pickles unpickled with pickle). NULL with an
+ * exception if v cannot be converted. */
 static PyObject *
-outcome_value(int code, gild_value *v, const gild_error *e)
+outcome_value(int code, gild_value *v, const gild_error *e, int pickle)
 {
 	PyObject *o = NULL;
 
 	if (code == GILD_OK && v != NULL) {
-		o = pyvalue_to_py(v);
+		o = pyvalue_to_py(v, pickle);
 		gild_value_free(v);
 		if (o == NULL)
 			return NULL;
@@ -158,13 +159,13 @@ outcome_value(int code, gild_value *v, const gild_error *e)
 
 /* The outcome of res (cleared here). */
 static PyObject *
-outcome_result(gild_result *res)
+outcome_result(gild_result *res, int pickle)
 {
 	gild_value *v = res->value;
 	PyObject *out;
 
 	res->value = NULL;
-	out = outcome_value(res->code, v, &res->error);
+	out = outcome_value(res->code, v, &res->error, pickle);
 	gild_result_clear(res);
 	return out;
 }
@@ -437,8 +438,9 @@ client_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 static int
 client_init(client_obj *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"urls", "token", NULL};
+	static char *kwlist[] = {"urls", "token", "pickle", NULL};
 	const char *token = NULL;
+	int pickle = 0;
 	PyObject *urls, *seq = NULL;
 	const char **list = NULL;
 	gild_error err = {0};
@@ -447,8 +449,8 @@ client_init(client_obj *self, PyObject *args, PyObject *kw)
 	bool used;
 	int rc = -1;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|z:Client", kwlist, &urls,
-		&token))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|zp:Client", kwlist, &urls,
+		&token, &pickle))
 		return -1;
 	Py_BEGIN_CRITICAL_SECTION(self);
 	used = self->c != NULL || self->closed;
@@ -462,6 +464,7 @@ client_init(client_obj *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_TypeError, "urls must be a list of str");
 		return -1;
 	}
+	self->pickle = pickle != 0;
 	/* A tuple: its strings stay put while the GIL is released. */
 	if ((seq = PySequence_Tuple(urls)) == NULL)
 		return -1;
@@ -583,7 +586,8 @@ static int
 call_begin(client_obj *self, PyObject *a, PyObject *k, gild_value **va,
     gild_value **vk, gild_client **c)
 {
-	if (client_check(self) == -1 || pyvalue_call_args(a, k, va, vk) == -1)
+	if (client_check(self) == -1 ||
+	    pyvalue_call_args(a, k, self->pickle, va, vk) == -1)
 		return -1;
 	if (client_enter(self, c) == -1) {
 		gild_value_free(*va);
@@ -658,7 +662,7 @@ client_wait(client_obj *self, PyObject *args, PyObject *kw)
 		return NULL;
 	switch (rc) {
 	case GILD_OK:
-		return outcome_result(&res);
+		return outcome_result(&res, self->pickle);
 	case GILD_DEADLINE_EXCEEDED:
 		Py_RETURN_NONE;
 	case GILD_NOT_FOUND: {
@@ -706,7 +710,7 @@ client_poll(client_obj *self, PyObject *args, PyObject *kw)
 			gild_result_clear(&res);
 			return NULL;
 		}
-		if ((out = outcome_result(&res)) == NULL) {
+		if ((out = outcome_result(&res, self->pickle)) == NULL) {
 			Py_DECREF(id);
 			return NULL;
 		}
@@ -779,7 +783,7 @@ client_call(client_obj *self, PyObject *args, PyObject *kw)
 	UNLOCKED(rc = gild_call(c, fn, va, vk, timeout, &v, &err);
 	         gild_value_free(va); gild_value_free(vk));
 	client_leave(self);
-	out = outcome_value(rc, v, &err);
+	out = outcome_value(rc, v, &err, self->pickle);
 	gild_error_clear(&err);
 	return out;
 }
@@ -802,7 +806,7 @@ client_status(client_obj *self, PyObject *args, PyObject *kw)
 		return NULL;
 	UNLOCKED(rc = gild_status(c, timeout, &v, &err));
 	client_leave(self);
-	out = outcome_value(rc, v, &err);
+	out = outcome_value(rc, v, &err, 0);
 	gild_error_clear(&err);
 	return out;
 }
@@ -1020,12 +1024,69 @@ client_actor_call(client_obj *self, PyObject *args, PyObject *kw)
 	             c, aid, method, va, vk, timeout, &v, &err);
 	         gild_value_free(va); gild_value_free(vk));
 	client_leave(self);
-	out = outcome_value(rc, v, &err);
+	out = outcome_value(rc, v, &err, self->pickle);
+	gild_error_clear(&err);
+	return out;
+}
+
+/* exec_submit(source, variables=None, filename=None, timeout_ms=0) ->
+ * call id */
+static PyObject *
+client_exec_submit(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {
+	    "source", "variables", "filename", "timeout_ms", NULL};
+	PyObject *vars = Py_None;
+	const char *src, *fname = NULL;
+	int timeout = 0, rc;
+	gild_value *va, *vv;
+	gild_error err = {0};
+	gild_call_id id = 0;
+	gild_client *c;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|Ozi:exec_submit", kwlist,
+	        &src, &vars, &fname, &timeout))
+		return NULL;
+	if (call_begin(self, Py_None, vars, &va, &vv, &c) == -1)
+		return NULL;
+	UNLOCKED(
+	    rc = gild_submit_exec(c, src, vv, fname, timeout, &id, &err);
+	    gild_value_free(va); gild_value_free(vv));
+	client_leave(self);
+	return call_id_or_raise(rc, &err, id);
+}
+
+/* exec(source, variables=None, timeout_ms=-1) -> outcome */
+static PyObject *
+client_exec(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"source", "variables", "timeout_ms", NULL};
+	PyObject *vars = Py_None, *out;
+	const char *src;
+	int timeout = -1, rc;
+	gild_value *va, *vv, *v = NULL;
+	gild_error err = {0};
+	gild_client *c;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|Oi:exec", kwlist, &src,
+	        &vars, &timeout))
+		return NULL;
+	if (call_begin(self, Py_None, vars, &va, &vv, &c) == -1)
+		return NULL;
+	UNLOCKED(rc = gild_exec(c, src, vv, timeout, &v, &err);
+	         gild_value_free(va); gild_value_free(vv));
+	client_leave(self);
+	out = outcome_value(rc, v, &err, self->pickle);
 	gild_error_clear(&err);
 	return out;
 }
 
 static PyMethodDef client_methods[] = {
+    {"exec_submit", METH_KW(client_exec_submit), METH_VARARGS | METH_KEYWORDS,
+        "exec_submit(source, variables=None, filename=None, timeout_ms=0) "
+        "-> call id"},
+    {"exec", METH_KW(client_exec), METH_VARARGS | METH_KEYWORDS,
+        "exec(source, variables=None, timeout_ms=-1) -> outcome"},
     {"submit", METH_KW(client_submit), METH_VARARGS | METH_KEYWORDS,
         "submit(function, args, kwargs=None, timeout_ms=0) -> call id"},
     {"wait", METH_KW(client_wait), METH_VARARGS | METH_KEYWORDS,
@@ -1154,7 +1215,7 @@ stream_next(stream_obj *self, PyObject *args, PyObject *kw)
 	    (rc == GILD_DEADLINE_EXCEEDED && err.code == 0))
 		out = outcome_py(rc, NULL, NULL);
 	else
-		out = outcome_value(rc, v, &err);
+		out = outcome_value(rc, v, &err, cl->pickle);
 	gild_error_clear(&err);
 	return out;
 }
@@ -1249,12 +1310,12 @@ mod_code_name(PyObject *mod, PyObject *arg)
 static PyObject *
 mod_roundtrip(PyObject *mod, PyObject *arg)
 {
-	gild_value *v = pyvalue_from_py(arg);
+	gild_value *v = pyvalue_from_py(arg, 0);
 	PyObject *out;
 
 	if (v == NULL)
 		return NULL;
-	out = pyvalue_to_py(v);
+	out = pyvalue_to_py(v, 0);
 	gild_value_free(v);
 	return out;
 }

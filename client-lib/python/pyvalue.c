@@ -279,12 +279,22 @@ unsupported(PyObject *o, const seg *at)
 	    Py_TYPE(o)->tp_name);
 }
 
-/* gild.Pickled (a new reference), or NULL with an exception. */
+/* gild.Pickled (a new reference), or NULL with an exception. With
+ * loaded_only, NULL without an exception when gild._pickled was never
+ * imported: then no object can be a gild.Pickled. */
 static PyObject *
-pickled_type(void)
+pickled_type(int loaded_only)
 {
-	PyObject *m = PyImport_ImportModule("gild._pickled"), *t;
+	PyObject *name, *m, *t;
 
+	if (!loaded_only) {
+		m = PyImport_ImportModule("gild._pickled");
+	} else {
+		if ((name = PyUnicode_FromString("gild._pickled")) == NULL)
+			return NULL;
+		m = PyImport_GetModule(name);
+		Py_DECREF(name);
+	}
 	if (m == NULL)
 		return NULL;
 	t = PyObject_GetAttrString(m, "Pickled");
@@ -314,11 +324,13 @@ take_exception(void)
 static gild_value *
 pickle_from_py(PyObject *o, const seg *at)
 {
-	PyObject *t = pickled_type(), *b = NULL, *m, *exc;
+	PyObject *t = pickled_type(1), *b = NULL, *m, *exc;
 	gild_value *v = NULL;
-	int is;
+	int is = 0;
 
-	if (t == NULL || (is = PyObject_IsInstance(o, t)) == -1)
+	if (t == NULL && PyErr_Occurred())
+		goto out;
+	if (t != NULL && (is = PyObject_IsInstance(o, t)) == -1)
 		goto out;
 	if (is) {
 		b = PyObject_GetAttrString(o, "data");
@@ -1013,7 +1025,7 @@ pickle_to_py(const gild_value *v)
 			out = PyObject_CallMethod(m, "loads", "O", b);
 			Py_DECREF(m);
 		}
-	} else if ((f = pickled_type()) != NULL) {
+	} else if ((f = pickled_type(0)) != NULL) {
 		out = PyObject_CallOneArg(f, b);
 		Py_DECREF(f);
 	}

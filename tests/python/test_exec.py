@@ -52,7 +52,7 @@ class RefusedTest(Temp):
 
     @classmethod
     def setUpClass(cls):
-        cls.gild = Gild(app=APP, workers=1)
+        cls.gild = Gild(app=APP, workers=1, args=("--http", "127.0.0.1:0"))
 
     @classmethod
     def tearDownClass(cls):
@@ -64,6 +64,15 @@ class RefusedTest(Temp):
         self.assertEqual((rc, out), (1, ""))
         self.assertIn("PERMISSION_DENIED", err)
         self.assertIn("--allow-exec", err)
+
+    def test_refused_exec_is_counted(self):
+        import urllib.request
+        gildctl("exec", self.gild.url, self.source_file("result = 1\n"))
+        with urllib.request.urlopen(self.gild.http_url + "/metrics",
+                                    timeout=10) as r:
+            text = r.read().decode()
+        self.assertIn('gild_calls_total{function="<exec>",'
+                      'code="PERMISSION_DENIED"}', text)
 
     def test_gildctl_pickle(self):
         data = pickle.dumps(Marker(self.marker))
@@ -152,6 +161,22 @@ class EnabledTest(Temp):
                                path)
         self.assertEqual(rc, 1)
         self.assertIn("DEADLINE_EXCEEDED", err)
+
+    @CLIENT
+    def test_python_m_gild_exec(self):
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "client-lib",
+                                                        "python"))
+        path = self.source_file("result = n + 1\n")
+        p = subprocess.run([sys.executable, "-m", "gild", "exec",
+                            self.gild.url, path, "n=41"], env=env,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual((p.returncode, p.stdout), (0, "42\n"), p.stderr)
+        p = subprocess.run([sys.executable, "-m", "gild", "exec",
+                            self.gild.url, "-"], input="1 +", env=env,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("SyntaxError", p.stderr)
+        self.assertIn("<stdin>", p.stderr)
 
     def test_gildctl_pickle_result(self):
         rc, out, err = gildctl("call", self.gild.url, "a_set")

@@ -683,7 +683,8 @@ run_exec(const Gild__Worker__V1__ToWorker *msg, uint8_t **out, size_t *outlen)
 	werr err = {0};
 	int rc, icode;
 
-	if (memchr(ex->source.data, '\0', ex->source.len) != NULL) {
+	if (ex->source.len > 0 &&
+	    memchr(ex->source.data, '\0', ex->source.len) != NULL) {
 		werr_set(&err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
 		    "exec source holds a NUL byte");
 		goto fail;
@@ -742,8 +743,9 @@ fail:
 	rc = reply_error(msg->job_id, &err, out, outlen);
 done:
 	convert_value_free(v, pins);
-	if (ns != NULL)
-		PyDict_Clear(ns); /* functions it defined refer back to it */
+	/* Not cleared: a thread the source started may still use its
+	 * globals; the cycle through the functions it defined is left to
+	 * the garbage collector. */
 	Py_XDECREF(ns);
 	Py_XDECREF(r);
 	Py_XDECREF(code);

@@ -148,7 +148,7 @@ static void
 test_exec_without_pickle(void)
 {
 	char marker[600];
-	gild_value *v = NULL, *kw = gild_map();
+	gild_value *v = NULL, *kw;
 	gild_error err = {0};
 	served s;
 	int rc;
@@ -158,6 +158,7 @@ test_exec_without_pickle(void)
 	rc = served_start(&s, APP, 1, NULL);
 	unsetenv("GILD_ALLOW_EXEC");
 	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	kw = gild_map();
 	CU_ASSERT_EQUAL(gild_exec(s.c, "result = [1, 'two']", NULL, 20000, &v,
 			    &err), GILD_OK);
 	CU_ASSERT_EQUAL(gild_value_len(v), 2);
@@ -188,7 +189,7 @@ test_enabled(void)
 {
 	const char *const extra[] = {"--allow-exec", "--allow-pickle", NULL};
 	char marker[600];
-	gild_value *v = NULL, *vars = gild_map();
+	gild_value *v = NULL, *vars;
 	gild_result res;
 	gild_error err = {0};
 	gild_call_id id;
@@ -199,6 +200,7 @@ test_enabled(void)
 	temp_path(marker, sizeof(marker), "unpickled");
 	CU_ASSERT_EQUAL_FATAL(served_start(&s, APP, 1, extra), 0);
 
+	vars = gild_map();
 	gild_map_set(vars, gild_cstr("x"), gild_int(21));
 	gild_map_set(vars, gild_cstr("name"), gild_cstr("gild"));
 	CU_ASSERT_EQUAL(gild_exec(s.c,
@@ -212,6 +214,11 @@ test_enabled(void)
 	    "GILD");
 	CU_ASSERT_STRING_EQUAL(gild_value_str(gild_map_get(v, "module"), NULL),
 	    "__gild_exec__");
+	gild_value_free(v);
+	v = NULL;
+	/* An empty source is a module that does nothing. */
+	CU_ASSERT_EQUAL(gild_exec(s.c, "", NULL, 20000, &v, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_kind(v), GILD_NULL);
 	gild_value_free(v);
 	v = NULL;
 	/* A fresh namespace each time: x is gone; no result is None. */
@@ -292,8 +299,10 @@ test_enabled(void)
 	p = gild_value_bytes(res.value, &n);
 	CU_ASSERT(p != NULL && n > 2 && p[0] == 0x80); /* pickle protocol 2+ */
 	/* Sent back as it came, it is the same set again. */
-	CU_ASSERT_EQUAL(call1(s.c, "kind", gild_value_copy(res.value), &res),
-	    GILD_OK);
+	v = gild_value_copy(res.value);
+	gild_result_clear(&res);
+	CU_ASSERT_EQUAL(call1(s.c, "kind", v, &res), GILD_OK);
+	v = NULL;
 	CU_ASSERT_STRING_EQUAL(gild_value_str(res.value, NULL), "set");
 	gild_result_clear(&res);
 	CU_ASSERT_EQUAL(gild_exec(s.c, "result = [1, {2}]", NULL, 20000, &v,

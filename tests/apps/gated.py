@@ -20,3 +20,10 @@ def a_set():
 
 def half(x):
     return fractions.Fraction(x, 2)
+
+
+def spin():
+    """Runs until cancelled (a plain call that holds its worker)."""
+    import time
+    while True:
+        time.sleep(0.01)

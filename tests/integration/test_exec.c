@@ -327,6 +327,53 @@ test_enabled(void)
 	temp_remove(marker);
 }
 
+/* Polls status (bounded) until `queued` is want; returns the worker's
+ * `waiting` then, or -1. */
+static int64_t
+waiting_when_queued(gild_client *c, int64_t want)
+{
+	for (int i = 0; i < 600; i++) {
+		if (served_status_int(c, "queued", false) == want)
+			return served_status_int(c, "waiting", true);
+		usleep(10 * 1000);
+	}
+	return -1;
+}
+
+/* An exec is never sent ahead to a busy worker (--pipeline): behind a
+ * running plain call, a plain call goes ahead and waits in the worker,
+ * the exec after it stays in the front end's queue. */
+static void
+test_exec_not_sent_ahead(void)
+{
+	const char *const extra[] = {"--allow-exec", "--pipeline", "8", NULL};
+	gild_call_id blocker, plain, ex;
+	gild_error err = {0};
+	gild_result res;
+	served s;
+
+	CU_ASSERT_EQUAL_FATAL(served_start(&s, APP, 1, extra), 0);
+	blocker = served_submit(s.c, "spin", NULL, 0);
+	CU_ASSERT_EQUAL(waiting_when_queued(s.c, 0), 0);
+	for (int i = 0; i < 600 && served_status_int(s.c, "in_flight", false) !=
+				   1; i++)
+		usleep(10 * 1000);
+	plain = served_submit(s.c, "kind", gild_int(1), 0);
+	CU_ASSERT_EQUAL(waiting_when_queued(s.c, 1), 1); /* sent ahead */
+	CU_ASSERT_EQUAL_FATAL(gild_submit_exec(s.c, "result = 'ran'", NULL,
+				  NULL, 0, &ex, &err), GILD_OK);
+	CU_ASSERT_EQUAL(waiting_when_queued(s.c, 2), 1); /* not ahead */
+	CU_ASSERT_EQUAL(gild_cancel(s.c, blocker, &err), GILD_OK);
+	CU_ASSERT_EQUAL(served_wait(s.c, blocker, &res), GILD_CANCELLED);
+	gild_result_clear(&res);
+	CU_ASSERT_EQUAL(served_wait(s.c, plain, &res), GILD_OK);
+	gild_result_clear(&res);
+	CU_ASSERT_EQUAL(served_wait(s.c, ex, &res), GILD_OK);
+	CU_ASSERT_STRING_EQUAL(gild_value_str(res.value, NULL), "ran");
+	gild_result_clear(&res);
+	served_stop(&s);
+}
+
 int
 main(void)
 {
@@ -341,5 +388,6 @@ main(void)
 	CU_add_test(s, "--allow-exec without --allow-pickle",
 	    test_exec_without_pickle);
 	CU_add_test(s, "--allow-exec --allow-pickle", test_enabled);
+	CU_add_test(s, "exec is never sent ahead", test_exec_not_sent_ahead);
 	return test_run_all();
 }

@@ -854,6 +854,26 @@ gild_submit_timeout(gild_client *c, const char *function,
 }
 
 int
+gild_submit_exec(gild_client *c, const char *source,
+    const gild_value *variables, const char *filename, int timeout_ms,
+    gild_call_id *id, gild_error *err)
+{
+	codec_buf body = {0};
+	uint64_t cid;
+	int rc;
+
+	if (c == NULL || source == NULL || id == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	if ((rc = codec_encode_exec(&body, source, strlen(source), variables,
+	    filename, timeout_ms > 0 ? (uint32_t) timeout_ms : 0, err)) ==
+	    GILD_OK &&
+	    (rc = start(c, CALL_USER, &body, -1, &cid, NULL, err)) == GILD_OK)
+		*id = cid;
+	codec_buf_fini(&body);
+	return rc;
+}
+
+int
 gild_submit(gild_client *c, const char *function, const gild_value *args,
     const gild_value *kwargs, gild_call_id *id, gild_error *err)
 {
@@ -1153,6 +1173,28 @@ gild_call(gild_client *c, const char *function, const gild_value *args,
 	 * --kill-grace on top, and cancels the call if even that passes. */
 	if ((rc = codec_encode_call(&body, function, args, kwargs,
 	    timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : (uint32_t) timeout_ms,
+	    err)) == GILD_OK)
+		rc = round_trip(c, CALL_SYNC, &body,
+		    timeout_ms < 0 ? -1 : timeout_ms + GILD_CALL_GRACE_MS, out,
+		    err);
+	codec_buf_fini(&body);
+	return rc;
+}
+
+int
+gild_exec(gild_client *c, const char *source, const gild_value *variables,
+    int timeout_ms, gild_value **out, gild_error *err)
+{
+	codec_buf body = {0};
+	int rc;
+
+	if (c == NULL || source == NULL || out == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	*out = NULL;
+	/* As gild_call: the server ends it at the deadline; the wait allows
+	 * for its --kill-grace on top. */
+	if ((rc = codec_encode_exec(&body, source, strlen(source), variables,
+	    NULL, timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : (uint32_t) timeout_ms,
 	    err)) == GILD_OK)
 		rc = round_trip(c, CALL_SYNC, &body,
 		    timeout_ms < 0 ? -1 : timeout_ms + GILD_CALL_GRACE_MS, out,

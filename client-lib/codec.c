@@ -11,7 +11,7 @@
 /* Field numbers of gild.v1.Value's oneof. */
 enum {
 	F_NULL = 1, F_BOOL, F_INT, F_BIGINT, F_FLOAT, F_STR, F_BYTES, F_LIST,
-	F_TUPLE, F_MAP, F_TENSOR
+	F_TUPLE, F_MAP, F_TENSOR, F_PICKLE
 };
 
 #define OOM (-1)
@@ -172,6 +172,10 @@ encode(codec_buf *b, const gild_value *v, int depth, gild_error *err)
 	case GILD_BYTES:
 		p = gild_value_bytes(v, &n);
 		rc = put_bytes_field(b, F_BYTES, p, n);
+		break;
+	case GILD_PICKLE:
+		p = gild_value_bytes(v, &n);
+		rc = put_bytes_field(b, F_PICKLE, p, n);
 		break;
 	case GILD_LIST:
 	case GILD_TUPLE:
@@ -458,7 +462,7 @@ decode(const uint8_t *buf, size_t len, int depth, gild_value **out,
 		return error_set(err, GILD_INVALID_ARGUMENT,
 		    "value nested deeper than %d levels", VALUE_MAX_DEPTH);
 	while ((rc = wire_next(&p, end, &f)) == 1)
-		if (f.number >= F_NULL && f.number <= F_TENSOR)
+		if (f.number >= F_NULL && f.number <= F_PICKLE)
 			k = f;
 	if (rc < 0)
 		return malformed(err, "value");
@@ -504,6 +508,9 @@ decode(const uint8_t *buf, size_t len, int depth, gild_value **out,
 		break;
 	case F_BYTES:
 		v = gild_bytes(k.data, k.len);
+		break;
+	case F_PICKLE:
+		v = gild_pickle(k.data, k.len);
 		break;
 	case F_LIST:
 	case F_TUPLE:
@@ -612,6 +619,55 @@ codec_encode_stream_call(codec_buf *b, const char *function,
 	    .window = window};
 
 	return codec_encode_call_opts(b, function, args, kwargs, &o, err);
+}
+
+int
+codec_encode_exec(codec_buf *b, const char *source, size_t len,
+    const gild_value *variables, const char *filename, uint32_t timeout_ms,
+    gild_error *err)
+{
+	size_t mark = used(b), map;
+	int rc = 0;
+
+	if (source == NULL && len > 0)
+		return error_set(err, GILD_INVALID_ARGUMENT, "no exec source");
+	if (!value_utf8_valid((const uint8_t *) source, len))
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    "exec source must be UTF-8 text");
+	if (variables != NULL && gild_value_kind(variables) != GILD_MAP)
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    "exec variables must be a map");
+	if (filename != NULL &&
+	    !value_utf8_valid((const uint8_t *) filename, strlen(filename)))
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    "exec file name must be UTF-8 text");
+	/* Back to front: filename (4), timeout_ms (3), variables (2), source. */
+	if (filename != NULL && *filename != '\0' &&
+	    put_bytes_field(b, 4, filename, strlen(filename)) != 0)
+		return oom(err);
+	if (timeout_ms != 0 && (put_varint(b, timeout_ms) != 0 ||
+	    put_tag(b, 3, WIRE_VARINT) != 0))
+		return oom(err);
+	map = used(b);
+	for (size_t i = gild_value_len(variables); i-- > 0;) {
+		size_t entry = used(b);
+
+		if (gild_value_kind(gild_map_key(variables, i)) != GILD_STR)
+			return error_set(err, GILD_INVALID_ARGUMENT,
+			    "exec variable names must be str");
+		if ((rc = encode_field(b, 2, gild_map_val(variables, i), 1,
+			 err)) != GILD_OK ||
+		    (rc = encode_field(b, 1, gild_map_key(variables, i), 1,
+			 err)) != GILD_OK)
+			return rc;
+		if (wrap(b, entry, 1) != 0)
+			return oom(err);
+	}
+	if ((used(b) > map && wrap(b, map, 2) != 0) ||
+	    put_bytes_field(b, 1, source != NULL ? source : "", len) != 0 ||
+	    wrap(b, mark, GILD__V1__REQUEST__BODY_EXEC) != 0)
+		return oom(err);
+	return GILD_OK;
 }
 
 int

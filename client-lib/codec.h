@@ -69,6 +69,11 @@ typedef struct codec_call_opts {
 int codec_encode_call_opts(codec_buf *b, const char *function,
     const gild_value *args, const gild_value *kwargs,
     const codec_call_opts *o, gild_error *err);
+/* Exec{source (len bytes of UTF-8), variables (a GILD_MAP with GILD_STR
+ * keys, or NULL), timeout_ms (0: none), filename (NULL or "": none)}. */
+int codec_encode_exec(codec_buf *b, const char *source, size_t len,
+    const gild_value *variables, const char *filename, uint32_t timeout_ms,
+    gild_error *err);
 /* ActorGet{name} and ActorDestroy{actor_id}. */
 int codec_encode_actor_get(codec_buf *b, const char *name, gild_error *err);
 int codec_encode_actor_destroy(codec_buf *b, uint64_t actor_id,

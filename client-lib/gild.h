@@ -69,6 +69,8 @@ typedef enum gild_kind {
 	GILD_TUPLE,
 	GILD_MAP,    /* ordered entries; keys are any value */
 	GILD_TENSOR, /* dtype + shape + raw little-endian C-order bytes */
+	GILD_PICKLE, /* a pickled Python object: bytes only Python reads;
+			servers refuse it unless started with --allow-pickle */
 } gild_kind;
 
 typedef struct gild_value gild_value;
@@ -90,6 +92,9 @@ gild_value *gild_float(double d);
 gild_value *gild_str(const char *s, size_t len);
 gild_value *gild_cstr(const char *s);
 gild_value *gild_bytes(const void *p, size_t len);
+/* A GILD_PICKLE: len bytes written by Python's pickle.dumps, passed through
+ * as they are (libgild never reads them). */
+gild_value *gild_pickle(const void *p, size_t len);
 gild_value *gild_list(void);
 gild_value *gild_tuple(void);
 gild_value *gild_map(void);
@@ -119,7 +124,8 @@ bool gild_value_bool(const gild_value *v);
 int64_t gild_value_int(const gild_value *v);
 double gild_value_float(const gild_value *v);
 const char *gild_value_str(const gild_value *v, size_t *len);
-/* GILD_BYTES: the bytes; GILD_BIGINT: the two's complement LE bytes. */
+/* GILD_BYTES: the bytes; GILD_BIGINT: the two's complement LE bytes;
+ * GILD_PICKLE: the pickle's bytes. */
 const uint8_t *gild_value_bytes(const gild_value *v, size_t *len);
 /* Decimal text of a GILD_INT or GILD_BIGINT, malloc'd; NULL otherwise. */
 char *gild_value_to_decimal(const gild_value *v);
@@ -247,6 +253,26 @@ int gild_cancel(gild_client *c, gild_call_id id, gild_error *err);
 int gild_call(gild_client *c, const char *function, const gild_value *args,
     const gild_value *kwargs, int timeout_ms, gild_value **out,
     gild_error *err);
+
+/* ---- exec ------------------------------------------------------------ */
+
+/* Runs Python source on a server started with --allow-exec (others answer
+ * GILD_PERMISSION_DENIED): the source (NUL-terminated UTF-8) is compiled as
+ * a module and run in a fresh namespace holding `variables` (a GILD_MAP with
+ * GILD_STR keys, borrowed, or NULL), and the result is the value the source
+ * left in the variable `result` (null when it set none). It runs on a
+ * worker like a call: queued, deadline, cancel, GILD_WORKER_LOST; an
+ * exception or a SyntaxError is GILD_PYTHON_ERROR with its traceback.
+ * filename (NULL: "<exec>") is what tracebacks show. timeout_ms as in
+ * gild_submit_timeout. On GILD_OK, *id is for gild_wait / gild_poll /
+ * gild_cancel. */
+int gild_submit_exec(gild_client *c, const char *source,
+    const gild_value *variables, const char *filename, int timeout_ms,
+    gild_call_id *id, gild_error *err);
+/* gild_submit_exec + wait, with timeout_ms as in gild_call. Returns
+ * GILD_OK with *out (new, owned by the caller), or the error code. */
+int gild_exec(gild_client *c, const char *source, const gild_value *variables,
+    int timeout_ms, gild_value **out, gild_error *err);
 
 /* Round trip to a server. GILD_OK, or the failure's code. */
 int gild_ping(gild_client *c, int timeout_ms, gild_error *err);

@@ -22,12 +22,17 @@
 static const char usage_text[] =
     "usage: gildctl [--timeout SECONDS] call URL FUNCTION [ARG...] [NAME=ARG...]\n"
     "       gildctl [--timeout SECONDS] stream URL FUNCTION [ARG...] [NAME=ARG...]\n"
+    "       gildctl [--timeout SECONDS] exec URL FILE|- [NAME=ARG...]\n"
     "       gildctl [--timeout SECONDS] ping URL\n"
     "       gildctl [--timeout SECONDS] status URL\n"
     "\n"
     "  call    call FUNCTION and print its result as JSON\n"
     "  stream  call generator FUNCTION and print each value it yields as\n"
     "          JSON, one per line, as they come\n"
+    "  exec    run the Python source in FILE (- reads standard input) on\n"
+    "          the server, with each NAME=ARG as a variable, and print the\n"
+    "          value it leaves in `result` as JSON; the server must run\n"
+    "          with --allow-exec\n"
     "  ping    round trip to each server; print the time it took\n"
     "  status  print the server's status as JSON\n"
     "\n"
@@ -36,6 +41,8 @@ static const char usage_text[] =
     "{\"a\":1}, null, 1.5, integers of any size; NaN, Infinity and -Infinity\n"
     "as a whole ARG); NAME=ARG passes it as keyword argument NAME.\n"
     "Values JSON lacks are written {\"$bytes\": \"<base64>\"},\n"
+    "{\"$pickle\": \"<base64>\"} (a pickled Python object, for servers run\n"
+    "with --allow-pickle),\n"
     "{\"$map\": [[key, value], ...]} and\n"
     "{\"$tensor\": {\"dtype\": \"float32\", \"shape\": [2, 3], \"base64\": \"...\"}}.\n"
     "\n"
@@ -300,6 +307,111 @@ out:
 	return rc;
 }
 
+/* The whole of FILE (or standard input for "-") as a new NUL-terminated
+ * string, or NULL with the reason printed. */
+static char *
+read_source(const char *path)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (f == NULL) {
+		fprintf(stderr, "gildctl: exec: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	do {
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap = cap * 2 + 8192);
+			if (nb == NULL) {
+				fprintf(stderr, "gildctl: out of memory\n");
+				goto fail;
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+	} while (n > 0);
+	if (ferror(f)) {
+		fprintf(stderr, "gildctl: exec: reading %s: %s\n", path,
+		    strerror(errno));
+		goto fail;
+	}
+	buf[len] = '\0';
+	if (strlen(buf) != len) {
+		fprintf(stderr, "gildctl: exec: %s holds a NUL byte: not Python "
+				"source\n", path);
+		goto fail;
+	}
+	if (f != stdin)
+		fclose(f);
+	return buf;
+fail:
+	if (f != stdin)
+		fclose(f);
+	free(buf);
+	return NULL;
+}
+
+/* Runs the source in path with NAME=ARG variables and prints `result`. As
+ * gild_call, the server gets timeout_ms as the deadline and gildctl waits
+ * GILD_CALL_GRACE_MS more before it cancels. */
+static int
+cmd_exec(char **urls, size_t n_urls, const char *path, char **argv,
+    int argc, int timeout_ms)
+{
+	gild_value *args = NULL, *vars = NULL;
+	gild_result res = {0};
+	gild_client *c = NULL;
+	gild_error err = {0};
+	gild_call_id id;
+	char *src = NULL;
+	int rc;
+
+	if ((rc = parse_args(argv, argc, &args, &vars)) != 0)
+		goto out;
+	if (gild_value_len(args) > 0) {
+		rc = usage_error("%s", "exec takes only NAME=ARG variables after "
+				      "FILE");
+		goto out;
+	}
+	if ((src = read_source(path)) == NULL) {
+		rc = EXIT_FAILED;
+		goto out;
+	}
+	if ((rc = connect_to(urls, n_urls, &c)) != 0)
+		goto out;
+	rc = gild_submit_exec(c, src, vars,
+	    strcmp(path, "-") == 0 ? "<stdin>" : path,
+	    timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : timeout_ms, &id, &err);
+	if (rc == GILD_OK) {
+		rc = gild_wait(c, id,
+		    timeout_ms < 0 ? -1 : timeout_ms + GILD_CALL_GRACE_MS, &res);
+		if (rc == GILD_DEADLINE_EXCEEDED) {
+			gild_cancel(c, id, NULL);
+			err.message = strdup("no reply in time");
+		} else if (rc == GILD_OK && res.code != GILD_OK) {
+			rc = res.code;
+			err = res.error;
+			res.error = (gild_error){0};
+		}
+	}
+	if (rc != GILD_OK) {
+		print_error(rc, &err);
+		rc = EXIT_FAILED;
+		goto out;
+	}
+	rc = print_value(res.value, 0);
+out:
+	gild_result_clear(&res);
+	gild_error_clear(&err);
+	gild_value_free(args);
+	gild_value_free(vars);
+	free(src);
+	close_client(c);
+	return rc;
+}
+
 /* Prints each chunk of the stream as one line of JSON, flushed as it
  * comes; an error that ends the stream goes to stderr after the chunks
  * before it. With timeout_ms >= 0, the server gets it as the stream's
@@ -516,6 +628,14 @@ main(int argc, char **argv)
 			goto out;
 		}
 		rc = cmd_stream(urls, n_urls, pos[2], pos + 3, npos - 3,
+		    timeout_ms);
+	} else if (strcmp(pos[0], "exec") == 0) {
+		if (npos < 3) {
+			rc = usage_error("%s", "exec needs a FILE (or - for "
+					      "standard input)");
+			goto out;
+		}
+		rc = cmd_exec(urls, n_urls, pos[2], pos + 3, npos - 3,
 		    timeout_ms);
 	} else if (strcmp(pos[0], "ping") == 0 && npos == 2) {
 		rc = cmd_ping(urls, n_urls, timeout_ms);

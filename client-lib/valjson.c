@@ -94,15 +94,18 @@ static int from_json(const json_t *j, gild_value **out, char *errbuf,
     size_t errlen);
 
 static int
-parse_bytes(const json_t *j, gild_value **out, char *errbuf, size_t errlen)
+parse_bytes(const json_t *j, bool pickle, gild_value **out, char *errbuf,
+    size_t errlen)
 {
 	uint8_t *data;
 	size_t len;
 
 	if (!json_is_string(j) || valjson_base64_decode(json_string_value(j),
 	    json_string_length(j), &data, &len) != 0)
-		return fail(errbuf, errlen, "$bytes needs a base64 string");
-	*out = gild_bytes(data, len);
+		return fail(errbuf, errlen, pickle
+		    ? "$pickle needs a base64 string"
+		    : "$bytes needs a base64 string");
+	*out = pickle ? gild_pickle(data, len) : gild_bytes(data, len);
 	free(data);
 	return *out != NULL ? 0 : fail(errbuf, errlen, "out of memory");
 }
@@ -199,8 +202,11 @@ from_object(const json_t *j, gild_value **out, char *errbuf, size_t errlen)
 
 	if (json_object_size(j) == 1) {
 		if (json_object_get(j, "$bytes") != NULL)
-			return parse_bytes(json_object_get(j, "$bytes"), out,
-			    errbuf, errlen);
+			return parse_bytes(json_object_get(j, "$bytes"), false,
+			    out, errbuf, errlen);
+		if (json_object_get(j, "$pickle") != NULL)
+			return parse_bytes(json_object_get(j, "$pickle"), true,
+			    out, errbuf, errlen);
 		if (json_object_get(j, "$tensor") != NULL)
 			return parse_tensor(json_object_get(j, "$tensor"), out,
 			    errbuf, errlen);
@@ -600,10 +606,13 @@ put_value(abuf *a, const gild_value *v, int indent, int level)
 		put_string(a, s, n);
 		break;
 	case GILD_BYTES:
+	case GILD_PICKLE:
 		s = (const char *) gild_value_bytes(v, &n);
 		if ((t = valjson_base64_encode(s, n)) == NULL)
 			a->failed = true;
-		open_ext(a, "$bytes", indent, level);
+		open_ext(a, gild_value_kind(v) == GILD_PICKLE ? "$pickle"
+							       : "$bytes",
+		    indent, level);
 		if (t != NULL)
 			put_string(a, t, strlen(t));
 		free(t);

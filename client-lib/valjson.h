@@ -1,6 +1,7 @@
 /* gildctl's JSON text <-> gild_value conversion. JSON lacks some of gild's
  * values, so these extended forms are read and written:
  *   {"$bytes": "<base64>"}
+ *   {"$pickle": "<base64>"}         (a pickled Python object, passed as is)
  *   {"$tensor": {"dtype": "float32", "shape": [2, 3], "base64": "..."}}
  *   {"$map": [[key, value], ...]}   (a map whose keys are not all str)
  * and the bare words NaN, Infinity and -Infinity, as Python's json module

@@ -360,6 +360,12 @@ gild_bytes(const void *p, size_t len)
 }
 
 gild_value *
+gild_pickle(const void *p, size_t len)
+{
+	return new_buf(GILD_PICKLE, p, len);
+}
+
+gild_value *
 gild_list(void)
 {
 	return value_new(GILD_LIST);
@@ -480,6 +486,7 @@ gild_value_free(gild_value *v)
 	case GILD_STR:
 	case GILD_BYTES:
 	case GILD_BIGINT:
+	case GILD_PICKLE:
 		free(v->u.buf.p);
 		break;
 	case GILD_LIST:
@@ -522,6 +529,7 @@ gild_value_copy(const gild_value *v)
 	case GILD_STR:
 	case GILD_BYTES:
 	case GILD_BIGINT:
+	case GILD_PICKLE:
 		return new_buf(v->kind, v->u.buf.p, v->u.buf.len);
 	case GILD_TENSOR:
 		return gild_tensor(v->u.tensor.dtype, v->u.tensor.shape,
@@ -575,6 +583,7 @@ gild_value_equal(const gild_value *a, const gild_value *b)
 	case GILD_STR:
 	case GILD_BYTES:
 	case GILD_BIGINT:
+	case GILD_PICKLE:
 		return a->u.buf.len == b->u.buf.len &&
 		    memcmp(a->u.buf.p, b->u.buf.p, a->u.buf.len) == 0;
 	case GILD_LIST:
@@ -644,7 +653,9 @@ gild_value_str(const gild_value *v, size_t *len)
 const uint8_t *
 gild_value_bytes(const gild_value *v, size_t *len)
 {
-	bool ok = v != NULL && (v->kind == GILD_BYTES || v->kind == GILD_BIGINT);
+	bool ok = v != NULL && (v->kind == GILD_BYTES ||
+				   v->kind == GILD_BIGINT ||
+				   v->kind == GILD_PICKLE);
 
 	if (len != NULL)
 		*len = ok ? v->u.buf.len : 0;

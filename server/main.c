@@ -19,7 +19,7 @@
 static struct settings {
 	const char *config, *app, *http, *token, *worker_bin, *user;
 	conf_list listen;
-	bool insecure;
+	bool insecure, allow_exec, allow_pickle;
 	long workers, threads, max_queue, pipeline, max_jobs, max_rss,
 	    default_timeout_ms, kill_grace_ms, worker_memory, drain_s, slow_ms;
 	size_t max_message;
@@ -78,6 +78,16 @@ static const conf_opt options[] = {
 	.allowed = "true or false", .def = "false",
 	.help = "listen on a non-loopback address without a token\n"
 		"(refused otherwise)"},
+    {.name = "allow-exec", .parse = conf_switch, .dst = &S.allow_exec,
+	.allowed = "true or false", .def = "false",
+	.help = "serve Exec requests (run submitted Python source):\n"
+		"anyone who can send requests runs any code as the\n"
+		"workers; refused (PERMISSION_DENIED) otherwise"},
+    {.name = "allow-pickle", .parse = conf_switch, .dst = &S.allow_pickle,
+	.allowed = "true or false", .def = "false",
+	.help = "accept pickled values (unpickling runs any code)\n"
+		"and pickle results that have no other form;\n"
+		"refused (PERMISSION_DENIED) otherwise"},
     {.name = "http", .arg = "HOST:PORT", .parse = conf_string, .dst = &S.http,
 	.allowed = "HOST:PORT, such as 127.0.0.1:8080",
 	.help = "also serve /healthz, /readyz, /status and\n"
@@ -400,6 +410,8 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	if (o->nlisten == 0)
 		o->listen[o->nlisten++] = "tcp://127.0.0.1:7700";
 	o->token = S.token;
+	o->allow_exec = S.allow_exec;
+	o->allow_pickle = S.allow_pickle;
 	for (size_t i = 0; i < o->nlisten && o->token == NULL && !S.insecure;
 	     i++)
 		if (!url_is_local(o->listen[i])) {

@@ -31,7 +31,7 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 			out->token = (const char *) f.data;
 			out->token_len = f.len;
 		} else if (f.number >= BODY_CALL &&
-			   f.number <= BODY_BATCH &&
+			   f.number <= BODY_EXEC &&
 			   f.type == WIRE_LEN) {
 			/* Last one wins, as for any protobuf oneof. */
 			out->body = (enum parse_body) f.number;
@@ -54,7 +54,7 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 		out->code = GILD__V1__CODE__INVALID_ARGUMENT;
 		snprintf(out->message, sizeof(out->message),
 		    "request %" PRIu64 " has no body: set call, cancel, status, "
-		    "ping, stream_next, batch or an actor request",
+		    "ping, stream_next, batch, exec or an actor request",
 		    out->id);
 		return;
 	}
@@ -83,6 +83,17 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 		if (wire_find(out->data, out->len, 7, &f) == 1 &&
 		    f.type == WIRE_VARINT)
 			out->actor_id = f.value;
+	} else if (out->body == BODY_EXEC) {
+		if (wire_check(out->data, out->len) != 0)
+			return refuse(out, GILD__V1__CODE__INVALID_ARGUMENT,
+			    "malformed exec: not a valid gild.v1.Exec message");
+		out->function = PARSE_EXEC_NAME;
+		out->function_len = sizeof(PARSE_EXEC_NAME) - 1;
+		if (wire_find(out->data, out->len, 3, &f) == 1 &&
+		    f.type == WIRE_VARINT)
+			out->timeout_ms = f.value > UINT32_MAX
+					      ? UINT32_MAX
+					      : (uint32_t) f.value;
 	} else if (out->body == BODY_ACTOR_NEW) {
 		if (wire_find(out->data, out->len, 1, &fn) != 1 ||
 		    fn.type != WIRE_LEN || fn.len == 0)

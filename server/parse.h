@@ -21,16 +21,22 @@ enum parse_body {
 	BODY_ACTOR_GET = 8,
 	BODY_ACTOR_DESTROY = 9,
 	BODY_BATCH = 10,
+	BODY_EXEC = 11,
 };
+
+/* The name an Exec request's job goes by in logs, metrics and errors: not
+ * a Python identifier, so no function of an app can have it. */
+#define PARSE_EXEC_NAME "<exec>"
 
 typedef struct parsed_request {
 	uint64_t id;              /* Request.id (0 if absent or unreadable) */
 	enum parse_body body;
 	const uint8_t *data;      /* the body message, borrowed */
 	size_t len;
-	const char *function;     /* BODY_CALL: the name, not NUL-terminated */
+	const char *function;     /* BODY_CALL: the name, not NUL-terminated;
+				     BODY_EXEC: PARSE_EXEC_NAME */
 	size_t function_len;
-	uint32_t timeout_ms;      /* BODY_CALL: Call.timeout_ms (0: none) */
+	uint32_t timeout_ms;      /* BODY_CALL, BODY_EXEC: timeout_ms (0: none) */
 	bool stream;              /* BODY_CALL: Call.stream */
 	uint32_t window;          /* BODY_CALL: Call.window (0: default) */
 	uint64_t actor_id;        /* BODY_CALL: Call.actor_id (0: a function);

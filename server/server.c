@@ -72,7 +72,8 @@ typedef struct sjob {
 	uint32_t batch;        /* @gild.function(batch=N): N >= 1, else 0 */
 	uint32_t batch_wait_us;
 	actor *act;            /* an actor's call, creation or destruction */
-	enum { JK_CALL, JK_ACTOR_NEW, JK_ACTOR_DESTROY } kind;
+	/* JK_EXEC: an Exec request, otherwise handled as a call. */
+	enum { JK_CALL, JK_ACTOR_NEW, JK_ACTOR_DESTROY, JK_EXEC } kind;
 	bool internal;         /* the server's own (an actor's restart or end):
 				  no client waits for its reply */
 	bool answered;         /* its client was answered, with end_code */
@@ -309,7 +310,8 @@ job_free(job *j)
 {
 	sjob *sj = (sjob *) j;
 
-	if (sj->answered && !sj->internal && sj->kind == JK_CALL) {
+	if (sj->answered && !sj->internal &&
+	    (sj->kind == JK_CALL || sj->kind == JK_EXEC)) {
 		double took = seconds_since(&sj->arrived);
 		metrics_call(sj->srv->metrics, j->function, j->function_len,
 		    sj->end_code, took);
@@ -552,6 +554,7 @@ describe_job(const job *j, sup_job *out)
 
 	out->op = sj->kind == JK_ACTOR_NEW	? SUP_ACTOR_NEW
 		  : sj->kind == JK_ACTOR_DESTROY ? SUP_ACTOR_DESTROY
+		  : sj->kind == JK_EXEC		 ? SUP_EXEC
 						 : SUP_CALL;
 	out->actor_id = sj->act != NULL ? sj->act->id : 0;
 	out->job_id = j->id;
@@ -1144,8 +1147,9 @@ known_function(server *srv, const char *name, size_t len)
 static void
 count_refused(server *srv, const parsed_request *pr, int code)
 {
-	bool known = pr->function != NULL &&
-		     known_function(srv, pr->function, pr->function_len);
+	bool known = pr->body == BODY_EXEC ||
+		     (pr->function != NULL &&
+			 known_function(srv, pr->function, pr->function_len));
 
 	metrics_call(srv->metrics, known ? pr->function : NULL,
 	    pr->function_len, code, -1);
@@ -1168,17 +1172,21 @@ not_found(server *srv, listener_req *req, uint64_t id, const char *name,
 	    (int) (len > 200 ? 200 : len), name, srv->opts->app, list);
 }
 
-/* Takes msg. */
+/* A Call, or an Exec (pr->body BODY_EXEC: no function to look up, no
+ * options, never pipelined). Takes msg. */
 static void
 on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 {
 	sup_function_options fo = {0};
+	bool exec = pr->body == BODY_EXEC;
 	actor *act = NULL;
 	sjob *sj;
 	job *j;
 	int code;
 
-	if (pr->actor_id != 0) {
+	if (exec) {
+		/* submitted source: nothing to look up */
+	} else if (pr->actor_id != 0) {
 		act = actor_find(&srv->actors, pr->actor_id);
 		if (act == NULL || act->state == ACTOR_LOST ||
 		    act->state == ACTOR_DESTROYING) {
@@ -1224,10 +1232,11 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 		sj->st->pull = req;
 		sj->st->pull_id = pr->id;
 	}
-	if (act == NULL)
+	if (act == NULL && !exec)
 		fo = supervisor_function_options(srv->sup, pr->function,
 		    pr->function_len);
 	sj->act = act;
+	sj->kind = exec ? JK_EXEC : JK_CALL;
 	sj->timeout_ms = pr->timeout_ms    ? pr->timeout_ms
 			 : fo.timeout_ms   ? fo.timeout_ms
 					   : srv->opts->default_timeout_ms;
@@ -1236,9 +1245,10 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 	sj->batch_wait_us = fo.batch_wait_us;
 	j->concurrency = fo.concurrency;
 	/* Only a plain call may wait in a busy worker: a stream holds its
-	 * worker for long, actors and batches have their own order. */
-	j->pipelinable = act == NULL && !pr->stream && sj->batch == 0 &&
-			 fo.concurrency <= 1;
+	 * worker for long, actors and batches have their own order, and an
+	 * exec's run time is anyone's guess. */
+	j->pipelinable = !exec && act == NULL && !pr->stream &&
+			 sj->batch == 0 && fo.concurrency <= 1;
 	sj->arrived_busy = !sched_has_room(srv->sch) || sched_queued(srv->sch) > 0;
 	clock_gettime(CLOCK_MONOTONIC, &sj->arrived);
 	j->id = ++srv->next_job_id;
@@ -1688,18 +1698,27 @@ static void
 dispatch(server *srv, listener_req *req, nng_msg *msg,
     const parsed_request *pr, bool in_batch)
 {
+	bool call = pr->body == BODY_CALL || pr->body == BODY_EXEC;
+
 	if (pr->code != 0) {
 		reply_error(srv, req, pr->id, (Gild__V1__Code) pr->code, "%s",
 		    pr->message);
-		if (pr->body == BODY_CALL)
+		if (call)
 			count_refused(srv, pr, pr->code);
-	} else if (srv->state != SRV_RUNNING && pr->body == BODY_CALL) {
+	} else if (pr->body == BODY_EXEC && !srv->opts->allow_exec) {
+		reply_error(srv, req, pr->id, GILD__V1__CODE__PERMISSION_DENIED,
+		    "exec requests are refused: this server was not started "
+		    "with --allow-exec (it would let any client run any "
+		    "Python code in its workers)");
+		count_refused(srv, pr, GILD__V1__CODE__PERMISSION_DENIED);
+	} else if (srv->state != SRV_RUNNING && call) {
 		reply_error(srv, req, pr->id, GILD__V1__CODE__UNAVAILABLE,
 		    "server is shutting down");
 		count_refused(srv, pr, GILD__V1__CODE__UNAVAILABLE);
 	} else {
 		switch (pr->body) {
 		case BODY_CALL:
+		case BODY_EXEC:
 			on_call(srv, req, msg, pr);
 			return; /* on_call took msg */
 		case BODY_CANCEL:
@@ -1818,7 +1837,7 @@ on_request(void *arg, listener_req *req, nng_msg *msg)
 		    "%s", pr.token == NULL ? "this server needs a token "
 			  "(gild serve --token): none was sent"
 					   : "wrong token");
-		if (pr.body == BODY_CALL)
+		if (pr.body == BODY_CALL || pr.body == BODY_EXEC)
 			count_refused(srv, &pr, GILD__V1__CODE__UNAUTHENTICATED);
 		nng_msg_free(msg);
 		return;
@@ -2114,6 +2133,7 @@ server_run(const server_opts *opts)
 {
 	server srv = {.opts = opts, .exit_code = 0};
 	sup_config sc = {
+	    .allow_pickle = opts->allow_pickle,
 	    .worker_bin = opts->worker_bin,
 	    .app = opts->app,
 	    .workers = opts->workers,

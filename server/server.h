@@ -31,6 +31,8 @@ typedef struct server_opts {
 	uint32_t slow_ms;         /* log calls slower than this (0: none) */
 	const char *token;        /* --token / GILD_TOKEN: required on every
 				     request (NULL: none) */
+	bool allow_exec;          /* --allow-exec: serve Exec requests */
+	bool allow_pickle;        /* --allow-pickle: workers (un)pickle values */
 	const struct privs_user *user; /* --user: who to become once the
 					  listeners are bound (NULL: stay) */
 } server_opts;

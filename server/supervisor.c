@@ -565,6 +565,8 @@ launch(supervisor *s, const char *const *extra, int *fd, int *chan,
 	int argc = 9, sv[2], ch[2] = {-1, -1};
 	pid_t pid;
 
+	if (s->cfg.allow_pickle)
+		argv[argc++] = "--allow-pickle";
 	for (; *extra != NULL && argc < 15; extra++)
 		argv[argc++] = *extra;
 	if (chan != NULL) {
@@ -1282,6 +1284,7 @@ enum {
 	TW_ACTOR_NEW = 10,
 	TW_ACTOR_ID = 11,
 	TW_ACTOR_DESTROY = 12,
+	TW_EXEC = 13,
 	BATCH_JOB_IDS = 1,
 	BATCH_CALLS = 2,
 };
@@ -1342,7 +1345,9 @@ supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
 	h += wire_put_varint(head + h, jobs[0].deadline_ms);
 	h += wire_put_tag(head + h, TW_QUEUED_US, WIRE_VARINT);
 	h += wire_put_varint(head + h, jobs[0].queued_us);
-	if (jobs[0].op != SUP_CALL) {
+	if (jobs[0].op == SUP_EXEC && batch)
+		return -EINVAL;
+	if (jobs[0].op == SUP_ACTOR_NEW || jobs[0].op == SUP_ACTOR_DESTROY) {
 		h += wire_put_tag(head + h, TW_ACTOR_ID, WIRE_VARINT);
 		h += wire_put_varint(head + h, jobs[0].actor_id);
 	}
@@ -1352,9 +1357,11 @@ supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
 		rest = 0;
 	} else if (!batch) {
 		/* ToWorker{..., call}: the call bytes are not copied. For
-		 * SUP_ACTOR_NEW they are an ActorNew. */
+		 * SUP_ACTOR_NEW they are an ActorNew, for SUP_EXEC an Exec. */
 		h += wire_put_tag(head + h,
-		    jobs[0].op == SUP_ACTOR_NEW ? TW_ACTOR_NEW : TW_CALL,
+		    jobs[0].op == SUP_ACTOR_NEW ? TW_ACTOR_NEW
+		    : jobs[0].op == SUP_EXEC    ? TW_EXEC
+						: TW_CALL,
 		    WIRE_LEN);
 		h += wire_put_varint(head + h, jobs[0].len);
 		rest = jobs[0].len;

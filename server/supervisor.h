@@ -26,6 +26,7 @@ typedef struct sup_config {
 	uint64_t memory_mib;    /* workers' address-space limit (0: none) */
 	bool use_template;      /* fork workers from a template (else exec) */
 	int threads;            /* Python threads per worker (--threads; 1) */
+	bool allow_pickle;      /* workers get --allow-pickle */
 } sup_config;
 
 /* What the supervisor tells its owner, always on the loop. */
@@ -67,13 +68,14 @@ int supervisor_start(supervisor *s);
  * gild.v1.Call (referenced, not copied: it must stay valid until the job
  * ends or the worker is lost). */
 typedef struct sup_job {
-	enum { SUP_CALL, SUP_ACTOR_NEW, SUP_ACTOR_DESTROY } op;
+	enum { SUP_CALL, SUP_ACTOR_NEW, SUP_ACTOR_DESTROY, SUP_EXEC } op;
 	uint64_t actor_id;    /* SUP_ACTOR_*: which actor */
 	uint64_t job_id;
 	uint64_t request_id;
 	uint32_t deadline_ms; /* left before its deadline (0: none) */
 	uint32_t queued_us;   /* time it waited in the queue */
-	const uint8_t *call;  /* SUP_ACTOR_NEW: an encoded gild.v1.ActorNew */
+	const uint8_t *call;  /* SUP_ACTOR_NEW: an encoded gild.v1.ActorNew;
+				 SUP_EXEC: an encoded gild.v1.Exec */
 	size_t len;
 } sup_job;
 

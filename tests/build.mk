@@ -13,9 +13,12 @@ $(eval $(call cunit_test,test_reliability,$(B)/tests/integration/harness.o \
 $(eval $(call cunit_test,test_features,$(B)/tests/integration/harness.o \
 	$(B)/tests/integration/served.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -lm -pthread))
+$(eval $(call cunit_test,test_exec,$(B)/tests/integration/harness.o \
+	$(B)/tests/integration/served.o \
+	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
 TEST_DEPS += $(B)/gild $(B)/gild-worker $(B)/gildctl
 
-# The free-threaded runtime: its own suite, and the three suites above run
+# The free-threaded runtime: its own suite, and the four suites above run
 # a second time against it (tests/run.sh runs "ft:PROGRAM" with
 # GILD_TEST_RUNTIME=free-threaded).
 ifneq ($(PYTHON_FT_CONFIG),)
@@ -30,7 +33,7 @@ $(GILNEEDED): tests/apps/gilneeded.c
 	@mkdir -p $(@D)
 	$(CC) -shared -fPIC $(FT_PY_CFLAGS) -o $@ $<
 TEST_DEPS += $(GILNEEDED)
-RUNTIME_TESTS += $(addprefix ft:$(B)/tests/,test_server test_reliability \
+RUNTIME_TESTS += $(addprefix ft:$(B)/tests/,test_server test_reliability test_exec \
 	test_features)
 endif
 
@@ -43,7 +46,7 @@ TEST_DEPS += $(B)/python/gild_pb2.py
 UNIT_TESTS += tests/python/test_cli.py tests/python/test_python.py \
 	tests/python/test_http.py tests/python/test_logs.py \
 	tests/python/test_auth.py tests/python/test_config.py \
-	tests/python/test_batch.py
+	tests/python/test_batch.py tests/python/test_exec.py
 
 # Fuzzing: libFuzzer targets (clang, with ASan and UBSan) over the decoders
 # of untrusted bytes. `make fuzz FUZZ_SECONDS=60` runs each for that long;

@@ -22,6 +22,9 @@ static struct {
 	PyObject *signed_kw;  /* {"signed": True} */
 	PyObject *little;     /* "little" */
 	PyObject *zero;       /* 0 */
+	int pickle;           /* convert_set_pickle(1): --allow-pickle */
+	PyObject *loads;      /* pickle.loads, with pickle on */
+	PyObject *dumps;      /* pickle.dumps, with pickle on */
 	int numpy;            /* 0 not probed yet, 1 available, -1 not */
 	int numpy_off;        /* convert_set_numpy(0) */
 	PyObject *np_ndarray;
@@ -48,7 +51,25 @@ convert_init(void)
 		convert_fini();
 		return -1;
 	}
+	if (cv.pickle) {
+		PyObject *m = PyImport_ImportModule("pickle");
+		if (m != NULL) {
+			cv.loads = PyObject_GetAttrString(m, "loads");
+			cv.dumps = PyObject_GetAttrString(m, "dumps");
+			Py_DECREF(m);
+		}
+		if (cv.loads == NULL || cv.dumps == NULL) {
+			convert_fini();
+			return -1;
+		}
+	}
 	return 0;
+}
+
+void
+convert_set_pickle(int on)
+{
+	cv.pickle = on;
 }
 
 static void
@@ -69,6 +90,8 @@ convert_fini(void)
 	Py_CLEAR(cv.signed_kw);
 	Py_CLEAR(cv.little);
 	Py_CLEAR(cv.zero);
+	Py_CLEAR(cv.loads);
+	Py_CLEAR(cv.dumps);
 	numpy_drop();
 }
 
@@ -524,6 +547,32 @@ tensor_to_py(const Gild__V1__Tensor *t, werr *err)
 	return tensor_memoryview(t, dt, has_zero, err);
 }
 
+/* A pickle_value: unpickled only with --allow-pickle. Without it, the
+ * bytes are never looked at: PERMISSION_DENIED. */
+static PyObject *
+pickle_to_py(const ProtobufCBinaryData *b, werr *err)
+{
+	PyObject *view, *o;
+
+	if (cv.loads == NULL) {
+		werr_set(err, GILD__V1__CODE__PERMISSION_DENIED, NULL,
+		    "pickled values are refused: this server was not started "
+		    "with --allow-pickle (unpickling runs arbitrary code)");
+		return NULL;
+	}
+	view = PyMemoryView_FromMemory(
+	    b->len ? (char *) b->data : (char *) "", (Py_ssize_t) b->len,
+	    PyBUF_READ);
+	if (view == NULL)
+		return fail_py(err, GILD__V1__CODE__INVALID_ARGUMENT,
+		    "cannot unpickle");
+	o = PyObject_CallOneArg(cv.loads, view);
+	Py_DECREF(view);
+	return o != NULL ? o
+			 : fail_py(err, GILD__V1__CODE__INVALID_ARGUMENT,
+			       "cannot unpickle");
+}
+
 static PyObject *
 to_py(const Gild__V1__Value *v, int depth, int as_key, werr *err)
 {
@@ -571,6 +620,8 @@ to_py(const Gild__V1__Value *v, int depth, int as_key, werr *err)
 		return map_to_py(v->map_value, depth, err);
 	case GILD__V1__VALUE__KIND_TENSOR_VALUE:
 		return tensor_to_py(v->tensor_value, err);
+	case GILD__V1__VALUE__KIND_PICKLE_VALUE:
+		return pickle_to_py(&v->pickle_value, err);
 	default:
 		werr_set(err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
 		    "value has no kind set (an unset Value is not null)");
@@ -742,6 +793,39 @@ unsupported(PyObject *o, werr *err)
 
 static int from_py(
     PyObject *o, Gild__V1__Value *v, int depth, convert_pins *pins, werr *err);
+
+/* With --allow-pickle: o, which has no other kind, as a pickle_value. */
+static int
+pickle_from_py(PyObject *o, Gild__V1__Value *v, convert_pins *pins, werr *err)
+{
+	PyObject *b = PyObject_CallOneArg(cv.dumps, o);
+	char *tn;
+	int rc;
+
+	if (b == NULL || !PyBytes_Check(b)) {
+		if (b == NULL) {
+			werr_from_python(err, GILD__V1__CODE__PYTHON_ERROR);
+			free(err->traceback);
+			err->traceback = NULL;
+		} else {
+			werr_set(err, GILD__V1__CODE__PYTHON_ERROR,
+			    "TypeError", "pickle.dumps returned no bytes");
+		}
+		tn = werr_type_name(Py_TYPE(o));
+		werr_prefix(err, "values of type '%s' have no gild form and "
+				 "cannot be pickled: ",
+		    tn != NULL ? tn : "?");
+		free(tn);
+		Py_XDECREF(b);
+		return -1;
+	}
+	v->kind_case = GILD__V1__VALUE__KIND_PICKLE_VALUE;
+	v->pickle_value.data = (uint8_t *) PyBytes_AS_STRING(b);
+	v->pickle_value.len = (size_t) PyBytes_GET_SIZE(b);
+	rc = pin_ref(pins, b, err);
+	Py_DECREF(b);
+	return rc;
+}
 
 static int
 bigint_from_py(PyObject *o, Gild__V1__Value *v, convert_pins *pins, werr *err)
@@ -1201,6 +1285,8 @@ from_py(
 	}
 	if (PyMemoryView_Check(o))
 		return memoryview_from_py(o, v, pins, err);
+	if (cv.dumps != NULL)
+		return pickle_from_py(o, v, pins, err);
 	return unsupported(o, err);
 }
 

@@ -16,6 +16,11 @@
  * with a Python exception set. */
 int convert_init(void);
 
+/* --allow-pickle: with on=1 before convert_init, pickle_value arguments are
+ * unpickled and results with no other kind are pickled. Off (the default),
+ * a pickle_value is refused with PERMISSION_DENIED without being read. */
+void convert_set_pickle(int on);
+
 /* Drops what convert_init and the numpy probe cached. Accepts being called
  * without convert_init. */
 void convert_fini(void);

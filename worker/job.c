@@ -22,6 +22,8 @@
 enum {
 	F_TOWORKER_CALL = 2,
 	F_TOWORKER_BATCH = 9,
+	F_TOWORKER_EXEC = 13,
+	F_EXEC_VARIABLES = 2,
 	F_BATCH_JOB_IDS = 1,
 	F_BATCH_CALLS = 2,
 	BATCH_IDS_MAX = 4096,
@@ -135,7 +137,38 @@ deep:
 	return -1;
 }
 
-/* Checks the call, or every call of a batch, in the ToWorker in buf. */
+/* Checks an Exec's variables (a Map: each entry's key and value). */
+static int
+depth_check_exec(wire_field ex, werr *err)
+{
+	const uint8_t *p, *end, *e, *ee;
+	wire_field m, g, h;
+
+	if (wire_find(ex.data, ex.len, F_EXEC_VARIABLES, &m) != 1 ||
+	    m.type != WIRE_LEN)
+		return 0;
+	p = m.data;
+	end = m.data + m.len;
+	while (wire_next(&p, end, &g) == 1) {
+		if (g.type != WIRE_LEN || g.number != F_MAP_ENTRIES)
+			continue;
+		e = g.data;
+		ee = g.data + g.len;
+		while (wire_next(&e, ee, &h) == 1)
+			if (h.type == WIRE_LEN &&
+			    (h.number == 1 || h.number == 2) &&
+			    value_too_deep(h.data, h.len, 1) == 1)
+				return werr_set(err,
+				    GILD__V1__CODE__INVALID_ARGUMENT, NULL,
+				    "exec variables: values nested deeper "
+				    "than %d levels",
+				    CONVERT_MAX_DEPTH);
+	}
+	return 0;
+}
+
+/* Checks the call, or every call of a batch, or an exec's variables, in
+ * the ToWorker in buf. */
 static int
 depth_check(const uint8_t *buf, size_t len, werr *err)
 {
@@ -144,6 +177,8 @@ depth_check(const uint8_t *buf, size_t len, werr *err)
 
 	if (wire_find(buf, len, F_TOWORKER_CALL, &f) == 1 && f.type == WIRE_LEN)
 		return depth_check_call(f, err);
+	if (wire_find(buf, len, F_TOWORKER_EXEC, &f) == 1 && f.type == WIRE_LEN)
+		return depth_check_exec(f, err);
 	if (wire_find(buf, len, F_TOWORKER_BATCH, &f) != 1 || f.type != WIRE_LEN)
 		return 0;
 	p = f.data;
@@ -590,6 +625,136 @@ done:
 	return rc;
 }
 
+/* Fills ns (a fresh namespace dict) with an Exec's variables. Returns 0, or
+ * -1 with *err (INVALID_ARGUMENT naming the variable; PERMISSION_DENIED
+ * for a pickle without --allow-pickle). */
+static int
+exec_variables(const Gild__V1__Map *vars, PyObject *ns, werr *err)
+{
+	for (size_t i = 0; vars != NULL && i < vars->n_entries; i++) {
+		const Gild__V1__MapEntry *e = vars->entries[i];
+		PyObject *key = NULL, *val;
+		int rc;
+
+		if (e->key == NULL ||
+		    e->key->kind_case != GILD__V1__VALUE__KIND_STR_VALUE ||
+		    (key = convert_to_py(e->key, err)) == NULL) {
+			werr_clear(err);
+			return werr_set(err, GILD__V1__CODE__INVALID_ARGUMENT,
+			    NULL,
+			    "exec variable %zu: its name must be a str (valid "
+			    "UTF-8)",
+			    i + 1);
+		}
+		if ((val = convert_to_py(e->value, err)) == NULL) {
+			werr_prefix(err, "exec variable '%s': ",
+			    PyUnicode_AsUTF8(key) != NULL ? PyUnicode_AsUTF8(key)
+							  : "?");
+			PyErr_Clear();
+			Py_DECREF(key);
+			return -1;
+		}
+		rc = PyDict_SetItem(ns, key, val);
+		Py_DECREF(key);
+		Py_DECREF(val);
+		if (rc == -1)
+			return werr_from_python(err, GILD__V1__CODE__INTERNAL);
+	}
+	return 0;
+}
+
+/* ToWorker{exec}: compiles the source as a module, runs it in a fresh
+ * namespace holding its variables (and __name__ "__gild_exec__"), and
+ * answers with the namespace's `result` (None when unset). A SyntaxError
+ * or an exception is PYTHON_ERROR with its traceback, as for a call. */
+static int
+run_exec(const Gild__Worker__V1__ToWorker *msg, uint8_t **out, size_t *outlen)
+{
+	const Gild__V1__Exec *ex = msg->exec;
+	const char *fname = ex->filename != NULL && ex->filename[0] != '\0'
+				? ex->filename
+				: "<exec>";
+	job_ctx ctx = {msg->job_id, msg->request_id, fname, msg->deadline_ms,
+	    msg->queued_us, 1, NULL};
+	PyObject *ns = NULL, *file = NULL, *code = NULL, *r = NULL, *res;
+	Gild__V1__Value *v = NULL;
+	convert_pins *pins = NULL;
+	char *src = NULL;
+	werr err = {0};
+	int rc, icode;
+
+	if (ex->source.len > 0 &&
+	    memchr(ex->source.data, '\0', ex->source.len) != NULL) {
+		werr_set(&err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
+		    "exec source holds a NUL byte");
+		goto fail;
+	}
+	if ((src = malloc(ex->source.len + 1)) == NULL) {
+		werr_set(&err, GILD__V1__CODE__INTERNAL, NULL, "out of memory");
+		goto fail;
+	}
+	if (ex->source.len > 0)
+		memcpy(src, ex->source.data, ex->source.len);
+	src[ex->source.len] = '\0';
+	if ((ns = PyDict_New()) == NULL ||
+	    PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) ==
+		-1 ||
+	    (file = PyUnicode_FromString("__gild_exec__")) == NULL ||
+	    PyDict_SetItemString(ns, "__name__", file) == -1) {
+		werr_from_python(&err, GILD__V1__CODE__INTERNAL);
+		goto fail;
+	}
+	Py_CLEAR(file);
+	if (exec_variables(ex->variables, ns, &err) == -1)
+		goto fail;
+	if ((file = PyUnicode_DecodeFSDefault(fname)) == NULL) {
+		werr_from_python(&err, GILD__V1__CODE__INVALID_ARGUMENT);
+		goto fail;
+	}
+	if ((code = Py_CompileStringObject(src, file, Py_file_input, NULL,
+		 -1)) == NULL) {
+		werr_from_python(&err, GILD__V1__CODE__PYTHON_ERROR);
+		goto fail;
+	}
+	if ((icode = interrupt_begin(&ctx)) != 0) {
+		werr_set(&err, (Gild__V1__Code) icode, NULL,
+		    "the exec was interrupted before it started");
+		goto fail;
+	}
+	r = PyEval_EvalCode(code, ns, ns);
+	icode = interrupt_end();
+	if (r == NULL) {
+		werr_from_python(&err, GILD__V1__CODE__PYTHON_ERROR);
+		if (icode != 0)
+			err.code = (Gild__V1__Code) icode;
+		goto fail;
+	}
+	res = PyDict_GetItemString(ns, "result"); /* borrowed */
+	if (convert_from_py(res != NULL ? res : Py_None, &v, &pins, &err) ==
+	    -1) {
+		err.code = GILD__V1__CODE__PYTHON_ERROR;
+		werr_prefix(&err, "cannot send the exec's result: ");
+		goto fail;
+	}
+	rc = reply_result(msg->job_id, v, out, outlen);
+	goto done;
+fail:
+	check_memory_limit(&err);
+	rc = reply_error(msg->job_id, &err, out, outlen);
+done:
+	convert_value_free(v, pins);
+	/* Not cleared: a thread the source started may still use its
+	 * globals; the cycle through the functions it defined is left to
+	 * the garbage collector. */
+	Py_XDECREF(ns);
+	Py_XDECREF(r);
+	Py_XDECREF(code);
+	Py_XDECREF(file);
+	free(src);
+	werr_clear(&err);
+	return rc;
+}
+
 /* Sends the reply of job i of a batch: through sink for all but the last,
  * whose reply is the final one in *out. Returns 0 or a negative errno. */
 static int
@@ -809,6 +974,11 @@ job_run(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
 	}
 	if (msg->body_case == GILD__WORKER__V1__TO_WORKER__BODY_ACTOR_DESTROY) {
 		rc = run_actor_destroy(msg, out, outlen);
+		goto done;
+	}
+	if (msg->body_case == GILD__WORKER__V1__TO_WORKER__BODY_EXEC &&
+	    msg->exec != NULL) {
+		rc = run_exec(msg, out, outlen);
 		goto done;
 	}
 	if (msg->body_case != GILD__WORKER__V1__TO_WORKER__BODY_CALL ||

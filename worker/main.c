@@ -66,12 +66,15 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: gild-worker --fd FD [--chan FD2] --app APP [--slot N] "
-	    "[--memory-limit MIB] [--threads T]\n"
+	    "[--memory-limit MIB] [--threads T] [--allow-pickle]\n"
 	    "  FD   the worker's end of the front end's socketpair\n"
 	    "  FD2  its descriptor channel: large frames come and go as\n"
 	    "       memfds passed on it (without it, all through FD)\n"
 	    "  APP  a .py file or an importable module name\n"
-	    "  T    Python threads running calls at once (default 1)\n");
+	    "  T    Python threads running calls at once (default 1)\n"
+	    "  --allow-pickle  unpickle pickled arguments and pickle\n"
+	    "       results that have no other form (gild serve\n"
+	    "       --allow-pickle); refused with PERMISSION_DENIED otherwise\n");
 }
 
 /* Job threads (--threads) share the socket: one frame at a time. */
@@ -691,6 +694,7 @@ main(int argc, char **argv)
 	    {"template", no_argument, NULL, 't'},
 	    {"threads", required_argument, NULL, 'T'},
 	    {"chan", required_argument, NULL, 'c'},
+	    {"allow-pickle", no_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -741,6 +745,9 @@ main(int argc, char **argv)
 			break;
 		case 't':
 			template_mode = 1;
+			break;
+		case 'P':
+			convert_set_pickle(1);
 			break;
 		case 'm':
 			errno = 0;

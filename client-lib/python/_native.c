@@ -48,6 +48,7 @@ typedef struct {
 	uint64_t sent_msgs;  /* messages sent by submit and submit_many */
 	uint64_t sent_calls; /* calls in them */
 	stream_obj *streams; /* its open streams (each holds a reference) */
+	bool pickle;         /* Client(pickle=True): set once by __init__ */
 	PyObject *weakrefs;
 } client_obj;
 
@@ -140,15 +141,15 @@ outcome_py(int code, PyObject *value, const gild_error *e)
 }
 
 /* The outcome of a libgild call that gave code and, on GILD_OK, v (taken:
- * converted, then freed). NULL with an exception if v cannot be converted.
- */
+ * converted, then freed; pickles unpickled with pickle). NULL with an
+ * exception if v cannot be converted. */
 static PyObject *
-outcome_value(int code, gild_value *v, const gild_error *e)
+outcome_value(int code, gild_value *v, const gild_error *e, int pickle)
 {
 	PyObject *o = NULL;
 
 	if (code == GILD_OK && v != NULL) {
-		o = pyvalue_to_py(v);
+		o = pyvalue_to_py(v, pickle);
 		gild_value_free(v);
 		if (o == NULL)
 			return NULL;
@@ -160,13 +161,13 @@ outcome_value(int code, gild_value *v, const gild_error *e)
 
 /* The outcome of res (cleared here). */
 static PyObject *
-outcome_result(gild_result *res)
+outcome_result(gild_result *res, int pickle)
 {
 	gild_value *v = res->value;
 	PyObject *out;
 
 	res->value = NULL;
-	out = outcome_value(res->code, v, &res->error);
+	out = outcome_value(res->code, v, &res->error, pickle);
 	gild_result_clear(res);
 	return out;
 }
@@ -260,15 +261,16 @@ static PyObject *
 call_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {
-	    "function", "args", "kwargs", "timeout_ms", NULL};
+	    "function", "args", "kwargs", "timeout_ms", "pickle", NULL};
 	PyObject *fn, *a, *k = Py_None;
-	int timeout = 0;
+	int timeout = 0, pickle = 0;
 	Py_ssize_t len;
 	const char *name;
 	call_obj *self;
 
 	if (!PyArg_ParseTupleAndKeywords(
-	        args, kw, "UO|Oi:Call", kwlist, &fn, &a, &k, &timeout))
+	        args, kw, "UO|Oip:Call", kwlist, &fn, &a, &k, &timeout,
+	        &pickle))
 		return NULL;
 	if ((name = PyUnicode_AsUTF8AndSize(fn, &len)) == NULL)
 		return NULL;
@@ -284,7 +286,8 @@ call_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	}
 	if ((self = (call_obj *) type->tp_alloc(type, 0)) == NULL)
 		return NULL;
-	if (pyvalue_call_args(a, k, &self->args, &self->kwargs) == -1) {
+	if (pyvalue_call_args(a, k, pickle, &self->args, &self->kwargs) ==
+	    -1) {
 		Py_DECREF(self);
 		return NULL;
 	}
@@ -322,8 +325,10 @@ static PyTypeObject call_type = {
     .tp_name = "gild._native.Call",
     .tp_basicsize = sizeof(call_obj),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Call(function, args, kwargs=None, timeout_ms=0): a call "
-              "whose arguments are converted, for Client.submit_many.",
+    .tp_doc = "Call(function, args, kwargs=None, timeout_ms=0, "
+              "pickle=False): a call whose arguments are converted (values "
+              "with no gild form pickled when pickle), for "
+              "Client.submit_many.",
     .tp_new = call_new,
     .tp_dealloc = (destructor) call_dealloc,
     .tp_getset = call_getset,
@@ -530,8 +535,9 @@ client_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 static int
 client_init(client_obj *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"urls", "token", NULL};
+	static char *kwlist[] = {"urls", "token", "pickle", NULL};
 	const char *token = NULL;
+	int pickle = 0;
 	PyObject *urls, *seq = NULL;
 	const char **list = NULL;
 	gild_error err = {0};
@@ -540,8 +546,8 @@ client_init(client_obj *self, PyObject *args, PyObject *kw)
 	bool used;
 	int rc = -1;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|z:Client", kwlist, &urls,
-		&token))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|zp:Client", kwlist, &urls,
+		&token, &pickle))
 		return -1;
 	Py_BEGIN_CRITICAL_SECTION(self);
 	used = self->c != NULL || self->closed;
@@ -555,6 +561,7 @@ client_init(client_obj *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_TypeError, "urls must be a list of str");
 		return -1;
 	}
+	self->pickle = pickle != 0;
 	/* A tuple: its strings stay put while the GIL is released. */
 	if ((seq = PySequence_Tuple(urls)) == NULL)
 		return -1;
@@ -676,7 +683,8 @@ static int
 call_begin(client_obj *self, PyObject *a, PyObject *k, gild_value **va,
     gild_value **vk, gild_client **c)
 {
-	if (client_check(self) == -1 || pyvalue_call_args(a, k, va, vk) == -1)
+	if (client_check(self) == -1 ||
+	    pyvalue_call_args(a, k, self->pickle, va, vk) == -1)
 		return -1;
 	if (client_enter(self, c) == -1) {
 		gild_value_free(*va);
@@ -805,7 +813,7 @@ prefix_error(size_t i)
  * kwargs[, timeout_ms]]) as submit's arguments. Returns 0, or -1 with an
  * exception that names calls[i]. */
 static int
-batch_item(batch *b, size_t i, PyObject *item)
+batch_item(batch *b, size_t i, PyObject *item, int pickle)
 {
 	PyObject *fn, *a, *k = Py_None;
 	const char *name;
@@ -868,7 +876,7 @@ batch_item(batch *b, size_t i, PyObject *item)
 			return -1;
 		}
 	}
-	if (pyvalue_call_args(a, k, &b->va[i], &b->vk[i]) == -1) {
+	if (pyvalue_call_args(a, k, pickle, &b->va[i], &b->vk[i]) == -1) {
 		prefix_error(i);
 		return -1;
 	}
@@ -926,7 +934,8 @@ client_submit_many(client_obj *self, PyObject *calls)
 		goto done;
 	}
 	for (Py_ssize_t i = 0; i < n; i++)
-		if (batch_item(&b, (size_t) i, PyTuple_GET_ITEM(seq, i)) == -1)
+		if (batch_item(&b, (size_t) i, PyTuple_GET_ITEM(seq, i),
+			self->pickle) == -1)
 			goto done;
 	if (client_enter(self, &c) == -1)
 		goto done;
@@ -999,7 +1008,7 @@ client_wait(client_obj *self, PyObject *args, PyObject *kw)
 		return NULL;
 	switch (rc) {
 	case GILD_OK:
-		return outcome_result(&res);
+		return outcome_result(&res, self->pickle);
 	case GILD_DEADLINE_EXCEEDED:
 		Py_RETURN_NONE;
 	case GILD_NOT_FOUND: {
@@ -1047,7 +1056,7 @@ client_poll(client_obj *self, PyObject *args, PyObject *kw)
 			gild_result_clear(&res);
 			return NULL;
 		}
-		if ((out = outcome_result(&res)) == NULL) {
+		if ((out = outcome_result(&res, self->pickle)) == NULL) {
 			Py_DECREF(id);
 			return NULL;
 		}
@@ -1126,7 +1135,8 @@ client_poll_many(client_obj *self, PyObject *args, PyObject *kw)
 		goto done;
 	for (size_t i = 0; i < got; i++) {
 		PyObject *id = PyLong_FromUnsignedLongLong(res[i].id);
-		PyObject *o = id != NULL ? outcome_result(&res[i]) : NULL;
+		PyObject *o = id != NULL ? outcome_result(&res[i], self->pickle)
+					 : NULL;
 		PyObject *t = o != NULL ? PyTuple_New(2) : NULL;
 
 		if (t == NULL) {
@@ -1203,7 +1213,7 @@ client_call(client_obj *self, PyObject *args, PyObject *kw)
 	UNLOCKED(rc = gild_call(c, fn, va, vk, timeout, &v, &err);
 	         gild_value_free(va); gild_value_free(vk));
 	client_leave(self);
-	out = outcome_value(rc, v, &err);
+	out = outcome_value(rc, v, &err, self->pickle);
 	gild_error_clear(&err);
 	return out;
 }
@@ -1226,7 +1236,7 @@ client_status(client_obj *self, PyObject *args, PyObject *kw)
 		return NULL;
 	UNLOCKED(rc = gild_status(c, timeout, &v, &err));
 	client_leave(self);
-	out = outcome_value(rc, v, &err);
+	out = outcome_value(rc, v, &err, 0);
 	gild_error_clear(&err);
 	return out;
 }
@@ -1444,12 +1454,69 @@ client_actor_call(client_obj *self, PyObject *args, PyObject *kw)
 	             c, aid, method, va, vk, timeout, &v, &err);
 	         gild_value_free(va); gild_value_free(vk));
 	client_leave(self);
-	out = outcome_value(rc, v, &err);
+	out = outcome_value(rc, v, &err, self->pickle);
+	gild_error_clear(&err);
+	return out;
+}
+
+/* exec_submit(source, variables=None, filename=None, timeout_ms=0) ->
+ * call id */
+static PyObject *
+client_exec_submit(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {
+	    "source", "variables", "filename", "timeout_ms", NULL};
+	PyObject *vars = Py_None;
+	const char *src, *fname = NULL;
+	int timeout = 0, rc;
+	gild_value *va, *vv;
+	gild_error err = {0};
+	gild_call_id id = 0;
+	gild_client *c;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|Ozi:exec_submit", kwlist,
+	        &src, &vars, &fname, &timeout))
+		return NULL;
+	if (call_begin(self, Py_None, vars, &va, &vv, &c) == -1)
+		return NULL;
+	UNLOCKED(
+	    rc = gild_submit_exec(c, src, vv, fname, timeout, &id, &err);
+	    gild_value_free(va); gild_value_free(vv));
+	client_leave(self);
+	return call_id_or_raise(rc, &err, id);
+}
+
+/* exec(source, variables=None, timeout_ms=-1) -> outcome */
+static PyObject *
+client_exec(client_obj *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"source", "variables", "timeout_ms", NULL};
+	PyObject *vars = Py_None, *out;
+	const char *src;
+	int timeout = -1, rc;
+	gild_value *va, *vv, *v = NULL;
+	gild_error err = {0};
+	gild_client *c;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "s|Oi:exec", kwlist, &src,
+	        &vars, &timeout))
+		return NULL;
+	if (call_begin(self, Py_None, vars, &va, &vv, &c) == -1)
+		return NULL;
+	UNLOCKED(rc = gild_exec(c, src, vv, timeout, &v, &err);
+	         gild_value_free(va); gild_value_free(vv));
+	client_leave(self);
+	out = outcome_value(rc, v, &err, self->pickle);
 	gild_error_clear(&err);
 	return out;
 }
 
 static PyMethodDef client_methods[] = {
+    {"exec_submit", METH_KW(client_exec_submit), METH_VARARGS | METH_KEYWORDS,
+        "exec_submit(source, variables=None, filename=None, timeout_ms=0) "
+        "-> call id"},
+    {"exec", METH_KW(client_exec), METH_VARARGS | METH_KEYWORDS,
+        "exec(source, variables=None, timeout_ms=-1) -> outcome"},
     {"submit", METH_KW(client_submit), METH_VARARGS | METH_KEYWORDS,
         "submit(function, args, kwargs=None, timeout_ms=0) -> call id"},
     {"wait", METH_KW(client_wait), METH_VARARGS | METH_KEYWORDS,
@@ -1586,7 +1653,7 @@ stream_next(stream_obj *self, PyObject *args, PyObject *kw)
 	    (rc == GILD_DEADLINE_EXCEEDED && err.code == 0))
 		out = outcome_py(rc, NULL, NULL);
 	else
-		out = outcome_value(rc, v, &err);
+		out = outcome_value(rc, v, &err, cl->pickle);
 	gild_error_clear(&err);
 	return out;
 }
@@ -1681,12 +1748,12 @@ mod_code_name(PyObject *mod, PyObject *arg)
 static PyObject *
 mod_roundtrip(PyObject *mod, PyObject *arg)
 {
-	gild_value *v = pyvalue_from_py(arg);
+	gild_value *v = pyvalue_from_py(arg, 0);
 	PyObject *out;
 
 	if (v == NULL)
 		return NULL;
-	out = pyvalue_to_py(v);
+	out = pyvalue_to_py(v, 0);
 	gild_value_free(v);
 	return out;
 }

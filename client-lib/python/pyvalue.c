@@ -48,6 +48,10 @@ static _Atomic(struct np_api *) np_bound; /* NULL until numpy is bound */
 static atomic_int np_failed; /* importing numpy failed: do not retry */
 static atomic_int np_off;    /* pyvalue_use_numpy(0) */
 
+/* The pickle argument of the conversion running in this thread (saved and
+ * restored around each one: pickle.dumps may run code that converts). */
+static _Thread_local int pickling;
+
 /* ---------------------------------------------------------------- setup */
 
 int
@@ -268,8 +272,94 @@ fail(const seg *at, PyObject *type, const char *fmt, ...)
 static void *
 unsupported(PyObject *o, const seg *at)
 {
-	return fail(
-	    at, PyExc_TypeError, "cannot send %s: " SENDS, Py_TYPE(o)->tp_name);
+	return fail(at, PyExc_TypeError,
+	    "cannot send %s: " SENDS " (others pickled with "
+	    "gild.connect(..., pickle=True) to a server run with "
+	    "--allow-pickle)",
+	    Py_TYPE(o)->tp_name);
+}
+
+/* gild.Pickled (a new reference), or NULL with an exception. With
+ * loaded_only, NULL without an exception when gild._pickled was never
+ * imported: then no object can be a gild.Pickled. */
+static PyObject *
+pickled_type(int loaded_only)
+{
+	PyObject *name, *m, *t;
+
+	if (!loaded_only) {
+		m = PyImport_ImportModule("gild._pickled");
+	} else {
+		if ((name = PyUnicode_FromString("gild._pickled")) == NULL)
+			return NULL;
+		m = PyImport_GetModule(name);
+		Py_DECREF(name);
+	}
+	if (m == NULL)
+		return NULL;
+	t = PyObject_GetAttrString(m, "Pickled");
+	Py_DECREF(m);
+	return t;
+}
+
+/* The pending exception (a new reference, cleared), or NULL. */
+static PyObject *
+take_exception(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+	return PyErr_GetRaisedException();
+#else
+	PyObject *t, *v, *tb;
+
+	PyErr_Fetch(&t, &v, &tb);
+	PyErr_NormalizeException(&t, &v, &tb);
+	Py_XDECREF(t);
+	Py_XDECREF(tb);
+	return v;
+#endif
+}
+
+/* o as a GILD_PICKLE when it is a gild.Pickled, or (pickling) the pickle
+ * of o; otherwise unsupported. NULL with an exception on failure. */
+static gild_value *
+pickle_from_py(PyObject *o, const seg *at)
+{
+	PyObject *t = pickled_type(1), *b = NULL, *m, *exc;
+	gild_value *v = NULL;
+	int is = 0;
+
+	if (t == NULL && PyErr_Occurred())
+		goto out;
+	if (t != NULL && (is = PyObject_IsInstance(o, t)) == -1)
+		goto out;
+	if (is) {
+		b = PyObject_GetAttrString(o, "data");
+	} else if (!pickling) {
+		unsupported(o, at);
+		goto out;
+	} else if ((m = PyImport_ImportModule("pickle")) != NULL) {
+		b = PyObject_CallMethod(m, "dumps", "O", o);
+		Py_DECREF(m);
+		if (b == NULL) {
+			exc = take_exception();
+			fail(at, PyExc_TypeError,
+			    "cannot send %s: pickling it failed: %S",
+			    Py_TYPE(o)->tp_name, exc != NULL ? exc : Py_None);
+			Py_XDECREF(exc);
+			goto out;
+		}
+	}
+	if (b == NULL)
+		goto out;
+	if (!PyBytes_Check(b))
+		fail(at, PyExc_TypeError, "gild.Pickled.data must be bytes");
+	else if ((v = gild_pickle(PyBytes_AS_STRING(b),
+		      (size_t) PyBytes_GET_SIZE(b))) == NULL)
+		PyErr_NoMemory();
+out:
+	Py_XDECREF(b);
+	Py_XDECREF(t);
+	return v;
 }
 
 /* A gild constructor's result, or NULL with MemoryError. */
@@ -611,20 +701,39 @@ from_py(PyObject *o, const seg *at, int depth)
 		if (PyObject_TypeCheck(o, (PyTypeObject *) np->generic))
 			return npscalar_from_py(np, o, at, depth);
 	}
-	return unsupported(o, at);
+	return pickle_from_py(o, at);
 }
 
 gild_value *
-pyvalue_from_py(PyObject *obj)
+pyvalue_from_py(PyObject *obj, int pickle)
 {
 	seg root = {NULL, SEG_VALUE, 0, NULL};
+	int saved = pickling;
+	gild_value *v;
 
-	return from_py(obj, &root, 1);
+	pickling = pickle;
+	v = from_py(obj, &root, 1);
+	pickling = saved;
+	return v;
 }
 
+static int call_args(
+    PyObject *args, PyObject *kwargs, gild_value **va, gild_value **vk);
+
 int
-pyvalue_call_args(
-    PyObject *args, PyObject *kwargs, gild_value **va, gild_value **vk)
+pyvalue_call_args(PyObject *args, PyObject *kwargs, int pickle,
+    gild_value **va, gild_value **vk)
+{
+	int saved = pickling, rc;
+
+	pickling = pickle;
+	rc = call_args(args, kwargs, va, vk);
+	pickling = saved;
+	return rc;
+}
+
+static int
+call_args(PyObject *args, PyObject *kwargs, gild_value **va, gild_value **vk)
 {
 	PyObject *items = NULL, *kv = NULL;
 	gild_value *l = NULL, *m = NULL, *key = NULL, *val = NULL;
@@ -898,6 +1007,32 @@ tensor_to_py(const gild_value *v)
 	return out;
 }
 
+/* A GILD_PICKLE: unpickled when pickling, else a gild.Pickled. */
+static PyObject *
+pickle_to_py(const gild_value *v)
+{
+	size_t len = 0;
+	const uint8_t *p = gild_value_bytes(v, &len);
+	PyObject *b = PyBytes_FromStringAndSize((const char *) p,
+	    (Py_ssize_t) len);
+	PyObject *f = NULL, *out = NULL;
+
+	if (b == NULL)
+		return NULL;
+	if (pickling) {
+		PyObject *m = PyImport_ImportModule("pickle");
+		if (m != NULL) {
+			out = PyObject_CallMethod(m, "loads", "O", b);
+			Py_DECREF(m);
+		}
+	} else if ((f = pickled_type(0)) != NULL) {
+		out = PyObject_CallOneArg(f, b);
+		Py_DECREF(f);
+	}
+	Py_DECREF(b);
+	return out;
+}
+
 static PyObject *
 to_py(const gild_value *v, int as_key, int depth)
 {
@@ -939,15 +1074,23 @@ to_py(const gild_value *v, int as_key, int depth)
 		return map_to_py(v, depth);
 	case GILD_TENSOR:
 		return tensor_to_py(v);
+	case GILD_PICKLE:
+		return pickle_to_py(v);
 	}
 	return PyErr_Format(PyExc_ValueError,
 	    "received a value of unknown kind %d", (int) gild_value_kind(v));
 }
 
 PyObject *
-pyvalue_to_py(const gild_value *v)
+pyvalue_to_py(const gild_value *v, int pickle)
 {
+	int saved = pickling;
+	PyObject *o;
+
 	if (v == NULL)
 		Py_RETURN_NONE;
-	return to_py(v, 0, 1);
+	pickling = pickle;
+	o = to_py(v, 0, 1);
+	pickling = saved;
+	return o;
 }

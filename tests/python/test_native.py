@@ -158,7 +158,9 @@ class ModuleTest(unittest.TestCase):
         self.assertEqual(str(cm.exception),
                          "value: cannot send set: gild sends None, bool, "
                          "int, float, str, bytes, lists, tuples, dicts and "
-                         "numpy arrays")
+                         "numpy arrays (others pickled with "
+                         "gild.connect(..., pickle=True) to a server run "
+                         "with --allow-pickle)")
 
     def test_depth_limit(self):
         deep = v = []

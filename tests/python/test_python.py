@@ -43,14 +43,31 @@ class DocsTest(unittest.TestCase):
         assert cls.gild.stop() == 0
 
     def test_python_blocks(self):
+        """A block whose first line is `# gild serve examples/app.py ARGS`
+        runs against a server started with those ARGS (--allow-exec...),
+        the others against make run's."""
         text = open(DOCS).read()
         blocks = re.findall(r"```python\n(.*?)```", text, re.S)
         self.assertGreaterEqual(len(blocks), 7)
-        for code in blocks:
-            code = code.replace("tcp://127.0.0.1:7700", self.gild.url)
-            p = subprocess.run([sys.executable, "-c", code], env=ENV,
-                               capture_output=True, text=True, timeout=120)
-            self.assertEqual(p.returncode, 0, f"{code}\n{p.stderr}")
+        servers = {}
+        try:
+            for code in blocks:
+                url = self.gild.url
+                first = code.split("\n", 1)[0]
+                if first.startswith("# gild serve examples/app.py"):
+                    args = tuple(first.split()[4:])
+                    if args not in servers:
+                        servers[args] = Gild(workers=1, args=args)
+                    url = servers[args].url
+                code = code.replace("tcp://127.0.0.1:7700", url)
+                p = subprocess.run([sys.executable, "-c", code], env=ENV,
+                                   capture_output=True, text=True,
+                                   timeout=120)
+                self.assertEqual(p.returncode, 0, f"{code}\n{p.stderr}")
+        finally:
+            for g in servers.values():
+                self.assertEqual(g.stop(), 0)
+        self.assertEqual(len(servers), 2)
 
     def test_shell_lines(self):
         text = open(DOCS).read()

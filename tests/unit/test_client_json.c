@@ -59,6 +59,8 @@ test_parse_dump(void)
 		{"{\"$bytes\": \"AAH/\"}", "{\"$bytes\": \"AAH/\"}", GILD_BYTES},
 		{"{\"$bytes\": \"\"}", "{\"$bytes\": \"\"}", GILD_BYTES},
 		{"{\"$bytes\": \"YQ\"}", "{\"$bytes\": \"YQ==\"}", GILD_BYTES},
+		{"{\"$pickle\": \"gARLAS4=\"}", "{\"$pickle\": \"gARLAS4=\"}",
+		    GILD_PICKLE},
 		{"{\"$map\": [[1, \"one\"], [[2], null]]}",
 		    "{\"$map\": [[1, \"one\"], [[2], null]]}", GILD_MAP},
 		{"{\"$map\": [[\"a\", 1]]}", "{\"a\": 1}", GILD_MAP},
@@ -135,6 +137,7 @@ test_parse_errors(void)
 		{"{\"$bytes\": 3}", "$bytes needs a base64 string"},
 		{"{\"$bytes\": \"A\"}", "$bytes needs a base64 string"},
 		{"{\"$bytes\": \"!!!!\"}", "$bytes needs a base64 string"},
+		{"{\"$pickle\": 1}", "$pickle needs a base64 string"},
 		{"{\"$map\": [[1]]}", "$map needs a list of [key, value] pairs"},
 		{"{\"$map\": 1}", "$map needs a list of [key, value] pairs"},
 		{"{\"$tensor\": {\"dtype\": \"int16\", \"shape\": [3], "

@@ -463,6 +463,9 @@ test_codec_kinds(void)
 		{gild_cstr("héllo €"), GILD__V1__VALUE__KIND_STR_VALUE},
 		{gild_bytes("", 0), GILD__V1__VALUE__KIND_BYTES_VALUE},
 		{gild_bytes("\xff\xfe\x00\x80", 4), GILD__V1__VALUE__KIND_BYTES_VALUE},
+		{gild_pickle("\x80\x04K\x01.", 5),
+		    GILD__V1__VALUE__KIND_PICKLE_VALUE},
+		{gild_pickle("", 0), GILD__V1__VALUE__KIND_PICKLE_VALUE},
 		{gild_list(), GILD__V1__VALUE__KIND_LIST_VALUE},
 		{gild_tuple(), GILD__V1__VALUE__KIND_TUPLE_VALUE},
 		{gild_map(), GILD__V1__VALUE__KIND_MAP_VALUE},
@@ -550,7 +553,8 @@ test_codec_bad_input(void)
 		const char *msg;
 	} cases[] = {
 		{"", 0, "value has no kind set"},
-		{"\x60\x01", 2, "value has no kind set"}, /* unknown field 12 */
+		{"\x68\x01", 2, "value has no kind set"}, /* unknown field 13 */
+		{"\x60\x01", 2, "malformed value"},     /* pickle as a varint */
 		{"\x32\x02\xc3\x28", 4, "str value is not valid UTF-8"},
 		{"\x32\x05" "ab", 4, "malformed value"},   /* length past end */
 		{"\x10", 1, "malformed value"},             /* truncated varint */
@@ -909,6 +913,80 @@ test_codec_stream(void)
 	gild_value_free(args);
 }
 
+/* Exec requests as protobuf-c reads them, and what codec refuses. */
+static void
+test_codec_exec(void)
+{
+	gild_value *vars = gild_map(), *p = gild_pickle("\x80\x04]\x94.", 5);
+	Gild__V1__Request *q;
+	codec_buf b = {0};
+	gild_error err = {0};
+	size_t n;
+
+	gild_map_set(vars, gild_cstr("x"), gild_int(21));
+	gild_map_set(vars, gild_cstr("p"), gild_value_copy(p));
+	CU_ASSERT_EQUAL(codec_encode_exec(&b, "result = x", 10, vars, "cell.py",
+	    300, &err), GILD_OK);
+	CU_ASSERT_EQUAL(codec_encode_id(&b, 5, &err), GILD_OK);
+	q = gild__v1__request__unpack(NULL, codec_buf_len(&b), codec_buf_data(&b));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	CU_ASSERT_EQUAL(q->id, 5);
+	CU_ASSERT_EQUAL_FATAL(q->body_case, GILD__V1__REQUEST__BODY_EXEC);
+	CU_ASSERT_EQUAL(q->exec->source.len, 10);
+	CU_ASSERT(memcmp(q->exec->source.data, "result = x", 10) == 0);
+	CU_ASSERT_EQUAL(q->exec->timeout_ms, 300);
+	CU_ASSERT_STRING_EQUAL(q->exec->filename, "cell.py");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q->exec->variables);
+	CU_ASSERT_EQUAL_FATAL(q->exec->variables->n_entries, 2);
+	CU_ASSERT_EQUAL(q->exec->variables->entries[0]->value->int_value, 21);
+	CU_ASSERT_EQUAL(q->exec->variables->entries[1]->value->kind_case,
+	    GILD__V1__VALUE__KIND_PICKLE_VALUE);
+	n = q->exec->variables->entries[1]->value->pickle_value.len;
+	CU_ASSERT_EQUAL(n, 5);
+	gild__v1__request__free_unpacked(q, NULL);
+	codec_buf_fini(&b);
+	/* The least: an empty source, no variables, no options. */
+	CU_ASSERT_EQUAL(codec_encode_exec(&b, "", 0, NULL, NULL, 0, &err),
+	    GILD_OK);
+	q = gild__v1__request__unpack(NULL, codec_buf_len(&b), codec_buf_data(&b));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	CU_ASSERT_EQUAL_FATAL(q->body_case, GILD__V1__REQUEST__BODY_EXEC);
+	CU_ASSERT_PTR_NULL(q->exec->variables);
+	CU_ASSERT_EQUAL(q->exec->timeout_ms, 0);
+	gild__v1__request__free_unpacked(q, NULL);
+	codec_buf_fini(&b);
+	/* Refused: not a map, a key that is not str, source not UTF-8. */
+	CU_ASSERT_EQUAL(codec_encode_exec(&b, "x", 1, p, NULL, 0, &err),
+	    GILD_INVALID_ARGUMENT);
+	codec_buf_fini(&b);
+	gild_error_clear(&err);
+	gild_value_free(vars);
+	vars = gild_map();
+	gild_map_set(vars, gild_int(1), gild_int(2));
+	CU_ASSERT_EQUAL(codec_encode_exec(&b, "x", 1, vars, NULL, 0, &err),
+	    GILD_INVALID_ARGUMENT);
+	CU_ASSERT(err.message && strstr(err.message, "names must be str"));
+	codec_buf_fini(&b);
+	gild_error_clear(&err);
+	CU_ASSERT_EQUAL(codec_encode_exec(&b, "\xff", 1, NULL, NULL, 0, &err),
+	    GILD_INVALID_ARGUMENT);
+	codec_buf_fini(&b);
+	gild_error_clear(&err);
+	gild_value_free(vars);
+	/* A pickle is kept as bytes: copied, compared, its bytes read back. */
+	vars = gild_value_copy(p);
+	CU_ASSERT_TRUE(gild_value_equal(vars, p));
+	CU_ASSERT_EQUAL(gild_value_kind(vars), GILD_PICKLE);
+	CU_ASSERT_PTR_NOT_NULL(gild_value_bytes(vars, &n));
+	CU_ASSERT_EQUAL(n, 5);
+	gild_value_free(p);
+	/* ... and is not the same value as those bytes. */
+	p = gild_bytes("\x80\x04]\x94.", 5);
+	CU_ASSERT_FALSE(gild_value_equal(vars, p));
+	gild_value_free(vars);
+	gild_value_free(p);
+}
+
 static void
 test_codec_chunks(void)
 {
@@ -1042,6 +1120,7 @@ main(void)
 	CU_add_test(s, "bad input", test_codec_bad_input);
 	CU_add_test(s, "nesting depth", test_codec_depth);
 	CU_add_test(s, "requests", test_codec_call);
+	CU_add_test(s, "exec requests and pickles", test_codec_exec);
 	CU_add_test(s, "replies", test_codec_reply);
 	CU_add_test(s, "stream requests", test_codec_stream);
 	CU_add_test(s, "stream chunks", test_codec_chunks);

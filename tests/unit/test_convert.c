@@ -699,6 +699,85 @@ test_bigint_shortest(void)
 
 /* ------------------------------------------------------------ error cases */
 
+/* A pickle_value holding these bytes. */
+static V *
+v_pickle(const void *p, size_t n)
+{
+	V *v = v_new(GILD__V1__VALUE__KIND_PICKLE_VALUE);
+	v->pickle_value.data = malloc(n ? n : 1);
+	memcpy(v->pickle_value.data, p, n);
+	v->pickle_value.len = n;
+	return v;
+}
+
+/* Without convert_set_pickle(1) a pickle is PERMISSION_DENIED, and a set
+ * result unsupported; with it, pickles load (nested too) and a set is
+ * pickled. Leaves pickling off again. */
+static void
+test_pickle_gate(void)
+{
+	/* pickle.dumps({1, 2}, 2): a protocol 2 pickle of a set. */
+	PyObject *set = py_eval("{1, 2}"), *o, *bytes;
+	V *pk, *list;
+	Gild__V1__Value *out = NULL;
+	convert_pins *pins = NULL;
+	werr err = {0};
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(set);
+	bytes = PyRun_String("__import__('pickle').dumps({1, 2})", Py_eval_input,
+	    globals, globals);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bytes);
+	pk = v_pickle(PyBytes_AS_STRING(bytes), (size_t) PyBytes_GET_SIZE(bytes));
+	list = v_list(2, v_int(1), v_pickle(PyBytes_AS_STRING(bytes),
+				      (size_t) PyBytes_GET_SIZE(bytes)));
+
+	CU_ASSERT_PTR_NULL(convert_to_py(pk, &err));
+	CU_ASSERT_EQUAL(err.code, GILD__V1__CODE__PERMISSION_DENIED);
+	CU_ASSERT(err.message && strstr(err.message, "--allow-pickle"));
+	werr_clear(&err);
+	CU_ASSERT_PTR_NULL(convert_to_py(list, &err));
+	CU_ASSERT_EQUAL(err.code, GILD__V1__CODE__PERMISSION_DENIED);
+	werr_clear(&err);
+	CU_ASSERT_EQUAL(convert_from_py(set, &out, &pins, &err), -1);
+	CU_ASSERT_STRING_EQUAL(err.python_type, "TypeError");
+	werr_clear(&err);
+
+	convert_fini();
+	convert_set_pickle(1);
+	CU_ASSERT_EQUAL_FATAL(convert_init(), 0);
+	o = convert_to_py(list, &err);
+	CU_ASSERT(o != NULL && py_check(o, "x == [1, {1, 2}]"));
+	Py_XDECREF(o);
+	CU_ASSERT_EQUAL(convert_from_py(set, &out, &pins, &err), 0);
+	CU_ASSERT(out != NULL &&
+		  out->kind_case == GILD__V1__VALUE__KIND_PICKLE_VALUE);
+	if (out != NULL && out->kind_case == GILD__V1__VALUE__KIND_PICKLE_VALUE) {
+		o = convert_to_py(out, &err);
+		CU_ASSERT(o != NULL && py_check(o, "x == {1, 2}"));
+		Py_XDECREF(o);
+	}
+	convert_value_free(out, pins);
+	o = py_eval("lambda: 1");
+	CU_ASSERT_EQUAL(convert_from_py(o, &out, &pins, &err), -1);
+	CU_ASSERT(err.message && strstr(err.message, "cannot be pickled"));
+	werr_clear(&err);
+	Py_XDECREF(o);
+	v_free(pk);
+	pk = v_pickle("not a pickle", 12);
+	CU_ASSERT_PTR_NULL(convert_to_py(pk, &err));
+	CU_ASSERT_EQUAL(err.code, GILD__V1__CODE__INVALID_ARGUMENT);
+	CU_ASSERT(err.message && strstr(err.message, "cannot unpickle"));
+	werr_clear(&err);
+
+	convert_fini();
+	convert_set_pickle(0);
+	CU_ASSERT_EQUAL_FATAL(convert_init(), 0);
+	v_free(pk);
+	v_free(list);
+	Py_DECREF(bytes);
+	Py_DECREF(set);
+}
+
 static void
 test_to_py_errors(void)
 {
@@ -1601,6 +1680,7 @@ main(void)
 	    !CU_add_test(s, "Python->Value->Python", test_python_side) ||
 	    !CU_add_test(s, "big ints are shortest", test_bigint_shortest) ||
 	    !CU_add_test(s, "Value->Python errors", test_to_py_errors) ||
+	    !CU_add_test(s, "pickle gate", test_pickle_gate) ||
 	    !CU_add_test(s, "Python->Value errors", test_from_py_errors) ||
 	    !CU_add_test(s, "app export rules", test_app_exports) ||
 	    !CU_add_test(s, "app load errors", test_app_load_errors) ||

@@ -47,6 +47,12 @@ test_requests(void)
 	    /* Request{id 6, batch{requests [Request{id 7, ping{}}]}} */
 	    {"batch", B(0x08, 0x06, 0x52, 0x06, 0x0a, 0x04, 0x08, 0x07, 0x2a,
 		0x00), 64, 0, BODY_BATCH, 6, NULL},
+	    /* Request{id 8, exec{source "x=1"}} */
+	    {"exec", B(0x08, 0x08, 0x5a, 0x05, 0x0a, 0x03, 'x', '=', '1'), 64,
+		0, BODY_EXEC, 8, NULL},
+	    {"exec with broken body", B(0x5a, 0x02, 0x0a, 0x05), 64,
+		GILD__V1__CODE__INVALID_ARGUMENT, BODY_EXEC, 0,
+		"malformed exec"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -67,6 +73,14 @@ static void
 test_call_and_cancel_fields(void)
 {
 	parsed_request pr;
+
+	/* Exec{source "", timeout_ms 300}: the name it goes by, its deadline */
+	parse_request(B(0x5a, 0x05, 0x0a, 0x00, 0x18, 0xac, 0x02), 64, &pr);
+	CU_ASSERT_EQUAL(pr.code, 0);
+	CU_ASSERT_EQUAL(pr.body, BODY_EXEC);
+	CU_ASSERT_EQUAL(pr.timeout_ms, 300);
+	CU_ASSERT_EQUAL(pr.function_len, strlen(PARSE_EXEC_NAME));
+	CU_ASSERT(memcmp(pr.function, PARSE_EXEC_NAME, pr.function_len) == 0);
 
 	parse_request(B(0x08, 0x01, 0x12, 0x05, 0x0a, 0x03, 'a', 'd', 'd'), 64,
 	    &pr);

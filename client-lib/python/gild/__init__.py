@@ -39,6 +39,7 @@ from .errors import (Error, RemoteError, Cancelled, Unknown, InvalidArgument,
                      PermissionDenied, ResourceExhausted, FailedPrecondition,
                      Unimplemented, Internal, Unavailable, Unauthenticated,
                      WorkerLost)
+from ._pickled import Pickled
 
 # The client is imported on first use: an app's workers import this
 # package for the decorators only.
@@ -59,4 +60,4 @@ __all__ = ["connect", "Client", "Future", "Stream", "Actor",
            "DeadlineExceeded", "NotFound", "AlreadyExists",
            "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
            "Unimplemented", "Internal", "Unavailable", "Unauthenticated",
-           "WorkerLost"]
+           "WorkerLost", "Pickled"]

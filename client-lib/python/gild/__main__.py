@@ -2,6 +2,7 @@
 
     python3 -m gild call URL FUNCTION [ARG...] [NAME=ARG...]
     python3 -m gild stream URL FUNCTION [ARG...] [NAME=ARG...]
+    python3 -m gild exec URL FILE|- [NAME=ARG...]   (server: --allow-exec)
     python3 -m gild status URL
     python3 -m gild ping URL
 
@@ -53,6 +54,12 @@ def main(argv=None):
         s.add_argument("url")
         s.add_argument("function")
         s.add_argument("args", nargs="*", help="JSON values, or NAME=JSON")
+    s = sub.add_parser("exec", help="run the Python source in FILE (- for "
+                       "standard input) with NAME=JSON variables; print "
+                       "its `result`")
+    s.add_argument("url")
+    s.add_argument("file")
+    s.add_argument("args", nargs="*", help="NAME=JSON variables")
     for name in ("status", "ping"):
         sub.add_parser(name).add_argument("url")
     ns = p.parse_args(argv)
@@ -68,6 +75,18 @@ def main(argv=None):
                               **kw) as s:
                     for chunk in s:
                         print(_show(chunk), flush=True)
+            elif ns.cmd == "exec":
+                pos, kw = _split(ns.args)
+                if pos:
+                    p.error("exec takes only NAME=JSON variables after FILE")
+                if ns.file == "-":
+                    source, name = sys.stdin.read(), "<stdin>"
+                else:
+                    with open(ns.file) as f:
+                        source, name = f.read(), ns.file
+                fut = c.submit_exec(source, timeout=ns.timeout,
+                                    filename=name, **kw)
+                print(_show(fut.result()))
             elif ns.cmd == "status":
                 print(json.dumps(c.status(), indent=2, default=repr))
             else:
@@ -76,7 +95,7 @@ def main(argv=None):
     except gild.Error as e:
         print(str(e), file=sys.stderr)
         return 1
-    except (ConnectionError, ValueError, TypeError) as e:
+    except (ConnectionError, ValueError, TypeError, OSError) as e:
         print(f"gild: {e}", file=sys.stderr)
         return 1
     return 0

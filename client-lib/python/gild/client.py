@@ -206,12 +206,13 @@ class Client:
     """A connection to one or more gild servers (calls are spread over
     them). Thread-safe; use as a context manager or call ``close()``."""
 
-    def __init__(self, urls, *, token=None, timeout=None):
+    def __init__(self, urls, *, token=None, timeout=None, pickle=False):
         if isinstance(urls, str):
             urls = [urls]
         if token is None:
             token = os.environ.get("GILD_TOKEN") or None
-        self._native = _need_native().Client(list(urls), token)
+        self._pickle = bool(pickle)
+        self._native = _need_native().Client(list(urls), token, self._pickle)
         self._timeout = _ms(timeout)
         self._lock = threading.Lock()
         self._futures = {}
@@ -361,9 +362,12 @@ class Client:
             self._n()
             fut = Future(self, None)
             self._deferred.append(
-                (_native.Call(fn, args, kwargs or None, t), fut))
+                (_native.Call(fn, args, kwargs or None, t, self._pickle),
+                 fut))
             return fut
-        call_id = self._n().submit(fn, args, kwargs, t)
+        return self._future(self._n().submit(fn, args, kwargs, t))
+
+    def _future(self, call_id):
         fut = Future(self, call_id)
         for f, outcome in self._file((call_id,), (fut,)):
             f._gild_settle(outcome)
@@ -490,6 +494,26 @@ class Client:
         return Stream(self, self._n().stream(
             fn, args, kwargs, window, max(0, _ms(timeout, self._timeout))))
 
+    # -- exec --
+
+    def exec(self, source, *, timeout=None, **variables):
+        """Runs Python source on the server (which must run with
+        --allow-exec, else gild.PermissionDenied) in a fresh namespace
+        holding the keyword arguments as variables; returns the value the
+        source left in ``result`` (None if it set none). An exception or a
+        SyntaxError raises gild.RemoteError with the remote traceback;
+        timeout as for call()."""
+        return _value(self._n().exec(source, variables,
+                                     _ms(timeout, self._timeout)))
+
+    def submit_exec(self, source, *, timeout=None, filename=None,
+                    **variables):
+        """exec() without waiting: returns a Future (cancel() interrupts
+        the running source). filename is what tracebacks show."""
+        call_id = self._n().exec_submit(source, variables, filename,
+                                        max(0, _ms(timeout, self._timeout)))
+        return self._future(call_id)
+
     # -- actors --
 
     def actor(self, class_name, *args, name=None, detached=False, **kwargs):
@@ -575,8 +599,13 @@ def _renumber(message, offset):
     return message
 
 
-def connect(url_or_urls, *, token=None, timeout=None):
+def connect(url_or_urls, *, token=None, timeout=None, pickle=False):
     """Connects to a gild server (or several: a list of URLs); returns a
     Client. token: the server's --token (default: $GILD_TOKEN), sent with
-    every request. timeout: default seconds for calls (None: no limit)."""
-    return Client(url_or_urls, token=token, timeout=timeout)
+    every request. timeout: default seconds for calls (None: no limit).
+    pickle: send arguments that have no gild form (your classes, sets...)
+    pickled, and unpickle pickled results; the server must run with
+    --allow-pickle. Off by default: unpickling runs code, so only turn it on
+    for a server you trust (without it, a pickled result arrives as a
+    gild.Pickled holding its bytes)."""
+    return Client(url_or_urls, token=token, timeout=timeout, pickle=pickle)

@@ -12,12 +12,14 @@
  * gild_stream_next, moves a finished entry's chunks into the stream's queue
  * and sends the next StreamNext, so nothing is sent from nng's threads. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -25,6 +27,7 @@
 #include "client.h"
 #include "codec.h"
 #include "error.h"
+#include "tlsconf.h"
 #include "value.h"
 #include "wire.h"
 
@@ -53,6 +56,10 @@ typedef struct conn {
 	char *url;
 	nng_socket sock;
 	bool opened;
+	/* TLS URLs: what every dialer of this URL gets, and for messages the
+	 * CA file and the name the server's certificate must carry. */
+	nng_tls_config *tls;
+	char *tls_ca, *tls_name;
 	nng_aio *aio; /* the receive always posted */
 	/* Ids of the connected pipes; under c->mtx. A set, not a flag: nng runs
 	 * pipe callbacks on several threads, so a redialled pipe's ADD_POST can
@@ -396,17 +403,40 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 
 /* ---- connecting -------------------------------------------------------- */
 
-/* Appends "; " and a formatted message to the message in err. */
-static void
-error_append(gild_error *err, const char *url, int rv)
+/* What a failed dial of k most likely means, beyond nng's word for it. */
+static const char *
+dial_hint(const conn *k, int rv, char *buf, size_t len)
 {
-	char *msg;
+	if (k->tls != NULL && (rv == NNG_ECRYPTO || rv == NNG_EPEERAUTH)) {
+		snprintf(buf, len, " (TLS handshake failed: the server's "
+				   "certificate is not signed by a CA in %s, "
+				   "or does not name '%s')",
+		    k->tls_ca, k->tls_name);
+		return buf;
+	}
+	if (k->tls != NULL && (rv == NNG_ECONNSHUT || rv == NNG_ECLOSED))
+		return " (the server ended the TLS handshake: it may require "
+		       "a client certificate it trusts, or not speak TLS "
+		       "there)";
+	if (k->tls == NULL && rv == NNG_ECONNSHUT)
+		return " (the server closed the connection at once: is it a "
+		       "TLS listener, tls+tcp:// or wss://?)";
+	return "";
+}
+
+/* Appends "; " and a formatted message about k's failed dial to the
+ * message in err. */
+static void
+error_append(gild_error *err, const conn *k, int rv)
+{
+	char hint[PATH_MAX + 512], *msg;
 
 	if (err == NULL)
 		return;
-	if (asprintf(&msg, "%s%scannot connect to %s: %s",
-	    err->message ? err->message : "", err->message ? "; " : "", url,
-	    nng_strerror(rv)) == -1)
+	if (asprintf(&msg, "%s%scannot connect to %s: %s%s",
+	    err->message ? err->message : "", err->message ? "; " : "",
+	    k->url, nng_strerror(rv), dial_hint(k, rv, hint, sizeof(hint))) ==
+	    -1)
 		return;
 	free(err->message);
 	err->message = msg;
@@ -442,9 +472,75 @@ conn_open(conn *k, gild_error *err)
 	return GILD_OK;
 }
 
+/* The CA bundle a TLS client trusts when given none (Debian's). */
+#define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
+
+/* For a TLS URL, builds k->tls from opts (NULL: defaults): the server is
+ * verified against opts->tls_ca for the URL's host. */
+static int
+conn_tls(conn *k, const gild_connect_options *opts, gild_error *err)
+{
+	static const gild_connect_options none;
+	tlsconf_opts t = {.server = false, .cert_opt = "tls_cert",
+	    .key_opt = "tls_key", .ca_opt = "tls_ca"};
+	char msg[PATH_MAX + 256];
+	nng_url *u;
+	int rv;
+
+	if (!tlsconf_url_is_tls(k->url))
+		return GILD_OK;
+	if (opts == NULL)
+		opts = &none;
+	if ((rv = nng_url_parse(&u, k->url)) != 0)
+		return error_set(err, GILD_INVALID_ARGUMENT, "bad URL '%s': %s",
+		    k->url, nng_strerror(rv));
+	k->tls_name = strdup(opts->tls_server_name ? opts->tls_server_name
+						   : u->u_hostname);
+	nng_url_free(u);
+	t.ca = opts->tls_ca;
+	if (t.ca == NULL && access(SYSTEM_CA_FILE, R_OK) == 0)
+		t.ca = SYSTEM_CA_FILE;
+	if (k->tls_name == NULL || (k->tls_ca = strdup(t.ca ? t.ca : "")) ==
+	    NULL)
+		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
+	t.cert = opts->tls_cert;
+	t.key = opts->tls_key;
+	t.server_name = k->tls_name;
+	if (tlsconf_new(&k->tls, &t, msg, sizeof(msg)) != 0)
+		return error_set(err, GILD_INVALID_ARGUMENT, "%s: %s", k->url,
+		    msg);
+	return GILD_OK;
+}
+
+/* Dials k once (flags 0: waits for the connection, TLS handshake
+ * included) or keeps dialing in the background (NNG_FLAG_NONBLOCK). The
+ * dialer gets k's TLS settings before it starts; nng redials through the
+ * same dialer. Returns 0 or an nng error (the dialer is then closed). */
+static int
+conn_dial(conn *k, int flags)
+{
+	nng_dialer d;
+	int rv;
+
+	if ((rv = nng_dialer_create(&d, k->sock, k->url)) != 0)
+		return rv;
+	if ((k->tls != NULL &&
+		(rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, k->tls)) != 0) ||
+	    (rv = nng_dialer_start(d, flags)) != 0)
+		nng_dialer_close(d);
+	return rv;
+}
+
 int
 gild_connect(gild_client **out, const char *const *urls, size_t n_urls,
     gild_error *err)
+{
+	return gild_connect_opts(out, urls, n_urls, NULL, err);
+}
+
+int
+gild_connect_opts(gild_client **out, const char *const *urls, size_t n_urls,
+    const gild_connect_options *opts, gild_error *err)
 {
 	gild_client *c = NULL;
 	pthread_condattr_t ca;
@@ -482,12 +578,16 @@ gild_connect(gild_client **out, const char *const *urls, size_t n_urls,
 			error_set(err, rc, "out of memory");
 			goto fail;
 		}
-		if ((rc = conn_open(k, err)) != GILD_OK)
+		if ((rc = conn_open(k, err)) != GILD_OK ||
+		    (rc = conn_tls(k, opts, err)) != GILD_OK)
 			goto fail;
 	}
+	if (opts != NULL && opts->token != NULL &&
+	    (rc = gild_set_token(c, opts->token, err)) != GILD_OK)
+		goto fail;
 	for (size_t i = 0; i < n_urls; i++) {
 		conn *k = &c->conns[i];
-		int rv = nng_dial(k->sock, k->url, NULL, 0);
+		int rv = conn_dial(k, 0);
 
 		if (rv == 0) {
 			n_up++; /* pipe_cb counts the pipe itself */
@@ -497,9 +597,9 @@ gild_connect(gild_client **out, const char *const *urls, size_t n_urls,
 			    "bad URL '%s': %s", k->url, nng_strerror(rv));
 			goto fail;
 		} else {
-			error_append(&why, k->url, rv);
+			error_append(&why, k, rv);
 			/* Keep trying in the background: the server may come. */
-			nng_dial(k->sock, k->url, NULL, NNG_FLAG_NONBLOCK);
+			conn_dial(k, NNG_FLAG_NONBLOCK);
 		}
 	}
 	if (n_up == 0) {
@@ -590,7 +690,11 @@ gild_close(gild_client *c)
 	for (size_t i = 0; i < c->n_conns; i++) {
 		if (c->conns[i].aio != NULL)
 			nng_aio_free(c->conns[i].aio);
+		if (c->conns[i].tls != NULL)
+			nng_tls_config_free(c->conns[i].tls);
 		free(c->conns[i].url);
+		free(c->conns[i].tls_ca);
+		free(c->conns[i].tls_name);
 	}
 	for (size_t i = 0; c->buckets != NULL && i < c->n_buckets; i++) {
 		call *cl = c->buckets[i], *next;

@@ -2,9 +2,10 @@
 SERVER_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
 SERVER_OBJS := $(SERVER_SRCS:%.c=$(B)/%.o)
 
-# The HTTP side port's /status prints what gildctl does, with its code.
+# The HTTP side port's /status prints what gildctl does, with its code; TLS
+# settings are read from PEM files as libgild reads them (tlsconf.c).
 SERVER_CLIENT_OBJS := $(addprefix $(B)/client-lib/,codec.o value.o error.o \
-	valjson.o)
+	valjson.o tlsconf.o)
 
 $(B)/gild: $(B)/server/main.o $(SERVER_OBJS) $(SERVER_CLIENT_OBJS) \
 		$(B)/libgildproto.a

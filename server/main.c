@@ -2,6 +2,7 @@
 #include "cpus.h"
 #include "log.h"
 #include "server.h"
+#include "tlsconf.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -24,8 +25,14 @@ static const char usage[] =
     "\n"
     "options:\n"
     "  --listen URL        where clients connect (repeatable; tcp://, ipc://,\n"
-    "                      ws://); default tcp://127.0.0.1:7700; tcp port 0\n"
-    "                      picks a free port (printed at start)\n"
+    "                      ws://, tls+tcp://); default tcp://127.0.0.1:7700;\n"
+    "                      tcp port 0 picks a free port (printed at start)\n"
+    "  --tls-cert FILE     tls+tcp:// listeners present this PEM certificate\n"
+    "                      (with its chain; needed for tls+tcp://)\n"
+    "  --tls-key FILE      its PEM private key, unencrypted (default: the\n"
+    "                      key inside the --tls-cert file)\n"
+    "  --tls-ca FILE       require client certificates signed by a CA in\n"
+    "                      this PEM file (mutual TLS; default: none asked)\n"
     "  --token SECRET      require SECRET on every request (default: the\n"
     "                      GILD_TOKEN environment variable; none: no check);\n"
     "                      others get UNAUTHENTICATED\n"
@@ -190,6 +197,9 @@ main(int argc, char **argv)
 	    {"http", required_argument, NULL, 'H'},
 	    {"token", required_argument, NULL, 'K'},
 	    {"insecure", no_argument, NULL, 'I'},
+	    {"tls-cert", required_argument, NULL, 'C'},
+	    {"tls-key", required_argument, NULL, 'k'},
+	    {"tls-ca", required_argument, NULL, 'A'},
 	    {"workers", required_argument, NULL, 'w'},
 	    {"runtime", required_argument, NULL, 'r'},
 	    {"threads", required_argument, NULL, 'T'},
@@ -219,9 +229,12 @@ main(int argc, char **argv)
 	    .drain_ms = 30000,
 	    .kill_grace_ms = 2000,
 	};
-	bool insecure = false;
+	bool insecure = false, any_tls = false;
+	tlsconf_opts tls = {.server = true, .cert_opt = "--tls-cert",
+	    .key_opt = "--tls-key", .ca_opt = "--tls-ca"};
+	char tls_err[PATH_MAX + 512];
 	long v;
-	int c;
+	int c, rc;
 
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("gild %s\n", GILD_VERSION);
@@ -356,6 +369,15 @@ main(int argc, char **argv)
 		case 'I':
 			insecure = true;
 			break;
+		case 'C':
+			tls.cert = optarg;
+			break;
+		case 'k':
+			tls.key = optarg;
+			break;
+		case 'A':
+			tls.ca = optarg;
+			break;
 		case 'F':
 			if (strcmp(optarg, "logfmt") == 0)
 				log_set_format(LOG_LOGFMT);
@@ -423,6 +445,18 @@ main(int argc, char **argv)
 			    listen[i]);
 			return 2;
 		}
+	/* TLS: a tls+tcp:// listener needs a certificate, and TLS options
+	 * without one are a mistake. */
+	for (size_t i = 0; i < o.nlisten; i++)
+		any_tls = any_tls || tlsconf_url_is_tls(listen[i]);
+	if (any_tls && tls.cert == NULL)
+		return die_usage("a tls+tcp:// --listen URL needs --tls-cert "
+				 "FILE (and --tls-key FILE unless the key is "
+				 "in it)%s", "");
+	if (!any_tls && (tls.cert || tls.key || tls.ca))
+		return die_usage("--tls-cert, --tls-key and --tls-ca are for "
+				 "tls+tcp:// listeners, and no --listen URL is "
+				 "one%s", "");
 	if (o.threads != 0 && !o.free_threaded)
 		return die_usage("--threads needs --runtime free-threaded (the "
 				 "process runtime runs one call per worker: "
@@ -459,5 +493,13 @@ main(int argc, char **argv)
 		return 2;
 	}
 	o.worker_bin = worker_bin;
-	return server_run(&o);
+	/* Unreadable or unusable TLS files are refused at start. */
+	if (any_tls && tlsconf_new(&o.tls, &tls, tls_err, sizeof(tls_err)) != 0) {
+		fprintf(stderr, "gild: %s\n", tls_err);
+		return 2;
+	}
+	rc = server_run(&o);
+	if (o.tls != NULL)
+		nng_tls_config_free(o.tls);
+	return rc;
 }

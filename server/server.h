@@ -29,6 +29,8 @@ typedef struct server_opts {
 	uint32_t slow_ms;         /* log calls slower than this (0: none) */
 	const char *token;        /* --token / GILD_TOKEN: required on every
 				     request (NULL: none) */
+	struct nng_tls_config *tls; /* what tls+tcp:// listeners present and
+				       check (NULL: none); the caller's */
 } server_opts;
 
 /* Runs gild until SIGINT/SIGTERM (returns 0 after a clean stop) or a fatal

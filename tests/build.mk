@@ -13,6 +13,8 @@ $(eval $(call cunit_test,test_reliability,$(B)/tests/integration/harness.o \
 $(eval $(call cunit_test,test_features,$(B)/tests/integration/harness.o \
 	$(B)/tests/integration/served.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -lm -pthread))
+$(eval $(call cunit_test,test_tls,$(B)/tests/integration/harness.o \
+	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS)))
 TEST_DEPS += $(B)/gild $(B)/gild-worker $(B)/gildctl
 
 # The free-threaded runtime: its own suite, and the three suites above run

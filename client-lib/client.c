@@ -409,11 +409,14 @@ dial_hint(const conn *k, int rv, char *buf, size_t len)
 {
 	if (k->tls != NULL && (rv == NNG_ECRYPTO || rv == NNG_EPEERAUTH)) {
 		snprintf(buf, len, " (TLS handshake failed: the server's "
-				   "certificate is not signed by a CA in %s, "
-				   "or does not name '%s')",
+				   "certificate is not signed by a CA in %s "
+				   "or does not name '%s', or the server does "
+				   "not speak TLS there)",
 		    k->tls_ca, k->tls_name);
 		return buf;
 	}
+	if (k->tls != NULL && rv == NNG_ETIMEDOUT)
+		return " (no TLS handshake within 10 s: is it a TLS listener?)";
 	if (k->tls != NULL && (rv == NNG_ECONNSHUT || rv == NNG_ECLOSED))
 		return " (the server ended the TLS handshake: it may require "
 		       "a client certificate it trusts, or not speak TLS "
@@ -512,6 +515,78 @@ conn_tls(conn *k, const gild_connect_options *opts, gild_error *err)
 	return GILD_OK;
 }
 
+/* How long a first TLS dial may take, handshake included. nng 1.5.2 puts
+ * no time limit on a TLS handshake (a plain tcp:// one gives up after
+ * 10 s): a peer that accepts and then stays silent would hold
+ * gild_connect forever. */
+#define TLS_DIAL_MS 10000
+
+static void deadline_of(int timeout_ms, struct timespec *ts);
+
+/* A blocking dial and the thread that closes its dialer if the dial is
+ * not over by TLS_DIAL_MS. */
+typedef struct dial_watch {
+	pthread_mutex_t mtx;
+	pthread_cond_t cv; /* on CLOCK_MONOTONIC */
+	nng_dialer d;
+	bool done;  /* the dial returned */
+	bool fired; /* the watchdog closed the dialer */
+} dial_watch;
+
+static void *
+dial_watchdog(void *arg)
+{
+	dial_watch *w = arg;
+	struct timespec end;
+	bool fire;
+
+	deadline_of(TLS_DIAL_MS, &end);
+	pthread_mutex_lock(&w->mtx);
+	while (!w->done &&
+	    pthread_cond_timedwait(&w->cv, &w->mtx, &end) != ETIMEDOUT)
+		;
+	fire = w->fired = !w->done;
+	pthread_mutex_unlock(&w->mtx);
+	if (fire)
+		nng_dialer_close(w->d); /* the blocked dial returns an error */
+	return NULL;
+}
+
+/* nng_dialer_start(d, 0), given up after TLS_DIAL_MS (NNG_ETIMEDOUT, the
+ * dialer closed). */
+static int
+dial_bounded(nng_dialer d)
+{
+	dial_watch w = {.d = d};
+	pthread_condattr_t ca;
+	pthread_t t;
+	int rv;
+
+	pthread_mutex_init(&w.mtx, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w.cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&t, NULL, dial_watchdog, &w) != 0) {
+		rv = NNG_ENOMEM;
+		goto out;
+	}
+	rv = nng_dialer_start(d, 0);
+	pthread_mutex_lock(&w.mtx);
+	w.done = true;
+	pthread_cond_signal(&w.cv);
+	pthread_mutex_unlock(&w.mtx);
+	pthread_join(t, NULL);
+	/* Fired just as the dial succeeded: the dialer is closed all the
+	 * same, so it counts as failed. */
+	if (w.fired)
+		rv = NNG_ETIMEDOUT;
+out:
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mtx);
+	return rv;
+}
+
 /* Dials k once (flags 0: waits for the connection, TLS handshake
  * included) or keeps dialing in the background (NNG_FLAG_NONBLOCK). The
  * dialer gets k's TLS settings before it starts; nng redials through the
@@ -524,10 +599,17 @@ conn_dial(conn *k, int flags)
 
 	if ((rv = nng_dialer_create(&d, k->sock, k->url)) != 0)
 		return rv;
-	if ((k->tls != NULL &&
-		(rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, k->tls)) != 0) ||
-	    (rv = nng_dialer_start(d, flags)) != 0)
-		nng_dialer_close(d);
+	if (k->tls != NULL &&
+	    (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, k->tls)) != 0)
+		goto fail;
+	if (k->tls != NULL && flags == 0)
+		rv = dial_bounded(d);
+	else
+		rv = nng_dialer_start(d, flags);
+	if (rv == 0)
+		return 0;
+fail:
+	nng_dialer_close(d);
 	return rv;
 }
 

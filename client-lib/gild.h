@@ -182,8 +182,8 @@ typedef struct gild_connect_options {
  * Also returns GILD_INVALID_ARGUMENT for a TLS file that cannot be read or
  * used (err names the field and the file). A TLS handshake that fails (a
  * server certificate the CA did not sign, a client certificate the server
- * refused) counts as an unreachable URL: GILD_UNAVAILABLE when no URL could
- * be reached, with the reason in err. */
+ * refused, no handshake within 10 s) counts as an unreachable URL:
+ * GILD_UNAVAILABLE when no URL could be reached, with the reason in err. */
 int gild_connect_opts(gild_client **out, const char *const *urls,
     size_t n_urls, const gild_connect_options *opts, gild_error *err);
 /* Sends token with every request from now on (NULL: none): a server

@@ -325,6 +325,30 @@ class RedialTest(unittest.TestCase):
             self.assertEqual(g2.stop(), 0)
 
 
+class SilentPeerTest(unittest.TestCase):
+    def test_connect_gives_up_on_a_silent_peer(self):
+        """A peer that accepts TCP and never answers the TLS handshake:
+        nng 1.5.2 would wait forever; libgild gives up after 10 s."""
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen(4)
+            url = "tls+tcp://127.0.0.1:%d" % s.getsockname()[1]
+            rc, out, err = gildctl("--tls-ca", pem("ca.pem"), "ping", url,
+                                   timeout=120)
+        self.assertEqual(rc, 1)
+        self.assertIn("cannot connect to %s: Timed out (no TLS handshake "
+                      "within 10 s" % url, err)
+
+    def test_plain_tcp_server(self):
+        """A TLS client to a plain tcp:// listener fails at once."""
+        with Gild(app=APP, workers=1) as g:
+            url = "tls+" + g.url
+            rc, out, err = gildctl("--tls-ca", pem("ca.pem"), "ping", url)
+        self.assertEqual(rc, 1)
+        self.assertIn("UNAVAILABLE: cannot connect to " + url, err)
+        self.assertIn("TLS handshake failed", err)
+
+
 class StartupTest(unittest.TestCase):
     def serve(self, *args):
         return subprocess.run(

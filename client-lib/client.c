@@ -60,6 +60,7 @@ typedef struct conn {
 	 * CA file and the name the server's certificate must carry. */
 	nng_tls_config *tls;
 	char *tls_ca, *tls_name;
+	bool redial; /* the first dial failed: dial in the background */
 	nng_aio *aio; /* the receive always posted */
 	/* Ids of the connected pipes; under c->mtx. A set, not a flag: nng runs
 	 * pipe callbacks on several threads, so a redialled pipe's ADD_POST can
@@ -680,8 +681,7 @@ gild_connect_opts(gild_client **out, const char *const *urls, size_t n_urls,
 			goto fail;
 		} else {
 			error_append(&why, k, rv);
-			/* Keep trying in the background: the server may come. */
-			conn_dial(k, NNG_FLAG_NONBLOCK);
+			k->redial = true;
 		}
 	}
 	if (n_up == 0) {
@@ -689,6 +689,12 @@ gild_connect_opts(gild_client **out, const char *const *urls, size_t n_urls,
 		    why.message ? why.message : "no server reachable");
 		goto fail;
 	}
+	/* Keep trying the others in the background: their servers may come.
+	 * Only now, so that a client that fails closes no dialer in the middle
+	 * of a connection (nng 1.5.2 can leak that dialer). */
+	for (size_t i = 0; i < n_urls; i++)
+		if (c->conns[i].redial)
+			conn_dial(&c->conns[i], NNG_FLAG_NONBLOCK);
 	gild_error_clear(&why);
 	*out = c;
 	return GILD_OK;

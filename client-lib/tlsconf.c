@@ -68,12 +68,13 @@ key_encrypted(const char *pem)
 	       strstr(pem, "Proc-Type: 4,ENCRYPTED") != NULL;
 }
 
-/* Loads o->cert and o->key (or the key inside o->cert) into cfg. */
+/* Loads o->cert and o->key (or the key inside o->cert) into cfg, having
+ * checked them with o->check_pair when there is one. */
 static int
 load_own(nng_tls_config *cfg, const tlsconf_opts *o, char *err,
     size_t errlen)
 {
-	char *cert = NULL, *key = NULL;
+	char *cert = NULL, *key = NULL, why[256];
 	const char *kopt = o->key ? o->key_opt : o->cert_opt;
 	const char *kpath = o->key ? o->key : o->cert;
 	int rv = NNG_EINVAL;
@@ -100,11 +101,17 @@ load_own(nng_tls_config *cfg, const tlsconf_opts *o, char *err,
 		goto out;
 	}
 	if ((rv = nng_tls_config_own_cert(cfg, cert, key ? key : cert,
-	     NULL)) != 0)
+	     NULL)) != 0) {
 		snprintf(err, errlen, "%s %s%s%s%s: not a usable certificate "
 				      "and private key: %s", o->cert_opt, o->cert,
 		    o->key ? ", " : "", o->key ? o->key_opt : "",
 		    o->key ? o->key : "", nng_strerror(rv));
+	} else if (o->check_pair != NULL &&
+	    o->check_pair(cert, key ? key : cert, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s %s: %s in %s %s", kopt, kpath, why,
+		    o->cert_opt, o->cert);
+		rv = NNG_EINVAL;
+	}
 out:
 	free(cert);
 	free(key);

@@ -23,6 +23,11 @@ typedef struct tlsconf_opts {
 	const char *server_name; /* dialer: the name the server's certificate
 				    must carry (NULL: no name check) */
 	const char *cert_opt, *key_opt, *ca_opt;
+	/* Checks that the PEM key belongs to the PEM certificate, which nng
+	 * does not (NULL: no check); returns 0, or -1 with the reason in
+	 * why. The server's uses mbedTLS, which libgild does not link. */
+	int (*check_pair)(const char *cert, const char *key, char *why,
+	    size_t len);
 } tlsconf_opts;
 
 /* Builds an nng TLS configuration: a listener needs cert; a dialer needs

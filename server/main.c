@@ -2,6 +2,7 @@
 #include "cpus.h"
 #include "log.h"
 #include "server.h"
+#include "tlscheck.h"
 #include "tlsconf.h"
 
 #include <errno.h>
@@ -231,7 +232,8 @@ main(int argc, char **argv)
 	};
 	bool insecure = false, any_tls = false;
 	tlsconf_opts tls = {.server = true, .cert_opt = "--tls-cert",
-	    .key_opt = "--tls-key", .ca_opt = "--tls-ca"};
+	    .key_opt = "--tls-key", .ca_opt = "--tls-ca",
+	    .check_pair = tlscheck_pair};
 	char tls_err[PATH_MAX + 512];
 	long v;
 	int c, rc;

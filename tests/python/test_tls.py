@@ -381,6 +381,12 @@ class StartupTest(unittest.TestCase):
                                    "--tls-key", pem("server.key"),
                                    "--tls-ca", pem("server.key")),
                             "--tls-ca", "no PEM certificate")
+        # A key of another certificate: found at start, not by clients.
+        self.assert_refused(tls + ("--tls-cert", pem("server.pem"),
+                                   "--tls-key", pem("client.key")),
+                            "--tls-key " + pem("client.key"),
+                            "does not belong to the certificate in "
+                            "--tls-cert " + pem("server.pem"))
         # A file that looks like PEM but is not: nng's reason.
         broken = pem("broken.pem")
         with open(broken, "w") as f:

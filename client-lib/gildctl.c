@@ -52,6 +52,9 @@ static const char usage_text[] =
     "                     $GILD_TLS_CERT)\n"
     "  --tls-key FILE     its unencrypted PEM private key (default:\n"
     "                     $GILD_TLS_KEY, else the key inside --tls-cert)\n"
+    "  --tls-server-name NAME\n"
+    "                     the name the server's certificate must carry\n"
+    "                     (default: the URL's HOST)\n"
     "  --timeout SECONDS  give up (and cancel the call) after this long;\n"
     "                     for stream, the whole stream's deadline;\n"
     "                     default: wait as long as it takes\n"
@@ -465,16 +468,17 @@ env_or_null(const char *name)
 	return v != NULL && *v != '\0' ? v : NULL;
 }
 
-/* If argv[*i] is --tls-ca, --tls-cert or --tls-key (FILE next, or after
- * '='): stores FILE in conn_opts, moves *i past it and returns true, with
- * *rc 0, or EXIT_USAGE when FILE is missing or unreadable (said why). */
+/* If argv[*i] is --tls-ca, --tls-cert, --tls-key (a FILE next, or after
+ * '=') or --tls-server-name (a NAME): stores the value in conn_opts, moves
+ * *i past it and returns true, with *rc 0, or EXIT_USAGE when it is
+ * missing or the FILE unreadable (said why). */
 static bool
 tls_option(char **argv, int *i, int *rc)
 {
 	static const char *const names[] = {"--tls-ca", "--tls-cert",
-	    "--tls-key"};
+	    "--tls-key", "--tls-server-name"};
 	const char **fields[] = {&conn_opts.tls_ca, &conn_opts.tls_cert,
-	    &conn_opts.tls_key};
+	    &conn_opts.tls_key, &conn_opts.tls_server_name};
 	const char *a = argv[*i], *v;
 
 	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
@@ -486,8 +490,9 @@ tls_option(char **argv, int *i, int *rc)
 		v = a[len] == '=' ? a + len + 1 : argv[++*i];
 		*rc = 0;
 		if (v == NULL || *v == '\0') {
-			*rc = usage_error("%s needs a FILE", names[k]);
-		} else if (access(v, R_OK) != 0) {
+			*rc = usage_error("%s needs a value", names[k]);
+		} else if (fields[k] != &conn_opts.tls_server_name &&
+		    access(v, R_OK) != 0) {
 			fprintf(stderr, "gildctl: %s %s: %s\n", names[k], v,
 			    strerror(errno));
 			*rc = EXIT_USAGE;

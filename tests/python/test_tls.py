@@ -95,6 +95,17 @@ class ServerAuthTest(unittest.TestCase):
                                "ping")
         self.assertEqual((rc, out), (0, '"pong"\n'), err)
 
+    def test_server_name_option(self):
+        rc, out, err = gildctl("--tls-ca", pem("ca.pem"),
+                               "--tls-server-name", "localhost", "call",
+                               self.url, "ping")
+        self.assertEqual((rc, out), (0, '"pong"\n'), err)
+        rc, out, err = gildctl("--tls-ca", pem("ca.pem"),
+                               "--tls-server-name=gild.example.com", "call",
+                               self.url, "ping")
+        self.assertEqual(rc, 1)
+        self.assertIn("does not name 'gild.example.com'", err)
+
     def test_wrong_ca_fails_to_connect(self):
         # Bounded: gildctl() gives up (and fails the test) after 60 s.
         rc, out, err = gildctl("--tls-ca", pem("other-ca.pem"), "call",

@@ -31,7 +31,7 @@ VERSION := 0.1.0
 DEBS := gcc make pkg-config libevent-dev libnng-dev nng-utils \
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-dev \
 	python3-numpy python3-protobuf python3-prometheus-client \
-	libcunit1-dev libjansson-dev \
+	libcunit1-dev libjansson-dev libmbedtls-dev openssl \
 	clang libclang-rt-14-dev
 
 # What building the free-threaded CPython needs (mk/python-ft.sh).

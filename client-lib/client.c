@@ -12,12 +12,14 @@
  * gild_stream_next, moves a finished entry's chunks into the stream's queue
  * and sends the next StreamNext, so nothing is sent from nng's threads. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -25,6 +27,7 @@
 #include "client.h"
 #include "codec.h"
 #include "error.h"
+#include "tlsconf.h"
 #include "value.h"
 #include "wire.h"
 
@@ -57,6 +60,11 @@ typedef struct conn {
 	char *url;
 	nng_socket sock;
 	bool opened;
+	/* TLS URLs: what every dialer of this URL gets, and for messages the
+	 * CA file and the name the server's certificate must carry. */
+	nng_tls_config *tls;
+	char *tls_ca, *tls_name;
+	bool redial; /* the first dial failed: dial in the background */
 	nng_aio *aio; /* the receive always posted */
 	/* Ids of the connected pipes; under c->mtx. A set, not a flag: nng runs
 	 * pipe callbacks on several threads, so a redialled pipe's ADD_POST can
@@ -474,17 +482,43 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 
 /* ---- connecting -------------------------------------------------------- */
 
-/* Appends "; " and a formatted message to the message in err. */
-static void
-error_append(gild_error *err, const char *url, int rv)
+/* What a failed dial of k most likely means, beyond nng's word for it. */
+static const char *
+dial_hint(const conn *k, int rv, char *buf, size_t len)
 {
-	char *msg;
+	if (k->tls != NULL && (rv == NNG_ECRYPTO || rv == NNG_EPEERAUTH)) {
+		snprintf(buf, len, " (TLS handshake failed: the server's "
+				   "certificate is not signed by a CA in %s "
+				   "or does not name '%s', or the server does "
+				   "not speak TLS there)",
+		    k->tls_ca, k->tls_name);
+		return buf;
+	}
+	if (k->tls != NULL && rv == NNG_ETIMEDOUT)
+		return " (no TLS handshake within 10 s: is it a TLS listener?)";
+	if (k->tls != NULL && (rv == NNG_ECONNSHUT || rv == NNG_ECLOSED))
+		return " (the server ended the TLS handshake: it may require "
+		       "a client certificate it trusts, or not speak TLS "
+		       "there)";
+	if (k->tls == NULL && rv == NNG_ECONNSHUT)
+		return " (the server closed the connection at once: is it a "
+		       "TLS listener, tls+tcp:// or wss://?)";
+	return "";
+}
+
+/* Appends "; " and a formatted message about k's failed dial to the
+ * message in err. */
+static void
+error_append(gild_error *err, const conn *k, int rv)
+{
+	char hint[PATH_MAX + 512], *msg;
 
 	if (err == NULL)
 		return;
-	if (asprintf(&msg, "%s%scannot connect to %s: %s",
-	    err->message ? err->message : "", err->message ? "; " : "", url,
-	    nng_strerror(rv)) == -1)
+	if (asprintf(&msg, "%s%scannot connect to %s: %s%s",
+	    err->message ? err->message : "", err->message ? "; " : "",
+	    k->url, nng_strerror(rv), dial_hint(k, rv, hint, sizeof(hint))) ==
+	    -1)
 		return;
 	free(err->message);
 	err->message = msg;
@@ -520,9 +554,154 @@ conn_open(conn *k, gild_error *err)
 	return GILD_OK;
 }
 
+/* The CA bundle a TLS client trusts when given none (Debian's). */
+#define SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
+
+/* For a TLS URL, builds k->tls from opts (NULL: defaults): the server is
+ * verified against opts->tls_ca for the URL's host. */
+static int
+conn_tls(conn *k, const gild_connect_options *opts, gild_error *err)
+{
+	static const gild_connect_options none;
+	tlsconf_opts t = {.server = false, .cert_opt = "tls_cert",
+	    .key_opt = "tls_key", .ca_opt = "tls_ca"};
+	char msg[PATH_MAX + 256];
+	nng_url *u;
+	int rv;
+
+	if (!tlsconf_url_is_tls(k->url))
+		return GILD_OK;
+	if (opts == NULL)
+		opts = &none;
+	if ((rv = nng_url_parse(&u, k->url)) != 0)
+		return error_set(err, GILD_INVALID_ARGUMENT, "bad URL '%s': %s",
+		    k->url, nng_strerror(rv));
+	k->tls_name = strdup(opts->tls_server_name ? opts->tls_server_name
+						   : u->u_hostname);
+	nng_url_free(u);
+	t.ca = opts->tls_ca;
+	if (t.ca == NULL && access(SYSTEM_CA_FILE, R_OK) == 0)
+		t.ca = SYSTEM_CA_FILE;
+	if (k->tls_name == NULL || (k->tls_ca = strdup(t.ca ? t.ca : "")) ==
+	    NULL)
+		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
+	t.cert = opts->tls_cert;
+	t.key = opts->tls_key;
+	t.server_name = k->tls_name;
+	if (tlsconf_new(&k->tls, &t, msg, sizeof(msg)) != 0)
+		return error_set(err, GILD_INVALID_ARGUMENT, "%s: %s", k->url,
+		    msg);
+	return GILD_OK;
+}
+
+/* How long a first TLS dial may take, handshake included. nng 1.5.2 puts
+ * no time limit on a TLS handshake (a plain tcp:// one gives up after
+ * 10 s): a peer that accepts and then stays silent would hold
+ * gild_connect forever. */
+#define TLS_DIAL_MS 10000
+
+static void deadline_of(int timeout_ms, struct timespec *ts);
+
+/* A blocking dial and the thread that closes its dialer if the dial is
+ * not over by TLS_DIAL_MS. */
+typedef struct dial_watch {
+	pthread_mutex_t mtx;
+	pthread_cond_t cv; /* on CLOCK_MONOTONIC */
+	nng_dialer d;
+	bool done;  /* the dial returned */
+	bool fired; /* the watchdog closed the dialer */
+} dial_watch;
+
+static void *
+dial_watchdog(void *arg)
+{
+	dial_watch *w = arg;
+	struct timespec end;
+	bool fire;
+
+	deadline_of(TLS_DIAL_MS, &end);
+	pthread_mutex_lock(&w->mtx);
+	while (!w->done &&
+	    pthread_cond_timedwait(&w->cv, &w->mtx, &end) != ETIMEDOUT)
+		;
+	fire = w->fired = !w->done;
+	pthread_mutex_unlock(&w->mtx);
+	if (fire)
+		nng_dialer_close(w->d); /* the blocked dial returns an error */
+	return NULL;
+}
+
+/* nng_dialer_start(d, 0), given up after TLS_DIAL_MS (NNG_ETIMEDOUT, the
+ * dialer closed). */
+static int
+dial_bounded(nng_dialer d)
+{
+	dial_watch w = {.d = d};
+	pthread_condattr_t ca;
+	pthread_t t;
+	int rv;
+
+	pthread_mutex_init(&w.mtx, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w.cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&t, NULL, dial_watchdog, &w) != 0) {
+		rv = NNG_ENOMEM;
+		goto out;
+	}
+	rv = nng_dialer_start(d, 0);
+	pthread_mutex_lock(&w.mtx);
+	w.done = true;
+	pthread_cond_signal(&w.cv);
+	pthread_mutex_unlock(&w.mtx);
+	pthread_join(t, NULL);
+	/* Fired just as the dial succeeded: the dialer is closed all the
+	 * same, so it counts as failed. */
+	if (w.fired)
+		rv = NNG_ETIMEDOUT;
+out:
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mtx);
+	return rv;
+}
+
+/* Dials k once (flags 0: waits for the connection, TLS handshake
+ * included) or keeps dialing in the background (NNG_FLAG_NONBLOCK). The
+ * dialer gets k's TLS settings before it starts; nng redials through the
+ * same dialer. Returns 0 or an nng error (the dialer is then closed). */
+static int
+conn_dial(conn *k, int flags)
+{
+	nng_dialer d;
+	int rv;
+
+	if ((rv = nng_dialer_create(&d, k->sock, k->url)) != 0)
+		return rv;
+	if (k->tls != NULL &&
+	    (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, k->tls)) != 0)
+		goto fail;
+	if (k->tls != NULL && flags == 0)
+		rv = dial_bounded(d);
+	else
+		rv = nng_dialer_start(d, flags);
+	if (rv == 0)
+		return 0;
+fail:
+	nng_dialer_close(d);
+	return rv;
+}
+
 int
 gild_connect(gild_client **out, const char *const *urls, size_t n_urls,
     gild_error *err)
+{
+	return gild_connect_opts(out, urls, n_urls, NULL, err);
+}
+
+int
+gild_connect_opts(gild_client **out, const char *const *urls, size_t n_urls,
+    const gild_connect_options *opts, gild_error *err)
 {
 	gild_client *c = NULL;
 	pthread_condattr_t ca;
@@ -560,12 +739,16 @@ gild_connect(gild_client **out, const char *const *urls, size_t n_urls,
 			error_set(err, rc, "out of memory");
 			goto fail;
 		}
-		if ((rc = conn_open(k, err)) != GILD_OK)
+		if ((rc = conn_open(k, err)) != GILD_OK ||
+		    (rc = conn_tls(k, opts, err)) != GILD_OK)
 			goto fail;
 	}
+	if (opts != NULL && opts->token != NULL &&
+	    (rc = gild_set_token(c, opts->token, err)) != GILD_OK)
+		goto fail;
 	for (size_t i = 0; i < n_urls; i++) {
 		conn *k = &c->conns[i];
-		int rv = nng_dial(k->sock, k->url, NULL, 0);
+		int rv = conn_dial(k, 0);
 
 		if (rv == 0) {
 			n_up++; /* pipe_cb counts the pipe itself */
@@ -575,9 +758,8 @@ gild_connect(gild_client **out, const char *const *urls, size_t n_urls,
 			    "bad URL '%s': %s", k->url, nng_strerror(rv));
 			goto fail;
 		} else {
-			error_append(&why, k->url, rv);
-			/* Keep trying in the background: the server may come. */
-			nng_dial(k->sock, k->url, NULL, NNG_FLAG_NONBLOCK);
+			error_append(&why, k, rv);
+			k->redial = true;
 		}
 	}
 	if (n_up == 0) {
@@ -585,6 +767,12 @@ gild_connect(gild_client **out, const char *const *urls, size_t n_urls,
 		    why.message ? why.message : "no server reachable");
 		goto fail;
 	}
+	/* Keep trying the others in the background: their servers may come.
+	 * Only now, so that a client that fails closes no dialer in the middle
+	 * of a connection (nng 1.5.2 can leak that dialer). */
+	for (size_t i = 0; i < n_urls; i++)
+		if (c->conns[i].redial)
+			conn_dial(&c->conns[i], NNG_FLAG_NONBLOCK);
 	gild_error_clear(&why);
 	*out = c;
 	return GILD_OK;
@@ -668,7 +856,11 @@ gild_close(gild_client *c)
 	for (size_t i = 0; i < c->n_conns; i++) {
 		if (c->conns[i].aio != NULL)
 			nng_aio_free(c->conns[i].aio);
+		if (c->conns[i].tls != NULL)
+			nng_tls_config_free(c->conns[i].tls);
 		free(c->conns[i].url);
+		free(c->conns[i].tls_ca);
+		free(c->conns[i].tls_name);
 	}
 	for (size_t i = 0; c->buckets != NULL && i < c->n_buckets; i++) {
 		call *cl = c->buckets[i], *next;

@@ -151,7 +151,8 @@ typedef uint64_t gild_call_id;
  * this many are outstanding. */
 #define GILD_MAX_IN_FLIGHT 8192
 
-/* Connects to every URL (tcp://, ipc://, ws://); calls are spread over the
+/* Connects to every URL (tcp://, ipc://, ws://, tls+tcp://: for TLS see
+ * gild_connect_opts); calls are spread over the
  * connected servers. Returns GILD_OK and a new client in *out, or
  * GILD_UNAVAILABLE (no URL could be reached; err says why for each) or
  * GILD_INVALID_ARGUMENT (bad URL). Lost connections are redialled; calls in
@@ -160,6 +161,37 @@ typedef uint64_t gild_call_id;
  * up to 5 s for one before failing so. */
 int gild_connect(gild_client **out, const char *const *urls, size_t n_urls,
     gild_error *err);
+
+/* How gild_connect_opts connects. Zero-initialize it and set what you need;
+ * every field may be NULL. The TLS fields apply to tls+tcp:// (and wss://)
+ * URLs only, other URLs ignore them. */
+typedef struct gild_connect_options {
+	/* Sent with every request (as gild_set_token). */
+	const char *token;
+	/* PEM file of the CA certificate(s) the server's certificate must be
+	 * signed by. The server is always verified: its certificate must
+	 * chain to this CA and name the host of the URL (or tls_server_name).
+	 * NULL: the system's CA bundle, /etc/ssl/certs/ca-certificates.crt. */
+	const char *tls_ca;
+	/* This client's PEM certificate and unencrypted private key, for a
+	 * server that requires client certificates (gild serve --tls-ca).
+	 * tls_key NULL: the key is in the tls_cert file. */
+	const char *tls_cert;
+	const char *tls_key;
+	/* The name the server's certificate must carry (NULL: the URL's
+	 * host). */
+	const char *tls_server_name;
+} gild_connect_options;
+
+/* gild_connect with options (opts NULL: none, the same as gild_connect).
+ * Every connection and every redial of a TLS URL uses the TLS settings.
+ * Also returns GILD_INVALID_ARGUMENT for a TLS file that cannot be read or
+ * used (err names the field and the file). A TLS handshake that fails (a
+ * server certificate the CA did not sign, a client certificate the server
+ * refused, no handshake within 10 s) counts as an unreachable URL:
+ * GILD_UNAVAILABLE when no URL could be reached, with the reason in err. */
+int gild_connect_opts(gild_client **out, const char *const *urls,
+    size_t n_urls, const gild_connect_options *opts, gild_error *err);
 /* Sends token with every request from now on (NULL: none): a server
  * started with --token answers requests without the right one with
  * GILD_UNAUTHENTICATED. Call it before sending; not while other threads

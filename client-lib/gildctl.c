@@ -36,8 +36,10 @@ static const char usage_text[] =
     "  ping    round trip to each server; print the time it took\n"
     "  status  print the server's status as JSON\n"
     "\n"
-    "URL is tcp://HOST:PORT, ipc:///PATH or ws://HOST:PORT/PATH; several may\n"
-    "be given separated by commas. Each ARG is a JSON value (1, \"s\", [1,2],\n"
+    "URL is tcp://HOST:PORT, ipc:///PATH, ws://HOST:PORT/PATH or\n"
+    "tls+tcp://HOST:PORT (TLS: the server's certificate is verified against\n"
+    "--tls-ca and must name HOST); several may be given separated by\n"
+    "commas. Each ARG is a JSON value (1, \"s\", [1,2],\n"
     "{\"a\":1}, null, 1.5, integers of any size; NaN, Infinity and -Infinity\n"
     "as a whole ARG); NAME=ARG passes it as keyword argument NAME.\n"
     "Values JSON lacks are written {\"$bytes\": \"<base64>\"},\n"
@@ -49,6 +51,17 @@ static const char usage_text[] =
     "options:\n"
     "  --token SECRET     the server's token (default: $GILD_TOKEN), for a\n"
     "                     server started with --token\n"
+    "  --tls-ca FILE      PEM CA certificate(s) that signed the server's\n"
+    "                     certificate, for tls+tcp:// URLs (default:\n"
+    "                     $GILD_TLS_CA, else the system's CA bundle)\n"
+    "  --tls-cert FILE    this client's PEM certificate, for a server that\n"
+    "                     requires one (gild serve --tls-ca; default:\n"
+    "                     $GILD_TLS_CERT)\n"
+    "  --tls-key FILE     its unencrypted PEM private key (default:\n"
+    "                     $GILD_TLS_KEY, else the key inside --tls-cert)\n"
+    "  --tls-server-name NAME\n"
+    "                     the name the server's certificate must carry\n"
+    "                     (default: the URL's HOST)\n"
     "  --timeout SECONDS  give up (and cancel the call) after this long;\n"
     "                     for stream, the whole stream's deadline;\n"
     "                     default: wait as long as it takes\n"
@@ -121,20 +134,18 @@ free_urls(char **urls)
 	free(urls);
 }
 
-/* --token, else $GILD_TOKEN, else NULL: sent with every request. */
-static const char *token;
+/* How to connect: the token (--token, else $GILD_TOKEN, else NULL) is sent
+ * with every request; the TLS files (--tls-*, else $GILD_TLS_*) are for
+ * tls+tcp:// URLs. */
+static gild_connect_options conn_opts;
 
 static int
 connect_to(char *const *urls, size_t n, gild_client **c)
 {
 	gild_error err = {0};
-	int rc = gild_connect(c, (const char *const *) urls, n, &err);
+	int rc = gild_connect_opts(c, (const char *const *) urls, n, &conn_opts,
+	    &err);
 
-	if (rc == GILD_OK && token != NULL &&
-	    (rc = gild_set_token(*c, token, &err)) != GILD_OK) {
-		gild_close(*c);
-		*c = NULL;
-	}
 	if (rc != GILD_OK) {
 		print_error(rc, &err);
 		gild_error_clear(&err);
@@ -560,6 +571,50 @@ parse_timeout(const char *s, int *ms)
 	return 0;
 }
 
+/* $name, or NULL when it is unset or empty. */
+static const char *
+env_or_null(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && *v != '\0' ? v : NULL;
+}
+
+/* If argv[*i] is --tls-ca, --tls-cert, --tls-key (a FILE next, or after
+ * '=') or --tls-server-name (a NAME): stores the value in conn_opts, moves
+ * *i past it and returns true, with *rc 0, or EXIT_USAGE when it is
+ * missing or the FILE unreadable (said why). */
+static bool
+tls_option(char **argv, int *i, int *rc)
+{
+	static const char *const names[] = {"--tls-ca", "--tls-cert",
+	    "--tls-key", "--tls-server-name"};
+	const char **fields[] = {&conn_opts.tls_ca, &conn_opts.tls_cert,
+	    &conn_opts.tls_key, &conn_opts.tls_server_name};
+	const char *a = argv[*i], *v;
+
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+		size_t len = strlen(names[k]);
+
+		if (strncmp(a, names[k], len) != 0 ||
+		    (a[len] != '\0' && a[len] != '='))
+			continue;
+		v = a[len] == '=' ? a + len + 1 : argv[++*i];
+		*rc = 0;
+		if (v == NULL || *v == '\0') {
+			*rc = usage_error("%s needs a value", names[k]);
+		} else if (fields[k] != &conn_opts.tls_server_name &&
+		    access(v, R_OK) != 0) {
+			fprintf(stderr, "gildctl: %s %s: %s\n", names[k], v,
+			    strerror(errno));
+			*rc = EXIT_USAGE;
+		}
+		*fields[k] = v;
+		return true;
+	}
+	return false;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -570,8 +625,10 @@ main(int argc, char **argv)
 
 	if ((pos = calloc((size_t) argc + 1, sizeof(*pos))) == NULL)
 		return EXIT_FAILED;
-	if ((token = getenv("GILD_TOKEN")) != NULL && *token == '\0')
-		token = NULL;
+	conn_opts.token = env_or_null("GILD_TOKEN");
+	conn_opts.tls_ca = env_or_null("GILD_TLS_CA");
+	conn_opts.tls_cert = env_or_null("GILD_TLS_CERT");
+	conn_opts.tls_key = env_or_null("GILD_TLS_KEY");
 	/* Options may come anywhere before "--": none of them is valid JSON,
 	 * so they cannot be mistaken for an argument (a negative number is
 	 * not an option). */
@@ -595,10 +652,15 @@ main(int argc, char **argv)
 			}
 		} else if (options && (!strcmp(a, "--token") ||
 		    !strncmp(a, "--token=", 8))) {
-			if ((token = a[7] == '=' ? a + 8 : argv[++i]) == NULL ||
-			    *token == '\0') {
+			if ((conn_opts.token = a[7] == '=' ? a + 8 : argv[++i]) ==
+			    NULL || *conn_opts.token == '\0') {
 				free(pos);
 				return usage_error("--token needs a value%s", "");
+			}
+		} else if (options && tls_option(argv, &i, &rc)) {
+			if (rc != 0) {
+				free(pos);
+				return rc;
 			}
 		} else if (options && a[0] == '-' && a[1] == '-') {
 			free(pos);

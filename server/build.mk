@@ -2,14 +2,19 @@
 SERVER_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
 SERVER_OBJS := $(SERVER_SRCS:%.c=$(B)/%.o)
 
-# The HTTP side port's /status prints what gildctl does, with its code.
+# The HTTP side port's /status prints what gildctl does, with its code; TLS
+# settings are read from PEM files as libgild reads them (tlsconf.c).
 SERVER_CLIENT_OBJS := $(addprefix $(B)/client-lib/,codec.o value.o error.o \
-	valjson.o)
+	valjson.o tlsconf.o)
+
+# mbedTLS (Debian's nng is built on it) checks that a --tls-key belongs to
+# its --tls-cert (tlscheck.c), which nng does not.
+MBEDTLS_LIBS := -lmbedx509 -lmbedcrypto
 
 $(B)/gild: $(B)/server/main.o $(SERVER_OBJS) $(SERVER_CLIENT_OBJS) \
 		$(B)/libgildproto.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EVENT_LIBS) $(NNG_LIBS) \
-		$(PROTOBUFC_LIBS) $(JANSSON_LIBS)
+		$(PROTOBUFC_LIBS) $(JANSSON_LIBS) $(MBEDTLS_LIBS)
 BINS += $(B)/gild
 
 $(eval $(call cunit_test,test_sched,$(B)/server/sched.o,))

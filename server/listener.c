@@ -2,6 +2,7 @@
 #include "listener.h"
 
 #include "log.h"
+#include "tlsconf.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -420,23 +421,40 @@ fail:
 }
 
 int
-listener_listen(listener *l, const char *url, char *bound, size_t boundlen,
-    char *err, size_t errlen)
+listener_listen(listener *l, const char *url, nng_tls_config *tls,
+    char *bound, size_t boundlen, char *err, size_t errlen)
 {
 	nng_listener lst;
 	int rc, port;
 
-	if ((rc = nng_listen(l->sock, url, &lst, 0)) != 0) {
+	if (tlsconf_url_is_tls(url) && tls == NULL) {
+		snprintf(err, errlen, "cannot listen on %s: TLS needs a "
+				      "certificate (--tls-cert)", url);
+		return -EINVAL;
+	}
+	if ((rc = nng_listener_create(&lst, l->sock, url)) != 0) {
 		snprintf(err, errlen, "cannot listen on %s: %s", url,
 		    nng_strerror(rc));
 		return -EIO;
 	}
+	/* The TLS settings must be in place before the listener starts. */
+	if ((tlsconf_url_is_tls(url) &&
+		(rc = nng_listener_set_ptr(lst, NNG_OPT_TLS_CONFIG, tls)) !=
+		    0) ||
+	    (rc = nng_listener_start(lst, 0)) != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", url,
+		    nng_strerror(rc));
+		nng_listener_close(lst);
+		return -EIO;
+	}
 	snprintf(bound, boundlen, "%s", url);
 	/* tcp://HOST:0 asks the kernel for a port: report the real one. */
-	if (strncmp(url, "tcp://", 6) == 0 &&
+	if ((strncmp(url, "tcp://", 6) == 0 ||
+		strncmp(url, "tls+tcp://", 10) == 0) &&
 	    nng_listener_get_int(lst, NNG_OPT_TCP_BOUND_PORT, &port) == 0) {
 		const char *colon = strrchr(url, ':');
-		if (colon && colon > url + 5)
+		const char *host = strstr(url, "://") + 3;
+		if (colon && colon >= host)
 			snprintf(bound, boundlen, "%.*s:%d",
 			    (int) (colon - url), url, port);
 	}

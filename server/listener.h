@@ -10,6 +10,7 @@
 #define GILD_LISTENER_H
 
 #include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,11 +35,13 @@ int listener_init(listener **out, struct event_base *base, size_t hard_max,
     listener_recv_fn fn, listener_gone_fn gone, void *arg, char *err,
     size_t errlen);
 
-/* Starts listening on url. On success writes the URL clients can dial into
- * bound (with the real port when url asked for tcp port 0). Returns 0 or a
+/* Starts listening on url. A TLS url (tls+tcp://, wss://) needs tls, the
+ * certificate and key it presents (the listener holds its own reference);
+ * others ignore it. On success writes the URL clients can dial into bound
+ * (with the real port when url asked for tcp port 0). Returns 0 or a
  * negative code with a message in err. */
-int listener_listen(listener *l, const char *url, char *bound,
-    size_t boundlen, char *err, size_t errlen);
+int listener_listen(listener *l, const char *url, nng_tls_config *tls,
+    char *bound, size_t boundlen, char *err, size_t errlen);
 
 /* Sends msg as the reply to req. Takes msg and ends req in every case; a
  * client that is gone just never sees it. */

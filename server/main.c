@@ -4,6 +4,8 @@
 #include "log.h"
 #include "privs.h"
 #include "server.h"
+#include "tlscheck.h"
+#include "tlsconf.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -18,6 +20,7 @@
 /* What the options set; main turns it into server_opts. */
 static struct settings {
 	const char *config, *app, *http, *token, *worker_bin, *user;
+	const char *tls_cert, *tls_key, *tls_ca;
 	conf_list listen;
 	bool insecure, allow_exec, allow_pickle;
 	long workers, threads, max_queue, pipeline, max_jobs, max_rss,
@@ -67,8 +70,20 @@ static const conf_opt options[] = {
 		   "ipc:///run/gild.sock",
 	.def = "tcp://127.0.0.1:7700", .flags = CONF_LIST,
 	.help = "where clients connect (repeatable; tcp://, ipc://,\n"
-		"ws://); default tcp://127.0.0.1:7700; tcp port 0\n"
-		"picks a free port (printed at start)"},
+		"ws://, tls+tcp://); default tcp://127.0.0.1:7700;\n"
+		"tcp port 0 picks a free port (printed at start)"},
+    {.name = "tls-cert", .arg = "FILE", .parse = conf_string,
+	.dst = &S.tls_cert, .allowed = "a PEM certificate file",
+	.help = "tls+tcp:// listeners present this PEM certificate\n"
+		"(with its chain; needed for tls+tcp://)"},
+    {.name = "tls-key", .arg = "FILE", .parse = conf_string,
+	.dst = &S.tls_key, .allowed = "a PEM private key file",
+	.help = "its PEM private key, unencrypted (default: the\n"
+		"key inside the --tls-cert file)"},
+    {.name = "tls-ca", .arg = "FILE", .parse = conf_string,
+	.dst = &S.tls_ca, .allowed = "a PEM file of CA certificates",
+	.help = "require client certificates signed by a CA in\n"
+		"this PEM file (mutual TLS; default: none asked)"},
     {.name = "token", .arg = "SECRET", .parse = conf_string, .dst = &S.token,
 	.allowed = "a non-empty secret", .flags = CONF_SECRET,
 	.help = "require SECRET on every request (better given as\n"
@@ -305,6 +320,7 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	} *flags = NULL;
 	size_t nflags = 0, k = 0;
 	char err[1024], where[96], num[32], why[160];
+	bool any_tls = false;
 	const char *config, *config_from;
 	int ch, rc = 2;
 
@@ -424,6 +440,20 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 			    o->listen[i]);
 			goto out;
 		}
+	/* TLS: a tls+tcp:// listener needs a certificate, and TLS options
+	 * without one are a mistake. */
+	for (size_t i = 0; i < o->nlisten; i++)
+		any_tls = any_tls || tlsconf_url_is_tls(o->listen[i]);
+	if (any_tls && S.tls_cert == NULL) {
+		rc = die_usage("a tls+tcp:// --listen URL needs --tls-cert FILE "
+			       "(and --tls-key FILE unless the key is in it)");
+		goto out;
+	}
+	if (!any_tls && (S.tls_cert || S.tls_key || S.tls_ca)) {
+		rc = die_usage("--tls-cert, --tls-key and --tls-ca are for "
+			       "tls+tcp:// listeners, and no --listen URL is one");
+		goto out;
+	}
 	o->free_threaded = S.runtime == 1;
 	if (S.threads != 0 && !o->free_threaded) {
 		snprintf(err, sizeof(err),
@@ -528,6 +558,26 @@ out:
 	return rc;
 }
 
+/* The TLS config of the tls+tcp:// listeners (configure checked that there
+ * is one exactly when --tls-cert is given): unreadable or unusable files
+ * are refused at start. Returns 0 or the exit status. */
+static int
+tls_setup(server_opts *o)
+{
+	tlsconf_opts t = {.server = true, .cert = S.tls_cert, .key = S.tls_key,
+	    .ca = S.tls_ca, .cert_opt = "--tls-cert", .key_opt = "--tls-key",
+	    .ca_opt = "--tls-ca", .check_pair = tlscheck_pair};
+	char err[PATH_MAX + 512];
+
+	if (S.tls_cert == NULL)
+		return 0;
+	if (tlsconf_new(&o->tls, &t, err, sizeof(err)) != 0) {
+		fprintf(stderr, "gild: %s\n", err);
+		return 2;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -559,8 +609,11 @@ main(int argc, char **argv)
 	    app_path, &print_config);
 	if (rc == 0 && print_config)
 		conf_write(c, stdout);
-	else if (rc == 0)
+	else if (rc == 0 && (rc = tls_setup(&o)) == 0) {
 		rc = server_run(&o);
+		if (o.tls != NULL)
+			nng_tls_config_free(o.tls);
+	}
 	conf_fini(c);
 	return rc < 0 ? 0 : rc;
 }

@@ -2206,8 +2206,8 @@ server_run(const server_opts *opts)
 		goto out;
 	}
 	for (size_t i = 0; i < opts->nlisten; i++) {
-		if (listener_listen(srv.lst, opts->listen[i], bound,
-			sizeof(bound), err, sizeof(err)) != 0) {
+		if (listener_listen(srv.lst, opts->listen[i], opts->tls,
+			bound, sizeof(bound), err, sizeof(err)) != 0) {
 			log_error("%s", err);
 			srv.exit_code = 1;
 			goto out;

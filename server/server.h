@@ -35,6 +35,8 @@ typedef struct server_opts {
 	bool allow_pickle;        /* --allow-pickle: workers (un)pickle values */
 	const struct privs_user *user; /* --user: who to become once the
 					  listeners are bound (NULL: stay) */
+	struct nng_tls_config *tls; /* what tls+tcp:// listeners present and
+				       check (NULL: none); the caller's */
 } server_opts;
 
 /* Runs gild until SIGINT/SIGTERM (returns 0 after a clean stop) or a fatal

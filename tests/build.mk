@@ -16,6 +16,8 @@ $(eval $(call cunit_test,test_features,$(B)/tests/integration/harness.o \
 $(eval $(call cunit_test,test_exec,$(B)/tests/integration/harness.o \
 	$(B)/tests/integration/served.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
+$(eval $(call cunit_test,test_tls,$(B)/tests/integration/harness.o \
+	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS)))
 TEST_DEPS += $(B)/gild $(B)/gild-worker $(B)/gildctl
 
 # The free-threaded runtime: its own suite, and the four suites above run
@@ -46,7 +48,8 @@ TEST_DEPS += $(B)/python/gild_pb2.py
 UNIT_TESTS += tests/python/test_cli.py tests/python/test_python.py \
 	tests/python/test_http.py tests/python/test_logs.py \
 	tests/python/test_auth.py tests/python/test_config.py \
-	tests/python/test_batch.py tests/python/test_exec.py
+	tests/python/test_batch.py tests/python/test_exec.py \
+	tests/python/test_tls.py
 
 # Fuzzing: libFuzzer targets (clang, with ASan and UBSan) over the decoders
 # of untrusted bytes. `make fuzz FUZZ_SECONDS=60` runs each for that long;

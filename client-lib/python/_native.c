@@ -530,13 +530,15 @@ client_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	return (PyObject *) self;
 }
 
-/* Client(urls, token=None): connects (gild_connect), and sends token with
- * every request (gild_set_token). */
+/* Client(urls, token=None, tls_ca=None, tls_cert=None, tls_key=None,
+ * tls_server_name=None): connects (gild_connect_opts); token is sent with
+ * every request, the TLS files are for tls+tcp:// URLs. */
 static int
 client_init(client_obj *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"urls", "token", "pickle", NULL};
-	const char *token = NULL;
+	static char *kwlist[] = {"urls", "token", "pickle", "tls_ca",
+	    "tls_cert", "tls_key", "tls_server_name", NULL};
+	gild_connect_options opts = {0};
 	int pickle = 0;
 	PyObject *urls, *seq = NULL;
 	const char **list = NULL;
@@ -546,8 +548,9 @@ client_init(client_obj *self, PyObject *args, PyObject *kw)
 	bool used;
 	int rc = -1;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|zp:Client", kwlist, &urls,
-		&token, &pickle))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|zpzzzz:Client", kwlist,
+		&urls, &opts.token, &pickle, &opts.tls_ca, &opts.tls_cert,
+		&opts.tls_key, &opts.tls_server_name))
 		return -1;
 	Py_BEGIN_CRITICAL_SECTION(self);
 	used = self->c != NULL || self->closed;
@@ -588,12 +591,7 @@ client_init(client_obj *self, PyObject *args, PyObject *kw)
 			goto done;
 		}
 	}
-	UNLOCKED(rc = gild_connect(&c, list, (size_t) n, &err));
-	if (rc == GILD_OK && token != NULL &&
-	    (rc = gild_set_token(c, token, &err)) != GILD_OK) {
-		gild_close(c);
-		c = NULL;
-	}
+	UNLOCKED(rc = gild_connect_opts(&c, list, (size_t) n, &opts, &err));
 	if (rc != GILD_OK) {
 		raise_gild(rc, &err);
 		rc = -1;

@@ -206,13 +206,20 @@ class Client:
     """A connection to one or more gild servers (calls are spread over
     them). Thread-safe; use as a context manager or call ``close()``."""
 
-    def __init__(self, urls, *, token=None, timeout=None, pickle=False):
+    def __init__(self, urls, *, token=None, timeout=None, pickle=False,
+                 tls_ca=None, tls_cert=None, tls_key=None,
+                 tls_server_name=None):
         if isinstance(urls, str):
             urls = [urls]
         if token is None:
             token = os.environ.get("GILD_TOKEN") or None
+        tls = [os.fspath(f) if f is not None else os.environ.get(env) or None
+               for f, env in ((tls_ca, "GILD_TLS_CA"),
+                              (tls_cert, "GILD_TLS_CERT"),
+                              (tls_key, "GILD_TLS_KEY"))]
         self._pickle = bool(pickle)
-        self._native = _need_native().Client(list(urls), token, self._pickle)
+        self._native = _need_native().Client(list(urls), token, self._pickle,
+                                              *tls, tls_server_name)
         self._timeout = _ms(timeout)
         self._lock = threading.Lock()
         self._futures = {}
@@ -599,7 +606,8 @@ def _renumber(message, offset):
     return message
 
 
-def connect(url_or_urls, *, token=None, timeout=None, pickle=False):
+def connect(url_or_urls, *, token=None, timeout=None, pickle=False,
+            tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None):
     """Connects to a gild server (or several: a list of URLs); returns a
     Client. token: the server's --token (default: $GILD_TOKEN), sent with
     every request. timeout: default seconds for calls (None: no limit).
@@ -607,5 +615,17 @@ def connect(url_or_urls, *, token=None, timeout=None, pickle=False):
     pickled, and unpickle pickled results; the server must run with
     --allow-pickle. Off by default: unpickling runs code, so only turn it on
     for a server you trust (without it, a pickled result arrives as a
-    gild.Pickled holding its bytes)."""
-    return Client(url_or_urls, token=token, timeout=timeout, pickle=pickle)
+    gild.Pickled holding its bytes).
+
+    For tls+tcp:// URLs the server's certificate is always verified:
+    tls_ca is the PEM file of the CA that signed it (default: $GILD_TLS_CA,
+    else the system's CA bundle), and it must name the URL's host (or
+    tls_server_name). tls_cert and tls_key (default: $GILD_TLS_CERT,
+    $GILD_TLS_KEY) are this client's certificate and unencrypted key, for a
+    server that requires one (gild serve --tls-ca); tls_key may be left out
+    when the key is in the tls_cert file. A failed handshake raises
+    ConnectionError saying why; an unreadable or unusable file,
+    ValueError."""
+    return Client(url_or_urls, token=token, timeout=timeout, pickle=pickle,
+                  tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
+                  tls_server_name=tls_server_name)

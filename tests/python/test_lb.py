@@ -126,8 +126,10 @@ class Load:
         self.outcomes = [[] for _ in range(CLIENTS)]
         # Connected one after another: leastconn spreads them evenly.
         self.clients = [gild.connect(url, timeout=30) for _ in range(CLIENTS)]
-        self.threads = [threading.Thread(target=self.run, args=(k,))
+        self.threads = [threading.Thread(target=self.run, args=(k,),
+                                         daemon=True)
                         for k in range(CLIENTS)]
+        self.finished = False
         for t in self.threads:
             t.start()
 
@@ -160,12 +162,15 @@ class Load:
             time.sleep(0.01)
 
     def finish(self):
+        """Stops the clients; returns the threads still in a call after
+        2 minutes (none, unless a call hangs)."""
         self.stop.set()
         for t in self.threads:
             t.join(120)
         hung = [t for t in self.threads if t.is_alive()]
-        for c in self.clients:
-            if not hung:
+        if not hung and not self.finished:
+            self.finished = True
+            for c in self.clients:
                 c.close()
         return hung
 
@@ -194,6 +199,7 @@ class LoadBalancerTest(unittest.TestCase):
         """Load until every server has run calls (so the one stopped has
         clients connected to it)."""
         load = Load(self.haproxy.url, self.ledger)
+        self.addCleanup(load.finish)  # also when an assertion fails
         for name in "abc":
             load.wait(lambda o, name=name: o[3] == name, 20)
         self.assertEqual({o[3] for out in load.outcomes for o in out

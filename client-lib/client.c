@@ -10,7 +10,16 @@
  * A stream's Call and each of its StreamNext requests are entries too
  * (CALL_STREAM), at most one at a time per stream; the consumer's thread, in
  * gild_stream_next, moves a finished entry's chunks into the stream's queue
- * and sends the next StreamNext, so nothing is sent from nng's threads. */
+ * and sends the next StreamNext, so nothing is sent from nng's threads.
+ *
+ * A draining server refuses new calls as "not started" (Error.not_started).
+ * Such a call is not ended: it is sent again, by the client's resender
+ * thread (started on the first refusal), on another connection, or on this
+ * one once the refusing connection has been closed and redialled (through a
+ * load balancer, the redial reaches another server). The refusing
+ * connection takes no new call and is closed as soon as nothing of this
+ * client is running on it. To resend, a call keeps its encoded request
+ * until it ends. */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -46,6 +55,15 @@ typedef struct call {
 	bool done;   /* res is filled; no reply is awaited any more */
 	size_t conn; /* index of the connection the request went out on */
 	size_t members; /* CALL_BATCH */
+	/* Calls that may be resent (CALL_USER and CALL_SYNC sent to any
+	 * server): the encoded request, kept until the call ends. */
+	bool movable;
+	codec_buf body;
+	/* Refused as not started, waiting to be resent (res holds the
+	 * refusal, its outcome if no server takes it in time). */
+	bool refused;
+	struct timespec give_up; /* refused: when to stop trying */
+	struct call *rprev, *rnext; /* c->refused list */
 	gild_result res;
 	/* CALL_STREAM with res.code GILD_OK: what came. A Reply.error is
 	 * kept here as a stream that ended with that error. */
@@ -73,6 +91,16 @@ typedef struct conn {
 	 * pipe at a time, give or take such an overlap. */
 	uint32_t pipe_ids[4];
 	int pipes;
+	/* A pipe whose server refused a call as not started (it is draining),
+	 * or 0: no new call goes out on it, and it is closed once this
+	 * client has nothing running there. */
+	uint32_t refusing;
+	/* The refusing pipe is gone: its redialled successor takes calls once
+	 * it has answered a ping. A server answers only on connections it
+	 * counts, and a stopping gild waits for those to close before it
+	 * exits, so a call sent after the ping is read, not lost with the
+	 * connection (docs/reliability.md#draining). */
+	bool verify;
 } conn;
 
 struct gild_client {
@@ -91,6 +119,11 @@ struct gild_client {
 	size_t n_user;    /* CALL_USER entries: gild_in_flight */
 	call *done_head, *done_tail;
 	gild_stream *streams; /* open streams, so a lost connection ends them */
+	/* The resender (see the top of the file), under mtx. */
+	call *refused_head, *refused_tail; /* entries with refused set */
+	bool resender_started, stopping;
+	pthread_t resender;
+	pthread_cond_t resend_cv; /* work for the resender, or stopping */
 };
 
 /* Where a stream is: a request for chunks in flight, none (more may be
@@ -177,6 +210,8 @@ done_unlink(gild_client *c, call *cl)
 	cl->dprev = cl->dnext = NULL;
 }
 
+static void refused_unlink(gild_client *c, call *cl);
+
 /* Takes cl out of the table (the caller frees it) and wakes waiters. */
 static void
 table_remove(gild_client *c, call *cl)
@@ -192,6 +227,7 @@ table_remove(gild_client *c, call *cl)
 	if (cl->kind == CALL_USER)
 		c->n_user--;
 	done_unlink(c, cl);
+	refused_unlink(c, cl);
 	pthread_cond_broadcast(&c->cv);
 }
 
@@ -202,6 +238,7 @@ call_free(call *cl)
 		return;
 	gild_result_clear(&cl->res);
 	codec_chunks_fini(&cl->chunks);
+	codec_buf_fini(&cl->body);
 	free(cl);
 }
 
@@ -215,6 +252,7 @@ table_finish(gild_client *c, call *cl, gild_result *res)
 	cl->res.id = id;
 	memset(res, 0, sizeof(*res));
 	cl->done = true;
+	codec_buf_fini(&cl->body);
 	c->n_pending--;
 	if (cl->kind == CALL_USER) {
 		cl->dprev = c->done_tail;
@@ -304,16 +342,34 @@ stream_outcome(const codec_reply *r, gild_result *res, codec_chunks *ch)
 }
 
 static void batch_end(gild_client *c, uint64_t id, const gild_error *why);
+static void note_refusal(gild_client *c, conn *k, uint32_t pipe);
+static void refuse(gild_client *c, call *cl, gild_result *res);
 
-/* One Reply: alone (top), or one of a batch reply's. */
+/* Error.not_started, as in gild.proto. */
+enum { ERROR_NOT_STARTED = 5 };
+
+/* Whether an encoded Error says its request was refused without being
+ * started (a draining server): safe to send again. */
+static bool
+error_not_started(const uint8_t *data, size_t len)
+{
+	wire_field f;
+
+	return wire_find(data, len, ERROR_NOT_STARTED, &f) == 1 &&
+	    f.type == WIRE_VARINT && f.value != 0;
+}
+
+/* One Reply that came in on pipe `pipe` of k: alone (top), or one of a
+ * batch reply's. */
 static void
-deliver_one(conn *k, const uint8_t *buf, size_t len, bool top)
+deliver_one(conn *k, uint32_t pipe, const uint8_t *buf, size_t len, bool top)
 {
 	gild_client *c = k->c;
 	gild_result res = {0};
 	codec_chunks ch = {0};
 	codec_reply r;
 	enum call_kind kind;
+	bool not_started;
 	call *cl;
 
 	if (codec_scan_reply(buf, len, &r) != 0) {
@@ -349,14 +405,22 @@ deliver_one(conn *k, const uint8_t *buf, size_t len, bool top)
 		stream_outcome(&r, &res, &ch);
 	else
 		reply_outcome(kind, &r, &res);
+	not_started = r.body == GILD__V1__REPLY__BODY_ERROR &&
+	    res.code == GILD_UNAVAILABLE && error_not_started(r.data, r.len);
 	pthread_mutex_lock(&c->mtx);
+	if (not_started)
+		note_refusal(c, k, pipe);
 	cl = table_find(c, r.id);
-	if (cl != NULL && !cl->done) {
-		if (cl->kind == CALL_STREAM) {
-			cl->chunks = ch;
-			memset(&ch, 0, sizeof(ch));
+	if (cl != NULL && !cl->done && !cl->refused) {
+		if (not_started && cl->movable) {
+			refuse(c, cl, &res);
+		} else {
+			if (cl->kind == CALL_STREAM) {
+				cl->chunks = ch;
+				memset(&ch, 0, sizeof(ch));
+			}
+			table_finish(c, cl, &res);
 		}
-		table_finish(c, cl, &res);
 	}
 	pthread_mutex_unlock(&c->mtx);
 	gild_result_clear(&res);
@@ -378,7 +442,9 @@ batch_end(gild_client *c, uint64_t id, const gild_error *why)
 	for (uint64_t i = 1; i <= b->members; i++) {
 		gild_result res = {0};
 
-		if ((cl = table_find(c, id + i)) == NULL || cl->done)
+		/* Done, or refused and waiting to be sent again alone. */
+		if ((cl = table_find(c, id + i)) == NULL || cl->done ||
+		    cl->refused)
 			continue;
 		if (why != NULL && why->code != GILD_OK)
 			res.code = error_set(&res.error, why->code, "%s",
@@ -396,19 +462,19 @@ batch_end(gild_client *c, uint64_t id, const gild_error *why)
 /* A received message: one Reply, or a batch's (Reply.batch), whose
  * replies are delivered one by one. */
 static void
-deliver(conn *k, const uint8_t *buf, size_t len)
+deliver(conn *k, uint32_t pipe, const uint8_t *buf, size_t len)
 {
 	wire_field f, sub;
 
 	if (wire_find(buf, len, 7 /* Reply.batch */, &f) != 1 ||
 	    f.type != WIRE_LEN) {
-		deliver_one(k, buf, len, true);
+		deliver_one(k, pipe, buf, len, true);
 		return;
 	}
 	for (const uint8_t *p = f.data, *end = f.data + f.len;
 	     wire_next(&p, end, &sub) == 1;)
 		if (sub.number == 1 && sub.type == WIRE_LEN)
-			deliver_one(k, sub.data, sub.len, false);
+			deliver_one(k, pipe, sub.data, sub.len, false);
 	if (wire_find(buf, len, 1, &f) == 1 && f.type == WIRE_VARINT)
 		batch_end(k->c, f.value, NULL);
 }
@@ -424,7 +490,8 @@ recv_cb(void *arg)
 		return; /* the socket is closing */
 	if (rv == 0) {
 		m = nng_aio_get_msg(k->aio);
-		deliver(k, nng_msg_body(m), nng_msg_len(m));
+		deliver(k, nng_pipe_id(nng_msg_get_pipe(m)), nng_msg_body(m),
+		    nng_msg_len(m));
 		nng_msg_free(m);
 	}
 	nng_recv_aio(k->sock, k->aio);
@@ -460,11 +527,16 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 				cl = c->buckets[i];
 			}
 		}
+		if (k->refusing == (uint32_t) nng_pipe_id(p)) {
+			k->refusing = 0;
+			k->verify = true;
+		}
 		for (size_t i = 0; i < c->n_buckets; i++) {
 			for (call *cl = c->buckets[i]; cl != NULL; cl = cl->hnext) {
 				gild_result res = {0};
 
-				if (cl->done || cl->conn != k->idx)
+				/* A refused call is not on the wire. */
+				if (cl->done || cl->refused || cl->conn != k->idx)
 					continue;
 				res.code = error_set(&res.error, GILD_UNAVAILABLE,
 				    "connection to %s lost", k->url);
@@ -477,6 +549,7 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 				s->lost = true;
 		pthread_cond_broadcast(&c->cv);
 	}
+	pthread_cond_signal(&c->resend_cv); /* refused calls may go now */
 	pthread_mutex_unlock(&c->mtx);
 }
 
@@ -720,6 +793,7 @@ gild_connect_opts(gild_client **out, const char *const *urls, size_t n_urls,
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&c->cv, &ca);
+	pthread_cond_init(&c->resend_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	c->next_id = 1;
 	c->n_buckets = 64;
@@ -842,7 +916,11 @@ gild_close(gild_client *c)
 		s->c = NULL;
 	c->streams = NULL;
 	settle(c);
+	c->stopping = true;
+	pthread_cond_signal(&c->resend_cv);
 	pthread_mutex_unlock(&c->mtx);
+	if (c->resender_started)
+		pthread_join(c->resender, NULL);
 	/* The receives are stopped before their sockets close: nng 1.5.2
 	 * sometimes panics ("pthread_mutex_lock: Invalid argument") when a raw
 	 * REQ socket is closed with a receive posted just after a reply came.
@@ -874,8 +952,272 @@ gild_close(gild_client *c)
 	free(c->conns);
 	free(c->token);
 	pthread_cond_destroy(&c->cv);
+	pthread_cond_destroy(&c->resend_cv);
 	pthread_mutex_destroy(&c->mtx);
 	free(c);
+}
+
+/* ---- resending calls a draining server refused ------------------------ */
+
+/* How often the resender looks again while refused calls wait for a
+ * connection, or a refusing connection for its calls to end. */
+#define RESEND_TICK_MS 10
+/* How long a redialled connection has to answer its ping. */
+#define VERIFY_PING_MS 2000
+
+static void
+refused_unlink(gild_client *c, call *cl)
+{
+	if (!cl->refused)
+		return;
+	if (cl->rprev != NULL)
+		cl->rprev->rnext = cl->rnext;
+	else
+		c->refused_head = cl->rnext;
+	if (cl->rnext != NULL)
+		cl->rnext->rprev = cl->rprev;
+	else
+		c->refused_tail = cl->rprev;
+	cl->rprev = cl->rnext = NULL;
+	cl->refused = false;
+}
+
+/* Whether new calls may go out on k: a pipe is up, and not one whose
+ * server refused a call (a raw REQ socket picks any of its pipes). Under
+ * c->mtx. */
+static bool
+conn_takes_calls(const conn *k)
+{
+	for (int i = 0; i < k->pipes; i++)
+		if (k->pipe_ids[i] == k->refusing)
+			return false;
+	return k->pipes > 0 && !k->verify;
+}
+
+static void *resender_main(void *arg);
+
+/* k's pipe `pipe` refused a request as not started: take no new call
+ * there, and have the resender close it once idle. Under c->mtx. */
+static void
+note_refusal(gild_client *c, conn *k, uint32_t pipe)
+{
+	bool up = false;
+
+	for (int i = 0; i < k->pipes; i++)
+		up |= k->pipe_ids[i] == pipe;
+	if (up)
+		k->refusing = pipe;
+	else
+		k->verify = true; /* it closed before its refusal came in */
+	if (!c->resender_started && !c->stopping &&
+	    pthread_create(&c->resender, NULL, resender_main, c) == 0)
+		c->resender_started = true;
+	pthread_cond_signal(&c->resend_cv);
+}
+
+/* cl was refused as not started: it waits to be resent, for up to
+ * REDIAL_WAIT_MS, with *res (moved in) as its outcome if none takes it.
+ * Under c->mtx. */
+static void
+refuse(gild_client *c, call *cl, gild_result *res)
+{
+	gild_result_clear(&cl->res);
+	cl->res = *res;
+	memset(res, 0, sizeof(*res));
+	cl->refused = true;
+	deadline_of(REDIAL_WAIT_MS, &cl->give_up);
+	cl->rprev = c->refused_tail;
+	cl->rnext = NULL;
+	if (c->refused_tail != NULL)
+		c->refused_tail->rnext = cl;
+	else
+		c->refused_head = cl;
+	c->refused_tail = cl;
+	pthread_cond_signal(&c->resend_cv);
+}
+
+/* Whether this client still needs connection idx: a reply is awaited
+ * there, or a stream lives there. Under c->mtx. */
+static bool
+conn_in_use(gild_client *c, size_t idx)
+{
+	for (gild_stream *s = c->streams; s != NULL; s = s->next)
+		if (s->conn == idx && s->state != STREAM_ENDED && !s->lost)
+			return true;
+	for (size_t i = 0; i < c->n_buckets; i++)
+		for (call *cl = c->buckets[i]; cl != NULL; cl = cl->hnext)
+			if (!cl->done && !cl->refused && cl->conn == idx)
+				return true;
+	return false;
+}
+
+static int round_trip_on(gild_client *c, enum call_kind kind,
+    codec_buf *body, int want, int timeout_ms, gild_value **out,
+    gild_error *err);
+
+/* Pings connection idx (c->mtx dropped meanwhile): whether it answered. */
+static bool
+ping_conn(gild_client *c, size_t idx)
+{
+	codec_buf body = {0};
+	int rc;
+
+	pthread_mutex_unlock(&c->mtx);
+	if ((rc = codec_encode_ping(&body, "gild", 4, NULL)) == GILD_OK)
+		rc = round_trip_on(c, CALL_PING, &body, (int) idx,
+		    VERIFY_PING_MS, NULL, NULL);
+	codec_buf_fini(&body);
+	pthread_mutex_lock(&c->mtx);
+	return rc == GILD_OK;
+}
+
+static bool
+passed(const struct timespec *now, const struct timespec *t)
+{
+	return now->tv_sec > t->tv_sec ||
+	    (now->tv_sec == t->tv_sec && now->tv_nsec >= t->tv_nsec);
+}
+
+/* One round of the resender, under c->mtx (dropped to ping, send or
+ * close). Ends the refused calls past their time with their refusal,
+ * pings a redialled connection, or sends the first refused call that can
+ * go; otherwise closes refusing pipes nothing uses.
+ * Returns 2 when it sent (look again now), 1 when work is left (look
+ * again in a tick), 0 when there is none. */
+static int
+resend_pass(gild_client *c)
+{
+	struct timespec now;
+	int work = 0;
+
+	/* Refused calls out of time end first: they hold in-flight slots. */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (call *cl = c->refused_head, *next; cl != NULL; cl = next) {
+		gild_result res = cl->res;
+		char *msg = NULL;
+
+		next = cl->rnext;
+		if (!passed(&now, &cl->give_up))
+			continue;
+		memset(&cl->res, 0, sizeof(cl->res));
+		refused_unlink(c, cl);
+		if (asprintf(&msg, "%s; no server took it within %d ms",
+		    res.error.message ? res.error.message : "refused",
+		    REDIAL_WAIT_MS) != -1) {
+			free(res.error.message);
+			res.error.message = msg;
+		}
+		table_finish(c, cl, &res);
+	}
+	/* A redialled connection answers a ping before it takes calls (the
+	 * ping needs a free in-flight slot: none is taken while waiting). */
+	for (size_t i = 0; i < c->n_conns; i++) {
+		conn *k = &c->conns[i];
+		bool fresh = k->verify && k->pipes > 0;
+
+		for (int j = 0; j < k->pipes; j++)
+			fresh &= k->pipe_ids[j] != k->refusing;
+		if (!fresh)
+			continue;
+		if (c->n_pending >= GILD_MAX_IN_FLIGHT || !ping_conn(c, i))
+			return 1;
+		k->verify = false;
+		pthread_cond_broadcast(&c->cv); /* start() may use it now */
+		return 2;
+	}
+	for (call *cl = c->refused_head, *next; cl != NULL; cl = next) {
+		conn *k = NULL;
+		nng_msg *m = NULL;
+		struct timespec until = cl->give_up;
+		uint64_t id = cl->id;
+		size_t len = codec_buf_len(&cl->body);
+		int rv;
+
+		next = cl->rnext;
+		work = 1;
+		if (cl->body.base == NULL)
+			continue; /* start() has not kept the request yet */
+		for (size_t i = 0; i < c->n_conns && k == NULL; i++) {
+			size_t j = (c->rr + i) % c->n_conns;
+
+			if (conn_takes_calls(&c->conns[j])) {
+				k = &c->conns[j];
+				c->rr = j + 1;
+			}
+		}
+		if (k == NULL)
+			break; /* none: wait for a redial */
+		if (nng_msg_alloc(&m, len) != 0 ||
+		    nng_msg_header_append_u32(m,
+			0x80000000u | (uint32_t) (id & 0x7fffffffu)) != 0) {
+			nng_msg_free(m);
+			break; /* out of memory: try again in a tick */
+		}
+		memcpy(nng_msg_body(m), codec_buf_data(&cl->body), len);
+		refused_unlink(c, cl);
+		cl->conn = k->idx;
+		clock_gettime(CLOCK_MONOTONIC, &c->last_send);
+		pthread_mutex_unlock(&c->mtx);
+		rv = nng_sendmsg(k->sock, m, 0);
+		pthread_mutex_lock(&c->mtx);
+		if (rv != 0) {
+			gild_result res = {0};
+
+			nng_msg_free(m);
+			/* Still ours and not answered: refused again. */
+			if ((cl = table_find(c, id)) != NULL && !cl->done &&
+			    !cl->refused) {
+				res.code = error_set(&res.error, GILD_UNAVAILABLE,
+				    "cannot send to %s: %s", k->url,
+				    nng_strerror(rv));
+				refuse(c, cl, &res);
+				cl->give_up = until;
+			}
+			return 1;
+		}
+		return 2;
+	}
+	for (size_t i = 0; i < c->n_conns; i++) {
+		conn *k = &c->conns[i];
+		nng_pipe p = NNG_PIPE_INITIALIZER;
+
+		if (k->refusing == 0)
+			continue;
+		work = 1;
+		if (conn_takes_calls(k) || k->pipes == 0 || conn_in_use(c, i))
+			continue;
+		/* Closed, the dialer redials: through a load balancer, to a
+		 * server that is not draining. */
+		p.id = k->refusing;
+		pthread_mutex_unlock(&c->mtx);
+		nng_pipe_close(p);
+		pthread_mutex_lock(&c->mtx);
+	}
+	return work;
+}
+
+/* The resender thread: started on the first refusal, ended by gild_close. */
+static void *
+resender_main(void *arg)
+{
+	gild_client *c = arg;
+	struct timespec ts;
+	int work;
+
+	pthread_mutex_lock(&c->mtx);
+	while (!c->stopping) {
+		work = resend_pass(c);
+		if (c->stopping || work == 2)
+			continue;
+		if (work == 1) {
+			deadline_of(RESEND_TICK_MS, &ts);
+			pthread_cond_timedwait(&c->resend_cv, &c->mtx, &ts);
+		} else {
+			pthread_cond_wait(&c->resend_cv, &c->mtx);
+		}
+	}
+	pthread_mutex_unlock(&c->mtx);
+	return NULL;
 }
 
 /* ---- sending ----------------------------------------------------------- */
@@ -953,8 +1295,13 @@ enter(gild_client *c, enum call_kind kind, size_t n, int want,
 		for (i = 0; i < c->n_conns && k == NULL; i++) {
 			size_t j = (c->rr + i) % c->n_conns;
 
+			/* Calls free to go anywhere avoid a draining server's
+			 * connection (pings and status are answered there). */
 			if (c->conns[j].pipes > 0 && (want < 0 ||
-			    (size_t) want == j)) {
+			    (size_t) want == j) &&
+			    (want >= 0 || kind == CALL_PING ||
+				kind == CALL_STATUS ||
+				conn_takes_calls(&c->conns[j]))) {
 				k = &c->conns[j];
 				c->rr = j + 1;
 			}
@@ -977,6 +1324,10 @@ enter(gild_client *c, enum call_kind kind, size_t n, int want,
 		cl->kind = i == 0 ? kind : CALL_USER;
 		cl->members = i == 0 && kind == CALL_BATCH ? n - 1 : 0;
 		cl->conn = k->idx;
+		/* Calls free to go to any server may be sent again when a
+		 * draining one refuses them (see the top of the file). */
+		cl->movable = (cl->kind == CALL_USER || cl->kind == CALL_SYNC) &&
+			      want < 0;
 		if (table_insert(c, cl) != 0) {
 			free(cl);
 			break;
@@ -989,6 +1340,24 @@ enter(gild_client *c, enum call_kind kind, size_t n, int want,
 	}
 	*kout = k;
 	return GILD_OK;
+}
+
+/* Keeps sent call `id`'s encoded request (id and token included) in its
+ * entry when the call may be sent again, in case a draining server refuses
+ * it (see resend_pass); then takes *body. */
+static void
+keep_body(gild_client *c, uint64_t id, codec_buf *body)
+{
+	call *cl;
+
+	pthread_mutex_lock(&c->mtx);
+	if ((cl = table_find(c, id)) != NULL && cl->movable && !cl->done) {
+		cl->body = *body;
+		memset(body, 0, sizeof(*body));
+		if (cl->refused) /* the refusal came first */
+			pthread_cond_signal(&c->resend_cv);
+	}
+	pthread_mutex_unlock(&c->mtx);
 }
 
 /* Sends a request whose body is in *body, tracked as a new table entry of
@@ -1007,6 +1376,8 @@ start(gild_client *c, enum call_kind kind, codec_buf *body, int want,
 		*idx = k->idx;
 	if ((rc = send_request(k, body, *id, err)) != GILD_OK)
 		unenter(c, *id, 1);
+	else
+		keep_body(c, *id, body);
 	return rc;
 }
 
@@ -1076,7 +1447,7 @@ int
 gild_submit_many(gild_client *c, const gild_call_spec *calls, size_t n,
     gild_call_id *ids, gild_error *err)
 {
-	codec_buf body = {0};
+	codec_buf body = {0}, *each;
 	uint64_t first;
 	size_t mark;
 	conn *k;
@@ -1087,21 +1458,34 @@ gild_submit_many(gild_client *c, const gild_call_spec *calls, size_t n,
 	if (n == 0 || n > GILD_MAX_BATCH)
 		return error_set(err, GILD_INVALID_ARGUMENT,
 		    "a batch holds 1 to %d calls, not %zu", GILD_MAX_BATCH, n);
+	if ((each = calloc(n, sizeof(*each))) == NULL)
+		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
 	/* The batch's own entry first, then its calls' (the next ids). */
-	if ((rc = enter(c, CALL_BATCH, n + 1, -1, &first, &k, err)) != GILD_OK)
+	if ((rc = enter(c, CALL_BATCH, n + 1, -1, &first, &k, err)) != GILD_OK) {
+		free(each);
 		return rc;
-	/* Request{batch: Batch{requests: [Request{id, call}...]}}, written
-	 * back to front. */
-	mark = codec_mark(&body);
-	for (size_t i = n; i-- > 0 && rc == GILD_OK;) {
-		size_t m = codec_mark(&body);
+	}
+	/* Each call as the Request it would be alone (its token too: a
+	 * draining server's refusal sends it again alone, see resend_pass),
+	 * then Request{batch: Batch{requests: [...]}}, written back to
+	 * front. */
+	for (size_t i = 0; i < n && rc == GILD_OK; i++) {
 		const gild_call_spec *cs = &calls[i];
 
-		if ((rc = codec_encode_call(&body, cs->function, cs->args,
+		if ((rc = codec_encode_call(&each[i], cs->function, cs->args,
 			 cs->kwargs,
 			 cs->timeout_ms > 0 ? (uint32_t) cs->timeout_ms : 0,
 			 err)) == GILD_OK &&
-		    (rc = codec_encode_id(&body, first + 1 + i, err)) == GILD_OK)
+		    (rc = codec_encode_id(&each[i], first + 1 + i, err)) ==
+			GILD_OK)
+			rc = codec_encode_token(&each[i], c->token, err);
+	}
+	mark = codec_mark(&body);
+	for (size_t i = n; i-- > 0 && rc == GILD_OK;) {
+		size_t m = codec_mark(&body);
+
+		if ((rc = codec_prepend(&body, codec_buf_data(&each[i]),
+			 codec_buf_len(&each[i]), err)) == GILD_OK)
 			rc = codec_wrap(&body, m, 1 /* Batch.requests */, err);
 	}
 	if (rc == GILD_OK)
@@ -1109,13 +1493,17 @@ gild_submit_many(gild_client *c, const gild_call_spec *calls, size_t n,
 	if (rc == GILD_OK)
 		rc = send_request(k, &body, first, err);
 	codec_buf_fini(&body);
-	if (rc != GILD_OK) {
+	if (rc != GILD_OK)
 		unenter(c, first, n + 1);
-		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (rc == GILD_OK) {
+			ids[i] = first + 1 + i;
+			keep_body(c, ids[i], &each[i]);
+		}
+		codec_buf_fini(&each[i]);
 	}
-	for (size_t i = 0; i < n; i++)
-		ids[i] = first + 1 + i;
-	return GILD_OK;
+	free(each);
+	return rc;
 }
 
 /* ---- waiting ----------------------------------------------------------- */

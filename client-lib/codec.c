@@ -758,6 +758,12 @@ codec_mark(const codec_buf *b)
 }
 
 int
+codec_prepend(codec_buf *b, const void *p, size_t n, gild_error *err)
+{
+	return put(b, p, n) != 0 ? oom(err) : GILD_OK;
+}
+
+int
 codec_wrap(codec_buf *b, size_t mark, uint32_t number, gild_error *err)
 {
 	return wrap(b, mark, number) != 0 ? oom(err) : GILD_OK;

@@ -95,6 +95,8 @@ int codec_encode_token(codec_buf *b, const char *token, gild_error *err);
  * Batch's requests, the Request's batch). */
 size_t codec_mark(const codec_buf *b);
 int codec_wrap(codec_buf *b, size_t mark, uint32_t number, gild_error *err);
+/* Prepends n raw bytes (an encoded message) to b. */
+int codec_prepend(codec_buf *b, const void *p, size_t n, gild_error *err);
 
 /* The top level of a gild.v1.Reply: its id and which body it carries
  * (a GILD__V1__REPLY__BODY_* value; the last one wins, as protobuf says),

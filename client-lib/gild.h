@@ -158,7 +158,10 @@ typedef uint64_t gild_call_id;
  * GILD_INVALID_ARGUMENT (bad URL). Lost connections are redialled; calls in
  * flight on a lost connection fail with GILD_UNAVAILABLE, and a call made
  * while no connection is up (or whose connection drops as it is sent) waits
- * up to 5 s for one before failing so. */
+ * up to 5 s for one before failing so. A call a draining server refuses
+ * as not started is sent again, to another URL or on a redialled
+ * connection (through a load balancer: another server), for up to 5 s
+ * before it fails with that GILD_UNAVAILABLE; it never runs twice. */
 int gild_connect(gild_client **out, const char *const *urls, size_t n_urls,
     gild_error *err);
 

@@ -70,6 +70,7 @@ struct listener {
 	uint32_t *gone_pipes; /* closed connections, in order (under mtx) */
 	size_t ngone, capgone;
 	uint64_t bytes_in, bytes_out; /* request and reply bodies (loop) */
+	size_t pipes_added, pipes_removed; /* connections (under mtx) */
 };
 
 static void
@@ -107,6 +108,18 @@ on_aio(void *arg)
 		wake(l);
 }
 
+/* nng thread: a connection opened. Counted before it may deliver a
+ * request (ADD_PRE), so a request the loop sees is from a counted one. */
+static void
+on_pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	listener *l = arg;
+
+	pthread_mutex_lock(&l->mtx);
+	l->pipes_added++;
+	pthread_mutex_unlock(&l->mtx);
+}
+
 /* nng thread: a connection closed. Its requests already completed (they
  * are ahead in the queue); the loop cancels what they started. */
 static void
@@ -116,6 +129,7 @@ on_pipe_gone(nng_pipe p, nng_pipe_ev ev, void *arg)
 	bool first;
 
 	pthread_mutex_lock(&l->mtx);
+	l->pipes_removed++;
 	if (l->closing) {
 		pthread_mutex_unlock(&l->mtx);
 		return;
@@ -366,6 +380,20 @@ listener_sending(const listener *l)
 	return l->sending;
 }
 
+size_t
+listener_connections(listener *l)
+{
+	size_t n;
+
+	/* A pipe that fails while being added is removed without having
+	 * been added: never below 0. */
+	pthread_mutex_lock(&l->mtx);
+	n = l->pipes_added > l->pipes_removed ?
+	    l->pipes_added - l->pipes_removed : 0;
+	pthread_mutex_unlock(&l->mtx);
+	return n;
+}
+
 int
 listener_init(listener **out, struct event_base *base, size_t hard_max,
     listener_recv_fn fn, listener_gone_fn gone, void *arg, char *err,
@@ -397,6 +425,8 @@ listener_init(listener **out, struct event_base *base, size_t hard_max,
 		goto fail;
 	}
 	if ((rc = nng_pipe_notify(l->sock, NNG_PIPE_EV_REM_POST, on_pipe_gone,
+		 l)) != 0 ||
+	    (rc = nng_pipe_notify(l->sock, NNG_PIPE_EV_ADD_PRE, on_pipe_added,
 		 l)) != 0) {
 		snprintf(err, errlen, "cannot watch nng connections: %s",
 		    nng_strerror(rc));

@@ -69,6 +69,9 @@ void listener_bytes(const listener *l, uint64_t *in, uint64_t *out);
 /* Replies handed to nng and not yet written out (waiting on slow clients). */
 size_t listener_sending(const listener *l);
 
+/* Client connections (nng pipes) open now. */
+size_t listener_connections(listener *l);
+
 /* Closes the socket and frees everything, requests not yet replied to
  * included. Accepts NULL. */
 void listener_fini(listener *l);

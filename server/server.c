@@ -199,6 +199,24 @@ reply_error(server *srv, listener_req *to, uint64_t request_id,
 	va_end(ap);
 }
 
+/* Sends Reply{id, error{UNAVAILABLE, message, not_started}}: a request
+ * refused on arrival because the server is draining. It was not started,
+ * so the client may send it again elsewhere (libgild does). */
+static void
+reply_refused(server *srv, listener_req *to, uint64_t request_id,
+    const char *message)
+{
+	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
+	Gild__V1__Error e = GILD__V1__ERROR__INIT;
+
+	e.code = GILD__V1__CODE__UNAVAILABLE;
+	e.message = (char *) message;
+	e.not_started = true;
+	r.body_case = GILD__V1__REPLY__BODY_ERROR;
+	r.error = &e;
+	reply_send(srv, to, request_id, &r);
+}
+
 /* Sends Reply{id, result{bool_value}}. */
 static void
 reply_bool(server *srv, listener_req *to, uint64_t request_id, bool v)
@@ -1712,8 +1730,8 @@ dispatch(server *srv, listener_req *req, nng_msg *msg,
 		    "Python code in its workers)");
 		count_refused(srv, pr, GILD__V1__CODE__PERMISSION_DENIED);
 	} else if (srv->state != SRV_RUNNING && call) {
-		reply_error(srv, req, pr->id, GILD__V1__CODE__UNAVAILABLE,
-		    "server is shutting down");
+		reply_refused(srv, req, pr->id, "server is shutting down: the "
+		    "call was not started");
 		count_refused(srv, pr, GILD__V1__CODE__UNAVAILABLE);
 	} else {
 		switch (pr->body) {
@@ -1732,9 +1750,9 @@ dispatch(server *srv, listener_req *req, nng_msg *msg,
 			break;
 		case BODY_ACTOR_NEW:
 			if (srv->state != SRV_RUNNING) {
-				reply_error(srv, req, pr->id,
-				    GILD__V1__CODE__UNAVAILABLE,
-				    "server is shutting down");
+				reply_refused(srv, req, pr->id,
+				    "server is shutting down: the actor was "
+				    "not created");
 				break;
 			}
 			on_actor_new(srv, req, msg, pr);
@@ -2008,15 +2026,21 @@ on_app_failed(void *arg, const char *message, const char *traceback)
 	server_stop_workers(srv);
 }
 
-/* Exits the loop once nng has written the last replies out (or after 2 s
- * of waiting on clients that do not read). */
+/* Exits the loop once nng has written the last replies out and the
+ * clients have closed their connections (or after 2 s of waiting on
+ * clients that do not read or stay connected). Meanwhile new calls are
+ * refused as not started: a client that calls learns the server is going,
+ * sends its calls elsewhere and closes its connection, so no call of its
+ * can be in flight when the connection is cut (docs/reliability.md). */
 static void
 on_exit_timer(evutil_socket_t fd, short what, void *arg)
 {
 	server *srv = arg;
 	struct timeval tv = {0, 10 * 1000};
 
-	if (listener_sending(srv->lst) > 0 && srv->exit_waits++ < 200) {
+	if ((listener_sending(srv->lst) > 0 ||
+		listener_connections(srv->lst) > 0) &&
+	    srv->exit_waits++ < 200) {
 		evtimer_add(srv->exit_ev, &tv);
 		return;
 	}

@@ -1308,7 +1308,17 @@ enter(gild_client *c, enum call_kind kind, size_t n, int want,
 		}
 	} while (k == NULL && sleep_until(c, REDIAL_WAIT_MS, &ts));
 	if (k == NULL) {
+		bool up = false;
+
+		for (i = 0; i < c->n_conns; i++)
+			up |= c->conns[i].pipes > 0;
 		pthread_mutex_unlock(&c->mtx);
+		if (up)
+			return error_set(err, GILD_UNAVAILABLE,
+			    "no server takes new calls: the connected ones are "
+			    "shutting down (they refused calls as not started), "
+			    "and no other came up within %d ms",
+			    REDIAL_WAIT_MS);
 		return error_set(err, GILD_UNAVAILABLE,
 		    "not connected to any server (none came back within %d ms)",
 		    REDIAL_WAIT_MS);

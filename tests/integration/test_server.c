@@ -873,12 +873,14 @@ status_str(gild_client *c, const char *field, char *buf, size_t len)
 /* SIGTERM with 200 calls accepted (2 running, the rest queued): every one
  * gets its result; calls sent after it are refused as not started, and
  * with no other server to send them to, libgild gives up on them after
- * its redial wait with UNAVAILABLE; gild exits 0 and no worker is left. */
+ * its redial wait with UNAVAILABLE (or, once a refusal has come back,
+ * refuses to send more on that connection: the submit itself fails with
+ * UNAVAILABLE); gild exits 0 and no worker is left. */
 static void
 test_sigterm_drains_accepted_calls(void)
 {
-	enum { N = 200, LATE = 5 };
-	static gild_call_id ids[N], late[LATE];
+	enum { N = 200, LATE = 3 };
+	static gild_call_id ids[N];
 	gild_proc p;
 	gild_client *c = NULL;
 	const char *urls[1];
@@ -906,14 +908,22 @@ test_sigterm_drains_accepted_calls(void)
 			"draining") == 0)
 			break;
 	CU_ASSERT_STRING_EQUAL(state, "draining");
-	submit_sleeps(c, LATE, 0.01, late);
 	for (int i = 0; i < LATE; i++) {
+		gild_value *args = gild_list();
+		gild_error err = {0};
 		gild_result res = {0};
-		if (gild_wait(c, late[i], 30000, &res) == GILD_OK &&
+		gild_call_id id;
+
+		gild_list_append(args, gild_float(0.01));
+		if (gild_submit(c, "sleep", args, NULL, &id, &err) != GILD_OK)
+			unavailable += err.code == GILD_UNAVAILABLE;
+		else if (gild_wait(c, id, 30000, &res) == GILD_OK &&
 		    res.code == GILD_UNAVAILABLE && res.error.message &&
 		    strstr(res.error.message, "not started"))
 			unavailable++;
 		gild_result_clear(&res);
+		gild_error_clear(&err);
+		gild_value_free(args);
 	}
 	CU_ASSERT_EQUAL(unavailable, LATE);
 	for (int i = 0; i < N; i++) {

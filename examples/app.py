@@ -109,12 +109,16 @@ def ticks(n):
 _cancels_seen = 0
 
 
-def wait_for_cancel(limit_s=30.0):
+def wait_for_cancel(limit_s=30.0, started=None):
     """Loops until the call is cancelled (or limit_s passes). When the client
     cancels, gild.context().cancelled() turns true (and the loop is
-    interrupted); cancels_seen() counts the calls that saw it."""
+    interrupted); cancels_seen() counts the calls that saw it. started: a
+    file to create once the loop runs (a call cancelled before it starts
+    never runs, so it counts nothing)."""
     global _cancels_seen
     ctx = gild.context()
+    if started:
+        open(started, "w").close()
     end = time.monotonic() + limit_s
     try:
         while not ctx.cancelled() and time.monotonic() < end:

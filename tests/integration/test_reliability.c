@@ -715,12 +715,13 @@ test_connection_churn(void)
 	served_stop(&s);
 }
 
-/* Waits up to 10 s for the status field to reach want. */
+/* Waits up to 10 s for the status field (worker 0's, with worker) to
+ * reach want. */
 static bool
-status_reaches(gild_client *c, const char *field, int64_t want)
+status_reaches(gild_client *c, const char *field, bool worker, int64_t want)
 {
 	for (double end = now_s() + 10; now_s() < end; usleep(5000))
-		if (served_status_int(c, field, false) == want)
+		if (served_status_int(c, field, worker) == want)
 			return true;
 	return false;
 }
@@ -742,12 +743,12 @@ test_pipeline_waiting_calls(void)
 	CU_ASSERT_EQUAL_FATAL(start(&s, extra), 0);
 	pid0 = worker_pid(s.c);
 	slow = served_submit(s.c, "stuck", gild_float(20.0), 0);
-	CU_ASSERT(status_reaches(s.c, "in_flight", 1));
+	CU_ASSERT(status_reaches(s.c, "in_flight", false, 1));
 	for (int i = 0; i < 3; i++)
 		quick[i] = served_submit(s.c, "pid", NULL, 0);
 	/* The three wait in the worker (still counted as queued). */
-	CU_ASSERT(status_reaches(s.c, "queued", 3));
-	CU_ASSERT_EQUAL(served_status_int(s.c, "waiting", true), 3);
+	CU_ASSERT(status_reaches(s.c, "queued", false, 3));
+	CU_ASSERT(status_reaches(s.c, "waiting", true, 3));
 	CU_ASSERT_EQUAL(served_status_int(s.c, "in_flight", false), 1);
 	CU_ASSERT_EQUAL_FATAL(kill((pid_t) pid0, SIGKILL), 0);
 	CU_ASSERT_EQUAL(served_wait(s.c, slow, &res), GILD_WORKER_LOST);
@@ -764,9 +765,9 @@ test_pipeline_waiting_calls(void)
 	 * worker is not killed after --kill-grace (0.2 s) for it. */
 	pid1 = worker_pid(s.c);
 	slow = served_submit(s.c, "stuck", gild_float(1.0), 0);
-	CU_ASSERT(status_reaches(s.c, "in_flight", 1));
+	CU_ASSERT(status_reaches(s.c, "in_flight", false, 1));
 	late = served_submit(s.c, "pid", NULL, 100);
-	CU_ASSERT_EQUAL(served_status_int(s.c, "waiting", true), 1);
+	CU_ASSERT(status_reaches(s.c, "waiting", true, 1));
 	CU_ASSERT_EQUAL(served_wait(s.c, late, &res), GILD_DEADLINE_EXCEEDED);
 	CU_ASSERT(message_has(&res, "before 'pid' could run"));
 	CU_ASSERT_EQUAL(served_status_int(s.c, "in_flight", false), 1);

@@ -62,6 +62,25 @@ def refused_calls(metrics_text, function):
     return 0.0
 
 
+def hold_then_drain(a, client, ledger, gate):
+    """Starts a call on a (through client) that waits for the gate file,
+    waits until a runs it, SIGTERMs a and waits until its /readyz says it
+    drains; returns the held call's future."""
+    held = client.submit("hold", ledger, "held", gate)
+    for _ in range(6000):
+        if json.loads(get(a.http_url + "/status")[1])["in_flight"] == 1:
+            break
+        time.sleep(0.01)
+    else:
+        raise AssertionError("the held call never ran")
+    a.proc.send_signal(signal.SIGTERM)
+    for _ in range(6000):
+        if get(a.http_url + "/readyz")[0] == 503:
+            break
+        time.sleep(0.01)
+    return held
+
+
 @unittest.skipIf(os.environ.get("SANITIZE"),
                  "the native client is not built under sanitizers")
 class DrainResendTest(unittest.TestCase):
@@ -80,18 +99,7 @@ class DrainResendTest(unittest.TestCase):
         try:
             with gild.connect(a.url, timeout=60) as ca, \
                     gild.connect([a.url, b.url], timeout=60) as c:
-                held = ca.submit("hold", ledger, "held", gate)
-                for _ in range(6000):
-                    st = json.loads(get(a.http_url + "/status")[1])
-                    if st["in_flight"] == 1:
-                        break
-                    time.sleep(0.01)
-                self.assertEqual(st["in_flight"], 1)
-                a.proc.send_signal(signal.SIGTERM)
-                for _ in range(6000):
-                    if get(a.http_url + "/readyz")[0] == 503:
-                        break
-                    time.sleep(0.01)
+                held = hold_then_drain(a, ca, ledger, gate)
                 names, tokens = calls(c, ledger)
                 self.assertEqual(names, ["b"] * len(tokens))
                 # A refused its share: the resend is what made them work.
@@ -136,17 +144,7 @@ class DrainResendTest(unittest.TestCase):
         a = named_gild("a", workers=1, args=("--http", "127.0.0.1:0"))
         try:
             with gild.connect(a.url, timeout=60) as c:
-                held = c.submit("hold", ledger, "held", gate)
-                for _ in range(6000):
-                    st = json.loads(get(a.http_url + "/status")[1])
-                    if st["in_flight"] == 1:
-                        break
-                    time.sleep(0.01)
-                a.proc.send_signal(signal.SIGTERM)
-                for _ in range(6000):
-                    if get(a.http_url + "/readyz")[0] == 503:
-                        break
-                    time.sleep(0.01)
+                held = hold_then_drain(a, c, ledger, gate)
                 with self.assertRaises(gild.Unavailable) as e:
                     c.call("record", ledger, "late")
                 self.assertIn("not started", str(e.exception))

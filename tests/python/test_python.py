@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 import threading
+import tempfile
 import time
 import unittest
 
@@ -192,12 +193,17 @@ class ClientTest(unittest.TestCase):
     def test_future_cancel(self):
         """Item 6: cancelling a future cancels the call on the server; the
         app sees gild.context().cancelled() turn true."""
-        with Gild(workers=1) as g, gild.connect(g.url) as c:
-            f = c.submit("wait_for_cancel", 30)
-            for _ in range(500):  # until it runs
-                if c.status()["in_flight"] == 1:
+        with Gild(workers=1) as g, gild.connect(g.url) as c, \
+                tempfile.TemporaryDirectory() as tmp:
+            started = os.path.join(tmp, "started")
+            f = c.submit("wait_for_cancel", 30, started)
+            # Until it runs: sent to the worker is not enough (a call
+            # cancelled before it starts never runs, and counts nothing).
+            for _ in range(3000):
+                if os.path.exists(started):
                     break
                 time.sleep(0.01)
+            self.assertTrue(os.path.exists(started))
             self.assertTrue(f.cancel())
             self.assertTrue(f.cancelled())
             for _ in range(500):

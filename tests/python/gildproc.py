@@ -91,8 +91,10 @@ class Gild:
         self.stop()
 
 
-def gildctl(*args, timeout=60):
-    """Runs gildctl; returns (exit code, stdout, stderr) as text."""
+def gildctl(*args, timeout=60, env=None, input=None):
+    """Runs gildctl (with env instead of ours, and input bytes on its
+    stdin, when given); returns (exit code, stdout, stderr) as text."""
     p = subprocess.run([os.path.join(B, "gildctl"), *args],
-                       capture_output=True, timeout=timeout)
+                       capture_output=True, timeout=timeout, env=env,
+                       input=input)
     return p.returncode, p.stdout.decode(), p.stderr.decode()

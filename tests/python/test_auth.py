@@ -48,10 +48,8 @@ class TokenTest(unittest.TestCase):
 
     def test_gildctl_from_environment(self):
         env = dict(os.environ, GILD_TOKEN=TOKEN)
-        p = subprocess.run([os.path.join(B, "gildctl"), "call",
-                            self.gild.url, "ping"], env=env,
-                           capture_output=True, timeout=60)
-        self.assertEqual((p.returncode, p.stdout), (0, b'"pong"\n'))
+        rc, out, _ = gildctl("call", self.gild.url, "ping", env=env)
+        self.assertEqual((rc, out), (0, '"pong"\n'))
 
     @unittest.skipIf(SANITIZED,
                      "the Python client is tested in the plain build")

@@ -136,10 +136,9 @@ class EnabledTest(Temp):
             gildctl("exec", self.gild.url, path, "a=1", "b=2",
                     'name="x"'),
             (0, '{"sum": 3, "name": "x"}\n', ""))
-        p = subprocess.run([os.path.join(B, "gildctl"), "exec", self.gild.url,
-                            "-"], input=b"import math\nresult = math.pi\n",
-                           capture_output=True, timeout=60)
-        self.assertEqual((p.returncode, p.stdout), (0, b"3.141592653589793\n"))
+        rc, out, _ = gildctl("exec", self.gild.url, "-",
+                             input=b"import math\nresult = math.pi\n")
+        self.assertEqual((rc, out), (0, "3.141592653589793\n"))
         # Errors: a traceback naming the file; usage mistakes.
         path = self.source_file("x = 1\nraise ValueError('bad cell')\n")
         rc, out, err = gildctl("exec", self.gild.url, path)

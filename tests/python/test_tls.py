@@ -92,11 +92,8 @@ class ServerAuthTest(unittest.TestCase):
 
     def test_ca_from_environment(self):
         env = dict(os.environ, GILD_TLS_CA=pem("ca.pem"))
-        p = subprocess.run([os.path.join(B, "gildctl"), "call", self.url,
-                            "ping"], env=env, capture_output=True,
-                           timeout=60)
-        self.assertEqual((p.returncode, p.stdout), (0, b'"pong"\n'),
-                         p.stderr)
+        rc, out, err = gildctl("call", self.url, "ping", env=env)
+        self.assertEqual((rc, out), (0, '"pong"\n'), err)
 
     def test_host_name_in_the_certificate(self):
         # The certificate names localhost and 127.0.0.1; the URL's host is
@@ -247,11 +244,8 @@ class MutualTLSTest(unittest.TestCase):
         env = dict(os.environ, GILD_TLS_CA=pem("ca.pem"),
                    GILD_TLS_CERT=pem("client.pem"),
                    GILD_TLS_KEY=pem("client.key"))
-        p = subprocess.run([os.path.join(B, "gildctl"), "call", self.url,
-                            "ping"], env=env, capture_output=True,
-                           timeout=60)
-        self.assertEqual((p.returncode, p.stdout), (0, b'"pong"\n'),
-                         p.stderr)
+        rc, out, err = gildctl("call", self.url, "ping", env=env)
+        self.assertEqual((rc, out), (0, '"pong"\n'), err)
 
     def test_client_key_missing(self):
         rc, out, err = gildctl("--tls-ca", pem("ca.pem"),

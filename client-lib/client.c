@@ -994,6 +994,27 @@ conn_takes_calls(const conn *k)
 	return k->pipes > 0 && !k->verify;
 }
 
+/* The next connection, round robin, that may take a request of `kind`:
+ * connection `want` only (-1: any) when it is up; calls free to go
+ * anywhere avoid a draining server's connection (pings and status are
+ * answered there). NULL if none now. Under c->mtx. */
+static conn *
+next_conn(gild_client *c, enum call_kind kind, int want)
+{
+	for (size_t i = 0; i < c->n_conns; i++) {
+		size_t j = (c->rr + i) % c->n_conns;
+		conn *k = &c->conns[j];
+
+		if (k->pipes > 0 && (want < 0 || (size_t) want == j) &&
+		    (want >= 0 || kind == CALL_PING || kind == CALL_STATUS ||
+			conn_takes_calls(k))) {
+			c->rr = j + 1;
+			return k;
+		}
+	}
+	return NULL;
+}
+
 static void *resender_main(void *arg);
 
 /* k's pipe `pipe` refused a request as not started: take no new call
@@ -1137,15 +1158,7 @@ resend_pass(gild_client *c)
 		work = 1;
 		if (cl->body.base == NULL)
 			continue; /* start() has not kept the request yet */
-		for (size_t i = 0; i < c->n_conns && k == NULL; i++) {
-			size_t j = (c->rr + i) % c->n_conns;
-
-			if (conn_takes_calls(&c->conns[j])) {
-				k = &c->conns[j];
-				c->rr = j + 1;
-			}
-		}
-		if (k == NULL)
+		if ((k = next_conn(c, CALL_USER, -1)) == NULL)
 			break; /* none: wait for a redial */
 		if (nng_msg_alloc(&m, len) != 0 ||
 		    nng_msg_header_append_u32(m,
@@ -1291,22 +1304,9 @@ enter(gild_client *c, enum call_kind kind, size_t n, int want,
 	/* With every connection down (a server restarting, a connection it
 	 * dropped), wait a little for nng's redial before giving up. */
 	deadline_of(REDIAL_WAIT_MS, &ts);
-	do {
-		for (i = 0; i < c->n_conns && k == NULL; i++) {
-			size_t j = (c->rr + i) % c->n_conns;
-
-			/* Calls free to go anywhere avoid a draining server's
-			 * connection (pings and status are answered there). */
-			if (c->conns[j].pipes > 0 && (want < 0 ||
-			    (size_t) want == j) &&
-			    (want >= 0 || kind == CALL_PING ||
-				kind == CALL_STATUS ||
-				conn_takes_calls(&c->conns[j]))) {
-				k = &c->conns[j];
-				c->rr = j + 1;
-			}
-		}
-	} while (k == NULL && sleep_until(c, REDIAL_WAIT_MS, &ts));
+	while ((k = next_conn(c, kind, want)) == NULL &&
+	       sleep_until(c, REDIAL_WAIT_MS, &ts))
+		;
 	if (k == NULL) {
 		bool up = false;
 

@@ -120,7 +120,8 @@ class KubernetesTest(unittest.TestCase):
         """kubectl apply --dry-run=client when a cluster answers (kubectl
         validates against its schema); without one, kubectl's offline
         decoders: every manifest parses as a known kind, and the
-        Deployment decodes into its typed Go struct."""
+        Deployment and the Service decode into their typed Go structs
+        unchanged (no unknown field, no value of the wrong type)."""
         p = run(["kubectl", "apply", "--dry-run=client",
                  "--request-timeout=5s", "-f", K8S])
         if p.returncode == 0:
@@ -135,10 +136,30 @@ class KubernetesTest(unittest.TestCase):
             "deployment.apps/gild",
             "horizontalpodautoscaler.autoscaling/gild",
             "poddisruptionbudget.policy/gild", "service/gild"])
-        p = run(["kubectl", "set", "env", "--local", "-o", "name", "-f",
-                 os.path.join(K8S, "deployment.yaml"), "CHECKED=yes"])
-        self.assertEqual((p.returncode, p.stdout.strip()),
-                         (0, "deployment.apps/gild"), p.stderr)
+        # Typed decoding drops a field the kind does not have and refuses a
+        # value of the wrong type: what comes back must be the manifest.
+        d = self.docs()
+        dep = self.typed_round_trip("deployment.yaml", "env", "CHECKED=yes")
+        (c,) = dep["spec"]["template"]["spec"]["containers"]
+        self.assertEqual(c["env"].pop(), {"name": "CHECKED", "value": "yes"})
+        self.assertEqual(dep, d["Deployment"])
+        sel = ",".join("%s=%s" % kv for kv in
+                       d["Service"]["spec"]["selector"].items())
+        self.assertEqual(self.typed_round_trip("service.yaml", "selector", sel),
+                         d["Service"])
+
+    def typed_round_trip(self, name, what, arg):
+        """The manifest after `kubectl set WHAT --local ARG` (which decodes
+        it into its Go type), less the empty fields that decoding adds."""
+        p = run(["kubectl", "set", what, "--local", "-o", "json", "-f",
+                 os.path.join(K8S, name), arg])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        obj = json.loads(p.stdout)
+        obj.pop("status", None)
+        for meta in (obj["metadata"],
+                     obj["spec"].get("template", {}).get("metadata", {})):
+            self.assertIsNone(meta.pop("creationTimestamp", None))
+        return obj
 
 
 class SystemdUnitTest(unittest.TestCase):

@@ -92,6 +92,18 @@ close_bounded(nng_socket s, int timeout_ms)
 	return run_bounded(close_socket, &sock, timeout_ms, "nng_close");
 }
 
+static void
+close_client(void *c)
+{
+	gild_close(c);
+}
+
+int
+client_close_bounded(gild_client *c, int timeout_ms)
+{
+	return run_bounded(close_client, c, timeout_ms, "gild_close");
+}
+
 bool
 pid_alive(pid_t pid)
 {

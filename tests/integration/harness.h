@@ -4,6 +4,7 @@
 #define GILD_TEST_HARNESS_H
 
 #include <nng/nng.h>
+#include "gild.h"
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -64,6 +65,10 @@ int run_bounded(void (*fn)(void *), void *arg, int timeout_ms,
 
 /* nng_close under run_bounded. */
 int close_bounded(nng_socket s, int timeout_ms);
+
+/* gild_close (a gild_client *) under run_bounded: for a client whose
+ * server died or was cut off, which is when nng's close can wedge. */
+int client_close_bounded(gild_client *c, int timeout_ms);
 
 /* The build folder ($B or "build") and a path inside the repo. */
 const char *build_dir(void);

@@ -41,19 +41,13 @@ suite_init(void)
 	return gild_connect(&cli, urls, 1, NULL) == GILD_OK ? 0 : -1;
 }
 
-static void
-close_client(void *c)
-{
-	gild_close(c);
-}
-
 static int
 suite_fini(void)
 {
 	/* Both bounded: nng 1.5.2's close can deadlock (nng #1543), and the
 	 * suite must still stop the server. */
 	close_bounded(stock, 5000);
-	run_bounded(close_client, cli, 5000, "gild_close");
+	client_close_bounded(cli, 5000);
 	return proc_stop(&srv) == 0 ? 0 : -1;
 }
 
@@ -359,7 +353,7 @@ test_oversized_request(void)
 				    &err), GILD_UNAVAILABLE);
 		gild_error_clear(&err);
 		gild_value_free(args);
-		run_bounded(close_client, c2, 5000, "gild_close");
+		client_close_bounded(c2, 5000);
 	}
 	assert_still_serving();
 }

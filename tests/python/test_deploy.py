@@ -34,6 +34,30 @@ def drain_timeout(args):
         if "--drain-timeout" in args else 30.0
 
 
+def dockerfile_stages():
+    """deploy/Dockerfile as [(FROM line, [instructions])], continuation
+    lines joined."""
+    with open(os.path.join(DEPLOY, "Dockerfile")) as f:
+        text = re.sub(r"\\\n", " ", f.read())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            out.append((line, []))
+        else:
+            out[-1][1].append(line)
+    return out
+
+
+def image_cmd():
+    """The image's CMD (the exec form): gild serve's arguments."""
+    _, (_, run_stage) = dockerfile_stages()
+    (cmd,) = [l for l in run_stage if l.startswith("CMD ")]
+    return json.loads(cmd[4:])
+
+
 class HaproxyConfigTest(unittest.TestCase):
     path = os.path.join(DEPLOY, "haproxy", "haproxy.cfg")
 
@@ -162,6 +186,68 @@ class KubernetesTest(unittest.TestCase):
         return obj
 
 
+class ComposeTest(unittest.TestCase):
+    """deploy/compose.yaml through Debian's docker-compose (in the
+    Makefile's DEBS), which checks it against the Compose schema with no
+    Docker engine: `docker-compose config`."""
+    path = os.path.join(DEPLOY, "compose.yaml")
+
+    def config(self, env):
+        """docker-compose config with the environment less GILD_TOKEN, plus
+        env."""
+        base = {k: v for k, v in os.environ.items() if k != "GILD_TOKEN"}
+        return run(["docker-compose", "-f", self.path, "config"],
+                   env=dict(base, **env))
+
+    def test_compose_accepts_it(self):
+        p = self.config({"GILD_TOKEN": "s3cret"})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        services = yaml.safe_load(p.stdout)["services"]
+        self.assertEqual(set(services), {"gild1", "gild2", "gild3",
+                                         "haproxy"})
+        cmd = image_cmd()
+        for name in ("gild1", "gild2", "gild3"):
+            g = services[name]
+            self.assertEqual(g["build"]["dockerfile"], "deploy/Dockerfile")
+            self.assertEqual(os.path.realpath(g["build"]["context"]), ROOT)
+            self.assertEqual(g["environment"]["GILD_TOKEN"], "s3cret")
+            grace = g["stop_grace_period"]
+            self.assertTrue(grace.endswith("s"), grace)
+            self.assertGreater(float(grace[:-1]), drain_timeout(cmd))
+            self.assertIn("cpus", g["deploy"]["resources"]["limits"])
+        h = services["haproxy"]
+        self.assertEqual(set(h["depends_on"]), {"gild1", "gild2", "gild3"})
+        self.assertEqual([(p["published"], p["target"]) for p in h["ports"]],
+                         [(7700, 7700)])
+        (vol,) = h["volumes"]
+        src, dst = vol.split(":")[:2]
+        self.assertEqual(src, HaproxyConfigTest.path)
+        self.assertEqual(dst, "/usr/local/etc/haproxy/haproxy.cfg")
+        # HAProxy's servers are the three replicas, by service name.
+        with open(src) as f:
+            servers = [l.split()[1:3] for l in f
+                       if l.split()[:1] == ["server"]]
+        self.assertEqual(servers, [["gild%d" % i, "gild%d:7700" % i]
+                                   for i in (1, 2, 3)])
+
+    def test_token_is_required(self):
+        p = self.config({})
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("set GILD_TOKEN", p.stderr)
+
+    def test_schema_is_checked(self):
+        """A misspelled option is refused: the check above means something."""
+        with tempfile.TemporaryDirectory() as tmp:
+            bad = os.path.join(tmp, "compose.yaml")
+            with open(self.path) as f, open(bad, "w") as out:
+                out.write(f.read().replace("stop_grace_period",
+                                           "stop_grace_perod"))
+            p = run(["docker-compose", "-f", bad, "config", "-q"],
+                    env=dict(os.environ, GILD_TOKEN="x"))
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("stop_grace_perod", p.stderr)
+
+
 class SystemdUnitTest(unittest.TestCase):
     path = os.path.join(DEPLOY, "gild.service")
 
@@ -206,21 +292,8 @@ class SystemdUnitTest(unittest.TestCase):
 
 
 class DockerfileTest(unittest.TestCase):
-    path = os.path.join(DEPLOY, "Dockerfile")
-
     def stages(self):
-        """[(FROM line, [instructions])], continuation lines joined."""
-        text = re.sub(r"\\\n", " ", open(self.path).read())
-        out = []
-        for line in text.splitlines():
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            if line.upper().startswith("FROM "):
-                out.append((line, []))
-            else:
-                out[-1][1].append(line)
-        return out
+        return dockerfile_stages()
 
     def install_line(self):
         """The build stage's `make ... install` command."""

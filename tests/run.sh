@@ -34,8 +34,10 @@ count() { # name status log: adds the counts a runner printed, or 1 for the prog
 	if [ "$2" -ne 0 ]; then failed_names="$failed_names $1"; fi
 }
 
+start_all=$(date +%s)
 for t in "$@"; do
 	echo "=== $t"
+	start=$(date +%s)
 	case "$t" in
 	*/fuzz_*) timeout 600 tests/fuzz/run.sh "$t" "${FUZZ_SECONDS:-60}" >"$log" 2>&1 ;;
 	ft:*) GILD_TEST_RUNTIME=free-threaded timeout 600 "${t#ft:}" >"$log" 2>&1 ;;
@@ -46,8 +48,10 @@ for t in "$@"; do
 	rc=$?
 	cat "$log"
 	[ $rc -eq 124 ] && echo "!!! $t timed out"
+	echo "--- $t: $(($(date +%s) - start)) s"
 	count "$t" $rc "$log"
 done
+echo "tests took $(($(date +%s) - start_all)) s"
 [ -n "$failed_names" ] && echo "failing:$failed_names"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

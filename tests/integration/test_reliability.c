@@ -659,6 +659,50 @@ churn_once(const char *url, int i)
 	return rc;
 }
 
+/* Clients first, first + CHURN_THREADS, ... below n, one after another,
+ * on one of the churn's threads. */
+enum { CHURN_THREADS = 8 };
+typedef struct churner {
+	const char *url;
+	int first, n;
+	int failed, hung; /* out */
+} churner;
+
+static void *
+churn_main(void *arg)
+{
+	churner *ch = arg;
+
+	for (int i = ch->first; i < ch->n; i += CHURN_THREADS) {
+		int rc = churn_once(ch->url, i);
+		ch->failed += rc == -1;
+		ch->hung += rc == -2;
+	}
+	return NULL;
+}
+
+/* n clients come and go, CHURN_THREADS at a time (each close waits for
+ * its connection to go quiet, so one at a time takes minutes); adds up
+ * the failed ones and the closes that hung. */
+static void
+churn(const char *url, int n, int *failed, int *hung)
+{
+	churner ch[CHURN_THREADS];
+	pthread_t t[CHURN_THREADS];
+
+	for (int k = 0; k < CHURN_THREADS; k++) {
+		ch[k] = (churner){.url = url, .first = k, .n = n};
+		if (pthread_create(&t[k], NULL, churn_main, &ch[k]) != 0)
+			churn_main(&ch[k]), t[k] = 0;
+	}
+	for (int k = 0; k < CHURN_THREADS; k++) {
+		if (t[k] != 0)
+			pthread_join(t[k], NULL);
+		*failed += ch[k].failed;
+		*hung += ch[k].hung;
+	}
+}
+
 /* Item 7: 1,000 clients connect and disconnect, a third of them mid-call;
  * afterwards gild's open descriptors and RSS are back where they were. */
 static void
@@ -666,24 +710,19 @@ test_connection_churn(void)
 {
 	enum { N = 1000, WARMUP = 50 };
 	server s;
-	int fds0, fds1 = -1, failed = 0, hung = 0;
+	int fds0, fds1 = -1, failed = 0, hung = 0, warm_failed = 0;
 	long rss0, rss1 = 0;
 	bool idle = false;
 
 	CU_ASSERT_EQUAL_FATAL(served_start(&s, APP, 2, NULL), 0);
 	/* nng and malloc keep some memory for reuse: measure after a first
 	 * round of the same churn. */
-	for (int i = 0; i < WARMUP; i++)
-		churn_once(s.p.url, i);
+	churn(s.p.url, WARMUP, &warm_failed, &warm_failed);
 	for (double end = now_s() + 10; now_s() < end && !idle; usleep(20000))
 		idle = served_status_int(s.c, "in_flight", false) == 0 &&
 		       served_status_int(s.c, "queued", false) == 0;
 	fds_and_rss(s.p.pid, &fds0, &rss0);
-	for (int i = 0; i < N; i++) {
-		int rc = churn_once(s.p.url, i);
-		failed += rc == -1;
-		hung += rc == -2;
-	}
+	churn(s.p.url, N, &failed, &hung);
 	/* The naps left running are cancelled (interrupted) by the server. */
 	idle = false;
 	for (double end = now_s() + 10; now_s() < end && !idle; usleep(20000))

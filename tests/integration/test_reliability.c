@@ -845,17 +845,23 @@ send_until_failing(void *arg)
 }
 
 /* LeakSanitizer's built-in suppressions for this program. When the server
- * is SIGKILLed under a sending client (below), nng 1.5.2 can lose a
- * request it already accepted from nng_sendmsg: the message is nng's from
- * then on, and its raw REQ socket drops it without freeing it when the
- * dead pipe and then the socket are closed (seen 1 run in 4 under ASan).
- * Scoped to this test program and to messages sent by send_request. */
+ * is SIGKILLed under a sending client (below), nng 1.5.2 can lose
+ * messages it owns, never freeing them:
+ * - a request it already accepted from nng_sendmsg, which its raw REQ
+ *   socket drops when the dead pipe and then the socket are closed (seen 1
+ *   run in 4 under ASan; allocated by libgild's send_request);
+ * - a reply its TCP transport was receiving when the connection was reset
+ *   (seen once in about 10 runs: 112 + 76 bytes allocated on an nng thread,
+ *   with no frame of ours, so only the library's name can match it).
+ * Both stacks pass through libnng.so, which is what is suppressed: only in
+ * this test program, the one whose server dies under a client; the other
+ * sanitized suites still report any leak through libnng. */
 const char *__lsan_default_suppressions(void);
 
 const char *
 __lsan_default_suppressions(void)
 {
-	return "leak:send_request\n";
+	return "leak:libnng.so\n";
 }
 
 /* SIGKILLs pid after 300 ms. */

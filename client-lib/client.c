@@ -64,6 +64,10 @@ typedef struct call {
 	bool refused;
 	struct timespec give_up; /* refused: when to stop trying */
 	struct call *rprev, *rnext; /* c->refused list */
+	/* Sent again alone after its refusal: when it was a batch member, the
+	 * batch's reply no longer speaks for it (the resender may send it
+	 * before that reply has been read to its end). */
+	bool resent;
 	gild_result res;
 	/* CALL_STREAM with res.code GILD_OK: what came. A Reply.error is
 	 * kept here as a stream that ended with that error. */
@@ -442,9 +446,9 @@ batch_end(gild_client *c, uint64_t id, const gild_error *why)
 	for (uint64_t i = 1; i <= b->members; i++) {
 		gild_result res = {0};
 
-		/* Done, or refused and waiting to be sent again alone. */
+		/* Done, or refused: waiting to be sent again alone, or sent. */
 		if ((cl = table_find(c, id + i)) == NULL || cl->done ||
-		    cl->refused)
+		    cl->refused || cl->resent)
 			continue;
 		if (why != NULL && why->code != GILD_OK)
 			res.code = error_set(&res.error, why->code, "%s",
@@ -1169,6 +1173,7 @@ resend_pass(gild_client *c)
 		memcpy(nng_msg_body(m), codec_buf_data(&cl->body), len);
 		refused_unlink(c, cl);
 		cl->conn = k->idx;
+		cl->resent = true;
 		clock_gettime(CLOCK_MONOTONIC, &c->last_send);
 		pthread_mutex_unlock(&c->mtx);
 		rv = nng_sendmsg(k->sock, m, 0);

@@ -192,11 +192,11 @@ class ComposeTest(unittest.TestCase):
     Docker engine: `docker-compose config`."""
     path = os.path.join(DEPLOY, "compose.yaml")
 
-    def config(self, env):
-        """docker-compose config with the environment less GILD_TOKEN, plus
-        env."""
+    def config(self, env, path=None):
+        """docker-compose config on path (compose.yaml), with the
+        environment less GILD_TOKEN, plus env."""
         base = {k: v for k, v in os.environ.items() if k != "GILD_TOKEN"}
-        return run(["docker-compose", "-f", self.path, "config"],
+        return run(["docker-compose", "-f", path or self.path, "config"],
                    env=dict(base, **env))
 
     def test_compose_accepts_it(self):
@@ -217,8 +217,8 @@ class ComposeTest(unittest.TestCase):
             self.assertIn("cpus", g["deploy"]["resources"]["limits"])
         h = services["haproxy"]
         self.assertEqual(set(h["depends_on"]), {"gild1", "gild2", "gild3"})
-        self.assertEqual([(p["published"], p["target"]) for p in h["ports"]],
-                         [(7700, 7700)])
+        self.assertEqual([(pt["published"], pt["target"])
+                          for pt in h["ports"]], [(7700, 7700)])
         (vol,) = h["volumes"]
         src, dst = vol.split(":")[:2]
         self.assertEqual(src, HaproxyConfigTest.path)
@@ -242,8 +242,7 @@ class ComposeTest(unittest.TestCase):
             with open(self.path) as f, open(bad, "w") as out:
                 out.write(f.read().replace("stop_grace_period",
                                            "stop_grace_perod"))
-            p = run(["docker-compose", "-f", bad, "config", "-q"],
-                    env=dict(os.environ, GILD_TOKEN="x"))
+            p = self.config({"GILD_TOKEN": "x"}, bad)
             self.assertNotEqual(p.returncode, 0)
             self.assertIn("stop_grace_perod", p.stderr)
 
@@ -292,24 +291,21 @@ class SystemdUnitTest(unittest.TestCase):
 
 
 class DockerfileTest(unittest.TestCase):
-    def stages(self):
-        return dockerfile_stages()
-
     def install_line(self):
         """The build stage's `make ... install` command."""
-        (_, build), _ = self.stages()
+        (_, build), _ = dockerfile_stages()
         (cmd,) = [l[4:] for l in build
                   if l.startswith("RUN make") and " install" in l]
         return cmd
 
     def run_packages(self):
-        _, (_, run_stage) = self.stages()
+        _, (_, run_stage) = dockerfile_stages()
         (apt,) = [l for l in run_stage if "apt-get install" in l]
         words = apt.split("apt-get install", 1)[1].split("&&")[0].split()
         return [w for w in words if not w.startswith("-")]
 
     def test_shape(self):
-        (b, build), (r, run_stage) = self.stages()
+        (b, build), (r, run_stage) = dockerfile_stages()
         self.assertEqual(b, "FROM debian:bookworm AS build")
         self.assertEqual(r, "FROM debian:bookworm-slim")
         joined = "\n".join(run_stage)
@@ -382,7 +378,7 @@ class DockerfileTest(unittest.TestCase):
             http = [l.split()[-1] for l in lines
                     if l.startswith("gild: http on")][0]
             port = http.rsplit(":", 1)[1]
-            (hc,) = [l for _, st in self.stages() for l in st
+            (hc,) = [l for _, st in dockerfile_stages() for l in st
                      if l.startswith("HEALTHCHECK")]
             argv = json.loads(hc[hc.index("CMD") + 3:])  # the exec form
             argv = [a.replace("/8080", "/" + port) for a in argv]

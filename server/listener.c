@@ -17,9 +17,15 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-/* Receives kept posted at all times: requests that arrive together are
- * taken without waiting for the loop to post more. */
-#define RECV_POSTED 32
+/* One receive is posted at a time, and nng's thread posts the next one
+ * only after queueing the request it got: requests reach the server in the
+ * order nng took them off their connections. (With several receives
+ * posted, two requests of one client, such as a call and the Cancel right
+ * behind it, complete on two nng threads and can be queued in either
+ * order.) The next receive's context comes from the idle list, which the
+ * loop keeps at least IDLE_MIN long; when nng's thread finds it empty, the
+ * loop posts the receive once it has added more. */
+#define IDLE_MIN 64
 /* Idle contexts kept for reuse; more are closed. */
 #define FREE_MAX 1024
 
@@ -59,13 +65,15 @@ struct listener {
 	listener_recv_fn fn;
 	listener_gone_fn gone;
 	void *arg;
-	listener_req *all;   /* every context, for shutdown */
-	listener_req *free;  /* idle, reusable */
-	size_t nfree;
+	listener_req *all;   /* every context, for shutdown (loop only) */
 	size_t sending;
-	/* Completions from nng's threads, drained by the loop. */
 	pthread_mutex_t mtx;
-	bool closing; /* under mtx: completions are ignored */
+	/* Under mtx: idle contexts, reusable; whether a receive is posted. */
+	listener_req *free;
+	size_t nfree;
+	bool receiving;
+	/* Completions from nng's threads, drained by the loop (under mtx). */
+	bool closing; /* completions are ignored */
 	listener_req *done_head, *done_tail;
 	uint32_t *gone_pipes; /* closed connections, in order (under mtx) */
 	size_t ngone, capgone;
@@ -82,11 +90,26 @@ wake(listener *l)
 	(void) w;
 }
 
-/* nng thread: queue the completion and wake the loop. */
+/* Under mtx: an idle context, marked receiving, or NULL. */
+static listener_req *
+take_idle(listener *l)
+{
+	listener_req *r = l->free;
+
+	if (r != NULL) {
+		l->free = r->next_free;
+		l->nfree--;
+		r->state = REQ_RECEIVING;
+	}
+	return r;
+}
+
+/* nng thread: queue the completion and wake the loop; after a receive,
+ * post the next one (see IDLE_MIN). */
 static void
 on_aio(void *arg)
 {
-	listener_req *r = arg;
+	listener_req *r = arg, *next = NULL;
 	listener *l = r->l;
 	bool first;
 
@@ -103,7 +126,17 @@ on_aio(void *arg)
 	else
 		l->done_head = r;
 	l->done_tail = r;
+	if (r->state == REQ_RECEIVING) {
+		int rc = nng_aio_result(r->aio);
+		/* Not once the socket is closed or the receive stopped:
+		 * nothing more will come. */
+		if (rc != NNG_ECLOSED && rc != NNG_ECANCELED)
+			next = take_idle(l);
+		l->receiving = next != NULL;
+	}
 	pthread_mutex_unlock(&l->mtx);
+	if (next != NULL)
+		nng_ctx_recv(next->ctx, next->aio);
 	if (first)
 		wake(l);
 }
@@ -173,51 +206,83 @@ req_destroy(listener *l, listener_req *r)
 	free(r);
 }
 
-/* Posts one more receive (reusing an idle context when there is one). */
-static void
-post_recv(listener *l)
+/* A new context, idle, or NULL when out of memory. */
+static listener_req *
+req_new(listener *l)
 {
-	listener_req *r;
+	listener_req *r = calloc(1, sizeof(*r));
 
-	if ((r = l->free) != NULL) {
-		l->free = r->next_free;
-		l->nfree--;
-	} else {
-		if ((r = calloc(1, sizeof(*r))) == NULL)
-			goto oom;
-		r->l = l;
-		if (nng_aio_alloc(&r->aio, on_aio, r) != 0) {
-			free(r);
-			goto oom;
-		}
-		if (nng_ctx_open(&r->ctx, l->sock) != 0) {
-			nng_aio_free(r->aio);
-			free(r);
-			goto oom;
-		}
-		r->next = l->all;
-		if (l->all)
-			l->all->prev = r;
-		l->all = r;
+	if (r == NULL)
+		return NULL;
+	r->l = l;
+	if (nng_aio_alloc(&r->aio, on_aio, r) != 0) {
+		free(r);
+		return NULL;
 	}
-	r->state = REQ_RECEIVING;
-	nng_ctx_recv(r->ctx, r->aio);
-	return;
-oom:
-	log_error("out of memory: cannot post a receive");
+	if (nng_ctx_open(&r->ctx, l->sock) != 0) {
+		nng_aio_free(r->aio);
+		free(r);
+		return NULL;
+	}
+	r->state = REQ_IDLE;
+	r->next = l->all;
+	if (l->all)
+		l->all->prev = r;
+	l->all = r;
+	return r;
+}
+
+/* Under mtx: r joins the idle list. */
+static void
+idle_push(listener *l, listener_req *r)
+{
+	r->state = REQ_IDLE;
+	r->next_free = l->free;
+	l->free = r;
+	l->nfree++;
+}
+
+/* Keeps IDLE_MIN contexts idle, and posts the receive if none is posted
+ * (at start, or after nng's thread found no idle context). */
+static void
+stock(listener *l)
+{
+	listener_req *r = NULL;
+	size_t have;
+
+	pthread_mutex_lock(&l->mtx);
+	have = l->nfree;
+	pthread_mutex_unlock(&l->mtx);
+	for (; have < IDLE_MIN; have++) {
+		/* Allocated outside the lock: nng's thread only takes. */
+		if ((r = req_new(l)) == NULL) {
+			log_error("out of memory: cannot add a receive context");
+			break;
+		}
+		pthread_mutex_lock(&l->mtx);
+		idle_push(l, r);
+		pthread_mutex_unlock(&l->mtx);
+	}
+	pthread_mutex_lock(&l->mtx);
+	r = NULL;
+	if (!l->receiving && !l->closing && (r = take_idle(l)) != NULL)
+		l->receiving = true;
+	pthread_mutex_unlock(&l->mtx);
+	if (r != NULL)
+		nng_ctx_recv(r->ctx, r->aio);
 }
 
 static void
 recycle(listener *l, listener_req *r)
 {
-	if (l->nfree >= FREE_MAX) {
+	bool keep;
+
+	pthread_mutex_lock(&l->mtx);
+	if ((keep = l->nfree < FREE_MAX))
+		idle_push(l, r);
+	pthread_mutex_unlock(&l->mtx);
+	if (!keep)
 		req_destroy(l, r);
-		return;
-	}
-	r->state = REQ_IDLE;
-	r->next_free = l->free;
-	l->free = r;
-	l->nfree++;
 }
 
 static void
@@ -256,17 +321,17 @@ on_done(evutil_socket_t fd, short what, void *arg)
 			r->state = REQ_HELD;
 			r->pipe = nng_pipe_id(nng_msg_get_pipe(msg));
 			l->bytes_in += nng_msg_len(msg);
-			post_recv(l); /* replace it before the server runs */
 			l->fn(l->arg, r, msg);
 		} else if (rc != NNG_ECLOSED && rc != NNG_ECANCELED) {
+			/* nng's thread has posted the next receive. */
 			log_warn("nng receive failed: %s", nng_strerror(rc));
 			recycle(l, r);
-			post_recv(l);
 		}
 	}
 	for (size_t i = 0; i < ngone; i++)
 		l->gone(l->arg, gone[i]);
 	free(gone);
+	stock(l);
 }
 
 int
@@ -441,8 +506,7 @@ listener_init(listener **out, struct event_base *base, size_t hard_max,
 		    strerror(errno));
 		goto fail;
 	}
-	for (int i = 0; i < RECV_POSTED; i++)
-		post_recv(l);
+	stock(l);
 	*out = l;
 	return 0;
 fail:
@@ -503,7 +567,12 @@ listener_fini(listener *l)
 	l->done_head = l->done_tail = NULL;
 	pthread_mutex_unlock(&l->mtx);
 	/* Stop every aio (it waits for running callbacks), then close the
-	 * socket: closing with receives posted can crash nng 1.5.2. */
+	 * socket: closing with receives posted can crash nng 1.5.2. Twice: a
+	 * callback that began before `closing` was set may post a receive on
+	 * a context stopped before it; the second pass stops that one. */
+	for (int pass = 0; pass < 2; pass++)
+		for (listener_req *r = l->all; r != NULL; r = r->next)
+			nng_aio_stop(r->aio);
 	while (l->all != NULL)
 		req_destroy(l, l->all);
 	nng_close(l->sock);

@@ -620,6 +620,50 @@ test_actors(void)
 	served_stop(&s);
 }
 
+/* An actor runs one client's calls in the order they were sent, also when
+ * they are all sent before the first one is answered: the k-th increment
+ * returns k. 2,000 calls in rounds of 200 in flight. */
+enum { ORDER_CALLS = 2000, ORDER_ROUND = 200 };
+
+static void
+test_actor_order(void)
+{
+	static gild_call_id ids[ORDER_ROUND];
+	gild_actor_id a;
+	gild_error err = {0};
+	int in_order = 0, failed = 0, sent = 0;
+	server s;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 2, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(gild_actor_new(s.c, "Counter", NULL, NULL, NULL,
+				  false, 20000, &a, &err), GILD_OK);
+	for (int k = 0; k < ORDER_CALLS; k += ORDER_ROUND) {
+		for (int i = 0; i < ORDER_ROUND; i++)
+			if (gild_actor_submit(s.c, a, "incr", NULL, NULL,
+				&ids[i], &err) != GILD_OK) {
+				gild_error_clear(&err);
+				ids[i] = 0;
+			}
+		for (int i = 0; i < ORDER_ROUND; i++) {
+			gild_result res = {0};
+			if (ids[i] == 0 ||
+			    gild_wait(s.c, ids[i], 20000, &res) != GILD_OK ||
+			    res.code != GILD_OK)
+				failed++;
+			else
+				in_order += gild_value_int(res.value) ==
+					    k + i + 1;
+			sent++;
+			gild_result_clear(&res);
+		}
+	}
+	printf("\n  %d of %d increments returned their place in the order "
+	       "sent; %d failed\n", in_order, sent, failed);
+	CU_ASSERT_EQUAL(failed, 0);
+	CU_ASSERT_EQUAL(in_order, ORDER_CALLS);
+	served_stop(&s);
+}
+
 /* Item 4: the worker holding an actor dies. With max_restarts=1 the call
  * in flight gets WORKER_LOST and the next call runs on a fresh instance;
  * without restarts the next call gets "actor lost". */
@@ -687,6 +731,7 @@ main(void)
 	CU_add_test(s, "stream: 100,000 chunks to a slow client", test_stream_backpressure);
 	CU_add_test(s, "stream: cancel, errors, deadline", test_stream_cancel_and_errors);
 	CU_add_test(s, "actors: 100 counters, 4 clients, names", test_actors);
+	CU_add_test(s, "actors: calls run in the order sent", test_actor_order);
 	CU_add_test(s, "actors: max_restarts and lost actors", test_actor_restarts);
 	return test_run_all();
 }

@@ -252,6 +252,57 @@ test_cancel(void)
 	served_stop(&s);
 }
 
+/* A Cancel sent right behind its call, before the server can have seen
+ * either: the server takes requests in the order each connection sent them,
+ * so the Cancel always finds its call (running or queued). Were the Cancel
+ * taken first it would find nothing, and its nap would hold the worker for
+ * 30 s. Rounds of 8 such pairs, at most 100 rounds or 20 s. */
+enum { PAIRS = 8 };
+
+static void
+test_cancel_right_behind(void)
+{
+	server s;
+	gild_result res;
+	gild_call_id ids[PAIRS];
+	int rounds = 0, cancelled = 0, other = 0, lost = 0;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, NULL), 0);
+	for (double end = now_s() + 20; rounds < 100 && now_s() < end &&
+	     lost == 0; rounds++) {
+		for (int i = 0; i < PAIRS; i++) {
+			ids[i] = served_submit(s.c, "nap", gild_int(30), 0);
+			CU_ASSERT_EQUAL(gild_cancel(s.c, ids[i], NULL),
+			    GILD_OK);
+		}
+		for (int i = 0; i < PAIRS; i++) {
+			memset(&res, 0, sizeof(res));
+			if (gild_wait(s.c, ids[i], 5000, &res) != GILD_OK)
+				lost++;
+			else if (res.code == GILD_CANCELLED)
+				cancelled++;
+			else
+				other++;
+			gild_result_clear(&res);
+		}
+	}
+	printf("\n  %d rounds: %d cancelled, %d other, %d never ended\n",
+	    rounds, cancelled, other, lost);
+	CU_ASSERT_EQUAL(lost, 0);
+	CU_ASSERT_EQUAL(other, 0);
+	CU_ASSERT_EQUAL(cancelled, rounds * PAIRS);
+	if (lost == 0) {
+		assert_still_serving(s.c);
+		served_stop(&s);
+	} else {
+		/* A nap still runs: do not wait 30 s for it. */
+		proc_dump_log(&s.p);
+		client_close_bounded(s.c, 5000);
+		kill(s.p.pid, SIGKILL);
+		proc_wait(&s.p);
+	}
+}
+
 /* A client that disconnects: its running call is interrupted (finally:
  * ran), its queued ones dropped; other clients are not affected. */
 static void
@@ -913,6 +964,7 @@ main(void)
 	CU_add_test(s, "deadline interrupts Python, kills C", test_deadline_interrupts);
 	CU_add_test(s, "queue, function and server deadlines", test_deadline_sources);
 	CU_add_test(s, "cancel queued and running calls", test_cancel);
+	CU_add_test(s, "a Cancel right behind its call", test_cancel_right_behind);
 	CU_add_test(s, "a disconnecting client's calls are cancelled", test_disconnect_cancels);
 	CU_add_test(s, "retries=N", test_retries);
 	CU_add_test(s, "--worker-memory", test_worker_memory);

@@ -32,6 +32,14 @@ now_s(void)
 	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
+const char *
+value_str(const gild_value *v)
+{
+	const char *s = gild_value_str(v, NULL);
+
+	return s != NULL ? s : "(not a string)";
+}
+
 struct bounded {
 	void (*fn)(void *);
 	void *arg;

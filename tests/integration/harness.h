@@ -74,5 +74,8 @@ int client_close_bounded(gild_client *c, int timeout_ms);
 const char *build_dir(void);
 bool pid_alive(pid_t pid);
 double now_s(void);
+/* v's string, or "(not a string)" for anything else, NULL included: for
+ * CU_ASSERT_STRING_EQUAL, which would crash on NULL after a failed call. */
+const char *value_str(const gild_value *v);
 
 #endif

@@ -135,7 +135,7 @@ test_refused_by_default(void)
 	gild_result_clear(&res);
 	/* The worker is fine. */
 	CU_ASSERT_EQUAL(call1(s.c, "kind", gild_int(3), &res), GILD_OK);
-	CU_ASSERT_STRING_EQUAL(gild_value_str(res.value, NULL), "int");
+	CU_ASSERT_STRING_EQUAL(value_str(res.value), "int");
 	gild_result_clear(&res);
 	served_stop(&s);
 	CU_ASSERT(!exists(marker));
@@ -210,9 +210,9 @@ test_enabled(void)
 			    "          'module': __name__}\n",
 			    vars, 20000, &v, &err), GILD_OK);
 	CU_ASSERT_EQUAL(gild_value_int(gild_map_get(v, "x")), 42);
-	CU_ASSERT_STRING_EQUAL(gild_value_str(gild_map_get(v, "name"), NULL),
+	CU_ASSERT_STRING_EQUAL(value_str(gild_map_get(v, "name")),
 	    "GILD");
-	CU_ASSERT_STRING_EQUAL(gild_value_str(gild_map_get(v, "module"), NULL),
+	CU_ASSERT_STRING_EQUAL(value_str(gild_map_get(v, "module")),
 	    "__gild_exec__");
 	gild_value_free(v);
 	v = NULL;
@@ -278,7 +278,7 @@ test_enabled(void)
 	CU_ASSERT(!exists(marker));
 	CU_ASSERT_EQUAL(call1(s.c, "kind", marker_pickle(marker), &res),
 	    GILD_OK);
-	CU_ASSERT_STRING_EQUAL(gild_value_str(res.value, NULL), "TextIOWrapper");
+	CU_ASSERT_STRING_EQUAL(value_str(res.value), "TextIOWrapper");
 	gild_result_clear(&res);
 	CU_ASSERT(exists(marker));
 	unlink(marker);
@@ -288,7 +288,7 @@ test_enabled(void)
 	gild_map_set(vars, gild_cstr("f"), marker_pickle(marker));
 	CU_ASSERT_EQUAL(gild_exec(s.c, "f.close()\nresult = f.name", vars,
 			    20000, &v, &err), GILD_OK);
-	CU_ASSERT_STRING_EQUAL(gild_value_str(v, NULL), marker);
+	CU_ASSERT_STRING_EQUAL(value_str(v), marker);
 	CU_ASSERT(exists(marker));
 	gild_value_free(v);
 	v = NULL;
@@ -303,7 +303,7 @@ test_enabled(void)
 	gild_result_clear(&res);
 	CU_ASSERT_EQUAL(call1(s.c, "kind", v, &res), GILD_OK);
 	v = NULL;
-	CU_ASSERT_STRING_EQUAL(gild_value_str(res.value, NULL), "set");
+	CU_ASSERT_STRING_EQUAL(value_str(res.value), "set");
 	gild_result_clear(&res);
 	CU_ASSERT_EQUAL(gild_exec(s.c, "result = [1, {2}]", NULL, 20000, &v,
 			    &err), GILD_OK);
@@ -369,7 +369,7 @@ test_exec_not_sent_ahead(void)
 	CU_ASSERT_EQUAL(served_wait(s.c, plain, &res), GILD_OK);
 	gild_result_clear(&res);
 	CU_ASSERT_EQUAL(served_wait(s.c, ex, &res), GILD_OK);
-	CU_ASSERT_STRING_EQUAL(gild_value_str(res.value, NULL), "ran");
+	CU_ASSERT_STRING_EQUAL(value_str(res.value), "ran");
 	gild_result_clear(&res);
 	served_stop(&s);
 }

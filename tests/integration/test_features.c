@@ -229,8 +229,8 @@ test_context(void)
 	CU_ASSERT_EQUAL_FATAL(served_wait(s.c, id, &res), GILD_OK);
 	CU_ASSERT_EQUAL((gild_call_id) gild_value_int(
 			    gild_map_get(res.value, "request_id")), id);
-	CU_ASSERT_STRING_EQUAL(gild_value_str(gild_map_get(res.value,
-				   "function"), NULL), "whoami");
+	CU_ASSERT_STRING_EQUAL(value_str(gild_map_get(res.value,
+				   "function")), "whoami");
 	left = gild_value_float(gild_map_get(res.value, "time_left"));
 	CU_ASSERT(left > 0 && left <= 5.0);
 	CU_ASSERT_EQUAL(gild_value_int(gild_map_get(res.value, "batch_size")), 1);

@@ -94,7 +94,7 @@ test_parallel_threads(void)
 	for (int i = 0; i < 2; i++)
 		gild_result_clear(&r[i]);
 
-	CU_ASSERT_STRING_EQUAL(gild_value_str(status_field(s.c, &st, "runtime"), NULL),
+	CU_ASSERT_STRING_EQUAL(value_str(status_field(s.c, &st, "runtime")),
 	    "free-threaded");
 	CU_ASSERT_EQUAL(gild_value_int(gild_map_get(st, "threads")), 2);
 	CU_ASSERT_EQUAL(gild_value_bool(gild_map_get(st, "gil_enabled")), false);

@@ -744,7 +744,7 @@ test_ping_and_status(void)
 
 	CU_ASSERT_EQUAL(gild_ping(cli, 10000, &err), GILD_OK);
 	CU_ASSERT_EQUAL_FATAL(gild_status(cli, 10000, &st, &err), GILD_OK);
-	CU_ASSERT_STRING_EQUAL(gild_value_str(gild_map_get(st, "runtime"), NULL),
+	CU_ASSERT_STRING_EQUAL(value_str(gild_map_get(st, "runtime")),
 	    test_free_threaded() ? "free-threaded" : "process");
 	CU_ASSERT_EQUAL(gild_value_len(gild_map_get(st, "workers")),
 	    test_processes(2));

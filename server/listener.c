@@ -90,17 +90,19 @@ wake(listener *l)
 	(void) w;
 }
 
-/* Under mtx: an idle context, marked receiving, or NULL. */
+/* Under mtx: when no receive is posted, an idle context to post the next
+ * one on (marked receiving, and counted as posted), or NULL. */
 static listener_req *
-take_idle(listener *l)
+claim_receive(listener *l)
 {
 	listener_req *r = l->free;
 
-	if (r != NULL) {
-		l->free = r->next_free;
-		l->nfree--;
-		r->state = REQ_RECEIVING;
-	}
+	if (l->receiving || l->closing || r == NULL)
+		return NULL;
+	l->free = r->next_free;
+	l->nfree--;
+	r->state = REQ_RECEIVING;
+	l->receiving = true;
 	return r;
 }
 
@@ -128,11 +130,11 @@ on_aio(void *arg)
 	l->done_tail = r;
 	if (r->state == REQ_RECEIVING) {
 		int rc = nng_aio_result(r->aio);
+		l->receiving = false;
 		/* Not once the socket is closed or the receive stopped:
 		 * nothing more will come. */
 		if (rc != NNG_ECLOSED && rc != NNG_ECANCELED)
-			next = take_idle(l);
-		l->receiving = next != NULL;
+			next = claim_receive(l);
 	}
 	pthread_mutex_unlock(&l->mtx);
 	if (next != NULL)
@@ -264,9 +266,7 @@ stock(listener *l)
 		pthread_mutex_unlock(&l->mtx);
 	}
 	pthread_mutex_lock(&l->mtx);
-	r = NULL;
-	if (!l->receiving && !l->closing && (r = take_idle(l)) != NULL)
-		l->receiving = true;
+	r = claim_receive(l);
 	pthread_mutex_unlock(&l->mtx);
 	if (r != NULL)
 		nng_ctx_recv(r->ctx, r->aio);

@@ -1,5 +1,6 @@
 /* Starts the real gild binary for a test and stops it by pid. */
 #include "harness.h"
+#include "../test_main.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -205,7 +206,7 @@ skip_unless_process(const char *why)
 {
 	if (!test_free_threaded())
 		return false;
-	printf("\n  skipped under the free-threaded runtime: %s\n", why);
+	test_skip(why);
 	return true;
 }
 

@@ -27,8 +27,8 @@ bool test_free_threaded(void);
 int test_processes(int n);
 
 /* In a test that is about worker processes (pids, one process per call):
- * returns true, after saying so, when the free-threaded runtime is under
- * test, and the test should return. */
+ * returns true, after marking the test skipped (test_skip) with why, when
+ * the free-threaded runtime is under test, and the test should return. */
 bool skip_unless_process(const char *why);
 
 /* Starts `B/gild serve APP --workers N` (or, under the free-threaded

@@ -380,8 +380,8 @@ test_worker_memory(void)
 
 	if (getenv("SANITIZE") != NULL && *getenv("SANITIZE") != '\0') {
 		/* ASan reserves terabytes of address space: no limit fits. */
-		fprintf(stderr, "\n  skipped: --worker-memory does not apply to "
-				"sanitized workers\n");
+		test_skip("--worker-memory does not apply to sanitized workers "
+			  "(ASan reserves terabytes of address space)");
 		return;
 	}
 	CU_ASSERT_EQUAL_FATAL(start(&s, extra), 0);

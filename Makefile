@@ -83,6 +83,7 @@ BINS :=
 LIBS :=
 UNIT_TESTS :=
 RUNTIME_TESTS := # run by tests/run.sh, not files to build ("ft:...")
+NOT_RUN := # "WHAT: WHY;" for each suite this build leaves out (tests/run.sh)
 include proto/build.mk
 include mk/cunit.mk
 include client-lib/build.mk
@@ -101,7 +102,7 @@ run: all
 # Under sanitizers, leaks inside libpython and numpy (not ours) are ignored.
 test: all $(UNIT_TESTS) $(TEST_DEPS)
 	@B=$(B) PYTHON=$(PYTHON) FT_PYTHON=$(FT_PY_EXE) SANITIZE=$(SANITIZE) \
-	FUZZ_SECONDS=$(FUZZ_SECONDS) \
+	FUZZ_SECONDS=$(FUZZ_SECONDS) NOT_RUN='$(strip $(NOT_RUN))' \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/worker/lsan.supp:print_suppressions=0 \
 	tests/run.sh $(UNIT_TESTS) $(RUNTIME_TESTS)
 

@@ -1,6 +1,15 @@
 # tests/: CUnit unit tests of modules shared by several programs, and the
 # integration suites that start the real gild binary.
 
+# The runner's own test (tests/python/test_runner.py) runs this CUnit
+# program, which has one test of each outcome; it is not in UNIT_TESTS.
+$(B)/tests/runner/fake_cunit.o: tests/runner/fake_cunit.c tests/test_main.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CUNIT_CFLAGS) -Itests -c $< -o $@
+$(B)/tests/fake_cunit: $(B)/tests/runner/fake_cunit.o $(B)/tests/test_main.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CUNIT_LIBS)
+TEST_DEPS += $(B)/tests/fake_cunit
+
 $(eval $(call cunit_test,test_frame,$(B)/libgildproto.a,))
 $(eval $(call cunit_test,test_wire,$(B)/libgildproto.a,$(PROTOBUFC_LIBS)))
 
@@ -37,6 +46,9 @@ $(GILNEEDED): tests/apps/gilneeded.c
 TEST_DEPS += $(GILNEEDED)
 RUNTIME_TESTS += $(addprefix ft:$(B)/tests/,test_server test_reliability test_exec \
 	test_features)
+else
+NOT_RUN += test_runtime and the free-threaded runs (ft:, ftpy:): built \
+	without the free-threaded runtime (PYTHON_FT_CONFIG is empty);
 endif
 
 # Python tests: the generated gild_pb2 module lets them speak the protocol
@@ -50,7 +62,8 @@ UNIT_TESTS += tests/python/test_cli.py tests/python/test_python.py \
 	tests/python/test_auth.py tests/python/test_config.py \
 	tests/python/test_batch.py tests/python/test_exec.py \
 	tests/python/test_tls.py tests/python/test_deploy.py \
-	tests/python/test_drain.py tests/python/test_lb.py
+	tests/python/test_drain.py tests/python/test_lb.py \
+	tests/python/test_runner.py
 
 # Fuzzing: libFuzzer targets (clang, with ASan and UBSan) over the decoders
 # of untrusted bytes. `make fuzz FUZZ_SECONDS=60` runs each for that long;
@@ -74,7 +87,10 @@ FUZZ_TARGETS := $(FUZZ_B)/fuzz_request $(FUZZ_B)/fuzz_from_worker
 fuzz: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do tests/fuzz/run.sh $$t $(FUZZ_SECONDS) || exit 1; done
 
-# The sanitized test run skips them: they are sanitized builds already.
+# The sanitized test run leaves them out: they are sanitized builds already.
 ifeq ($(SANITIZE),)
 UNIT_TESTS += $(FUZZ_TARGETS)
+else
+NOT_RUN += $(notdir $(FUZZ_TARGETS)): the fuzz targets are built with ASan \
+	and UBSan already (the plain make test runs them);
 endif

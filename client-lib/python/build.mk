@@ -45,6 +45,10 @@ ifneq ($(PYTHON_FT_CONFIG),)
 RUNTIME_TESTS += ftpy:tests/python/test_native.py \
 	ftpy:tests/python/test_native_threads.py ftpy:tests/python/test_batch.py
 endif
+else
+NOT_RUN += tests/python/test_native.py, test_native_threads.py and the \
+	free-threaded Python runs (ftpy:): an extension built with sanitizers \
+	cannot be loaded into a plain Python (the plain make test runs them);
 endif
 
 # make install: the package (with the extension) for the system Python, in

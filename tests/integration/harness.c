@@ -301,6 +301,28 @@ proc_start(gild_proc *p, const char *app, int workers, const char *listen,
 	return -1;
 }
 
+/* What gild logs when its exit watchdog ends a close that hung
+ * (server/server.c, exit_watchdog). */
+#define CLOSE_HUNG "nng did not close within 5 s"
+
+/* Whether a line of gild's log holds text. */
+static bool
+log_has(const gild_proc *p, const char *text)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+	FILE *f = fopen(p->log, "r");
+
+	if (f == NULL)
+		return false;
+	while (!found && getline(&line, &cap, f) != -1)
+		found = strstr(line, text) != NULL;
+	free(line);
+	fclose(f);
+	return found;
+}
+
 static int
 rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -357,6 +379,13 @@ proc_wait(gild_proc *p)
 			kill(workers[i], SIGKILL);
 			rc = -1;
 		}
+	}
+	/* gild exits with the status it meant to when nng's close hangs (its
+	 * 5 s watchdog): a hang all the same, which exit 0 would hide. */
+	if (log_has(p, CLOSE_HUNG)) {
+		fprintf(stderr, "gild's close hung: '%s' in its log\n",
+		    CLOSE_HUNG);
+		rc = -1;
 	}
 	if (rc != 0)
 		proc_dump_log(p);

@@ -44,8 +44,9 @@ int proc_start(gild_proc *p, const char *app, int workers, const char *listen,
 int proc_stop(gild_proc *p);
 
 /* Waits up to 30 s for gild to exit (SIGKILL after), checks no worker it
- * had is left, removes the temp folder. Returns 0 when gild exited 0 and
- * left no worker. */
+ * had is left, removes the temp folder. Returns 0 when gild exited 0, left
+ * no worker, and did not need its exit watchdog to end an nng close that
+ * hung (it logs that, then exits with the status it meant to). */
 int proc_wait(gild_proc *p);
 
 /* Prints gild's stderr log (for failures). */

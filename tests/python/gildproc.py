@@ -12,6 +12,12 @@ B = os.path.join(ROOT, os.environ.get("B", "build"))
 APP = os.path.join(ROOT, "examples", "app.py")
 
 
+# What gild logs when its exit watchdog ends an nng close that hung
+# (server/server.c, exit_watchdog), and what Gild.stop returns then.
+CLOSE_HUNG_LOG = "nng did not close within 5 s"
+CLOSE_HUNG = "gild's close hung (its exit watchdog fired)"
+
+
 def read_until(proc, marker, timeout=60):
     """Reads proc's stdout lines until one starts with marker; returns the
     lines read. Raises on timeout or exit."""
@@ -68,8 +74,10 @@ class Gild:
                               if l.startswith("gild: http on")), None)
 
     def stop(self):
-        """SIGTERM, wait; returns the exit status (and keeps the stderr
-        text in .err). Stopping again returns the same."""
+        """SIGTERM, wait; returns the exit status, or CLOSE_HUNG when gild
+        exited only because its watchdog ended a close that hung (its
+        status would hide that), and keeps the stderr text in .err.
+        Stopping again returns the same."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -82,13 +90,16 @@ class Gild:
             self.err = self.log.read().decode(errors="replace")
             self.proc.stdout.close()
             self.log.close()
+        if CLOSE_HUNG_LOG in self.err:
+            return CLOSE_HUNG
         return self.proc.returncode
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.stop()
+    def __exit__(self, exc_type, *exc):
+        if self.stop() == CLOSE_HUNG and exc_type is None:
+            raise AssertionError(CLOSE_HUNG + "\n" + self.err)
 
 
 def gildctl(*args, timeout=60, env=None, input=None):

@@ -10,6 +10,7 @@ import tempfile
 import textwrap
 import unittest
 
+import gildproc
 from gildproc import ROOT, B
 
 RUN = os.path.join(ROOT, "tests", "run.sh")
@@ -262,6 +263,28 @@ class CUnitCountsTest(unittest.TestCase):
         self.assertNotEqual(rc, 0, out)
         self.assertEqual(summary(out), (3, 1, 0, 0))
         self.assertIn("exited with status 23 after its tests passed", out)
+
+
+class CloseHangTest(Scratch):
+    """A gild that exits 0 only because its watchdog ended an nng close
+    that hung (nng #1543) fails a test: gildproc.Gild.stop says so."""
+
+    def test_a_close_hang_is_not_exit_0(self):
+        self.script("gild", """\
+            trap 'echo "gild: warn nng did not close within 5 s (a known \\
+            nng 1.5.2 deadlock): exiting anyway" >&2; exit 0' TERM
+            echo "gild: listening on tcp://127.0.0.1:1"
+            echo "gild: ready (1 workers)"
+            while :; do sleep 0.1; done
+            """.replace("            ", ""))
+        saved, gildproc.B = gildproc.B, self.tmp.name
+        try:
+            g = gildproc.Gild()
+        finally:
+            gildproc.B = saved
+        self.assertEqual(g.stop(), gildproc.CLOSE_HUNG)
+        with self.assertRaisesRegex(AssertionError, "close hung"):
+            g.__exit__(None, None, None)
 
 
 if __name__ == "__main__":

@@ -104,6 +104,19 @@ def until_cancelled(limit_s):
     return n
 
 
+def until_file(path, limit_s):
+    """Returns True once the file path exists (a gate the test opens when
+    it has seen what it waits for), or False after limit_s seconds, so a
+    test that never opens it fails instead of hanging. As a stream: that
+    one chunk."""
+    end = time.monotonic() + limit_s
+    while not os.path.exists(path):
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 # ---- async ----
 
 @gild.function(concurrency=100)

@@ -5,10 +5,9 @@ import os
 import sys
 import tempfile
 import threading
-import time
 import unittest
 
-from gildproc import ROOT, Gild
+from gildproc import ROOT, Gild, until
 
 sys.path.insert(0, os.path.join(ROOT, "client-lib", "python"))
 SANITIZED = bool(os.environ.get("SANITIZE"))
@@ -31,14 +30,6 @@ def map_messages(n, max_in_flight, batch_size):
     first = min(n, max_in_flight)
     at_once = ceil_div(first, batch_size)
     return at_once + ceil_div(n - first, batch_size), at_once + n - first
-
-
-def until(cond, seconds=20.0):
-    """Polls cond() every 10 ms until true or seconds passed; returns it."""
-    end = time.monotonic() + seconds
-    while not cond() and time.monotonic() < end:
-        time.sleep(0.01)
-    return cond()
 
 
 # A sanitized build's extension cannot load into a plain interpreter; the

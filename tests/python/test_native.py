@@ -13,7 +13,7 @@ import threading
 import time
 import unittest
 
-from gildproc import ROOT, B, Gild
+from gildproc import ROOT, B, HANG_S, Gild, returns, until
 
 FEATURES = os.path.join(ROOT, "tests", "apps", "features.py")
 SANITIZED = bool(os.environ.get("SANITIZE"))
@@ -49,19 +49,6 @@ need_numpy = unittest.skipIf(np is None, "numpy is not installed")
 # freed memory is quarantined: RSS is no measure of leaks then.
 skip_asan = unittest.skipIf("asan" in os.environ.get("LD_PRELOAD", ""),
                             "RSS grows under AddressSanitizer")
-
-
-# Bounds every wait on an event here: only a hang reaches it.
-HANG_S = 60
-
-
-def until(cond, seconds=HANG_S):
-    """Polls cond() every 5 ms until it is true or seconds have passed;
-    returns its last value."""
-    end = time.monotonic() + seconds
-    while not cond() and time.monotonic() < end:
-        time.sleep(0.005)
-    return cond()
 
 
 def running(client):
@@ -743,10 +730,7 @@ class CloseTest(unittest.TestCase):
             # Running on the server, with the stream: the waiter is inside
             # the client.
             self.assertTrue(until(lambda: running(c) == 2))
-            closer = threading.Thread(target=c.close)
-            closer.start()
-            closer.join(HANG_S)
-            self.assertFalse(closer.is_alive(), "close() waited for the call")
+            self.assertTrue(returns(c.close), "close() waited for the call")
             self.assertTrue(c.closed and s.closed)
             self.assertEqual(results, [])  # the call goes on
             wait_for_closed(self, path)  # s was cancelled

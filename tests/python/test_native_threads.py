@@ -13,7 +13,7 @@ import threading
 import time
 import unittest
 
-from gildproc import ROOT, Gild
+from gildproc import ROOT, Gild, returns, until
 
 FEATURES = os.path.join(ROOT, "tests", "apps", "features.py")
 
@@ -58,15 +58,6 @@ def open_sockets():
         except OSError:  # closed meanwhile
             pass
     return n
-
-
-def until(cond, seconds=JOIN_S):
-    """Polls cond() every 5 ms until it is true or seconds (a bound only a
-    hang reaches) have passed; returns its last value."""
-    end = time.monotonic() + seconds
-    while not cond() and time.monotonic() < end:
-        time.sleep(0.005)
-    return cond()
 
 
 def sockets_after_close(want, timeout=JOIN_S):
@@ -344,10 +335,7 @@ class CloseWhileInUseTest(unittest.TestCase):
         t.start()
         # Running on the server: the thread is inside gild_call.
         self.assertTrue(until(lambda: c.status()[1]["in_flight"] == 1))
-        closer = threading.Thread(target=c.close)
-        closer.start()
-        closer.join(JOIN_S)
-        self.assertFalse(closer.is_alive(), "close() waited for the call")
+        self.assertTrue(returns(c.close), "close() waited for the call")
         self.assertTrue(c.closed)
         self.assertEqual(results, [])  # the call goes on
         open(gate, "w").close()

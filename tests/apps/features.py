@@ -59,14 +59,26 @@ def blobs(n, size):
 _batches = []
 
 
-@gild.function(batch=32, batch_wait_ms=200)
-def double(xs):
-    """Batched: gets a list of inputs. Records each batch's size and how
-    long its first call waited in the queue."""
+def _double(xs):
+    """Records each batch's size, how long its first call waited in the
+    queue and the batch size the context says; doubles each input."""
     ctx = gild.context()
     _batches.append([len(xs), ctx.queued_ms, ctx.batch_size])
     time.sleep(0.02)
     return [2 * x for x in xs]
+
+
+@gild.function(batch=32, batch_wait_ms=200)
+def double(xs):
+    """Batched: gets a list of inputs."""
+    return _double(xs)
+
+
+@gild.function(batch=32, batch_wait_ms=10000)
+def double_patient(xs):
+    """double, waiting up to 10 s (the most allowed) for a batch to fill:
+    a lone call held for that would show."""
+    return _double(xs)
 
 
 @gild.function(batch=8)
@@ -102,6 +114,19 @@ def until_cancelled(limit_s):
     except gild.Interrupted:
         return -1
     return n
+
+
+def until_file(path, limit_s):
+    """Returns True once the file path exists (a gate the test opens when
+    it has seen what it waits for), or False after limit_s seconds, so a
+    test that never opens it fails instead of hanging. As a stream: that
+    one chunk."""
+    end = time.monotonic() + limit_s
+    while not os.path.exists(path):
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 # ---- async ----

@@ -1,8 +1,9 @@
 """Test app of the free-threaded runtime (tests/integration/test_runtime.c).
 
 Every function reports where it ran, so the test can tell threads and
-processes apart, and how much CPU its thread got, so it can tell parallel
-threads from threads taking turns under a GIL.
+processes apart, and what its thread did meanwhile (ran, waited for a CPU,
+or was blocked), so it can tell parallel threads from threads taking turns
+under a GIL.
 """
 import os
 import sys
@@ -16,16 +17,42 @@ def _where():
     return [os.getpid(), threading.get_ident()]
 
 
+# Samples burn() takes of its thread, evenly over its loop.
+SAMPLES = 50
+
+
+def _sample():
+    """[monotonic s, s this thread has run, s it has waited runnable for a
+    CPU] (the kernel's /proc/thread-self/schedstat), or None where the
+    kernel keeps no such count. What is left of a span is the time the
+    thread was blocked (under a GIL: waiting for it)."""
+    now = time.monotonic()
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            ran, waited = f.read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return [now, int(ran) / 1e9, int(waited) / 1e9]
+
+
 def burn(n):
     """Pure-Python CPU work: n loop steps. Returns [pid, thread, start,
-    end, thread CPU seconds, checksum]."""
+    end, thread CPU seconds, checksum, samples]: samples is SAMPLES + 1
+    _sample()s taken evenly from the loop's start to its end (None if the
+    kernel keeps no schedstat)."""
     start = time.monotonic()
     cpu0 = time.thread_time()
+    samples = [_sample()]
     acc = 0
-    for i in range(n):
-        acc = (acc + i * i) % 1000003
+    step = max(1, n // SAMPLES)
+    for lo in range(0, n, step):
+        for i in range(lo, min(lo + step, n)):
+            acc = (acc + i * i) % 1000003
+        samples.append(_sample())
+    if None in samples:
+        samples = None
     return _where() + [start, time.monotonic(), time.thread_time() - cpu0,
-                       acc]
+                       acc, samples]
 
 
 def checksum(n):
@@ -37,8 +64,11 @@ def checksum(n):
 
 
 def spin_until_stopped(marker):
-    """Loops in pure Python until interrupted; its finally: writes marker."""
+    """Loops in pure Python until interrupted; its finally: writes marker.
+    Creates marker + ".running" once inside the try:, so that an interrupt
+    after that file exists runs the finally:."""
     try:
+        open(marker + ".running", "w").close()
         while True:
             pass
     finally:

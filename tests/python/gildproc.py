@@ -5,6 +5,7 @@ import select
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,6 +38,31 @@ def read_until(proc, marker, timeout=60):
             if lines[-1].startswith(marker):
                 return lines
     raise RuntimeError("no %r within %ss" % (marker, timeout))
+
+
+# Bounds the tests' waits on events: only a hang reaches it.
+HANG_S = 60
+
+
+def until(cond, seconds=HANG_S):
+    """Polls cond() every 5 ms until it is true or seconds have passed;
+    returns its last value. For waiting on an event (a file, a status
+    field), bounded so that a test fails instead of hanging."""
+    end = time.monotonic() + seconds
+    while not cond() and time.monotonic() < end:
+        time.sleep(0.005)
+    return cond()
+
+
+def returns(fn, seconds=HANG_S):
+    """Runs fn() on a thread of its own; returns whether it returned
+    within seconds. For a call that must not wait for something the test
+    still holds back: if it does, it waits until the bound, which only
+    such a wait (a hang) reaches."""
+    t = threading.Thread(target=fn, daemon=True)
+    t.start()
+    t.join(seconds)
+    return not t.is_alive()
 
 
 def die_with_parent():

@@ -13,7 +13,7 @@ import threading
 import time
 import unittest
 
-from gildproc import ROOT, B, Gild
+from gildproc import ROOT, B, HANG_S, Gild, returns, until
 
 FEATURES = os.path.join(ROOT, "tests", "apps", "features.py")
 SANITIZED = bool(os.environ.get("SANITIZE"))
@@ -51,26 +51,60 @@ skip_asan = unittest.skipIf("asan" in os.environ.get("LD_PRELOAD", ""),
                             "RSS grows under AddressSanitizer")
 
 
+def running(client):
+    """How many calls the server is running (its status's in_flight)."""
+    code, st, _ = client.status()
+    return st["in_flight"] if code == native.OK else -1
+
+
 def settle(client):
     """Lets replies still on their way arrive before the client is closed:
     nng 1.5.2 sometimes hangs in nng_close (under gild_close) when a reply
     comes in while a socket closes, and a Cancel (sent by Stream.close on a
-    stream that still runs) always gets one."""
-    time.sleep(0.3)
+    stream that still runs) always gets one. The server answers a status
+    request behind every reply it sent before on the same connection (it
+    reads one request at a time and sends in order, the client reads in
+    order), so once that answer is in, they are too."""
+    assert client.status()[0] == native.OK
 
 
 def wait_for_closed(test, path):
     """Waits for tests/apps/features.py's forever(path) to write "closed"
     (its generator was closed); removes path."""
     try:
-        for _ in range(100):
-            if os.path.exists(path) and "closed" in open(path).read():
-                return
-            time.sleep(0.05)
-        test.fail("the generator was not closed")
+        if not until(lambda: os.path.exists(path) and
+                     "closed" in open(path).read()):
+            test.fail("the generator was not closed")
     finally:
         if os.path.exists(path):
             os.unlink(path)
+
+
+class Gate:
+    """A file that tests/apps/features.py's until_file(path, limit_s) waits
+    for: a call that cannot end before the test opens it (or gives up with
+    False after limit_s, so a test that never opens it fails)."""
+
+    def __init__(self):
+        self.dir = tempfile.TemporaryDirectory(prefix="gild-native-")
+        self.path = os.path.join(self.dir.name, "gate")
+
+    def args(self, limit_s=HANG_S / 2):
+        return [self.path, limit_s]
+
+    def open(self):
+        open(self.path, "w").close()
+
+    def shut(self):
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.open()  # nothing is left waiting
+        self.dir.cleanup()
 
 
 def rss_kib():
@@ -415,9 +449,12 @@ class CallsTest(ServerCase):
         self.assertEqual(self.c.poll(), (cid, (native.OK, 0.2, None)))
 
     def test_cancel(self):
-        cid = self.c.submit("sleep", [5])
-        time.sleep(0.2)
-        self.assertTrue(self.c.cancel(cid))
+        """A running call (it created its started file) is interrupted."""
+        with tempfile.TemporaryDirectory() as tmp:
+            started = os.path.join(tmp, "started")
+            cid = self.c.submit("wait_for_cancel", [HANG_S, started])
+            self.assertTrue(until(lambda: os.path.exists(started)))
+            self.assertTrue(self.c.cancel(cid))
         code, value, error = self.c.wait(cid, 10000)
         self.assertEqual(code, native.CANCELLED)
         self.assertEqual(error[0], native.CANCELLED)
@@ -433,61 +470,6 @@ class CallsTest(ServerCase):
         self.assertEqual(code, native.DEADLINE_EXCEEDED)
         self.assertEqual(self.c.call("sleep", [0.01], timeout_ms=5000),
                          (native.OK, 0.01, None))
-
-    def _count_while(self, fn):
-        """Runs fn() while another thread counts; returns (result, count)."""
-        stop = threading.Event()
-        count = [0]
-
-        def counter():
-            while not stop.is_set():
-                count[0] += 1
-        t = threading.Thread(target=counter)
-        t.start()
-        try:
-            result = fn()
-        finally:
-            stop.set()
-            t.join()
-        return result, count[0]
-
-    def test_gil_released_in_call(self):
-        r, n = self._count_while(lambda: self.c.call("sleep", [0.5]))
-        self.assertEqual(r, (native.OK, 0.5, None))
-        self.assertGreater(n, 100000)
-
-    def test_gil_released_in_wait_and_poll(self):
-        cid = self.c.submit("sleep", [0.3])
-        r, n = self._count_while(lambda: self.c.wait(cid))
-        self.assertEqual(r, (native.OK, 0.3, None))
-        self.assertGreater(n, 50000)
-        cid = self.c.submit("sleep", [0.3])
-        r, n = self._count_while(lambda: self.c.poll())
-        self.assertEqual(r, (cid, (native.OK, 0.3, None)))
-        self.assertGreater(n, 50000)
-
-    def test_signals_interrupt_waits(self):
-        class Alarm(Exception):
-            pass
-
-        def alarm(signum, frame):
-            raise Alarm()
-        old = signal.signal(signal.SIGALRM, alarm)
-        try:
-            cid = self.c.submit("sleep", [1.5])
-            s = self.c.stream("sleep", [1.5])
-            for fn in (lambda: self.c.wait(cid), self.c.poll, s.next):
-                signal.setitimer(signal.ITIMER_REAL, 0.2)
-                t0 = time.time()
-                self.assertRaises(Alarm, fn)
-                self.assertLess(time.time() - t0, 1.0)
-            # The call and the stream go on.
-            self.assertEqual(self.c.wait(cid), (native.OK, 1.5, None))
-            self.assertEqual(s.next(), (native.OK, 1.5, None))
-            self.assertEqual(s.next()[0], native.STREAM_END)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
 
     def test_threads_share_a_client(self):
         errors = []
@@ -517,6 +499,82 @@ class CallsTest(ServerCase):
         self.assertEqual(s.next(), (native.STREAM_END, None, None))
         self.assertEqual(s.seq(), 1)
         s.close()
+
+
+@skip_native
+class WaitsTest(ServerCase):
+    """Waiting in the client, for a call or a chunk, releases the GIL and
+    is interrupted by a signal. Each call here ends only once the test
+    opens its gate, so what happens meanwhile happens while the client
+    waits, however slow the machine."""
+    app = FEATURES
+    workers = 2
+
+    def opened_while(self, waits, gate, when=lambda: True):
+        """Runs waits() on this thread while another Python thread opens
+        gate once waits() has begun and when() is true; returns what
+        waits() returned. Were the GIL held while waits() blocks, the
+        other thread could not run: the gate would stay shut and the call
+        end with False."""
+        began = []
+
+        def opener():
+            if until(lambda: began and when()):
+                gate.open()
+        t = threading.Thread(target=opener)
+        t.start()
+        try:
+            began.append(True)
+            return waits()
+        finally:
+            t.join(HANG_S)
+
+    def test_gil_released_in_call(self):
+        with Gate() as gate:
+            # Running on the server: this thread is inside call().
+            r = self.opened_while(
+                lambda: self.c.call("until_file", gate.args()), gate,
+                lambda: running(self.c) == 1)
+        self.assertEqual(r, (native.OK, True, None))
+
+    def test_gil_released_in_wait_and_poll(self):
+        with Gate() as gate:
+            cid = self.c.submit("until_file", gate.args())
+            self.assertEqual(self.opened_while(lambda: self.c.wait(cid),
+                                               gate),
+                             (native.OK, True, None))
+            gate.shut()
+            cid = self.c.submit("until_file", gate.args())
+            self.assertEqual(self.opened_while(self.c.poll, gate),
+                             (cid, (native.OK, True, None)))
+
+    def test_signals_interrupt_waits(self):
+        class Alarm(Exception):
+            pass
+
+        def alarm(signum, frame):
+            raise Alarm()
+        old = signal.signal(signal.SIGALRM, alarm)
+        try:
+            with Gate() as gate:
+                cid = self.c.submit("until_file", gate.args())
+                s = self.c.stream("until_file", gate.args())
+                for fn in (lambda: self.c.wait(cid), self.c.poll, s.next):
+                    signal.setitimer(signal.ITIMER_REAL, 0.2)
+                    self.assertRaises(Alarm, fn)
+                    # The signal ended the wait: the gate is shut, so the
+                    # call and the stream have not.
+                    self.assertIsNone(self.c.wait(cid, 0))
+                    self.assertEqual(s.next(0),
+                                     (native.DEADLINE_EXCEEDED, None, None))
+                # The call and the stream go on.
+                gate.open()
+                self.assertEqual(self.c.wait(cid), (native.OK, True, None))
+                self.assertEqual(s.next(), (native.OK, True, None))
+                self.assertEqual(s.next()[0], native.STREAM_END)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
 
 
 @skip_native
@@ -557,12 +615,11 @@ class StreamsActorsTest(ServerCase):
     def test_stream_deadline(self):
         path = tempfile.mktemp(prefix="gild-native-")
         s = self.c.stream("forever", [path], None, 8, 300)
-        t0 = time.time()
-        while True:
+        # Ended by its 300 ms deadline (the loop's bound is a hang's).
+        end = time.monotonic() + HANG_S
+        code = native.OK
+        while code == native.OK and time.monotonic() < end:
             code, value, error = s.next(10000)
-            if code != native.OK:
-                break
-        self.assertLess(time.time() - t0, 10)
         self.assertEqual(code, native.DEADLINE_EXCEEDED)
         self.assertIsNotNone(error)
         self.assertEqual(error[0], native.DEADLINE_EXCEEDED)
@@ -619,7 +676,8 @@ class StreamsActorsTest(ServerCase):
 class CloseTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.gild = Gild(app=FEATURES, workers=1)
+        # Two workers: a stream holds one while it runs.
+        cls.gild = Gild(app=FEATURES, workers=2)
 
     @classmethod
     def tearDownClass(cls):
@@ -656,24 +714,30 @@ class CloseTest(unittest.TestCase):
         s1.close()
 
     def test_close_while_another_thread_waits(self):
+        """close() while another thread waits in the client for a call:
+        it closes the streams now and returns without waiting for that
+        call (which cannot end before the gate opens, after close()); the
+        client closes once the waiter is out, with its result."""
         c = native.Client([self.gild.url])
         path = tempfile.mktemp(prefix="gild-native-")
         s = c.stream("forever", [path])
         self.assertEqual(s.next(5000), (native.OK, 0, None))
-        cid = c.submit("snooze", [0.5])
         results = []
-        t = threading.Thread(target=lambda: results.append(c.wait(cid)))
-        t.start()
-        time.sleep(0.2)  # the waiter is in gild_wait by now
-        t0 = time.time()
-        c.close()  # closes s now, the client once the waiter is out
-        self.assertLess(time.time() - t0, 0.3)
-        self.assertTrue(c.closed and s.closed)
-        wait_for_closed(self, path)  # s was cancelled
-        t.join()
-        self.assertEqual(len(results), 1)
-        self.assertEqual(results[0][0], native.OK)
-        self.assertRaises(ValueError, c.wait, cid)
+        with Gate() as gate:
+            t = threading.Thread(target=lambda: results.append(
+                c.call("until_file", gate.args())))
+            t.start()
+            # Running on the server, with the stream: the waiter is inside
+            # the client.
+            self.assertTrue(until(lambda: running(c) == 2))
+            self.assertTrue(returns(c.close), "close() waited for the call")
+            self.assertTrue(c.closed and s.closed)
+            self.assertEqual(results, [])  # the call goes on
+            wait_for_closed(self, path)  # s was cancelled
+            gate.open()
+            t.join(HANG_S)
+        self.assertEqual(results, [(native.OK, True, None)])
+        self.assertRaises(ValueError, c.call, "pid", [])
 
     def test_stream_read_by_one_thread_at_a_time(self):
         c = native.Client([self.gild.url])
@@ -681,17 +745,27 @@ class CloseTest(unittest.TestCase):
         self.assertEqual(s.next(5000), (native.OK, 0, None))
         self.assertEqual(s.next(5000)[0], native.STREAM_END)
         s.close()
-        s = c.stream("until_cancelled", [0.5])  # one chunk, after 0.5 s
         results = []
-        t = threading.Thread(target=lambda: results.append(s.next()))
-        t.start()
-        time.sleep(0.1)
-        with self.assertRaises(RuntimeError):
-            s.next(0)
-        s.close()  # the reader closes it once its next() returns
-        self.assertTrue(s.closed)
-        t.join()
-        self.assertEqual(results[0][0], native.OK)
+        with Gate() as gate:
+            s = c.stream("until_file", gate.args())  # one chunk, once open
+
+            def busy():
+                """Whether another thread is reading s (s.next(0) takes
+                nothing meanwhile: no chunk comes before the gate opens)."""
+                try:
+                    self.assertEqual(s.next(0)[0], native.DEADLINE_EXCEEDED)
+                    return False
+                except RuntimeError as e:
+                    self.assertIn("another thread", str(e))
+                    return True
+            t = threading.Thread(target=lambda: results.append(s.next()))
+            t.start()
+            self.assertTrue(until(busy))
+            s.close()  # the reader closes it once its next() returns
+            self.assertTrue(s.closed)
+            gate.open()
+            t.join(HANG_S)
+        self.assertEqual(results, [(native.OK, True, None)])
         self.assertRaises(ValueError, s.next)
         self.assertEqual(s.seq(), 1)
         settle(c)  # s was closed before its end: a Cancel went out

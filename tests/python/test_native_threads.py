@@ -8,11 +8,14 @@ any interpreter with the extension built for it can run it."""
 import os
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
 import unittest
 
-from gildproc import ROOT, Gild
+from gildproc import ROOT, Gild, returns, until
+
+FEATURES = os.path.join(ROOT, "tests", "apps", "features.py")
 
 sys.path.insert(0, os.path.join(ROOT, "client-lib", "python"))
 SANITIZED = bool(os.environ.get("SANITIZE"))
@@ -57,10 +60,11 @@ def open_sockets():
     return n
 
 
-def sockets_after_close(want, timeout=2.0):
-    """open_sockets() once it is want, or after timeout seconds: nng closes
-    a connection's descriptor on its reaper thread, a moment after
-    nng_close has returned."""
+def sockets_after_close(want, timeout=JOIN_S):
+    """open_sockets() once it is want, or after timeout seconds (a bound
+    only a descriptor never closed reaches): nng closes a connection's
+    descriptor on its reaper thread, a moment after nng_close has
+    returned."""
     end = time.monotonic() + timeout
     while open_sockets() != want and time.monotonic() < end:
         time.sleep(0.01)
@@ -98,7 +102,10 @@ class SharedClientTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        time.sleep(0.3)  # replies to the Cancels of closed streams land
+        # The replies to the Cancels of closed streams land before the
+        # close (nng 1.5.2 can hang closing a socket a reply comes in
+        # on): the server answers this status behind them, in order.
+        cls.c.status()
         cls.c.close()
         assert cls.gild.stop() == 0
 
@@ -282,12 +289,20 @@ class CloseWhileInUseTest(unittest.TestCase):
     def test_close_after_busy_threads(self):
         # Threads enter and leave the client as fast as they can (a cancel
         # of an unknown id never leaves this process); then a call is in
-        # flight when close() comes. close() must return at once and leave
-        # the gild_client to that call, whose thread closes it (and its
-        # socket) on the way out. A `busy` count that lost updates (no GIL)
-        # made close() shut the gild_client under the call, or never.
+        # flight when close() comes. close() must return without waiting
+        # for that call and leave the gild_client to it, whose thread closes
+        # it (and its socket) on the way out. A `busy` count that lost
+        # updates (no GIL) made close() shut the gild_client under the
+        # call, or never. The call is features.py's until_file: it cannot
+        # end before the test opens its gate, after close() returned.
+        g = Gild(app=FEATURES, workers=1)
+        self.addCleanup(g.stop)
+        tmp = tempfile.TemporaryDirectory(prefix="gild-threads-")
+        self.addCleanup(tmp.cleanup)
+        gate = os.path.join(tmp.name, "gate")
+        self.addCleanup(lambda: open(gate, "a").close())  # none left waiting
         sockets = open_sockets()
-        c = native.Client([self.gild.url])
+        c = native.Client([g.url])
         self.assertGreater(open_sockets(), sockets)
         stop = threading.Event()
         counts = [0] * THREADS
@@ -315,19 +330,20 @@ class CloseWhileInUseTest(unittest.TestCase):
         self.assertTrue(all(n > 0 for n in counts), counts)
         self.assertEqual(c.in_flight(), 0)
         results = []
-        t = threading.Thread(
-            target=lambda: results.append(c.call("sleep", [0.5])))
+        t = threading.Thread(target=lambda: results.append(
+            c.call("until_file", [gate, JOIN_S / 2])))
         t.start()
-        time.sleep(0.1)  # the call is in gild_call by now
-        t0 = time.monotonic()
-        c.close()
-        self.assertLess(time.monotonic() - t0, 0.2)
+        # Running on the server: the thread is inside gild_call.
+        self.assertTrue(until(lambda: c.status()[1]["in_flight"] == 1))
+        self.assertTrue(returns(c.close), "close() waited for the call")
         self.assertTrue(c.closed)
+        self.assertEqual(results, [])  # the call goes on
+        open(gate, "w").close()
         t.join(JOIN_S)
         self.assertFalse(t.is_alive())
-        self.assertEqual(results, [(native.OK, 0.5, None)])
+        self.assertEqual(results, [(native.OK, True, None)])
         self.assertEqual(sockets_after_close(sockets), sockets)
-        self.assertRaises(ValueError, c.call, "sleep", [0])
+        self.assertRaises(ValueError, c.call, "until_file", [gate, 0])
 
     def test_close_from_many_threads(self):
         # Everyone closes at once, streams read to their end included:

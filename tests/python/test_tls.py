@@ -46,16 +46,28 @@ def port_of(url):
     return int(url.rsplit(":", 1)[1])
 
 
-def pings_again(c, tries=10):
-    """Whether a ping through c succeeds within tries calls (each may wait
-    for a redial, or fail on a connection that went down)."""
-    for _ in range(tries):
-        try:
-            if c.call("ping") == "pong":
-                return True
-        except (gild.Unavailable, ConnectionError):
-            continue
-    return False
+def ping_after_restart(c):
+    """c.call("ping") once the server c was connected to has exited and
+    another is up; returns its result. At most one retry, because the
+    first call can race the client's notice that the old connection
+    closed: nng reports a pipe's removal on its own thread a moment after
+    the server exits, and a call sent before that goes out on the dead
+    connection and fails UNAVAILABLE ("connection to URL lost"). The
+    removal is handled before that failure is, so the retry waits (up to
+    5 s) for the redial instead. A retry that fails too is a real failure:
+    raised with both errors."""
+    try:
+        return c.call("ping")
+    except gild.Unavailable as e:
+        first = e
+    print("\n  first ping after the restart failed (retrying once): %s"
+          % first, file=sys.stderr)
+    try:
+        return c.call("ping")
+    except gild.Unavailable as second:
+        raise AssertionError("the ping failed twice after the restart: "
+                             "first %s, then %s" % (first, second)) from first
+
 
 class ServerAuthTest(unittest.TestCase):
     """A server with a certificate and no --tls-ca: any client that trusts
@@ -291,10 +303,8 @@ class RedialTest(unittest.TestCase):
                 self.assertEqual(c.call("ping"), "pong")
                 self.assertEqual(g.stop(), 0)
                 g = Gild(app=APP, workers=1, listen=url, args=args)
-                # Calls wait up to 5 s for the redial each; a call that was
-                # sent on the dying connection fails UNAVAILABLE.
-                self.assertTrue(pings_again(c),
-                                "no call succeeded after the restart")
+                # A call waits up to 5 s for the redial.
+                self.assertEqual(ping_after_restart(c), "pong")
             finally:
                 c.close()
         finally:
@@ -320,8 +330,7 @@ class RedialTest(unittest.TestCase):
                 self.assertEqual(c.call("ping"), "pong")
                 g2 = Gild(app=APP, workers=1, listen=url2, args=args)
                 self.assertEqual(g1.stop(), 0)
-                self.assertTrue(pings_again(c),
-                                "no call reached the second server")
+                self.assertEqual(ping_after_restart(c), "pong")
             finally:
                 c.close()
         finally:

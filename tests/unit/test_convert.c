@@ -1536,6 +1536,9 @@ test_worker_runtime(void)
 	    "    global count\n"
 	    "    while True:\n"
 	    "        count += 1\n"
+	    "        if count == 20:\n"
+	    "            open(os.path.join(os.path.dirname(__file__),\n"
+	    "                              'ticked'), 'w').close()\n"
 	    "        time.sleep(0.001)\n"
 	    "threading.Thread(target=_tick, daemon=True).start()\n"
 	    "def ticks():\n"
@@ -1568,7 +1571,12 @@ test_worker_runtime(void)
 	CU_ASSERT_STRING_EQUAL(r->hello->functions[1], "ticks");
 	gild__worker__v1__from_worker__free_unpacked(r, NULL);
 
-	usleep(200000); /* the worker is blocked reading: _tick must run */
+	/* Sent nothing, the worker is blocked reading: _tick must run (it
+	 * says so after 20 turns; 30 s is a bound only a hang reaches). */
+	snprintf(path, sizeof(path), "%s/ticked", dir);
+	for (int i = 0; i < 3000 && access(path, F_OK) != 0; i++)
+		usleep(10000);
+	CU_ASSERT_EQUAL(access(path, F_OK), 0);
 	kill(c.pid, SIGINT);
 	msg = enc_call(1, "ticks", 0, NULL, 0, NULL, &len);
 	r = roundtrip(&c, msg, len);

@@ -23,6 +23,27 @@ served_stop(served *s)
 	CU_ASSERT_EQUAL(proc_stop(&s->p), 0); /* exit 0, no worker left */
 }
 
+int
+served_worker_pids(gild_client *c, int64_t *pids, int max)
+{
+	gild_value *st = NULL;
+	int n = 0;
+
+	if (gild_status(c, 10000, &st, NULL) != GILD_OK)
+		return 0;
+	const gild_value *ws = gild_map_get(st, "workers");
+	for (size_t i = 0; i < gild_value_len(ws) && n < max; i++) {
+		const gild_value *w = gild_value_item(ws, i);
+		const char *state = gild_value_str(gild_map_get(w, "state"), NULL);
+		int64_t pid = gild_value_int(gild_map_get(w, "pid"));
+		if (pid > 0 && state != NULL &&
+		    (!strcmp(state, "ready") || !strcmp(state, "busy")))
+			pids[n++] = pid;
+	}
+	gild_value_free(st);
+	return n;
+}
+
 gild_call_id
 served_submit(gild_client *c, const char *fn, gild_value *arg, int timeout_ms)
 {

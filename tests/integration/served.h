@@ -32,4 +32,9 @@ int served_wait(gild_client *c, gild_call_id id, gild_result *res);
  * true); -1 when status cannot be read. */
 int64_t served_status_int(gild_client *c, const char *field, bool worker);
 
+/* Pids of the workers status lists as up (ready or busy; not the template
+ * nor a worker still starting), at most max; returns how many (0 when
+ * status cannot be read). */
+int served_worker_pids(gild_client *c, int64_t *pids, int max);
+
 #endif

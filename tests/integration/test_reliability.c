@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -396,140 +395,7 @@ test_worker_memory(void)
 	served_stop(&s);
 }
 
-/* ---- chaos and reload -------------------------------------------------- */
-
-/* Pids of the workers status lists as up (not the template). */
-static int
-worker_pids(gild_client *c, int64_t *pids, int max)
-{
-	gild_value *st = NULL;
-	int n = 0;
-
-	if (gild_status(c, 10000, &st, NULL) != GILD_OK)
-		return 0;
-	const gild_value *ws = gild_map_get(st, "workers");
-	for (size_t i = 0; i < gild_value_len(ws) && n < max; i++) {
-		const gild_value *w = gild_value_item(ws, i);
-		const char *state = gild_value_str(gild_map_get(w, "state"), NULL);
-		int64_t pid = gild_value_int(gild_map_get(w, "pid"));
-		if (pid > 0 && state != NULL &&
-		    (!strcmp(state, "ready") || !strcmp(state, "busy")))
-			pids[n++] = pid;
-	}
-	gild_value_free(st);
-	return n;
-}
-
-typedef struct killer {
-	const char *url;
-	atomic_bool stop;
-	atomic_int kills;
-} killer;
-
-/* Every 50 ms, SIGKILL a random worker, until told to stop (60 s at most). */
-static void *
-killer_main(void *arg)
-{
-	killer *k = arg;
-	gild_client *c = NULL;
-	const char *urls[1] = {k->url};
-	unsigned seed = 12345;
-
-	if (gild_connect(&c, urls, 1, NULL) != GILD_OK)
-		return NULL;
-	for (double end = now_s() + 60; !atomic_load(&k->stop) && now_s() < end;
-	     usleep(50000)) {
-		int64_t pids[16];
-		int n = worker_pids(c, pids, 16);
-		if (n > 0 && kill((pid_t) pids[rand_r(&seed) % n], SIGKILL) == 0)
-			k->kills++;
-	}
-	gild_close(c);
-	return NULL;
-}
-
-/* Whether the chaos test sends more calls: until `n` of at least N are
- * out and the killer has killed 10 times, at most `max`. */
-static bool
-more(int n, killer *k, int max)
-{
-	return n < max && (n < 5000 || atomic_load(&k->kills) < 10);
-}
-
-/* Item 4: while at least 5,000 calls run, a random worker is SIGKILLed
- * every 50 ms (at least 10 times: calls go on, up to NMAX, until then).
- * Every call gets exactly one reply, its correct result or WORKER_LOST;
- * the server stays up and the pool is back to full size after. */
-static void
-test_chaos(void)
-{
-	enum { N = 5000, NMAX = 100000, WINDOW = 32 }; /* N: as in more() */
-	static gild_call_id ids[NMAX];
-	static int64_t want[NMAX];
-	server s;
-	killer k = {0};
-	pthread_t thr;
-	int ok = 0, lost = 0, other = 0, sent = 0, done = 0;
-	int64_t pids[16];
-	double end;
-
-	CU_ASSERT_EQUAL_FATAL(served_start(&s, APP, 2, NULL), 0);
-	k.url = s.p.url;
-	CU_ASSERT_EQUAL_FATAL(pthread_create(&thr, NULL, killer_main, &k), 0);
-	/* Closed loop, WINDOW calls in flight, bounded by count and time. */
-	for (end = now_s() + 120;
-	     done < sent || (more(sent, &k, NMAX) && now_s() < end);) {
-		gild_result res = {0};
-		while (more(sent, &k, NMAX) && sent - done < WINDOW &&
-		       now_s() < end) {
-			gild_value *args = gild_list();
-			gild_list_append(args, gild_int(sent));
-			gild_list_append(args, gild_int(sent));
-			want[sent] = 2 * (int64_t) sent;
-			if (gild_submit(s.c, "add", args, NULL, &ids[sent],
-				NULL) != GILD_OK)
-				break;
-			gild_value_free(args);
-			sent++;
-		}
-		if (done == sent)
-			break; /* could not send */
-		if (gild_wait(s.c, ids[done], 30000, &res) != GILD_OK) {
-			CU_FAIL("a call got no reply within 30 s");
-			break;
-		}
-		if (res.code == GILD_OK && gild_value_int(res.value) == want[done])
-			ok++;
-		else if (res.code == GILD_WORKER_LOST)
-			lost++;
-		else
-			other++;
-		gild_result_clear(&res);
-		done++;
-	}
-	atomic_store(&k.stop, true);
-	pthread_join(thr, NULL);
-	fprintf(stderr, "\n  %d calls: %d results, %d WORKER_LOST; %d kills\n",
-	    done, ok, lost, atomic_load(&k.kills));
-	CU_ASSERT(done >= N);
-	CU_ASSERT_EQUAL(ok + lost, done);
-	CU_ASSERT_EQUAL(other, 0);
-	CU_ASSERT(atomic_load(&k.kills) >= 10);
-	CU_ASSERT(ok > done / 2);
-	/* Nothing else comes: every call had exactly one reply. */
-	{
-		gild_result extra = {0};
-		CU_ASSERT_EQUAL(gild_poll(s.c, 200, &extra), GILD_NOT_FOUND);
-		gild_result_clear(&extra);
-	}
-	CU_ASSERT(pid_alive(s.p.pid));
-	for (end = now_s() + 10; now_s() < end; usleep(20000))
-		if (worker_pids(s.c, pids, 16) == test_processes(2))
-			break;
-	CU_ASSERT_EQUAL(worker_pids(s.c, pids, 16), test_processes(2));
-	assert_still_serving(s.c);
-	served_stop(&s);
-}
+/* ---- reload ------------------------------------------------------------ */
 
 /* Writes the reliability app with VERSION = version into path. */
 static int
@@ -572,7 +438,7 @@ sighup_reload(const char *const *extra)
 	snprintf(app, sizeof(app), "%s/app.py", dir);
 	CU_ASSERT_EQUAL_FATAL(write_app(app, 1), 0);
 	CU_ASSERT_EQUAL_FATAL(served_start(&s, app, 2, extra), 0);
-	nbefore = worker_pids(s.c, before, 16);
+	nbefore = served_worker_pids(s.c, before, 16);
 	CU_ASSERT_EQUAL(nbefore, test_processes(2));
 	for (int i = 0; i < WINDOW; i++)
 		CU_ASSERT_EQUAL(gild_submit(s.c, "version", NULL, NULL, &ids[i],
@@ -613,7 +479,7 @@ sighup_reload(const char *const *extra)
 	/* The last worker may still be on its way: wait for both new ones. */
 	for (double end = now_s() + 30; now_s() < end; usleep(20000)) {
 		int fresh = 0;
-		nafter = worker_pids(s.c, after, 16);
+		nafter = served_worker_pids(s.c, after, 16);
 		for (int i = 0; i < nafter; i++) {
 			bool old = false;
 			for (int j = 0; j < nbefore; j++)
@@ -968,7 +834,6 @@ main(void)
 	CU_add_test(s, "a disconnecting client's calls are cancelled", test_disconnect_cancels);
 	CU_add_test(s, "retries=N", test_retries);
 	CU_add_test(s, "--worker-memory", test_worker_memory);
-	CU_add_test(s, "chaos: a worker killed every 50 ms", test_chaos);
 	CU_add_test(s, "SIGHUP reloads under load", test_sighup_reload);
 	CU_add_test(s, "SIGHUP reloads under load (--spawn exec)", test_sighup_reload_exec);
 	CU_add_test(s, "1,000 clients come and go", test_connection_churn);

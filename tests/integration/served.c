@@ -19,8 +19,17 @@ served_start(served *s, const char *app, int n, const char *const *extra)
 void
 served_stop(served *s)
 {
-	gild_close(s->c);
+	served_close(s->c, "the test's client");
 	CU_ASSERT_EQUAL(proc_stop(&s->p), 0); /* exit 0, no worker left */
+}
+
+void
+served_close(gild_client *c, const char *what)
+{
+	if (client_close_bounded(c, 5000) != 0) {
+		fprintf(stderr, "\n  closing %s hung\n", what);
+		CU_FAIL("gild_close did not return within 5 s");
+	}
 }
 
 int

@@ -303,14 +303,16 @@ test_cancel_right_behind(void)
 }
 
 /* A client that disconnects: its running call is interrupted (finally:
- * ran), its queued ones dropped; other clients are not affected. */
+ * ran), its 5 queued ones (status said so before it left) are dropped and
+ * never run (they would leave a mark when they start); other clients are
+ * not affected. */
 static void
 test_disconnect_cancels(void)
 {
 	server s;
 	gild_client *gone = NULL;
 	const char *urls[1];
-	char path[256];
+	char path[256], marks[256];
 	bool idle = false;
 
 	CU_ASSERT_EQUAL_FATAL(start(&s, NULL), 0);
@@ -321,18 +323,24 @@ test_disconnect_cancels(void)
 		if (served_status_int(s.c, "in_flight", false) == 1)
 			break;
 	for (int i = 0; i < 5; i++)
-		served_submit(gone, "nap", gild_float(5), 0);
+		served_submit(gone, "marked_nap",
+		    i == 0 ? scratch(&s, "naps", marks, sizeof(marks))
+			   : gild_cstr(marks), 0);
 	for (double end = now_s() + 5; now_s() < end; usleep(5000))
 		if (served_status_int(s.c, "queued", false) == 5)
 			break;
+	CU_ASSERT_EQUAL(served_status_int(s.c, "queued", false), 5);
 	CU_ASSERT_EQUAL(served_status_int(s.c, "in_flight", false), 1);
 	served_close(gone, "the disconnecting client");
 	CU_ASSERT(file_has(path, "finally ran"));
 	for (double end = now_s() + 5; now_s() < end && !idle; usleep(10000))
 		idle = served_status_int(s.c, "in_flight", false) == 0 &&
 		       served_status_int(s.c, "queued", false) == 0;
-	CU_ASSERT(idle); /* the naps were dropped, not run */
+	CU_ASSERT(idle);
+	/* The worker is free and has served another call since: a nap that
+	 * was not dropped would have started, and left its mark, by now. */
 	assert_still_serving(s.c);
+	CU_ASSERT_EQUAL(access(marks, F_OK), -1); /* no nap ran */
 	served_stop(&s);
 }
 

@@ -53,6 +53,20 @@ served_worker_pids(gild_client *c, int64_t *pids, int max)
 	return n;
 }
 
+void
+served_assert_serving(gild_client *c)
+{
+	gild_value *args = gild_list(), *out = NULL;
+
+	gild_list_append(args, gild_int(40));
+	gild_list_append(args, gild_int(2));
+	CU_ASSERT_EQUAL(gild_call(c, "add", args, NULL, 20000, &out, NULL),
+	    GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_int(out), 42);
+	gild_value_free(out);
+	gild_value_free(args);
+}
+
 gild_call_id
 served_submit(gild_client *c, const char *fn, gild_value *arg, int timeout_ms)
 {

@@ -23,6 +23,10 @@ void served_stop(served *s);
  * does not return in time is a test failure naming what was closed. */
 void served_close(gild_client *c, const char *what);
 
+/* Asserts that the server still serves: add(40, 2), a function of the
+ * served app, returns 42 within 20 s. */
+void served_assert_serving(gild_client *c);
+
 /* Submits fn(arg) (arg taken; NULL: no argument) with a deadline (0:
  * none); a failure is a test failure. */
 gild_call_id served_submit(gild_client *c, const char *fn, gild_value *arg,

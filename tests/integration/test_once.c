@@ -337,20 +337,6 @@ pool_refills(gild_client *c)
 	return n;
 }
 
-static void
-assert_still_serving(gild_client *c)
-{
-	gild_value *args = gild_list(), *out = NULL;
-
-	gild_list_append(args, gild_int(40));
-	gild_list_append(args, gild_int(2));
-	CU_ASSERT_EQUAL(gild_call(c, "add", args, NULL, 20000, &out, NULL),
-	    GILD_OK);
-	CU_ASSERT_EQUAL(gild_value_int(out), 42);
-	gild_value_free(out);
-	gild_value_free(args);
-}
-
 /* While at least 5,000 calls run, a random worker is SIGKILLed every 50 ms
  * (at least 10 times: calls go on, up to 100,000, until then). Every call
  * gets exactly one reply (exactly_once), even 500 ms after the last.
@@ -380,7 +366,7 @@ test_chaos(void)
 	run_result_fini(&r);
 	CU_ASSERT(pid_alive(s.p.pid));
 	CU_ASSERT_EQUAL(pool_refills(s.c), test_processes(WORKERS));
-	assert_still_serving(s.c);
+	served_assert_serving(s.c);
 	served_stop(&s);
 }
 

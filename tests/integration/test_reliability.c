@@ -95,20 +95,6 @@ file_int(const char *path)
 	return (int64_t) v;
 }
 
-static void
-assert_still_serving(gild_client *c)
-{
-	gild_value *args = gild_list(), *out = NULL;
-
-	gild_list_append(args, gild_int(40));
-	gild_list_append(args, gild_int(2));
-	CU_ASSERT_EQUAL(gild_call(c, "add", args, NULL, 20000, &out, NULL),
-	    GILD_OK);
-	CU_ASSERT_EQUAL(gild_value_int(out), 42);
-	gild_value_free(out);
-	gild_value_free(args);
-}
-
 /* ---- deadlines --------------------------------------------------------- */
 
 /* Item 1: pure-Python infinite loop, 200 ms timeout: DEADLINE_EXCEEDED, its
@@ -151,7 +137,7 @@ test_deadline_interrupts(void)
 	CU_ASSERT(pid2 > 0 && pid2 != pid1); /* replaced */
 	CU_ASSERT_FALSE(pid_alive((pid_t) pid1));
 	CU_ASSERT_EQUAL(served_status_int(s.c, "restarts", true), 1);
-	assert_still_serving(s.c);
+	served_assert_serving(s.c);
 	served_stop(&s);
 }
 
@@ -196,7 +182,7 @@ test_deadline_sources(void)
 	gild_result_clear(&res);
 	CU_ASSERT(file_has(path2, "finally ran"));
 	CU_ASSERT_EQUAL(served_status_int(s.c, "restarts", true), 0);
-	assert_still_serving(s.c);
+	served_assert_serving(s.c);
 	served_stop(&s);
 }
 
@@ -291,7 +277,7 @@ test_cancel_right_behind(void)
 	CU_ASSERT_EQUAL(other, 0);
 	CU_ASSERT_EQUAL(cancelled, rounds * PAIRS);
 	if (lost == 0) {
-		assert_still_serving(s.c);
+		served_assert_serving(s.c);
 		served_stop(&s);
 	} else {
 		/* A nap still runs: do not wait 30 s for it. */
@@ -339,7 +325,7 @@ test_disconnect_cancels(void)
 	CU_ASSERT(idle);
 	/* The worker is free and has served another call since: a nap that
 	 * was not dropped would have started, and left its mark, by now. */
-	assert_still_serving(s.c);
+	served_assert_serving(s.c);
 	CU_ASSERT_EQUAL(access(marks, F_OK), -1); /* no nap ran */
 	served_stop(&s);
 }
@@ -371,7 +357,7 @@ test_retries(void)
 		if (served_status_int(s.c, "restarts", true) == 3)
 			break;
 	CU_ASSERT_EQUAL(served_status_int(s.c, "restarts", true), 3);
-	assert_still_serving(s.c);
+	served_assert_serving(s.c);
 	served_stop(&s);
 }
 
@@ -398,7 +384,7 @@ test_worker_memory(void)
 	CU_ASSERT(message_has(&res, "--worker-memory"));
 	CU_ASSERT(message_has(&res, "512 MiB"));
 	gild_result_clear(&res);
-	assert_still_serving(s.c);
+	served_assert_serving(s.c);
 	CU_ASSERT_NOT_EQUAL(worker_pid(s.c), pid0);
 	served_stop(&s);
 }
@@ -675,7 +661,7 @@ test_connection_churn(void)
 	 * resident by design; its leak check at gild's exit covers that run. */
 	if (getenv("SANITIZE") == NULL || *getenv("SANITIZE") == '\0')
 		CU_ASSERT(rss1 <= rss0 + 2048);
-	assert_still_serving(s.c);
+	served_assert_serving(s.c);
 	served_stop(&s);
 }
 

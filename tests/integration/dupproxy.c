@@ -71,8 +71,8 @@ down_main(void *arg)
 {
 	dupproxy *p = arg;
 
-	forward(p, p->back, p->front, p->every, &p->n.replies,
-	    &p->n.duplicated);
+	forward(
+	    p, p->back, p->front, p->every, &p->n.replies, &p->n.duplicated);
 	return NULL;
 }
 
@@ -92,8 +92,8 @@ setup(nng_socket s)
 }
 
 int
-dupproxy_start(dupproxy **out, const char *upstream, unsigned every,
-    char *url, size_t len)
+dupproxy_start(
+    dupproxy **out, const char *upstream, unsigned every, char *url, size_t len)
 {
 	dupproxy *p = calloc(1, sizeof(*p));
 	nng_listener l;
@@ -118,8 +118,8 @@ dupproxy_start(dupproxy **out, const char *upstream, unsigned every,
 		goto fail;
 	snprintf(url, len, "tcp://127.0.0.1:%d", port);
 	p->up_started = pthread_create(&p->up, NULL, up_main, p) == 0;
-	p->down_started = p->up_started &&
-	    pthread_create(&p->down, NULL, down_main, p) == 0;
+	p->down_started =
+	    p->up_started && pthread_create(&p->down, NULL, down_main, p) == 0;
 	if (!p->down_started)
 		goto fail;
 	*out = p;

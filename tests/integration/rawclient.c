@@ -10,8 +10,8 @@
 /* Used by one thread at a time: nothing here is locked. */
 struct rawclient {
 	nng_socket sock;
-	size_t max;         /* ids 1..max may be sent */
-	uint32_t *replies;  /* [id]: replies counted for it; [0] unused */
+	size_t max;        /* ids 1..max may be sent */
+	uint32_t *replies; /* [id]: replies counted for it; [0] unused */
 	rawclient_counts n;
 };
 
@@ -26,9 +26,8 @@ rawclient_open(rawclient **out, const char *url, size_t max_calls)
 	int rv;
 
 	*out = NULL;
-	if (rc == NULL ||
-	    (rc->replies = calloc(max_calls + 1, sizeof(*rc->replies))) ==
-		NULL) {
+	if (rc == NULL || (rc->replies = calloc(
+	                       max_calls + 1, sizeof(*rc->replies))) == NULL) {
 		free(rc);
 		return -1;
 	}
@@ -38,11 +37,11 @@ rawclient_open(rawclient **out, const char *url, size_t max_calls)
 		free(rc);
 		return rv;
 	}
-	if ((rv = nng_socket_set_int(rc->sock, NNG_OPT_RECVBUF,
-		 RAWCLIENT_RECVBUF)) != 0 ||
+	if ((rv = nng_socket_set_int(
+	         rc->sock, NNG_OPT_RECVBUF, RAWCLIENT_RECVBUF)) != 0 ||
 	    (rv = nng_socket_set_size(rc->sock, NNG_OPT_RECVMAXSZ, 0)) != 0 ||
-	    (rv = nng_socket_set_ms(rc->sock, NNG_OPT_SENDTIMEO,
-		 SEND_TIMEOUT_MS)) != 0 ||
+	    (rv = nng_socket_set_ms(
+	         rc->sock, NNG_OPT_SENDTIMEO, SEND_TIMEOUT_MS)) != 0 ||
 	    (rv = nng_dial(rc->sock, url, NULL, 0)) != 0) {
 		rawclient_close(rc);
 		return rv;
@@ -109,8 +108,8 @@ rawclient_call(rawclient *rc, const char *fn,
 		return -1;
 	}
 	/* The raw REQ request id: 32 bits, top bit set (as libgild sends). */
-	if ((rv = nng_msg_header_append_u32(m, 0x80000000u |
-		 (uint32_t) (req.id & 0x7fffffffu))) != 0 ||
+	if ((rv = nng_msg_header_append_u32(
+	         m, 0x80000000u | (uint32_t) (req.id & 0x7fffffffu))) != 0 ||
 	    (rv = nng_sendmsg(rc->sock, m, 0)) != 0) {
 		nng_msg_free(m);
 		return rv;
@@ -140,8 +139,8 @@ count(rawclient *rc, const Gild__V1__Reply *r, uint32_t hdr)
 }
 
 int
-rawclient_recv(rawclient *rc, int timeout_ms, Gild__V1__Reply **out,
-    uint64_t *nth)
+rawclient_recv(
+    rawclient *rc, int timeout_ms, Gild__V1__Reply **out, uint64_t *nth)
 {
 	Gild__V1__Reply *r;
 	nng_msg *m = NULL;
@@ -150,8 +149,8 @@ rawclient_recv(rawclient *rc, int timeout_ms, Gild__V1__Reply **out,
 
 	*out = NULL;
 	*nth = 0;
-	if ((rv = nng_socket_set_ms(rc->sock, NNG_OPT_RECVTIMEO,
-		 timeout_ms)) != 0 ||
+	if ((rv = nng_socket_set_ms(rc->sock, NNG_OPT_RECVTIMEO, timeout_ms)) !=
+	        0 ||
 	    (rv = nng_recvmsg(rc->sock, &m, 0)) != 0)
 		return rv;
 	if (nng_msg_header_len(m) == sizeof(hdr))

@@ -15,12 +15,12 @@ typedef struct rawclient rawclient;
  * (Reply.id); its nng header must carry the same id (as a raw REQ socket's
  * request id: 0x80000000 | id), else it is also counted in `misrouted`. */
 typedef struct rawclient_counts {
-	uint64_t sent;       /* calls sent: ids 1..sent */
-	uint64_t answered;   /* ids sent that have had one reply or more */
-	uint64_t duplicates; /* replies past the first for an id that was sent */
-	uint64_t unknown;    /* replies for an id never sent (0, or > sent) */
+	uint64_t sent;        /* calls sent: ids 1..sent */
+	uint64_t answered;    /* ids sent that have had one reply or more */
+	uint64_t duplicates;  /* replies past the first, for ids sent */
+	uint64_t unknown;     /* replies for an id never sent (0, or > sent) */
 	uint64_t undecodable; /* messages that are not a Reply */
-	uint64_t misrouted;  /* replies whose header id is not their body id */
+	uint64_t misrouted;   /* replies whose header id is not their body id */
 } rawclient_counts;
 
 /* Opens a raw REQ socket, dials url (waiting for the connection) and makes
@@ -49,8 +49,8 @@ int rawclient_call(rawclient *rc, const char *fn,
  * NULL)) and *nth is how many replies its id has had, this one included
  * (0 for an id never sent). Returns 0, NNG_ETIMEDOUT, -1 for a message that
  * is not a Reply (counted, *out NULL), or another nng error. */
-int rawclient_recv(rawclient *rc, int timeout_ms, Gild__V1__Reply **out,
-    uint64_t *nth);
+int rawclient_recv(
+    rawclient *rc, int timeout_ms, Gild__V1__Reply **out, uint64_t *nth);
 
 /* Receives and counts whatever arrives for ms milliseconds: the late
  * extras a server should never send. Returns the messages received. */

@@ -10,6 +10,7 @@
 #include "integration/rawclient.h"
 #include "integration/served.h"
 
+#include "test_main.h"
 #include <CUnit/Basic.h>
 #include <inttypes.h>
 #include <nng/nng.h>
@@ -20,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "test_main.h"
 
 #define RELIABILITY_APP "tests/apps/reliability.py"
 #define LEDGER_APP "tests/apps/ledger.py"
@@ -47,9 +47,9 @@ typedef struct killer {
 	const char *url;
 	int every_ms;
 	atomic_bool stop;
-	atomic_int kills;          /* kill(2)s that succeeded */
+	atomic_int kills;           /* kill(2)s that succeeded */
 	pid_t killed[KILLS_LOGGED]; /* their pids: read after killer_stop */
-	bool close_hung;           /* out: its client's close hung */
+	bool close_hung;            /* out: its client's close hung */
 	pthread_t thr;
 	bool started;
 } killer;
@@ -64,7 +64,8 @@ killer_main(void *arg)
 
 	if (gild_connect(&c, urls, 1, NULL) != GILD_OK)
 		return NULL;
-	for (double end = now_s() + 120; !atomic_load(&k->stop) && now_s() < end;
+	for (double end = now_s() + 120;
+	     !atomic_load(&k->stop) && now_s() < end;
 	     usleep((useconds_t) k->every_ms * 1000)) {
 		int64_t pids[16];
 		int n = served_worker_pids(c, pids, 16);
@@ -134,16 +135,16 @@ typedef struct run_spec {
 } run_spec;
 
 typedef struct run_result {
-	rawclient_counts n;        /* after the grace period */
+	rawclient_counts n;       /* after the grace period */
 	uint64_t ok, lost, other; /* first replies: right result, WORKER_LOST,
-				     anything else */
-	unsigned char *outcome;    /* [id]: enum outcome; free() it */
+	                             anything else */
+	unsigned char *outcome;   /* [id]: enum outcome; free() it */
 	int kills;
-	bool opened;      /* the raw client connected */
-	bool stalled;     /* a call had no reply within 30 s (or all of
-			     them within 60 s of the last send) */
-	bool close_hung;  /* the raw client's or the killer's close */
-	killer *k;        /* the killer's record; free() it */
+	bool opened;     /* the raw client connected */
+	bool stalled;    /* a call had no reply within 30 s (or all of
+	                    them within 60 s of the last send) */
+	bool close_hung; /* the raw client's or the killer's close */
+	killer *k;       /* the killer's record; free() it */
 } run_result;
 
 /* How long to listen after the last call ended, for extra replies a
@@ -167,14 +168,15 @@ classify(const run_spec *sp, const Gild__V1__Reply *r, run_result *res)
 	    sp->right(sp->ctx, r->id, r->result))
 		o = OUT_OK;
 	else if (r->body_case == GILD__V1__REPLY__BODY_ERROR &&
-		 r->error->code == GILD__V1__CODE__WORKER_LOST)
+	         r->error->code == GILD__V1__CODE__WORKER_LOST)
 		o = OUT_LOST;
 	res->ok += o == OUT_OK;
 	res->lost += o == OUT_LOST;
 	if (o == OUT_OTHER && res->other++ < 5)
 		fprintf(stderr, "\n  call %" PRIu64 ": %s\n", r->id,
 		    r->body_case == GILD__V1__REPLY__BODY_ERROR
-			? r->error->message : "a wrong result");
+		        ? r->error->message
+		        : "a wrong result");
 	res->outcome[r->id] = (unsigned char) o;
 }
 
@@ -204,8 +206,8 @@ run_calls(const char *gild_url, const char *call_url, const run_spec *sp,
 		uint64_t nth = 0;
 		int rv;
 
-		while (sent - done < (uint64_t) sp->window && more(sent, k, sp) &&
-		       now_s() < end) {
+		while (sent - done < (uint64_t) sp->window &&
+		       more(sent, k, sp) && now_s() < end) {
 			Gild__V1__Value vals[4];
 			const Gild__V1__Value *args[4];
 			size_t n = sp->args(sp->ctx, sent + 1, vals);
@@ -225,7 +227,8 @@ run_calls(const char *gild_url, const char *call_url, const run_spec *sp,
 			break;
 		}
 		if (rv != 0 && rv != -1)
-			break; /* the socket failed: its calls count as unanswered */
+			break; /* the socket failed: its calls count as
+			          unanswered */
 		if (r != NULL && nth == 1) {
 			classify(sp, r, res);
 			done++;
@@ -251,29 +254,36 @@ exactly_once(const char *who, const run_result *r)
 	const rawclient_counts *n = &r->n;
 	bool held = true;
 
-#define BREACH(cond, ...)                                                   \
-	do {                                                                \
-		if (cond) {                                                 \
-			fprintf(stderr, "\n  %s: ", who);                   \
-			fprintf(stderr, __VA_ARGS__);                       \
-			held = false;                                       \
-		}                                                           \
+#define BREACH(cond, ...)                                                      \
+	do {                                                                   \
+		if (cond) {                                                    \
+			fprintf(stderr, "\n  %s: ", who);                      \
+			fprintf(stderr, __VA_ARGS__);                          \
+			held = false;                                          \
+		}                                                              \
 	} while (0)
 	BREACH(!r->opened, "the raw client could not connect\n");
 	BREACH(r->stalled, "the replies stalled (30 s without one, or 60 s "
-	    "after the last call was sent)\n");
-	BREACH(n->answered != n->sent, "%" PRIu64 " of %" PRIu64
-	    " calls got no reply\n", n->sent - n->answered, n->sent);
-	BREACH(n->duplicates > 0, "%" PRIu64 " extra replies to calls "
-	    "already answered\n", n->duplicates);
+	                   "after the last call was sent)\n");
+	BREACH(n->answered != n->sent,
+	    "%" PRIu64 " of %" PRIu64 " calls got no reply\n",
+	    n->sent - n->answered, n->sent);
+	BREACH(n->duplicates > 0,
+	    "%" PRIu64 " extra replies to calls "
+	    "already answered\n",
+	    n->duplicates);
 	BREACH(n->unknown > 0, "%" PRIu64 " replies to ids never sent\n",
 	    n->unknown);
 	BREACH(n->undecodable > 0, "%" PRIu64 " messages that are no Reply\n",
 	    n->undecodable);
-	BREACH(n->misrouted > 0, "%" PRIu64 " replies under another id's "
-	    "header\n", n->misrouted);
-	BREACH(r->other > 0, "%" PRIu64 " replies neither the right result "
-	    "nor WORKER_LOST\n", r->other);
+	BREACH(n->misrouted > 0,
+	    "%" PRIu64 " replies under another id's "
+	    "header\n",
+	    n->misrouted);
+	BREACH(r->other > 0,
+	    "%" PRIu64 " replies neither the right result "
+	    "nor WORKER_LOST\n",
+	    r->other);
 #undef BREACH
 	return held;
 }
@@ -313,15 +323,21 @@ chaos(const char *gild_url, const char *call_url, uint64_t min_calls,
     int min_kills, run_result *r)
 {
 	const run_spec sp = {
-	    .fn = "add", .args = add_args, .right = add_right,
-	    .min_calls = min_calls, .max_calls = 100000,
-	    .min_kills = min_kills, .kill_ms = 50, .window = 32,
+	    .fn = "add",
+	    .args = add_args,
+	    .right = add_right,
+	    .min_calls = min_calls,
+	    .max_calls = 100000,
+	    .min_kills = min_kills,
+	    .kill_ms = 50,
+	    .window = 32,
 	    .seconds = 120,
 	};
 
 	run_calls(gild_url, call_url, &sp, r);
-	fprintf(stderr, "\n  %" PRIu64 " calls: %" PRIu64 " results, %" PRIu64
-			" WORKER_LOST, %" PRIu64 " extra replies; %d kills\n",
+	fprintf(stderr,
+	    "\n  %" PRIu64 " calls: %" PRIu64 " results, %" PRIu64
+	    " WORKER_LOST, %" PRIu64 " extra replies; %d kills\n",
 	    r->n.sent, r->ok, r->lost, r->n.duplicates, r->kills);
 }
 
@@ -334,7 +350,8 @@ pool_refills(gild_client *c)
 	int n = 0;
 
 	for (double end = now_s() + 10; now_s() < end; usleep(20000))
-		if ((n = served_worker_pids(c, pids, 16)) == test_processes(WORKERS))
+		if ((n = served_worker_pids(c, pids, 16)) ==
+		    test_processes(WORKERS))
 			break;
 	return n;
 }
@@ -359,8 +376,8 @@ test_chaos(void)
 	served s;
 	run_result r;
 
-	CU_ASSERT_EQUAL_FATAL(served_start(&s, RELIABILITY_APP, WORKERS, NULL),
-	    0);
+	CU_ASSERT_EQUAL_FATAL(
+	    served_start(&s, RELIABILITY_APP, WORKERS, NULL), 0);
 	chaos(s.p.url, s.p.url, 5000, 10, &r);
 	CU_ASSERT(exactly_once("chaos", &r));
 	CU_ASSERT(r.n.sent >= 5000);
@@ -387,17 +404,18 @@ test_chaos_sees_duplicates(void)
 	run_result r;
 	char url[64];
 
-	CU_ASSERT_EQUAL_FATAL(served_start(&s, RELIABILITY_APP, WORKERS, NULL),
-	    0);
-	CU_ASSERT_EQUAL_FATAL(dupproxy_start(&p, s.p.url, 100, url,
-				  sizeof(url)), 0);
+	CU_ASSERT_EQUAL_FATAL(
+	    served_start(&s, RELIABILITY_APP, WORKERS, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(
+	    dupproxy_start(&p, s.p.url, 100, url, sizeof(url)), 0);
 	chaos(s.p.url, url, 1000, 3, &r);
 	CU_ASSERT_EQUAL(dupproxy_stop(p, &pc), 0); /* its closes did not hang */
-	fprintf(stderr, "  the proxy: %" PRIu64 " requests, %" PRIu64
-			" replies, %" PRIu64 " sent twice\n",
+	fprintf(stderr,
+	    "  the proxy: %" PRIu64 " requests, %" PRIu64 " replies, %" PRIu64
+	    " sent twice\n",
 	    pc.requests, pc.replies, pc.duplicated);
-	CU_ASSERT_FALSE(exactly_once("chaos through the duplicating proxy",
-	    &r));
+	CU_ASSERT_FALSE(
+	    exactly_once("chaos through the duplicating proxy", &r));
 	CU_ASSERT(pc.duplicated >= 10);
 	CU_ASSERT_EQUAL(r.n.duplicates, pc.duplicated);
 	CU_ASSERT_EQUAL(r.n.answered, r.n.sent);
@@ -467,8 +485,10 @@ read_ledger(const char *path, uint64_t max, int *runs, long (*pids)[2])
 static const char *
 outcome_name(unsigned char o)
 {
-	return o == OUT_OK ? "OK" : o == OUT_LOST ? "WORKER_LOST"
-		: o == OUT_OTHER ? "another reply" : "no reply";
+	return o == OUT_OK      ? "OK"
+	       : o == OUT_LOST  ? "WORKER_LOST"
+	       : o == OUT_OTHER ? "another reply"
+	                        : "no reply";
 }
 
 /* Calls without retries (LEDGER_*), 64 in flight, each appending its id to
@@ -487,34 +507,43 @@ at_most_once(const char *pipeline)
 	char path[256];
 	int bad, twice = 0, ok_not_once = 0;
 	run_spec sp = {
-	    .fn = "record_large", .args = ledger_args, .right = ledger_right,
-	    .ctx = path, .min_calls = LEDGER_CALLS, .max_calls = LEDGER_MAX,
-	    .min_kills = LEDGER_KILLS, .kill_ms = 40, .window = 64,
+	    .fn = "record_large",
+	    .args = ledger_args,
+	    .right = ledger_right,
+	    .ctx = path,
+	    .min_calls = LEDGER_CALLS,
+	    .max_calls = LEDGER_MAX,
+	    .min_kills = LEDGER_KILLS,
+	    .kill_ms = 40,
+	    .window = 64,
 	    .seconds = 60,
 	};
 
 	CU_ASSERT_EQUAL_FATAL(served_start(&s, LEDGER_APP, WORKERS,
-				  pipeline != NULL ? extra : NULL), 0);
+	                          pipeline != NULL ? extra : NULL),
+	    0);
 	snprintf(path, sizeof(path), "%s/ledger", s.p.dir);
 	run_calls(s.p.url, s.p.url, &sp, &r);
 	memset(runs, 0, sizeof(runs));
 	bad = read_ledger(path, r.n.sent, runs, pids);
 	for (uint64_t id = 1; id <= r.n.sent; id++) {
 		if (runs[id] > 1 && twice++ < 5)
-			fprintf(stderr, "\n  call %" PRIu64 " ran %d times: on "
-					"%ld%s, then %ld%s; its reply: %s",
+			fprintf(stderr,
+			    "\n  call %" PRIu64 " ran %d times: on "
+			    "%ld%s, then %ld%s; its reply: %s",
 			    id, runs[id], pids[id][0],
 			    was_killed(r.k, (pid_t) pids[id][0]) ? " (killed)"
-								 : "",
+			                                         : "",
 			    pids[id][1],
 			    was_killed(r.k, (pid_t) pids[id][1]) ? " (killed)"
-								 : "",
+			                                         : "",
 			    outcome_name(r.outcome[id]));
 		ok_not_once += r.outcome[id] == OUT_OK && runs[id] != 1;
 	}
-	fprintf(stderr, "\n  --pipeline %s: %" PRIu64 " calls: %" PRIu64
-			" OK, %" PRIu64 " WORKER_LOST; %d kills; %d ran twice "
-			"or more\n",
+	fprintf(stderr,
+	    "\n  --pipeline %s: %" PRIu64 " calls: %" PRIu64 " OK, %" PRIu64
+	    " WORKER_LOST; %d kills; %d ran twice "
+	    "or more\n",
 	    pipeline != NULL ? pipeline : "(default)", r.n.sent, r.ok, r.lost,
 	    r.kills, twice);
 	CU_ASSERT(exactly_once("at most once", &r));
@@ -532,9 +561,9 @@ static void
 test_at_most_once_pipelined(void)
 {
 	test_xfail("when a worker dies, gild drops the results it had sent "
-		   "that gild had not read yet, and the calls sent ahead to it "
-		   "(--pipeline) behind them, which it had run, go back to the "
-		   "queue and run again");
+	           "that gild had not read yet, and the calls sent ahead to it "
+	           "(--pipeline) behind them, which it had run, go back to the "
+	           "queue and run again");
 	at_most_once(NULL);
 }
 
@@ -555,9 +584,12 @@ main(void)
 	CU_add_test(s, "chaos: a worker killed every 50 ms", test_chaos);
 	CU_add_test(s, "chaos: the check sees a proxy's duplicate replies",
 	    test_chaos_sees_duplicates);
-	CU_add_test(s, "at most once: workers killed every 40 ms (--pipeline 0)",
+	CU_add_test(s,
+	    "at most once: workers killed every 40 ms (--pipeline 0)",
 	    test_at_most_once_unpipelined);
-	CU_add_test(s, "at most once: workers killed every 40 ms (default "
-		       "--pipeline)", test_at_most_once_pipelined);
+	CU_add_test(s,
+	    "at most once: workers killed every 40 ms (default "
+	    "--pipeline)",
+	    test_at_most_once_pipelined);
 	return test_run_all();
 }

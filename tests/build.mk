@@ -19,6 +19,10 @@ $(eval $(call cunit_test,test_server,$(B)/tests/integration/harness.o \
 $(eval $(call cunit_test,test_reliability,$(B)/tests/integration/harness.o \
 	$(B)/tests/integration/served.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
+$(eval $(call cunit_test,test_once,$(B)/tests/integration/harness.o \
+	$(B)/tests/integration/served.o $(B)/tests/integration/rawclient.o \
+	$(B)/tests/integration/dupproxy.o \
+	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
 $(eval $(call cunit_test,test_features,$(B)/tests/integration/harness.o \
 	$(B)/tests/integration/served.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -lm -pthread))
@@ -29,7 +33,7 @@ $(eval $(call cunit_test,test_tls,$(B)/tests/integration/harness.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS)))
 TEST_DEPS += $(B)/gild $(B)/gild-worker $(B)/gildctl
 
-# The free-threaded runtime: its own suite, and the four suites above run
+# The free-threaded runtime: its own suite, and the five suites above run
 # a second time against it (tests/run.sh runs "ft:PROGRAM" with
 # GILD_TEST_RUNTIME=free-threaded).
 ifneq ($(PYTHON_FT_CONFIG),)
@@ -44,8 +48,8 @@ $(GILNEEDED): tests/apps/gilneeded.c
 	@mkdir -p $(@D)
 	$(CC) -shared -fPIC $(FT_PY_CFLAGS) -o $@ $<
 TEST_DEPS += $(GILNEEDED)
-RUNTIME_TESTS += $(addprefix ft:$(B)/tests/,test_server test_reliability test_exec \
-	test_features)
+RUNTIME_TESTS += $(addprefix ft:$(B)/tests/,test_server test_reliability \
+	test_once test_exec test_features)
 else
 NOT_RUN += test_runtime and the free-threaded runs (ft:, ftpy:): built \
 	without the free-threaded runtime (PYTHON_FT_CONFIG is empty);

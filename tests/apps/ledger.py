@@ -1,21 +1,32 @@
-"""App for tests/python/test_drain.py and test_lb.py: every call writes a
-line to a ledger file when it runs, so a test can count how many times each
-call ran and which server ran it. GILD_TEST_NAME names the server."""
+"""App for tests/python/test_drain.py, test_lb.py and
+tests/integration/test_once.c: every call writes a line to a ledger file
+when it runs, so a test can count how many times each call ran and which
+server (or worker) ran it. GILD_TEST_NAME names the server."""
 import os
 import time
 
 NAME = os.environ.get("GILD_TEST_NAME", "?")
 
 
-def record(ledger, token):
-    """Appends "token name" to the ledger; returns this server's name."""
-    line = ("%s %s\n" % (token, NAME)).encode()
+def _append(ledger, text):
     fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line)  # one O_APPEND write: lines never interleave
+        os.write(fd, text.encode())  # one O_APPEND write: lines never interleave
     finally:
         os.close(fd)
+
+
+def record(ledger, token):
+    """Appends "token name" to the ledger; returns this server's name."""
+    _append(ledger, "%s %s\n" % (token, NAME))
     return NAME
+
+
+def record_large(ledger, token):
+    """Appends "token name pid" to the ledger, then returns 100 KiB of
+    zeros: a result that takes its worker's socket a moment to carry."""
+    _append(ledger, "%s %s %d\n" % (token, NAME, os.getpid()))
+    return bytes(100 * 1024)
 
 
 def hold(ledger, token, gate):

@@ -42,6 +42,12 @@ def nap(seconds):
     return seconds
 
 
+def marked_nap(path):
+    """Leaves a mark in path when it starts, then naps 5 s."""
+    _mark(path, "nap ran\n")
+    return nap(5)
+
+
 @gild.function(timeout=0.3)
 def bounded(path):
     """Declares a 300 ms deadline; loops past it."""

@@ -19,8 +19,52 @@ served_start(served *s, const char *app, int n, const char *const *extra)
 void
 served_stop(served *s)
 {
-	gild_close(s->c);
+	served_close(s->c, "the test's client");
 	CU_ASSERT_EQUAL(proc_stop(&s->p), 0); /* exit 0, no worker left */
+}
+
+void
+served_close(gild_client *c, const char *what)
+{
+	if (client_close_bounded(c, 5000) != 0) {
+		fprintf(stderr, "\n  closing %s hung\n", what);
+		CU_FAIL("gild_close did not return within 5 s");
+	}
+}
+
+int
+served_worker_pids(gild_client *c, int64_t *pids, int max)
+{
+	gild_value *st = NULL;
+	int n = 0;
+
+	if (gild_status(c, 10000, &st, NULL) != GILD_OK)
+		return 0;
+	const gild_value *ws = gild_map_get(st, "workers");
+	for (size_t i = 0; i < gild_value_len(ws) && n < max; i++) {
+		const gild_value *w = gild_value_item(ws, i);
+		const char *state = gild_value_str(gild_map_get(w, "state"), NULL);
+		int64_t pid = gild_value_int(gild_map_get(w, "pid"));
+		if (pid > 0 && state != NULL &&
+		    (!strcmp(state, "ready") || !strcmp(state, "busy")))
+			pids[n++] = pid;
+	}
+	gild_value_free(st);
+	return n;
+}
+
+void
+served_assert_serving(gild_client *c)
+{
+	gild_value *args = gild_list(), *out = NULL;
+
+	gild_list_append(args, gild_int(40));
+	gild_list_append(args, gild_int(2));
+	CU_ASSERT_EQUAL(gild_call(c, "add", args, NULL, 20000, &out, NULL),
+	    GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_int(out), 42);
+	gild_value_free(out);
+	gild_value_free(args);
 }
 
 gild_call_id

@@ -15,9 +15,17 @@ typedef struct served {
  * none) and connects a client. Returns 0 or -1. */
 int served_start(served *s, const char *app, int n, const char *const *extra);
 
-/* Closes the client, stops gild and asserts it exited 0 with no worker
- * left. */
+/* Closes the client (a close that hangs is a test failure: see
+ * served_close), stops gild and asserts it exited 0 with no worker left. */
 void served_stop(served *s);
+
+/* Closes c within 5 s (nng 1.5.2's close can hang: nng #1543); one that
+ * does not return in time is a test failure naming what was closed. */
+void served_close(gild_client *c, const char *what);
+
+/* Asserts that the server still serves: add(40, 2), a function of the
+ * served app, returns 42 within 20 s. */
+void served_assert_serving(gild_client *c);
 
 /* Submits fn(arg) (arg taken; NULL: no argument) with a deadline (0:
  * none); a failure is a test failure. */
@@ -31,5 +39,10 @@ int served_wait(gild_client *c, gild_call_id id, gild_result *res);
 /* An integer field of the server's status, or of worker 0's (worker =
  * true); -1 when status cannot be read. */
 int64_t served_status_int(gild_client *c, const char *field, bool worker);
+
+/* Pids of the workers status lists as up (ready or busy; not the template
+ * nor a worker still starting), at most max; returns how many (0 when
+ * status cannot be read). */
+int served_worker_pids(gild_client *c, int64_t *pids, int max);
 
 #endif

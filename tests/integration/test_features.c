@@ -652,7 +652,7 @@ test_actors(void)
 	CU_ASSERT_EQUAL(gild_actor_call(s.c, named, "get", NULL, NULL, 20000,
 			    &v, &err), GILD_NOT_FOUND);
 	gild_error_clear(&err);
-	gild_close(other);
+	served_close(other, "the second client");
 	served_stop(&s);
 }
 

@@ -74,7 +74,7 @@ endif
 deps:
 	@mk/deps.sh $(DEBS)
 
-$(B)/config.mk: Makefile mk/deps.sh mk/config.sh
+$(B)/config.mk: Makefile mk/deps.sh mk/config.sh mk/pylink.sh
 	@mkdir -p $(@D)
 	mk/config.sh $(PYTHON_CONFIG) > $@.tmp && mv $@.tmp $@
 

@@ -32,6 +32,14 @@ $(eval $(call cunit_test,test_exec,$(B)/tests/integration/harness.o \
 $(eval $(call cunit_test,test_tls,$(B)/tests/integration/harness.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS)))
 TEST_DEPS += $(B)/gild $(B)/gild-worker $(B)/gildctl
+# gild's own C extension module for the system Python (test_features.c):
+# the worker must export the C API it uses. Not sanitized: it is loaded
+# into the worker, like any extension module of the app.
+GILDEXT := $(B)/tests/apps/gildext$(PY_EXT_SUFFIX)
+$(GILDEXT): tests/apps/gildext.c
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC $(PY_CFLAGS) -o $@ $<
+TEST_DEPS += $(GILDEXT)
 
 # The free-threaded runtime: its own suite, and the five suites above run
 # a second time against it (tests/run.sh runs "ft:PROGRAM" with
@@ -48,6 +56,13 @@ $(GILNEEDED): tests/apps/gilneeded.c
 	@mkdir -p $(@D)
 	$(CC) -shared -fPIC $(FT_PY_CFLAGS) -o $@ $<
 TEST_DEPS += $(GILNEEDED)
+# gild's own extension module again, for the free-threaded worker.
+GILDEXT_FT := $(B)/tests/apps/gildext$(shell $(PYTHON_FT_CONFIG) \
+	--extension-suffix)
+$(GILDEXT_FT): tests/apps/gildext.c
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC $(FT_PY_CFLAGS) -o $@ $<
+TEST_DEPS += $(GILDEXT_FT)
 RUNTIME_TESTS += $(addprefix ft:$(B)/tests/,test_server test_reliability \
 	test_once test_exec test_features)
 else

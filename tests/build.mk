@@ -52,14 +52,14 @@ TEST_DEPS += $(B)/gild-worker-ft
 # An extension module without free-threading support, for the GIL check.
 GILNEEDED := $(B)/tests/apps/gilneeded$(shell $(PYTHON_FT_CONFIG) \
 	--extension-suffix)
-$(GILNEEDED): tests/apps/gilneeded.c
+$(GILNEEDED): tests/apps/gilneeded.c $(FT_FLAGS_FILE)
 	@mkdir -p $(@D)
 	$(CC) -shared -fPIC $(FT_PY_CFLAGS) -o $@ $<
 TEST_DEPS += $(GILNEEDED)
 # gild's own extension module again, for the free-threaded worker.
 GILDEXT_FT := $(B)/tests/apps/gildext$(shell $(PYTHON_FT_CONFIG) \
 	--extension-suffix)
-$(GILDEXT_FT): tests/apps/gildext.c
+$(GILDEXT_FT): tests/apps/gildext.c $(FT_FLAGS_FILE)
 	@mkdir -p $(@D)
 	$(CC) -shared -fPIC $(FT_PY_CFLAGS) -o $@ $<
 TEST_DEPS += $(GILDEXT_FT)

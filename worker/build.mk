@@ -37,6 +37,16 @@ FT_PY_VERSION := $(shell $(PYTHON_FT_CONFIG) --configdir | \
 FT_PY_EXE := $(FT_PREFIX)/bin/python$(FT_PY_VERSION)
 WORKER_FT_OBJS := $(patsubst %.c,$(B)/ft/%.o,$(WORKER_SRCS) worker/main.c)
 
+# $(FT_FLAGS_FILE), which what is built against that Python depends on, is
+# rewritten when its flags change (another free-threaded Python found or
+# built): like $(B)/config.mk for the system Python, it makes them rebuild.
+FT_FLAGS := $(FT_PY_CFLAGS) $(FT_PY_EXE) $(FT_PY_LIBS)
+ifneq ($(file <$(FT_FLAGS_FILE)),$(FT_FLAGS))
+$(shell mkdir -p $(B)/ft)
+$(file >$(FT_FLAGS_FILE),$(FT_FLAGS))
+endif
+$(WORKER_FT_OBJS): $(FT_FLAGS_FILE)
+
 $(B)/ft/worker/%.o: worker/%.c | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(FT_PY_CFLAGS) -DGILD_PYTHON_EXE='"$(FT_PY_EXE)"' \

@@ -141,6 +141,27 @@ async def snooze(seconds):
     return [start, time.monotonic()]
 
 
+_alone = {"now": 0, "most": 0}
+
+
+async def one_at_a_time(gate):
+    """An async def declared without concurrency (so 1): awaits until the
+    file gate exists (30 s at most) or it is cancelled, then returns how
+    many of its calls this worker has had started at once at most, itself
+    included."""
+    import asyncio
+    _alone["now"] += 1
+    _alone["most"] = max(_alone["most"], _alone["now"])
+    try:
+        for _ in range(6000):
+            if os.path.exists(gate):
+                break
+            await asyncio.sleep(0.005)
+    finally:
+        _alone["now"] -= 1
+    return _alone["most"]
+
+
 async def snooze_marked(seconds, path):
     """Awaits, and leaves a mark in path from its finally: when cancelled."""
     import asyncio

@@ -340,6 +340,89 @@ test_async(void)
 	served_stop(&s);
 }
 
+/* An async def declared without concurrency runs one call at a time, as a
+ * plain function does, even with calls sent ahead to its worker: on a
+ * 1-worker server, A holds the worker, B and C wait in it (status: 2
+ * waiting), then A is cancelled. The worker reads B and C before the
+ * cancel, so had it started them beside A, they would have run at once
+ * (each reports how many of these calls it saw started at once). That
+ * order is also what lets the front end know which calls a worker that
+ * died had started: the next call starts only after the last result is
+ * written. */
+static void
+test_async_one_at_a_time(void)
+{
+	gild_call_id a, b, c;
+	gild_result res;
+	server s;
+	char gate[256];
+	int64_t waiting = -1;
+	FILE *f;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
+	snprintf(gate, sizeof(gate), "%s/gate", s.p.dir);
+	a = served_submit(s.c, "one_at_a_time", gild_cstr(gate), 0);
+	b = served_submit(s.c, "one_at_a_time", gild_cstr(gate), 0);
+	c = served_submit(s.c, "one_at_a_time", gild_cstr(gate), 0);
+	for (double end = now_s() + 30; now_s() < end && waiting != 2;
+	     usleep(5000))
+		waiting = served_status_int(s.c, "waiting", true);
+	CU_ASSERT_EQUAL(waiting, 2);
+	CU_ASSERT_EQUAL(gild_cancel(s.c, a, NULL), GILD_OK);
+	CU_ASSERT_EQUAL(served_wait(s.c, a, &res), GILD_CANCELLED);
+	gild_result_clear(&res);
+	if ((f = fopen(gate, "w")) != NULL)
+		fclose(f);
+	CU_ASSERT_EQUAL(served_wait(s.c, b, &res), GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_int(res.value), 1);
+	gild_result_clear(&res);
+	CU_ASSERT_EQUAL(served_wait(s.c, c, &res), GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_int(res.value), 1);
+	gild_result_clear(&res);
+	served_stop(&s);
+}
+
+/* An async call cancelled while it waits in its worker behind another (sent
+ * ahead) is answered at once by the front end; the worker, taking it later,
+ * cancels its task before its first step, and must still answer it: else
+ * the call would count as running until --kill-grace had the worker
+ * killed, and the call behind it would wait for that. Here B is cancelled
+ * while A holds the worker and C waits behind B; once A has ended, C runs
+ * on the same worker, which is never replaced. */
+static void
+test_async_cancelled_waiting(void)
+{
+	gild_call_id a, b, c;
+	gild_result res;
+	server s;
+	char gate[256];
+	int64_t pid, waiting = -1;
+	FILE *f;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
+	pid = served_status_int(s.c, "pid", true);
+	snprintf(gate, sizeof(gate), "%s/gate", s.p.dir);
+	a = served_submit(s.c, "one_at_a_time", gild_cstr(gate), 0);
+	b = served_submit(s.c, "one_at_a_time", gild_cstr(gate), 0);
+	c = served_submit(s.c, "one_at_a_time", gild_cstr(gate), 0);
+	for (double end = now_s() + 30; now_s() < end && waiting != 2;
+	     usleep(5000))
+		waiting = served_status_int(s.c, "waiting", true);
+	CU_ASSERT_EQUAL(waiting, 2);
+	CU_ASSERT_EQUAL(gild_cancel(s.c, b, NULL), GILD_OK);
+	CU_ASSERT_EQUAL(served_wait(s.c, b, &res), GILD_CANCELLED);
+	gild_result_clear(&res);
+	if ((f = fopen(gate, "w")) != NULL)
+		fclose(f);
+	CU_ASSERT_EQUAL(served_wait(s.c, a, &res), GILD_OK);
+	gild_result_clear(&res);
+	CU_ASSERT_EQUAL(served_wait(s.c, c, &res), GILD_OK);
+	gild_result_clear(&res);
+	CU_ASSERT_EQUAL(served_status_int(s.c, "pid", true), pid);
+	CU_ASSERT_EQUAL(served_status_int(s.c, "restarts", true), 0);
+	served_stop(&s);
+}
+
 /* ---- streams ----------------------------------------------------------- */
 
 static double
@@ -764,6 +847,10 @@ main(void)
 	CU_add_test(s, "dynamic batching", test_batching);
 	CU_add_test(s, "gild.context()", test_context);
 	CU_add_test(s, "async def with concurrency", test_async);
+	CU_add_test(s, "async def without concurrency: one call at a time",
+	    test_async_one_at_a_time);
+	CU_add_test(s, "async: a call cancelled while it waits in its worker",
+	    test_async_cancelled_waiting);
 	CU_add_test(s, "stream: 100,000 chunks to a slow client", test_stream_backpressure);
 	CU_add_test(s, "stream: cancel, errors, deadline", test_stream_cancel_and_errors);
 	CU_add_test(s, "actors: 100 counters, 4 clients, names", test_actors);

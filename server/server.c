@@ -1906,7 +1906,7 @@ on_worker_retiring(void *arg, int slot)
 }
 
 static void
-on_worker_lost(void *arg, int slot, const char *reason)
+on_worker_lost(void *arg, int slot, const char *reason, bool all_read)
 {
 	server *srv = arg;
 	job *ahead[SCHED_PIPELINE_MAX];
@@ -1916,7 +1916,7 @@ on_worker_lost(void *arg, int slot, const char *reason)
 	for (j = sched_slot_lost(srv->sch, slot); j != NULL; j = next) {
 		sjob *sj = (sjob *) j;
 		next = j->next;
-		if (j->ahead) {
+		if (j->ahead && all_read) {
 			/* Sent ahead and never started: it runs elsewhere. */
 			ahead[nahead++] = j;
 		} else if (sj->interrupt != 0) {

@@ -87,6 +87,13 @@ def wrong_length(xs):
     return xs[:-1]
 
 
+@gild.function(batch=8, batch_wait_ms=50)
+def tally(xs):
+    """Batched, and named like the method Tally.tally: each input x comes
+    back as ["function", x, the size of the batch it came in]."""
+    return [["function", x, len(xs)] for x in xs]
+
+
 def batches():
     """The batches double() has run in this worker: [size, queued_ms, n]."""
     return list(_batches)
@@ -202,6 +209,22 @@ class Counter:
 
     def _private(self):
         return "not callable remotely"
+
+
+@gild.actor
+class Tally:
+    """An actor whose method has the name of a batched function."""
+
+    def __init__(self):
+        self.n = 0
+
+    def tally(self, x):
+        """Counts its own calls: ["actor", x, how many so far]."""
+        self.n += 1
+        return ["actor", x, self.n]
+
+    def count(self):
+        return self.n
 
 
 @gild.actor(max_restarts=1)

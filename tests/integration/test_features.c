@@ -250,6 +250,113 @@ test_batching(void)
 	served_stop(&s);
 }
 
+/* Whether v is [who, x, n]. */
+static bool
+is_tally(const gild_value *v, const char *who, int64_t x, int64_t n)
+{
+	const char *w = gild_value_str(gild_value_item(v, 0), NULL);
+
+	return gild_value_len(v) == 3 && w != NULL && strcmp(w, who) == 0 &&
+	       gild_value_int(gild_value_item(v, 1)) == x &&
+	       gild_value_int(gild_value_item(v, 2)) == n;
+}
+
+/* A batched function (tally) and an actor method of the same name
+ * (Tally.tally): with plain calls, actor calls and a stream call of tally
+ * queued together behind a call holding the one worker, each runs the code
+ * it named. The three plain calls run as one batch of 3 (nothing else goes
+ * into it), the actor counts exactly its own two calls, and the stream
+ * gets its one chunk from tally called alone. */
+static void
+test_batch_only_plain_calls(void)
+{
+	enum kind { PLAIN, ACTOR, STREAM };
+	static const struct {
+		enum kind kind;
+		int64_t x;
+	} calls[] = {{PLAIN, 1}, {ACTOR, 2}, {PLAIN, 3}, {STREAM, 4},
+	    {ACTOR, 5}, {PLAIN, 6}};
+	enum { N = sizeof(calls) / sizeof(calls[0]) };
+	gild_call_id ids[N] = {0}, held;
+	gild_actor_id a;
+	gild_stream *st = NULL;
+	gild_value *v = NULL;
+	gild_error err = {0};
+	gild_result res;
+	server s;
+	char gate[256];
+	int64_t actor_calls = 0;
+	FILE *f;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(gild_actor_new(s.c, "Tally", NULL, NULL, NULL,
+				  false, 20000, &a, &err),
+	    GILD_OK);
+	snprintf(gate, sizeof(gate), "%s/gate", s.p.dir);
+	held = submit_held(s.c, gate);
+	CU_ASSERT(status_reaches(s.c, "in_flight", 1));
+	for (int i = 0; i < N; i++) {
+		gild_value *args = gild_list();
+		int rc;
+
+		if (calls[i].kind == STREAM) {
+			/* tally([4]), called alone: one chunk, its list. */
+			gild_value *xs = gild_list();
+			gild_list_append(xs, gild_int(calls[i].x));
+			gild_list_append(args, xs);
+			rc = gild_stream_open(s.c, "tally", args, NULL, 0, 0, &st,
+			    NULL);
+		} else {
+			gild_list_append(args, gild_int(calls[i].x));
+			rc = calls[i].kind == ACTOR
+				 ? gild_actor_submit(s.c, a, "tally", args,
+				       NULL, &ids[i], NULL)
+				 : gild_submit(s.c, "tally", args, NULL,
+				       &ids[i], NULL);
+		}
+		CU_ASSERT_EQUAL(rc, GILD_OK);
+		gild_value_free(args);
+	}
+	/* Queued together: the 3 plain calls, the stream and the actor's
+	 * first call (its second waits for that one to end). */
+	CU_ASSERT(status_reaches(s.c, "queued", 5));
+	if ((f = fopen(gate, "w")) != NULL)
+		fclose(f);
+	CU_ASSERT_EQUAL(served_wait(s.c, held, &res), GILD_OK);
+	gild_result_clear(&res);
+	for (int i = 0; i < N; i++) {
+		if (calls[i].kind == STREAM)
+			continue;
+		CU_ASSERT_EQUAL(served_wait(s.c, ids[i], &res), GILD_OK);
+		if (calls[i].kind == PLAIN) {
+			CU_ASSERT(is_tally(res.value, "function", calls[i].x, 3));
+		} else {
+			CU_ASSERT(is_tally(res.value, "actor", calls[i].x,
+			    ++actor_calls));
+		}
+		gild_result_clear(&res);
+	}
+	if (st != NULL) {
+		CU_ASSERT_EQUAL(gild_stream_next(st, 30000, &v, &err), GILD_OK);
+		CU_ASSERT_EQUAL(gild_value_len(v), 1);
+		CU_ASSERT(is_tally(gild_value_item(v, 0), "function", 4, 1));
+		gild_value_free(v);
+		v = NULL;
+		gild_error_clear(&err);
+		CU_ASSERT_EQUAL(gild_stream_next(st, 30000, &v, &err),
+		    GILD_STREAM_END);
+		gild_error_clear(&err);
+		gild_stream_close(st);
+	}
+	CU_ASSERT_EQUAL(gild_actor_call(s.c, a, "count", NULL, NULL, 20000, &v,
+			    &err),
+	    GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_int(v), 2);
+	gild_value_free(v);
+	gild_error_clear(&err);
+	served_stop(&s);
+}
+
 /* ---- context ----------------------------------------------------------- */
 
 static void
@@ -845,6 +952,8 @@ main(void)
 	CU_add_test(s, "large values through shared memory (fork)", test_shm_forked);
 	CU_add_test(s, "large values through shared memory (exec)", test_shm_exec);
 	CU_add_test(s, "dynamic batching", test_batching);
+	CU_add_test(s, "batching takes only plain calls of its function",
+	    test_batch_only_plain_calls);
 	CU_add_test(s, "gild.context()", test_context);
 	CU_add_test(s, "async def with concurrency", test_async);
 	CU_add_test(s, "async def without concurrency: one call at a time",

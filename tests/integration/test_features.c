@@ -153,6 +153,17 @@ submit_held(gild_client *c, const char *path)
 	return id;
 }
 
+/* Creates the file path: a gate the calls waiting on it pass. */
+static void
+open_gate(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	CU_ASSERT_PTR_NOT_NULL(f);
+	if (f != NULL)
+		fclose(f);
+}
+
 /* Waits (up to 30 s, a bound only a hang reaches) for the server's status
  * field to be want; returns whether it was. */
 static bool
@@ -175,7 +186,6 @@ test_batching(void)
 	gild_result res;
 	server s;
 	char gate[256];
-	FILE *f;
 
 	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
 	/* Idle server: dispatched at once, not held for batch_wait_ms (10 s
@@ -204,8 +214,7 @@ test_batching(void)
 	for (int i = 0; i < N; i++)
 		ids[i] = served_submit(s.c, "double", gild_int(i), 0);
 	CU_ASSERT(status_reaches(s.c, "queued", N));
-	if ((f = fopen(gate, "w")) != NULL)
-		fclose(f);
+	open_gate(gate);
 	CU_ASSERT_EQUAL(served_wait(s.c, held, &res), GILD_OK);
 	CU_ASSERT_EQUAL(gild_value_bool(res.value), true);
 	gild_result_clear(&res);
@@ -286,7 +295,6 @@ test_batch_only_plain_calls(void)
 	server s;
 	char gate[256];
 	int64_t actor_calls = 0;
-	FILE *f;
 
 	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
 	CU_ASSERT_EQUAL_FATAL(gild_actor_new(s.c, "Tally", NULL, NULL, NULL,
@@ -320,8 +328,7 @@ test_batch_only_plain_calls(void)
 	/* Queued together: the 3 plain calls, the stream and the actor's
 	 * first call (its second waits for that one to end). */
 	CU_ASSERT(status_reaches(s.c, "queued", 5));
-	if ((f = fopen(gate, "w")) != NULL)
-		fclose(f);
+	open_gate(gate);
 	CU_ASSERT_EQUAL(served_wait(s.c, held, &res), GILD_OK);
 	gild_result_clear(&res);
 	for (int i = 0; i < N; i++) {
@@ -447,6 +454,30 @@ test_async(void)
 	served_stop(&s);
 }
 
+/* On s, a 1-worker server: submits three calls of one_at_a_time(gate)
+ * into ids, waits (30 s at most) until the first runs and the other two
+ * wait in the worker, sent ahead (a test failure if they do not), cancels
+ * ids[cancel] (it ends CANCELLED), then opens the gate. */
+static void
+three_one_cancelled(server *s, const char *gate, gild_call_id ids[3],
+    int cancel)
+{
+	int64_t waiting = -1;
+	gild_result res;
+
+	for (int i = 0; i < 3; i++)
+		ids[i] = served_submit(s->c, "one_at_a_time", gild_cstr(gate),
+		    0);
+	for (double end = now_s() + 30; now_s() < end && waiting != 2;
+	     usleep(5000))
+		waiting = served_status_int(s->c, "waiting", true);
+	CU_ASSERT_EQUAL(waiting, 2);
+	CU_ASSERT_EQUAL(gild_cancel(s->c, ids[cancel], NULL), GILD_OK);
+	CU_ASSERT_EQUAL(served_wait(s->c, ids[cancel], &res), GILD_CANCELLED);
+	gild_result_clear(&res);
+	open_gate(gate);
+}
+
 /* An async def declared without concurrency runs one call at a time, as a
  * plain function does, even with calls sent ahead to its worker: on a
  * 1-worker server, A holds the worker, B and C wait in it (status: 2
@@ -459,33 +490,19 @@ test_async(void)
 static void
 test_async_one_at_a_time(void)
 {
-	gild_call_id a, b, c;
+	gild_call_id id[3]; /* A, B, C */
 	gild_result res;
 	server s;
 	char gate[256];
-	int64_t waiting = -1;
-	FILE *f;
 
 	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
 	snprintf(gate, sizeof(gate), "%s/gate", s.p.dir);
-	a = served_submit(s.c, "one_at_a_time", gild_cstr(gate), 0);
-	b = served_submit(s.c, "one_at_a_time", gild_cstr(gate), 0);
-	c = served_submit(s.c, "one_at_a_time", gild_cstr(gate), 0);
-	for (double end = now_s() + 30; now_s() < end && waiting != 2;
-	     usleep(5000))
-		waiting = served_status_int(s.c, "waiting", true);
-	CU_ASSERT_EQUAL(waiting, 2);
-	CU_ASSERT_EQUAL(gild_cancel(s.c, a, NULL), GILD_OK);
-	CU_ASSERT_EQUAL(served_wait(s.c, a, &res), GILD_CANCELLED);
-	gild_result_clear(&res);
-	if ((f = fopen(gate, "w")) != NULL)
-		fclose(f);
-	CU_ASSERT_EQUAL(served_wait(s.c, b, &res), GILD_OK);
-	CU_ASSERT_EQUAL(gild_value_int(res.value), 1);
-	gild_result_clear(&res);
-	CU_ASSERT_EQUAL(served_wait(s.c, c, &res), GILD_OK);
-	CU_ASSERT_EQUAL(gild_value_int(res.value), 1);
-	gild_result_clear(&res);
+	three_one_cancelled(&s, gate, id, 0);
+	for (int i = 1; i < 3; i++) {
+		CU_ASSERT_EQUAL(served_wait(s.c, id[i], &res), GILD_OK);
+		CU_ASSERT_EQUAL(gild_value_int(res.value), 1);
+		gild_result_clear(&res);
+	}
 	served_stop(&s);
 }
 
@@ -499,31 +516,19 @@ test_async_one_at_a_time(void)
 static void
 test_async_cancelled_waiting(void)
 {
-	gild_call_id a, b, c;
+	gild_call_id id[3]; /* A, B, C */
 	gild_result res;
 	server s;
 	char gate[256];
-	int64_t pid, waiting = -1;
-	FILE *f;
+	int64_t pid;
 
 	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
 	pid = served_status_int(s.c, "pid", true);
 	snprintf(gate, sizeof(gate), "%s/gate", s.p.dir);
-	a = served_submit(s.c, "one_at_a_time", gild_cstr(gate), 0);
-	b = served_submit(s.c, "one_at_a_time", gild_cstr(gate), 0);
-	c = served_submit(s.c, "one_at_a_time", gild_cstr(gate), 0);
-	for (double end = now_s() + 30; now_s() < end && waiting != 2;
-	     usleep(5000))
-		waiting = served_status_int(s.c, "waiting", true);
-	CU_ASSERT_EQUAL(waiting, 2);
-	CU_ASSERT_EQUAL(gild_cancel(s.c, b, NULL), GILD_OK);
-	CU_ASSERT_EQUAL(served_wait(s.c, b, &res), GILD_CANCELLED);
+	three_one_cancelled(&s, gate, id, 1);
+	CU_ASSERT_EQUAL(served_wait(s.c, id[0], &res), GILD_OK);
 	gild_result_clear(&res);
-	if ((f = fopen(gate, "w")) != NULL)
-		fclose(f);
-	CU_ASSERT_EQUAL(served_wait(s.c, a, &res), GILD_OK);
-	gild_result_clear(&res);
-	CU_ASSERT_EQUAL(served_wait(s.c, c, &res), GILD_OK);
+	CU_ASSERT_EQUAL(served_wait(s.c, id[2], &res), GILD_OK);
 	gild_result_clear(&res);
 	CU_ASSERT_EQUAL(served_status_int(s.c, "pid", true), pid);
 	CU_ASSERT_EQUAL(served_status_int(s.c, "restarts", true), 0);

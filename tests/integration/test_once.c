@@ -452,8 +452,8 @@ ledger_right(void *ctx, uint64_t id, const Gild__V1__Value *result)
  * at most LEDGER_MAX calls. Before gild read a dead worker's socket to the
  * end, 10 pipelined runs of 150 kills each on the 2-core dev VM had 63-107
  * calls run twice in the plain build (either runtime), but 6-26 in the
- * sanitized one (process runtime; 12-56 free-threaded): 200 kills keep a
- * run that should have some out of reach of luck there too. */
+ * sanitized one (process runtime; 12-56 free-threaded): with 200 kills,
+ * that bug back would not pass a run by luck there either. */
 enum { LEDGER_CALLS = 3000, LEDGER_KILLS = 200, LEDGER_MAX = 100000 };
 
 /* Runs per call id (1..max) in the ledger at path, and up to two pids that

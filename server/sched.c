@@ -233,11 +233,15 @@ sched_peek(const sched *s)
 	return runnable(s);
 }
 
+/* Whether queued job q would join j's batch: both are plain calls of a
+ * batched function, the same one. An actor's method or a stream call may
+ * bear that name too, but runs its own code, alone. */
 static bool
-same_function(const job *a, const job *b)
+joins_batch(const job *q, const job *j)
 {
-	return a->function_len == b->function_len &&
-	       memcmp(a->function, b->function, a->function_len) == 0;
+	return q != j && q->batch > 0 && j->batch > 0 &&
+	       q->function_len == j->function_len &&
+	       memcmp(q->function, j->function, q->function_len) == 0;
 }
 
 size_t
@@ -246,7 +250,7 @@ sched_count_same(const sched *s, const job *j)
 	size_t n = 0;
 
 	for (const job *q = s->head; q != NULL; q = q->next)
-		n += q != j && same_function(q, j);
+		n += joins_batch(q, j);
 	return n;
 }
 
@@ -260,7 +264,7 @@ sched_take_same(sched *s, const job *j, job **out, size_t max)
 		return 0;
 	for (q = s->head; q != NULL && n < max; q = next) {
 		next = q->next;
-		if (!same_function(q, j))
+		if (!joins_batch(q, j))
 			continue;
 		queue_unlink(s, q);
 		q->state = JOB_RUNNING;

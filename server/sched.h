@@ -32,6 +32,10 @@ typedef struct job {
 	uint32_t concurrency; /* how many such jobs one slot may run at once
 				 (async functions); 0 or 1: alone */
 	int pinned;           /* slot + 1 it must run on (an actor's), 0: any */
+	uint32_t batch;       /* a plain call of an @gild.function(batch=N)
+				 function: N >= 1; 0 for anything else (a
+				 stream, an actor's call, creation or end, an
+				 exec): only such calls are batched together */
 	bool pipelinable;     /* may wait in a busy worker (sched_set_pipeline):
 				 a plain call, not a stream, actor or batch */
 	bool ahead;           /* RUNNING but sent ahead: waiting in its worker
@@ -77,12 +81,14 @@ job *sched_peek(const sched *s);
 /* Whether a ready slot has room for a job now. */
 bool sched_has_room(const sched *s);
 
-/* Queued jobs of the same function as j (j itself not counted). */
+/* Queued jobs that would join j's batch: plain calls (batch > 0) of the
+ * same function as j (j itself not counted). */
 size_t sched_count_same(const sched *s, const job *j);
 
-/* Batching: moves up to max queued jobs of the same function as j, oldest
- * first, onto j's slot as RUNNING (past its per-slot limit: they run as
- * one), and stores them in out. Returns how many. */
+/* Batching: moves up to max queued jobs that would join j's batch (as
+ * sched_count_same), oldest first, onto j's slot as RUNNING (past its
+ * per-slot limit: they run as one), and stores them in out. Returns how
+ * many. */
 size_t sched_take_same(sched *s, const job *j, job **out, size_t max);
 
 /* Worker `slot` can take jobs now (it said hello). */

@@ -69,8 +69,7 @@ typedef struct sjob {
 	struct stream *st;     /* a streaming job's stream, else NULL */
 	struct timespec arrived;
 	bool arrived_busy;     /* no worker was free when it came */
-	uint32_t batch;        /* @gild.function(batch=N): N >= 1, else 0 */
-	uint32_t batch_wait_us;
+	uint32_t batch_wait_us; /* how long a batch (j.batch) may wait to fill */
 	actor *act;            /* an actor's call, creation or destruction */
 	/* JK_EXEC: an Exec request, otherwise handled as a call. */
 	enum { JK_CALL, JK_ACTOR_NEW, JK_ACTOR_DESTROY, JK_EXEC } kind;
@@ -552,7 +551,7 @@ batch_should_wait(server *srv, sjob *sj)
 	uint64_t waited;
 	struct timeval tv;
 
-	if (sched_count_same(srv->sch, &sj->j) + 1 >= sj->batch ||
+	if (sched_count_same(srv->sch, &sj->j) + 1 >= sj->j.batch ||
 	    !sj->arrived_busy)
 		return false;
 	if ((waited = elapsed_us(&sj->arrived)) >= sj->batch_wait_us)
@@ -847,17 +846,17 @@ pump(server *srv)
 		size_t n = 1;
 		int slot;
 
-		if (sj->batch > 0 && batch_should_wait(srv, sj))
+		if (j->batch > 0 && batch_should_wait(srv, sj))
 			break; /* the timer pumps again */
 		j = sched_next(srv->sch);
 		slot = j->slot;
 		batch[0] = j;
-		if (sj->batch > 1)
+		if (j->batch > 1)
 			n += sched_take_same(srv->sch, j, batch + 1,
-			    (sj->batch < BATCH_MAX ? sj->batch : BATCH_MAX) - 1);
+			    (j->batch < BATCH_MAX ? j->batch : BATCH_MAX) - 1);
 		for (size_t i = 0; i < n; i++)
 			describe_job(batch[i], &sjobs[i]);
-		if (supervisor_send(srv->sup, slot, sjobs, n, sj->batch > 0) != 0) {
+		if (supervisor_send(srv->sup, slot, sjobs, n, j->batch > 0) != 0) {
 			for (size_t i = 0; i < n; i++) {
 				sched_complete(srv->sch, slot, batch[i]->id);
 				job_fail(srv, batch[i], GILD__V1__CODE__INTERNAL,
@@ -1259,14 +1258,16 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 			 : fo.timeout_ms   ? fo.timeout_ms
 					   : srv->opts->default_timeout_ms;
 	sj->retries_left = fo.retries;
-	sj->batch = pr->stream ? 0 : fo.batch;
+	/* Only a plain call is batched: not a stream (nor an actor's call,
+	 * whose options are none). */
+	j->batch = pr->stream ? 0 : fo.batch;
 	sj->batch_wait_us = fo.batch_wait_us;
 	j->concurrency = fo.concurrency;
 	/* Only a plain call may wait in a busy worker: a stream holds its
 	 * worker for long, actors and batches have their own order, and an
 	 * exec's run time is anyone's guess. */
 	j->pipelinable = !exec && act == NULL && !pr->stream &&
-			 sj->batch == 0 && fo.concurrency <= 1;
+			 j->batch == 0 && fo.concurrency <= 1;
 	sj->arrived_busy = !sched_has_room(srv->sch) || sched_queued(srv->sch) > 0;
 	clock_gettime(CLOCK_MONOTONIC, &sj->arrived);
 	j->id = ++srv->next_job_id;
@@ -1906,7 +1907,7 @@ on_worker_retiring(void *arg, int slot)
 }
 
 static void
-on_worker_lost(void *arg, int slot, const char *reason)
+on_worker_lost(void *arg, int slot, const char *reason, bool all_read)
 {
 	server *srv = arg;
 	job *ahead[SCHED_PIPELINE_MAX];
@@ -1916,7 +1917,7 @@ on_worker_lost(void *arg, int slot, const char *reason)
 	for (j = sched_slot_lost(srv->sch, slot); j != NULL; j = next) {
 		sjob *sj = (sjob *) j;
 		next = j->next;
-		if (j->ahead) {
+		if (j->ahead && all_read) {
 			/* Sent ahead and never started: it runs elsewhere. */
 			ahead[nahead++] = j;
 		} else if (sj->interrupt != 0) {

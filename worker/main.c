@@ -422,10 +422,17 @@ static struct {
 } aio = {-1, NULL, {NULL, NULL}};
 /* This thread's loop: the inbox has ended (1 clean, < 0 error), or 0. */
 static _Thread_local int aio_eof;
+/* The async call this thread's loop runs alone (job_start's alone), or 0:
+ * while there is one, the loop takes no other call, as a thread running a
+ * plain function would not. So a call sent ahead behind it starts only
+ * after its result is written, and the front end, having read that result,
+ * knows which calls had started when a worker dies. */
+static _Thread_local uint64_t aio_alone;
 
 /* _gild_worker.take(): runs the calls that arrived (those of plain
  * functions to the end, answering them) and returns [(job_id, coroutine)]
- * for those of async functions; None once the front end has closed. */
+ * for those of async functions, taking none after one that runs alone
+ * until it has finished; None once the front end has closed. */
 static PyObject *
 aio_take(PyObject *self, PyObject *unused)
 {
@@ -438,8 +445,10 @@ aio_take(PyObject *self, PyObject *unused)
 		size_t inlen = 0, outlen = 0;
 		uint64_t job_id = 0;
 		PyObject *coro = NULL;
-		int rc, end;
+		int rc, end, alone = 0;
 
+		if (aio_alone != 0)
+			return started; /* finish() lets it take again */
 		if ((in = inbox_take(&inlen, &end, 0)) == NULL) {
 			if (end != 0 && PyList_GET_SIZE(started) == 0) {
 				aio_eof = end;
@@ -448,10 +457,12 @@ aio_take(PyObject *self, PyObject *unused)
 			}
 			return started;
 		}
-		rc = job_start(aio.a, in, inlen, &aio.sink, &job_id, &coro, &out,
-		    &outlen);
+		rc = job_start(aio.a, in, inlen, &aio.sink, &job_id, &coro,
+		    &alone, &out, &outlen);
 		frame_free(in);
 		if (rc == 1) {
+			if (alone)
+				aio_alone = job_id;
 			PyObject *t = Py_BuildValue("(KN)",
 			    (unsigned long long) job_id, coro);
 			if (t == NULL || PyList_Append(started, t) == -1) {
@@ -482,11 +493,15 @@ aio_finish(PyObject *self, PyObject *args)
 	PyObject *result, *exc;
 	uint8_t *out = NULL;
 	size_t outlen = 0;
+	int rc;
 
 	if (!PyArg_ParseTuple(args, "KOO", &job_id, &result, &exc))
 		return NULL;
-	if (job_finish(job_id, result, exc == Py_None ? NULL : exc, &out,
-		&outlen) != 0)
+	rc = job_finish(job_id, result, exc == Py_None ? NULL : exc, &out,
+	    &outlen);
+	if (aio_alone == job_id)
+		aio_alone = 0; /* its result goes out first: take() may take */
+	if (rc != 0)
 		return PyErr_NoMemory();
 	mark_exiting(&out, &outlen);
 	interp_flush_stdio();

@@ -271,12 +271,14 @@ test_pause_lets_running_finish(void)
 	sched_fini(s);
 }
 
+/* A plain call of function fn, batched by up to 8. */
 static job *
 mkfn(uint64_t id, const char *fn)
 {
 	job *j = mkjob(id, 1, id);
 	j->function = fn;
 	j->function_len = strlen(fn);
+	j->batch = 8;
 	return j;
 }
 
@@ -319,6 +321,60 @@ test_batch_same_function(void)
 	free(b);
 	free(c);
 	free(d);
+	sched_fini(s);
+}
+
+/* Batches take only plain calls of the batched function: not an actor's
+ * call or creation, nor a stream, that bear its name (the server sets
+ * batch on plain calls only), wherever they stand in the queue. */
+static void
+test_batch_only_plain_calls(void)
+{
+	static const struct {
+		const char *what;
+		bool plain; /* a plain call: batch set */
+		int pinned; /* an actor's: its slot + 1 */
+	} mix[] = {
+	    {"plain", true, 0},
+	    {"actor call", false, 1},
+	    {"plain", true, 0},
+	    {"stream", false, 0},
+	    {"actor creation", false, 1},
+	    {"plain", true, 0},
+	    {"actor call", false, 1},
+	};
+	enum { N = sizeof(mix) / sizeof(mix[0]) };
+	job *jobs[N], *more[N];
+	size_t taken, plain_after_first = 0;
+	sched *s;
+
+	CU_ASSERT_EQUAL_FATAL(sched_init(&s, 1, 1, 10), 0);
+	for (size_t i = 0; i < N; i++) {
+		jobs[i] = mkfn(i + 1, "predict");
+		jobs[i]->batch = mix[i].plain ? 8 : 0;
+		jobs[i]->pinned = mix[i].pinned;
+		plain_after_first += i > 0 && mix[i].plain;
+		sched_submit(s, jobs[i]);
+	}
+	sched_slot_ready(s, 0);
+	CU_ASSERT_EQUAL(sched_count_same(s, jobs[0]), plain_after_first);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), jobs[0]);
+	taken = sched_take_same(s, jobs[0], more, N);
+	CU_ASSERT_EQUAL(taken, plain_after_first);
+	for (size_t k = 0; k < taken; k++) {
+		CU_ASSERT_EQUAL(more[k]->batch, 8);
+		CU_ASSERT_EQUAL(more[k]->state, JOB_RUNNING);
+	}
+	/* Oldest first. */
+	CU_ASSERT(taken == 2 && more[0] == jobs[2] && more[1] == jobs[5]);
+	for (size_t i = 0; i < N; i++)
+		CU_ASSERT_EQUAL(
+		    jobs[i]->state, mix[i].plain ? JOB_RUNNING : JOB_QUEUED);
+	CU_ASSERT_EQUAL(sched_queued(s), N - 1 - plain_after_first);
+	/* A job that is no plain call gathers nothing, not even plain ones. */
+	CU_ASSERT_EQUAL(sched_count_same(s, jobs[1]), 0);
+	for (size_t i = 0; i < N; i++)
+		free(jobs[i]);
 	sched_fini(s);
 }
 
@@ -463,6 +519,8 @@ main(void)
 	CU_add_test(s, "a requeued job runs next", test_requeue_runs_next_past_limit);
 	CU_add_test(s, "pause lets running jobs finish", test_pause_lets_running_finish);
 	CU_add_test(s, "batches take queued calls of one function", test_batch_same_function);
+	CU_add_test(s, "batches take only plain calls, not actors or streams",
+	    test_batch_only_plain_calls);
 	CU_add_test(s, "pinned jobs wait for their slot only", test_pinned_jobs);
 	CU_add_test(s, "pipelining plain calls to busy slots", test_pipeline);
 	CU_add_test(s, "bad arguments", test_bad_init);

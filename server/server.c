@@ -12,6 +12,7 @@
 #include "privs.h"
 #include "sched.h"
 #include "supervisor.h"
+#include "svctime.h"
 #include "valjson.h"
 #include "wire.h"
 
@@ -38,6 +39,7 @@ typedef struct server {
 	struct event_base *base;
 	listener *lst;
 	sched *sch;
+	svctime *est;           /* how long each function's calls run */
 	supervisor *sup;
 	struct event *sigint_ev, *sigterm_ev, *sighup_ev, *drain_ev, *exit_ev;
 	srv_state state;
@@ -864,6 +866,10 @@ pump(server *srv)
 			}
 		}
 	}
+	/* A worker is free and calls wait in busy ones: ask for them back
+	 * (an answer that cannot come is made up for when it is lost). */
+	while ((j = sched_take_back(srv->sch)) != NULL)
+		supervisor_take_back(srv->sup, j->slot, j->id);
 }
 
 static void
@@ -1268,6 +1274,9 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 	 * exec's run time is anyone's guess. */
 	j->pipelinable = !exec && act == NULL && !pr->stream &&
 			 j->batch == 0 && fo.concurrency <= 1;
+	if (j->pipelinable)
+		j->est_us = svctime_get(srv->est, pr->function,
+		    pr->function_len);
 	sj->arrived_busy = !sched_has_room(srv->sch) || sched_queued(srv->sch) > 0;
 	clock_gettime(CLOCK_MONOTONIC, &sj->arrived);
 	j->id = ++srv->next_job_id;
@@ -1962,6 +1971,32 @@ on_worker_lost(void *arg, int slot, const char *reason, bool all_read)
 	pump(srv); /* other workers may take what waits */
 }
 
+/* A worker's stamp on a call it ran: its function's estimate learns. */
+static void
+on_worker_ran(void *arg, int slot, uint64_t job_id, uint32_t run_us)
+{
+	server *srv = arg;
+	sjob *sj = running_job(srv, slot, job_id);
+
+	if (sj != NULL && sj->j.pipelinable)
+		svctime_note(srv->est, sj->j.function, sj->j.function_len,
+		    run_us);
+}
+
+/* A take-back's answer: a call given back runs on a free worker, unless
+ * it was stopped meanwhile (its client may have its answer already). */
+static void
+on_worker_taken_back(void *arg, int slot, uint64_t job_id, bool returned)
+{
+	server *srv = arg;
+	sjob *sj = (sjob *) sched_taken_back(srv->sch, slot, job_id, returned);
+
+	if (sj != NULL && sj->interrupt != 0)
+		job_end_queued(srv, sj, sj->interrupt);
+	pump(srv);
+	check_drained(srv);
+}
+
 static void
 on_worker_result(void *arg, int slot, uint64_t job_id,
     const uint8_t *fields, size_t len)
@@ -2176,6 +2211,8 @@ server_run(const server_opts *opts)
 	    .result = on_worker_result,
 	    .chunk = on_worker_chunk,
 	    .stream_end = on_worker_stream_end,
+	    .ran = on_worker_ran,
+	    .taken_back = on_worker_taken_back,
 	    .failed = on_app_failed,
 	    .stopped = on_workers_stopped,
 	};
@@ -2209,7 +2246,8 @@ server_run(const server_opts *opts)
 		srv.exit_code = 1;
 		goto out;
 	}
-	if ((srv.metrics = metrics_new()) == NULL) {
+	if ((srv.metrics = metrics_new()) == NULL ||
+	    svctime_init(&srv.est) != 0) {
 		log_error("out of memory");
 		srv.exit_code = 1;
 		goto out;
@@ -2307,6 +2345,7 @@ out:
 		}
 	}
 	sched_fini(srv.sch);
+	svctime_fini(srv.est);
 	while (srv.streams != NULL)
 		stream_free(&srv, srv.streams);
 	while (srv.actors.all != NULL) {

@@ -682,10 +682,11 @@ test_connection_churn(void)
 	served_stop(&s);
 }
 
-/* --pipeline: calls sent ahead to a busy worker wait in it. When it is
- * killed they had not started, so they run on its replacement instead of
- * ending with WORKER_LOST; and a deadline that passes while one waits does
- * not get the worker killed under the call it is running. */
+/* --pipeline: calls sent ahead to a busy worker (one running a call the
+ * scheduler expects to be short, as stuck's were so far) wait in it. When
+ * it is killed they had not started, so they run on its replacement
+ * instead of ending with WORKER_LOST; and a deadline that passes while one
+ * waits does not get the worker killed under the call it is running. */
 static void
 test_pipeline_waiting_calls(void)
 {
@@ -698,6 +699,10 @@ test_pipeline_waiting_calls(void)
 
 	CU_ASSERT_EQUAL_FATAL(start(&s, extra), 0);
 	pid0 = worker_pid(s.c);
+	/* Calls go ahead only behind calls expected to be short: the
+	 * server has seen stuck and pid run short. */
+	served_run(s.c, "stuck", gild_float(0.0));
+	served_run(s.c, "pid", NULL);
 	slow = served_submit(s.c, "stuck", gild_float(20.0), 0);
 	CU_ASSERT(status_reaches(s.c, "in_flight", false, 1));
 	for (int i = 0; i < 3; i++)
@@ -732,6 +737,38 @@ test_pipeline_waiting_calls(void)
 	CU_ASSERT_EQUAL(gild_value_float(res.value), 1.0);
 	gild_result_clear(&res);
 	CU_ASSERT_EQUAL(worker_pid(s.c), pid1);
+	served_stop(&s);
+}
+
+/* One long call and 50 short ones on 2 workers (under the free-threaded
+ * runtime: 2 threads), with the default --pipeline: every short call
+ * starts before the long one ends, and none runs where the long one holds
+ * its worker (or thread). The long call is one of the same function, which
+ * has run short so far, so the scheduler sends short calls ahead behind
+ * it: only taking them back when the other worker frees up keeps them
+ * from waiting for it. It waits for a file the test creates once the short
+ * calls have answered (or after 20 s), so what the ledger shows is an
+ * order, not a time. */
+static void
+test_long_call_holds_no_short_one(void)
+{
+	gated_run r;
+	served s;
+
+	CU_ASSERT_EQUAL_FATAL(served_start(&s, "tests/apps/stamps.py", 2,
+				  NULL), 0);
+	stamps_gated_run(&s, 4, 50, &r);
+	if (r.answered < 50 || r.late > 0 || r.beside > 0)
+		fprintf(stderr,
+		    "\n  %d of 50 short calls answered while the long one "
+		    "ran; %d started after it ended, %d ran on its %s\n",
+		    r.answered, r.late, r.beside,
+		    test_free_threaded() ? "thread" : "worker");
+	CU_ASSERT_EQUAL(r.answered, 50);
+	CU_ASSERT_EQUAL(r.late, 0);
+	CU_ASSERT_EQUAL(r.beside, 0);
+	CU_ASSERT_EQUAL(r.twice, 0); /* a call taken back ran once */
+	CU_ASSERT_EQUAL(r.places, 2);
 	served_stop(&s);
 }
 
@@ -852,6 +889,8 @@ main(void)
 	CU_add_test(s, "1,000 clients come and go", test_connection_churn);
 	CU_add_test(s, "--pipeline: waiting calls survive a kill and a deadline",
 	    test_pipeline_waiting_calls);
+	CU_add_test(s, "a long call holds none of 50 short ones (2 workers)",
+	    test_long_call_holds_no_short_one);
 	CU_add_test(s, "the server killed under a sending client",
 	    test_server_killed_under_sender);
 	return test_run_all();

@@ -119,17 +119,13 @@ slot_unlink(sched *s, slot *sl, job *j)
 	j->taking_back = false; /* an answer that comes now finds nothing */
 }
 
-/* Unlinks j, which its worker finished. The worker takes its calls in the
- * order they were sent: the oldest one waiting starts in the room j
- * leaves. */
+/* Counts the oldest call waiting on sl as started: the worker takes its
+ * calls in the order they were sent. */
 static void
-slot_finish(sched *s, slot *sl, job *j)
+start_next(sched *s, slot *sl)
 {
 	job *next = NULL;
 
-	slot_unlink(s, sl, j);
-	if (j->ahead)
-		return;
 	for (job *q = sl->jobs; q != NULL; q = q->next)
 		if (q->ahead && (next == NULL || q->seq < next->seq))
 			next = q;
@@ -138,6 +134,16 @@ slot_finish(sched *s, slot *sl, job *j)
 		sl->ahead--;
 		s->ahead--;
 	}
+}
+
+/* Unlinks j, which its worker finished: the oldest call waiting there
+ * starts in the room j leaves. */
+static void
+slot_finish(sched *s, slot *sl, job *j)
+{
+	slot_unlink(s, sl, j);
+	if (!j->ahead)
+		start_next(s, sl);
 }
 
 int
@@ -428,8 +434,14 @@ sched_slot_lost(sched *s, int slot)
 		return NULL;
 	sl = &s->slots[slot];
 	sl->ready = false;
+	/* A call asked back and counted as started may have been given back,
+	 * the next waiting one starting in its place (sched_taken_back): that
+	 * one may have run, so it counts as started too. */
+	for (j = sl->jobs; j != NULL; j = j->next)
+		if (j->taking_back && !j->ahead)
+			start_next(s, sl);
 	/* Newest first off the slot, so oldest first in the list; each keeps
-	 * its ahead flag (whether it had started) for the caller. */
+	 * its ahead flag (whether it may have started) for the caller. */
 	while ((j = sl->jobs) != NULL) {
 		slot_unlink(s, sl, j);
 		j->state = JOB_DONE;

@@ -831,8 +831,9 @@ pump(server *srv)
 			}
 		}
 	}
-	/* A worker is free and calls wait in busy ones: ask for them back
-	 * (an answer that cannot come is made up for when it is lost). */
+	/* A worker is free and calls wait in busy ones: ask for them back.
+	 * One that cannot be asked stays asked for until it ends or its
+	 * worker is lost. */
 	while ((j = sched_take_back(srv->sch)) != NULL)
 		supervisor_take_back(srv->sup, j->slot, j->id);
 }

@@ -682,6 +682,41 @@ test_take_back_counted_as_started(void)
 	free(z);
 }
 
+/* The worker dies while a take-back is unanswered, after the call was
+ * counted as started: it may have been given back and the call behind it
+ * started in its place, so that one is not said never to have started. */
+static void
+test_take_back_then_lost(void)
+{
+	sched *s;
+	job *l = mkplain(1), *x = mkplain(2), *y = mkplain(3), *lost;
+
+	CU_ASSERT_EQUAL_FATAL(sched_init(&s, 2, 1, 100), 0);
+	sched_set_pipeline(s, 8);
+	sched_slot_ready(s, 0);
+	sched_submit(s, l);
+	sched_submit(s, x);
+	sched_submit(s, y);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_PTR_NOT_NULL(sched_next(s));
+	sched_slot_ready(s, 1);
+	CU_ASSERT_PTR_EQUAL(sched_take_back(s), x);
+	CU_ASSERT_PTR_EQUAL(sched_complete(s, 0, l->id), l);
+	CU_ASSERT_FALSE(x->ahead);
+	CU_ASSERT_TRUE(y->ahead);
+	lost = sched_slot_lost(s, 0);
+	CU_ASSERT_PTR_EQUAL(lost, x);
+	CU_ASSERT_PTR_EQUAL(x->next, y);
+	CU_ASSERT_FALSE(x->ahead);
+	CU_ASSERT_FALSE(y->ahead);
+	CU_ASSERT_EQUAL(sched_taking_back(s), 0);
+	CU_ASSERT_EQUAL(sched_ahead(s), 0);
+	sched_fini(s);
+	free(l);
+	free(x);
+	free(y);
+}
+
 /* ---- work conservation, simulated ----------------------------------------
  * A discrete-event simulation of the front end and its workers over
  * sched.c's API, with the service-time estimates (svctime.c) fed by the
@@ -1240,6 +1275,8 @@ main(void)
 	    test_take_back);
 	CU_add_test(s, "a call given back after it was counted as started",
 	    test_take_back_counted_as_started);
+	CU_add_test(s, "a worker lost while a take-back is unanswered",
+	    test_take_back_then_lost);
 	CU_add_test(s, "no thread idle while a call waits in a worker "
 		       "(simulated)",
 	    test_work_conserving_simulated);

@@ -124,7 +124,7 @@ served_wait(gild_client *c, gild_call_id id, gild_result *res)
 	return res->code;
 }
 
-/* Submits stamp(ledger, token) of tests/apps/stamps.py, or with gate
+/* Submits stamp(ledger, token) of tests/apps/ledger.py, or with gate
  * (not NULL) stamp(ledger, token, gate); a failure is a test failure. */
 static gild_call_id
 stamps_submit(gild_client *c, const char *ledger, const char *token,
@@ -266,4 +266,20 @@ stamps_gated_run(served *s, int warm, int n, gated_run *out)
 		snprintf(token, sizeof(token), "call%d", i);
 		CU_ASSERT(stamps_find(st, lines, true, token) >= 0);
 	}
+}
+
+void
+stamps_assert_none_waited(const gated_run *r, int n, const char *place)
+{
+	if (r->answered < n || r->late > 0 || r->beside > 0 || r->twice > 0)
+		fprintf(stderr,
+		    "\n  %d of %d calls answered while the gated one held its "
+		    "%s; %d started after it ended, %d ran on its %s, %d ran "
+		    "twice\n",
+		    r->answered, n, place, r->late, r->beside, place, r->twice);
+	CU_ASSERT_EQUAL(r->answered, n);
+	CU_ASSERT_EQUAL(r->late, 0);
+	CU_ASSERT_EQUAL(r->beside, 0);
+	CU_ASSERT_EQUAL(r->twice, 0); /* a call taken back ran once */
+	CU_ASSERT_EQUAL(r->places, 2);
 }

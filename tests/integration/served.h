@@ -51,7 +51,7 @@ int64_t served_status_int(gild_client *c, const char *field, bool worker);
  * status cannot be read). */
 int served_worker_pids(gild_client *c, int64_t *pids, int max);
 
-/* The ledger of tests/apps/stamps.py: one line per call's start and end,
+/* The ledger of tests/apps/ledger.py: one line per call's start and end,
  * in the order they happened. */
 typedef struct stamp {
 	bool start;              /* else its end */
@@ -60,7 +60,7 @@ typedef struct stamp {
 	unsigned long long thread;
 } stamp;
 
-/* The dispatch check on a server s serving tests/apps/stamps.py: `warm`
+/* The dispatch check on a server s serving tests/apps/ledger.py: `warm`
  * short stamp() calls run first, one after another (so the scheduler
  * takes stamp for a short function); then one stamp() call waits for a
  * gate file, and once it has started n more are sent; their answers are
@@ -75,5 +75,11 @@ typedef struct gated_run {
 			 included */
 } gated_run;
 void stamps_gated_run(served *s, int warm, int n, gated_run *out);
+
+/* Asserts that r (a run of n calls) shows no call waited for the gated
+ * one: all n answered while it was held, none started after it ended or
+ * ran where it ran (its `place`, "worker" or "thread"), each ran once,
+ * and 2 places ran calls. Says what it saw when not. */
+void stamps_assert_none_waited(const gated_run *r, int n, const char *place);
 
 #endif

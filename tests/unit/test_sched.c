@@ -631,6 +631,29 @@ test_take_back(void)
 		free(w[i]);
 }
 
+/* Two slots, --pipeline 8: slot 0 runs l with x and y waiting behind it;
+ * then slot 1 comes up free, and x (the oldest waiting) is asked back. */
+static sched *
+take_back_x(job *l, job *x, job *y)
+{
+	sched *s;
+
+	if (sched_init(&s, 2, 1, 100) != 0)
+		return NULL;
+	sched_set_pipeline(s, 8);
+	sched_slot_ready(s, 0);
+	sched_submit(s, l);
+	sched_submit(s, x);
+	sched_submit(s, y);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), l);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), x);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), y);
+	CU_ASSERT_TRUE(x->ahead && y->ahead);
+	sched_slot_ready(s, 1);
+	CU_ASSERT_PTR_EQUAL(sched_take_back(s), x);
+	return s;
+}
+
 /* The race the other way: the worker gave the call back, but the result
  * of the call before it came first, so the scheduler counted it as
  * started. The answer corrects that: the next waiting call is the one
@@ -642,18 +665,7 @@ test_take_back_counted_as_started(void)
 	job *l = mkplain(1), *x = mkplain(2), *y = mkplain(3), *z = mkplain(4);
 	job *lost;
 
-	CU_ASSERT_EQUAL_FATAL(sched_init(&s, 2, 1, 100), 0);
-	sched_set_pipeline(s, 8);
-	sched_slot_ready(s, 0);
-	sched_submit(s, l);
-	sched_submit(s, x);
-	sched_submit(s, y);
-	CU_ASSERT_PTR_EQUAL(sched_next(s), l);
-	CU_ASSERT_PTR_EQUAL(sched_next(s), x);
-	CU_ASSERT_PTR_EQUAL(sched_next(s), y);
-	CU_ASSERT_TRUE(x->ahead && y->ahead);
-	sched_slot_ready(s, 1); /* a second worker, free */
-	CU_ASSERT_PTR_EQUAL(sched_take_back(s), x);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s = take_back_x(l, x, y));
 	CU_ASSERT_PTR_EQUAL(sched_complete(s, 0, l->id), l);
 	CU_ASSERT_FALSE(x->ahead); /* counted as started */
 	CU_ASSERT_TRUE(y->ahead);
@@ -691,16 +703,7 @@ test_take_back_then_lost(void)
 	sched *s;
 	job *l = mkplain(1), *x = mkplain(2), *y = mkplain(3), *lost;
 
-	CU_ASSERT_EQUAL_FATAL(sched_init(&s, 2, 1, 100), 0);
-	sched_set_pipeline(s, 8);
-	sched_slot_ready(s, 0);
-	sched_submit(s, l);
-	sched_submit(s, x);
-	sched_submit(s, y);
-	for (int i = 0; i < 3; i++)
-		CU_ASSERT_PTR_NOT_NULL(sched_next(s));
-	sched_slot_ready(s, 1);
-	CU_ASSERT_PTR_EQUAL(sched_take_back(s), x);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s = take_back_x(l, x, y));
 	CU_ASSERT_PTR_EQUAL(sched_complete(s, 0, l->id), l);
 	CU_ASSERT_FALSE(x->ahead);
 	CU_ASSERT_TRUE(y->ahead);

@@ -351,6 +351,21 @@ retire(worker *w)
 
 /* ---- workers ----------------------------------------------------------- */
 
+/* After a frame that ended (or gave back) one of w's jobs: whether to read
+ * on. Not when w went meanwhile, nor when it is being recycled and that
+ * was its last job (of several threads'): it is retired now. */
+static bool
+still_reading(worker *w)
+{
+	if (w->bev == NULL)
+		return false;
+	if (w->state == W_READY && w->draining && w->running == 0) {
+		retire(w);
+		return false;
+	}
+	return true;
+}
+
 /* Handles one FromWorker frame of a worker. */
 static bool
 on_worker_frame(void *arg, const uint8_t *p, size_t len)
@@ -378,6 +393,8 @@ on_worker_frame(void *arg, const uint8_t *p, size_t len)
 		/* The job's end: a result or error, or a stream's end. */
 		void (*end)(void *, int, uint64_t, const uint8_t *, size_t) =
 		    fw.kind == FW_RESULT ? s->ev.result : s->ev.stream_end;
+		if (fw.run_us != 0 && fw.kind == FW_RESULT)
+			s->ev.ran(s->arg, w->slot, fw.job_id, fw.run_us);
 		w->jobs_done++;
 		w->jobs_since_spawn++;
 		if (w->running > 0)
@@ -389,15 +406,13 @@ on_worker_frame(void *arg, const uint8_t *p, size_t len)
 			s->ev.retiring(s->arg, w->slot);
 		}
 		end(s->arg, w->slot, fw.job_id, fw.data, fw.len);
-		if (w->bev == NULL)
-			return false;
-		if (w->state == W_READY && w->draining && w->running == 0) {
-			/* Its last job (of several threads') is answered. */
-			retire(w);
-			return false;
-		}
-		return true;
+		return still_reading(w);
 	}
+	case FW_TAKEN_BACK:
+		if (fw.returned && w->running > 0)
+			w->running--; /* one less to wait for before a retire */
+		s->ev.taken_back(s->arg, w->slot, fw.job_id, fw.returned);
+		return still_reading(w);
 	default:
 		worker_down(w, "worker sent a malformed frame", DOWN_BROKEN);
 		return false;
@@ -1473,6 +1488,18 @@ supervisor_interrupt(supervisor *s, int slot, uint64_t job_id, int code)
 	m.job_id = job_id;
 	m.body_case = GILD__WORKER__V1__TO_WORKER__BODY_INTERRUPT;
 	m.interrupt = &in;
+	return send_control(s, slot, &m);
+}
+
+int
+supervisor_take_back(supervisor *s, int slot, uint64_t job_id)
+{
+	Gild__Worker__V1__ToWorker m = GILD__WORKER__V1__TO_WORKER__INIT;
+	Gild__Worker__V1__TakeBack tb = GILD__WORKER__V1__TAKE_BACK__INIT;
+
+	m.job_id = job_id;
+	m.body_case = GILD__WORKER__V1__TO_WORKER__BODY_TAKE_BACK;
+	m.take_back = &tb;
 	return send_control(s, slot, &m);
 }
 

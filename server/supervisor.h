@@ -58,6 +58,13 @@ typedef struct sup_events {
 	 * error if it stopped early). Like result, the job is over. */
 	void (*stream_end)(void *arg, int slot, uint64_t job_id,
 	    const uint8_t *end, size_t len);
+	/* Just before job_id's result: the worker took run_us microseconds
+	 * over it (its own stamps). */
+	void (*ran)(void *arg, int slot, uint64_t job_id, uint32_t run_us);
+	/* The answer to supervisor_take_back: job_id was returned (it never
+	 * started there, and never will) or had started (its end comes as
+	 * usual, or came already). */
+	void (*taken_back)(void *arg, int slot, uint64_t job_id, bool returned);
 	/* The app could not start on any worker: message and traceback say
 	 * why. The owner should stop. */
 	void (*failed)(void *arg, const char *message, const char *traceback);
@@ -94,6 +101,10 @@ int supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
  * CANCELLED): the worker raises an exception in the running Python code and
  * answers with the job's end as usual. Returns 0 or a negative errno. */
 int supervisor_interrupt(supervisor *s, int slot, uint64_t job_id, int code);
+/* Asks worker `slot` to give back job_id, a call sent ahead to it, if it
+ * has not started it; `taken_back` brings the answer. Returns 0 or a
+ * negative errno (no answer will come). */
+int supervisor_take_back(supervisor *s, int slot, uint64_t job_id);
 /* Lets streaming job job_id on `slot` send n more chunks. Returns 0 or a
  * negative errno. */
 int supervisor_credit(supervisor *s, int slot, uint64_t job_id, uint32_t n);

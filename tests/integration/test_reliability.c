@@ -221,11 +221,10 @@ test_cancel(void)
 	CU_ASSERT_EQUAL_FATAL(start(&s, NULL), 0);
 	pid0 = worker_pid(s.c);
 	/* Calls in flight at once may start in any order: the loop is made
-	 * to run first, then two calls queue behind it. */
+	 * to run first (inside its try:, so a cancel runs its finally:),
+	 * then two calls queue behind it. */
 	running = served_submit(s.c, "loop", scratch(&s, "c", path, sizeof(path)), 0);
-	for (double end = now_s() + 5; now_s() < end; usleep(5000))
-		if (served_status_int(s.c, "in_flight", false) == 1)
-			break;
+	CU_ASSERT(file_has(path, "running"));
 	queued = served_submit(s.c, "add", NULL, 0);
 	args = gild_list();
 	gild_list_append(args, gild_int(3));
@@ -322,9 +321,7 @@ test_disconnect_cancels(void)
 	urls[0] = s.p.url;
 	CU_ASSERT_EQUAL_FATAL(gild_connect(&gone, urls, 1, NULL), GILD_OK);
 	served_submit(gone, "loop", scratch(&s, "d", path, sizeof(path)), 0);
-	for (double end = now_s() + 5; now_s() < end; usleep(5000))
-		if (served_status_int(s.c, "in_flight", false) == 1)
-			break;
+	CU_ASSERT(file_has(path, "running")); /* inside its try: */
 	for (int i = 0; i < 5; i++)
 		served_submit(gone, "marked_nap",
 		    i == 0 ? scratch(&s, "naps", marks, sizeof(marks))
@@ -682,10 +679,11 @@ test_connection_churn(void)
 	served_stop(&s);
 }
 
-/* --pipeline: calls sent ahead to a busy worker wait in it. When it is
- * killed they had not started, so they run on its replacement instead of
- * ending with WORKER_LOST; and a deadline that passes while one waits does
- * not get the worker killed under the call it is running. */
+/* --pipeline: calls sent ahead to a busy worker (one running a call the
+ * scheduler expects to be short, as stuck's were so far) wait in it. When
+ * it is killed they had not started, so they run on its replacement
+ * instead of ending with WORKER_LOST; and a deadline that passes while one
+ * waits does not get the worker killed under the call it is running. */
 static void
 test_pipeline_waiting_calls(void)
 {
@@ -698,6 +696,10 @@ test_pipeline_waiting_calls(void)
 
 	CU_ASSERT_EQUAL_FATAL(start(&s, extra), 0);
 	pid0 = worker_pid(s.c);
+	/* Calls go ahead only behind calls expected to be short: the
+	 * server has seen stuck and pid run short. */
+	served_run(s.c, "stuck", gild_float(0.0));
+	served_run(s.c, "pid", NULL);
 	slow = served_submit(s.c, "stuck", gild_float(20.0), 0);
 	CU_ASSERT(status_reaches(s.c, "in_flight", false, 1));
 	for (int i = 0; i < 3; i++)
@@ -732,6 +734,29 @@ test_pipeline_waiting_calls(void)
 	CU_ASSERT_EQUAL(gild_value_float(res.value), 1.0);
 	gild_result_clear(&res);
 	CU_ASSERT_EQUAL(worker_pid(s.c), pid1);
+	served_stop(&s);
+}
+
+/* One long call and 50 short ones on 2 workers (under the free-threaded
+ * runtime: 2 threads), with the default --pipeline: every short call
+ * starts before the long one ends, and none runs where the long one holds
+ * its worker (or thread). The long call is one of the same function, which
+ * has run short so far, so the scheduler sends short calls ahead behind
+ * it: only taking them back when the other worker frees up keeps them
+ * from waiting for it. It waits for a file the test creates once the short
+ * calls have answered (or after 20 s), so what the ledger shows is an
+ * order, not a time. */
+static void
+test_long_call_holds_no_short_one(void)
+{
+	gated_run r;
+	served s;
+
+	CU_ASSERT_EQUAL_FATAL(served_start(&s, "tests/apps/ledger.py", 2,
+				  NULL), 0);
+	stamps_gated_run(&s, 4, 50, &r);
+	stamps_assert_none_waited(&r, 50,
+	    test_free_threaded() ? "thread" : "worker");
 	served_stop(&s);
 }
 
@@ -852,6 +877,8 @@ main(void)
 	CU_add_test(s, "1,000 clients come and go", test_connection_churn);
 	CU_add_test(s, "--pipeline: waiting calls survive a kill and a deadline",
 	    test_pipeline_waiting_calls);
+	CU_add_test(s, "a long call holds none of 50 short ones (2 workers)",
+	    test_long_call_holds_no_short_one);
 	CU_add_test(s, "the server killed under a sending client",
 	    test_server_killed_under_sender);
 	return test_run_all();

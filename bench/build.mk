@@ -4,12 +4,13 @@ $(B)/bench/burst: $(B)/bench/burst.o $(B)/libgild.a
 $(B)/bench/recovery: $(B)/bench/recovery.o $(B)/libgild.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(NNG_LIBS) $(PROTOBUFC_LIBS)
 
-# scaling starts gild itself, with the integration tests' harness.
+# scaling starts gild itself, with the integration tests' harness (which
+# marks skipped tests through tests/test_main.c, hence CUnit).
 $(B)/bench/scaling.o: ALL_CFLAGS += -I. -Itests/integration $(JANSSON_CFLAGS)
 $(B)/bench/scaling: $(B)/bench/scaling.o $(B)/tests/integration/harness.o \
-	$(B)/server/cpus.o $(B)/libgild.a
+	$(B)/tests/test_main.o $(B)/server/cpus.o $(B)/libgild.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(NNG_LIBS) \
-		$(PROTOBUFC_LIBS) -lm
+		$(PROTOBUFC_LIBS) $(CUNIT_LIBS) -lm
 
 .PHONY: bench-tools bench
 bench-tools: $(B)/bench/burst $(B)/bench/recovery $(B)/bench/scaling

@@ -365,10 +365,13 @@ frame_alloc(size_t n)
 uint8_t *
 frame_grow(uint8_t *buf, size_t len, size_t newlen)
 {
+	const mapping *m = maps_find(buf, false);
 	uint8_t *p;
 
-	if (maps_find(buf, false) == NULL)
+	if (m == NULL)
 		return realloc(buf, newlen ? newlen : 1);
+	if (newlen <= m->len)
+		return buf; /* frame_send trims it to what was used */
 	if ((p = frame_alloc(newlen)) == NULL)
 		return NULL; /* buf stays valid, as with realloc */
 	memcpy(p, buf, len < newlen ? len : newlen);

@@ -63,7 +63,9 @@ void frame_free(uint8_t *payload);
 uint8_t *frame_alloc(size_t n);
 
 /* realloc for a frame_alloc buffer of len bytes: NULL (buf still valid)
- * when out of memory. */
+ * when out of memory. A memfd mapping allocated with room to spare grows
+ * in place (frame_send sends only the len bytes it is given); one without
+ * is copied into a new one. */
 uint8_t *frame_grow(uint8_t *buf, size_t len, size_t newlen);
 
 /* Sends buf (len bytes; from frame_alloc, frame_read_shm or malloc) as one

@@ -17,7 +17,9 @@ $(B)/gild: $(B)/server/main.o $(SERVER_OBJS) $(SERVER_CLIENT_OBJS) \
 		$(PROTOBUFC_LIBS) $(JANSSON_LIBS) $(MBEDTLS_LIBS)
 BINS += $(B)/gild
 
-$(eval $(call cunit_test,test_sched,$(B)/server/sched.o,))
+$(eval $(call cunit_test,test_sched,$(B)/server/sched.o $(B)/server/svctime.o,))
+$(eval $(call cunit_test,test_svctime,$(B)/server/svctime.o,))
+$(eval $(call cunit_test,test_stream,$(B)/server/stream.o $(B)/libgildproto.a,$(NNG_LIBS)))
 $(eval $(call cunit_test,test_cpus,$(B)/server/cpus.o,))
 $(eval $(call cunit_test,test_parse,$(B)/server/parse.o $(B)/libgildproto.a,$(PROTOBUFC_LIBS)))
 $(eval $(call cunit_test,test_config,$(B)/server/config.o,))

@@ -143,8 +143,10 @@ static const conf_opt options[] = {
 	.min = 0, .max = 64, .allowed = "a whole number from 0 to 64",
 	.def = "8",
 	.help = "when every worker is busy, send each up to N more\n"
-		"plain calls to start as soon as it is free (default 8;\n"
-		"0: one call per worker thread at a time)"},
+		"short plain calls to start as soon as it is free; a\n"
+		"worker that frees up first takes back those still\n"
+		"waiting (default 8; 0: one call per worker thread at\n"
+		"a time)"},
     {.name = "max-jobs-per-worker", .arg = "N", .parse = conf_int,
 	.dst = &S.max_jobs, .min = 0, .max = LONG_MAX,
 	.allowed = "a whole number (0: never)", .def = "0",

@@ -155,6 +155,16 @@ parse_from_worker(const uint8_t *buf, size_t len, parsed_from_worker *out)
 			out->job_id = f.value;
 		} else if (f.number == 10 && f.type == WIRE_VARINT) {
 			out->exiting = f.value != 0;
+		} else if (f.number == 11 && f.type == WIRE_VARINT) {
+			out->run_us = f.value > UINT32_MAX ? UINT32_MAX
+							   : (uint32_t) f.value;
+		} else if (f.number == 12 && f.type == WIRE_LEN) {
+			wire_field r;
+			out->kind = FW_TAKEN_BACK;
+			out->returned = wire_find(f.data, f.len, 1, &r) == 1 &&
+					r.type == WIRE_VARINT && r.value != 0;
+			out->data = f.data;
+			out->len = f.len;
 		} else if ((f.number == 2 || f.number == 3) &&
 			   f.type == WIRE_LEN) {
 			/* Only this field goes into the Reply: anything else

@@ -73,12 +73,15 @@ enum parse_from_worker_kind {
 	FW_EXITED,        /* from the template: a worker ended */
 	FW_CHUNK,         /* a stream's chunk: data is the Chunk message */
 	FW_STREAM_END,    /* a stream's end: data is the StreamEnd message */
+	FW_TAKEN_BACK,    /* the answer to a TakeBack: see returned */
 };
 
 typedef struct parsed_from_worker {
 	enum parse_from_worker_kind kind;
 	uint64_t job_id;
 	bool exiting;   /* FromWorker.exiting: the worker stops after this */
+	uint32_t run_us; /* FW_RESULT: FromWorker.run_us, how long it ran */
+	bool returned;  /* FW_TAKEN_BACK: the job never started, or it had */
 	/* FW_RESULT: the result or error field, tag included, to append to a
 	 * Reply as is. Other kinds: that message's bytes. */
 	const uint8_t *data;

@@ -22,6 +22,7 @@ struct sched {
 	size_t queued;
 	size_t running;
 	size_t ahead;
+	size_t taking_back;
 	int rr; /* where the next search for a slot starts */
 	job *head, *tail; /* the FIFO queue */
 	slot *slots;
@@ -114,19 +115,17 @@ slot_unlink(sched *s, slot *sl, job *j)
 	s->running--;
 	sl->ahead -= j->ahead;
 	s->ahead -= j->ahead;
+	s->taking_back -= j->taking_back;
+	j->taking_back = false; /* an answer that comes now finds nothing */
 }
 
-/* Unlinks j, which its worker finished. The worker takes its calls in the
- * order they were sent: the oldest one waiting starts in the room j
- * leaves. */
+/* Counts the oldest call waiting on sl as started: the worker takes its
+ * calls in the order they were sent. */
 static void
-slot_finish(sched *s, slot *sl, job *j)
+start_next(sched *s, slot *sl)
 {
 	job *next = NULL;
 
-	slot_unlink(s, sl, j);
-	if (j->ahead)
-		return;
 	for (job *q = sl->jobs; q != NULL; q = q->next)
 		if (q->ahead && (next == NULL || q->seq < next->seq))
 			next = q;
@@ -135,6 +134,16 @@ slot_finish(sched *s, slot *sl, job *j)
 		sl->ahead--;
 		s->ahead--;
 	}
+}
+
+/* Unlinks j, which its worker finished: the oldest call waiting there
+ * starts in the room j leaves. */
+static void
+slot_finish(sched *s, slot *sl, job *j)
+{
+	slot_unlink(s, sl, j);
+	if (!j->ahead)
+		start_next(s, sl);
 }
 
 int
@@ -155,7 +164,7 @@ sched_submit(sched *s, job *j)
 	return 0;
 }
 
-/* Whether slot sl can take job j (NULL: a job that runs alone) now: it is
+/* Whether slot sl can start job j (NULL: a job that runs alone) now: it is
  * ready, and under per_slot, or j and every job running there allow more
  * (async functions with a concurrency). */
 static bool
@@ -167,14 +176,6 @@ room(const sched *s, const slot *sl, const job *j)
 		return false;
 	if (sl->running < s->per_slot)
 		return true;
-	if (j != NULL && j->pipelinable &&
-	    sl->running < s->per_slot + s->pipeline) {
-		const job *q = sl->jobs;
-		while (q != NULL && q->pipelinable)
-			q = q->next;
-		if (q == NULL)
-			return true; /* it waits its turn in the worker */
-	}
 	if (j == NULL || j->concurrency <= running)
 		return false;
 	for (const job *q = sl->jobs; q != NULL; q = q->next)
@@ -183,21 +184,60 @@ room(const sched *s, const slot *sl, const job *j)
 	return true;
 }
 
-/* The slot that can take j with the fewest running jobs (ties:
- * round-robin), or -1. */
+/* How long job j would wait, in microseconds, if sent ahead to busy slot
+ * sl: the expected run time of the jobs there, shared by its threads.
+ * UINT64_MAX when it may not go there (sched_set_pipeline says when). */
+static uint64_t
+ahead_wait(const sched *s, const slot *sl, const job *j)
+{
+	uint64_t sum = 0;
+
+	if (!sl->ready || !j->pipelinable || j->est_us == 0 ||
+	    j->est_us > SCHED_SHORT_US ||
+	    sl->running >= s->per_slot + s->pipeline)
+		return UINT64_MAX;
+	for (const job *q = sl->jobs; q != NULL; q = q->next) {
+		if (!q->pipelinable || q->est_us == 0)
+			return UINT64_MAX; /* it may hold the worker long */
+		sum += q->est_us;
+	}
+	sum /= (uint64_t) s->per_slot;
+	return sum <= SCHED_AHEAD_WAIT_US ? sum : UINT64_MAX;
+}
+
+/* Whether j may run on slot i (an actor's job only on its own). */
+static bool
+allowed(const job *j, int i)
+{
+	return j == NULL || j->pinned == 0 || j->pinned == i + 1;
+}
+
+/* The slot that can start j now with the fewest running jobs (ties:
+ * round-robin); failing that, the busy slot j may be sent ahead to where
+ * it is expected to start soonest; or -1. */
 static int
 best_slot(const sched *s, const job *j)
 {
+	uint64_t wait, best_wait = UINT64_MAX;
 	int best = -1;
 
 	for (int k = 0; k < s->nslots; k++) {
 		int i = (s->rr + k) % s->nslots;
 		const slot *sl = &s->slots[i];
-		if ((j != NULL && j->pinned != 0 && j->pinned != i + 1) ||
-		    !room(s, sl, j))
+		if (!allowed(j, i) || !room(s, sl, j))
 			continue;
 		if (best < 0 || sl->running < s->slots[best].running)
 			best = i;
+	}
+	if (best >= 0 || j == NULL || s->pipeline == 0)
+		return best;
+	for (int k = 0; k < s->nslots; k++) {
+		int i = (s->rr + k) % s->nslots;
+		if (allowed(j, i) &&
+		    (wait = ahead_wait(s, &s->slots[i], j)) < best_wait) {
+			best = i;
+			best_wait = wait;
+		}
 	}
 	return best;
 }
@@ -233,11 +273,15 @@ sched_peek(const sched *s)
 	return runnable(s);
 }
 
+/* Whether queued job q would join j's batch: both are plain calls of a
+ * batched function, the same one. An actor's method or a stream call may
+ * bear that name too, but runs its own code, alone. */
 static bool
-same_function(const job *a, const job *b)
+joins_batch(const job *q, const job *j)
 {
-	return a->function_len == b->function_len &&
-	       memcmp(a->function, b->function, a->function_len) == 0;
+	return q != j && q->batch > 0 && j->batch > 0 &&
+	       q->function_len == j->function_len &&
+	       memcmp(q->function, j->function, q->function_len) == 0;
 }
 
 size_t
@@ -246,7 +290,7 @@ sched_count_same(const sched *s, const job *j)
 	size_t n = 0;
 
 	for (const job *q = s->head; q != NULL; q = q->next)
-		n += q != j && same_function(q, j);
+		n += joins_batch(q, j);
 	return n;
 }
 
@@ -260,7 +304,7 @@ sched_take_same(sched *s, const job *j, job **out, size_t max)
 		return 0;
 	for (q = s->head; q != NULL && n < max; q = next) {
 		next = q->next;
-		if (!same_function(q, j))
+		if (!joins_batch(q, j))
 			continue;
 		queue_unlink(s, q);
 		q->state = JOB_RUNNING;
@@ -303,6 +347,83 @@ sched_slot_pause(sched *s, int slot)
 		s->slots[slot].ready = false;
 }
 
+/* Puts j, back from a slot, into the queue before the first job that came
+ * after it (ids grow in arrival order), whatever --max-queue says: it was
+ * accepted already. */
+static void
+queue_insert_in_order(sched *s, job *j)
+{
+	job *after = s->head;
+
+	while (after != NULL && after->id < j->id)
+		after = after->next;
+	j->state = JOB_QUEUED;
+	j->slot = -1;
+	j->ahead = false;
+	j->next = after;
+	j->prev = after != NULL ? after->prev : s->tail;
+	if (j->prev != NULL)
+		j->prev->next = j;
+	else
+		s->head = j;
+	if (after != NULL)
+		after->prev = j;
+	else
+		s->tail = j;
+	s->queued++;
+}
+
+job *
+sched_take_back(sched *s)
+{
+	size_t free_threads = 0;
+	job *oldest = NULL;
+
+	if (s->ahead == 0)
+		return NULL;
+	for (int i = 0; i < s->nslots; i++) {
+		const slot *sl = &s->slots[i];
+		int started = sl->running - sl->ahead;
+		if (sl->ready && started < s->per_slot)
+			free_threads += (size_t) (s->per_slot - started);
+	}
+	if (free_threads <= s->taking_back)
+		return NULL;
+	for (int i = 0; i < s->nslots; i++)
+		for (job *q = s->slots[i].jobs; q != NULL; q = q->next)
+			if (q->ahead && !q->taking_back &&
+			    (oldest == NULL || q->id < oldest->id))
+				oldest = q;
+	if (oldest != NULL) {
+		oldest->taking_back = true;
+		s->taking_back++;
+	}
+	return oldest;
+}
+
+job *
+sched_taken_back(sched *s, int slot, uint64_t id, bool returned)
+{
+	job *j;
+
+	if (slot < 0 || slot >= s->nslots)
+		return NULL;
+	for (j = s->slots[slot].jobs; j != NULL && j->id != id; j = j->next)
+		;
+	if (j == NULL || !j->taking_back)
+		return NULL;
+	if (!returned) {
+		j->taking_back = false;
+		s->taking_back--;
+		return NULL;
+	}
+	/* If it was counted as started, the next waiting one takes its
+	 * place: slot_finish does just that for a job that ended. */
+	slot_finish(s, &s->slots[slot], j);
+	queue_insert_in_order(s, j);
+	return j;
+}
+
 job *
 sched_slot_lost(sched *s, int slot)
 {
@@ -313,8 +434,14 @@ sched_slot_lost(sched *s, int slot)
 		return NULL;
 	sl = &s->slots[slot];
 	sl->ready = false;
+	/* A call asked back and counted as started may have been given back,
+	 * the next waiting one starting in its place (sched_taken_back): that
+	 * one may have run, so it counts as started too. */
+	for (j = sl->jobs; j != NULL; j = j->next)
+		if (j->taking_back && !j->ahead)
+			start_next(s, sl);
 	/* Newest first off the slot, so oldest first in the list; each keeps
-	 * its ahead flag (whether it had started) for the caller. */
+	 * its ahead flag (whether it may have started) for the caller. */
 	while ((j = sl->jobs) != NULL) {
 		slot_unlink(s, sl, j);
 		j->state = JOB_DONE;
@@ -437,6 +564,12 @@ size_t
 sched_ahead(const sched *s)
 {
 	return s->ahead;
+}
+
+size_t
+sched_taking_back(const sched *s)
+{
+	return s->taking_back;
 }
 
 int

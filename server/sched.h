@@ -32,10 +32,19 @@ typedef struct job {
 	uint32_t concurrency; /* how many such jobs one slot may run at once
 				 (async functions); 0 or 1: alone */
 	int pinned;           /* slot + 1 it must run on (an actor's), 0: any */
+	uint32_t batch;       /* a plain call of an @gild.function(batch=N)
+				 function: N >= 1; 0 for anything else (a
+				 stream, an actor's call, creation or end, an
+				 exec): only such calls are batched together */
 	bool pipelinable;     /* may wait in a busy worker (sched_set_pipeline):
 				 a plain call, not a stream, actor or batch */
 	bool ahead;           /* RUNNING but sent ahead: waiting in its worker
 				 behind the calls the slot runs now */
+	bool taking_back;     /* RUNNING, and its worker was asked to give it
+				 back (sched_take_back) and has not answered */
+	uint32_t est_us;      /* how long it is expected to run, microseconds,
+				 from its function's last calls (the caller
+				 sets it; 0: not known) */
 	uint64_t seq;         /* the order it was sent to its slot in */
 	struct job *next, *prev; /* scheduler links: queue or slot list */
 } job;
@@ -54,9 +63,16 @@ void sched_fini(sched *s);
 /* Lets each slot hold up to `depth` pipelinable jobs beyond per_slot while
  * every slot is busy: they wait in the worker, so it starts the next one
  * without a round trip to the front end (0, the default: none). A slot with
- * room always comes first, so a lone call is never sent ahead. At most
- * SCHED_PIPELINE_MAX. */
+ * room always comes first, so a lone call is never sent ahead. Only a short
+ * job goes ahead (est_us known and at most SCHED_SHORT_US), to the slot
+ * where it is expected to start soonest (the est_us of the jobs there,
+ * shared by its per_slot threads), and only when that is within
+ * SCHED_AHEAD_WAIT_US and every job there has a known est_us: never behind
+ * a call that may be long. A wrong guess is repaired by sched_take_back.
+ * At most SCHED_PIPELINE_MAX. */
 #define SCHED_PIPELINE_MAX 64
+#define SCHED_SHORT_US 1000
+#define SCHED_AHEAD_WAIT_US 2000
 void sched_set_pipeline(sched *s, int depth);
 
 /* Queues j (state JOB_NEW) at the tail. Returns 0, or -EAGAIN when the queue
@@ -77,13 +93,35 @@ job *sched_peek(const sched *s);
 /* Whether a ready slot has room for a job now. */
 bool sched_has_room(const sched *s);
 
-/* Queued jobs of the same function as j (j itself not counted). */
+/* Queued jobs that would join j's batch: plain calls (batch > 0) of the
+ * same function as j (j itself not counted). */
 size_t sched_count_same(const sched *s, const job *j);
 
-/* Batching: moves up to max queued jobs of the same function as j, oldest
- * first, onto j's slot as RUNNING (past its per-slot limit: they run as
- * one), and stores them in out. Returns how many. */
+/* Batching: moves up to max queued jobs that would join j's batch (as
+ * sched_count_same), oldest first, onto j's slot as RUNNING (past its
+ * per-slot limit: they run as one), and stores them in out. Returns how
+ * many. */
 size_t sched_take_same(sched *s, const job *j, job **out, size_t max);
+
+/* Work conservation: while a ready slot has a free thread (fewer than
+ * per_slot started jobs) and calls wait in other workers' inboxes, their
+ * workers are asked to give them back, one waiting call per free thread.
+ * Returns the next job to ask for (the oldest waiting one not asked for
+ * yet), now marked taking_back, or NULL when no more are needed. Call it
+ * once sched_next has placed what it can, until it returns NULL. */
+job *sched_take_back(sched *s);
+
+/* The worker's answer to a take-back of job `id` on `slot`. Returned: it
+ * never started there; it goes back into the queue in its arrival order
+ * (ids grow with it: before every job that came after it), and is
+ * returned, JOB_QUEUED, for the caller to run elsewhere (or end). If the
+ * scheduler counted it as started (its worker's earlier call ended before
+ * the answer came), the oldest waiting call there is counted as started
+ * instead: the worker took that one. Not returned: it had started (NULL;
+ * the worker wrote the result of the call before it first, so it counts
+ * as started by now). NULL too when no such job is being taken back (it
+ * ended first). */
+job *sched_taken_back(sched *s, int slot, uint64_t id, bool returned);
 
 /* Worker `slot` can take jobs now (it said hello). */
 void sched_slot_ready(sched *s, int slot);
@@ -94,7 +132,9 @@ void sched_slot_pause(sched *s, int slot);
 
 /* Worker `slot` is gone: it takes no jobs until sched_slot_ready. Its running
  * jobs are unlinked, marked JOB_DONE and returned as a list (through ->next),
- * oldest first, for the caller to fail; those still `ahead` never started. */
+ * oldest first, for the caller to fail; those still `ahead` never started
+ * (a call waiting behind one whose take-back was unanswered counts as
+ * started: it may have been taken in its place). */
 job *sched_slot_lost(sched *s, int slot);
 
 /* The job `id` running on `slot` has finished: it is unlinked, marked
@@ -127,6 +167,7 @@ job *sched_take_all(sched *s);
 size_t sched_queued(const sched *s);
 size_t sched_running(const sched *s); /* sent to workers, ahead included */
 size_t sched_ahead(const sched *s);   /* sent ahead, not started yet */
+size_t sched_taking_back(const sched *s); /* asked back, not answered */
 /* Number of slots that are ready, and jobs running on one slot. */
 int sched_ready_slots(const sched *s);
 int sched_slot_running(const sched *s, int slot);

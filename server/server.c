@@ -11,7 +11,9 @@
 #include "parse.h"
 #include "privs.h"
 #include "sched.h"
+#include "stream.h"
 #include "supervisor.h"
+#include "svctime.h"
 #include "valjson.h"
 #include "wire.h"
 
@@ -38,6 +40,7 @@ typedef struct server {
 	struct event_base *base;
 	listener *lst;
 	sched *sch;
+	svctime *est;           /* how long each function's calls run */
 	supervisor *sup;
 	struct event *sigint_ev, *sigterm_ev, *sighup_ev, *drain_ev, *exit_ev;
 	srv_state state;
@@ -69,8 +72,7 @@ typedef struct sjob {
 	struct stream *st;     /* a streaming job's stream, else NULL */
 	struct timespec arrived;
 	bool arrived_busy;     /* no worker was free when it came */
-	uint32_t batch;        /* @gild.function(batch=N): N >= 1, else 0 */
-	uint32_t batch_wait_us;
+	uint32_t batch_wait_us; /* how long a batch (j.batch) may wait to fill */
 	actor *act;            /* an actor's call, creation or destruction */
 	/* JK_EXEC: an Exec request, otherwise handled as a call. */
 	enum { JK_CALL, JK_ACTOR_NEW, JK_ACTOR_DESTROY, JK_EXEC } kind;
@@ -85,42 +87,6 @@ typedef struct sjob {
 
 /* Most calls run as one batch. */
 #define BATCH_MAX 256
-
-/* A stream: the chunks a streaming job sends, held (at most `window`)
- * until the client takes them with StreamNext. Outlives its job when the
- * generator finishes before the client has taken everything. */
-typedef struct stream {
-	uint32_t pipe;         /* key: the connection and */
-	uint64_t call_id;      /* the Request.id of the Call that opened it */
-	sjob *job;             /* the job generating it; NULL once it ended */
-	uint32_t window;
-	struct {
-		uint8_t *p;     /* an encoded Chunks.items field (tag, length,
-				 * Value) */
-		size_t n;
-	} *ring;
-	uint32_t head, n;      /* held chunks: ring[head..head+n) */
-	uint64_t next_seq;     /* seq of the chunk at head */
-	bool ended;            /* no chunk will be added */
-	bool orphan;           /* its connection closed */
-	uint8_t *error;        /* with ended: an encoded Error, or NULL */
-	size_t error_len;
-	listener_req *pull;    /* the request waiting for chunks, or NULL */
-	uint64_t pull_id;
-	uint32_t pull_max;     /* 0: no limit */
-	struct stream *next, *prev;
-} stream;
-
-/* Chunks.* and Reply.chunks field numbers, as in gild.proto. */
-enum {
-	CHUNKS_FIRST_SEQ = 1,
-	CHUNKS_ITEMS = 2,
-	CHUNKS_END = 3,
-	CHUNKS_ERROR = 4,
-	REPLY_CHUNKS = 6,
-	WINDOW_DEFAULT = 64,
-	WINDOW_MAX = 4096,
-};
 
 /* ---- replies ---------------------------------------------------------- */
 
@@ -552,7 +518,7 @@ batch_should_wait(server *srv, sjob *sj)
 	uint64_t waited;
 	struct timeval tv;
 
-	if (sched_count_same(srv->sch, &sj->j) + 1 >= sj->batch ||
+	if (sched_count_same(srv->sch, &sj->j) + 1 >= sj->j.batch ||
 	    !sj->arrived_busy)
 		return false;
 	if ((waited = elapsed_us(&sj->arrived)) >= sj->batch_wait_us)
@@ -847,17 +813,17 @@ pump(server *srv)
 		size_t n = 1;
 		int slot;
 
-		if (sj->batch > 0 && batch_should_wait(srv, sj))
+		if (j->batch > 0 && batch_should_wait(srv, sj))
 			break; /* the timer pumps again */
 		j = sched_next(srv->sch);
 		slot = j->slot;
 		batch[0] = j;
-		if (sj->batch > 1)
+		if (j->batch > 1)
 			n += sched_take_same(srv->sch, j, batch + 1,
-			    (sj->batch < BATCH_MAX ? sj->batch : BATCH_MAX) - 1);
+			    (j->batch < BATCH_MAX ? j->batch : BATCH_MAX) - 1);
 		for (size_t i = 0; i < n; i++)
 			describe_job(batch[i], &sjobs[i]);
-		if (supervisor_send(srv->sup, slot, sjobs, n, sj->batch > 0) != 0) {
+		if (supervisor_send(srv->sup, slot, sjobs, n, j->batch > 0) != 0) {
 			for (size_t i = 0; i < n; i++) {
 				sched_complete(srv->sch, slot, batch[i]->id);
 				job_fail(srv, batch[i], GILD__V1__CODE__INTERNAL,
@@ -865,6 +831,11 @@ pump(server *srv)
 			}
 		}
 	}
+	/* A worker is free and calls wait in busy ones: ask for them back.
+	 * One that cannot be asked stays asked for until it ends or its
+	 * worker is lost. */
+	while ((j = sched_take_back(srv->sch)) != NULL)
+		supervisor_take_back(srv->sup, j->slot, j->id);
 }
 
 static void
@@ -884,122 +855,33 @@ check_drained(server *srv)
 
 /* ---- streams ---------------------------------------------------------- */
 
-static stream *
-stream_find(server *srv, uint32_t pipe, uint64_t call_id)
-{
-	for (stream *st = srv->streams; st != NULL; st = st->next)
-		if (st->pipe == pipe && st->call_id == call_id)
-			return st;
-	return NULL;
-}
-
-static stream *
-stream_new(server *srv, uint32_t pipe, uint64_t call_id, uint32_t window)
-{
-	stream *st = calloc(1, sizeof(*st));
-
-	if (st == NULL)
-		return NULL;
-	st->window = window == 0 ? WINDOW_DEFAULT
-		   : window > WINDOW_MAX ? WINDOW_MAX
-					 : window;
-	if ((st->ring = calloc(st->window, sizeof(*st->ring))) == NULL) {
-		free(st);
-		return NULL;
-	}
-	st->pipe = pipe;
-	st->call_id = call_id;
-	st->next = srv->streams;
-	if (srv->streams)
-		srv->streams->prev = st;
-	srv->streams = st;
-	return st;
-}
-
-/* Frees st; a request still waiting on it must have been answered. */
-static void
-stream_free(server *srv, stream *st)
-{
-	if (st->next)
-		st->next->prev = st->prev;
-	if (st->prev)
-		st->prev->next = st->next;
-	else
-		srv->streams = st->next;
-	for (uint32_t i = 0; i < st->n; i++)
-		free(st->ring[(st->head + i) % st->window].p);
-	free(st->ring);
-	free(st->error);
-	free(st);
-}
-
-/* Answers the waiting request with the chunks held (up to its max), and the
- * end if they are the last; frees the stream once its end is delivered.
- * Chunks taken out make room: the job gets that much credit. */
+/* Answers the request waiting on st with the chunks held (up to its max),
+ * and the end if they are the last; frees the stream once its end is
+ * delivered. Chunks taken out make room: the job gets that much credit. */
 static void
 stream_flush(server *srv, stream *st)
 {
-	uint8_t buf[3 * (1 + WIRE_MAX_VARINT)];
 	uint32_t k;
-	size_t body = 0, n = 0;
 	bool end;
 	nng_msg *m;
 
-	if (st->pull == NULL || (st->n == 0 && !st->ended))
+	if (st->pull == NULL || !stream_ready(st))
 		return;
-	k = st->pull_max != 0 && st->pull_max < st->n ? st->pull_max : st->n;
-	end = st->ended && k == st->n;
-	for (uint32_t i = 0; i < k; i++)
-		body += st->ring[(st->head + i) % st->window].n;
-	body += 1 + wire_put_varint(buf, st->next_seq);
-	if (end)
-		body += 2;
-	if (end && st->error != NULL)
-		body += 1 + wire_put_varint(buf, st->error_len) + st->error_len;
-	if ((m = reply_start(st->pull_id)) == NULL)
-		goto oom;
-	n += wire_put_tag(buf, REPLY_CHUNKS, WIRE_LEN);
-	n += wire_put_varint(buf + n, body);
-	n += wire_put_tag(buf + n, CHUNKS_FIRST_SEQ, WIRE_VARINT);
-	n += wire_put_varint(buf + n, st->next_seq);
-	if (nng_msg_append(m, buf, n) != 0)
-		goto oom;
-	for (uint32_t i = 0; i < k; i++) {
-		uint32_t at = (st->head + i) % st->window;
-		if (nng_msg_append(m, st->ring[at].p, st->ring[at].n) != 0)
-			goto oom;
-	}
-	if (end) {
-		n = wire_put_tag(buf, CHUNKS_END, WIRE_VARINT);
-		n += wire_put_varint(buf + n, 1);
-		if (st->error != NULL) {
-			n += wire_put_tag(buf + n, CHUNKS_ERROR, WIRE_LEN);
-			n += wire_put_varint(buf + n, st->error_len);
-		}
-		if (nng_msg_append(m, buf, n) != 0 ||
-		    (st->error != NULL &&
-			nng_msg_append(m, st->error, st->error_len) != 0))
-			goto oom;
+	if ((m = reply_start(st->pull_id)) == NULL ||
+	    stream_take(st, m, st->pull_max, &k, &end) != 0) {
+		nng_msg_free(m);
+		reply_error(srv, st->pull, st->pull_id,
+		    GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		    "server out of memory for the stream's chunks");
+		st->pull = NULL;
+		return;
 	}
 	listener_reply(srv->lst, st->pull, m);
 	st->pull = NULL;
-	for (uint32_t i = 0; i < k; i++) {
-		free(st->ring[st->head].p);
-		st->ring[st->head].p = NULL;
-		st->head = (st->head + 1) % st->window;
-	}
-	st->n -= k;
-	st->next_seq += k;
 	if (st->job != NULL && k > 0 && st->job->j.state == JOB_RUNNING)
 		supervisor_credit(srv->sup, st->job->j.slot, st->job->j.id, k);
 	if (end)
-		stream_free(srv, st);
-	return;
-oom:
-	nng_msg_free(m);
-	reply_error(srv, st->pull, st->pull_id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
-	    "server out of memory for the stream's chunks");
-	st->pull = NULL;
+		stream_free(&srv->streams, st);
 }
 
 /* The stream will get no more chunks; error is an encoded Error (copied),
@@ -1010,17 +892,13 @@ stream_finish(server *srv, stream *st, const uint8_t *error, size_t len)
 	if (st->job != NULL)
 		st->job->st = NULL;
 	st->job = NULL;
-	st->ended = true;
-	if (error != NULL && (st->error = malloc(len ? len : 1)) != NULL) {
-		memcpy(st->error, error, len);
-		st->error_len = len;
-	}
+	stream_end(st, error, len);
 	if (st->orphan) {
 		/* Nobody will pull: answer a waiting request and go. */
 		if (st->pull != NULL)
 			reply_error(srv, st->pull, st->pull_id,
 			    GILD__V1__CODE__CANCELLED, "the client disconnected");
-		stream_free(srv, st);
+		stream_free(&srv->streams, st);
 		return;
 	}
 	stream_flush(srv, st);
@@ -1053,38 +931,18 @@ on_worker_chunk(void *arg, int slot, uint64_t job_id, const uint8_t *chunk,
 {
 	server *srv = arg;
 	sjob *sj = running_job(srv, slot, job_id);
-	wire_field seq, val;
-	stream *st;
-	uint8_t hdr[1 + WIRE_MAX_VARINT], *p;
-	size_t n;
+	int rc;
 
-	if (sj == NULL || (st = sj->st) == NULL)
+	if (sj == NULL || sj->st == NULL)
 		return; /* stale, or the stream was cancelled meanwhile */
-	if (wire_find(chunk, len, 1, &seq) != 1)
-		seq.value = 0; /* proto3 leaves a zero out */
-	if (wire_find(chunk, len, 2, &val) != 1 || val.type != WIRE_LEN ||
-	    seq.value != st->next_seq + st->n || st->n == st->window) {
-		log_debug("stream %" PRIu64 ": chunk %" PRIu64 " where %" PRIu64
-			  " was due, %" PRIu32 " of %" PRIu32 " held",
-		    st->call_id, seq.value, st->next_seq + st->n, st->n,
-		    st->window);
-		supervisor_kill(srv->sup, slot,
-		    "the worker broke the stream protocol (a chunk out of "
-		    "order, or past its credit)");
+	if ((rc = stream_push(sj->st, chunk, len)) != 0) {
+		supervisor_kill(srv->sup, slot, rc == -ENOMEM
+			? "server out of memory"
+			: "the worker broke the stream protocol (a chunk out "
+			  "of order, or past its credit)");
 		return;
 	}
-	n = wire_put_tag(hdr, CHUNKS_ITEMS, WIRE_LEN);
-	n += wire_put_varint(hdr + n, val.len);
-	if ((p = malloc(n + val.len)) == NULL) {
-		supervisor_kill(srv->sup, slot, "server out of memory");
-		return;
-	}
-	memcpy(p, hdr, n);
-	memcpy(p + n, val.data, val.len);
-	st->ring[(st->head + st->n) % st->window].p = p;
-	st->ring[(st->head + st->n) % st->window].n = n + val.len;
-	st->n++;
-	stream_flush(srv, st);
+	stream_flush(srv, sj->st);
 }
 
 static void check_drained(server *srv);
@@ -1124,7 +982,8 @@ on_worker_stream_end(void *arg, int slot, uint64_t job_id, const uint8_t *end,
 static void
 on_stream_next(server *srv, listener_req *req, const parsed_request *pr)
 {
-	stream *st = stream_find(srv, listener_req_pipe(req), pr->stream_call);
+	stream *st = stream_find(srv->streams, listener_req_pipe(req),
+	    pr->stream_call);
 
 	if (st == NULL) {
 		reply_error(srv, req, pr->id, GILD__V1__CODE__NOT_FOUND,
@@ -1233,8 +1092,10 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 	j = &sj->j;
 	sj->srv = srv;
 	if (pr->stream) {
-		if (stream_find(srv, listener_req_pipe(req), pr->id) != NULL ||
-		    (sj->st = stream_new(srv, listener_req_pipe(req), pr->id,
+		if (stream_find(srv->streams, listener_req_pipe(req), pr->id) !=
+			NULL ||
+		    (sj->st = stream_new(&srv->streams, listener_req_pipe(req),
+			 pr->id,
 			 pr->window)) == NULL) {
 			free(sj);
 			reply_error(srv, req, pr->id,
@@ -1259,14 +1120,19 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 			 : fo.timeout_ms   ? fo.timeout_ms
 					   : srv->opts->default_timeout_ms;
 	sj->retries_left = fo.retries;
-	sj->batch = pr->stream ? 0 : fo.batch;
+	/* Only a plain call is batched: not a stream (nor an actor's call,
+	 * whose options are none). */
+	j->batch = pr->stream ? 0 : fo.batch;
 	sj->batch_wait_us = fo.batch_wait_us;
 	j->concurrency = fo.concurrency;
 	/* Only a plain call may wait in a busy worker: a stream holds its
 	 * worker for long, actors and batches have their own order, and an
 	 * exec's run time is anyone's guess. */
 	j->pipelinable = !exec && act == NULL && !pr->stream &&
-			 sj->batch == 0 && fo.concurrency <= 1;
+			 j->batch == 0 && fo.concurrency <= 1;
+	if (j->pipelinable)
+		j->est_us = svctime_get(srv->est, pr->function,
+		    pr->function_len);
 	sj->arrived_busy = !sched_has_room(srv->sch) || sched_queued(srv->sch) > 0;
 	clock_gettime(CLOCK_MONOTONIC, &sj->arrived);
 	j->id = ++srv->next_job_id;
@@ -1280,7 +1146,7 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 	j->function_len = pr->function_len;
 	if (sj->timeout_ms != 0 && job_timer_arm(srv, sj, sj->timeout_ms) != 0) {
 		if (sj->st != NULL)
-			stream_free(srv, sj->st);
+			stream_free(&srv->streams, sj->st);
 		free(sj);
 		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "server out of memory");
@@ -1299,7 +1165,7 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 		if (sj->timer != NULL)
 			event_free(sj->timer);
 		if (sj->st != NULL)
-			stream_free(srv, sj->st);
+			stream_free(&srv->streams, sj->st);
 		free(sj);
 		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "queue full: %zu calls are waiting (--max-queue)",
@@ -1459,17 +1325,10 @@ on_cancel(server *srv, listener_req *req, const parsed_request *pr)
 			pr->cancel_target)) != NULL) {
 		job_end_queued(srv, (sjob *) j, GILD__V1__CODE__CANCELLED);
 		check_drained(srv);
-	} else if ((st = stream_find(srv, listener_req_pipe(req),
+	} else if ((st = stream_find(srv->streams, listener_req_pipe(req),
 			pr->cancel_target)) != NULL) {
 		/* Its generator has finished: drop what it left. */
-		for (; st->n > 0; st->n--) {
-			free(st->ring[st->head].p);
-			st->ring[st->head].p = NULL;
-			st->head = (st->head + 1) % st->window;
-		}
-		free(st->error);
-		st->error = NULL;
-		st->ended = false;
+		stream_drop(st);
 		stream_end_error(srv, st, GILD__V1__CODE__CANCELLED,
 		    "the stream was cancelled by the client");
 	}
@@ -1534,7 +1393,7 @@ on_pipe_gone(void *arg, uint32_t pipe)
 		if (st->pull != NULL)
 			reply_error(srv, st->pull, st->pull_id,
 			    GILD__V1__CODE__CANCELLED, "the client disconnected");
-		stream_free(srv, st);
+		stream_free(&srv->streams, st);
 	}
 	if (dropped + interrupted > 0)
 		log_info("client connection %" PRIu32 " closed: %zu queued "
@@ -1906,7 +1765,7 @@ on_worker_retiring(void *arg, int slot)
 }
 
 static void
-on_worker_lost(void *arg, int slot, const char *reason)
+on_worker_lost(void *arg, int slot, const char *reason, bool all_read)
 {
 	server *srv = arg;
 	job *ahead[SCHED_PIPELINE_MAX];
@@ -1916,7 +1775,7 @@ on_worker_lost(void *arg, int slot, const char *reason)
 	for (j = sched_slot_lost(srv->sch, slot); j != NULL; j = next) {
 		sjob *sj = (sjob *) j;
 		next = j->next;
-		if (j->ahead) {
+		if (j->ahead && all_read) {
 			/* Sent ahead and never started: it runs elsewhere. */
 			ahead[nahead++] = j;
 		} else if (sj->interrupt != 0) {
@@ -1959,6 +1818,32 @@ on_worker_lost(void *arg, int slot, const char *reason)
 	}
 	check_drained(srv);
 	pump(srv); /* other workers may take what waits */
+}
+
+/* A worker's stamp on a call it ran: its function's estimate learns. */
+static void
+on_worker_ran(void *arg, int slot, uint64_t job_id, uint32_t run_us)
+{
+	server *srv = arg;
+	sjob *sj = running_job(srv, slot, job_id);
+
+	if (sj != NULL && sj->j.pipelinable)
+		svctime_note(srv->est, sj->j.function, sj->j.function_len,
+		    run_us);
+}
+
+/* A take-back's answer: a call given back runs on a free worker, unless
+ * it was stopped meanwhile (its client may have its answer already). */
+static void
+on_worker_taken_back(void *arg, int slot, uint64_t job_id, bool returned)
+{
+	server *srv = arg;
+	sjob *sj = (sjob *) sched_taken_back(srv->sch, slot, job_id, returned);
+
+	if (sj != NULL && sj->interrupt != 0)
+		job_end_queued(srv, sj, sj->interrupt);
+	pump(srv);
+	check_drained(srv);
 }
 
 static void
@@ -2175,6 +2060,8 @@ server_run(const server_opts *opts)
 	    .result = on_worker_result,
 	    .chunk = on_worker_chunk,
 	    .stream_end = on_worker_stream_end,
+	    .ran = on_worker_ran,
+	    .taken_back = on_worker_taken_back,
 	    .failed = on_app_failed,
 	    .stopped = on_workers_stopped,
 	};
@@ -2208,7 +2095,8 @@ server_run(const server_opts *opts)
 		srv.exit_code = 1;
 		goto out;
 	}
-	if ((srv.metrics = metrics_new()) == NULL) {
+	if ((srv.metrics = metrics_new()) == NULL ||
+	    svctime_init(&srv.est) != 0) {
 		log_error("out of memory");
 		srv.exit_code = 1;
 		goto out;
@@ -2306,8 +2194,9 @@ out:
 		}
 	}
 	sched_fini(srv.sch);
+	svctime_fini(srv.est);
 	while (srv.streams != NULL)
-		stream_free(&srv, srv.streams);
+		stream_free(&srv.streams, srv.streams);
 	while (srv.actors.all != NULL) {
 		actor *a = srv.actors.all;
 		for (job *j; (j = actor_pop(a)) != NULL;)

@@ -3,6 +3,7 @@
 #include "supervisor.h"
 
 #include "frame.h"
+#include "framein.h"
 #include "log.h"
 #include "parse.h"
 #include "wire.h"
@@ -31,7 +32,19 @@ typedef enum wstate {
 	W_RESTARTING, /* reaped; restart timer armed */
 	W_STOPPED,    /* reaped after supervisor_stop */
 	W_RETIRING,   /* recycled: socket closed, waiting for the reap */
+	W_DYING,      /* being put down: takes no job, and what it wrote is
+			 read until it is gone (worker_down) */
 } wstate;
+
+/* How a worker is put down (worker_down): what it wrote before it went is
+ * read first, so that the jobs it had not started are known for sure. */
+typedef enum down_how {
+	DOWN_GONE,   /* it is gone (EOF, EPIPE, ECONNRESET, reaped): all it
+			wrote is on its socket now */
+	DOWN_KILL,   /* it may still run: kill it, and read until EOF or the
+			reap */
+	DOWN_BROKEN, /* what it wrote cannot be read any further */
+} down_how;
 
 typedef struct worker {
 	supervisor *sup;
@@ -54,6 +67,8 @@ typedef struct worker {
 	bool draining;          /* takes no new job: retired once it has none
 				   running (a recycle with several threads) */
 	int running;            /* jobs sent and not answered */
+	char why[256];          /* W_DYING, W_DOWN: why it was put down */
+	struct event *dying_ev; /* W_DYING: the wait for its death's end */
 	uint32_t generation;    /* the reload it was started after */
 	uint32_t tgen;          /* the template that forked it (0: exec) */
 	char *startup_error;    /* message of a StartupError, if sent */
@@ -110,7 +125,7 @@ static const char *const restart_reasons[] = {
     [RS_RECYCLED] = "recycled", /* --max-jobs-per-worker, RSS, a reload */
 };
 
-static void worker_down(worker *w, const char *reason);
+static void worker_down(worker *w, const char *reason, down_how how);
 static void on_reaped(worker *w, int status, const char *why);
 static void maybe_stopped(supervisor *s);
 static void roll_next(supervisor *s);
@@ -249,7 +264,7 @@ on_hello(worker *w, const uint8_t *data, size_t len)
 	supervisor *s = w->sup;
 
 	if (store_hello(s, data, len) != 0) {
-		worker_down(w, "worker sent a malformed hello");
+		worker_down(w, "worker sent a malformed hello", DOWN_BROKEN);
 		return;
 	}
 	w->said_hello = true;
@@ -334,88 +349,22 @@ retire(worker *w)
 	w->roll = false;
 }
 
-/* ---- frames ------------------------------------------------------------ */
-
-/* Handles one frame; returns false to stop reading (the sender was put
- * down, or its socket closed). */
-typedef bool (*frame_fn)(void *arg, const uint8_t *p, size_t n);
-
-/* A frame whose payload came in a memfd on the descriptor channel chan:
- * maps it, hands it to fn, unmaps it. Returns NULL, or why the stream is
- * broken; *more says fn's answer. */
-static const char *
-shm_frame(int chan, size_t n, frame_fn fn, void *arg, bool *more,
-    uint64_t *shm_bytes)
-{
-	const uint8_t *p;
-	int mfd;
-
-	/* The sender passed the descriptor before writing the header, so it
-	 * is here by now. */
-	if ((mfd = frame_shm_recv(chan, 1)) < 0)
-		return "sent a shared-memory frame without its descriptor";
-	if (frame_shm_map(mfd, n, &p) != 0)
-		return "sent a shared-memory frame that cannot be mapped";
-	*shm_bytes += n;
-	*more = fn(arg, p, n);
-	frame_shm_unmap(p, n);
-	return NULL;
-}
-
-/* Hands each whole frame waiting in bev to fn, while fn returns true and
- * *owner still holds bev. Frames with FRAME_SHM take their payload from
- * the descriptor channel chan (-1: refused as oversized), counted in
- * *shm_bytes. Returns NULL, or
- * why the stream is broken. */
-static const char *
-read_frames(struct bufferevent *bev, struct bufferevent *const *owner,
-    int chan, uint64_t *shm_bytes, size_t max, frame_fn fn, void *arg)
-{
-	struct evbuffer *in = bufferevent_get_input(bev);
-	uint8_t hdr[FRAME_HEADER_LEN];
-	size_t n;
-
-	while (evbuffer_get_length(in) >= FRAME_HEADER_LEN) {
-		evbuffer_copyout(in, hdr, sizeof(hdr));
-		n = frame_header_decode(hdr);
-		if ((n & FRAME_SHM) && chan != -1 &&
-		    (n & ~(size_t) FRAME_SHM) <= max) {
-			bool more = false;
-			const char *bad = shm_frame(chan,
-			    n & ~(size_t) FRAME_SHM, fn, arg, &more, shm_bytes);
-			if (bad != NULL)
-				return bad;
-			if (!more || *owner != bev)
-				return NULL;
-			evbuffer_drain(in, FRAME_HEADER_LEN);
-			continue;
-		}
-		if (n > max)
-			return "sent an oversized frame";
-		if (evbuffer_get_length(in) < FRAME_HEADER_LEN + n) {
-			/* Wake up only when the whole frame is here. */
-			bufferevent_setwatermark(bev, EV_READ,
-			    FRAME_HEADER_LEN + n, 0);
-			return NULL;
-		}
-		bufferevent_setwatermark(bev, EV_READ, 0, 0);
-		/* One contiguous view; copies only if the frame is split. */
-		const uint8_t *p = evbuffer_pullup(in,
-		    (ev_ssize_t) (FRAME_HEADER_LEN + n));
-		if (p == NULL)
-			return "out of memory reading a frame";
-		/* A frame's callbacks may close this socket (or stop
-		 * everything): then leave the rest of the buffer alone.
-		 * libevent holds a reference on bev until the read callback
-		 * returns. */
-		if (!fn(arg, p + FRAME_HEADER_LEN, n) || *owner != bev)
-			return NULL;
-		evbuffer_drain(in, FRAME_HEADER_LEN + n);
-	}
-	return NULL;
-}
-
 /* ---- workers ----------------------------------------------------------- */
+
+/* After a frame that ended (or gave back) one of w's jobs: whether to read
+ * on. Not when w went meanwhile, nor when it is being recycled and that
+ * was its last job (of several threads'): it is retired now. */
+static bool
+still_reading(worker *w)
+{
+	if (w->bev == NULL)
+		return false;
+	if (w->state == W_READY && w->draining && w->running == 0) {
+		retire(w);
+		return false;
+	}
+	return true;
+}
 
 /* Handles one FromWorker frame of a worker. */
 static bool
@@ -428,6 +377,8 @@ on_worker_frame(void *arg, const uint8_t *p, size_t len)
 	parse_from_worker(p, len, &fw);
 	switch (fw.kind) {
 	case FW_HELLO:
+		if (w->state == W_DYING)
+			return true; /* it is not coming back */
 		on_hello(w, fw.data, fw.len);
 		return w->state == W_READY;
 	case FW_STARTUP_ERROR:
@@ -442,27 +393,28 @@ on_worker_frame(void *arg, const uint8_t *p, size_t len)
 		/* The job's end: a result or error, or a stream's end. */
 		void (*end)(void *, int, uint64_t, const uint8_t *, size_t) =
 		    fw.kind == FW_RESULT ? s->ev.result : s->ev.stream_end;
+		if (fw.run_us != 0 && fw.kind == FW_RESULT)
+			s->ev.ran(s->arg, w->slot, fw.job_id, fw.run_us);
 		w->jobs_done++;
 		w->jobs_since_spawn++;
 		if (w->running > 0)
 			w->running--;
-		if (!w->draining && (fw.exiting || due_for_recycling(w))) {
+		if (w->state == W_READY && !w->draining &&
+		    (fw.exiting || due_for_recycling(w))) {
 			/* No new job may reach it while its result goes out. */
 			w->draining = true;
 			s->ev.retiring(s->arg, w->slot);
 		}
 		end(s->arg, w->slot, fw.job_id, fw.data, fw.len);
-		if (w->bev == NULL)
-			return false;
-		if (w->draining && w->running == 0) {
-			/* Its last job (of several threads') is answered. */
-			retire(w);
-			return false;
-		}
-		return true;
+		return still_reading(w);
 	}
+	case FW_TAKEN_BACK:
+		if (fw.returned && w->running > 0)
+			w->running--; /* one less to wait for before a retire */
+		s->ev.taken_back(s->arg, w->slot, fw.job_id, fw.returned);
+		return still_reading(w);
 	default:
-		worker_down(w, "worker sent a malformed frame");
+		worker_down(w, "worker sent a malformed frame", DOWN_BROKEN);
 		return false;
 	}
 }
@@ -471,13 +423,13 @@ static void
 on_read(struct bufferevent *bev, void *arg)
 {
 	worker *w = arg;
-	const char *bad = read_frames(bev, &w->bev, w->chan,
+	const char *bad = framein_read(bev, &w->bev, w->chan,
 	    &w->sup->shm_bytes, w->sup->cfg.max_frame, on_worker_frame, w);
 
 	if (bad != NULL) {
 		char why[96];
 		snprintf(why, sizeof(why), "worker %s", bad);
-		worker_down(w, why);
+		worker_down(w, why, DOWN_BROKEN);
 	}
 }
 
@@ -485,32 +437,108 @@ static void
 on_event(struct bufferevent *bev, short what, void *arg)
 {
 	worker *w = arg;
+	int e = EVUTIL_SOCKET_ERROR();
 
 	if (what & BEV_EVENT_EOF)
-		worker_down(w, "worker closed its socket");
+		worker_down(w, "worker closed its socket", DOWN_GONE);
 	else if (what & BEV_EVENT_ERROR)
-		worker_down(w, strerror(EVUTIL_SOCKET_ERROR()));
+		/* EPIPE, ECONNRESET: its end is closed, it writes no more. */
+		worker_down(w, strerror(e),
+		    e == EPIPE || e == ECONNRESET ? DOWN_GONE : DOWN_KILL);
 }
 
-/* The worker can no longer be used: close its socket, make sure the process
- * goes, tell the owner once. The restart follows the reap. */
+/* Tells the owner that w is lost (why: w->why). all_read: every frame it
+ * wrote has been handed on, so the jobs it had not started are exactly
+ * those it had not been free to take. */
 static void
-worker_down(worker *w, const char *reason)
+worker_lost(worker *w, bool all_read)
 {
 	supervisor *s = w->sup;
-	bool was_up = w->state == W_STARTING || w->state == W_READY;
 
 	close_socket(w);
 	if (w->pid > 0)
 		kill(w->pid, SIGKILL);
-	if (!was_up)
-		return;
+	event_del(w->dying_ev);
 	w->state = W_DOWN;
 	w->running = 0;
 	if (!s->stopping && w->said_hello)
-		log_warn("worker %d (pid %d) lost: %s", w->slot, (int) w->pid,
-		    reason);
-	s->ev.lost(s->arg, w->slot, reason);
+		log_warn("worker %d (pid %d) lost: %s%s", w->slot, (int) w->pid,
+		    w->why,
+		    all_read ? "" : " (what it ran before it died is not known)");
+	s->ev.lost(s->arg, w->slot, w->why, all_read);
+}
+
+/* How long a worker killed with SIGKILL may take to be gone (its memory
+ * freed, its socket closed) before its jobs are ended without knowing
+ * which had started. */
+#define DYING_WAIT_MS 5000
+
+static void
+on_dying_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	worker *w = arg;
+
+	if (w->state != W_DYING)
+		return;
+	log_warn("worker %d (pid %d) is still there %d ms after SIGKILL",
+	    w->slot, (int) w->pid, DYING_WAIT_MS);
+	worker_lost(w, false);
+}
+
+/* The worker can no longer be used: it gets no new job, its process is
+ * made to go, and the owner is told once (`lost`), after every frame it
+ * wrote has been read and handed on (how says whether it is gone, or
+ * must be killed and waited for first, or can no longer be read). A
+ * worker that was not up is only closed and killed. The restart follows
+ * the reap. */
+static void
+worker_down(worker *w, const char *reason, down_how how)
+{
+	supervisor *s = w->sup;
+	struct timeval wait = {DYING_WAIT_MS / 1000, 0};
+	const char *bad;
+
+	if (w->state == W_STARTING) {
+		/* No job yet, and a hello read now would make it ready. */
+		snprintf(w->why, sizeof(w->why), "%s", reason);
+		worker_lost(w, true);
+		return;
+	}
+	if (w->state == W_READY) {
+		snprintf(w->why, sizeof(w->why), "%s", reason);
+		w->state = W_DYING;
+		s->ev.retiring(s->arg, w->slot); /* no new job from now on */
+		bufferevent_disable(w->bev, EV_WRITE);
+		evbuffer_drain(bufferevent_get_output(w->bev),
+		    evbuffer_get_length(bufferevent_get_output(w->bev)));
+		if (how == DOWN_KILL) {
+			/* Its pid may not be known yet: on_spawned kills it. */
+			if (w->pid > 0)
+				kill(w->pid, SIGKILL);
+			evtimer_add(w->dying_ev, &wait);
+			return; /* its EOF or its reap comes back here */
+		}
+	} else if (w->state != W_DYING) {
+		close_socket(w);
+		if (w->pid > 0)
+			kill(w->pid, SIGKILL);
+		return;
+	} else if (how == DOWN_KILL) {
+		return; /* already on its way */
+	}
+	if (how == DOWN_GONE && w->bev != NULL) {
+		bad = framein_read_rest(w->bev, &w->bev, w->chan,
+		    &s->shm_bytes, s->cfg.max_frame, on_worker_frame, w);
+		if (w->state != W_DYING)
+			return; /* put down or stopped by what was read */
+		if (bad != NULL) {
+			log_warn("worker %d (pid %d): what it wrote before it "
+				 "went ends in a broken frame: it %s",
+			    w->slot, (int) w->pid, bad);
+			how = DOWN_BROKEN;
+		}
+	}
+	worker_lost(w, how != DOWN_BROKEN);
 }
 
 /* w runs on our end fd of its socket and chan of its descriptor channel
@@ -767,7 +795,7 @@ on_reaped(worker *w, int status, const char *why)
 		evtimer_add(w->restart_ev, &tv); /* now: no backoff for a recycle */
 		return;
 	}
-	worker_down(w, why);
+	worker_down(w, why, DOWN_GONE);
 	if (s->stopping) {
 		w->state = W_STOPPED;
 		maybe_stopped(s);
@@ -887,7 +915,8 @@ on_spawned(tmpl *t, const uint8_t *data, size_t len)
 	if (w->tgen != t->gen || w->pid != 0)
 		goto done; /* stale: that slot has moved on */
 	if (m->pid <= 0) {
-		worker_down(w, "the template could not fork a worker");
+		worker_down(w, "the template could not fork a worker",
+		    DOWN_GONE);
 		on_reaped(w, -1, "fork failed");
 		goto done;
 	}
@@ -950,7 +979,7 @@ static void
 on_template_read(struct bufferevent *bev, void *arg)
 {
 	tmpl *t = arg;
-	const char *bad = read_frames(bev, &t->bev, -1, NULL, 1u << 20,
+	const char *bad = framein_read(bev, &t->bev, -1, NULL, 1u << 20,
 	    on_template_frame, t);
 
 	if (bad != NULL)
@@ -984,8 +1013,10 @@ template_down(tmpl *t, const char *reason)
 	for (int i = 0; i < s->cfg.workers; i++) {
 		worker *w = &s->w[i];
 		if (w->tgen == t->gen && w->pid == 0 &&
-		    (w->state == W_STARTING || w->state == W_DOWN)) {
-			worker_down(w, "the template died before forking it");
+		    (w->state == W_STARTING || w->state == W_DOWN ||
+			w->state == W_DYING)) {
+			worker_down(w, "the template died before forking it",
+			    DOWN_GONE);
 			on_reaped(w, -1, "the template died before forking it");
 		}
 	}
@@ -1246,6 +1277,8 @@ supervisor_init(supervisor **out, struct event_base *base,
 		s->w[i].state = W_STOPPED;
 		s->w[i].chan = -1;
 		if ((s->w[i].restart_ev = evtimer_new(base, on_restart,
+			 &s->w[i])) == NULL ||
+		    (s->w[i].dying_ev = evtimer_new(base, on_dying_timeout,
 			 &s->w[i])) == NULL)
 			goto fail;
 	}
@@ -1435,7 +1468,7 @@ send_control(supervisor *s, int slot, const Gild__Worker__V1__ToWorker *m)
 	if (slot < 0 || slot >= s->cfg.workers)
 		return -EINVAL;
 	w = &s->w[slot];
-	if (w->bev == NULL)
+	if (w->bev == NULL || w->state == W_DYING)
 		return -EPIPE;
 	n = gild__worker__v1__to_worker__pack(m, buf + FRAME_HEADER_LEN);
 	frame_header_encode(buf, n);
@@ -1455,6 +1488,18 @@ supervisor_interrupt(supervisor *s, int slot, uint64_t job_id, int code)
 	m.job_id = job_id;
 	m.body_case = GILD__WORKER__V1__TO_WORKER__BODY_INTERRUPT;
 	m.interrupt = &in;
+	return send_control(s, slot, &m);
+}
+
+int
+supervisor_take_back(supervisor *s, int slot, uint64_t job_id)
+{
+	Gild__Worker__V1__ToWorker m = GILD__WORKER__V1__TO_WORKER__INIT;
+	Gild__Worker__V1__TakeBack tb = GILD__WORKER__V1__TAKE_BACK__INIT;
+
+	m.job_id = job_id;
+	m.body_case = GILD__WORKER__V1__TO_WORKER__BODY_TAKE_BACK;
+	m.take_back = &tb;
 	return send_control(s, slot, &m);
 }
 
@@ -1484,7 +1529,7 @@ supervisor_kill(supervisor *s, int slot, const char *reason)
 	log_warn("worker %d (pid %d) killed: %s", w->slot, (int) w->pid,
 	    reason);
 	w->killed = true;
-	worker_down(w, reason);
+	worker_down(w, reason, DOWN_KILL);
 }
 
 void
@@ -1502,6 +1547,7 @@ supervisor_stop(supervisor *s, int grace_ms)
 	for (int i = 0; i < s->cfg.workers; i++) {
 		worker *w = &s->w[i];
 		event_del(w->restart_ev);
+		event_del(w->dying_ev);
 		close_socket(w);
 		if (w->state != W_RESTARTING)
 			w->state = w->pid > 0 ? W_DOWN : W_STOPPED;
@@ -1541,6 +1587,8 @@ supervisor_fini(supervisor *s)
 			waitpid(w->pid, NULL, 0);
 		if (w->restart_ev)
 			event_free(w->restart_ev);
+		if (w->dying_ev)
+			event_free(w->dying_ev);
 		free(w->startup_error);
 		free(w->startup_traceback);
 	}
@@ -1562,7 +1610,7 @@ void
 supervisor_info(const supervisor *s, int slot, sup_worker_info *out)
 {
 	static const char *names[] = {"starting", "ready", "restarting",
-	    "restarting", "stopped", "recycling"};
+	    "restarting", "stopped", "recycling", "restarting"};
 	const worker *w = &s->w[slot];
 
 	out->pid = w->pid;

@@ -35,10 +35,16 @@ typedef struct sup_events {
 	void (*ready)(void *arg, int slot);
 	/* Worker `slot` takes no new jobs: it is recycled once the results of
 	 * the jobs it runs (the `result` events that follow) are delivered,
-	 * and says hello again. */
+	 * and says hello again; or it is being put down, and `lost` follows
+	 * the results it had written. */
 	void (*retiring)(void *arg, int slot);
-	/* Worker `slot` died or broke its protocol; a restart is scheduled. */
-	void (*lost)(void *arg, int slot, const char *reason);
+	/* Worker `slot` died or broke its protocol; a restart is scheduled.
+	 * all_read: every frame it wrote was delivered before this (its death
+	 * was seen, its socket read to the end), so a job it had not started
+	 * by its last result never started: it takes its next job only after
+	 * writing the result of one it ran. Without all_read (its stream
+	 * broke, or it would not die) any job sent to it may have started. */
+	void (*lost)(void *arg, int slot, const char *reason, bool all_read);
 	/* Job `job_id` ended on `slot`: reply_fields is the rest of the
 	 * FromWorker after job_id (its result or error field, encoded), valid
 	 * during the call only. */
@@ -52,6 +58,13 @@ typedef struct sup_events {
 	 * error if it stopped early). Like result, the job is over. */
 	void (*stream_end)(void *arg, int slot, uint64_t job_id,
 	    const uint8_t *end, size_t len);
+	/* Just before job_id's result: the worker took run_us microseconds
+	 * over it (its own stamps). */
+	void (*ran)(void *arg, int slot, uint64_t job_id, uint32_t run_us);
+	/* The answer to supervisor_take_back: job_id was returned (it never
+	 * started there, and never will) or had started (its end comes as
+	 * usual, or came already). */
+	void (*taken_back)(void *arg, int slot, uint64_t job_id, bool returned);
 	/* The app could not start on any worker: message and traceback say
 	 * why. The owner should stop. */
 	void (*failed)(void *arg, const char *message, const char *traceback);
@@ -88,11 +101,16 @@ int supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
  * CANCELLED): the worker raises an exception in the running Python code and
  * answers with the job's end as usual. Returns 0 or a negative errno. */
 int supervisor_interrupt(supervisor *s, int slot, uint64_t job_id, int code);
+/* Asks worker `slot` to give back job_id, a call sent ahead to it, if it
+ * has not started it; `taken_back` brings the answer. Returns 0 or a
+ * negative errno (no answer will come). */
+int supervisor_take_back(supervisor *s, int slot, uint64_t job_id);
 /* Lets streaming job job_id on `slot` send n more chunks. Returns 0 or a
  * negative errno. */
 int supervisor_credit(supervisor *s, int slot, uint64_t job_id, uint32_t n);
-/* Kills worker `slot` now (SIGKILL); `lost` follows with reason, and the
- * restart comes without backoff. */
+/* Kills worker `slot` now (SIGKILL): it takes no new job (`retiring`),
+ * the results it writes until it is gone are delivered, then `lost`
+ * follows with reason; the restart comes without backoff. */
 void supervisor_kill(supervisor *s, int slot, const char *reason);
 /* Reloads the app without failing a call: with a template, a new one
  * imports the app again (if that fails, the running workers are kept and

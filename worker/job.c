@@ -1002,14 +1002,17 @@ done:
 
 int
 job_start(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
-    uint64_t *job_id, PyObject **coro, uint8_t **out, size_t *outlen)
+    uint64_t *job_id, PyObject **coro, int *alone, uint8_t **out,
+    size_t *outlen)
 {
 	Gild__Worker__V1__ToWorker *msg = NULL;
 	PyObject *args = NULL, *kwargs = NULL, *fn = NULL;
+	const app_options *opts;
 	werr err = {0};
 	int rc = 1;
 
 	*coro = NULL;
+	*alone = 0;
 	/* Everything but a plain call of an async def (a function, or an
 	 * actor's method) runs as usual. */
 	if (depth_check(buf, len, &err) == -1 ||
@@ -1026,6 +1029,11 @@ job_start(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
 		return job_run(a, buf, len, sink, out, outlen);
 	}
 	*job_id = msg->job_id;
+	opts = msg->call->actor_id == 0
+		   ? app_options_of(a, msg->call->function)
+		   : NULL;
+	*alone = msg->call->actor_id == 0 &&
+		 (opts == NULL || opts->concurrency <= 1);
 	if (build_args(msg->call, &args, &kwargs, &err) == -1 ||
 	    (*coro = PyObject_Call(fn, args, kwargs)) == NULL) {
 		if (*coro == NULL && err.message == NULL)

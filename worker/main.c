@@ -21,6 +21,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,14 +124,18 @@ startup_fail(int fd, const werr *e)
 }
 
 /* The reader thread owns the socket's read side: calls go into the inbox
- * for the threads that run Python, interrupts are acted on at once (the
- * Python threads are busy running the jobs they are about). A job for an
- * actor goes to the queue of the one thread that runs that actor (actor id
- * modulo the thread count), so an actor always runs on the thread that
- * created it; any thread takes the others. */
+ * for the threads that run Python; interrupts and take-backs are acted on
+ * at once (the Python threads are busy running the jobs they are about).
+ * Every call goes into one queue that all job threads take from, oldest
+ * first, so no thread idles while a call waits (and the front end, which
+ * counts on that order, knows which calls have started). The exception is
+ * a job for an actor: it goes to the queue of the one thread that runs
+ * that actor (actor id modulo the thread count), so an actor always runs
+ * on the thread that created it. */
 typedef struct inbox_item {
 	uint8_t *buf;
 	size_t len;
+	uint64_t job_id; /* ToWorker.job_id: what a TakeBack names */
 	struct inbox_item *next;
 } inbox_item;
 
@@ -185,6 +190,7 @@ enum {
 	TW_INTERRUPT = 3,
 	TW_CREDIT = 5,
 	TW_ACTOR_ID = 11,
+	TW_TAKE_BACK = 14,
 	CALL_ACTOR_ID = 7,
 	INTERRUPT_CODE = 1,
 	CREDIT_N = 1,
@@ -210,12 +216,53 @@ thread_for(const uint8_t *buf, size_t len)
 	return actor != 0 ? (int) (actor % (uint64_t) nthreads) : -1;
 }
 
-/* Acts on buf if it is an Interrupt or a Credit (and frees it); returns 0
- * if it is neither. */
+/* TakeBack: drops job_id from the shared queue if no job thread has taken
+ * it yet, and answers whether it did. A thread writes a call's result
+ * before it takes the next one, so when the answer is "started" the
+ * results of the calls before it have been written already, and when it
+ * is "returned" the front end counts the call after it as the one that
+ * started in its place. Calls sent ahead are plain calls, which wait in
+ * the shared queue only. Returns 0, or -1 when the answer cannot go. */
 static int
-take_control(uint8_t *buf, size_t len)
+take_back(int fd, uint64_t job_id)
+{
+	inbox_item *it, *prev = NULL;
+	uint8_t out[REPLY_TAKEN_BACK_MAX];
+	size_t len;
+	int rc;
+
+	pthread_mutex_lock(&inbox.mu);
+	for (it = inbox.any.head; it != NULL && it->job_id != job_id;
+	     it = it->next)
+		prev = it;
+	if (it != NULL) {
+		if (prev != NULL)
+			prev->next = it->next;
+		else
+			inbox.any.head = it->next;
+		if (inbox.any.tail == it)
+			inbox.any.tail = prev;
+	}
+	pthread_mutex_unlock(&inbox.mu);
+	if (it != NULL) {
+		frame_free(it->buf);
+		free(it);
+	}
+	len = reply_taken_back(job_id, it != NULL, out);
+	pthread_mutex_lock(&write_mu);
+	rc = frame_write(fd, out, len);
+	pthread_mutex_unlock(&write_mu);
+	return rc == 0 ? 0 : -1;
+}
+
+/* Acts on buf if it is an Interrupt, a Credit or a TakeBack (and frees
+ * it): returns 1, or -1 when a TakeBack's answer could not be sent; 0 if
+ * it is none of them. */
+static int
+take_control(int fd, uint8_t *buf, size_t len)
 {
 	wire_field id, body, f;
+	int rc = 1;
 	uint64_t job_id = 0;
 
 	if (wire_find(buf, len, TW_JOB_ID, &id) == 1 && id.type == WIRE_VARINT)
@@ -233,11 +280,14 @@ take_control(uint8_t *buf, size_t len)
 		if (wire_find(body.data, body.len, CREDIT_N, &f) == 1 &&
 		    f.type == WIRE_VARINT && f.value <= UINT32_MAX)
 			interrupt_credit(job_id, (uint32_t) f.value);
+	} else if (wire_find(buf, len, TW_TAKE_BACK, &body) == 1 &&
+		   body.type == WIRE_LEN) {
+		rc = take_back(fd, job_id) == 0 ? 1 : -1;
 	} else {
 		return 0;
 	}
 	frame_free(buf);
-	return 1;
+	return rc;
 }
 
 static void *
@@ -249,6 +299,7 @@ reader_main(void *arg)
 		inbox_item *it;
 		uint8_t *buf = NULL;
 		size_t len = 0;
+		wire_field id;
 		int rc = frame_read_shm(fd, chan, &buf, &len,
 		    FRAME_MAX_PAYLOAD);
 		inbox_queue *q;
@@ -260,8 +311,14 @@ reader_main(void *arg)
 			pthread_mutex_unlock(&inbox.mu);
 			return NULL;
 		}
-		if (take_control(buf, len))
+		if ((rc = take_control(fd, buf, len)) == 1)
 			continue;
+		if (rc < 0) {
+			pthread_mutex_lock(&inbox.mu);
+			inbox_close(-EIO);
+			pthread_mutex_unlock(&inbox.mu);
+			return NULL;
+		}
 		if ((it = malloc(sizeof(*it))) == NULL) {
 			frame_free(buf);
 			pthread_mutex_lock(&inbox.mu);
@@ -271,6 +328,10 @@ reader_main(void *arg)
 		}
 		it->buf = buf;
 		it->len = len;
+		it->job_id = wire_find(buf, len, TW_JOB_ID, &id) == 1 &&
+				     id.type == WIRE_VARINT
+				 ? id.value
+				 : 0;
 		it->next = NULL;
 		k = thread_for(buf, len);
 		pthread_mutex_lock(&inbox.mu);
@@ -326,20 +387,45 @@ inbox_take(size_t *len, int *end, int wait)
 	return buf;
 }
 
-/* After a job that leaves the worker unusable (out of memory under
- * --memory-limit), its reply says the worker exits (FromWorker.exiting =
- * 10), so the front end sends it nothing more. */
-static void
-mark_exiting(uint8_t **out, size_t *len)
-{
-	uint8_t *p;
+/* FromWorker fields added to a job's end. */
+enum { FW_EXITING = 10, FW_RUN_US = 11 };
 
-	if (!job_must_exit() || (p = frame_grow(*out, *len, *len + 2)) == NULL)
+/* Adds to a job's end (*out, *len) how long the job took since `since`
+ * (FromWorker.run_us: the front end's estimate of its function feeds on
+ * it; since NULL: not said) and, after a job that leaves the worker
+ * unusable (out of memory under --memory-limit), that the worker exits
+ * (FromWorker.exiting), so the front end sends it nothing more. Left as it
+ * is if out of memory. */
+static void
+mark_end(uint8_t **out, size_t *len, const struct timespec *since)
+{
+	uint8_t add[2 * (1 + WIRE_MAX_VARINT)], *p;
+	struct timespec now;
+	int64_t us;
+	size_t n = 0;
+
+	if (since != NULL) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		us = (int64_t) (now.tv_sec - since->tv_sec) * 1000000 +
+		     (now.tv_nsec - since->tv_nsec) / 1000;
+		if (us < 1)
+			us = 1; /* 0 would say "not measured" */
+		if (us > UINT32_MAX)
+			us = UINT32_MAX;
+		n = wire_put_tag(add, FW_RUN_US, WIRE_VARINT);
+		n += wire_put_varint(add + n, (uint64_t) us);
+	}
+	if (n == 0 && !job_must_exit())
 		return;
-	p[*len] = 10 << 3 | 0; /* field 10, varint */
-	p[*len + 1] = 1;
+	if (job_must_exit()) {
+		n += wire_put_tag(add + n, FW_EXITING, WIRE_VARINT);
+		n += wire_put_varint(add + n, 1);
+	}
+	if ((p = frame_grow(*out, *len, *len + n)) == NULL)
+		return;
+	memcpy(p + *len, add, n);
 	*out = p;
-	*len += 2;
+	*len += n;
 }
 
 /* A streaming job's chunks go straight out. */
@@ -372,6 +458,7 @@ serve(int fd, const app *a)
 		uint8_t *out = NULL;
 		size_t inlen = 0;
 		size_t outlen = 0;
+		struct timespec t0;
 		int rc, end;
 
 		if ((in = inbox_take(&inlen, &end, 1)) == NULL) {
@@ -380,6 +467,7 @@ serve(int fd, const app *a)
 			logf_("reading from the front end: %s", strerror(-end));
 			return 1;
 		}
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		rc = job_run(a, in, inlen, &sink, &out, &outlen);
 		frame_free(in);
 		interp_flush_stdio();
@@ -392,7 +480,7 @@ serve(int fd, const app *a)
 			stop_all();
 			return 1;
 		}
-		mark_exiting(&out, &outlen);
+		mark_end(&out, &outlen, &t0);
 		rc = send_frame(fd, out, outlen);
 		if (rc == -EPIPE || rc == -ECONNRESET) {
 			stop_all();
@@ -422,10 +510,19 @@ static struct {
 } aio = {-1, NULL, {NULL, NULL}};
 /* This thread's loop: the inbox has ended (1 clean, < 0 error), or 0. */
 static _Thread_local int aio_eof;
+/* The async call this thread's loop runs alone (job_start's alone), or 0:
+ * while there is one, the loop takes no other call, as a thread running a
+ * plain function would not. So a call sent ahead behind it starts only
+ * after its result is written, and the front end, having read that result,
+ * knows which calls had started when a worker dies. */
+static _Thread_local uint64_t aio_alone;
+/* When that call was taken: its end says how long it held the loop. */
+static _Thread_local struct timespec aio_alone_since;
 
 /* _gild_worker.take(): runs the calls that arrived (those of plain
  * functions to the end, answering them) and returns [(job_id, coroutine)]
- * for those of async functions; None once the front end has closed. */
+ * for those of async functions, taking none after one that runs alone
+ * until it has finished; None once the front end has closed. */
 static PyObject *
 aio_take(PyObject *self, PyObject *unused)
 {
@@ -438,8 +535,11 @@ aio_take(PyObject *self, PyObject *unused)
 		size_t inlen = 0, outlen = 0;
 		uint64_t job_id = 0;
 		PyObject *coro = NULL;
-		int rc, end;
+		struct timespec t0;
+		int rc, end, alone = 0;
 
+		if (aio_alone != 0)
+			return started; /* finish() lets it take again */
 		if ((in = inbox_take(&inlen, &end, 0)) == NULL) {
 			if (end != 0 && PyList_GET_SIZE(started) == 0) {
 				aio_eof = end;
@@ -448,10 +548,15 @@ aio_take(PyObject *self, PyObject *unused)
 			}
 			return started;
 		}
-		rc = job_start(aio.a, in, inlen, &aio.sink, &job_id, &coro, &out,
-		    &outlen);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		rc = job_start(aio.a, in, inlen, &aio.sink, &job_id, &coro,
+		    &alone, &out, &outlen);
 		frame_free(in);
 		if (rc == 1) {
+			if (alone) {
+				aio_alone = job_id;
+				aio_alone_since = t0;
+			}
 			PyObject *t = Py_BuildValue("(KN)",
 			    (unsigned long long) job_id, coro);
 			if (t == NULL || PyList_Append(started, t) == -1) {
@@ -464,7 +569,7 @@ aio_take(PyObject *self, PyObject *unused)
 		}
 		interp_flush_stdio();
 		if (rc >= 0)
-			mark_exiting(&out, &outlen);
+			mark_end(&out, &outlen, &t0);
 		if (rc < 0 || send_frame(aio.fd, out, outlen) != 0 ||
 		    job_must_exit()) {
 			aio_eof = rc < 0 ? rc : 1;
@@ -482,13 +587,19 @@ aio_finish(PyObject *self, PyObject *args)
 	PyObject *result, *exc;
 	uint8_t *out = NULL;
 	size_t outlen = 0;
+	bool alone;
+	int rc;
 
 	if (!PyArg_ParseTuple(args, "KOO", &job_id, &result, &exc))
 		return NULL;
-	if (job_finish(job_id, result, exc == Py_None ? NULL : exc, &out,
-		&outlen) != 0)
+	rc = job_finish(job_id, result, exc == Py_None ? NULL : exc, &out,
+	    &outlen);
+	if ((alone = aio_alone == job_id))
+		aio_alone = 0; /* its result goes out first: take() may take */
+	if (rc != 0)
 		return PyErr_NoMemory();
-	mark_exiting(&out, &outlen);
+	/* Only a call that ran alone held its thread: its time is a stamp. */
+	mark_end(&out, &outlen, alone ? &aio_alone_since : NULL);
 	interp_flush_stdio();
 	if (send_frame(aio.fd, out, outlen) != 0)
 		aio_eof = 1; /* the front end is gone */

@@ -9,12 +9,13 @@
 #include "worker.pb-c.h"
 
 /* Into a frame_alloc buffer: a large result is packed straight into the
- * memfd that carries it to the front end. */
+ * memfd that carries it to the front end, with REPLY_END_ROOM bytes to
+ * spare, so the fields added at a job's end do not copy it. */
 static int
 pack(const Gild__Worker__V1__FromWorker *m, uint8_t **out, size_t *len)
 {
 	size_t n = gild__worker__v1__from_worker__get_packed_size(m);
-	uint8_t *buf = frame_alloc(n);
+	uint8_t *buf = frame_alloc(n + REPLY_END_ROOM);
 
 	if (buf == NULL)
 		return -ENOMEM;
@@ -155,4 +156,17 @@ reply_stream_end(uint64_t job_id, uint64_t count, const werr *e,
 	m.body_case = GILD__WORKER__V1__FROM_WORKER__BODY_STREAM_END;
 	m.stream_end = &end;
 	return pack(&m, out, len);
+}
+
+size_t
+reply_taken_back(uint64_t job_id, int returned, uint8_t *buf)
+{
+	Gild__Worker__V1__FromWorker m = GILD__WORKER__V1__FROM_WORKER__INIT;
+	Gild__Worker__V1__TakenBack tb = GILD__WORKER__V1__TAKEN_BACK__INIT;
+
+	tb.returned = returned != 0;
+	m.job_id = job_id;
+	m.body_case = GILD__WORKER__V1__FROM_WORKER__BODY_TAKEN_BACK;
+	m.taken_back = &tb;
+	return gild__worker__v1__from_worker__pack(&m, buf);
 }

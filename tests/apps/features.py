@@ -87,6 +87,13 @@ def wrong_length(xs):
     return xs[:-1]
 
 
+@gild.function(batch=8, batch_wait_ms=50)
+def tally(xs):
+    """Batched, and named like the method Tally.tally: each input x comes
+    back as ["function", x, the size of the batch it came in]."""
+    return [["function", x, len(xs)] for x in xs]
+
+
 def batches():
     """The batches double() has run in this worker: [size, queued_ms, n]."""
     return list(_batches)
@@ -141,6 +148,27 @@ async def snooze(seconds):
     return [start, time.monotonic()]
 
 
+_alone = {"now": 0, "most": 0}
+
+
+async def one_at_a_time(gate):
+    """An async def declared without concurrency (so 1): awaits until the
+    file gate exists (30 s at most) or it is cancelled, then returns how
+    many of its calls this worker has had started at once at most, itself
+    included."""
+    import asyncio
+    _alone["now"] += 1
+    _alone["most"] = max(_alone["most"], _alone["now"])
+    try:
+        for _ in range(6000):
+            if os.path.exists(gate):
+                break
+            await asyncio.sleep(0.005)
+    finally:
+        _alone["now"] -= 1
+    return _alone["most"]
+
+
 async def snooze_marked(seconds, path):
     """Awaits, and leaves a mark in path from its finally: when cancelled."""
     import asyncio
@@ -181,6 +209,22 @@ class Counter:
 
     def _private(self):
         return "not callable remotely"
+
+
+@gild.actor
+class Tally:
+    """An actor whose method has the name of a batched function."""
+
+    def __init__(self):
+        self.n = 0
+
+    def tally(self, x):
+        """Counts its own calls: ["actor", x, how many so far]."""
+        self.n += 1
+        return ["actor", x, self.n]
+
+    def count(self):
+        return self.n
 
 
 @gild.actor(max_restarts=1)

@@ -22,8 +22,9 @@ def half(x):
     return fractions.Fraction(x, 2)
 
 
-def spin():
-    """Runs until cancelled (a plain call that holds its worker)."""
+def spin(forever=True):
+    """Runs until cancelled (a plain call that holds its worker); with
+    forever false it returns at once (a short call of the same function)."""
     import time
-    while True:
+    while forever:
         time.sleep(0.01)

@@ -1,8 +1,11 @@
 """App for tests/python/test_drain.py, test_lb.py and
-tests/integration/test_once.c: every call writes a line to a ledger file
-when it runs, so a test can count how many times each call ran and which
-server (or worker) ran it. GILD_TEST_NAME names the server."""
+tests/integration/test_once.c, test_reliability.c and test_runtime.c:
+every call writes a line to a ledger file when it runs, so a test can
+count how many times each call ran and which server (or worker, or
+thread) ran it, and in what order calls started and ended, whatever the
+clocks say. GILD_TEST_NAME names the server."""
 import os
+import threading
 import time
 
 NAME = os.environ.get("GILD_TEST_NAME", "?")
@@ -37,3 +40,19 @@ def hold(ledger, token, gate):
             break
         time.sleep(0.01)
     return NAME
+
+
+def stamp(ledger, token, gate=None):
+    """Appends "start TOKEN PID THREAD" to the ledger; with gate, waits
+    until the file gate exists (60 s at most); then appends "end TOKEN PID
+    THREAD". Returns [pid, thread]. The ledger's lines are in the order
+    the calls started and ended, across workers and threads."""
+    where = [os.getpid(), threading.get_ident()]
+    _append(ledger, "start %s %d %d\n" % (token, where[0], where[1]))
+    if gate is not None:
+        for _ in range(6000):
+            if os.path.exists(gate):
+                break
+            time.sleep(0.01)
+    _append(ledger, "end %s %d %d\n" % (token, where[0], where[1]))
+    return where

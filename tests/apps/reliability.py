@@ -20,8 +20,11 @@ def pid():
 
 
 def loop(path):
-    """Pure Python that never returns; its finally: leaves a mark."""
+    """Pure Python that never returns; its finally: leaves a mark. Marks
+    "running" first, inside the try:, so an interrupt that comes after
+    that mark runs the finally:."""
     try:
+        _mark(path, "running\n")
         while True:
             pass
     finally:

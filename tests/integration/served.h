@@ -32,6 +32,12 @@ void served_assert_serving(gild_client *c);
 gild_call_id served_submit(gild_client *c, const char *fn, gild_value *arg,
     int timeout_ms);
 
+/* Runs fn(arg) (arg taken; NULL: no argument) to its end, asserting it
+ * succeeds. The server then knows how long fn's calls take: it sends a
+ * call ahead to a busy worker (--pipeline) only behind calls of functions
+ * it has seen run short, and only if the call's own function has. */
+void served_run(gild_client *c, const char *fn, gild_value *arg);
+
 /* Waits up to 30 s for id into *res (a test failure if it does not come);
  * returns res->code, or -1. */
 int served_wait(gild_client *c, gild_call_id id, gild_result *res);
@@ -44,5 +50,36 @@ int64_t served_status_int(gild_client *c, const char *field, bool worker);
  * nor a worker still starting), at most max; returns how many (0 when
  * status cannot be read). */
 int served_worker_pids(gild_client *c, int64_t *pids, int max);
+
+/* The ledger of tests/apps/ledger.py: one line per call's start and end,
+ * in the order they happened. */
+typedef struct stamp {
+	bool start;              /* else its end */
+	char token[32];
+	long long pid;
+	unsigned long long thread;
+} stamp;
+
+/* The dispatch check on a server s serving tests/apps/ledger.py: `warm`
+ * short stamp() calls run first, one after another (so the scheduler
+ * takes stamp for a short function); then one stamp() call waits for a
+ * gate file, and once it has started n more are sent; their answers are
+ * collected (for 20 s at most) before the gate is opened, and all are
+ * waited for. What the ledger and the answers say: */
+typedef struct gated_run {
+	int answered; /* of the n, answered before the gate opened */
+	int late;     /* of the n, started after the gated call ended */
+	int beside;   /* of the n, ran on the gated call's worker and thread */
+	int twice;    /* calls that started more than once */
+	int places;   /* distinct (worker, thread) that ran calls, gated
+			 included */
+} gated_run;
+void stamps_gated_run(served *s, int warm, int n, gated_run *out);
+
+/* Asserts that r (a run of n calls) shows no call waited for the gated
+ * one: all n answered while it was held, none started after it ended or
+ * ran where it ran (its `place`, "worker" or "thread"), each ran once,
+ * and 2 places ran calls. Says what it saw when not. */
+void stamps_assert_none_waited(const gated_run *r, int n, const char *place);
 
 #endif

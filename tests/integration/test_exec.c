@@ -341,8 +341,9 @@ waiting_when_queued(gild_client *c, int64_t want)
 }
 
 /* An exec is never sent ahead to a busy worker (--pipeline): behind a
- * running plain call, a plain call goes ahead and waits in the worker,
- * the exec after it stays in the front end's queue. */
+ * running plain call (of a function that ran short so far), a plain call
+ * (ditto) goes ahead and waits in the worker, the exec after it stays in
+ * the front end's queue. */
 static void
 test_exec_not_sent_ahead(void)
 {
@@ -353,6 +354,8 @@ test_exec_not_sent_ahead(void)
 	served s;
 
 	CU_ASSERT_EQUAL_FATAL(served_start(&s, APP, 1, extra), 0);
+	served_run(s.c, "spin", gild_bool(false));
+	served_run(s.c, "kind", gild_int(0));
 	blocker = served_submit(s.c, "spin", NULL, 0);
 	CU_ASSERT_EQUAL(waiting_when_queued(s.c, 0), 0);
 	for (int i = 0; i < 600 && served_status_int(s.c, "in_flight", false) !=

@@ -153,6 +153,17 @@ submit_held(gild_client *c, const char *path)
 	return id;
 }
 
+/* Creates the file path: a gate the calls waiting on it pass. */
+static void
+open_gate(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	CU_ASSERT_PTR_NOT_NULL(f);
+	if (f != NULL)
+		fclose(f);
+}
+
 /* Waits (up to 30 s, a bound only a hang reaches) for the server's status
  * field to be want; returns whether it was. */
 static bool
@@ -175,7 +186,6 @@ test_batching(void)
 	gild_result res;
 	server s;
 	char gate[256];
-	FILE *f;
 
 	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
 	/* Idle server: dispatched at once, not held for batch_wait_ms (10 s
@@ -204,8 +214,7 @@ test_batching(void)
 	for (int i = 0; i < N; i++)
 		ids[i] = served_submit(s.c, "double", gild_int(i), 0);
 	CU_ASSERT(status_reaches(s.c, "queued", N));
-	if ((f = fopen(gate, "w")) != NULL)
-		fclose(f);
+	open_gate(gate);
 	CU_ASSERT_EQUAL(served_wait(s.c, held, &res), GILD_OK);
 	CU_ASSERT_EQUAL(gild_value_bool(res.value), true);
 	gild_result_clear(&res);
@@ -247,6 +256,111 @@ test_batching(void)
 		gild_error_clear(&err);
 		gild_value_free(args);
 	}
+	served_stop(&s);
+}
+
+/* Whether v is [who, x, n]. */
+static bool
+is_tally(const gild_value *v, const char *who, int64_t x, int64_t n)
+{
+	const char *w = gild_value_str(gild_value_item(v, 0), NULL);
+
+	return gild_value_len(v) == 3 && w != NULL && strcmp(w, who) == 0 &&
+	       gild_value_int(gild_value_item(v, 1)) == x &&
+	       gild_value_int(gild_value_item(v, 2)) == n;
+}
+
+/* A batched function (tally) and an actor method of the same name
+ * (Tally.tally): with plain calls, actor calls and a stream call of tally
+ * queued together behind a call holding the one worker, each runs the code
+ * it named. The three plain calls run as one batch of 3 (nothing else goes
+ * into it), the actor counts exactly its own two calls, and the stream
+ * gets its one chunk from tally called alone. */
+static void
+test_batch_only_plain_calls(void)
+{
+	enum kind { PLAIN, ACTOR, STREAM };
+	static const struct {
+		enum kind kind;
+		int64_t x;
+	} calls[] = {{PLAIN, 1}, {ACTOR, 2}, {PLAIN, 3}, {STREAM, 4},
+	    {ACTOR, 5}, {PLAIN, 6}};
+	enum { N = sizeof(calls) / sizeof(calls[0]) };
+	gild_call_id ids[N] = {0}, held;
+	gild_actor_id a;
+	gild_stream *st = NULL;
+	gild_value *v = NULL;
+	gild_error err = {0};
+	gild_result res;
+	server s;
+	char gate[256];
+	int64_t actor_calls = 0;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(gild_actor_new(s.c, "Tally", NULL, NULL, NULL,
+				  false, 20000, &a, &err),
+	    GILD_OK);
+	snprintf(gate, sizeof(gate), "%s/gate", s.p.dir);
+	held = submit_held(s.c, gate);
+	CU_ASSERT(status_reaches(s.c, "in_flight", 1));
+	for (int i = 0; i < N; i++) {
+		gild_value *args = gild_list();
+		int rc;
+
+		if (calls[i].kind == STREAM) {
+			/* tally([4]), called alone: one chunk, its list. */
+			gild_value *xs = gild_list();
+			gild_list_append(xs, gild_int(calls[i].x));
+			gild_list_append(args, xs);
+			rc = gild_stream_open(s.c, "tally", args, NULL, 0, 0, &st,
+			    NULL);
+		} else {
+			gild_list_append(args, gild_int(calls[i].x));
+			rc = calls[i].kind == ACTOR
+				 ? gild_actor_submit(s.c, a, "tally", args,
+				       NULL, &ids[i], NULL)
+				 : gild_submit(s.c, "tally", args, NULL,
+				       &ids[i], NULL);
+		}
+		CU_ASSERT_EQUAL(rc, GILD_OK);
+		gild_value_free(args);
+	}
+	/* Queued together: the 3 plain calls, the stream and the actor's
+	 * first call (its second waits for that one to end). */
+	CU_ASSERT(status_reaches(s.c, "queued", 5));
+	open_gate(gate);
+	CU_ASSERT_EQUAL(served_wait(s.c, held, &res), GILD_OK);
+	gild_result_clear(&res);
+	for (int i = 0; i < N; i++) {
+		if (calls[i].kind == STREAM)
+			continue;
+		CU_ASSERT_EQUAL(served_wait(s.c, ids[i], &res), GILD_OK);
+		if (calls[i].kind == PLAIN) {
+			CU_ASSERT(is_tally(res.value, "function", calls[i].x, 3));
+		} else {
+			CU_ASSERT(is_tally(res.value, "actor", calls[i].x,
+			    ++actor_calls));
+		}
+		gild_result_clear(&res);
+	}
+	if (st != NULL) {
+		CU_ASSERT_EQUAL(gild_stream_next(st, 30000, &v, &err), GILD_OK);
+		CU_ASSERT_EQUAL(gild_value_len(v), 1);
+		CU_ASSERT(is_tally(gild_value_item(v, 0), "function", 4, 1));
+		gild_value_free(v);
+		v = NULL;
+		gild_error_clear(&err);
+		CU_ASSERT_EQUAL(gild_stream_next(st, 30000, &v, &err),
+		    GILD_STREAM_END);
+		gild_error_clear(&err);
+		gild_stream_close(st);
+	}
+	CU_ASSERT_EQUAL(gild_actor_call(s.c, a, "count", NULL, NULL, 20000, &v,
+			    &err),
+	    GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_int(v), 2);
+	gild_value_free(v);
+	gild_error_clear(&err);
 	served_stop(&s);
 }
 
@@ -337,6 +451,90 @@ test_async(void)
 		}
 		CU_ASSERT_STRING_EQUAL(line, "finally ran\n");
 	}
+	served_stop(&s);
+}
+
+/* On s, a 1-worker server: submits three calls of one_at_a_time(gate)
+ * into ids, waits (30 s at most) until the first runs and the other two
+ * wait in the worker, sent ahead (a test failure if they do not), cancels
+ * ids[cancel] (it ends CANCELLED), then opens the gate. Calls are sent
+ * ahead only behind calls of functions that ran short, so one call of it
+ * runs first, on a gate that is open (the server's folder). */
+static void
+three_one_cancelled(server *s, const char *gate, gild_call_id ids[3],
+    int cancel)
+{
+	int64_t waiting = -1;
+	gild_result res;
+
+	served_run(s->c, "one_at_a_time", gild_cstr(s->p.dir));
+	for (int i = 0; i < 3; i++)
+		ids[i] = served_submit(s->c, "one_at_a_time", gild_cstr(gate),
+		    0);
+	for (double end = now_s() + 30; now_s() < end && waiting != 2;
+	     usleep(5000))
+		waiting = served_status_int(s->c, "waiting", true);
+	CU_ASSERT_EQUAL(waiting, 2);
+	CU_ASSERT_EQUAL(gild_cancel(s->c, ids[cancel], NULL), GILD_OK);
+	CU_ASSERT_EQUAL(served_wait(s->c, ids[cancel], &res), GILD_CANCELLED);
+	gild_result_clear(&res);
+	open_gate(gate);
+}
+
+/* An async def declared without concurrency runs one call at a time, as a
+ * plain function does, even with calls sent ahead to its worker: on a
+ * 1-worker server, A holds the worker, B and C wait in it (status: 2
+ * waiting), then A is cancelled. The worker reads B and C before the
+ * cancel, so had it started them beside A, they would have run at once
+ * (each reports how many of these calls it saw started at once). That
+ * order is also what lets the front end know which calls a worker that
+ * died had started: the next call starts only after the last result is
+ * written. */
+static void
+test_async_one_at_a_time(void)
+{
+	gild_call_id id[3]; /* A, B, C */
+	gild_result res;
+	server s;
+	char gate[256];
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
+	snprintf(gate, sizeof(gate), "%s/gate", s.p.dir);
+	three_one_cancelled(&s, gate, id, 0);
+	for (int i = 1; i < 3; i++) {
+		CU_ASSERT_EQUAL(served_wait(s.c, id[i], &res), GILD_OK);
+		CU_ASSERT_EQUAL(gild_value_int(res.value), 1);
+		gild_result_clear(&res);
+	}
+	served_stop(&s);
+}
+
+/* An async call cancelled while it waits in its worker behind another (sent
+ * ahead) is answered at once by the front end; the worker, taking it later,
+ * cancels its task before its first step, and must still answer it: else
+ * the call would count as running until --kill-grace had the worker
+ * killed, and the call behind it would wait for that. Here B is cancelled
+ * while A holds the worker and C waits behind B; once A has ended, C runs
+ * on the same worker, which is never replaced. */
+static void
+test_async_cancelled_waiting(void)
+{
+	gild_call_id id[3]; /* A, B, C */
+	gild_result res;
+	server s;
+	char gate[256];
+	int64_t pid;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
+	pid = served_status_int(s.c, "pid", true);
+	snprintf(gate, sizeof(gate), "%s/gate", s.p.dir);
+	three_one_cancelled(&s, gate, id, 1);
+	CU_ASSERT_EQUAL(served_wait(s.c, id[0], &res), GILD_OK);
+	gild_result_clear(&res);
+	CU_ASSERT_EQUAL(served_wait(s.c, id[2], &res), GILD_OK);
+	gild_result_clear(&res);
+	CU_ASSERT_EQUAL(served_status_int(s.c, "pid", true), pid);
+	CU_ASSERT_EQUAL(served_status_int(s.c, "restarts", true), 0);
 	served_stop(&s);
 }
 
@@ -863,8 +1061,14 @@ main(void)
 	CU_add_test(s, "large values through shared memory (fork)", test_shm_forked);
 	CU_add_test(s, "large values through shared memory (exec)", test_shm_exec);
 	CU_add_test(s, "dynamic batching", test_batching);
+	CU_add_test(s, "batching takes only plain calls of its function",
+	    test_batch_only_plain_calls);
 	CU_add_test(s, "gild.context()", test_context);
 	CU_add_test(s, "async def with concurrency", test_async);
+	CU_add_test(s, "async def without concurrency: one call at a time",
+	    test_async_one_at_a_time);
+	CU_add_test(s, "async: a call cancelled while it waits in its worker",
+	    test_async_cancelled_waiting);
 	CU_add_test(s, "stream: 100,000 chunks to a slow client", test_stream_backpressure);
 	CU_add_test(s, "stream: cancel, errors, deadline", test_stream_cancel_and_errors);
 	CU_add_test(s, "actors: 100 counters, 4 clients, names", test_actors);

@@ -304,6 +304,28 @@ test_actors_pinned(void)
 	served_stop(&s);
 }
 
+/* The worker's threads take calls from one queue. With one of its 2
+ * threads held by a call that waits for a gate file, 8 equal calls sent
+ * meanwhile all run on the other thread (so each thread ran some), every
+ * one before the held call ends: none waits behind it, as calls dealt to
+ * an inbox per thread would. The function ran short first, so the
+ * scheduler sends the 8 ahead into the worker's queue rather than one by
+ * one as the free thread finishes. */
+static void
+test_threads_share_one_queue(void)
+{
+	const char *args[] = {"--runtime", "free-threaded", "--threads", "2",
+	    NULL};
+	gated_run r;
+	served s;
+
+	CU_ASSERT_EQUAL_FATAL(served_start(&s, "tests/apps/ledger.py", 1,
+				  args), 0);
+	stamps_gated_run(&s, 4, 8, &r);
+	stamps_assert_none_waited(&r, 8, "thread");
+	served_stop(&s);
+}
+
 /* An extension module that does not declare free-threading support turns
  * the GIL back on: the worker says so in the log, naming the module, and
  * status reports gil_enabled: true. The calls still work. */
@@ -361,6 +383,8 @@ main(void)
 	CU_add_test(s, "a deadline or cancel stops one thread only",
 	    test_interrupt_one_thread);
 	CU_add_test(s, "actors stay on their thread", test_actors_pinned);
+	CU_add_test(s, "threads take calls from one queue",
+	    test_threads_share_one_queue);
 	CU_add_test(s, "an extension that needs the GIL is reported",
 	    test_gil_reenabled);
 	return test_run_all();

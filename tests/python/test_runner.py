@@ -214,7 +214,7 @@ class PythonCountsTest(Scratch):
                       "  suite_b: reason b\n", out)
 
 
-class CUnitCountsTest(unittest.TestCase):
+class CUnitCountsTest(Scratch):
     """build/tests/fake_cunit (tests/runner/fake_cunit.c) has two passing
     tests, one failing, one skipped, one failing as expected, one passing
     unexpectedly, and one in a suite whose setup fails."""
@@ -240,26 +240,19 @@ class CUnitCountsTest(unittest.TestCase):
 
     def test_a_crash_counts_as_a_failure(self):
         """A program that dies before its counts is one failure."""
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "test_crash")
-            with open(path, "w") as f:
-                f.write("#!/bin/sh\necho '  Test: x ...passed'\n"
-                        "kill -SEGV $$\n")
-            os.chmod(path, 0o755)
-            rc, out = run([RUN, path])
+        path = self.script("test_crash", "echo '  Test: x ...passed'\n"
+                           "kill -SEGV $$\n")
+        rc, out = run([RUN, path])
         self.assertNotEqual(rc, 0, out)
         self.assertEqual(summary(out), (0, 1, 0, 0))
 
     def test_a_failure_after_the_counts(self):
         """Counts that say all passed, then a non-zero exit (a leak report
         at exit): one failure."""
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "test_leak")
-            with open(path, "w") as f:
-                f.write("#!/bin/sh\necho 'GILD_COUNTS passed=3 failed=0 "
-                        "skipped=0 xfail=0 left_out=0'\nexit 23\n")
-            os.chmod(path, 0o755)
-            rc, out = run([RUN, path])
+        path = self.script("test_leak", "echo 'GILD_COUNTS passed=3 "
+                           "failed=0 skipped=0 xfail=0 left_out=0'\n"
+                           "exit 23\n")
+        rc, out = run([RUN, path])
         self.assertNotEqual(rc, 0, out)
         self.assertEqual(summary(out), (3, 1, 0, 0))
         self.assertIn("exited with status 23 after its tests passed", out)

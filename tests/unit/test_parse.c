@@ -187,6 +187,19 @@ test_from_worker(void)
 	parse_from_worker(B(0x08, 0x05, 0x1a, 0x00, 0x50, 0x01), &out);
 	CU_ASSERT_EQUAL(out.kind, FW_RESULT);
 	CU_ASSERT_TRUE(out.exiting);
+	/* A result with run_us = 300 (field 11) after it. */
+	parse_from_worker(B(0x08, 0x05, 0x1a, 0x00, 0x58, 0xac, 0x02), &out);
+	CU_ASSERT_EQUAL(out.kind, FW_RESULT);
+	CU_ASSERT_EQUAL(out.run_us, 300);
+	CU_ASSERT_EQUAL(out.len, 2); /* the stamp is not the Reply's */
+	/* Take-back answers (field 12): returned, or (empty) started. */
+	parse_from_worker(B(0x08, 0x07, 0x62, 0x02, 0x08, 0x01), &out);
+	CU_ASSERT_EQUAL(out.kind, FW_TAKEN_BACK);
+	CU_ASSERT_EQUAL(out.job_id, 7);
+	CU_ASSERT_TRUE(out.returned);
+	parse_from_worker(B(0x08, 0x07, 0x62, 0x00), &out);
+	CU_ASSERT_EQUAL(out.kind, FW_TAKEN_BACK);
+	CU_ASSERT_FALSE(out.returned);
 	parse_from_worker(B(0x08, 0x01), &out); /* a job id and nothing else */
 	CU_ASSERT_EQUAL(out.kind, FW_MALFORMED);
 	parse_from_worker(B(0x12, 0x05, 0x00), &out); /* cut short */

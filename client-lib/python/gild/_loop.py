@@ -13,13 +13,17 @@ import asyncio
 import _gild_worker as _w
 
 
-async def _run(job_id, coro):
-    try:
-        result = await coro
-    except BaseException as e:  # CancelledError too: the call still ends
-        _w.finish(job_id, None, e)
+def _finish(job_id, task):
+    """Answers the call whose coroutine task ran: its result, or what it
+    raised (CancelledError too: the call still ends). A task cancelled
+    before its first step never ran the coroutine, and is answered all the
+    same."""
+    if task.cancelled():
+        _w.finish(job_id, None, asyncio.CancelledError())
+    elif task.exception() is not None:
+        _w.finish(job_id, None, task.exception())
     else:
-        _w.finish(job_id, result, None)
+        _w.finish(job_id, task.result(), None)
 
 
 async def _main():
@@ -38,10 +42,11 @@ async def _main():
             if started is None:  # the front end closed: nobody to answer
                 break
             for job_id, coro in started:
-                task = loop.create_task(_run(job_id, coro))
+                task = loop.create_task(coro)
                 tasks[job_id] = task
                 task.add_done_callback(
-                    lambda t, j=job_id: (tasks.pop(j, None), wake.set()))
+                    lambda t, j=job_id: (_finish(j, t), tasks.pop(j, None),
+                                         wake.set()))
             for job_id in _w.interrupted():
                 task = tasks.get(job_id)
                 if task is not None:

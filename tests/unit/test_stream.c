@@ -1,0 +1,152 @@
+/* Tests of server/stream.c: a stream's chunk buffer and the Reply.chunks
+ * field it builds. */
+#include "server/stream.h"
+
+#include <CUnit/Basic.h>
+#include <errno.h>
+#include <string.h>
+#include "test_main.h"
+#include "wire.h"
+
+/* A worker Chunk message {seq, value: a Value's bytes v}. */
+static size_t
+chunk(uint8_t *buf, uint64_t seq, const char *v)
+{
+	size_t n = 0;
+
+	if (seq != 0) {
+		n += wire_put_tag(buf + n, 1, WIRE_VARINT);
+		n += wire_put_varint(buf + n, seq);
+	}
+	n += wire_put_tag(buf + n, 2, WIRE_LEN);
+	n += wire_put_varint(buf + n, strlen(v));
+	memcpy(buf + n, v, strlen(v));
+	return n + strlen(v);
+}
+
+/* What a Reply.chunks field in m says: first_seq, the items (their
+ * values' bytes, concatenated), end and error. */
+typedef struct taken {
+	uint64_t first_seq;
+	char items[64];
+	int nitems;
+	bool end;
+	char error[32];
+} taken;
+
+static void
+parse_taken(nng_msg *m, taken *t)
+{
+	const uint8_t *p = nng_msg_body(m), *end = p + nng_msg_len(m);
+	wire_field f, c;
+
+	memset(t, 0, sizeof(*t));
+	CU_ASSERT_EQUAL_FATAL(wire_next(&p, end, &f), 1);
+	CU_ASSERT_EQUAL(f.number, 6); /* Reply.chunks */
+	CU_ASSERT_EQUAL(p, end);      /* and nothing else */
+	p = f.data;
+	end = f.data + f.len;
+	while (wire_next(&p, end, &c) == 1) {
+		if (c.number == 1)
+			t->first_seq = c.value;
+		else if (c.number == 2) {
+			strncat(t->items, (const char *) c.data, c.len);
+			t->nitems++;
+		} else if (c.number == 3)
+			t->end = c.value != 0;
+		else if (c.number == 4)
+			memcpy(t->error, c.data, c.len < 31 ? c.len : 31);
+	}
+}
+
+static void
+take(stream *st, uint32_t max, uint32_t want, bool want_end, taken *t)
+{
+	nng_msg *m;
+	uint32_t k;
+	bool end;
+
+	CU_ASSERT_EQUAL_FATAL(nng_msg_alloc(&m, 0), 0);
+	CU_ASSERT_EQUAL(stream_take(st, m, max, &k, &end), 0);
+	CU_ASSERT_EQUAL(k, want);
+	CU_ASSERT_EQUAL(end, want_end);
+	parse_taken(m, t);
+	nng_msg_free(m);
+}
+
+/* Chunks in order, up to the window; taken out in order, at most max at a
+ * time; the end goes with the last ones. */
+static void
+test_window_and_order(void)
+{
+	stream *list = NULL, *st;
+	uint8_t buf[64];
+	taken t;
+
+	st = stream_new(&list, 7, 100, 3);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_PTR_EQUAL(stream_find(list, 7, 100), st);
+	CU_ASSERT_PTR_NULL(stream_find(list, 8, 100));
+	CU_ASSERT_FALSE(stream_ready(st));
+	CU_ASSERT_EQUAL(stream_push(st, buf, chunk(buf, 1, "b")), -EPROTO);
+	CU_ASSERT_EQUAL(stream_push(st, buf, chunk(buf, 0, "a")), 0);
+	CU_ASSERT_EQUAL(stream_push(st, buf, chunk(buf, 1, "b")), 0);
+	CU_ASSERT_EQUAL(stream_push(st, buf, chunk(buf, 2, "c")), 0);
+	/* The window (3) is full: a fourth is past the worker's credit. */
+	CU_ASSERT_EQUAL(stream_push(st, buf, chunk(buf, 3, "d")), -EPROTO);
+	CU_ASSERT_TRUE(stream_ready(st));
+	take(st, 2, 2, false, &t);
+	CU_ASSERT_EQUAL(t.first_seq, 0);
+	CU_ASSERT_STRING_EQUAL(t.items, "ab");
+	CU_ASSERT_EQUAL(stream_push(st, buf, chunk(buf, 3, "d")), 0);
+	stream_end(st, (const uint8_t *) "oops", 4);
+	CU_ASSERT_EQUAL(stream_push(st, buf, chunk(buf, 4, "e")), -EPROTO);
+	take(st, 0, 2, true, &t);
+	CU_ASSERT_EQUAL(t.first_seq, 2);
+	CU_ASSERT_STRING_EQUAL(t.items, "cd");
+	CU_ASSERT_TRUE(t.end);
+	CU_ASSERT_STRING_EQUAL(t.error, "oops");
+	stream_free(&list, st);
+	CU_ASSERT_PTR_NULL(list);
+}
+
+/* Dropping what is held (a cancel) leaves nothing to take; a stream
+ * freed with chunks held frees them; several streams in one list. */
+static void
+test_drop_and_free(void)
+{
+	stream *list = NULL, *a, *b;
+	uint8_t buf[64];
+	taken t;
+
+	a = stream_new(&list, 1, 1, 0);
+	b = stream_new(&list, 1, 2, 100000);
+	CU_ASSERT_EQUAL(a->window, STREAM_WINDOW_DEFAULT);
+	CU_ASSERT_EQUAL(b->window, STREAM_WINDOW_MAX);
+	CU_ASSERT_EQUAL(stream_push(a, buf, chunk(buf, 0, "x")), 0);
+	CU_ASSERT_EQUAL(stream_push(b, buf, chunk(buf, 0, "y")), 0);
+	stream_end(a, NULL, 0);
+	stream_drop(a);
+	CU_ASSERT_FALSE(stream_ready(a));
+	stream_end(a, NULL, 0);
+	take(a, 0, 0, true, &t);
+	CU_ASSERT_EQUAL(t.nitems, 0);
+	CU_ASSERT_STRING_EQUAL(t.error, "");
+	stream_free(&list, a);
+	CU_ASSERT_PTR_EQUAL(list, b);
+	stream_free(&list, b); /* with "y" held */
+	CU_ASSERT_PTR_NULL(list);
+}
+
+int
+main(void)
+{
+	CU_pSuite s;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("stream", NULL, NULL);
+	CU_add_test(s, "window, order, end", test_window_and_order);
+	CU_add_test(s, "drop and free", test_drop_and_free);
+	return test_run_all();
+}

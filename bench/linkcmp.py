@@ -94,12 +94,16 @@ def run(argv, fn, arg, reps):
 
 def instructions(argv, fn, arg, reps):
     """Instructions of one fn(arg) call: (Ir(reps) - Ir(0)) / reps."""
+    # A fixed hash seed: the two runs start up alike, and their
+    # difference is the calls alone.
+    env = dict(os.environ, PYTHONHASHSEED="0")
+
     def ir(n):
         p = subprocess.run(["valgrind", "--tool=callgrind",
                             "--callgrind-out-file=/dev/null"] + argv +
                            ["-c", CODE, fn, str(arg), str(n)], text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           check=True)
+                           check=True, env=env)
         for line in p.stderr.splitlines():
             if "Collected :" in line:
                 return int(line.split()[-1])
@@ -127,7 +131,7 @@ def main():
                 base = None
                 print("%s(%d), instructions per call:" % (a.fn, arg_cg))
                 for name, argv in reversed(progs):
-                    n = instructions(argv, a.fn, arg_cg, 4)
+                    n = instructions(argv, a.fn, arg_cg, 8)
                     base = base or n
                     print("  %-50s %12.0f  %.3f" % (name, n, n / base))
                 continue

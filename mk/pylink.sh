@@ -11,7 +11,7 @@
 # SYSLIBS), as CPython's Makefile links `python`. Only the C API is
 # exported, not gild's own functions: an extension module calling a
 # function of its own named like one of gild's must not get gild's.
-# Otherwise (GILD_PY_SHARED=1, or no archive): the shared libpython, as
+# Otherwise (a Python without the archive): the shared libpython, as
 # `pythonX.Y-config --ldflags --embed` gives, with a run path to it when it
 # is not in /usr.
 set -eu
@@ -28,7 +28,7 @@ print(" ".join(" ".join((v("MODLIBS"), v("LIBS"), v("SYSLIBS"))).split()))')
 archive=$(echo "$vars" | sed -n 1p)
 libs=$(echo "$vars" | sed -n 2p)
 
-if [ "${GILD_PY_SHARED:-0}" != 1 ] && [ -f "$archive" ]; then
+if [ -f "$archive" ]; then
 	echo "-no-pie '-Wl,--export-dynamic-symbol=Py*,--export-dynamic-symbol=_Py*'" \
 		"-Wl,--whole-archive $archive -Wl,--no-whole-archive $libs"
 else

@@ -115,7 +115,7 @@ def python_in_workers(quick):
     """CPU time of the same pure-Python functions in each worker and in a
     plain interpreter, interleaved rep by rep: the cost of how the worker
     embeds its Python (docs/runtimes.md). Returns a list of rows."""
-    reps = 11 if quick else 31
+    reps = 21 if quick else 41
     app = os.path.join(ROOT, "bench", "apps", "cpu.py")
     rows = []
 

@@ -70,11 +70,14 @@ $(error no free-threaded Python for gild-worker-ft: see the messages above)
 endif
 endif
 endif
+# What is built against the free-threaded Python depends on this file
+# (worker/build.mk writes it), so that another one rebuilds it.
+FT_FLAGS_FILE := $(B)/ft/python.flags
 
 deps:
 	@mk/deps.sh $(DEBS)
 
-$(B)/config.mk: Makefile mk/deps.sh mk/config.sh
+$(B)/config.mk: Makefile mk/deps.sh mk/config.sh mk/pylink.sh
 	@mkdir -p $(@D)
 	mk/config.sh $(PYTHON_CONFIG) > $@.tmp && mv $@.tmp $@
 

@@ -100,6 +100,43 @@ def floor(*args):
     return run_json([os.path.join(B, "bench", "floor"), *map(str, args)])
 
 
+def cputime(url, python, fn, arg, reps):
+    return run_json([PYTHON, os.path.join(ROOT, "bench", "cputime.py"),
+                     "--url", url, "--python", python, "--fn", fn, "--arg",
+                     str(arg), "--reps", str(reps)])
+
+
+# The pure-Python functions bench/cputime.py times in a worker and in an
+# interpreter: one made of calls, one a loop of integer arithmetic.
+CPU_FUNCTIONS = (("fib", 22), ("burn", 100000))
+
+
+def python_in_workers(quick):
+    """CPU time of the same pure-Python functions in each worker and in a
+    plain interpreter, interleaved rep by rep: the cost of how the worker
+    embeds its Python (docs/runtimes.md). Returns a list of rows."""
+    reps = 21 if quick else 41
+    app = os.path.join(ROOT, "bench", "apps", "cpu.py")
+    rows = []
+
+    def measure(url, runtime, python):
+        for fn, arg in CPU_FUNCTIONS:
+            row = {"fn": "%s(%d)" % (fn, arg), "runtime": runtime,
+                   "against": python}
+            row.update(cputime(url, python, fn, arg, reps) or {})
+            rows.append(row)
+
+    with server(1, app=app) as s:
+        measure(s.url, "process", PYTHON)
+    ft = os.environ.get("FT_PYTHON", "")
+    if ft and os.path.exists(os.path.join(B, "gild-worker-ft")):
+        with server(1, app=app, args=("--runtime", "free-threaded",
+                                      "--threads", "1")) as s:
+            measure(s.url, "free-threaded", ft)
+            measure(s.url, "free-threaded", PYTHON)
+    return rows
+
+
 def peers(workload, *args, timeout=600):
     env = dict(os.environ, B=os.path.relpath(B, ROOT))
     return run_json([PYTHON, os.path.join(ROOT, "bench", "peers.py"),
@@ -165,6 +202,10 @@ def suite(quick):
     res = {"machine": machine(), "quick": quick,
            "date": datetime.datetime.now().isoformat(timespec="seconds"),
            "command": "make bench" + (" QUICK=1" if quick else "")}
+
+    # 0. Python inside the workers against plain interpreters.
+    log("python in the workers")
+    res["python_in_workers"] = python_in_workers(quick)
 
     # 1. Floor: the transport and the hardware alone.
     log("floor")
@@ -298,6 +339,15 @@ def targets(res):
         t.append({"target": name, "value": value, "goal": goal,
                   "better": better, "met": met, "note": note})
 
+    for r in res.get("python_in_workers", []):
+        v = (r.get("ratio") or {}).get("median")
+        if r["runtime"] == "process":
+            add("CPU time of %s in gild-worker / in %s" % (
+                r["fn"], r["against"]), v, 1.08, "<=")
+        elif r["against"] == PYTHON and r["fn"].startswith("burn"):
+            add("free-threaded single-thread cost: CPU time of %s in "
+                "gild-worker-ft / in %s" % (r["fn"], r["against"]), v, 1.5,
+                "<=")
     add("no-op p50 from C / bare nng echo p50 (tcp)",
         ratio(p50(lat.get("gild_c")), p50(fl.get("nng_tcp"))), 1.3, "<=")
     add("no-op p50 from Python / Pool.apply p50",
@@ -376,6 +426,34 @@ def markdown(res):
             fmt(t["value"], 2), t["better"], t["goal"],
             {True: "yes", False: "**no**", None: "–"}[t["met"]]))
     out.append("")
+    rows = res.get("python_in_workers")
+    if rows:
+        out.append("### Python inside the workers: CPU time of one call "
+                   "(ms)")
+        out.append("")
+        out.append("Medians and ranges of %s reps, worker and interpreter "
+                   "interleaved (`bench/cputime.py`); the ratio is taken "
+                   "rep by rep." % rows[0].get("reps", "?"))
+        out.append("")
+        out.append("| function | worker | in the worker | interpreter | "
+                   "in the interpreter | ratio |")
+        out.append("|---|---|---:|---:|---:|---:|")
+        for r in rows:
+            def span(d, nd=2):
+                return "%s (%s–%s)" % (fmt(d.get("median"), nd),
+                                       fmt(d.get("min"), nd),
+                                       fmt(d.get("max"), nd))
+            if "ratio" not in r:
+                out.append("| %s | %s | failed | | | |" % (
+                    r["fn"], r["runtime"]))
+                continue
+            out.append("| %s | %s (%s) | %s | %s %s | %s | %s |" % (
+                r["fn"], {"process": "gild-worker"}.get(
+                    r["runtime"], "gild-worker-ft"), r["worker"][0],
+                span(r["worker_ms"]), os.path.basename(r["python"]),
+                r["interpreter"][0], span(r["interpreter_ms"]),
+                span(r["ratio"])))
+        out.append("")
     out.append("### Latency of one no-op call, one caller (µs)")
     out.append("")
     out.append("| what | p50 | p90 | p99 | p99.9 | max | calls/s |")

@@ -15,6 +15,6 @@ JANSSON_CFLAGS := $(pc --cflags jansson)
 JANSSON_LIBS := $(pc --libs jansson)
 NNG_LIBS := -lnng -lpthread
 PY_CFLAGS := $($pyconfig --includes)
-PY_LIBS := $($pyconfig --ldflags --embed)
+PY_LIBS := $("$(dirname "$0")/pylink.sh" "$pyconfig")
 PY_VERSION := $($pyconfig --configdir | sed -n 's/.*config-\([0-9.]*\).*/\1/p')
 MK

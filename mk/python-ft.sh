@@ -6,11 +6,17 @@
 #   2. a free-threaded python3.13t or python3.14t on PATH, when its -config
 #      sits next to it;
 #   3. the one built earlier into the cache, $GILD_FT_CACHE, by default
-#      ${XDG_CACHE_HOME:-$HOME/.cache}/gild/python3.13t;
+#      ${XDG_CACHE_HOME:-$HOME/.cache}/gild/python3.13t-pgo-static;
 #   4. otherwise it builds one there from the Debian source package of
 #      python3.13 (Debian 13's, fetched with a temporary deb-src list that
-#      touches nothing in /etc/apt), configured --disable-gil --enable-shared.
-#      About 2.5 minutes on two cores; the log is kept in the cache.
+#      touches nothing in /etc/apt), configured --disable-gil, static
+#      (libpython3.13t.a, which gild-worker-ft links as mk/pylink.sh says)
+#      and with profile-guided optimization (PGO) trained on a bounded
+#      PROFILE_TASK; not LTO, which made the build five times as long for a
+#      few per cent (docs/runtimes.md has the numbers). About 7 minutes on
+#      two cores; the log is kept next to the cache. The cache's name says
+#      how it is built, so that changing how builds anew instead of reusing
+#      an older build (~/.cache/gild/python3.13t: shared, no PGO).
 # Usage: mk/python-ft.sh [DEBIAN-BUILD-DEPENDENCY...]
 # The arguments are the Debian packages the build needs (mk/deps.sh installs
 # them when root, or names them); they are only checked when building.
@@ -42,7 +48,7 @@ for exe in python3.14t python3.13t; do
 	fi
 done
 
-cache=${GILD_FT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gild/python3.13t}
+cache=${GILD_FT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gild/python3.13t-pgo-static}
 config=$cache/bin/python3.13t-config
 # The stamp is written last, so a build cut short is redone, not reused.
 if [ -f "$cache/.gild-complete" ] && is_ft_config "$config"; then
@@ -65,10 +71,17 @@ if ! flock -n 9; then
 fi
 
 log=$cache.build.log
+# PGO's training run (one line: configure puts it in a Makefile).
+profile_task="-m test --pgo --timeout=1200"
+for t in int long float complex collections dataclasses difflib fstring \
+	functools generators heapq itertools operator pprint re statistics \
+	bisect binop; do
+	profile_task="$profile_task test_$t"
+done
 work=$(mktemp -d "${TMPDIR:-/tmp}/gild-python-ft.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 echo "gild: building a free-threaded CPython 3.13 into $cache" \
-	"(a few minutes; log: $log)" >&2
+	"(about 7 minutes on two cores; log: $log)" >&2
 (
 	set -x
 	cd "$work"
@@ -82,13 +95,13 @@ echo "gild: building a free-threaded CPython 3.13 into $cache" \
 	# shellcheck disable=SC2086
 	apt-get $apt source python3.13
 	cd python3.13-*/
-	# No PGO: it would triple the build time.
-	./configure --prefix="$cache" --disable-gil --enable-shared \
-		--without-ensurepip --disable-test-modules
-	# The linker's run path (LD_RUN_PATH: Debian's patches drop LDFLAGS
-	# given to configure): python3.13t finds libpython3.13t.so without
-	# LD_LIBRARY_PATH.
-	LD_RUN_PATH="$cache/lib" make -j"$(nproc)"
+	# The profile comes from a bounded PROFILE_TASK: the regression tests
+	# of plain Python code out of the --pgo set (about 1 minute
+	# instrumented on two cores, against 4 or more for the whole set).
+	./configure --prefix="$cache" --disable-gil --disable-shared \
+		--enable-optimizations --without-ensurepip \
+		--disable-test-modules PROFILE_TASK="$profile_task"
+	make -j"$(nproc)"
 	rm -rf "$cache"
 	make install
 ) > "$log" 2>&1 || {

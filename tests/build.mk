@@ -32,6 +32,14 @@ $(eval $(call cunit_test,test_exec,$(B)/tests/integration/harness.o \
 $(eval $(call cunit_test,test_tls,$(B)/tests/integration/harness.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS)))
 TEST_DEPS += $(B)/gild $(B)/gild-worker $(B)/gildctl
+# The test apps' C extension modules (tests/apps/*.c), each built for the
+# Python that loads it: not sanitized, as an app's extension modules are
+# not. gildext is gild's own, for both workers (test_features.c): a worker
+# must export the C API it uses.
+$(B)/tests/apps/%$(PY_EXT_SUFFIX): tests/apps/%.c
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC $(PY_CFLAGS) -o $@ $<
+TEST_DEPS += $(B)/tests/apps/gildext$(PY_EXT_SUFFIX)
 
 # The free-threaded runtime: its own suite, and the five suites above run
 # a second time against it (tests/run.sh runs "ft:PROGRAM" with
@@ -41,13 +49,14 @@ $(eval $(call cunit_test,test_runtime,$(B)/tests/integration/harness.o \
 	$(B)/tests/integration/served.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
 TEST_DEPS += $(B)/gild-worker-ft
-# An extension module without free-threading support, for the GIL check.
-GILNEEDED := $(B)/tests/apps/gilneeded$(shell $(PYTHON_FT_CONFIG) \
-	--extension-suffix)
-$(GILNEEDED): tests/apps/gilneeded.c
+# The same for the free-threaded Python: gildext, and gilneeded, an
+# extension module without free-threading support, for the GIL check.
+FT_EXT_SUFFIX := $(shell $(PYTHON_FT_CONFIG) --extension-suffix)
+$(B)/tests/apps/%$(FT_EXT_SUFFIX): tests/apps/%.c $(FT_FLAGS_FILE)
 	@mkdir -p $(@D)
 	$(CC) -shared -fPIC $(FT_PY_CFLAGS) -o $@ $<
-TEST_DEPS += $(GILNEEDED)
+TEST_DEPS += $(B)/tests/apps/gildext$(FT_EXT_SUFFIX) \
+	$(B)/tests/apps/gilneeded$(FT_EXT_SUFFIX)
 RUNTIME_TESTS += $(addprefix ft:$(B)/tests/,test_server test_reliability \
 	test_once test_exec test_features)
 else

@@ -25,16 +25,27 @@ $(B)/tests/test_convert: | $(B)/gild-worker
 
 # gild-worker-ft: the same sources built a second time, against the
 # free-threaded libpython of PYTHON_FT_CONFIG (the top Makefile finds or
-# builds it). Its run path points at that libpython, wherever it lives.
+# builds it). Both workers link their Python as mk/pylink.sh says: the
+# static library when there is one (it needs no run path), else the shared
+# one with a run path to it, wherever it lives.
 ifneq ($(PYTHON_FT_CONFIG),)
 FT_PREFIX := $(shell $(PYTHON_FT_CONFIG) --prefix)
 FT_PY_CFLAGS := $(shell $(PYTHON_FT_CONFIG) --includes)
-FT_PY_LIBS := $(shell $(PYTHON_FT_CONFIG) --ldflags --embed) \
-	-Wl,-rpath,$(FT_PREFIX)/lib
+FT_PY_LIBS := $(shell mk/pylink.sh $(PYTHON_FT_CONFIG))
 FT_PY_VERSION := $(shell $(PYTHON_FT_CONFIG) --configdir | \
 	sed -n 's/.*config-\([0-9.]*t\{0,1\}\).*/\1/p')
 FT_PY_EXE := $(FT_PREFIX)/bin/python$(FT_PY_VERSION)
 WORKER_FT_OBJS := $(patsubst %.c,$(B)/ft/%.o,$(WORKER_SRCS) worker/main.c)
+
+# $(FT_FLAGS_FILE), which what is built against that Python depends on, is
+# rewritten when its flags change (another free-threaded Python found or
+# built): like $(B)/config.mk for the system Python, it makes them rebuild.
+FT_FLAGS := $(FT_PY_CFLAGS) $(FT_PY_EXE) $(FT_PY_LIBS)
+ifneq ($(file <$(FT_FLAGS_FILE)),$(FT_FLAGS))
+$(shell mkdir -p $(B)/ft)
+$(file >$(FT_FLAGS_FILE),$(FT_FLAGS))
+endif
+$(WORKER_FT_OBJS): $(FT_FLAGS_FILE)
 
 $(B)/ft/worker/%.o: worker/%.c | $(PROTO_H)
 	@mkdir -p $(@D)

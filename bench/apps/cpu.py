@@ -1,4 +1,4 @@
-"""CPU-bound pure-Python work for bench/scaling.c.
+"""CPU-bound pure-Python work for bench/scaling.c and bench/cputime.py.
 
 gild serves it (the process and the free-threaded runtime), and the bench
 imports it in a plain interpreter to time the same work sequentially.
@@ -16,6 +16,24 @@ def burn(steps):
     for i in range(steps):
         acc = (acc + i * i) % 1000003
     return acc
+
+
+def fib(n):
+    """Pure-Python calls: the naive recursive Fibonacci number n."""
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+
+FUNCTIONS = {"burn": burn, "fib": fib}
+
+
+def cpu_time(name, arg):
+    """The CPU time, in seconds, that this thread spent in one call of
+    FUNCTIONS[name](arg) (bench/cputime.py runs it in a worker and in a
+    plain interpreter)."""
+    fn = FUNCTIONS[name]
+    t0 = time.thread_time()
+    fn(arg)
+    return time.thread_time() - t0
 
 
 def _best(steps, repeat):

@@ -26,7 +26,7 @@ ifneq ($(PYTHON_FT_CONFIG),)
 PY_NATIVE_FT := $(B)/python/gild/_native$(shell $(PYTHON_FT_CONFIG) \
 	--extension-suffix)
 PY_NATIVE_FT_OBJS := $(addprefix $(B)/ft/client-lib/python/,_native.o pyvalue.o)
-$(B)/ft/client-lib/python/%.o: client-lib/python/%.c | $(PROTO_H)
+$(B)/ft/client-lib/python/%.o: client-lib/python/%.c $(FT_FLAGS_FILE) | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(FT_PY_CFLAGS) -fvisibility=hidden -c $< -o $@
 $(PY_NATIVE_FT): $(PY_NATIVE_FT_OBJS) $(B)/libgild.a

@@ -949,6 +949,107 @@ test_actor_restarts(void)
 	served_stop(&s);
 }
 
+/* ---- C extension modules ---------------------------------------------- */
+
+/* Serves tests/apps/extensions.py, which imports gild's own extension
+ * module from $GILD_TEST_EXT_DIR (built there for each worker's Python by
+ * tests/build.mk). */
+static int
+start_extensions(server *s)
+{
+	char dir[512];
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/tests/apps", build_dir());
+	setenv("GILD_TEST_EXT_DIR", dir, 1);
+	rc = served_start(s, "tests/apps/extensions.py", 1, NULL);
+	unsetenv("GILD_TEST_EXT_DIR");
+	return rc;
+}
+
+/* Calls fn() and returns its result (new), or NULL after a test failure
+ * that shows the error (an ImportError naming an undefined symbol when the
+ * worker does not export what the module needs). */
+static gild_value *
+call_ext(server *s, const char *fn)
+{
+	gild_result res = {0};
+	gild_value *v;
+
+	if (served_wait(s->c, served_submit(s->c, fn, NULL, 0), &res) !=
+	    GILD_OK) {
+		fprintf(stderr, "%s(): %s\n", fn,
+		    res.error.message ? res.error.message : "(no message)");
+		CU_FAIL("the call failed");
+		gild_result_clear(&res);
+		return NULL;
+	}
+	v = res.value;
+	res.value = NULL;
+	gild_result_clear(&res);
+	return v;
+}
+
+/* The worker's Python (static libpython, non-PIE: docs/runtimes.md) loads
+ * C extension modules: gild's own (tests/apps/gildext.c) and the standard
+ * library's that link other libraries (OpenSSL, SQLite, libffi, mpdec). */
+static void
+test_extension_modules(void)
+{
+	gild_value *v, *expect, *scaled;
+	const gild_value *m;
+	size_t len;
+	const char *str;
+	server s;
+
+	CU_ASSERT_EQUAL_FATAL(start_extensions(&s), 0);
+	if ((v = call_ext(&s, "own")) != NULL) {
+		scaled = gild_list();
+		gild_list_append(scaled, gild_int(2));
+		gild_list_append(scaled, gild_float(5.0));
+		gild_list_append(scaled, gild_cstr("abab"));
+		expect = gild_list();
+		gild_list_append(expect, scaled);
+		gild_list_append(expect, gild_cstr("from C"));
+		gild_list_append(expect, gild_bool(false));
+		CU_ASSERT(gild_value_equal(v, expect));
+		gild_value_free(expect);
+		gild_value_free(v);
+	}
+	if ((v = call_ext(&s, "stdlib")) != NULL) {
+		CU_ASSERT_EQUAL(gild_value_int(gild_map_get(v, "_ctypes")), 42);
+		CU_ASSERT_EQUAL(gild_value_int(gild_map_get(v, "_sqlite3")), 42);
+		CU_ASSERT_EQUAL(gild_value_bool(gild_map_get(v, "_ssl")), true);
+		m = gild_map_get(v, "_decimal");
+		str = m != NULL ? gild_value_str(m, &len) : NULL;
+		CU_ASSERT(str != NULL && strcmp(str, "0.14286") == 0);
+		m = gild_map_get(v, "_hashlib");
+		str = m != NULL ? gild_value_str(m, &len) : NULL;
+		CU_ASSERT(str != NULL && strcmp(str, "e6b46671") == 0);
+		gild_value_free(v);
+	}
+	served_stop(&s);
+}
+
+/* numpy, a large extension module from a Debian package, loads too. */
+static void
+test_extension_numpy(void)
+{
+	gild_value *v;
+	server s;
+
+	if (test_free_threaded()) {
+		test_skip("numpy is installed for the system Python 3.11 only");
+		return;
+	}
+	CU_ASSERT_EQUAL_FATAL(start_extensions(&s), 0);
+	if ((v = call_ext(&s, "numpy_sum")) != NULL) {
+		CU_ASSERT_EQUAL(gild_value_int(v), 4950);
+		gild_value_free(v);
+	}
+	served_stop(&s);
+}
+
 int
 main(void)
 {
@@ -973,5 +1074,10 @@ main(void)
 	CU_add_test(s, "actors: 100 counters, 4 clients, names", test_actors);
 	CU_add_test(s, "actors: calls run in the order sent", test_actor_order);
 	CU_add_test(s, "actors: max_restarts and lost actors", test_actor_restarts);
+	s = CU_add_suite("extension modules (tests/apps/extensions.py)", NULL,
+	    NULL);
+	CU_add_test(s, "extension modules: gild's own and the stdlib's",
+	    test_extension_modules);
+	CU_add_test(s, "extension modules: numpy", test_extension_numpy);
 	return test_run_all();
 }

@@ -495,8 +495,8 @@ def speedup_md(res):
         "rotates), and one after another in the suite's process: speedup = "
         "that sequential time / the way's, in the same rep. %d reps in "
         "blocks of %d, each block with fresh servers, pools and processes "
-        "(`bench/speedup.py`). Load average %s–%s, steal %s %% of CPU time "
-        "meanwhile." % (
+        "(`bench/speedup.py`). Load average %s at its start, %s at its "
+        "end; steal %s %% of CPU time meanwhile." % (
             sp["fn"], fmt((sp.get("call_ms_sequential") or {}).get(
                 "median"), 2), sp["calls"], sp["reps"], sp["block"],
             *[fmt(x, 2) for x in ld.get("loadavg", [None, None])],

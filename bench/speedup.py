@@ -498,7 +498,20 @@ def pin_workers(pids):
             os.sched_setaffinity(int(t), {cpus[i % len(cpus)]})
 
 
+def anon_huge_kib(pid):
+    """The transparent huge pages of pid's anonymous memory (KiB)."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("AnonHugePages:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def run_blocks(a, methods):
+    huge = []  # per block: each way's workers' AnonHugePages
     reps = []
     load = []
     t0 = time.monotonic()
@@ -531,9 +544,11 @@ def run_blocks(a, methods):
                     "%s %.2f" % (m, rep["methods"]["seq"]["wall_s"] /
                                  rep["methods"][m]["wall_s"])
                     for m in methods)))
+            huge.append({m: [anon_huge_kib(p) for p in pids]
+                         for m, pids in blk.pids.items() if pids})
         finally:
             blk.close()
-    return reps, load, t0
+    return reps, load, t0, huge
 
 
 ALL = ("seq", "gild-map", "gild-submit", "gild-ft", "b-map", "b-submit",
@@ -596,7 +611,7 @@ def main():
             ROOT, "bench", "thrash.py"), "--mode", "spin", "--cpu",
             str(last)])
     try:
-        reps, load, t0 = run_blocks(a, methods)
+        reps, load, t0, huge = run_blocks(a, methods)
     finally:
         if spinner is not None:
             spinner.kill()
@@ -617,6 +632,7 @@ def main():
         "loadavg": span(load, 2),
         "steal_ticks": [b - x for x, b in zip(steal0, steal1)],
         "methods": summarize(reps, methods, a.block),
+        "anon_huge_kib": huge,
     }))
 
 

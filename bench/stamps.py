@@ -8,17 +8,22 @@ On a VM whose vCPUs run now at full speed, now markedly slower (see
 bench/vcpus.py), a call's thread CPU time falls in one of two groups. A
 call counts as slow when its CPU time is over --slow times the median of
 the sequential calls that were not (the fast sequential calls are the
-reference). Per way it prints: how many calls were fast and slow and the
-median CPU ms of each group (the fast group's median against the
-sequential one's is what running in that way's worker costs the same
-Python: gild's embedded interpreter, for instance); per block (one server
-lifetime), each worker's median call CPU ms, and how many workers were
-slow for their whole block (most of their calls slow in at least 80 % of
-the block's reps) of how many; how many pairs of calls that
-ran at the same time started on the same CPU (wake-up placement); the
-median gap between a worker's calls (dispatch); and the runnable-wait,
-wake-ups and run time of each worker thread per rep (from
-/proc/PID/task/*/{schedstat,status}). One JSON object on stdout.
+reference). Per way it prints:
+- how many calls were fast and slow, the median CPU ms of each group, and
+  the fast group's median over the reference: what running in that way's
+  worker costs the same Python (gild's embedded interpreter, for one);
+- the minor faults per call;
+- per block (one server lifetime), each worker's median call CPU ms, and
+  how many workers were slow for their whole block (most of their calls
+  slow in at least 80 % of the block's reps), of how many;
+- how many pairs of calls that ran at the same time on two workers started
+  on the same CPU (wake-up placement), and the median gap between a
+  worker's calls (dispatch);
+- each worker thread's run time, wake-ups and runnable wait per rep (from
+  /proc/PID/task/*/{schedstat,status});
+- the CPU time per rep of the run's own other processes (a gild front end
+  and template; the spinner of --slow-cpu) and of every other task.
+One JSON object on stdout.
 """
 import argparse
 import json
@@ -48,6 +53,7 @@ def main():
         fast = [s[6] * 1e3 for s in calls if s[6] * 1e3 <= cut]
         slow = [s[6] * 1e3 for s in calls if s[6] * 1e3 > cut]
         w = {"calls": len(calls), "fast": len(fast), "slow": len(slow),
+             "minor_faults_per_call": med([s[7] for s in calls]),
              "fast_ms": med(fast), "slow_ms": med(slow),
              "fast_over_reference": round(statistics.median(fast) / ref, 3)
              if fast else None}
@@ -89,6 +95,12 @@ def main():
             w["slow_for_their_block"] = [len(life), len(slow_reps)]
             w["overlapping_pairs_same_cpu"] = [same, pairs]
             w["gap_between_calls_ms"] = med(gaps)
+            # this run's other processes (a gild front end and template)
+            # and every other task, CPU ms per rep
+            w["ours_ms_per_rep"] = med([r["methods"][m].get("ours_ms", 0)
+                                        for r in reps])
+            w["others_ms_per_rep"] = med([r["methods"][m]["others_ms"]
+                                          for r in reps])
             w["threads_per_rep"] = {
                 "#%d" % k: {n: med(v) for n, v in d.items()}
                 for k, d in sorted(threads.items())}

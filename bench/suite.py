@@ -183,8 +183,14 @@ def machine():
     except OSError:
         pass
     mem = kib("/proc/meminfo", ("MemTotal",))
+    try:
+        with open("/proc/cpuinfo") as f:
+            virtual = " hypervisor " in f.read().replace("\n", " ")
+    except OSError:
+        virtual = False
     return {"cpus": cpus(), "model": model, "mem_gib": round(mem / 2**20, 1),
-            "kernel": platform.release(), "host": platform.node()}
+            "kernel": platform.release(), "host": platform.node(),
+            "virtual": virtual}
 
 
 def cpu_stat():
@@ -564,9 +570,12 @@ def lat_row(name, r):
 
 def markdown(res):
     m, out = res["machine"], []
-    out.append("Machine: %d CPUs (%s), %s GiB, Linux %s. Date: %s. "
-               "Command: `%s`." % (m["cpus"], m["model"], m["mem_gib"],
-                                   m["kernel"], res["date"], res["command"]))
+    out.append("Machine: `%s`, %s%d CPUs (%s), %s GiB, Linux %s. Date: %s. "
+               "Command: `%s`." % (
+                   m.get("host", "?"), "a virtual machine (the CPU reports "
+                   "a hypervisor) with " if m.get("virtual") else "",
+                   m["cpus"], m["model"], m["mem_gib"], m["kernel"],
+                   res["date"], res["command"]))
     out.append("")
     load = res.get("load") or {}
     if load:

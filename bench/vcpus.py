@@ -18,7 +18,10 @@ can reach at most N / 1.3 times one); "speed_spread", the slowest
 slice-median over the fastest (how much a CPU's speed moved during the
 run); the per-CPU steal ticks (/proc/stat) over the run; and per slice
 the CPU time every other task on the machine took ("others_ms", which
-this script's own sampling adds a few ms to).
+this script's own sampling adds a few ms to); and "vm": the transparent
+huge page mode, the NUMA nodes, whether the CPU says it runs under a
+hypervisor and whether virtio-balloon free page reporting hands freed
+memory back to the host.
 """
 import argparse
 import json
@@ -30,6 +33,34 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench", "apps"))
 import cpu  # noqa: E402
+
+
+def read(path, default=""):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return default
+
+
+def vm_facts():
+    """What the VM says about itself that bears on CPU-bound speed: the
+    transparent huge page mode, the NUMA nodes, whether virtio-balloon
+    free page reporting (feature bit 5) hands freed memory to the host."""
+    reporting = None
+    base = "/sys/bus/virtio/devices"
+    for d in (os.listdir(base) if os.path.isdir(base) else []):
+        if read(os.path.join(base, d, "device")) == "0x0005":  # balloon
+            bits = read(os.path.join(base, d, "features"))
+            reporting = len(bits) > 5 and bits[5] == "1"
+    nodes = [n for n in (os.listdir("/sys/devices/system/node")
+                         if os.path.isdir("/sys/devices/system/node")
+                         else []) if n.startswith("node")]
+    thp = read("/sys/kernel/mm/transparent_hugepage/enabled")
+    return {"thp": thp[thp.find("[") + 1:thp.find("]")] if "[" in thp
+            else thp, "numa_nodes": len(nodes),
+            "balloon_free_page_reporting": reporting,
+            "hypervisor": "hypervisor" in read("/proc/cpuinfo")}
 
 
 def steal():
@@ -156,6 +187,7 @@ def main():
         if both else None,
         "speed_spread": round(max(meds) / min(meds), 3) if meds else None,
         "steal_ticks": [b - x for x, b in zip(s0, s1)],
+        "vm": vm_facts(),
         "slices": rows}))
 
 

@@ -5,27 +5,30 @@ one CPU, round after round, and compares the spread between processes with
 the spread within each.
 
     /usr/bin/python3 bench/lifetimes.py [--procs P] [--rounds R] [--fn fib]
-        [--arg 25] [--how exec|fork|gild|mixed] [--cpus 0,1] [--no-aslr] [--out FILE]
+        [--arg 25] [--how exec|fork|gild|mixed] [--cpus 0,1] [--no-aslr]
+        [--gild-args ARGS] [--out FILE]
 
 --how exec: P fresh `python3` processes (fork + exec, like bench/speedup.py's
-control); fork: P children forked from one parent that ran the function
-first (like multiprocessing's fork start method); gild: the workers of one
-`gild serve bench/apps/cpu.py --workers P` (calls one at a time; the stamps
-say which worker ran each); mixed: P/2 gild servers of one worker each and
-P/2 plain processes, taking turns in the same rounds. In each round every process runs the call once,
-alone, pinned in turn to each CPU of --cpus (default: all), so that neither
-other processes of this run nor the CPU they ran on can explain a
-difference between them.
+control; --no-aslr starts them with address randomization off); fork: P
+children forked from one parent that ran the function first (like
+multiprocessing's fork start method); gild: the workers of one `gild serve
+bench/apps/cpu.py --workers P` (calls one at a time; the stamps say which
+worker ran each); mixed: P/2 gild servers of one worker each and P/2 plain
+processes, taking turns in the same rounds. In each round every process
+runs the call once, alone, pinned in turn to each CPU of --cpus (default:
+all), so that neither other processes of this run nor the CPU they ran on
+can explain a difference between them.
 
 Each call is cpu.stamped(FN, ARG) (thread CPU time, CPU number, faults).
-Prints one JSON object: per process the median, min and max CPU ms per CPU,
-and "spread": the slowest process's median over the fastest's, against the
-median within-process range; each process's median in the first and the
-second half of the rounds, and the rank correlation of the two (Spearman:
-near 1 when the same processes are slow in both halves); with --out FILE, also every call ([pid, CPU,
-start, CPU ms, wall ms], in order) into FILE. A process whose calls are slow
-in both halves of the rounds while the others' are not is slow for its
-lifetime; all processes slow in one half is the machine changing speed.
+Prints one JSON object: per process its kind, the median, min and max CPU
+ms per CPU, and its medians in the first and the second half of the
+rounds; "spread", the slowest process's median over the fastest's, against
+the median within-process range; and the rank correlation of the halves
+(Spearman: near 1 when the same processes are slow in both halves). With
+--out FILE, also every call ([pid, CPU, start, CPU ms, wall ms], in order)
+into FILE. A process slow in both halves while the others are not is slow
+for its lifetime; all processes slow in one half is the machine changing
+speed.
 """
 import argparse
 import json

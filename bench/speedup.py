@@ -55,6 +55,8 @@ sys.path.insert(0, os.path.join(ROOT, "client-lib", "python"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
 import cpu  # noqa: E402
 import gildproc  # noqa: E402
+from procstat import (all_tasks_run_ns, cpu_ticks, descendants,  # noqa: E402
+                      loadavg, task_counters)
 from gildproc import Gild  # noqa: E402  (starts and stops gild by pid)
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -75,96 +77,6 @@ for line in sys.stdin:
 
 def log(*a):
     print("speedup:", *a, file=sys.stderr, flush=True)
-
-
-# ---- /proc ------------------------------------------------------------------
-
-def task_counters(pid):
-    """{tid: [comm, cpu ticks, run ns, runnable-wait ns, slices, minflt,
-    voluntary, involuntary switches, last CPU]} for every thread of pid."""
-    out = {}
-    base = "/proc/%d/task" % pid
-    try:
-        tids = os.listdir(base)
-    except OSError:
-        return out
-    for t in tids:
-        d = "%s/%s/" % (base, t)
-        try:
-            with open(d + "stat", "rb") as f:
-                s = f.read()
-            with open(d + "schedstat") as f:
-                run, wait, slices = (int(x) for x in f.read().split())
-            vol = invol = 0
-            with open(d + "status") as f:
-                for line in f:
-                    if line.startswith("voluntary_ctxt_switches"):
-                        vol = int(line.split()[1])
-                    elif line.startswith("nonvoluntary_ctxt_switches"):
-                        invol = int(line.split()[1])
-        except OSError:
-            continue
-        comm = s[s.index(b"(") + 1:s.rindex(b")")].decode(errors="replace")
-        f = s[s.rindex(b")") + 2:].split()  # f[i] is field i + 3
-        out[int(t)] = [comm, int(f[11]) + int(f[12]), run, wait, slices,
-                       int(f[7]), vol, invol, int(f[36])]
-    return out
-
-
-def all_tasks_run_ns():
-    """{(pid, tid): (comm, run ns, ppid)} of every task on the machine."""
-    out = {}
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            tids = os.listdir("/proc/%s/task" % p)
-            with open("/proc/%s/stat" % p, "rb") as f:
-                st = f.read()
-            ppid = int(st[st.rindex(b")") + 2:].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        for t in tids:
-            try:
-                with open("/proc/%s/task/%s/schedstat" % (p, t)) as f:
-                    run = int(f.read().split()[0])
-                with open("/proc/%s/task/%s/comm" % (p, t)) as f:
-                    comm = f.read().strip()
-            except (OSError, ValueError, IndexError):
-                continue
-            out[(int(p), int(t))] = (comm, run, ppid)
-    return out
-
-
-def descendants(tasks, root):
-    """The pids below root (children, their children...) in tasks."""
-    kids = {}
-    for (pid, _), (_, _, ppid) in tasks.items():
-        kids.setdefault(ppid, set()).add(pid)
-    out, todo = set(), [root]
-    while todo:
-        for c in kids.get(todo.pop(), ()):
-            if c not in out:
-                out.add(c)
-                todo.append(c)
-    return out
-
-
-def cpu_ticks():
-    """[[user+nice, system, irq+softirq, idle+iowait, steal], ...] per CPU."""
-    rows = []
-    with open("/proc/stat") as f:
-        for line in f:
-            if line.startswith("cpu") and line[3].isdigit():
-                v = [int(x) for x in line.split()[1:]]
-                rows.append([v[0] + v[1], v[2], v[5] + v[6], v[3] + v[4],
-                             v[7]])
-    return rows
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return float(f.read().split()[0])
 
 
 class Window:

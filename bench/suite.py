@@ -27,6 +27,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
 from gildproc import Gild  # noqa: E402  (starts and stops gild by pid)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from procstat import cpu_ticks, loadavg, vm_facts  # noqa: E402
 
 B = os.path.join(ROOT, os.environ.get("B", "build"))
 APP = os.path.join(ROOT, "bench", "apps", "bench_app.py")
@@ -183,26 +185,15 @@ def machine():
     except OSError:
         pass
     mem = kib("/proc/meminfo", ("MemTotal",))
-    try:
-        with open("/proc/cpuinfo") as f:
-            virtual = " hypervisor " in f.read().replace("\n", " ")
-    except OSError:
-        virtual = False
     return {"cpus": cpus(), "model": model, "mem_gib": round(mem / 2**20, 1),
             "kernel": platform.release(), "host": platform.node(),
-            "virtual": virtual}
+            "virtual": vm_facts()["hypervisor"]}
 
 
 def cpu_stat():
     """(steal ticks, all ticks) summed over the CPUs (/proc/stat)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return v[7], sum(v[:8])
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return float(f.read().split()[0])
+    rows = cpu_ticks()
+    return sum(r[4] for r in rows), sum(sum(r) for r in rows)
 
 
 class Phases:

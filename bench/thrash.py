@@ -2,7 +2,8 @@
 """A co-runner for bench/lifetimes.py: keeps one CPU busy the way a
 memory-hungry neighbour does, until killed.
 
-    /usr/bin/python3 bench/thrash.py [--cpu 1] [--mb 256] [--mode copy|random|spin]
+    /usr/bin/python3 bench/thrash.py [--cpu 1] [--mb 256]
+        [--mode copy|random|spin]
 
 copy: copies a --mb MiB buffer into another, over and over (numpy), so
 the caches that CPU shares with others keep being refilled from memory;

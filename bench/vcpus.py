@@ -32,59 +32,20 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench", "apps"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 import cpu  # noqa: E402
-
-
-def read(path, default=""):
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return default
-
-
-def vm_facts():
-    """What the VM says about itself that bears on CPU-bound speed: the
-    transparent huge page mode, the NUMA nodes, whether virtio-balloon
-    free page reporting (feature bit 5) hands freed memory to the host."""
-    reporting = None
-    base = "/sys/bus/virtio/devices"
-    for d in (os.listdir(base) if os.path.isdir(base) else []):
-        if read(os.path.join(base, d, "device")) == "0x0005":  # balloon
-            bits = read(os.path.join(base, d, "features"))
-            reporting = len(bits) > 5 and bits[5] == "1"
-    nodes = [n for n in (os.listdir("/sys/devices/system/node")
-                         if os.path.isdir("/sys/devices/system/node")
-                         else []) if n.startswith("node")]
-    thp = read("/sys/kernel/mm/transparent_hugepage/enabled")
-    return {"thp": thp[thp.find("[") + 1:thp.find("]")] if "[" in thp
-            else thp, "numa_nodes": len(nodes),
-            "balloon_free_page_reporting": reporting,
-            "hypervisor": "hypervisor" in read("/proc/cpuinfo")}
-
-
-def steal():
-    out = []
-    with open("/proc/stat") as f:
-        for line in f:
-            if line.startswith("cpu") and line[3].isdigit():
-                out.append(int(line.split()[8]))
-    return out
+from procstat import (all_tasks_run_ns, cpu_ticks,  # noqa: E402
+                      vm_facts)
 
 
 def others_run_ns(skip):
     """CPU ns every task not in skip has run so far (schedstat)."""
-    total = 0
-    for p in os.listdir("/proc"):
-        if not p.isdigit() or int(p) in skip:
-            continue
-        try:
-            for t in os.listdir("/proc/%s/task" % p):
-                with open("/proc/%s/task/%s/schedstat" % (p, t)) as f:
-                    total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
+    return sum(run for (pid, _), (_, run, _) in all_tasks_run_ns().items()
+               if pid not in skip)
+
+
+def steal():
+    return [c[4] for c in cpu_ticks()]
 
 
 def runs(k, i, n):

@@ -27,17 +27,32 @@ failed_names=""
 all_skipped=""
 log=$(mktemp)
 marks=$(mktemp)
-trap 'rm -f "$log" "$marks"' EXIT
+fails=$(mktemp)
+trap 'rm -f "$log" "$marks" "$fails"' EXIT
 
 # field NAME LINE: the value of NAME=V in a GILD_COUNTS line.
 field() {
 	echo "$2" | sed -n "s/.* $1=\([0-9]*\).*/\1/p"
 }
 
+# what_failed NAME LOG: keeps the lines of LOG that say what failed (a
+# CUnit test and its assertions, a Python test and its exception, a
+# sanitizer's summary, the runner's own "!!!"), 15 at most, to be printed
+# again at the end: a CI log is often read from its tail only.
+what_failed() {
+	grep -E -e '\.\.\.FAILED$' -e '^    [0-9]+\. ' -e '^(FAIL|ERROR|XPASS): ' \
+		-e '^[A-Za-z.]*(Error|Exception): ' -e 'SUMMARY: [A-Za-z]*Sanitizer' \
+		-e '^!!! ' "$2" | head -n 15 | sed "s|^ *|  $1: |" >>"$fails"
+}
+
 # count NAME STATUS LOG: adds what program NAME reported.
 count() {
 	line=$(grep '^GILD_COUNTS ' "$3" | tail -1)
 	grep -E '^ *(SKIP|XFAIL|XPASS): ' "$3" | sed "s|^ *|$1: |" >>"$marks"
+	if [ "$2" -ne 0 ] || [ "$(field failed "$line")" != 0 ]; then
+		what_failed "$1" "$3"
+		echo "  $1: exited with status $2" >>"$fails"
+	fi
 	if [ -z "$line" ]; then
 		if [ "$2" -eq 0 ]; then
 			passed=$((passed + 1))
@@ -77,8 +92,8 @@ for t in "$@"; do
 	*) timeout 600 "$t" >"$log" 2>&1 ;;
 	esac
 	rc=$?
+	[ $rc -eq 124 ] && echo "!!! $t timed out" >>"$log"
 	cat "$log"
-	[ $rc -eq 124 ] && echo "!!! $t timed out"
 	echo "--- $t: $(($(date +%s) - start)) s"
 	count "$t" $rc "$log"
 done
@@ -105,6 +120,10 @@ if grep -q ': XPASS: ' "$marks"; then
 fi
 if [ "$left_out" -gt 0 ]; then
 	echo "!!! GILD_TEST_ONLY=${GILD_TEST_ONLY:-} left out $left_out tests"
+fi
+if [ -s "$fails" ]; then
+	echo "what failed (each program's whole output is above, after === NAME):"
+	cat "$fails"
 fi
 [ -n "$failed_names" ] && echo "failing:$failed_names"
 echo "$passed passed, $failed failed, $skipped skipped, $xfail expected failures"

@@ -40,6 +40,12 @@ def summary(out):
     return tuple(int(x) for x in m[-1])
 
 
+def tail(out):
+    """What run.sh printed after its "skipped:" and "not run" lists: the
+    part of a long log that a reader of its last lines sees."""
+    return out[out.rfind("what failed ("):]
+
+
 class Scratch(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -146,6 +152,8 @@ class PythonCountsTest(Scratch):
         self.assertEqual(summary(out), (5, 1, 1, 0))
         self.assertIn("SKIP: test_fake.T.test_skipped: not here", out)
         self.assertIn("failing: " + path, out)
+        self.assertIn("\n  %s: FAIL: test_fails" % path, tail(out))
+        self.assertIn("\n  %s: AssertionError: 1 != 2" % path, tail(out))
 
     def test_expected_failures(self):
         path = self.pyfile("test_fake.py", """\
@@ -231,6 +239,9 @@ class CUnitCountsTest(Scratch):
         self.assertIn(self.FAKE + ": passes unexpectedly: a bug that was "
                       "fixed (remove the mark)", out)
         self.assertIn("suite 'fake, setup fails' could not be set up", out)
+        # What failed is said again at the end, after the skips.
+        self.assertIn("\n  %s: 1. tests/runner/fake_cunit.c:15  - "
+                      "CU_ASSERT_EQUAL(1 + 1,3)\n" % self.FAKE, tail(out))
 
     def test_gild_test_only(self):
         rc, out = run([RUN, self.FAKE], env={"GILD_TEST_ONLY": "passes"})
@@ -245,6 +256,7 @@ class CUnitCountsTest(Scratch):
         rc, out = run([RUN, path])
         self.assertNotEqual(rc, 0, out)
         self.assertEqual(summary(out), (0, 1, 0, 0))
+        self.assertIn("\n  %s: exited with status 139\n" % path, tail(out))
 
     def test_a_failure_after_the_counts(self):
         """Counts that say all passed, then a non-zero exit (a leak report

@@ -929,9 +929,10 @@ int
 codec_status_to_value(const Gild__V1__Status *st, gild_value **out)
 {
 	gild_value *m = gild_map(), *fns = gild_list(), *ws = gild_list();
+	gild_value *times = gild_map();
 	int rc = 0;
 
-	if (m == NULL || fns == NULL || ws == NULL)
+	if (m == NULL || fns == NULL || ws == NULL || times == NULL)
 		goto fail;
 	for (size_t i = 0; i < st->n_functions; i++) {
 		gild_value *s = str_or_empty(st->functions[i]);
@@ -973,6 +974,14 @@ codec_status_to_value(const Gild__V1__Status *st, gild_value **out)
 	rc |= set(m, "threads", gild_int(st->threads));
 	rc |= set(m, "gil_enabled", gild_bool(st->gil_enabled));
 	rc |= set(m, "shm_bytes", value_uint64(st->shm_bytes));
+	for (size_t i = 0; i < st->n_service_times; i++) {
+		const Gild__V1__ServiceTime *t = st->service_times[i];
+
+		rc |= set(times, t->function ? t->function : "",
+		    gild_int(t->us));
+	}
+	rc |= set(m, "service_us", times);
+	times = NULL;
 	if (rc != 0)
 		goto fail;
 	*out = m;
@@ -981,5 +990,6 @@ fail:
 	gild_value_free(m);
 	gild_value_free(fns);
 	gild_value_free(ws);
+	gild_value_free(times);
 	return GILD_RESOURCE_EXHAUSTED;
 }

@@ -1417,10 +1417,38 @@ slot_state(const server *srv, int i, const sup_worker_info *info)
 	return sched_slot_running(srv->sch, i) > 0 ? "busy" : info->state;
 }
 
+/* What a Status message points into, besides the workers: the estimates
+ * of the functions that have one (svctime tracks at most SVCTIME_SLOTS). */
+typedef struct status_times {
+	Gild__V1__ServiceTime t[SVCTIME_SLOTS];
+	Gild__V1__ServiceTime *p[SVCTIME_SLOTS];
+} status_times;
+
+/* Points st at the exported functions' service-time estimates, in tm. */
+static void
+status_fill_times(server *srv, Gild__V1__Status *st, status_times *tm)
+{
+	size_t n_fns, n = 0;
+	const char *const *fns = supervisor_functions(srv->sup, &n_fns);
+
+	for (size_t i = 0; i < n_fns && n < SVCTIME_SLOTS; i++) {
+		uint32_t us = svctime_get(srv->est, fns[i], strlen(fns[i]));
+		if (us == 0)
+			continue;
+		gild__v1__service_time__init(&tm->t[n]);
+		tm->t[n].function = (char *) fns[i];
+		tm->t[n].us = us;
+		tm->p[n] = &tm->t[n];
+		n++;
+	}
+	st->service_times = tm->p;
+	st->n_service_times = n;
+}
+
 /* Fills st; ws and wp have room for supervisor_count() workers. */
 static void
 status_fill(server *srv, Gild__V1__Status *st, Gild__V1__WorkerStatus *ws,
-    Gild__V1__WorkerStatus **wp)
+    Gild__V1__WorkerStatus **wp, status_times *tm)
 {
 	int n = supervisor_count(srv->sup);
 	const char *pyver = supervisor_python_version(srv->sup);
@@ -1455,6 +1483,7 @@ status_fill(server *srv, Gild__V1__Status *st, Gild__V1__WorkerStatus *ws,
 	st->python_version = (char *) (pyver ? pyver : "");
 	st->state = (char *) (srv->state == SRV_RUNNING ? "serving"
 							: "draining");
+	status_fill_times(srv, st, tm);
 }
 
 static void
@@ -1464,8 +1493,9 @@ on_status(server *srv, listener_req *req, uint64_t id)
 	Gild__V1__Status st = GILD__V1__STATUS__INIT;
 	int n = supervisor_count(srv->sup);
 	Gild__V1__WorkerStatus ws[n], *wp[n];
+	status_times tm;
 
-	status_fill(srv, &st, ws, wp);
+	status_fill(srv, &st, ws, wp, &tm);
 	r.body_case = GILD__V1__REPLY__BODY_STATUS;
 	r.status = &st;
 	reply_send(srv, req, id, &r);
@@ -1499,9 +1529,10 @@ http_status_json(void *arg)
 	int n = supervisor_count(srv->sup);
 	Gild__V1__WorkerStatus ws[n], *wp[n];
 	gild_value *v = NULL;
+	status_times tm;
 	char *json;
 
-	status_fill(srv, &st, ws, wp);
+	status_fill(srv, &st, ws, wp, &tm);
 	if (codec_status_to_value(&st, &v) != GILD_OK)
 		return NULL;
 	json = valjson_dump(v, 2);

@@ -45,6 +45,17 @@ int served_wait(gild_client *c, gild_call_id id, gild_result *res);
 /* An integer field of the server's status, or of worker 0's (worker =
  * true); -1 when status cannot be read. */
 int64_t served_status_int(gild_client *c, const char *field, bool worker);
+/* Status's service-time estimate of function fn in microseconds
+ * (service_us): 0 when it has none yet, -1 when status failed. */
+int64_t served_service_us(gild_client *c, const char *fn);
+/* Runs fn(arg) (arg: NULL for none; taken, and copied for each run) until
+ * the server's estimate of fn is known and at most max_us, 500 runs at
+ * most; returns whether it got there. For tests of calls sent ahead
+ * (server/sched.h: only calls of short functions, behind short ones): one
+ * run slowed by a loaded machine marks a function long for several calls
+ * (server/svctime.h), so one warm-up call is not enough. */
+bool served_run_until_short(gild_client *c, const char *fn, gild_value *arg,
+    int64_t max_us);
 
 /* Pids of the workers status lists as up (ready or busy; not the template
  * nor a worker still starting), at most max; returns how many (0 when

@@ -6,6 +6,7 @@
 #include "gild.h"
 #include "integration/harness.h"
 #include "integration/served.h"
+#include "server/sched.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>
@@ -354,8 +355,10 @@ test_exec_not_sent_ahead(void)
 	served s;
 
 	CU_ASSERT_EQUAL_FATAL(served_start(&s, APP, 1, extra), 0);
-	served_run(s.c, "spin", gild_bool(false));
-	served_run(s.c, "kind", gild_int(0));
+	CU_ASSERT_FATAL(served_run_until_short(s.c, "spin", gild_bool(false),
+	    SCHED_AHEAD_WAIT_US / 2));
+	CU_ASSERT_FATAL(served_run_until_short(s.c, "kind", gild_int(0),
+	    SCHED_SHORT_US));
 	blocker = served_submit(s.c, "spin", NULL, 0);
 	CU_ASSERT_EQUAL(waiting_when_queued(s.c, 0), 0);
 	for (int i = 0; i < 600 && served_status_int(s.c, "in_flight", false) !=

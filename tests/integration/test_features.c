@@ -3,6 +3,7 @@
 #include "gild.h"
 #include "integration/harness.h"
 #include "integration/served.h"
+#include "server/sched.h"
 
 #include <CUnit/Basic.h>
 #include <math.h>
@@ -467,7 +468,8 @@ three_one_cancelled(server *s, const char *gate, gild_call_id ids[3],
 	int64_t waiting = -1;
 	gild_result res;
 
-	served_run(s->c, "one_at_a_time", gild_cstr(s->p.dir));
+	CU_ASSERT_FATAL(served_run_until_short(s->c, "one_at_a_time",
+	    gild_cstr(s->p.dir), SCHED_AHEAD_WAIT_US / 2));
 	for (int i = 0; i < 3; i++)
 		ids[i] = served_submit(s->c, "one_at_a_time", gild_cstr(gate),
 		    0);

@@ -4,6 +4,7 @@
 #include "gild.h"
 #include "integration/harness.h"
 #include "integration/served.h"
+#include "server/sched.h"
 
 #include <CUnit/Basic.h>
 #include <dirent.h>
@@ -679,6 +680,17 @@ test_connection_churn(void)
 	served_stop(&s);
 }
 
+/* Runs stuck(0) and pid until the server's estimates say that three pid
+ * calls go ahead behind a stuck call (server/sched.h): pid at most
+ * SCHED_SHORT_US, and stuck's and two pids' at most SCHED_AHEAD_WAIT_US. */
+static bool
+warm_until_short(gild_client *c)
+{
+	return served_run_until_short(c, "stuck", gild_float(0.0),
+		   SCHED_AHEAD_WAIT_US / 2) &&
+	       served_run_until_short(c, "pid", NULL, SCHED_AHEAD_WAIT_US / 4);
+}
+
 /* --pipeline: calls sent ahead to a busy worker (one running a call the
  * scheduler expects to be short, as stuck's were so far) wait in it. When
  * it is killed they had not started, so they run on its replacement
@@ -696,10 +708,7 @@ test_pipeline_waiting_calls(void)
 
 	CU_ASSERT_EQUAL_FATAL(start(&s, extra), 0);
 	pid0 = worker_pid(s.c);
-	/* Calls go ahead only behind calls expected to be short: the
-	 * server has seen stuck and pid run short. */
-	served_run(s.c, "stuck", gild_float(0.0));
-	served_run(s.c, "pid", NULL);
+	CU_ASSERT_FATAL(warm_until_short(s.c));
 	slow = served_submit(s.c, "stuck", gild_float(20.0), 0);
 	CU_ASSERT(status_reaches(s.c, "in_flight", false, 1));
 	for (int i = 0; i < 3; i++)
@@ -718,20 +727,22 @@ test_pipeline_waiting_calls(void)
 		gild_result_clear(&res);
 	}
 
-	/* A 100 ms deadline passes while the call waits behind a 1 s one:
+	/* A 400 ms deadline passes while the call waits behind a 2 s one:
 	 * it ends DEADLINE_EXCEEDED at once, as a queued call does, and the
-	 * worker is not killed after --kill-grace (0.2 s) for it. */
+	 * worker is not killed after --kill-grace (0.2 s) for it. (The new
+	 * worker's first calls may have run long: warm it up again.) */
+	CU_ASSERT_FATAL(warm_until_short(s.c));
 	pid1 = worker_pid(s.c);
-	slow = served_submit(s.c, "stuck", gild_float(1.0), 0);
+	slow = served_submit(s.c, "stuck", gild_float(2.0), 0);
 	CU_ASSERT(status_reaches(s.c, "in_flight", false, 1));
-	late = served_submit(s.c, "pid", NULL, 100);
+	late = served_submit(s.c, "pid", NULL, 400);
 	CU_ASSERT(status_reaches(s.c, "waiting", true, 1));
 	CU_ASSERT_EQUAL(served_wait(s.c, late, &res), GILD_DEADLINE_EXCEEDED);
 	CU_ASSERT(message_has(&res, "before 'pid' could run"));
 	CU_ASSERT_EQUAL(served_status_int(s.c, "in_flight", false), 1);
 	gild_result_clear(&res);
 	CU_ASSERT_EQUAL(served_wait(s.c, slow, &res), GILD_OK);
-	CU_ASSERT_EQUAL(gild_value_float(res.value), 1.0);
+	CU_ASSERT_EQUAL(gild_value_float(res.value), 2.0);
 	gild_result_clear(&res);
 	CU_ASSERT_EQUAL(worker_pid(s.c), pid1);
 	served_stop(&s);

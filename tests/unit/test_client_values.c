@@ -749,6 +749,8 @@ test_codec_reply(void)
 	Gild__V1__WorkerStatus w = GILD__V1__WORKER_STATUS__INIT;
 	Gild__V1__WorkerStatus *ws[1] = {&w};
 	char *fns[2] = {"add", "mul"};
+	Gild__V1__ServiceTime t = GILD__V1__SERVICE_TIME__INIT;
+	Gild__V1__ServiceTime *ts[1] = {&t};
 	uint8_t buf[512];
 	size_t n;
 	codec_reply cr;
@@ -806,6 +808,10 @@ test_codec_reply(void)
 	st.threads = 8;
 	st.shm_bytes = UINT64_C(3) << 32;
 	st.gil_enabled = false;
+	t.function = "add";
+	t.us = 250;
+	st.n_service_times = 1;
+	st.service_times = ts;
 	n = gild__v1__reply__pack(&r, buf);
 	CU_ASSERT_EQUAL(codec_scan_reply(buf, n, &cr), 0);
 	CU_ASSERT_EQUAL(cr.body, GILD__V1__REPLY__BODY_STATUS);
@@ -843,7 +849,11 @@ test_codec_reply(void)
 		    false);
 		CU_ASSERT_EQUAL(gild_value_int(gild_map_get(m, "shm_bytes")),
 		    INT64_C(3) << 32);
-		CU_ASSERT_EQUAL(gild_value_len(m), 14);
+		/* Only the functions with an estimate: "mul" has none. */
+		CU_ASSERT_EQUAL(gild_value_len(gild_map_get(m, "service_us")), 1);
+		CU_ASSERT_EQUAL(gild_value_int(gild_map_get(gild_map_get(m,
+		    "service_us"), "add")), 250);
+		CU_ASSERT_EQUAL(gild_value_len(m), 15);
 		gild_value_free(m);
 	}
 	CU_ASSERT_EQUAL(codec_scan_reply((const uint8_t *) "\x0a\x01", 2, &cr), -1);

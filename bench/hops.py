@@ -285,7 +285,19 @@ def run_one(spec, k, calls, workers, client, want_chains, names):
         n, top = chains(seq)
         for c, cnt in top:
             print(f"chain ({cnt} of {n}): " + " | ".join(c))
-    return tw / total, ts / total, tsc / total
+    groups = collections.defaultdict(lambda: [0.0, 0.0, 0.0])
+    for r in set(by_wakee) | set(switches) | set(sysc):
+        g = group(r)
+        groups[g][0] += by_wakee[r] / total
+        groups[g][1] += sum(switches.get(r, [0, 0])) / total
+        groups[g][2] += sum(sysc.get(r, {}).values()) / total
+    return tw / total, ts / total, tsc / total, dict(groups)
+
+
+def group(role):
+    """client.nng:task -> client.nng; gild.loop and worker roles stay."""
+    proc, _, name = role.partition(".")
+    return f"{proc}.nng" if name.startswith("nng:") else role
 
 
 def main():
@@ -296,20 +308,64 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--client", choices=("c", "py"), default="c")
     ap.add_argument("--chains", action="store_true")
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--quiet", action="store_true",
+                    help="only the summary (medians of the runs)")
     o = ap.parse_args()
     names = syscall_names()
     with open("/proc/loadavg") as f:
         print("load average at start:", " ".join(f.read().split()[:3]))
-    summary = []
-    for k in [int(x) for x in o.inflight.split(",")]:
-        for b in o.builds:
-            summary.append((b, k) + run_one(b, k, o.calls, o.workers,
-                                             o.client, o.chains and k == 1,
-                                             names))
-    print("\n| build | in flight | wake-ups/call | switches/call | syscalls/call |")
+    got = collections.defaultdict(list)
+    out = sys.stdout
+    for run in range(o.runs):
+        for k in [int(x) for x in o.inflight.split(",")]:
+            for b in o.builds:
+                if o.quiet:
+                    sys.stdout = open(os.devnull, "w")
+                try:
+                    got[(b, k)].append(run_one(
+                        b, k, o.calls, o.workers, o.client,
+                        o.chains and k == 1, names))
+                finally:
+                    if o.quiet:
+                        sys.stdout.close()
+                        sys.stdout = out
+
+    def mr(xs, fmt):
+        xs = sorted(xs)
+        med = xs[len(xs) // 2] if len(xs) % 2 else \
+            (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+        if len(xs) == 1:
+            return fmt % med
+        return f"{fmt % med} ({fmt % xs[0]}–{fmt % xs[-1]})"
+
+    print(f"\nPer call, median (range) of {o.runs} run(s), {o.calls} calls "
+          f"each, {o.client} client, {o.workers} workers:\n")
+    print("| build | in flight | wake-ups | context switches | syscalls |")
     print("|---|---:|---:|---:|---:|")
-    for b, k, w, s, c in summary:
-        print(f"| {b} | {k} | {w:.2f} | {s:.2f} | {c:.1f} |")
+    for (b, k), v in got.items():
+        print(f"| {b} | {k} | {mr([x[0] for x in v], '%.2f')} | "
+              f"{mr([x[1] for x in v], '%.2f')} | "
+              f"{mr([x[2] for x in v], '%.1f')} |")
+    print("\nBy thread (nng's threads together), median of the runs: "
+          "wake-ups / switches / syscalls per call\n")
+    roles = sorted({g for v in got.values() for x in v
+                    for g, c in x[3].items() if c[0] + c[1] + c[2] >= 0.05})
+    print("| build | in flight | " + " | ".join(roles) + " |")
+    print("|---|---:|" + "---:|" * len(roles))
+    for (b, k), v in got.items():
+        cells = []
+        for g in roles:
+            vals = [x[3].get(g, [0, 0, 0]) for x in v]
+            cells.append("/".join(
+                mr([y[i] for y in vals], f) for i, f in
+                ((0, "%.2f"), (1, "%.2f"), (2, "%.1f"))).replace(" (", "(")
+                if len(v) == 1 else "/".join(
+                    "%.2f" % sorted(y[i] for y in vals)[len(vals) // 2]
+                    if i < 2 else
+                    "%.1f" % sorted(y[i] for y in vals)[len(vals) // 2]
+                    for i in range(3)))
+        print(f"| {b} | {k} | " + " | ".join(cells) + " |")
     with open("/proc/loadavg") as f:
         print("load average at end:", " ".join(f.read().split()[:3]))
 

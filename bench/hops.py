@@ -95,6 +95,20 @@ def descendants(pid):
     return out
 
 
+def cpu_s(pids):
+    """User + system CPU seconds of processes pids (all their threads)."""
+    t = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        t += int(fields[11]) + int(fields[12])
+    return t / os.sysconf("SC_CLK_TCK")
+
+
 def start_gild(spec, workers):
     d, _, args = spec.partition(":")
     out = tempfile.NamedTemporaryFile("w+", delete=False)
@@ -241,12 +255,14 @@ def run_one(spec, k, calls, workers, client, want_chains, names):
                os.path.join(ROOT, d, "python"), url, str(k), str(calls)]
         comm = os.path.basename(os.path.realpath(sys.executable))[:15]
         total = calls // k * k + 100
+    cpu0 = cpu_s([srv.pid] + wpids) if srv else 0
     try:
         subprocess.run(
             ["perf", "record", "-q", "-a", "-o", data, "-e",
              "sched:sched_waking,sched:sched_switch,raw_syscalls:sys_enter",
              "--"] + cmd, cwd=ROOT, check=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cpu = cpu_s([srv.pid] + wpids) - cpu0 if srv else 0
         wakes, switches, sysc, seq = parse(data, srv.pid if srv else None,
                                            wpids, comm)
     finally:
@@ -267,7 +283,8 @@ def run_one(spec, k, calls, workers, client, want_chains, names):
     ts = sum(v + i for v, i in switches.values())
     tsc = sum(sum(c.values()) for c in sysc.values())
     print(f"per call: {tw / total:.2f} wake-ups, {ts / total:.2f} context "
-          f"switches, {tsc / total:.1f} system calls")
+          f"switches, {tsc / total:.1f} system calls; gild and its workers "
+          f"used {cpu / total * 1e6:.0f} µs of CPU")
     print("| thread | woken | switched out (vol+invol) | syscalls | top syscalls |")
     print("|---|---:|---:|---:|---|")
     for r in sorted(set(by_wakee) | set(switches) | set(sysc)):
@@ -291,7 +308,8 @@ def run_one(spec, k, calls, workers, client, want_chains, names):
         groups[g][0] += by_wakee[r] / total
         groups[g][1] += sum(switches.get(r, [0, 0])) / total
         groups[g][2] += sum(sysc.get(r, {}).values()) / total
-    return tw / total, ts / total, tsc / total, dict(groups)
+    return tw / total, ts / total, tsc / total, dict(groups), \
+        cpu / total * 1e6
 
 
 def group(role):
@@ -341,12 +359,14 @@ def main():
 
     print(f"\nPer call, median (range) of {o.runs} run(s), {o.calls} calls "
           f"each, {o.client} client, {o.workers} workers:\n")
-    print("| build | in flight | wake-ups | context switches | syscalls |")
-    print("|---|---:|---:|---:|---:|")
+    print("| build | in flight | wake-ups | context switches | syscalls | "
+          "server CPU µs |")
+    print("|---|---:|---:|---:|---:|---:|")
     for (b, k), v in got.items():
         print(f"| {b} | {k} | {mr([x[0] for x in v], '%.2f')} | "
               f"{mr([x[1] for x in v], '%.2f')} | "
-              f"{mr([x[2] for x in v], '%.1f')} |")
+              f"{mr([x[2] for x in v], '%.1f')} | "
+              f"{mr([x[4] for x in v], '%.0f')} |")
     print("\nBy thread (nng's threads together), median of the runs: "
           "wake-ups / switches / syscalls per call\n")
     roles = sorted({g for v in got.values() for x in v

@@ -1,13 +1,39 @@
 /* inbox: what the front end sends a worker, read off its socket and handed
- * to the job threads (inbox.h). */
+ * to the job threads (inbox.h).
+ *
+ * Who reads the socket. A job thread with nothing to run reads it itself:
+ * the front end's write wakes the thread that runs the call, and nothing
+ * else (one wake-up per call where a reader thread that handed calls on
+ * made two). While every job thread runs a call nobody reads, until one
+ * of them comes back for its next call: frames then wait in the socket,
+ * and take-backs and interrupts with them. So that a long call can still
+ * be interrupted, and a call sent ahead behind it taken back, each call's
+ * start arms a timer: if it fires (AUX_AFTER_NS after the latest start)
+ * while the job threads still all run calls, the reader thread takes the
+ * socket over, until a job thread wants it back. A stream, which waits for
+ * credit as it runs, asks for the reader thread at once
+ * (inbox_need_reader). An app with async functions has its asyncio loops
+ * take calls without waiting: there the reader thread reads all along.
+ *
+ * Every call goes into one queue that all job threads take from, oldest
+ * first, so no thread idles while a call waits (and the front end, which
+ * counts on that order, knows which calls have started). The exception is
+ * a job for an actor: it goes to the queue of the one thread that runs
+ * that actor (actor id modulo the thread count), so an actor always runs
+ * on the thread that created it. Whoever reads acts on interrupts, credit
+ * and take-backs at once, in the order they came. */
 #include <Python.h>
 
 #include "inbox.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include "frame.h"
 #include "gild.pb-c.h"
@@ -15,20 +41,20 @@
 #include "reply.h"
 #include "wire.h"
 
+/* How long the job threads may all run calls with nobody reading. */
+#define AUX_AFTER_NS 1000000
+
 /* What inbox_init was given. */
-static int sock = -1, chan = -1, nthreads = 1;
+static int sock = -1, nthreads = 1;
 static pthread_mutex_t *write_mu;
 static pthread_t reader;
+/* Whoever holds the read side (inbox.reading) reads through rd. */
+static frame_reader rd;
+/* The reader thread's doorbell (inbox.aux_now, want_back, the end) and
+ * its timer (see above); and what wakes job threads waiting in poll once
+ * the inbox has ended (written once, never read: it stays readable). */
+static int bell = -1, timer = -1, endfd = -1;
 
-/* The reader thread owns the socket's read side: calls go into the inbox
- * for the threads that run Python; interrupts and take-backs are acted on
- * at once (the Python threads are busy running the jobs they are about).
- * Every call goes into one queue that all job threads take from, oldest
- * first, so no thread idles while a call waits (and the front end, which
- * counts on that order, knows which calls have started). The exception is
- * a job for an actor: it goes to the queue of the one thread that runs
- * that actor (actor id modulo the thread count), so an actor always runs
- * on the thread that created it. */
 typedef struct inbox_item {
 	uint8_t *buf;
 	size_t len;
@@ -40,25 +66,61 @@ typedef struct inbox_queue {
 	inbox_item *head, *tail;
 } inbox_queue;
 
+/* Who reads the socket now. */
+enum reading { R_NONE, R_JOB, R_AUX };
+
 static struct {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_cond_t cv;   /* for job threads: a call, the read side, the end */
 	inbox_queue any;     /* for any thread */
 	inbox_queue *pinned; /* [nthreads]: for that thread only */
 	int end; /* 0 while reading; 1 at EOF; a negative errno on error */
 	int stop; /* a job thread stopped the worker: take nothing more */
+	bool shared;  /* job threads read too (no asyncio loops) */
+	enum reading reading;
+	bool *busy;   /* [nthreads]: that thread runs a call */
+	int nbusy;
+	int waiting;  /* job threads waiting on cv */
+	bool aux_now;   /* a stream wants the reader thread to read */
+	bool want_back; /* a job thread wants the read side back */
 } inbox = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {NULL, NULL},
-    NULL, 0, 0};
+    NULL, 0, 0, false, R_NONE, NULL, 0, 0, false, false};
 
 int
-inbox_init(int fd, int ch, int n, pthread_mutex_t *wmu)
+inbox_init(int fd, int chan, int n, int shared, pthread_mutex_t *wmu)
 {
 	sock = fd;
-	chan = ch;
 	nthreads = n;
 	write_mu = wmu;
+	inbox.shared = shared;
+	inbox.reading = shared ? R_NONE : R_AUX;
 	inbox.pinned = calloc((size_t) nthreads, sizeof(*inbox.pinned));
-	return inbox.pinned != NULL ? 0 : -1;
+	inbox.busy = calloc((size_t) nthreads, sizeof(*inbox.busy));
+	bell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	endfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (inbox.pinned == NULL || inbox.busy == NULL || bell == -1 ||
+	    endfd == -1 || timer == -1 || frame_reader_init(&rd, fd, chan,
+		FRAME_MAX_PAYLOAD) != 0)
+		return -1;
+	return 0;
+}
+
+/* Rings the doorbell fd (an eventfd). */
+static void
+ring_fd(int fd)
+{
+	uint64_t one = 1;
+
+	if (write(fd, &one, sizeof(one)) == -1)
+		(void) 0; /* a full counter rings too */
+}
+
+/* Rings the reader thread's doorbell. */
+static void
+ring(void)
+{
+	ring_fd(bell);
 }
 
 /* Under inbox.mu: something arrived for thread k (-1: any thread, or the
@@ -78,9 +140,12 @@ inbox_signal(int k)
 static void
 inbox_close(int end)
 {
-	if (inbox.end == 0)
+	if (inbox.end == 0) {
 		inbox.end = end;
+		ring_fd(endfd);
+	}
 	inbox_signal(-1);
+	ring();
 }
 
 /* ToWorker field numbers (worker.proto). */
@@ -190,60 +255,157 @@ take_control(int fd, uint8_t *buf, size_t len)
 	return rc;
 }
 
+/* Acts on one frame read off the socket, or queues it for a job thread
+ * (taking buf). Returns 0, or the inbox's end when it cannot go on. */
+static int
+dispatch(uint8_t *buf, size_t len)
+{
+	inbox_item *it;
+	inbox_queue *q;
+	wire_field id;
+	int rc, k;
+
+	if ((rc = take_control(sock, buf, len)) == 1)
+		return 0;
+	if (rc < 0)
+		return -EIO;
+	if ((it = malloc(sizeof(*it))) == NULL) {
+		frame_free(buf);
+		return -ENOMEM;
+	}
+	it->buf = buf;
+	it->len = len;
+	it->job_id = wire_find(buf, len, TW_JOB_ID, &id) == 1 &&
+			     id.type == WIRE_VARINT
+			 ? id.value
+			 : 0;
+	it->next = NULL;
+	k = thread_for(buf, len);
+	pthread_mutex_lock(&inbox.mu);
+	q = k == -1 ? &inbox.any : &inbox.pinned[k];
+	if (q->tail)
+		q->tail->next = it;
+	else
+		q->head = it;
+	q->tail = it;
+	inbox_signal(k);
+	pthread_mutex_unlock(&inbox.mu);
+	return 0;
+}
+
+/* By the holder of the read side: acts on or queues every frame that has
+ * arrived (without wait, reading at least once: the reader thread calls it
+ * when poll found the socket readable). With wait, waits until at least
+ * one has, in poll: the inbox's
+ * end wakes it there too (a job thread may end it while another waits),
+ * and it is not woken each time the front end reads what this worker
+ * wrote (a task blocked in recv on a Unix stream socket is woken by the
+ * peer's reads too, as they free write space: one wake-up per call more,
+ * for nothing). Returns 0, or the inbox's end (1 at EOF, a negative
+ * errno). */
+static int
+read_frames(bool wait)
+{
+	uint8_t *buf;
+	size_t len;
+	int rc, got = 0;
+
+	for (;;) {
+		while ((rc = frame_reader_next(&rd, &buf, &len)) == 0) {
+			got++;
+			if ((rc = dispatch(buf, len)) != 0)
+				return rc;
+		}
+		if (rc != -EAGAIN)
+			return rc == -ECONNRESET ? 1 : rc;
+		/* Read again only when it may bring something: what came
+		 * in one read is what had arrived. */
+		if (got > 0 && !rd.more)
+			return 0;
+		if (got == 0 && wait) {
+			struct pollfd p[2] = {{sock, POLLIN, 0},
+			    {endfd, POLLIN, 0}};
+			if (poll(p, 2, -1) == -1 && errno != EINTR)
+				return -errno;
+			if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+				return 0; /* ended: inbox_take sees it */
+		}
+		rc = frame_reader_fill(&rd, 1);
+		if (rc == -EAGAIN)
+			return 0;
+		if (rc != 0)
+			return rc == -ECONNRESET ? 1 : rc;
+	}
+}
+
+/* The reader thread reads all along: an app with asyncio loops. */
+static void
+read_always(void)
+{
+	int rc;
+
+	while ((rc = read_frames(true)) == 0)
+		;
+	pthread_mutex_lock(&inbox.mu);
+	inbox_close(rc);
+	pthread_mutex_unlock(&inbox.mu);
+}
+
+/* Empties fd, an eventfd or a timerfd: whether it had fired. */
+static bool
+drain_fd(int fd)
+{
+	uint64_t n;
+
+	return read(fd, &n, sizeof(n)) == sizeof(n);
+}
+
 static void *
 reader_main(void *arg)
 {
-	int fd = sock;
+	bool fired = false;
+	int rc;
 
-	for (;;) {
-		inbox_item *it;
-		uint8_t *buf = NULL;
-		size_t len = 0;
-		wire_field id;
-		int rc = frame_read_shm(fd, chan, &buf, &len,
-		    FRAME_MAX_PAYLOAD);
-		inbox_queue *q;
-		int k;
-
-		if (rc < 0) {
-			pthread_mutex_lock(&inbox.mu);
-			inbox_close(rc == -ECONNRESET ? 1 : rc);
-			pthread_mutex_unlock(&inbox.mu);
-			return NULL;
-		}
-		if ((rc = take_control(fd, buf, len)) == 1)
-			continue;
-		if (rc < 0) {
-			pthread_mutex_lock(&inbox.mu);
-			inbox_close(-EIO);
-			pthread_mutex_unlock(&inbox.mu);
-			return NULL;
-		}
-		if ((it = malloc(sizeof(*it))) == NULL) {
-			frame_free(buf);
-			pthread_mutex_lock(&inbox.mu);
-			inbox_close(-ENOMEM);
-			pthread_mutex_unlock(&inbox.mu);
-			return NULL;
-		}
-		it->buf = buf;
-		it->len = len;
-		it->job_id = wire_find(buf, len, TW_JOB_ID, &id) == 1 &&
-				     id.type == WIRE_VARINT
-				 ? id.value
-				 : 0;
-		it->next = NULL;
-		k = thread_for(buf, len);
-		pthread_mutex_lock(&inbox.mu);
-		q = k == -1 ? &inbox.any : &inbox.pinned[k];
-		if (q->tail)
-			q->tail->next = it;
-		else
-			q->head = it;
-		q->tail = it;
-		inbox_signal(k);
-		pthread_mutex_unlock(&inbox.mu);
+	if (!inbox.shared) {
+		read_always();
+		return NULL;
 	}
+	for (;;) {
+		struct pollfd p[3] = {{bell, POLLIN, 0}, {timer, POLLIN, 0},
+		    {sock, POLLIN, 0}};
+		bool mine;
+
+		pthread_mutex_lock(&inbox.mu);
+		if (inbox.end != 0 || inbox.stop) {
+			pthread_mutex_unlock(&inbox.mu);
+			return NULL;
+		}
+		if (inbox.reading == R_AUX && inbox.want_back) {
+			/* A job thread has nothing to run: it reads again. */
+			inbox.reading = R_NONE;
+			pthread_cond_broadcast(&inbox.cv);
+		} else if (inbox.reading == R_NONE && inbox.nbusy > 0 &&
+			   (fired || inbox.aux_now)) {
+			inbox.reading = R_AUX;
+		}
+		inbox.want_back = inbox.aux_now = false;
+		mine = inbox.reading == R_AUX;
+		pthread_mutex_unlock(&inbox.mu);
+		if (poll(p, mine ? 3 : 2, -1) == -1 && errno != EINTR) {
+			rc = -errno;
+			goto end;
+		}
+		if (p[0].revents)
+			drain_fd(bell);
+		fired = p[1].revents && drain_fd(timer);
+		if (mine && p[2].revents && (rc = read_frames(false)) != 0)
+			goto end;
+	}
+end:
+	pthread_mutex_lock(&inbox.mu);
+	inbox_close(rc);
+	pthread_mutex_unlock(&inbox.mu);
+	return NULL;
 }
 
 /* Under inbox.mu: the first item of q, unlinked, or NULL. */
@@ -257,23 +419,80 @@ queue_pop(inbox_queue *q)
 	return it;
 }
 
+/* Starts the reader thread's timer (see the top of the file). */
+static void
+arm_timer(void)
+{
+	struct itimerspec t = {{0, 0}, {0, AUX_AFTER_NS}};
+
+	timerfd_settime(timer, 0, &t, NULL);
+}
+
 uint8_t *
 inbox_take(size_t *len, int *end, int wait)
 {
-	inbox_queue *mine = &inbox.pinned[interrupt_thread_index()];
-	inbox_item *it;
+	int self = interrupt_thread_index();
+	inbox_queue *mine = &inbox.pinned[self];
+	inbox_item *it = NULL;
 	uint8_t *buf = NULL;
+	int rc;
 
 	Py_BEGIN_ALLOW_THREADS
 	pthread_mutex_lock(&inbox.mu);
-	while (wait && mine->head == NULL && inbox.any.head == NULL &&
-	       inbox.end == 0)
+	if (inbox.busy[self]) {
+		inbox.busy[self] = false;
+		inbox.nbusy--;
+	}
+	for (bool fresh = false;;) {
+		if (inbox.shared && inbox.reading == R_NONE && !fresh &&
+		    inbox.end == 0 && !inbox.stop && wait &&
+		    (mine->head != NULL || inbox.any.head != NULL)) {
+			/* Calls are queued, but what came behind them (a
+			 * take-back, an interrupt) is acted on first, as the
+			 * reader thread would have. */
+			inbox.reading = R_JOB;
+			pthread_mutex_unlock(&inbox.mu);
+			rc = read_frames(false);
+			pthread_mutex_lock(&inbox.mu);
+			inbox.reading = R_NONE;
+			if (rc != 0)
+				inbox_close(rc);
+		}
+		fresh = true;
+		if (inbox.stop || (it = queue_pop(mine)) != NULL ||
+		    (it = queue_pop(&inbox.any)) != NULL || inbox.end != 0 ||
+		    !wait)
+			break;
+		if (inbox.shared && inbox.reading == R_NONE) {
+			inbox.reading = R_JOB;
+			pthread_mutex_unlock(&inbox.mu);
+			rc = read_frames(true);
+			pthread_mutex_lock(&inbox.mu);
+			inbox.reading = R_NONE;
+			if (rc != 0)
+				inbox_close(rc);
+			continue;
+		}
+		if (inbox.shared && inbox.reading == R_AUX &&
+		    !inbox.want_back) {
+			inbox.want_back = true;
+			ring();
+		}
+		inbox.waiting++;
 		pthread_cond_wait(&inbox.cv, &inbox.mu);
-	it = NULL;
-	if (!inbox.stop && (it = queue_pop(mine)) == NULL)
-		it = queue_pop(&inbox.any);
+		inbox.waiting--;
+	}
+	if (it != NULL && inbox.shared) {
+		inbox.busy[self] = true;
+		inbox.nbusy++;
+		/* The read side is free: another idle thread takes it. */
+		if (inbox.reading == R_NONE && inbox.waiting > 0)
+			pthread_cond_signal(&inbox.cv);
+	}
 	*end = inbox.stop ? 1 : inbox.end; /* the stopper reports the cause */
 	pthread_mutex_unlock(&inbox.mu);
+	if (it != NULL && inbox.shared)
+		arm_timer();
 	Py_END_ALLOW_THREADS
 	if (it != NULL) {
 		buf = it->buf;
@@ -281,6 +500,17 @@ inbox_take(size_t *len, int *end, int wait)
 		free(it);
 	}
 	return buf;
+}
+
+void
+inbox_need_reader(void)
+{
+	if (!inbox.shared)
+		return;
+	pthread_mutex_lock(&inbox.mu);
+	inbox.aux_now = true;
+	pthread_mutex_unlock(&inbox.mu);
+	ring();
 }
 
 void
@@ -301,6 +531,8 @@ inbox_start(void)
 void
 inbox_join(void)
 {
-	shutdown(sock, SHUT_RDWR); /* wakes a reader still blocked in read */
+	/* Wakes a reader still blocked in recv, or in poll. */
+	shutdown(sock, SHUT_RDWR);
+	ring();
 	pthread_join(reader, NULL);
 }

@@ -437,7 +437,8 @@ serve_with_reader(int fd, const app *a)
 	int status, started = 1;
 
 	if (interrupt_threads(nthreads) == -1 ||
-	    inbox_init(fd, chan, nthreads, &write_mu) == -1 ||
+	    inbox_init(fd, chan, nthreads, !app_has_async(a), &write_mu) ==
+		-1 ||
 	    (threads = calloc((size_t) nthreads, sizeof(*threads))) == NULL) {
 		logf_("out of memory starting %d threads", nthreads);
 		return 1;

@@ -62,7 +62,7 @@ gild_actor_new(gild_client *c, const char *class_name, const gild_value *args,
 	pthread_mutex_lock(&c->mtx);
 	conn = c->rr % c->n_conns; /* spread actors over the servers */
 	c->rr++;
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 	if ((rc = codec_encode_call_opts(&body, class_name, args, kwargs, &o,
 	    err)) == GILD_OK)
 		rc = gild__round_trip_on(c, CALL_SYNC, &body, (int) conn, timeout_ms,

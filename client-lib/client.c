@@ -268,7 +268,6 @@ gild_connect_opts(gild_client **out, const char *const *urls, size_t n_urls,
 	pthread_mutex_init(&c->mtx, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->cv, &ca);
 	pthread_cond_init(&c->resend_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	c->next_id = 1;
@@ -344,7 +343,9 @@ static void
 settle(gild_client *c)
 {
 	struct timespec end, now;
+	waiter w;
 
+	gild__waiter_init(&w, WAIT_CHANGE, 0);
 	gild__deadline_of(CLOSE_SETTLE_MS, &end);
 	for (;;) {
 		struct timespec quiet = c->last_send;
@@ -356,15 +357,15 @@ settle(gild_client *c)
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec > end.tv_sec ||
 		    (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
-			return;
+			break;
 		if (c->n_pending == 0 &&
 		    (now.tv_sec > quiet.tv_sec ||
 			(now.tv_sec == quiet.tv_sec &&
 			    now.tv_nsec >= quiet.tv_nsec)))
-			return;
-		pthread_cond_timedwait(&c->cv, &c->mtx,
-		    c->n_pending == 0 ? &quiet : &end);
+			break;
+		gild__sleep(c, &w, 1, c->n_pending == 0 ? &quiet : &end);
 	}
+	gild__waiter_fini(&w);
 }
 
 int
@@ -393,7 +394,7 @@ gild_close(gild_client *c)
 	settle(c);
 	c->stopping = true;
 	pthread_cond_signal(&c->resend_cv);
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 	if (c->resender_started)
 		pthread_join(c->resender, NULL);
 	/* The receives are stopped before their sockets close: nng 1.5.2
@@ -426,7 +427,6 @@ gild_close(gild_client *c)
 	free(c->buckets);
 	free(c->conns);
 	free(c->token);
-	pthread_cond_destroy(&c->cv);
 	pthread_cond_destroy(&c->resend_cv);
 	pthread_mutex_destroy(&c->mtx);
 	free(c);

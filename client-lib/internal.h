@@ -4,6 +4,7 @@
 #define GILD_CLIENT_INTERNAL_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -85,10 +86,31 @@ typedef struct conn {
 	bool verify;
 } conn;
 
+/* A thread asleep in libgild (on its stack, under the client's mutex while
+ * listed): what it waits for, so that an entry's end wakes the one thread
+ * that waits for it, not every thread waiting on the client. */
+enum wait_for {
+	WAIT_ENTRY,    /* entry `id` ends or leaves */
+	WAIT_ANY_USER, /* gild_poll: any CALL_USER entry ends, or none is left */
+	WAIT_CHANGE,   /* room for a call, a connection, nothing pending */
+};
+
+typedef struct waiter {
+	sem_t sem; /* posted once when chosen */
+	enum wait_for what;
+	uint64_t id;        /* WAIT_ENTRY */
+	bool chosen;        /* taken off c->waiters by a waker: sem is posted */
+	struct waiter *prev, *next; /* c->waiters; next: c->to_wake */
+} waiter;
+
 struct gild_client {
 	char *token; /* sent with every request (gild_set_token), or NULL */
 	pthread_mutex_t mtx;
-	pthread_cond_t cv; /* a call finished or left, or a slot freed */
+	/* Under mtx: the threads asleep, and those chosen to wake, whose
+	 * semaphores gild__unlock posts once the mutex is released (a thread
+	 * woken while the waker still holds it would wake a second time, on
+	 * the mutex). */
+	waiter *waiters, *to_wake;
 	conn *conns;
 	size_t n_conns;
 	size_t rr;
@@ -196,8 +218,27 @@ void gild__send_cancel(gild_client *c, size_t idx, uint64_t target);
 /* *ts = timeout_ms from now on CLOCK_MONOTONIC. */
 void gild__deadline_of(int timeout_ms, struct timespec *ts);
 
-/* One sleep on c->cv; returns false once the deadline has passed. */
-bool gild__sleep_until(gild_client *c, int timeout_ms, const struct timespec *ts);
+/* Under c->mtx (released while asleep): one sleep of the calling thread,
+ * until a waker chooses w (see enum wait_for) or the deadline ts passes
+ * (timeout_ms < 0: none; 0: no sleep). Returns false once it has passed.
+ * w is set up with gild__waiter_init, and ended with gild__waiter_fini. */
+bool gild__sleep(gild_client *c, waiter *w, int timeout_ms,
+    const struct timespec *ts);
+void gild__waiter_init(waiter *w, enum wait_for what, uint64_t id);
+void gild__waiter_fini(waiter *w);
+
+/* Releases c->mtx, then wakes the threads chosen while it was held. */
+void gild__unlock(gild_client *c);
+/* Under c->mtx: wakes the chosen threads now, the mutex still held (before
+ * a wait that releases it other than through gild__unlock). */
+void gild__wake_now(gild_client *c);
+
+/* Under c->mtx: chooses the threads to wake when entry id (of kind) ends
+ * or leaves the table (gone), and those waiting for a change. */
+void gild__wake_entry(gild_client *c, uint64_t id, enum call_kind kind,
+    bool gone);
+/* Under c->mtx: chooses every waiting thread (a connection came or went). */
+void gild__wake_all(gild_client *c);
 
 /* start + wait for the synchronous functions. On GILD_OK *out (may be NULL
  * to drop it) gets the value; otherwise err gets the error. */

@@ -124,7 +124,7 @@ deliver_one(conn *k, uint32_t pipe, const uint8_t *buf, size_t len, bool top)
 	pthread_mutex_lock(&c->mtx);
 	cl = gild__table_find(c, r.id);
 	kind = cl != NULL ? cl->kind : CALL_USER;
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 	if (cl == NULL || r.id == 0)
 		return; /* cancelled, forgotten or never ours */
 	if (kind == CALL_BATCH) {
@@ -161,7 +161,7 @@ deliver_one(conn *k, uint32_t pipe, const uint8_t *buf, size_t len, bool top)
 			gild__table_finish(c, cl, &res);
 		}
 	}
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 	gild_result_clear(&res);
 	codec_chunks_fini(&ch);
 }
@@ -175,7 +175,7 @@ batch_end(gild_client *c, uint64_t id, const gild_error *why)
 
 	pthread_mutex_lock(&c->mtx);
 	if ((b = gild__table_find(c, id)) == NULL || b->kind != CALL_BATCH) {
-		pthread_mutex_unlock(&c->mtx);
+		gild__unlock(c);
 		return;
 	}
 	for (uint64_t i = 1; i <= b->members; i++) {
@@ -194,7 +194,7 @@ batch_end(gild_client *c, uint64_t id, const gild_error *why)
 		gild__table_finish(c, cl, &res);
 	}
 	gild__table_remove(c, b);
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 	gild__call_free(b);
 }
 
@@ -246,7 +246,7 @@ gild__pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	if (ev == NNG_PIPE_EV_ADD_POST) {
 		if (k->pipes < (int) (sizeof(k->pipe_ids) / sizeof(k->pipe_ids[0])))
 			k->pipe_ids[k->pipes++] = (uint32_t) nng_pipe_id(p);
-		pthread_cond_broadcast(&c->cv); /* calls may wait for a redial */
+		gild__wake_all(c); /* calls may wait for a redial */
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		for (int i = 0; i < k->pipes; i++) {
 			if (k->pipe_ids[i] == (uint32_t) nng_pipe_id(p)) {
@@ -286,9 +286,9 @@ gild__pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		for (gild_stream *s = c->streams; s != NULL; s = s->next)
 			if (s->conn == k->idx)
 				s->lost = true;
-		pthread_cond_broadcast(&c->cv);
+		gild__wake_all(c);
 	}
 	pthread_cond_signal(&c->resend_cv); /* refused calls may go now */
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 }
 

@@ -126,7 +126,7 @@ ping_conn(gild_client *c, size_t idx)
 	codec_buf body = {0};
 	int rc;
 
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 	if ((rc = codec_encode_ping(&body, "gild", 4, NULL)) == GILD_OK)
 		rc = gild__round_trip_on(c, CALL_PING, &body, (int) idx,
 		    VERIFY_PING_MS, NULL, NULL);
@@ -186,7 +186,7 @@ resend_pass(gild_client *c)
 		if (c->n_pending >= GILD_MAX_IN_FLIGHT || !ping_conn(c, i))
 			return 1;
 		k->verify = false;
-		pthread_cond_broadcast(&c->cv); /* start() may use it now */
+		gild__wake_all(c); /* start() may use it now */
 		return 2;
 	}
 	for (call *cl = c->refused_head, *next; cl != NULL; cl = next) {
@@ -214,7 +214,7 @@ resend_pass(gild_client *c)
 		cl->conn = k->idx;
 		cl->resent = true;
 		clock_gettime(CLOCK_MONOTONIC, &c->last_send);
-		pthread_mutex_unlock(&c->mtx);
+		gild__unlock(c);
 		rv = nng_sendmsg(k->sock, m, 0);
 		pthread_mutex_lock(&c->mtx);
 		if (rv != 0) {
@@ -246,7 +246,7 @@ resend_pass(gild_client *c)
 		/* Closed, the dialer redials: through a load balancer, to a
 		 * server that is not draining. */
 		p.id = k->refusing;
-		pthread_mutex_unlock(&c->mtx);
+		gild__unlock(c);
 		nng_pipe_close(p);
 		pthread_mutex_lock(&c->mtx);
 	}
@@ -266,6 +266,8 @@ resender_main(void *arg)
 		work = resend_pass(c);
 		if (c->stopping || work == 2)
 			continue;
+		/* Its cond wait releases the mutex past gild__unlock. */
+		gild__wake_now(c);
 		if (work == 1) {
 			gild__deadline_of(RESEND_TICK_MS, &ts);
 			pthread_cond_timedwait(&c->resend_cv, &c->mtx, &ts);
@@ -273,7 +275,7 @@ resender_main(void *arg)
 			pthread_cond_wait(&c->resend_cv, &c->mtx);
 		}
 	}
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 	return NULL;
 }
 

@@ -24,7 +24,7 @@ gild__send_request(conn *k, codec_buf *body, uint64_t id, gild_error *err)
 	 * bit set. Replies are matched by the id in the body instead. */
 	pthread_mutex_lock(&k->c->mtx);
 	clock_gettime(CLOCK_MONOTONIC, &k->c->last_send);
-	pthread_mutex_unlock(&k->c->mtx);
+	gild__unlock(k->c);
 	if ((rv = nng_msg_header_append_u32(m, 0x80000000u |
 	    (uint32_t) (id & 0x7fffffffu))) != 0 ||
 	    (rv = nng_sendmsg(k->sock, m, 0)) != 0) {
@@ -49,7 +49,7 @@ unenter(gild_client *c, uint64_t first, size_t n)
 			gild__call_free(cl);
 		}
 	}
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 }
 
 /* Enters n new table entries with consecutive ids from *first: the first of
@@ -62,23 +62,26 @@ enter(gild_client *c, enum call_kind kind, size_t n, int want,
 {
 	conn *k = NULL;
 	struct timespec ts;
+	waiter w;
 	size_t i;
 
+	gild__waiter_init(&w, WAIT_CHANGE, 0);
 	pthread_mutex_lock(&c->mtx);
 	while (c->n_pending + n > GILD_MAX_IN_FLIGHT)
-		pthread_cond_wait(&c->cv, &c->mtx);
+		gild__sleep(c, &w, -1, NULL);
 	/* With every connection down (a server restarting, a connection it
 	 * dropped), wait a little for nng's redial before giving up. */
 	gild__deadline_of(REDIAL_WAIT_MS, &ts);
 	while ((k = gild__next_conn(c, kind, want)) == NULL &&
-	       gild__sleep_until(c, REDIAL_WAIT_MS, &ts))
+	       gild__sleep(c, &w, REDIAL_WAIT_MS, &ts))
 		;
+	gild__waiter_fini(&w);
 	if (k == NULL) {
 		bool up = false;
 
 		for (i = 0; i < c->n_conns; i++)
 			up |= c->conns[i].pipes > 0;
-		pthread_mutex_unlock(&c->mtx);
+		gild__unlock(c);
 		if (up)
 			return error_set(err, GILD_UNAVAILABLE,
 			    "no server takes new calls: the connected ones are "
@@ -109,7 +112,7 @@ enter(gild_client *c, enum call_kind kind, size_t n, int want,
 			break;
 		}
 	}
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 	if (i < n) {
 		unenter(c, *first, i);
 		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
@@ -133,7 +136,7 @@ keep_body(gild_client *c, uint64_t id, codec_buf *body)
 		if (cl->refused) /* the refusal came first */
 			pthread_cond_signal(&c->resend_cv);
 	}
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 }
 
 /* Sends a request whose body is in *body, tracked as a new table entry of
@@ -167,7 +170,7 @@ gild__send_cancel(gild_client *c, size_t idx, uint64_t target)
 
 	pthread_mutex_lock(&c->mtx);
 	id = c->next_id++;
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 	if (codec_encode_cancel(&body, target, NULL) == GILD_OK)
 		gild__send_request(&c->conns[idx], &body, id, NULL);
 	codec_buf_fini(&body);

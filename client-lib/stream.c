@@ -149,7 +149,7 @@ stream_pull(gild_stream *s)
 	s->state = STREAM_WAITING;
 	s->pull = id;
 	s->pull_max = max;
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 	if ((rc = codec_encode_stream_next(&body, s->id, max, &e)) == GILD_OK)
 		rc = gild__send_request(&c->conns[s->conn], &body, id, &e);
 	codec_buf_fini(&body);
@@ -233,7 +233,7 @@ gild_stream_open(gild_client *c, const char *function,
 	if (c->streams != NULL)
 		c->streams->prev = s;
 	c->streams = s;
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 	*out = s;
 	return GILD_OK;
 }
@@ -245,6 +245,7 @@ gild_stream_next(gild_stream *s, int timeout_ms, gild_value **out,
 	gild_client *c;
 	struct timespec ts;
 	bool expired = false;
+	waiter w;
 	int rc;
 
 	if (s == NULL || out == NULL)
@@ -260,6 +261,7 @@ gild_stream_next(gild_stream *s, int timeout_ms, gild_value **out,
 			    "the stream's client was closed");
 		return stream_report(s, err);
 	}
+	gild__waiter_init(&w, WAIT_ENTRY, 0);
 	gild__deadline_of(timeout_ms > 0 ? timeout_ms : 0, &ts);
 	pthread_mutex_lock(&c->mtx);
 	for (;;) {
@@ -273,8 +275,11 @@ gild_stream_next(gild_stream *s, int timeout_ms, gild_value **out,
 		if (expired)
 			break;
 		/* One more look after the deadline: the chunks may have come
-		 * with it. */
-		expired = !gild__sleep_until(c, timeout_ms, &ts);
+		 * with it. What comes is the answer to its request for
+		 * chunks, or a connection lost (which ends that request). */
+		w.what = s->state == STREAM_WAITING ? WAIT_ENTRY : WAIT_CHANGE;
+		w.id = s->pull;
+		expired = !gild__sleep(c, &w, timeout_ms, &ts);
 	}
 	if (s->len > 0) {
 		stream_pop(s, out);
@@ -287,7 +292,8 @@ gild_stream_next(gild_stream *s, int timeout_ms, gild_value **out,
 		gild_error_clear(err);
 		rc = GILD_DEADLINE_EXCEEDED;
 	}
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
+	gild__waiter_fini(&w);
 	return rc;
 }
 
@@ -302,7 +308,7 @@ gild_stream_seq(const gild_stream *s)
 		return s->seq;
 	pthread_mutex_lock(&s->c->mtx);
 	seq = s->seq;
-	pthread_mutex_unlock(&s->c->mtx);
+	gild__unlock(s->c);
 	return seq;
 }
 
@@ -332,7 +338,7 @@ gild_stream_close(gild_stream *s)
 			c->streams = s->next;
 		if (s->next != NULL)
 			s->next->prev = s->prev;
-		pthread_mutex_unlock(&c->mtx);
+		gild__unlock(c);
 		gild__call_free(cl);
 		/* The server stops the generator; the reply to a StreamNext
 		 * still in flight finds no entry and is dropped. */

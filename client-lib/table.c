@@ -80,7 +80,7 @@ gild__table_remove(gild_client *c, call *cl)
 		c->n_user--;
 	done_unlink(c, cl);
 	gild__refused_unlink(c, cl);
-	pthread_cond_broadcast(&c->cv);
+	gild__wake_entry(c, cl->id, cl->kind, true);
 }
 
 void
@@ -114,6 +114,6 @@ gild__table_finish(gild_client *c, call *cl, gild_result *res)
 			c->done_head = cl;
 		c->done_tail = cl;
 	}
-	pthread_cond_broadcast(&c->cv);
+	gild__wake_entry(c, id, cl->kind, false);
 }
 

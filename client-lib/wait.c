@@ -21,16 +21,123 @@ gild__deadline_of(int timeout_ms, struct timespec *ts)
 	}
 }
 
-/* One sleep on c->cv; returns false once the deadline has passed. */
-bool
-gild__sleep_until(gild_client *c, int timeout_ms, const struct timespec *ts)
+void
+gild__waiter_init(waiter *w, enum wait_for what, uint64_t id)
 {
-	if (timeout_ms < 0) {
-		pthread_cond_wait(&c->cv, &c->mtx);
-		return true;
+	memset(w, 0, sizeof(*w));
+	sem_init(&w->sem, 0, 0);
+	w->what = what;
+	w->id = id;
+}
+
+void
+gild__waiter_fini(waiter *w)
+{
+	sem_destroy(&w->sem);
+}
+
+/* Under c->mtx: w leaves c->waiters for c->to_wake. */
+static void
+choose(gild_client *c, waiter *w)
+{
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		c->waiters = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	w->prev = NULL;
+	w->chosen = true;
+	w->next = c->to_wake;
+	c->to_wake = w;
+}
+
+void
+gild__wake_entry(gild_client *c, uint64_t id, enum call_kind kind, bool gone)
+{
+	bool poller = kind == CALL_USER; /* one, for one entry ended */
+
+	for (waiter *w = c->waiters, *next; w != NULL; w = next) {
+		next = w->next;
+		if ((w->what == WAIT_ENTRY && w->id == id) ||
+		    w->what == WAIT_CHANGE) {
+			choose(c, w);
+		} else if (w->what == WAIT_ANY_USER && kind == CALL_USER &&
+			   ((gone && c->n_user == 0) || (!gone && poller))) {
+			choose(c, w);
+			poller = false;
+		}
 	}
-	return timeout_ms > 0 &&
-	    pthread_cond_timedwait(&c->cv, &c->mtx, ts) != ETIMEDOUT;
+}
+
+void
+gild__wake_all(gild_client *c)
+{
+	while (c->waiters != NULL)
+		choose(c, c->waiters);
+}
+
+void
+gild__wake_now(gild_client *c)
+{
+	waiter *w = c->to_wake, *next;
+
+	/* A chosen thread's waiter lives until its post is taken: read next
+	 * first. */
+	for (c->to_wake = NULL; w != NULL; w = next) {
+		next = w->next;
+		sem_post(&w->sem);
+	}
+}
+
+void
+gild__unlock(gild_client *c)
+{
+	waiter *w = c->to_wake, *next;
+
+	c->to_wake = NULL;
+	pthread_mutex_unlock(&c->mtx);
+	for (; w != NULL; w = next) {
+		next = w->next;
+		sem_post(&w->sem);
+	}
+}
+
+bool
+gild__sleep(gild_client *c, waiter *w, int timeout_ms,
+    const struct timespec *ts)
+{
+	int r;
+
+	if (timeout_ms == 0)
+		return false;
+	w->chosen = false;
+	w->prev = NULL;
+	w->next = c->waiters;
+	if (c->waiters != NULL)
+		c->waiters->prev = w;
+	c->waiters = w;
+	gild__unlock(c);
+	do
+		r = timeout_ms < 0 ? sem_wait(&w->sem)
+				   : sem_clockwait(&w->sem, CLOCK_MONOTONIC, ts);
+	while (r == -1 && errno == EINTR);
+	pthread_mutex_lock(&c->mtx);
+	if (!w->chosen) {
+		/* Timed out, and nobody chose it meanwhile. */
+		if (w->prev != NULL)
+			w->prev->next = w->next;
+		else
+			c->waiters = w->next;
+		if (w->next != NULL)
+			w->next->prev = w->prev;
+		return false;
+	}
+	/* Chosen: its post has come (r == 0) or comes as soon as the waker
+	 * is out of gild__unlock; take it, so that w can go. */
+	while (r == -1 && (r = sem_wait(&w->sem)) == -1 && errno == EINTR)
+		;
+	return true;
 }
 
 /* Moves a finished entry's outcome into *res and frees the entry. */
@@ -50,8 +157,10 @@ wait_call(gild_client *c, uint64_t id, enum call_kind kind, int timeout_ms,
     gild_result *res)
 {
 	struct timespec ts;
+	waiter w;
 	int rc;
 
+	gild__waiter_init(&w, WAIT_ENTRY, id);
 	gild__deadline_of(timeout_ms > 0 ? timeout_ms : 0, &ts);
 	pthread_mutex_lock(&c->mtx);
 	for (;;) {
@@ -66,7 +175,7 @@ wait_call(gild_client *c, uint64_t id, enum call_kind kind, int timeout_ms,
 			rc = GILD_OK;
 			break;
 		}
-		if (!gild__sleep_until(c, timeout_ms, &ts)) {
+		if (!gild__sleep(c, &w, timeout_ms, &ts)) {
 			/* A last look: the reply may have come with the timeout. */
 			cl = gild__table_find(c, id);
 			if (cl != NULL && cl->kind == kind && cl->done) {
@@ -79,7 +188,8 @@ wait_call(gild_client *c, uint64_t id, enum call_kind kind, int timeout_ms,
 			break;
 		}
 	}
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
+	gild__waiter_fini(&w);
 	return rc;
 }
 
@@ -95,10 +205,12 @@ int
 gild_poll(gild_client *c, int timeout_ms, gild_result *res)
 {
 	struct timespec ts;
+	waiter w;
 	int rc;
 
 	if (c == NULL || res == NULL)
 		return GILD_INVALID_ARGUMENT;
+	gild__waiter_init(&w, WAIT_ANY_USER, 0);
 	gild__deadline_of(timeout_ms > 0 ? timeout_ms : 0, &ts);
 	pthread_mutex_lock(&c->mtx);
 	for (;;) {
@@ -111,7 +223,7 @@ gild_poll(gild_client *c, int timeout_ms, gild_result *res)
 			rc = GILD_NOT_FOUND;
 			break;
 		}
-		if (!gild__sleep_until(c, timeout_ms, &ts)) {
+		if (!gild__sleep(c, &w, timeout_ms, &ts)) {
 			rc = GILD_DEADLINE_EXCEEDED;
 			if (c->done_head != NULL) {
 				take(c, c->done_head, res);
@@ -120,7 +232,8 @@ gild_poll(gild_client *c, int timeout_ms, gild_result *res)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
+	gild__waiter_fini(&w);
 	return rc;
 }
 
@@ -133,7 +246,7 @@ gild_in_flight(gild_client *c)
 		return 0;
 	pthread_mutex_lock(&c->mtx);
 	n = c->n_user;
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 	return n;
 }
 
@@ -159,13 +272,13 @@ forget(gild_client *c, uint64_t id, enum call_kind kind)
 	pthread_mutex_lock(&c->mtx);
 	cl = gild__table_find(c, id);
 	if (cl == NULL || cl->kind != kind) {
-		pthread_mutex_unlock(&c->mtx);
+		gild__unlock(c);
 		return GILD_NOT_FOUND;
 	}
 	pending = !cl->done;
 	idx = cl->conn;
 	gild__table_remove(c, cl);
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 	gild__call_free(cl);
 	if (pending)
 		gild__send_cancel(c, idx, id);
@@ -184,13 +297,13 @@ gild_cancel(gild_client *c, gild_call_id id, gild_error *err)
 	pthread_mutex_lock(&c->mtx);
 	cl = gild__table_find(c, id);
 	if (cl == NULL || cl->kind != CALL_USER) {
-		pthread_mutex_unlock(&c->mtx);
+		gild__unlock(c);
 		return error_set(err, GILD_NOT_FOUND,
 		    "no call %llu in flight", (unsigned long long) id);
 	}
 	pending = !cl->done;
 	idx = cl->conn;
-	pthread_mutex_unlock(&c->mtx);
+	gild__unlock(c);
 	/* The call stays in flight: its end (CANCELLED, or its result if it
 	 * finished first) comes back like any other. */
 	if (pending)

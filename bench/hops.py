@@ -44,7 +44,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PY_CLIENT = r"""
 import sys, threading
-sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, sys.argv[1])  # the package; B names the build
 import gild
 url, k, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 c = gild.connect(url)
@@ -53,9 +53,12 @@ for _ in range(100):
 def run(m):
     for _ in range(m):
         c.call("noop")
-ts = [threading.Thread(target=run, args=(n // k,)) for _ in range(k)]
-for t in ts: t.start()
-for t in ts: t.join()
+if k == 1:
+    run(n)
+else:
+    ts = [threading.Thread(target=run, args=(n // k,)) for _ in range(k)]
+    for t in ts: t.start()
+    for t in ts: t.join()
 c.close()
 """
 
@@ -252,8 +255,9 @@ def run_one(spec, k, calls, workers, client, want_chains, names):
         total = calls + 100
     else:
         cmd = [sys.executable, "-c", PY_CLIENT,
-               os.path.join(ROOT, d, "python"), url, str(k), str(calls)]
-        comm = os.path.basename(os.path.realpath(sys.executable))[:15]
+               os.path.join(ROOT, "client-lib", "python"), url, str(k),
+               str(calls)]
+        comm = os.path.basename(sys.executable)[:15]
         total = calls // k * k + 100
     cpu0 = cpu_s([srv.pid] + wpids) if srv else 0
     try:
@@ -261,6 +265,7 @@ def run_one(spec, k, calls, workers, client, want_chains, names):
             ["perf", "record", "-q", "-a", "-o", data, "-e",
              "sched:sched_waking,sched:sched_switch,raw_syscalls:sys_enter",
              "--"] + cmd, cwd=ROOT, check=True,
+            env=dict(os.environ, B=os.path.abspath(d)),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu = cpu_s([srv.pid] + wpids) - cpu0 if srv else 0
         wakes, switches, sysc, seq = parse(data, srv.pid if srv else None,
@@ -318,6 +323,29 @@ def group(role):
     return f"{proc}.nng" if name.startswith("nng:") else role
 
 
+def cpu_split(spec, k, calls, workers):
+    """CPU µs per call of the client (loadgen, from wait4), gild and the
+    workers (/proc), in a run without perf."""
+    srv, url = start_gild(spec, workers)
+    wpids = descendants(srv.pid)
+    d = spec.partition(":")[0]
+    try:
+        g0, w0 = cpu_s([srv.pid]), cpu_s(wpids)
+        p = subprocess.Popen(
+            [os.path.join(d, "bench", "loadgen"), "--url", url, "--fn",
+             "noop", "--closed", str(k), "--calls", str(calls), "--warmup",
+             "100", "--seconds", "60"], cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, _, ru = os.wait4(p.pid, 0)
+        g, w = cpu_s([srv.pid]) - g0, cpu_s(wpids) - w0
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        srv.wait(10)
+    n = calls + 100
+    c = ru.ru_utime + ru.ru_stime
+    return c / n * 1e6, g / n * 1e6, w / n * 1e6
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("builds", nargs="*", default=["build"])
@@ -329,7 +357,29 @@ def main():
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--quiet", action="store_true",
                     help="only the summary (medians of the runs)")
+    ap.add_argument("--cpu", action="store_true",
+                    help="only CPU time per call: client, gild, workers "
+                    "(runs without perf; C client)")
     o = ap.parse_args()
+    if o.cpu:
+        res = collections.defaultdict(list)
+        for run in range(o.runs):
+            for k in [int(x) for x in o.inflight.split(",")]:
+                for b in o.builds:
+                    res[(b, k)].append(cpu_split(b, k, o.calls, o.workers))
+        print(f"CPU µs per call, median (range) of {o.runs} run(s), "
+              f"{o.calls} calls each, {o.workers} workers:\n")
+        print("| build | in flight | client | gild | workers | total |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for (b, k), v in res.items():
+            cells = []
+            for i in range(4):
+                xs = sorted(sum(x) if i == 3 else x[i] for x in v)
+                cells.append(f"{xs[len(xs) // 2]:.0f} ({xs[0]:.0f}–"
+                             f"{xs[-1]:.0f})" if len(xs) > 1 else
+                             f"{xs[0]:.0f}")
+            print(f"| {b} | {k} | " + " | ".join(cells) + " |")
+        return
     names = syscall_names()
     with open("/proc/loadavg") as f:
         print("load average at start:", " ".join(f.read().split()[:3]))

@@ -4,7 +4,7 @@ against the bare nng echo measured in the same rep: issue 16's targets 2, 3
 and 4, for comparing a change with what it changes.
 
     python3 bench/hopslat.py [--reps R] [--seconds S] [--workers W]
-        [--no-python] BUILD[:ARGS] ...
+        [--no-python] [--py-threads T] BUILD[:ARGS] ...
 
 Each build (a build folder, with extra `gild serve` arguments after a colon)
 serves bench/apps/bench_app.py on its own loopback port for the whole run.
@@ -35,6 +35,30 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+PY_THREADS = r"""
+import json, sys, threading, time
+sys.path.insert(0, "client-lib/python")
+import gild
+url, k, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+c = gild.connect(url)
+for _ in range(100):
+    c.call("noop")
+n = [0] * k
+end = time.monotonic() + secs
+def run(i):
+    while time.monotonic() < end:
+        c.call("noop")
+        n[i] += 1
+t0 = time.monotonic()
+ts = [threading.Thread(target=run, args=(i,)) for i in range(k)]
+for t in ts: t.start()
+for t in ts: t.join()
+el = time.monotonic() - t0
+c.close()
+print(json.dumps({"calls_per_s": sum(n) / el}))
+"""
 
 
 def run_json(cmd, env=None):
@@ -84,6 +108,9 @@ def main():
     ap.add_argument("--seconds", type=float, default=2)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-python", action="store_true")
+    ap.add_argument("--py-threads", type=int, default=0,
+                    help="also calls/s of the Python client with this many "
+                    "threads each calling in a loop")
     o = ap.parse_args()
     first = o.builds[0].partition(":")[0]
     servers = []
@@ -122,7 +149,13 @@ def main():
                     py = run_json([sys.executable, "bench/peers.py",
                                    "gild-latency", "--url", url, "--calls",
                                    "20000", "--seconds", secs], env=env)
+                pyt = None
+                if o.py_threads:
+                    env = dict(os.environ, B=os.path.abspath(d))
+                    pyt = run_json([sys.executable, "-c", PY_THREADS, url,
+                                    str(o.py_threads), secs], env=env)
                 r = {"c_p50": c1["latency_us"]["p50"],
+                     "pyt": pyt["calls_per_s"] if pyt else None,
                      "c64": c64["calls_per_s"],
                      "py_p50": py["latency_us"]["p50"] if py else None,
                      "echo_p50": echo_p50, "echo_64": echo_64}
@@ -130,7 +163,9 @@ def main():
                 line.append(
                     f"{b}: C p50 {r['c_p50']:.1f} µs"
                     + (f", Py p50 {r['py_p50']:.1f} µs" if py else "")
-                    + f", 64: {r['c64']:.0f}/s")
+                    + f", 64: {r['c64']:.0f}/s"
+                    + (f", Py {o.py_threads} threads: {r['pyt']:.0f}/s"
+                       if pyt else ""))
             print("; ".join(line) + f"  [load {loadavg()}]", flush=True)
         print(f"load average at end: {loadavg()}")
         print(f"\nMedians (ranges) of {o.reps} reps, {o.workers} workers:\n")
@@ -148,6 +183,12 @@ def main():
             print(f"| {b} | {med_range(c, '%.0f')} | {med_range(cr, '%.2f')}"
                   f" | {med_range(p, '%.0f')} | {med_range(pr, '%.2f')} | "
                   f"{med_range(t, '%.0f')} | {med_range(tr, '%.2f')} |")
+        if o.py_threads:
+            print(f"\nPython client, {o.py_threads} threads calling in a "
+                  "loop, calls/s:\n")
+            for b in o.builds:
+                print(f"- {b}: "
+                      f"{med_range([r['pyt'] for r in rows[b]], '%.0f')}")
         echo = [r["echo_p50"] for r in rows[o.builds[0]]]
         echo64 = [r["echo_64"] for r in rows[o.builds[0]]]
         print(f"\nbare nng echo: p50 {med_range(echo, '%.0f')} µs, "

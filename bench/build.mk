@@ -18,19 +18,18 @@ bench-tools: $(B)/bench/burst $(B)/bench/recovery $(B)/bench/scaling
 # make bench: the suite (bench/suite.py, docs/benchmarks.md): gild next to
 # its peers, measured in the same run; QUICK=1 for a shorter run. It writes
 # bench/results/<date>.{json,md,*.png} and the latest tables and plots into
-# docs/benchmarks.md. gnuplot draws the plots.
-BENCH_DEBS := gnuplot-nox
-# make bench-peers: the optional peers the suite runs when present.
-BENCH_PEER_DEBS := python3-distributed python3-celery python3-redis \
-	redis-server uwsgi-core uwsgi-plugin-python3
-.PHONY: bench-peers
+# docs/benchmarks.md. gnuplot draws the plots; the peers are Dask, Celery
+# with Redis and uWSGI (make test needs none of them). redis-tools holds the
+# redis-server binary (as redis-check-rdb): bench/peers.py starts it on a
+# port of its own and stops it by pid, so no system redis service (the
+# redis-server package's) is installed or started.
+BENCH_DEBS := gnuplot-nox python3-distributed python3-celery python3-redis \
+	redis-tools uwsgi-core uwsgi-plugin-python3
 bench: $(B)/gild $(B)/gild-worker $(B)/gildctl \
 	$(if $(PYTHON_FT_CONFIG),$(B)/gild-worker-ft) bench-tools
 	@mk/deps.sh $(BENCH_DEBS)
 	B=$(B) FT_PYTHON='$(FT_PY_EXE)' $(PYTHON) bench/suite.py \
 		$(if $(filter 1,$(QUICK)),--quick) --docs docs/benchmarks.md
-bench-peers:
-	@mk/deps.sh $(BENCH_PEER_DEBS)
 
 # Latency and throughput: loadgen drives a gild server through libgild,
 # floor measures what the transport and the machine cost alone; both keep

@@ -44,7 +44,7 @@ whole run, seconds; default max(120, 3 * seconds + 90)).
 
 The optional peers look for what Debian packages install: dask.distributed
 (python3-distributed), celery and redis (python3-celery, python3-redis,
-redis-server), uwsgi (uwsgi-core, uwsgi-plugin-python3; UWSGI_PLUGIN_DIR is
+redis-tools), uwsgi (uwsgi-core, uwsgi-plugin-python3; UWSGI_PLUGIN_DIR is
 honoured). Every peer's workers are started and stopped by this script.
 
 Latency: time.perf_counter_ns() around each call; exact nearest-rank
@@ -687,7 +687,7 @@ def _dask(args):
         import dask  # noqa: F401
         import distributed  # noqa: F401
     except ImportError as e:
-        raise Skip("python3-distributed is not installed (make bench-peers "
+        raise Skip("python3-distributed is not installed (make bench "
                    f"installs it): {e}")
     import logging
     from dask.distributed import Client, LocalCluster
@@ -760,6 +760,14 @@ def dask_throughput(args):
 
 # -- celery (redis broker and result backend) ----------------------------------
 
+def redis_server():
+    """The redis server's binary: redis-server on PATH, else Debian's
+    redis-tools binary that is the server when its argv[0] says
+    redis-server (redis-check-rdb; the redis-server package only adds a
+    symlink and the system service). None if neither is there."""
+    return shutil.which("redis-server") or shutil.which("redis-check-rdb")
+
+
 class _Celery:
     """redis-server and one prefork celery worker (concurrency N), both
     started and stopped (by pid) here."""
@@ -771,25 +779,25 @@ class _Celery:
         try:
             import celery  # noqa: F401
         except ImportError as e:
-            raise Skip("python3-celery is not installed (make bench-peers "
+            raise Skip("python3-celery is not installed (make bench "
                        f"installs it): {e}")
         try:
             import redis  # noqa: F401
         except ImportError as e:
-            raise Skip("python3-redis is not installed (make bench-peers "
+            raise Skip("python3-redis is not installed (make bench "
                        f"installs it): {e}")
-        redis_bin = shutil.which("redis-server")
+        redis_bin = redis_server()
         if redis_bin is None:
-            raise Skip("redis-server is not installed (make bench-peers "
-                       "installs it)")
+            raise Skip("redis-server is not installed (make bench installs "
+                       "redis-tools, which has it)")
         self.tmp = tempfile.mkdtemp(prefix="gild-peers-")
         self.procs = []
         try:
             port = free_port()
             self.procs.append(start(
-                [redis_bin, "--port", str(port), "--bind", "127.0.0.1",
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                  "--save", "", "--appendonly", "no", "--dir", self.tmp,
-                 "--loglevel", "warning"]))
+                 "--loglevel", "warning"], executable=redis_bin))
             wait_port(port, 10, self.procs[-1])
             url = f"redis://127.0.0.1:{port}/0"
             env = dict(os.environ, GILD_PEERS_CELERY=url,
@@ -891,7 +899,7 @@ def uwsgi_latency(args):
     import http.client
     exe = shutil.which("uwsgi") or shutil.which("uwsgi-core")
     if exe is None:
-        raise Skip("uwsgi is not installed (make bench-peers installs "
+        raise Skip("uwsgi is not installed (make bench installs "
                    "uwsgi-core and uwsgi-plugin-python3)")
     plugin = None
     # uwsgi itself reads UWSGI_PLUGIN_DIR (as --plugin-dir)
@@ -905,7 +913,7 @@ def uwsgi_latency(args):
         if plugin:
             break
     if plugin is None:
-        raise Skip("uwsgi-plugin-python3 is not installed (make bench-peers "
+        raise Skip("uwsgi-plugin-python3 is not installed (make bench "
                    "installs it)")
     port = free_port()
     p = start([exe, "--plugin", plugin, "--http11-socket",

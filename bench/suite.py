@@ -27,6 +27,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
 from gildproc import Gild  # noqa: E402  (starts and stops gild by pid)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from procstat import cpu_ticks, loadavg, vm_facts  # noqa: E402
 
 B = os.path.join(ROOT, os.environ.get("B", "build"))
 APP = os.path.join(ROOT, "bench", "apps", "bench_app.py")
@@ -184,7 +186,37 @@ def machine():
         pass
     mem = kib("/proc/meminfo", ("MemTotal",))
     return {"cpus": cpus(), "model": model, "mem_gib": round(mem / 2**20, 1),
-            "kernel": platform.release(), "host": platform.node()}
+            "kernel": platform.release(), "host": platform.node(),
+            "virtual": vm_facts()["hypervisor"]}
+
+
+def cpu_stat():
+    """(steal ticks, all ticks) summed over the CPUs (/proc/stat)."""
+    rows = cpu_ticks()
+    return sum(r[4] for r in rows), sum(sum(r) for r in rows)
+
+
+class Phases:
+    """The suite's sections one after another, each with the machine's state
+    beside its numbers: the load average at its start and end, and the share
+    of CPU time the VM's vCPUs lost to steal meanwhile (res["load"]).
+    phase("name") ends the current section and starts the next; phase(None)
+    ends the last."""
+
+    def __init__(self, res):
+        self.res, self.cur = res, None
+
+    def __call__(self, name):
+        load, (steal, total) = loadavg(), cpu_stat()
+        if self.cur is not None:
+            n, load0, steal0, total0 = self.cur
+            self.res.setdefault("load", {})[n] = {
+                "loadavg": [load0, load],
+                "steal_pct": round(100.0 * (steal - steal0) /
+                                   max(1, total - total0), 2)}
+        self.cur = None if name is None else (name, load, steal, total)
+        if name is not None:
+            log(name)
 
 
 def p50(r):
@@ -203,12 +235,25 @@ def suite(quick):
            "date": datetime.datetime.now().isoformat(timespec="seconds"),
            "command": "make bench" + (" QUICK=1" if quick else "")}
 
+    phase = Phases(res)
+
     # 0. Python inside the workers against plain interpreters.
-    log("python in the workers")
+    phase("python in the workers")
     res["python_in_workers"] = python_in_workers(quick)
 
+    # 8 CPU-bound calls on N workers, every way, interleaved rep by rep;
+    # then how fast each vCPU ran, in the same minute.
+    phase("8 CPU-bound calls")
+    res["speedup"] = run_json(
+        [PYTHON, os.path.join(ROOT, "bench", "speedup.py"), "--workers",
+         str(n), "--calls", str(4 * n), "--reps", "10" if quick else "30",
+         "--block", "5"], env=dict(os.environ, B=os.path.relpath(B, ROOT)))
+    res["vcpus"] = run_json(
+        [PYTHON, os.path.join(ROOT, "bench", "vcpus.py"), "--seconds",
+         "4" if quick else "10"])
+
     # 1. Floor: the transport and the hardware alone.
-    log("floor")
+    phase("floor")
     res["floor"] = {
         "nng_tcp": floor("--nng", "tcp://127.0.0.1:0", "--calls", lat_calls),
         "nng_tcp_64": floor("--nng", "tcp://127.0.0.1:0", "--calls",
@@ -217,7 +262,7 @@ def suite(quick):
     }
 
     # 2, 3, 8. Latency and throughput of no-op calls; front end memory.
-    log("latency and throughput, %d workers" % n)
+    phase("latency and throughput, %d workers" % n)
     with server(n) as s:
         fe_idle = rss_kib(s.proc.pid)
         lat = {
@@ -228,7 +273,8 @@ def suite(quick):
         }
         tput = {"gild_c": {}}
         fe_load = 0
-        for k in ([1, 16, 256] if quick else [1, 4, 16, 64, 256, 1024]):
+        for k in ([1, 16, 64, 256] if quick else
+                  [1, 4, 16, 64, 256, 1024]):
             r = loadgen(s.url, "--fn", "noop", "--closed", k, "--calls",
                         200000, "--seconds", secs)
             fe_load = max(fe_load, rss_kib(s.proc.pid))
@@ -253,7 +299,7 @@ def suite(quick):
                                     "--calls", lat_calls, "--seconds", secs)
     res["floor"]["nng_ipc"] = floor("--nng", "ipc:///tmp/gild-bench-floor-%d"
                                     % os.getpid(), "--calls", lat_calls)
-    log("peers: multiprocessing")
+    phase("peers: multiprocessing")
     lat["pool_apply"] = peers("pool-latency", "--workers", n, "--calls",
                               lat_calls, "--seconds", secs)
     lat["ppe_submit"] = peers("ppe-latency", "--workers", n, "--calls",
@@ -265,7 +311,7 @@ def suite(quick):
     res["latency"], res["throughput"] = lat, tput
 
     # 4. Scaling (its own tool: both runtimes, 1..N).
-    log("scaling")
+    phase("scaling")
     with tempfile.TemporaryDirectory() as d:
         ft = ""
         if os.path.exists(os.path.join(B, "gild-worker-ft")):
@@ -281,7 +327,7 @@ def suite(quick):
                           if files else None)
 
     # 5, 6. Streaming and payloads.
-    log("streaming and payloads")
+    phase("streaming and payloads")
     with server(1, args=("--max-message", "256M")) as s:
         res["streaming"] = loadgen(s.url, "--fn", "chunks", "--arg-int",
                                    100000, "--stream", "--seconds", secs,
@@ -301,7 +347,7 @@ def suite(quick):
         res["payloads"] = pay
 
     # 7. Recovery: SIGKILL a worker of an app that imports numpy.
-    log("recovery")
+    phase("recovery")
     rec = {}
     app_np = os.path.join(ROOT, "examples", "app.py")
     for spawn in ("fork", "exec"):
@@ -317,73 +363,94 @@ def suite(quick):
                            "max_ms": float(m.group(3))} if m else None)
     res["recovery"] = rec
 
-    # 9. Optional peers.
-    log("optional peers")
+    # 9. The peers make bench installs: Dask, Celery (Redis), uWSGI.
+    phase("peers: Dask, Celery, uWSGI")
     res["optional_peers"] = {w: peers(w, "--workers", n, "--calls", 2000,
                                       "--seconds", secs)
                              for w in ("dask-latency", "celery-latency",
                                        "uwsgi-latency")}
+    phase(None)
     res["targets"] = targets(res)
     return res
 
 
 def targets(res):
-    """The issue's performance targets, as ratios from this run."""
+    """The issues' performance targets, as ratios from this run: each row
+    names the issue and target number it comes from (issue 16 restated
+    issue 7's latency targets against the floors)."""
     lat, tput, fl = res["latency"], res["throughput"], res["floor"]
     t = []
 
-    def add(name, value, goal, better, note=""):
+    def add(issue, name, value, goal, better, note=""):
         met = None
         if value is not None:
             met = value <= goal if better == "<=" else value >= goal
-        t.append({"target": name, "value": value, "goal": goal,
-                  "better": better, "met": met, "note": note})
+        t.append({"issue": issue, "target": name, "value": value,
+                  "goal": goal, "better": better, "met": met, "note": note})
 
     for r in res.get("python_in_workers", []):
         v = (r.get("ratio") or {}).get("median")
         if r["runtime"] == "process":
-            add("CPU time of %s in gild-worker / in %s" % (
+            add("16.0", "CPU time of %s in gild-worker / in %s" % (
                 r["fn"], r["against"]), v, 1.08, "<=")
         elif r["against"] == PYTHON and r["fn"].startswith("burn"):
-            add("free-threaded single-thread cost: CPU time of %s in "
-                "gild-worker-ft / in %s" % (r["fn"], r["against"]), v, 1.5,
-                "<=")
-    add("no-op p50 from C / bare nng echo p50 (tcp)",
-        ratio(p50(lat.get("gild_c")), p50(fl.get("nng_tcp"))), 1.3, "<=")
-    add("no-op p50 from Python / Pool.apply p50",
-        ratio(p50(lat.get("gild_python")), p50(lat.get("pool_apply"))),
-        1.0, "<=")
-    best = max((r["calls_per_s"] for r in tput["gild_c"].values() if r),
-               default=None)
+            add("16.5", "free-threaded single-thread cost: CPU time of %s "
+                "in gild-worker-ft / in %s" % (r["fn"], r["against"]), v,
+                1.5, "<=")
+    sp = res.get("speedup") or {}
+    for m, how in (("gild-map", "map"), ("gild-submit", "submit")):
+        row = (sp.get("methods") or {}).get(m) or {}
+        vs, blocks = row.get("vs_pool") or {}, row.get("vs_pool_blocks")
+        add("16.1", "%d CPU-bound calls on %s workers: gild's speedup by %s "
+            "/ Pool.map's (median of %s interleaved reps)" % (
+                sp.get("calls", 0), sp.get("workers"), how, sp.get("reps")),
+            vs.get("median"), 0.95, ">=")
+        add("16.1", "the same, lowest median of %s reps (one server "
+            "lifetime each)" % sp.get("block"),
+            min(blocks) if blocks else None, 0.9, ">=",
+            "%d blocks" % len(blocks or []))
+    ft = ((sp.get("methods") or {}).get("gild-ft") or {}).get("speedup")
+    if sp and "gild-ft" in (sp.get("methods") or {}):
+        add("16.5", "the %d calls on --runtime free-threaded --threads %s / "
+            "one 3.11 thread (speedup, median)" % (sp.get("calls", 0),
+                                                   sp.get("workers")),
+            (ft or {}).get("median"), 1.5, ">=")
+    add("16.2", "no-op p50 from C / bare nng echo p50 (tcp)",
+        ratio(p50(lat.get("gild_c")), p50(fl.get("nng_tcp"))), 1.5, "<=")
+    add("16.3", "no-op p50 from the Python client / from C (tcp)",
+        ratio(p50(lat.get("gild_python")), p50(lat.get("gild_c"))), 1.05,
+        "<=")
+    one = (tput["gild_c"].get("64") or {}).get("calls_per_s")
+    echo = (fl.get("nng_tcp_64") or {}).get("calls_per_s")
+    add("16.4", "one call per message, 64 in flight: C client calls/s / "
+        "bare nng echo's at 64", ratio(one, echo), 0.5, ">=")
     pool = (tput.get("pool_imap_unordered") or {}).get("calls_per_s")
-    add("throughput (C client, best K) / Pool.imap_unordered",
-        ratio(best, pool), 2.0, ">=")
     best_b = max((r["calls_per_s"] for r in
                   (tput.get("gild_c_batch") or {}).values() if r),
                  default=None)
-    add("throughput (C client, batches, 256 in flight) / "
+    add("16.4", "throughput (C client, batches, 256 in flight) / "
         "Pool.imap_unordered", ratio(best_b, pool), 2.0, ">=")
     py = (tput.get("gild_python") or {}).get("calls_per_s")
-    add("throughput (Python client) / Pool.imap_unordered", ratio(py, pool),
-        2.0, ">=")
+    add("7", "throughput (Python client) / Pool.imap_unordered",
+        ratio(py, pool), 2.0, ">=")
     sc = res.get("scaling") or {}
     rows = [r for r in sc.get("rows", []) if r["runtime"] == "process"]
     if rows:
         top = max(rows, key=lambda r: r["n"])
-        add("scaling efficiency at N = %d (process)" % top["n"],
+        add("7", "scaling efficiency at N = %d (process)" % top["n"],
             top["efficiency"], 0.95, ">=")
     rows = [r for r in sc.get("rows", []) if r["runtime"] == "free-threaded"]
     if rows:
         top = max(rows, key=lambda r: r["n"])
-        add("scaling efficiency at N = %d (free-threaded)" % top["n"],
+        add("7", "scaling efficiency at N = %d (free-threaded)" % top["n"],
             top["efficiency"], 0.95, ">=")
     big = (res.get("payloads") or {}).get(str(64 << 20)) or {}
     g, m = big.get("gild"), big.get("memcpy")
-    add("64 MiB echo / memcpy bandwidth",
+    add("7", "64 MiB echo / memcpy bandwidth",
         ratio(g and g.get("arg_bytes", 0) * g["calls_per_s"] / 1e9,
               m and m.get("gb_per_s")), 0.25, ">=")
     rec = res.get("recovery") or {}
-    add("recovery with preload (ms, median)",
+    add("7", "recovery with preload (ms, median)",
         (rec.get("fork") or {}).get("median_ms"), 20, "<=",
         "cold start (--spawn exec): %s ms"
         % (rec.get("exec") or {}).get("median_ms"))
@@ -400,6 +467,88 @@ def fmt(v, nd=1):
     return str(v)
 
 
+SPEEDUP_NAMES = (
+    ("gild-map", "gild, `Client.map`"),
+    ("gild-submit", "gild, `Client.submit` each"),
+    ("gild-ft", "gild, `--runtime free-threaded --threads N`, `map`"),
+    ("pool-map", "`multiprocessing.Pool(N).map`"),
+    ("ppe-map", "`ProcessPoolExecutor(N).map`"),
+    ("procs", "N plain processes, calls / N each (control)"))
+
+
+def speedup_md(res):
+    """The 8-call section: every way's speedup, against Pool.map's, per
+    server lifetime, and what the machine did meanwhile."""
+    sp, out = res.get("speedup"), []
+    if not sp or "methods" not in sp:
+        return out
+    ld = (res.get("load") or {}).get("8 CPU-bound calls") or {}
+    out.append("### %d CPU-bound calls on %d workers: speedup over one "
+               "process" % (sp["calls"], sp["workers"]))
+    out.append("")
+    out.append(
+        "`%s`, %s ms of CPU per call in the suite's own process (median). "
+        "Each rep runs the %d calls every way below, in turn (the order "
+        "rotates), and one after another in the suite's process: speedup = "
+        "that sequential time / the way's, in the same rep. %d reps in "
+        "blocks of %d, each block with fresh servers, pools and processes "
+        "(`bench/speedup.py`). Load average %s at its start, %s at its "
+        "end; steal %s %% of CPU time meanwhile." % (
+            sp["fn"], fmt((sp.get("call_ms_sequential") or {}).get(
+                "median"), 2), sp["calls"], sp["reps"], sp["block"],
+            *[fmt(x, 2) for x in ld.get("loadavg", [None, None])],
+            fmt(ld.get("steal_pct"), 2)))
+    out.append("")
+    out.append("| how | speedup | / Pool.map's | per block | quiet reps | "
+               "CPU ms per call | slowest / fastest worker | others' CPU "
+               "ms |")
+    out.append("|---|---:|---:|---|---:|---:|---:|---:|")
+
+    def span(d, nd=2):
+        if not d:
+            return "–"
+        return "%s (%s–%s)" % (fmt(d["median"], nd), fmt(d["min"], nd),
+                               fmt(d["max"], nd))
+    for key, name in SPEEDUP_NAMES:
+        r = sp["methods"].get(key)
+        if not r:
+            continue
+        calls = [w["call_cpu_ms"]["median"]
+                 for w in (r.get("per_worker") or {}).values()]
+        blocks = r.get("vs_pool_blocks")
+        quiet = r.get("vs_pool_quiet")
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, span(r.get("speedup")),
+            "1" if key == "pool-map" else span(r.get("vs_pool")),
+            ", ".join(fmt(b, 2) for b in blocks) if blocks else "",
+            "" if key == "pool-map" else (
+                "%s (%d)" % (fmt(quiet["median"], 2), sp.get("quiet_reps"))
+                if quiet else "none"),
+            fmt(sorted(calls)[len(calls) // 2], 2) if calls else "–",
+            span(r.get("cpu_imbalance")),
+            fmt((r.get("others_ms") or {}).get("median"), 1)))
+    out.append("")
+    out.append("*per block*: the median of each block's reps against "
+               "Pool.map (one server lifetime each). *quiet reps*: the "
+               "median against Pool.map over the reps in which no other "
+               "task took over 5 % of a CPU (how many). *slowest / fastest "
+               "worker*: the median call CPU time of the slowest worker "
+               "over the fastest's, per rep. *others' CPU ms*: CPU time "
+               "every other task on the machine took while a way ran "
+               "(median per rep).")
+    vc = res.get("vcpus")
+    if vc and vc.get("speed_spread"):
+        out.append("")
+        out.append(
+            "How fast each vCPU ran, in the same minute (`bench/vcpus.py`: "
+            "`%s` on every CPU at once, %s s slices): the slowest slice's "
+            "median call took %s× the fastest's; steal ticks per CPU %s." % (
+                vc["fn"], vc["slice_s"], fmt(vc["speed_spread"], 2),
+                vc["steal_ticks"]))
+    out.append("")
+    return out
+
+
 def lat_row(name, r):
     if not r or "latency_us" not in r:
         return "| %s | – | – | – | – | – | %s |" % (
@@ -412,20 +561,35 @@ def lat_row(name, r):
 
 def markdown(res):
     m, out = res["machine"], []
-    out.append("Machine: %d CPUs (%s), %s GiB, Linux %s. Date: %s. "
-               "Command: `%s`." % (m["cpus"], m["model"], m["mem_gib"],
-                                   m["kernel"], res["date"], res["command"]))
+    out.append("Machine: `%s`, %s%d CPUs (%s), %s GiB, Linux %s. Date: %s. "
+               "Command: `%s`." % (
+                   m.get("host", "?"), "a virtual machine (the CPU reports "
+                   "a hypervisor) with " if m.get("virtual") else "",
+                   m["cpus"], m["model"], m["mem_gib"], m["kernel"],
+                   res["date"], res["command"]))
     out.append("")
+    load = res.get("load") or {}
+    if load:
+        la = [v for x in load.values() for v in x["loadavg"]]
+        st = [x["steal_pct"] for x in load.values()]
+        out.append("Load average (1 min) %s–%s over the run; steal %s–%s "
+                   "%% of CPU time per section (`/proc/loadavg`, "
+                   "`/proc/stat`; per section in the JSON)." % (
+                       fmt(min(la), 2), fmt(max(la), 2), fmt(min(st), 2),
+                       fmt(max(st), 2)))
+        out.append("")
     out.append("### Targets (ratios from this run)")
     out.append("")
-    out.append("| target | this run | goal | met |")
-    out.append("|---|---:|---:|---|")
+    out.append("| issue | target | this run | goal | met |")
+    out.append("|---|---|---:|---:|---|")
     for t in res["targets"]:
-        out.append("| %s | %s | %s %s | %s |" % (
+        out.append("| %s | %s | %s | %s %s | %s |" % (
+            t["issue"],
             t["target"] + (" (%s)" % t["note"] if t["note"] else ""),
             fmt(t["value"], 2), t["better"], t["goal"],
             {True: "yes", False: "**no**", None: "–"}[t["met"]]))
     out.append("")
+    out.extend(speedup_md(res))
     rows = res.get("python_in_workers")
     if rows:
         out.append("### Python inside the workers: CPU time of one call "
@@ -470,6 +634,15 @@ def markdown(res):
                     ("ProcessPoolExecutor(N).submit().result()",
                      lat.get("ppe_submit"))):
         out.append(lat_row(name, r))
+    opt = res.get("optional_peers") or {}
+    for name, key in (
+            ("Dask: LocalCluster(N) `submit().result()`", "dask-latency"),
+            ("Celery, Redis broker and backend: `send_task().get()`",
+             "celery-latency"),
+            ("uWSGI, N processes: HTTP/1.1 GET (`http.client`)",
+             "uwsgi-latency")):
+        if key in opt:
+            out.append(lat_row(name, opt[key]))
     out.append("")
     out.append("### Throughput of no-op calls (calls/s)")
     out.append("")
@@ -546,8 +719,6 @@ def markdown(res):
     for w, r in res.get("optional_peers", {}).items():
         if r is None or "skipped" in r:
             out.append("- %s: %s" % (w, (r or {}).get("skipped", "failed")))
-        else:
-            out.append("- %s: p50 %s µs" % (w, fmt(p50(r))))
     return "\n".join(out) + "\n"
 
 

@@ -4,7 +4,10 @@ gild serves it (the process and the free-threaded runtime), and the bench
 imports it in a plain interpreter to time the same work sequentially.
 Stdlib only: the free-threaded Python has no numpy.
 """
+import os
+import resource
 import sys
+import threading
 import time
 
 
@@ -24,6 +27,34 @@ def fib(n):
 
 
 FUNCTIONS = {"burn": burn, "fib": fib}
+
+
+def _thread_stat():
+    """(CPU number, minor faults) of this thread, from
+    /proc/thread-self/stat (fields 39 and 10)."""
+    with open("/proc/thread-self/stat", "rb") as f:
+        s = f.read()
+    f = s[s.rindex(b")") + 2:].split()  # f[i] is field i + 3
+    return int(f[36]), int(f[7])
+
+
+def stamped(name, arg):
+    """Runs FUNCTIONS[name](arg) and returns its stamps, for bench/speedup.py:
+    [pid, thread id, CPU at start, CPU at end, monotonic start, monotonic end
+    (seconds; CLOCK_MONOTONIC is one clock for every process), thread CPU
+    seconds, minor faults, voluntary and involuntary context switches of
+    this thread during the call]."""
+    fn = FUNCTIONS[name]
+    cpu0, flt0 = _thread_stat()
+    r0 = resource.getrusage(resource.RUSAGE_THREAD)
+    w0, c0 = time.monotonic(), time.thread_time()
+    fn(arg)
+    c1, w1 = time.thread_time(), time.monotonic()
+    r1 = resource.getrusage(resource.RUSAGE_THREAD)
+    cpu1, flt1 = _thread_stat()
+    return [os.getpid(), threading.get_native_id(), cpu0, cpu1, w0, w1,
+            c1 - c0, flt1 - flt0, r1.ru_nvcsw - r0.ru_nvcsw,
+            r1.ru_nivcsw - r0.ru_nivcsw]
 
 
 def cpu_time(name, arg):

@@ -124,11 +124,12 @@ served_wait(gild_client *c, gild_call_id id, gild_result *res)
 	return res->code;
 }
 
-/* Submits stamp(ledger, token) of tests/apps/ledger.py, or with gate
- * (not NULL) stamp(ledger, token, gate); a failure is a test failure. */
+/* Submits fn(ledger, token) of tests/apps/ledger.py (stamp or
+ * stamp_long), or with gate (not NULL) fn(ledger, token, gate); a failure
+ * is a test failure. */
 static gild_call_id
-stamps_submit(gild_client *c, const char *ledger, const char *token,
-    const char *gate)
+stamps_submit(gild_client *c, const char *fn, const char *ledger,
+    const char *token, const char *gate)
 {
 	gild_value *args = gild_list();
 	gild_call_id id = 0;
@@ -138,8 +139,8 @@ stamps_submit(gild_client *c, const char *ledger, const char *token,
 	gild_list_append(args, gild_str(token, strlen(token)));
 	if (gate != NULL)
 		gild_list_append(args, gild_str(gate, strlen(gate)));
-	if (gild_submit(c, "stamp", args, NULL, &id, &err) != GILD_OK) {
-		fprintf(stderr, "\n  submit stamp %s: %s\n", token,
+	if (gild_submit(c, fn, args, NULL, &id, &err) != GILD_OK) {
+		fprintf(stderr, "\n  submit %s %s: %s\n", fn, token,
 		    err.message);
 		CU_FAIL("submit failed");
 	}
@@ -196,6 +197,13 @@ stamps_wait_start(const char *path, const char *token, stamp *buf)
 void
 stamps_gated_run(served *s, int warm, int n, gated_run *out)
 {
+	stamps_gated_run_fn(s, "stamp", warm, n, out);
+}
+
+void
+stamps_gated_run_fn(served *s, const char *fn, int warm, int n,
+    gated_run *out)
+{
 	static stamp st[STAMPS_MAX];
 	char ledger[300], gate[300], token[32];
 	gild_call_id gated, *ids = calloc((size_t) n, sizeof(*ids));
@@ -209,17 +217,17 @@ stamps_gated_run(served *s, int warm, int n, gated_run *out)
 	snprintf(gate, sizeof(gate), "%s/gate", s->p.dir);
 	for (int i = 0; i < warm; i++) {
 		snprintf(token, sizeof(token), "warm%d", i);
-		CU_ASSERT_EQUAL(served_wait(s->c, stamps_submit(s->c, ledger,
-						      token, NULL),
+		CU_ASSERT_EQUAL(served_wait(s->c, stamps_submit(s->c, fn,
+						      ledger, token, NULL),
 				    &res),
 		    GILD_OK);
 		gild_result_clear(&res);
 	}
-	gated = stamps_submit(s->c, ledger, "gated", gate);
+	gated = stamps_submit(s->c, fn, ledger, "gated", gate);
 	CU_ASSERT(stamps_wait_start(ledger, "gated", st));
 	for (int i = 0; i < n; i++) {
 		snprintf(token, sizeof(token), "call%d", i);
-		ids[i] = stamps_submit(s->c, ledger, token, NULL);
+		ids[i] = stamps_submit(s->c, fn, ledger, token, NULL);
 	}
 	for (double end = now_s() + 20; out->answered < n && now_s() < end;) {
 		memset(&res, 0, sizeof(res));

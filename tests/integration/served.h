@@ -75,6 +75,10 @@ typedef struct gated_run {
 			 included */
 } gated_run;
 void stamps_gated_run(served *s, int warm, int n, gated_run *out);
+/* The same with fn instead of stamp: stamp_long, whose calls all take a
+ * few ms, so the scheduler takes it for a long function. */
+void stamps_gated_run_fn(served *s, const char *fn, int warm, int n,
+    gated_run *out);
 
 /* Asserts that r (a run of n calls) shows no call waited for the gated
  * one: all n answered while it was held, none started after it ended or

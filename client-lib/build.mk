@@ -1,6 +1,7 @@
 # client-lib/: libgild (static and shared, with the gild.v1 protobuf-c code
 # inside), its pkg-config file, the gildctl CLI and their unit tests.
 GILD_LIB_OBJS := $(addprefix $(B)/client-lib/,value.o error.o codec.o client.o \
+	table.o recv.o resend.o send.o wait.o stream.o actor.o \
 	tlsconf.o)
 # The libraries carry the generated gild.v1 code and the wire reader they use.
 GILD_LIB_DEPS := $(GILD_LIB_OBJS) $(B)/proto/gild.pb-c.o $(B)/proto/wire.o

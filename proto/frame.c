@@ -414,20 +414,14 @@ frame_send(int fd, int chan, uint8_t *buf, size_t len)
 	return rc;
 }
 
-int
-frame_read_shm(int fd, int chan, uint8_t **out, size_t *len, size_t max)
+/* The n-byte payload (FRAME_SHM cleared) of a FRAME_SHM header: the next
+ * descriptor on chan, mapped read-only. */
+static int
+shm_payload(int chan, size_t n, uint8_t **out, size_t *len, size_t max)
 {
-	uint8_t hdr[FRAME_HEADER_LEN];
 	const uint8_t *p;
-	size_t n;
 	int rc, mfd;
 
-	if ((rc = read_full(fd, hdr, sizeof(hdr))) != 0)
-		return rc == 1 ? -ECONNRESET : rc;
-	n = frame_header_decode(hdr);
-	if (!(n & FRAME_SHM) || chan < 0)
-		return read_payload(fd, n, out, len, max);
-	n &= ~(size_t) FRAME_SHM;
 	if (n > max)
 		return -EPROTO;
 	if ((mfd = frame_shm_recv(chan, 0)) < 0)
@@ -445,6 +439,103 @@ frame_read_shm(int fd, int chan, uint8_t **out, size_t *len, size_t max)
 		*out = (uint8_t *) p;
 	}
 	*len = n;
+	return 0;
+}
+
+int
+frame_read_shm(int fd, int chan, uint8_t **out, size_t *len, size_t max)
+{
+	uint8_t hdr[FRAME_HEADER_LEN];
+	size_t n;
+	int rc;
+
+	if ((rc = read_full(fd, hdr, sizeof(hdr))) != 0)
+		return rc == 1 ? -ECONNRESET : rc;
+	n = frame_header_decode(hdr);
+	if (!(n & FRAME_SHM) || chan < 0)
+		return read_payload(fd, n, out, len, max);
+	return shm_payload(chan, n & ~(size_t) FRAME_SHM, out, len, max);
+}
+
+/* ---- buffered reading --------------------------------------------------- */
+
+int
+frame_reader_init(frame_reader *r, int fd, int chan, size_t max)
+{
+	*r = (frame_reader){.fd = fd, .chan = chan, .max = max};
+	r->buf = malloc(FRAME_READER_BUF);
+	return r->buf != NULL ? 0 : -ENOMEM;
+}
+
+void
+frame_reader_fini(frame_reader *r)
+{
+	free(r->buf);
+	r->buf = NULL;
+}
+
+int
+frame_reader_next(frame_reader *r, uint8_t **out, size_t *len)
+{
+	size_t have = r->end - r->start, n;
+	uint8_t *p;
+	int rc;
+
+	if (have < FRAME_HEADER_LEN)
+		return -EAGAIN;
+	n = frame_header_decode(r->buf + r->start);
+	if ((n & FRAME_SHM) && r->chan >= 0) {
+		/* Its descriptor was passed before its header was written. */
+		r->start += FRAME_HEADER_LEN;
+		return shm_payload(r->chan, n & ~(size_t) FRAME_SHM, out, len,
+		    r->max);
+	}
+	if (n > r->max)
+		return -EPROTO;
+	if (have < FRAME_HEADER_LEN + n && FRAME_HEADER_LEN + n <= FRAME_READER_BUF)
+		return -EAGAIN; /* fits: frame_reader_fill reads the rest */
+	if ((p = malloc(n ? n : 1)) == NULL)
+		return -ENOMEM;
+	have -= FRAME_HEADER_LEN;
+	if (have > n)
+		have = n;
+	memcpy(p, r->buf + r->start + FRAME_HEADER_LEN, have);
+	r->start += FRAME_HEADER_LEN + have;
+	if (have < n) {
+		/* Larger than the buffer: the rest straight into p. Its
+		 * header is here, so the rest is on its way: wait for it. */
+		if ((rc = read_full(r->fd, p + have, n - have)) != 0) {
+			free(p);
+			return rc == 1 ? -EPROTO : rc;
+		}
+	}
+	*out = p;
+	*len = n;
+	return 0;
+}
+
+int
+frame_reader_fill(frame_reader *r, int nowait)
+{
+	ssize_t got;
+
+	if (r->start == r->end) {
+		r->start = r->end = 0;
+	} else if (r->start > 0) {
+		memmove(r->buf, r->buf + r->start, r->end - r->start);
+		r->end -= r->start;
+		r->start = 0;
+	}
+	do
+		got = recv(r->fd, r->buf + r->end, FRAME_READER_BUF - r->end,
+		    nowait ? MSG_DONTWAIT : 0);
+	while (got == -1 && errno == EINTR);
+	if (got == -1)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	if (got == 0)
+		return r->end == 0 ? -ECONNRESET : -EPROTO;
+	r->more = r->end + (size_t) got == FRAME_READER_BUF;
+	r->end += (size_t) got;
 	return 0;
 }
 

@@ -3,6 +3,7 @@
 #ifndef GILD_FRAME_H
 #define GILD_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -51,6 +52,35 @@ int frame_write_shm(int fd, int chan, const void *payload, size_t len);
  * descriptor on chan (blocking): then *out is a read-only mapping. Free
  * what either returns with frame_free. */
 int frame_read_shm(int fd, int chan, uint8_t **out, size_t *len, size_t max);
+
+/* A buffered reader of frames on a stream socket, for a reader that wants
+ * every frame that has arrived from one read (frame_read_shm reads a
+ * header and then its payload). */
+#define FRAME_READER_BUF ((size_t) 64 * 1024)
+typedef struct frame_reader {
+	int fd, chan; /* the socket; the descriptor channel, or -1 */
+	size_t max;   /* largest payload taken */
+	uint8_t *buf; /* FRAME_READER_BUF bytes: [start, end) are read */
+	size_t start, end;
+	bool more; /* the last fill filled buf: more may be waiting */
+} frame_reader;
+
+/* Sets up r on fd and chan (-1: no shared memory). Returns 0 or -ENOMEM.
+ * frame_reader_fini frees what it holds. */
+int frame_reader_init(frame_reader *r, int fd, int chan, size_t max);
+void frame_reader_fini(frame_reader *r);
+
+/* The next frame, as frame_read_shm gives it, when it has been read into
+ * the buffer (or at least its header, for a frame too large for the
+ * buffer or one in shared memory: the rest is then read, waiting for it).
+ * Returns 0; -EAGAIN when no whole frame is buffered (frame_reader_fill
+ * reads more); -EPROTO, -ENOMEM or -errno. */
+int frame_reader_next(frame_reader *r, uint8_t **out, size_t *len);
+
+/* One read of what has arrived into the buffer; with nowait, -EAGAIN when
+ * nothing has. Returns 0; -ECONNRESET at a clean EOF (nothing buffered),
+ * -EPROTO at an EOF inside a frame, or -errno. */
+int frame_reader_fill(frame_reader *r, int nowait);
 
 /* Frees a payload from frame_read, frame_read_shm or frame_alloc (NULL is
  * fine). */

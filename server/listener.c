@@ -66,12 +66,13 @@ struct listener {
 	listener_gone_fn gone;
 	void *arg;
 	listener_req *all;   /* every context, for shutdown (loop only) */
-	size_t sending;
+	size_t replies;      /* replies handed to nng (loop only) */
 	pthread_mutex_t mtx;
 	/* Under mtx: idle contexts, reusable; whether a receive is posted. */
 	listener_req *free;
 	size_t nfree;
 	bool receiving;
+	size_t replies_done; /* replies nng is done with, sent or not */
 	/* Completions from nng's threads, drained by the loop (under mtx). */
 	bool closing; /* completions are ignored */
 	listener_req *done_head, *done_tail;
@@ -90,6 +91,16 @@ wake(listener *l)
 	(void) w;
 }
 
+/* Under mtx: r joins the idle list. */
+static void
+idle_push(listener *l, listener_req *r)
+{
+	r->state = REQ_IDLE;
+	r->next_free = l->free;
+	l->free = r;
+	l->nfree++;
+}
+
 /* Under mtx: when no receive is posted, an idle context to post the next
  * one on (marked receiving, and counted as posted), or NULL. */
 static listener_req *
@@ -106,14 +117,17 @@ claim_receive(listener *l)
 	return r;
 }
 
-/* nng thread: queue the completion and wake the loop; after a receive,
- * post the next one (see IDLE_MIN). */
+/* nng thread: a finished send makes its context idle again here, without
+ * the loop (one wake-up of the loop less per reply); a receive is queued
+ * for the loop, which is woken, and the next receive posted (see
+ * IDLE_MIN). */
 static void
 on_aio(void *arg)
 {
 	listener_req *r = arg, *next = NULL;
 	listener *l = r->l;
-	bool first;
+	req_state was = r->state;
+	bool first = false;
 
 	pthread_mutex_lock(&l->mtx);
 	if (l->closing) {
@@ -121,14 +135,28 @@ on_aio(void *arg)
 		pthread_mutex_unlock(&l->mtx);
 		return;
 	}
-	r->next_done = NULL;
-	first = l->done_head == NULL && l->ngone == 0;
-	if (l->done_tail)
-		l->done_tail->next_done = r;
-	else
-		l->done_head = r;
-	l->done_tail = r;
-	if (r->state == REQ_RECEIVING) {
+	if (was == REQ_SENDING && l->nfree < FREE_MAX) {
+		if (nng_aio_result(r->aio) != 0) {
+			/* Not sent (the client is gone): still ours. */
+			nng_msg_free(nng_aio_get_msg(r->aio));
+			nng_aio_set_msg(r->aio, NULL);
+		}
+		l->replies_done++;
+		idle_push(l, r);
+		/* Nothing of r is touched after the unlock: the loop or
+		 * another nng thread may post a receive on it now. */
+		next = claim_receive(l);
+	} else {
+		/* A receive, or a send whose context the loop must close. */
+		r->next_done = NULL;
+		first = l->done_head == NULL && l->ngone == 0;
+		if (l->done_tail)
+			l->done_tail->next_done = r;
+		else
+			l->done_head = r;
+		l->done_tail = r;
+	}
+	if (was == REQ_RECEIVING) {
 		int rc = nng_aio_result(r->aio);
 		l->receiving = false;
 		/* Not once the socket is closed or the receive stopped:
@@ -234,16 +262,6 @@ req_new(listener *l)
 	return r;
 }
 
-/* Under mtx: r joins the idle list. */
-static void
-idle_push(listener *l, listener_req *r)
-{
-	r->state = REQ_IDLE;
-	r->next_free = l->free;
-	l->free = r;
-	l->nfree++;
-}
-
 /* Keeps IDLE_MIN contexts idle, and posts the receive if none is posted
  * (at start, or after nng's thread found no idle context). */
 static void
@@ -309,7 +327,10 @@ on_done(evutil_socket_t fd, short what, void *arg)
 		next = r->next_done;
 		rc = nng_aio_result(r->aio);
 		if (r->state == REQ_SENDING) {
-			l->sending--;
+			/* on_aio left it to us: the idle list was full. */
+			pthread_mutex_lock(&l->mtx);
+			l->replies_done++;
+			pthread_mutex_unlock(&l->mtx);
 			if (rc != 0) {
 				nng_msg_free(nng_aio_get_msg(r->aio));
 				nng_aio_set_msg(r->aio, NULL);
@@ -421,7 +442,7 @@ listener_reply(listener *l, listener_req *r, nng_msg *msg)
 	}
 	l->bytes_out += nng_msg_len(msg);
 	r->state = REQ_SENDING;
-	l->sending++;
+	l->replies++;
 	nng_aio_set_msg(r->aio, msg);
 	nng_ctx_send(r->ctx, r->aio);
 }
@@ -440,9 +461,14 @@ listener_bytes(const listener *l, uint64_t *in, uint64_t *out)
 }
 
 size_t
-listener_sending(const listener *l)
+listener_sending(listener *l)
 {
-	return l->sending;
+	size_t n;
+
+	pthread_mutex_lock(&l->mtx);
+	n = l->replies - l->replies_done;
+	pthread_mutex_unlock(&l->mtx);
+	return n;
 }
 
 size_t

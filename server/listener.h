@@ -67,7 +67,7 @@ uint32_t listener_req_pipe(const listener_req *req);
 void listener_bytes(const listener *l, uint64_t *in, uint64_t *out);
 
 /* Replies handed to nng and not yet written out (waiting on slow clients). */
-size_t listener_sending(const listener *l);
+size_t listener_sending(listener *l);
 
 /* Client connections (nng pipes) open now. */
 size_t listener_connections(listener *l);

@@ -54,6 +54,10 @@ typedef struct worker {
 	struct bufferevent *bev;
 	int chan;               /* its descriptor channel (proto/frame.h);
 				   valid while bev is not NULL, -1: none */
+	/* Frames for it written during this loop pass, in order: flush()
+	 * writes them at the pass's end, in one writev when bev's output is
+	 * empty, without a pass of the loop to wait for the socket. */
+	struct evbuffer *pending;
 	struct event *restart_ev;
 	struct timespec started;
 	uint64_t jobs_done;
@@ -94,6 +98,7 @@ struct supervisor {
 	worker *w;
 	struct event *sigchld_ev;
 	struct event *kill_ev;
+	struct event *flush_ev; /* made active when a frame is pending */
 	bool stopping;
 	bool ever_ready;
 	bool logged_exports;
@@ -130,11 +135,20 @@ static void on_reaped(worker *w, int status, const char *why);
 static void maybe_stopped(supervisor *s);
 static void roll_next(supervisor *s);
 static void template_start(supervisor *s);
+static void on_flush(evutil_socket_t fd, short what, void *arg);
+
+/* w's frames of this pass go nowhere (it is being put down). */
+static void
+drop_pending(worker *w)
+{
+	evbuffer_drain(w->pending, evbuffer_get_length(w->pending));
+}
 
 /* Closes our end of w's socket: the worker reads EOF and exits. */
 static void
 close_socket(worker *w)
 {
+	drop_pending(w);
 	if (w->bev != NULL) {
 		bufferevent_free(w->bev);
 		w->bev = NULL;
@@ -509,6 +523,7 @@ worker_down(worker *w, const char *reason, down_how how)
 		w->state = W_DYING;
 		s->ev.retiring(s->arg, w->slot); /* no new job from now on */
 		bufferevent_disable(w->bev, EV_WRITE);
+		drop_pending(w);
 		evbuffer_drain(bufferevent_get_output(w->bev),
 		    evbuffer_get_length(bufferevent_get_output(w->bev)));
 		if (how == DOWN_KILL) {
@@ -1263,9 +1278,10 @@ supervisor_init(supervisor **out, struct event_base *base,
 	s->sigchld_ev = evsignal_new(base, SIGCHLD, on_sigchld, s);
 	s->kill_ev = evtimer_new(base, on_kill_timer, s);
 	s->tmpl_ev = evtimer_new(base, on_template_restart, s);
+	s->flush_ev = event_new(base, -1, 0, on_flush, s);
 	if (s->cfg.worker_bin == NULL || s->cfg.app == NULL || s->w == NULL ||
 	    s->sigchld_ev == NULL || s->kill_ev == NULL || s->tmpl_ev == NULL ||
-	    evsignal_add(s->sigchld_ev, NULL) != 0)
+	    s->flush_ev == NULL || evsignal_add(s->sigchld_ev, NULL) != 0)
 		goto fail;
 	/* Forked workers are the template's children; if it dies first they
 	 * are re-parented to us, and reaped here, rather than to init. */
@@ -1276,7 +1292,8 @@ supervisor_init(supervisor **out, struct event_base *base,
 		s->w[i].slot = i;
 		s->w[i].state = W_STOPPED;
 		s->w[i].chan = -1;
-		if ((s->w[i].restart_ev = evtimer_new(base, on_restart,
+		if ((s->w[i].pending = evbuffer_new()) == NULL ||
+		    (s->w[i].restart_ev = evtimer_new(base, on_restart,
 			 &s->w[i])) == NULL ||
 		    (s->w[i].dying_ev = evtimer_new(base, on_dying_timeout,
 			 &s->w[i])) == NULL)
@@ -1322,13 +1339,57 @@ enum {
 	BATCH_CALLS = 2,
 };
 
+/* Writes each worker's pending frames: at once, in one writev, when
+ * nothing of its earlier ones waits in its bufferevent; what the socket
+ * does not take (and any error) is left to the bufferevent, behind what
+ * it holds. Runs once per loop pass that wrote frames, after that pass's
+ * other callbacks (libevent runs the callbacks made active during a pass
+ * in the same pass, in order). */
+static void
+on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	supervisor *s = arg;
+
+	for (int i = 0; i < s->cfg.workers; i++) {
+		worker *w = &s->w[i];
+		struct evbuffer *out;
+
+		if (evbuffer_get_length(w->pending) == 0)
+			continue;
+		if (w->bev == NULL) {
+			drop_pending(w);
+			continue;
+		}
+		out = bufferevent_get_output(w->bev);
+		if (evbuffer_get_length(out) == 0)
+			(void) evbuffer_write(w->pending,
+			    bufferevent_getfd(w->bev));
+		if (evbuffer_get_length(w->pending) > 0 &&
+		    evbuffer_add_buffer(out, w->pending) != 0) {
+			/* A frame cut short would garble the stream. */
+			worker_down(w, "out of memory for its socket's output",
+			    DOWN_KILL);
+		}
+	}
+}
+
+/* Where a frame for w goes: its pending frames, written at the end of this
+ * loop pass (on_flush). */
+static struct evbuffer *
+outbox(worker *w)
+{
+	if (evbuffer_get_length(w->pending) == 0)
+		event_active(w->sup->flush_ev, 0, 0);
+	return w->pending;
+}
+
 /* Sends a frame whose payload is the ns pieces of seg (len bytes) through
  * a memfd on w's descriptor channel. Returns 0, or -errno when it did not
  * (then nothing was sent: the socket can take the frame instead). */
 static int
 send_shm(worker *w, const struct iovec *seg, int ns, size_t len)
 {
-	struct evbuffer *out = bufferevent_get_output(w->bev);
+	struct evbuffer *out = outbox(w);
 	uint8_t hdr[FRAME_HEADER_LEN];
 	int mfd, rc;
 
@@ -1434,7 +1495,7 @@ supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
 			    jobs[i].len};
 		}
 	}
-	out = bufferevent_get_output(w->bev);
+	out = outbox(w);
 	payload = h - FRAME_HEADER_LEN + rest;
 	if (payload >= FRAME_SHM_MIN && w->chan != -1 &&
 	    send_shm(w, seg, ns, payload) == 0) {
@@ -1472,8 +1533,7 @@ send_control(supervisor *s, int slot, const Gild__Worker__V1__ToWorker *m)
 		return -EPIPE;
 	n = gild__worker__v1__to_worker__pack(m, buf + FRAME_HEADER_LEN);
 	frame_header_encode(buf, n);
-	if (evbuffer_add(bufferevent_get_output(w->bev), buf,
-		FRAME_HEADER_LEN + n) != 0)
+	if (evbuffer_add(outbox(w), buf, FRAME_HEADER_LEN + n) != 0)
 		return -ENOMEM;
 	return 0;
 }
@@ -1589,6 +1649,8 @@ supervisor_fini(supervisor *s)
 			event_free(w->restart_ev);
 		if (w->dying_ev)
 			event_free(w->dying_ev);
+		if (w->pending)
+			evbuffer_free(w->pending);
 		free(w->startup_error);
 		free(w->startup_traceback);
 	}
@@ -1598,6 +1660,8 @@ supervisor_fini(supervisor *s)
 		event_free(s->sigchld_ev);
 	if (s->kill_ev)
 		event_free(s->kill_ev);
+	if (s->flush_ev)
+		event_free(s->flush_ev);
 	free_functions(s);
 	free(s->python_version);
 	free((char *) s->cfg.worker_bin);

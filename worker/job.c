@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "convert.h"
+#include "inbox.h"
 #include "interp.h"
 #include "interrupt.h"
 #include "reply.h"
@@ -490,6 +491,8 @@ stream_out(PyObject *res, uint64_t job_id, uint32_t window,
 	bool iter = PyGen_Check(res) || PyIter_Check(res);
 	PyObject *it = iter ? res : NULL;
 
+	/* Its credit comes while it runs: someone must read it. */
+	inbox_need_reader();
 	interrupt_credit(job_id, window);
 	for (bool last = false; !last;) {
 		Gild__V1__Value *v = NULL;

@@ -30,12 +30,12 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "app.h"
 #include "convert.h"
 #include "frame.h"
+#include "inbox.h"
 #include "interp.h"
 #include "interrupt.h"
 #include "job.h"
@@ -123,270 +123,6 @@ startup_fail(int fd, const werr *e)
 	_exit(EXIT_STARTUP);
 }
 
-/* The reader thread owns the socket's read side: calls go into the inbox
- * for the threads that run Python; interrupts and take-backs are acted on
- * at once (the Python threads are busy running the jobs they are about).
- * Every call goes into one queue that all job threads take from, oldest
- * first, so no thread idles while a call waits (and the front end, which
- * counts on that order, knows which calls have started). The exception is
- * a job for an actor: it goes to the queue of the one thread that runs
- * that actor (actor id modulo the thread count), so an actor always runs
- * on the thread that created it. */
-typedef struct inbox_item {
-	uint8_t *buf;
-	size_t len;
-	uint64_t job_id; /* ToWorker.job_id: what a TakeBack names */
-	struct inbox_item *next;
-} inbox_item;
-
-typedef struct inbox_queue {
-	inbox_item *head, *tail;
-} inbox_queue;
-
-static struct {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	inbox_queue any;     /* for any thread */
-	inbox_queue *pinned; /* [nthreads]: for that thread only */
-	int end; /* 0 while reading; 1 at EOF; a negative errno on error */
-	int stop; /* a job thread stopped the worker: take nothing more */
-} inbox = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {NULL, NULL},
-    NULL, 0, 0};
-
-/* Allocates the per-thread queues. Returns 0 or -1. */
-static int
-inbox_init(void)
-{
-	inbox.pinned = calloc((size_t) nthreads, sizeof(*inbox.pinned));
-	return inbox.pinned != NULL ? 0 : -1;
-}
-
-/* Under inbox.mu: something arrived for thread k (-1: any thread, or the
- * stream ended). Wakes the threads waiting here, or their asyncio loops. */
-static void
-inbox_signal(int k)
-{
-	if (k == -1 && nthreads == 1)
-		pthread_cond_signal(&inbox.cv);
-	else
-		pthread_cond_broadcast(&inbox.cv);
-	interrupt_async_wake(k);
-}
-
-/* Under inbox.mu: the inbox is at its end (see inbox.end); every thread
- * stops once the queues are empty. */
-static void
-inbox_close(int end)
-{
-	if (inbox.end == 0)
-		inbox.end = end;
-	inbox_signal(-1);
-}
-
-/* ToWorker field numbers (worker.proto). */
-enum {
-	TW_JOB_ID = 1,
-	TW_CALL = 2,
-	TW_INTERRUPT = 3,
-	TW_CREDIT = 5,
-	TW_ACTOR_ID = 11,
-	TW_TAKE_BACK = 14,
-	CALL_ACTOR_ID = 7,
-	INTERRUPT_CODE = 1,
-	CREDIT_N = 1,
-};
-
-/* The thread that must run the job in buf: the one of its actor (creating,
- * calling or destroying it), or -1 for any thread. */
-static int
-thread_for(const uint8_t *buf, size_t len)
-{
-	wire_field f, call;
-	uint64_t actor = 0;
-
-	if (nthreads == 1)
-		return -1;
-	if (wire_find(buf, len, TW_ACTOR_ID, &f) == 1 && f.type == WIRE_VARINT)
-		actor = f.value;
-	else if (wire_find(buf, len, TW_CALL, &call) == 1 &&
-		 call.type == WIRE_LEN &&
-		 wire_find(call.data, call.len, CALL_ACTOR_ID, &f) == 1 &&
-		 f.type == WIRE_VARINT)
-		actor = f.value;
-	return actor != 0 ? (int) (actor % (uint64_t) nthreads) : -1;
-}
-
-/* TakeBack: drops job_id from the shared queue if no job thread has taken
- * it yet, and answers whether it did. A thread writes a call's result
- * before it takes the next one, so when the answer is "started" the
- * results of the calls before it have been written already, and when it
- * is "returned" the front end counts the call after it as the one that
- * started in its place. Calls sent ahead are plain calls, which wait in
- * the shared queue only. Returns 0, or -1 when the answer cannot go. */
-static int
-take_back(int fd, uint64_t job_id)
-{
-	inbox_item *it, *prev = NULL;
-	uint8_t out[REPLY_TAKEN_BACK_MAX];
-	size_t len;
-	int rc;
-
-	pthread_mutex_lock(&inbox.mu);
-	for (it = inbox.any.head; it != NULL && it->job_id != job_id;
-	     it = it->next)
-		prev = it;
-	if (it != NULL) {
-		if (prev != NULL)
-			prev->next = it->next;
-		else
-			inbox.any.head = it->next;
-		if (inbox.any.tail == it)
-			inbox.any.tail = prev;
-	}
-	pthread_mutex_unlock(&inbox.mu);
-	if (it != NULL) {
-		frame_free(it->buf);
-		free(it);
-	}
-	len = reply_taken_back(job_id, it != NULL, out);
-	pthread_mutex_lock(&write_mu);
-	rc = frame_write(fd, out, len);
-	pthread_mutex_unlock(&write_mu);
-	return rc == 0 ? 0 : -1;
-}
-
-/* Acts on buf if it is an Interrupt, a Credit or a TakeBack (and frees
- * it): returns 1, or -1 when a TakeBack's answer could not be sent; 0 if
- * it is none of them. */
-static int
-take_control(int fd, uint8_t *buf, size_t len)
-{
-	wire_field id, body, f;
-	int rc = 1;
-	uint64_t job_id = 0;
-
-	if (wire_find(buf, len, TW_JOB_ID, &id) == 1 && id.type == WIRE_VARINT)
-		job_id = id.value;
-	if (wire_find(buf, len, TW_INTERRUPT, &body) == 1 &&
-	    body.type == WIRE_LEN) {
-		int c = GILD__V1__CODE__CANCELLED;
-		if (wire_find(body.data, body.len, INTERRUPT_CODE, &f) == 1 &&
-		    f.type == WIRE_VARINT &&
-		    f.value == GILD__V1__CODE__DEADLINE_EXCEEDED)
-			c = GILD__V1__CODE__DEADLINE_EXCEEDED;
-		interrupt_request(job_id, c);
-	} else if (wire_find(buf, len, TW_CREDIT, &body) == 1 &&
-		   body.type == WIRE_LEN) {
-		if (wire_find(body.data, body.len, CREDIT_N, &f) == 1 &&
-		    f.type == WIRE_VARINT && f.value <= UINT32_MAX)
-			interrupt_credit(job_id, (uint32_t) f.value);
-	} else if (wire_find(buf, len, TW_TAKE_BACK, &body) == 1 &&
-		   body.type == WIRE_LEN) {
-		rc = take_back(fd, job_id) == 0 ? 1 : -1;
-	} else {
-		return 0;
-	}
-	frame_free(buf);
-	return rc;
-}
-
-static void *
-reader_main(void *arg)
-{
-	int fd = (int) (intptr_t) arg;
-
-	for (;;) {
-		inbox_item *it;
-		uint8_t *buf = NULL;
-		size_t len = 0;
-		wire_field id;
-		int rc = frame_read_shm(fd, chan, &buf, &len,
-		    FRAME_MAX_PAYLOAD);
-		inbox_queue *q;
-		int k;
-
-		if (rc < 0) {
-			pthread_mutex_lock(&inbox.mu);
-			inbox_close(rc == -ECONNRESET ? 1 : rc);
-			pthread_mutex_unlock(&inbox.mu);
-			return NULL;
-		}
-		if ((rc = take_control(fd, buf, len)) == 1)
-			continue;
-		if (rc < 0) {
-			pthread_mutex_lock(&inbox.mu);
-			inbox_close(-EIO);
-			pthread_mutex_unlock(&inbox.mu);
-			return NULL;
-		}
-		if ((it = malloc(sizeof(*it))) == NULL) {
-			frame_free(buf);
-			pthread_mutex_lock(&inbox.mu);
-			inbox_close(-ENOMEM);
-			pthread_mutex_unlock(&inbox.mu);
-			return NULL;
-		}
-		it->buf = buf;
-		it->len = len;
-		it->job_id = wire_find(buf, len, TW_JOB_ID, &id) == 1 &&
-				     id.type == WIRE_VARINT
-				 ? id.value
-				 : 0;
-		it->next = NULL;
-		k = thread_for(buf, len);
-		pthread_mutex_lock(&inbox.mu);
-		q = k == -1 ? &inbox.any : &inbox.pinned[k];
-		if (q->tail)
-			q->tail->next = it;
-		else
-			q->head = it;
-		q->tail = it;
-		inbox_signal(k);
-		pthread_mutex_unlock(&inbox.mu);
-	}
-}
-
-/* Under inbox.mu: the first item of q, unlinked, or NULL. */
-static inbox_item *
-queue_pop(inbox_queue *q)
-{
-	inbox_item *it = q->head;
-
-	if (it != NULL && (q->head = it->next) == NULL)
-		q->tail = NULL;
-	return it;
-}
-
-/* The calling thread's next call's frame (caller frees), or NULL with *end
- * set once the reader has stopped and the inbox is empty (or, when wait is
- * 0, when nothing is there now). Its own queue comes first. Waits without
- * the GIL. */
-static uint8_t *
-inbox_take(size_t *len, int *end, int wait)
-{
-	inbox_queue *mine = &inbox.pinned[interrupt_thread_index()];
-	inbox_item *it;
-	uint8_t *buf = NULL;
-
-	Py_BEGIN_ALLOW_THREADS
-	pthread_mutex_lock(&inbox.mu);
-	while (wait && mine->head == NULL && inbox.any.head == NULL &&
-	       inbox.end == 0)
-		pthread_cond_wait(&inbox.cv, &inbox.mu);
-	it = NULL;
-	if (!inbox.stop && (it = queue_pop(mine)) == NULL)
-		it = queue_pop(&inbox.any);
-	*end = inbox.stop ? 1 : inbox.end; /* the stopper reports the cause */
-	pthread_mutex_unlock(&inbox.mu);
-	Py_END_ALLOW_THREADS
-	if (it != NULL) {
-		buf = it->buf;
-		*len = it->len;
-		free(it);
-	}
-	return buf;
-}
-
 /* FromWorker fields added to a job's end. */
 enum { FW_EXITING = 10, FW_RUN_US = 11 };
 
@@ -435,17 +171,6 @@ sink_send(void *arg, uint8_t *buf, size_t len)
 	return send_frame((int) (intptr_t) arg, buf, len) == 0 ? 0 : -1;
 }
 
-/* Stops every job thread: they take nothing more from the inbox. For a
- * thread whose worker cannot go on (a socket error, out of memory). */
-static void
-stop_all(void)
-{
-	pthread_mutex_lock(&inbox.mu);
-	inbox.stop = 1;
-	inbox_close(-EIO);
-	pthread_mutex_unlock(&inbox.mu);
-}
-
 /* Answers calls until the front end closes the socket. Returns the exit
  * status. */
 static int
@@ -472,28 +197,28 @@ serve(int fd, const app *a)
 		frame_free(in);
 		interp_flush_stdio();
 		if (rc == -EPIPE) {
-			stop_all();
+			inbox_stop();
 			return 0; /* the front end is gone: nobody to answer */
 		}
 		if (rc < 0) {
 			logf_("cannot build a reply: %s", strerror(-rc));
-			stop_all();
+			inbox_stop();
 			return 1;
 		}
 		mark_end(&out, &outlen, &t0);
 		rc = send_frame(fd, out, outlen);
 		if (rc == -EPIPE || rc == -ECONNRESET) {
-			stop_all();
+			inbox_stop();
 			return 0; /* the front end is gone: nobody to answer */
 		}
 		if (rc < 0) {
 			logf_("writing to the front end: %s", strerror(-rc));
-			stop_all();
+			inbox_stop();
 			return 1;
 		}
 		if (job_must_exit()) {
 			logf_("out of memory under --worker-memory: exiting");
-			stop_all();
+			inbox_stop();
 			return EXIT_MEMORY;
 		}
 	}
@@ -656,7 +381,7 @@ serve_async(void)
 
 	if (efd == -1) {
 		logf_("eventfd: %s", strerror(errno));
-		stop_all();
+		inbox_stop();
 		return 1;
 	}
 	interrupt_async_wake_fd(efd);
@@ -671,7 +396,7 @@ serve_async(void)
 	interrupt_async_wake_fd(-1);
 	close(efd);
 	if (aio_eof != 1)
-		stop_all();
+		inbox_stop();
 	return aio_eof == 1 ? 0 : 1;
 }
 
@@ -707,11 +432,13 @@ job_thread_main(void *arg)
 static int
 serve_with_reader(int fd, const app *a)
 {
-	pthread_t reader, *threads;
+	pthread_t *threads;
 	PyObject *m;
 	int status, started = 1;
 
-	if (interrupt_threads(nthreads) == -1 || inbox_init() == -1 ||
+	if (interrupt_threads(nthreads) == -1 ||
+	    inbox_init(fd, chan, nthreads, !app_has_async(a), &write_mu) ==
+		-1 ||
 	    (threads = calloc((size_t) nthreads, sizeof(*threads))) == NULL) {
 		logf_("out of memory starting %d threads", nthreads);
 		return 1;
@@ -727,8 +454,7 @@ serve_with_reader(int fd, const app *a)
 		free(threads);
 		return 1;
 	}
-	if (pthread_create(&reader, NULL, reader_main, (void *) (intptr_t) fd) !=
-	    0) {
+	if (inbox_start() != 0) {
 		logf_("cannot start the reader thread");
 		free(threads);
 		return 1;
@@ -749,8 +475,7 @@ serve_with_reader(int fd, const app *a)
 		if (status == 0)
 			status = (int) (intptr_t) ret;
 	}
-	shutdown(fd, SHUT_RDWR); /* wakes a reader still blocked in read */
-	pthread_join(reader, NULL);
+	inbox_join();
 	Py_END_ALLOW_THREADS
 	free(threads);
 	return status;

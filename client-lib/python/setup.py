@@ -38,7 +38,9 @@ if not os.path.exists(os.path.join(GEN, "gild.pb-c.c")):
 VERSION = version()
 # Paths relative to this directory, as setuptools wants them.
 SOURCES = ["_native.c", "pyvalue.c"]
-SOURCES += ["../" + f for f in ("value.c", "codec.c", "client.c", "error.c")]
+SOURCES += ["../" + f for f in ("value.c", "codec.c", "error.c", "client.c",
+                                 "table.c", "recv.c", "resend.c", "send.c",
+                                 "wait.c", "stream.c", "actor.c", "tlsconf.c")]
 SOURCES += ["../../proto/wire.c", "../../build/proto/gild.pb-c.c"]
 
 

@@ -317,6 +317,99 @@ test_shm_errors(void)
 	frame_free(NULL);
 }
 
+/* The buffered reader: the frames that came together are taken from one
+ * read, in order; a frame larger than its buffer, and one in shared
+ * memory, come whole; a partial frame waits for its rest; EOF ends it
+ * cleanly between frames and as an error inside one. */
+static void
+test_reader(void)
+{
+	const size_t big = FRAME_READER_BUF * 3 + 5;
+	uint8_t *p = malloc(FRAME_SHM_MIN), *got = NULL, hdr[FRAME_HEADER_LEN];
+	frame_reader r;
+	size_t len = 0;
+	int d[2], c[2];
+	bool same;
+
+	open_pair(d, c);
+	CU_ASSERT_EQUAL_FATAL(frame_reader_init(&r, d[1], c[1],
+				  FRAME_MAX_PAYLOAD), 0);
+	for (size_t i = 0; i < FRAME_SHM_MIN; i++)
+		p[i] = (uint8_t) (i * 7 + 1);
+	/* Nothing yet. */
+	CU_ASSERT_EQUAL(frame_reader_next(&r, &got, &len), -EAGAIN);
+	CU_ASSERT_EQUAL(frame_reader_fill(&r, 1), -EAGAIN);
+	/* Three small frames, one read. */
+	CU_ASSERT_EQUAL(frame_write(d[0], "one", 3), 0);
+	CU_ASSERT_EQUAL(frame_write(d[0], "", 0), 0);
+	CU_ASSERT_EQUAL(frame_write(d[0], "three", 5), 0);
+	CU_ASSERT_EQUAL(frame_reader_fill(&r, 1), 0);
+	CU_ASSERT_FALSE(r.more);
+	CU_ASSERT_EQUAL_FATAL(frame_reader_next(&r, &got, &len), 0);
+	CU_ASSERT(len == 3 && memcmp(got, "one", 3) == 0);
+	frame_free(got);
+	CU_ASSERT_EQUAL_FATAL(frame_reader_next(&r, &got, &len), 0);
+	CU_ASSERT_EQUAL(len, 0);
+	frame_free(got);
+	CU_ASSERT_EQUAL_FATAL(frame_reader_next(&r, &got, &len), 0);
+	CU_ASSERT(len == 5 && memcmp(got, "three", 5) == 0);
+	frame_free(got);
+	CU_ASSERT_EQUAL(frame_reader_next(&r, &got, &len), -EAGAIN);
+	/* A partial frame waits in the buffer for the rest. */
+	frame_header_encode(hdr, 4);
+	CU_ASSERT_EQUAL(write(d[0], hdr, sizeof(hdr)), (ssize_t) sizeof(hdr));
+	CU_ASSERT_EQUAL(write(d[0], "ab", 2), 2);
+	CU_ASSERT_EQUAL(frame_reader_fill(&r, 1), 0);
+	CU_ASSERT_EQUAL(frame_reader_next(&r, &got, &len), -EAGAIN);
+	CU_ASSERT_EQUAL(write(d[0], "cd", 2), 2);
+	CU_ASSERT_EQUAL(frame_reader_fill(&r, 1), 0);
+	CU_ASSERT_EQUAL_FATAL(frame_reader_next(&r, &got, &len), 0);
+	CU_ASSERT(len == 4 && memcmp(got, "abcd", 4) == 0);
+	frame_free(got);
+	/* Larger than the buffer (written while read), then one in shared
+	 * memory behind it. */
+	{
+		shm_write w = {d[0], c[0], p, big, -1};
+		pthread_t t;
+
+		CU_ASSERT_FATAL(pthread_create(&t, NULL, shm_writer, &w) == 0);
+		CU_ASSERT_EQUAL(frame_reader_fill(&r, 0), 0);
+		CU_ASSERT_EQUAL_FATAL(frame_reader_next(&r, &got, &len), 0);
+		pthread_join(t, NULL);
+		same = len == big && memcmp(got, p, big) == 0;
+		CU_ASSERT(same);
+		frame_free(got);
+	}
+	CU_ASSERT_EQUAL(frame_write_shm(d[0], c[0], p, FRAME_SHM_MIN), 0);
+	CU_ASSERT_EQUAL(frame_reader_fill(&r, 1), 0);
+	CU_ASSERT_EQUAL_FATAL(frame_reader_next(&r, &got, &len), 0);
+	same = len == FRAME_SHM_MIN && memcmp(got, p, FRAME_SHM_MIN) == 0;
+	CU_ASSERT(same);
+	frame_free(got);
+	/* EOF inside a frame, then a clean one on a new pair. */
+	CU_ASSERT_EQUAL(write(d[0], hdr, 2), 2);
+	close(d[0]);
+	d[0] = -1;
+	CU_ASSERT_EQUAL(frame_reader_fill(&r, 1), 0);
+	CU_ASSERT_EQUAL(frame_reader_next(&r, &got, &len), -EAGAIN);
+	CU_ASSERT_EQUAL(frame_reader_fill(&r, 1), -EPROTO);
+	frame_reader_fini(&r);
+	close_pair(d, c);
+	open_pair(d, c);
+	CU_ASSERT_EQUAL_FATAL(frame_reader_init(&r, d[1], -1, 10), 0);
+	CU_ASSERT_EQUAL(frame_write(d[0], "0123456789a", 11), 0);
+	CU_ASSERT_EQUAL(frame_reader_fill(&r, 1), 0);
+	CU_ASSERT_EQUAL(frame_reader_next(&r, &got, &len), -EPROTO);
+	frame_reader_fini(&r);
+	close(d[0]);
+	d[0] = -1;
+	CU_ASSERT_EQUAL_FATAL(frame_reader_init(&r, d[1], -1, 10), 0);
+	CU_ASSERT_EQUAL(frame_reader_fill(&r, 0), -ECONNRESET);
+	frame_reader_fini(&r);
+	close_pair(d, c);
+	free(p);
+}
+
 int
 main(void)
 {
@@ -333,5 +426,6 @@ main(void)
 	CU_add_test(s, "shared memory: map checks", test_shm_map_checks);
 	CU_add_test(s, "shared memory: built in place", test_shm_alloc_send);
 	CU_add_test(s, "shared memory: broken peers", test_shm_errors);
+	CU_add_test(s, "buffered reader", test_reader);
 	return test_run_all();
 }

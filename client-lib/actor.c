@@ -1,0 +1,168 @@
+/* libgild: actors (gild_actor_*). */
+#include "internal.h"
+
+#include <stdlib.h>
+
+#include "value.h"
+
+/* An actor id names the connection its server is on (the top 16 bits) and
+ * the server's own id for it (the rest). */
+#define ACTOR_CONN_SHIFT 48
+
+static gild_actor_id
+actor_handle(size_t conn, uint64_t server_id)
+{
+	return (gild_actor_id) conn << ACTOR_CONN_SHIFT | server_id;
+}
+
+static int
+actor_conn(const gild_client *c, gild_actor_id a, uint64_t *server_id,
+    gild_error *err)
+{
+	size_t conn = (size_t) (a >> ACTOR_CONN_SHIFT);
+
+	*server_id = a & ((UINT64_C(1) << ACTOR_CONN_SHIFT) - 1);
+	if (conn >= c->n_conns || *server_id == 0) {
+		error_set(err, GILD_INVALID_ARGUMENT,
+		    "%llu is not an actor id of this client",
+		    (unsigned long long) a);
+		return -1;
+	}
+	return (int) conn;
+}
+
+/* The server id in an actor request's int result. */
+static int
+actor_reply(int rc, gild_value *v, size_t conn, gild_actor_id *out,
+    gild_error *err)
+{
+	if (rc == GILD_OK && gild_value_kind(v) != GILD_INT)
+		rc = error_set(err, GILD_INTERNAL,
+		    "the server answered an actor request without an id");
+	if (rc == GILD_OK)
+		*out = actor_handle(conn, (uint64_t) gild_value_int(v));
+	gild_value_free(v);
+	return rc;
+}
+
+int
+gild_actor_new(gild_client *c, const char *class_name, const gild_value *args,
+    const gild_value *kwargs, const char *name, bool detached, int timeout_ms,
+    gild_actor_id *out, gild_error *err)
+{
+	codec_call_opts o = {.actor_new = true, .name = name,
+	    .detached = detached};
+	codec_buf body = {0};
+	gild_value *v = NULL;
+	size_t conn;
+	int rc;
+
+	if (c == NULL || out == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	pthread_mutex_lock(&c->mtx);
+	conn = c->rr % c->n_conns; /* spread actors over the servers */
+	c->rr++;
+	gild__unlock(c);
+	if ((rc = codec_encode_call_opts(&body, class_name, args, kwargs, &o,
+	    err)) == GILD_OK)
+		rc = gild__round_trip_on(c, CALL_SYNC, &body, (int) conn, timeout_ms,
+		    &v, err);
+	codec_buf_fini(&body);
+	return actor_reply(rc, v, conn, out, err);
+}
+
+int
+gild_actor_get(gild_client *c, const char *name, int timeout_ms,
+    gild_actor_id *out, gild_error *err)
+{
+	int rc = GILD_NOT_FOUND;
+
+	if (c == NULL || out == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	/* Ask each server in turn: the name lives on one of them. */
+	for (size_t i = 0; i < c->n_conns; i++) {
+		codec_buf body = {0};
+		gild_value *v = NULL;
+
+		gild_error_clear(err);
+		if ((rc = codec_encode_actor_get(&body, name, err)) == GILD_OK)
+			rc = gild__round_trip_on(c, CALL_SYNC, &body, (int) i,
+			    timeout_ms, &v, err);
+		codec_buf_fini(&body);
+		rc = actor_reply(rc, v, i, out, err);
+		if (rc != GILD_NOT_FOUND)
+			break;
+	}
+	return rc;
+}
+
+int
+gild_actor_destroy(gild_client *c, gild_actor_id a, int timeout_ms,
+    gild_error *err)
+{
+	codec_buf body = {0};
+	gild_value *v = NULL;
+	uint64_t sid;
+	int conn, rc;
+
+	if (c == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL client");
+	if ((conn = actor_conn(c, a, &sid, err)) < 0)
+		return GILD_INVALID_ARGUMENT;
+	if ((rc = codec_encode_actor_destroy(&body, sid, err)) == GILD_OK)
+		rc = gild__round_trip_on(c, CALL_SYNC, &body, conn, timeout_ms, &v,
+		    err);
+	codec_buf_fini(&body);
+	if (rc == GILD_OK && !gild_value_bool(v))
+		rc = error_set(err, GILD_NOT_FOUND, "no actor %llu",
+		    (unsigned long long) a);
+	gild_value_free(v);
+	return rc;
+}
+
+int
+gild_actor_submit(gild_client *c, gild_actor_id a, const char *method,
+    const gild_value *args, const gild_value *kwargs, gild_call_id *id,
+    gild_error *err)
+{
+	codec_call_opts o = {0};
+	codec_buf body = {0};
+	uint64_t cid;
+	int conn, rc;
+
+	if (c == NULL || id == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	if ((conn = actor_conn(c, a, &o.actor_id, err)) < 0)
+		return GILD_INVALID_ARGUMENT;
+	if ((rc = codec_encode_call_opts(&body, method, args, kwargs, &o,
+	    err)) == GILD_OK &&
+	    (rc = gild__start(c, CALL_USER, &body, conn, &cid, NULL, err)) == GILD_OK)
+		*id = cid;
+	codec_buf_fini(&body);
+	return rc;
+}
+
+int
+gild_actor_call(gild_client *c, gild_actor_id a, const char *method,
+    const gild_value *args, const gild_value *kwargs, int timeout_ms,
+    gild_value **out, gild_error *err)
+{
+	codec_call_opts o = {0};
+	codec_buf body = {0};
+	int conn, rc;
+
+	if (c == NULL || out == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	*out = NULL;
+	if ((conn = actor_conn(c, a, &o.actor_id, err)) < 0)
+		return GILD_INVALID_ARGUMENT;
+	o.timeout_ms = timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : (uint32_t) timeout_ms;
+	if ((rc = codec_encode_call_opts(&body, method, args, kwargs, &o,
+	    err)) == GILD_OK)
+		rc = gild__round_trip_on(c, CALL_SYNC, &body, conn,
+		    timeout_ms < 0 ? -1 : timeout_ms + GILD_CALL_GRACE_MS, out,
+		    err);
+	codec_buf_fini(&body);
+	return rc;
+}
+

@@ -26,15 +26,15 @@ figure and of the ratios, taken rep by rep: C p50 / echo p50 (target 2:
 import argparse
 import json
 import os
-import re
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hops import start_gild  # noqa: E402
+from procstat import loadavg  # noqa: E402
 
 
 PY_THREADS = r"""
@@ -67,31 +67,6 @@ def run_json(cmd, env=None):
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {p.stderr[-2000:]}")
     return json.loads(p.stdout)
-
-
-def start_gild(spec, workers):
-    d, _, args = spec.partition(":")
-    out = tempfile.NamedTemporaryFile("w+", delete=False)
-    p = subprocess.Popen(
-        [os.path.join(d, "gild"), "serve", "bench/apps/bench_app.py",
-         "--listen", "tcp://127.0.0.1:0", "--workers", str(workers)]
-        + args.split(), cwd=ROOT, stdout=out, stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        with open(out.name) as f:
-            text = f.read()
-        if "gild: ready" in text:
-            os.unlink(out.name)
-            return p, re.search(r"listening on (\S+)", text).group(1)
-        if p.poll() is not None:
-            break
-        time.sleep(0.1)
-    p.kill()
-    raise SystemExit(f"gild ({spec}) did not start")
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
 
 
 def med_range(xs, fmt):

@@ -156,12 +156,11 @@ gild_actor_call(gild_client *c, gild_actor_id a, const char *method,
 	*out = NULL;
 	if ((conn = actor_conn(c, a, &o.actor_id, err)) < 0)
 		return GILD_INVALID_ARGUMENT;
-	o.timeout_ms = timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : (uint32_t) timeout_ms;
+	o.timeout_ms = gild__deadline_ms(timeout_ms);
 	if ((rc = codec_encode_call_opts(&body, method, args, kwargs, &o,
 	    err)) == GILD_OK)
 		rc = gild__round_trip_on(c, CALL_SYNC, &body, conn,
-		    timeout_ms < 0 ? -1 : timeout_ms + GILD_CALL_GRACE_MS, out,
-		    err);
+		    gild__reply_wait_ms(timeout_ms), out, err);
 	codec_buf_fini(&body);
 	return rc;
 }

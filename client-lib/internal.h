@@ -245,4 +245,11 @@ void gild__wake_all(gild_client *c);
 int gild__round_trip_on(gild_client *c, enum call_kind kind, codec_buf *body,
     int want, int timeout_ms, gild_value **out, gild_error *err);
 
+/* A synchronous call's timeout (-1: none) as the deadline the server gets
+ * (0: none; 0 ms becomes 1 ms, already past), and as how long to wait for
+ * the reply: the deadline plus the server's --kill-grace, since the server
+ * ends the call then (interrupting it if it runs). */
+uint32_t gild__deadline_ms(int timeout_ms);
+int gild__reply_wait_ms(int timeout_ms);
+
 #endif

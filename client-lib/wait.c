@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -344,6 +345,22 @@ gild__round_trip_on(gild_client *c, enum call_kind kind, codec_buf *body,
 	return rc;
 }
 
+uint32_t
+gild__deadline_ms(int timeout_ms)
+{
+	return timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : (uint32_t) timeout_ms;
+}
+
+int
+gild__reply_wait_ms(int timeout_ms)
+{
+	if (timeout_ms < 0)
+		return -1;
+	return timeout_ms > INT_MAX - GILD_CALL_GRACE_MS
+		   ? INT_MAX
+		   : timeout_ms + GILD_CALL_GRACE_MS;
+}
+
 static int
 round_trip(gild_client *c, enum call_kind kind, codec_buf *body,
     int timeout_ms, gild_value **out, gild_error *err)
@@ -362,15 +379,11 @@ gild_call(gild_client *c, const char *function, const gild_value *args,
 	if (c == NULL || out == NULL)
 		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
 	*out = NULL;
-	/* The server gets the timeout as the call's deadline and ends it then
-	 * (interrupting it if it runs); the wait here allows for the server's
-	 * --kill-grace on top, and cancels the call if even that passes. */
+	/* If even the wait passes, the call is cancelled. */
 	if ((rc = codec_encode_call(&body, function, args, kwargs,
-	    timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : (uint32_t) timeout_ms,
-	    err)) == GILD_OK)
+	    gild__deadline_ms(timeout_ms), err)) == GILD_OK)
 		rc = round_trip(c, CALL_SYNC, &body,
-		    timeout_ms < 0 ? -1 : timeout_ms + GILD_CALL_GRACE_MS, out,
-		    err);
+		    gild__reply_wait_ms(timeout_ms), out, err);
 	codec_buf_fini(&body);
 	return rc;
 }
@@ -385,14 +398,10 @@ gild_exec(gild_client *c, const char *source, const gild_value *variables,
 	if (c == NULL || source == NULL || out == NULL)
 		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
 	*out = NULL;
-	/* As gild_call: the server ends it at the deadline; the wait allows
-	 * for its --kill-grace on top. */
 	if ((rc = codec_encode_exec(&body, source, strlen(source), variables,
-	    NULL, timeout_ms < 0 ? 0 : timeout_ms == 0 ? 1 : (uint32_t) timeout_ms,
-	    err)) == GILD_OK)
+	    NULL, gild__deadline_ms(timeout_ms), err)) == GILD_OK)
 		rc = round_trip(c, CALL_SYNC, &body,
-		    timeout_ms < 0 ? -1 : timeout_ms + GILD_CALL_GRACE_MS, out,
-		    err);
+		    gild__reply_wait_ms(timeout_ms), out, err);
 	codec_buf_fini(&body);
 	return rc;
 }

@@ -249,6 +249,15 @@ class CUnitCountsTest(Scratch):
         self.assertEqual(summary(out), (2, 1, 0, 0))
         self.assertIn("!!! GILD_TEST_ONLY=passes left out 4 tests", out)
 
+    def test_a_passing_program_without_counts(self):
+        """A program that prints no counts (as a fuzz target) and exits 0 is
+        one pass, and nothing is said to have failed."""
+        path = self.script("no_counts", "echo hello\n")
+        rc, out = run([RUN, path])
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(summary(out), (1, 0, 0, 0))
+        self.assertNotIn("what failed", out)
+
     def test_a_crash_counts_as_a_failure(self):
         """A program that dies before its counts is one failure."""
         path = self.script("test_crash", "echo '  Test: x ...passed'\n"

@@ -9,7 +9,8 @@
 #      ${XDG_CACHE_HOME:-$HOME/.cache}/gild/python3.13t-pgo-static;
 #   4. otherwise it builds one there from the Debian source package of
 #      python3.13 (Debian 13's, fetched with a temporary deb-src list that
-#      touches nothing in /etc/apt), configured --disable-gil, static
+#      touches nothing in /etc/apt, from the Debian archive apt is already
+#      configured with), configured --disable-gil, static
 #      (libpython3.13t.a, which gild-worker-ft links as mk/pylink.sh says)
 #      and with profile-guided optimization (PGO) trained on a bounded
 #      PROFILE_TASK; not LTO, which made the build five times as long for a
@@ -86,8 +87,23 @@ echo "gild: building a free-threaded CPython 3.13 into $cache" \
 	set -x
 	cd "$work"
 	mkdir -p lists/partial
+	# The Debian archive this machine's apt configuration already uses:
+	# the one its own release comes from. Its next release's sources are
+	# there too.
+	# shellcheck source=/dev/null
+	. /etc/os-release
+	# shellcheck disable=SC2016 # apt's own $(FIELD) format
+	archive=$(apt-get indextargets \
+		--format '$(ORIGIN) $(RELEASE) $(REPO_URI)' |
+		awk -v rel="$VERSION_CODENAME" \
+			'$1 == "Debian" && $2 == rel { print $3; exit }')
+	if [ -z "$archive" ]; then
+		echo "gild: apt's configuration names no Debian archive for" \
+			"$VERSION_CODENAME"
+		exit 1
+	fi
 	echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]" \
-		"http://deb.debian.org/debian trixie main" > src.list
+		"$archive trixie main" > src.list
 	apt="-o Dir::Etc::SourceList=$work/src.list -o Dir::Etc::SourceParts=/dev/null
 		-o Dir::State::Lists=$work/lists -o APT::Sandbox::User=root"
 	# shellcheck disable=SC2086

@@ -3,7 +3,11 @@
 thread (issue 16, target 5), measured in the interpreters alone: the
 thread CPU time per call of FN in /usr/bin/python3 (one thread) and in the
 free-threaded Python (one thread alone, and each of two threads running
-at once), interleaved rep by rep.
+at once), interleaved rep by rep. The free-threaded runs use a fresh copy
+of bench/apps/cpu.py, compiled on import: once with its code rebuilt as
+gild-worker-ft rebuilds an app's (gild/_ftconsts.py), once as imported,
+whose constants CPython 3.13t leaves mortal and so shared between the
+threads.
 
     /usr/bin/python3 bench/ftthreads.py [--ft PYTHON3.13t] [--reps 9]
         [--calls 8] [--fn fib|burn]
@@ -27,12 +31,23 @@ FT_DEFAULT = os.path.expanduser(
     "~/.cache/gild/python3.13t-pgo-static/bin/python3.13t")
 
 # Run in each interpreter: prints {"alone": s, "both": s}, CPU seconds per
-# call of one thread alone and of each of two threads at once.
+# call of one thread alone and of each of two threads at once; with
+# "rebuilt", after gild-worker-ft's gild._ftconsts.intern_constants. The
+# module is a fresh copy of bench/apps/cpu.py, compiled on import, as a
+# user's app is the first time it runs.
 CHILD = r"""
-import json, sys, threading, time
-sys.path.insert(0, sys.argv[1])
+import json, os, shutil, sys, tempfile, threading, time
+apps, gildpy, fn, arg, calls, k, how = sys.argv[1:8]
+arg, calls, k = int(arg), int(calls), int(k)
+d = tempfile.mkdtemp()
+shutil.copy(os.path.join(apps, "cpu.py"), d)
+sys.path.insert(0, d)
 import cpu
-fn, arg, calls, k = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+shutil.rmtree(d)
+if how == "rebuilt":
+    sys.path.insert(0, gildpy)
+    from gild import _ftconsts
+    _ftconsts.intern_constants(cpu)
 f = getattr(cpu, fn)
 f(arg)
 def per_call(out, i):
@@ -50,10 +65,11 @@ print(json.dumps({"alone": run(1), "both": run(2) if k > 1 else None}))
 """
 
 
-def child(python, fn, arg, calls, k):
-    out = subprocess.run([python, "-c", CHILD, os.path.join(ROOT, "bench",
-                                                              "apps"),
-                          fn, str(arg), str(calls), str(k)],
+def child(python, fn, arg, calls, k, how="imported"):
+    out = subprocess.run([python, "-c", CHILD,
+                          os.path.join(ROOT, "bench", "apps"),
+                          os.path.join(ROOT, "client-lib", "python"),
+                          fn, str(arg), str(calls), str(k), how],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -72,18 +88,21 @@ def main():
     ap.add_argument("--arg", type=int)
     a = ap.parse_args()
     arg = a.arg or {"fib": 25, "burn": 100000}[a.fn]
-    cost, contention, bound, ms311, msft = [], [], [], [], []
+    cost, contention, contention_imported, bound, ms311, msft = \
+        [], [], [], [], [], []
+    runs = [(sys.executable, 1, "imported"), (a.ft, 2, "rebuilt"),
+            (a.ft, 2, "imported")]
     for rep in range(a.reps):
-        order = [0, 1] if rep % 2 == 0 else [1, 0]
-        got = [None, None]
-        for i in order:
-            got[i] = child(sys.executable if i == 0 else a.ft, a.fn, arg,
-                           a.calls, 1 if i == 0 else 2)
-        base, ft = got[0]["alone"], got[1]
+        got = [None] * len(runs)
+        for i in [(rep + j) % len(runs) for j in range(len(runs))]:
+            python, k, how = runs[i]
+            got[i] = child(python, a.fn, arg, a.calls, k, how)
+        base, ft, imported = got[0]["alone"], got[1], got[2]
         ms311.append(base * 1e3)
         msft.append(ft["alone"] * 1e3)
         cost.append(ft["alone"] / base)
         contention.append(ft["both"] / ft["alone"])
+        contention_imported.append(imported["both"] / imported["alone"])
         bound.append(2 * base / ft["both"])
     print(json.dumps({
         "fn": "%s(%d)" % (a.fn, arg), "reps": a.reps,
@@ -91,6 +110,8 @@ def main():
         "ms_per_call_ft_alone": summary(msft),
         "ft_alone_over_3.11": summary(cost),
         "ft_two_at_once_over_alone": summary(contention),
+        "ft_two_at_once_over_alone_as_imported": summary(
+            contention_imported),
         "best_speedup_of_2_ft_threads_over_one_3.11_thread": summary(bound),
     }, indent=1))
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -387,6 +388,27 @@ fail:
 	return rc;
 }
 
+/* Free-threaded only: rebuilds the code of the app's own functions so that
+ * their constants are immortal, and threads running them do not contend
+ * for their reference counts (gild/_ftconsts.py says why). It only costs
+ * speed if it fails, so a failure is reported and the app loads anyway. */
+static void
+intern_app_constants(PyObject *module)
+{
+	PyObject *m = PyImport_ImportModule("gild._ftconsts");
+	PyObject *r = m != NULL ? PyObject_CallMethod(m, "intern_constants",
+				      "O", module)
+				: NULL;
+
+	if (r == NULL) {
+		fprintf(stderr, "gild-worker: cannot intern the app's "
+				"constants (threads may contend for them): ");
+		PyErr_Print();
+	}
+	Py_XDECREF(r);
+	Py_XDECREF(m);
+}
+
 int
 app_load(app **out, const char *spec, werr *err)
 {
@@ -453,6 +475,8 @@ app_load(app **out, const char *spec, werr *err)
 		interp_explain_import(err);
 		goto fail;
 	}
+	if (interp_free_threaded())
+		intern_app_constants(a->module);
 	free(abs);
 	free(dir);
 	free(name);

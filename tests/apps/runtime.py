@@ -93,3 +93,23 @@ class Where:
     def check(self):
         self.calls += 1
         return [self.thread == threading.get_ident(), self.calls]
+
+
+def constant_refcount():
+    """The reference count of this function's constant 1000003, which
+    gild-worker-ft makes immortal (gild/_ftconsts.py): 2**32 - 1 there,
+    a small count where it is an ordinary object."""
+    consts = constant_refcount.__code__.co_consts
+    return sys.getrefcount([c for c in consts if c == 1000003][0])
+
+
+class _Holder:
+    """A class whose method has a constant too."""
+
+    def method_constant_refcount(self):
+        consts = _Holder.method_constant_refcount.__code__.co_consts
+        return sys.getrefcount([c for c in consts if c == 2.5][0])
+
+
+def method_constant_refcount():
+    return _Holder().method_constant_refcount()

@@ -9,10 +9,12 @@
 #include "integration/served.h"
 
 #include <CUnit/Basic.h>
+#include <ftw.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "test_main.h"
 
@@ -326,6 +328,78 @@ test_threads_share_one_queue(void)
 	served_stop(&s);
 }
 
+/* Copies tests/apps/runtime.py into a new folder of its own, as app.py;
+ * returns 0, or -1 (a test failure). */
+static int
+fresh_app_copy(char *dir, size_t cap, char *path, size_t pcap)
+{
+	char buf[8192];
+	size_t n;
+	FILE *in, *out;
+	int rc = -1;
+
+	snprintf(dir, cap, "%s", "/tmp/gild-test-consts-XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(path, pcap, "%s/app.py", dir);
+	in = fopen(APP, "rb");
+	out = fopen(path, "wb");
+	if (in != NULL && out != NULL) {
+		rc = 0;
+		while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+			if (fwrite(buf, 1, n, out) != n)
+				rc = -1;
+	}
+	if (in != NULL)
+		fclose(in);
+	if (out != NULL && fclose(out) != 0)
+		rc = -1;
+	return rc;
+}
+
+static int
+remove_entry(const char *path, const struct stat *st, int flag,
+    struct FTW *ftw)
+{
+	return remove(path);
+}
+
+/* The constants of the app's own functions (1000003 in a function, 2.5 in
+ * a method of a class) are immortal in the free-threaded worker, so its
+ * threads never write their reference counts. CPython 3.13t leaves them
+ * ordinary objects in a module compiled on import, and in every later
+ * import from the .pyc that import wrote (gild/_ftconsts.py,
+ * docs/runtimes.md); so the app is a fresh copy, with no .pyc yet, as a
+ * user's new app is. */
+static void
+test_constants_immortal(void)
+{
+	const char *args[] = {"--runtime", "free-threaded", "--threads", "2",
+	    NULL};
+	const char *fns[] = {"constant_refcount", "method_constant_refcount"};
+	char dir[64], path[128];
+	gild_result res;
+	served s;
+
+	CU_ASSERT_EQUAL_FATAL(fresh_app_copy(dir, sizeof(dir), path,
+				  sizeof(path)),
+	    0);
+	CU_ASSERT_EQUAL_FATAL(served_start(&s, path, 1, args), 0);
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, fns[i],
+						      NULL, 0),
+				    &res),
+		    GILD_OK);
+		if (gild_value_int(res.value) < INT64_C(4294967295))
+			fprintf(stderr, "\n  %s: %lld\n", fns[i],
+			    (long long) gild_value_int(res.value));
+		CU_ASSERT(gild_value_int(res.value) >= INT64_C(4294967295));
+		gild_result_clear(&res);
+	}
+	served_stop(&s);
+	nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 /* An extension module that does not declare free-threading support turns
  * the GIL back on: the worker says so in the log, naming the module, and
  * status reports gil_enabled: true. The calls still work. */
@@ -387,5 +461,7 @@ main(void)
 	    test_threads_share_one_queue);
 	CU_add_test(s, "an extension that needs the GIL is reported",
 	    test_gil_reenabled);
+	CU_add_test(s, "the app's constants are immortal",
+	    test_constants_immortal);
 	return test_run_all();
 }

@@ -380,23 +380,10 @@ gild_set_token(gild_client *c, const char *token, gild_error *err)
 	return GILD_OK;
 }
 
-void
-gild_close(gild_client *c)
+/* Closes c's sockets and frees c: the second half of gild_close. */
+static void
+close_and_free(gild_client *c)
 {
-	if (c == NULL)
-		return;
-	/* Streams left open keep only their chunks (gild_stream_close); the
-	 * pipe callbacks of the closing sockets no longer see them. */
-	pthread_mutex_lock(&c->mtx);
-	for (gild_stream *s = c->streams; s != NULL; s = s->next)
-		s->c = NULL;
-	c->streams = NULL;
-	settle(c);
-	c->stopping = true;
-	pthread_cond_signal(&c->resend_cv);
-	gild__unlock(c);
-	if (c->resender_started)
-		pthread_join(c->resender, NULL);
 	/* The receives are stopped before their sockets close: nng 1.5.2
 	 * sometimes panics ("pthread_mutex_lock: Invalid argument") when a raw
 	 * REQ socket is closed with a receive posted just after a reply came.
@@ -430,5 +417,108 @@ gild_close(gild_client *c)
 	pthread_cond_destroy(&c->resend_cv);
 	pthread_mutex_destroy(&c->mtx);
 	free(c);
+}
+
+/* A close run on a thread of its own, so that gild_close can give up
+ * waiting for it: nng 1.5.2's nng_close can wedge for good when the peer
+ * died in the middle of a send (nng #1543, fixed after 1.5.2). Whoever
+ * comes second (the closer finishing, or gild_close giving up) frees it. */
+typedef struct closer {
+	pthread_mutex_t mtx;
+	pthread_cond_t done_cv;
+	bool done, abandoned;
+	gild_client *c;
+} closer;
+
+static void
+closer_free(closer *k)
+{
+	pthread_cond_destroy(&k->done_cv);
+	pthread_mutex_destroy(&k->mtx);
+	free(k);
+}
+
+static void *
+closer_main(void *arg)
+{
+	closer *k = arg;
+	bool abandoned;
+
+	close_and_free(k->c);
+	pthread_mutex_lock(&k->mtx);
+	k->done = true;
+	abandoned = k->abandoned;
+	pthread_cond_signal(&k->done_cv);
+	pthread_mutex_unlock(&k->mtx);
+	if (abandoned)
+		closer_free(k);
+	return NULL;
+}
+
+/* Runs close_and_free(c) on a thread and waits for it at most
+ * GILD_CLOSE_WAIT_MS; past that the thread is left to finish (and free c)
+ * if nng ever lets it, and gild_close returns. Returns false when no
+ * thread could be started (the caller closes inline). */
+static bool
+close_bounded(gild_client *c)
+{
+	closer *k = calloc(1, sizeof(*k));
+	pthread_condattr_t ca;
+	struct timespec end;
+	pthread_t t;
+	bool done;
+
+	if (k == NULL)
+		return false;
+	k->c = c;
+	pthread_mutex_init(&k->mtx, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&k->done_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&t, NULL, closer_main, k) != 0) {
+		closer_free(k);
+		return false;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += GILD_CLOSE_WAIT_MS / 1000;
+	pthread_mutex_lock(&k->mtx);
+	while (!k->done &&
+	       pthread_cond_timedwait(&k->done_cv, &k->mtx, &end) != ETIMEDOUT)
+		;
+	done = k->done;
+	k->abandoned = !done;
+	pthread_mutex_unlock(&k->mtx);
+	if (done) {
+		pthread_join(t, NULL);
+		closer_free(k);
+	} else {
+		pthread_detach(t);
+		fprintf(stderr, "gild_close: nng did not close within %d ms "
+				"(nng 1.5.2, nng #1543): going on without it\n",
+		    GILD_CLOSE_WAIT_MS);
+	}
+	return true;
+}
+
+void
+gild_close(gild_client *c)
+{
+	if (c == NULL)
+		return;
+	/* Streams left open keep only their chunks (gild_stream_close); the
+	 * pipe callbacks of the closing sockets no longer see them. */
+	pthread_mutex_lock(&c->mtx);
+	for (gild_stream *s = c->streams; s != NULL; s = s->next)
+		s->c = NULL;
+	c->streams = NULL;
+	settle(c);
+	c->stopping = true;
+	pthread_cond_signal(&c->resend_cv);
+	gild__unlock(c);
+	if (c->resender_started)
+		pthread_join(c->resender, NULL);
+	if (!close_bounded(c))
+		close_and_free(c);
 }
 

@@ -205,7 +205,11 @@ int gild_set_token(gild_client *c, const char *token, gild_error *err);
  * flight are discarded. Accepts NULL. Close its streams first
  * (gild_stream_close): a stream left open is cut off from the client, and
  * then only gild_stream_close may be called on it (it frees it without
- * telling the server). */
+ * telling the server). Returns within GILD_CLOSE_WAIT_MS: nng 1.5.2 can
+ * wedge closing a connection whose server died in the middle of a send
+ * (nng #1543); then the close goes on on a thread of its own, which frees
+ * the client if nng ever returns, and a line on stderr says so. */
+#define GILD_CLOSE_WAIT_MS 3000
 void gild_close(gild_client *c);
 
 /* Sends a call of `function` with positional args (a GILD_LIST or GILD_TUPLE

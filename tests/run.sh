@@ -36,13 +36,16 @@ field() {
 }
 
 # what_failed NAME LOG: keeps the lines of LOG that say what failed (a
-# CUnit test and its assertions, a Python test and its exception, a
+# CUnit test, named even when its output came between its name and
+# "FAILED", and its assertions, a Python test and its exception, a
 # sanitizer's summary, the runner's own "!!!"), 15 at most, to be printed
 # again at the end: a CI log is often read from its tail only.
 what_failed() {
-	grep -E -e '\.\.\.FAILED$' -e '^    [0-9]+\. ' -e '^(FAIL|ERROR|XPASS): ' \
-		-e '^[A-Za-z.]*(Error|Exception): ' -e 'SUMMARY: [A-Za-z]*Sanitizer' \
-		-e '^!!! ' "$2" | head -n 15 | sed "s|^ *|  $1: |" >>"$fails"
+	awk '/^  Test: / { t = $0; sub(/ \.\.\..*$/, "", t) }
+	/\.\.\.FAILED$/ || /^FAILED$/ { print (t != "" ? t " ...FAILED" : $0); next }
+	/^    [0-9]+\. / || /^(FAIL|ERROR|XPASS): / ||
+	/^[A-Za-z.]*(Error|Exception): / || /SUMMARY: [A-Za-z]*Sanitizer/ ||
+	/^!!! / { print }' "$2" | head -n 15 | sed "s|^ *|  $1: |" >>"$fails"
 }
 
 # count NAME STATUS LOG: adds what program NAME reported.

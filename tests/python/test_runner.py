@@ -258,6 +258,19 @@ class CUnitCountsTest(Scratch):
         self.assertEqual(summary(out), (1, 0, 0, 0))
         self.assertNotIn("what failed", out)
 
+    def test_a_failure_after_test_output_is_named(self):
+        """A CUnit test that printed something before it failed has its
+        "FAILED" on a line of its own: the end still names the test."""
+        path = self.script("test_noisy", "echo '  Test: quiet ...passed'\n"
+                           "echo '  Test: noisy ...'\necho '  some output'\n"
+                           "echo FAILED\necho '    1. x.c:3  - CU_FAIL(\"y\")'\n"
+                           "echo 'GILD_COUNTS passed=1 failed=1 skipped=0 "
+                           "xfail=0 left_out=0'\nexit 1\n")
+        rc, out = run([RUN, path])
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("\n  %s: Test: noisy ...FAILED\n  %s: 1. x.c:3  - "
+                      "CU_FAIL(\"y\")\n" % (path, path), tail(out))
+
     def test_a_crash_counts_as_a_failure(self):
         """A program that dies before its counts is one failure."""
         path = self.script("test_crash", "echo '  Test: x ...passed'\n"

@@ -37,9 +37,9 @@ gild__waiter_fini(waiter *w)
 	sem_destroy(&w->sem);
 }
 
-/* Under c->mtx: w leaves c->waiters for c->to_wake. */
+/* Under c->mtx: w leaves c->waiters. */
 static void
-choose(gild_client *c, waiter *w)
+unlink_waiter(gild_client *c, waiter *w)
 {
 	if (w->prev != NULL)
 		w->prev->next = w->next;
@@ -47,6 +47,13 @@ choose(gild_client *c, waiter *w)
 		c->waiters = w->next;
 	if (w->next != NULL)
 		w->next->prev = w->prev;
+}
+
+/* Under c->mtx: w leaves c->waiters for c->to_wake. */
+static void
+choose(gild_client *c, waiter *w)
+{
+	unlink_waiter(c, w);
 	w->prev = NULL;
 	w->chosen = true;
 	w->next = c->to_wake;
@@ -126,12 +133,7 @@ gild__sleep(gild_client *c, waiter *w, int timeout_ms,
 	pthread_mutex_lock(&c->mtx);
 	if (!w->chosen) {
 		/* Timed out, and nobody chose it meanwhile. */
-		if (w->prev != NULL)
-			w->prev->next = w->next;
-		else
-			c->waiters = w->next;
-		if (w->next != NULL)
-			w->next->prev = w->prev;
+		unlink_waiter(c, w);
 		return false;
 	}
 	/* Chosen: its post has come (r == 0) or comes as soon as the waker

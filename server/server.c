@@ -1424,19 +1424,20 @@ typedef struct status_times {
 	Gild__V1__ServiceTime *p[SVCTIME_SLOTS];
 } status_times;
 
-/* Points st at the exported functions' service-time estimates, in tm. */
+/* Points st at the service-time estimates of its functions (already
+ * filled in), in tm. */
 static void
 status_fill_times(server *srv, Gild__V1__Status *st, status_times *tm)
 {
-	size_t n_fns, n = 0;
-	const char *const *fns = supervisor_functions(srv->sup, &n_fns);
+	size_t n = 0;
 
-	for (size_t i = 0; i < n_fns && n < SVCTIME_SLOTS; i++) {
-		uint32_t us = svctime_get(srv->est, fns[i], strlen(fns[i]));
+	for (size_t i = 0; i < st->n_functions && n < SVCTIME_SLOTS; i++) {
+		const char *fn = st->functions[i];
+		uint32_t us = svctime_get(srv->est, fn, strlen(fn));
 		if (us == 0)
 			continue;
 		gild__v1__service_time__init(&tm->t[n]);
-		tm->t[n].function = (char *) fns[i];
+		tm->t[n].function = (char *) fn;
 		tm->t[n].us = us;
 		tm->p[n] = &tm->t[n];
 		n++;

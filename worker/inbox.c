@@ -428,6 +428,23 @@ arm_timer(void)
 	timerfd_settime(timer, 0, &t, NULL);
 }
 
+/* Under inbox.mu, by a job thread that may take the read side: reads
+ * (read_frames) with the lock released, then gives the read side back;
+ * an end it found ends the inbox. */
+static void
+job_reads(bool wait)
+{
+	int rc;
+
+	inbox.reading = R_JOB;
+	pthread_mutex_unlock(&inbox.mu);
+	rc = read_frames(wait);
+	pthread_mutex_lock(&inbox.mu);
+	inbox.reading = R_NONE;
+	if (rc != 0)
+		inbox_close(rc);
+}
+
 uint8_t *
 inbox_take(size_t *len, int *end, int wait)
 {
@@ -435,7 +452,6 @@ inbox_take(size_t *len, int *end, int wait)
 	inbox_queue *mine = &inbox.pinned[self];
 	inbox_item *it = NULL;
 	uint8_t *buf = NULL;
-	int rc;
 
 	Py_BEGIN_ALLOW_THREADS
 	pthread_mutex_lock(&inbox.mu);
@@ -450,13 +466,7 @@ inbox_take(size_t *len, int *end, int wait)
 			/* Calls are queued, but what came behind them (a
 			 * take-back, an interrupt) is acted on first, as the
 			 * reader thread would have. */
-			inbox.reading = R_JOB;
-			pthread_mutex_unlock(&inbox.mu);
-			rc = read_frames(false);
-			pthread_mutex_lock(&inbox.mu);
-			inbox.reading = R_NONE;
-			if (rc != 0)
-				inbox_close(rc);
+			job_reads(false);
 		}
 		fresh = true;
 		if (inbox.stop || (it = queue_pop(mine)) != NULL ||
@@ -464,13 +474,7 @@ inbox_take(size_t *len, int *end, int wait)
 		    !wait)
 			break;
 		if (inbox.shared && inbox.reading == R_NONE) {
-			inbox.reading = R_JOB;
-			pthread_mutex_unlock(&inbox.mu);
-			rc = read_frames(true);
-			pthread_mutex_lock(&inbox.mu);
-			inbox.reading = R_NONE;
-			if (rc != 0)
-				inbox_close(rc);
+			job_reads(true);
 			continue;
 		}
 		if (inbox.shared && inbox.reading == R_AUX &&

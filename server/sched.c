@@ -434,12 +434,10 @@ sched_slot_lost(sched *s, int slot)
 		return NULL;
 	sl = &s->slots[slot];
 	sl->ready = false;
-	/* A call asked back and counted as started may have been given back,
-	 * the next waiting one starting in its place (sched_taken_back): that
-	 * one may have run, so it counts as started too. */
-	for (j = sl->jobs; j != NULL; j = j->next)
-		if (j->taking_back && !j->ahead)
-			start_next(s, sl);
+	/* A call asked back and counted as started, whose answer never came,
+	 * was not given back, or was with no call started in its place: the
+	 * worker writes its answer before it lets a thread take the next
+	 * (worker/inbox.c, take_back). So no other call counts as started. */
 	/* Newest first off the slot, so oldest first in the list; each keeps
 	 * its ahead flag (whether it may have started) for the caller. */
 	while ((j = sl->jobs) != NULL) {

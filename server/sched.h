@@ -132,9 +132,10 @@ void sched_slot_pause(sched *s, int slot);
 
 /* Worker `slot` is gone: it takes no jobs until sched_slot_ready. Its running
  * jobs are unlinked, marked JOB_DONE and returned as a list (through ->next),
- * oldest first, for the caller to fail; those still `ahead` never started
- * (a call waiting behind one whose take-back was unanswered counts as
- * started: it may have been taken in its place). */
+ * oldest first, for the caller to fail; once every frame the worker wrote
+ * has been handed on, those still `ahead` never started (not even behind
+ * a call whose take-back was unanswered: the worker answers before it
+ * takes the next call). */
 job *sched_slot_lost(sched *s, int slot);
 
 /* The job `id` running on `slot` has finished: it is unlinked, marked

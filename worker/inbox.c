@@ -186,8 +186,12 @@ thread_for(const uint8_t *buf, size_t len)
  * before it takes the next one, so when the answer is "started" the
  * results of the calls before it have been written already, and when it
  * is "returned" the front end counts the call after it as the one that
- * started in its place. Calls sent ahead are plain calls, which wait in
- * the shared queue only. Returns 0, or -1 when the answer cannot go. */
+ * started in its place. The answer is written before inbox.mu is let go:
+ * no thread takes that next call before it, so a worker that dies before
+ * answering has started none in its place, and the front end, which read
+ * everything it wrote, knows which calls started (sched_slot_lost). Calls
+ * sent ahead are plain calls, which wait in the shared queue only.
+ * Returns 0, or -1 when the answer cannot go. */
 static int
 take_back(int fd, uint64_t job_id)
 {
@@ -208,15 +212,15 @@ take_back(int fd, uint64_t job_id)
 		if (inbox.any.tail == it)
 			inbox.any.tail = prev;
 	}
+	len = reply_taken_back(job_id, it != NULL, out);
+	pthread_mutex_lock(write_mu);
+	rc = frame_write(fd, out, len);
+	pthread_mutex_unlock(write_mu);
 	pthread_mutex_unlock(&inbox.mu);
 	if (it != NULL) {
 		frame_free(it->buf);
 		free(it);
 	}
-	len = reply_taken_back(job_id, it != NULL, out);
-	pthread_mutex_lock(write_mu);
-	rc = frame_write(fd, out, len);
-	pthread_mutex_unlock(write_mu);
 	return rc == 0 ? 0 : -1;
 }
 

@@ -14,8 +14,9 @@
  * for nthreads job threads. shared: job threads with nothing to run read
  * fd themselves (inbox_take with wait); 0: only the reader thread does (for
  * asyncio loops, which take calls without waiting). Answers to take-backs
- * are written to fd under write_mu, the lock every writer of fd holds.
- * Call once. Returns 0 or -1 (out of memory). */
+ * are written to fd under write_mu, the lock every writer of fd holds,
+ * taken inside the inbox's own lock (so a holder of write_mu must not wait
+ * for the inbox). Call once. Returns 0 or -1 (out of memory). */
 int inbox_init(int fd, int chan, int nthreads, int shared,
     pthread_mutex_t *write_mu);
 

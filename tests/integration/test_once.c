@@ -383,6 +383,8 @@ test_chaos(void)
 	CU_ASSERT(r.n.sent >= 5000);
 	CU_ASSERT(r.kills >= 10);
 	CU_ASSERT(r.lost <= (uint64_t) r.kills * (uint64_t) calls_at_once());
+	if (r.lost > (uint64_t) r.kills * (uint64_t) calls_at_once())
+		proc_dump_log(&s.p); /* which deaths ended which calls */
 	CU_ASSERT_FALSE(r.close_hung);
 	run_result_fini(&r);
 	CU_ASSERT(pid_alive(s.p.pid));

@@ -10,6 +10,7 @@
 #include "metrics.h"
 #include "parse.h"
 #include "privs.h"
+#include "reply.h"
 #include "sched.h"
 #include "stream.h"
 #include "supervisor.h"
@@ -29,9 +30,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-/* Reply field numbers, as in gild.proto. */
-enum { REPLY_ID = 1 };
 
 typedef enum srv_state { SRV_RUNNING, SRV_DRAINING, SRV_STOPPING } srv_state;
 
@@ -87,129 +85,6 @@ typedef struct sjob {
 
 /* Most calls run as one batch. */
 #define BATCH_MAX 256
-
-/* ---- replies ---------------------------------------------------------- */
-
-/* A new reply message with Reply.id set, the body's fields to be appended.
- * NULL when out of memory. */
-static nng_msg *
-reply_start(uint64_t request_id)
-{
-	uint8_t buf[1 + WIRE_MAX_VARINT];
-	size_t n = 0;
-	nng_msg *m;
-
-	if (nng_msg_alloc(&m, 0) != 0)
-		return NULL;
-	if (request_id != 0) {
-		n += wire_put_tag(buf, REPLY_ID, WIRE_VARINT);
-		n += wire_put_varint(buf + n, request_id);
-		if (nng_msg_append(m, buf, n) != 0) {
-			nng_msg_free(m);
-			return NULL;
-		}
-	}
-	return m;
-}
-
-/* Sends Reply{id, <r's body>} as the one reply to `to`. r->id is
- * overwritten. */
-static void
-reply_send(server *srv, listener_req *to, uint64_t request_id,
-    Gild__V1__Reply *r)
-{
-	size_t len;
-	nng_msg *m;
-
-	r->id = request_id;
-	len = gild__v1__reply__get_packed_size(r);
-	if (nng_msg_alloc(&m, len) != 0) {
-		log_error("out of memory: reply to request %" PRIu64 " lost",
-		    request_id);
-		return;
-	}
-	gild__v1__reply__pack(r, nng_msg_body(m));
-	listener_reply(srv->lst, to, m);
-}
-
-/* Sends Reply{id, error{code, message}} as the one reply to `to`. */
-static void
-reply_verror(server *srv, listener_req *to, uint64_t request_id,
-    Gild__V1__Code code, const char *fmt, va_list ap)
-{
-	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
-	Gild__V1__Error e = GILD__V1__ERROR__INIT;
-	char msg[1024];
-
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	e.code = code;
-	e.message = msg;
-	r.body_case = GILD__V1__REPLY__BODY_ERROR;
-	r.error = &e;
-	reply_send(srv, to, request_id, &r);
-}
-
-static void
-reply_error(server *srv, listener_req *to, uint64_t request_id,
-    Gild__V1__Code code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static void
-reply_error(server *srv, listener_req *to, uint64_t request_id,
-    Gild__V1__Code code, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	reply_verror(srv, to, request_id, code, fmt, ap);
-	va_end(ap);
-}
-
-/* Sends Reply{id, error{UNAVAILABLE, message, not_started}}: a request
- * refused on arrival because the server is draining. It was not started,
- * so the client may send it again elsewhere (libgild does). */
-static void
-reply_refused(server *srv, listener_req *to, uint64_t request_id,
-    const char *message)
-{
-	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
-	Gild__V1__Error e = GILD__V1__ERROR__INIT;
-
-	e.code = GILD__V1__CODE__UNAVAILABLE;
-	e.message = (char *) message;
-	e.not_started = true;
-	r.body_case = GILD__V1__REPLY__BODY_ERROR;
-	r.error = &e;
-	reply_send(srv, to, request_id, &r);
-}
-
-/* Sends Reply{id, result{bool_value}}. */
-static void
-reply_bool(server *srv, listener_req *to, uint64_t request_id, bool v)
-{
-	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
-	Gild__V1__Value val = GILD__V1__VALUE__INIT;
-
-	val.kind_case = GILD__V1__VALUE__KIND_BOOL_VALUE;
-	val.bool_value = v;
-	r.body_case = GILD__V1__REPLY__BODY_RESULT;
-	r.result = &val;
-	reply_send(srv, to, request_id, &r);
-}
-
-/* Sends Reply{id, result{int_value}}. */
-static void
-reply_int(server *srv, listener_req *to, uint64_t request_id, int64_t v)
-{
-	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
-	Gild__V1__Value val = GILD__V1__VALUE__INIT;
-
-	val.kind_case = GILD__V1__VALUE__KIND_INT_VALUE;
-	val.int_value = v;
-	r.body_case = GILD__V1__REPLY__BODY_RESULT;
-	r.result = &val;
-	reply_send(srv, to, request_id, &r);
-}
 
 /* ---- jobs ------------------------------------------------------------- */
 
@@ -341,7 +216,7 @@ job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
 		vsnprintf(msg, sizeof(msg), fmt, ap);
 		stream_end_error(srv, sj->st, code, msg);
 	} else {
-		reply_verror(srv, j->reply_to, j->request_id, code, fmt, ap);
+		reply_verror(srv->lst, j->reply_to, j->request_id, code, fmt, ap);
 	}
 	va_end(ap);
 	job_free(j);
@@ -404,7 +279,7 @@ job_interrupt(server *srv, sjob *sj, int code)
 	sj->interrupt = code;
 	if (sj->j.ahead && !sj->internal && sj->st == NULL) {
 		job_answered(sj, code);
-		reply_error(srv, sj->j.reply_to, sj->j.request_id, code, "%s",
+		reply_error(srv->lst, sj->j.reply_to, sj->j.request_id, code, "%s",
 		    unstarted_why(srv, sj, code, why, sizeof(why)));
 		sj->replied = true;
 	}
@@ -687,7 +562,7 @@ actor_lost(server *srv, actor *a, const char *why)
 			for (job *j; (j = actor_pop(a)) != NULL;) {
 				sjob *q = (sjob *) j;
 				if (q->kind == JK_ACTOR_DESTROY && !q->internal)
-					reply_bool(srv, j->reply_to,
+					reply_bool(srv->lst, j->reply_to,
 					    j->request_id, true);
 				else if (q->kind != JK_ACTOR_DESTROY)
 					job_fail(srv, j,
@@ -761,15 +636,15 @@ actor_job_result(server *srv, sjob *sj, int slot, const uint8_t *fields,
 	nng_msg *m;
 
 	if (!internal && ok)
-		(kind == JK_ACTOR_NEW ? reply_int(srv, sj->j.reply_to,
+		(kind == JK_ACTOR_NEW ? reply_int(srv->lst, sj->j.reply_to,
 					    sj->j.request_id, (int64_t) a->id)
-				      : reply_bool(srv, sj->j.reply_to,
+				      : reply_bool(srv->lst, sj->j.reply_to,
 					    sj->j.request_id, true));
 	else if (!internal && (m = reply_start(sj->j.request_id)) != NULL &&
 		 nng_msg_append(m, fields, len) == 0)
 		listener_reply(srv->lst, sj->j.reply_to, m); /* its error */
 	else if (!internal)
-		reply_error(srv, sj->j.reply_to, sj->j.request_id,
+		reply_error(srv->lst, sj->j.reply_to, sj->j.request_id,
 		    GILD__V1__CODE__INTERNAL, "server out of memory");
 	job_free(&sj->j);
 	if (kind == JK_ACTOR_NEW && ok) {
@@ -870,7 +745,7 @@ stream_flush(server *srv, stream *st)
 	if ((m = reply_start(st->pull_id)) == NULL ||
 	    stream_take(st, m, st->pull_max, &k, &end) != 0) {
 		nng_msg_free(m);
-		reply_error(srv, st->pull, st->pull_id,
+		reply_error(srv->lst, st->pull, st->pull_id,
 		    GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "server out of memory for the stream's chunks");
 		st->pull = NULL;
@@ -896,7 +771,7 @@ stream_finish(server *srv, stream *st, const uint8_t *error, size_t len)
 	if (st->orphan) {
 		/* Nobody will pull: answer a waiting request and go. */
 		if (st->pull != NULL)
-			reply_error(srv, st->pull, st->pull_id,
+			reply_error(srv->lst, st->pull, st->pull_id,
 			    GILD__V1__CODE__CANCELLED, "the client disconnected");
 		stream_free(&srv->streams, st);
 		return;
@@ -986,12 +861,12 @@ on_stream_next(server *srv, listener_req *req, const parsed_request *pr)
 	    pr->stream_call);
 
 	if (st == NULL) {
-		reply_error(srv, req, pr->id, GILD__V1__CODE__NOT_FOUND,
+		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__NOT_FOUND,
 		    "no stream %" PRIu64 " on this connection (it has ended, "
 		    "or was never opened)",
 		    pr->stream_call);
 	} else if (st->pull != NULL) {
-		reply_error(srv, req, pr->id,
+		reply_error(srv->lst, req, pr->id,
 		    GILD__V1__CODE__FAILED_PRECONDITION,
 		    "a StreamNext for stream %" PRIu64 " is already waiting",
 		    pr->stream_call);
@@ -1044,7 +919,7 @@ not_found(server *srv, listener_req *req, uint64_t id, const char *name,
 	for (size_t i = 0; i < n && used + 4 < sizeof(list); i++)
 		used += (size_t) snprintf(list + used, sizeof(list) - used,
 		    "%s%s", i ? ", " : "", fns[i]);
-	reply_error(srv, req, id, GILD__V1__CODE__NOT_FOUND,
+	reply_error(srv->lst, req, id, GILD__V1__CODE__NOT_FOUND,
 	    "function '%.*s' not found in app '%s' (exported: %s)",
 	    (int) (len > 200 ? 200 : len), name, srv->opts->app, list);
 }
@@ -1067,7 +942,7 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 		act = actor_find(&srv->actors, pr->actor_id);
 		if (act == NULL || act->state == ACTOR_LOST ||
 		    act->state == ACTOR_DESTROYING) {
-			reply_error(srv, req, pr->id, GILD__V1__CODE__NOT_FOUND,
+			reply_error(srv->lst, req, pr->id, GILD__V1__CODE__NOT_FOUND,
 			    "actor %" PRIu64 " %s", pr->actor_id,
 			    act == NULL ? "does not exist (it was destroyed, "
 					  "or never created)"
@@ -1084,7 +959,7 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 		goto done;
 	}
 	if ((sj = calloc(1, sizeof(*sj))) == NULL) {
-		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "server out of memory");
 		code = GILD__V1__CODE__RESOURCE_EXHAUSTED;
 		goto done;
@@ -1098,7 +973,7 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 			 pr->id,
 			 pr->window)) == NULL) {
 			free(sj);
-			reply_error(srv, req, pr->id,
+			reply_error(srv->lst, req, pr->id,
 			    GILD__V1__CODE__INVALID_ARGUMENT,
 			    "cannot open stream %" PRIu64 ": that id is in use "
 			    "(or the server is out of memory)",
@@ -1148,7 +1023,7 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 		if (sj->st != NULL)
 			stream_free(&srv->streams, sj->st);
 		free(sj);
-		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "server out of memory");
 		code = GILD__V1__CODE__RESOURCE_EXHAUSTED;
 		goto done;
@@ -1167,7 +1042,7 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 		if (sj->st != NULL)
 			stream_free(&srv->streams, sj->st);
 		free(sj);
-		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "queue full: %zu calls are waiting (--max-queue)",
 		    sched_queued(srv->sch));
 		code = GILD__V1__CODE__RESOURCE_EXHAUSTED;
@@ -1195,7 +1070,7 @@ on_actor_new(server *srv, listener_req *req, nng_msg *msg,
 	supervisor_functions(srv->sup, &nfn);
 	if (nfn > 0 && !supervisor_actor_class(srv->sup, pr->actor_class,
 			   pr->actor_class_len, &max_restarts)) {
-		reply_error(srv, req, pr->id, GILD__V1__CODE__NOT_FOUND,
+		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__NOT_FOUND,
 		    "no @gild.actor class '%.*s' in app '%s'",
 		    (int) (pr->actor_class_len > 200 ? 200 : pr->actor_class_len),
 		    pr->actor_class, srv->opts->app);
@@ -1203,7 +1078,7 @@ on_actor_new(server *srv, listener_req *req, nng_msg *msg,
 	}
 	if (pr->actor_name != NULL &&
 	    actor_find_name(&srv->actors, pr->actor_name, pr->actor_name_len)) {
-		reply_error(srv, req, pr->id, GILD__V1__CODE__ALREADY_EXISTS,
+		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__ALREADY_EXISTS,
 		    "an actor named '%.*s' exists already",
 		    (int) (pr->actor_name_len > 200 ? 200 : pr->actor_name_len),
 		    pr->actor_name);
@@ -1214,7 +1089,7 @@ on_actor_new(server *srv, listener_req *req, nng_msg *msg,
 		 pr->actor_name, pr->actor_name_len, listener_req_pipe(req),
 		 pr->detached, pr->data, pr->len, max_restarts)) == NULL) {
 		free(sj);
-		reply_error(srv, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "server out of memory");
 		goto done;
 	}
@@ -1249,13 +1124,13 @@ on_actor_get(server *srv, listener_req *req, const parsed_request *pr)
 		       : NULL;
 
 	if (a == NULL || a->state == ACTOR_LOST || a->state == ACTOR_DESTROYING)
-		reply_error(srv, req, pr->id, GILD__V1__CODE__NOT_FOUND,
+		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__NOT_FOUND,
 		    "no actor named '%.*s'%s",
 		    (int) (pr->actor_name_len > 200 ? 200 : pr->actor_name_len),
 		    pr->actor_name ? pr->actor_name : "",
 		    a != NULL && a->state == ACTOR_LOST ? " (it was lost)" : "");
 	else
-		reply_int(srv, req, pr->id, (int64_t) a->id);
+		reply_int(srv->lst, req, pr->id, (int64_t) a->id);
 }
 
 /* Destroys a after the calls queued for it; to (may be NULL: the server's
@@ -1274,12 +1149,12 @@ actor_destroy(server *srv, actor *a, listener_req *to, uint64_t request_id,
 		else
 			a->state = ACTOR_DESTROYING;
 		if (to != NULL)
-			reply_bool(srv, to, request_id, true);
+			reply_bool(srv->lst, to, request_id, true);
 		return;
 	}
 	if ((sj = actor_internal_job(srv, a, JK_ACTOR_DESTROY)) == NULL) {
 		if (to != NULL)
-			reply_error(srv, to, request_id,
+			reply_error(srv->lst, to, request_id,
 			    GILD__V1__CODE__RESOURCE_EXHAUSTED,
 			    "server out of memory");
 		return;
@@ -1301,7 +1176,7 @@ on_actor_destroy(server *srv, listener_req *req, const parsed_request *pr)
 	actor *a = actor_find(&srv->actors, pr->actor_id);
 
 	if (a == NULL || a->state == ACTOR_DESTROYING)
-		reply_bool(srv, req, pr->id, a != NULL);
+		reply_bool(srv->lst, req, pr->id, a != NULL);
 	else
 		actor_destroy(srv, a, req, pr->id, listener_req_pipe(req));
 	pump(srv);
@@ -1337,7 +1212,7 @@ on_cancel(server *srv, listener_req *req, const parsed_request *pr)
 	v.bool_value = j != NULL || st != NULL;
 	r.body_case = GILD__V1__REPLY__BODY_RESULT;
 	r.result = &v;
-	reply_send(srv, req, pr->id, &r);
+	reply_send(srv->lst, req, pr->id, &r);
 }
 
 /* A client connection closed: its queued calls are dropped (their replies
@@ -1391,7 +1266,7 @@ on_pipe_gone(void *arg, uint32_t pipe)
 		if (st->job != NULL)
 			continue;
 		if (st->pull != NULL)
-			reply_error(srv, st->pull, st->pull_id,
+			reply_error(srv->lst, st->pull, st->pull_id,
 			    GILD__V1__CODE__CANCELLED, "the client disconnected");
 		stream_free(&srv->streams, st);
 	}
@@ -1499,7 +1374,7 @@ on_status(server *srv, listener_req *req, uint64_t id)
 	status_fill(srv, &st, ws, wp, &tm);
 	r.body_case = GILD__V1__REPLY__BODY_STATUS;
 	r.status = &st;
-	reply_send(srv, req, id, &r);
+	reply_send(srv->lst, req, id, &r);
 }
 
 /* ---- the HTTP side port ------------------------------------------------ */
@@ -1578,7 +1453,7 @@ on_ping(server *srv, listener_req *req, const parsed_request *pr)
 	pong.server_version = GILD_VERSION;
 	r.body_case = GILD__V1__REPLY__BODY_PONG;
 	r.pong = &pong;
-	reply_send(srv, req, pr->id, &r);
+	reply_send(srv->lst, req, pr->id, &r);
 }
 
 /* Whether got (len bytes, NULL: none sent) is the token want, in a time
@@ -1610,18 +1485,18 @@ dispatch(server *srv, listener_req *req, nng_msg *msg,
 	bool call = pr->body == BODY_CALL || pr->body == BODY_EXEC;
 
 	if (pr->code != 0) {
-		reply_error(srv, req, pr->id, (Gild__V1__Code) pr->code, "%s",
+		reply_error(srv->lst, req, pr->id, (Gild__V1__Code) pr->code, "%s",
 		    pr->message);
 		if (call)
 			count_refused(srv, pr, pr->code);
 	} else if (pr->body == BODY_EXEC && !srv->opts->allow_exec) {
-		reply_error(srv, req, pr->id, GILD__V1__CODE__PERMISSION_DENIED,
+		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__PERMISSION_DENIED,
 		    "exec requests are refused: this server was not started "
 		    "with --allow-exec (it would let any client run any "
 		    "Python code in its workers)");
 		count_refused(srv, pr, GILD__V1__CODE__PERMISSION_DENIED);
 	} else if (srv->state != SRV_RUNNING && call) {
-		reply_refused(srv, req, pr->id, "server is shutting down: the "
+		reply_refused(srv->lst, req, pr->id, "server is shutting down: the "
 		    "call was not started");
 		count_refused(srv, pr, GILD__V1__CODE__UNAVAILABLE);
 	} else {
@@ -1641,7 +1516,7 @@ dispatch(server *srv, listener_req *req, nng_msg *msg,
 			break;
 		case BODY_ACTOR_NEW:
 			if (srv->state != SRV_RUNNING) {
-				reply_refused(srv, req, pr->id,
+				reply_refused(srv->lst, req, pr->id,
 				    "server is shutting down: the actor was "
 				    "not created");
 				break;
@@ -1656,7 +1531,7 @@ dispatch(server *srv, listener_req *req, nng_msg *msg,
 			break;
 		case BODY_BATCH:
 			if (in_batch) {
-				reply_error(srv, req, pr->id,
+				reply_error(srv->lst, req, pr->id,
 				    GILD__V1__CODE__INVALID_ARGUMENT,
 				    "a batch cannot hold another batch");
 				break;
@@ -1685,7 +1560,7 @@ on_batch(server *srv, listener_req *req, nng_msg *msg,
 	while ((rc = wire_next(&p, end, &f)) == 1)
 		n += f.number == 1 && f.type == WIRE_LEN;
 	if (rc < 0 || n == 0 || n > BATCH_REQUESTS_MAX) {
-		reply_error(srv, req, pr->id, GILD__V1__CODE__INVALID_ARGUMENT,
+		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__INVALID_ARGUMENT,
 		    rc < 0    ? "malformed batch: not a valid gild.v1.Batch "
 				"message"
 		    : n == 0 ? "empty batch: it holds no request"
@@ -1695,7 +1570,7 @@ on_batch(server *srv, listener_req *req, nng_msg *msg,
 		return;
 	}
 	if (listener_batch_begin(srv->lst, req, pr->id) != 0) {
-		reply_error(srv, req, pr->id,
+		reply_error(srv->lst, req, pr->id,
 		    GILD__V1__CODE__RESOURCE_EXHAUSTED, "server out of memory");
 		nng_msg_free(msg);
 		return;
@@ -1717,7 +1592,7 @@ on_batch(server *srv, listener_req *req, nng_msg *msg,
 		if (nng_msg_alloc(&copy, f.len) != 0) {
 			parse_request(f.data, f.len, srv->opts->max_message,
 			    &sub);
-			reply_error(srv, m, sub.id,
+			reply_error(srv->lst, m, sub.id,
 			    GILD__V1__CODE__RESOURCE_EXHAUSTED,
 			    "server out of memory");
 			continue;
@@ -1742,7 +1617,7 @@ on_request(void *arg, listener_req *req, nng_msg *msg)
 	    srv->opts->max_message, &pr);
 	if (srv->opts->token != NULL &&
 	    !token_ok(srv->opts->token, pr.token, pr.token_len)) {
-		reply_error(srv, req, pr.id, GILD__V1__CODE__UNAUTHENTICATED,
+		reply_error(srv->lst, req, pr.id, GILD__V1__CODE__UNAUTHENTICATED,
 		    "%s", pr.token == NULL ? "this server needs a token "
 			  "(gild serve --token): none was sent"
 					   : "wrong token");

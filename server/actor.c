@@ -1,8 +1,20 @@
-/* Actors: the table and each actor's call queue. */
+/* Actors: the table of live @gild.actor instances, each one's queue of
+ * calls, and what the front end does with them: create them on the least
+ * loaded worker, send their calls one at a time, create them again when
+ * their worker dies (max_restarts), destroy them. */
 #include "actor.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "front.h"
+#include "log.h"
+#include "parse.h"
+#include "reply.h"
+#include "wire.h"
+
+/* ---- the table --------------------------------------------------------- */
 
 actor *
 actor_add(actor_table *t, const char *cls, size_t cls_len, const char *name,
@@ -129,4 +141,466 @@ actor_unlink(actor *a, uint32_t pipe, uint64_t request_id)
 		return j;
 	}
 	return NULL;
+}
+
+/* ---- on the front end's loop ------------------------------------------- */
+
+/* Calls waiting in actors' queues (not yet in the scheduler). */
+size_t
+actor_waiting(const server *srv)
+{
+	size_t n = 0;
+
+	for (const actor *a = srv->actors.all; a != NULL; a = a->next)
+		for (const job *j = a->head; j != NULL; j = j->next)
+			n++;
+	return n;
+}
+
+/* The call from (pipe, request_id) waiting in an actor's queue, or NULL. */
+job *
+actor_waiting_find(const server *srv, uint32_t pipe, uint64_t request_id)
+{
+	for (const actor *a = srv->actors.all; a != NULL; a = a->next)
+		for (job *j = a->head; j != NULL; j = j->next)
+			if (j->pipe == pipe && j->request_id == request_id &&
+			    !((sjob *) j)->internal)
+				return j;
+	return NULL;
+}
+
+/* Where a new actor goes: the ready worker with the fewest actors and
+ * running calls; any worker with the fewest actors if none is ready. */
+static int
+actor_place(server *srv)
+{
+	int best = -1, n = supervisor_count(srv->sup);
+	size_t best_load = 0;
+
+	for (int pass = 0; pass < 2 && best < 0; pass++) {
+		for (int i = 0; i < n; i++) {
+			sup_worker_info info;
+			size_t load;
+			supervisor_info(srv->sup, i, &info);
+			if (pass == 0 && strcmp(info.state, "ready") != 0)
+				continue;
+			load = actor_count_on(&srv->actors, i) +
+			       (size_t) sched_slot_running(srv->sch, i);
+			if (best < 0 || load < best_load) {
+				best = i;
+				best_load = load;
+			}
+		}
+	}
+	return best < 0 ? 0 : best;
+}
+
+/* Hands an actor's job to the scheduler, pinned to its worker. */
+static void
+actor_submit(server *srv, actor *a, job *j)
+{
+	a->active = j;
+	j->pinned = a->slot + 1;
+	if (sched_submit(srv->sch, j) != 0)
+		job_fail(srv, j, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		    "queue full: %zu calls are waiting (--max-queue)",
+		    sched_queued(srv->sch));
+}
+
+/* A job of the server's own for actor a (its re-creation, or its end when
+ * its owner left), or NULL when out of memory. */
+static sjob *
+actor_internal_job(server *srv, actor *a, int kind)
+{
+	sjob *sj = calloc(1, sizeof(*sj));
+	nng_msg *m = NULL;
+
+	if (sj == NULL || nng_msg_alloc(&m, 0) != 0 ||
+	    (kind == JK_ACTOR_NEW &&
+		nng_msg_append(m, a->ctor, a->ctor_len) != 0)) {
+		nng_msg_free(m);
+		free(sj);
+		return NULL;
+	}
+	sj->srv = srv;
+	sj->act = a;
+	sj->kind = kind;
+	sj->internal = true;
+	sj->j.id = ++srv->next_job_id;
+	sj->j.pipe = a->owner;
+	sj->j.req = m;
+	sj->j.call = nng_msg_body(m);
+	sj->j.call_len = nng_msg_len(m);
+	sj->j.function = a->cls;
+	sj->j.function_len = strlen(a->cls);
+	clock_gettime(CLOCK_MONOTONIC, &sj->arrived);
+	return sj;
+}
+
+/* Fails every call waiting for a. */
+static void
+actor_fail_waiting(server *srv, actor *a, Gild__V1__Code code, const char *why)
+{
+	job *j;
+
+	while ((j = actor_pop(a)) != NULL)
+		job_fail(srv, j, code, "%s", why);
+}
+
+/* a's instance is gone with its worker: create it again while it has
+ * restarts left, else mark it lost and fail what waits for it. */
+static void
+actor_lost(server *srv, actor *a, const char *why)
+{
+	char msg[300];
+	sjob *sj;
+
+	if (a->active != NULL && a->active->state == JOB_QUEUED) {
+		/* Its next call was queued for the dead worker: it waits for
+		 * the new instance instead. */
+		job *j = a->active;
+		sched_remove_queued(srv->sch, j);
+		j->state = JOB_NEW;
+		j->next = a->head;
+		j->prev = NULL;
+		if (a->head)
+			a->head->prev = j;
+		else
+			a->tail = j;
+		a->head = j;
+		a->active = NULL;
+	}
+	if (a->state == ACTOR_DESTROYING) {
+		if (a->active == NULL) {
+			/* Its destroy job is in the queue: answer it. */
+			for (job *j; (j = actor_pop(a)) != NULL;) {
+				sjob *q = (sjob *) j;
+				if (q->kind == JK_ACTOR_DESTROY && !q->internal)
+					reply_bool(srv->lst, j->reply_to,
+					    j->request_id, true);
+				else if (q->kind != JK_ACTOR_DESTROY)
+					job_fail(srv, j,
+					    GILD__V1__CODE__NOT_FOUND,
+					    "the actor was destroyed");
+				if (q->kind == JK_ACTOR_DESTROY)
+					job_free(j);
+			}
+			actor_remove(&srv->actors, a);
+		}
+		return;
+	}
+	if (a->restarts < a->max_restarts &&
+	    (sj = actor_internal_job(srv, a, JK_ACTOR_NEW)) != NULL) {
+		a->restarts++;
+		a->state = ACTOR_CREATING;
+		a->slot = actor_place(srv);
+		log_warn("actor %" PRIu64 " (%s) lost (%s): creating it again "
+			 "on worker %d, restart %" PRIu32 " of %" PRIu32,
+		    a->id, a->cls, why, a->slot, a->restarts, a->max_restarts);
+		if (a->active == NULL)
+			actor_submit(srv, a, &sj->j);
+		else
+			/* Its creation goes first once the running job ends. */
+			actor_push(a, &sj->j); /* (rare: see actor_kick) */
+		return;
+	}
+	a->state = ACTOR_LOST;
+	snprintf(msg, sizeof(msg),
+	    "actor %" PRIu64 " (%s) lost: %s, and it has no restarts left "
+	    "(max_restarts=%" PRIu32 ")",
+	    a->id, a->cls, why, a->max_restarts);
+	log_warn("%s", msg);
+	actor_fail_waiting(srv, a, GILD__V1__CODE__NOT_FOUND, msg);
+}
+
+/* Sends a's next waiting job if none of its jobs is in the scheduler. */
+void
+actor_kick(server *srv, actor *a)
+{
+	job *j;
+
+	if (a->active != NULL)
+		return;
+	if ((a->state == ACTOR_READY || a->state == ACTOR_DESTROYING) &&
+	    a->slot_gen != srv->slot_gen[a->slot]) {
+		/* Its worker was replaced (recycled, reloaded) since. */
+		uint64_t id = a->id;
+		actor_lost(srv, a, "its worker was replaced");
+		if ((a = actor_find(&srv->actors, id)) == NULL ||
+		    a->active != NULL)
+			return;
+	}
+	if (a->state == ACTOR_LOST)
+		return;
+	if ((j = actor_pop(a)) != NULL)
+		actor_submit(srv, a, j);
+}
+
+/* The end of an actor's creation or destruction: fields is the worker's
+ * result (created, destroyed) or error (its constructor raised). */
+void
+actor_job_result(server *srv, sjob *sj, int slot, const uint8_t *fields,
+    size_t len)
+{
+	actor *a = sj->act;
+	wire_field f;
+	bool ok = wire_find(fields, len, 2, &f) == 1;
+	bool internal = sj->internal;
+	int kind = sj->kind;
+	nng_msg *m;
+
+	if (!internal && ok)
+		(kind == JK_ACTOR_NEW ? reply_int(srv->lst, sj->j.reply_to,
+					    sj->j.request_id, (int64_t) a->id)
+				      : reply_bool(srv->lst, sj->j.reply_to,
+					    sj->j.request_id, true));
+	else if (!internal && (m = reply_start(sj->j.request_id)) != NULL &&
+		 nng_msg_append(m, fields, len) == 0)
+		listener_reply(srv->lst, sj->j.reply_to, m); /* its error */
+	else if (!internal)
+		reply_error(srv->lst, sj->j.reply_to, sj->j.request_id,
+		    GILD__V1__CODE__INTERNAL, "server out of memory");
+	job_free(&sj->j);
+	if (kind == JK_ACTOR_NEW && ok) {
+		if (a->state == ACTOR_CREATING)
+			a->state = ACTOR_READY;
+		a->slot_gen = srv->slot_gen[slot];
+	} else if (kind == JK_ACTOR_NEW && internal) {
+		/* Its constructor raised when it was created again. */
+		a->state = ACTOR_LOST;
+		actor_fail_waiting(srv, a, GILD__V1__CODE__NOT_FOUND,
+		    "the actor was lost: creating it again failed");
+	} else {
+		/* Destroyed, or never created (its constructor raised). */
+		actor_fail_waiting(srv, a, GILD__V1__CODE__NOT_FOUND,
+		    kind == JK_ACTOR_DESTROY
+			? "the actor was destroyed"
+			: "the actor could not be created: its constructor "
+			  "failed");
+		actor_remove(&srv->actors, a);
+	}
+}
+
+/* pump: each actor whose job ended sends its next call. */
+void
+actor_kick_all(server *srv)
+{
+	if (!srv->actors_dirty)
+		return;
+	srv->actors_dirty = false;
+	for (actor *a = srv->actors.all, *next; a != NULL; a = next) {
+		next = a->next;
+		actor_kick(srv, a);
+	}
+}
+
+void
+actor_call(server *srv, actor *a, job *j)
+{
+	actor_push(a, j);
+	actor_kick(srv, a);
+}
+
+void
+actor_slot_lost(server *srv, int slot)
+{
+	for (actor *a = srv->actors.all, *anext; a != NULL; a = anext) {
+		anext = a->next;
+		if (a->slot == slot && a->state != ACTOR_LOST &&
+		    srv->state != SRV_STOPPING)
+			actor_lost(srv, a, "its worker died");
+	}
+}
+
+size_t
+actor_pipe_gone(server *srv, uint32_t pipe)
+{
+	size_t dropped = 0;
+
+	for (actor *a = srv->actors.all, *anext; a != NULL; a = anext) {
+		anext = a->next;
+		for (job *j = a->head, *next; j != NULL; j = next) {
+			next = j->next;
+			if (j->pipe == pipe && !((sjob *) j)->internal) {
+				actor_unlink(a, pipe, j->request_id);
+				job_fail(srv, j, GILD__V1__CODE__CANCELLED,
+				    "the client disconnected before the call "
+				    "ran");
+				dropped++;
+			}
+		}
+		if (a->owner == pipe && !a->detached &&
+		    a->state != ACTOR_DESTROYING)
+			actor_destroy(srv, a, NULL, 0, 0);
+	}
+	return dropped;
+}
+
+void
+actor_fail_all_waiting(server *srv, Gild__V1__Code code, const char *why)
+{
+	for (actor *a = srv->actors.all; a != NULL; a = a->next)
+		actor_fail_waiting(srv, a, code, why);
+}
+
+void
+actor_free_all(server *srv)
+{
+	while (srv->actors.all != NULL) {
+		actor *a = srv->actors.all;
+		for (job *j; (j = actor_pop(a)) != NULL;)
+			job_free(j);
+		a->active = NULL;
+		actor_remove(&srv->actors, a);
+	}
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+/* The actor a Call names (pr->actor_id), or NULL after answering
+ * NOT_FOUND. */
+actor *
+actor_for_call(server *srv, listener_req *req, const parsed_request *pr)
+{
+	actor *act = actor_find(&srv->actors, pr->actor_id);
+
+	if (act == NULL || act->state == ACTOR_LOST ||
+	    act->state == ACTOR_DESTROYING) {
+		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__NOT_FOUND,
+		    "actor %" PRIu64 " %s", pr->actor_id,
+		    act == NULL ? "does not exist (it was destroyed, "
+				  "or never created)"
+		    : act->state == ACTOR_LOST
+			? "lost: its worker died and it has no "
+			  "restarts left"
+			: "is being destroyed");
+		return NULL;
+	}
+	return act;
+}
+
+/* ActorNew: creates an instance on the least-loaded worker; the reply is
+ * its id once the constructor has run. Takes msg. */
+void
+actor_request_new(server *srv, listener_req *req, nng_msg *msg,
+    const parsed_request *pr)
+{
+	uint32_t max_restarts = 0;
+	size_t nfn;
+	actor *a;
+	sjob *sj;
+
+	supervisor_functions(srv->sup, &nfn);
+	if (nfn > 0 && !supervisor_actor_class(srv->sup, pr->actor_class,
+			   pr->actor_class_len, &max_restarts)) {
+		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__NOT_FOUND,
+		    "no @gild.actor class '%.*s' in app '%s'",
+		    (int) (pr->actor_class_len > 200 ? 200 : pr->actor_class_len),
+		    pr->actor_class, srv->opts->app);
+		goto done;
+	}
+	if (pr->actor_name != NULL &&
+	    actor_find_name(&srv->actors, pr->actor_name, pr->actor_name_len)) {
+		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__ALREADY_EXISTS,
+		    "an actor named '%.*s' exists already",
+		    (int) (pr->actor_name_len > 200 ? 200 : pr->actor_name_len),
+		    pr->actor_name);
+		goto done;
+	}
+	if ((sj = calloc(1, sizeof(*sj))) == NULL ||
+	    (a = actor_add(&srv->actors, pr->actor_class, pr->actor_class_len,
+		 pr->actor_name, pr->actor_name_len, listener_req_pipe(req),
+		 pr->detached, pr->data, pr->len, max_restarts)) == NULL) {
+		free(sj);
+		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		    "server out of memory");
+		goto done;
+	}
+	a->slot = actor_place(srv);
+	sj->srv = srv;
+	sj->act = a;
+	sj->kind = JK_ACTOR_NEW;
+	sj->j.id = ++srv->next_job_id;
+	sj->j.request_id = pr->id;
+	sj->j.pipe = listener_req_pipe(req);
+	sj->j.req = msg;
+	sj->j.reply_to = req;
+	sj->j.call = pr->data; /* the ActorNew, for the worker */
+	sj->j.call_len = pr->len;
+	sj->j.function = a->cls;
+	sj->j.function_len = strlen(a->cls);
+	clock_gettime(CLOCK_MONOTONIC, &sj->arrived);
+	srv->calls_total++;
+	actor_submit(srv, a, &sj->j);
+	pump(srv);
+	return;
+done:
+	nng_msg_free(msg);
+}
+
+void
+actor_request_get(server *srv, listener_req *req, const parsed_request *pr)
+{
+	actor *a = pr->actor_name != NULL
+		       ? actor_find_name(&srv->actors, pr->actor_name,
+			     pr->actor_name_len)
+		       : NULL;
+
+	if (a == NULL || a->state == ACTOR_LOST || a->state == ACTOR_DESTROYING)
+		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__NOT_FOUND,
+		    "no actor named '%.*s'%s",
+		    (int) (pr->actor_name_len > 200 ? 200 : pr->actor_name_len),
+		    pr->actor_name ? pr->actor_name : "",
+		    a != NULL && a->state == ACTOR_LOST ? " (it was lost)" : "");
+	else
+		reply_int(srv->lst, req, pr->id, (int64_t) a->id);
+}
+
+/* Destroys a after the calls queued for it; to (may be NULL: the server's
+ * own, when its owner left) gets true once it is gone. */
+void
+actor_destroy(server *srv, actor *a, listener_req *to, uint64_t request_id,
+    uint32_t pipe)
+{
+	sjob *sj;
+
+	if (a->state == ACTOR_LOST) {
+		actor_fail_waiting(srv, a, GILD__V1__CODE__NOT_FOUND,
+		    "the actor was destroyed");
+		if (a->active == NULL)
+			actor_remove(&srv->actors, a);
+		else
+			a->state = ACTOR_DESTROYING;
+		if (to != NULL)
+			reply_bool(srv->lst, to, request_id, true);
+		return;
+	}
+	if ((sj = actor_internal_job(srv, a, JK_ACTOR_DESTROY)) == NULL) {
+		if (to != NULL)
+			reply_error(srv->lst, to, request_id,
+			    GILD__V1__CODE__RESOURCE_EXHAUSTED,
+			    "server out of memory");
+		return;
+	}
+	if (to != NULL) {
+		sj->internal = false;
+		sj->j.reply_to = to;
+		sj->j.request_id = request_id;
+		sj->j.pipe = pipe;
+	}
+	a->state = ACTOR_DESTROYING;
+	actor_push(a, &sj->j);
+	actor_kick(srv, a);
+}
+
+void
+actor_request_destroy(server *srv, listener_req *req, const parsed_request *pr)
+{
+	actor *a = actor_find(&srv->actors, pr->actor_id);
+
+	if (a == NULL || a->state == ACTOR_DESTROYING)
+		reply_bool(srv->lst, req, pr->id, a != NULL);
+	else
+		actor_destroy(srv, a, req, pr->id, listener_req_pipe(req));
+	pump(srv);
 }

@@ -1,6 +1,8 @@
 /* Actors: the table of live @gild.actor instances the front end places on
- * workers, and each one's queue of calls. Pure bookkeeping, like sched.c:
- * the server decides and does the I/O. */
+ * workers, each one's queue of calls, and the front end's handling of
+ * them (on its loop: see front.h): the ActorNew, ActorGet and ActorDestroy
+ * requests, their calls one at a time, their restarts when a worker dies,
+ * their end when their owner's connection closes. */
 #ifndef GILD_ACTOR_H
 #define GILD_ACTOR_H
 
@@ -8,7 +10,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <nng/nng.h>
+
+#include "gild.pb-c.h"
+#include "listener.h"
+#include "parse.h"
 #include "sched.h"
+
+/* The front end's own (front.h). */
+typedef struct server server;
+typedef struct sjob sjob;
 
 typedef enum actor_state {
 	ACTOR_CREATING,   /* its constructor is queued or running */
@@ -56,5 +67,50 @@ size_t actor_count_on(const actor_table *t, int slot);
 void actor_push(actor *a, job *j);
 job *actor_pop(actor *a);
 job *actor_unlink(actor *a, uint32_t pipe, uint64_t request_id);
+
+/* ---- on the front end's loop ---- */
+
+/* Requests: ActorNew (takes msg; the reply is the id once the constructor
+ * ran), ActorGet (the id of the actor of that name) and ActorDestroy (true
+ * once destroyed after the calls queued for it, false if there is none). */
+void actor_request_new(server *srv, listener_req *req, nng_msg *msg,
+    const parsed_request *pr);
+void actor_request_get(server *srv, listener_req *req,
+    const parsed_request *pr);
+void actor_request_destroy(server *srv, listener_req *req,
+    const parsed_request *pr);
+/* The actor a Call names (pr->actor_id), or NULL after answering the
+ * request with NOT_FOUND. */
+actor *actor_for_call(server *srv, listener_req *req,
+    const parsed_request *pr);
+/* Queues call j for a: its calls run one at a time, in arrival order. */
+void actor_call(server *srv, actor *a, job *j);
+/* Destroys a after the calls queued for it; to (NULL: the server's own
+ * destroy, when its owner left) gets true once it is gone. */
+void actor_destroy(server *srv, actor *a, listener_req *to,
+    uint64_t request_id, uint32_t pipe);
+/* The worker's answer to an actor's creation or destruction (fields: the
+ * result or error of its FromWorker); frees sj. */
+void actor_job_result(server *srv, sjob *sj, int slot, const uint8_t *fields,
+    size_t len);
+/* From pump: each actor whose job ended sends its next one. */
+void actor_kick_all(server *srv);
+/* Worker `slot` died: its actors are created again elsewhere while they
+ * have restarts left, else lost (their waiting calls get NOT_FOUND). */
+void actor_slot_lost(server *srv, int slot);
+/* Connection `pipe` closed: its calls waiting for an actor's turn are
+ * cancelled (returns how many), the actors it owns destroyed unless
+ * detached. */
+size_t actor_pipe_gone(server *srv, uint32_t pipe);
+/* The server stops: every call waiting for an actor's turn fails. */
+void actor_fail_all_waiting(server *srv, Gild__V1__Code code,
+    const char *why);
+/* At exit: frees every actor and the jobs they hold. */
+void actor_free_all(server *srv);
+/* Calls waiting in actors' queues (not yet in the scheduler), and the one
+ * a client sent as request_id on pipe (NULL if none). */
+size_t actor_waiting(const server *srv);
+job *actor_waiting_find(const server *srv, uint32_t pipe,
+    uint64_t request_id);
 
 #endif

@@ -1,0 +1,92 @@
+/* front: what the front end's modules (server.c, actor.c) share on the
+ * loop: the server's state, a job as the server keeps it, and the few
+ * operations on jobs every module needs. Not for code outside server/:
+ * main.c sees server.h only. */
+#ifndef GILD_SERVER_FRONT_H
+#define GILD_SERVER_FRONT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "actor.h"
+#include "gild.pb-c.h"
+#include "http.h"
+#include "listener.h"
+#include "metrics.h"
+#include "sched.h"
+#include "server.h"
+#include "stream.h"
+#include "supervisor.h"
+#include "svctime.h"
+
+typedef enum srv_state { SRV_RUNNING, SRV_DRAINING, SRV_STOPPING } srv_state;
+
+typedef struct server {
+	const server_opts *opts;
+	struct event_base *base;
+	listener *lst;
+	sched *sch;
+	svctime *est;           /* how long each function's calls run */
+	supervisor *sup;
+	struct event *sigint_ev, *sigterm_ev, *sighup_ev, *drain_ev, *exit_ev;
+	srv_state state;
+	int exit_code;
+	bool announced_ready;
+	int exit_waits;
+	uint64_t next_job_id;
+	uint64_t calls_total;
+	struct timespec started;
+	struct stream *streams; /* open streams, any connection */
+	struct event *batch_ev; /* a batch waits to fill up */
+	actor_table actors;
+	bool actors_dirty;      /* an actor's job ended: its next may go */
+	uint64_t *slot_gen;     /* per slot: hellos so far (a new process) */
+	http *http;             /* --http: the side port, or NULL */
+	metrics *metrics;       /* what /metrics shows */
+} server;
+
+/* A job as the server keeps it: the scheduler's part first (the scheduler
+ * hands back job pointers), then what only the server needs. */
+typedef struct sjob {
+	job j;
+	server *srv;
+	struct event *timer;   /* the deadline, then the --kill-grace wait */
+	uint32_t timeout_ms;   /* 0: no deadline */
+	uint32_t retries_left; /* @gild.function(retries=N) */
+	int interrupt;         /* DEADLINE_EXCEEDED or CANCELLED once stopped */
+	bool killed;           /* its worker was killed after --kill-grace */
+	struct stream *st;     /* a streaming job's stream, else NULL */
+	struct timespec arrived;
+	bool arrived_busy;     /* no worker was free when it came */
+	uint32_t batch_wait_us; /* how long a batch (j.batch) may wait to fill */
+	actor *act;            /* an actor's call, creation or destruction */
+	/* JK_EXEC: an Exec request, otherwise handled as a call. */
+	enum { JK_CALL, JK_ACTOR_NEW, JK_ACTOR_DESTROY, JK_EXEC } kind;
+	bool internal;         /* the server's own (an actor's restart or end):
+				  no client waits for its reply */
+	bool answered;         /* its client was answered, with end_code */
+	bool replied;          /* answered before its worker's answer came (it
+				  was interrupted while sent ahead): that
+				  answer is dropped */
+	int end_code;          /* a gild.v1.Code */
+} sjob;
+
+/* Frees j (an sjob), counting its call in the metrics if its client was
+ * answered; an actor's job lets the actor's next call go (at the next
+ * pump). */
+void job_free(job *j);
+
+/* Ends j with an error reply (a stream's: after the chunks sent; none for
+ * the server's own jobs) and frees it. */
+void job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Hands queued jobs to free workers, and asks busy workers for calls sent
+ * ahead back when a worker is free. Call after anything that may let a job
+ * go. */
+void pump(server *srv);
+
+#endif

@@ -383,11 +383,14 @@ void gild_stream_close(gild_stream *s);
 typedef uint64_t gild_actor_id;
 
 /* Creates an actor of class_name(*args, **kwargs) on one of the servers
- * (round-robin), on its least-loaded worker. name (NULL: none) lets other
- * clients find it with gild_actor_get; unless detached, it is destroyed
- * when this client's connection closes. Returns GILD_OK with *out once the
- * constructor has run; GILD_NOT_FOUND (no such class), GILD_ALREADY_EXISTS
- * (name taken), or the constructor's error. */
+ * (round-robin), on its least-loaded worker. It is this client's
+ * connection's own: other clients get GILD_NOT_FOUND for its id, unless
+ * it has a name (NULL: none; others find it with gild_actor_get) or is
+ * detached (its id then works from any connection). Unless detached, it
+ * is destroyed when this client's connection closes. Returns GILD_OK with
+ * *out once the constructor has run; GILD_NOT_FOUND (no such class),
+ * GILD_ALREADY_EXISTS (name taken), or the constructor's error. Given up
+ * at timeout_ms before the constructor ran, no actor is created. */
 int gild_actor_new(gild_client *c, const char *class_name,
     const gild_value *args, const gild_value *kwargs, const char *name,
     bool detached, int timeout_ms, gild_actor_id *out, gild_error *err);
@@ -395,7 +398,7 @@ int gild_actor_new(gild_client *c, const char *class_name,
 int gild_actor_get(gild_client *c, const char *name, int timeout_ms,
     gild_actor_id *out, gild_error *err);
 /* Destroys it after the calls already sent to it. GILD_NOT_FOUND if there
- * is no such actor. */
+ * is no such actor (or it is another connection's private one). */
 int gild_actor_destroy(gild_client *c, gild_actor_id a, int timeout_ms,
     gild_error *err);
 /* Calls its public method `method`, as gild_submit / gild_call do for a

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "front.h"
 #include "log.h"
@@ -15,6 +16,23 @@
 #include "wire.h"
 
 /* ---- the table --------------------------------------------------------- */
+
+/* A new actor id: random, so that no client can guess another's (ids are
+ * ACTOR_ID_BITS wide: libgild keeps the connection in the bits above),
+ * never 0, never one in use. */
+static uint64_t
+new_id(const actor_table *t)
+{
+	uint64_t id = 0;
+
+	while (id == 0 || actor_find(t, id) != NULL) {
+		if (getrandom(&id, sizeof(id), 0) != (ssize_t) sizeof(id))
+			id = (uint64_t) random() << 31 ^ (uint64_t) random() ^
+			     (uint64_t) t->count << 40;
+		id &= (UINT64_C(1) << ACTOR_ID_BITS) - 1;
+	}
+	return id;
+}
 
 actor *
 actor_add(actor_table *t, const char *cls, size_t cls_len, const char *name,
@@ -38,7 +56,7 @@ actor_add(actor_table *t, const char *cls, size_t cls_len, const char *name,
 	}
 	memcpy(a->ctor, ctor, ctor_len);
 	a->ctor_len = ctor_len;
-	a->id = ++t->next_id;
+	a->id = new_id(t);
 	a->owner = owner;
 	a->detached = detached;
 	a->max_restarts = max_restarts;
@@ -227,7 +245,7 @@ actor_internal_job(server *srv, actor *a, int kind)
 	sj->kind = kind;
 	sj->internal = true;
 	sj->j.id = ++srv->next_job_id;
-	sj->j.pipe = a->owner;
+	sj->j.pipe = 0; /* no client's: its owner's leaving does not touch it */
 	sj->j.req = m;
 	sj->j.call = nng_msg_body(m);
 	sj->j.call_len = nng_msg_len(m);
@@ -437,6 +455,17 @@ actor_pipe_gone(server *srv, uint32_t pipe)
 }
 
 void
+actor_ctor_dropped(server *srv, actor *a)
+{
+	if (a->state != ACTOR_CREATING || a->active != NULL)
+		return;
+	actor_fail_waiting(srv, a, GILD__V1__CODE__NOT_FOUND,
+	    "the actor was not created: its client cancelled or disconnected "
+	    "before its constructor ran");
+	actor_remove(&srv->actors, a);
+}
+
+void
 actor_fail_all_waiting(server *srv, Gild__V1__Code code, const char *why)
 {
 	for (actor *a = srv->actors.all; a != NULL; a = a->next)
@@ -457,12 +486,24 @@ actor_free_all(server *srv)
 
 /* ---- requests ---------------------------------------------------------- */
 
-/* The actor a Call names (pr->actor_id), or NULL after answering
- * NOT_FOUND. */
+/* The actor `id` as connection `pipe` may see it: its own, a named one
+ * (anyone may find it by name), or a detached one (its id outlives the
+ * connection that made it); NULL for another connection's private actor,
+ * exactly as for one that does not exist. */
+static actor *
+reachable(const server *srv, uint64_t id, uint32_t pipe)
+{
+	actor *a = actor_find(&srv->actors, id);
+
+	return a != NULL && (a->owner == pipe || a->name != NULL || a->detached)
+		   ? a
+		   : NULL;
+}
+
 actor *
 actor_for_call(server *srv, listener_req *req, const parsed_request *pr)
 {
-	actor *act = actor_find(&srv->actors, pr->actor_id);
+	actor *act = reachable(srv, pr->actor_id, listener_req_pipe(req));
 
 	if (act == NULL || act->state == ACTOR_LOST ||
 	    act->state == ACTOR_DESTROYING) {
@@ -596,7 +637,7 @@ actor_destroy(server *srv, actor *a, listener_req *to, uint64_t request_id,
 void
 actor_request_destroy(server *srv, listener_req *req, const parsed_request *pr)
 {
-	actor *a = actor_find(&srv->actors, pr->actor_id);
+	actor *a = reachable(srv, pr->actor_id, listener_req_pipe(req));
 
 	if (a == NULL || a->state == ACTOR_DESTROYING)
 		reply_bool(srv->lst, req, pr->id, a != NULL);

@@ -28,11 +28,17 @@ typedef enum actor_state {
 	ACTOR_LOST,       /* its worker died and it has no restarts left */
 } actor_state;
 
+/* How many bits an actor id has: libgild's handles keep the connection in
+ * the bits above (client-lib/actor.c). */
+#define ACTOR_ID_BITS 48
+
 typedef struct actor {
-	uint64_t id;
+	uint64_t id;            /* random, unguessable (actor_add) */
 	char *cls;              /* class name */
 	char *name;             /* for ActorGet, or NULL */
-	uint32_t owner;         /* pipe that created it */
+	uint32_t owner;         /* pipe that created it: the only one that
+				   reaches it by id, unless it is named or
+				   detached */
 	bool detached;          /* outlives its owner's connection */
 	int slot;               /* worker it lives on (or will) */
 	uint64_t slot_gen;      /* that worker's generation when created */
@@ -47,12 +53,11 @@ typedef struct actor {
 
 typedef struct actor_table {
 	actor *all;
-	uint64_t next_id;
 	size_t count;
 } actor_table;
 
-/* A new actor (copies the strings and ctor), in state ACTOR_CREATING, or
- * NULL when out of memory. name may be NULL. */
+/* A new actor (copies the strings and ctor), in state ACTOR_CREATING, with
+ * a random id, or NULL when out of memory. name may be NULL. */
 actor *actor_add(actor_table *t, const char *cls, size_t cls_len,
     const char *name, size_t name_len, uint32_t owner, bool detached,
     const uint8_t *ctor, size_t ctor_len, uint32_t max_restarts);
@@ -80,7 +85,8 @@ void actor_request_get(server *srv, listener_req *req,
 void actor_request_destroy(server *srv, listener_req *req,
     const parsed_request *pr);
 /* The actor a Call names (pr->actor_id), or NULL after answering the
- * request with NOT_FOUND. */
+ * request with NOT_FOUND: also for another connection's private actor
+ * (neither named nor detached), which ActorDestroy does not find either. */
 actor *actor_for_call(server *srv, listener_req *req,
     const parsed_request *pr);
 /* Queues call j for a: its calls run one at a time, in arrival order. */
@@ -102,6 +108,10 @@ void actor_slot_lost(server *srv, int slot);
  * cancelled (returns how many), the actors it owns destroyed unless
  * detached. */
 size_t actor_pipe_gone(server *srv, uint32_t pipe);
+/* The client's constructor job of a (ActorNew) ended before it ran (its
+ * client cancelled it or disconnected): a, never created, goes with its
+ * name. */
+void actor_ctor_dropped(server *srv, actor *a);
 /* The server stops: every call waiting for an actor's turn fails. */
 void actor_fail_all_waiting(server *srv, Gild__V1__Code code,
     const char *why);

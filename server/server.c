@@ -272,12 +272,16 @@ job_end_queued(server *srv, sjob *sj, Gild__V1__Code code)
 {
 	char why[256];
 
+	actor *created = sj->kind == JK_ACTOR_NEW ? sj->act : NULL;
+
 	if (sj->j.state == JOB_QUEUED)
 		sched_remove_queued(srv->sch, &sj->j);
 	else if (sj->act != NULL) /* waiting for its actor's earlier calls */
 		actor_unlink(sj->act, sj->j.pipe, sj->j.request_id);
 	job_fail(srv, &sj->j, code, "%s",
 	    unstarted_why(srv, sj, code, why, sizeof(why)));
+	if (created != NULL)
+		actor_ctor_dropped(srv, created);
 }
 
 static void check_drained(server *srv);
@@ -786,9 +790,13 @@ on_pipe_gone(void *arg, uint32_t pipe)
 	job *j, *next;
 
 	for (j = sched_take_pipe(srv->sch, pipe); j != NULL; j = next) {
+		sjob *sj = (sjob *) j;
+		actor *created = sj->kind == JK_ACTOR_NEW ? sj->act : NULL;
 		next = j->next;
 		job_fail(srv, j, GILD__V1__CODE__CANCELLED,
 		    "the client disconnected before the call ran");
+		if (created != NULL)
+			actor_ctor_dropped(srv, created);
 		dropped++;
 	}
 	for (int slot = 0; slot < supervisor_count(srv->sup); slot++) {

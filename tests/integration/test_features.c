@@ -1,12 +1,15 @@
 /* Integration tests of streams, batching and the call context, against the
  * real gild serving tests/apps/features.py. */
 #include "gild.h"
+#include "gild.pb-c.h"
 #include "integration/harness.h"
 #include "integration/served.h"
 #include "server/sched.h"
 
 #include <CUnit/Basic.h>
 #include <math.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <time.h>
 #include <stdio.h>
@@ -768,7 +771,9 @@ incr_main(void *arg)
 
 /* Item 3: 100 counters on 2 workers, 50 increments each from 4 clients at
  * once: every count is exactly 50, both workers hold some; a named actor is
- * found and used from a second client. */
+ * found and used from a second client. The counters are detached, so
+ * other connections reach them by id (a private actor is its creator's
+ * connection's only: test_actor_owners). */
 static void
 test_actors(void)
 {
@@ -786,7 +791,7 @@ test_actors(void)
 	CU_ASSERT_EQUAL_FATAL(start(&s, 2, NULL), 0);
 	for (int a = 0; a < ACTORS; a++)
 		CU_ASSERT_EQUAL_FATAL(gild_actor_new(s.c, "Counter", NULL, NULL,
-					  NULL, false, 20000, &ids[a], &err),
+					  NULL, true, 20000, &ids[a], &err),
 		    GILD_OK);
 	for (int t = 0; t < CLIENTS; t++) {
 		jobs[t] = (incr_job){s.p.url, ids, t, 0};
@@ -853,6 +858,151 @@ test_actors(void)
 			    &v, &err), GILD_NOT_FOUND);
 	gild_error_clear(&err);
 	served_close(other, "the second client");
+	served_stop(&s);
+}
+
+/* Sends ActorNew{class_name cls, name, detached} on a connection of its
+ * own, waits until the server counts one more call waiting (calls_before
+ * + 1: its constructor is queued behind a busy worker), and closes that
+ * connection: a client that leaves before its actor is created. Returns
+ * whether it got that far. */
+static bool
+actor_new_and_leave(gild_client *watch, const char *url, const char *cls,
+    const char *name, int64_t calls_before)
+{
+	Gild__V1__Request rq = GILD__V1__REQUEST__INIT;
+	Gild__V1__ActorNew an = GILD__V1__ACTOR_NEW__INIT;
+	nng_socket sock = NNG_SOCKET_INITIALIZER;
+	uint8_t buf[256];
+	bool queued = false;
+
+	an.class_name = (char *) cls;
+	an.name = (char *) name;
+	an.detached = true;
+	rq.id = 1;
+	rq.body_case = GILD__V1__REQUEST__BODY_ACTOR_NEW;
+	rq.actor_new = &an;
+	if (nng_req0_open(&sock) != 0 || nng_dial(sock, url, NULL, 0) != 0 ||
+	    nng_send(sock, buf, gild__v1__request__pack(&rq, buf), 0) != 0) {
+		close_bounded(sock, 5000);
+		return false;
+	}
+	for (double end = now_s() + 10; !queued && now_s() < end;
+	     usleep(10000))
+		queued = served_status_int(watch, "queued", false) >
+			 calls_before;
+	CU_ASSERT_EQUAL(close_bounded(sock, 5000), 0);
+	return queued;
+}
+
+/* Actors belong to the connection that made them (issue 17). Client B
+ * gets NOT_FOUND calling or destroying client A's private actor by id,
+ * exactly as for an id that does not exist, and A's actor is untouched; a
+ * named actor is found and used by name from B; ids are not handed out in
+ * sequence. A detached actor whose client left before its constructor ran
+ * (queued behind a busy worker) is removed with its name, as is one whose
+ * ActorNew its client gave up on (libgild cancels it at its timeout). */
+static void
+test_actor_owners(void)
+{
+	gild_actor_id mine, mine2, pub, found, again;
+	gild_client *b = NULL;
+	gild_value *v = NULL, *args;
+	gild_error err = {0};
+	gild_call_id block;
+	gild_result res = {0};
+	const char *urls[1];
+	char gate[256], nonexistent_msg[512] = "";
+	bool gone = false;
+	server s;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
+	urls[0] = s.p.url;
+	CU_ASSERT_EQUAL_FATAL(gild_connect(&b, urls, 1, NULL), GILD_OK);
+	CU_ASSERT_EQUAL_FATAL(gild_actor_new(s.c, "Counter", NULL, NULL, NULL,
+				  false, 20000, &mine, &err), GILD_OK);
+	CU_ASSERT_EQUAL_FATAL(gild_actor_new(s.c, "Counter", NULL, NULL, NULL,
+				  false, 20000, &mine2, &err), GILD_OK);
+	CU_ASSERT(mine2 != mine + 1 && mine != mine2 + 1);
+	CU_ASSERT_EQUAL(gild_actor_call(s.c, mine, "incr", NULL, NULL, 20000,
+			    &v, &err), GILD_OK);
+	gild_value_free(v);
+	v = NULL;
+
+	/* B: A's private actor is not there, as a made-up id is not. */
+	CU_ASSERT_EQUAL(gild_actor_call(b, mine ^ 1, "incr", NULL, NULL, 20000,
+			    &v, &err), GILD_NOT_FOUND);
+	if (err.message != NULL)
+		snprintf(nonexistent_msg, sizeof(nonexistent_msg), "%s",
+		    strstr(err.message, " does not exist") != NULL
+			? strstr(err.message, " does not exist")
+			: err.message);
+	gild_error_clear(&err);
+	CU_ASSERT_EQUAL(gild_actor_call(b, mine, "incr", NULL, NULL, 20000,
+			    &v, &err), GILD_NOT_FOUND);
+	CU_ASSERT(err.message != NULL && nonexistent_msg[0] != '\0' &&
+		  strstr(err.message, nonexistent_msg) != NULL);
+	gild_error_clear(&err);
+	CU_ASSERT_EQUAL(gild_actor_destroy(b, mine, 20000, &err),
+	    GILD_NOT_FOUND);
+	gild_error_clear(&err);
+	/* A's actor is untouched: one increment, and still there. */
+	CU_ASSERT_EQUAL(gild_actor_call(s.c, mine, "get", NULL, NULL, 20000,
+			    &v, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_int(v), 1);
+	gild_value_free(v);
+	v = NULL;
+
+	/* A named actor: found by name from B, and B's to use. */
+	CU_ASSERT_EQUAL(gild_actor_new(s.c, "Counter", NULL, NULL, "public",
+			    false, 20000, &pub, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_actor_get(b, "public", 20000, &found, &err),
+	    GILD_OK);
+	CU_ASSERT_EQUAL(found, pub);
+	CU_ASSERT_EQUAL(gild_actor_call(b, found, "incr", NULL, NULL, 20000,
+			    &v, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_int(v), 1);
+	gild_value_free(v);
+	v = NULL;
+
+	/* The one worker busy until the gate opens: constructors wait. */
+	snprintf(gate, sizeof(gate), "%s/owners-gate", s.p.dir);
+	args = gild_list();
+	gild_list_append(args, gild_cstr(gate));
+	gild_list_append(args, gild_int(60));
+	CU_ASSERT_EQUAL_FATAL(gild_submit(s.c, "until_file", args, NULL,
+				  &block, &err), GILD_OK);
+	gild_value_free(args);
+	for (double end = now_s() + 10;
+	     served_status_int(b, "in_flight", false) < 1 && now_s() < end;)
+		usleep(10000);
+	/* A client that leaves before its detached actor is created... */
+	CU_ASSERT(actor_new_and_leave(b, s.p.url, "Counter", "orphan",
+	    served_status_int(b, "queued", false)));
+	/* ...and one that gives up on its ActorNew. */
+	CU_ASSERT_EQUAL(gild_actor_new(s.c, "Counter", NULL, NULL, "late", true,
+			    300, &found, &err), GILD_DEADLINE_EXCEEDED);
+	gild_error_clear(&err);
+	for (double end = now_s() + 10; !gone && now_s() < end;
+	     usleep(20000)) {
+		gone = gild_actor_get(b, "orphan", 20000, &found, &err) ==
+			   GILD_NOT_FOUND &&
+		       gild_actor_get(b, "late", 20000, &found, &err) ==
+			   GILD_NOT_FOUND;
+		gild_error_clear(&err);
+	}
+	CU_ASSERT(gone);
+	fclose(fopen(gate, "w"));
+	CU_ASSERT_EQUAL(served_wait(s.c, block, &res), GILD_OK);
+	gild_result_clear(&res);
+	/* Their names are free again. */
+	CU_ASSERT_EQUAL(gild_actor_new(b, "Counter", NULL, NULL, "orphan",
+			    false, 20000, &again, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_actor_new(b, "Counter", NULL, NULL, "late", false,
+			    20000, &again, &err), GILD_OK);
+	gild_error_clear(&err);
+	CU_ASSERT_EQUAL(served_status_int(b, "queued", false), 0);
+	served_close(b, "client B");
 	served_stop(&s);
 }
 
@@ -1076,6 +1226,7 @@ main(void)
 	CU_add_test(s, "actors: 100 counters, 4 clients, names", test_actors);
 	CU_add_test(s, "actors: calls run in the order sent", test_actor_order);
 	CU_add_test(s, "actors: max_restarts and lost actors", test_actor_restarts);
+	CU_add_test(s, "actors: owned by their connection", test_actor_owners);
 	s = CU_add_suite("extension modules (tests/apps/extensions.py)", NULL,
 	    NULL);
 	CU_add_test(s, "extension modules: gild's own and the stdlib's",

@@ -573,7 +573,6 @@ actor_request_new(server *srv, listener_req *req, nng_msg *msg,
 	clock_gettime(CLOCK_MONOTONIC, &sj->arrived);
 	srv->calls_total++;
 	actor_submit(srv, a, &sj->j);
-	pump(srv);
 	return;
 done:
 	nng_msg_free(msg);
@@ -643,5 +642,4 @@ actor_request_destroy(server *srv, listener_req *req, const parsed_request *pr)
 		reply_bool(srv->lst, req, pr->id, a != NULL);
 	else
 		actor_destroy(srv, a, req, pr->id, listener_req_pipe(req));
-	pump(srv);
 }

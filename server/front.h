@@ -84,9 +84,8 @@ void job_free(job *j);
 void job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Hands queued jobs to free workers, and asks busy workers for calls sent
- * ahead back when a worker is free. Call after anything that may let a job
- * go. */
-void pump(server *srv);
+/* Nothing here needs to hand queued jobs to workers, or to check whether a
+ * drain is over: server.c does both after every pass of the loop
+ * (after_pass). */
 
 #endif

@@ -284,7 +284,6 @@ job_end_queued(server *srv, sjob *sj, Gild__V1__Code code)
 		actor_ctor_dropped(srv, created);
 }
 
-static void check_drained(server *srv);
 
 /* The deadline of a job passed, or the --kill-grace after its interrupt. */
 static void
@@ -297,7 +296,6 @@ on_job_timer(evutil_socket_t fd, short what, void *arg)
 	if (sj->j.state == JOB_QUEUED ||
 	    (sj->j.state == JOB_NEW && sj->act != NULL)) {
 		job_end_queued(srv, sj, GILD__V1__CODE__DEADLINE_EXCEEDED);
-		check_drained(srv);
 	} else if (sj->j.state == JOB_RUNNING && sj->interrupt == 0) {
 		job_interrupt(srv, sj, GILD__V1__CODE__DEADLINE_EXCEEDED);
 	} else if (sj->j.state == JOB_RUNNING && sj->j.ahead) {
@@ -378,7 +376,7 @@ describe_job(const job *j, sup_job *out)
 
 /* Hands queued jobs to free workers: one call each, or for a batched
  * function up to its batch of calls at once. */
-void
+static void
 pump(server *srv)
 {
 	sup_job sjobs[BATCH_MAX];
@@ -416,10 +414,11 @@ pump(server *srv)
 		supervisor_take_back(srv->sup, j->slot, j->id);
 }
 
+/* A batch waited long enough: the end of this loop pass (after_pass)
+ * sends it. */
 static void
 on_batch_timer(evutil_socket_t fd, short what, void *arg)
 {
-	pump(arg);
 }
 
 /* Draining and nothing left to run: the workers can go. */
@@ -429,6 +428,18 @@ check_drained(server *srv)
 	if (srv->state == SRV_DRAINING && sched_running(srv->sch) == 0 &&
 	    sched_queued(srv->sch) == 0 && actor_waiting(srv) == 0)
 		server_stop_workers(srv);
+}
+
+/* What follows every event, once per pass of the loop, so that no handler
+ * has to remember it: queued calls go to free workers (and calls sent
+ * ahead are asked back), the frames this pass made are written, and a
+ * drain that has nothing left to run stops the workers. */
+static void
+after_pass(server *srv)
+{
+	pump(srv);
+	supervisor_flush(srv->sup);
+	check_drained(srv);
 }
 
 /* ---- streams ---------------------------------------------------------- */
@@ -523,7 +534,6 @@ on_worker_chunk(void *arg, int slot, uint64_t job_id, const uint8_t *chunk,
 	stream_flush(srv, sj->st);
 }
 
-static void check_drained(server *srv);
 
 static void
 on_worker_stream_end(void *arg, int slot, uint64_t job_id, const uint8_t *end,
@@ -551,8 +561,6 @@ on_worker_stream_end(void *arg, int slot, uint64_t job_id, const uint8_t *end,
 	} else {
 		job_free(j);
 	}
-	pump(srv);
-	check_drained(srv);
 }
 
 /* StreamNext: the client asks for the next chunks. */
@@ -724,7 +732,6 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 		/* One call at a time per actor, in arrival order. */
 		srv->calls_total++;
 		actor_call(srv, act, j);
-		pump(srv);
 		return;
 	}
 	if (sched_submit(srv->sch, j) != 0) {
@@ -740,7 +747,6 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 		goto done;
 	}
 	srv->calls_total++;
-	pump(srv);
 	return;
 done:
 	count_refused(srv, pr, code); /* it never became a job */
@@ -758,13 +764,11 @@ on_cancel(server *srv, listener_req *req, const parsed_request *pr)
 	j = sched_find(srv->sch, listener_req_pipe(req), pr->cancel_target);
 	if (j != NULL && j->state == JOB_QUEUED) {
 		job_end_queued(srv, (sjob *) j, GILD__V1__CODE__CANCELLED);
-		check_drained(srv);
 	} else if (j != NULL) {
 		job_interrupt(srv, (sjob *) j, GILD__V1__CODE__CANCELLED);
 	} else if ((j = actor_waiting_find(srv, listener_req_pipe(req),
 			pr->cancel_target)) != NULL) {
 		job_end_queued(srv, (sjob *) j, GILD__V1__CODE__CANCELLED);
-		check_drained(srv);
 	} else if ((st = stream_find(srv->streams, listener_req_pipe(req),
 			pr->cancel_target)) != NULL) {
 		/* Its generator has finished: drop what it left. */
@@ -828,8 +832,6 @@ on_pipe_gone(void *arg, uint32_t pipe)
 		log_info("client connection %" PRIu32 " closed: %zu queued "
 			 "calls dropped, %zu running calls cancelled",
 		    pipe, dropped, interrupted);
-	pump(srv);
-	check_drained(srv);
 }
 
 static double
@@ -1214,7 +1216,6 @@ on_worker_ready(void *arg, int slot)
 		}
 		fflush(stdout);
 	}
-	pump(srv);
 }
 
 static void
@@ -1272,8 +1273,6 @@ on_worker_lost(void *arg, int slot, const char *reason, bool all_read)
 	}
 	/* The actors it held are gone with it. */
 	actor_slot_lost(srv, slot);
-	check_drained(srv);
-	pump(srv); /* other workers may take what waits */
 }
 
 /* A worker's stamp on a call it ran: its function's estimate learns. */
@@ -1298,8 +1297,6 @@ on_worker_taken_back(void *arg, int slot, uint64_t job_id, bool returned)
 
 	if (sj != NULL && sj->interrupt != 0)
 		job_end_queued(srv, sj, sj->interrupt);
-	pump(srv);
-	check_drained(srv);
 }
 
 static void
@@ -1349,8 +1346,6 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
 		listener_reply(srv->lst, j->reply_to, m);
 		job_free(j);
 	}
-	pump(srv);
-	check_drained(srv);
 }
 
 static void
@@ -1451,7 +1446,6 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	tv.tv_sec = srv->opts->drain_ms / 1000;
 	tv.tv_usec = (srv->opts->drain_ms % 1000) * 1000;
 	evtimer_add(srv->drain_ev, &tv);
-	check_drained(srv);
 }
 
 /* SIGHUP: reload the app, replacing workers one at a time. */
@@ -1636,7 +1630,11 @@ server_run(const server_opts *opts)
 		goto out;
 	}
 	log_info("serving %s with %d workers", opts->app, opts->workers);
-	event_base_dispatch(srv.base);
+	/* One pass of the loop runs every event that is ready; then
+	 * after_pass, once (redis's beforeSleep). */
+	while (event_base_loop(srv.base, EVLOOP_ONCE) == 0 &&
+	       !event_base_got_exit(srv.base))
+		after_pass(&srv);
 out:
 	http_close(srv.http);
 	supervisor_fini(srv.sup); /* no worker may outlive gild */

@@ -1348,8 +1348,13 @@ enum {
 static void
 on_flush(evutil_socket_t fd, short what, void *arg)
 {
-	supervisor *s = arg;
+	supervisor_flush(arg);
+}
 
+void
+supervisor_flush(supervisor *s)
+{
+	event_del(s->flush_ev); /* made active: written now instead */
 	for (int i = 0; i < s->cfg.workers; i++) {
 		worker *w = &s->w[i];
 		struct evbuffer *out;

@@ -108,6 +108,10 @@ int supervisor_take_back(supervisor *s, int slot, uint64_t job_id);
 /* Lets streaming job job_id on `slot` send n more chunks. Returns 0 or a
  * negative errno. */
 int supervisor_credit(supervisor *s, int slot, uint64_t job_id, uint32_t n);
+/* Writes the frames queued so far to the workers' sockets now (what the
+ * socket does not take waits in its bufferevent). Without it they are
+ * written at the end of the loop pass that queued them. */
+void supervisor_flush(supervisor *s);
 /* Kills worker `slot` now (SIGKILL): it takes no new job (`retiring`),
  * the results it writes until it is gone are delivered, then `lost`
  * follows with reason; the restart comes without backoff. */

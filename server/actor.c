@@ -182,7 +182,7 @@ actor_waiting_find(const server *srv, uint32_t pipe, uint64_t request_id)
 	for (const actor *a = srv->actors.all; a != NULL; a = a->next)
 		for (job *j = a->head; j != NULL; j = j->next)
 			if (j->pipe == pipe && j->request_id == request_id &&
-			    !((sjob *) j)->internal)
+			    !((sjob *) j)->call.internal)
 				return j;
 	return NULL;
 }
@@ -223,6 +223,8 @@ actor_submit(server *srv, actor *a, job *j)
 		job_fail(srv, j, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "queue full: %zu calls are waiting (--max-queue)",
 		    sched_queued(srv->sch));
+	else
+		job_step(srv, (sjob *) j, CE_QUEUED, 0, NULL);
 }
 
 /* A job of the server's own for actor a (its re-creation, or its end when
@@ -243,7 +245,7 @@ actor_internal_job(server *srv, actor *a, int kind)
 	sj->srv = srv;
 	sj->act = a;
 	sj->kind = kind;
-	sj->internal = true;
+	call_init(&sj->call, CALL_WAITING, true, false, 0);
 	sj->j.id = ++srv->next_job_id;
 	sj->j.pipe = 0; /* no client's: its owner's leaving does not touch it */
 	sj->j.req = m;
@@ -287,13 +289,15 @@ actor_lost(server *srv, actor *a, const char *why)
 			a->tail = j;
 		a->head = j;
 		a->active = NULL;
+		job_step(srv, (sjob *) j, CE_HELD, 0, NULL);
 	}
 	if (a->state == ACTOR_DESTROYING) {
 		if (a->active == NULL) {
 			/* Its destroy job is in the queue: answer it. */
 			for (job *j; (j = actor_pop(a)) != NULL;) {
 				sjob *q = (sjob *) j;
-				if (q->kind == JK_ACTOR_DESTROY && !q->internal)
+				if (q->kind == JK_ACTOR_DESTROY &&
+				    call_fail(&q->call).answer)
 					reply_bool(srv->lst, j->reply_to,
 					    j->request_id, true);
 				else if (q->kind != JK_ACTOR_DESTROY)
@@ -358,24 +362,26 @@ actor_kick(server *srv, actor *a)
  * result (created, destroyed) or error (its constructor raised). */
 void
 actor_job_result(server *srv, sjob *sj, int slot, const uint8_t *fields,
-    size_t len)
+    size_t len, bool answer)
 {
 	actor *a = sj->act;
 	wire_field f;
 	bool ok = wire_find(fields, len, 2, &f) == 1;
-	bool internal = sj->internal;
+	bool internal = sj->call.internal;
 	int kind = sj->kind;
 	nng_msg *m;
 
-	if (!internal && ok)
+	if (!answer)
+		(void) 0; /* nobody waits, or its client has its answer */
+	else if (ok)
 		(kind == JK_ACTOR_NEW ? reply_int(srv->lst, sj->j.reply_to,
 					    sj->j.request_id, (int64_t) a->id)
 				      : reply_bool(srv->lst, sj->j.reply_to,
 					    sj->j.request_id, true));
-	else if (!internal && (m = reply_start(sj->j.request_id)) != NULL &&
+	else if ((m = reply_start(sj->j.request_id)) != NULL &&
 		 nng_msg_append(m, fields, len) == 0)
 		listener_reply(srv->lst, sj->j.reply_to, m); /* its error */
-	else if (!internal)
+	else
 		reply_error(srv->lst, sj->j.reply_to, sj->j.request_id,
 		    GILD__V1__CODE__INTERNAL, "server out of memory");
 	job_free(&sj->j);
@@ -439,13 +445,10 @@ actor_pipe_gone(server *srv, uint32_t pipe)
 		anext = a->next;
 		for (job *j = a->head, *next; j != NULL; j = next) {
 			next = j->next;
-			if (j->pipe == pipe && !((sjob *) j)->internal) {
-				actor_unlink(a, pipe, j->request_id);
-				job_fail(srv, j, GILD__V1__CODE__CANCELLED,
-				    "the client disconnected before the call "
-				    "ran");
+			if (j->pipe == pipe && !((sjob *) j)->call.internal &&
+			    job_step(srv, (sjob *) j, CE_GONE, 0, NULL)
+				    .action == CA_DROP)
 				dropped++;
-			}
 		}
 		if (a->owner == pipe && !a->detached &&
 		    a->state != ACTOR_DESTROYING)
@@ -561,6 +564,7 @@ actor_request_new(server *srv, listener_req *req, nng_msg *msg,
 	sj->srv = srv;
 	sj->act = a;
 	sj->kind = JK_ACTOR_NEW;
+	call_init(&sj->call, CALL_QUEUED, false, false, 0);
 	sj->j.id = ++srv->next_job_id;
 	sj->j.request_id = pr->id;
 	sj->j.pipe = listener_req_pipe(req);
@@ -623,7 +627,7 @@ actor_destroy(server *srv, actor *a, listener_req *to, uint64_t request_id,
 		return;
 	}
 	if (to != NULL) {
-		sj->internal = false;
+		sj->call.internal = false; /* its client waits */
 		sj->j.reply_to = to;
 		sj->j.request_id = request_id;
 		sj->j.pipe = pipe;

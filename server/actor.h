@@ -96,9 +96,10 @@ void actor_call(server *srv, actor *a, job *j);
 void actor_destroy(server *srv, actor *a, listener_req *to,
     uint64_t request_id, uint32_t pipe);
 /* The worker's answer to an actor's creation or destruction (fields: the
- * result or error of its FromWorker); frees sj. */
+ * result or error of its FromWorker), replied to its client if answer
+ * (its call's state machine says whether); frees sj. */
 void actor_job_result(server *srv, sjob *sj, int slot, const uint8_t *fields,
-    size_t len);
+    size_t len, bool answer);
 /* From pump: each actor whose job ended sends its next one. */
 void actor_kick_all(server *srv);
 /* Worker `slot` died: its actors are created again elsewhere while they

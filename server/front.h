@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "actor.h"
+#include "call.h"
 #include "gild.pb-c.h"
 #include "http.h"
 #include "listener.h"
@@ -49,15 +50,15 @@ typedef struct server {
 } server;
 
 /* A job as the server keeps it: the scheduler's part first (the scheduler
- * hands back job pointers), then what only the server needs. */
+ * hands back job pointers), then what only the server needs. Where it is
+ * in its life, and whether its client has its one reply, is `call`'s to
+ * say (call.h); only job_step moves it. */
 typedef struct sjob {
 	job j;
 	server *srv;
+	call call;             /* its state machine */
 	struct event *timer;   /* the deadline, then the --kill-grace wait */
 	uint32_t timeout_ms;   /* 0: no deadline */
-	uint32_t retries_left; /* @gild.function(retries=N) */
-	int interrupt;         /* DEADLINE_EXCEEDED or CANCELLED once stopped */
-	bool killed;           /* its worker was killed after --kill-grace */
 	struct stream *st;     /* a streaming job's stream, else NULL */
 	struct timespec arrived;
 	bool arrived_busy;     /* no worker was free when it came */
@@ -65,13 +66,8 @@ typedef struct sjob {
 	actor *act;            /* an actor's call, creation or destruction */
 	/* JK_EXEC: an Exec request, otherwise handled as a call. */
 	enum { JK_CALL, JK_ACTOR_NEW, JK_ACTOR_DESTROY, JK_EXEC } kind;
-	bool internal;         /* the server's own (an actor's restart or end):
-				  no client waits for its reply */
-	bool answered;         /* its client was answered, with end_code */
-	bool replied;          /* answered before its worker's answer came (it
-				  was interrupted while sent ahead): that
-				  answer is dropped */
-	int end_code;          /* a gild.v1.Code */
+	int end_code;          /* how its client was answered (a gild.v1.Code),
+				  for the metrics */
 } sjob;
 
 /* Frees j (an sjob), counting its call in the metrics if its client was
@@ -79,8 +75,17 @@ typedef struct sjob {
  * pump). */
 void job_free(job *j);
 
-/* Ends j with an error reply (a stream's: after the chunks sent; none for
- * the server's own jobs) and frees it. */
+/* Feeds event ev to sj's call (facts: call_fact; CF_AHEAD is added from
+ * the scheduler's job.ahead) and does what its state machine says: every
+ * action but CA_REPLY, which the caller does with the worker's answer (and
+ * then frees sj). When the step ends the call (st.done, not CA_REPLY) sj
+ * is freed. why: its worker's death (CE_LOST), else NULL. */
+call_step job_step(server *srv, sjob *sj, call_event ev, unsigned facts,
+    const char *why);
+
+/* Ends j for a reason of the front end's own with an error reply (a
+ * stream's: after the chunks sent; none for the server's own jobs, nor
+ * when its client has its answer already) and frees it. */
 void job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -2,6 +2,7 @@
 #include "front.h"
 
 #include "actor.h"
+#include "call.h"
 #include "codec.h"
 #include "gild.pb-c.h"
 #include "http.h"
@@ -65,14 +66,6 @@ fields_code(const uint8_t *p, size_t len, bool error_only)
 	return GILD__V1__CODE__UNKNOWN;
 }
 
-/* Marks sj's client answered with code (counted when it is freed). */
-static void
-job_answered(sjob *sj, int code)
-{
-	sj->answered = true;
-	sj->end_code = code;
-}
-
 /* A log line about one call, with its request id, function and
  * connection as fields. */
 static void log_call(enum log_level level, const job *j, const char *fmt,
@@ -117,8 +110,7 @@ job_free(job *j)
 {
 	sjob *sj = (sjob *) j;
 
-	if (sj->answered && !sj->internal &&
-	    (sj->kind == JK_CALL || sj->kind == JK_EXEC)) {
+	if (sj->call.answered && (sj->kind == JK_CALL || sj->kind == JK_EXEC)) {
 		double took = seconds_since(&sj->arrived);
 		metrics_call(sj->srv->metrics, j->function, j->function_len,
 		    sj->end_code, took);
@@ -139,58 +131,52 @@ job_free(job *j)
 static void stream_end_error(server *srv, stream *st, Gild__V1__Code code,
     const char *msg);
 
+/* The one reply of sj, an error (a stream: its end, after the chunks
+ * sent); the caller had call_on or call_fail say so (step.answer). */
+static void
+job_reply_verror(server *srv, sjob *sj, int code, const char *fmt,
+    va_list ap)
+{
+	sj->end_code = code;
+	if (sj->st != NULL) {
+		char msg[1024];
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		stream_end_error(srv, sj->st, code, msg);
+	} else {
+		reply_verror(srv->lst, sj->j.reply_to, sj->j.request_id, code,
+		    fmt, ap);
+	}
+}
+
+static void
+job_reply_error(server *srv, sjob *sj, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+job_reply_error(server *srv, sjob *sj, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	job_reply_verror(srv, sj, code, fmt, ap);
+	va_end(ap);
+}
+
 void
 job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
 {
 	sjob *sj = (sjob *) j;
 	va_list ap;
 
-	if (sj->replied) {
-		job_free(j); /* its client has its answer */
-		return;
+	if (call_fail(&sj->call).answer) {
+		va_start(ap, fmt);
+		job_reply_verror(srv, sj, code, fmt, ap);
+		va_end(ap);
 	}
-	va_start(ap, fmt);
-	job_answered(sj, code);
-	if (sj->internal) {
-		/* nobody to tell */
-	} else if (sj->st != NULL) {
-		/* A stream ends with the error after the chunks sent. */
-		char msg[1024];
-		vsnprintf(msg, sizeof(msg), fmt, ap);
-		stream_end_error(srv, sj->st, code, msg);
-	} else {
-		reply_verror(srv->lst, j->reply_to, j->request_id, code, fmt, ap);
-	}
-	va_end(ap);
 	job_free(j);
 }
 
 static void server_stop_workers(server *srv);
-
-/* Ends a job that was interrupted (deadline or cancel) however it ended:
- * with a result, an error, or the death of its worker. */
-static void
-job_end_interrupted(server *srv, sjob *sj)
-{
-	job *j = &sj->j;
-	char how[160] = "";
-
-	if (sj->killed)
-		snprintf(how, sizeof(how),
-		    "; it did not stop within --kill-grace (%d ms), so its "
-		    "worker was replaced",
-		    srv->opts->kill_grace_ms);
-	if (sj->interrupt == GILD__V1__CODE__DEADLINE_EXCEEDED)
-		job_fail(srv, j, GILD__V1__CODE__DEADLINE_EXCEEDED,
-		    "'%.*s' exceeded its deadline of %" PRIu32
-		    " ms and was interrupted%s",
-		    (int) j->function_len, j->function, sj->timeout_ms, how);
-	else
-		job_fail(srv, j, GILD__V1__CODE__CANCELLED,
-		    "'%.*s' was cancelled while it ran%s",
-		    (int) j->function_len, j->function, how);
-}
-
 static void on_job_timer(evutil_socket_t fd, short what, void *arg);
 
 /* (Re)arms sj's timer to fire after ms. Returns 0 or -1. */
@@ -203,37 +189,6 @@ job_timer_arm(server *srv, sjob *sj, uint32_t ms)
 	    (sj->timer = evtimer_new(srv->base, on_job_timer, sj)) == NULL)
 		return -1;
 	return evtimer_add(sj->timer, &tv);
-}
-
-static const char *unstarted_why(const server *srv, const sjob *sj,
-    Gild__V1__Code code, char *buf, size_t len);
-
-/* Stops a running job: the worker raises DeadlineInterrupt or
- * CancelInterrupt in it, and if it has not ended after --kill-grace the
- * worker is killed. One sent ahead has not started: the worker will skip
- * it, and its client is told now, as for a call still queued. */
-static void
-job_interrupt(server *srv, sjob *sj, int code)
-{
-	char why[256];
-
-	if (sj->interrupt != 0)
-		return; /* already on its way out */
-	sj->interrupt = code;
-	if (sj->j.ahead && !sj->internal && sj->st == NULL) {
-		job_answered(sj, code);
-		reply_error(srv->lst, sj->j.reply_to, sj->j.request_id, code, "%s",
-		    unstarted_why(srv, sj, code, why, sizeof(why)));
-		sj->replied = true;
-	}
-	log_call(LOG_DEBUG, &sj->j, "interrupting '%.*s' on worker %d: %s",
-	    (int) sj->j.function_len, sj->j.function, sj->j.slot,
-	    code == GILD__V1__CODE__CANCELLED ? "cancelled" : "deadline");
-	if (supervisor_interrupt(srv->sup, sj->j.slot, sj->j.id, code) != 0 ||
-	    job_timer_arm(srv, sj, (uint32_t) srv->opts->kill_grace_ms) != 0)
-		/* Cannot ask or cannot wait: the worker goes now. */
-		supervisor_kill(srv->sup, sj->j.slot,
-		    "cannot interrupt its call");
 }
 
 /* Calls waiting for a worker (queued, or sent ahead to a busy one) and
@@ -250,8 +205,8 @@ call_counts(const server *srv, uint64_t *queued, uint64_t *in_flight)
 /* Why a call ends without having run: its deadline passed while it waited
  * (DEADLINE_EXCEEDED), or its client cancelled it (CANCELLED). */
 static const char *
-unstarted_why(const server *srv, const sjob *sj, Gild__V1__Code code,
-    char *buf, size_t len)
+unstarted_why(const server *srv, const sjob *sj, int code, char *buf,
+    size_t len)
 {
 	uint64_t queued, in_flight;
 
@@ -265,59 +220,162 @@ unstarted_why(const server *srv, const sjob *sj, Gild__V1__Code code,
 	return buf;
 }
 
-/* Ends a job that has not run: its deadline passed in the queue, or it was
- * cancelled there. */
+/* CA_INTERRUPT: the worker raises DeadlineInterrupt or CancelInterrupt in
+ * the call, and if it has not ended after --kill-grace the worker is
+ * killed. One sent ahead has not started: the worker will skip it, and
+ * its client is told now (st.answer), as for a call still queued. */
 static void
-job_end_queued(server *srv, sjob *sj, Gild__V1__Code code)
+job_interrupt(server *srv, sjob *sj, call_step st)
 {
 	char why[256];
 
-	actor *created = sj->kind == JK_ACTOR_NEW ? sj->act : NULL;
-
-	if (sj->j.state == JOB_QUEUED)
-		sched_remove_queued(srv->sch, &sj->j);
-	else if (sj->act != NULL) /* waiting for its actor's earlier calls */
-		actor_unlink(sj->act, sj->j.pipe, sj->j.request_id);
-	job_fail(srv, &sj->j, code, "%s",
-	    unstarted_why(srv, sj, code, why, sizeof(why)));
-	if (created != NULL)
-		actor_ctor_dropped(srv, created);
+	if (st.answer) {
+		sj->end_code = st.code;
+		reply_error(srv->lst, sj->j.reply_to, sj->j.request_id,
+		    st.code, "%s",
+		    unstarted_why(srv, sj, st.code, why, sizeof(why)));
+	}
+	log_call(LOG_DEBUG, &sj->j, "interrupting '%.*s' on worker %d: %s",
+	    (int) sj->j.function_len, sj->j.function, sj->j.slot,
+	    st.code == GILD__V1__CODE__CANCELLED ? "cancelled" : "deadline");
+	if (supervisor_interrupt(srv->sup, sj->j.slot, sj->j.id, st.code) !=
+		0 ||
+	    job_timer_arm(srv, sj, (uint32_t) srv->opts->kill_grace_ms) != 0)
+		/* Cannot ask or cannot wait: the worker goes now. */
+		supervisor_kill(srv->sup, sj->j.slot,
+		    "cannot interrupt its call");
 }
 
-
-/* The deadline of a job passed, or the --kill-grace after its interrupt. */
-static void
-on_job_timer(evutil_socket_t fd, short what, void *arg)
+/* The message of a call that ends with st (CA_FAIL or CA_DROP) on event ev,
+ * having been in state `was`, into buf. */
+static const char *
+job_end_why(server *srv, sjob *sj, call_event ev, call_state was,
+    call_step st, const char *worker_why, char *buf, size_t len)
 {
-	sjob *sj = arg;
-	server *srv = sj->srv;
-	char reason[200];
+	const job *j = &sj->j;
+	char how[160] = "";
 
-	if (sj->j.state == JOB_QUEUED ||
-	    (sj->j.state == JOB_NEW && sj->act != NULL)) {
-		job_end_queued(srv, sj, GILD__V1__CODE__DEADLINE_EXCEEDED);
-	} else if (sj->j.state == JOB_RUNNING && sj->interrupt == 0) {
-		job_interrupt(srv, sj, GILD__V1__CODE__DEADLINE_EXCEEDED);
-	} else if (sj->j.state == JOB_RUNNING && sj->j.ahead) {
+	if (ev == CE_STOP)
+		snprintf(buf, len, was == CALL_WAITING || was == CALL_QUEUED
+				       ? "server stopped before the call ran"
+				       : "server stopped before '%.*s' finished",
+		    (int) j->function_len, j->function);
+	else if (st.action == CA_DROP && ev == CE_GONE)
+		snprintf(buf, len, "the client disconnected before the call ran");
+	else if (st.action == CA_DROP)
+		return unstarted_why(srv, sj, st.code, buf, len);
+	else if (ev == CE_SEND_FAILED)
+		snprintf(buf, len, "could not send the call to worker %d",
+		    j->slot);
+	else if (was == CALL_STOPPING || was == CALL_KILLING) {
+		if (st.killed)
+			snprintf(how, sizeof(how),
+			    "; it did not stop within --kill-grace (%d ms), so "
+			    "its worker was replaced",
+			    srv->opts->kill_grace_ms);
+		if (st.code == GILD__V1__CODE__DEADLINE_EXCEEDED)
+			snprintf(buf, len,
+			    "'%.*s' exceeded its deadline of %" PRIu32
+			    " ms and was interrupted%s",
+			    (int) j->function_len, j->function, sj->timeout_ms,
+			    how);
+		else
+			snprintf(buf, len, "'%.*s' was cancelled while it ran%s",
+			    (int) j->function_len, j->function, how);
+	} else if (ev == CE_LOST)
+		snprintf(buf, len, "worker %d died while running '%.*s': %s",
+		    j->slot, (int) j->function_len, j->function,
+		    worker_why != NULL ? worker_why : "unknown");
+	else
+		snprintf(buf, len, "'%.*s' ended", (int) j->function_len,
+		    j->function);
+	return buf;
+}
+
+call_step
+job_step(server *srv, sjob *sj, call_event ev, unsigned facts,
+    const char *why)
+{
+	job *j = &sj->j;
+	call_state was = sj->call.state;
+	call_step st = call_on(&sj->call, ev,
+	    facts | (j->ahead ? CF_AHEAD : 0u));
+	actor *created = NULL;
+	char msg[1024], reason[256];
+
+	switch (st.action) {
+	case CA_NONE:
+	case CA_REPLY:
+		return st;
+	case CA_INTERRUPT:
+		job_interrupt(srv, sj, st);
+		return st;
+	case CA_WAIT:
 		/* Still waiting in the worker behind other calls: it ends as
 		 * soon as it starts, so there is nothing to kill yet. */
 		if (job_timer_arm(srv, sj, (uint32_t) srv->opts->kill_grace_ms) !=
 		    0)
-			supervisor_kill(srv->sup, sj->j.slot,
+			supervisor_kill(srv->sup, j->slot,
 			    "cannot wait for an interrupted call");
-	} else if (sj->j.state == JOB_RUNNING) {
+		return st;
+	case CA_KILL:
 		snprintf(reason, sizeof(reason),
 		    "'%.*s' did not stop within --kill-grace (%d ms) after it "
 		    "was %s",
-		    (int) sj->j.function_len, sj->j.function,
+		    (int) j->function_len, j->function,
 		    srv->opts->kill_grace_ms,
-		    sj->interrupt == GILD__V1__CODE__CANCELLED
+		    sj->call.stop_code == GILD__V1__CODE__CANCELLED
 			? "cancelled"
 			: "interrupted at its deadline");
-		sj->killed = true;
-		/* on_worker_lost ends the job (and frees sj). */
-		supervisor_kill(srv->sup, sj->j.slot, reason);
+		/* Its worker's death (CE_LOST) ends it. */
+		supervisor_kill(srv->sup, j->slot, reason);
+		return st;
+	case CA_RETRY:
+		log_call(LOG_INFO, j,
+		    "worker %d died while running '%.*s' (%s): retrying it, "
+		    "%" PRIu32 " retries left",
+		    j->slot, (int) j->function_len, j->function,
+		    why != NULL ? why : "unknown", sj->call.retries_left);
+		sched_requeue(srv->sch, j);
+		return st;
+	case CA_REQUEUE:
+		sched_requeue(srv->sch, j);
+		return st;
+	case CA_DROP:
+		if (j->state == JOB_QUEUED)
+			sched_remove_queued(srv->sch, j);
+		else if (j->state == JOB_NEW && sj->act != NULL)
+			actor_unlink(sj->act, j->pipe, j->request_id);
+		if (sj->kind == JK_ACTOR_NEW)
+			created = sj->act; /* never created */
+		break;
+	case CA_FAIL:
+		if (ev == CE_LOST && was == CALL_SENT && !sj->call.internal)
+			log_call(LOG_WARN, j,
+			    "'%.*s' ends with WORKER_LOST: worker %d died while "
+			    "running it (%s)",
+			    (int) j->function_len, j->function, j->slot,
+			    why != NULL ? why : "unknown");
+		break;
+	default:
+		break;
 	}
+	if (st.answer)
+		job_reply_error(srv, sj, st.code, "%s",
+		    job_end_why(srv, sj, ev, was, st, why, msg, sizeof(msg)));
+	job_free(j);
+	if (created != NULL)
+		actor_ctor_dropped(srv, created);
+	return st;
+}
+
+/* Its deadline passed, or the --kill-grace after it was asked to stop. */
+static void
+on_job_timer(evutil_socket_t fd, short what, void *arg)
+{
+	sjob *sj = arg;
+
+	job_step(sj->srv, sj, CE_TIMER, 0, NULL);
 }
 
 static uint64_t
@@ -397,13 +455,16 @@ pump(server *srv)
 		if (j->batch > 1)
 			n += sched_take_same(srv->sch, j, batch + 1,
 			    (j->batch < BATCH_MAX ? j->batch : BATCH_MAX) - 1);
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
+			job_step(srv, (sjob *) batch[i], CE_SENT, 0, NULL);
 			describe_job(batch[i], &sjobs[i]);
+		}
 		if (supervisor_send(srv->sup, slot, sjobs, n, j->batch > 0) != 0) {
 			for (size_t i = 0; i < n; i++) {
 				sched_complete(srv->sch, slot, batch[i]->id);
-				job_fail(srv, batch[i], GILD__V1__CODE__INTERNAL,
-				    "could not send the call to worker %d", slot);
+				batch[i]->slot = slot; /* for the message */
+				job_step(srv, (sjob *) batch[i], CE_SEND_FAILED,
+				    0, NULL);
 			}
 		}
 	}
@@ -547,20 +608,17 @@ on_worker_stream_end(void *arg, int slot, uint64_t job_id, const uint8_t *end,
 	if ((j = sched_complete(srv->sch, slot, job_id)) == NULL)
 		return;
 	sj = (sjob *) j;
-	if (sj->interrupt != 0) {
-		job_end_interrupted(srv, sj);
-	} else if (sj->st != NULL) {
+	if (job_step(srv, sj, CE_ENDED, 0, NULL).action != CA_REPLY)
+		return; /* ended otherwise (it was stopped), and freed */
+	if (sj->st != NULL) {
 		if (wire_find(end, len, 2, &err) == 1 && err.type == WIRE_LEN) {
-			job_answered(sj, fields_code(err.data, err.len, true));
+			sj->end_code = fields_code(err.data, err.len, true);
 			stream_finish(srv, sj->st, err.data, err.len);
 		} else {
-			job_answered(sj, GILD__V1__CODE__OK);
 			stream_finish(srv, sj->st, NULL, 0);
 		}
-		job_free(j);
-	} else {
-		job_free(j);
 	}
+	job_free(j);
 }
 
 /* StreamNext: the client asks for the next chunks. */
@@ -694,7 +752,10 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 	sj->timeout_ms = pr->timeout_ms    ? pr->timeout_ms
 			 : fo.timeout_ms   ? fo.timeout_ms
 					   : srv->opts->default_timeout_ms;
-	sj->retries_left = fo.retries;
+	/* An actor's call waits for its turn; only a plain call may run
+	 * again after its worker died (@gild.function(retries=N)). */
+	call_init(&sj->call, act != NULL ? CALL_WAITING : CALL_QUEUED, false,
+	    act == NULL && !pr->stream, fo.retries);
 	/* Only a plain call is batched: not a stream (nor an actor's call,
 	 * whose options are none). */
 	j->batch = pr->stream ? 0 : fo.batch;
@@ -761,14 +822,11 @@ on_cancel(server *srv, listener_req *req, const parsed_request *pr)
 	stream *st = NULL;
 	job *j;
 
-	j = sched_find(srv->sch, listener_req_pipe(req), pr->cancel_target);
-	if (j != NULL && j->state == JOB_QUEUED) {
-		job_end_queued(srv, (sjob *) j, GILD__V1__CODE__CANCELLED);
-	} else if (j != NULL) {
-		job_interrupt(srv, (sjob *) j, GILD__V1__CODE__CANCELLED);
-	} else if ((j = actor_waiting_find(srv, listener_req_pipe(req),
-			pr->cancel_target)) != NULL) {
-		job_end_queued(srv, (sjob *) j, GILD__V1__CODE__CANCELLED);
+	if ((j = sched_find(srv->sch, listener_req_pipe(req),
+		 pr->cancel_target)) != NULL ||
+	    (j = actor_waiting_find(srv, listener_req_pipe(req),
+		 pr->cancel_target)) != NULL) {
+		job_step(srv, (sjob *) j, CE_CANCEL, 0, NULL);
 	} else if ((st = stream_find(srv->streams, listener_req_pipe(req),
 			pr->cancel_target)) != NULL) {
 		/* Its generator has finished: drop what it left. */
@@ -794,23 +852,17 @@ on_pipe_gone(void *arg, uint32_t pipe)
 	job *j, *next;
 
 	for (j = sched_take_pipe(srv->sch, pipe); j != NULL; j = next) {
-		sjob *sj = (sjob *) j;
-		actor *created = sj->kind == JK_ACTOR_NEW ? sj->act : NULL;
 		next = j->next;
-		job_fail(srv, j, GILD__V1__CODE__CANCELLED,
-		    "the client disconnected before the call ran");
-		if (created != NULL)
-			actor_ctor_dropped(srv, created);
+		job_step(srv, (sjob *) j, CE_GONE, 0, NULL);
 		dropped++;
 	}
 	for (int slot = 0; slot < supervisor_count(srv->sup); slot++) {
 		for (j = sched_slot_jobs(srv->sch, slot); j != NULL; j = next) {
 			next = j->next;
-			if (j->pipe == pipe && ((sjob *) j)->interrupt == 0) {
-				job_interrupt(srv, (sjob *) j,
-				    GILD__V1__CODE__CANCELLED);
+			if (j->pipe == pipe &&
+			    job_step(srv, (sjob *) j, CE_GONE, 0, NULL).action ==
+				CA_INTERRUPT)
 				interrupted++;
-			}
 		}
 	}
 	/* Calls waiting for its actors' turn, and the actors it owns. */
@@ -1230,46 +1282,20 @@ static void
 on_worker_lost(void *arg, int slot, const char *reason, bool all_read)
 {
 	server *srv = arg;
-	job *ahead[SCHED_PIPELINE_MAX];
-	size_t nahead = 0;
-	job *j, *next;
+	job *newest = NULL, *j, *next;
 
+	/* Newest first, so that the calls that go back to the head of the
+	 * queue (those that never started, and retries) keep the order they
+	 * came in. */
 	for (j = sched_slot_lost(srv->sch, slot); j != NULL; j = next) {
-		sjob *sj = (sjob *) j;
 		next = j->next;
-		if (j->ahead && all_read) {
-			/* Sent ahead and never started: it runs elsewhere. */
-			ahead[nahead++] = j;
-		} else if (sj->interrupt != 0) {
-			job_end_interrupted(srv, sj);
-		} else if (sj->retries_left > 0 && sj->st == NULL &&
-			   sj->act == NULL && srv->state != SRV_STOPPING) {
-			sj->retries_left--;
-			log_call(LOG_INFO, j,
-			    "worker %d died while running '%.*s' (%s): "
-			    "retrying it, %" PRIu32 " retries left",
-			    slot, (int) j->function_len, j->function, reason,
-			    sj->retries_left);
-			sched_requeue(srv->sch, j);
-		} else {
-			if (!sj->internal)
-				log_call(LOG_WARN, j,
-				    "'%.*s' ends with WORKER_LOST: worker %d "
-				    "died while running it (%s)",
-				    (int) j->function_len, j->function, slot,
-				    reason);
-			job_fail(srv, j, GILD__V1__CODE__WORKER_LOST,
-			    "worker %d died while running '%.*s': %s", slot,
-			    (int) j->function_len, j->function, reason);
-		}
+		j->next = newest;
+		newest = j;
 	}
-	/* Back at the head of the queue in the order they came. */
-	while (nahead > 0) {
-		sjob *sj = (sjob *) ahead[--nahead];
-		if (sj->interrupt != 0)
-			job_end_interrupted(srv, sj);
-		else
-			sched_requeue(srv->sch, ahead[nahead]);
+	for (j = newest; j != NULL; j = next) {
+		next = j->next;
+		job_step(srv, (sjob *) j, CE_LOST, all_read ? CF_ALL_READ : 0,
+		    reason);
 	}
 	/* The actors it held are gone with it. */
 	actor_slot_lost(srv, slot);
@@ -1295,8 +1321,8 @@ on_worker_taken_back(void *arg, int slot, uint64_t job_id, bool returned)
 	server *srv = arg;
 	sjob *sj = (sjob *) sched_taken_back(srv->sch, slot, job_id, returned);
 
-	if (sj != NULL && sj->interrupt != 0)
-		job_end_queued(srv, sj, sj->interrupt);
+	if (sj != NULL)
+		job_step(srv, sj, CE_RETURNED, 0, NULL);
 }
 
 static void
@@ -1305,6 +1331,8 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
 {
 	server *srv = arg;
 	nng_msg *m;
+	call_step st;
+	sjob *sj;
 	job *j;
 
 	if ((j = sched_complete(srv->sch, slot, job_id)) == NULL) {
@@ -1312,25 +1340,30 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
 		    job_id);
 		return;
 	}
-	if (((sjob *) j)->act != NULL && ((sjob *) j)->kind != JK_CALL) {
-		actor_job_result(srv, (sjob *) j, slot, fields, len);
-	} else if (((sjob *) j)->interrupt != 0) {
-		job_end_interrupted(srv, (sjob *) j);
-	} else if (((sjob *) j)->internal) {
-		job_free(j);
-	} else if (((sjob *) j)->st != NULL) {
+	sj = (sjob *) j;
+	if (sj->act != NULL && sj->kind != JK_CALL) {
+		/* An actor's creation or end: the actor learns how it went
+		 * whatever became of the request. */
+		actor_job_result(srv, sj, slot, fields, len,
+		    call_on(&sj->call, CE_ENDED, 0).answer);
+		return;
+	}
+	st = job_step(srv, sj, CE_ENDED, 0, NULL);
+	if (st.action != CA_REPLY)
+		return; /* ended otherwise (it was stopped), and freed */
+	if (!st.answer) {
+		/* nobody waits for it */
+	} else if (sj->st != NULL) {
 		/* A stream that failed before its first chunk. */
 		wire_field f;
-		job_answered((sjob *) j, fields_code(fields, len, false));
+		sj->end_code = fields_code(fields, len, false);
 		if (wire_find(fields, len, 3, &f) == 1 && f.type == WIRE_LEN)
-			stream_finish(srv, ((sjob *) j)->st, f.data, f.len);
+			stream_finish(srv, sj->st, f.data, f.len);
 		else
-			stream_end_error(srv, ((sjob *) j)->st,
-			    GILD__V1__CODE__INTERNAL,
+			stream_end_error(srv, sj->st, GILD__V1__CODE__INTERNAL,
 			    "the worker answered a stream with a single result");
-		job_free(j);
 	} else if (len > srv->opts->max_message) {
-		job_fail(srv, j, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		job_reply_error(srv, sj, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "result of '%.*s' is %zu bytes, over the server's "
 		    "--max-message of %zu bytes",
 		    (int) j->function_len, j->function, len,
@@ -1338,14 +1371,14 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
 	} else if ((m = reply_start(j->request_id)) == NULL ||
 		   nng_msg_append(m, fields, len) != 0) {
 		nng_msg_free(m);
-		job_fail(srv, j, GILD__V1__CODE__INTERNAL,
+		job_reply_error(srv, sj, GILD__V1__CODE__INTERNAL,
 		    "server out of memory for the result");
 	} else {
 		/* The worker's result/error field is already the Reply's. */
-		job_answered((sjob *) j, fields_code(fields, len, false));
+		sj->end_code = fields_code(fields, len, false);
 		listener_reply(srv->lst, j->reply_to, m);
-		job_free(j);
 	}
+	job_free(j);
 }
 
 static void
@@ -1406,13 +1439,7 @@ server_stop_workers(server *srv)
 	event_del(srv->drain_ev);
 	for (j = sched_take_all(srv->sch); j != NULL; j = next) {
 		next = j->next;
-		if (j->slot < 0)
-			job_fail(srv, j, GILD__V1__CODE__UNAVAILABLE,
-			    "server stopped before the call ran");
-		else
-			job_fail(srv, j, GILD__V1__CODE__UNAVAILABLE,
-			    "server stopped before '%.*s' finished",
-			    (int) j->function_len, j->function);
+		job_step(srv, (sjob *) j, CE_STOP, 0, NULL);
 	}
 	actor_fail_all_waiting(srv, GILD__V1__CODE__UNAVAILABLE,
 	    "server stopped before the call ran");

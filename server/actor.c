@@ -10,6 +10,7 @@
 #include <sys/random.h>
 
 #include "front.h"
+#include "job.h"
 #include "log.h"
 #include "parse.h"
 #include "reply.h"

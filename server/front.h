@@ -1,7 +1,6 @@
-/* front: what the front end's modules (server.c, actor.c) share on the
- * loop: the server's state, a job as the server keeps it, and the few
- * operations on jobs every module needs. Not for code outside server/:
- * main.c sees server.h only. */
+/* front: what the front end's modules share on the loop: the server's
+ * state and a job as the server keeps it (job.h has what is done with
+ * one). Not for code outside server/: main.c sees server.h only. */
 #ifndef GILD_SERVER_FRONT_H
 #define GILD_SERVER_FRONT_H
 
@@ -69,25 +68,6 @@ typedef struct sjob {
 	int end_code;          /* how its client was answered (a gild.v1.Code),
 				  for the metrics */
 } sjob;
-
-/* Frees j (an sjob), counting its call in the metrics if its client was
- * answered; an actor's job lets the actor's next call go (at the next
- * pump). */
-void job_free(job *j);
-
-/* Feeds event ev to sj's call (facts: call_fact; CF_AHEAD is added from
- * the scheduler's job.ahead) and does what its state machine says: every
- * action but CA_REPLY, which the caller does with the worker's answer (and
- * then frees sj). When the step ends the call (st.done, not CA_REPLY) sj
- * is freed. why: its worker's death (CE_LOST), else NULL. */
-call_step job_step(server *srv, sjob *sj, call_event ev, unsigned facts,
-    const char *why);
-
-/* Ends j for a reason of the front end's own with an error reply (a
- * stream's: after the chunks sent; none for the server's own jobs, nor
- * when its client has its answer already) and frees it. */
-void job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 
 /* Nothing here needs to hand queued jobs to workers, or to check whether a
  * drain is over: server.c does both after every pass of the loop

@@ -125,3 +125,19 @@ reply_int(listener *lst, listener_req *to, uint64_t request_id, int64_t v)
 	r.result = &val;
 	reply_send(lst, to, request_id, &r);
 }
+
+int
+reply_fields_code(const uint8_t *p, size_t len, bool error_only)
+{
+	wire_field e, c;
+
+	if (!error_only) {
+		if (wire_find(p, len, 3, &e) != 1 || e.type != WIRE_LEN)
+			return GILD__V1__CODE__OK;
+		p = e.data;
+		len = e.len;
+	}
+	if (wire_find(p, len, 1, &c) == 1 && c.type == WIRE_VARINT)
+		return (int) c.value;
+	return GILD__V1__CODE__UNKNOWN;
+}

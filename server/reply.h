@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <nng/nng.h>
@@ -36,5 +37,9 @@ void reply_refused(listener *lst, listener_req *to, uint64_t request_id,
 void reply_bool(listener *lst, listener_req *to, uint64_t request_id, bool v);
 void reply_int(listener *lst, listener_req *to, uint64_t request_id,
     int64_t v);
+
+/* The gild.v1.Code that a Reply's body fields carry (an Error's, or OK for
+ * a result), or with error_only, an Error's own fields. */
+int reply_fields_code(const uint8_t *p, size_t len, bool error_only);
 
 #endif

@@ -1,0 +1,156 @@
+/* streaming: a streamed call's chunks from its worker to its client: the
+ * client pulls them (StreamNext), each pull answered with what has come
+ * (stream.c holds them and encodes the answer), and what is taken out is
+ * the worker's credit to send more. */
+#include "streaming.h"
+
+#include <errno.h>
+#include <inttypes.h>
+
+#include "job.h"
+#include "reply.h"
+#include "wire.h"
+
+/* Answers the request waiting on st with the chunks held (up to its max),
+ * and the end if they are the last; frees the stream once its end is
+ * delivered. Chunks taken out make room: the job gets that much credit. */
+static void
+flush(server *srv, stream *st)
+{
+	uint32_t k;
+	bool end;
+	nng_msg *m;
+
+	if (st->pull == NULL || !stream_ready(st))
+		return;
+	if ((m = reply_start(st->pull_id)) == NULL ||
+	    stream_take(st, m, st->pull_max, &k, &end) != 0) {
+		nng_msg_free(m);
+		reply_error(srv->lst, st->pull, st->pull_id,
+		    GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		    "server out of memory for the stream's chunks");
+		st->pull = NULL;
+		return;
+	}
+	listener_reply(srv->lst, st->pull, m);
+	st->pull = NULL;
+	if (st->job != NULL && k > 0 && st->job->j.state == JOB_RUNNING)
+		supervisor_credit(srv->sup, st->job->j.slot, st->job->j.id, k);
+	if (end)
+		stream_free(&srv->streams, st);
+}
+
+void
+streaming_finish(server *srv, stream *st, const uint8_t *error, size_t len)
+{
+	if (st->job != NULL)
+		st->job->st = NULL;
+	st->job = NULL;
+	stream_end(st, error, len);
+	if (st->orphan) {
+		/* Nobody will pull: answer a waiting request and go. */
+		if (st->pull != NULL)
+			reply_error(srv->lst, st->pull, st->pull_id,
+			    GILD__V1__CODE__CANCELLED, "the client disconnected");
+		stream_free(&srv->streams, st);
+		return;
+	}
+	flush(srv, st);
+}
+
+void
+streaming_end_error(server *srv, stream *st, Gild__V1__Code code, const char *msg)
+{
+	Gild__V1__Error e = GILD__V1__ERROR__INIT;
+	uint8_t buf[1200];
+
+	e.code = code;
+	e.message = (char *) msg;
+	streaming_finish(srv, st, buf, gild__v1__error__pack(&e, buf));
+}
+
+void
+streaming_chunk(void *arg, int slot, uint64_t job_id, const uint8_t *chunk,
+    size_t len)
+{
+	server *srv = arg;
+	sjob *sj = job_running(srv, slot, job_id);
+	int rc;
+
+	if (sj == NULL || sj->st == NULL)
+		return; /* stale, or the stream was cancelled meanwhile */
+	if ((rc = stream_push(sj->st, chunk, len)) != 0) {
+		supervisor_kill(srv->sup, slot, rc == -ENOMEM
+			? "server out of memory"
+			: "the worker broke the stream protocol (a chunk out "
+			  "of order, or past its credit)");
+		return;
+	}
+	flush(srv, sj->st);
+}
+
+void
+streaming_end(void *arg, int slot, uint64_t job_id, const uint8_t *end,
+    size_t len)
+{
+	server *srv = arg;
+	wire_field err;
+	sjob *sj;
+	job *j;
+
+	if ((j = sched_complete(srv->sch, slot, job_id)) == NULL)
+		return;
+	sj = (sjob *) j;
+	if (job_step(srv, sj, CE_ENDED, 0, NULL).action != CA_REPLY)
+		return; /* ended otherwise (it was stopped), and freed */
+	if (sj->st != NULL) {
+		if (wire_find(end, len, 2, &err) == 1 && err.type == WIRE_LEN) {
+			sj->end_code = reply_fields_code(err.data, err.len, true);
+			streaming_finish(srv, sj->st, err.data, err.len);
+		} else {
+			streaming_finish(srv, sj->st, NULL, 0);
+		}
+	}
+	job_free(j);
+}
+
+void
+streaming_next(server *srv, listener_req *req, const parsed_request *pr)
+{
+	stream *st = stream_find(srv->streams, listener_req_pipe(req),
+	    pr->stream_call);
+
+	if (st == NULL) {
+		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__NOT_FOUND,
+		    "no stream %" PRIu64 " on this connection (it has ended, "
+		    "or was never opened)",
+		    pr->stream_call);
+	} else if (st->pull != NULL) {
+		reply_error(srv->lst, req, pr->id,
+		    GILD__V1__CODE__FAILED_PRECONDITION,
+		    "a StreamNext for stream %" PRIu64 " is already waiting",
+		    pr->stream_call);
+	} else {
+		st->pull = req;
+		st->pull_id = pr->id;
+		st->pull_max = pr->stream_max;
+		flush(srv, st);
+	}
+}
+
+void
+streaming_pipe_gone(server *srv, uint32_t pipe)
+{
+	for (stream *st = srv->streams, *snext; st != NULL; st = snext) {
+		snext = st->next;
+		if (st->pipe != pipe)
+			continue;
+		st->orphan = true;
+		if (st->job != NULL)
+			continue;
+		if (st->pull != NULL)
+			reply_error(srv->lst, st->pull, st->pull_id,
+			    GILD__V1__CODE__CANCELLED, "the client disconnected");
+		stream_free(&srv->streams, st);
+	}
+}

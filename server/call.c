@@ -79,8 +79,6 @@ on_unstarted(call *c, call_event ev)
 	case CE_CANCEL:
 	case CE_GONE:
 		return end(c, CA_DROP, event_code(ev));
-	case CE_STOP:
-		return end(c, CA_FAIL, GILD__V1__CODE__UNAVAILABLE);
 	default:
 		break;
 	}
@@ -116,8 +114,6 @@ on_sent(call *c, call_event ev, unsigned facts)
 		return end(c, CA_FAIL, GILD__V1__CODE__WORKER_LOST);
 	case CE_SEND_FAILED:
 		return end(c, CA_FAIL, GILD__V1__CODE__INTERNAL);
-	case CE_STOP:
-		return end(c, CA_FAIL, GILD__V1__CODE__UNAVAILABLE);
 	default:
 		break;
 	}
@@ -143,8 +139,6 @@ on_stopping(call *c, call_event ev, unsigned facts)
 			return (call_step){.action = CA_WAIT};
 		c->state = CALL_KILLING;
 		return (call_step){.action = CA_KILL};
-	case CE_STOP:
-		return end(c, CA_FAIL, GILD__V1__CODE__UNAVAILABLE);
 	default:
 		break;
 	}
@@ -154,6 +148,8 @@ on_stopping(call *c, call_event ev, unsigned facts)
 call_step
 call_on(call *c, call_event ev, unsigned facts)
 {
+	if (ev == CE_STOP && c->state != CALL_DONE)
+		return end(c, CA_FAIL, GILD__V1__CODE__UNAVAILABLE);
 	switch (c->state) {
 	case CALL_WAITING:
 	case CALL_QUEUED:

@@ -4,7 +4,8 @@ GILD_LIB_OBJS := $(addprefix $(B)/client-lib/,value.o error.o codec.o client.o \
 	table.o recv.o resend.o send.o wait.o stream.o actor.o \
 	tlsconf.o)
 # The libraries carry the generated gild.v1 code and the wire reader they use.
-GILD_LIB_DEPS := $(GILD_LIB_OBJS) $(B)/proto/gild.pb-c.o $(B)/proto/wire.o
+GILD_LIB_DEPS := $(GILD_LIB_OBJS) $(B)/proto/gild.pb-c.o $(B)/proto/wire.o \
+	$(B)/proto/codes.o
 GILD_LIB_LIBS := $(NNG_LIBS) $(PROTOBUFC_LIBS)
 
 $(B)/libgild.a: $(GILD_LIB_DEPS)

@@ -6,29 +6,16 @@
 
 #include "error.h"
 
+#include "codes.h"
+
 const char *
 gild_code_name(int code)
 {
-	switch (code) {
-	case GILD_OK: return "OK";
-	case GILD_CANCELLED: return "CANCELLED";
-	case GILD_UNKNOWN: return "UNKNOWN";
-	case GILD_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-	case GILD_DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-	case GILD_NOT_FOUND: return "NOT_FOUND";
-	case GILD_ALREADY_EXISTS: return "ALREADY_EXISTS";
-	case GILD_PERMISSION_DENIED: return "PERMISSION_DENIED";
-	case GILD_RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-	case GILD_FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-	case GILD_UNIMPLEMENTED: return "UNIMPLEMENTED";
-	case GILD_INTERNAL: return "INTERNAL";
-	case GILD_UNAVAILABLE: return "UNAVAILABLE";
-	case GILD_UNAUTHENTICATED: return "UNAUTHENTICATED";
-	case GILD_WORKER_LOST: return "WORKER_LOST";
-	case GILD_STREAM_END: return "STREAM_END";
-	case GILD_PYTHON_ERROR: return "PYTHON_ERROR";
-	default: return "UNKNOWN";
-	}
+	const char *name = codes_name(code);
+
+	if (code == GILD_STREAM_END)
+		return "STREAM_END"; /* libgild's own, not on the wire */
+	return name != NULL ? name : "UNKNOWN";
 }
 
 void

@@ -11,6 +11,7 @@ $(B)/proto/%.pb-c.c $(B)/proto/%.pb-c.h: proto/%.proto $(B)/config.mk
 $(B)/proto/%.pb-c.o: $(B)/proto/%.pb-c.c $(PROTO_H)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-PROTO_OBJS := $(PROTO_C:.c=.o) $(B)/proto/frame.o $(B)/proto/wire.o
+PROTO_OBJS := $(PROTO_C:.c=.o) $(B)/proto/frame.o $(B)/proto/wire.o \
+	$(B)/proto/codes.o
 $(B)/libgildproto.a: $(PROTO_OBJS)
 	$(AR) rcs $@ $^

@@ -1,7 +1,7 @@
 /* Counters and histograms for /metrics, in Prometheus text format. */
 #include "metrics.h"
 
-#include "gild.h"
+#include "codes.h"
 #include "gild.pb-c.h"
 
 #include <stdarg.h>
@@ -14,12 +14,10 @@
 static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
     0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 #define NBOUNDS (sizeof(bounds) / sizeof(bounds[0]))
-/* gild.v1.Code values 0..16, then WORKER_LOST (100) and PYTHON_ERROR. */
-#define NCODES 19
 
 typedef struct fn_stats {
 	char *name;
-	uint64_t by_code[NCODES];
+	uint64_t by_code[CODES_MAX]; /* by codes_index */
 	uint64_t buckets[NBOUNDS + 1]; /* per bucket, not cumulative */
 	uint64_t timed;
 	double sum;
@@ -31,24 +29,14 @@ struct metrics {
 	fn_stats **tail;
 };
 
+/* Where a call that ended with code is counted: an unknown code counts as
+ * UNKNOWN. */
 static int
 code_index(int code)
 {
-	if (code >= 0 && code <= 16)
-		return code;
-	if (code == GILD__V1__CODE__WORKER_LOST)
-		return 17;
-	if (code == GILD__V1__CODE__PYTHON_ERROR)
-		return 18;
-	return 2; /* UNKNOWN */
-}
+	int i = codes_index(code);
 
-static int
-index_code(int i)
-{
-	return i == 17 ? GILD__V1__CODE__WORKER_LOST
-	       : i == 18 ? GILD__V1__CODE__PYTHON_ERROR
-			 : i;
+	return i >= 0 ? i : codes_index(GILD__V1__CODE__UNKNOWN);
 }
 
 metrics *
@@ -187,13 +175,13 @@ metrics_render(const metrics *m, const metrics_now *now)
 	head(&o, "gild_calls_total", "counter",
 	    "Calls answered, by function and gild.v1 code.");
 	for (const fn_stats *f = m->fns; f != NULL; f = f->next)
-		for (int i = 0; i < NCODES; i++) {
+		for (size_t i = 0; i < codes_count(); i++) {
 			if (f->by_code[i] == 0)
 				continue;
 			put(&o, "gild_calls_total{function=\"");
 			put_label(&o, f->name);
 			put(&o, "\",code=\"%s\"} %llu\n",
-			    gild_code_name(index_code(i)),
+			    codes_name(codes_at(i)),
 			    (unsigned long long) f->by_code[i]);
 		}
 	head(&o, "gild_call_duration_seconds", "histogram",

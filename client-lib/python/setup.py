@@ -41,7 +41,8 @@ SOURCES = ["_native.c", "pyvalue.c"]
 SOURCES += ["../" + f for f in ("value.c", "codec.c", "error.c", "client.c",
                                  "table.c", "recv.c", "resend.c", "send.c",
                                  "wait.c", "stream.c", "actor.c", "tlsconf.c")]
-SOURCES += ["../../proto/wire.c", "../../build/proto/gild.pb-c.c"]
+SOURCES += ["../../proto/wire.c", "../../proto/codes.c",
+            "../../build/proto/gild.pb-c.c"]
 
 
 class BuildExt(build_ext):

@@ -7,6 +7,7 @@
 #include <CUnit/Basic.h>
 
 #include "codec.h"
+#include "codes.h"
 #include "gild.h"
 #include "gild.pb-c.h"
 #include "value.h"
@@ -1100,8 +1101,43 @@ test_code_names(void)
 	CU_ASSERT_STRING_EQUAL(gild_code_name(GILD_PYTHON_ERROR), "PYTHON_ERROR");
 	CU_ASSERT_STRING_EQUAL(gild_code_name(GILD_WORKER_LOST), "WORKER_LOST");
 	CU_ASSERT_STRING_EQUAL(gild_code_name(999), "UNKNOWN");
+	CU_ASSERT_STRING_EQUAL(gild_code_name(GILD_STREAM_END), "STREAM_END");
 	gild_error_clear(NULL);
 	gild_result_clear(NULL);
+}
+
+/* gild.h's codes are gild.v1.Code's, number for number and name for name
+ * (the names come from gild.proto's descriptor: proto/codes.c); and every
+ * code of gild.proto has its GILD_ constant. */
+static void
+test_codes_match_the_proto(void)
+{
+#define CODE(c) {GILD_##c, #c}
+	static const struct {
+		int code;
+		const char *name;
+	} h[] = {CODE(OK), CODE(CANCELLED), CODE(UNKNOWN),
+	    CODE(INVALID_ARGUMENT), CODE(DEADLINE_EXCEEDED), CODE(NOT_FOUND),
+	    CODE(ALREADY_EXISTS), CODE(PERMISSION_DENIED),
+	    CODE(RESOURCE_EXHAUSTED), CODE(FAILED_PRECONDITION),
+	    CODE(UNIMPLEMENTED), CODE(INTERNAL), CODE(UNAVAILABLE),
+	    CODE(UNAUTHENTICATED), CODE(WORKER_LOST), CODE(PYTHON_ERROR)};
+#undef CODE
+	size_t n = sizeof(h) / sizeof(h[0]);
+
+	CU_ASSERT_EQUAL(codes_count(), n);
+	CU_ASSERT(codes_count() <= CODES_MAX);
+	for (size_t i = 0; i < n; i++) {
+		CU_ASSERT_PTR_NOT_NULL(codes_name(h[i].code));
+		if (codes_name(h[i].code) != NULL)
+			CU_ASSERT_STRING_EQUAL(codes_name(h[i].code), h[i].name);
+		CU_ASSERT_EQUAL(codes_at((size_t) codes_index(h[i].code)),
+		    h[i].code);
+	}
+	for (size_t i = 1; i < codes_count(); i++)
+		CU_ASSERT(codes_at(i - 1) < codes_at(i));
+	CU_ASSERT_EQUAL(codes_index(999), -1);
+	CU_ASSERT_PTR_NULL(codes_name(999));
 }
 
 int
@@ -1116,6 +1152,8 @@ main(void)
 	CU_add_test(s, "containers", test_containers);
 	CU_add_test(s, "copy and equal", test_copy_equal);
 	CU_add_test(s, "code names", test_code_names);
+	CU_add_test(s, "gild.h's codes are gild.proto's",
+	    test_codes_match_the_proto);
 	s = CU_add_suite("integers", NULL, NULL);
 	CU_add_test(s, "bigint normalisation", test_bigint_normalise);
 	CU_add_test(s, "decimal round trips", test_decimal);

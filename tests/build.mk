@@ -91,7 +91,8 @@ $(FUZZ_B)/fuzz_request: tests/fuzz/fuzz_request.c $(FUZZ_COMMON) | $(PROTO_H)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(PROTOBUFC_LIBS)
 $(FUZZ_B)/fuzz_from_worker: tests/fuzz/fuzz_from_worker.c $(FUZZ_COMMON) \
-	client-lib/codec.c client-lib/value.c client-lib/error.c | $(PROTO_H)
+	client-lib/codec.c client-lib/value.c client-lib/error.c proto/codes.c \
+	| $(PROTO_H)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(PROTOBUFC_LIBS)
 FUZZ_TARGETS := $(FUZZ_B)/fuzz_request $(FUZZ_B)/fuzz_from_worker

@@ -3,7 +3,9 @@
 
 #include "actor.h"
 #include "codec.h"
+#include "fields.h"
 #include "gild.pb-c.h"
+#include "gild_limits.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h"
@@ -31,9 +33,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Most calls run as one batch. */
-#define BATCH_MAX 256
-
 /* ---- jobs ------------------------------------------------------------- */
 
 /* Seconds since t (CLOCK_MONOTONIC). */
@@ -55,12 +54,14 @@ fields_code(const uint8_t *p, size_t len, bool error_only)
 	wire_field e, c;
 
 	if (!error_only) {
-		if (wire_find(p, len, 3, &e) != 1 || e.type != WIRE_LEN)
+		if (wire_find(p, len, GILD_F_REPLY_ERROR, &e) != 1 ||
+		    e.type != WIRE_LEN)
 			return GILD__V1__CODE__OK;
 		p = e.data;
 		len = e.len;
 	}
-	if (wire_find(p, len, 1, &c) == 1 && c.type == WIRE_VARINT)
+	if (wire_find(p, len, GILD_F_ERROR_CODE, &c) == 1 &&
+	    c.type == WIRE_VARINT)
 		return (int) c.value;
 	return GILD__V1__CODE__UNKNOWN;
 }
@@ -381,8 +382,8 @@ describe_job(const job *j, sup_job *out)
 void
 pump(server *srv)
 {
-	sup_job sjobs[BATCH_MAX];
-	job *batch[BATCH_MAX];
+	sup_job sjobs[GILD_FUNCTION_BATCH_MAX];
+	job *batch[GILD_FUNCTION_BATCH_MAX];
 	job *j;
 
 	actor_kick_all(srv);
@@ -398,7 +399,9 @@ pump(server *srv)
 		batch[0] = j;
 		if (j->batch > 1)
 			n += sched_take_same(srv->sch, j, batch + 1,
-			    (j->batch < BATCH_MAX ? j->batch : BATCH_MAX) - 1);
+			    (j->batch < GILD_FUNCTION_BATCH_MAX
+				    ? j->batch
+				    : GILD_FUNCTION_BATCH_MAX) - 1);
 		for (size_t i = 0; i < n; i++)
 			describe_job(batch[i], &sjobs[i]);
 		if (supervisor_send(srv->sup, slot, sjobs, n, j->batch > 0) != 0) {
@@ -540,7 +543,8 @@ on_worker_stream_end(void *arg, int slot, uint64_t job_id, const uint8_t *end,
 	if (sj->interrupt != 0) {
 		job_end_interrupted(srv, sj);
 	} else if (sj->st != NULL) {
-		if (wire_find(end, len, 2, &err) == 1 && err.type == WIRE_LEN) {
+		if (wire_find(end, len, GILD_WF_STREAM_END_ERROR, &err) == 1 &&
+		    err.type == WIRE_LEN) {
 			job_answered(sj, fields_code(err.data, err.len, true));
 			stream_finish(srv, sj->st, err.data, err.len);
 		} else {
@@ -1024,9 +1028,6 @@ token_ok(const char *want, const char *got, size_t len)
 	return d == 0;
 }
 
-/* Most requests in one batch. */
-#define BATCH_REQUESTS_MAX 4096
-
 static void on_batch(server *srv, listener_req *req, nng_msg *msg,
     const parsed_request *pr);
 
@@ -1112,14 +1113,14 @@ on_batch(server *srv, listener_req *req, nng_msg *msg,
 	int rc;
 
 	while ((rc = wire_next(&p, end, &f)) == 1)
-		n += f.number == 1 && f.type == WIRE_LEN;
-	if (rc < 0 || n == 0 || n > BATCH_REQUESTS_MAX) {
+		n += f.number == GILD_F_BATCH_REQUESTS && f.type == WIRE_LEN;
+	if (rc < 0 || n == 0 || n > GILD_BATCH_REQUESTS_MAX) {
 		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__INVALID_ARGUMENT,
 		    rc < 0    ? "malformed batch: not a valid gild.v1.Batch "
 				"message"
 		    : n == 0 ? "empty batch: it holds no request"
 			     : "batch of %zu requests: at most %d",
-		    n, BATCH_REQUESTS_MAX);
+		    n, GILD_BATCH_REQUESTS_MAX);
 		nng_msg_free(msg);
 		return;
 	}
@@ -1134,7 +1135,7 @@ on_batch(server *srv, listener_req *req, nng_msg *msg,
 		listener_req *m;
 		nng_msg *copy;
 
-		if (f.number != 1 || f.type != WIRE_LEN)
+		if (f.number != GILD_F_BATCH_REQUESTS || f.type != WIRE_LEN)
 			continue;
 		/* Each gets its own copy: a call's job keeps its request. */
 		if ((m = listener_batch_member(srv->lst, req)) == NULL) {
@@ -1325,7 +1326,8 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
 		/* A stream that failed before its first chunk. */
 		wire_field f;
 		job_answered((sjob *) j, fields_code(fields, len, false));
-		if (wire_find(fields, len, 3, &f) == 1 && f.type == WIRE_LEN)
+		if (wire_find(fields, len, GILD_F_REPLY_ERROR, &f) == 1 &&
+		    f.type == WIRE_LEN)
 			stream_finish(srv, ((sjob *) j)->st, f.data, f.len);
 		else
 			stream_end_error(srv, ((sjob *) j)->st,

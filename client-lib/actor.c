@@ -5,23 +5,21 @@
 
 #include "value.h"
 
-/* An actor id names the connection its server is on (the top 16 bits) and
- * the server's own id for it (the rest). */
-#define ACTOR_CONN_SHIFT 48
-
+/* An actor id names the connection its server is on (the bits above
+ * GILD_ACTOR_ID_BITS) and the server's own id for it (the rest). */
 static gild_actor_id
 actor_handle(size_t conn, uint64_t server_id)
 {
-	return (gild_actor_id) conn << ACTOR_CONN_SHIFT | server_id;
+	return (gild_actor_id) conn << GILD_ACTOR_ID_BITS | server_id;
 }
 
 static int
 actor_conn(const gild_client *c, gild_actor_id a, uint64_t *server_id,
     gild_error *err)
 {
-	size_t conn = (size_t) (a >> ACTOR_CONN_SHIFT);
+	size_t conn = (size_t) (a >> GILD_ACTOR_ID_BITS);
 
-	*server_id = a & ((UINT64_C(1) << ACTOR_CONN_SHIFT) - 1);
+	*server_id = a & ((UINT64_C(1) << GILD_ACTOR_ID_BITS) - 1);
 	if (conn >= c->n_conns || *server_id == 0) {
 		error_set(err, GILD_INVALID_ARGUMENT,
 		    "%llu is not an actor id of this client",

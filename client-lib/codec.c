@@ -5,14 +5,9 @@
 
 #include "codec.h"
 #include "error.h"
+#include "fields.h"
 #include "value.h"
 #include "wire.h"
-
-/* Field numbers of gild.v1.Value's oneof. */
-enum {
-	F_NULL = 1, F_BOOL, F_INT, F_BIGINT, F_FLOAT, F_STR, F_BYTES, F_LIST,
-	F_TUPLE, F_MAP, F_TENSOR, F_PICKLE
-};
 
 #define OOM (-1)
 
@@ -134,24 +129,25 @@ encode(codec_buf *b, const gild_value *v, int depth, gild_error *err)
 		    "value nested deeper than %d levels", VALUE_MAX_DEPTH);
 	switch (gild_value_kind(v)) {
 	case GILD_NULL:
-		rc = wrap(b, mark, F_NULL);
+		rc = wrap(b, mark, GILD_F_VALUE_NULL);
 		break;
 	case GILD_BOOL:
 		if ((rc = put_varint(b, gild_value_bool(v))) == 0)
-			rc = put_tag(b, F_BOOL, WIRE_VARINT);
+			rc = put_tag(b, GILD_F_VALUE_BOOL, WIRE_VARINT);
 		break;
 	case GILD_INT: {
 		int64_t i = gild_value_int(v);
 		uint64_t zz = ((uint64_t) i << 1) ^ (i < 0 ? UINT64_MAX : 0);
 
 		if ((rc = put_varint(b, zz)) == 0)
-			rc = put_tag(b, F_INT, WIRE_VARINT);
+			rc = put_tag(b, GILD_F_VALUE_INT, WIRE_VARINT);
 		break;
 	}
 	case GILD_BIGINT:
 		p = gild_value_bytes(v, &n);
-		if ((rc = put_bytes_field(b, 1, p, n)) == 0)
-			rc = wrap(b, mark, F_BIGINT);
+		if ((rc = put_bytes_field(b, GILD_F_BIG_INT_LE_TWOS_COMPLEMENT,
+			 p, n)) == 0)
+			rc = wrap(b, mark, GILD_F_VALUE_BIG_INT);
 		break;
 	case GILD_FLOAT: {
 		double d = gild_value_float(v);
@@ -162,47 +158,49 @@ encode(codec_buf *b, const gild_value *v, int depth, gild_error *err)
 		for (int k = 0; k < 8; k++)
 			le[k] = (uint8_t) (u >> (8 * k));
 		if ((rc = put(b, le, 8)) == 0)
-			rc = put_tag(b, F_FLOAT, WIRE_I64);
+			rc = put_tag(b, GILD_F_VALUE_FLOAT, WIRE_I64);
 		break;
 	}
 	case GILD_STR:
 		p = (const uint8_t *) gild_value_str(v, &n);
-		rc = put_bytes_field(b, F_STR, p, n);
+		rc = put_bytes_field(b, GILD_F_VALUE_STR, p, n);
 		break;
 	case GILD_BYTES:
 		p = gild_value_bytes(v, &n);
-		rc = put_bytes_field(b, F_BYTES, p, n);
+		rc = put_bytes_field(b, GILD_F_VALUE_BYTES, p, n);
 		break;
 	case GILD_PICKLE:
 		p = gild_value_bytes(v, &n);
-		rc = put_bytes_field(b, F_PICKLE, p, n);
+		rc = put_bytes_field(b, GILD_F_VALUE_PICKLE, p, n);
 		break;
 	case GILD_LIST:
 	case GILD_TUPLE:
 		for (size_t i = gild_value_len(v); i-- > 0;) {
-			rc = encode_field(b, 1, gild_value_item(v, i), depth + 1,
-			    err);
+			rc = encode_field(b, GILD_F_LIST_ITEMS,
+			    gild_value_item(v, i), depth + 1, err);
 			if (rc != GILD_OK)
 				return rc;
 		}
 		rc = wrap(b, mark,
-		    gild_value_kind(v) == GILD_LIST ? F_LIST : F_TUPLE);
+		    gild_value_kind(v) == GILD_LIST ? GILD_F_VALUE_LIST
+						    : GILD_F_VALUE_TUPLE);
 		break;
 	case GILD_MAP:
 		for (size_t i = gild_value_len(v); i-- > 0;) {
 			size_t entry = used(b);
 
-			rc = encode_field(b, 2, gild_map_val(v, i), depth + 1, err);
+			rc = encode_field(b, GILD_F_MAP_ENTRY_VALUE,
+			    gild_map_val(v, i), depth + 1, err);
 			if (rc == GILD_OK)
-				rc = encode_field(b, 1, gild_map_key(v, i),
-				    depth + 1, err);
+				rc = encode_field(b, GILD_F_MAP_ENTRY_KEY,
+				    gild_map_key(v, i), depth + 1, err);
 			if (rc != GILD_OK)
 				return rc;
-			if ((rc = wrap(b, entry, 1)) != 0)
+			if ((rc = wrap(b, entry, GILD_F_MAP_ENTRIES)) != 0)
 				break;
 		}
 		if (rc == 0)
-			rc = wrap(b, mark, F_MAP);
+			rc = wrap(b, mark, GILD_F_VALUE_MAP);
 		break;
 	case GILD_TENSOR: {
 		const uint64_t *shape = gild_tensor_shape(v);
@@ -210,17 +208,20 @@ encode(codec_buf *b, const gild_value *v, int depth, gild_error *err)
 		size_t ndim = gild_tensor_ndim(v), sm;
 
 		p = gild_tensor_data(v, &n);
-		if (n > 0 && (rc = put_bytes_field(b, 3, p, n)) != 0)
+		if (n > 0 &&
+		    (rc = put_bytes_field(b, GILD_F_TENSOR_DATA, p, n)) != 0)
 			break;
 		if (ndim > 0) {
 			sm = used(b);
 			for (size_t k = ndim; k-- > 0 && rc == 0;)
 				rc = put_varint(b, shape[k]);
-			if (rc != 0 || (rc = wrap(b, sm, 2)) != 0)
+			if (rc != 0 ||
+			    (rc = wrap(b, sm, GILD_F_TENSOR_SHAPE)) != 0)
 				break;
 		}
-		if ((rc = put_bytes_field(b, 1, dtype, strlen(dtype))) == 0)
-			rc = wrap(b, mark, F_TENSOR);
+		if ((rc = put_bytes_field(b, GILD_F_TENSOR_DTYPE, dtype,
+			 strlen(dtype))) == 0)
+			rc = wrap(b, mark, GILD_F_VALUE_TENSOR);
 		break;
 	}
 	}
@@ -265,7 +266,7 @@ decode_list(const wire_field *lf, gild_kind kind, int depth,
 	if (list == NULL)
 		return oom(err);
 	while ((rc = wire_next(&p, end, &f)) == 1) {
-		if (f.number != 1)
+		if (f.number != GILD_F_LIST_ITEMS)
 			continue;
 		if (f.type != WIRE_LEN) {
 			rc = malformed(err, "list");
@@ -296,8 +297,8 @@ decode_entry(const wire_field *ef, int depth, gild_value **key,
     gild_value **val, gild_error *err)
 {
 	wire_field k, v;
-	int rk = wire_find(ef->data, ef->len, 1, &k);
-	int rv = wire_find(ef->data, ef->len, 2, &v);
+	int rk = wire_find(ef->data, ef->len, GILD_F_MAP_ENTRY_KEY, &k);
+	int rv = wire_find(ef->data, ef->len, GILD_F_MAP_ENTRY_VALUE, &v);
 	int rc;
 
 	if (rk < 0 || rv < 0 || (rk && k.type != WIRE_LEN) ||
@@ -327,7 +328,7 @@ decode_map(const wire_field *mf, int depth, gild_value **out,
 	if (map == NULL)
 		return oom(err);
 	while ((rc = wire_next(&p, end, &f)) == 1) {
-		if (f.number != 1)
+		if (f.number != GILD_F_MAP_ENTRIES)
 			continue;
 		if (f.type != WIRE_LEN) {
 			rc = malformed(err, "map");
@@ -382,17 +383,18 @@ decode_tensor(const wire_field *tf, gild_value **out, gild_error *err)
 	int rc;
 
 	while ((rc = wire_next(&p, end, &f)) == 1) {
-		if (f.number == 1 && f.type == WIRE_LEN) {
+		if (f.number == GILD_F_TENSOR_DTYPE && f.type == WIRE_LEN) {
 			size_t n = f.len < sizeof(dtype) ? f.len : sizeof(dtype) - 1;
 
 			memcpy(dtype, f.data, n); /* longer: unknown below */
 			dtype[n] = '\0';
 			if (f.len >= sizeof(dtype) || memchr(f.data, 0, f.len))
 				dtype[0] = '?';
-		} else if (f.number == 2 && f.type == WIRE_VARINT) {
+		} else if (f.number == GILD_F_TENSOR_SHAPE &&
+		    f.type == WIRE_VARINT) {
 			if (push_dim(&shape, &ndim, &cap, f.value) != 0)
 				goto nomem;
-		} else if (f.number == 2 && f.type == WIRE_LEN) {
+		} else if (f.number == GILD_F_TENSOR_SHAPE && f.type == WIRE_LEN) {
 			const uint8_t *q = f.data, *qe = f.data + f.len;
 
 			while (q < qe) { /* packed: varints back to back */
@@ -412,11 +414,13 @@ decode_tensor(const wire_field *tf, gild_value **out, gild_error *err)
 				if (push_dim(&shape, &ndim, &cap, d) != 0)
 					goto nomem;
 			}
-		} else if (f.number == 3 && f.type == WIRE_LEN) {
+		} else if (f.number == GILD_F_TENSOR_DATA && f.type == WIRE_LEN) {
 			data = f.data;
 			len = f.len;
-		} else if (f.number <= 3) {
-			rc = -1;
+		} else if (f.number == GILD_F_TENSOR_DTYPE ||
+		    f.number == GILD_F_TENSOR_SHAPE ||
+		    f.number == GILD_F_TENSOR_DATA) {
+			rc = -1; /* a known field of the wrong wire type */
 			break;
 		}
 	}
@@ -448,6 +452,31 @@ nomem:
 	return oom(err);
 }
 
+/* The wire type of Value's kind field n, or -1 when n is none of them. */
+static int
+kind_wire_type(uint32_t n)
+{
+	switch (n) {
+	case GILD_F_VALUE_BOOL:
+	case GILD_F_VALUE_INT:
+		return WIRE_VARINT;
+	case GILD_F_VALUE_FLOAT:
+		return WIRE_I64;
+	case GILD_F_VALUE_NULL:
+	case GILD_F_VALUE_BIG_INT:
+	case GILD_F_VALUE_STR:
+	case GILD_F_VALUE_BYTES:
+	case GILD_F_VALUE_LIST:
+	case GILD_F_VALUE_TUPLE:
+	case GILD_F_VALUE_MAP:
+	case GILD_F_VALUE_TENSOR:
+	case GILD_F_VALUE_PICKLE:
+		return WIRE_LEN;
+	default:
+		return -1;
+	}
+}
+
 static int
 decode(const uint8_t *buf, size_t len, int depth, gild_value **out,
     gild_error *err)
@@ -462,35 +491,35 @@ decode(const uint8_t *buf, size_t len, int depth, gild_value **out,
 		return error_set(err, GILD_INVALID_ARGUMENT,
 		    "value nested deeper than %d levels", VALUE_MAX_DEPTH);
 	while ((rc = wire_next(&p, end, &f)) == 1)
-		if (f.number >= F_NULL && f.number <= F_PICKLE)
+		if (kind_wire_type(f.number) != -1)
 			k = f;
 	if (rc < 0)
 		return malformed(err, "value");
 	if (k.number == 0)
 		return error_set(err, GILD_INVALID_ARGUMENT, "value has no kind set");
-	if (k.type != ((k.number == F_BOOL || k.number == F_INT) ? WIRE_VARINT :
-	    k.number == F_FLOAT ? WIRE_I64 : WIRE_LEN))
+	if ((int) k.type != kind_wire_type(k.number))
 		return malformed(err, "value");
 	switch (k.number) {
-	case F_NULL:
+	case GILD_F_VALUE_NULL:
 		v = gild_null();
 		break;
-	case F_BOOL:
+	case GILD_F_VALUE_BOOL:
 		v = gild_bool(k.value != 0);
 		break;
-	case F_INT:
+	case GILD_F_VALUE_INT:
 		v = gild_int((int64_t) (k.value >> 1) ^ -(int64_t) (k.value & 1));
 		break;
-	case F_BIGINT: {
+	case GILD_F_VALUE_BIG_INT: {
 		wire_field d;
-		int r = wire_find(k.data, k.len, 1, &d);
+		int r = wire_find(k.data, k.len,
+		    GILD_F_BIG_INT_LE_TWOS_COMPLEMENT, &d);
 
 		if (r < 0 || (r == 1 && d.type != WIRE_LEN))
 			return malformed(err, "big integer");
 		v = r ? gild_bigint(d.data, d.len) : gild_int(0);
 		break;
 	}
-	case F_FLOAT: {
+	case GILD_F_VALUE_FLOAT: {
 		uint64_t u = 0;
 		double d;
 
@@ -500,25 +529,26 @@ decode(const uint8_t *buf, size_t len, int depth, gild_value **out,
 		v = gild_float(d);
 		break;
 	}
-	case F_STR:
+	case GILD_F_VALUE_STR:
 		if (!value_utf8_valid(k.data, k.len))
 			return error_set(err, GILD_INVALID_ARGUMENT,
 			    "str value is not valid UTF-8");
 		v = gild_str((const char *) k.data, k.len);
 		break;
-	case F_BYTES:
+	case GILD_F_VALUE_BYTES:
 		v = gild_bytes(k.data, k.len);
 		break;
-	case F_PICKLE:
+	case GILD_F_VALUE_PICKLE:
 		v = gild_pickle(k.data, k.len);
 		break;
-	case F_LIST:
-	case F_TUPLE:
-		return decode_list(&k, k.number == F_LIST ? GILD_LIST : GILD_TUPLE,
+	case GILD_F_VALUE_LIST:
+	case GILD_F_VALUE_TUPLE:
+		return decode_list(&k,
+		    k.number == GILD_F_VALUE_LIST ? GILD_LIST : GILD_TUPLE,
 		    depth, out, err);
-	case F_MAP:
+	case GILD_F_VALUE_MAP:
 		return decode_map(&k, depth, out, err);
-	case F_TENSOR:
+	case GILD_F_VALUE_TENSOR:
 		return decode_tensor(&k, out, err);
 	}
 	if (v == NULL)
@@ -541,6 +571,14 @@ codec_encode_call_opts(codec_buf *b, const char *function,
     const gild_value *args, const gild_value *kwargs, const codec_call_opts *x,
     gild_error *err)
 {
+	/* ActorNew's class_name, args and kwargs, or Call's function, args
+	 * and kwargs. */
+	uint32_t f_name = x->actor_new ? GILD_F_ACTOR_NEW_CLASS_NAME
+				       : GILD_F_CALL_FUNCTION;
+	uint32_t f_args = x->actor_new ? GILD_F_ACTOR_NEW_ARGS
+				       : GILD_F_CALL_ARGS;
+	uint32_t f_kwargs = x->actor_new ? GILD_F_ACTOR_NEW_KWARGS
+					 : GILD_F_CALL_KWARGS;
 	size_t mark = used(b);
 	int rc;
 
@@ -555,29 +593,31 @@ codec_encode_call_opts(codec_buf *b, const char *function,
 	if (kwargs != NULL && gild_value_kind(kwargs) != GILD_MAP)
 		return error_set(err, GILD_INVALID_ARGUMENT,
 		    "keyword arguments must be a map");
-	/* Fields go in back to front: for a Call actor_id (7), window (6),
-	 * stream (5), timeout_ms (4); for an ActorNew detached (5), name (4);
-	 * then kwargs, args, the name. */
+	/* Fields go in back to front: for a Call actor_id, window, stream,
+	 * timeout_ms; for an ActorNew detached, name; then kwargs, args, the
+	 * name. */
 	if (x->actor_new) {
 		if (x->detached && (put_varint(b, 1) != 0 ||
-		    put_tag(b, 5, WIRE_VARINT) != 0))
+		    put_tag(b, GILD_F_ACTOR_NEW_DETACHED, WIRE_VARINT) != 0))
 			return oom(err);
 		if (x->name != NULL && *x->name != '\0' &&
-		    put_bytes_field(b, 4, x->name, strlen(x->name)) != 0)
+		    put_bytes_field(b, GILD_F_ACTOR_NEW_NAME, x->name,
+			strlen(x->name)) != 0)
+			return oom(err);
+	} else {
+		if (x->actor_id != 0 && (put_varint(b, x->actor_id) != 0 ||
+		    put_tag(b, GILD_F_CALL_ACTOR_ID, WIRE_VARINT) != 0))
+			return oom(err);
+		if (x->window != 0 && (put_varint(b, x->window) != 0 ||
+		    put_tag(b, GILD_F_CALL_WINDOW, WIRE_VARINT) != 0))
+			return oom(err);
+		if (x->stream && (put_varint(b, 1) != 0 ||
+		    put_tag(b, GILD_F_CALL_STREAM, WIRE_VARINT) != 0))
+			return oom(err);
+		if (x->timeout_ms != 0 && (put_varint(b, x->timeout_ms) != 0 ||
+		    put_tag(b, GILD_F_CALL_TIMEOUT_MS, WIRE_VARINT) != 0))
 			return oom(err);
 	}
-	if (x->actor_id != 0 && (put_varint(b, x->actor_id) != 0 ||
-	    put_tag(b, 7, WIRE_VARINT) != 0))
-		return oom(err);
-	if (x->window != 0 && (put_varint(b, x->window) != 0 ||
-	    put_tag(b, 6, WIRE_VARINT) != 0))
-		return oom(err);
-	if (x->stream && (put_varint(b, 1) != 0 ||
-	    put_tag(b, 5, WIRE_VARINT) != 0))
-		return oom(err);
-	if (x->timeout_ms != 0 && (put_varint(b, x->timeout_ms) != 0 ||
-	    put_tag(b, 4, WIRE_VARINT) != 0))
-		return oom(err);
 	for (size_t i = gild_value_len(kwargs); i-- > 0;) {
 		const gild_value *key = gild_map_key(kwargs, i);
 		size_t kw = used(b), n;
@@ -586,17 +626,20 @@ codec_encode_call_opts(codec_buf *b, const char *function,
 		if (name == NULL)
 			return error_set(err, GILD_INVALID_ARGUMENT,
 			    "keyword argument names must be str");
-		if ((rc = encode_field(b, 2, gild_map_val(kwargs, i), 1, err)))
+		if ((rc = encode_field(b, GILD_F_KWARG_VALUE,
+			 gild_map_val(kwargs, i), 1, err)))
 			return rc;
-		if (put_bytes_field(b, 1, name, n) != 0 || wrap(b, kw, 3) != 0)
+		if (put_bytes_field(b, GILD_F_KWARG_NAME, name, n) != 0 ||
+		    wrap(b, kw, f_kwargs) != 0)
 			return oom(err);
 	}
 	for (size_t i = gild_value_len(args); i-- > 0;)
-		if ((rc = encode_field(b, 2, gild_value_item(args, i), 1, err)))
+		if ((rc = encode_field(b, f_args, gild_value_item(args, i), 1,
+			 err)))
 			return rc;
-	if (put_bytes_field(b, 1, function, strlen(function)) != 0 ||
-	    wrap(b, mark, x->actor_new ? GILD__V1__REQUEST__BODY_ACTOR_NEW
-				       : GILD__V1__REQUEST__BODY_CALL) != 0)
+	if (put_bytes_field(b, f_name, function, strlen(function)) != 0 ||
+	    wrap(b, mark, x->actor_new ? GILD_F_REQUEST_ACTOR_NEW
+				       : GILD_F_REQUEST_CALL) != 0)
 		return oom(err);
 	return GILD_OK;
 }
@@ -641,12 +684,13 @@ codec_encode_exec(codec_buf *b, const char *source, size_t len,
 	    !value_utf8_valid((const uint8_t *) filename, strlen(filename)))
 		return error_set(err, GILD_INVALID_ARGUMENT,
 		    "exec file name must be UTF-8 text");
-	/* Back to front: filename (4), timeout_ms (3), variables (2), source. */
+	/* Back to front: filename, timeout_ms, variables, source. */
 	if (filename != NULL && *filename != '\0' &&
-	    put_bytes_field(b, 4, filename, strlen(filename)) != 0)
+	    put_bytes_field(b, GILD_F_EXEC_FILENAME, filename,
+		strlen(filename)) != 0)
 		return oom(err);
 	if (timeout_ms != 0 && (put_varint(b, timeout_ms) != 0 ||
-	    put_tag(b, 3, WIRE_VARINT) != 0))
+	    put_tag(b, GILD_F_EXEC_TIMEOUT_MS, WIRE_VARINT) != 0))
 		return oom(err);
 	map = used(b);
 	for (size_t i = gild_value_len(variables); i-- > 0;) {
@@ -655,17 +699,18 @@ codec_encode_exec(codec_buf *b, const char *source, size_t len,
 		if (gild_value_kind(gild_map_key(variables, i)) != GILD_STR)
 			return error_set(err, GILD_INVALID_ARGUMENT,
 			    "exec variable names must be str");
-		if ((rc = encode_field(b, 2, gild_map_val(variables, i), 1,
-			 err)) != GILD_OK ||
-		    (rc = encode_field(b, 1, gild_map_key(variables, i), 1,
-			 err)) != GILD_OK)
+		if ((rc = encode_field(b, GILD_F_MAP_ENTRY_VALUE,
+			 gild_map_val(variables, i), 1, err)) != GILD_OK ||
+		    (rc = encode_field(b, GILD_F_MAP_ENTRY_KEY,
+			 gild_map_key(variables, i), 1, err)) != GILD_OK)
 			return rc;
-		if (wrap(b, entry, 1) != 0)
+		if (wrap(b, entry, GILD_F_MAP_ENTRIES) != 0)
 			return oom(err);
 	}
-	if ((used(b) > map && wrap(b, map, 2) != 0) ||
-	    put_bytes_field(b, 1, source != NULL ? source : "", len) != 0 ||
-	    wrap(b, mark, GILD__V1__REQUEST__BODY_EXEC) != 0)
+	if ((used(b) > map && wrap(b, map, GILD_F_EXEC_VARIABLES) != 0) ||
+	    put_bytes_field(b, GILD_F_EXEC_SOURCE,
+		source != NULL ? source : "", len) != 0 ||
+	    wrap(b, mark, GILD_F_REQUEST_EXEC) != 0)
 		return oom(err);
 	return GILD_OK;
 }
@@ -677,15 +722,14 @@ codec_encode_stream_next(codec_buf *b, uint64_t call_id, uint32_t max,
 	size_t mark = used(b);
 
 	if ((max != 0 && (put_varint(b, max) != 0 ||
-	    put_tag(b, 2, WIRE_VARINT) != 0)) ||
+	    put_tag(b, GILD_F_STREAM_NEXT_MAX, WIRE_VARINT) != 0)) ||
 	    (call_id != 0 && (put_varint(b, call_id) != 0 ||
-	    put_tag(b, 1, WIRE_VARINT) != 0)) ||
-	    wrap(b, mark, GILD__V1__REQUEST__BODY_STREAM_NEXT) != 0)
+	    put_tag(b, GILD_F_STREAM_NEXT_CALL_ID, WIRE_VARINT) != 0)) ||
+	    wrap(b, mark, GILD_F_REQUEST_STREAM_NEXT) != 0)
 		return oom(err);
 	return GILD_OK;
 }
 
-/* ActorGet{name} (body 8) and ActorDestroy{actor_id} (body 9). */
 int
 codec_encode_actor_get(codec_buf *b, const char *name, gild_error *err)
 {
@@ -693,8 +737,9 @@ codec_encode_actor_get(codec_buf *b, const char *name, gild_error *err)
 
 	if (name == NULL || *name == '\0')
 		return error_set(err, GILD_INVALID_ARGUMENT, "no actor name");
-	if (put_bytes_field(b, 1, name, strlen(name)) != 0 ||
-	    wrap(b, mark, GILD__V1__REQUEST__BODY_ACTOR_GET) != 0)
+	if (put_bytes_field(b, GILD_F_ACTOR_GET_NAME, name, strlen(name)) !=
+		0 ||
+	    wrap(b, mark, GILD_F_REQUEST_ACTOR_GET) != 0)
 		return oom(err);
 	return GILD_OK;
 }
@@ -705,8 +750,8 @@ codec_encode_actor_destroy(codec_buf *b, uint64_t actor_id, gild_error *err)
 	size_t mark = used(b);
 
 	if ((actor_id != 0 && (put_varint(b, actor_id) != 0 ||
-	    put_tag(b, 1, WIRE_VARINT) != 0)) ||
-	    wrap(b, mark, GILD__V1__REQUEST__BODY_ACTOR_DESTROY) != 0)
+	    put_tag(b, GILD_F_ACTOR_DESTROY_ACTOR_ID, WIRE_VARINT) != 0)) ||
+	    wrap(b, mark, GILD_F_REQUEST_ACTOR_DESTROY) != 0)
 		return oom(err);
 	return GILD_OK;
 }
@@ -717,8 +762,8 @@ codec_encode_cancel(codec_buf *b, uint64_t target_id, gild_error *err)
 	size_t mark = used(b);
 
 	if ((target_id != 0 && (put_varint(b, target_id) != 0 ||
-	    put_tag(b, 1, WIRE_VARINT) != 0)) ||
-	    wrap(b, mark, GILD__V1__REQUEST__BODY_CANCEL) != 0)
+	    put_tag(b, GILD_F_CANCEL_TARGET_ID, WIRE_VARINT) != 0)) ||
+	    wrap(b, mark, GILD_F_REQUEST_CANCEL) != 0)
 		return oom(err);
 	return GILD_OK;
 }
@@ -726,7 +771,7 @@ codec_encode_cancel(codec_buf *b, uint64_t target_id, gild_error *err)
 int
 codec_encode_status(codec_buf *b, gild_error *err)
 {
-	if (wrap(b, used(b), GILD__V1__REQUEST__BODY_STATUS) != 0)
+	if (wrap(b, used(b), GILD_F_REQUEST_STATUS) != 0)
 		return oom(err);
 	return GILD_OK;
 }
@@ -737,8 +782,9 @@ codec_encode_ping(codec_buf *b, const void *payload, size_t len,
 {
 	size_t mark = used(b);
 
-	if ((len > 0 && put_bytes_field(b, 1, payload, len) != 0) ||
-	    wrap(b, mark, GILD__V1__REQUEST__BODY_PING) != 0)
+	if ((len > 0 &&
+		put_bytes_field(b, GILD_F_PING_PAYLOAD, payload, len) != 0) ||
+	    wrap(b, mark, GILD_F_REQUEST_PING) != 0)
 		return oom(err);
 	return GILD_OK;
 }
@@ -746,7 +792,8 @@ codec_encode_ping(codec_buf *b, const void *payload, size_t len,
 int
 codec_encode_id(codec_buf *b, uint64_t id, gild_error *err)
 {
-	if (id != 0 && (put_varint(b, id) != 0 || put_tag(b, 1, WIRE_VARINT)))
+	if (id != 0 && (put_varint(b, id) != 0 ||
+	    put_tag(b, GILD_F_REQUEST_ID, WIRE_VARINT)))
 		return oom(err);
 	return GILD_OK;
 }
@@ -773,10 +820,26 @@ int
 codec_encode_token(codec_buf *b, const char *token, gild_error *err)
 {
 	if (token != NULL &&
-	    put_bytes_field(b, 15 /* Request.token */, token,
-		strlen(token)) != 0)
+	    put_bytes_field(b, GILD_F_REQUEST_TOKEN, token, strlen(token)) != 0)
 		return oom(err);
 	return GILD_OK;
+}
+
+/* Whether n is one of the Reply bodies codec_scan_reply reports: all but
+ * batch, whose replies recv.c takes apart itself. */
+static bool
+is_reply_body(uint32_t n)
+{
+	switch (n) {
+	case GILD_F_REPLY_RESULT:
+	case GILD_F_REPLY_ERROR:
+	case GILD_F_REPLY_STATUS:
+	case GILD_F_REPLY_PONG:
+	case GILD_F_REPLY_CHUNKS:
+		return true;
+	default:
+		return false;
+	}
 }
 
 int
@@ -788,12 +851,11 @@ codec_scan_reply(const uint8_t *buf, size_t len, codec_reply *r)
 
 	memset(r, 0, sizeof(*r));
 	while ((rc = wire_next(&p, end, &f)) == 1) {
-		if (f.number == 1) {
+		if (f.number == GILD_F_REPLY_ID) {
 			if (f.type != WIRE_VARINT)
 				return -1;
 			r->id = f.value;
-		} else if (f.number >= GILD__V1__REPLY__BODY_RESULT &&
-		    f.number <= GILD__V1__REPLY__BODY_CHUNKS) {
+		} else if (is_reply_body(f.number)) {
 			if (f.type != WIRE_LEN)
 				return -1;
 			r->body = (int) f.number;
@@ -869,9 +931,10 @@ codec_decode_chunks(const uint8_t *buf, size_t len, codec_chunks *out,
 	int rc;
 
 	while ((rc = wire_next(&p, end, &f)) == 1) {
-		if (f.number == 1 && f.type == WIRE_VARINT) {
+		if (f.number == GILD_F_CHUNKS_FIRST_SEQ &&
+		    f.type == WIRE_VARINT) {
 			ch.first_seq = f.value;
-		} else if (f.number == 2 && f.type == WIRE_LEN) {
+		} else if (f.number == GILD_F_CHUNKS_ITEMS && f.type == WIRE_LEN) {
 			if ((rc = decode(f.data, f.len, 0, &v, err)) != GILD_OK)
 				goto fail;
 			if (chunks_push(&ch, &cap, v) != 0) {
@@ -879,9 +942,11 @@ codec_decode_chunks(const uint8_t *buf, size_t len, codec_chunks *out,
 				rc = oom(err);
 				goto fail;
 			}
-		} else if (f.number == 3 && f.type == WIRE_VARINT) {
+		} else if (f.number == GILD_F_CHUNKS_END &&
+		    f.type == WIRE_VARINT) {
 			ch.end = f.value != 0;
-		} else if (f.number == 4 && f.type == WIRE_LEN) {
+		} else if (f.number == GILD_F_CHUNKS_ERROR &&
+		    f.type == WIRE_LEN) {
 			/* A repeated singular message field merges; the last
 			 * one is all an Error needs. */
 			if (codec_decode_error(f.data, f.len, &ch.error) !=
@@ -889,8 +954,11 @@ codec_decode_chunks(const uint8_t *buf, size_t len, codec_chunks *out,
 				rc = malformed(err, "stream error");
 				goto fail;
 			}
-		} else if (f.number >= 1 && f.number <= 4) {
-			rc = -1;
+		} else if (f.number == GILD_F_CHUNKS_FIRST_SEQ ||
+		    f.number == GILD_F_CHUNKS_ITEMS ||
+		    f.number == GILD_F_CHUNKS_END ||
+		    f.number == GILD_F_CHUNKS_ERROR) {
+			rc = -1; /* a known field of the wrong wire type */
 			break;
 		}
 	}

@@ -14,7 +14,15 @@
 
 #include "codec.h"
 #include "error.h"
+#include "fields.h"
 #include "gild.h"
+#include "gild_limits.h"
+
+/* gild.h, installed on its own, repeats these limits of the protocol. */
+_Static_assert(GILD_MAX_BATCH == GILD_BATCH_REQUESTS_MAX,
+    "gild.h's GILD_MAX_BATCH is proto/gild_limits.h's");
+_Static_assert(GILD_STREAM_MAX_WINDOW == GILD_STREAM_WINDOW_MAX,
+    "gild.h's GILD_STREAM_MAX_WINDOW is proto/gild_limits.h's");
 
 /* How long a call waits for a lost connection to be redialled. */
 #define REDIAL_WAIT_MS 5000

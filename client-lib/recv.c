@@ -84,9 +84,6 @@ stream_outcome(const codec_reply *r, gild_result *res, codec_chunks *ch)
 
 static void batch_end(gild_client *c, uint64_t id, const gild_error *why);
 
-/* Error.not_started, as in gild.proto. */
-enum { ERROR_NOT_STARTED = 5 };
-
 /* Whether an encoded Error says its request was refused without being
  * started (a draining server): safe to send again. */
 static bool
@@ -94,7 +91,7 @@ error_not_started(const uint8_t *data, size_t len)
 {
 	wire_field f;
 
-	return wire_find(data, len, ERROR_NOT_STARTED, &f) == 1 &&
+	return wire_find(data, len, GILD_F_ERROR_NOT_STARTED, &f) == 1 &&
 	    f.type == WIRE_VARINT && f.value != 0;
 }
 
@@ -115,7 +112,8 @@ deliver_one(conn *k, uint32_t pipe, const uint8_t *buf, size_t len, bool top)
 		wire_field f;
 
 		/* Still fail the call the id names, if the id can be read. */
-		if (wire_find(buf, len, 1, &f) != 1 || f.type != WIRE_VARINT)
+		if (wire_find(buf, len, GILD_F_REPLY_ID, &f) != 1 ||
+		    f.type != WIRE_VARINT)
 			return;
 		memset(&r, 0, sizeof(r));
 		r.id = f.value;
@@ -205,16 +203,18 @@ deliver(conn *k, uint32_t pipe, const uint8_t *buf, size_t len)
 {
 	wire_field f, sub;
 
-	if (wire_find(buf, len, 7 /* Reply.batch */, &f) != 1 ||
+	if (wire_find(buf, len, GILD_F_REPLY_BATCH, &f) != 1 ||
 	    f.type != WIRE_LEN) {
 		deliver_one(k, pipe, buf, len, true);
 		return;
 	}
 	for (const uint8_t *p = f.data, *end = f.data + f.len;
 	     wire_next(&p, end, &sub) == 1;)
-		if (sub.number == 1 && sub.type == WIRE_LEN)
+		if (sub.number == GILD_F_REPLIES_REPLIES &&
+		    sub.type == WIRE_LEN)
 			deliver_one(k, pipe, sub.data, sub.len, false);
-	if (wire_find(buf, len, 1, &f) == 1 && f.type == WIRE_VARINT)
+	if (wire_find(buf, len, GILD_F_REPLY_ID, &f) == 1 &&
+	    f.type == WIRE_VARINT)
 		batch_end(k->c, f.value, NULL);
 }
 

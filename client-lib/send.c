@@ -265,10 +265,10 @@ gild_submit_many(gild_client *c, const gild_call_spec *calls, size_t n,
 
 		if ((rc = codec_prepend(&body, codec_buf_data(&each[i]),
 			 codec_buf_len(&each[i]), err)) == GILD_OK)
-			rc = codec_wrap(&body, m, 1 /* Batch.requests */, err);
+			rc = codec_wrap(&body, m, GILD_F_BATCH_REQUESTS, err);
 	}
 	if (rc == GILD_OK)
-		rc = codec_wrap(&body, mark, 10 /* Request.batch */, err);
+		rc = codec_wrap(&body, mark, GILD_F_REQUEST_BATCH, err);
 	if (rc == GILD_OK)
 		rc = gild__send_request(k, &body, first, err);
 	codec_buf_fini(&body);

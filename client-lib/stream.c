@@ -8,9 +8,6 @@
 
 #include "value.h"
 
-/* The window of a stream opened with window 0, as the server takes 0. */
-#define STREAM_DEFAULT_WINDOW 64
-
 /* Ends s with `code` (GILD_STREAM_END or an error) and the error in *e,
  * moved in (e may be NULL). Under c->mtx. */
 static void
@@ -208,7 +205,7 @@ gild_stream_open(gild_client *c, const char *function,
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
 	s->c = c;
-	s->window = window > 0 ? (uint32_t) window : STREAM_DEFAULT_WINDOW;
+	s->window = window > 0 ? (uint32_t) window : GILD_STREAM_WINDOW_DEFAULT;
 	if ((s->queue = calloc(s->window, sizeof(*s->queue))) == NULL) {
 		free(s);
 		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "fields.h"
 #include "front.h"
+#include "gild_limits.h"
 #include "job.h"
 #include "log.h"
 #include "parse.h"
@@ -19,7 +21,7 @@
 /* ---- the table --------------------------------------------------------- */
 
 /* A new actor id: random, so that no client can guess another's (ids are
- * ACTOR_ID_BITS wide: libgild keeps the connection in the bits above),
+ * GILD_ACTOR_ID_BITS wide: libgild keeps the connection in the bits above),
  * never 0, never one in use. */
 static uint64_t
 new_id(const actor_table *t)
@@ -30,7 +32,7 @@ new_id(const actor_table *t)
 		if (getrandom(&id, sizeof(id), 0) != (ssize_t) sizeof(id))
 			id = (uint64_t) random() << 31 ^ (uint64_t) random() ^
 			     (uint64_t) t->count << 40;
-		id &= (UINT64_C(1) << ACTOR_ID_BITS) - 1;
+		id &= (UINT64_C(1) << GILD_ACTOR_ID_BITS) - 1;
 	}
 	return id;
 }
@@ -360,14 +362,15 @@ actor_kick(server *srv, actor *a)
 }
 
 /* The end of an actor's creation or destruction: fields is the worker's
- * result (created, destroyed) or error (its constructor raised). */
+ * result (created, destroyed) or error (its constructor raised), tag
+ * included. */
 void
 actor_job_result(server *srv, sjob *sj, int slot, const uint8_t *fields,
     size_t len, bool answer)
 {
 	actor *a = sj->act;
 	wire_field f;
-	bool ok = wire_find(fields, len, 2, &f) == 1;
+	bool ok = wire_find(fields, len, GILD_WF_FROM_WORKER_RESULT, &f) == 1;
 	bool internal = sj->call.internal;
 	int kind = sj->kind;
 	nng_msg *m;

@@ -28,10 +28,6 @@ typedef enum actor_state {
 	ACTOR_LOST,       /* its worker died and it has no restarts left */
 } actor_state;
 
-/* How many bits an actor id has: libgild's handles keep the connection in
- * the bits above (client-lib/actor.c). */
-#define ACTOR_ID_BITS 48
-
 typedef struct actor {
 	uint64_t id;            /* random, unguessable (actor_add) */
 	char *cls;              /* class name */

@@ -1,6 +1,7 @@
 /* The client-facing side: nng REP contexts on the libevent loop. */
 #include "listener.h"
 
+#include "fields.h"
 #include "log.h"
 #include "tlsconf.h"
 #include "wire.h"
@@ -36,9 +37,6 @@ typedef enum req_state {
 	REQ_IDLE,      /* on the free list */
 	REQ_MEMBER,    /* one request of a batch: no context of its own */
 } req_state;
-
-/* Reply.batch and Replies.replies field numbers, as in gild.proto. */
-enum { REPLY_ID = 1, REPLY_BATCH = 7, REPLIES_REPLIES = 1 };
 
 struct listener_req {
 	listener *l;
@@ -394,9 +392,9 @@ batch_release(listener *l, listener_req *r)
 		return;
 	m = r->replies;
 	r->replies = NULL;
-	n += wire_put_tag(head + n, REPLY_ID, WIRE_VARINT);
+	n += wire_put_tag(head + n, GILD_F_REPLY_ID, WIRE_VARINT);
 	n += wire_put_varint(head + n, r->batch_id);
-	n += wire_put_tag(head + n, REPLY_BATCH, WIRE_LEN);
+	n += wire_put_tag(head + n, GILD_F_REPLY_BATCH, WIRE_LEN);
 	n += wire_put_varint(head + n, nng_msg_len(m));
 	if (nng_msg_insert(m, head, n) != 0) {
 		/* Out of memory: an empty reply still ends the request. */
@@ -421,7 +419,7 @@ member_reply(listener *l, listener_req *r, nng_msg *msg)
 	uint8_t head[1 + WIRE_MAX_VARINT];
 	size_t n = 0;
 
-	n += wire_put_tag(head, REPLIES_REPLIES, WIRE_LEN);
+	n += wire_put_tag(head, GILD_F_REPLIES_REPLIES, WIRE_LEN);
 	n += wire_put_varint(head + n, nng_msg_len(msg));
 	if (nng_msg_append(batch->replies, head, n) != 0 ||
 	    nng_msg_append(batch->replies, nng_msg_body(msg),

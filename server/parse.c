@@ -15,6 +15,42 @@ refuse(parsed_request *out, int code, const char *msg)
 	snprintf(out->message, sizeof(out->message), "%s", msg);
 }
 
+/* Finds field n of the request's body: true when it is there with wire
+ * type t (protobuf's last one wins), filling *f. */
+static bool
+body_field(const parsed_request *out, uint32_t n, enum wire_type t,
+    wire_field *f)
+{
+	return wire_find(out->data, out->len, n, f) == 1 && f->type == t;
+}
+
+static uint32_t
+clamp_u32(uint64_t v)
+{
+	return v > UINT32_MAX ? UINT32_MAX : (uint32_t) v;
+}
+
+/* Whether n is the field number of one of Request's bodies. */
+static bool
+is_body(uint32_t n)
+{
+	switch (n) {
+	case BODY_CALL:
+	case BODY_CANCEL:
+	case BODY_STATUS:
+	case BODY_PING:
+	case BODY_STREAM_NEXT:
+	case BODY_ACTOR_NEW:
+	case BODY_ACTOR_GET:
+	case BODY_ACTOR_DESTROY:
+	case BODY_BATCH:
+	case BODY_EXEC:
+		return true;
+	default:
+		return false;
+	}
+}
+
 void
 parse_request(const uint8_t *buf, size_t len, size_t max_message,
     parsed_request *out)
@@ -25,14 +61,13 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 
 	memset(out, 0, sizeof(*out));
 	while ((rc = wire_next(&p, end, &f)) == 1) {
-		if (f.number == 1 && f.type == WIRE_VARINT) {
+		if (f.number == GILD_F_REQUEST_ID && f.type == WIRE_VARINT) {
 			out->id = f.value;
-		} else if (f.number == 15 && f.type == WIRE_LEN) {
+		} else if (f.number == GILD_F_REQUEST_TOKEN &&
+			   f.type == WIRE_LEN) {
 			out->token = (const char *) f.data;
 			out->token_len = f.len;
-		} else if (f.number >= BODY_CALL &&
-			   f.number <= BODY_EXEC &&
-			   f.type == WIRE_LEN) {
+		} else if (is_body(f.number) && f.type == WIRE_LEN) {
 			/* Last one wins, as for any protobuf oneof. */
 			out->body = (enum parse_body) f.number;
 			out->data = f.data;
@@ -59,8 +94,8 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 		return;
 	}
 	if (out->body == BODY_CALL) {
-		if (wire_find(out->data, out->len, 1, &fn) != 1 ||
-		    fn.type != WIRE_LEN || fn.len == 0)
+		if (!body_field(out, GILD_F_CALL_FUNCTION, WIRE_LEN, &fn) ||
+		    fn.len == 0)
 			return refuse(out, GILD__V1__CODE__INVALID_ARGUMENT,
 			    wire_check(out->data, out->len) != 0
 				? "malformed call: not a valid gild.v1.Call "
@@ -68,20 +103,13 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 				: "call has no function name");
 		out->function = (const char *) fn.data;
 		out->function_len = fn.len;
-		if (wire_find(out->data, out->len, 4, &f) == 1 &&
-		    f.type == WIRE_VARINT)
-			out->timeout_ms = f.value > UINT32_MAX
-					      ? UINT32_MAX
-					      : (uint32_t) f.value;
-		if (wire_find(out->data, out->len, 5, &f) == 1 &&
-		    f.type == WIRE_VARINT)
+		if (body_field(out, GILD_F_CALL_TIMEOUT_MS, WIRE_VARINT, &f))
+			out->timeout_ms = clamp_u32(f.value);
+		if (body_field(out, GILD_F_CALL_STREAM, WIRE_VARINT, &f))
 			out->stream = f.value != 0;
-		if (wire_find(out->data, out->len, 6, &f) == 1 &&
-		    f.type == WIRE_VARINT)
-			out->window = f.value > UINT32_MAX ? UINT32_MAX
-							   : (uint32_t) f.value;
-		if (wire_find(out->data, out->len, 7, &f) == 1 &&
-		    f.type == WIRE_VARINT)
+		if (body_field(out, GILD_F_CALL_WINDOW, WIRE_VARINT, &f))
+			out->window = clamp_u32(f.value);
+		if (body_field(out, GILD_F_CALL_ACTOR_ID, WIRE_VARINT, &f))
 			out->actor_id = f.value;
 	} else if (out->body == BODY_EXEC) {
 		if (wire_check(out->data, out->len) != 0)
@@ -89,55 +117,69 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 			    "malformed exec: not a valid gild.v1.Exec message");
 		out->function = PARSE_EXEC_NAME;
 		out->function_len = sizeof(PARSE_EXEC_NAME) - 1;
-		if (wire_find(out->data, out->len, 3, &f) == 1 &&
-		    f.type == WIRE_VARINT)
-			out->timeout_ms = f.value > UINT32_MAX
-					      ? UINT32_MAX
-					      : (uint32_t) f.value;
+		if (body_field(out, GILD_F_EXEC_TIMEOUT_MS, WIRE_VARINT, &f))
+			out->timeout_ms = clamp_u32(f.value);
 	} else if (out->body == BODY_ACTOR_NEW) {
-		if (wire_find(out->data, out->len, 1, &fn) != 1 ||
-		    fn.type != WIRE_LEN || fn.len == 0)
+		if (!body_field(out, GILD_F_ACTOR_NEW_CLASS_NAME, WIRE_LEN,
+			&fn) ||
+		    fn.len == 0)
 			return refuse(out, GILD__V1__CODE__INVALID_ARGUMENT,
 			    "actor_new has no class_name");
 		out->actor_class = (const char *) fn.data;
 		out->actor_class_len = fn.len;
-		if (wire_find(out->data, out->len, 4, &f) == 1 &&
-		    f.type == WIRE_LEN && f.len > 0) {
+		if (body_field(out, GILD_F_ACTOR_NEW_NAME, WIRE_LEN, &f) &&
+		    f.len > 0) {
 			out->actor_name = (const char *) f.data;
 			out->actor_name_len = f.len;
 		}
-		if (wire_find(out->data, out->len, 5, &f) == 1 &&
-		    f.type == WIRE_VARINT)
+		if (body_field(out, GILD_F_ACTOR_NEW_DETACHED, WIRE_VARINT, &f))
 			out->detached = f.value != 0;
 	} else if (out->body == BODY_ACTOR_GET) {
-		if (wire_find(out->data, out->len, 1, &f) == 1 &&
-		    f.type == WIRE_LEN) {
+		if (body_field(out, GILD_F_ACTOR_GET_NAME, WIRE_LEN, &f)) {
 			out->actor_name = (const char *) f.data;
 			out->actor_name_len = f.len;
 		}
 	} else if (out->body == BODY_ACTOR_DESTROY) {
-		if (wire_find(out->data, out->len, 1, &f) == 1 &&
-		    f.type == WIRE_VARINT)
+		if (body_field(out, GILD_F_ACTOR_DESTROY_ACTOR_ID, WIRE_VARINT,
+			&f))
 			out->actor_id = f.value;
 	} else if (out->body == BODY_CANCEL) {
-		if (wire_find(out->data, out->len, 1, &f) == 1 &&
-		    f.type == WIRE_VARINT)
+		if (body_field(out, GILD_F_CANCEL_TARGET_ID, WIRE_VARINT, &f))
 			out->cancel_target = f.value;
 	} else if (out->body == BODY_STREAM_NEXT) {
-		if (wire_find(out->data, out->len, 1, &f) == 1 &&
-		    f.type == WIRE_VARINT)
+		if (body_field(out, GILD_F_STREAM_NEXT_CALL_ID, WIRE_VARINT,
+			&f))
 			out->stream_call = f.value;
-		if (wire_find(out->data, out->len, 2, &f) == 1 &&
-		    f.type == WIRE_VARINT)
-			out->stream_max = f.value > UINT32_MAX
-					      ? UINT32_MAX
-					      : (uint32_t) f.value;
+		if (body_field(out, GILD_F_STREAM_NEXT_MAX, WIRE_VARINT, &f))
+			out->stream_max = clamp_u32(f.value);
 	} else if (out->body == BODY_PING) {
-		if (wire_find(out->data, out->len, 1, &f) == 1 &&
-		    f.type == WIRE_LEN) {
+		if (body_field(out, GILD_F_PING_PAYLOAD, WIRE_LEN, &f)) {
 			out->ping_payload = f.data;
 			out->ping_payload_len = f.len;
 		}
+	}
+}
+
+/* The kind of a FromWorker whose body is field n, when that body is a
+ * message passed on as it is; FW_MALFORMED for the others. */
+static enum parse_from_worker_kind
+message_kind(uint32_t n)
+{
+	switch (n) {
+	case GILD_WF_FROM_WORKER_HELLO:
+		return FW_HELLO;
+	case GILD_WF_FROM_WORKER_STARTUP_ERROR:
+		return FW_STARTUP_ERROR;
+	case GILD_WF_FROM_WORKER_SPAWNED:
+		return FW_SPAWNED;
+	case GILD_WF_FROM_WORKER_EXITED:
+		return FW_EXITED;
+	case GILD_WF_FROM_WORKER_CHUNK:
+		return FW_CHUNK;
+	case GILD_WF_FROM_WORKER_STREAM_END:
+		return FW_STREAM_END;
+	default:
+		return FW_MALFORMED;
 	}
 }
 
@@ -145,27 +187,34 @@ void
 parse_from_worker(const uint8_t *buf, size_t len, parsed_from_worker *out)
 {
 	const uint8_t *p = buf, *end = buf + len;
+	enum parse_from_worker_kind kind;
 	wire_field f;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	out->kind = FW_MALFORMED;
 	while ((rc = wire_next(&p, end, &f)) == 1) {
-		if (f.number == 1 && f.type == WIRE_VARINT) {
+		if (f.number == GILD_WF_FROM_WORKER_JOB_ID &&
+		    f.type == WIRE_VARINT) {
 			out->job_id = f.value;
-		} else if (f.number == 10 && f.type == WIRE_VARINT) {
+		} else if (f.number == GILD_WF_FROM_WORKER_EXITING &&
+			   f.type == WIRE_VARINT) {
 			out->exiting = f.value != 0;
-		} else if (f.number == 11 && f.type == WIRE_VARINT) {
-			out->run_us = f.value > UINT32_MAX ? UINT32_MAX
-							   : (uint32_t) f.value;
-		} else if (f.number == 12 && f.type == WIRE_LEN) {
+		} else if (f.number == GILD_WF_FROM_WORKER_RUN_US &&
+			   f.type == WIRE_VARINT) {
+			out->run_us = clamp_u32(f.value);
+		} else if (f.number == GILD_WF_FROM_WORKER_TAKEN_BACK &&
+			   f.type == WIRE_LEN) {
 			wire_field r;
 			out->kind = FW_TAKEN_BACK;
-			out->returned = wire_find(f.data, f.len, 1, &r) == 1 &&
+			out->returned = wire_find(f.data, f.len,
+					    GILD_WF_TAKEN_BACK_RETURNED,
+					    &r) == 1 &&
 					r.type == WIRE_VARINT && r.value != 0;
 			out->data = f.data;
 			out->len = f.len;
-		} else if ((f.number == 2 || f.number == 3) &&
+		} else if ((f.number == GILD_WF_FROM_WORKER_RESULT ||
+			       f.number == GILD_WF_FROM_WORKER_ERROR) &&
 			   f.type == WIRE_LEN) {
 			/* Only this field goes into the Reply: anything else
 			 * a broken worker sent (a second field 1, say) must
@@ -173,12 +222,9 @@ parse_from_worker(const uint8_t *buf, size_t len, parsed_from_worker *out)
 			out->kind = FW_RESULT;
 			out->data = f.start;
 			out->len = f.total;
-		} else if (f.number >= 4 && f.number <= 9 &&
+		} else if ((kind = message_kind(f.number)) != FW_MALFORMED &&
 			   f.type == WIRE_LEN) {
-			static const enum parse_from_worker_kind kinds[] = {
-			    FW_HELLO, FW_STARTUP_ERROR, FW_SPAWNED, FW_EXITED,
-			    FW_CHUNK, FW_STREAM_END};
-			out->kind = kinds[f.number - 4];
+			out->kind = kind;
 			out->data = f.data;
 			out->len = f.len;
 			return;

@@ -9,19 +9,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fields.h"
+
 /* Request body kinds: the field numbers in gild.v1.Request. */
 enum parse_body {
 	BODY_NONE = 0,
-	BODY_CALL = 2,
-	BODY_CANCEL = 3,
-	BODY_STATUS = 4,
-	BODY_PING = 5,
-	BODY_STREAM_NEXT = 6,
-	BODY_ACTOR_NEW = 7,
-	BODY_ACTOR_GET = 8,
-	BODY_ACTOR_DESTROY = 9,
-	BODY_BATCH = 10,
-	BODY_EXEC = 11,
+	BODY_CALL = GILD_F_REQUEST_CALL,
+	BODY_CANCEL = GILD_F_REQUEST_CANCEL,
+	BODY_STATUS = GILD_F_REQUEST_STATUS,
+	BODY_PING = GILD_F_REQUEST_PING,
+	BODY_STREAM_NEXT = GILD_F_REQUEST_STREAM_NEXT,
+	BODY_ACTOR_NEW = GILD_F_REQUEST_ACTOR_NEW,
+	BODY_ACTOR_GET = GILD_F_REQUEST_ACTOR_GET,
+	BODY_ACTOR_DESTROY = GILD_F_REQUEST_ACTOR_DESTROY,
+	BODY_BATCH = GILD_F_REQUEST_BATCH,
+	BODY_EXEC = GILD_F_REQUEST_EXEC,
 };
 
 /* The name an Exec request's job goes by in logs, metrics and errors: not

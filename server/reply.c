@@ -4,11 +4,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "fields.h"
 #include "log.h"
 #include "wire.h"
-
-/* Reply field numbers, as in gild.proto. */
-enum { REPLY_ID = 1 };
 
 /* A new reply message with Reply.id set, the body's fields to be appended.
  * NULL when out of memory. */
@@ -22,7 +20,7 @@ reply_start(uint64_t request_id)
 	if (nng_msg_alloc(&m, 0) != 0)
 		return NULL;
 	if (request_id != 0) {
-		n += wire_put_tag(buf, REPLY_ID, WIRE_VARINT);
+		n += wire_put_tag(buf, GILD_F_REPLY_ID, WIRE_VARINT);
 		n += wire_put_varint(buf + n, request_id);
 		if (nng_msg_append(m, buf, n) != 0) {
 			nng_msg_free(m);
@@ -132,12 +130,14 @@ reply_fields_code(const uint8_t *p, size_t len, bool error_only)
 	wire_field e, c;
 
 	if (!error_only) {
-		if (wire_find(p, len, 3, &e) != 1 || e.type != WIRE_LEN)
+		if (wire_find(p, len, GILD_F_REPLY_ERROR, &e) != 1 ||
+		    e.type != WIRE_LEN)
 			return GILD__V1__CODE__OK;
 		p = e.data;
 		len = e.len;
 	}
-	if (wire_find(p, len, 1, &c) == 1 && c.type == WIRE_VARINT)
+	if (wire_find(p, len, GILD_F_ERROR_CODE, &c) == 1 &&
+	    c.type == WIRE_VARINT)
 		return (int) c.value;
 	return GILD__V1__CODE__UNKNOWN;
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fields.h"
+#include "gild_limits.h"
 #include "job.h"
 #include "log.h"
 #include "reply.h"
@@ -268,9 +270,6 @@ token_ok(const char *want, const char *got, size_t len)
 	return d == 0;
 }
 
-/* Most requests in one batch. */
-#define BATCH_REQUESTS_MAX 4096
-
 static void on_batch(server *srv, listener_req *req, nng_msg *msg,
     const parsed_request *pr);
 
@@ -356,14 +355,14 @@ on_batch(server *srv, listener_req *req, nng_msg *msg,
 	int rc;
 
 	while ((rc = wire_next(&p, end, &f)) == 1)
-		n += f.number == 1 && f.type == WIRE_LEN;
-	if (rc < 0 || n == 0 || n > BATCH_REQUESTS_MAX) {
+		n += f.number == GILD_F_BATCH_REQUESTS && f.type == WIRE_LEN;
+	if (rc < 0 || n == 0 || n > GILD_BATCH_REQUESTS_MAX) {
 		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__INVALID_ARGUMENT,
 		    rc < 0    ? "malformed batch: not a valid gild.v1.Batch "
 				"message"
 		    : n == 0 ? "empty batch: it holds no request"
 			     : "batch of %zu requests: at most %d",
-		    n, BATCH_REQUESTS_MAX);
+		    n, GILD_BATCH_REQUESTS_MAX);
 		nng_msg_free(msg);
 		return;
 	}
@@ -378,7 +377,7 @@ on_batch(server *srv, listener_req *req, nng_msg *msg,
 		listener_req *m;
 		nng_msg *copy;
 
-		if (f.number != 1 || f.type != WIRE_LEN)
+		if (f.number != GILD_F_BATCH_REQUESTS || f.type != WIRE_LEN)
 			continue;
 		/* Each gets its own copy: a call's job keeps its request. */
 		if ((m = listener_batch_member(srv->lst, req)) == NULL) {

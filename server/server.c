@@ -9,7 +9,9 @@
 #include "streaming.h"
 
 #include "actor.h"
+#include "fields.h"
 #include "gild.pb-c.h"
+#include "gild_limits.h"
 #include "listener.h"
 #include "log.h"
 #include "privs.h"
@@ -30,9 +32,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-/* Most calls run as one batch. */
-#define BATCH_MAX 256
 
 static void server_stop_workers(server *srv);
 
@@ -97,8 +96,8 @@ describe_job(const job *j, sup_job *out)
 static void
 pump(server *srv)
 {
-	sup_job sjobs[BATCH_MAX];
-	job *batch[BATCH_MAX];
+	sup_job sjobs[GILD_FUNCTION_BATCH_MAX];
+	job *batch[GILD_FUNCTION_BATCH_MAX];
 	job *j;
 
 	actor_kick_all(srv);
@@ -114,7 +113,9 @@ pump(server *srv)
 		batch[0] = j;
 		if (j->batch > 1)
 			n += sched_take_same(srv->sch, j, batch + 1,
-			    (j->batch < BATCH_MAX ? j->batch : BATCH_MAX) - 1);
+			    (j->batch < GILD_FUNCTION_BATCH_MAX
+				    ? j->batch
+				    : GILD_FUNCTION_BATCH_MAX) - 1);
 		for (size_t i = 0; i < n; i++) {
 			job_step(srv, (sjob *) batch[i], CE_SENT, 0, NULL);
 			describe_job(batch[i], &sjobs[i]);
@@ -283,7 +284,8 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
 		/* A stream that failed before its first chunk. */
 		wire_field f;
 		sj->end_code = reply_fields_code(fields, len, false);
-		if (wire_find(fields, len, 3, &f) == 1 && f.type == WIRE_LEN)
+		if (wire_find(fields, len, GILD_F_REPLY_ERROR, &f) == 1 &&
+		    f.type == WIRE_LEN)
 			streaming_finish(srv, sj->st, f.data, f.len);
 		else
 			streaming_end_error(srv, sj->st, GILD__V1__CODE__INTERNAL,

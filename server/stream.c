@@ -1,23 +1,13 @@
 /* A stream's chunk buffer and the Reply.chunks field that empties it. */
 #include "stream.h"
 
+#include "fields.h"
+#include "gild_limits.h"
 #include "wire.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Chunks.* and Reply.chunks field numbers, as in gild.proto; Chunk's as in
- * worker.proto. */
-enum {
-	CHUNKS_FIRST_SEQ = 1,
-	CHUNKS_ITEMS = 2,
-	CHUNKS_END = 3,
-	CHUNKS_ERROR = 4,
-	REPLY_CHUNKS = 6,
-	CHUNK_SEQ = 1,
-	CHUNK_VALUE = 2,
-};
 
 stream *
 stream_new(stream **list, uint32_t pipe, uint64_t call_id, uint32_t window)
@@ -26,9 +16,9 @@ stream_new(stream **list, uint32_t pipe, uint64_t call_id, uint32_t window)
 
 	if (st == NULL)
 		return NULL;
-	st->window = window == 0		? STREAM_WINDOW_DEFAULT
-		     : window > STREAM_WINDOW_MAX ? STREAM_WINDOW_MAX
-						  : window;
+	st->window = window == 0 ? GILD_STREAM_WINDOW_DEFAULT
+		     : window > GILD_STREAM_WINDOW_MAX ? GILD_STREAM_WINDOW_MAX
+						       : window;
 	if ((st->ring = calloc(st->window, sizeof(*st->ring))) == NULL) {
 		free(st);
 		return NULL;
@@ -72,13 +62,13 @@ stream_push(stream *st, const uint8_t *chunk, size_t len)
 	wire_field seq, val;
 	size_t n;
 
-	if (wire_find(chunk, len, CHUNK_SEQ, &seq) != 1)
+	if (wire_find(chunk, len, GILD_WF_CHUNK_SEQ, &seq) != 1)
 		seq.value = 0; /* proto3 leaves a zero out */
-	if (wire_find(chunk, len, CHUNK_VALUE, &val) != 1 ||
+	if (wire_find(chunk, len, GILD_WF_CHUNK_VALUE, &val) != 1 ||
 	    val.type != WIRE_LEN || seq.value != st->next_seq + st->n ||
 	    st->n == st->window || st->ended)
 		return -EPROTO;
-	n = wire_put_tag(hdr, CHUNKS_ITEMS, WIRE_LEN);
+	n = wire_put_tag(hdr, GILD_F_CHUNKS_ITEMS, WIRE_LEN);
 	n += wire_put_varint(hdr + n, val.len);
 	if ((p = malloc(n + val.len)) == NULL)
 		return -ENOMEM;
@@ -131,14 +121,16 @@ stream_take(stream *st, nng_msg *m, uint32_t max, uint32_t *taken, bool *end)
 	*end = false;
 	for (uint32_t i = 0; i < k; i++)
 		body += st->ring[(st->head + i) % st->window].n;
-	body += 1 + wire_put_varint(buf, st->next_seq);
+	body += wire_put_tag(buf, GILD_F_CHUNKS_FIRST_SEQ, WIRE_VARINT) +
+		wire_put_varint(buf, st->next_seq);
 	if (last)
-		body += 2;
+		body += wire_put_tag(buf, GILD_F_CHUNKS_END, WIRE_VARINT) + 1;
 	if (last && st->error != NULL)
-		body += 1 + wire_put_varint(buf, st->error_len) + st->error_len;
-	n += wire_put_tag(buf, REPLY_CHUNKS, WIRE_LEN);
+		body += wire_put_tag(buf, GILD_F_CHUNKS_ERROR, WIRE_LEN) +
+			wire_put_varint(buf, st->error_len) + st->error_len;
+	n += wire_put_tag(buf, GILD_F_REPLY_CHUNKS, WIRE_LEN);
 	n += wire_put_varint(buf + n, body);
-	n += wire_put_tag(buf + n, CHUNKS_FIRST_SEQ, WIRE_VARINT);
+	n += wire_put_tag(buf + n, GILD_F_CHUNKS_FIRST_SEQ, WIRE_VARINT);
 	n += wire_put_varint(buf + n, st->next_seq);
 	if (nng_msg_append(m, buf, n) != 0)
 		return -ENOMEM;
@@ -148,10 +140,11 @@ stream_take(stream *st, nng_msg *m, uint32_t max, uint32_t *taken, bool *end)
 			return -ENOMEM;
 	}
 	if (last) {
-		n = wire_put_tag(buf, CHUNKS_END, WIRE_VARINT);
+		n = wire_put_tag(buf, GILD_F_CHUNKS_END, WIRE_VARINT);
 		n += wire_put_varint(buf + n, 1);
 		if (st->error != NULL) {
-			n += wire_put_tag(buf + n, CHUNKS_ERROR, WIRE_LEN);
+			n += wire_put_tag(buf + n, GILD_F_CHUNKS_ERROR,
+			    WIRE_LEN);
 			n += wire_put_varint(buf + n, st->error_len);
 		}
 		if (nng_msg_append(m, buf, n) != 0 ||

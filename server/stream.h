@@ -11,10 +11,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Window when the Call names none, and the most it may name. */
-#define STREAM_WINDOW_DEFAULT 64
-#define STREAM_WINDOW_MAX 4096
-
 struct sjob;
 struct listener_req;
 
@@ -44,8 +40,8 @@ typedef struct stream {
 } stream;
 
 /* A new stream keyed (pipe, call_id), holding up to window chunks (0: the
- * default; past STREAM_WINDOW_MAX: that), linked into *list. NULL when out
- * of memory. */
+ * GILD_STREAM_WINDOW_DEFAULT; past GILD_STREAM_WINDOW_MAX: that), linked
+ * into *list. NULL when out of memory. */
 stream *stream_new(stream **list, uint32_t pipe, uint64_t call_id,
     uint32_t window);
 /* The stream of list keyed (pipe, call_id), or NULL. */

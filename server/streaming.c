@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 
+#include "fields.h"
 #include "job.h"
 #include "reply.h"
 #include "wire.h"
@@ -104,7 +105,8 @@ streaming_end(void *arg, int slot, uint64_t job_id, const uint8_t *end,
 	if (job_step(srv, sj, CE_ENDED, 0, NULL).action != CA_REPLY)
 		return; /* ended otherwise (it was stopped), and freed */
 	if (sj->st != NULL) {
-		if (wire_find(end, len, 2, &err) == 1 && err.type == WIRE_LEN) {
+		if (wire_find(end, len, GILD_WF_STREAM_END_ERROR, &err) == 1 &&
+		    err.type == WIRE_LEN) {
 			sj->end_code = reply_fields_code(err.data, err.len, true);
 			streaming_finish(srv, sj->st, err.data, err.len);
 		} else {

@@ -12,6 +12,7 @@ TEST_DEPS += $(B)/tests/fake_cunit
 
 $(eval $(call cunit_test,test_frame,$(B)/libgildproto.a,))
 $(eval $(call cunit_test,test_wire,$(B)/libgildproto.a,$(PROTOBUFC_LIBS)))
+$(eval $(call cunit_test,test_fields,$(B)/libgildproto.a,$(PROTOBUFC_LIBS)))
 
 # Integration: the real gild (and its worker) must be built first.
 $(eval $(call cunit_test,test_server,$(B)/tests/integration/harness.o \

@@ -35,6 +35,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "fields.h"
 #include "frame.h"
 #include "gild.pb-c.h"
 #include "interrupt.h"
@@ -148,19 +149,6 @@ inbox_close(int end)
 	ring();
 }
 
-/* ToWorker field numbers (worker.proto). */
-enum {
-	TW_JOB_ID = 1,
-	TW_CALL = 2,
-	TW_INTERRUPT = 3,
-	TW_CREDIT = 5,
-	TW_ACTOR_ID = 11,
-	TW_TAKE_BACK = 14,
-	CALL_ACTOR_ID = 7,
-	INTERRUPT_CODE = 1,
-	CREDIT_N = 1,
-};
-
 /* The thread that must run the job in buf: the one of its actor (creating,
  * calling or destroying it), or -1 for any thread. */
 static int
@@ -171,11 +159,13 @@ thread_for(const uint8_t *buf, size_t len)
 
 	if (nthreads == 1)
 		return -1;
-	if (wire_find(buf, len, TW_ACTOR_ID, &f) == 1 && f.type == WIRE_VARINT)
+	if (wire_find(buf, len, GILD_WF_TO_WORKER_ACTOR_ID, &f) == 1 &&
+	    f.type == WIRE_VARINT)
 		actor = f.value;
-	else if (wire_find(buf, len, TW_CALL, &call) == 1 &&
+	else if (wire_find(buf, len, GILD_WF_TO_WORKER_CALL, &call) == 1 &&
 		 call.type == WIRE_LEN &&
-		 wire_find(call.data, call.len, CALL_ACTOR_ID, &f) == 1 &&
+		 wire_find(call.data, call.len, GILD_F_CALL_ACTOR_ID, &f) ==
+		     1 &&
 		 f.type == WIRE_VARINT)
 		actor = f.value;
 	return actor != 0 ? (int) (actor % (uint64_t) nthreads) : -1;
@@ -234,22 +224,26 @@ take_control(int fd, uint8_t *buf, size_t len)
 	int rc = 1;
 	uint64_t job_id = 0;
 
-	if (wire_find(buf, len, TW_JOB_ID, &id) == 1 && id.type == WIRE_VARINT)
+	if (wire_find(buf, len, GILD_WF_TO_WORKER_JOB_ID, &id) == 1 &&
+	    id.type == WIRE_VARINT)
 		job_id = id.value;
-	if (wire_find(buf, len, TW_INTERRUPT, &body) == 1 &&
+	if (wire_find(buf, len, GILD_WF_TO_WORKER_INTERRUPT, &body) == 1 &&
 	    body.type == WIRE_LEN) {
 		int c = GILD__V1__CODE__CANCELLED;
-		if (wire_find(body.data, body.len, INTERRUPT_CODE, &f) == 1 &&
+		if (wire_find(body.data, body.len, GILD_WF_INTERRUPT_CODE,
+			&f) == 1 &&
 		    f.type == WIRE_VARINT &&
 		    f.value == GILD__V1__CODE__DEADLINE_EXCEEDED)
 			c = GILD__V1__CODE__DEADLINE_EXCEEDED;
 		interrupt_request(job_id, c);
-	} else if (wire_find(buf, len, TW_CREDIT, &body) == 1 &&
+	} else if (wire_find(buf, len, GILD_WF_TO_WORKER_CREDIT, &body) == 1 &&
 		   body.type == WIRE_LEN) {
-		if (wire_find(body.data, body.len, CREDIT_N, &f) == 1 &&
+		if (wire_find(body.data, body.len, GILD_WF_CREDIT_N, &f) ==
+			1 &&
 		    f.type == WIRE_VARINT && f.value <= UINT32_MAX)
 			interrupt_credit(job_id, (uint32_t) f.value);
-	} else if (wire_find(buf, len, TW_TAKE_BACK, &body) == 1 &&
+	} else if (wire_find(buf, len, GILD_WF_TO_WORKER_TAKE_BACK, &body) ==
+		       1 &&
 		   body.type == WIRE_LEN) {
 		rc = take_back(fd, job_id) == 0 ? 1 : -1;
 	} else {
@@ -279,7 +273,7 @@ dispatch(uint8_t *buf, size_t len)
 	}
 	it->buf = buf;
 	it->len = len;
-	it->job_id = wire_find(buf, len, TW_JOB_ID, &id) == 1 &&
+	it->job_id = wire_find(buf, len, GILD_WF_TO_WORKER_JOB_ID, &id) == 1 &&
 			     id.type == WIRE_VARINT
 			 ? id.value
 			 : 0;

@@ -12,32 +12,14 @@
 #include <unistd.h>
 
 #include "convert.h"
+#include "fields.h"
+#include "gild_limits.h"
 #include "inbox.h"
 #include "interp.h"
 #include "interrupt.h"
 #include "reply.h"
 #include "wire.h"
 #include "worker.pb-c.h"
-
-/* Field numbers of gild.proto / worker.proto walked by depth_check. */
-enum {
-	F_TOWORKER_CALL = 2,
-	F_TOWORKER_BATCH = 9,
-	F_TOWORKER_EXEC = 13,
-	F_EXEC_VARIABLES = 2,
-	F_BATCH_JOB_IDS = 1,
-	F_BATCH_CALLS = 2,
-	BATCH_IDS_MAX = 4096,
-	F_CALL_ARGS = 2,
-	F_CALL_KWARGS = 3,
-	F_KWARG_NAME = 1,
-	F_KWARG_VALUE = 2,
-	F_VALUE_LIST = 8,
-	F_VALUE_TUPLE = 9,
-	F_VALUE_MAP = 10,
-	F_LIST_ITEMS = 1,
-	F_MAP_ENTRIES = 1,
-};
 
 /* Returns 1 if the Value encoded in p/len holds Values deeper than
  * CONVERT_MAX_DEPTH (it is at depth `depth`), 0 if not, -1 if malformed.
@@ -56,25 +38,30 @@ value_too_deep(const uint8_t *p, size_t len, int depth)
 		const uint8_t *q, *qe;
 		if (f.type != WIRE_LEN)
 			continue;
-		if (f.number != F_VALUE_LIST && f.number != F_VALUE_TUPLE &&
-		    f.number != F_VALUE_MAP)
+		if (f.number != GILD_F_VALUE_LIST &&
+		    f.number != GILD_F_VALUE_TUPLE &&
+		    f.number != GILD_F_VALUE_MAP)
 			continue;
 		q = f.data;
 		qe = f.data + f.len;
 		while ((r = wire_next(&q, qe, &g)) == 1) {
-			if (g.type != WIRE_LEN || g.number != F_LIST_ITEMS)
+			if (g.type != WIRE_LEN ||
+			    g.number != (f.number == GILD_F_VALUE_MAP
+						 ? GILD_F_MAP_ENTRIES
+						 : GILD_F_LIST_ITEMS))
 				continue;
-			if (f.number != F_VALUE_MAP) {
+			if (f.number != GILD_F_VALUE_MAP) {
 				if ((r = value_too_deep(
 				         g.data, g.len, depth + 1)))
 					return r;
 				continue;
 			}
-			/* A MapEntry: key = 1 and value = 2 are both Values. */
+			/* A MapEntry: its key and value are both Values. */
 			const uint8_t *e = g.data, *ee = g.data + g.len;
 			while ((r = wire_next(&e, ee, &h)) == 1) {
 				if (h.type == WIRE_LEN &&
-				    (h.number == 1 || h.number == 2) &&
+				    (h.number == GILD_F_MAP_ENTRY_KEY ||
+					h.number == GILD_F_MAP_ENTRY_VALUE) &&
 				    (r = value_too_deep(
 				         h.data, h.len, depth + 1)))
 					return r;
@@ -105,20 +92,22 @@ depth_check_call(wire_field call, werr *err)
 	while (wire_next(&p, end, &f) == 1) {
 		if (f.type != WIRE_LEN)
 			continue;
-		if (f.number == F_CALL_ARGS) {
+		if (f.number == GILD_F_CALL_ARGS) {
 			nargs++;
 			if (value_too_deep(f.data, f.len, 0) == 1)
 				goto deep;
-		} else if (f.number == F_CALL_KWARGS) {
+		} else if (f.number == GILD_F_CALL_KWARGS) {
 			const char *name = "?";
 			int nlen = 1;
 			nkw++;
-			if (wire_find(f.data, f.len, F_KWARG_NAME, &g) == 1 &&
+			if (wire_find(f.data, f.len, GILD_F_KWARG_NAME, &g) ==
+				1 &&
 			    g.type == WIRE_LEN && g.len < 200) {
 				name = (const char *) g.data;
 				nlen = (int) g.len;
 			}
-			if (wire_find(f.data, f.len, F_KWARG_VALUE, &g) == 1 &&
+			if (wire_find(f.data, f.len, GILD_F_KWARG_VALUE, &g) ==
+				1 &&
 			    g.type == WIRE_LEN &&
 			    (r = value_too_deep(g.data, g.len, 0)) == 1) {
 				werr_set(err, GILD__V1__CODE__INVALID_ARGUMENT,
@@ -145,19 +134,20 @@ depth_check_exec(wire_field ex, werr *err)
 	const uint8_t *p, *end, *e, *ee;
 	wire_field m, g, h;
 
-	if (wire_find(ex.data, ex.len, F_EXEC_VARIABLES, &m) != 1 ||
+	if (wire_find(ex.data, ex.len, GILD_F_EXEC_VARIABLES, &m) != 1 ||
 	    m.type != WIRE_LEN)
 		return 0;
 	p = m.data;
 	end = m.data + m.len;
 	while (wire_next(&p, end, &g) == 1) {
-		if (g.type != WIRE_LEN || g.number != F_MAP_ENTRIES)
+		if (g.type != WIRE_LEN || g.number != GILD_F_MAP_ENTRIES)
 			continue;
 		e = g.data;
 		ee = g.data + g.len;
 		while (wire_next(&e, ee, &h) == 1)
 			if (h.type == WIRE_LEN &&
-			    (h.number == 1 || h.number == 2) &&
+			    (h.number == GILD_F_MAP_ENTRY_KEY ||
+				h.number == GILD_F_MAP_ENTRY_VALUE) &&
 			    value_too_deep(h.data, h.len, 1) == 1)
 				return werr_set(err,
 				    GILD__V1__CODE__INVALID_ARGUMENT, NULL,
@@ -176,16 +166,19 @@ depth_check(const uint8_t *buf, size_t len, werr *err)
 	const uint8_t *p, *end;
 	wire_field f, c;
 
-	if (wire_find(buf, len, F_TOWORKER_CALL, &f) == 1 && f.type == WIRE_LEN)
+	if (wire_find(buf, len, GILD_WF_TO_WORKER_CALL, &f) == 1 &&
+	    f.type == WIRE_LEN)
 		return depth_check_call(f, err);
-	if (wire_find(buf, len, F_TOWORKER_EXEC, &f) == 1 && f.type == WIRE_LEN)
+	if (wire_find(buf, len, GILD_WF_TO_WORKER_EXEC, &f) == 1 &&
+	    f.type == WIRE_LEN)
 		return depth_check_exec(f, err);
-	if (wire_find(buf, len, F_TOWORKER_BATCH, &f) != 1 || f.type != WIRE_LEN)
+	if (wire_find(buf, len, GILD_WF_TO_WORKER_BATCH, &f) != 1 ||
+	    f.type != WIRE_LEN)
 		return 0;
 	p = f.data;
 	end = f.data + f.len;
 	while (wire_next(&p, end, &c) == 1)
-		if (c.number == F_BATCH_CALLS && c.type == WIRE_LEN &&
+		if (c.number == GILD_WF_BATCH_CALLS && c.type == WIRE_LEN &&
 		    depth_check_call(c, err) == -1)
 			return -1;
 	return 0;
@@ -462,10 +455,6 @@ run_actor_destroy(const Gild__Worker__V1__ToWorker *msg, uint8_t **out,
 	return reply_result(msg->job_id, &v, out, outlen);
 }
 
-/* Default and largest stream windows (see Call.window). */
-#define WINDOW_DEFAULT 64
-#define WINDOW_MAX 4096
-
 /* Closes a generator (running its finally: blocks); errors are ignored. */
 static void
 close_generator(PyObject *it)
@@ -566,9 +555,10 @@ run_call(const app *a, const Gild__Worker__V1__ToWorker *msg,
 	Gild__V1__Value *v = NULL;
 	convert_pins *pins = NULL;
 	uint64_t count = 0;
-	uint32_t window = call->window == 0 ? WINDOW_DEFAULT
-			  : call->window > WINDOW_MAX ? WINDOW_MAX
-						       : call->window;
+	uint32_t window = call->window == 0 ? GILD_STREAM_WINDOW_DEFAULT
+			  : call->window > GILD_STREAM_WINDOW_MAX
+			      ? GILD_STREAM_WINDOW_MAX
+			      : call->window;
 	int rc, code, srv = 0;
 
 	if (fn == NULL)
@@ -902,7 +892,8 @@ recover_job_id(const uint8_t *buf, size_t len)
 	uint64_t id = 0;
 
 	while (wire_next(&p, buf + len, &f) == 1)
-		if (f.number == 1 && f.type == WIRE_VARINT)
+		if (f.number == GILD_WF_TO_WORKER_JOB_ID &&
+		    f.type == WIRE_VARINT)
 			id = f.value;
 	return id;
 }
@@ -914,19 +905,20 @@ static int
 fail_batch(const uint8_t *buf, size_t len, const werr *e,
     const job_sink *sink, uint8_t **out, size_t *outlen)
 {
-	uint64_t ids[BATCH_IDS_MAX];
+	uint64_t ids[GILD_FUNCTION_BATCH_MAX];
 	const uint8_t *p, *end;
 	wire_field f;
 	size_t n = 0;
 	int rc = 0;
 
-	if (wire_find(buf, len, F_TOWORKER_BATCH, &f) != 1 || f.type != WIRE_LEN ||
-	    wire_find(f.data, f.len, F_BATCH_JOB_IDS, &f) != 1 ||
+	if (wire_find(buf, len, GILD_WF_TO_WORKER_BATCH, &f) != 1 ||
+	    f.type != WIRE_LEN ||
+	    wire_find(f.data, f.len, GILD_WF_BATCH_JOB_IDS, &f) != 1 ||
 	    f.type != WIRE_LEN)
 		return 1;
 	p = f.data;
 	end = f.data + f.len;
-	while (p < end && n < BATCH_IDS_MAX &&
+	while (p < end && n < GILD_FUNCTION_BATCH_MAX &&
 	       wire_get_varint(&p, end, &ids[n]) == 0)
 		n++;
 	if (n == 0)

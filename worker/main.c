@@ -34,6 +34,7 @@
 
 #include "app.h"
 #include "convert.h"
+#include "fields.h"
 #include "frame.h"
 #include "inbox.h"
 #include "interp.h"
@@ -123,9 +124,6 @@ startup_fail(int fd, const werr *e)
 	_exit(EXIT_STARTUP);
 }
 
-/* FromWorker fields added to a job's end. */
-enum { FW_EXITING = 10, FW_RUN_US = 11 };
-
 /* Adds to a job's end (*out, *len) how long the job took since `since`
  * (FromWorker.run_us: the front end's estimate of its function feeds on
  * it; since NULL: not said) and, after a job that leaves the worker
@@ -148,13 +146,14 @@ mark_end(uint8_t **out, size_t *len, const struct timespec *since)
 			us = 1; /* 0 would say "not measured" */
 		if (us > UINT32_MAX)
 			us = UINT32_MAX;
-		n = wire_put_tag(add, FW_RUN_US, WIRE_VARINT);
+		n = wire_put_tag(add, GILD_WF_FROM_WORKER_RUN_US, WIRE_VARINT);
 		n += wire_put_varint(add + n, (uint64_t) us);
 	}
 	if (n == 0 && !job_must_exit())
 		return;
 	if (job_must_exit()) {
-		n += wire_put_tag(add + n, FW_EXITING, WIRE_VARINT);
+		n += wire_put_tag(add + n, GILD_WF_FROM_WORKER_EXITING,
+		    WIRE_VARINT);
 		n += wire_put_varint(add + n, 1);
 	}
 	if ((p = frame_grow(*out, *len, *len + n)) == NULL)

@@ -1,5 +1,6 @@
 """The gild Python package against the real server: docs/python.md's
 examples, threads, errors, values, streams and futures (issue 5)."""
+import inspect
 import io
 import json
 import os
@@ -199,6 +200,28 @@ class DocsTest(unittest.TestCase):
             else:  # status: its JSON, too long to show
                 self.assertEqual(json.loads(p.stdout)["state"], "serving")
         self.assertEqual([bool(s) for _, s in examples], [True, True, False])
+
+
+@unittest.skipIf(SANITIZED, "the Python client is tested in the plain build")
+class LimitsTest(unittest.TestCase):
+    """The package's copies of proto/gild_limits.h, which Python cannot
+    include (no server)."""
+
+    @staticmethod
+    def limit(name):
+        with open(os.path.join(ROOT, "proto", "gild_limits.h")) as f:
+            m = re.search(r"^#define %s (\d+)$" % name, f.read(), re.M)
+        return int(m.group(1)) if m else None
+
+    def test_function_batch(self):
+        self.assertEqual(gild._app.BATCH_MAX,
+                         self.limit("GILD_FUNCTION_BATCH_MAX"))
+
+    def test_stream_window(self):
+        want = self.limit("GILD_STREAM_WINDOW_DEFAULT")
+        for fn in (gild.Client.stream, gild.Client.astream):
+            got = inspect.signature(fn).parameters["window"].default
+            self.assertEqual(got, want, fn.__name__)
 
 
 @unittest.skipIf(SANITIZED, "the Python client is tested in the plain build")

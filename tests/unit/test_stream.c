@@ -5,6 +5,7 @@
 #include <CUnit/Basic.h>
 #include <errno.h>
 #include <string.h>
+#include "gild_limits.h"
 #include "test_main.h"
 #include "wire.h"
 
@@ -121,8 +122,8 @@ test_drop_and_free(void)
 
 	a = stream_new(&list, 1, 1, 0);
 	b = stream_new(&list, 1, 2, 100000);
-	CU_ASSERT_EQUAL(a->window, STREAM_WINDOW_DEFAULT);
-	CU_ASSERT_EQUAL(b->window, STREAM_WINDOW_MAX);
+	CU_ASSERT_EQUAL(a->window, GILD_STREAM_WINDOW_DEFAULT);
+	CU_ASSERT_EQUAL(b->window, GILD_STREAM_WINDOW_MAX);
 	CU_ASSERT_EQUAL(stream_push(a, buf, chunk(buf, 0, "x")), 0);
 	CU_ASSERT_EQUAL(stream_push(b, buf, chunk(buf, 0, "y")), 0);
 	stream_end(a, NULL, 0);

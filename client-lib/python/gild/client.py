@@ -392,7 +392,7 @@ class Client:
             raise ValueError("batch_size must be at least 1")
         n = self._n()
         t = max(0, _ms(timeout, self._timeout))
-        batch_size = min(batch_size, 4096)
+        batch_size = min(batch_size, _native.MAX_BATCH)
         out = []
         items = iter(arg_tuples)
         try:
@@ -437,7 +437,7 @@ class Client:
         n = self._n()
         return self._starmap(n, fn, iter(arg_tuples), ordered, max_in_flight,
                              max(0, _ms(timeout, self._timeout)),
-                             min(batch_size, 4096))
+                             min(batch_size, _native.MAX_BATCH))
 
     def _starmap(self, n, fn, items, ordered, max_in_flight, t, batch_size):
         inbox = _Inbox()

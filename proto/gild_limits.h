@@ -1,0 +1,28 @@
+/* The protocol's limits that more than one program enforces (front end,
+ * worker, libgild), each written once. gild.proto and docs/protocol.md
+ * state them to users; client-lib/gild.h, which is installed and includes
+ * nothing of gild's, repeats two of them under its own names, and
+ * tests/unit/test_fields.c checks that copy. (Not "limits.h": that name
+ * would hide the C library's, proto/ being on the include path.) */
+#ifndef GILD_LIMITS_H
+#define GILD_LIMITS_H
+
+/* Call.window: the chunks the front end holds for a stream ahead of the
+ * client's StreamNext (and the credit a worker starts with) when the call
+ * names none, and the most a call may name (more is taken as this). */
+#define GILD_STREAM_WINDOW_DEFAULT 64
+#define GILD_STREAM_WINDOW_MAX 4096
+
+/* The most requests one Request.batch holds (gild.h: GILD_MAX_BATCH). */
+#define GILD_BATCH_REQUESTS_MAX 4096
+
+/* The most calls of an @gild.function(batch=N) function run as one, so the
+ * most jobs one ToWorker.batch holds. (The Python decorator,
+ * client-lib/python/gild/_app.py, refuses a larger N itself.) */
+#define GILD_FUNCTION_BATCH_MAX 256
+
+/* The bits of an actor id the front end hands out: libgild keeps the
+ * connection an actor lives on in the bits above. */
+#define GILD_ACTOR_ID_BITS 48
+
+#endif

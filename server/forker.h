@@ -1,10 +1,19 @@
 /* forker: the template, the gild-worker process that imports the app once
  * and forks every worker after (worker/template.h is its side). The forker
  * starts it, asks it to fork a worker for a slot (Spawn), hears from it
- * each worker's pid and end (Spawned, Exited), starts a new one when it
- * dies, and during a reload keeps the old one forking until the new one
- * is ready. The workers themselves are the supervisor's (supervisor.c):
- * the forker tells it what happens to them through forker_events. */
+ * each worker's pid and end (Spawned, Exited), and during a reload keeps
+ * the old one forking until the new one is ready.
+ *
+ * Once a template is ready it is asked for a standby: a forked copy of
+ * itself, idle, sharing its memory. If the template dies, its workers die
+ * with it, but the standby takes over at once, so they are forked again
+ * within milliseconds, and a new standby is asked for. Without one, a
+ * template that had imported the app is replaced at once; one that dies
+ * before its hello is replaced at once if it was killed (SIGKILL), else
+ * with the crash-loop backoff (launch_backoff).
+ *
+ * The workers themselves are the supervisor's (supervisor.c): the forker
+ * tells it what happens to them through forker_events. */
 #ifndef GILD_FORKER_H
 #define GILD_FORKER_H
 
@@ -26,8 +35,9 @@ typedef struct forker_events {
 	 * valid during the call). Returns 0, or -1 when it is malformed (the
 	 * template is then not used). */
 	int (*hello)(void *arg, const uint8_t *hello, size_t len);
-	/* A template takes spawn requests from now on. reload: it is the one
-	 * forker_reload started, and the workers are to be replaced. */
+	/* A template takes spawn requests from now on (one that said hello,
+	 * or a standby that took over). reload: it is the one forker_reload
+	 * started, and the workers are to be replaced. */
 	void (*ready)(void *arg, bool reload);
 	/* Template gen answered the spawn request for slot (as it was sent:
 	 * check it): the worker is process pid, or pid is 0 when the fork
@@ -37,8 +47,8 @@ typedef struct forker_events {
 	 * waitpid). */
 	void (*exited)(void *arg, pid_t pid, int status);
 	/* Template gen takes no more spawn requests: it is gone or going.
-	 * The workers it forked die with it; a spawn request it has not
-	 * answered never will be. */
+	 * The workers it forked die with it (not a crash of theirs); a spawn
+	 * request it has not answered never will be. */
 	void (*down)(void *arg, uint32_t gen);
 	/* Template gen's process has been reaped: a worker it forked that is
 	 * no longer there ended without being reported; the others are
@@ -74,6 +84,9 @@ int forker_reload(forker *f);
 bool forker_reloading(const forker *f);
 /* The reload is over: its old template gets EOF and exits. */
 void forker_reload_done(forker *f);
+/* The pid of template gen while its process is there; 0 when it is not
+ * (or not known). Accepts NULL. */
+pid_t forker_pid(const forker *f, uint32_t gen);
 /* pid has been reaped with status: returns whether it was a template's
  * (then it is handled). Accepts f NULL. */
 bool forker_reaped(forker *f, pid_t pid, int status);

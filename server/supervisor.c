@@ -49,7 +49,10 @@ typedef struct worker {
 	supervisor *sup;
 	int slot;
 	wstate state;
-	pid_t pid;              /* 0 once reaped */
+	pid_t pid;              /* 0 once reaped, or while not known (a fork
+				   the template has not answered) */
+	pid_t logged_pid;       /* its process's pid for the log: kept after
+				   the reap; 0 only while not known */
 	struct bufferevent *bev;
 	int chan;               /* its descriptor channel (proto/frame.h);
 				   valid while bev is not NULL, -1: none */
@@ -74,6 +77,8 @@ typedef struct worker {
 	struct event *dying_ev; /* W_DYING: the wait for its death's end */
 	uint32_t generation;    /* the reload it was started after */
 	uint32_t tgen;          /* the template that forked it (0: exec) */
+	bool template_died;     /* that template died: so does it, through
+				   no fault of its own (no backoff) */
 	char *startup_error;    /* message of a StartupError, if sent */
 	char *startup_traceback;
 } worker;
@@ -120,6 +125,22 @@ static void on_reaped(worker *w, int status, const char *why);
 static void maybe_stopped(supervisor *s);
 static void roll_next(supervisor *s);
 static void on_flush(evutil_socket_t fd, short what, void *arg);
+
+/* " (pid N)" naming w's process in a log line, or "" while its pid is
+ * not known: a log line never says pid 0. */
+typedef struct pid_note {
+	char s[24];
+} pid_note;
+
+static pid_note
+pid_of(const worker *w)
+{
+	pid_note n = {""};
+
+	if (w->logged_pid > 0)
+		snprintf(n.s, sizeof(n.s), " (pid %d)", (int) w->logged_pid);
+	return n;
+}
 
 /* w's frames of this pass go nowhere (it is being put down). */
 static void
@@ -173,16 +194,17 @@ free_functions(supervisor *s)
 	s->nactor_classes = 0;
 }
 
-/* Takes the function table of a Hello (from a worker or the template).
- * Returns 0, or -1 when it is malformed. */
+/* Takes the function table of a Hello (from a worker or the template),
+ * and the pid it gives in *pid. Returns 0, or -1 when it is malformed. */
 static int
-store_hello(supervisor *s, const uint8_t *data, size_t len)
+store_hello(supervisor *s, const uint8_t *data, size_t len, pid_t *pid)
 {
 	Gild__Worker__V1__Hello *h;
 
 	h = gild__worker__v1__hello__unpack(NULL, len, data);
 	if (h == NULL)
 		return -1;
+	*pid = h->pid > 0 ? (pid_t) h->pid : 0;
 	free_functions(s);
 	s->functions = calloc(h->n_functions ? h->n_functions : 1,
 	    sizeof(char *));
@@ -229,20 +251,64 @@ log_exports(supervisor *s)
 		    s->nfunctions, s->python_version ? s->python_version : "?");
 }
 
+/* The parent of process pid, from /proc; 0 when not known. */
+static pid_t
+parent_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int ppid = 0;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "pid (comm) state ppid ...": comm may hold anything but ends at
+	 * the last ')'. */
+	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 1, " %*c %d",
+						    &ppid) != 1)
+		return 0;
+	return (pid_t) ppid;
+}
+
+/* A forked worker whose hello came before the template's Spawned (they
+ * come on two sockets): its pid from the hello, taken once it is seen to
+ * be a child of the template that forked it, or of gild (its template
+ * died), so that it is reaped and named in the log. */
+static void
+pid_from_hello(worker *w, pid_t pid)
+{
+	pid_t parent;
+
+	if (w->pid != 0 || w->tgen == 0 || pid <= 0)
+		return;
+	parent = parent_of(pid);
+	if (parent == getpid() ||
+	    (parent > 0 && parent == forker_pid(w->sup->fk, w->tgen))) {
+		w->pid = pid;
+		w->logged_pid = pid;
+	}
+}
+
 static void
 on_hello(worker *w, const uint8_t *data, size_t len)
 {
 	supervisor *s = w->sup;
+	pid_t pid;
 
-	if (store_hello(s, data, len) != 0) {
+	if (store_hello(s, data, len, &pid) != 0) {
 		worker_down(w, "worker sent a malformed hello", DOWN_BROKEN);
 		return;
 	}
+	pid_from_hello(w, pid);
 	w->said_hello = true;
 	w->state = W_READY;
 	log_exports(s);
 	s->ever_ready = true;
-	log_debug("worker %d (pid %d) ready", w->slot, (int) w->pid);
+	log_debug("worker %d%s ready", w->slot, pid_of(w).s);
 	s->ev.ready(s->arg, w->slot);
 	if (s->rolling >= 0)
 		roll_next(s);
@@ -278,16 +344,16 @@ due_for_recycling(worker *w)
 	if (w->roll)
 		return true;
 	if (c->max_jobs != 0 && w->jobs_since_spawn >= c->max_jobs) {
-		log_info("worker %d (pid %d) recycled after %llu jobs "
+		log_info("worker %d%s recycled after %llu jobs "
 			 "(--max-jobs-per-worker)",
-		    w->slot, (int) w->pid,
+		    w->slot, pid_of(w).s,
 		    (unsigned long long) w->jobs_since_spawn);
 		return true;
 	}
 	if (c->max_rss_kib != 0 && (rss = rss_kib(w->pid)) > c->max_rss_kib) {
-		log_info("worker %d (pid %d) recycled: RSS %llu MiB over "
+		log_info("worker %d%s recycled: RSS %llu MiB over "
 			 "--max-worker-rss %llu MiB",
-		    w->slot, (int) w->pid, (unsigned long long) rss / 1024,
+		    w->slot, pid_of(w).s, (unsigned long long) rss / 1024,
 		    (unsigned long long) c->max_rss_kib / 1024);
 		return true;
 	}
@@ -416,7 +482,7 @@ worker_lost(worker *w, bool all_read)
 	w->state = W_DOWN;
 	w->running = 0;
 	if (!s->stopping && w->said_hello)
-		log_warn("worker %d (pid %d) lost: %s%s", w->slot, (int) w->pid,
+		log_warn("worker %d%s lost: %s%s", w->slot, pid_of(w).s,
 		    w->why,
 		    all_read ? "" : " (what it ran before it died is not known)");
 	s->ev.lost(s->arg, w->slot, w->why, all_read);
@@ -434,8 +500,8 @@ on_dying_timeout(evutil_socket_t fd, short what, void *arg)
 
 	if (w->state != W_DYING)
 		return;
-	log_warn("worker %d (pid %d) is still there %d ms after SIGKILL",
-	    w->slot, (int) w->pid, DYING_WAIT_MS);
+	log_warn("worker %d%s is still there %d ms after SIGKILL", w->slot,
+	    pid_of(w).s, DYING_WAIT_MS);
 	worker_lost(w, false);
 }
 
@@ -487,9 +553,9 @@ worker_down(worker *w, const char *reason, down_how how)
 		if (w->state != W_DYING)
 			return; /* put down or stopped by what was read */
 		if (bad != NULL) {
-			log_warn("worker %d (pid %d): what it wrote before it "
+			log_warn("worker %d%s: what it wrote before it "
 				 "went ends in a broken frame: it %s",
-			    w->slot, (int) w->pid, bad);
+			    w->slot, pid_of(w).s, bad);
 			how = DOWN_BROKEN;
 		}
 	}
@@ -514,6 +580,8 @@ attach(worker *w, int fd, int chan, pid_t pid)
 	bufferevent_setcb(w->bev, on_read, NULL, on_event, w);
 	bufferevent_enable(w->bev, EV_READ | EV_WRITE);
 	w->pid = pid;
+	w->logged_pid = pid;
+	w->template_died = false;
 	w->state = W_STARTING;
 	w->said_hello = false;
 	w->killed = false;
@@ -539,7 +607,7 @@ spawn(worker *w)
 	if (s->fk != NULL) {
 		rc = forker_spawn(s->fk, w->slot, &fd, &chan, &gen);
 		if (rc == -EAGAIN) {
-			/* Spawned when the template is ready (on_forker_ready). */
+			/* Spawned when a template is ready (on_forker_ready) */
 			w->state = W_RESTARTING;
 			return 0;
 		}
@@ -622,12 +690,14 @@ on_reaped(worker *w, int status, const char *why)
 	/* Back off only in a crash loop: workers that die before they are
 	 * ready, or on their own soon after without finishing a job. Not a
 	 * worker SIGKILLed from outside (an operator, the OOM killer) or by
-	 * us after --kill-grace: its replacement is wanted at once. */
-	if (w->said_hello &&
-	    (w->killed || w->jobs_since_spawn > 0 ||
-		since(&w->started) >= 10.0 ||
-		(status != -1 && WIFSIGNALED(status) &&
-		    WTERMSIG(status) == SIGKILL)))
+	 * us after --kill-grace, nor one that died with its template: its
+	 * replacement is wanted at once. */
+	if (w->template_died ||
+	    (w->said_hello &&
+		(w->killed || w->jobs_since_spawn > 0 ||
+		    since(&w->started) >= 10.0 ||
+		    (status != -1 && WIFSIGNALED(status) &&
+			WTERMSIG(status) == SIGKILL))))
 		w->quick_failures = 0;
 	else
 		w->quick_failures++;
@@ -656,8 +726,9 @@ static int
 on_forker_hello(void *arg, const uint8_t *data, size_t len)
 {
 	supervisor *s = arg;
+	pid_t pid;
 
-	if (store_hello(s, data, len) != 0)
+	if (store_hello(s, data, len, &pid) != 0)
 		return -1;
 	log_exports(s);
 	return 0;
@@ -707,6 +778,7 @@ on_forker_spawned(void *arg, uint32_t gen, uint32_t slot, pid_t pid)
 		return;
 	}
 	w->pid = pid;
+	w->logged_pid = pid;
 	log_debug("worker %d forked (pid %d)", w->slot, (int) w->pid);
 	if (w->state != W_STARTING && w->state != W_READY)
 		kill(w->pid, SIGKILL); /* put down before its pid came */
@@ -725,23 +797,28 @@ on_forker_exited(void *arg, pid_t pid, int status)
 		    launch_describe_exit(status, why, sizeof(why)));
 }
 
-/* Template gen is gone or going: the workers it was asked for and whose
- * pid never came are ended here (the others die with it, and are
- * reaped). */
+/* Template gen is gone or going, and its workers with it: they are
+ * replaced without the crash-loop backoff. Those whose pid never came
+ * (the template may not have forked them) are ended here; the others are
+ * reaped. */
 static void
 on_forker_down(void *arg, uint32_t gen)
 {
+	static const char why[] = "the template died before it said its pid";
 	supervisor *s = arg;
 
 	for (int i = 0; i < s->cfg.workers; i++) {
 		worker *w = &s->w[i];
-		if (w->tgen == gen && w->pid == 0 &&
-		    (w->state == W_STARTING || w->state == W_DOWN ||
-			w->state == W_DYING)) {
-			worker_down(w, "the template died before forking it",
-			    DOWN_GONE);
-			on_reaped(w, -1, "the template died before forking it");
-		}
+		if (w->tgen != gen || w->state == W_RESTARTING ||
+		    w->state == W_STOPPED)
+			continue;
+		w->template_died = true;
+		if (w->pid != 0)
+			continue;
+		/* A ready one may have run a job: not all it wrote is read. */
+		worker_down(w, why, w->state == W_READY ? DOWN_BROKEN
+							: DOWN_GONE);
+		on_reaped(w, -1, why);
 	}
 }
 
@@ -1215,7 +1292,7 @@ supervisor_kill(supervisor *s, int slot, const char *reason)
 	w = &s->w[slot];
 	if (w->state != W_STARTING && w->state != W_READY)
 		return;
-	log_warn("worker %d (pid %d) killed: %s", w->slot, (int) w->pid,
+	log_warn("worker %d%s killed: %s", w->slot, pid_of(w).s,
 	    reason);
 	w->killed = true;
 	worker_down(w, reason, DOWN_KILL);

@@ -1,9 +1,11 @@
-/* The worker supervisor: spawn (by forking the template, or by exec),
- * watch, restart, reload. */
+/* The worker supervisor: spawn (forked by the template, forker.c, or
+ * exec'd, launch.c), watch, restart, recycle, reload. */
 #include "supervisor.h"
 
+#include "forker.h"
 #include "frame.h"
 #include "framein.h"
+#include "launch.h"
 #include "log.h"
 #include "parse.h"
 #include "wire.h"
@@ -13,14 +15,11 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,7 +49,10 @@ typedef struct worker {
 	supervisor *sup;
 	int slot;
 	wstate state;
-	pid_t pid;              /* 0 once reaped */
+	pid_t pid;              /* 0 once reaped, or while not known (a fork
+				   the template has not answered) */
+	pid_t logged_pid;       /* its process's pid for the log: kept after
+				   the reap; 0 only while not known */
 	struct bufferevent *bev;
 	int chan;               /* its descriptor channel (proto/frame.h);
 				   valid while bev is not NULL, -1: none */
@@ -75,20 +77,11 @@ typedef struct worker {
 	struct event *dying_ev; /* W_DYING: the wait for its death's end */
 	uint32_t generation;    /* the reload it was started after */
 	uint32_t tgen;          /* the template that forked it (0: exec) */
+	bool template_died;     /* that template died: so does it, through
+				   no fault of its own (no backoff) */
 	char *startup_error;    /* message of a StartupError, if sent */
 	char *startup_traceback;
 } worker;
-
-/* The pre-imported process workers are forked from (worker/template.h). */
-typedef struct tmpl {
-	supervisor *sup;
-	uint32_t gen;            /* unique, from 1 */
-	pid_t pid;               /* 0 once reaped */
-	struct bufferevent *bev; /* NULL once closed */
-	bool ready;              /* said hello: takes Spawn requests */
-	char *startup_error;
-	char *startup_traceback;
-} tmpl;
 
 struct supervisor {
 	struct event_base *base;
@@ -102,13 +95,10 @@ struct supervisor {
 	bool stopping;
 	bool ever_ready;
 	bool logged_exports;
-	tmpl *cur;  /* the template new workers come from (NULL: exec) */
-	tmpl *old;  /* during a reload: the one being replaced */
-	uint32_t next_tgen;
+	launch_config launch; /* how a gild-worker is started */
+	forker *fk;  /* the template workers are forked from (NULL: exec) */
 	uint32_t generation; /* reloads so far */
 	int rolling;         /* during a reload: the slot being replaced, or -1 */
-	struct event *tmpl_ev;      /* restarts the template */
-	uint32_t tmpl_failures;     /* template deaths in a row before hello */
 	char **functions;
 	sup_function_options *options; /* parallel to functions */
 	size_t nfunctions;
@@ -134,8 +124,23 @@ static void worker_down(worker *w, const char *reason, down_how how);
 static void on_reaped(worker *w, int status, const char *why);
 static void maybe_stopped(supervisor *s);
 static void roll_next(supervisor *s);
-static void template_start(supervisor *s);
 static void on_flush(evutil_socket_t fd, short what, void *arg);
+
+/* " (pid N)" naming w's process in a log line, or "" while its pid is
+ * not known: a log line never says pid 0. */
+typedef struct pid_note {
+	char s[24];
+} pid_note;
+
+static pid_note
+pid_of(const worker *w)
+{
+	pid_note n = {""};
+
+	if (w->logged_pid > 0)
+		snprintf(n.s, sizeof(n.s), " (pid %d)", (int) w->logged_pid);
+	return n;
+}
 
 /* w's frames of this pass go nowhere (it is being put down). */
 static void
@@ -168,33 +173,6 @@ since(const struct timespec *t)
 	       (double) (now.tv_nsec - t->tv_nsec) / 1e9;
 }
 
-static char *
-describe_exit(int status, char *buf, size_t len)
-{
-	if (WIFSIGNALED(status))
-		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
-		    strsignal(WTERMSIG(status)));
-	else
-		snprintf(buf, len, "exited with status %d",
-		    WEXITSTATUS(status));
-	return buf;
-}
-
-/* Exponential backoff for the n-th quick failure in a row: none for the
- * first, then 100 ms doubling up to 5 s. */
-static struct timeval
-backoff(uint32_t n)
-{
-	long ms = n <= 1 ? 0 : 100L << (n - 2 < 16 ? n - 2 : 16);
-	struct timeval tv;
-
-	if (ms > 5000)
-		ms = 5000;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	return tv;
-}
-
 /* ---- hello: the app's functions ---------------------------------------- */
 
 static void
@@ -216,16 +194,17 @@ free_functions(supervisor *s)
 	s->nactor_classes = 0;
 }
 
-/* Takes the function table of a Hello (from a worker or the template).
- * Returns 0, or -1 when it is malformed. */
+/* Takes the function table of a Hello (from a worker or the template),
+ * and the pid it gives in *pid. Returns 0, or -1 when it is malformed. */
 static int
-store_hello(supervisor *s, const uint8_t *data, size_t len)
+store_hello(supervisor *s, const uint8_t *data, size_t len, pid_t *pid)
 {
 	Gild__Worker__V1__Hello *h;
 
 	h = gild__worker__v1__hello__unpack(NULL, len, data);
 	if (h == NULL)
 		return -1;
+	*pid = h->pid > 0 ? (pid_t) h->pid : 0;
 	free_functions(s);
 	s->functions = calloc(h->n_functions ? h->n_functions : 1,
 	    sizeof(char *));
@@ -272,40 +251,67 @@ log_exports(supervisor *s)
 		    s->nfunctions, s->python_version ? s->python_version : "?");
 }
 
+/* The parent of process pid, from /proc; 0 when not known. */
+static pid_t
+parent_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int ppid = 0;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* "pid (comm) state ppid ...": comm may hold anything but ends at
+	 * the last ')'. */
+	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 1, " %*c %d",
+						    &ppid) != 1)
+		return 0;
+	return (pid_t) ppid;
+}
+
+/* A forked worker whose hello came before the template's Spawned (they
+ * come on two sockets): its pid from the hello, taken once it is seen to
+ * be a child of the template that forked it, or of gild (its template
+ * died), so that it is reaped and named in the log. */
+static void
+pid_from_hello(worker *w, pid_t pid)
+{
+	pid_t parent;
+
+	if (w->pid != 0 || w->tgen == 0 || pid <= 0)
+		return;
+	parent = parent_of(pid);
+	if (parent == getpid() ||
+	    (parent > 0 && parent == forker_pid(w->sup->fk, w->tgen))) {
+		w->pid = pid;
+		w->logged_pid = pid;
+	}
+}
+
 static void
 on_hello(worker *w, const uint8_t *data, size_t len)
 {
 	supervisor *s = w->sup;
+	pid_t pid;
 
-	if (store_hello(s, data, len) != 0) {
+	if (store_hello(s, data, len, &pid) != 0) {
 		worker_down(w, "worker sent a malformed hello", DOWN_BROKEN);
 		return;
 	}
+	pid_from_hello(w, pid);
 	w->said_hello = true;
 	w->state = W_READY;
 	log_exports(s);
 	s->ever_ready = true;
-	log_debug("worker %d (pid %d) ready", w->slot, (int) w->pid);
+	log_debug("worker %d%s ready", w->slot, pid_of(w).s);
 	s->ev.ready(s->arg, w->slot);
 	if (s->rolling >= 0)
 		roll_next(s);
-}
-
-/* Keeps a StartupError's message and traceback in *msg / *tb. */
-static void
-store_startup_error(const uint8_t *data, size_t len, char **msg, char **tb)
-{
-	Gild__Worker__V1__StartupError *e;
-
-	e = gild__worker__v1__startup_error__unpack(NULL, len, data);
-	if (e != NULL && e->error != NULL) {
-		free(*msg);
-		free(*tb);
-		*msg = strdup(e->error->message);
-		*tb = strdup(e->error->traceback);
-	}
-	if (e != NULL)
-		gild__worker__v1__startup_error__free_unpacked(e, NULL);
 }
 
 /* ---- recycling --------------------------------------------------------- */
@@ -338,16 +344,16 @@ due_for_recycling(worker *w)
 	if (w->roll)
 		return true;
 	if (c->max_jobs != 0 && w->jobs_since_spawn >= c->max_jobs) {
-		log_info("worker %d (pid %d) recycled after %llu jobs "
+		log_info("worker %d%s recycled after %llu jobs "
 			 "(--max-jobs-per-worker)",
-		    w->slot, (int) w->pid,
+		    w->slot, pid_of(w).s,
 		    (unsigned long long) w->jobs_since_spawn);
 		return true;
 	}
 	if (c->max_rss_kib != 0 && (rss = rss_kib(w->pid)) > c->max_rss_kib) {
-		log_info("worker %d (pid %d) recycled: RSS %llu MiB over "
+		log_info("worker %d%s recycled: RSS %llu MiB over "
 			 "--max-worker-rss %llu MiB",
-		    w->slot, (int) w->pid, (unsigned long long) rss / 1024,
+		    w->slot, pid_of(w).s, (unsigned long long) rss / 1024,
 		    (unsigned long long) c->max_rss_kib / 1024);
 		return true;
 	}
@@ -396,7 +402,7 @@ on_worker_frame(void *arg, const uint8_t *p, size_t len)
 		on_hello(w, fw.data, fw.len);
 		return w->state == W_READY;
 	case FW_STARTUP_ERROR:
-		store_startup_error(fw.data, fw.len, &w->startup_error,
+		launch_startup_error(fw.data, fw.len, &w->startup_error,
 		    &w->startup_traceback);
 		return true;
 	case FW_CHUNK:
@@ -476,7 +482,7 @@ worker_lost(worker *w, bool all_read)
 	w->state = W_DOWN;
 	w->running = 0;
 	if (!s->stopping && w->said_hello)
-		log_warn("worker %d (pid %d) lost: %s%s", w->slot, (int) w->pid,
+		log_warn("worker %d%s lost: %s%s", w->slot, pid_of(w).s,
 		    w->why,
 		    all_read ? "" : " (what it ran before it died is not known)");
 	s->ev.lost(s->arg, w->slot, w->why, all_read);
@@ -494,8 +500,8 @@ on_dying_timeout(evutil_socket_t fd, short what, void *arg)
 
 	if (w->state != W_DYING)
 		return;
-	log_warn("worker %d (pid %d) is still there %d ms after SIGKILL",
-	    w->slot, (int) w->pid, DYING_WAIT_MS);
+	log_warn("worker %d%s is still there %d ms after SIGKILL", w->slot,
+	    pid_of(w).s, DYING_WAIT_MS);
 	worker_lost(w, false);
 }
 
@@ -547,9 +553,9 @@ worker_down(worker *w, const char *reason, down_how how)
 		if (w->state != W_DYING)
 			return; /* put down or stopped by what was read */
 		if (bad != NULL) {
-			log_warn("worker %d (pid %d): what it wrote before it "
+			log_warn("worker %d%s: what it wrote before it "
 				 "went ends in a broken frame: it %s",
-			    w->slot, (int) w->pid, bad);
+			    w->slot, pid_of(w).s, bad);
 			how = DOWN_BROKEN;
 		}
 	}
@@ -574,6 +580,8 @@ attach(worker *w, int fd, int chan, pid_t pid)
 	bufferevent_setcb(w->bev, on_read, NULL, on_event, w);
 	bufferevent_enable(w->bev, EV_READ | EV_WRITE);
 	w->pid = pid;
+	w->logged_pid = pid;
+	w->template_died = false;
 	w->state = W_STARTING;
 	w->said_hello = false;
 	w->killed = false;
@@ -586,164 +594,6 @@ attach(worker *w, int fd, int chan, pid_t pid)
 	return 0;
 }
 
-/* A socketpair for a worker's descriptor channel (proto/frame.h). */
-static int
-chan_pair(int ch[2])
-{
-	return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ch) == -1
-		   ? -errno
-		   : 0;
-}
-
-/* Forks and execs gild-worker with its socket as fd 3 and the given extra
- * arguments; with chan not NULL, also a descriptor channel as fd 4. Returns
- * 0 with our ends in *fd and *chan and the pid, or -errno. */
-static int
-launch(supervisor *s, const char *const *extra, int *fd, int *chan,
-    pid_t *pid_out)
-{
-	char fdarg[] = "3", mem[24], threads[16];
-	const char *argv[18] = {s->cfg.worker_bin, "--fd", fdarg, "--app",
-	    s->cfg.app, "--memory-limit", mem, "--threads", threads};
-	int argc = 9, sv[2], ch[2] = {-1, -1};
-	pid_t pid;
-
-	if (s->cfg.allow_pickle)
-		argv[argc++] = "--allow-pickle";
-	for (; *extra != NULL && argc < 15; extra++)
-		argv[argc++] = *extra;
-	if (chan != NULL) {
-		argv[argc++] = "--chan";
-		argv[argc++] = "4";
-	}
-	argv[argc] = NULL;
-	snprintf(mem, sizeof(mem), "%llu",
-	    (unsigned long long) s->cfg.memory_mib);
-	snprintf(threads, sizeof(threads), "%d",
-	    s->cfg.threads > 0 ? s->cfg.threads : 1);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
-		return -errno;
-	if (chan != NULL && chan_pair(ch) != 0) {
-		int e = errno;
-		close(sv[0]);
-		close(sv[1]);
-		return -e;
-	}
-	pid = fork();
-	if (pid == -1) {
-		int e = errno;
-		close(sv[0]);
-		close(sv[1]);
-		if (chan != NULL) {
-			close(ch[0]);
-			close(ch[1]);
-		}
-		return -e;
-	}
-	if (pid == 0) {
-		/* Child: async-signal-safe calls only until exec. */
-		sigset_t none;
-		int devnull;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		/* Own process group: a terminal's Ctrl-C reaches the server,
-		 * which stops the workers in order. */
-		setpgid(0, 0);
-		/* Out of the way of fds 3 and 4 first, then into place. */
-		if ((sv[1] = fcntl(sv[1], F_DUPFD, 5)) == -1 ||
-		    dup2(sv[1], 3) == -1)
-			_exit(127);
-		if (chan != NULL && ((ch[1] = fcntl(ch[1], F_DUPFD, 5)) == -1 ||
-					 dup2(ch[1], 4) == -1))
-			_exit(127);
-		if ((devnull = open("/dev/null", O_RDONLY)) != -1)
-			dup2(devnull, 0);
-		dup2(2, 1); /* app prints go to the log, not our stdout */
-		close_range(chan != NULL ? 5 : 4, ~0U, 0);
-		execv(s->cfg.worker_bin, (char *const *) argv);
-		_exit(127);
-	}
-	close(sv[1]);
-	*fd = sv[0];
-	if (chan != NULL) {
-		close(ch[1]);
-		*chan = ch[0];
-	}
-	*pid_out = pid;
-	return 0;
-}
-
-/* The template that takes Spawn requests now, if any: the current one, or
- * during a reload the one being replaced until the new one is ready. */
-static tmpl *
-ready_template(supervisor *s)
-{
-	if (s->cur != NULL && s->cur->ready)
-		return s->cur;
-	if (s->old != NULL && s->old->ready && s->old->bev != NULL)
-		return s->old;
-	return NULL;
-}
-
-/* Asks template t to fork the worker of slot w. */
-static int
-spawn_forked(worker *w, tmpl *t)
-{
-	Gild__Worker__V1__ToWorker m = GILD__WORKER__V1__TO_WORKER__INIT;
-	Gild__Worker__V1__Spawn sp = GILD__WORKER__V1__SPAWN__INIT;
-	uint8_t buf[FRAME_HEADER_LEN + 16];
-	char cbuf[CMSG_SPACE(2 * sizeof(int))];
-	struct iovec iov = {buf, 0};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
-	    .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-	struct cmsghdr *c;
-	size_t n;
-	int sv[2], ch[2], rc, give[2];
-	ssize_t sent;
-
-	sp.slot = (uint32_t) w->slot;
-	m.body_case = GILD__WORKER__V1__TO_WORKER__BODY_SPAWN;
-	m.spawn = &sp;
-	n = gild__worker__v1__to_worker__pack(&m, buf + FRAME_HEADER_LEN);
-	frame_header_encode(buf, n);
-	iov.iov_len = FRAME_HEADER_LEN + n;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
-		return -errno;
-	if ((rc = chan_pair(ch)) != 0) {
-		close(sv[0]);
-		close(sv[1]);
-		return rc;
-	}
-	/* The worker's socket, then its descriptor channel. */
-	give[0] = sv[1];
-	give[1] = ch[1];
-	memset(cbuf, 0, sizeof(cbuf));
-	c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(give));
-	memcpy(CMSG_DATA(c), give, sizeof(give));
-	/* A few bytes on a socket the template drains: all or nothing. */
-	do
-		sent = sendmsg(bufferevent_getfd(t->bev), &mh, MSG_NOSIGNAL);
-	while (sent == -1 && errno == EINTR);
-	rc = sent == (ssize_t) iov.iov_len ? 0 : sent == -1 ? -errno : -EIO;
-	close(sv[1]);
-	close(ch[1]);
-	if (rc != 0) {
-		close(sv[0]);
-		close(ch[0]);
-		return rc;
-	}
-	if ((rc = attach(w, sv[0], ch[0], 0)) != 0)
-		return rc;
-	w->tgen = t->gen;
-	log_debug("worker %d: fork requested from the template", w->slot);
-	return 0;
-}
-
 static int
 spawn(worker *w)
 {
@@ -751,20 +601,26 @@ spawn(worker *w)
 	const char *extra[] = {"--slot", NULL, NULL};
 	char slot[16];
 	pid_t pid;
-	tmpl *t;
+	uint32_t gen;
 	int rc, fd, chan;
 
-	if (s->cfg.use_template) {
-		if ((t = ready_template(s)) == NULL) {
-			/* Spawned when the template says hello. */
+	if (s->fk != NULL) {
+		rc = forker_spawn(s->fk, w->slot, &fd, &chan, &gen);
+		if (rc == -EAGAIN) {
+			/* Spawned when a template is ready (on_forker_ready) */
 			w->state = W_RESTARTING;
 			return 0;
 		}
-		return spawn_forked(w, t);
+		if (rc != 0 || (rc = attach(w, fd, chan, 0)) != 0)
+			return rc;
+		w->tgen = gen;
+		log_debug("worker %d: fork requested from the template",
+		    w->slot);
+		return 0;
 	}
 	snprintf(slot, sizeof(slot), "%d", w->slot);
 	extra[1] = slot;
-	if ((rc = launch(s, extra, &fd, &chan, &pid)) != 0)
+	if ((rc = launch_worker(&s->launch, extra, &fd, &chan, &pid)) != 0)
 		return rc;
 	if ((rc = attach(w, fd, chan, pid)) != 0) {
 		kill(pid, SIGKILL);
@@ -834,12 +690,14 @@ on_reaped(worker *w, int status, const char *why)
 	/* Back off only in a crash loop: workers that die before they are
 	 * ready, or on their own soon after without finishing a job. Not a
 	 * worker SIGKILLed from outside (an operator, the OOM killer) or by
-	 * us after --kill-grace: its replacement is wanted at once. */
-	if (w->said_hello &&
-	    (w->killed || w->jobs_since_spawn > 0 ||
-		since(&w->started) >= 10.0 ||
-		(status != -1 && WIFSIGNALED(status) &&
-		    WTERMSIG(status) == SIGKILL)))
+	 * us after --kill-grace, nor one that died with its template: its
+	 * replacement is wanted at once. */
+	if (w->template_died ||
+	    (w->said_hello &&
+		(w->killed || w->jobs_since_spawn > 0 ||
+		    since(&w->started) >= 10.0 ||
+		    (status != -1 && WIFSIGNALED(status) &&
+			WTERMSIG(status) == SIGKILL))))
 		w->quick_failures = 0;
 	else
 		w->quick_failures++;
@@ -847,7 +705,7 @@ on_reaped(worker *w, int status, const char *why)
 		    : status != -1 && WIFSIGNALED(status) ? RS_SIGNAL
 							   : RS_EXIT]++;
 	w->killed = false;
-	tv = backoff(w->quick_failures);
+	tv = launch_backoff(w->quick_failures);
 	w->restarts++;
 	w->state = W_RESTARTING;
 	evtimer_add(w->restart_ev, &tv);
@@ -862,24 +720,34 @@ worker_by_pid(supervisor *s, pid_t pid)
 	return NULL;
 }
 
-/* ---- the template ------------------------------------------------------ */
+/* ---- the template's news (forker.h) ------------------------------------ */
 
-static void
-template_free(tmpl *t)
+static int
+on_forker_hello(void *arg, const uint8_t *data, size_t len)
 {
-	if (t == NULL)
-		return;
-	if (t->bev != NULL)
-		bufferevent_free(t->bev);
-	free(t->startup_error);
-	free(t->startup_traceback);
-	free(t);
+	supervisor *s = arg;
+	pid_t pid;
+
+	if (store_hello(s, data, len, &pid) != 0)
+		return -1;
+	log_exports(s);
+	return 0;
 }
 
-/* Spawns every slot that waits for a template. */
+/* A template is ready: every slot that waits for one is spawned. */
 static void
-spawn_waiting(supervisor *s)
+on_forker_ready(void *arg, bool reload)
 {
+	supervisor *s = arg;
+
+	if (reload) {
+		/* Replace the workers one at a time. */
+		log_info("reload: the app imports again; replacing %d workers "
+			 "one at a time",
+		    s->cfg.workers);
+		s->rolling = 0;
+		roll_next(s);
+	}
 	for (int i = 0; i < s->cfg.workers; i++) {
 		worker *w = &s->w[i];
 		struct timeval now = {0, 0};
@@ -889,253 +757,98 @@ spawn_waiting(supervisor *s)
 	}
 }
 
+/* Now the pid of the worker forked for slot by template gen is known. */
 static void
-on_template_hello(tmpl *t, const uint8_t *data, size_t len)
+on_forker_spawned(void *arg, uint32_t gen, uint32_t slot, pid_t pid)
 {
-	supervisor *s = t->sup;
-
-	if (store_hello(s, data, len) != 0) {
-		log_error("the template sent a malformed hello");
-		return;
-	}
-	t->ready = true;
-	s->tmpl_failures = 0;
-	log_exports(s);
-	log_debug("template (pid %d) ready", (int) t->pid);
-	if (t == s->cur && s->old != NULL) {
-		/* A reload: replace the workers one at a time. */
-		log_info("reload: the app imports again; replacing %d workers "
-			 "one at a time",
-		    s->cfg.workers);
-		s->rolling = 0;
-		roll_next(s);
-	}
-	spawn_waiting(s);
-}
-
-/* Spawned{slot, pid}: now the worker's pid is known. */
-static void
-on_spawned(tmpl *t, const uint8_t *data, size_t len)
-{
-	supervisor *s = t->sup;
-	Gild__Worker__V1__Spawned *m;
+	supervisor *s = arg;
 	worker *w;
 
-	m = gild__worker__v1__spawned__unpack(NULL, len, data);
-	if (m == NULL || m->slot >= (uint32_t) s->cfg.workers) {
+	if (slot >= (uint32_t) s->cfg.workers) {
 		log_error("the template sent a malformed spawned message");
-		goto done;
+		return;
 	}
-	w = &s->w[m->slot];
-	if (w->tgen != t->gen || w->pid != 0)
-		goto done; /* stale: that slot has moved on */
-	if (m->pid <= 0) {
+	w = &s->w[slot];
+	if (w->tgen != gen || w->pid != 0)
+		return; /* stale: that slot has moved on */
+	if (pid == 0) {
 		worker_down(w, "the template could not fork a worker",
 		    DOWN_GONE);
 		on_reaped(w, -1, "fork failed");
-		goto done;
+		return;
 	}
-	w->pid = m->pid;
+	w->pid = pid;
+	w->logged_pid = pid;
 	log_debug("worker %d forked (pid %d)", w->slot, (int) w->pid);
 	if (w->state != W_STARTING && w->state != W_READY)
 		kill(w->pid, SIGKILL); /* put down before its pid came */
-done:
-	if (m != NULL)
-		gild__worker__v1__spawned__free_unpacked(m, NULL);
 }
 
-/* Exited{pid, status}: the template reaped one of its workers. */
+/* A template reaped one of its workers. */
 static void
-on_exited(tmpl *t, const uint8_t *data, size_t len)
+on_forker_exited(void *arg, pid_t pid, int status)
 {
-	Gild__Worker__V1__Exited *m;
-	worker *w;
+	supervisor *s = arg;
 	char why[128];
+	worker *w;
 
-	m = gild__worker__v1__exited__unpack(NULL, len, data);
-	if (m == NULL)
-		return;
-	if ((w = worker_by_pid(t->sup, m->pid)) != NULL)
-		on_reaped(w, m->wait_status,
-		    describe_exit(m->wait_status, why, sizeof(why)));
-	gild__worker__v1__exited__free_unpacked(m, NULL);
+	if ((w = worker_by_pid(s, pid)) != NULL)
+		on_reaped(w, status,
+		    launch_describe_exit(status, why, sizeof(why)));
 }
 
-static void template_down(tmpl *t, const char *reason);
-
-static bool
-on_template_frame(void *arg, const uint8_t *p, size_t len)
+/* Template gen is gone or going, and its workers with it: they are
+ * replaced without the crash-loop backoff. Those whose pid never came
+ * (the template may not have forked them) are ended here; the others are
+ * reaped. */
+static void
+on_forker_down(void *arg, uint32_t gen)
 {
-	tmpl *t = arg;
-	parsed_from_worker fw;
+	static const char why[] = "the template died before it said its pid";
+	supervisor *s = arg;
 
-	parse_from_worker(p, len, &fw);
-	switch (fw.kind) {
-	case FW_HELLO:
-		on_template_hello(t, fw.data, fw.len);
-		return true;
-	case FW_STARTUP_ERROR:
-		store_startup_error(fw.data, fw.len, &t->startup_error,
-		    &t->startup_traceback);
-		return true;
-	case FW_SPAWNED:
-		on_spawned(t, fw.data, fw.len);
-		return true;
-	case FW_EXITED:
-		on_exited(t, fw.data, fw.len);
-		return true;
-	default:
-		template_down(t, "it sent a malformed frame");
-		return false;
+	for (int i = 0; i < s->cfg.workers; i++) {
+		worker *w = &s->w[i];
+		if (w->tgen != gen || w->state == W_RESTARTING ||
+		    w->state == W_STOPPED)
+			continue;
+		w->template_died = true;
+		if (w->pid != 0)
+			continue;
+		/* A ready one may have run a job: not all it wrote is read. */
+		worker_down(w, why, w->state == W_READY ? DOWN_BROKEN
+							: DOWN_GONE);
+		on_reaped(w, -1, why);
 	}
 }
 
+/* Template gen has been reaped: workers it reaped but could not report
+ * any more are gone for good; the others are ours to reap now. */
 static void
-on_template_read(struct bufferevent *bev, void *arg)
+on_forker_reaped(void *arg, uint32_t gen)
 {
-	tmpl *t = arg;
-	const char *bad = framein_read(bev, &t->bev, -1, NULL, 1u << 20,
-	    on_template_frame, t);
+	supervisor *s = arg;
 
-	if (bad != NULL)
-		template_down(t, bad);
-}
-
-static void
-on_template_event(struct bufferevent *bev, short what, void *arg)
-{
-	template_down(arg, what & BEV_EVENT_EOF ? "it closed its socket"
-						: "its socket failed");
-}
-
-/* The template is gone or broken. Its workers die with it (their
- * PDEATHSIG) and, gild being their subreaper, are reaped by on_sigchld;
- * those whose pid never came are ended here. */
-static void
-template_down(tmpl *t, const char *reason)
-{
-	supervisor *s = t->sup;
-
-	if (t->bev == NULL)
-		return;
-	bufferevent_free(t->bev);
-	t->bev = NULL;
-	t->ready = false;
-	if (t->pid > 0 && !s->stopping)
-		kill(t->pid, SIGKILL); /* stopping: EOF is enough */
-	if (!s->stopping)
-		log_debug("template (pid %d) down: %s", (int) t->pid, reason);
 	for (int i = 0; i < s->cfg.workers; i++) {
 		worker *w = &s->w[i];
-		if (w->tgen == t->gen && w->pid == 0 &&
-		    (w->state == W_STARTING || w->state == W_DOWN ||
-			w->state == W_DYING)) {
-			worker_down(w, "the template died before forking it",
-			    DOWN_GONE);
-			on_reaped(w, -1, "the template died before forking it");
-		}
-	}
-}
-
-static void
-on_template_restart(evutil_socket_t fd, short what, void *arg)
-{
-	template_start(arg);
-}
-
-/* The template process has been reaped. */
-static void
-template_reaped(tmpl *t, int status)
-{
-	supervisor *s = t->sup;
-	char why[128], msg[600];
-	struct timeval tv;
-
-	t->pid = 0;
-	template_down(t, describe_exit(status, why, sizeof(why)));
-	/* Workers it reaped but could not report any more are gone for good;
-	 * the others are ours to reap now. */
-	for (int i = 0; i < s->cfg.workers; i++) {
-		worker *w = &s->w[i];
-		if (w->tgen == t->gen && w->pid > 0 && kill(w->pid, 0) == -1 &&
+		if (w->tgen == gen && w->pid > 0 && kill(w->pid, 0) == -1 &&
 		    errno == ESRCH)
 			on_reaped(w, -1, "ended with its template");
 	}
-	if (t == s->old) {
-		s->old = NULL;
-		template_free(t);
-		return;
-	}
-	if (s->stopping) {
-		maybe_stopped(s);
-		return;
-	}
-	if (!t->ready && !s->ever_ready) {
-		/* The app does not start at all: restarting would loop. */
-		snprintf(msg, sizeof(msg), "%s",
-		    t->startup_error ? t->startup_error : why);
-		s->ev.failed(s->arg, msg, t->startup_traceback);
-		return;
-	}
-	if (!t->ready && s->old != NULL) {
-		/* A reload whose app does not import: keep what runs. */
-		log_error("reload failed, the running workers are kept: %s",
-		    t->startup_error ? t->startup_error : why);
-		if (t->startup_traceback)
-			fprintf(stderr, "%s", t->startup_traceback);
-		s->cur = s->old;
-		s->old = NULL;
-		template_free(t);
-		return;
-	}
-	log_warn("template (pid %d) %s: starting a new one", (int) t->pid,
-	    why);
-	if (t->startup_error)
-		log_error("the app cannot be loaded: %s", t->startup_error);
-	s->tmpl_failures = t->ready ? 0 : s->tmpl_failures + 1;
-	s->cur = NULL;
-	template_free(t);
-	tv = backoff(s->tmpl_failures);
-	evtimer_add(s->tmpl_ev, &tv);
 }
 
-/* Starts a new current template (the old one, if any, stays until the
- * workers it forked are replaced). */
 static void
-template_start(supervisor *s)
+on_forker_failed(void *arg, const char *message, const char *traceback)
 {
-	const char *extra[] = {"--template", NULL};
-	struct timeval retry = {1, 0};
-	tmpl *t = calloc(1, sizeof(*t));
-	int fd, rc;
+	supervisor *s = arg;
 
-	if (s->stopping) {
-		free(t);
-		return;
-	}
-	if (t == NULL || (rc = launch(s, extra, &fd, NULL, &t->pid)) != 0) {
-		log_error("cannot start the template process: %s",
-		    t ? strerror(-rc) : "out of memory");
-		free(t);
-		evtimer_add(s->tmpl_ev, &retry);
-		return;
-	}
-	t->sup = s;
-	t->gen = ++s->next_tgen;
-	evutil_make_socket_nonblocking(fd);
-	if ((t->bev = bufferevent_socket_new(s->base, fd,
-		 BEV_OPT_CLOSE_ON_FREE)) == NULL) {
-		close(fd);
-		kill(t->pid, SIGKILL);
-		waitpid(t->pid, NULL, 0);
-		free(t);
-		evtimer_add(s->tmpl_ev, &retry);
-		return;
-	}
-	bufferevent_setcb(t->bev, on_template_read, NULL, on_template_event, t);
-	bufferevent_enable(t->bev, EV_READ);
-	s->cur = t;
-	log_debug("template spawned (pid %d)", (int) t->pid);
+	s->ev.failed(s->arg, message, traceback);
+}
+
+static void
+on_forker_stopped(void *arg)
+{
+	maybe_stopped(arg);
 }
 
 /* ---- reload ------------------------------------------------------------ */
@@ -1168,12 +881,7 @@ roll_next(supervisor *s)
 		return;
 	s->rolling = -1;
 	log_info("reload done: every worker runs the reloaded app");
-	if (s->old != NULL && s->old->bev != NULL) {
-		/* EOF: the old template exits; its reap frees it. */
-		bufferevent_free(s->old->bev);
-		s->old->bev = NULL;
-		s->old->ready = false;
-	}
+	forker_reload_done(s->fk);
 }
 
 void
@@ -1181,7 +889,7 @@ supervisor_reload(supervisor *s)
 {
 	if (s->stopping)
 		return;
-	if (s->rolling >= 0 || s->old != NULL) {
+	if (s->rolling >= 0 || forker_reloading(s->fk)) {
 		log_warn("reload: one is already under way");
 		return;
 	}
@@ -1194,13 +902,7 @@ supervisor_reload(supervisor *s)
 		roll_next(s);
 		return;
 	}
-	s->old = s->cur;
-	s->cur = NULL;
-	template_start(s);
-	if (s->cur == NULL) { /* could not even start: keep what runs */
-		s->cur = s->old;
-		s->old = NULL;
-	}
+	(void) forker_reload(s->fk); /* on failure, what runs is kept */
 }
 
 /* ---- processes --------------------------------------------------------- */
@@ -1215,13 +917,11 @@ on_sigchld(evutil_socket_t sig, short what, void *arg)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (s->cur != NULL && s->cur->pid == pid)
-			template_reaped(s->cur, status);
-		else if (s->old != NULL && s->old->pid == pid)
-			template_reaped(s->old, status);
-		else if ((w = worker_by_pid(s, pid)) != NULL)
+		if (forker_reaped(s->fk, pid, status))
+			continue;
+		if ((w = worker_by_pid(s, pid)) != NULL)
 			on_reaped(w, status,
-			    describe_exit(status, why, sizeof(why)));
+			    launch_describe_exit(status, why, sizeof(why)));
 	}
 }
 
@@ -1232,8 +932,7 @@ maybe_stopped(supervisor *s)
 		if (s->w[i].pid > 0)
 			return;
 	}
-	if ((s->cur != NULL && s->cur->pid > 0) ||
-	    (s->old != NULL && s->old->pid > 0))
+	if (forker_running(s->fk))
 		return;
 	event_del(s->kill_ev);
 	s->ev.stopped(s->arg);
@@ -1251,16 +950,23 @@ on_kill_timer(evutil_socket_t fd, short what, void *arg)
 			kill(s->w[i].pid, SIGKILL);
 		}
 	}
-	if (s->cur != NULL && s->cur->pid > 0)
-		kill(s->cur->pid, SIGKILL);
-	if (s->old != NULL && s->old->pid > 0)
-		kill(s->old->pid, SIGKILL);
+	forker_kill(s->fk);
 }
 
 int
 supervisor_init(supervisor **out, struct event_base *base,
     const sup_config *cfg, const sup_events *ev, void *arg)
 {
+	static const forker_events forker_ev = {
+	    .hello = on_forker_hello,
+	    .ready = on_forker_ready,
+	    .spawned = on_forker_spawned,
+	    .exited = on_forker_exited,
+	    .down = on_forker_down,
+	    .reaped = on_forker_reaped,
+	    .failed = on_forker_failed,
+	    .stopped = on_forker_stopped,
+	};
 	supervisor *s;
 
 	if (cfg->workers <= 0)
@@ -1277,15 +983,18 @@ supervisor_init(supervisor **out, struct event_base *base,
 	s->w = calloc((size_t) cfg->workers, sizeof(worker));
 	s->sigchld_ev = evsignal_new(base, SIGCHLD, on_sigchld, s);
 	s->kill_ev = evtimer_new(base, on_kill_timer, s);
-	s->tmpl_ev = evtimer_new(base, on_template_restart, s);
 	s->flush_ev = event_new(base, -1, 0, on_flush, s);
 	if (s->cfg.worker_bin == NULL || s->cfg.app == NULL || s->w == NULL ||
-	    s->sigchld_ev == NULL || s->kill_ev == NULL || s->tmpl_ev == NULL ||
+	    s->sigchld_ev == NULL || s->kill_ev == NULL ||
 	    s->flush_ev == NULL || evsignal_add(s->sigchld_ev, NULL) != 0)
 		goto fail;
-	/* Forked workers are the template's children; if it dies first they
-	 * are re-parented to us, and reaped here, rather than to init. */
-	if (cfg->use_template && prctl(PR_SET_CHILD_SUBREAPER, 1) == -1)
+	s->launch = (launch_config){.worker_bin = s->cfg.worker_bin,
+	    .app = s->cfg.app,
+	    .memory_mib = cfg->memory_mib,
+	    .threads = cfg->threads,
+	    .allow_pickle = cfg->allow_pickle};
+	if (cfg->use_template &&
+	    forker_init(&s->fk, base, &s->launch, &forker_ev, s) != 0)
 		goto fail;
 	for (int i = 0; i < cfg->workers; i++) {
 		s->w[i].sup = s;
@@ -1311,11 +1020,8 @@ supervisor_start(supervisor *s)
 {
 	int rc;
 
-	if (s->cfg.use_template) {
-		template_start(s);
-		if (s->cur == NULL)
-			return -EIO;
-	}
+	if (s->fk != NULL && (rc = forker_start(s->fk)) != 0)
+		return rc;
 	for (int i = 0; i < s->cfg.workers; i++) {
 		if ((rc = spawn(&s->w[i])) != 0)
 			return rc;
@@ -1591,7 +1297,7 @@ supervisor_kill(supervisor *s, int slot, const char *reason)
 	w = &s->w[slot];
 	if (w->state != W_STARTING && w->state != W_READY)
 		return;
-	log_warn("worker %d (pid %d) killed: %s", w->slot, (int) w->pid,
+	log_warn("worker %d%s killed: %s", w->slot, pid_of(w).s,
 	    reason);
 	w->killed = true;
 	worker_down(w, reason, DOWN_KILL);
@@ -1603,12 +1309,7 @@ supervisor_stop(supervisor *s, int grace_ms)
 	struct timeval tv = {grace_ms / 1000, (grace_ms % 1000) * 1000};
 
 	s->stopping = true;
-	event_del(s->tmpl_ev);
-	/* A template exits at EOF; the workers it forked die with it. */
-	if (s->cur != NULL)
-		template_down(s->cur, "stopping");
-	if (s->old != NULL)
-		template_down(s->old, "stopping");
+	forker_stop(s->fk);
 	for (int i = 0; i < s->cfg.workers; i++) {
 		worker *w = &s->w[i];
 		event_del(w->restart_ev);
@@ -1626,24 +1327,14 @@ supervisor_stop(supervisor *s, int grace_ms)
 void
 supervisor_fini(supervisor *s)
 {
-	tmpl *t[2];
-
 	if (s == NULL)
 		return;
 	/* Templates first: once one is reaped, the workers it forked are our
 	 * children (we are their subreaper) and can be reaped here too. */
-	t[0] = s->cur;
-	t[1] = s->old;
 	for (int i = 0; s->w && i < s->cfg.workers; i++)
 		if (s->w[i].pid > 0)
 			kill(s->w[i].pid, SIGKILL);
-	for (int i = 0; i < 2; i++) {
-		if (t[i] != NULL && t[i]->pid > 0) {
-			kill(t[i]->pid, SIGKILL);
-			waitpid(t[i]->pid, NULL, 0);
-		}
-		template_free(t[i]);
-	}
+	forker_fini(s->fk);
 	for (int i = 0; s->w && i < s->cfg.workers; i++) {
 		worker *w = &s->w[i];
 		if (w->bev)
@@ -1659,8 +1350,6 @@ supervisor_fini(supervisor *s)
 		free(w->startup_error);
 		free(w->startup_traceback);
 	}
-	if (s->tmpl_ev)
-		event_free(s->tmpl_ev);
 	if (s->sigchld_ev)
 		event_free(s->sigchld_ev);
 	if (s->kill_ev)

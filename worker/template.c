@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -105,10 +106,11 @@ report_exits(int ctl)
 	return 0;
 }
 
-/* Forks a worker. Returns the child's pid in the parent, 0
- * in the child, -1 on failure. */
+/* Forks a worker, or (standby) a standby template. Returns the child's
+ * pid in the parent, 0 in the child, -1 on failure. The child keeps none
+ * of the descriptors queued for later requests, nor ctl. */
 static pid_t
-fork_worker(int ctl, int sfd)
+fork_child(int ctl, int sfd, bool standby)
 {
 	pid_t parent = getpid();
 	pid_t pid;
@@ -121,14 +123,20 @@ fork_worker(int ctl, int sfd)
 		return pid;
 	}
 	PyOS_AfterFork_Child();
-	/* The worker dies with the template, which dies with the front end. */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
-		_exit(1);
 	close(ctl);
-	close(sfd);
 	for (size_t i = 0; i < fdq_len; i++)
 		close(fdq[i]);
 	fdq_len = 0;
+	/* A standby outlives the template it was forked from (gild, the
+	 * subreaper, adopts it) and, like it, exits when gild closes its
+	 * socket; it keeps SIGCHLD blocked for its signalfd (sfd, which
+	 * reads the signals of the process that reads it). */
+	if (standby)
+		return 0;
+	/* The worker dies with the template, which dies with the front end. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+		_exit(1);
+	close(sfd);
 	signal(SIGCHLD, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -156,8 +164,9 @@ template_run(int ctl, int *fd, int *chan, char *slot, size_t slotlen)
 		struct pollfd pfd[2] = {{ctl, POLLIN, 0}, {sfd, POLLIN, 0}};
 		Gild__Worker__V1__ToWorker *m;
 		uint8_t hdr[FRAME_HEADER_LEN], *buf;
-		size_t len;
+		size_t len, nfd;
 		int rc, wfd, wchan;
+		bool standby;
 		pid_t pid;
 
 		Py_BEGIN_ALLOW_THREADS
@@ -187,26 +196,37 @@ template_run(int ctl, int *fd, int *chan, char *slot, size_t slotlen)
 		m = gild__worker__v1__to_worker__unpack(NULL, len, buf);
 		free(buf);
 		if (m == NULL ||
-		    m->body_case != GILD__WORKER__V1__TO_WORKER__BODY_SPAWN ||
-		    fdq_len < 2) {
+		    m->body_case != GILD__WORKER__V1__TO_WORKER__BODY_SPAWN) {
+			tlog("%s", "malformed spawn request");
+			_exit(1);
+		}
+		/* A worker's socket and channel, or a standby's socket. */
+		standby = m->spawn->standby;
+		nfd = standby ? 1 : 2;
+		if (fdq_len < nfd) {
 			tlog("%s", "malformed spawn request");
 			_exit(1);
 		}
 		wfd = fdq[0];
-		wchan = fdq[1];
-		fdq_len -= 2;
-		memmove(fdq, fdq + 2, fdq_len * sizeof(int));
+		wchan = nfd == 2 ? fdq[1] : -1;
+		fdq_len -= nfd;
+		memmove(fdq, fdq + nfd, fdq_len * sizeof(int));
 		sp.slot = m->spawn->slot;
+		sp.standby = standby;
 		snprintf(slot, slotlen, "%u", (unsigned) m->spawn->slot);
 		gild__worker__v1__to_worker__free_unpacked(m, NULL);
-		if ((pid = fork_worker(ctl, sfd)) == 0) {
-			close(sfd);
+		if ((pid = fork_child(ctl, sfd, standby)) == 0 && standby) {
+			ctl = wfd; /* the child: a template on its own socket */
+			continue;
+		}
+		if (pid == 0) {
 			*fd = wfd;
 			*chan = wchan;
 			return; /* the child: serve as a worker */
 		}
 		close(wfd);
-		close(wchan);
+		if (wchan != -1)
+			close(wchan);
 		sp.pid = pid > 0 ? pid : 0; /* 0: the fork failed */
 		if (send_msg(ctl, &out) != 0)
 			_exit(1);

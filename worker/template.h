@@ -9,7 +9,12 @@
  * worker's end of a new socketpair and of its descriptor channel (see
  * proto/frame.h) as SCM_RIGHTS. The template forks, tells
  * the front end the child's pid (Spawned), and later how it ended (Exited):
- * the workers are its children, so it reaps them. */
+ * the workers are its children, so it reaps them.
+ *
+ * A Spawn with standby set carries one socket, and the template forks a
+ * copy of itself that serves Spawn requests on it: the standby, idle and
+ * sharing the template's memory, which the front end uses at once if the
+ * template dies (its workers die with it; the standby does not). */
 #ifndef GILD_WORKER_TEMPLATE_H
 #define GILD_WORKER_TEMPLATE_H
 
@@ -18,8 +23,9 @@
 /* Needs the GIL; the app is imported and the template's hello sent. Serves
  * Spawn requests on ctl until the front end closes it, then exits the
  * process (status 0, or 1 on a socket error); it returns only in a forked
- * child, with the child's socket in *fd, its descriptor channel in *chan
- * and its slot (decimal) in slot. */
+ * worker, with the worker's socket in *fd, its descriptor channel in *chan
+ * and its slot (decimal) in slot. A forked standby goes on serving, on its
+ * own socket. */
 void template_run(int ctl, int *fd, int *chan, char *slot, size_t slotlen);
 
 #endif

@@ -187,6 +187,59 @@ proc_workers(const gild_proc *p, pid_t *pids, int max)
 	return n;
 }
 
+pid_t
+pid_parent(pid_t pid)
+{
+	char path[64], stat[512], *paren;
+	size_t len;
+	int ppid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	len = fread(stat, 1, sizeof(stat) - 1, f);
+	fclose(f);
+	stat[len] = '\0';
+	/* "pid (comm) state ppid ...": comm ends at the last ')'. */
+	if ((paren = strrchr(stat, ')')) == NULL ||
+	    sscanf(paren + 1, " %*c %d", &ppid) != 1)
+		return 0;
+	return (pid_t) ppid;
+}
+
+pid_t
+proc_template(const gild_proc *p)
+{
+	pid_t kids[64], found = 0;
+	int n = proc_workers(p, kids, 64), hits = 0;
+
+	for (int i = 0; i < n; i++) {
+		char path[64], buf[4096];
+		size_t len;
+		FILE *f;
+
+		if (pid_parent(kids[i]) != p->pid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) kids[i]);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		len = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		/* One of its NUL-separated arguments is "--template". */
+		for (size_t j = 0; j + 10 <= len; j++) {
+			if ((j == 0 || buf[j - 1] == '\0') &&
+			    memcmp(buf + j, "--template", 10) == 0 &&
+			    (j + 10 == len || buf[j + 10] == '\0')) {
+				found = kids[i];
+				hits++;
+				break;
+			}
+		}
+	}
+	return hits == 1 ? found : 0;
+}
+
 bool
 test_free_threaded(void)
 {
@@ -321,6 +374,69 @@ log_has(const gild_proc *p, const char *text)
 	free(line);
 	fclose(f);
 	return found;
+}
+
+int
+proc_log_read(const gild_proc *p, char ***lines, size_t *n)
+{
+	char *line = NULL, **all = NULL;
+	size_t cap = 0, len = 0, room = 0;
+	ssize_t got;
+	FILE *f = fopen(p->log, "r");
+
+	*lines = NULL;
+	*n = 0;
+	if (f == NULL)
+		return -1;
+	while ((got = getline(&line, &cap, f)) != -1) {
+		if (got > 0 && line[got - 1] == '\n')
+			line[got - 1] = '\0';
+		if (len == room) {
+			char **more = realloc(all, (room ? 2 * room : 256) *
+						       sizeof(*all));
+			if (more == NULL)
+				break;
+			all = more;
+			room = room ? 2 * room : 256;
+		}
+		if ((all[len] = strdup(line)) == NULL)
+			break;
+		len++;
+	}
+	free(line);
+	fclose(f);
+	*lines = all;
+	*n = len;
+	return 0;
+}
+
+void
+proc_log_free(char **lines, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(lines[i]);
+	free(lines);
+}
+
+long long
+log_stamp_ms(const char *line)
+{
+	const char *t = strstr(line, "time=");
+	struct tm tm = {0};
+	int ms;
+
+	if (t != NULL)
+		t += 5;
+	else if ((t = strstr(line, "\"time\":\"")) != NULL)
+		t += 8;
+	else
+		return -1;
+	if (sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon,
+		&tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (long long) timegm(&tm) * 1000 + ms;
 }
 
 static int

@@ -52,9 +52,29 @@ int proc_wait(gild_proc *p);
 /* Prints gild's stderr log (for failures). */
 void proc_dump_log(const gild_proc *p);
 
+/* gild's log (its stderr) so far, one NUL-terminated string per line
+ * (without its newline), in *lines (new: free with proc_log_free), and
+ * how many in *n. Returns 0, or -1 when it cannot be read. */
+int proc_log_read(const gild_proc *p, char ***lines, size_t *n);
+void proc_log_free(char **lines, size_t n);
+
+/* When a line of gild's log was written, from its own stamp (logfmt's
+ * time=...Z or JSON's "time":"...Z", to the millisecond), in ms since the
+ * epoch; -1 when it has none. */
+long long log_stamp_ms(const char *line);
+
 /* Pids of gild's worker processes now: its descendants (the template, and
  * the workers it forked); returns count. */
 int proc_workers(const gild_proc *p, pid_t *pids, int max);
+
+/* gild's template (server/forker.h) now: its live child that runs
+ * gild-worker --template (forked workers and the standby share that
+ * command line, but are the template's children; a standby that took
+ * over is gild's); 0 when there is not exactly one. */
+pid_t proc_template(const gild_proc *p);
+
+/* The parent of process pid now (0: not known). */
+pid_t pid_parent(pid_t pid);
 
 /* Runs fn(arg) on a thread and waits at most timeout_ms for it; past that
  * it says so on stderr (naming `what`) and goes on, leaving the thread.

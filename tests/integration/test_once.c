@@ -1,9 +1,9 @@
 /* Exactly one reply, at most one run: calls driven through a bare raw REQ
  * client that counts every reply (tests/integration/rawclient.h) while a
- * random worker is SIGKILLed again and again. The chaos check must see a
- * duplicate reply (it is shown to, through a proxy that makes some), and a
- * call without retries must never run twice (a ledger the app appends to
- * counts the runs). */
+ * random worker is SIGKILLed again and again, or the template the workers
+ * are forked from. The chaos check must see a duplicate reply (it is shown
+ * to, through a proxy that makes some), and a call without retries must
+ * never run twice (a ledger the app appends to counts the runs). */
 #include "gild.h"
 #include "integration/dupproxy.h"
 #include "integration/harness.h"
@@ -42,10 +42,15 @@ calls_at_once(void)
 enum { KILLS_LOGGED = 4096 };
 
 /* A thread that SIGKILLs a random worker of gild every every_ms (asking
- * status which are up), until stopped or 120 s have passed. */
+ * status which are up), or with template_of set that gild's template
+ * (proc_template) each time the pool is whole again; until stopped or
+ * 120 s have passed. */
 typedef struct killer {
 	const char *url;
 	int every_ms;
+	const gild_proc *template_of;
+	int64_t pool[16];           /* the workers up at the last kill */
+	int npool;
 	atomic_bool stop;
 	atomic_int kills;           /* kill(2)s that succeeded */
 	pid_t killed[KILLS_LOGGED]; /* their pids: read after killer_stop */
@@ -53,6 +58,26 @@ typedef struct killer {
 	pthread_t thr;
 	bool started;
 } killer;
+
+/* The template to kill now, when the pool (status' n workers up, pids) is
+ * whole and none of the workers up at the last kill; else 0. */
+static pid_t
+template_victim(killer *k, const int64_t *pids, int n)
+{
+	pid_t pid;
+
+	if (n != test_processes(WORKERS))
+		return 0;
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < k->npool; j++)
+			if (pids[i] == k->pool[j])
+				return 0; /* not replaced yet */
+	if ((pid = proc_template(k->template_of)) <= 0)
+		return 0;
+	memcpy(k->pool, pids, (size_t) n * sizeof(*pids));
+	k->npool = n;
+	return pid;
+}
 
 static void *
 killer_main(void *arg)
@@ -69,7 +94,12 @@ killer_main(void *arg)
 	     usleep((useconds_t) k->every_ms * 1000)) {
 		int64_t pids[16];
 		int n = served_worker_pids(c, pids, 16);
-		pid_t pid = n > 0 ? (pid_t) pids[rand_r(&seed) % n] : 0;
+		pid_t pid = 0;
+
+		if (k->template_of != NULL)
+			pid = template_victim(k, pids, n);
+		else if (n > 0)
+			pid = (pid_t) pids[rand_r(&seed) % n];
 		if (pid > 0 && kill(pid, SIGKILL) == 0) {
 			int i = atomic_fetch_add(&k->kills, 1);
 			if (i < KILLS_LOGGED)
@@ -80,12 +110,15 @@ killer_main(void *arg)
 	return NULL;
 }
 
-/* Starts k (zeroed by the caller) killing gild's (at url) workers. */
+/* Starts k (zeroed by the caller) killing gild's (at url) workers, or
+ * with template_of the template of that gild process. */
 static bool
-killer_start(killer *k, const char *url, int every_ms)
+killer_start(killer *k, const char *url, int every_ms,
+    const gild_proc *template_of)
 {
 	k->url = url;
 	k->every_ms = every_ms;
+	k->template_of = template_of;
 	atomic_init(&k->stop, false);
 	atomic_init(&k->kills, 0);
 	k->started = pthread_create(&k->thr, NULL, killer_main, k) == 0;
@@ -132,6 +165,7 @@ typedef struct run_spec {
 	uint64_t min_calls, max_calls;
 	int min_kills, kill_ms, window;
 	double seconds;
+	const gild_proc *template_of; /* kill its template, not workers */
 } run_spec;
 
 typedef struct run_result {
@@ -181,9 +215,9 @@ classify(const run_spec *sp, const Gild__V1__Reply *r, run_result *res)
 }
 
 /* Sends sp's calls to call_url while a killer kills gild's (at gild_url)
- * workers every sp->kill_ms, collects their replies, then listens GRACE_MS
- * more; fills *res (its outcome and k arrays are the caller's to free).
- * Asserts nothing: the callers judge. */
+ * workers (or its template: sp->template_of) every sp->kill_ms, collects
+ * their replies, then listens GRACE_MS more; fills *res (its outcome and k
+ * arrays are the caller's to free). Asserts nothing: the callers judge. */
 static void
 run_calls(const char *gild_url, const char *call_url, const run_spec *sp,
     run_result *res)
@@ -199,7 +233,7 @@ run_calls(const char *gild_url, const char *call_url, const run_spec *sp,
 	    rawclient_open(&rc, call_url, sp->max_calls) != 0)
 		return;
 	res->opened = true;
-	if (!killer_start(k, gild_url, sp->kill_ms))
+	if (!killer_start(k, gild_url, sp->kill_ms, sp->template_of))
 		fprintf(stderr, "\n  cannot start the killer\n");
 	for (double end = now_s() + sp->seconds;;) {
 		Gild__V1__Reply *r = NULL;
@@ -429,6 +463,113 @@ test_chaos_sees_duplicates(void)
 	served_stop(&s);
 }
 
+/* ---- the template killed ----------------------------------------------- */
+
+/* How long the pool took to come back after template pid's death, by the
+ * stamps of gild's log lines (debug level): from the line that notices
+ * the death ("template (pid P) down") to the last of the lines that say
+ * each slot's worker is ready again ("worker S (pid Q) ready"), in ms; -1
+ * when either is missing. */
+static long long
+recovery_ms(char **lines, size_t n, pid_t pid, int slots)
+{
+	char down[64];
+	long long t0, last = -1;
+	size_t i = 0;
+
+	snprintf(down, sizeof(down), "template (pid %d) down", (int) pid);
+	while (i < n && strstr(lines[i], down) == NULL)
+		i++;
+	if (i == n || (t0 = log_stamp_ms(lines[i])) < 0)
+		return -1;
+	for (int slot = 0; slot < slots; slot++) {
+		char ready[48];
+		long long t = -1;
+
+		snprintf(ready, sizeof(ready), "msg=\"worker %d (pid ", slot);
+		for (size_t j = i + 1; j < n && t < 0; j++)
+			if (strstr(lines[j], ready) != NULL &&
+			    strstr(lines[j], ") ready\"") != NULL)
+				t = log_stamp_ms(lines[j]);
+		if (t < 0)
+			return -1;
+		last = t > last ? t : last;
+	}
+	return last - t0;
+}
+
+/* The issue's bound on that time. */
+#define TEMPLATE_RECOVERY_MS 100
+
+/* While calls run (add, 32 in flight, at least 2,000), gild's template is
+ * SIGKILLed each time the pool is whole again, at least 5 times (60 s at
+ * most). Its workers die with it; its standby takes over, so they are
+ * forked again and ready within TEMPLATE_RECOVERY_MS of gild noticing the
+ * death, by gild's own log stamps. Every call gets exactly one reply, its
+ * result or WORKER_LOST (only the calls running when the workers died),
+ * no log line says "pid 0", and the pool is back to full size. */
+static void
+test_template_killed(void)
+{
+	static const char *const extra[] = {"--log-level", "debug", NULL};
+	int slots = test_processes(WORKERS), late = 0, pid0 = 0;
+	char **lines = NULL;
+	size_t nlines = 0;
+	served s;
+	run_result r;
+	run_spec sp = {
+	    .fn = "add",
+	    .args = add_args,
+	    .right = add_right,
+	    .min_calls = 2000,
+	    .max_calls = 100000,
+	    .min_kills = 5,
+	    .kill_ms = 50,
+	    .window = 32,
+	    .seconds = 60,
+	};
+
+	CU_ASSERT_EQUAL_FATAL(
+	    served_start(&s, RELIABILITY_APP, WORKERS, extra), 0);
+	sp.template_of = &s.p;
+	run_calls(s.p.url, s.p.url, &sp, &r);
+	fprintf(stderr,
+	    "\n  %" PRIu64 " calls: %" PRIu64 " results, %" PRIu64
+	    " WORKER_LOST; %d templates killed\n",
+	    r.n.sent, r.ok, r.lost, r.kills);
+	CU_ASSERT(exactly_once("the template killed", &r));
+	CU_ASSERT(r.n.sent >= 2000);
+	CU_ASSERT(r.kills >= 5);
+	CU_ASSERT(r.lost <= (uint64_t) r.kills * (uint64_t) slots *
+				(uint64_t) calls_at_once());
+	CU_ASSERT_FALSE(r.close_hung);
+	CU_ASSERT(pid_alive(s.p.pid));
+	CU_ASSERT_EQUAL(pool_refills(s.c), slots);
+	/* The log, once the last kill's pool is whole. */
+	CU_ASSERT_EQUAL_FATAL(proc_log_read(&s.p, &lines, &nlines), 0);
+	fprintf(stderr, "  pool back after (ms, by gild's log):");
+	for (int i = 0; i < r.kills && i < KILLS_LOGGED; i++) {
+		long long ms =
+		    recovery_ms(lines, nlines, r.k->killed[i], slots);
+		fprintf(stderr, " %lld", ms);
+		late += ms < 0 || ms > TEMPLATE_RECOVERY_MS;
+	}
+	fprintf(stderr, "\n");
+	for (size_t i = 0; i < nlines; i++) {
+		if (strstr(lines[i], "pid 0") != NULL && pid0++ < 5)
+			fprintf(stderr, "  a log line says pid 0: %s\n",
+			    lines[i]);
+	}
+	CU_ASSERT_EQUAL(late, 0);
+	CU_ASSERT_EQUAL(pid0, 0);
+	if (late > 0 || pid0 > 0)
+		proc_dump_log(&s.p);
+	proc_log_free(lines, nlines);
+	run_result_fini(&r);
+	served_assert_serving(s.c);
+	served_stop(&s);
+}
+
 /* ---- at most one run per call ------------------------------------------ */
 
 /* Calls record_large(ledger, id): the app appends "id name pid" to the
@@ -583,6 +724,9 @@ main(void)
 	CU_add_test(s, "chaos: a worker killed every 50 ms", test_chaos);
 	CU_add_test(s, "chaos: the check sees a proxy's duplicate replies",
 	    test_chaos_sees_duplicates);
+	CU_add_test(s, "the template SIGKILLed under calls: the pool is back "
+		       "within 100 ms",
+	    test_template_killed);
 	CU_add_test(s,
 	    "at most once: workers killed every 40 ms (--pipeline 0)",
 	    test_at_most_once_unpipelined);

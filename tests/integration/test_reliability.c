@@ -523,6 +523,110 @@ test_sighup_reload_exec(void)
 	sighup_reload(extra);
 }
 
+/* ---- the template ------------------------------------------------------ */
+
+/* The standby of gild's template t (server/forker.h): the child of t that
+ * is none of the n workers up (pids); 0 when there is none. */
+static pid_t
+standby_pid(const server *s, pid_t t, const int64_t *pids, int n)
+{
+	pid_t all[64];
+	int m = proc_workers(&s->p, all, 64);
+
+	for (int i = 0; i < m; i++) {
+		bool worker = false;
+		for (int j = 0; j < n; j++)
+			worker |= all[i] == (pid_t) pids[j];
+		if (!worker && pid_parent(all[i]) == t)
+			return all[i];
+	}
+	return 0;
+}
+
+/* Whether a log line says a template is restarted after a backoff:
+ * "starting a new one in N ms" with N > 0. */
+static bool
+backs_off(const char *line)
+{
+	const char *p = strstr(line, "starting a new one in ");
+
+	return p != NULL && atoi(p + strlen("starting a new one in ")) > 0;
+}
+
+/* Three times: the template and its standby are SIGKILLed together, so no
+ * standby takes over and a new template is started at once; that one is
+ * SIGKILLed too, while it imports the app, and is also restarted at once:
+ * the crash-loop backoff is only for a template that dies on its own
+ * before it is ready. The log says "starting a new one in 0 ms" (at least
+ * once: the kill may come after the import), never a backoff and never
+ * pid 0; the pool is back and serves. */
+static void
+test_template_killed_before_ready(void)
+{
+	static const char *const extra[] = {"--log-level", "debug", NULL};
+	const int n = test_processes(2);
+	int at_once = 0, backoffs = 0, pid0 = 0, up = 0;
+	int64_t pids[16];
+	char **lines = NULL;
+	size_t nlines = 0;
+	server s;
+
+	CU_ASSERT_EQUAL_FATAL(served_start(&s, APP, 2, extra), 0);
+	for (int round = 0; round < 3; round++) {
+		pid_t t = 0, sb = 0, next = 0, before[64];
+		int nbefore;
+
+		/* The pool whole, the template and its standby there. */
+		for (double end = now_s() + 30; now_s() < end; usleep(5000)) {
+			up = served_worker_pids(s.c, pids, 16);
+			t = proc_template(&s.p);
+			sb = t > 0 ? standby_pid(&s, t, pids, up) : 0;
+			if (up == n && sb > 0)
+				break;
+		}
+		CU_ASSERT_FATAL(up == n && sb > 0);
+		nbefore = proc_workers(&s.p, before, 64);
+		CU_ASSERT_EQUAL(kill(sb, SIGKILL), 0);
+		CU_ASSERT_EQUAL(kill(t, SIGKILL), 0);
+		/* Its successor, while it imports the app: not one of the
+		 * processes there before (a worker of t's, adopted by gild
+		 * for the moment it takes to die, looks like a template). */
+		for (double end = now_s() + 10; next == 0 && now_s() < end;
+		     usleep(500)) {
+			pid_t p = proc_template(&s.p);
+			bool old = false;
+			for (int i = 0; i < nbefore; i++)
+				old |= before[i] == p;
+			if (p > 0 && !old)
+				next = p;
+		}
+		CU_ASSERT_FATAL(next > 0);
+		CU_ASSERT_EQUAL(kill(next, SIGKILL), 0);
+	}
+	for (double end = now_s() + 30; now_s() < end; usleep(5000))
+		if ((up = served_worker_pids(s.c, pids, 16)) == n)
+			break;
+	CU_ASSERT_EQUAL(up, n);
+	served_assert_serving(s.c);
+	CU_ASSERT_EQUAL_FATAL(proc_log_read(&s.p, &lines, &nlines), 0);
+	for (size_t i = 0; i < nlines; i++) {
+		at_once += strstr(lines[i], "before it was ready: starting a "
+					    "new one in 0 ms") != NULL;
+		backoffs += backs_off(lines[i]);
+		pid0 += strstr(lines[i], "pid 0") != NULL;
+	}
+	fprintf(stderr, "\n  %d templates killed while they imported the app "
+			"were restarted at once\n",
+	    at_once);
+	CU_ASSERT(at_once >= 1);
+	CU_ASSERT_EQUAL(backoffs, 0);
+	CU_ASSERT_EQUAL(pid0, 0);
+	if (at_once < 1 || backoffs > 0 || pid0 > 0)
+		proc_dump_log(&s.p);
+	proc_log_free(lines, nlines);
+	served_stop(&s);
+}
+
 /* ---- connection churn -------------------------------------------------- */
 
 /* Open descriptors and resident KiB of process pid. */
@@ -909,6 +1013,8 @@ main(void)
 	CU_add_test(s, "--worker-memory", test_worker_memory);
 	CU_add_test(s, "SIGHUP reloads under load", test_sighup_reload);
 	CU_add_test(s, "SIGHUP reloads under load (--spawn exec)", test_sighup_reload_exec);
+	CU_add_test(s, "the template killed while it imports: restarted at once",
+	    test_template_killed_before_ready);
 	CU_add_test(s, "1,000 clients come and go", test_connection_churn);
 	CU_add_test(s, "--pipeline: waiting calls survive a kill and a deadline",
 	    test_pipeline_waiting_calls);

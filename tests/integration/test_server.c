@@ -716,7 +716,8 @@ test_worker_killed(void)
 	CU_ASSERT_EQUAL(ready, pool);
 	pid_t pids[8];
 	int n = proc_workers(&srv, pids, 8);
-	CU_ASSERT_EQUAL(n, pool + 1); /* the template and the workers */
+	/* The template, its standby (server/forker.h) and the workers. */
+	CU_ASSERT_EQUAL(n, pool + 2);
 	for (int i = 0; i < n; i++)
 		CU_ASSERT_NOT_EQUAL(pids[i], victim);
 	CU_ASSERT(pid_alive(srv.pid));

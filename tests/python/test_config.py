@@ -369,7 +369,7 @@ class UserTest(unittest.TestCase):
         workers = [w["pid"] for w in json.loads(out)["workers"]]
         self.assertEqual(len(workers), 2)
         self.assertTrue(set(workers) <= set(kids), (workers, kids))
-        for pid in kids:  # the template and the workers
+        for pid in kids:  # the template, its standby and the workers
             uid, gid, groups = ids(pid)
             self.assertEqual((uid, gid), want, pid)
             self.assertNotIn(0, groups)

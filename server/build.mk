@@ -20,6 +20,7 @@ BINS += $(B)/gild
 $(eval $(call cunit_test,test_sched,$(B)/server/sched.o $(B)/server/svctime.o,))
 $(eval $(call cunit_test,test_svctime,$(B)/server/svctime.o,))
 $(eval $(call cunit_test,test_call,$(B)/server/call.o,))
+$(eval $(call cunit_test,test_catalog,$(B)/server/catalog.o $(B)/libgildproto.a,$(PROTOBUFC_LIBS)))
 $(eval $(call cunit_test,test_stream,$(B)/server/stream.o $(B)/libgildproto.a,$(NNG_LIBS)))
 $(eval $(call cunit_test,test_cpus,$(B)/server/cpus.o,))
 $(eval $(call cunit_test,test_parse,$(B)/server/parse.o $(B)/libgildproto.a,$(PROTOBUFC_LIBS)))

@@ -91,6 +91,23 @@ describe_job(const job *j, sup_job *out)
 	out->len = j->call_len;
 }
 
+/* The batch size that the code of the worker j was placed on declares for
+ * j's function (0: not batched), for a plain call; the options j came with
+ * for any other. During a reload old and new workers serve side by side,
+ * and a function may be batched in one version and not in the other: a
+ * call is framed as the code that runs it expects. */
+static uint32_t
+worker_batch(server *srv, const sjob *sj)
+{
+	const job *j = &sj->j;
+
+	if (sj->kind != JK_CALL || sj->act != NULL || sj->st != NULL)
+		return j->batch;
+	return supervisor_function_options_on(srv->sup, j->slot, j->function,
+	    j->function_len)
+	    .batch;
+}
+
 /* Hands queued jobs to free workers: one call each, or for a batched
  * function up to its batch of calls at once. */
 static void
@@ -98,6 +115,7 @@ pump(server *srv)
 {
 	sup_job sjobs[GILD_FUNCTION_BATCH_MAX];
 	job *batch[GILD_FUNCTION_BATCH_MAX];
+	uint32_t wb;
 	job *j;
 
 	actor_kick_all(srv);
@@ -111,16 +129,17 @@ pump(server *srv)
 		j = sched_next(srv->sch);
 		slot = j->slot;
 		batch[0] = j;
-		if (j->batch > 1)
+		wb = worker_batch(srv, (sjob *) j);
+		if (wb > 1 && j->batch > 1)
 			n += sched_take_same(srv->sch, j, batch + 1,
-			    (j->batch < GILD_FUNCTION_BATCH_MAX
-				    ? j->batch
+			    (wb < GILD_FUNCTION_BATCH_MAX
+				    ? wb
 				    : GILD_FUNCTION_BATCH_MAX) - 1);
 		for (size_t i = 0; i < n; i++) {
 			job_step(srv, (sjob *) batch[i], CE_SENT, 0, NULL);
 			describe_job(batch[i], &sjobs[i]);
 		}
-		if (supervisor_send(srv->sup, slot, sjobs, n, j->batch > 0) != 0) {
+		if (supervisor_send(srv->sup, slot, sjobs, n, wb > 0) != 0) {
 			for (size_t i = 0; i < n; i++) {
 				sched_complete(srv->sch, slot, batch[i]->id);
 				batch[i]->slot = slot; /* for the message */

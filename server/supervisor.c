@@ -2,6 +2,7 @@
  * exec'd, launch.c), watch, restart, recycle, reload. */
 #include "supervisor.h"
 
+#include "catalog.h"
 #include "forker.h"
 #include "frame.h"
 #include "framein.h"
@@ -68,6 +69,7 @@ typedef struct worker {
 	uint32_t recycles;
 	uint32_t quick_failures; /* consecutive deaths soon after start */
 	bool said_hello;
+	catalog_table *table;   /* what its one hello said (held) */
 	bool killed;            /* by supervisor_kill: restart without backoff */
 	bool roll;              /* replace it after its running job (reload) */
 	bool draining;          /* takes no new job: retired once it has none
@@ -99,14 +101,8 @@ struct supervisor {
 	forker *fk;  /* the template workers are forked from (NULL: exec) */
 	uint32_t generation; /* reloads so far */
 	int rolling;         /* during a reload: the slot being replaced, or -1 */
-	char **functions;
-	sup_function_options *options; /* parallel to functions */
-	size_t nfunctions;
-	char **actor_classes;
-	uint32_t *actor_restarts;      /* parallel to actor_classes */
-	size_t nactor_classes;
-	char *python_version;
-	bool gil_enabled; /* as the last hello said */
+	catalog *cat;        /* the app's tables, as the hellos said */
+	catalog_table *tmpl_table; /* the current template's */
 	uint64_t shm_bytes; /* frame payloads sent or received as memfds */
 	uint64_t restarts[4]; /* workers replaced, by restart_reasons[] */
 };
@@ -176,79 +172,16 @@ since(const struct timespec *t)
 /* ---- hello: the app's functions ---------------------------------------- */
 
 static void
-free_functions(supervisor *s)
-{
-	for (size_t i = 0; i < s->nfunctions; i++)
-		free(s->functions[i]);
-	free(s->functions);
-	free(s->options);
-	s->functions = NULL;
-	s->options = NULL;
-	s->nfunctions = 0;
-	for (size_t i = 0; i < s->nactor_classes; i++)
-		free(s->actor_classes[i]);
-	free(s->actor_classes);
-	free(s->actor_restarts);
-	s->actor_classes = NULL;
-	s->actor_restarts = NULL;
-	s->nactor_classes = 0;
-}
-
-/* Takes the function table of a Hello (from a worker or the template),
- * and the pid it gives in *pid. Returns 0, or -1 when it is malformed. */
-static int
-store_hello(supervisor *s, const uint8_t *data, size_t len, pid_t *pid)
-{
-	Gild__Worker__V1__Hello *h;
-
-	h = gild__worker__v1__hello__unpack(NULL, len, data);
-	if (h == NULL)
-		return -1;
-	*pid = h->pid > 0 ? (pid_t) h->pid : 0;
-	free_functions(s);
-	s->functions = calloc(h->n_functions ? h->n_functions : 1,
-	    sizeof(char *));
-	s->options = calloc(h->n_functions ? h->n_functions : 1,
-	    sizeof(*s->options));
-	for (size_t i = 0; s->functions && s->options && i < h->n_functions;
-	     i++) {
-		if ((s->functions[i] = strdup(h->functions[i])) == NULL)
-			break;
-		for (size_t k = 0; k < h->n_options; k++) {
-			if (strcmp(h->options[k]->name, h->functions[i]) != 0)
-				continue;
-			s->options[i].timeout_ms = h->options[k]->timeout_ms;
-			s->options[i].retries = h->options[k]->retries;
-			s->options[i].batch = h->options[k]->batch;
-			s->options[i].batch_wait_us = h->options[k]->batch_wait_us;
-			s->options[i].concurrency = h->options[k]->concurrency;
-		}
-		s->nfunctions++;
-	}
-	s->actor_classes = calloc(h->n_actor_classes + 1, sizeof(char *));
-	s->actor_restarts = calloc(h->n_actor_classes + 1, sizeof(uint32_t));
-	for (size_t i = 0; s->actor_classes && s->actor_restarts &&
-			   i < h->n_actor_classes;
-	     i++) {
-		if ((s->actor_classes[i] = strdup(h->actor_classes[i]->name)) ==
-		    NULL)
-			break;
-		s->actor_restarts[i] = h->actor_classes[i]->max_restarts;
-		s->nactor_classes++;
-	}
-	free(s->python_version);
-	s->python_version = strdup(h->python_version);
-	s->gil_enabled = h->gil_enabled;
-	gild__worker__v1__hello__free_unpacked(h, NULL);
-	return 0;
-}
-
-static void
 log_exports(supervisor *s)
 {
+	const catalog_table *t = catalog_newest(s->cat);
+	const char *pyver = catalog_python_version(t);
+	size_t n;
+
+	catalog_functions(t, &n);
 	if (!s->logged_exports && (s->logged_exports = true))
 		log_info("app %s exports %zu functions (Python %s)", s->cfg.app,
-		    s->nfunctions, s->python_version ? s->python_version : "?");
+		    n, pyver != NULL ? pyver : "?");
 }
 
 /* The parent of process pid, from /proc; 0 when not known. */
@@ -297,13 +230,21 @@ static void
 on_hello(worker *w, const uint8_t *data, size_t len)
 {
 	supervisor *s = w->sup;
-	pid_t pid;
+	catalog_table *t;
+	int32_t pid;
 
-	if (store_hello(s, data, len, &pid) != 0) {
+	if (w->said_hello) {
+		/* Only a worker's first Hello counts: it is broken. */
+		worker_down(w, "worker sent a second hello", DOWN_BROKEN);
+		return;
+	}
+	if ((t = catalog_take(s->cat, data, len, &pid)) == NULL) {
 		worker_down(w, "worker sent a malformed hello", DOWN_BROKEN);
 		return;
 	}
-	pid_from_hello(w, pid);
+	catalog_release(s->cat, w->table);
+	w->table = t;
+	pid_from_hello(w, pid > 0 ? (pid_t) pid : 0);
 	w->said_hello = true;
 	w->state = W_READY;
 	log_exports(s);
@@ -584,6 +525,8 @@ attach(worker *w, int fd, int chan, pid_t pid)
 	w->template_died = false;
 	w->state = W_STARTING;
 	w->said_hello = false;
+	catalog_release(s->cat, w->table); /* its last process's */
+	w->table = NULL;
 	w->killed = false;
 	w->roll = false;
 	w->draining = false;
@@ -726,10 +669,13 @@ static int
 on_forker_hello(void *arg, const uint8_t *data, size_t len)
 {
 	supervisor *s = arg;
-	pid_t pid;
+	catalog_table *t;
+	int32_t pid;
 
-	if (store_hello(s, data, len, &pid) != 0)
+	if ((t = catalog_take(s->cat, data, len, &pid)) == NULL)
 		return -1;
+	catalog_release(s->cat, s->tmpl_table);
+	s->tmpl_table = t;
 	log_exports(s);
 	return 0;
 }
@@ -984,7 +930,8 @@ supervisor_init(supervisor **out, struct event_base *base,
 	s->sigchld_ev = evsignal_new(base, SIGCHLD, on_sigchld, s);
 	s->kill_ev = evtimer_new(base, on_kill_timer, s);
 	s->flush_ev = event_new(base, -1, 0, on_flush, s);
-	if (s->cfg.worker_bin == NULL || s->cfg.app == NULL || s->w == NULL ||
+	if (catalog_new(&s->cat) != 0 || s->cfg.worker_bin == NULL ||
+	    s->cfg.app == NULL || s->w == NULL ||
 	    s->sigchld_ev == NULL || s->kill_ev == NULL ||
 	    s->flush_ev == NULL || evsignal_add(s->sigchld_ev, NULL) != 0)
 		goto fail;
@@ -1349,6 +1296,7 @@ supervisor_fini(supervisor *s)
 			evbuffer_free(w->pending);
 		free(w->startup_error);
 		free(w->startup_traceback);
+		catalog_release(s->cat, w->table);
 	}
 	if (s->sigchld_ev)
 		event_free(s->sigchld_ev);
@@ -1356,8 +1304,9 @@ supervisor_fini(supervisor *s)
 		event_free(s->kill_ev);
 	if (s->flush_ev)
 		event_free(s->flush_ev);
-	free_functions(s);
-	free(s->python_version);
+	if (s->cat != NULL)
+		catalog_release(s->cat, s->tmpl_table);
+	catalog_free(s->cat);
 	free((char *) s->cfg.worker_bin);
 	free((char *) s->cfg.app);
 	free(s->w);
@@ -1387,48 +1336,46 @@ supervisor_count(const supervisor *s)
 const char *const *
 supervisor_functions(const supervisor *s, size_t *n)
 {
-	*n = s->nfunctions;
-	return (const char *const *) s->functions;
+	return catalog_functions(catalog_newest(s->cat), n);
 }
 
 sup_function_options
 supervisor_function_options(const supervisor *s, const char *name,
     size_t len)
 {
-	sup_function_options none = {0};
+	return catalog_function_options(catalog_newest(s->cat), name, len);
+}
 
-	for (size_t i = 0; i < s->nfunctions; i++) {
-		if (strlen(s->functions[i]) == len &&
-		    memcmp(s->functions[i], name, len) == 0)
-			return s->options[i];
-	}
-	return none;
+sup_function_options
+supervisor_function_options_on(const supervisor *s, int slot,
+    const char *name, size_t len)
+{
+	const catalog_table *t = slot >= 0 && slot < s->cfg.workers
+				     ? s->w[slot].table
+				     : NULL;
+
+	return catalog_function_options(t != NULL ? t : catalog_newest(s->cat),
+	    name, len);
 }
 
 bool
 supervisor_actor_class(const supervisor *s, const char *name, size_t len,
     uint32_t *max_restarts)
 {
-	for (size_t i = 0; i < s->nactor_classes; i++) {
-		if (strlen(s->actor_classes[i]) == len &&
-		    memcmp(s->actor_classes[i], name, len) == 0) {
-			*max_restarts = s->actor_restarts[i];
-			return true;
-		}
-	}
-	return false;
+	return catalog_actor_class(catalog_newest(s->cat), name, len,
+	    max_restarts);
 }
 
 const char *
 supervisor_python_version(const supervisor *s)
 {
-	return s->python_version;
+	return catalog_python_version(catalog_newest(s->cat));
 }
 
 bool
 supervisor_gil_enabled(const supervisor *s)
 {
-	return s->gil_enabled;
+	return catalog_gil_enabled(catalog_newest(s->cat));
 }
 
 uint64_t

@@ -8,6 +8,7 @@
 #ifndef GILD_SUPERVISOR_H
 #define GILD_SUPERVISOR_H
 
+#include "catalog.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -137,7 +138,7 @@ typedef struct sup_worker_info {
 } sup_worker_info;
 void supervisor_info(const supervisor *s, int slot, sup_worker_info *out);
 int supervisor_count(const supervisor *s);
-/* The functions the app exports, from the latest hello (borrowed; n may be
+/* The functions the app exports, from the newest hello (borrowed; n may be
  * 0 before any worker is ready), and the workers' Python version. */
 const char *const *supervisor_functions(const supervisor *s, size_t *n);
 const char *supervisor_python_version(const supervisor *s);
@@ -157,15 +158,14 @@ bool supervisor_actor_class(const supervisor *s, const char *name, size_t len,
     uint32_t *max_restarts);
 
 /* What the app declared with @gild.function for function `name` (len bytes,
- * not NUL-terminated); zeroes when nothing or not known yet. */
-typedef struct sup_function_options {
-	uint32_t timeout_ms; /* 0: none */
-	uint32_t retries;
-	uint32_t batch;         /* 0 or 1: not batched */
-	uint32_t batch_wait_us;
-	uint32_t concurrency;   /* 0 or 1: one call at a time */
-} sup_function_options;
+ * not NUL-terminated); zeroes when nothing or not known yet: as the newest
+ * Hello says (what new calls are checked against), or as the Hello of the
+ * worker on `slot` said (the code that will run a call there: during a
+ * reload, old and new workers may differ). */
+typedef catalog_options sup_function_options;
 sup_function_options supervisor_function_options(const supervisor *s,
     const char *name, size_t len);
+sup_function_options supervisor_function_options_on(const supervisor *s,
+    int slot, const char *name, size_t len);
 
 #endif

@@ -91,3 +91,31 @@ VERSION = 1
 def version():
     """The app's version: the reload test edits this file, then SIGHUPs."""
     return VERSION
+
+
+def _worker_socket():
+    """The worker's socket to the front end: its one Unix stream socket
+    (the other, the descriptor channel, is a SOCK_SEQPACKET)."""
+    import socket
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            s = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue
+        found = s.family == socket.AF_UNIX and s.type == socket.SOCK_STREAM
+        s.close()
+        if found:
+            return int(name)
+    raise RuntimeError("no worker socket")
+
+
+def second_hello():
+    """Writes a second Hello to the front end on this worker's socket, as a
+    broken worker would, exporting only 'evil'. gild must replace this
+    worker, and keep the app's list of functions."""
+    import struct
+    hello = b"\x12\x04evil"                 # Hello.functions = ["evil"]
+    payload = b"\x22" + bytes([len(hello)]) + hello  # FromWorker.hello
+    os.write(_worker_socket(), struct.pack("<I", len(payload)) + payload)
+    time.sleep(5)                           # it is killed before this ends
+    return "survived"

@@ -358,9 +358,8 @@ proc_start(gild_proc *p, const char *app, int workers, const char *listen,
  * (server/server.c, exit_watchdog). */
 #define CLOSE_HUNG "nng did not close within 5 s"
 
-/* Whether a line of gild's log holds text. */
-static bool
-log_has(const gild_proc *p, const char *text)
+bool
+proc_log_has(const gild_proc *p, const char *text)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -498,7 +497,7 @@ proc_wait(gild_proc *p)
 	}
 	/* gild exits with the status it meant to when nng's close hangs (its
 	 * 5 s watchdog): a hang all the same, which exit 0 would hide. */
-	if (log_has(p, CLOSE_HUNG)) {
+	if (proc_log_has(p, CLOSE_HUNG)) {
 		fprintf(stderr, "gild's close hung: '%s' in its log\n",
 		    CLOSE_HUNG);
 		rc = -1;

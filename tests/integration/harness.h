@@ -51,6 +51,8 @@ int proc_wait(gild_proc *p);
 
 /* Prints gild's stderr log (for failures). */
 void proc_dump_log(const gild_proc *p);
+/* Whether a line of gild's log holds text. */
+bool proc_log_has(const gild_proc *p, const char *text);
 
 /* gild's log (its stderr) so far, one NUL-terminated string per line
  * (without its newline), in *lines (new: free with proc_log_free), and

@@ -627,6 +627,156 @@ test_template_killed_before_ready(void)
 	served_stop(&s);
 }
 
+/* ---- the app's catalogue across reloads -------------------------------- */
+
+/* Issue 17: only a worker's first Hello counts. A worker that sends
+ * another (the app writes one to its socket, as a broken worker would) is
+ * replaced: its call ends WORKER_LOST, and the server's list of functions
+ * stays the app's, not the one the second Hello carried. */
+static void
+test_second_hello(void)
+{
+	server s;
+	gild_result res;
+	gild_value *st = NULL;
+	const gild_value *fns;
+	bool evil = false;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, NULL), 0);
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "second_hello",
+					 NULL, 0), &res),
+	    GILD_WORKER_LOST);
+	CU_ASSERT(message_has(&res, "second hello"));
+	gild_result_clear(&res);
+	served_assert_serving(s.c); /* add() is still there */
+	CU_ASSERT_EQUAL_FATAL(gild_status(s.c, 10000, &st, NULL), GILD_OK);
+	fns = gild_map_get(st, "functions");
+	for (size_t i = 0; i < gild_value_len(fns); i++)
+		evil |= strcmp(value_str(gild_value_item(fns, i)), "evil") == 0;
+	CU_ASSERT_FALSE(evil);
+	CU_ASSERT(gild_value_len(fns) > 5);
+	gild_value_free(st);
+	CU_ASSERT(proc_log_has(&s.p, "second hello"));
+	served_stop(&s);
+}
+
+/* The app of test_reload_batching: double(x) is 2x, as a plain function or
+ * batched; each result says which and in which process. */
+static int
+write_double_app(const char *path, bool batched)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL)
+		return -1;
+	fputs("import os\nimport gild\n\n", f);
+	if (batched)
+		fputs("@gild.function(batch=8, batch_wait_ms=2)\n"
+		      "def double(xs):\n"
+		      "    return [[2 * x, 'batched', os.getpid()] for x in xs]\n",
+		    f);
+	else
+		fputs("def double(x):\n"
+		      "    return [2 * x, 'plain', os.getpid()]\n",
+		    f);
+	return fclose(f);
+}
+
+/* Issue 17: a call takes the options of the generation of the worker that
+ * runs it. A SIGHUP turns double() into a batched function, and another
+ * turns it back, under a loop of 32 calls in flight on 2 workers (so that
+ * batches form): old workers still serve while new ones start, and every
+ * call must come back 2x, from code of either version, never a batch sent
+ * to the plain code or a single call to the batched one. Each version runs
+ * until 200 calls in a row came from its code (60 s at most in all). */
+static void
+test_reload_batching(void)
+{
+	enum { WINDOW = 32 };
+	gild_call_id ids[WINDOW];
+	int64_t xs[WINDOW];
+	char dir[] = "/tmp/gild-batchreload-XXXXXX", app[64];
+	int failed = 0, calls = 0, head = 0, phase = 0, in_a_row = 0;
+	bool hup_due = false;
+	int64_t next_x = 1;
+	server s;
+
+	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+	snprintf(app, sizeof(app), "%s/app.py", dir);
+	CU_ASSERT_EQUAL_FATAL(write_double_app(app, false), 0);
+	CU_ASSERT_EQUAL_FATAL(served_start(&s, app, 2, NULL), 0);
+	for (int i = 0; i < WINDOW; i++) {
+		gild_value *args = gild_list();
+		gild_list_append(args, gild_int(xs[i] = next_x++));
+		CU_ASSERT_EQUAL(gild_submit(s.c, "double", args, NULL, &ids[i],
+				    NULL), GILD_OK);
+		gild_value_free(args);
+	}
+	/* phase 0: plain, 1: batched, 2: plain again. */
+	for (double end = now_s() + 60; phase < 3 && now_s() < end; calls++) {
+		gild_result res = {0};
+		const char *want = phase == 1 ? "batched" : "plain";
+		gild_value *args;
+
+		if (gild_wait(s.c, ids[head], 30000, &res) != GILD_OK ||
+		    res.code != GILD_OK ||
+		    gild_value_int(gild_value_item(res.value, 0)) !=
+			2 * xs[head]) {
+			if (failed++ < 5)
+				fprintf(stderr, "\n  double(%lld): %s\n",
+				    (long long) xs[head],
+				    res.code != GILD_OK && res.error.message
+					? res.error.message
+					: "a wrong result");
+			in_a_row = 0;
+		} else if (strcmp(value_str(gild_value_item(res.value, 1)),
+			       want) == 0) {
+			in_a_row++;
+		} else {
+			in_a_row = 0;
+		}
+		gild_result_clear(&res);
+		if (in_a_row >= 200 && !hup_due) {
+			in_a_row = 0;
+			if (++phase < 3) {
+				CU_ASSERT_EQUAL(write_double_app(app,
+						    phase == 1), 0);
+				hup_due = true;
+			}
+		}
+		/* A SIGHUP while a reload is under way is not acted on: the
+		 * second waits for the first to be done. */
+		if (hup_due &&
+		    (phase == 1 || proc_log_has(&s.p, "reload done"))) {
+			CU_ASSERT_EQUAL(kill(s.p.pid, SIGHUP), 0);
+			hup_due = false;
+		}
+		args = gild_list();
+		gild_list_append(args, gild_int(xs[head] = next_x++));
+		CU_ASSERT_EQUAL(gild_submit(s.c, "double", args, NULL,
+				    &ids[head], NULL), GILD_OK);
+		gild_value_free(args);
+		head = (head + 1) % WINDOW;
+	}
+	for (int i = 0; i < WINDOW; i++) {
+		gild_result res = {0};
+		if (gild_wait(s.c, ids[i], 30000, &res) != GILD_OK ||
+		    res.code != GILD_OK ||
+		    gild_value_int(gild_value_item(res.value, 0)) != 2 * xs[i])
+			failed++;
+		gild_result_clear(&res);
+	}
+	printf("\n  %d calls across two reloads, %d wrong or failed; phase %d\n",
+	    calls, failed, phase);
+	CU_ASSERT_EQUAL(phase, 3);
+	CU_ASSERT_EQUAL(failed, 0);
+	if (phase < 3 || failed > 0)
+		proc_dump_log(&s.p);
+	served_stop(&s);
+	unlink(app);
+	rmdir(dir);
+}
+
 /* ---- connection churn -------------------------------------------------- */
 
 /* Open descriptors and resident KiB of process pid. */
@@ -1015,6 +1165,11 @@ main(void)
 	CU_add_test(s, "SIGHUP reloads under load (--spawn exec)", test_sighup_reload_exec);
 	CU_add_test(s, "the template killed while it imports: restarted at once",
 	    test_template_killed_before_ready);
+	CU_add_test(s, "a second Hello: the worker is replaced",
+	    test_second_hello);
+	CU_add_test(s, "SIGHUP between plain and batched: each call runs as "
+		       "its worker's code expects",
+	    test_reload_batching);
 	CU_add_test(s, "1,000 clients come and go", test_connection_churn);
 	CU_add_test(s, "--pipeline: waiting calls survive a kill and a deadline",
 	    test_pipeline_waiting_calls);

@@ -1,0 +1,232 @@
+/* catalog: what the app exports, per distinct Hello (catalog.h). */
+#include "catalog.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker.pb-c.h"
+
+struct catalog_table {
+	uint8_t *key;      /* its Hello without the pid, packed: to compare */
+	size_t key_len;
+	char **functions;
+	catalog_options *options; /* [nfunctions] */
+	size_t nfunctions;
+	char **classes;
+	uint32_t *restarts; /* [nclasses] */
+	size_t nclasses;
+	char *python_version;
+	bool gil_enabled;
+	int holders;       /* workers (and takers) holding it */
+	catalog_table *next;
+};
+
+struct catalog {
+	catalog_table *all;
+	catalog_table *newest;
+	size_t count;
+};
+
+int
+catalog_new(catalog **out)
+{
+	return (*out = calloc(1, sizeof(**out))) != NULL ? 0 : -ENOMEM;
+}
+
+static void
+table_free(catalog_table *t)
+{
+	for (size_t i = 0; i < t->nfunctions; i++)
+		free(t->functions[i]);
+	for (size_t i = 0; i < t->nclasses; i++)
+		free(t->classes[i]);
+	free(t->functions);
+	free(t->options);
+	free(t->classes);
+	free(t->restarts);
+	free(t->python_version);
+	free(t->key);
+	free(t);
+}
+
+/* Unlinks and frees t if nothing holds it and it is not the newest. */
+static void
+maybe_free(catalog *c, catalog_table *t)
+{
+	if (t->holders > 0 || t == c->newest)
+		return;
+	for (catalog_table **pp = &c->all; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			c->count--;
+			break;
+		}
+	}
+	table_free(t);
+}
+
+void
+catalog_free(catalog *c)
+{
+	if (c == NULL)
+		return;
+	while (c->all != NULL) {
+		catalog_table *t = c->all;
+		c->all = t->next;
+		table_free(t);
+	}
+	free(c);
+}
+
+/* A table of Hello h (its key: key_len bytes, taken), or NULL. */
+static catalog_table *
+table_of(const Gild__Worker__V1__Hello *h, uint8_t *key, size_t key_len)
+{
+	catalog_table *t = calloc(1, sizeof(*t));
+	size_t nf = h->n_functions, nc = h->n_actor_classes;
+
+	if (t == NULL) {
+		free(key);
+		return NULL;
+	}
+	t->key = key;
+	t->key_len = key_len;
+	t->functions = calloc(nf + 1, sizeof(*t->functions));
+	t->options = calloc(nf + 1, sizeof(*t->options));
+	t->classes = calloc(nc + 1, sizeof(*t->classes));
+	t->restarts = calloc(nc + 1, sizeof(*t->restarts));
+	t->python_version = strdup(h->python_version);
+	if (t->functions == NULL || t->options == NULL || t->classes == NULL ||
+	    t->restarts == NULL || t->python_version == NULL)
+		goto fail;
+	for (; t->nfunctions < nf; t->nfunctions++) {
+		size_t i = t->nfunctions;
+		if ((t->functions[i] = strdup(h->functions[i])) == NULL)
+			goto fail;
+		for (size_t k = 0; k < h->n_options; k++) {
+			const Gild__Worker__V1__FunctionOptions *o =
+			    h->options[k];
+			if (strcmp(o->name, h->functions[i]) != 0)
+				continue;
+			t->options[i] = (catalog_options){
+			    .timeout_ms = o->timeout_ms,
+			    .retries = o->retries,
+			    .batch = o->batch,
+			    .batch_wait_us = o->batch_wait_us,
+			    .concurrency = o->concurrency};
+		}
+	}
+	for (; t->nclasses < nc; t->nclasses++) {
+		size_t i = t->nclasses;
+		if ((t->classes[i] = strdup(h->actor_classes[i]->name)) == NULL)
+			goto fail;
+		t->restarts[i] = h->actor_classes[i]->max_restarts;
+	}
+	t->gil_enabled = h->gil_enabled;
+	return t;
+fail:
+	table_free(t);
+	return NULL;
+}
+
+catalog_table *
+catalog_take(catalog *c, const uint8_t *hello, size_t len, int32_t *pid)
+{
+	Gild__Worker__V1__Hello *h;
+	catalog_table *t = NULL;
+	uint8_t *key;
+	size_t key_len;
+
+	if ((h = gild__worker__v1__hello__unpack(NULL, len, hello)) == NULL)
+		return NULL;
+	*pid = h->pid;
+	h->pid = 0; /* the table is the same whichever worker sent it */
+	key_len = gild__worker__v1__hello__get_packed_size(h);
+	if ((key = malloc(key_len ? key_len : 1)) == NULL)
+		goto done;
+	gild__worker__v1__hello__pack(h, key);
+	if (c->newest != NULL && c->newest->key_len == key_len &&
+	    memcmp(c->newest->key, key, key_len) == 0) {
+		free(key);
+		t = c->newest;
+	} else if ((t = table_of(h, key, key_len)) != NULL) {
+		catalog_table *old = c->newest;
+		t->next = c->all;
+		c->all = t;
+		c->count++;
+		c->newest = t;
+		if (old != NULL)
+			maybe_free(c, old);
+	}
+	if (t != NULL)
+		t->holders++;
+done:
+	gild__worker__v1__hello__free_unpacked(h, NULL);
+	return t;
+}
+
+void
+catalog_release(catalog *c, catalog_table *t)
+{
+	if (t == NULL)
+		return;
+	t->holders--;
+	maybe_free(c, t);
+}
+
+const catalog_table *
+catalog_newest(const catalog *c)
+{
+	return c->newest;
+}
+
+const char *const *
+catalog_functions(const catalog_table *t, size_t *n)
+{
+	*n = t != NULL ? t->nfunctions : 0;
+	return t != NULL ? (const char *const *) t->functions : NULL;
+}
+
+catalog_options
+catalog_function_options(const catalog_table *t, const char *name,
+    size_t len)
+{
+	for (size_t i = 0; t != NULL && i < t->nfunctions; i++)
+		if (strlen(t->functions[i]) == len &&
+		    memcmp(t->functions[i], name, len) == 0)
+			return t->options[i];
+	return (catalog_options){0};
+}
+
+bool
+catalog_actor_class(const catalog_table *t, const char *name, size_t len,
+    uint32_t *max_restarts)
+{
+	for (size_t i = 0; t != NULL && i < t->nclasses; i++) {
+		if (strlen(t->classes[i]) == len &&
+		    memcmp(t->classes[i], name, len) == 0) {
+			*max_restarts = t->restarts[i];
+			return true;
+		}
+	}
+	return false;
+}
+
+const char *
+catalog_python_version(const catalog_table *t)
+{
+	return t != NULL ? t->python_version : NULL;
+}
+
+bool
+catalog_gil_enabled(const catalog_table *t)
+{
+	return t != NULL && t->gil_enabled;
+}
+
+size_t
+catalog_count(const catalog *c)
+{
+	return c->count;
+}

@@ -3,6 +3,7 @@
 #include "supervisor.h"
 
 #include "catalog.h"
+#include "fields.h"
 #include "forker.h"
 #include "frame.h"
 #include "framein.h"
@@ -976,21 +977,6 @@ supervisor_start(supervisor *s)
 	return 0;
 }
 
-/* ToWorker and Batch field numbers (worker.proto). */
-enum {
-	TW_JOB_ID = 1,
-	TW_CALL = 2,
-	TW_REQUEST_ID = 6,
-	TW_DEADLINE_MS = 7,
-	TW_QUEUED_US = 8,
-	TW_BATCH = 9,
-	TW_ACTOR_NEW = 10,
-	TW_ACTOR_ID = 11,
-	TW_ACTOR_DESTROY = 12,
-	TW_EXEC = 13,
-	BATCH_JOB_IDS = 1,
-	BATCH_CALLS = 2,
-};
 
 /* Writes each worker's pending frames: at once, in one writev, when
  * nothing of its earlier ones waits in its bufferevent; what the socket
@@ -1089,31 +1075,31 @@ supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
 	w = &s->w[slot];
 	if (w->state != W_READY || w->bev == NULL)
 		return -EPIPE;
-	h += wire_put_tag(head + h, TW_JOB_ID, WIRE_VARINT);
+	h += wire_put_tag(head + h, GILD_WF_TO_WORKER_JOB_ID, WIRE_VARINT);
 	h += wire_put_varint(head + h, jobs[0].job_id);
-	h += wire_put_tag(head + h, TW_REQUEST_ID, WIRE_VARINT);
+	h += wire_put_tag(head + h, GILD_WF_TO_WORKER_REQUEST_ID, WIRE_VARINT);
 	h += wire_put_varint(head + h, jobs[0].request_id);
-	h += wire_put_tag(head + h, TW_DEADLINE_MS, WIRE_VARINT);
+	h += wire_put_tag(head + h, GILD_WF_TO_WORKER_DEADLINE_MS, WIRE_VARINT);
 	h += wire_put_varint(head + h, jobs[0].deadline_ms);
-	h += wire_put_tag(head + h, TW_QUEUED_US, WIRE_VARINT);
+	h += wire_put_tag(head + h, GILD_WF_TO_WORKER_QUEUED_US, WIRE_VARINT);
 	h += wire_put_varint(head + h, jobs[0].queued_us);
 	if (jobs[0].op == SUP_EXEC && batch)
 		return -EINVAL;
 	if (jobs[0].op == SUP_ACTOR_NEW || jobs[0].op == SUP_ACTOR_DESTROY) {
-		h += wire_put_tag(head + h, TW_ACTOR_ID, WIRE_VARINT);
+		h += wire_put_tag(head + h, GILD_WF_TO_WORKER_ACTOR_ID, WIRE_VARINT);
 		h += wire_put_varint(head + h, jobs[0].actor_id);
 	}
 	if (jobs[0].op == SUP_ACTOR_DESTROY) {
-		h += wire_put_tag(head + h, TW_ACTOR_DESTROY, WIRE_VARINT);
+		h += wire_put_tag(head + h, GILD_WF_TO_WORKER_ACTOR_DESTROY, WIRE_VARINT);
 		h += wire_put_varint(head + h, 1);
 		rest = 0;
 	} else if (!batch) {
 		/* ToWorker{..., call}: the call bytes are not copied. For
 		 * SUP_ACTOR_NEW they are an ActorNew, for SUP_EXEC an Exec. */
 		h += wire_put_tag(head + h,
-		    jobs[0].op == SUP_ACTOR_NEW ? TW_ACTOR_NEW
-		    : jobs[0].op == SUP_EXEC    ? TW_EXEC
-						: TW_CALL,
+		    jobs[0].op == SUP_ACTOR_NEW ? GILD_WF_TO_WORKER_ACTOR_NEW
+		    : jobs[0].op == SUP_EXEC    ? GILD_WF_TO_WORKER_EXEC
+						: GILD_WF_TO_WORKER_CALL,
 		    WIRE_LEN);
 		h += wire_put_varint(head + h, jobs[0].len);
 		rest = jobs[0].len;
@@ -1126,9 +1112,9 @@ supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
 		for (size_t i = 0; i < n; i++)
 			rest += 1 + wire_put_varint(tag, jobs[i].len) + jobs[i].len;
 		body += rest - nids;
-		h += wire_put_tag(head + h, TW_BATCH, WIRE_LEN);
+		h += wire_put_tag(head + h, GILD_WF_TO_WORKER_BATCH, WIRE_LEN);
 		h += wire_put_varint(head + h, body);
-		h += wire_put_tag(head + h, BATCH_JOB_IDS, WIRE_LEN);
+		h += wire_put_tag(head + h, GILD_WF_BATCH_JOB_IDS, WIRE_LEN);
 		h += wire_put_varint(head + h, nids);
 	}
 	/* The payload: what head holds after the frame header, then the
@@ -1145,7 +1131,7 @@ supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
 	} else {
 		seg[ns++] = (struct iovec){ids, nids};
 		for (size_t i = 0; i < n; i++) {
-			size_t t = wire_put_tag(tags[i], BATCH_CALLS, WIRE_LEN);
+			size_t t = wire_put_tag(tags[i], GILD_WF_BATCH_CALLS, WIRE_LEN);
 			t += wire_put_varint(tags[i] + t, jobs[i].len);
 			seg[ns++] = (struct iovec){tags[i], t};
 			ref[ns] = true;

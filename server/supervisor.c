@@ -94,6 +94,8 @@ struct supervisor {
 	worker *w;
 	struct event *sigchld_ev;
 	struct event *kill_ev;
+	struct event *reload_ev; /* runs a reload asked for during one */
+	bool reload_pending;     /* a SIGHUP came during a reload */
 	struct event *flush_ev; /* made active when a frame is pending */
 	bool stopping;
 	bool ever_ready;
@@ -169,6 +171,8 @@ since(const struct timespec *t)
 	return (double) (now.tv_sec - t->tv_sec) +
 	       (double) (now.tv_nsec - t->tv_nsec) / 1e9;
 }
+
+static void reload_later(supervisor *s);
 
 /* ---- hello: the app's functions ---------------------------------------- */
 
@@ -781,7 +785,9 @@ on_forker_reaped(void *arg, uint32_t gen)
 		if (w->tgen == gen && w->pid > 0 && kill(w->pid, 0) == -1 &&
 		    errno == ESRCH)
 			on_reaped(w, -1, "ended with its template");
-	}
+	}	/* A reload's old template once it is done, or a new one whose app
+	 * did not import: a reload asked for meanwhile may go now. */
+	reload_later(s);
 }
 
 static void
@@ -799,6 +805,31 @@ on_forker_stopped(void *arg)
 }
 
 /* ---- reload ------------------------------------------------------------ */
+
+/* A SIGHUP came while a reload was under way: once that one is over (its
+ * workers replaced, its old template gone, or its app failed to import),
+ * one more runs, for the app as it is now. Checked after the events that
+ * may end a reload, from a timer so that the forker has finished its own
+ * bookkeeping first. */
+static void
+reload_later(supervisor *s)
+{
+	struct timeval now = {0, 0};
+
+	if (s->reload_pending && !s->stopping)
+		evtimer_add(s->reload_ev, &now);
+}
+
+static void
+on_reload_timer(evutil_socket_t fd, short what, void *arg)
+{
+	supervisor *s = arg;
+
+	if (s->reload_pending && !s->stopping && s->rolling < 0 &&
+	    !forker_reloading(s->fk))
+		supervisor_reload(s);
+}
+
 
 /* Replaces the next worker started before the reload, one at a time: a
  * ready worker is retired when idle (now, or after its running job); the
@@ -829,6 +860,7 @@ roll_next(supervisor *s)
 	s->rolling = -1;
 	log_info("reload done: every worker runs the reloaded app");
 	forker_reload_done(s->fk);
+	reload_later(s);
 }
 
 void
@@ -837,9 +869,13 @@ supervisor_reload(supervisor *s)
 	if (s->stopping)
 		return;
 	if (s->rolling >= 0 || forker_reloading(s->fk)) {
-		log_warn("reload: one is already under way");
+		/* The app may have changed since that one imported it. */
+		if (!s->reload_pending)
+			log_info("reload: one is under way; another follows it");
+		s->reload_pending = true;
 		return;
 	}
+	s->reload_pending = false;
 	s->generation++;
 	log_info("reload: %s", s->cfg.use_template
 				   ? "importing the app in a new template"
@@ -930,10 +966,11 @@ supervisor_init(supervisor **out, struct event_base *base,
 	s->w = calloc((size_t) cfg->workers, sizeof(worker));
 	s->sigchld_ev = evsignal_new(base, SIGCHLD, on_sigchld, s);
 	s->kill_ev = evtimer_new(base, on_kill_timer, s);
+	s->reload_ev = evtimer_new(base, on_reload_timer, s);
 	s->flush_ev = event_new(base, -1, 0, on_flush, s);
 	if (catalog_new(&s->cat) != 0 || s->cfg.worker_bin == NULL ||
 	    s->cfg.app == NULL || s->w == NULL ||
-	    s->sigchld_ev == NULL || s->kill_ev == NULL ||
+	    s->sigchld_ev == NULL || s->kill_ev == NULL || s->reload_ev == NULL ||
 	    s->flush_ev == NULL || evsignal_add(s->sigchld_ev, NULL) != 0)
 		goto fail;
 	s->launch = (launch_config){.worker_bin = s->cfg.worker_bin,
@@ -1288,6 +1325,8 @@ supervisor_fini(supervisor *s)
 		event_free(s->sigchld_ev);
 	if (s->kill_ev)
 		event_free(s->kill_ev);
+	if (s->reload_ev)
+		event_free(s->reload_ev);
 	if (s->flush_ev)
 		event_free(s->flush_ev);
 	if (s->cat != NULL)

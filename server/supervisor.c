@@ -1,17 +1,13 @@
 /* The worker supervisor: spawn (forked by the template, forker.c, or
  * exec'd, launch.c), watch, restart, recycle, reload. */
-#include "supervisor.h"
+#include "supervisor_priv.h"
 
 #include "catalog.h"
-#include "fields.h"
 #include "forker.h"
-#include "frame.h"
 #include "framein.h"
 #include "launch.h"
 #include "log.h"
 #include "parse.h"
-#include "wire.h"
-#include "worker.pb-c.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -26,90 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef enum wstate {
-	W_STARTING,   /* spawned, no hello yet */
-	W_READY,      /* said hello, takes jobs */
-	W_DOWN,       /* socket closed or process gone; not both seen yet */
-	W_RESTARTING, /* reaped; restart timer armed */
-	W_STOPPED,    /* reaped after supervisor_stop */
-	W_RETIRING,   /* recycled: socket closed, waiting for the reap */
-	W_DYING,      /* being put down: takes no job, and what it wrote is
-			 read until it is gone (worker_down) */
-} wstate;
-
-/* How a worker is put down (worker_down): what it wrote before it went is
- * read first, so that the jobs it had not started are known for sure. */
-typedef enum down_how {
-	DOWN_GONE,   /* it is gone (EOF, EPIPE, ECONNRESET, reaped): all it
-			wrote is on its socket now */
-	DOWN_KILL,   /* it may still run: kill it, and read until EOF or the
-			reap */
-	DOWN_BROKEN, /* what it wrote cannot be read any further */
-} down_how;
-
-typedef struct worker {
-	supervisor *sup;
-	int slot;
-	wstate state;
-	pid_t pid;              /* 0 once reaped, or while not known (a fork
-				   the template has not answered) */
-	pid_t logged_pid;       /* its process's pid for the log: kept after
-				   the reap; 0 only while not known */
-	struct bufferevent *bev;
-	int chan;               /* its descriptor channel (proto/frame.h);
-				   valid while bev is not NULL, -1: none */
-	/* Frames for it written during this loop pass, in order: flush()
-	 * writes them at the pass's end, in one writev when bev's output is
-	 * empty, without a pass of the loop to wait for the socket. */
-	struct evbuffer *pending;
-	struct event *restart_ev;
-	struct timespec started;
-	uint64_t jobs_done;
-	uint64_t jobs_since_spawn;
-	uint32_t restarts;
-	uint32_t recycles;
-	uint32_t quick_failures; /* consecutive deaths soon after start */
-	bool said_hello;
-	catalog_table *table;   /* what its one hello said (held) */
-	bool killed;            /* by supervisor_kill: restart without backoff */
-	bool roll;              /* replace it after its running job (reload) */
-	bool draining;          /* takes no new job: retired once it has none
-				   running (a recycle with several threads) */
-	int running;            /* jobs sent and not answered */
-	char why[256];          /* W_DYING, W_DOWN: why it was put down */
-	struct event *dying_ev; /* W_DYING: the wait for its death's end */
-	uint32_t generation;    /* the reload it was started after */
-	uint32_t tgen;          /* the template that forked it (0: exec) */
-	bool template_died;     /* that template died: so does it, through
-				   no fault of its own (no backoff) */
-	char *startup_error;    /* message of a StartupError, if sent */
-	char *startup_traceback;
-} worker;
-
-struct supervisor {
-	struct event_base *base;
-	sup_config cfg;
-	sup_events ev;
-	void *arg;
-	worker *w;
-	struct event *sigchld_ev;
-	struct event *kill_ev;
-	struct event *reload_ev; /* runs a reload asked for during one */
-	bool reload_pending;     /* a SIGHUP came during a reload */
-	struct event *flush_ev; /* made active when a frame is pending */
-	bool stopping;
-	bool ever_ready;
-	bool logged_exports;
-	launch_config launch; /* how a gild-worker is started */
-	forker *fk;  /* the template workers are forked from (NULL: exec) */
-	uint32_t generation; /* reloads so far */
-	int rolling;         /* during a reload: the slot being replaced, or -1 */
-	catalog *cat;        /* the app's tables, as the hellos said */
-	catalog_table *tmpl_table; /* the current template's */
-	uint64_t shm_bytes; /* frame payloads sent or received as memfds */
-	uint64_t restarts[4]; /* workers replaced, by restart_reasons[] */
-};
-
 /* Why workers were replaced, as /metrics labels them. */
 enum { RS_SIGNAL, RS_EXIT, RS_KILLED, RS_RECYCLED };
 static const char *const restart_reasons[] = {
@@ -119,19 +31,11 @@ static const char *const restart_reasons[] = {
     [RS_RECYCLED] = "recycled", /* --max-jobs-per-worker, RSS, a reload */
 };
 
-static void worker_down(worker *w, const char *reason, down_how how);
 static void on_reaped(worker *w, int status, const char *why);
 static void maybe_stopped(supervisor *s);
 static void roll_next(supervisor *s);
-static void on_flush(evutil_socket_t fd, short what, void *arg);
 
-/* " (pid N)" naming w's process in a log line, or "" while its pid is
- * not known: a log line never says pid 0. */
-typedef struct pid_note {
-	char s[24];
-} pid_note;
-
-static pid_note
+pid_note
 pid_of(const worker *w)
 {
 	pid_note n = {""};
@@ -141,8 +45,7 @@ pid_of(const worker *w)
 	return n;
 }
 
-/* w's frames of this pass go nowhere (it is being put down). */
-static void
+void
 drop_pending(worker *w)
 {
 	evbuffer_drain(w->pending, evbuffer_get_length(w->pending));
@@ -457,7 +360,7 @@ on_dying_timeout(evutil_socket_t fd, short what, void *arg)
  * must be killed and waited for first, or can no longer be read). A
  * worker that was not up is only closed and killed. The restart follows
  * the reap. */
-static void
+void
 worker_down(worker *w, const char *reason, down_how how)
 {
 	supervisor *s = w->sup;
@@ -967,7 +870,7 @@ supervisor_init(supervisor **out, struct event_base *base,
 	s->sigchld_ev = evsignal_new(base, SIGCHLD, on_sigchld, s);
 	s->kill_ev = evtimer_new(base, on_kill_timer, s);
 	s->reload_ev = evtimer_new(base, on_reload_timer, s);
-	s->flush_ev = event_new(base, -1, 0, on_flush, s);
+	s->flush_ev = event_new(base, -1, 0, supervisor_flush_event, s);
 	if (catalog_new(&s->cat) != 0 || s->cfg.worker_bin == NULL ||
 	    s->cfg.app == NULL || s->w == NULL ||
 	    s->sigchld_ev == NULL || s->kill_ev == NULL || s->reload_ev == NULL ||
@@ -1014,248 +917,6 @@ supervisor_start(supervisor *s)
 	return 0;
 }
 
-
-/* Writes each worker's pending frames: at once, in one writev, when
- * nothing of its earlier ones waits in its bufferevent; what the socket
- * does not take (and any error) is left to the bufferevent, behind what
- * it holds. Runs once per loop pass that wrote frames, after that pass's
- * other callbacks (libevent runs the callbacks made active during a pass
- * in the same pass, in order). */
-static void
-on_flush(evutil_socket_t fd, short what, void *arg)
-{
-	supervisor_flush(arg);
-}
-
-void
-supervisor_flush(supervisor *s)
-{
-	event_del(s->flush_ev); /* made active: written now instead */
-	for (int i = 0; i < s->cfg.workers; i++) {
-		worker *w = &s->w[i];
-		struct evbuffer *out;
-
-		if (evbuffer_get_length(w->pending) == 0)
-			continue;
-		if (w->bev == NULL) {
-			drop_pending(w);
-			continue;
-		}
-		out = bufferevent_get_output(w->bev);
-		if (evbuffer_get_length(out) == 0)
-			(void) evbuffer_write(w->pending,
-			    bufferevent_getfd(w->bev));
-		if (evbuffer_get_length(w->pending) > 0 &&
-		    evbuffer_add_buffer(out, w->pending) != 0) {
-			/* A frame cut short would garble the stream. */
-			worker_down(w, "out of memory for its socket's output",
-			    DOWN_KILL);
-		}
-	}
-}
-
-/* Where a frame for w goes: its pending frames, written at the end of this
- * loop pass (on_flush). */
-static struct evbuffer *
-outbox(worker *w)
-{
-	if (evbuffer_get_length(w->pending) == 0)
-		event_active(w->sup->flush_ev, 0, 0);
-	return w->pending;
-}
-
-/* Sends a frame whose payload is the ns pieces of seg (len bytes) through
- * a memfd on w's descriptor channel. Returns 0, or -errno when it did not
- * (then nothing was sent: the socket can take the frame instead). */
-static int
-send_shm(worker *w, const struct iovec *seg, int ns, size_t len)
-{
-	struct evbuffer *out = outbox(w);
-	uint8_t hdr[FRAME_HEADER_LEN];
-	int mfd, rc;
-
-	/* Once the descriptor is sent its header must follow: make room
-	 * first, so adding it cannot fail. */
-	if (evbuffer_expand(out, sizeof(hdr)) != 0)
-		return -ENOMEM;
-	if ((mfd = frame_shm_create(seg, ns)) < 0)
-		return mfd;
-	/* Non-blocking: a full channel means the socket takes this one. */
-	rc = frame_shm_send(w->chan, mfd, 1);
-	close(mfd);
-	if (rc != 0)
-		return rc;
-	frame_header_encode_shm(hdr, len);
-	evbuffer_add(out, hdr, sizeof(hdr));
-	w->sup->shm_bytes += len;
-	return 0;
-}
-
-int
-supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
-    bool batch)
-{
-	/* Head: frame header, job_id, request_id, deadline_ms, queued_us and
-	 * the body's tag and length; for a batch, the packed job ids too. */
-	uint8_t head[FRAME_HEADER_LEN + 8 * (1 + WIRE_MAX_VARINT)];
-	uint8_t ids[n * WIRE_MAX_VARINT + 1], tag[1 + WIRE_MAX_VARINT];
-	uint8_t tags[n][1 + WIRE_MAX_VARINT];
-	struct iovec seg[2 + 2 * n];
-	bool ref[2 + 2 * n];
-	size_t h = FRAME_HEADER_LEN, nids = 0, body = 0, rest = 0, payload;
-	struct evbuffer *out;
-	worker *w;
-	int ns = 0;
-
-	if (slot < 0 || slot >= s->cfg.workers || n == 0 || (n > 1 && !batch))
-		return -EINVAL;
-	w = &s->w[slot];
-	if (w->state != W_READY || w->bev == NULL)
-		return -EPIPE;
-	h += wire_put_tag(head + h, GILD_WF_TO_WORKER_JOB_ID, WIRE_VARINT);
-	h += wire_put_varint(head + h, jobs[0].job_id);
-	h += wire_put_tag(head + h, GILD_WF_TO_WORKER_REQUEST_ID, WIRE_VARINT);
-	h += wire_put_varint(head + h, jobs[0].request_id);
-	h += wire_put_tag(head + h, GILD_WF_TO_WORKER_DEADLINE_MS, WIRE_VARINT);
-	h += wire_put_varint(head + h, jobs[0].deadline_ms);
-	h += wire_put_tag(head + h, GILD_WF_TO_WORKER_QUEUED_US, WIRE_VARINT);
-	h += wire_put_varint(head + h, jobs[0].queued_us);
-	if (jobs[0].op == SUP_EXEC && batch)
-		return -EINVAL;
-	if (jobs[0].op == SUP_ACTOR_NEW || jobs[0].op == SUP_ACTOR_DESTROY) {
-		h += wire_put_tag(head + h, GILD_WF_TO_WORKER_ACTOR_ID, WIRE_VARINT);
-		h += wire_put_varint(head + h, jobs[0].actor_id);
-	}
-	if (jobs[0].op == SUP_ACTOR_DESTROY) {
-		h += wire_put_tag(head + h, GILD_WF_TO_WORKER_ACTOR_DESTROY, WIRE_VARINT);
-		h += wire_put_varint(head + h, 1);
-		rest = 0;
-	} else if (!batch) {
-		/* ToWorker{..., call}: the call bytes are not copied. For
-		 * SUP_ACTOR_NEW they are an ActorNew, for SUP_EXEC an Exec. */
-		h += wire_put_tag(head + h,
-		    jobs[0].op == SUP_ACTOR_NEW ? GILD_WF_TO_WORKER_ACTOR_NEW
-		    : jobs[0].op == SUP_EXEC    ? GILD_WF_TO_WORKER_EXEC
-						: GILD_WF_TO_WORKER_CALL,
-		    WIRE_LEN);
-		h += wire_put_varint(head + h, jobs[0].len);
-		rest = jobs[0].len;
-	} else {
-		/* ToWorker{..., batch{job_ids (packed), calls...}}. */
-		for (size_t i = 0; i < n; i++)
-			nids += wire_put_varint(ids + nids, jobs[i].job_id);
-		body = 1 + wire_put_varint(tag, nids) + nids;
-		rest = nids;
-		for (size_t i = 0; i < n; i++)
-			rest += 1 + wire_put_varint(tag, jobs[i].len) + jobs[i].len;
-		body += rest - nids;
-		h += wire_put_tag(head + h, GILD_WF_TO_WORKER_BATCH, WIRE_LEN);
-		h += wire_put_varint(head + h, body);
-		h += wire_put_tag(head + h, GILD_WF_BATCH_JOB_IDS, WIRE_LEN);
-		h += wire_put_varint(head + h, nids);
-	}
-	/* The payload: what head holds after the frame header, then the
-	 * rest (the call bytes, or the ids and the calls). The call bytes
-	 * are referenced (ref), not copied. */
-	memset(ref, 0, sizeof(ref));
-	seg[ns++] = (struct iovec){head + FRAME_HEADER_LEN,
-	    h - FRAME_HEADER_LEN};
-	if (jobs[0].op == SUP_ACTOR_DESTROY) {
-		/* nothing follows */
-	} else if (!batch) {
-		ref[ns] = true;
-		seg[ns++] = (struct iovec){(void *) jobs[0].call, jobs[0].len};
-	} else {
-		seg[ns++] = (struct iovec){ids, nids};
-		for (size_t i = 0; i < n; i++) {
-			size_t t = wire_put_tag(tags[i], GILD_WF_BATCH_CALLS, WIRE_LEN);
-			t += wire_put_varint(tags[i] + t, jobs[i].len);
-			seg[ns++] = (struct iovec){tags[i], t};
-			ref[ns] = true;
-			seg[ns++] = (struct iovec){(void *) jobs[i].call,
-			    jobs[i].len};
-		}
-	}
-	out = outbox(w);
-	payload = h - FRAME_HEADER_LEN + rest;
-	if (payload >= FRAME_SHM_MIN && w->chan != -1 &&
-	    send_shm(w, seg, ns, payload) == 0) {
-		w->running += (int) n;
-		return 0;
-	}
-	frame_header_encode(head, payload);
-	if (evbuffer_add(out, head, h) != 0) /* header and seg[0] */
-		return -ENOMEM;
-	for (int i = 1; i < ns; i++) {
-		if (seg[i].iov_len == 0)
-			continue;
-		if ((ref[i] ? evbuffer_add_reference(out, seg[i].iov_base,
-				  seg[i].iov_len, NULL, NULL)
-			    : evbuffer_add(out, seg[i].iov_base,
-				  seg[i].iov_len)) != 0)
-			return -ENOMEM;
-	}
-	w->running += (int) n;
-	return 0;
-}
-
-/* Sends a small control message (interrupt, credit) to worker `slot`. */
-static int
-send_control(supervisor *s, int slot, const Gild__Worker__V1__ToWorker *m)
-{
-	uint8_t buf[FRAME_HEADER_LEN + 32];
-	size_t n;
-	worker *w;
-
-	if (slot < 0 || slot >= s->cfg.workers)
-		return -EINVAL;
-	w = &s->w[slot];
-	if (w->bev == NULL || w->state == W_DYING)
-		return -EPIPE;
-	n = gild__worker__v1__to_worker__pack(m, buf + FRAME_HEADER_LEN);
-	frame_header_encode(buf, n);
-	if (evbuffer_add(outbox(w), buf, FRAME_HEADER_LEN + n) != 0)
-		return -ENOMEM;
-	return 0;
-}
-
-int
-supervisor_interrupt(supervisor *s, int slot, uint64_t job_id, int code)
-{
-	Gild__Worker__V1__ToWorker m = GILD__WORKER__V1__TO_WORKER__INIT;
-	Gild__Worker__V1__Interrupt in = GILD__WORKER__V1__INTERRUPT__INIT;
-
-	in.code = (Gild__V1__Code) code;
-	m.job_id = job_id;
-	m.body_case = GILD__WORKER__V1__TO_WORKER__BODY_INTERRUPT;
-	m.interrupt = &in;
-	return send_control(s, slot, &m);
-}
-
-int
-supervisor_take_back(supervisor *s, int slot, uint64_t job_id)
-{
-	Gild__Worker__V1__ToWorker m = GILD__WORKER__V1__TO_WORKER__INIT;
-	Gild__Worker__V1__TakeBack tb = GILD__WORKER__V1__TAKE_BACK__INIT;
-
-	m.job_id = job_id;
-	m.body_case = GILD__WORKER__V1__TO_WORKER__BODY_TAKE_BACK;
-	m.take_back = &tb;
-	return send_control(s, slot, &m);
-}
-
-int
-supervisor_credit(supervisor *s, int slot, uint64_t job_id, uint32_t n)
-{
-	Gild__Worker__V1__ToWorker m = GILD__WORKER__V1__TO_WORKER__INIT;
-	Gild__Worker__V1__Credit c = GILD__WORKER__V1__CREDIT__INIT;
-
-	c.n = n;
-	m.job_id = job_id;
-	m.body_case = GILD__WORKER__V1__TO_WORKER__BODY_CREDIT;
-	m.credit = &c;
-	return send_control(s, slot, &m);
-}
 
 void
 supervisor_kill(supervisor *s, int slot, const char *reason)

@@ -50,21 +50,42 @@ reply_send(listener *lst, listener_req *to, uint64_t request_id,
 	listener_reply(lst, to, m);
 }
 
-/* Sends Reply{id, error{code, message}} as the one reply to `to`. */
+/* Sends Reply{id, error{code, message, not_started}}. */
+static void
+send_error(listener *lst, listener_req *to, uint64_t request_id,
+    Gild__V1__Code code, const char *message, bool not_started)
+{
+	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
+	Gild__V1__Error e = GILD__V1__ERROR__INIT;
+
+	e.code = code;
+	e.message = (char *) message;
+	e.not_started = not_started;
+	r.body_case = GILD__V1__REPLY__BODY_ERROR;
+	r.error = &e;
+	reply_send(lst, to, request_id, &r);
+}
+
+/* Sends Reply{id, result{*val}}. */
+static void
+send_result(listener *lst, listener_req *to, uint64_t request_id,
+    Gild__V1__Value *val)
+{
+	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
+
+	r.body_case = GILD__V1__REPLY__BODY_RESULT;
+	r.result = val;
+	reply_send(lst, to, request_id, &r);
+}
+
 void
 reply_verror(listener *lst, listener_req *to, uint64_t request_id,
     Gild__V1__Code code, const char *fmt, va_list ap)
 {
-	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
-	Gild__V1__Error e = GILD__V1__ERROR__INIT;
 	char msg[1024];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	e.code = code;
-	e.message = msg;
-	r.body_case = GILD__V1__REPLY__BODY_ERROR;
-	r.error = &e;
-	reply_send(lst, to, request_id, &r);
+	send_error(lst, to, request_id, code, msg, false);
 }
 
 void
@@ -78,50 +99,32 @@ reply_error(listener *lst, listener_req *to, uint64_t request_id,
 	va_end(ap);
 }
 
-/* Sends Reply{id, error{UNAVAILABLE, message, not_started}}: a request
- * refused on arrival because the server is draining. It was not started,
- * so the client may send it again elsewhere (libgild does). */
 void
 reply_refused(listener *lst, listener_req *to, uint64_t request_id,
     const char *message)
 {
-	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
-	Gild__V1__Error e = GILD__V1__ERROR__INIT;
-
-	e.code = GILD__V1__CODE__UNAVAILABLE;
-	e.message = (char *) message;
-	e.not_started = true;
-	r.body_case = GILD__V1__REPLY__BODY_ERROR;
-	r.error = &e;
-	reply_send(lst, to, request_id, &r);
+	send_error(lst, to, request_id, GILD__V1__CODE__UNAVAILABLE, message,
+	    true);
 }
 
-/* Sends Reply{id, result{bool_value}}. */
 void
 reply_bool(listener *lst, listener_req *to, uint64_t request_id, bool v)
 {
-	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
 	Gild__V1__Value val = GILD__V1__VALUE__INIT;
 
 	val.kind_case = GILD__V1__VALUE__KIND_BOOL_VALUE;
 	val.bool_value = v;
-	r.body_case = GILD__V1__REPLY__BODY_RESULT;
-	r.result = &val;
-	reply_send(lst, to, request_id, &r);
+	send_result(lst, to, request_id, &val);
 }
 
-/* Sends Reply{id, result{int_value}}. */
 void
 reply_int(listener *lst, listener_req *to, uint64_t request_id, int64_t v)
 {
-	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
 	Gild__V1__Value val = GILD__V1__VALUE__INIT;
 
 	val.kind_case = GILD__V1__VALUE__KIND_INT_VALUE;
 	val.int_value = v;
-	r.body_case = GILD__V1__REPLY__BODY_RESULT;
-	r.result = &val;
-	reply_send(lst, to, request_id, &r);
+	send_result(lst, to, request_id, &val);
 }
 
 int

@@ -188,15 +188,30 @@ catalog_functions(const catalog_table *t, size_t *n)
 	return t != NULL ? (const char *const *) t->functions : NULL;
 }
 
-catalog_options
-catalog_function_options(const catalog_table *t, const char *name,
-    size_t len)
+/* The index of function `name` (len bytes) in t, or -1. */
+static long
+find_function(const catalog_table *t, const char *name, size_t len)
 {
 	for (size_t i = 0; t != NULL && i < t->nfunctions; i++)
 		if (strlen(t->functions[i]) == len &&
 		    memcmp(t->functions[i], name, len) == 0)
-			return t->options[i];
-	return (catalog_options){0};
+			return (long) i;
+	return -1;
+}
+
+bool
+catalog_has_function(const catalog_table *t, const char *name, size_t len)
+{
+	return find_function(t, name, len) >= 0;
+}
+
+catalog_options
+catalog_function_options(const catalog_table *t, const char *name,
+    size_t len)
+{
+	long i = find_function(t, name, len);
+
+	return i >= 0 ? t->options[i] : (catalog_options){0};
 }
 
 bool

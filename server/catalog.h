@@ -46,10 +46,13 @@ void catalog_release(catalog *c, catalog_table *t);
 const catalog_table *catalog_newest(const catalog *c);
 
 /* Of table t (NULL: none yet, zeroes and NULLs): its functions (sorted,
- * borrowed; *n their count), the options of function `name` (len bytes),
+ * borrowed; *n their count), whether it exports function `name` (len
+ * bytes), the options of that function,
  * whether it has @gild.actor class `name` (and its max_restarts), its
  * Python version and whether that Python runs with the GIL. */
 const char *const *catalog_functions(const catalog_table *t, size_t *n);
+bool catalog_has_function(const catalog_table *t, const char *name,
+    size_t len);
 catalog_options catalog_function_options(const catalog_table *t,
     const char *name, size_t len);
 bool catalog_actor_class(const catalog_table *t, const char *name, size_t len,

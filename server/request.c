@@ -18,28 +18,14 @@
 #include "streaming.h"
 #include "wire.h"
 
-static bool
-known_function(server *srv, const char *name, size_t len)
-{
-	size_t n;
-	const char *const *fns = supervisor_functions(srv->sup, &n);
-
-	if (n == 0)
-		return true; /* no worker has said hello yet: it will check */
-	for (size_t i = 0; i < n; i++) {
-		if (strlen(fns[i]) == len && memcmp(fns[i], name, len) == 0)
-			return true;
-	}
-	return false;
-}
-
 /* Counts a call answered with code before it became a job. */
 static void
 count_refused(server *srv, const parsed_request *pr, int code)
 {
 	bool known = pr->body == BODY_EXEC ||
 		     (pr->function != NULL &&
-			 known_function(srv, pr->function, pr->function_len));
+			 supervisor_has_function(srv->sup, pr->function,
+			     pr->function_len));
 
 	metrics_call(srv->metrics, known ? pr->function : NULL,
 	    pr->function_len, code, -1);
@@ -81,7 +67,8 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 			code = GILD__V1__CODE__NOT_FOUND;
 			goto done;
 		}
-	} else if (!known_function(srv, pr->function, pr->function_len)) {
+	} else if (!supervisor_has_function(srv->sup, pr->function,
+		       pr->function_len)) {
 		not_found(srv, req, pr->id, pr->function, pr->function_len);
 		code = GILD__V1__CODE__NOT_FOUND;
 		goto done;

@@ -1025,6 +1025,16 @@ supervisor_functions(const supervisor *s, size_t *n)
 	return catalog_functions(catalog_newest(s->cat), n);
 }
 
+bool
+supervisor_has_function(const supervisor *s, const char *name, size_t len)
+{
+	const catalog_table *t = catalog_newest(s->cat);
+	size_t n;
+
+	catalog_functions(t, &n);
+	return n == 0 || catalog_has_function(t, name, len);
+}
+
 sup_function_options
 supervisor_function_options(const supervisor *s, const char *name,
     size_t len)

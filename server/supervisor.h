@@ -141,6 +141,11 @@ int supervisor_count(const supervisor *s);
 /* The functions the app exports, from the newest hello (borrowed; n may be
  * 0 before any worker is ready), and the workers' Python version. */
 const char *const *supervisor_functions(const supervisor *s, size_t *n);
+/* Whether the app exports function `name` (len bytes), as the newest hello
+ * says; true while no function is known (before any hello: the worker
+ * will check). */
+bool supervisor_has_function(const supervisor *s, const char *name,
+    size_t len);
 const char *supervisor_python_version(const supervisor *s);
 /* Whether the workers' interpreter has its GIL on, as the latest hello
  * said (a free-threaded one turns it on for an extension that needs it). */

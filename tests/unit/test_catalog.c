@@ -75,6 +75,10 @@ test_tables(void)
 	CU_ASSERT_EQUAL(catalog_function_options(old1, "ff", 1).timeout_ms,
 	    1500); /* len counts, not the NUL */
 	CU_ASSERT_EQUAL(catalog_function_options(old1, "h", 1).timeout_ms, 0);
+	CU_ASSERT_TRUE(catalog_has_function(old1, "g", 1));
+	CU_ASSERT_FALSE(catalog_has_function(old1, "h", 1));
+	CU_ASSERT_FALSE(catalog_has_function(old1, "gg", 2));
+	CU_ASSERT_FALSE(catalog_has_function(NULL, "g", 1));
 	CU_ASSERT_TRUE(catalog_actor_class(old1, "Counter", 7, &restarts));
 	CU_ASSERT_EQUAL(restarts, 3);
 	CU_ASSERT_FALSE(catalog_actor_class(old1, "Count", 5, &restarts));

@@ -44,7 +44,7 @@ WARN := -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter \
 	$(if $(filter 1,$(WERROR)),-Werror)
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread $(WARN) $(CFLAGS) \
-	$(SAN_FLAGS) -MMD -MP -I$(B)/proto -Iproto -Iclient-lib \
+	$(SAN_FLAGS) -MMD -MP -I$(B)/proto -Iproto -Icommon -Iclient-lib \
 	-DGILD_VERSION='"$(VERSION)"' $(PROTOBUFC_CFLAGS) $(XCFLAGS)
 ALL_LDFLAGS = -pthread $(SAN_FLAGS) $(LDFLAGS)
 
@@ -89,6 +89,7 @@ RUNTIME_TESTS := # run by tests/run.sh, not files to build ("ft:...")
 NOT_RUN := # "WHAT: WHY;" for each suite this build leaves out (tests/run.sh)
 include proto/build.mk
 include mk/cunit.mk
+include common/build.mk
 include client-lib/build.mk
 include client-lib/python/build.mk
 include worker/build.mk

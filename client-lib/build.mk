@@ -1,11 +1,11 @@
 # client-lib/: libgild (static and shared, with the gild.v1 protobuf-c code
 # inside), its pkg-config file, the gildctl CLI and their unit tests.
 GILD_LIB_OBJS := $(addprefix $(B)/client-lib/,value.o error.o codec.o client.o \
-	table.o recv.o resend.o send.o wait.o stream.o actor.o \
-	tlsconf.o)
-# The libraries carry the generated gild.v1 code and the wire reader they use.
-GILD_LIB_DEPS := $(GILD_LIB_OBJS) $(B)/proto/gild.pb-c.o $(B)/proto/wire.o \
-	$(B)/proto/codes.o
+	table.o recv.o resend.o send.o wait.o stream.o actor.o)
+# The libraries carry the generated gild.v1 code, the wire reader and the
+# TLS settings (common/tlsconf.c) they use.
+GILD_LIB_DEPS := $(GILD_LIB_OBJS) $(B)/common/tlsconf.o $(B)/proto/gild.pb-c.o \
+	$(B)/proto/wire.o $(B)/proto/codes.o
 GILD_LIB_LIBS := $(NNG_LIBS) $(PROTOBUFC_LIBS)
 
 $(B)/libgild.a: $(GILD_LIB_DEPS)
@@ -33,9 +33,11 @@ $(B)/gild.pc: client-lib/gild.pc.in gild-pc-always
 		-e 's|@VERSION@|$(VERSION)|' $< > $@.tmp
 	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 
-# gildctl: libgild plus jansson for its JSON arguments (valjson.c).
+# gildctl: libgild plus jansson for its JSON arguments (valjson.c) and for
+# `gildctl status` (common/statusjson.c, which the server's /status uses).
 $(B)/client-lib/valjson.o $(B)/client-lib/gildctl.o: ALL_CFLAGS += $(JANSSON_CFLAGS)
-$(B)/gildctl: $(B)/client-lib/gildctl.o $(B)/client-lib/valjson.o $(B)/libgild.a
+$(B)/gildctl: $(B)/client-lib/gildctl.o $(B)/client-lib/valjson.o \
+		$(B)/common/statusjson.o $(B)/libgild.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(GILD_LIB_LIBS)
 
 LIBS += $(B)/libgild.a $(B)/libgild.so.0 $(B)/libgild.so $(B)/gild.pc

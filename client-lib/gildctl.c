@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "gild.h"
+#include "statusjson.h"
 #include "valjson.h"
 
 #define EXIT_FAILED 1 /* the server or the connection said no */
@@ -521,39 +522,49 @@ cmd_ping(char **urls, size_t n_urls, int timeout_ms)
 	return status;
 }
 
-/* One URL: its status map. Several: an object of them keyed by URL. */
+/* One URL: its status object. Several: an object of them keyed by URL. */
 static int
 cmd_status(char **urls, size_t n_urls, int timeout_ms)
 {
-	gild_value *all = n_urls > 1 ? gild_map() : NULL, *st = NULL;
+	json_t *all = n_urls > 1 ? json_object() : NULL, *one = NULL;
+	char *text;
 	int rc = 0;
 
 	for (size_t i = 0; i < n_urls && rc == 0; i++) {
 		gild_client *c = NULL;
 		gild_error err = {0};
-		gild_value *key;
+		Gild__V1__Status *st;
 
 		if ((rc = connect_to(&urls[i], 1, &c)) != 0)
 			break;
-		if ((rc = gild_status(c, timeout_ms, &st, &err)) != GILD_OK) {
+		if ((rc = client_status_message(c, timeout_ms, &st, &err)) !=
+		    GILD_OK) {
 			print_error(rc, &err);
 			rc = EXIT_FAILED;
-		} else if (all != NULL) {
-			if ((key = gild_cstr(urls[i])) == NULL ||
-			    gild_map_set(all, key, st) != GILD_OK) {
-				gild_value_free(key);
-				gild_value_free(st);
+		} else {
+			json_decref(one);
+			one = statusjson_object(st);
+			gild__v1__status__free_unpacked(st, NULL);
+			if (one == NULL || (all != NULL &&
+			    json_object_set(all, urls[i], one) != 0))
 				rc = EXIT_FAILED;
-			}
-			st = NULL;
 		}
 		gild_error_clear(&err);
 		close_client(c);
 	}
-	if (rc == 0)
-		rc = print_value(all != NULL ? all : st, 2);
-	gild_value_free(all);
-	gild_value_free(st);
+	if (rc == 0) {
+		if ((text = statusjson_dump(all != NULL ? all : one, 2)) ==
+		    NULL) {
+			fprintf(stderr, "gildctl: out of memory\n");
+			rc = EXIT_FAILED;
+		} else {
+			printf("%s\n", text);
+			free(text);
+			rc = fflush(stdout) == 0 ? 0 : EXIT_FAILED;
+		}
+	}
+	json_decref(all);
+	json_decref(one);
 	return rc;
 }
 

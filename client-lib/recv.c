@@ -37,15 +37,10 @@ reply_outcome(enum call_kind kind, const codec_reply *r, gild_result *res)
 		gild__v1__pong__free_unpacked(p, NULL);
 	} else if (r->body == GILD__V1__REPLY__BODY_STATUS &&
 	    kind == CALL_STATUS) {
-		Gild__V1__Status *s =
-		    gild__v1__status__unpack(NULL, r->len, r->data);
-
-		if (s == NULL)
-			error_set(&res->error, GILD_INTERNAL, "malformed status");
-		else if (codec_status_to_value(s, &res->value) != GILD_OK)
+		/* Decoded by the caller (client_status_message). */
+		if ((res->value = gild_bytes(r->data, r->len)) == NULL)
 			error_set(&res->error, GILD_RESOURCE_EXHAUSTED,
 			    "out of memory");
-		gild__v1__status__free_unpacked(s, NULL);
 	} else {
 		error_set(&res->error, GILD_INTERNAL,
 		    "unexpected reply (body %d) from the server", r->body);

@@ -437,18 +437,44 @@ gild_ping(gild_client *c, int timeout_ms, gild_error *err)
 }
 
 int
-gild_status(gild_client *c, int timeout_ms, gild_value **out,
+client_status_message(gild_client *c, int timeout_ms, Gild__V1__Status **out,
     gild_error *err)
 {
 	codec_buf body = {0};
+	gild_value *packed = NULL;
+	const uint8_t *p;
+	size_t len;
+	int rc;
+
+	*out = NULL;
+	if ((rc = codec_encode_status(&body, err)) == GILD_OK)
+		rc = round_trip(c, CALL_STATUS, &body, timeout_ms, &packed,
+		    err);
+	codec_buf_fini(&body);
+	if (rc != GILD_OK)
+		return rc;
+	p = gild_value_bytes(packed, &len);
+	if ((*out = gild__v1__status__unpack(NULL, len, p)) == NULL)
+		rc = error_set(err, GILD_INTERNAL, "malformed status");
+	gild_value_free(packed);
+	return rc;
+}
+
+int
+gild_status(gild_client *c, int timeout_ms, gild_value **out,
+    gild_error *err)
+{
+	Gild__V1__Status *st;
 	int rc;
 
 	if (c == NULL || out == NULL)
 		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
 	*out = NULL;
-	if ((rc = codec_encode_status(&body, err)) == GILD_OK)
-		rc = round_trip(c, CALL_STATUS, &body, timeout_ms, out, err);
-	codec_buf_fini(&body);
+	if ((rc = client_status_message(c, timeout_ms, &st, err)) != GILD_OK)
+		return rc;
+	if (codec_status_to_value(st, out) != GILD_OK)
+		rc = error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
+	gild__v1__status__free_unpacked(st, NULL);
 	return rc;
 }
 

@@ -2,16 +2,15 @@
 SERVER_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
 SERVER_OBJS := $(SERVER_SRCS:%.c=$(B)/%.o)
 
-# The HTTP side port's /status prints what gildctl does, with its code; TLS
-# settings are read from PEM files as libgild reads them (tlsconf.c).
-SERVER_CLIENT_OBJS := $(addprefix $(B)/client-lib/,codec.o value.o error.o \
-	valjson.o tlsconf.o)
+# What the server shares with libgild and gildctl (common/): TLS settings
+# from PEM files, and a Status as JSON for the side port's /status.
+SERVER_COMMON_OBJS := $(B)/common/tlsconf.o $(B)/common/statusjson.o
 
 # mbedTLS (Debian's nng is built on it) checks that a --tls-key belongs to
 # its --tls-cert (tlscheck.c), which nng does not.
 MBEDTLS_LIBS := -lmbedx509 -lmbedcrypto
 
-$(B)/gild: $(B)/server/main.o $(SERVER_OBJS) $(SERVER_CLIENT_OBJS) \
+$(B)/gild: $(B)/server/main.o $(SERVER_OBJS) $(SERVER_COMMON_OBJS) \
 		$(B)/libgildproto.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EVENT_LIBS) $(NNG_LIBS) \
 		$(PROTOBUFC_LIBS) $(JANSSON_LIBS) $(MBEDTLS_LIBS)

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gild.h"
+#include "codes.h"
 #include "log.h"
 #include "metrics.h"
 #include "reply.h"
@@ -51,6 +51,7 @@ log_call(enum log_level level, const job *j, const char *fmt, ...)
 static void
 log_slow(const sjob *sj, double took)
 {
+	const char *code = codes_name(sj->end_code);
 	char fn[256];
 
 	snprintf(fn, sizeof(fn), "%.*s", (int) sj->j.function_len,
@@ -58,7 +59,7 @@ log_slow(const sjob *sj, double took)
 	log_event(LOG_WARN,
 	    (log_field[]){LOG_NUM("request_id", sj->j.request_id),
 		LOG_STR("function", fn),
-		LOG_STR("code", gild_code_name(sj->end_code)),
+		LOG_STR("code", code != NULL ? code : "UNKNOWN"),
 		LOG_NUM("duration_ms", took * 1e3),
 		LOG_NUM("connection", sj->j.pipe)},
 	    5, "slow call: '%s' took %.0f ms (--slow-ms %" PRIu32 ")", fn,

@@ -4,10 +4,9 @@
 
 #include <string.h>
 
-#include "codec.h"
 #include "job.h"
 #include "reply.h"
-#include "valjson.h"
+#include "statusjson.h"
 
 static double
 uptime(const server *srv)
@@ -133,16 +132,16 @@ status_json(void *arg)
 	Gild__V1__Status st = GILD__V1__STATUS__INIT;
 	int n = supervisor_count(srv->sup);
 	Gild__V1__WorkerStatus ws[n], *wp[n];
-	gild_value *v = NULL;
 	status_times tm;
-	char *json;
+	json_t *obj;
+	char *text;
 
 	fill(srv, &st, ws, wp, &tm);
-	if (codec_status_to_value(&st, &v) != GILD_OK)
+	if ((obj = statusjson_object(&st)) == NULL)
 		return NULL;
-	json = valjson_dump(v, 2);
-	gild_value_free(v);
-	return json;
+	text = statusjson_dump(obj, 2);
+	json_decref(obj);
+	return text;
 }
 
 char *

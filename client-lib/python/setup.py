@@ -40,8 +40,8 @@ VERSION = version()
 SOURCES = ["_native.c", "pyvalue.c"]
 SOURCES += ["../" + f for f in ("value.c", "codec.c", "error.c", "client.c",
                                  "table.c", "recv.c", "resend.c", "send.c",
-                                 "wait.c", "stream.c", "actor.c", "tlsconf.c")]
-SOURCES += ["../../proto/wire.c", "../../proto/codes.c",
+                                 "wait.c", "stream.c", "actor.c")]
+SOURCES += ["../../common/tlsconf.c", "../../proto/wire.c", "../../proto/codes.c",
             "../../build/proto/gild.pb-c.c"]
 
 
@@ -64,7 +64,7 @@ class BuildExt(build_ext):
 native = Extension(
     "gild._native",
     sources=SOURCES,
-    include_dirs=["..", "../../proto", "../../build/proto"],
+    include_dirs=["..", "../../common", "../../proto", "../../build/proto"],
     define_macros=[("_GNU_SOURCE", None),
                    ("GILD_VERSION", '"%s"' % VERSION)],
     extra_compile_args=["-std=c11", "-pthread", "-fvisibility=hidden"],

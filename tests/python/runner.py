@@ -62,7 +62,8 @@ def main(path):
           % (r.passed, failed, len(r.skipped), len(r.expectedFailures),
              len(left_out)))
     ran = r.passed + failed + len(r.skipped) + len(r.expectedFailures)
-    return 0 if failed == 0 and ran > 0 else 1
+    # A file that runs nothing fails, unless GILD_TEST_ONLY left it all out.
+    return 0 if failed == 0 and (ran > 0 or left_out) else 1
 
 
 if __name__ == "__main__":

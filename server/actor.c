@@ -373,7 +373,6 @@ actor_job_result(server *srv, sjob *sj, int slot, const uint8_t *fields,
 	bool ok = wire_find(fields, len, GILD_WF_FROM_WORKER_RESULT, &f) == 1;
 	bool internal = sj->call.internal;
 	int kind = sj->kind;
-	nng_msg *m;
 
 	if (!answer)
 		(void) 0; /* nobody waits, or its client has its answer */
@@ -382,10 +381,8 @@ actor_job_result(server *srv, sjob *sj, int slot, const uint8_t *fields,
 					    sj->j.request_id, (int64_t) a->id)
 				      : reply_bool(srv->lst, sj->j.reply_to,
 					    sj->j.request_id, true));
-	else if ((m = reply_start(sj->j.request_id)) != NULL &&
-		 nng_msg_append(m, fields, len) == 0)
-		listener_reply(srv->lst, sj->j.reply_to, m); /* its error */
-	else
+	else if (!reply_forward(srv->lst, sj->j.reply_to, sj->j.request_id,
+		     fields, len)) /* its error */
 		reply_error(srv->lst, sj->j.reply_to, sj->j.request_id,
 		    GILD__V1__CODE__INTERNAL, "server out of memory");
 	job_free(&sj->j);

@@ -1,10 +1,9 @@
 /* The client-facing side: nng REP contexts on the libevent loop. */
 #include "listener.h"
 
-#include "fields.h"
 #include "log.h"
+#include "replymsg.h"
 #include "tlsconf.h"
-#include "wire.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -384,19 +383,13 @@ listener_batch_member(listener *l, listener_req *batch)
 static void
 batch_release(listener *l, listener_req *r)
 {
-	uint8_t head[2 * (1 + WIRE_MAX_VARINT)];
-	size_t n = 0;
 	nng_msg *m;
 
 	if (--r->members > 0)
 		return;
 	m = r->replies;
 	r->replies = NULL;
-	n += wire_put_tag(head + n, GILD_F_REPLY_ID, WIRE_VARINT);
-	n += wire_put_varint(head + n, r->batch_id);
-	n += wire_put_tag(head + n, GILD_F_REPLY_BATCH, WIRE_LEN);
-	n += wire_put_varint(head + n, nng_msg_len(m));
-	if (nng_msg_insert(m, head, n) != 0) {
+	if (replymsg_batch_close(m, r->batch_id) != 0) {
 		/* Out of memory: an empty reply still ends the request. */
 		log_error("out of memory: the replies of batch %" PRIu64
 			  " are lost", r->batch_id);
@@ -416,14 +409,8 @@ static void
 member_reply(listener *l, listener_req *r, nng_msg *msg)
 {
 	listener_req *batch = r->batch;
-	uint8_t head[1 + WIRE_MAX_VARINT];
-	size_t n = 0;
 
-	n += wire_put_tag(head, GILD_F_REPLIES_REPLIES, WIRE_LEN);
-	n += wire_put_varint(head + n, nng_msg_len(msg));
-	if (nng_msg_append(batch->replies, head, n) != 0 ||
-	    nng_msg_append(batch->replies, nng_msg_body(msg),
-		nng_msg_len(msg)) != 0)
+	if (replymsg_batch_add(batch->replies, msg) != 0)
 		log_error("out of memory: a reply in batch %" PRIu64
 			  " is lost", batch->batch_id);
 	nng_msg_free(msg);

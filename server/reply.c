@@ -4,31 +4,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "fields.h"
 #include "log.h"
-#include "wire.h"
-
-/* A new reply message with Reply.id set, the body's fields to be appended.
- * NULL when out of memory. */
-nng_msg *
-reply_start(uint64_t request_id)
-{
-	uint8_t buf[1 + WIRE_MAX_VARINT];
-	size_t n = 0;
-	nng_msg *m;
-
-	if (nng_msg_alloc(&m, 0) != 0)
-		return NULL;
-	if (request_id != 0) {
-		n += wire_put_tag(buf, GILD_F_REPLY_ID, WIRE_VARINT);
-		n += wire_put_varint(buf + n, request_id);
-		if (nng_msg_append(m, buf, n) != 0) {
-			nng_msg_free(m);
-			return NULL;
-		}
-	}
-	return m;
-}
+#include "replymsg.h"
 
 /* Sends Reply{id, <r's body>} as the one reply to `to`. r->id is
  * overwritten. */
@@ -36,18 +13,26 @@ void
 reply_send(listener *lst, listener_req *to, uint64_t request_id,
     Gild__V1__Reply *r)
 {
-	size_t len;
-	nng_msg *m;
+	nng_msg *m = replymsg_pack(request_id, r);
 
-	r->id = request_id;
-	len = gild__v1__reply__get_packed_size(r);
-	if (nng_msg_alloc(&m, len) != 0) {
+	if (m == NULL) {
 		log_error("out of memory: reply to request %" PRIu64 " lost",
 		    request_id);
 		return;
 	}
-	gild__v1__reply__pack(r, nng_msg_body(m));
 	listener_reply(lst, to, m);
+}
+
+bool
+reply_forward(listener *lst, listener_req *to, uint64_t request_id,
+    const uint8_t *fields, size_t len)
+{
+	nng_msg *m = replymsg_forward(request_id, fields, len);
+
+	if (m == NULL)
+		return false;
+	listener_reply(lst, to, m);
+	return true;
 }
 
 /* Sends Reply{id, error{code, message, not_started}}. */
@@ -125,22 +110,4 @@ reply_int(listener *lst, listener_req *to, uint64_t request_id, int64_t v)
 	val.kind_case = GILD__V1__VALUE__KIND_INT_VALUE;
 	val.int_value = v;
 	send_result(lst, to, request_id, &val);
-}
-
-int
-reply_fields_code(const uint8_t *p, size_t len, bool error_only)
-{
-	wire_field e, c;
-
-	if (!error_only) {
-		if (wire_find(p, len, GILD_F_REPLY_ERROR, &e) != 1 ||
-		    e.type != WIRE_LEN)
-			return GILD__V1__CODE__OK;
-		p = e.data;
-		len = e.len;
-	}
-	if (wire_find(p, len, GILD_F_ERROR_CODE, &c) == 1 &&
-	    c.type == WIRE_VARINT)
-		return (int) c.value;
-	return GILD__V1__CODE__UNKNOWN;
 }

@@ -1,5 +1,5 @@
-/* reply: the front end's answers to clients, encoded as gild.v1.Reply and
- * sent through the listener as the one reply to a request. */
+/* reply: the front end's answers to clients, sent through the listener as
+ * the one reply to a request (their bytes: replymsg.c). */
 #ifndef GILD_SERVER_REPLY_H
 #define GILD_SERVER_REPLY_H
 
@@ -12,10 +12,6 @@
 
 #include "gild.pb-c.h"
 #include "listener.h"
-
-/* A new reply message with Reply.id set (omitted when request_id is 0), the
- * body's fields to be appended by the caller; NULL when out of memory. */
-nng_msg *reply_start(uint64_t request_id);
 
 /* Each sends one reply to `to` (which it then no longer holds) through
  * lst; out of memory, the reply is logged as lost. */
@@ -33,13 +29,13 @@ void reply_verror(listener *lst, listener_req *to, uint64_t request_id,
  * (the server drains), so the client may send it again elsewhere. */
 void reply_refused(listener *lst, listener_req *to, uint64_t request_id,
     const char *message);
+/* Reply{id} with a worker's result or error fields as they came; false
+ * when out of memory (nothing sent, `to` still held). */
+bool reply_forward(listener *lst, listener_req *to, uint64_t request_id,
+    const uint8_t *fields, size_t len);
 /* Reply{id, result{bool_value}} and Reply{id, result{int_value}}. */
 void reply_bool(listener *lst, listener_req *to, uint64_t request_id, bool v);
 void reply_int(listener *lst, listener_req *to, uint64_t request_id,
     int64_t v);
-
-/* The gild.v1.Code that a Reply's body fields carry (an Error's, or OK for
- * a result), or with error_only, an Error's own fields. */
-int reply_fields_code(const uint8_t *p, size_t len, bool error_only);
 
 #endif

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "privs.h"
 #include "reply.h"
+#include "replymsg.h"
 #include "sched.h"
 #include "supervisor.h"
 #include "wire.h"
@@ -276,7 +277,6 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
     const uint8_t *fields, size_t len)
 {
 	server *srv = arg;
-	nng_msg *m;
 	call_step st;
 	sjob *sj;
 	job *j;
@@ -302,7 +302,7 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
 	} else if (sj->st != NULL) {
 		/* A stream that failed before its first chunk. */
 		wire_field f;
-		sj->end_code = reply_fields_code(fields, len, false);
+		sj->end_code = replymsg_fields_code(fields, len, false);
 		if (wire_find(fields, len, GILD_F_REPLY_ERROR, &f) == 1 &&
 		    f.type == WIRE_LEN)
 			streaming_finish(srv, sj->st, f.data, f.len);
@@ -315,15 +315,13 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
 		    "--max-message of %zu bytes",
 		    (int) j->function_len, j->function, len,
 		    srv->opts->max_message);
-	} else if ((m = reply_start(j->request_id)) == NULL ||
-		   nng_msg_append(m, fields, len) != 0) {
-		nng_msg_free(m);
+	} else if (!reply_forward(srv->lst, j->reply_to, j->request_id,
+		       fields, len)) {
+		/* The worker's result/error field is already the Reply's. */
 		job_reply_error(srv, sj, GILD__V1__CODE__INTERNAL,
 		    "server out of memory for the result");
 	} else {
-		/* The worker's result/error field is already the Reply's. */
-		sj->end_code = reply_fields_code(fields, len, false);
-		listener_reply(srv->lst, j->reply_to, m);
+		sj->end_code = replymsg_fields_code(fields, len, false);
 	}
 	job_free(j);
 }

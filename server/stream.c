@@ -1,8 +1,10 @@
-/* A stream's chunk buffer and the Reply.chunks field that empties it. */
+/* A stream's chunk buffer and the Reply.chunks field that empties it
+ * (written by replymsg.c). */
 #include "stream.h"
 
 #include "fields.h"
 #include "gild_limits.h"
+#include "replymsg.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -58,7 +60,7 @@ stream_free(stream **list, stream *st)
 int
 stream_push(stream *st, const uint8_t *chunk, size_t len)
 {
-	uint8_t hdr[1 + WIRE_MAX_VARINT], *p;
+	uint8_t hdr[REPLYMSG_CHUNK_HEAD], *p;
 	wire_field seq, val;
 	size_t n;
 
@@ -68,8 +70,7 @@ stream_push(stream *st, const uint8_t *chunk, size_t len)
 	    val.type != WIRE_LEN || seq.value != st->next_seq + st->n ||
 	    st->n == st->window || st->ended)
 		return -EPROTO;
-	n = wire_put_tag(hdr, GILD_F_CHUNKS_ITEMS, WIRE_LEN);
-	n += wire_put_varint(hdr + n, val.len);
+	n = replymsg_chunk_head(hdr, val.len);
 	if ((p = malloc(n + val.len)) == NULL)
 		return -ENOMEM;
 	memcpy(p, hdr, n);
@@ -112,46 +113,24 @@ stream_ready(const stream *st)
 int
 stream_take(stream *st, nng_msg *m, uint32_t max, uint32_t *taken, bool *end)
 {
-	uint8_t buf[3 * (1 + WIRE_MAX_VARINT)];
 	uint32_t k = max != 0 && max < st->n ? max : st->n;
-	size_t body = 0, n = 0;
+	size_t items = 0;
 	bool last = st->ended && k == st->n;
 
 	*taken = 0;
 	*end = false;
 	for (uint32_t i = 0; i < k; i++)
-		body += st->ring[(st->head + i) % st->window].n;
-	body += wire_put_tag(buf, GILD_F_CHUNKS_FIRST_SEQ, WIRE_VARINT) +
-		wire_put_varint(buf, st->next_seq);
-	if (last)
-		body += wire_put_tag(buf, GILD_F_CHUNKS_END, WIRE_VARINT) + 1;
-	if (last && st->error != NULL)
-		body += wire_put_tag(buf, GILD_F_CHUNKS_ERROR, WIRE_LEN) +
-			wire_put_varint(buf, st->error_len) + st->error_len;
-	n += wire_put_tag(buf, GILD_F_REPLY_CHUNKS, WIRE_LEN);
-	n += wire_put_varint(buf + n, body);
-	n += wire_put_tag(buf + n, GILD_F_CHUNKS_FIRST_SEQ, WIRE_VARINT);
-	n += wire_put_varint(buf + n, st->next_seq);
-	if (nng_msg_append(m, buf, n) != 0)
+		items += st->ring[(st->head + i) % st->window].n;
+	if (replymsg_chunks_open(m, st->next_seq, items, last, st->error,
+		st->error_len) != 0)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < k; i++) {
 		uint32_t at = (st->head + i) % st->window;
 		if (nng_msg_append(m, st->ring[at].p, st->ring[at].n) != 0)
 			return -ENOMEM;
 	}
-	if (last) {
-		n = wire_put_tag(buf, GILD_F_CHUNKS_END, WIRE_VARINT);
-		n += wire_put_varint(buf + n, 1);
-		if (st->error != NULL) {
-			n += wire_put_tag(buf + n, GILD_F_CHUNKS_ERROR,
-			    WIRE_LEN);
-			n += wire_put_varint(buf + n, st->error_len);
-		}
-		if (nng_msg_append(m, buf, n) != 0 ||
-		    (st->error != NULL &&
-			nng_msg_append(m, st->error, st->error_len) != 0))
-			return -ENOMEM;
-	}
+	if (replymsg_chunks_close(m, last, st->error, st->error_len) != 0)
+		return -ENOMEM;
 	for (uint32_t i = 0; i < k; i++) {
 		free(st->ring[st->head].p);
 		st->ring[st->head].p = NULL;

@@ -10,6 +10,7 @@
 #include "fields.h"
 #include "job.h"
 #include "reply.h"
+#include "replymsg.h"
 #include "wire.h"
 
 /* Answers the request waiting on st with the chunks held (up to its max),
@@ -24,7 +25,7 @@ flush(server *srv, stream *st)
 
 	if (st->pull == NULL || !stream_ready(st))
 		return;
-	if ((m = reply_start(st->pull_id)) == NULL ||
+	if ((m = replymsg_start(st->pull_id)) == NULL ||
 	    stream_take(st, m, st->pull_max, &k, &end) != 0) {
 		nng_msg_free(m);
 		reply_error(srv->lst, st->pull, st->pull_id,
@@ -107,7 +108,7 @@ streaming_end(void *arg, int slot, uint64_t job_id, const uint8_t *end,
 	if (sj->st != NULL) {
 		if (wire_find(end, len, GILD_WF_STREAM_END_ERROR, &err) == 1 &&
 		    err.type == WIRE_LEN) {
-			sj->end_code = reply_fields_code(err.data, err.len, true);
+			sj->end_code = replymsg_fields_code(err.data, err.len, true);
 			streaming_finish(srv, sj->st, err.data, err.len);
 		} else {
 			streaming_finish(srv, sj->st, NULL, 0);

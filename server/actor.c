@@ -18,7 +18,32 @@
 #include "reply.h"
 #include "wire.h"
 
+struct actor {
+	uint64_t id;            /* random, unguessable (actor_add) */
+	char *cls;              /* class name */
+	char *name;             /* for ActorGet, or NULL */
+	uint32_t owner;         /* pipe that created it: the only one that
+				   reaches it by id, unless it is named or
+				   detached */
+	bool detached;          /* outlives its owner's connection */
+	int slot;               /* worker it lives on (or will) */
+	uint64_t slot_gen;      /* that worker's generation when created */
+	uint8_t *ctor;          /* its encoded ActorNew, to create it again */
+	size_t ctor_len;
+	uint32_t max_restarts, restarts;
+	actor_state state;
+	job *active;            /* its one job in the scheduler, or NULL */
+	job *head, *tail;       /* calls waiting for their turn (->next) */
+	struct actor *next;
+};
+
 /* ---- the table --------------------------------------------------------- */
+
+uint64_t
+actor_id(const actor *a)
+{
+	return a->id;
+}
 
 /* A new actor id: random, so that no client can guess another's (ids are
  * GILD_ACTOR_ID_BITS wide: libgild keeps the connection in the bits above),
@@ -185,7 +210,7 @@ actor_waiting_find(const server *srv, uint32_t pipe, uint64_t request_id)
 	for (const actor *a = srv->actors.all; a != NULL; a = a->next)
 		for (job *j = a->head; j != NULL; j = j->next)
 			if (j->pipe == pipe && j->request_id == request_id &&
-			    !((sjob *) j)->call.internal)
+			    !sjob_of(j)->call.internal)
 				return j;
 	return NULL;
 }
@@ -227,7 +252,7 @@ actor_submit(server *srv, actor *a, job *j)
 		    "queue full: %zu calls are waiting (--max-queue)",
 		    sched_queued(srv->sch));
 	else
-		job_step(srv, (sjob *) j, CE_QUEUED, 0, NULL);
+		job_step(srv, sjob_of(j), CE_QUEUED, 0, NULL);
 }
 
 /* A job of the server's own for actor a (its re-creation, or its end when
@@ -292,13 +317,13 @@ actor_lost(server *srv, actor *a, const char *why)
 			a->tail = j;
 		a->head = j;
 		a->active = NULL;
-		job_step(srv, (sjob *) j, CE_HELD, 0, NULL);
+		job_step(srv, sjob_of(j), CE_HELD, 0, NULL);
 	}
 	if (a->state == ACTOR_DESTROYING) {
 		if (a->active == NULL) {
 			/* Its destroy job is in the queue: answer it. */
 			for (job *j; (j = actor_pop(a)) != NULL;) {
-				sjob *q = (sjob *) j;
+				sjob *q = sjob_of(j);
 				if (q->kind == JK_ACTOR_DESTROY &&
 				    call_fail(&q->call).answer)
 					reply_bool(srv->lst, j->reply_to,
@@ -406,6 +431,15 @@ actor_job_result(server *srv, sjob *sj, int slot, const uint8_t *fields,
 	}
 }
 
+void
+actor_job_freed(server *srv, actor *a, const job *j)
+{
+	if (a->active == j) {
+		a->active = NULL;
+		srv->actors_dirty = true; /* pump sends its next call */
+	}
+}
+
 /* pump: each actor whose job ended sends its next call. */
 void
 actor_kick_all(server *srv)
@@ -446,8 +480,8 @@ actor_pipe_gone(server *srv, uint32_t pipe)
 		anext = a->next;
 		for (job *j = a->head, *next; j != NULL; j = next) {
 			next = j->next;
-			if (j->pipe == pipe && !((sjob *) j)->call.internal &&
-			    job_step(srv, (sjob *) j, CE_GONE, 0, NULL)
+			if (j->pipe == pipe && !sjob_of(j)->call.internal &&
+			    job_step(srv, sjob_of(j), CE_GONE, 0, NULL)
 				    .action == CA_DROP)
 				dropped++;
 		}

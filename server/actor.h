@@ -28,24 +28,8 @@ typedef enum actor_state {
 	ACTOR_LOST,       /* its worker died and it has no restarts left */
 } actor_state;
 
-typedef struct actor {
-	uint64_t id;            /* random, unguessable (actor_add) */
-	char *cls;              /* class name */
-	char *name;             /* for ActorGet, or NULL */
-	uint32_t owner;         /* pipe that created it: the only one that
-				   reaches it by id, unless it is named or
-				   detached */
-	bool detached;          /* outlives its owner's connection */
-	int slot;               /* worker it lives on (or will) */
-	uint64_t slot_gen;      /* that worker's generation when created */
-	uint8_t *ctor;          /* its encoded ActorNew, to create it again */
-	size_t ctor_len;
-	uint32_t max_restarts, restarts;
-	actor_state state;
-	job *active;            /* its one job in the scheduler, or NULL */
-	job *head, *tail;       /* calls waiting for their turn (->next) */
-	struct actor *next;
-} actor;
+/* An actor: opaque outside actor.c, which alone changes one. */
+typedef struct actor actor;
 
 typedef struct actor_table {
 	actor *all;
@@ -60,6 +44,8 @@ actor *actor_add(actor_table *t, const char *cls, size_t cls_len,
 /* Unlinks and frees a (its jobs are the caller's, ended before). */
 void actor_remove(actor_table *t, actor *a);
 actor *actor_find(const actor_table *t, uint64_t id);
+/* a's id, as its clients name it. */
+uint64_t actor_id(const actor *a);
 actor *actor_find_name(const actor_table *t, const char *name, size_t len);
 /* Actors placed on `slot` and not lost. */
 size_t actor_count_on(const actor_table *t, int slot);
@@ -96,6 +82,10 @@ void actor_destroy(server *srv, actor *a, listener_req *to,
  * (its call's state machine says whether); frees sj. */
 void actor_job_result(server *srv, sjob *sj, int slot, const uint8_t *fields,
     size_t len, bool answer);
+/* Job j of a (its call, creation or destruction) is freed: when it was
+ * the one a had in the scheduler, a's next call may go (on the next
+ * actor_kick_all). */
+void actor_job_freed(server *srv, actor *a, const job *j);
 /* From pump: each actor whose job ended sends its next one. */
 void actor_kick_all(server *srv);
 /* Worker `slot` died: its actors are created again elsewhere while they

@@ -5,6 +5,7 @@
 #define GILD_SERVER_FRONT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -68,6 +69,16 @@ typedef struct sjob {
 	int end_code;          /* how its client was answered (a gild.v1.Code),
 				  for the metrics */
 } sjob;
+
+/* The sjob whose scheduler part is j: the one way from what the scheduler
+ * hands back to the server's job (every job in the scheduler is an
+ * sjob's). */
+static inline sjob *
+sjob_of(job *j)
+{
+	_Static_assert(offsetof(sjob, j) == 0, "sjob starts with its job");
+	return (sjob *) j;
+}
 
 /* Nothing here needs to hand queued jobs to workers, or to check whether a
  * drain is over: server.c does both after every pass of the loop

@@ -69,7 +69,7 @@ log_slow(const sjob *sj, double took)
 void
 job_free(job *j)
 {
-	sjob *sj = (sjob *) j;
+	sjob *sj = sjob_of(j);
 
 	if (sj->call.answered && (sj->kind == JK_CALL || sj->kind == JK_EXEC)) {
 		double took = seconds_since(&sj->arrived);
@@ -81,10 +81,8 @@ job_free(job *j)
 	}
 	if (sj->timer != NULL)
 		event_free(sj->timer);
-	if (sj->act != NULL && sj->act->active == j) {
-		sj->act->active = NULL;
-		sj->srv->actors_dirty = true; /* pump sends its next call */
-	}
+	if (sj->act != NULL)
+		actor_job_freed(sj->srv, sj->act, j);
 	nng_msg_free(j->req);
 	free(sj);
 }
@@ -119,7 +117,7 @@ job_reply_error(server *srv, sjob *sj, int code, const char *fmt, ...)
 void
 job_fail(server *srv, job *j, Gild__V1__Code code, const char *fmt, ...)
 {
-	sjob *sj = (sjob *) j;
+	sjob *sj = sjob_of(j);
 	va_list ap;
 
 	if (call_fail(&sj->call).answer) {
@@ -334,6 +332,6 @@ job_running(server *srv, int slot, uint64_t job_id)
 {
 	for (job *j = sched_slot_jobs(srv->sch, slot); j != NULL; j = j->next)
 		if (j->id == job_id)
-			return (sjob *) j;
+			return sjob_of(j);
 	return NULL;
 }

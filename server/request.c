@@ -183,7 +183,7 @@ on_cancel(server *srv, listener_req *req, const parsed_request *pr)
 		 pr->cancel_target)) != NULL ||
 	    (j = actor_waiting_find(srv, listener_req_pipe(req),
 		 pr->cancel_target)) != NULL) {
-		job_step(srv, (sjob *) j, CE_CANCEL, 0, NULL);
+		job_step(srv, sjob_of(j), CE_CANCEL, 0, NULL);
 	} else if ((st = stream_find(srv->streams, listener_req_pipe(req),
 			pr->cancel_target)) != NULL) {
 		/* Its generator has finished: drop what it left. */
@@ -208,14 +208,14 @@ request_pipe_gone(void *arg, uint32_t pipe)
 
 	for (j = sched_take_pipe(srv->sch, pipe); j != NULL; j = next) {
 		next = j->next;
-		job_step(srv, (sjob *) j, CE_GONE, 0, NULL);
+		job_step(srv, sjob_of(j), CE_GONE, 0, NULL);
 		dropped++;
 	}
 	for (int slot = 0; slot < supervisor_count(srv->sup); slot++) {
 		for (j = sched_slot_jobs(srv->sch, slot); j != NULL; j = next) {
 			next = j->next;
 			if (j->pipe == pipe &&
-			    job_step(srv, (sjob *) j, CE_GONE, 0, NULL).action ==
+			    job_step(srv, sjob_of(j), CE_GONE, 0, NULL).action ==
 				CA_INTERRUPT)
 				interrupted++;
 		}

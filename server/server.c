@@ -78,7 +78,7 @@ describe_job(const job *j, sup_job *out)
 		  : sj->kind == JK_ACTOR_DESTROY ? SUP_ACTOR_DESTROY
 		  : sj->kind == JK_EXEC		 ? SUP_EXEC
 						 : SUP_CALL;
-	out->actor_id = sj->act != NULL ? sj->act->id : 0;
+	out->actor_id = sj->act != NULL ? actor_id(sj->act) : 0;
 	out->job_id = j->id;
 	out->request_id = j->request_id;
 	out->queued_us = waited > UINT32_MAX ? UINT32_MAX : (uint32_t) waited;
@@ -121,7 +121,7 @@ pump(server *srv)
 
 	actor_kick_all(srv);
 	while ((j = sched_peek(srv->sch)) != NULL) {
-		sjob *sj = (sjob *) j;
+		sjob *sj = sjob_of(j);
 		size_t n = 1;
 		int slot;
 
@@ -130,21 +130,21 @@ pump(server *srv)
 		j = sched_next(srv->sch);
 		slot = j->slot;
 		batch[0] = j;
-		wb = worker_batch(srv, (sjob *) j);
+		wb = worker_batch(srv, sjob_of(j));
 		if (wb > 1 && j->batch > 1)
 			n += sched_take_same(srv->sch, j, batch + 1,
 			    (wb < GILD_FUNCTION_BATCH_MAX
 				    ? wb
 				    : GILD_FUNCTION_BATCH_MAX) - 1);
 		for (size_t i = 0; i < n; i++) {
-			job_step(srv, (sjob *) batch[i], CE_SENT, 0, NULL);
+			job_step(srv, sjob_of(batch[i]), CE_SENT, 0, NULL);
 			describe_job(batch[i], &sjobs[i]);
 		}
 		if (supervisor_send(srv->sup, slot, sjobs, n, wb > 0) != 0) {
 			for (size_t i = 0; i < n; i++) {
 				sched_complete(srv->sch, slot, batch[i]->id);
 				batch[i]->slot = slot; /* for the message */
-				job_step(srv, (sjob *) batch[i], CE_SEND_FAILED,
+				job_step(srv, sjob_of(batch[i]), CE_SEND_FAILED,
 				    0, NULL);
 			}
 		}
@@ -241,7 +241,7 @@ on_worker_lost(void *arg, int slot, const char *reason, bool all_read)
 	}
 	for (j = newest; j != NULL; j = next) {
 		next = j->next;
-		job_step(srv, (sjob *) j, CE_LOST, all_read ? CF_ALL_READ : 0,
+		job_step(srv, sjob_of(j), CE_LOST, all_read ? CF_ALL_READ : 0,
 		    reason);
 	}
 	/* The actors it held are gone with it. */
@@ -266,7 +266,8 @@ static void
 on_worker_taken_back(void *arg, int slot, uint64_t job_id, bool returned)
 {
 	server *srv = arg;
-	sjob *sj = (sjob *) sched_taken_back(srv->sch, slot, job_id, returned);
+	sjob *sj = sjob_of(sched_taken_back(srv->sch, slot, job_id,
+	    returned));
 
 	if (sj != NULL)
 		job_step(srv, sj, CE_RETURNED, 0, NULL);
@@ -286,7 +287,7 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
 		    job_id);
 		return;
 	}
-	sj = (sjob *) j;
+	sj = sjob_of(j);
 	if (sj->act != NULL && sj->kind != JK_CALL) {
 		/* An actor's creation or end: the actor learns how it went
 		 * whatever became of the request. */
@@ -384,7 +385,7 @@ server_stop_workers(server *srv)
 	event_del(srv->drain_ev);
 	for (j = sched_take_all(srv->sch); j != NULL; j = next) {
 		next = j->next;
-		job_step(srv, (sjob *) j, CE_STOP, 0, NULL);
+		job_step(srv, sjob_of(j), CE_STOP, 0, NULL);
 	}
 	actor_fail_all_waiting(srv, GILD__V1__CODE__UNAVAILABLE,
 	    "server stopped before the call ran");

@@ -102,7 +102,7 @@ streaming_end(void *arg, int slot, uint64_t job_id, const uint8_t *end,
 
 	if ((j = sched_complete(srv->sch, slot, job_id)) == NULL)
 		return;
-	sj = (sjob *) j;
+	sj = sjob_of(j);
 	if (job_step(srv, sj, CE_ENDED, 0, NULL).action != CA_REPLY)
 		return; /* ended otherwise (it was stopped), and freed */
 	if (sj->st != NULL) {

@@ -34,6 +34,7 @@ struct actor {
 	actor_state state;
 	job *active;            /* its one job in the scheduler, or NULL */
 	job *head, *tail;       /* calls waiting for their turn (->next) */
+	actor_table *table;     /* the one it is in */
 	struct actor *next;
 };
 
@@ -90,9 +91,11 @@ actor_add(actor_table *t, const char *cls, size_t cls_len, const char *name,
 	a->max_restarts = max_restarts;
 	a->state = ACTOR_CREATING;
 	a->slot = -1;
+	a->table = t;
 	a->next = t->all;
 	t->all = a;
 	t->count++;
+	t->ctor_bytes += ctor_len;
 	return a;
 }
 
@@ -103,6 +106,7 @@ actor_remove(actor_table *t, actor *a)
 		if (*pp == a) {
 			*pp = a->next;
 			t->count--;
+			t->ctor_bytes -= a->ctor_len;
 			break;
 		}
 	}
@@ -151,6 +155,7 @@ actor_push(actor *a, job *j)
 	else
 		a->head = j;
 	a->tail = j;
+	a->table->waiting++;
 }
 
 job *
@@ -166,6 +171,7 @@ actor_pop(actor *a)
 	else
 		a->tail = NULL;
 	j->next = j->prev = NULL;
+	a->table->waiting--;
 	return j;
 }
 
@@ -184,6 +190,7 @@ actor_unlink(actor *a, uint32_t pipe, uint64_t request_id)
 		else
 			a->tail = j->prev;
 		j->next = j->prev = NULL;
+		a->table->waiting--;
 		return j;
 	}
 	return NULL;
@@ -195,12 +202,7 @@ actor_unlink(actor *a, uint32_t pipe, uint64_t request_id)
 size_t
 actor_waiting(const server *srv)
 {
-	size_t n = 0;
-
-	for (const actor *a = srv->actors.all; a != NULL; a = a->next)
-		for (const job *j = a->head; j != NULL; j = j->next)
-			n++;
-	return n;
+	return srv->actors.waiting;
 }
 
 /* The call from (pipe, request_id) waiting in an actor's queue, or NULL. */
@@ -247,12 +249,14 @@ actor_submit(server *srv, actor *a, job *j)
 {
 	a->active = j;
 	j->pinned = a->slot + 1;
-	if (sched_submit(srv->sch, j) != 0)
-		job_fail(srv, j, GILD__V1__CODE__RESOURCE_EXHAUSTED,
-		    "queue full: %zu calls are waiting (--max-queue)",
-		    sched_queued(srv->sch));
-	else
+	if (sched_submit(srv->sch, j) == 0) {
 		job_step(srv, sjob_of(j), CE_QUEUED, 0, NULL);
+		return;
+	}
+	srv->limit_hits[LIMIT_QUEUE]++;
+	job_fail(srv, j, GILD__V1__CODE__RESOURCE_EXHAUSTED,
+	    "queue full: %zu calls are waiting (--max-queue)",
+	    sched_queued(srv->sch));
 }
 
 /* A job of the server's own for actor a (its re-creation, or its end when
@@ -584,6 +588,19 @@ actor_request_new(server *srv, listener_req *req, nng_msg *msg,
 		    "an actor named '%.*s' exists already",
 		    (int) (pr->actor_name_len > 200 ? 200 : pr->actor_name_len),
 		    pr->actor_name);
+		goto done;
+	}
+	if (srv->actors.count >= srv->opts->max_actors ||
+	    srv->actors.ctor_bytes + pr->len > srv->opts->max_actor_bytes) {
+		bool many = srv->actors.count >= srv->opts->max_actors;
+		srv->limit_hits[many ? LIMIT_ACTORS : LIMIT_ACTOR_BYTES]++;
+		reply_error(srv->lst, req, pr->id,
+		    GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		    many ? "%zu actors exist already (--max-actors %zu)"
+			 : "the actors hold %zu bytes of constructor "
+			   "arguments already (--max-actor-bytes %zu)",
+		    many ? srv->actors.count : srv->actors.ctor_bytes,
+		    many ? srv->opts->max_actors : srv->opts->max_actor_bytes);
 		goto done;
 	}
 	if ((sj = calloc(1, sizeof(*sj))) == NULL ||

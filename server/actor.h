@@ -34,6 +34,8 @@ typedef struct actor actor;
 typedef struct actor_table {
 	actor *all;
 	size_t count;
+	size_t waiting;    /* calls in their queues (counted in --max-queue) */
+	size_t ctor_bytes; /* their constructor requests' (--max-actor-bytes) */
 } actor_table;
 
 /* A new actor (copies the strings and ctor), in state ACTOR_CREATING, with

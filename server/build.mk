@@ -23,6 +23,7 @@ $(eval $(call cunit_test,test_catalog,$(B)/server/catalog.o $(B)/libgildproto.a,
 $(eval $(call cunit_test,test_stream,$(B)/server/stream.o $(B)/server/replymsg.o \
 	$(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS)))
 $(eval $(call cunit_test,test_replymsg,$(B)/server/replymsg.o $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS)))
+$(eval $(call cunit_test,test_conns,$(B)/server/conns.o,))
 $(eval $(call cunit_test,test_cpus,$(B)/server/cpus.o,))
 $(eval $(call cunit_test,test_parse,$(B)/server/parse.o $(B)/libgildproto.a,$(PROTOBUFC_LIBS)))
 $(eval $(call cunit_test,test_config,$(B)/server/config.o,))

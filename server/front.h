@@ -25,6 +25,17 @@
 
 typedef enum srv_state { SRV_RUNNING, SRV_DRAINING, SRV_STOPPING } srv_state;
 
+/* The bounds the front end enforces itself (the listener counts those of
+ * connections), each counted when reached: /metrics' limit label is the
+ * option's name (status.c). */
+typedef enum srv_limit {
+	LIMIT_QUEUE,       /* --max-queue: a call refused */
+	LIMIT_ACTORS,      /* --max-actors: an ActorNew refused */
+	LIMIT_ACTOR_BYTES, /* --max-actor-bytes: an ActorNew refused */
+	LIMIT_STREAM_IDLE, /* --stream-idle-timeout: a stream ended */
+	LIMIT_N
+} srv_limit;
+
 typedef struct server {
 	const server_opts *opts;
 	struct event_base *base;
@@ -42,11 +53,13 @@ typedef struct server {
 	struct timespec started;
 	struct stream *streams; /* open streams, any connection */
 	struct event *batch_ev; /* a batch waits to fill up */
+	struct event *stream_sweep_ev; /* ends streams nobody reads */
 	actor_table actors;
 	bool actors_dirty;      /* an actor's job ended: its next may go */
 	uint64_t *slot_gen;     /* per slot: hellos so far (a new process) */
 	http *http;             /* --http: the side port, or NULL */
 	metrics *metrics;       /* what /metrics shows */
+	uint64_t limit_hits[LIMIT_N];
 } server;
 
 /* A job as the server keeps it: the scheduler's part first (the scheduler
@@ -68,6 +81,8 @@ typedef struct sjob {
 	enum { JK_CALL, JK_ACTOR_NEW, JK_ACTOR_DESTROY, JK_EXEC } kind;
 	int end_code;          /* how its client was answered (a gild.v1.Code),
 				  for the metrics */
+	const char *stop_why;  /* a CE_CANCEL of the server's own: why, for
+				  its client ("nobody read its stream...") */
 } sjob;
 
 /* The sjob whose scheduler part is j: the one way from what the scheduler

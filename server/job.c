@@ -229,8 +229,10 @@ job_end_why(server *srv, sjob *sj, call_event ev, call_state was,
 			    (int) j->function_len, j->function, sj->timeout_ms,
 			    how);
 		else
-			snprintf(buf, len, "'%.*s' was cancelled while it ran%s",
-			    (int) j->function_len, j->function, how);
+			snprintf(buf, len, "'%.*s' was cancelled while it ran%s%s%s",
+			    (int) j->function_len, j->function,
+			    sj->stop_why != NULL ? ": " : "",
+			    sj->stop_why != NULL ? sj->stop_why : "", how);
 	} else if (ev == CE_LOST)
 		snprintf(buf, len, "worker %d died while running '%.*s': %s",
 		    j->slot, (int) j->function_len, j->function,

@@ -1,6 +1,7 @@
 /* The client-facing side: nng REP contexts on the libevent loop. */
 #include "listener.h"
 
+#include "conns.h"
 #include "log.h"
 #include "replymsg.h"
 #include "tlsconf.h"
@@ -43,6 +44,7 @@ struct listener_req {
 	nng_aio *aio;
 	req_state state;
 	uint32_t pipe;
+	size_t sent_len;   /* REQ_SENDING: the reply's bytes */
 	struct listener_req *next_done; /* completion queue (under mtx) */
 	struct listener_req *next, *prev; /* all contexts (loop only) */
 	struct listener_req *next_free;
@@ -54,6 +56,11 @@ struct listener_req {
 	uint64_t batch_id;
 	struct listener_req *batch; /* a member: the batch it belongs to */
 };
+
+typedef struct pipe_list {
+	uint32_t *v;
+	size_t n, cap;
+} pipe_list;
 
 struct listener {
 	nng_socket sock;
@@ -76,8 +83,40 @@ struct listener {
 	uint32_t *gone_pipes; /* closed connections, in order (under mtx) */
 	size_t ngone, capgone;
 	uint64_t bytes_in, bytes_out; /* request and reply bodies (loop) */
-	size_t pipes_added, pipes_removed; /* connections (under mtx) */
+	/* Under mtx: each connection's budgets and costs; connections
+	 * refused (--max-connections) and muted over a budget; muted ones
+	 * that nng holds no reply of, for the loop to close. */
+	conns *conns;
+	uint64_t refused, muted[CONN_OVER_N];
+	pipe_list to_close;
+	size_t max_reply; /* a batch's reply is never longer */
 };
+
+/* Under mtx: appends pipe to list (0, or -1 when out of memory). */
+static int
+push_pipe(pipe_list *list, uint32_t pipe)
+{
+	if (list->n == list->cap) {
+		size_t cap = list->cap ? 2 * list->cap : 16;
+		uint32_t *v = realloc(list->v, cap * sizeof(*v));
+		if (v == NULL)
+			return -1;
+		list->v = v;
+		list->cap = cap;
+	}
+	list->v[list->n++] = pipe;
+	return 0;
+}
+
+/* Closes connection `pipe` (from the loop; nng holds no reply of it). */
+static void
+close_pipe(uint32_t pipe)
+{
+	nng_pipe p = NNG_PIPE_INITIALIZER;
+
+	p.id = pipe;
+	nng_pipe_close(p);
+}
 
 static void
 wake(listener *l)
@@ -124,7 +163,7 @@ on_aio(void *arg)
 	listener_req *r = arg, *next = NULL;
 	listener *l = r->l;
 	req_state was = r->state;
-	bool first = false;
+	bool first = false, drained = false;
 
 	pthread_mutex_lock(&l->mtx);
 	if (l->closing) {
@@ -132,6 +171,8 @@ on_aio(void *arg)
 		pthread_mutex_unlock(&l->mtx);
 		return;
 	}
+	if (was == REQ_SENDING && conns_sent(l->conns, r->pipe, r->sent_len))
+		drained = push_pipe(&l->to_close, r->pipe) == 0;
 	if (was == REQ_SENDING && l->nfree < FREE_MAX) {
 		if (nng_aio_result(r->aio) != 0) {
 			/* Not sent (the client is gone): still ours. */
@@ -164,20 +205,25 @@ on_aio(void *arg)
 	pthread_mutex_unlock(&l->mtx);
 	if (next != NULL)
 		nng_ctx_recv(next->ctx, next->aio);
-	if (first)
+	if (first || drained)
 		wake(l);
 }
 
 /* nng thread: a connection opened. Counted before it may deliver a
- * request (ADD_PRE), so a request the loop sees is from a counted one. */
+ * request (ADD_PRE), so a request the loop sees is from a counted one;
+ * refused past --max-connections (nng closes it without adding it). */
 static void
 on_pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	listener *l = arg;
+	bool ok;
 
 	pthread_mutex_lock(&l->mtx);
-	l->pipes_added++;
+	if (!(ok = conns_add(l->conns, nng_pipe_id(p)) == 0))
+		l->refused++;
 	pthread_mutex_unlock(&l->mtx);
+	if (!ok)
+		nng_pipe_close(p);
 }
 
 /* nng thread: a connection closed. Its requests already completed (they
@@ -189,7 +235,7 @@ on_pipe_gone(nng_pipe p, nng_pipe_ev ev, void *arg)
 	bool first;
 
 	pthread_mutex_lock(&l->mtx);
-	l->pipes_removed++;
+	conns_remove(l->conns, nng_pipe_id(p));
 	if (l->closing) {
 		pthread_mutex_unlock(&l->mtx);
 		return;
@@ -307,7 +353,9 @@ on_done(evutil_socket_t fd, short what, void *arg)
 	listener_req *r, *next;
 	uint32_t *gone;
 	size_t ngone;
+	pipe_list to_close;
 	uint64_t n;
+	bool muted;
 	int rc;
 
 	if (read(l->efd, &n, sizeof(n)) == -1 && errno != EAGAIN)
@@ -319,12 +367,18 @@ on_done(evutil_socket_t fd, short what, void *arg)
 	ngone = l->ngone;
 	l->gone_pipes = NULL;
 	l->ngone = l->capgone = 0;
+	to_close = l->to_close;
+	l->to_close = (pipe_list){0};
 	pthread_mutex_unlock(&l->mtx);
+	for (size_t i = 0; i < to_close.n; i++)
+		close_pipe(to_close.v[i]);
+	free(to_close.v);
 	for (; r != NULL; r = next) {
 		next = r->next_done;
 		rc = nng_aio_result(r->aio);
 		if (r->state == REQ_SENDING) {
-			/* on_aio left it to us: the idle list was full. */
+			/* on_aio left it to us: the idle list was full (it
+			 * has counted the reply as sent: conns_sent). */
 			pthread_mutex_lock(&l->mtx);
 			l->replies_done++;
 			pthread_mutex_unlock(&l->mtx);
@@ -336,9 +390,18 @@ on_done(evutil_socket_t fd, short what, void *arg)
 		} else if (rc == 0) {
 			nng_msg *msg = nng_aio_get_msg(r->aio);
 			nng_aio_set_msg(r->aio, NULL);
-			r->state = REQ_HELD;
 			r->pipe = nng_pipe_id(nng_msg_get_pipe(msg));
 			l->bytes_in += nng_msg_len(msg);
+			pthread_mutex_lock(&l->mtx);
+			muted = conns_muted(l->conns, r->pipe);
+			pthread_mutex_unlock(&l->mtx);
+			if (muted) {
+				/* Over a budget: read, never served. */
+				nng_msg_free(msg);
+				recycle(l, r);
+				continue;
+			}
+			r->state = REQ_HELD;
 			l->fn(l->arg, r, msg);
 		} else if (rc != NNG_ECLOSED && rc != NNG_ECANCELED) {
 			/* nng's thread has posted the next receive. */
@@ -410,7 +473,7 @@ member_reply(listener *l, listener_req *r, nng_msg *msg)
 {
 	listener_req *batch = r->batch;
 
-	if (replymsg_batch_add(batch->replies, msg) != 0)
+	if (replymsg_batch_add(batch->replies, msg, l->max_reply) < 0)
 		log_error("out of memory: a reply in batch %" PRIu64
 			  " is lost", batch->batch_id);
 	nng_msg_free(msg);
@@ -418,18 +481,70 @@ member_reply(listener *l, listener_req *r, nng_msg *msg)
 	batch_release(l, batch);
 }
 
+/* Connection `pipe` was muted over budget `why` (conns.h): said in the
+ * log, and its replies still queued in nng (not the one being written)
+ * are given up. */
+static void
+muted(listener *l, uint32_t pipe, conn_over why, const char *what)
+{
+	log_event(LOG_WARN,
+	    (log_field[]){LOG_NUM("connection", pipe),
+		LOG_STR("limit", conns_over_option(why))},
+	    2, "connection %" PRIu32 ": %s (%s): it is served no more", pipe,
+	    what, conns_over_option(why));
+	pthread_mutex_lock(&l->mtx);
+	l->muted[why]++;
+	for (listener_req *r = l->all; r != NULL; r = r->next)
+		if (r->state == REQ_SENDING && r->pipe == pipe)
+			nng_aio_cancel(r->aio);
+	pthread_mutex_unlock(&l->mtx);
+}
+
 void
 listener_reply(listener *l, listener_req *r, nng_msg *msg)
 {
+	conn_over over;
+	bool mute;
+
 	if (r->state == REQ_MEMBER) {
 		member_reply(l, r, msg);
 		return;
 	}
+	pthread_mutex_lock(&l->mtx);
+	if ((mute = conns_muted(l->conns, r->pipe)))
+		over = CONN_OK;
+	else
+		over = conns_queued(l->conns, r->pipe, nng_msg_len(msg));
+	pthread_mutex_unlock(&l->mtx);
+	if (mute) {
+		nng_msg_free(msg); /* its client gets nothing more */
+		recycle(l, r);
+		return;
+	}
 	l->bytes_out += nng_msg_len(msg);
 	r->state = REQ_SENDING;
+	r->sent_len = nng_msg_len(msg);
 	l->replies++;
 	nng_aio_set_msg(r->aio, msg);
 	nng_ctx_send(r->ctx, r->aio);
+	if (over != CONN_OK)
+		muted(l, r->pipe, over, "its client leaves its replies unread");
+}
+
+void
+listener_auth_failed(listener *l, const listener_req *r)
+{
+	conn_over over;
+	bool drained;
+
+	pthread_mutex_lock(&l->mtx);
+	over = conns_auth_failed(l->conns, r->pipe, &drained);
+	pthread_mutex_unlock(&l->mtx);
+	if (over == CONN_OK)
+		return;
+	muted(l, r->pipe, over, "too many requests without the right token");
+	if (drained)
+		close_pipe(r->pipe);
 }
 
 uint32_t
@@ -461,29 +576,40 @@ listener_connections(listener *l)
 {
 	size_t n;
 
-	/* A pipe that fails while being added is removed without having
-	 * been added: never below 0. */
 	pthread_mutex_lock(&l->mtx);
-	n = l->pipes_added > l->pipes_removed ?
-	    l->pipes_added - l->pipes_removed : 0;
+	n = conns_count(l->conns);
 	pthread_mutex_unlock(&l->mtx);
 	return n;
 }
 
+void
+listener_limit_counts(listener *l, uint64_t *refused, uint64_t *unread,
+    uint64_t *auth)
+{
+	pthread_mutex_lock(&l->mtx);
+	*refused = l->refused;
+	*unread = l->muted[CONN_UNREAD] + l->muted[CONN_UNREAD_BYTES];
+	*auth = l->muted[CONN_AUTH_FAILURES];
+	pthread_mutex_unlock(&l->mtx);
+}
+
 int
 listener_init(listener **out, struct event_base *base, size_t hard_max,
-    listener_recv_fn fn, listener_gone_fn gone, void *arg, char *err,
-    size_t errlen)
+    size_t max_reply, const conn_limits *lim, listener_recv_fn fn,
+    listener_gone_fn gone, void *arg, char *err, size_t errlen)
 {
 	listener *l;
 	int rc;
 
-	if ((l = calloc(1, sizeof(*l))) == NULL) {
+	if ((l = calloc(1, sizeof(*l))) == NULL ||
+	    (l->conns = conns_new(lim)) == NULL) {
+		free(l);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	l->fn = fn;
 	l->gone = gone;
+	l->max_reply = max_reply;
 	l->arg = arg;
 	l->efd = -1;
 	pthread_mutex_init(&l->mtx, NULL);
@@ -593,5 +719,7 @@ listener_fini(listener *l)
 		close(l->efd);
 	pthread_mutex_destroy(&l->mtx);
 	free(l->gone_pipes);
+	free(l->to_close.v);
+	conns_free(l->conns);
 	free(l);
 }

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conns.h"
+
 struct event_base;
 typedef struct listener listener;
 
@@ -29,11 +31,15 @@ typedef void (*listener_recv_fn)(void *arg, listener_req *req, nng_msg *msg);
 typedef void (*listener_gone_fn)(void *arg, uint32_t pipe);
 
 /* Opens the socket. Messages longer than hard_max bytes are dropped by the
- * transport (nng closes that connection). Returns 0 or a negative code with
- * a message in err. */
+ * transport (nng closes that connection); a batch's reply is kept within
+ * max_reply bytes (replymsg_batch_add). Each connection is held to lim
+ * (conns.h): past max_connections new ones are closed as they come; one
+ * whose client leaves more replies unread than allowed is closed, with a
+ * log line naming the limit. Returns 0 or a negative code with a message
+ * in err. */
 int listener_init(listener **out, struct event_base *base, size_t hard_max,
-    listener_recv_fn fn, listener_gone_fn gone, void *arg, char *err,
-    size_t errlen);
+    size_t max_reply, const conn_limits *lim, listener_recv_fn fn,
+    listener_gone_fn gone, void *arg, char *err, size_t errlen);
 
 /* Starts listening on url. A TLS url (tls+tcp://, wss://) needs tls, the
  * certificate and key it presents (the listener holds its own reference);
@@ -59,6 +65,15 @@ void listener_reply(listener *l, listener_req *req, nng_msg *msg);
 int listener_batch_begin(listener *l, listener_req *req, uint64_t id);
 listener_req *listener_batch_member(listener *l, listener_req *batch);
 void listener_batch_end(listener *l, listener_req *batch);
+
+/* req was refused for a missing or wrong token (its reply already
+ * given): its connection is closed once it has had max_auth_failures. */
+void listener_auth_failed(listener *l, const listener_req *req);
+
+/* Connections refused (max_connections), and closed for unread replies and
+ * for requests without the right token, since start. */
+void listener_limit_counts(listener *l, uint64_t *refused, uint64_t *unread,
+    uint64_t *auth);
 
 /* The nng pipe id (one client connection) a request came in on. */
 uint32_t listener_req_pipe(const listener_req *req);

@@ -25,11 +25,20 @@ static struct settings {
 	bool insecure, allow_exec, allow_pickle;
 	long workers, threads, max_queue, pipeline, max_jobs, max_rss,
 	    default_timeout_ms, kill_grace_ms, worker_memory, drain_s, slow_ms;
-	size_t max_message;
+	long stream_idle_timeout_ms;
+	long max_connections, max_unread_replies, max_auth_failures, max_actors;
+	size_t max_message, max_unread_bytes, max_actor_bytes;
 	int runtime, spawn, log_level, log_format; /* indexes into choices */
 } S = {
     .max_message = 64u << 20,
     .max_queue = 10000,
+    .max_connections = 1024,
+    .max_unread_replies = 1024,
+    .max_unread_bytes = 64u << 20,
+    .max_auth_failures = 8,
+    .max_actors = 1000,
+    .max_actor_bytes = 256u << 20,
+    .stream_idle_timeout_ms = 120000,
     .pipeline = 8,
     .kill_grace_ms = 2000,
     .drain_s = 30,
@@ -139,6 +148,45 @@ static const conf_opt options[] = {
 	.def = "10000",
 	.help = "calls waiting for a worker before new ones get\n"
 		"RESOURCE_EXHAUSTED (default 10000)"},
+    {.name = "max-connections", .arg = "N", .parse = conf_int,
+	.dst = &S.max_connections, .min = 1, .max = 1000000,
+	.allowed = "a whole number from 1 to 1000000", .def = "1024",
+	.help = "client connections open at once; more are closed\n"
+		"as they come (default 1024)"},
+    {.name = "max-unread-replies", .arg = "N", .parse = conf_int,
+	.dst = &S.max_unread_replies, .min = 1, .max = 100000000,
+	.allowed = "a whole number from 1", .def = "1024",
+	.help = "replies one connection's client may leave unread;\n"
+		"past that (or --max-unread-bytes) the connection is\n"
+		"closed (default 1024)"},
+    {.name = "max-unread-bytes", .arg = "SIZE", .parse = conf_size,
+	.dst = &S.max_unread_bytes,
+	.allowed = "a size such as 1048576, 512K or 64M (at most 2046M)",
+	.def = "64M",
+	.help = "bytes of replies one connection's client may leave\n"
+		"unread (one reply always goes; default 64M)"},
+    {.name = "max-auth-failures", .arg = "N", .parse = conf_int,
+	.dst = &S.max_auth_failures, .min = 1, .max = 1000000,
+	.allowed = "a whole number from 1 to 1000000", .def = "8",
+	.help = "requests with a missing or wrong token after which\n"
+		"their connection is closed (default 8)"},
+    {.name = "max-actors", .arg = "N", .parse = conf_int,
+	.dst = &S.max_actors, .min = 1, .max = 10000000,
+	.allowed = "a whole number from 1", .def = "1000",
+	.help = "actors alive at once; more ActorNew get\n"
+		"RESOURCE_EXHAUSTED (default 1000)"},
+    {.name = "max-actor-bytes", .arg = "SIZE", .parse = conf_size,
+	.dst = &S.max_actor_bytes,
+	.allowed = "a size such as 1048576, 512K or 64M (at most 2046M)",
+	.def = "256M",
+	.help = "bytes of constructor arguments the actors keep\n"
+		"(to create them again), together (default 256M)"},
+    {.name = "stream-idle-timeout", .arg = "S", .parse = conf_seconds,
+	.dst = &S.stream_idle_timeout_ms, .min = 0, .max = 86400000L,
+	.allowed = "seconds from 0 (never) to 86400", .def = "120",
+	.help = "a stream whose client asks for no chunks for S\n"
+		"seconds is cancelled and its worker freed (default\n"
+		"120; 0: never)"},
     {.name = "pipeline", .arg = "N", .parse = conf_int, .dst = &S.pipeline,
 	.min = 0, .max = 64, .allowed = "a whole number from 0 to 64",
 	.def = "8",
@@ -488,6 +536,13 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	}
 	o->max_message = S.max_message;
 	o->max_queue = (size_t) S.max_queue;
+	o->max_connections = (size_t) S.max_connections;
+	o->max_unread_replies = (size_t) S.max_unread_replies;
+	o->max_unread_bytes = S.max_unread_bytes;
+	o->max_auth_failures = (uint32_t) S.max_auth_failures;
+	o->max_actors = (size_t) S.max_actors;
+	o->max_actor_bytes = S.max_actor_bytes;
+	o->stream_idle_timeout_ms = (uint32_t) S.stream_idle_timeout_ms;
 	o->pipeline = (int) S.pipeline;
 	o->max_jobs = (uint64_t) S.max_jobs;
 	o->max_rss_mib = (uint64_t) S.max_rss;

@@ -240,6 +240,15 @@ metrics_render(const metrics *m, const metrics_now *now)
 	head(&o, "gild_draining", "gauge",
 	    "1 after SIGTERM, while calls finish; else 0.");
 	put(&o, "gild_draining %d\n", now->draining);
+	head(&o, "gild_connections", "gauge", "Client connections open.");
+	put(&o, "gild_connections %llu\n",
+	    (unsigned long long) now->connections);
+	head(&o, "gild_limit_hits_total", "counter",
+	    "Requests refused or connections closed at a bound, by the "
+	    "option that sets it.");
+	for (size_t i = 0; i < now->n_limits; i++)
+		put(&o, "gild_limit_hits_total{limit=\"%s\"} %llu\n",
+		    now->limit[i], (unsigned long long) now->limit_hits[i]);
 	if (o.failed) {
 		free(o.p);
 		return NULL;

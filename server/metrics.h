@@ -31,6 +31,10 @@ typedef struct metrics_now {
 	uint64_t bytes_in, bytes_out, shm_bytes;
 	double uptime_s;
 	int draining;
+	uint64_t connections;              /* client connections open */
+	const char *const *limit;          /* n_limits options ("max-queue"), */
+	const uint64_t *limit_hits;        /* how often each was reached */
+	size_t n_limits;
 } metrics_now;
 
 /* The text for GET /metrics (malloc'd), or NULL when out of memory. */

@@ -1,6 +1,8 @@
 /* replymsg: the bytes of the front end's replies (replymsg.h). */
 #include "replymsg.h"
 
+#include <stdio.h>
+
 #include "fields.h"
 
 nng_msg *
@@ -47,27 +49,60 @@ replymsg_forward(uint64_t request_id, const uint8_t *fields, size_t len)
 	return m;
 }
 
-int
-replymsg_batch_add(nng_msg *replies, const nng_msg *member)
+/* Appends Replies.replies = p[0..len) to replies: 0 or -1 (nothing
+ * appended). */
+static int
+batch_append(nng_msg *replies, const void *p, size_t len)
 {
 	uint8_t head[1 + WIRE_MAX_VARINT];
-	size_t len = nng_msg_len(member), had = nng_msg_len(replies), n;
+	size_t had = nng_msg_len(replies), n;
 
 	n = wire_put_tag(head, GILD_F_REPLIES_REPLIES, WIRE_LEN);
 	n += wire_put_varint(head + n, len);
 	if (nng_msg_append(replies, head, n) != 0 ||
-	    nng_msg_append(replies, nng_msg_body((nng_msg *) member), len) !=
-		0) {
+	    nng_msg_append(replies, p, len) != 0) {
 		nng_msg_chop(replies, nng_msg_len(replies) - had);
 		return -1;
 	}
 	return 0;
 }
 
+/* The most the head of a batch's reply adds (Reply.id, Reply.batch's tag
+ * and length). */
+#define BATCH_HEAD (2 * (1 + WIRE_MAX_VARINT))
+
+int
+replymsg_batch_add(nng_msg *replies, const nng_msg *member, size_t max)
+{
+	size_t len = nng_msg_len(member);
+	const uint8_t *p = nng_msg_body((nng_msg *) member);
+	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
+	Gild__V1__Error e = GILD__V1__ERROR__INIT;
+	uint8_t small[320];
+	char msg[192];
+	wire_field id;
+
+	if (nng_msg_len(replies) + BATCH_HEAD + 1 + WIRE_MAX_VARINT + len <=
+	    max)
+		return batch_append(replies, p, len);
+	snprintf(msg, sizeof(msg),
+	    "this reply (%zu bytes) would make its batch's reply longer than "
+	    "the server's --max-message of %zu bytes", len, max);
+	if (wire_find(p, len, GILD_F_REPLY_ID, &id) == 1 &&
+	    id.type == WIRE_VARINT)
+		r.id = id.value;
+	e.code = GILD__V1__CODE__RESOURCE_EXHAUSTED;
+	e.message = msg;
+	r.body_case = GILD__V1__REPLY__BODY_ERROR;
+	r.error = &e;
+	len = gild__v1__reply__pack(&r, small);
+	return batch_append(replies, small, len) == 0 ? 1 : -1;
+}
+
 int
 replymsg_batch_close(nng_msg *replies, uint64_t batch_id)
 {
-	uint8_t head[2 * (1 + WIRE_MAX_VARINT)];
+	uint8_t head[BATCH_HEAD];
 	size_t n = 0;
 
 	n += wire_put_tag(head + n, GILD_F_REPLY_ID, WIRE_VARINT);

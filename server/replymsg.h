@@ -29,9 +29,14 @@ nng_msg *replymsg_forward(uint64_t request_id, const uint8_t *fields,
     size_t len);
 
 /* A batch's reply is built in one message, its members' replies appended
- * as they come (0, or -1 when out of memory, member untouched), then
- * closed into Reply{id: batch_id, batch: Replies{replies...}} (0 or -1). */
-int replymsg_batch_add(nng_msg *replies, const nng_msg *member);
+ * as they come, then closed into Reply{id: batch_id, batch:
+ * Replies{replies...}} (0 or -1 when out of memory). A member's reply
+ * that would make the batch's longer than max bytes is replaced by
+ * Reply{its id, error{RESOURCE_EXHAUSTED}} naming --max-message (when even
+ * that does not fit, it still goes: a few dozen bytes). replymsg_batch_add
+ * returns 0, 1 when it replaced the member's reply, or -1 when out of
+ * memory (nothing added). */
+int replymsg_batch_add(nng_msg *replies, const nng_msg *member, size_t max);
 int replymsg_batch_close(nng_msg *replies, uint64_t batch_id);
 
 /* A stream's chunks: each chunk's Value is held with its Chunks.items

@@ -146,13 +146,11 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 		code = GILD__V1__CODE__RESOURCE_EXHAUSTED;
 		goto done;
 	}
-	if (act != NULL) {
-		/* One call at a time per actor, in arrival order. */
-		srv->calls_total++;
-		actor_call(srv, act, j);
-		return;
-	}
-	if (sched_submit(srv->sch, j) != 0) {
+	/* --max-queue counts the calls waiting for an actor's turn too. */
+	if (sched_queued(srv->sch) + actor_waiting(srv) >=
+		srv->opts->max_queue ||
+	    (act == NULL && sched_submit(srv->sch, j) != 0)) {
+		srv->limit_hits[LIMIT_QUEUE]++;
 		if (sj->timer != NULL)
 			event_free(sj->timer);
 		if (sj->st != NULL)
@@ -160,11 +158,13 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 		free(sj);
 		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "queue full: %zu calls are waiting (--max-queue)",
-		    sched_queued(srv->sch));
+		    sched_queued(srv->sch) + actor_waiting(srv));
 		code = GILD__V1__CODE__RESOURCE_EXHAUSTED;
 		goto done;
 	}
 	srv->calls_total++;
+	if (act != NULL)
+		actor_call(srv, act, j); /* one at a time, in arrival order */
 	return;
 done:
 	count_refused(srv, pr, code); /* it never became a job */
@@ -406,6 +406,7 @@ request_on(void *arg, listener_req *req, nng_msg *msg)
 					   : "wrong token");
 		if (pr.body == BODY_CALL || pr.body == BODY_EXEC)
 			count_refused(srv, &pr, GILD__V1__CODE__UNAUTHENTICATED);
+		listener_auth_failed(srv->lst, req);
 		nng_msg_free(msg);
 		return;
 	}

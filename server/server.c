@@ -511,7 +511,8 @@ server_run(const server_opts *opts)
 		srv.exit_code = 1;
 		goto out;
 	}
-	if ((srv.slot_gen = calloc((size_t) opts->workers, sizeof(uint64_t))) ==
+	if (streaming_sweep_start(&srv) != 0 ||
+	    (srv.slot_gen = calloc((size_t) opts->workers, sizeof(uint64_t))) ==
 		NULL) {
 		log_error("out of memory");
 		srv.exit_code = 1;
@@ -534,6 +535,10 @@ server_run(const server_opts *opts)
 	/* Twice --max-message is read, so a request a little over the limit
 	 * gets a clear error; past that nng drops the connection. */
 	if (listener_init(&srv.lst, srv.base, 2 * opts->max_message,
+		opts->max_message, &(conn_limits){.max_connections = opts->max_connections,
+		    .max_unread = opts->max_unread_replies,
+		    .max_unread_bytes = opts->max_unread_bytes,
+		    .max_auth_failures = opts->max_auth_failures},
 		request_on, request_pipe_gone, &srv, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		srv.exit_code = 1;
@@ -638,6 +643,8 @@ out:
 		event_free(srv.exit_ev);
 	if (srv.batch_ev)
 		event_free(srv.batch_ev);
+	if (srv.stream_sweep_ev)
+		event_free(srv.stream_sweep_ev);
 	event_base_free(srv.base);
 	if (srv.exit_code == 0)
 		log_info("stopped");

@@ -15,6 +15,16 @@ typedef struct server_opts {
 	int workers;              /* > 0 */
 	size_t max_message;       /* bytes; larger requests are refused */
 	size_t max_queue;         /* queued calls; more get RESOURCE_EXHAUSTED */
+	/* Per connection: at most this many replies (and bytes) left unread
+	 * by its client, and requests without the right token, before it is
+	 * closed; connections open at once (0: any). */
+	size_t max_unread_replies, max_unread_bytes;
+	uint32_t max_auth_failures;
+	size_t max_connections;
+	size_t max_actors;        /* live actors; more ActorNew are refused */
+	size_t max_actor_bytes;   /* their constructor requests' bytes */
+	uint32_t stream_idle_timeout_ms; /* a stream nobody pulls from is
+					    ended after this (0: never) */
 	const char *worker_bin;   /* path of gild-worker */
 	int drain_ms;             /* on SIGTERM, how long accepted calls may take */
 	uint64_t max_jobs;        /* recycle a worker after N calls (0: never) */

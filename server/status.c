@@ -144,10 +144,19 @@ status_json(void *arg)
 	return text;
 }
 
+/* /metrics' limit labels: the listener's three (listener_limit_counts),
+ * then the server's own, in enum srv_limit's order. */
+static const char *const limit_names[] = {"max-connections",
+    "max-unread-replies", "max-auth-failures", "max-queue", "max-actors",
+    "max-actor-bytes", "stream-idle-timeout"};
+_Static_assert(sizeof(limit_names) / sizeof(limit_names[0]) == 3 + LIMIT_N,
+    "a name for every limit");
+
 char *
 status_metrics_text(void *arg)
 {
 	server *srv = arg;
+	uint64_t hits[3 + LIMIT_N];
 	int n = supervisor_count(srv->sup);
 	const char *state[n];
 	metrics_now now = {0};
@@ -166,5 +175,12 @@ status_metrics_text(void *arg)
 	now.shm_bytes = supervisor_shm_bytes(srv->sup);
 	now.uptime_s = uptime(srv);
 	now.draining = srv->state != SRV_RUNNING;
+	now.connections = listener_connections(srv->lst);
+	listener_limit_counts(srv->lst, &hits[0], &hits[1], &hits[2]);
+	for (int i = 0; i < LIMIT_N; i++)
+		hits[3 + i] = srv->limit_hits[i];
+	now.limit = limit_names;
+	now.limit_hits = hits;
+	now.n_limits = sizeof(limit_names) / sizeof(limit_names[0]);
 	return metrics_render(srv->metrics, &now);
 }

@@ -21,10 +21,6 @@ stream_new(stream **list, uint32_t pipe, uint64_t call_id, uint32_t window)
 	st->window = window == 0 ? GILD_STREAM_WINDOW_DEFAULT
 		     : window > GILD_STREAM_WINDOW_MAX ? GILD_STREAM_WINDOW_MAX
 						       : window;
-	if ((st->ring = calloc(st->window, sizeof(*st->ring))) == NULL) {
-		free(st);
-		return NULL;
-	}
 	st->pipe = pipe;
 	st->call_id = call_id;
 	st->next = *list;
@@ -57,6 +53,28 @@ stream_free(stream **list, stream *st)
 	free(st);
 }
 
+/* Makes room for more chunks in st's ring (full now): twice as many, up
+ * to the window. Rings grow as chunks come, so that streams waiting to
+ * start cost no more than their struct. 0 or -ENOMEM. */
+static int
+grow(stream *st)
+{
+	uint32_t cap = st->cap == 0 ? 8 : st->cap * 2;
+	struct stream_chunk *ring;
+
+	if (cap > st->window)
+		cap = st->window;
+	if ((ring = calloc(cap, sizeof(*ring))) == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < st->n; i++)
+		ring[i] = st->ring[(st->head + i) % st->cap];
+	free(st->ring);
+	st->ring = ring;
+	st->cap = cap;
+	st->head = 0;
+	return 0;
+}
+
 int
 stream_push(stream *st, const uint8_t *chunk, size_t len)
 {
@@ -70,13 +88,15 @@ stream_push(stream *st, const uint8_t *chunk, size_t len)
 	    val.type != WIRE_LEN || seq.value != st->next_seq + st->n ||
 	    st->n == st->window || st->ended)
 		return -EPROTO;
+	if (st->n == st->cap && grow(st) != 0)
+		return -ENOMEM;
 	n = replymsg_chunk_head(hdr, val.len);
 	if ((p = malloc(n + val.len)) == NULL)
 		return -ENOMEM;
 	memcpy(p, hdr, n);
 	memcpy(p + n, val.data, val.len);
-	st->ring[(st->head + st->n) % st->window].p = p;
-	st->ring[(st->head + st->n) % st->window].n = n + val.len;
+	st->ring[(st->head + st->n) % st->cap].p = p;
+	st->ring[(st->head + st->n) % st->cap].n = n + val.len;
 	st->n++;
 	return 0;
 }
@@ -97,7 +117,7 @@ stream_drop(stream *st)
 	for (; st->n > 0; st->n--) {
 		free(st->ring[st->head].p);
 		st->ring[st->head].p = NULL;
-		st->head = (st->head + 1) % st->window;
+		st->head = (st->head + 1) % st->cap;
 	}
 	free(st->error);
 	st->error = NULL;
@@ -111,21 +131,31 @@ stream_ready(const stream *st)
 }
 
 int
-stream_take(stream *st, nng_msg *m, uint32_t max, uint32_t *taken, bool *end)
+stream_take(stream *st, nng_msg *m, uint32_t max, size_t max_bytes,
+    uint32_t *taken, bool *end)
 {
 	uint32_t k = max != 0 && max < st->n ? max : st->n;
-	size_t items = 0;
-	bool last = st->ended && k == st->n;
+	/* The Reply's own fields and the end take less than this. */
+	size_t items = 0, room = max_bytes > 256 + st->error_len ?
+	    max_bytes - 256 - st->error_len : 0;
+	bool last;
 
 	*taken = 0;
 	*end = false;
-	for (uint32_t i = 0; i < k; i++)
-		items += st->ring[(st->head + i) % st->window].n;
+	for (uint32_t i = 0; i < k; i++) {
+		size_t n = st->ring[(st->head + i) % st->cap].n;
+		if (i > 0 && items + n > room) {
+			k = i;
+			break;
+		}
+		items += n;
+	}
+	last = st->ended && k == st->n;
 	if (replymsg_chunks_open(m, st->next_seq, items, last, st->error,
 		st->error_len) != 0)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < k; i++) {
-		uint32_t at = (st->head + i) % st->window;
+		uint32_t at = (st->head + i) % st->cap;
 		if (nng_msg_append(m, st->ring[at].p, st->ring[at].n) != 0)
 			return -ENOMEM;
 	}
@@ -134,7 +164,7 @@ stream_take(stream *st, nng_msg *m, uint32_t max, uint32_t *taken, bool *end)
 	for (uint32_t i = 0; i < k; i++) {
 		free(st->ring[st->head].p);
 		st->ring[st->head].p = NULL;
-		st->head = (st->head + 1) % st->window;
+		st->head = (st->head + 1) % st->cap;
 	}
 	st->n -= k;
 	st->next_seq += k;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 struct sjob;
 struct listener_req;
@@ -24,9 +25,12 @@ typedef struct stream {
 	struct listener_req *pull; /* the request waiting for chunks, or NULL */
 	uint64_t pull_id;
 	uint32_t pull_max;     /* 0: no limit */
+	struct timespec idle_since; /* with no pull waiting: since when */
+	bool idle_stopped;     /* its job was stopped for that */
 	/* stream.c's */
 	uint32_t window;
-	struct {
+	uint32_t cap;          /* the ring's room, grown up to window */
+	struct stream_chunk {
 		uint8_t *p;     /* an encoded Chunks.items field (tag, length,
 				 * Value) */
 		size_t n;
@@ -64,10 +68,12 @@ void stream_drop(stream *st);
  * or the end is known. */
 bool stream_ready(const stream *st);
 /* Appends the Reply.chunks field to m (a Reply being built): the chunks
- * held, at most max (0: all), and the end if they are the last; takes
- * them out. *taken says how many, *end whether the end went too. Returns
- * 0, or -ENOMEM with nothing taken (m may hold part of it). */
-int stream_take(stream *st, nng_msg *m, uint32_t max, uint32_t *taken,
+ * held, at most max (0: all) and no more than fit in max_bytes (but at
+ * least one), and the end if they are the last; takes them out. *taken
+ * says how many, *end whether the end went too. Returns 0, or -ENOMEM
+ * with nothing taken (m may hold part of it). */
+int stream_take(stream *st, nng_msg *m, uint32_t max, size_t max_bytes,
+    uint32_t *taken,
     bool *end);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "fields.h"
 #include "job.h"
+#include "log.h"
 #include "reply.h"
 #include "replymsg.h"
 #include "wire.h"
@@ -26,7 +27,8 @@ flush(server *srv, stream *st)
 	if (st->pull == NULL || !stream_ready(st))
 		return;
 	if ((m = replymsg_start(st->pull_id)) == NULL ||
-	    stream_take(st, m, st->pull_max, &k, &end) != 0) {
+	    stream_take(st, m, st->pull_max, srv->opts->max_message, &k,
+		&end) != 0) {
 		nng_msg_free(m);
 		reply_error(srv->lst, st->pull, st->pull_id,
 		    GILD__V1__CODE__RESOURCE_EXHAUSTED,
@@ -36,6 +38,7 @@ flush(server *srv, stream *st)
 	}
 	listener_reply(srv->lst, st->pull, m);
 	st->pull = NULL;
+	clock_gettime(CLOCK_MONOTONIC, &st->idle_since);
 	if (st->job != NULL && k > 0 && st->job->j.state == JOB_RUNNING)
 		supervisor_credit(srv->sup, st->job->j.slot, st->job->j.id, k);
 	if (end)
@@ -139,6 +142,77 @@ streaming_next(server *srv, listener_req *req, const parsed_request *pr)
 		st->pull_max = pr->stream_max;
 		flush(srv, st);
 	}
+}
+
+/* Seconds from ts to now. */
+static double
+since(const struct timespec *ts)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double) (now.tv_sec - ts->tv_sec) +
+	       (double) (now.tv_nsec - ts->tv_nsec) / 1e9;
+}
+
+/* Every so often: streams nobody pulls from. One whose generator runs has
+ * it cancelled, and its end (CANCELLED, saying why) is kept one more
+ * --stream-idle-timeout for a late StreamNext; one whose generator is done
+ * goes with what it holds. */
+static void
+on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	server *srv = arg;
+	double limit = srv->opts->stream_idle_timeout_ms / 1e3, idle;
+
+	for (stream *st = srv->streams, *snext; st != NULL; st = snext) {
+		snext = st->next;
+		if (st->pull != NULL || st->orphan ||
+		    (idle = since(&st->idle_since)) < limit)
+			continue;
+		if (st->idle_stopped) {
+			if (st->job == NULL && idle >= 2 * limit)
+				stream_free(&srv->streams, st);
+			continue;
+		}
+		srv->limit_hits[LIMIT_STREAM_IDLE]++;
+		log_event(LOG_WARN,
+		    (log_field[]){LOG_NUM("request_id", st->call_id),
+			LOG_NUM("connection", st->pipe),
+			LOG_STR("limit", "--stream-idle-timeout")},
+		    3, "stream %" PRIu64 " on connection %" PRIu32 ": no "
+		    "StreamNext for %.0f s (--stream-idle-timeout): %s",
+		    st->call_id, st->pipe, limit,
+		    st->job != NULL ? "its generator is cancelled"
+				    : "the chunks it held are dropped");
+		if (st->job == NULL) {
+			stream_free(&srv->streams, st);
+			continue;
+		}
+		st->idle_stopped = true;
+		st->job->stop_why = "nobody asked for its stream's chunks for "
+				    "--stream-idle-timeout";
+		job_step(srv, st->job, CE_CANCEL, 0, NULL);
+	}
+}
+
+int
+streaming_sweep_start(server *srv)
+{
+	uint32_t ms = srv->opts->stream_idle_timeout_ms;
+	struct timeval tv;
+
+	if (ms == 0)
+		return 0; /* never */
+	ms = ms / 4 < 1000 ? ms / 4 : 1000;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000 + 1000;
+	srv->stream_sweep_ev = event_new(srv->base, -1, EV_PERSIST, on_sweep,
+	    srv);
+	if (srv->stream_sweep_ev == NULL ||
+	    event_add(srv->stream_sweep_ev, &tv) != 0)
+		return -1;
+	return 0;
 }
 
 void

@@ -29,6 +29,13 @@ void streaming_finish(server *srv, stream *st, const uint8_t *error,
 void streaming_end_error(server *srv, stream *st, Gild__V1__Code code,
     const char *msg);
 
+/* Starts the sweep that ends streams nobody reads: one with no StreamNext
+ * waiting for --stream-idle-timeout has its generator cancelled (its
+ * client gets CANCELLED saying why, should it pull again), or, once the
+ * generator is done, its chunks dropped. 0, or -1 when out of memory
+ * (srv->stream_sweep_ev, freed by the server). */
+int streaming_sweep_start(server *srv);
+
 /* Connection `pipe` closed: its streams are orphaned, and those whose job
  * has ended go at once. */
 void streaming_pipe_gone(server *srv, uint32_t pipe);

@@ -1,0 +1,160 @@
+/* conns: per-connection budgets (conns.h). */
+#include "conns.h"
+
+#include <stdlib.h>
+
+/* Chained hash table keyed by pipe id (nng hands them out in order, so
+ * the low bits spread them). */
+#define BUCKETS 1024
+
+typedef struct conn {
+	uint32_t pipe;
+	bool muted;              /* over a budget: see conns.h */
+	bool close_drained;      /* muted for its token: closed once drained */
+	uint32_t auth_failures;
+	size_t unread, unread_bytes;
+	struct conn *next;
+} conn;
+
+struct conns {
+	conn_limits lim;
+	size_t count;
+	conn *bucket[BUCKETS];
+};
+
+conns *
+conns_new(const conn_limits *lim)
+{
+	conns *c = calloc(1, sizeof(*c));
+
+	if (c != NULL)
+		c->lim = *lim;
+	return c;
+}
+
+void
+conns_free(conns *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < BUCKETS; i++)
+		for (conn *k = c->bucket[i], *next; k != NULL; k = next) {
+			next = k->next;
+			free(k);
+		}
+	free(c);
+}
+
+static conn **
+slot_of(conns *c, uint32_t pipe)
+{
+	conn **p = &c->bucket[pipe % BUCKETS];
+
+	while (*p != NULL && (*p)->pipe != pipe)
+		p = &(*p)->next;
+	return p;
+}
+
+int
+conns_add(conns *c, uint32_t pipe)
+{
+	conn **p = slot_of(c, pipe), *k;
+
+	if (*p != NULL)
+		return 0;
+	if ((c->lim.max_connections != 0 &&
+		c->count >= c->lim.max_connections) ||
+	    (k = calloc(1, sizeof(*k))) == NULL)
+		return -1;
+	k->pipe = pipe;
+	*p = k;
+	c->count++;
+	return 0;
+}
+
+void
+conns_remove(conns *c, uint32_t pipe)
+{
+	conn **p = slot_of(c, pipe), *k = *p;
+
+	if (k == NULL)
+		return;
+	*p = k->next;
+	free(k);
+	c->count--;
+}
+
+size_t
+conns_count(const conns *c)
+{
+	return c->count;
+}
+
+bool
+conns_muted(const conns *c, uint32_t pipe)
+{
+	const conn *k = *slot_of((conns *) c, pipe);
+
+	return k != NULL && k->muted;
+}
+
+conn_over
+conns_queued(conns *c, uint32_t pipe, size_t len)
+{
+	conn *k = *slot_of(c, pipe);
+
+	if (k == NULL || k->muted)
+		return CONN_OK;
+	k->unread++;
+	k->unread_bytes += len;
+	if (k->unread > c->lim.max_unread) {
+		k->muted = true;
+		return CONN_UNREAD;
+	}
+	if (k->unread > 1 && k->unread_bytes > c->lim.max_unread_bytes) {
+		k->muted = true;
+		return CONN_UNREAD_BYTES;
+	}
+	return CONN_OK;
+}
+
+bool
+conns_sent(conns *c, uint32_t pipe, size_t len)
+{
+	conn *k = *slot_of(c, pipe);
+
+	if (k == NULL || k->unread == 0)
+		return false;
+	k->unread--;
+	k->unread_bytes -= len <= k->unread_bytes ? len : k->unread_bytes;
+	return k->close_drained && k->unread == 0;
+}
+
+conn_over
+conns_auth_failed(conns *c, uint32_t pipe, bool *drained)
+{
+	conn *k = *slot_of(c, pipe);
+
+	*drained = false;
+	if (k == NULL || k->muted ||
+	    ++k->auth_failures < c->lim.max_auth_failures)
+		return CONN_OK;
+	k->muted = k->close_drained = true;
+	*drained = k->unread == 0;
+	return CONN_AUTH_FAILURES;
+}
+
+const char *
+conns_over_option(conn_over why)
+{
+	switch (why) {
+	case CONN_UNREAD:
+		return "--max-unread-replies";
+	case CONN_UNREAD_BYTES:
+		return "--max-unread-bytes";
+	case CONN_AUTH_FAILURES:
+		return "--max-auth-failures";
+	default:
+		return "";
+	}
+}

@@ -1,0 +1,71 @@
+/* conns: what each client connection (nng pipe) may cost the server, and
+ * what it costs now: replies handed to nng that its client has not read
+ * yet (count and bytes), and requests refused for a missing or wrong
+ * token. Pure (no nng, no loop, no lock): the listener keeps one table
+ * under its mutex.
+ *
+ * A connection over a budget is muted: its requests are read and dropped,
+ * and nothing more is sent to it. One muted for its token is then closed,
+ * once nng holds none of its replies (a few small ones, which its socket
+ * takes). One muted for unread replies is not: its client reads nothing,
+ * so nng's write to it is blocked, and nng 1.5.2's close of a connection
+ * in that state wedged nng's reaper (in 6 of 15 runs), which then frees no
+ * connection ever again (docs/architecture.md). It costs its socket and
+ * what nng's one blocked write holds until its client closes it. */
+#ifndef GILD_SERVER_CONNS_H
+#define GILD_SERVER_CONNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct conn_limits {
+	size_t max_connections;  /* open at once; more are refused (0: any) */
+	size_t max_unread;       /* replies not yet read by the client */
+	size_t max_unread_bytes; /* their bytes (one reply is always let
+				    through, however large) */
+	uint32_t max_auth_failures; /* requests refused UNAUTHENTICATED */
+} conn_limits;
+
+/* Why a connection is over its budget. */
+typedef enum conn_over {
+	CONN_OK,
+	CONN_UNREAD,        /* max_unread */
+	CONN_UNREAD_BYTES,  /* max_unread_bytes */
+	CONN_AUTH_FAILURES, /* max_auth_failures */
+	CONN_OVER_N
+} conn_over;
+
+typedef struct conns conns;
+
+conns *conns_new(const conn_limits *lim);
+void conns_free(conns *c);
+
+/* A connection opened: 0, or -1 when max_connections are open (or out of
+ * memory): it is to be refused. */
+int conns_add(conns *c, uint32_t pipe);
+void conns_remove(conns *c, uint32_t pipe);
+size_t conns_count(const conns *c);
+
+/* Whether pipe is muted: its requests are dropped, and replies to it. */
+bool conns_muted(const conns *c, uint32_t pipe);
+
+/* A reply of len bytes to pipe is to be handed to nng: CONN_OK; or, once,
+ * the unread budget it passes (the connection is muted from now on, the
+ * reply still goes). Not counted (and CONN_OK) for a muted connection or
+ * one not in the table. */
+conn_over conns_queued(conns *c, uint32_t pipe, size_t len);
+/* nng is done with such a reply (sent, or its connection gone): true when
+ * the connection, muted for its token, now has no reply in nng (time to
+ * close it). */
+bool conns_sent(conns *c, uint32_t pipe, size_t len);
+
+/* A request from pipe was refused for its token: CONN_AUTH_FAILURES once,
+ * when that makes max_auth_failures (it is muted from now on); *drained
+ * says whether nng holds no reply of its (it may be closed now). */
+conn_over conns_auth_failed(conns *c, uint32_t pipe, bool *drained);
+
+/* The option that sets the budget `why` names ("--max-unread-replies"). */
+const char *conns_over_option(conn_over why);
+
+#endif

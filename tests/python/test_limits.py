@@ -1,0 +1,314 @@
+"""Hostile and careless clients meet a bound, never an unbounded cost:
+connections that do not read their replies or send no token are closed;
+calls queued for an actor count in --max-queue; actors, their bytes, stream
+buffers and batch replies are bounded. Each bound answers
+RESOURCE_EXHAUSTED naming its option (or closes the connection, with a log
+line naming it) and is counted in /metrics; the server serves the next
+call."""
+import os
+import signal
+import socket
+import struct
+import tempfile
+import time
+import unittest
+import urllib.request
+
+import gild_pb2
+from gildproc import ROOT, Gild, gildctl, until
+
+APP = os.path.join(ROOT, "tests", "apps", "limits.py")
+TOKEN = "limits-token"
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def limit_hits(http_url, limit):
+    with urllib.request.urlopen(http_url + "/metrics", timeout=30) as r:
+        text = r.read().decode()
+    key = 'gild_limit_hits_total{limit="%s"} ' % limit
+    line = next(l for l in text.splitlines() if l.startswith(key))
+    return int(line.split()[-1])
+
+
+class Raw:
+    """A bare SP REQ peer over TCP (nng's wire format): sends requests with
+    any ids, as fast as it likes, and reads replies only when asked."""
+
+    def __init__(self, url, rcvbuf=None):
+        host, port = url[len("tcp://"):].rsplit(":", 1)
+        self.s = socket.socket()
+        if rcvbuf:
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.s.settimeout(30)
+        self.s.connect((host, int(port)))
+        self.s.sendall(b"\x00SP\x00\x00\x30\x00\x00")  # REQ
+        self.head = self._exact(8)
+        self.next = 1
+
+    def _exact(self, n):
+        b = b""
+        while len(b) < n:
+            got = self.s.recv(n - len(b))
+            if not got:
+                raise ConnectionError("closed")
+            b += got
+        return b
+
+    def frame(self, req):
+        """The bytes that send req (a gild_pb2.Request) under a new id."""
+        req.id = self.next
+        body = struct.pack(">I", 0x80000000 | self.next) + \
+            req.SerializeToString()
+        self.next += 1
+        return struct.pack(">Q", len(body)) + body
+
+    def send(self, req):
+        self.s.sendall(self.frame(req))
+        return req.id
+
+    def recv(self):
+        n = struct.unpack(">Q", self._exact(8))[0]
+        return gild_pb2.Reply.FromString(self._exact(n)[4:])
+
+    def close(self):
+        self.s.close()
+
+
+def flood(raw, req, seconds):
+    """Sends req over and over for at most `seconds`, reading nothing;
+    returns how many went and whether gild closed the connection. Partial
+    sends are carried on, so the stream of frames stays whole."""
+    chunk = b"".join(raw.frame(req) for _ in range(256))
+    pending, sent = b"", 0
+    end = time.monotonic() + seconds
+    raw.s.settimeout(0.5)
+    while time.monotonic() < end:
+        if not pending:
+            pending = chunk
+            sent += 256
+        try:
+            pending = pending[raw.s.send(pending):]
+        except socket.timeout:
+            continue  # its buffers are full: gild is not reading
+        except OSError:
+            return sent, True
+    return sent, False
+
+
+class PreAuthTest(unittest.TestCase):
+    """A client without the token, sending as fast as it can and reading
+    nothing, costs a few KiB and loses its connection."""
+
+    def test_flood_without_token(self):
+        with Gild(app=APP, workers=1,
+                  args=("--token", TOKEN, "--http", "127.0.0.1:0")) as g:
+            before = rss_kib(g.proc.pid)
+            raw = Raw(g.url, rcvbuf=4096)
+            req = gild_pb2.Request()
+            req.status.SetInParent()
+            sent, closed = flood(raw, req, 10)
+            grew = rss_kib(g.proc.pid) - before
+            raw.close()
+            self.assertTrue(closed, "sent %d, never closed" % sent)
+            self.assertLess(grew, 64 * 1024, "RSS grew %d KiB" % grew)
+            self.assertEqual(gildctl("--token", TOKEN, "call", g.url,
+                                     "nap", "0")[0], 0)
+            self.assertEqual(limit_hits(g.http_url, "max-auth-failures"), 1)
+        self.assertIn("limit=--max-auth-failures", g.err)
+
+
+class UnreadTest(unittest.TestCase):
+    """A client that reads nothing is served no more past
+    --max-unread-replies (its requests are dropped, so it costs nothing
+    more); one that reads is served, however many it sends. (It is not
+    closed: see server/conns.h for why nng 1.5.2 does not allow that.)"""
+
+    def test_unread_replies(self):
+        with Gild(app=APP, workers=1,
+                  args=("--max-unread-replies", "64",
+                        "--http", "127.0.0.1:0")) as g:
+            before = rss_kib(g.proc.pid)
+            raw = Raw(g.url, rcvbuf=4096)
+            req = gild_pb2.Request()
+            req.status.SetInParent()
+            sent, closed = flood(raw, req, 10)
+            grew = rss_kib(g.proc.pid) - before
+            self.assertLess(grew, 64 * 1024, "RSS grew %d KiB" % grew)
+            self.assertEqual(limit_hits(g.http_url, "max-unread-replies"),
+                             1)
+            # It was muted, not closed: more of its requests cost nothing.
+            self.assertFalse(closed)
+            raw.close()
+            # A reader sends many more in a row and keeps its connection.
+            raw = Raw(g.url)
+            for _ in range(20):
+                ids = [raw.send(req) for _ in range(50)]
+                self.assertEqual(sorted(raw.recv().id for _ in ids), ids)
+            raw.close()
+            self.assertEqual(gildctl("call", g.url, "nap", "0")[0], 0)
+        self.assertIn("limit=--max-unread-replies", g.err)
+
+
+class ServerBoundsTest(unittest.TestCase):
+    def setUp(self):
+        self.gild = Gild(app=APP, workers=1, args=(
+            "--max-queue", "200", "--max-actors", "5",
+            "--max-actor-bytes", "1M", "--max-message", "1M",
+            "--http", "127.0.0.1:0"))
+
+    def tearDown(self):
+        self.assertEqual(self.gild.stop(), 0)
+
+    def value(self, v, x):
+        if isinstance(x, bytes):
+            v.bytes_value = x
+        else:
+            v.float_value = x
+
+    def call(self, fn, *args, **fields):
+        req = gild_pb2.Request()
+        req.call.function = fn
+        for a in args:
+            self.value(req.call.args.add(), a)
+        for k, x in fields.items():
+            setattr(req.call, k, x)
+        return req
+
+    def actor_new(self, raw, arg=None):
+        req = gild_pb2.Request()
+        req.actor_new.class_name = "Sleeper"
+        if arg is not None:
+            self.value(req.actor_new.args.add(), arg)
+        raw.send(req)
+        return raw.recv()
+
+    def test_actor_queue_counts_in_max_queue(self):
+        raw = Raw(self.gild.url)
+        r = self.actor_new(raw)
+        self.assertEqual(r.WhichOneof("body"), "result", r)
+        aid = r.result.int_value
+        sent = [raw.send(self.call("nap", 0.3, actor_id=aid))]
+        sent += [raw.send(self.call("nap", 0.0, actor_id=aid))
+                 for _ in range(399)]
+        codes = {}
+        for _ in sent:
+            r = raw.recv()
+            code = r.error.code if r.WhichOneof("body") == "error" else 0
+            codes[code] = codes.get(code, 0) + 1
+            if code:
+                self.assertIn("--max-queue", r.error.message)
+        exhausted = codes.pop(gild_pb2.RESOURCE_EXHAUSTED, 0)
+        # 200 wait behind the first (running) one; the rest are refused.
+        self.assertGreaterEqual(exhausted, 150, codes)
+        self.assertEqual(codes, {0: 400 - exhausted})
+        raw.close()
+        self.assertGreater(limit_hits(self.gild.http_url, "max-queue"), 0)
+
+    def test_max_actors_and_their_bytes(self):
+        raw = Raw(self.gild.url)
+        made = [self.actor_new(raw) for _ in range(5)]
+        self.assertTrue(all(r.WhichOneof("body") == "result" for r in made))
+        r = self.actor_new(raw)
+        self.assertEqual(r.error.code, gild_pb2.RESOURCE_EXHAUSTED)
+        self.assertIn("--max-actors 5", r.error.message)
+        raw.close()  # its actors go with it
+        raw = Raw(self.gild.url)
+        end = time.monotonic() + 30
+        while True:
+            ok = self.actor_new(raw, b"x" * 600000)
+            if ok.WhichOneof("body") == "result" or \
+                    time.monotonic() > end:
+                break
+            self.assertIn("--max-actors", ok.error.message)
+            time.sleep(0.05)
+        self.assertEqual(ok.WhichOneof("body"), "result", ok)
+        r = self.actor_new(raw, b"x" * 600000)
+        self.assertEqual(r.error.code, gild_pb2.RESOURCE_EXHAUSTED, r)
+        self.assertIn("--max-actor-bytes", r.error.message)
+        raw.close()
+
+    def test_batch_reply_within_max_message(self):
+        raw = Raw(self.gild.url)
+        req = gild_pb2.Request()
+        for i in range(8):
+            sub = req.batch.requests.add()
+            sub.id = 100 + i
+            sub.call.function = "blob"
+            sub.call.args.add().int_value = 300000
+        raw.send(req)
+        got = raw.recv()
+        self.assertEqual(len(got.batch.replies), 8)
+        ok = [r for r in got.batch.replies if r.WhichOneof("body") == "result"]
+        refused = [r for r in got.batch.replies
+                   if r.WhichOneof("body") == "error"]
+        self.assertEqual(len(ok), 3)  # 3 × 300 KB fit in 1M, 4 do not
+        for r in refused:
+            self.assertEqual(r.error.code, gild_pb2.RESOURCE_EXHAUSTED)
+            self.assertIn("--max-message", r.error.message)
+        self.assertEqual(sorted(r.id for r in got.batch.replies),
+                         list(range(100, 108)))
+        raw.close()
+
+    def test_queued_streams_cost_little(self):
+        """Streams waiting for a busy worker hold no chunk buffer yet."""
+        raw = Raw(self.gild.url)
+        busy = raw.send(self.call("nap", 3.0))
+        time.sleep(0.3)
+        before = rss_kib(self.gild.proc.pid)
+        ids = [raw.send(self.call("gen", 2, stream=True, window=4096))
+               for _ in range(190)]
+        time.sleep(0.5)
+        grew = rss_kib(self.gild.proc.pid) - before
+        # A full-window buffer is 64 KiB: 190 of them would be 12 MiB.
+        self.assertLess(grew, 4 * 1024, "RSS grew %d KiB" % grew)
+        raw.close()
+        self.assertEqual(gildctl("call", self.gild.url, "nap", "0")[0], 0)
+        del busy, ids
+
+
+class StreamIdleTest(unittest.TestCase):
+    def test_unread_stream_is_cancelled(self):
+        """A window=1 stream nobody reads: cancelled, its generator closed
+        (finally: runs), its worker free for a reload."""
+        with tempfile.TemporaryDirectory() as tmp, \
+                Gild(app=APP, workers=1,
+                     args=("--stream-idle-timeout", "0.5",
+                           "--http", "127.0.0.1:0")) as g:
+            mark = os.path.join(tmp, "closed")
+            raw = Raw(g.url)
+            req = gild_pb2.Request()
+            req.call.function = "gen_marked"
+            req.call.args.add().str_value = mark.encode()
+            req.call.stream = True
+            req.call.window = 1
+            sid = raw.send(req)
+            first = raw.recv()
+            self.assertEqual(first.WhichOneof("body"), "chunks", first)
+            self.assertTrue(until(lambda: os.path.exists(mark), 20),
+                            "the generator was never closed")
+            g.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(until(lambda: "reload done" in open(
+                g.log.name).read(), 30), "the reload did not finish")
+            nxt = gild_pb2.Request()
+            nxt.stream_next.call_id = sid
+            raw.send(nxt)
+            end = raw.recv()
+            self.assertEqual(end.WhichOneof("body"), "chunks", end)
+            self.assertTrue(end.chunks.end)
+            self.assertEqual(end.chunks.error.code, gild_pb2.CANCELLED)
+            self.assertIn("--stream-idle-timeout", end.chunks.error.message)
+            raw.close()
+            self.assertEqual(
+                limit_hits(g.http_url, "stream-idle-timeout"), 1)
+        self.assertIn("limit=--stream-idle-timeout", g.err)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,95 @@
+/* Tests of server/conns.c: each connection's budgets. */
+#include "server/conns.h"
+
+#include <CUnit/Basic.h>
+#include "test_main.h"
+
+/* Past max_connections new ones are refused; a removed one makes room. */
+static void
+test_count(void)
+{
+	conn_limits lim = {.max_connections = 2, .max_unread = 10,
+	    .max_unread_bytes = 1000, .max_auth_failures = 3};
+	conns *c = conns_new(&lim);
+
+	CU_ASSERT_EQUAL(conns_add(c, 1), 0);
+	CU_ASSERT_EQUAL(conns_add(c, 1025), 0); /* same bucket */
+	CU_ASSERT_EQUAL(conns_add(c, 7), -1);
+	CU_ASSERT_EQUAL(conns_count(c), 2);
+	conns_remove(c, 1);
+	conns_remove(c, 99); /* never added (refused): nothing */
+	CU_ASSERT_EQUAL(conns_add(c, 7), 0);
+	CU_ASSERT_EQUAL(conns_count(c), 2);
+	conns_free(c);
+}
+
+/* Unread replies: muted once past the count or the bytes (one reply
+ * always goes), said once; never closed for it. */
+static void
+test_unread(void)
+{
+	conn_limits lim = {.max_unread = 3, .max_unread_bytes = 1000,
+	    .max_auth_failures = 3};
+	conns *c = conns_new(&lim);
+
+	conns_add(c, 1);
+	conns_add(c, 2);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(conns_queued(c, 1, 10), CONN_OK);
+	CU_ASSERT_FALSE(conns_sent(c, 1, 10)); /* read one: 2 unread */
+	CU_ASSERT_EQUAL(conns_queued(c, 1, 10), CONN_OK);
+	CU_ASSERT_EQUAL(conns_queued(c, 1, 10), CONN_UNREAD);
+	CU_ASSERT_TRUE(conns_muted(c, 1));
+	CU_ASSERT_EQUAL(conns_queued(c, 1, 10), CONN_OK); /* said once */
+	for (int i = 0; i < 4; i++)
+		CU_ASSERT_FALSE(conns_sent(c, 1, 10)); /* not closed */
+	/* Bytes: one huge reply goes; a second over the budget mutes. */
+	CU_ASSERT_EQUAL(conns_queued(c, 2, 5000), CONN_OK);
+	CU_ASSERT_EQUAL(conns_queued(c, 2, 1), CONN_UNREAD_BYTES);
+	CU_ASSERT_FALSE(conns_muted(c, 3)); /* unknown: not muted */
+	CU_ASSERT_EQUAL(conns_queued(c, 3, 1), CONN_OK);
+	conns_free(c);
+}
+
+/* Token failures: muted at the limit, closed once nng holds none of its
+ * replies (at once when none is held). */
+static void
+test_auth(void)
+{
+	conn_limits lim = {.max_unread = 100, .max_unread_bytes = 1000,
+	    .max_auth_failures = 2};
+	conns *c = conns_new(&lim);
+	bool drained;
+
+	conns_add(c, 1);
+	conns_add(c, 2);
+	CU_ASSERT_EQUAL(conns_queued(c, 1, 10), CONN_OK);
+	CU_ASSERT_EQUAL(conns_auth_failed(c, 1, &drained), CONN_OK);
+	CU_ASSERT_EQUAL(conns_queued(c, 1, 10), CONN_OK);
+	CU_ASSERT_EQUAL(conns_auth_failed(c, 1, &drained), CONN_AUTH_FAILURES);
+	CU_ASSERT_FALSE(drained); /* two replies in nng */
+	CU_ASSERT_TRUE(conns_muted(c, 1));
+	CU_ASSERT_FALSE(conns_sent(c, 1, 10));
+	CU_ASSERT_TRUE(conns_sent(c, 1, 10)); /* now close it */
+	CU_ASSERT_EQUAL(conns_auth_failed(c, 1, &drained), CONN_OK);
+	CU_ASSERT_EQUAL(conns_auth_failed(c, 2, &drained), CONN_OK);
+	CU_ASSERT_EQUAL(conns_auth_failed(c, 2, &drained), CONN_AUTH_FAILURES);
+	CU_ASSERT_TRUE(drained);
+	CU_ASSERT_STRING_EQUAL(conns_over_option(CONN_AUTH_FAILURES),
+	    "--max-auth-failures");
+	conns_free(c);
+}
+
+int
+main(void)
+{
+	CU_pSuite s;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	s = CU_add_suite("conns", NULL, NULL);
+	CU_add_test(s, "connections at once", test_count);
+	CU_add_test(s, "unread replies", test_unread);
+	CU_add_test(s, "token failures", test_auth);
+	return test_run_all();
+}

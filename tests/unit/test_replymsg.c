@@ -65,7 +65,7 @@ test_batch(void)
 	CU_ASSERT_EQUAL_FATAL(nng_msg_alloc(&all, 0), 0);
 	for (uint64_t id = 1; id <= 3; id++) {
 		one = replymsg_start(id == 2 ? 0 : id);
-		CU_ASSERT_EQUAL(replymsg_batch_add(all, one), 0);
+		CU_ASSERT_EQUAL(replymsg_batch_add(all, one, 1 << 20), 0);
 		nng_msg_free(one);
 	}
 	CU_ASSERT_EQUAL(replymsg_batch_close(all, 77), 0);
@@ -75,6 +75,44 @@ test_batch(void)
 	CU_ASSERT_EQUAL_FATAL(got->batch->n_replies, 3);
 	CU_ASSERT_EQUAL(got->batch->replies[0]->id, 1);
 	CU_ASSERT_EQUAL(got->batch->replies[1]->id, 0);
+	CU_ASSERT_EQUAL(got->batch->replies[2]->id, 3);
+	gild__v1__reply__free_unpacked(got, NULL);
+}
+
+/* A member's reply that would make the batch's too long is answered
+ * RESOURCE_EXHAUSTED instead; the others keep theirs. */
+static void
+test_batch_capped(void)
+{
+	Gild__V1__Reply *got;
+	nng_msg *all, *one;
+	uint8_t big[600] = {0};
+
+	CU_ASSERT_EQUAL_FATAL(nng_msg_alloc(&all, 0), 0);
+	for (uint64_t id = 1; id <= 3; id++) {
+		one = replymsg_start(id);
+		if (id == 2) {
+			/* 600 bytes: a field protobuf-c skips (15), its tag
+			 * and length taking 3. */
+			size_t n = wire_put_tag(big, 15, WIRE_LEN);
+			wire_put_varint(big + n, sizeof(big) - 3);
+			CU_ASSERT_EQUAL(nng_msg_append(one, big, sizeof(big)), 0);
+		}
+		CU_ASSERT_EQUAL(replymsg_batch_add(all, one, 500),
+		    id == 2 ? 1 : 0);
+		nng_msg_free(one);
+	}
+	CU_ASSERT(nng_msg_len(all) <= 500);
+	CU_ASSERT_EQUAL(replymsg_batch_close(all, 8), 0);
+	got = unpack(all);
+	CU_ASSERT_EQUAL_FATAL(got->batch->n_replies, 3);
+	CU_ASSERT_EQUAL(got->batch->replies[1]->id, 2);
+	CU_ASSERT_EQUAL_FATAL(got->batch->replies[1]->body_case,
+	    GILD__V1__REPLY__BODY_ERROR);
+	CU_ASSERT_EQUAL(got->batch->replies[1]->error->code,
+	    GILD__V1__CODE__RESOURCE_EXHAUSTED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(got->batch->replies[1]->error->message,
+	    "--max-message"));
 	CU_ASSERT_EQUAL(got->batch->replies[2]->id, 3);
 	gild__v1__reply__free_unpacked(got, NULL);
 }
@@ -130,6 +168,8 @@ main(void)
 	s = CU_add_suite("replymsg", NULL, NULL);
 	CU_add_test(s, "packed and forwarded replies", test_pack_and_forward);
 	CU_add_test(s, "a batch's replies", test_batch);
+	CU_add_test(s, "a batch's reply within --max-message",
+	    test_batch_capped);
 	CU_add_test(s, "a stream's chunks", test_chunks);
 	return test_run_all();
 }

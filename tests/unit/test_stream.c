@@ -60,6 +60,9 @@ parse_taken(nng_msg *m, taken *t)
 	}
 }
 
+/* Taken at most max (0: all) and within max_bytes (test_bytes sets it). */
+static size_t max_bytes = 1 << 20;
+
 static void
 take(stream *st, uint32_t max, uint32_t want, bool want_end, taken *t)
 {
@@ -68,7 +71,7 @@ take(stream *st, uint32_t max, uint32_t want, bool want_end, taken *t)
 	bool end;
 
 	CU_ASSERT_EQUAL_FATAL(nng_msg_alloc(&m, 0), 0);
-	CU_ASSERT_EQUAL(stream_take(st, m, max, &k, &end), 0);
+	CU_ASSERT_EQUAL(stream_take(st, m, max, max_bytes, &k, &end), 0);
 	CU_ASSERT_EQUAL(k, want);
 	CU_ASSERT_EQUAL(end, want_end);
 	parse_taken(m, t);
@@ -139,6 +142,67 @@ test_drop_and_free(void)
 	CU_ASSERT_PTR_NULL(list);
 }
 
+/* A ring costs nothing until chunks come, and grows (past a wrapped
+ * head) keeping their order, up to the window. */
+static void
+test_ring_grows(void)
+{
+	stream *list = NULL, *st;
+	uint8_t buf[64];
+	char v[2] = {0};
+	uint64_t seq = 0;
+	taken t;
+
+	st = stream_new(&list, 1, 1, 40);
+	CU_ASSERT_EQUAL(st->cap, 0);
+	CU_ASSERT_PTR_NULL(st->ring);
+	for (int i = 0; i < 6; i++, seq++) {
+		v[0] = (char) ('a' + seq);
+		CU_ASSERT_EQUAL(stream_push(st, buf, chunk(buf, seq, v)), 0);
+	}
+	take(st, 5, 5, false, &t); /* head moves to 5 of 8 */
+	CU_ASSERT_STRING_EQUAL(t.items, "abcde");
+	for (int i = 0; i < 39; i++, seq++) {
+		v[0] = (char) ('a' + seq % 26);
+		CU_ASSERT_EQUAL(stream_push(st, buf, chunk(buf, seq, v)), 0);
+	}
+	CU_ASSERT_EQUAL(st->cap, 40); /* 8, 16, 32, then the window */
+	v[0] = 'x';
+	CU_ASSERT_EQUAL(stream_push(st, buf, chunk(buf, seq, v)), -EPROTO);
+	take(st, 0, 40, false, &t);
+	CU_ASSERT_EQUAL(t.first_seq, 5);
+	CU_ASSERT_STRING_EQUAL(t.items,
+	    "fghijklmnopqrstuvwxyzabcdefghijklmnopqrs");
+	stream_free(&list, st);
+}
+
+/* A reply of chunks stays within --max-message: fewer chunks are taken,
+ * but always at least one. */
+static void
+test_bytes(void)
+{
+	stream *list = NULL, *st;
+	uint8_t buf[400];
+	char v[101];
+	taken t;
+
+	memset(v, 'v', 100);
+	v[100] = 0;
+	st = stream_new(&list, 1, 1, 10);
+	for (int i = 0; i < 5; i++)
+		CU_ASSERT_EQUAL(stream_push(st, buf, chunk(buf, i, v)), 0);
+	max_bytes = 256 + 250; /* room for two of ~102 bytes */
+	take(st, 0, 2, false, &t);
+	CU_ASSERT_EQUAL(t.first_seq, 0);
+	max_bytes = 10; /* no room at all: one still goes */
+	take(st, 0, 1, false, &t);
+	CU_ASSERT_EQUAL(t.first_seq, 2);
+	max_bytes = 1 << 20;
+	stream_end(st, NULL, 0);
+	take(st, 0, 2, true, &t);
+	stream_free(&list, st);
+}
+
 int
 main(void)
 {
@@ -149,5 +213,7 @@ main(void)
 	s = CU_add_suite("stream", NULL, NULL);
 	CU_add_test(s, "window, order, end", test_window_and_order);
 	CU_add_test(s, "drop and free", test_drop_and_free);
+	CU_add_test(s, "the ring grows as chunks come", test_ring_grows);
+	CU_add_test(s, "a reply within --max-message", test_bytes);
 	return test_run_all();
 }

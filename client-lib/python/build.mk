@@ -5,7 +5,7 @@
 # client-lib/python/setup.py.)
 PY_EXT_SUFFIX := $(shell $(PYTHON_CONFIG) --extension-suffix 2>/dev/null)
 PY_NATIVE := $(B)/python/gild/_native$(PY_EXT_SUFFIX)
-PY_NATIVE_OBJS := $(addprefix $(B)/client-lib/python/,_native.o pyvalue.o)
+PY_NATIVE_OBJS := $(patsubst %.c,$(B)/%.o,$(PY_NATIVE_SRCS))
 
 # Only PyInit__native is exported: the module's own functions are hidden,
 # and so are the libgild objects linked in (--exclude-libs).
@@ -25,7 +25,7 @@ LIBS += $(PY_NATIVE)
 ifneq ($(PYTHON_FT_CONFIG),)
 PY_NATIVE_FT := $(B)/python/gild/_native$(shell $(PYTHON_FT_CONFIG) \
 	--extension-suffix)
-PY_NATIVE_FT_OBJS := $(addprefix $(B)/ft/client-lib/python/,_native.o pyvalue.o)
+PY_NATIVE_FT_OBJS := $(patsubst %.c,$(B)/ft/%.o,$(PY_NATIVE_SRCS))
 $(B)/ft/client-lib/python/%.o: client-lib/python/%.c $(FT_FLAGS_FILE) | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(FT_PY_CFLAGS) -fvisibility=hidden -c $< -o $@

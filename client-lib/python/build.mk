@@ -41,6 +41,9 @@ endif
 # build cannot be loaded into.
 ifeq ($(SANITIZE),)
 UNIT_TESTS += tests/python/test_native.py tests/python/test_native_threads.py
+# pip install ./client-lib/python from a clean copy of the tree: it builds
+# its own extension, plain, so the sanitized run has nothing to add.
+UNIT_TESTS += tests/python/test_pip.py
 ifneq ($(PYTHON_FT_CONFIG),)
 RUNTIME_TESTS += ftpy:tests/python/test_native.py \
 	ftpy:tests/python/test_native_threads.py ftpy:tests/python/test_batch.py
@@ -49,6 +52,8 @@ else
 NOT_RUN += tests/python/test_native.py, test_native_threads.py and the \
 	free-threaded Python runs (ftpy:): an extension built with sanitizers \
 	cannot be loaded into a plain Python (the plain make test runs them);
+NOT_RUN += tests/python/test_pip.py: pip builds the extension with \
+	the system Python's flags, never sanitized (the plain make test runs it);
 endif
 
 # make install: the package (with the extension) for the system Python, in

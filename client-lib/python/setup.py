@@ -44,14 +44,19 @@ def version():
 
 def source_lists():
     """The `NAME := path...` lists of client-lib/sources.mk, as a dict of
-    lists of paths from ROOT."""
-    with open(os.path.join(ROOT, "client-lib", "sources.mk")) as f:
+    lists of paths from ROOT. Anything else there (+=, a make function)
+    stops the build rather than leave a source out."""
+    path = os.path.join(ROOT, "client-lib", "sources.mk")
+    with open(path) as f:
         text = re.sub(r"\\\n", " ", f.read())
     lists = {}
     for line in text.splitlines():
-        m = re.match(r"^([A-Z_]+)\s*:=(.*)$", line)
-        if m:
-            lists[m.group(1)] = m.group(2).split()
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = re.match(r"^([A-Z_]+)\s*:=([^$]*)$", line)
+        if m is None:
+            sys.exit(f"setup.py: {path}: not a `NAME := path...` line: {line}")
+        lists[m.group(1)] = m.group(2).split()
     return lists
 
 

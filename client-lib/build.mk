@@ -1,11 +1,11 @@
 # client-lib/: libgild (static and shared, with the gild.v1 protobuf-c code
-# inside), its pkg-config file, the gildctl CLI and their unit tests.
-GILD_LIB_OBJS := $(addprefix $(B)/client-lib/,value.o error.o codec.o client.o \
-	table.o recv.o resend.o send.o wait.o stream.o actor.o)
+# inside), its pkg-config file, the gildctl CLI and their unit tests. The
+# sources are listed in client-lib/sources.mk, which setup.py reads too.
+include client-lib/sources.mk
 # The libraries carry the generated gild.v1 code, the wire reader and the
 # TLS settings (common/tlsconf.c) they use.
-GILD_LIB_DEPS := $(GILD_LIB_OBJS) $(B)/common/tlsconf.o $(B)/proto/gild.pb-c.o \
-	$(B)/proto/wire.o $(B)/proto/codes.o
+GILD_LIB_DEPS := $(patsubst %.c,$(B)/%.o,$(GILD_LIB_SRCS)) \
+	$(patsubst %.proto,$(B)/%.pb-c.o,$(GILD_LIB_PROTOS))
 GILD_LIB_LIBS := $(NNG_LIBS) $(PROTOBUFC_LIBS)
 
 $(B)/libgild.a: $(GILD_LIB_DEPS)

@@ -55,7 +55,9 @@ unenter(gild_client *c, uint64_t first, size_t n)
 /* Enters n new table entries with consecutive ids from *first: the first of
  * `kind`, the others CALL_USER (a batch's calls), all on connection `want`
  * (-1: the next one that is up). Blocks while GILD_MAX_IN_FLIGHT replies are
- * awaited, and up to REDIAL_WAIT_MS while no connection is up. */
+ * awaited, and up to REDIAL_WAIT_MS while no connection is up. On GILD_OK
+ * *kout is their connection; on failure *first is 0 and *kout NULL (the
+ * callers' locals are then set on every path that gcc -O3 can see). */
 static int
 enter(gild_client *c, enum call_kind kind, size_t n, int want,
     uint64_t *first, conn **kout, gild_error *err)
@@ -65,6 +67,8 @@ enter(gild_client *c, enum call_kind kind, size_t n, int want,
 	waiter w;
 	size_t i;
 
+	*first = 0;
+	*kout = NULL;
 	gild__waiter_init(&w, WAIT_CHANGE, 0);
 	pthread_mutex_lock(&c->mtx);
 	while (c->n_pending + n > GILD_MAX_IN_FLIGHT)

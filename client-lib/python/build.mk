@@ -5,7 +5,7 @@
 # client-lib/python/setup.py.)
 PY_EXT_SUFFIX := $(shell $(PYTHON_CONFIG) --extension-suffix 2>/dev/null)
 PY_NATIVE := $(B)/python/gild/_native$(PY_EXT_SUFFIX)
-PY_NATIVE_OBJS := $(addprefix $(B)/client-lib/python/,_native.o pyvalue.o)
+PY_NATIVE_OBJS := $(patsubst %.c,$(B)/%.o,$(PY_NATIVE_SRCS))
 
 # Only PyInit__native is exported: the module's own functions are hidden,
 # and so are the libgild objects linked in (--exclude-libs).
@@ -25,7 +25,7 @@ LIBS += $(PY_NATIVE)
 ifneq ($(PYTHON_FT_CONFIG),)
 PY_NATIVE_FT := $(B)/python/gild/_native$(shell $(PYTHON_FT_CONFIG) \
 	--extension-suffix)
-PY_NATIVE_FT_OBJS := $(addprefix $(B)/ft/client-lib/python/,_native.o pyvalue.o)
+PY_NATIVE_FT_OBJS := $(patsubst %.c,$(B)/ft/%.o,$(PY_NATIVE_SRCS))
 $(B)/ft/client-lib/python/%.o: client-lib/python/%.c $(FT_FLAGS_FILE) | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(FT_PY_CFLAGS) -fvisibility=hidden -c $< -o $@
@@ -41,6 +41,9 @@ endif
 # build cannot be loaded into.
 ifeq ($(SANITIZE),)
 UNIT_TESTS += tests/python/test_native.py tests/python/test_native_threads.py
+# pip install ./client-lib/python from a clean copy of the tree: it builds
+# its own extension, plain, so the sanitized run has nothing to add.
+UNIT_TESTS += tests/python/test_pip.py
 ifneq ($(PYTHON_FT_CONFIG),)
 RUNTIME_TESTS += ftpy:tests/python/test_native.py \
 	ftpy:tests/python/test_native_threads.py ftpy:tests/python/test_batch.py
@@ -49,6 +52,8 @@ else
 NOT_RUN += tests/python/test_native.py, test_native_threads.py and the \
 	free-threaded Python runs (ftpy:): an extension built with sanitizers \
 	cannot be loaded into a plain Python (the plain make test runs them);
+NOT_RUN += tests/python/test_pip.py: pip builds the extension with \
+	the system Python's flags, never sanitized (the plain make test runs it);
 endif
 
 # make install: the package (with the extension) for the system Python, in

@@ -1,19 +1,27 @@
-"""Builds the gild Python package with its C extension, gild._native.
+"""Builds the gild Python package with its C extension, gild._native, from
+a source tree, with no `make` first (Debian 12, offline):
 
-    make                                    # first: generates build/proto/gild.pb-c.c
-    pip install --no-build-isolation ./client-lib/python
-    python3 -m pip wheel --no-build-isolation --no-deps -w dist ./client-lib/python
+    python3 -m venv --system-site-packages ENV
+    ENV/bin/pip install --no-build-isolation ./client-lib/python
 
-The extension is compiled from libgild's own sources (client-lib/*.c, the
-protobuf-c code that `make` generates into build/proto/, proto/wire.c), so
-it does not need libgild installed; it links against the system's nng and
-protobuf-c (Debian: libnng-dev, libprotobuf-c-dev). Offline builds work
-with Debian's python3-setuptools (--no-build-isolation).
+--system-site-packages lends the environment Debian's setuptools and wheel
+(python3-setuptools, python3-wheel; numpy too); --no-build-isolation makes
+pip build with them instead of downloading setuptools into a throwaway one.
+`ENV/bin/pip wheel --no-build-isolation --no-deps -w dist ./client-lib/python`
+builds a wheel instead.
 
-Build byproducts go to <root>/build/setuptools, not next to this file.
+The extension is compiled from libgild's own sources, as listed for make in
+client-lib/sources.mk (one list for both builds), with the protobuf-c code
+generated here by protoc-c (protobuf-c-compiler); it links against the
+system's nng and protobuf-c (libnng-dev, libprotobuf-c-dev) and needs no
+libgild installed. Build byproducts go to <root>/build/setuptools, not next
+to this file. tests/python/test_pip.py installs it this way.
 """
+import glob
 import os
 import re
+import shutil
+import subprocess
 import sys
 
 from setuptools import Extension, setup
@@ -21,7 +29,10 @@ from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-GEN = os.path.join(ROOT, "build", "proto")
+BUILD = os.path.join(ROOT, "build", "setuptools")
+# protoc-c's output: proto/X.proto gives GEN/X.pb-c.c and GEN/X.pb-c.h, of
+# which the .c files of GILD_LIB_PROTOS are compiled in.
+GEN = os.path.join(BUILD, "proto")
 
 
 def version():
@@ -31,24 +42,56 @@ def version():
     return m.group(1) if m else "0.0.0"
 
 
-if not os.path.exists(os.path.join(GEN, "gild.pb-c.c")):
-    sys.exit(f"setup.py: {GEN}/gild.pb-c.c is missing: run `make` in "
-             f"{ROOT} first (it generates the protobuf-c code)")
+def source_lists():
+    """The `NAME := path...` lists of client-lib/sources.mk, as a dict of
+    lists of paths from ROOT. Anything else there (+=, a make function)
+    stops the build rather than leave a source out."""
+    path = os.path.join(ROOT, "client-lib", "sources.mk")
+    with open(path) as f:
+        text = re.sub(r"\\\n", " ", f.read())
+    lists = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = re.match(r"^([A-Z_]+)\s*:=([^$]*)$", line)
+        if m is None:
+            sys.exit(f"setup.py: {path}: not a `NAME := path...` line: {line}")
+        lists[m.group(1)] = m.group(2).split()
+    return lists
+
+
+def here(path):
+    """A path from ROOT as setuptools wants it: relative to this folder."""
+    return os.path.relpath(os.path.join(ROOT, path), HERE)
+
 
 VERSION = version()
-# Paths relative to this directory, as setuptools wants them.
-SOURCES = ["_native.c", "pyvalue.c"]
-SOURCES += ["../" + f for f in ("value.c", "codec.c", "error.c", "client.c",
-                                 "table.c", "recv.c", "resend.c", "send.c",
-                                 "wait.c", "stream.c", "actor.c")]
-SOURCES += ["../../common/tlsconf.c", "../../proto/wire.c", "../../proto/codes.c",
-            "../../build/proto/gild.pb-c.c"]
+LISTS = source_lists()
+PROTOS = LISTS["GILD_LIB_PROTOS"]
+SOURCES = [here(p) for p in LISTS["PY_NATIVE_SRCS"] + LISTS["GILD_LIB_SRCS"]]
+SOURCES += [here(os.path.join(GEN, os.path.basename(p)[:-len(".proto")]
+                              + ".pb-c.c")) for p in PROTOS]
 
 
 class BuildExt(build_ext):
-    """build_ext whose object files stay inside its temporary folder:
-    distutils would put ../../proto/wire.c's object at ../../proto/wire.o
-    relative to it, that is into make's build/ tree."""
+    """build_ext that first generates the protobuf-c code, and whose object
+    files stay inside its temporary folder: distutils would put
+    ../../proto/wire.c's object at ../../proto/wire.o relative to it, that
+    is into the source tree."""
+
+    def run(self):
+        protoc = shutil.which("protoc-c")
+        if protoc is None:
+            sys.exit("setup.py: protoc-c is missing (Debian: apt-get install "
+                     "protobuf-c-compiler)")
+        # All of proto/, as make does: the headers of the ones not
+        # compiled in are included too (proto/fields.h).
+        proto = os.path.join(ROOT, "proto")
+        os.makedirs(GEN, exist_ok=True)
+        subprocess.check_call(
+            [protoc, "--proto_path=" + proto, "--c_out=" + GEN]
+            + sorted(glob.glob(os.path.join(proto, "*.proto"))))
+        super().run()
 
     def build_extensions(self):
         names = self.compiler.object_filenames
@@ -64,15 +107,13 @@ class BuildExt(build_ext):
 native = Extension(
     "gild._native",
     sources=SOURCES,
-    include_dirs=["..", "../../common", "../../proto", "../../build/proto"],
+    include_dirs=[here("client-lib"), here("common"), here("proto"), here(GEN)],
     define_macros=[("_GNU_SOURCE", None),
                    ("GILD_VERSION", '"%s"' % VERSION)],
     extra_compile_args=["-std=c11", "-pthread", "-fvisibility=hidden"],
     extra_link_args=["-pthread"],
     libraries=["nng", "protobuf-c"],
 )
-
-BUILD = os.path.join(ROOT, "build", "setuptools")
 
 setup(
     version=VERSION,

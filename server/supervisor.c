@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -115,6 +116,50 @@ parent_of(pid_t pid)
 	return (pid_t) ppid;
 }
 
+/* w's process is pid: kept with a pidfd opened now. A worker forked by a
+ * template could have ended and its pid been reused before the pidfd was
+ * opened: the pidfd is kept only if pid's parent is still that template
+ * (or gild, its subreaper). */
+static void
+set_pid(worker *w, pid_t pid)
+{
+	pid_t parent;
+
+	w->pid = pid;
+	w->logged_pid = pid;
+	if (w->pidfd >= 0)
+		close(w->pidfd);
+	w->pidfd = pidfd_open(pid, 0);
+	if (w->pidfd >= 0 && w->tgen != 0 &&
+	    (parent = parent_of(pid)) != getpid() &&
+	    parent != forker_pid(w->sup->fk, w->tgen)) {
+		close(w->pidfd);
+		w->pidfd = -1;
+	}
+}
+
+/* w's process is gone (reaped): no pid, no pidfd. */
+static void
+clear_pid(worker *w)
+{
+	w->pid = 0;
+	if (w->pidfd >= 0)
+		close(w->pidfd);
+	w->pidfd = -1;
+}
+
+/* Sends sig to w's process: through its pidfd, never by a pid that may
+ * have been reused; a worker gild itself started (--spawn exec), whose
+ * pid is not reused before gild reaps it, also by pid. */
+static void
+signal_worker(const worker *w, int sig)
+{
+	if (w->pidfd >= 0)
+		(void) pidfd_send_signal(w->pidfd, sig, NULL, 0);
+	else if (w->pid > 0 && w->tgen == 0)
+		(void) kill(w->pid, sig);
+}
+
 /* A forked worker whose hello came before the template's Spawned (they
  * come on two sockets): its pid from the hello, taken once it is seen to
  * be a child of the template that forked it, or of gild (its template
@@ -128,10 +173,8 @@ pid_from_hello(worker *w, pid_t pid)
 		return;
 	parent = parent_of(pid);
 	if (parent == getpid() ||
-	    (parent > 0 && parent == forker_pid(w->sup->fk, w->tgen))) {
-		w->pid = pid;
-		w->logged_pid = pid;
-	}
+	    (parent > 0 && parent == forker_pid(w->sup->fk, w->tgen)))
+		set_pid(w, pid);
 }
 
 static void
@@ -325,8 +368,7 @@ worker_lost(worker *w, bool all_read)
 	supervisor *s = w->sup;
 
 	close_socket(w);
-	if (w->pid > 0)
-		kill(w->pid, SIGKILL);
+	signal_worker(w, SIGKILL);
 	event_del(w->dying_ev);
 	w->state = W_DOWN;
 	w->running = 0;
@@ -383,15 +425,13 @@ worker_down(worker *w, const char *reason, down_how how)
 		    evbuffer_get_length(bufferevent_get_output(w->bev)));
 		if (how == DOWN_KILL) {
 			/* Its pid may not be known yet: on_spawned kills it. */
-			if (w->pid > 0)
-				kill(w->pid, SIGKILL);
+			signal_worker(w, SIGKILL);
 			evtimer_add(w->dying_ev, &wait);
 			return; /* its EOF or its reap comes back here */
 		}
 	} else if (w->state != W_DYING) {
 		close_socket(w);
-		if (w->pid > 0)
-			kill(w->pid, SIGKILL);
+		signal_worker(w, SIGKILL);
 		return;
 	} else if (how == DOWN_KILL) {
 		return; /* already on its way */
@@ -428,8 +468,10 @@ attach(worker *w, int fd, int chan, pid_t pid)
 	w->chan = chan;
 	bufferevent_setcb(w->bev, on_read, NULL, on_event, w);
 	bufferevent_enable(w->bev, EV_READ | EV_WRITE);
-	w->pid = pid;
-	w->logged_pid = pid;
+	if (pid > 0)
+		set_pid(w, pid);
+	else
+		clear_pid(w);
 	w->template_died = false;
 	w->state = W_STARTING;
 	w->said_hello = false;
@@ -509,7 +551,7 @@ on_reaped(worker *w, int status, const char *why)
 	supervisor *s = w->sup;
 	struct timeval tv = {0, 0};
 
-	w->pid = 0;
+	clear_pid(w);
 	if (w->state == W_RETIRING && !s->stopping) {
 		w->recycles++;
 		s->restarts[RS_RECYCLED]++;
@@ -631,11 +673,10 @@ on_forker_spawned(void *arg, uint32_t gen, uint32_t slot, pid_t pid)
 		on_reaped(w, -1, "fork failed");
 		return;
 	}
-	w->pid = pid;
-	w->logged_pid = pid;
+	set_pid(w, pid);
 	log_debug("worker %d forked (pid %d)", w->slot, (int) w->pid);
 	if (w->state != W_STARTING && w->state != W_READY)
-		kill(w->pid, SIGKILL); /* put down before its pid came */
+		signal_worker(w, SIGKILL); /* put down before its pid came */
 }
 
 /* A template reaped one of its workers. */
@@ -685,7 +726,9 @@ on_forker_reaped(void *arg, uint32_t gen)
 
 	for (int i = 0; i < s->cfg.workers; i++) {
 		worker *w = &s->w[i];
-		if (w->tgen == gen && w->pid > 0 && kill(w->pid, 0) == -1 &&
+		if (w->tgen == gen && w->pid > 0 &&
+		    (w->pidfd >= 0 ? pidfd_send_signal(w->pidfd, 0, NULL, 0)
+				   : kill(w->pid, 0)) == -1 &&
 		    errno == ESRCH)
 			on_reaped(w, -1, "ended with its template");
 	}	/* A reload's old template once it is done, or a new one whose app
@@ -833,7 +876,7 @@ on_kill_timer(evutil_socket_t fd, short what, void *arg)
 		if (s->w[i].pid > 0) {
 			log_warn("worker %d (pid %d) did not exit: killing it",
 			    i, (int) s->w[i].pid);
-			kill(s->w[i].pid, SIGKILL);
+			signal_worker(&s->w[i], SIGKILL);
 		}
 	}
 	forker_kill(s->fk);
@@ -889,6 +932,7 @@ supervisor_init(supervisor **out, struct event_base *base,
 		s->w[i].slot = i;
 		s->w[i].state = W_STOPPED;
 		s->w[i].chan = -1;
+		s->w[i].pidfd = -1;
 		if ((s->w[i].pending = evbuffer_new()) == NULL ||
 		    (s->w[i].restart_ev = evtimer_new(base, on_restart,
 			 &s->w[i])) == NULL ||
@@ -963,8 +1007,7 @@ supervisor_fini(supervisor *s)
 	/* Templates first: once one is reaped, the workers it forked are our
 	 * children (we are their subreaper) and can be reaped here too. */
 	for (int i = 0; s->w && i < s->cfg.workers; i++)
-		if (s->w[i].pid > 0)
-			kill(s->w[i].pid, SIGKILL);
+		signal_worker(&s->w[i], SIGKILL);
 	forker_fini(s->fk);
 	for (int i = 0; s->w && i < s->cfg.workers; i++) {
 		worker *w = &s->w[i];
@@ -972,6 +1015,7 @@ supervisor_fini(supervisor *s)
 			bufferevent_free(w->bev);
 		if (w->pid > 0)
 			waitpid(w->pid, NULL, 0);
+		clear_pid(w);
 		if (w->restart_ev)
 			event_free(w->restart_ev);
 		if (w->dying_ev)

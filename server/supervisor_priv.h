@@ -43,6 +43,9 @@ typedef struct worker {
 	wstate state;
 	pid_t pid;              /* 0 once reaped, or while not known (a fork
 				   the template has not answered) */
+	int pidfd;              /* a pidfd of pid (Linux 5.3+), or -1: what
+				   signals go through, so that one never
+				   reaches a process that reused its pid */
 	pid_t logged_pid;       /* its process's pid for the log: kept after
 				   the reap; 0 only while not known */
 	struct bufferevent *bev;

@@ -5,6 +5,7 @@ buffers and batch replies are bounded. Each bound answers
 RESOURCE_EXHAUSTED naming its option (or closes the connection, with a log
 line naming it) and is counted in /metrics; the server serves the next
 call."""
+import json
 import os
 import signal
 import socket
@@ -308,6 +309,42 @@ class StreamIdleTest(unittest.TestCase):
             self.assertEqual(
                 limit_hits(g.http_url, "stream-idle-timeout"), 1)
         self.assertIn("limit=--stream-idle-timeout", g.err)
+
+
+def pidfds(pid):
+    """The pids gild holds a pidfd of (Linux's fdinfo says each one's)."""
+    pids = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != \
+                    "anon_inode:[pidfd]":
+                continue
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                pids += [int(l.split()[1]) for l in f if l.startswith("Pid:")]
+        except OSError:
+            continue  # closed meanwhile
+    return sorted(pids)
+
+
+class PidfdTest(unittest.TestCase):
+    def test_workers_are_held_by_pidfd(self):
+        """gild signals its workers through pidfds, so a kill never reaches
+        a process that reused a dead worker's pid."""
+        with Gild(app=APP, workers=2, args=("--http", "127.0.0.1:0")) as g:
+            def worker_pids():
+                with urllib.request.urlopen(g.http_url + "/status",
+                                            timeout=30) as r:
+                    st = json.loads(r.read())
+                return sorted(w["pid"] for w in st["workers"])
+            first = worker_pids()
+            self.assertTrue(until(lambda: pidfds(g.proc.pid) == first, 20),
+                            (pidfds(g.proc.pid), first))
+            os.kill(first[0], signal.SIGKILL)
+            self.assertTrue(until(lambda: len(set(worker_pids()) - set(first))
+                                  == 1 and 0 not in worker_pids(), 30))
+            now = worker_pids()
+            self.assertTrue(until(lambda: pidfds(g.proc.pid) == now, 20),
+                            (pidfds(g.proc.pid), now))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ $(eval $(call cunit_test,test_fields,$(B)/libgildproto.a,$(PROTOBUFC_LIBS)))
 $(eval $(call cunit_test,test_server,$(B)/tests/integration/harness.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -lm))
 $(eval $(call cunit_test,test_reliability,$(B)/tests/integration/harness.o \
-	$(B)/tests/integration/served.o \
+	$(B)/tests/integration/served.o $(B)/tests/integration/rawclient.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
 $(eval $(call cunit_test,test_once,$(B)/tests/integration/harness.o \
 	$(B)/tests/integration/served.o $(B)/tests/integration/rawclient.o \

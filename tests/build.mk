@@ -96,7 +96,17 @@ $(FUZZ_B)/fuzz_from_worker: tests/fuzz/fuzz_from_worker.c $(FUZZ_COMMON) \
 	| $(PROTO_H)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(PROTOBUFC_LIBS)
-FUZZ_TARGETS := $(FUZZ_B)/fuzz_request $(FUZZ_B)/fuzz_from_worker
+# The worker's frame decoding and value conversion, with its embedded
+# Python: every worker source but main.c, built again for fuzzing.
+$(FUZZ_B)/fuzz_to_worker: tests/fuzz/fuzz_to_worker.c $(WORKER_SRCS) \
+	proto/frame.c proto/wire.c proto/codes.c $(B)/proto/gild.pb-c.c \
+	$(B)/proto/worker.pb-c.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -Iworker $(PY_CFLAGS) \
+		-DGILD_PYTHON_EXE='"$(WORKER_PYTHON_EXE)"' -o $@ $^ \
+		$(PY_LIBS) $(PROTOBUFC_LIBS)
+FUZZ_TARGETS := $(FUZZ_B)/fuzz_request $(FUZZ_B)/fuzz_from_worker \
+	$(FUZZ_B)/fuzz_to_worker
 
 .PHONY: fuzz
 fuzz: $(FUZZ_TARGETS)

@@ -717,7 +717,8 @@ tensor_wire_to_py(const uint8_t *t, size_t len, werr *err)
 			tn.data.len = f.len;
 		} else if (f.number == GILD_F_TENSOR_SHAPE &&
 			   (f.type == WIRE_LEN || f.type == WIRE_VARINT)) {
-			const uint8_t *q = f.data, *qe = f.data + f.len;
+			const uint8_t *q = f.data;
+			const uint8_t *qe = q != NULL ? q + f.len : NULL;
 			uint64_t d = f.value;
 			/* Packed (the usual) or one varint per field. */
 			while (f.type == WIRE_VARINT ||

@@ -339,11 +339,6 @@ malformed(werr *err, const char *what)
 	return NULL;
 }
 
-/* Lists longer than this grow as their items convert instead of being
- * allocated whole first: a 64 MiB list of 2-byte items that fail at the
- * first would otherwise cost a 256 MiB array of pointers. */
-#define SEQ_PREALLOC_MAX 4096
-
 /* A List (l/len) as a new list, or a tuple with tuple set. Its items are
  * counted first (nothing is allocated for a broken one), then converted in
  * order; an item's failure stops it before later ones are read, and a long
@@ -369,7 +364,7 @@ seq_to_py(const uint8_t *l, size_t len, int tuple, int depth, int as_key,
 	}
 	if (r == -1)
 		return malformed(err, "broken wire format in a list");
-	grow = n > SEQ_PREALLOC_MAX;
+	grow = n > CONVERT_PREALLOC_MAX;
 	seq = grow	  ? PyList_New(0)
 	      : tuple ? PyTuple_New((Py_ssize_t) n)
 		      : PyList_New((Py_ssize_t) n);
@@ -748,8 +743,8 @@ tensor_wire_to_py(const uint8_t *t, size_t len, werr *err)
 	return tensor_to_py(&tn, err);
 }
 
-/* The one-field messages BigInt and Null: fills *b with the last bytes
- * field 1 in m/len. Returns 0 or -1 (broken wire format). */
+/* BigInt, a one-field message: fills *b with the last bytes field 1 in
+ * m/len. Returns 0 or -1 (broken wire format, or field 1 not bytes). */
 static int
 last_bytes(const uint8_t *m, size_t len, ProtobufCBinaryData *b)
 {
@@ -780,7 +775,7 @@ kind_to_py(const wire_field *f, int depth, int as_key, werr *err)
 
 	switch (f->number) {
 	case GILD_F_VALUE_NULL:
-		if (last_bytes(f->data, f->len, &b) == -1)
+		if (wire_check(f->data, f->len) == -1)
 			return malformed(err, "broken null value");
 		Py_RETURN_NONE;
 	case GILD_F_VALUE_BOOL:

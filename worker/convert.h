@@ -11,6 +11,12 @@
 /* Containers nested deeper than this are an error in both directions. */
 #define CONVERT_MAX_DEPTH 100
 
+/* Sequences longer than this (lists, tuples, a call's positional
+ * arguments) grow as their items convert instead of being allocated whole
+ * first: a 64 MiB list of 2-byte items that fail at the first would
+ * otherwise cost a 256 MiB array of pointers. */
+#define CONVERT_PREALLOC_MAX 4096
+
 /* Caches the Python objects conversion uses (int.from_bytes & co). Call once
  * after Python starts, before any other convert_* function. Returns 0, or -1
  * with a Python exception set. */

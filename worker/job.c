@@ -72,7 +72,9 @@ static int
 build_args(const decode_call *call, PyObject **args, PyObject **kwargs,
     werr *err)
 {
-	PyObject *t = PyTuple_New((Py_ssize_t) call->n_args);
+	int grow = call->n_args > CONVERT_PREALLOC_MAX;
+	PyObject *t =
+	    grow ? PyList_New(0) : PyTuple_New((Py_ssize_t) call->n_args);
 	PyObject *d = NULL;
 	PyObject *key = NULL;
 	PyObject *val = NULL;
@@ -90,7 +92,19 @@ build_args(const decode_call *call, PyObject **args, PyObject **kwargs,
 			werr_prefix(err, "argument %zu: ", i + 1);
 			goto fail;
 		}
-		PyTuple_SET_ITEM(t, (Py_ssize_t) i, o);
+		if (!grow) {
+			PyTuple_SET_ITEM(t, (Py_ssize_t) i, o);
+		} else if (PyList_Append(t, o) == -1) {
+			Py_DECREF(o);
+			goto fail_py;
+		} else {
+			Py_DECREF(o);
+		}
+	}
+	if (grow) {
+		Py_SETREF(t, PyList_AsTuple(t));
+		if (t == NULL)
+			goto fail_py;
 	}
 	if (call->n_kwargs > 0 && (d = PyDict_New()) == NULL)
 		goto fail_py;

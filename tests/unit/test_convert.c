@@ -389,7 +389,7 @@ test_roundtrip_scalars(void)
 	}
 }
 
-/* A list (or tuple) of the ints 0..n-1: past SEQ_PREALLOC_MAX (4096) the
+/* A list (or tuple) of the ints 0..n-1: past CONVERT_PREALLOC_MAX (4096) the
  * worker grows it as items convert. */
 static V *
 v_range(Gild__V1__Value__KindCase k, size_t n)
@@ -1383,6 +1383,22 @@ test_job_duplicates(void)
 	buf = enc_raw_call(44, "add", unknown, sizeof(unknown) - 1, &len);
 	expect_error(run_job(buf, len), 44, GILD__V1__CODE__INVALID_ARGUMENT,
 	    NULL, "argument 1: value has no kind set");
+	/* More positional arguments than CONVERT_PREALLOC_MAX: the tuple
+	 * grows as they convert. */
+	V **many = malloc(5000 * sizeof(*many));
+	for (size_t i = 0; i < 5000; i++)
+		many[i] = v_int((int64_t) i);
+	r = call(45, "echo", 5000, many);
+	free(many);
+	CU_ASSERT_EQUAL_FATAL(
+	    r->body_case, GILD__WORKER__V1__FROM_WORKER__BODY_RESULT);
+	CU_ASSERT_EQUAL(r->result->list_value->items[0]->list_value->n_items,
+	    5000);
+	CU_ASSERT_EQUAL(r->result->list_value->items[0]
+			    ->list_value->items[4999]
+			    ->int_value,
+	    4999);
+	gild__worker__v1__from_worker__free_unpacked(r, NULL);
 }
 
 /* ------------------------------------------------ gild-worker end to end */

@@ -42,17 +42,18 @@ not_found(const app *a, const char *name, werr *err)
 	free(list);
 }
 
-/* The value of a Kwarg (kw, checked by decode_frame) as a new reference:
- * each of its value fields is converted and the last kept, so a second
- * one is checked like the first. NULL with *err. */
+/* The Value in field `field` of msg (a Kwarg's value, a MapEntry's key or
+ * value) as a new reference: each occurrence of the field is converted and
+ * the last kept, so a second one is checked like the first. NULL with
+ * *err, "value is missing" when there is none. */
 static PyObject *
-kwarg_value(decode_bytes kw, werr *err)
+value_field(decode_bytes msg, uint32_t field, werr *err)
 {
 	PyObject *val = NULL, *o;
 	decode_bytes v;
 	size_t it = 0;
 
-	while (decode_next(kw, GILD_F_KWARG_VALUE, &it, &v) == 1) {
+	while (decode_next(msg, field, &it, &v) == 1) {
 		if ((o = convert_wire_to_py(v.data, v.len, err)) == NULL) {
 			Py_XDECREF(val);
 			return NULL;
@@ -131,7 +132,7 @@ build_args(const decode_call *call, PyObject **args, PyObject **kwargs,
 			    nlen > 200 ? 200 : nlen, nm);
 			goto fail;
 		}
-		if ((val = kwarg_value(kw, err)) == NULL) {
+		if ((val = value_field(kw, GILD_F_KWARG_VALUE, err)) == NULL) {
 			werr_prefix(err, "keyword argument '%.*s': ",
 			    nlen > 200 ? 200 : nlen, nm);
 			goto fail;
@@ -503,16 +504,9 @@ done:
 static int
 exec_variable(decode_bytes e, size_t i, PyObject *ns, werr *err)
 {
-	PyObject *key = NULL, *val;
-	decode_bytes k;
-	size_t it = 0;
+	PyObject *key = value_field(e, GILD_F_MAP_ENTRY_KEY, err), *val;
 	int rc;
 
-	while (decode_next(e, GILD_F_MAP_ENTRY_KEY, &it, &k) == 1) {
-		Py_CLEAR(key);
-		if ((key = convert_wire_to_py(k.data, k.len, err)) == NULL)
-			break;
-	}
 	if (key == NULL || !PyUnicode_Check(key)) {
 		Py_XDECREF(key);
 		werr_clear(err);
@@ -520,7 +514,7 @@ exec_variable(decode_bytes e, size_t i, PyObject *ns, werr *err)
 		    "exec variable %zu: its name must be a str (valid UTF-8)",
 		    i + 1);
 	}
-	if ((val = kwarg_value(e, err)) == NULL) {
+	if ((val = value_field(e, GILD_F_MAP_ENTRY_VALUE, err)) == NULL) {
 		werr_prefix(err, "exec variable '%s': ",
 		    PyUnicode_AsUTF8(key) != NULL ? PyUnicode_AsUTF8(key) : "?");
 		PyErr_Clear();

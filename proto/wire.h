@@ -1,6 +1,7 @@
 /* A minimal protobuf wire-format reader and writer, so the front end can
  * route a call and wrap a worker's result without decoding (and copying) the
- * values inside. Full decoding is left to protobuf-c in the worker. */
+ * values inside, and the worker can decode a call's values straight into
+ * Python objects, bounded as it goes (worker/decode.c, worker/convert.c). */
 #ifndef GILD_WIRE_H
 #define GILD_WIRE_H
 

@@ -18,7 +18,7 @@ $(eval $(call cunit_test,test_fields,$(B)/libgildproto.a,$(PROTOBUFC_LIBS)))
 $(eval $(call cunit_test,test_server,$(B)/tests/integration/harness.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -lm))
 $(eval $(call cunit_test,test_reliability,$(B)/tests/integration/harness.o \
-	$(B)/tests/integration/served.o \
+	$(B)/tests/integration/served.o $(B)/tests/integration/rawclient.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
 $(eval $(call cunit_test,test_once,$(B)/tests/integration/harness.o \
 	$(B)/tests/integration/served.o $(B)/tests/integration/rawclient.o \
@@ -96,7 +96,17 @@ $(FUZZ_B)/fuzz_from_worker: tests/fuzz/fuzz_from_worker.c $(FUZZ_COMMON) \
 	| $(PROTO_H)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(PROTOBUFC_LIBS)
-FUZZ_TARGETS := $(FUZZ_B)/fuzz_request $(FUZZ_B)/fuzz_from_worker
+# The worker's frame decoding and value conversion, with its embedded
+# Python: every worker source but main.c, built again for fuzzing.
+$(FUZZ_B)/fuzz_to_worker: tests/fuzz/fuzz_to_worker.c $(WORKER_SRCS) \
+	proto/frame.c proto/wire.c proto/codes.c $(B)/proto/gild.pb-c.c \
+	$(B)/proto/worker.pb-c.c | $(PROTO_H)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -Iworker $(PY_CFLAGS) \
+		-DGILD_PYTHON_EXE='"$(WORKER_PYTHON_EXE)"' -o $@ $^ \
+		$(PY_LIBS) $(PROTOBUFC_LIBS)
+FUZZ_TARGETS := $(FUZZ_B)/fuzz_request $(FUZZ_B)/fuzz_from_worker \
+	$(FUZZ_B)/fuzz_to_worker
 
 .PHONY: fuzz
 fuzz: $(FUZZ_TARGETS)

@@ -3,6 +3,8 @@
  * the Python objects (pinned) instead of copying payloads a second time. */
 #include "convert.h"
 #include "dtype.h"
+#include "fields.h"
+#include "wire.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -231,10 +233,12 @@ fmt_shape(char *buf, size_t cap, const uint64_t *shape, size_t n)
 	return buf;
 }
 
+#define TOO_DEEP "values nested deeper than"
+
 static void *
 too_deep(werr *err, Gild__V1__Code code, const char *pytype)
 {
-	werr_set(err, code, pytype, "values nested deeper than %d levels",
+	werr_set(err, code, pytype, TOO_DEEP " %d levels",
 	    CONVERT_MAX_DEPTH);
 	return NULL;
 }
@@ -261,7 +265,7 @@ fail_py(werr *err, Gild__V1__Code code, const char *what)
 /* ------------------------------------------------------- Value -> Python */
 
 static PyObject *to_py(
-    const Gild__V1__Value *v, int depth, int as_key, werr *err);
+    const uint8_t *v, size_t len, int depth, int as_key, werr *err);
 
 static PyObject *
 bigint_to_py(const Gild__V1__BigInt *b, werr *err)
@@ -315,57 +319,163 @@ str_to_py(const ProtobufCBinaryData *s, werr *err)
 	return out;
 }
 
-static PyObject *
-seq_to_py(const Gild__V1__List *l, int tuple, int depth, int as_key, werr *err)
+/* Prefixes *err with where in a container it happened, except for the
+ * depth error: it is raised 100 levels down, and a hundred "list index 0: "
+ * say nothing the limit does not. */
+static void
+prefix_unless_deep(werr *err, const char *fmt, const char *what, size_t i)
 {
-	size_t n = l != NULL ? l->n_items : 0;
+	if (err->message != NULL &&
+	    strncmp(err->message, TOO_DEEP, sizeof(TOO_DEEP) - 1) == 0)
+		return;
+	werr_prefix(err, fmt, what, i);
+}
+
+static void *
+malformed(werr *err, const char *what)
+{
+	werr_set(err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
+	    "malformed value: %s", what);
+	return NULL;
+}
+
+/* A List (l/len) as a new list, or a tuple with tuple set. Its items are
+ * counted first (nothing is allocated for a broken one), then converted in
+ * order; an item's failure stops it before later ones are read, and a long
+ * list has only ever held the items converted so far. */
+static PyObject *
+seq_to_py(const uint8_t *l, size_t len, int tuple, int depth, int as_key,
+    werr *err)
+{
+	const uint8_t *p = l, *end = l + len;
+	wire_field f;
+	size_t n = 0, i = 0;
 	PyObject *seq;
+	int r, grow;
 
 	if (depth >= CONVERT_MAX_DEPTH)
 		return too_deep(err, GILD__V1__CODE__INVALID_ARGUMENT, NULL);
-	seq = tuple ? PyTuple_New((Py_ssize_t) n) : PyList_New((Py_ssize_t) n);
+	while ((r = wire_next(&p, end, &f)) == 1) {
+		if (f.number != GILD_F_LIST_ITEMS)
+			continue;
+		if (f.type != WIRE_LEN)
+			return malformed(err, "a list item is not a message");
+		n++;
+	}
+	if (r == -1)
+		return malformed(err, "broken wire format in a list");
+	grow = n > CONVERT_PREALLOC_MAX;
+	seq = grow	  ? PyList_New(0)
+	      : tuple ? PyTuple_New((Py_ssize_t) n)
+		      : PyList_New((Py_ssize_t) n);
 	if (seq == NULL)
 		return fail_py(err, GILD__V1__CODE__INVALID_ARGUMENT, "list");
-	for (size_t i = 0; i < n; i++) {
-		PyObject *item = to_py(l->items[i], depth + 1, as_key, err);
+	for (p = l; wire_next(&p, end, &f) == 1;) {
+		PyObject *item;
+		if (f.number != GILD_F_LIST_ITEMS)
+			continue;
+		item = to_py(f.data, f.len, depth + 1, as_key, err);
 		if (item == NULL) {
-			werr_prefix(
+			prefix_unless_deep(
 			    err, "%s index %zu: ", tuple ? "tuple" : "list", i);
 			Py_DECREF(seq);
 			return NULL;
 		}
-		if (tuple)
+		if (grow) {
+			int rc = PyList_Append(seq, item);
+			Py_DECREF(item);
+			if (rc == -1) {
+				Py_DECREF(seq);
+				return fail_py(err,
+				    GILD__V1__CODE__INVALID_ARGUMENT, "list");
+			}
+		} else if (tuple) {
 			PyTuple_SET_ITEM(seq, (Py_ssize_t) i, item);
-		else
+		} else {
 			PyList_SET_ITEM(seq, (Py_ssize_t) i, item);
+		}
+		i++;
 	}
+	if (grow && tuple)
+		Py_SETREF(seq, PyList_AsTuple(seq));
+	if (seq == NULL)
+		return fail_py(err, GILD__V1__CODE__INVALID_ARGUMENT, "tuple");
 	return seq;
 }
 
-static PyObject *
-map_to_py(const Gild__V1__Map *m, int depth, werr *err)
+/* Converts every occurrence of a MapEntry's key (field 1) or value (field
+ * 2) in e/len, keeping the last in *out (a new reference). */
+static int
+entry_part(const uint8_t *e, size_t len, uint32_t field, int depth,
+    int as_key, PyObject **out, werr *err)
 {
-	size_t n = m != NULL ? m->n_entries : 0;
+	const uint8_t *p = e, *end = e + len;
+	wire_field f;
+
+	*out = NULL;
+	while (wire_next(&p, end, &f) == 1) {
+		PyObject *o;
+		if (f.number != field)
+			continue;
+		if (f.type != WIRE_LEN) {
+			Py_CLEAR(*out);
+			malformed(err, "a map key or value is not a message");
+			return -1;
+		}
+		if ((o = to_py(f.data, f.len, depth, as_key, err)) == NULL) {
+			Py_CLEAR(*out);
+			return -1;
+		}
+		Py_XSETREF(*out, o);
+	}
+	if (*out == NULL) {
+		werr_set(err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
+		    "value is missing");
+		return -1;
+	}
+	return 0;
+}
+
+static PyObject *
+map_to_py(const uint8_t *m, size_t len, int depth, werr *err)
+{
+	const uint8_t *p = m, *end = m + len;
+	wire_field f;
 	PyObject *dict;
 	PyObject *key = NULL;
 	PyObject *val = NULL;
+	size_t i = 0;
+	int r;
 
 	if (depth >= CONVERT_MAX_DEPTH)
 		return too_deep(err, GILD__V1__CODE__INVALID_ARGUMENT, NULL);
+	if (wire_check(m, len) == -1)
+		return malformed(err, "broken wire format in a map");
 	dict = PyDict_New();
 	if (dict == NULL)
 		return fail_py(err, GILD__V1__CODE__INVALID_ARGUMENT, "map");
-	for (size_t i = 0; i < n; i++) {
-		const Gild__V1__MapEntry *e = m->entries[i];
-		/* Keys are made hashable: lists inside them become tuples. */
-		key = to_py(e->key, depth + 1, 1, err);
-		if (key == NULL) {
-			werr_prefix(err, "map entry %zu key: ", i);
+	for (; (r = wire_next(&p, end, &f)) == 1; i++) {
+		if (f.number != GILD_F_MAP_ENTRIES) {
+			i--;
+			continue;
+		}
+		if (f.type != WIRE_LEN) {
+			malformed(err, "a map entry is not a message");
 			goto fail;
 		}
-		val = to_py(e->value, depth + 1, 0, err);
-		if (val == NULL) {
-			werr_prefix(err, "map entry %zu value: ", i);
+		if (wire_check(f.data, f.len) == -1) {
+			malformed(err, "broken wire format in a map entry");
+			goto fail;
+		}
+		/* Keys are made hashable: lists inside them become tuples. */
+		if (entry_part(f.data, f.len, GILD_F_MAP_ENTRY_KEY, depth + 1, 1,
+			&key, err) == -1) {
+			prefix_unless_deep(err, "map entry %s%zu key: ", "", i);
+			goto fail;
+		}
+		if (entry_part(f.data, f.len, GILD_F_MAP_ENTRY_VALUE, depth + 1,
+			0, &val, err) == -1) {
+			prefix_unless_deep(err, "map entry %s%zu value: ", "", i);
 			goto fail;
 		}
 		if (PyDict_SetItem(dict, key, val) == -1) {
@@ -573,9 +683,217 @@ pickle_to_py(const ProtobufCBinaryData *b, werr *err)
 			       "cannot unpickle");
 }
 
+/* The most dimensions a tensor may have (numpy's own limit is 64). */
+#define TENSOR_MAX_DIMS 64
+
+/* A Tensor message (t/len) as a numpy array (or memoryview): its fields
+ * are gathered into a Gild__V1__Tensor whose data points into t. */
 static PyObject *
-to_py(const Gild__V1__Value *v, int depth, int as_key, werr *err)
+tensor_wire_to_py(const uint8_t *t, size_t len, werr *err)
 {
+	const uint8_t *p = t, *end = t + len;
+	Gild__V1__Tensor tn = GILD__V1__TENSOR__INIT;
+	uint64_t shape[TENSOR_MAX_DIMS];
+	char dtype[32] = "";
+	wire_field f;
+	int r;
+
+	while ((r = wire_next(&p, end, &f)) == 1) {
+		if (f.number == GILD_F_TENSOR_DTYPE && f.type == WIRE_LEN) {
+			/* Longer than any dtype's name: kept as "?". */
+			size_t n = f.len < sizeof(dtype) ? f.len : 1;
+			memcpy(dtype, f.len < sizeof(dtype) ? f.data
+							     : (const uint8_t *) "?",
+			    n);
+			dtype[n] = '\0';
+		} else if (f.number == GILD_F_TENSOR_DATA &&
+			   f.type == WIRE_LEN) {
+			tn.data.data = (uint8_t *) f.data;
+			tn.data.len = f.len;
+		} else if (f.number == GILD_F_TENSOR_SHAPE &&
+			   (f.type == WIRE_LEN || f.type == WIRE_VARINT)) {
+			const uint8_t *q = f.data;
+			const uint8_t *qe = q != NULL ? q + f.len : NULL;
+			uint64_t d = f.value;
+			/* Packed (the usual) or one varint per field. */
+			while (f.type == WIRE_VARINT ||
+			       (q < qe && wire_get_varint(&q, qe, &d) == 0)) {
+				if (tn.n_shape == TENSOR_MAX_DIMS) {
+					werr_set(err,
+					    GILD__V1__CODE__INVALID_ARGUMENT,
+					    NULL,
+					    "tensor has more than %d dimensions",
+					    TENSOR_MAX_DIMS);
+					return NULL;
+				}
+				shape[tn.n_shape++] = d;
+				if (f.type == WIRE_VARINT)
+					break;
+			}
+			if (f.type == WIRE_LEN && q != qe)
+				return malformed(err, "broken tensor shape");
+		} else if (f.number <= GILD_F_TENSOR_DATA) {
+			return malformed(err, "a tensor field has the wrong type");
+		}
+	}
+	if (r == -1)
+		return malformed(err, "broken wire format in a tensor");
+	tn.dtype = dtype;
+	tn.shape = shape;
+	return tensor_to_py(&tn, err);
+}
+
+/* BigInt, a one-field message: fills *b with the last bytes field 1 in
+ * m/len. Returns 0 or -1 (broken wire format, or field 1 not bytes). */
+static int
+last_bytes(const uint8_t *m, size_t len, ProtobufCBinaryData *b)
+{
+	const uint8_t *p = m, *end = m + len;
+	wire_field f;
+	int r;
+
+	b->data = NULL;
+	b->len = 0;
+	while ((r = wire_next(&p, end, &f)) == 1)
+		if (f.number == 1) {
+			if (f.type != WIRE_LEN)
+				return -1;
+			b->data = (uint8_t *) f.data;
+			b->len = f.len;
+		}
+	return r;
+}
+
+/* One kind field f of a Value as a new reference, or NULL with *err. */
+static PyObject *
+kind_to_py(const wire_field *f, int depth, int as_key, werr *err)
+{
+	ProtobufCBinaryData b = {f->len, (uint8_t *) f->data};
+	Gild__V1__BigInt big = GILD__V1__BIG_INT__INIT;
+	PyObject *o;
+	double d;
+
+	switch (f->number) {
+	case GILD_F_VALUE_NULL:
+		if (wire_check(f->data, f->len) == -1)
+			return malformed(err, "broken null value");
+		Py_RETURN_NONE;
+	case GILD_F_VALUE_BOOL:
+		return PyBool_FromLong(f->value != 0);
+	case GILD_F_VALUE_INT:
+		/* sint64: zigzag */
+		o = PyLong_FromLongLong(
+		    (long long) ((f->value >> 1) ^ (~(f->value & 1) + 1)));
+		return o != NULL ? o
+		                 : fail_py(err,
+		                       GILD__V1__CODE__INVALID_ARGUMENT, "int");
+	case GILD_F_VALUE_BIG_INT:
+		if (last_bytes(f->data, f->len, &big.le_twos_complement) == -1)
+			return malformed(err, "broken big int");
+		return bigint_to_py(&big, err);
+	case GILD_F_VALUE_FLOAT:
+		memcpy(&d, f->data, sizeof(d)); /* little-endian host */
+		o = PyFloat_FromDouble(d);
+		return o != NULL
+		           ? o
+		           : fail_py(err, GILD__V1__CODE__INVALID_ARGUMENT,
+		                 "float");
+	case GILD_F_VALUE_STR:
+		return str_to_py(&b, err);
+	case GILD_F_VALUE_BYTES:
+		o = PyBytes_FromStringAndSize(
+		    f->len ? (const char *) f->data : NULL, (Py_ssize_t) f->len);
+		return o != NULL
+		           ? o
+		           : fail_py(err, GILD__V1__CODE__INVALID_ARGUMENT,
+		                 "bytes");
+	case GILD_F_VALUE_LIST:
+		return seq_to_py(f->data, f->len, as_key, depth, as_key, err);
+	case GILD_F_VALUE_TUPLE:
+		return seq_to_py(f->data, f->len, 1, depth, as_key, err);
+	case GILD_F_VALUE_MAP:
+		return map_to_py(f->data, f->len, depth, err);
+	case GILD_F_VALUE_TENSOR:
+		return tensor_wire_to_py(f->data, f->len, err);
+	case GILD_F_VALUE_PICKLE:
+		return pickle_to_py(&b, err);
+	default:
+		return NULL; /* not reached: to_py passes kinds only */
+	}
+}
+
+/* The wire type each kind field of Value must have, by field number. */
+static int
+kind_wire_type(uint32_t number)
+{
+	switch (number) {
+	case GILD_F_VALUE_BOOL:
+	case GILD_F_VALUE_INT:
+		return WIRE_VARINT;
+	case GILD_F_VALUE_FLOAT:
+		return WIRE_I64;
+	case GILD_F_VALUE_NULL:
+	case GILD_F_VALUE_BIG_INT:
+	case GILD_F_VALUE_STR:
+	case GILD_F_VALUE_BYTES:
+	case GILD_F_VALUE_LIST:
+	case GILD_F_VALUE_TUPLE:
+	case GILD_F_VALUE_MAP:
+	case GILD_F_VALUE_TENSOR:
+	case GILD_F_VALUE_PICKLE:
+		return WIRE_LEN;
+	default:
+		return -1; /* not a kind: an unknown field, skipped */
+	}
+}
+
+/* The Value encoded in v/len (at `depth` containers down) as a new
+ * reference. Every kind field is converted in turn and the last is kept
+ * (protobuf's last-one-wins for a oneof; an embedded message given twice
+ * is not merged), so no byte of it goes unchecked. */
+static PyObject *
+to_py(const uint8_t *v, size_t len, int depth, int as_key, werr *err)
+{
+	const uint8_t *p = v, *end = v + len;
+	PyObject *o = NULL;
+	wire_field f;
+	int r, t;
+
+	while ((r = wire_next(&p, end, &f)) == 1) {
+		PyObject *k;
+		if ((t = kind_wire_type(f.number)) == -1)
+			continue;
+		if ((int) f.type != t) {
+			Py_XDECREF(o);
+			return malformed(err, "a value's field has the wrong type");
+		}
+		if ((k = kind_to_py(&f, depth, as_key, err)) == NULL) {
+			Py_XDECREF(o);
+			return NULL;
+		}
+		Py_XSETREF(o, k);
+	}
+	if (r == -1) {
+		Py_XDECREF(o);
+		return malformed(err, "broken wire format");
+	}
+	if (o == NULL)
+		werr_set(err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
+		    "value has no kind set (an unset Value is not null)");
+	return o;
+}
+
+PyObject *
+convert_wire_to_py(const uint8_t *v, size_t len, werr *err)
+{
+	return to_py(v, len, 0, 0, err);
+}
+
+PyObject *
+convert_to_py(const Gild__V1__Value *v, werr *err)
+{
+	uint8_t *buf;
+	size_t len;
 	PyObject *o;
 
 	if (v == NULL) {
@@ -583,56 +901,15 @@ to_py(const Gild__V1__Value *v, int depth, int as_key, werr *err)
 		    "value is missing");
 		return NULL;
 	}
-	switch (v->kind_case) {
-	case GILD__V1__VALUE__KIND_NULL_VALUE:
-		Py_RETURN_NONE;
-	case GILD__V1__VALUE__KIND_BOOL_VALUE:
-		return PyBool_FromLong(v->bool_value);
-	case GILD__V1__VALUE__KIND_INT_VALUE:
-		o = PyLong_FromLongLong(v->int_value);
-		return o != NULL ? o
-		                 : fail_py(err,
-		                       GILD__V1__CODE__INVALID_ARGUMENT, "int");
-	case GILD__V1__VALUE__KIND_BIG_INT_VALUE:
-		return bigint_to_py(v->big_int_value, err);
-	case GILD__V1__VALUE__KIND_FLOAT_VALUE:
-		o = PyFloat_FromDouble(v->float_value);
-		return o != NULL
-		           ? o
-		           : fail_py(err, GILD__V1__CODE__INVALID_ARGUMENT,
-		                 "float");
-	case GILD__V1__VALUE__KIND_STR_VALUE:
-		return str_to_py(&v->str_value, err);
-	case GILD__V1__VALUE__KIND_BYTES_VALUE:
-		o = PyBytes_FromStringAndSize(
-		    v->bytes_value.len ? (const char *) v->bytes_value.data
-		                       : NULL,
-		    (Py_ssize_t) v->bytes_value.len);
-		return o != NULL
-		           ? o
-		           : fail_py(err, GILD__V1__CODE__INVALID_ARGUMENT,
-		                 "bytes");
-	case GILD__V1__VALUE__KIND_LIST_VALUE:
-		return seq_to_py(v->list_value, as_key, depth, as_key, err);
-	case GILD__V1__VALUE__KIND_TUPLE_VALUE:
-		return seq_to_py(v->tuple_value, 1, depth, as_key, err);
-	case GILD__V1__VALUE__KIND_MAP_VALUE:
-		return map_to_py(v->map_value, depth, err);
-	case GILD__V1__VALUE__KIND_TENSOR_VALUE:
-		return tensor_to_py(v->tensor_value, err);
-	case GILD__V1__VALUE__KIND_PICKLE_VALUE:
-		return pickle_to_py(&v->pickle_value, err);
-	default:
-		werr_set(err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
-		    "value has no kind set (an unset Value is not null)");
+	len = gild__v1__value__get_packed_size(v);
+	if ((buf = malloc(len ? len : 1)) == NULL) {
+		werr_set(err, GILD__V1__CODE__INTERNAL, NULL, "out of memory");
 		return NULL;
 	}
-}
-
-PyObject *
-convert_to_py(const Gild__V1__Value *v, werr *err)
-{
-	return to_py(v, 0, 0, err);
+	gild__v1__value__pack(v, buf);
+	o = to_py(buf, len, 0, 0, err);
+	free(buf);
+	return o;
 }
 
 /* ------------------------------------------------------- Python -> Value */

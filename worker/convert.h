@@ -11,6 +11,12 @@
 /* Containers nested deeper than this are an error in both directions. */
 #define CONVERT_MAX_DEPTH 100
 
+/* Sequences longer than this (lists, tuples, a call's positional
+ * arguments) grow as their items convert instead of being allocated whole
+ * first: a 64 MiB list of 2-byte items that fail at the first would
+ * otherwise cost a 256 MiB array of pointers. */
+#define CONVERT_PREALLOC_MAX 4096
+
 /* Caches the Python objects conversion uses (int.from_bytes & co). Call once
  * after Python starts, before any other convert_* function. Returns 0, or -1
  * with a Python exception set. */
@@ -32,10 +38,19 @@ void convert_set_numpy(int on);
 /* Returns 1 if numpy is importable (importing it the first time), else 0. */
 int convert_numpy_available(void);
 
-/* Converts v (borrowed, not modified) into a new Python reference. Returns
- * NULL and fills *err with INVALID_ARGUMENT and a message naming the problem
- * (invalid UTF-8, bad tensor, unset Value, unhashable key, too deep); no
- * Python exception is left set. v may be NULL (reported as missing). */
+/* Converts the encoded gild.v1.Value in v/len (borrowed) into a new Python
+ * reference, reading the wire format as it goes (proto/wire.h): nothing
+ * but the Python objects is allocated, containers deeper than
+ * CONVERT_MAX_DEPTH are refused before they are descended into, and every
+ * kind field of a Value is converted (the last one kept), so no part of the
+ * bytes is left unchecked. Returns NULL and fills *err with INVALID_ARGUMENT
+ * and a message naming the problem (invalid UTF-8, bad tensor, unset
+ * Value, unhashable key, too deep, broken wire format); no Python
+ * exception is left set. */
+PyObject *convert_wire_to_py(const uint8_t *v, size_t len, werr *err);
+
+/* convert_wire_to_py of v packed (for tests and callers holding a tree).
+ * v may be NULL (reported as missing). */
 PyObject *convert_to_py(const Gild__V1__Value *v, werr *err);
 
 /* The Python objects a Value tree built by convert_from_py points into:

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "convert.h"
+#include "decode.h"
 #include "fields.h"
 #include "gild_limits.h"
 #include "inbox.h"
@@ -20,169 +21,6 @@
 #include "reply.h"
 #include "wire.h"
 #include "worker.pb-c.h"
-
-/* Returns 1 if the Value encoded in p/len holds Values deeper than
- * CONVERT_MAX_DEPTH (it is at depth `depth`), 0 if not, -1 if malformed.
- * Recursion stops at the limit, so a hostile message cannot exhaust the
- * stack the way protobuf-c's unbounded recursive unpack would. */
-static int
-value_too_deep(const uint8_t *p, size_t len, int depth)
-{
-	const uint8_t *end = p + len;
-	wire_field f, g, h;
-	int r;
-
-	if (depth > CONVERT_MAX_DEPTH)
-		return 1;
-	while ((r = wire_next(&p, end, &f)) == 1) {
-		const uint8_t *q, *qe;
-		if (f.type != WIRE_LEN)
-			continue;
-		if (f.number != GILD_F_VALUE_LIST &&
-		    f.number != GILD_F_VALUE_TUPLE &&
-		    f.number != GILD_F_VALUE_MAP)
-			continue;
-		q = f.data;
-		qe = f.data + f.len;
-		while ((r = wire_next(&q, qe, &g)) == 1) {
-			if (g.type != WIRE_LEN ||
-			    g.number != (f.number == GILD_F_VALUE_MAP
-						 ? GILD_F_MAP_ENTRIES
-						 : GILD_F_LIST_ITEMS))
-				continue;
-			if (f.number != GILD_F_VALUE_MAP) {
-				if ((r = value_too_deep(
-				         g.data, g.len, depth + 1)))
-					return r;
-				continue;
-			}
-			/* A MapEntry: its key and value are both Values. */
-			const uint8_t *e = g.data, *ee = g.data + g.len;
-			while ((r = wire_next(&e, ee, &h)) == 1) {
-				if (h.type == WIRE_LEN &&
-				    (h.number == GILD_F_MAP_ENTRY_KEY ||
-					h.number == GILD_F_MAP_ENTRY_VALUE) &&
-				    (r = value_too_deep(
-				         h.data, h.len, depth + 1)))
-					return r;
-			}
-			if (r == -1)
-				return -1;
-		}
-		if (r == -1)
-			return -1;
-	}
-	return r;
-}
-
-/* Checks every argument of the ToWorker in buf before protobuf-c sees it.
- * Returns 0 (fine, or malformed: left to protobuf-c to reject) or -1 with
- * *err naming the argument that is nested too deep. */
-static int
-depth_check_call(wire_field call, werr *err)
-{
-	wire_field f, g;
-	const uint8_t *p, *end;
-	size_t nargs = 0;
-	size_t nkw = 0;
-	int r;
-
-	p = call.data;
-	end = call.data + call.len;
-	while (wire_next(&p, end, &f) == 1) {
-		if (f.type != WIRE_LEN)
-			continue;
-		if (f.number == GILD_F_CALL_ARGS) {
-			nargs++;
-			if (value_too_deep(f.data, f.len, 0) == 1)
-				goto deep;
-		} else if (f.number == GILD_F_CALL_KWARGS) {
-			const char *name = "?";
-			int nlen = 1;
-			nkw++;
-			if (wire_find(f.data, f.len, GILD_F_KWARG_NAME, &g) ==
-				1 &&
-			    g.type == WIRE_LEN && g.len < 200) {
-				name = (const char *) g.data;
-				nlen = (int) g.len;
-			}
-			if (wire_find(f.data, f.len, GILD_F_KWARG_VALUE, &g) ==
-				1 &&
-			    g.type == WIRE_LEN &&
-			    (r = value_too_deep(g.data, g.len, 0)) == 1) {
-				werr_set(err, GILD__V1__CODE__INVALID_ARGUMENT,
-				    NULL,
-				    "keyword argument '%.*s': values nested "
-				    "deeper than %d levels",
-				    nlen, name, CONVERT_MAX_DEPTH);
-				return -1;
-			}
-		}
-	}
-	return 0;
-deep:
-	werr_set(err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
-	    "argument %zu: values nested deeper than %d levels", nargs,
-	    CONVERT_MAX_DEPTH);
-	return -1;
-}
-
-/* Checks an Exec's variables (a Map: each entry's key and value). */
-static int
-depth_check_exec(wire_field ex, werr *err)
-{
-	const uint8_t *p, *end, *e, *ee;
-	wire_field m, g, h;
-
-	if (wire_find(ex.data, ex.len, GILD_F_EXEC_VARIABLES, &m) != 1 ||
-	    m.type != WIRE_LEN)
-		return 0;
-	p = m.data;
-	end = m.data + m.len;
-	while (wire_next(&p, end, &g) == 1) {
-		if (g.type != WIRE_LEN || g.number != GILD_F_MAP_ENTRIES)
-			continue;
-		e = g.data;
-		ee = g.data + g.len;
-		while (wire_next(&e, ee, &h) == 1)
-			if (h.type == WIRE_LEN &&
-			    (h.number == GILD_F_MAP_ENTRY_KEY ||
-				h.number == GILD_F_MAP_ENTRY_VALUE) &&
-			    value_too_deep(h.data, h.len, 1) == 1)
-				return werr_set(err,
-				    GILD__V1__CODE__INVALID_ARGUMENT, NULL,
-				    "exec variables: values nested deeper "
-				    "than %d levels",
-				    CONVERT_MAX_DEPTH);
-	}
-	return 0;
-}
-
-/* Checks the call, or every call of a batch, or an exec's variables, in
- * the ToWorker in buf. */
-static int
-depth_check(const uint8_t *buf, size_t len, werr *err)
-{
-	const uint8_t *p, *end;
-	wire_field f, c;
-
-	if (wire_find(buf, len, GILD_WF_TO_WORKER_CALL, &f) == 1 &&
-	    f.type == WIRE_LEN)
-		return depth_check_call(f, err);
-	if (wire_find(buf, len, GILD_WF_TO_WORKER_EXEC, &f) == 1 &&
-	    f.type == WIRE_LEN)
-		return depth_check_exec(f, err);
-	if (wire_find(buf, len, GILD_WF_TO_WORKER_BATCH, &f) != 1 ||
-	    f.type != WIRE_LEN)
-		return 0;
-	p = f.data;
-	end = f.data + f.len;
-	while (wire_next(&p, end, &c) == 1)
-		if (c.number == GILD_WF_BATCH_CALLS && c.type == WIRE_LEN &&
-		    depth_check_call(c, err) == -1)
-			return -1;
-	return 0;
-}
 
 /* "function 'x' not found in app 'a' (exported: f, g)" into *err. */
 static void
@@ -204,35 +42,83 @@ not_found(const app *a, const char *name, werr *err)
 	free(list);
 }
 
-/* Builds the positional tuple and keyword dict (new references) for call.
- * Returns 0, or -1 with *err (INVALID_ARGUMENT naming the argument). */
-static int
-build_args(
-    const Gild__V1__Call *call, PyObject **args, PyObject **kwargs, werr *err)
+/* The Value in field `field` of msg (a Kwarg's value, a MapEntry's key or
+ * value) as a new reference: each occurrence of the field is converted and
+ * the last kept, so a second one is checked like the first. NULL with
+ * *err, "value is missing" when there is none. */
+static PyObject *
+value_field(decode_bytes msg, uint32_t field, werr *err)
 {
-	PyObject *t = PyTuple_New((Py_ssize_t) call->n_args);
+	PyObject *val = NULL, *o;
+	decode_bytes v;
+	size_t it = 0;
+
+	while (decode_next(msg, field, &it, &v) == 1) {
+		if ((o = convert_wire_to_py(v.data, v.len, err)) == NULL) {
+			Py_XDECREF(val);
+			return NULL;
+		}
+		Py_XSETREF(val, o);
+	}
+	if (val == NULL)
+		werr_set(err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
+		    "value is missing");
+	return val;
+}
+
+/* Builds the positional tuple and keyword dict (new references) for call,
+ * converting its values straight from the frame. Returns 0, or -1 with
+ * *err (INVALID_ARGUMENT naming the argument). */
+static int
+build_args(const decode_call *call, PyObject **args, PyObject **kwargs,
+    werr *err)
+{
+	int grow = call->n_args > CONVERT_PREALLOC_MAX;
+	PyObject *t =
+	    grow ? PyList_New(0) : PyTuple_New((Py_ssize_t) call->n_args);
 	PyObject *d = NULL;
 	PyObject *key = NULL;
 	PyObject *val = NULL;
+	decode_bytes v, kw;
+	wire_field name;
+	size_t it = 0;
 
 	*args = *kwargs = NULL;
 	if (t == NULL)
 		goto fail_py;
-	for (size_t i = 0; i < call->n_args; i++) {
-		PyObject *o = convert_to_py(call->args[i], err);
+	for (size_t i = 0;
+	     decode_next(call->body, GILD_F_CALL_ARGS, &it, &v) == 1; i++) {
+		PyObject *o = convert_wire_to_py(v.data, v.len, err);
 		if (o == NULL) {
 			werr_prefix(err, "argument %zu: ", i + 1);
 			goto fail;
 		}
-		PyTuple_SET_ITEM(t, (Py_ssize_t) i, o);
+		if (!grow) {
+			PyTuple_SET_ITEM(t, (Py_ssize_t) i, o);
+		} else if (PyList_Append(t, o) == -1) {
+			Py_DECREF(o);
+			goto fail_py;
+		} else {
+			Py_DECREF(o);
+		}
+	}
+	if (grow) {
+		Py_SETREF(t, PyList_AsTuple(t));
+		if (t == NULL)
+			goto fail_py;
 	}
 	if (call->n_kwargs > 0 && (d = PyDict_New()) == NULL)
 		goto fail_py;
-	for (size_t i = 0; i < call->n_kwargs; i++) {
-		const Gild__V1__Kwarg *kw = call->kwargs[i];
-		const char *name = kw->name != NULL ? kw->name : "";
-		key = PyUnicode_DecodeUTF8(
-		    name, (Py_ssize_t) strlen(name), "strict");
+	it = 0;
+	for (size_t i = 0;
+	     decode_next(call->body, GILD_F_CALL_KWARGS, &it, &kw) == 1; i++) {
+		const char *nm = "";
+		int nlen = 0;
+		if (wire_find(kw.data, kw.len, GILD_F_KWARG_NAME, &name) == 1) {
+			nm = (const char *) name.data;
+			nlen = (int) name.len;
+		}
+		key = PyUnicode_DecodeUTF8(nm, nlen, "strict");
 		if (key == NULL) {
 			PyErr_Clear();
 			werr_set(err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
@@ -242,12 +128,13 @@ build_args(
 		}
 		if (PyDict_Contains(d, key) == 1) {
 			werr_set(err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
-			    "keyword argument '%s' given more than once", name);
+			    "keyword argument '%.*s' given more than once",
+			    nlen > 200 ? 200 : nlen, nm);
 			goto fail;
 		}
-		val = convert_to_py(kw->value, err);
-		if (val == NULL) {
-			werr_prefix(err, "keyword argument '%s': ", name);
+		if ((val = value_field(kw, GILD_F_KWARG_VALUE, err)) == NULL) {
+			werr_prefix(err, "keyword argument '%.*s': ",
+			    nlen > 200 ? 200 : nlen, nm);
 			goto fail;
 		}
 		if (PyDict_SetItem(d, key, val) == -1)
@@ -344,7 +231,7 @@ job_init(void)
  * Call.actor_id a public method of that actor. NULL with *err (NOT_FOUND)
  * when there is none. */
 static PyObject *
-resolve(const app *a, const Gild__V1__Call *call, werr *err)
+resolve(const app *a, const decode_call *call, werr *err)
 {
 	const char *name = call->function != NULL ? call->function : "";
 	PyObject *key, *inst, *m = NULL;
@@ -378,13 +265,11 @@ resolve(const app *a, const Gild__V1__Call *call, werr *err)
 
 /* ToWorker{actor_id, actor_new}: creates the instance. */
 static int
-run_actor_new(const app *a, const Gild__Worker__V1__ToWorker *msg,
-    uint8_t **out, size_t *outlen)
+run_actor_new(const app *a, const decode_msg *msg, uint8_t **out,
+    size_t *outlen)
 {
-	const Gild__V1__ActorNew *an = msg->actor_new;
-	Gild__V1__Call call = GILD__V1__CALL__INIT;
 	Gild__V1__Value ok = GILD__V1__VALUE__INIT;
-	const char *cname = an->class_name != NULL ? an->class_name : "";
+	const char *cname = msg->call.function;
 	PyObject *cls = app_actor_class(a, cname);
 	PyObject *args = NULL, *kwargs = NULL, *inst = NULL, *key = NULL;
 	job_ctx ctx = {msg->job_id, msg->request_id, cname, msg->deadline_ms,
@@ -392,16 +277,12 @@ run_actor_new(const app *a, const Gild__Worker__V1__ToWorker *msg,
 	werr err = {0};
 	int rc, code;
 
-	call.args = an->args;
-	call.n_args = an->n_args;
-	call.kwargs = an->kwargs;
-	call.n_kwargs = an->n_kwargs;
 	if (cls == NULL) {
 		werr_set(&err, GILD__V1__CODE__NOT_FOUND, NULL,
 		    "no @gild.actor class '%s' in app '%s'", cname, app_spec(a));
 		goto fail;
 	}
-	if (build_args(&call, &args, &kwargs, &err) == -1)
+	if (build_args(&msg->call, &args, &kwargs, &err) == -1)
 		goto fail;
 	if ((code = interrupt_begin(&ctx)) != 0) {
 		werr_set(&err, (Gild__V1__Code) code, NULL,
@@ -439,7 +320,7 @@ done:
 
 /* ToWorker{actor_id, actor_destroy}: drops the instance. */
 static int
-run_actor_destroy(const Gild__Worker__V1__ToWorker *msg, uint8_t **out,
+run_actor_destroy(const decode_msg *msg, uint8_t **out,
     size_t *outlen)
 {
 	Gild__V1__Value v = GILD__V1__VALUE__INIT;
@@ -539,12 +420,12 @@ stream_out(PyObject *res, uint64_t job_id, uint32_t window,
 /* Runs call and encodes its final reply (for a stream: StreamEnd, the
  * chunks having gone through sink). */
 static int
-run_call(const app *a, const Gild__Worker__V1__ToWorker *msg,
-    const job_sink *sink, uint8_t **out, size_t *outlen)
+run_call(const app *a, const decode_msg *msg, const job_sink *sink,
+    uint8_t **out, size_t *outlen)
 {
-	const Gild__V1__Call *call = msg->call;
+	const decode_call *call = &msg->call;
 	uint64_t job_id = msg->job_id;
-	const char *fname = call->function != NULL ? call->function : "";
+	const char *fname = call->function;
 	job_ctx ctx = {job_id, msg->request_id, fname, msg->deadline_ms,
 	    msg->queued_us, 1, NULL};
 	werr err = {0};
@@ -618,40 +499,64 @@ done:
 	return rc;
 }
 
-/* Fills ns (a fresh namespace dict) with an Exec's variables. Returns 0, or
- * -1 with *err (INVALID_ARGUMENT naming the variable; PERMISSION_DENIED
- * for a pickle without --allow-pickle). */
+/* One entry of an Exec's variables (e, a MapEntry) into ns: its name must
+ * convert to a str. Returns 0, or -1 with *err. */
 static int
-exec_variables(const Gild__V1__Map *vars, PyObject *ns, werr *err)
+exec_variable(decode_bytes e, size_t i, PyObject *ns, werr *err)
 {
-	for (size_t i = 0; vars != NULL && i < vars->n_entries; i++) {
-		const Gild__V1__MapEntry *e = vars->entries[i];
-		PyObject *key = NULL, *val;
-		int rc;
+	PyObject *key = value_field(e, GILD_F_MAP_ENTRY_KEY, err), *val;
+	int rc;
 
-		if (e->key == NULL ||
-		    e->key->kind_case != GILD__V1__VALUE__KIND_STR_VALUE ||
-		    (key = convert_to_py(e->key, err)) == NULL) {
-			werr_clear(err);
+	if (key == NULL || !PyUnicode_Check(key)) {
+		Py_XDECREF(key);
+		werr_clear(err);
+		return werr_set(err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
+		    "exec variable %zu: its name must be a str (valid UTF-8)",
+		    i + 1);
+	}
+	if ((val = value_field(e, GILD_F_MAP_ENTRY_VALUE, err)) == NULL) {
+		werr_prefix(err, "exec variable '%s': ",
+		    PyUnicode_AsUTF8(key) != NULL ? PyUnicode_AsUTF8(key) : "?");
+		PyErr_Clear();
+		Py_DECREF(key);
+		return -1;
+	}
+	rc = PyDict_SetItem(ns, key, val);
+	Py_DECREF(key);
+	Py_DECREF(val);
+	return rc == -1 ? werr_from_python(err, GILD__V1__CODE__INTERNAL) : 0;
+}
+
+/* Fills ns (a fresh namespace dict) with an Exec's variables: the entries
+ * of every variables field, in order (protobuf's merge of a Map). Returns
+ * 0, or -1 with *err (INVALID_ARGUMENT naming the variable;
+ * PERMISSION_DENIED for a pickle without --allow-pickle). */
+static int
+exec_variables(decode_bytes ex, PyObject *ns, werr *err)
+{
+	decode_bytes vars;
+	size_t it = 0, i = 0;
+
+	while (decode_next(ex, GILD_F_EXEC_VARIABLES, &it, &vars) == 1) {
+		const uint8_t *p = vars.data, *end = vars.data + vars.len;
+		wire_field f;
+		int r;
+		while ((r = wire_next(&p, end, &f)) == 1) {
+			decode_bytes e = {f.data, f.len};
+			if (f.number != GILD_F_MAP_ENTRIES)
+				continue;
+			if (f.type != WIRE_LEN || wire_check(f.data, f.len) == -1)
+				r = -1;
+			else if (exec_variable(e, i++, ns, err) == -1)
+				return -1;
+			if (r == -1)
+				break;
+		}
+		if (r == -1)
 			return werr_set(err, GILD__V1__CODE__INVALID_ARGUMENT,
 			    NULL,
-			    "exec variable %zu: its name must be a str (valid "
-			    "UTF-8)",
-			    i + 1);
-		}
-		if ((val = convert_to_py(e->value, err)) == NULL) {
-			werr_prefix(err, "exec variable '%s': ",
-			    PyUnicode_AsUTF8(key) != NULL ? PyUnicode_AsUTF8(key)
-							  : "?");
-			PyErr_Clear();
-			Py_DECREF(key);
-			return -1;
-		}
-		rc = PyDict_SetItem(ns, key, val);
-		Py_DECREF(key);
-		Py_DECREF(val);
-		if (rc == -1)
-			return werr_from_python(err, GILD__V1__CODE__INTERNAL);
+			    "malformed call: the exec's variables are not "
+			    "valid protobuf wire format");
 	}
 	return 0;
 }
@@ -661,12 +566,11 @@ exec_variables(const Gild__V1__Map *vars, PyObject *ns, werr *err)
  * answers with the namespace's `result` (None when unset). A SyntaxError
  * or an exception is PYTHON_ERROR with its traceback, as for a call. */
 static int
-run_exec(const Gild__Worker__V1__ToWorker *msg, uint8_t **out, size_t *outlen)
+run_exec(const decode_msg *msg, uint8_t **out, size_t *outlen)
 {
-	const Gild__V1__Exec *ex = msg->exec;
-	const char *fname = ex->filename != NULL && ex->filename[0] != '\0'
-				? ex->filename
-				: "<exec>";
+	const decode_bytes *source = &msg->source;
+	const char *fname =
+	    msg->filename[0] != '\0' ? msg->filename : "<exec>";
 	job_ctx ctx = {msg->job_id, msg->request_id, fname, msg->deadline_ms,
 	    msg->queued_us, 1, NULL};
 	PyObject *ns = NULL, *file = NULL, *code = NULL, *r = NULL, *res;
@@ -676,19 +580,19 @@ run_exec(const Gild__Worker__V1__ToWorker *msg, uint8_t **out, size_t *outlen)
 	werr err = {0};
 	int rc, icode;
 
-	if (ex->source.len > 0 &&
-	    memchr(ex->source.data, '\0', ex->source.len) != NULL) {
+	if (source->len > 0 &&
+	    memchr(source->data, '\0', source->len) != NULL) {
 		werr_set(&err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
 		    "exec source holds a NUL byte");
 		goto fail;
 	}
-	if ((src = malloc(ex->source.len + 1)) == NULL) {
+	if ((src = malloc(source->len + 1)) == NULL) {
 		werr_set(&err, GILD__V1__CODE__INTERNAL, NULL, "out of memory");
 		goto fail;
 	}
-	if (ex->source.len > 0)
-		memcpy(src, ex->source.data, ex->source.len);
-	src[ex->source.len] = '\0';
+	if (source->len > 0)
+		memcpy(src, source->data, source->len);
+	src[source->len] = '\0';
 	if ((ns = PyDict_New()) == NULL ||
 	    PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) ==
 		-1 ||
@@ -698,7 +602,7 @@ run_exec(const Gild__Worker__V1__ToWorker *msg, uint8_t **out, size_t *outlen)
 		goto fail;
 	}
 	Py_CLEAR(file);
-	if (exec_variables(ex->variables, ns, &err) == -1)
+	if (exec_variables(msg->exec, ns, &err) == -1)
 		goto fail;
 	if ((file = PyUnicode_DecodeFSDefault(fname)) == NULL) {
 		werr_from_python(&err, GILD__V1__CODE__INVALID_ARGUMENT);
@@ -773,14 +677,11 @@ batch_reply(const job_sink *sink, size_t i, size_t n, uint64_t job_id,
  * the list of the calls' single positional arguments and must return a
  * list of as many results. Each job gets its own reply. */
 static int
-run_batch(const app *a, const Gild__Worker__V1__ToWorker *msg,
-    const job_sink *sink, uint8_t **out, size_t *outlen)
+run_batch(const app *a, const decode_msg *b, const job_sink *sink,
+    uint8_t **out, size_t *outlen)
 {
-	const Gild__Worker__V1__Batch *b = msg->batch;
 	size_t n = b->n_calls < b->n_job_ids ? b->n_calls : b->n_job_ids;
-	const char *fname = n > 0 && b->calls[0]->function != NULL
-				? b->calls[0]->function
-				: "";
+	const char *fname = n > 0 ? b->calls[0].function : "";
 	PyObject *fn = app_function(a, fname);
 	PyObject *inputs = PyList_New(0), *res = NULL;
 	werr *errs = calloc(n ? n : 1, sizeof(werr));
@@ -793,7 +694,7 @@ run_batch(const app *a, const Gild__Worker__V1__ToWorker *msg,
 		goto done;
 	}
 	for (size_t i = 0; i < n; i++) {
-		const Gild__V1__Call *c = b->calls[i];
+		const decode_call *c = &b->calls[i];
 		PyObject *o;
 		at[i] = -1;
 		if (fn == NULL) {
@@ -805,7 +706,8 @@ run_batch(const app *a, const Gild__Worker__V1__ToWorker *msg,
 			    "positional argument (its input), not %zu "
 			    "positional and %zu keyword arguments",
 			    fname, c->n_args, c->n_kwargs);
-		} else if ((o = convert_to_py(c->args[0], &errs[i])) == NULL) {
+		} else if ((o = convert_wire_to_py(c->arg0.data, c->arg0.len,
+				&errs[i])) == NULL) {
 			werr_prefix(&errs[i], "argument 1: ");
 		} else if (PyList_Append(inputs, o) == -1) {
 			Py_DECREF(o);
@@ -816,8 +718,8 @@ run_batch(const app *a, const Gild__Worker__V1__ToWorker *msg,
 		}
 	}
 	if (PyList_GET_SIZE(inputs) > 0) {
-		job_ctx ctx = {b->job_ids[0], msg->request_id, fname,
-		    msg->deadline_ms, msg->queued_us,
+		job_ctx ctx = {b->job_ids[0], b->request_id, fname,
+		    b->deadline_ms, b->queued_us,
 		    (uint32_t) PyList_GET_SIZE(inputs), NULL};
 		/* An interrupt of any of its calls stops the batch. */
 		ctx.batch_ids = b->job_ids;
@@ -882,25 +784,9 @@ done:
 	return rc;
 }
 
-/* The job id of a message protobuf-c may reject: the last job_id field
- * before the bytes stop making sense, or 0. */
-static uint64_t
-recover_job_id(const uint8_t *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	wire_field f;
-	uint64_t id = 0;
-
-	while (wire_next(&p, buf + len, &f) == 1)
-		if (f.number == GILD_WF_TO_WORKER_JOB_ID &&
-		    f.type == WIRE_VARINT)
-			id = f.value;
-	return id;
-}
-
 /* When buf is a batch, answers each of its jobs with e (through sink but
  * the last, in *out) and returns 0 or a negative errno; returns 1 when buf
- * is not a batch. For a batch protobuf-c must not even decode. */
+ * is not a batch. */
 static int
 fail_batch(const uint8_t *buf, size_t len, const werr *e,
     const job_sink *sink, uint8_t **out, size_t *outlen)
@@ -932,63 +818,43 @@ int
 job_run(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
     uint8_t **out, size_t *outlen)
 {
-	Gild__Worker__V1__ToWorker *msg = NULL;
-	uint64_t job_id;
+	decode_msg msg;
 	werr err = {0};
 	int rc;
 
-	job_id = recover_job_id(buf, len);
-	if (depth_check(buf, len, &err) == -1) {
+	if (decode_frame(buf, len, &msg, &err) == -1) {
 		rc = fail_batch(buf, len, &err, sink, out, outlen);
 		if (rc != 1)
 			goto done; /* every job of the batch answered */
 		goto fail;
 	}
-	msg = gild__worker__v1__to_worker__unpack(NULL, len, buf);
-	if (msg == NULL) {
-		werr_set(&err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
-		    "malformed call: %zu bytes are not a valid ToWorker "
-		    "message%s",
-		    len,
-		    wire_check(buf, len) == -1
-		        ? " (broken protobuf wire format)"
-		        : " (a field has the wrong type or a bad string)");
-		goto fail;
-	}
-	job_id = msg->job_id;
-	if (msg->body_case == GILD__WORKER__V1__TO_WORKER__BODY_BATCH &&
-	    msg->batch != NULL && msg->batch->n_calls > 0 &&
-	    msg->batch->n_calls == msg->batch->n_job_ids) {
-		rc = run_batch(a, msg, sink, out, outlen);
+	switch (msg.body) {
+	case GILD_WF_TO_WORKER_BATCH:
+		if (msg.n_calls == 0 || msg.n_calls != msg.n_job_ids)
+			break;
+		rc = run_batch(a, &msg, sink, out, outlen);
 		goto done;
-	}
-	if (msg->body_case == GILD__WORKER__V1__TO_WORKER__BODY_ACTOR_NEW &&
-	    msg->actor_new != NULL) {
-		rc = run_actor_new(a, msg, out, outlen);
+	case GILD_WF_TO_WORKER_ACTOR_NEW:
+		rc = run_actor_new(a, &msg, out, outlen);
 		goto done;
-	}
-	if (msg->body_case == GILD__WORKER__V1__TO_WORKER__BODY_ACTOR_DESTROY) {
-		rc = run_actor_destroy(msg, out, outlen);
+	case GILD_WF_TO_WORKER_ACTOR_DESTROY:
+		rc = run_actor_destroy(&msg, out, outlen);
 		goto done;
-	}
-	if (msg->body_case == GILD__WORKER__V1__TO_WORKER__BODY_EXEC &&
-	    msg->exec != NULL) {
-		rc = run_exec(msg, out, outlen);
+	case GILD_WF_TO_WORKER_EXEC:
+		rc = run_exec(&msg, out, outlen);
 		goto done;
+	case GILD_WF_TO_WORKER_CALL:
+		rc = run_call(a, &msg, sink, out, outlen);
+		goto done;
+	default:
+		break;
 	}
-	if (msg->body_case != GILD__WORKER__V1__TO_WORKER__BODY_CALL ||
-	    msg->call == NULL) {
-		werr_set(&err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
-		    "malformed call: the message holds no call");
-		goto fail;
-	}
-	rc = run_call(a, msg, sink, out, outlen);
-	goto done;
+	werr_set(&err, GILD__V1__CODE__INVALID_ARGUMENT, NULL,
+	    "malformed call: the message holds no call");
 fail:
-	rc = reply_error(job_id, &err, out, outlen);
+	rc = reply_error(msg.job_id, &err, out, outlen);
 done:
-	if (msg != NULL)
-		gild__worker__v1__to_worker__free_unpacked(msg, NULL);
+	decode_free(&msg);
 	werr_clear(&err);
 	return rc;
 }
@@ -1000,7 +866,7 @@ job_start(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
     uint64_t *job_id, PyObject **coro, int *alone, uint8_t **out,
     size_t *outlen)
 {
-	Gild__Worker__V1__ToWorker *msg = NULL;
+	decode_msg msg;
 	PyObject *args = NULL, *kwargs = NULL, *fn = NULL;
 	const app_options *opts;
 	werr err = {0};
@@ -1010,26 +876,22 @@ job_start(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
 	*alone = 0;
 	/* Everything but a plain call of an async def (a function, or an
 	 * actor's method) runs as usual. */
-	if (depth_check(buf, len, &err) == -1 ||
-	    (msg = gild__worker__v1__to_worker__unpack(NULL, len, buf)) == NULL ||
-	    msg->body_case != GILD__WORKER__V1__TO_WORKER__BODY_CALL ||
-	    msg->call == NULL || msg->call->stream ||
-	    (fn = resolve(a, msg->call, &err)) == NULL ||
+	if (decode_frame(buf, len, &msg, &err) == -1 ||
+	    msg.body != GILD_WF_TO_WORKER_CALL || msg.call.stream ||
+	    (fn = resolve(a, &msg.call, &err)) == NULL ||
 	    !interp_is_coroutine_function(fn)) {
-		if (msg != NULL)
-			gild__worker__v1__to_worker__free_unpacked(msg, NULL);
+		decode_free(&msg);
 		Py_XDECREF(fn);
 		werr_clear(&err);
 		PyErr_Clear();
 		return job_run(a, buf, len, sink, out, outlen);
 	}
-	*job_id = msg->job_id;
-	opts = msg->call->actor_id == 0
-		   ? app_options_of(a, msg->call->function)
-		   : NULL;
-	*alone = msg->call->actor_id == 0 &&
+	*job_id = msg.job_id;
+	opts = msg.call.actor_id == 0 ? app_options_of(a, msg.call.function)
+				      : NULL;
+	*alone = msg.call.actor_id == 0 &&
 		 (opts == NULL || opts->concurrency <= 1);
-	if (build_args(msg->call, &args, &kwargs, &err) == -1 ||
+	if (build_args(&msg.call, &args, &kwargs, &err) == -1 ||
 	    (*coro = PyObject_Call(fn, args, kwargs)) == NULL) {
 		if (*coro == NULL && err.message == NULL)
 			werr_from_python(&err, GILD__V1__CODE__PYTHON_ERROR);
@@ -1043,7 +905,7 @@ job_start(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
 	Py_XDECREF(kwargs);
 	Py_XDECREF(fn);
 	werr_clear(&err);
-	gild__worker__v1__to_worker__free_unpacked(msg, NULL);
+	decode_free(&msg);
 	return rc;
 }
 

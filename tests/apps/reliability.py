@@ -119,3 +119,21 @@ def second_hello():
     os.write(_worker_socket(), struct.pack("<I", len(payload)) + payload)
     time.sleep(5)                           # it is killed before this ends
     return "survived"
+
+
+@gild.function(batch=4, batch_wait_ms=1)
+def bsum(xs):
+    """Batched: the length of each input (test_deep_values sends it one
+    nested too deep)."""
+    return [len(x) if isinstance(x, list) else 0 for x in xs]
+
+
+@gild.actor
+class Box:
+    """An actor that keeps its constructor's arguments."""
+
+    def __init__(self, *args, **kwargs):
+        self.n = len(args) + len(kwargs)
+
+    def size(self):
+        return self.n

@@ -1,6 +1,7 @@
 /* A bare raw REQ client of gild that counts every reply per request id. */
 #include "rawclient.h"
 #include "harness.h"
+#include "wire.h"
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -82,13 +83,35 @@ rawclient_str(Gild__V1__Value *v, const char *s)
 	return v;
 }
 
+/* Sends the len bytes at body (an encoded Request for id) under id's raw
+ * REQ header. Returns 0 or an nng error. */
+static int
+send_request(rawclient *rc, uint64_t id, const uint8_t *body, size_t len)
+{
+	nng_msg *m = NULL;
+	int rv;
+
+	if ((rv = nng_msg_alloc(&m, len)) != 0)
+		return rv;
+	memcpy(nng_msg_body(m), body, len);
+	/* The raw REQ request id: 32 bits, top bit set (as libgild sends). */
+	if ((rv = nng_msg_header_append_u32(
+	         m, 0x80000000u | (uint32_t) (id & 0x7fffffffu))) != 0 ||
+	    (rv = nng_sendmsg(rc->sock, m, 0)) != 0) {
+		nng_msg_free(m);
+		return rv;
+	}
+	rc->n.sent++;
+	return 0;
+}
+
 int
 rawclient_call(rawclient *rc, const char *fn,
     const Gild__V1__Value *const *args, size_t nargs, uint64_t *id)
 {
 	Gild__V1__Request req = GILD__V1__REQUEST__INIT;
 	Gild__V1__Call call = GILD__V1__CALL__INIT;
-	nng_msg *m = NULL;
+	uint8_t *buf;
 	size_t len;
 	int rv;
 
@@ -101,22 +124,39 @@ rawclient_call(rawclient *rc, const char *fn,
 	req.body_case = GILD__V1__REQUEST__BODY_CALL;
 	req.call = &call;
 	len = gild__v1__request__get_packed_size(&req);
-	if ((rv = nng_msg_alloc(&m, len)) != 0)
-		return rv;
-	if (gild__v1__request__pack(&req, nng_msg_body(m)) != len) {
-		nng_msg_free(m);
+	if ((buf = malloc(len ? len : 1)) == NULL)
 		return -1;
-	}
-	/* The raw REQ request id: 32 bits, top bit set (as libgild sends). */
-	if ((rv = nng_msg_header_append_u32(
-	         m, 0x80000000u | (uint32_t) (req.id & 0x7fffffffu))) != 0 ||
-	    (rv = nng_sendmsg(rc->sock, m, 0)) != 0) {
-		nng_msg_free(m);
-		return rv;
-	}
-	rc->n.sent++;
-	*id = req.id;
-	return 0;
+	gild__v1__request__pack(&req, buf);
+	if ((rv = send_request(rc, req.id, buf, len)) == 0)
+		*id = req.id;
+	free(buf);
+	return rv;
+}
+
+int
+rawclient_request(rawclient *rc, uint32_t field, const uint8_t *body,
+    size_t len, uint64_t *id)
+{
+	uint8_t hdr[4 * WIRE_MAX_VARINT];
+	uint8_t *buf;
+	size_t h;
+	int rv;
+
+	if (rc->n.sent >= rc->max)
+		return -1;
+	h = wire_put_tag(hdr, 1, WIRE_VARINT);
+	h += wire_put_varint(hdr + h, rc->n.sent + 1);
+	h += wire_put_tag(hdr + h, field, WIRE_LEN);
+	h += wire_put_varint(hdr + h, len);
+	if ((buf = malloc(h + len)) == NULL)
+		return -1;
+	memcpy(buf, hdr, h);
+	if (len > 0)
+		memcpy(buf + h, body, len);
+	if ((rv = send_request(rc, rc->n.sent + 1, buf, h + len)) == 0)
+		*id = rc->n.sent;
+	free(buf);
+	return rv;
 }
 
 /* Counts reply r, which came with header id hdr; returns its id's count. */

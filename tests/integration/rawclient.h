@@ -44,6 +44,12 @@ int rawclient_close(rawclient *rc);
 int rawclient_call(rawclient *rc, const char *fn,
     const Gild__V1__Value *const *args, size_t nargs, uint64_t *id);
 
+/* Sends a hand-made Request{id: the next id, field: the len bytes at body
+ * (borrowed)}: body is the encoded call, actor_new, exec... as the test
+ * wrote it, however malformed. Returns as rawclient_call. */
+int rawclient_request(rawclient *rc, uint32_t field, const uint8_t *body,
+    size_t len, uint64_t *id);
+
 /* Waits up to timeout_ms for one message, counts it and, when it is a
  * Reply, hands it over: *out is new (gild__v1__reply__free_unpacked(*out,
  * NULL)) and *nth is how many replies its id has had, this one included

@@ -3,8 +3,11 @@
  * real gild serving tests/apps/reliability.py. */
 #include "gild.h"
 #include "integration/harness.h"
+#include "integration/rawclient.h"
 #include "integration/served.h"
 #include "server/sched.h"
+#include "fields.h"
+#include "wire.h"
 
 #include <CUnit/Basic.h>
 #include <dirent.h>
@@ -401,6 +404,366 @@ test_worker_memory(void)
 	gild_result_clear(&res);
 	served_assert_serving(s.c);
 	CU_ASSERT_NOT_EQUAL(worker_pid(s.c), pid0);
+	served_stop(&s);
+}
+
+/* ---- bounded decoding -------------------------------------------------- */
+
+/* Protobuf wire format written by hand, so a test can send what no encoder
+ * would: a field given twice, values nested 20,000 deep. */
+typedef struct pbuf {
+	uint8_t *p;
+	size_t len, cap;
+} pbuf;
+
+static void
+pb_raw(pbuf *b, const void *d, size_t n)
+{
+	if (b->len + n > b->cap) {
+		size_t cap = (b->len + n) * 2;
+		uint8_t *p = realloc(b->p, cap);
+		if (p == NULL)
+			abort();
+		b->p = p;
+		b->cap = cap;
+	}
+	if (n > 0)
+		memcpy(b->p + b->len, d, n);
+	b->len += n;
+}
+
+/* A length-delimited field `field` holding the n bytes at d. */
+static void
+pb_len(pbuf *b, uint32_t field, const void *d, size_t n)
+{
+	uint8_t h[2 * WIRE_MAX_VARINT];
+	size_t k = wire_put_tag(h, field, WIRE_LEN);
+
+	k += wire_put_varint(h + k, n);
+	pb_raw(b, h, k);
+	pb_raw(b, d, n);
+}
+
+static void
+pb_sub(pbuf *b, uint32_t field, const pbuf *sub)
+{
+	pb_len(b, field, sub->p, sub->len);
+	free(sub->p);
+}
+
+static void
+pb_str(pbuf *b, uint32_t field, const char *s)
+{
+	pb_len(b, field, s, strlen(s));
+}
+
+/* An encoded Value: lists nested `levels` deep around the int 1. */
+static pbuf
+deep_value(int levels)
+{
+	size_t cap = 16 + (size_t) levels * 2 * (1 + WIRE_MAX_VARINT);
+	pbuf b = {malloc(cap), 0, cap};
+	uint8_t *p = b.p + cap;
+
+	*--p = 0x02; /* Value.int_value = 1 (zigzag) */
+	*--p = 0x18;
+	for (int i = 0; i < 2 * levels; i++) {
+		uint8_t v[WIRE_MAX_VARINT];
+		size_t k = wire_put_varint(v, (size_t) (b.p + cap - p));
+		p -= k;
+		memcpy(p, v, k);
+		*--p = i % 2 == 0 ? 0x0a : 0x42; /* List.items, Value.list_value */
+	}
+	b.len = (size_t) (b.p + cap - p);
+	memmove(b.p, p, b.len);
+	return b;
+}
+
+static pbuf
+int_value(void)
+{
+	pbuf b = {0};
+	pb_raw(&b, "\x18\x04", 2); /* Value.int_value = 2 */
+	return b;
+}
+
+/* Kwarg{name, value: first, value: second}: a Kwarg with two values. */
+static pbuf
+kwarg2(const char *name, pbuf first, pbuf second)
+{
+	pbuf b = {0};
+	pb_str(&b, 1, name);
+	pb_sub(&b, 2, &first);
+	pb_sub(&b, 2, &second);
+	return b;
+}
+
+/* Sends field/body (taken) on rc, waits for the reply and asserts it is
+ * INVALID_ARGUMENT naming the depth limit. */
+static void
+expect_too_deep(rawclient *rc, const char *what, uint32_t field, pbuf body)
+{
+	Gild__V1__Reply *r = NULL;
+	uint64_t id = 0, nth = 0;
+
+	CU_ASSERT_EQUAL_FATAL(
+	    rawclient_request(rc, field, body.p, body.len, &id), 0);
+	free(body.p);
+	CU_ASSERT_EQUAL_FATAL(rawclient_recv(rc, 30000, &r, &nth), 0);
+	CU_ASSERT_EQUAL(r->id, id);
+	if (r->body_case != GILD__V1__REPLY__BODY_ERROR ||
+	    r->error->code != GILD__V1__CODE__INVALID_ARGUMENT ||
+	    strstr(r->error->message, "nested deeper than 100 levels") ==
+		NULL)
+		fprintf(stderr, "\n  %s: got %s %d %s\n", what,
+		    r->body_case == GILD__V1__REPLY__BODY_ERROR ? "error"
+								: "no error",
+		    r->error ? r->error->code : 0,
+		    r->error ? r->error->message : "");
+	CU_ASSERT_EQUAL(r->body_case, GILD__V1__REPLY__BODY_ERROR);
+	if (r->body_case == GILD__V1__REPLY__BODY_ERROR) {
+		CU_ASSERT_EQUAL(
+		    r->error->code, GILD__V1__CODE__INVALID_ARGUMENT);
+		CU_ASSERT_PTR_NOT_NULL(strstr(
+		    r->error->message, "nested deeper than 100 levels"));
+	}
+	gild__v1__reply__free_unpacked(r, NULL);
+}
+
+/* Issue 18: values nested 20,000 deep on every path a value takes into a
+ * worker (call arguments, a keyword argument given two values, an actor's
+ * constructor arguments, exec variables, a batched call's input, a map
+ * key) are INVALID_ARGUMENT naming the limit, and the same worker serves
+ * on: none is lost. */
+static void
+test_deep_values(void)
+{
+	static const char *const extra[] = {"--allow-exec", NULL};
+	rawclient *rc = NULL;
+	server s;
+	int64_t pid0;
+	pbuf b, k, m, e, v;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, extra), 0);
+	pid0 = worker_pid(s.c);
+	CU_ASSERT(pid0 > 0);
+	CU_ASSERT_EQUAL_FATAL(rawclient_open(&rc, s.p.url, 16), 0);
+
+	b = (pbuf){0}; /* Call{add, args: [deep, 2]} */
+	pb_str(&b, GILD_F_CALL_FUNCTION, "add");
+	v = deep_value(20000);
+	pb_sub(&b, GILD_F_CALL_ARGS, &v);
+	v = int_value();
+	pb_sub(&b, GILD_F_CALL_ARGS, &v);
+	expect_too_deep(rc, "call argument", GILD_F_REQUEST_CALL, b);
+
+	/* Call{add, args: [2], kwargs: [b: deep, then b: 2]} and the
+	 * other way round: the last value is the one used, each is read. */
+	for (int last = 0; last < 2; last++) {
+		b = (pbuf){0};
+		pb_str(&b, GILD_F_CALL_FUNCTION, "add");
+		v = int_value();
+		pb_sub(&b, GILD_F_CALL_ARGS, &v);
+		k = last ? kwarg2("b", int_value(), deep_value(20000))
+			 : kwarg2("b", deep_value(20000), int_value());
+		pb_sub(&b, GILD_F_CALL_KWARGS, &k);
+		expect_too_deep(rc, "keyword argument given twice",
+		    GILD_F_REQUEST_CALL, b);
+	}
+
+	/* Call{add, args: [{deep: 2}, 2]}: a map key. */
+	e = (pbuf){0};
+	v = deep_value(20000);
+	pb_sub(&e, GILD_F_MAP_ENTRY_KEY, &v);
+	v = int_value();
+	pb_sub(&e, GILD_F_MAP_ENTRY_VALUE, &v);
+	m = (pbuf){0};
+	pb_sub(&m, GILD_F_MAP_ENTRIES, &e);
+	v = (pbuf){0};
+	pb_sub(&v, GILD_F_VALUE_MAP, &m);
+	b = (pbuf){0};
+	pb_str(&b, GILD_F_CALL_FUNCTION, "add");
+	pb_sub(&b, GILD_F_CALL_ARGS, &v);
+	v = int_value();
+	pb_sub(&b, GILD_F_CALL_ARGS, &v);
+	expect_too_deep(rc, "map key", GILD_F_REQUEST_CALL, b);
+
+	/* ActorNew{Box, args: [deep]}, and kwargs: [x: 2, then x: deep]. */
+	b = (pbuf){0};
+	pb_str(&b, GILD_F_ACTOR_NEW_CLASS_NAME, "Box");
+	v = deep_value(20000);
+	pb_sub(&b, GILD_F_ACTOR_NEW_ARGS, &v);
+	expect_too_deep(rc, "actor argument", GILD_F_REQUEST_ACTOR_NEW, b);
+	b = (pbuf){0};
+	pb_str(&b, GILD_F_ACTOR_NEW_CLASS_NAME, "Box");
+	k = kwarg2("x", int_value(), deep_value(20000));
+	pb_sub(&b, GILD_F_ACTOR_NEW_KWARGS, &k);
+	expect_too_deep(
+	    rc, "actor keyword argument", GILD_F_REQUEST_ACTOR_NEW, b);
+
+	/* Exec{source, variables: {x: deep}, variables: {y: 2}}: two
+	 * variables fields, the deep one first. */
+	b = (pbuf){0};
+	pb_str(&b, GILD_F_EXEC_SOURCE, "result = 1");
+	for (int i = 0; i < 2; i++) {
+		e = (pbuf){0};
+		v = (pbuf){0};
+		pb_str(&v, GILD_F_VALUE_STR, i == 0 ? "x" : "y");
+		pb_sub(&e, GILD_F_MAP_ENTRY_KEY, &v);
+		v = i == 0 ? deep_value(20000) : int_value();
+		pb_sub(&e, GILD_F_MAP_ENTRY_VALUE, &v);
+		m = (pbuf){0};
+		pb_sub(&m, GILD_F_MAP_ENTRIES, &e);
+		pb_sub(&b, GILD_F_EXEC_VARIABLES, &m);
+	}
+	expect_too_deep(rc, "exec variable", GILD_F_REQUEST_EXEC, b);
+
+	/* A batched function's input (ToWorker.batch). */
+	b = (pbuf){0};
+	pb_str(&b, GILD_F_CALL_FUNCTION, "bsum");
+	v = deep_value(20000);
+	pb_sub(&b, GILD_F_CALL_ARGS, &v);
+	expect_too_deep(rc, "batched call's input", GILD_F_REQUEST_CALL, b);
+
+	CU_ASSERT_EQUAL(rawclient_close(rc), 0);
+	CU_ASSERT_EQUAL(worker_pid(s.c), pid0);
+	CU_ASSERT_EQUAL(served_status_int(s.c, "restarts", true), 0);
+	served_stop(&s);
+}
+
+/* A field "Name:  N kB" of /proc/pid/status, in bytes; -1 if not read. */
+static int64_t
+proc_status_kb(int64_t pid, const char *name)
+{
+	char path[64], line[256];
+	size_t n = strlen(name);
+	int64_t kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%lld/status", (long long) pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, name, n) == 0 && line[n] == ':')
+			kb = strtoll(line + n + 1, NULL, 10);
+	fclose(f);
+	return kb < 0 ? -1 : kb * 1024;
+}
+
+/* The most a worker may come to hold, over what it held before, to
+ * refuse a 64 MiB list of empty Values: the frame itself (a memfd the
+ * worker maps) and as much again. protobuf-c's unpack made of it about
+ * 1.7 GB (each 2-byte empty Value a 48-byte struct, a pointer and a
+ * scanned-field record). */
+#define EMPTY_VALUES_SIZE ((size_t) 64 << 20)
+#define EMPTY_VALUES_MAX_GROWTH 2
+
+/* Resets pid's VmHWM to its resident memory now (proc(5), clear_refs 5),
+ * so that a peak measured next is its own, not an earlier call's. Where
+ * that cannot be written, the peak since the worker started is measured:
+ * stricter, never looser. */
+static void
+reset_peak(int64_t pid)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%lld/clear_refs", (long long) pid);
+	if ((f = fopen(path, "w")) != NULL) {
+		fputs("5", f);
+		fclose(f);
+	}
+}
+
+/* Sends add(...) whose arguments are the n bytes at fields (taken), 64 MiB
+ * of empty Values, to s's one worker pid, and asserts it is refused (an
+ * unset Value is not null) with the worker's peak resident memory at most
+ * EMPTY_VALUES_MAX_GROWTH times the message over what it held before. */
+static void
+expect_small_peak(server *s, int64_t pid, const char *what, pbuf fields)
+{
+	Gild__V1__Reply *r = NULL;
+	rawclient *rc = NULL;
+	uint64_t id = 0, nth = 0;
+	int64_t rss0, hwm;
+	pbuf b = {0};
+
+	pb_str(&b, GILD_F_CALL_FUNCTION, "add");
+	pb_raw(&b, fields.p, fields.len);
+	free(fields.p);
+	reset_peak(pid);
+	rss0 = proc_status_kb(pid, "VmRSS");
+	CU_ASSERT_FATAL(rss0 > 0);
+	CU_ASSERT_EQUAL_FATAL(rawclient_open(&rc, s->p.url, 4), 0);
+	CU_ASSERT_EQUAL_FATAL(rawclient_request(rc, GILD_F_REQUEST_CALL, b.p,
+				  b.len, &id),
+	    0);
+	free(b.p);
+	CU_ASSERT_EQUAL_FATAL(rawclient_recv(rc, 60000, &r, &nth), 0);
+	CU_ASSERT_EQUAL(r->body_case, GILD__V1__REPLY__BODY_ERROR);
+	if (r->body_case == GILD__V1__REPLY__BODY_ERROR) {
+		CU_ASSERT_EQUAL(
+		    r->error->code, GILD__V1__CODE__INVALID_ARGUMENT);
+		CU_ASSERT_PTR_NOT_NULL(
+		    strstr(r->error->message, "value has no kind set"));
+	}
+	gild__v1__reply__free_unpacked(r, NULL);
+	hwm = proc_status_kb(pid, "VmHWM");
+	fprintf(stderr, "\n  %s: worker %lld: VmRSS %lld MiB before, VmHWM "
+			"%lld MiB after a %zu MiB message\n",
+	    what, (long long) pid, (long long) (rss0 >> 20),
+	    (long long) (hwm >> 20), EMPTY_VALUES_SIZE >> 20);
+	CU_ASSERT(hwm > 0);
+	CU_ASSERT(hwm - rss0 <=
+		  (int64_t) (EMPTY_VALUES_MAX_GROWTH * EMPTY_VALUES_SIZE));
+	CU_ASSERT_EQUAL(rawclient_close(rc), 0);
+}
+
+/* n bytes of empty Values in field `field` ({tag, 0} each). */
+static pbuf
+empty_values(uint32_t field, size_t n)
+{
+	pbuf b = {malloc(n), n, n};
+	uint8_t tag;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b.p);
+	wire_put_tag(&tag, field, WIRE_LEN);
+	for (size_t i = 0; i + 1 < n; i += 2) {
+		b.p[i] = tag;
+		b.p[i + 1] = 0x00;
+	}
+	return b;
+}
+
+/* Issue 18: a 64 MiB message of empty values, as one list or as that many
+ * positional arguments, is refused, and the worker's peak memory grows by
+ * at most EMPTY_VALUES_MAX_GROWTH times the message; the same worker
+ * serves on. */
+static void
+test_empty_values_memory(void)
+{
+	static const char *const extra[] = {"--max-message", "80M", NULL};
+	pbuf list, v = {0}, f = {0};
+	int64_t pid0;
+	server s;
+
+	if (getenv("SANITIZE") != NULL && *getenv("SANITIZE") != '\0') {
+		test_skip("a sanitized worker's memory is ASan's shadow and "
+			  "quarantine, not what decoding holds");
+		return;
+	}
+	CU_ASSERT_EQUAL_FATAL(start(&s, extra), 0);
+	pid0 = worker_pid(s.c);
+	CU_ASSERT_FATAL(pid0 > 0);
+	/* args: [List{items: [Value{}] * N}] */
+	list = empty_values(GILD_F_LIST_ITEMS, EMPTY_VALUES_SIZE);
+	pb_sub(&v, GILD_F_VALUE_LIST, &list);
+	pb_sub(&f, GILD_F_CALL_ARGS, &v);
+	expect_small_peak(&s, pid0, "a list of empty values", f);
+	/* args: [Value{}] * N */
+	expect_small_peak(&s, pid0, "empty positional arguments",
+	    empty_values(GILD_F_CALL_ARGS, EMPTY_VALUES_SIZE));
+	CU_ASSERT_EQUAL(worker_pid(s.c), pid0);
 	served_stop(&s);
 }
 
@@ -1206,6 +1569,10 @@ main(void)
 	CU_add_test(s, "a disconnecting client's calls are cancelled", test_disconnect_cancels);
 	CU_add_test(s, "retries=N", test_retries);
 	CU_add_test(s, "--worker-memory", test_worker_memory);
+	CU_add_test(s, "values nested 20,000 deep on every path: refused, "
+		       "no worker lost", test_deep_values);
+	CU_add_test(s, "64 MiB of empty values: the worker's memory stays "
+		       "within 2x", test_empty_values_memory);
 	CU_add_test(s, "SIGHUP reloads under load", test_sighup_reload);
 	CU_add_test(s, "SIGHUP reloads under load (--spawn exec)", test_sighup_reload_exec);
 	CU_add_test(s, "two SIGHUPs in a row: the second edit is served",

@@ -389,6 +389,25 @@ test_roundtrip_scalars(void)
 	}
 }
 
+/* A list (or tuple) of the ints 0..n-1: past CONVERT_PREALLOC_MAX (4096) the
+ * worker grows it as items convert. */
+static V *
+v_range(Gild__V1__Value__KindCase k, size_t n)
+{
+	V *v = v_new(k);
+	Gild__V1__List *l = malloc(sizeof(*l));
+	gild__v1__list__init(l);
+	l->n_items = n;
+	l->items = malloc(n * sizeof(*l->items));
+	for (size_t i = 0; i < n; i++)
+		l->items[i] = v_int((int64_t) i);
+	if (k == GILD__V1__VALUE__KIND_TUPLE_VALUE)
+		v->tuple_value = l;
+	else
+		v->list_value = l;
+	return v;
+}
+
 static void
 test_roundtrip_containers(void)
 {
@@ -417,6 +436,12 @@ test_roundtrip_containers(void)
 	        v_map(3, v_str("z"), v_int(1), v_str("a"), v_int(2), v_str("m"),
 	            v_int(3)),
 	        "dict", "list(x) == ['z', 'a', 'm']"),
+	    RT("list of 5000",
+	        v_range(GILD__V1__VALUE__KIND_LIST_VALUE, 5000), "list",
+	        "x == list(range(5000))"),
+	    RT("tuple of 5000",
+	        v_range(GILD__V1__VALUE__KIND_TUPLE_VALUE, 5000), "tuple",
+	        "x == tuple(range(5000))"),
 	    RT("100 levels", v_nested(100, v_int(7)), "list",
 	        "str(x) == '[' * 100 + '7' + ']' * 100"),
 	    RT("tensor int32 2x3", v_tensor("int32", s23, 2, i6, sizeof(i6)),
@@ -1289,6 +1314,93 @@ test_job_malformed(void)
 	    "argument 1: values nested deeper than 100 levels");
 }
 
+/* ToWorker{job_id, call{function fn, then the n bytes at fields (args and
+ * kwargs written by hand)}}. */
+static uint8_t *
+enc_raw_call(uint64_t job_id, const char *fn, const char *fields, size_t n,
+    size_t *len)
+{
+	uint8_t *p = malloc(2 + strlen(fn) + n);
+
+	p[0] = 0x0a; /* Call.function */
+	p[1] = (uint8_t) strlen(fn);
+	memcpy(p + 2, fn, strlen(fn));
+	memcpy(p + 2 + strlen(fn), fields, n);
+	*len = 2 + strlen(fn) + n;
+	wrap_len(&p, len, 2); /* ToWorker.call */
+	uint8_t *m = malloc(*len + 2);
+	m[0] = 0x08; /* ToWorker.job_id */
+	m[1] = (uint8_t) job_id;
+	memcpy(m + 2, p, *len);
+	free(p);
+	*len += 2;
+	return m;
+}
+
+/* What a field given twice means: a Value's kinds and a Kwarg's values are
+ * each converted, the last one used; and what broken bytes get. */
+static void
+test_job_duplicates(void)
+{
+	Gild__Worker__V1__FromWorker *r;
+	uint8_t *buf;
+	size_t len;
+	/* args: [Value{int 1, int 5}], [Value{int 2}] */
+	static const char twice[] = "\x12\x04\x18\x02\x18\x0a"
+				    "\x12\x02\x18\x04";
+	/* args: [1]; kwargs: [Kwarg{b, value: 10, value: 20}] */
+	static const char kw2[] = "\x12\x02\x18\x02"
+				  "\x1a\x0b\x0a\x01"
+				  "b"
+				  "\x12\x02\x18\x14\x12\x02\x18\x28";
+	/* args: [Value{int_value as a length-delimited field}] */
+	static const char wrongtype[] = "\x12\x03\x1a\x01\x00";
+	/* args: [Value{list: List{an item whose length runs past it}}] */
+	static const char brokenlist[] = "\x12\x04\x42\x02\x0a\x05";
+	/* args: [Value{}] with only an unknown field: no kind. */
+	static const char unknown[] = "\x12\x02\x68\x01";
+
+	buf = enc_raw_call(40, "add", twice, sizeof(twice) - 1, &len);
+	r = run_job(buf, len);
+	CU_ASSERT_EQUAL_FATAL(
+	    r->body_case, GILD__WORKER__V1__FROM_WORKER__BODY_RESULT);
+	CU_ASSERT_EQUAL(r->result->int_value, 7);
+	gild__worker__v1__from_worker__free_unpacked(r, NULL);
+	buf = enc_raw_call(41, "add", kw2, sizeof(kw2) - 1, &len);
+	r = run_job(buf, len);
+	CU_ASSERT_EQUAL_FATAL(
+	    r->body_case, GILD__WORKER__V1__FROM_WORKER__BODY_RESULT);
+	CU_ASSERT_EQUAL(r->result->int_value, 21);
+	gild__worker__v1__from_worker__free_unpacked(r, NULL);
+	buf = enc_raw_call(42, "add", wrongtype, sizeof(wrongtype) - 1, &len);
+	expect_error(run_job(buf, len), 42, GILD__V1__CODE__INVALID_ARGUMENT,
+	    NULL, "argument 1: malformed value: a value's field has the wrong "
+		  "type");
+	buf = enc_raw_call(
+	    43, "add", brokenlist, sizeof(brokenlist) - 1, &len);
+	expect_error(run_job(buf, len), 43, GILD__V1__CODE__INVALID_ARGUMENT,
+	    NULL, "argument 1: malformed value: broken wire format in a list");
+	buf = enc_raw_call(44, "add", unknown, sizeof(unknown) - 1, &len);
+	expect_error(run_job(buf, len), 44, GILD__V1__CODE__INVALID_ARGUMENT,
+	    NULL, "argument 1: value has no kind set");
+	/* More positional arguments than CONVERT_PREALLOC_MAX: the tuple
+	 * grows as they convert. */
+	V **many = malloc(5000 * sizeof(*many));
+	for (size_t i = 0; i < 5000; i++)
+		many[i] = v_int((int64_t) i);
+	r = call(45, "echo", 5000, many);
+	free(many);
+	CU_ASSERT_EQUAL_FATAL(
+	    r->body_case, GILD__WORKER__V1__FROM_WORKER__BODY_RESULT);
+	CU_ASSERT_EQUAL(r->result->list_value->items[0]->list_value->n_items,
+	    5000);
+	CU_ASSERT_EQUAL(r->result->list_value->items[0]
+			    ->list_value->items[4999]
+			    ->int_value,
+	    4999);
+	gild__worker__v1__from_worker__free_unpacked(r, NULL);
+}
+
 /* ------------------------------------------------ gild-worker end to end */
 
 struct child {
@@ -1695,6 +1807,8 @@ main(void)
 	    !CU_add_test(s, "job: calls and errors", test_job_calls) ||
 	    !CU_add_test(
 	        s, "job: malformed and deep messages", test_job_malformed) ||
+	    !CU_add_test(s, "job: fields given twice, broken values",
+	        test_job_duplicates) ||
 	    !CU_add_test(s, "gild-worker end to end", test_worker_binary) ||
 	    !CU_add_test(
 	        s, "gild-worker startup errors", test_worker_startup_error) ||

@@ -11,8 +11,12 @@ typedef struct conn {
 	uint32_t pipe;
 	bool muted;              /* over a budget: see conns.h */
 	bool close_drained;      /* muted for its token: closed once drained */
+	bool closing;            /* listed by conns_idle */
 	uint32_t auth_failures;
 	size_t unread, unread_bytes;
+	size_t held;             /* requests handed to the server, unanswered */
+	double last;             /* when it last had a request or an answer */
+	size_t sent_total;       /* bytes of replies handed to nng, ever */
 	struct conn *next;
 } conn;
 
@@ -56,7 +60,7 @@ slot_of(conns *c, uint32_t pipe)
 }
 
 int
-conns_add(conns *c, uint32_t pipe)
+conns_add(conns *c, uint32_t pipe, double now)
 {
 	conn **p = slot_of(c, pipe), *k;
 
@@ -67,6 +71,7 @@ conns_add(conns *c, uint32_t pipe)
 	    (k = calloc(1, sizeof(*k))) == NULL)
 		return -1;
 	k->pipe = pipe;
+	k->last = now;
 	*p = k;
 	c->count++;
 	return 0;
@@ -107,6 +112,7 @@ conns_queued(conns *c, uint32_t pipe, size_t len)
 		return CONN_OK;
 	k->unread++;
 	k->unread_bytes += len;
+	k->sent_total += len;
 	if (k->unread > c->lim.max_unread) {
 		k->muted = true;
 		return CONN_UNREAD;
@@ -144,6 +150,48 @@ conns_auth_failed(conns *c, uint32_t pipe, bool *drained)
 	return CONN_AUTH_FAILURES;
 }
 
+void
+conns_request(conns *c, uint32_t pipe, double now)
+{
+	conn *k = *slot_of(c, pipe);
+
+	if (k != NULL) {
+		k->held++;
+		k->last = now;
+	}
+}
+
+void
+conns_answered(conns *c, uint32_t pipe, double now)
+{
+	conn *k = *slot_of(c, pipe);
+
+	if (k != NULL && k->held > 0) {
+		k->held--;
+		k->last = now;
+	}
+}
+
+size_t
+conns_idle(conns *c, double now, uint32_t *out, size_t max)
+{
+	size_t n = 0;
+
+	if (c->lim.idle_s <= 0)
+		return 0;
+	for (size_t i = 0; i < BUCKETS && n < max; i++)
+		for (conn *k = c->bucket[i]; k != NULL && n < max;
+		     k = k->next) {
+			if (k->closing || k->held > 0 || k->unread > 0 ||
+			    k->sent_total > CONNS_IDLE_SENT_MAX ||
+			    now - k->last < c->lim.idle_s)
+				continue;
+			k->closing = true;
+			out[n++] = k->pipe;
+		}
+	return n;
+}
+
 const char *
 conns_over_option(conn_over why)
 {
@@ -154,6 +202,8 @@ conns_over_option(conn_over why)
 		return "--max-unread-bytes";
 	case CONN_AUTH_FAILURES:
 		return "--max-auth-failures";
+	case CONN_IDLE:
+		return "--idle-timeout";
 	default:
 		return "";
 	}

@@ -25,6 +25,8 @@ typedef struct conn_limits {
 	size_t max_unread_bytes; /* their bytes (one reply is always let
 				    through, however large) */
 	uint32_t max_auth_failures; /* requests refused UNAUTHENTICATED */
+	double idle_s;           /* closed after this long with no request in
+				    hand and no reply in nng (0: never) */
 } conn_limits;
 
 /* Why a connection is over its budget. */
@@ -33,6 +35,7 @@ typedef enum conn_over {
 	CONN_UNREAD,        /* max_unread */
 	CONN_UNREAD_BYTES,  /* max_unread_bytes */
 	CONN_AUTH_FAILURES, /* max_auth_failures */
+	CONN_IDLE,          /* idle_s */
 	CONN_OVER_N
 } conn_over;
 
@@ -41,9 +44,9 @@ typedef struct conns conns;
 conns *conns_new(const conn_limits *lim);
 void conns_free(conns *c);
 
-/* A connection opened: 0, or -1 when max_connections are open (or out of
- * memory): it is to be refused. */
-int conns_add(conns *c, uint32_t pipe);
+/* A connection opened at now (monotonic seconds): 0, or -1 when
+ * max_connections are open (or out of memory): it is to be refused. */
+int conns_add(conns *c, uint32_t pipe, double now);
 void conns_remove(conns *c, uint32_t pipe);
 size_t conns_count(const conns *c);
 
@@ -64,6 +67,21 @@ bool conns_sent(conns *c, uint32_t pipe, size_t len);
  * when that makes max_auth_failures (it is muted from now on); *drained
  * says whether nng holds no reply of its (it may be closed now). */
 conn_over conns_auth_failed(conns *c, uint32_t pipe, bool *drained);
+
+/* A request from pipe is handed to the server / answered (its reply
+ * handed to nng, or dropped): what makes a connection busy, not idle. now
+ * is a monotonic time in seconds. */
+void conns_request(conns *c, uint32_t pipe, double now);
+void conns_answered(conns *c, uint32_t pipe, double now);
+
+/* Appends to out (room for max) the connections idle for idle_s at now:
+ * no request in hand, no reply in nng, none for that long, and never more
+ * than CONNS_IDLE_SENT_MAX bytes of replies (none when idle_s is 0);
+ * returns how many, each listed once. Only those are safe to close: a
+ * connection that was sent more may have a write blocked in nng, whose
+ * close wedges nng 1.5.2 (above), so it stays, within max_connections. */
+#define CONNS_IDLE_SENT_MAX 4096
+size_t conns_idle(conns *c, double now, uint32_t *out, size_t max);
 
 /* The option that sets the budget `why` names ("--max-unread-replies"). */
 const char *conns_over_option(conn_over why);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* One receive is posted at a time, and nng's thread posts the next one
@@ -90,7 +91,18 @@ struct listener {
 	uint64_t refused, muted[CONN_OVER_N];
 	pipe_list to_close;
 	size_t max_reply; /* a batch's reply is never longer */
+	struct event *idle_ev; /* closes idle connections (--idle-timeout) */
 };
+
+/* Monotonic seconds, for conns.c. */
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
 
 /* Under mtx: appends pipe to list (0, or -1 when out of memory). */
 static int
@@ -219,7 +231,7 @@ on_pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
 	bool ok;
 
 	pthread_mutex_lock(&l->mtx);
-	if (!(ok = conns_add(l->conns, nng_pipe_id(p)) == 0))
+	if (!(ok = conns_add(l->conns, nng_pipe_id(p), now_s()) == 0))
 		l->refused++;
 	pthread_mutex_unlock(&l->mtx);
 	if (!ok)
@@ -393,7 +405,8 @@ on_done(evutil_socket_t fd, short what, void *arg)
 			r->pipe = nng_pipe_id(nng_msg_get_pipe(msg));
 			l->bytes_in += nng_msg_len(msg);
 			pthread_mutex_lock(&l->mtx);
-			muted = conns_muted(l->conns, r->pipe);
+			if (!(muted = conns_muted(l->conns, r->pipe)))
+				conns_request(l->conns, r->pipe, now_s());
 			pthread_mutex_unlock(&l->mtx);
 			if (muted) {
 				/* Over a budget: read, never served. */
@@ -511,6 +524,7 @@ listener_reply(listener *l, listener_req *r, nng_msg *msg)
 		return;
 	}
 	pthread_mutex_lock(&l->mtx);
+	conns_answered(l->conns, r->pipe, now_s());
 	if ((mute = conns_muted(l->conns, r->pipe)))
 		over = CONN_OK;
 	else
@@ -584,13 +598,35 @@ listener_connections(listener *l)
 
 void
 listener_limit_counts(listener *l, uint64_t *refused, uint64_t *unread,
-    uint64_t *auth)
+    uint64_t *auth, uint64_t *idle)
 {
 	pthread_mutex_lock(&l->mtx);
 	*refused = l->refused;
 	*unread = l->muted[CONN_UNREAD] + l->muted[CONN_UNREAD_BYTES];
 	*auth = l->muted[CONN_AUTH_FAILURES];
+	*idle = l->muted[CONN_IDLE];
 	pthread_mutex_unlock(&l->mtx);
+}
+
+/* Every second or so: closes the connections conns_idle names. */
+static void
+on_idle_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	listener *l = arg;
+	uint32_t idle[256];
+	size_t n;
+
+	do {
+		pthread_mutex_lock(&l->mtx);
+		n = conns_idle(l->conns, now_s(), idle, 256);
+		l->muted[CONN_IDLE] += n;
+		pthread_mutex_unlock(&l->mtx);
+		for (size_t i = 0; i < n; i++) {
+			log_debug("closing connection %" PRIu32 ": idle for "
+				  "--idle-timeout", idle[i]);
+			close_pipe(idle[i]);
+		}
+	} while (n == 256);
 }
 
 int
@@ -633,6 +669,17 @@ listener_init(listener **out, struct event_base *base, size_t hard_max,
 		snprintf(err, errlen, "cannot watch nng connections: %s",
 		    nng_strerror(rc));
 		goto fail;
+	}
+	if (lim->idle_s > 0) {
+		double every = lim->idle_s / 4 < 1 ? lim->idle_s / 4 : 1;
+		struct timeval tv = {(time_t) every,
+		    (suseconds_t) ((every - (double) (time_t) every) * 1e6)};
+		if ((l->idle_ev = event_new(base, -1, EV_PERSIST, on_idle_sweep,
+			 l)) == NULL ||
+		    event_add(l->idle_ev, &tv) != 0) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
 	}
 	l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (l->efd == -1 ||
@@ -715,6 +762,8 @@ listener_fini(listener *l)
 	nng_close(l->sock);
 	if (l->done_ev)
 		event_free(l->done_ev);
+	if (l->idle_ev)
+		event_free(l->idle_ev);
 	if (l->efd != -1)
 		close(l->efd);
 	pthread_mutex_destroy(&l->mtx);

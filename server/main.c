@@ -25,7 +25,7 @@ static struct settings {
 	bool insecure, allow_exec, allow_pickle;
 	long workers, threads, max_queue, pipeline, max_jobs, max_rss,
 	    default_timeout_ms, kill_grace_ms, worker_memory, drain_s, slow_ms;
-	long stream_idle_timeout_ms;
+	long stream_idle_timeout_ms, idle_timeout_ms;
 	long max_connections, max_unread_replies, max_auth_failures, max_actors;
 	size_t max_message, max_unread_bytes, max_actor_bytes;
 	int runtime, spawn, log_level, log_format; /* indexes into choices */
@@ -39,6 +39,7 @@ static struct settings {
     .max_actors = 1000,
     .max_actor_bytes = 256u << 20,
     .stream_idle_timeout_ms = 120000,
+    .idle_timeout_ms = 300000,
     .pipeline = 8,
     .kill_grace_ms = 2000,
     .drain_s = 30,
@@ -181,6 +182,12 @@ static const conf_opt options[] = {
 	.def = "256M",
 	.help = "bytes of constructor arguments the actors keep\n"
 		"(to create them again), together (default 256M)"},
+    {.name = "idle-timeout", .arg = "S", .parse = conf_seconds,
+	.dst = &S.idle_timeout_ms, .min = 0, .max = 86400000L,
+	.allowed = "seconds from 0 (never) to 86400", .def = "300",
+	.help = "close a client connection that has had no request\n"
+		"in hand for S seconds and was sent at most 4 KiB\n"
+		"(default 300; 0: never)"},
     {.name = "stream-idle-timeout", .arg = "S", .parse = conf_seconds,
 	.dst = &S.stream_idle_timeout_ms, .min = 0, .max = 86400000L,
 	.allowed = "seconds from 0 (never) to 86400", .def = "120",
@@ -543,6 +550,7 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	o->max_actors = (size_t) S.max_actors;
 	o->max_actor_bytes = S.max_actor_bytes;
 	o->stream_idle_timeout_ms = (uint32_t) S.stream_idle_timeout_ms;
+	o->idle_timeout_ms = (uint32_t) S.idle_timeout_ms;
 	o->pipeline = (int) S.pipeline;
 	o->max_jobs = (uint64_t) S.max_jobs;
 	o->max_rss_mib = (uint64_t) S.max_rss;

@@ -12,6 +12,7 @@
 #include "fields.h"
 #include "gild.pb-c.h"
 #include "gild_limits.h"
+#include "http.h"
 #include "listener.h"
 #include "log.h"
 #include "privs.h"
@@ -31,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -459,6 +461,42 @@ close_listener(listener *l, int exit_code)
 	listener_fini(l);
 }
 
+/* Descriptors gild keeps for itself beside its client connections: each
+ * worker's socket and channel (and a memfd or two in flight), the
+ * template's, the side port's connections, the loop's own. */
+static size_t
+fds_reserved(const server_opts *opts)
+{
+	return 64 + HTTP_CONNS_MAX + 8 * (size_t) opts->workers;
+}
+
+/* Raises the soft descriptor limit to the hard one, and returns how many
+ * client connections fit under it with fds_reserved kept: --max-connections,
+ * or fewer (said in the log) so that workers can always be started. */
+static size_t
+connections_that_fit(const server_opts *opts)
+{
+	size_t want = opts->max_connections, keep = fds_reserved(opts);
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return want;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void) setrlimit(RLIMIT_NOFILE, &rl);
+		(void) getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || want + keep <= rl.rlim_cur)
+		return want;
+	want = rl.rlim_cur > keep + 1 ? rl.rlim_cur - keep : 1;
+	log_warn("--max-connections %zu does not fit in %llu file descriptors "
+		 "(ulimit -n) with %zu kept for workers and the side port: "
+		 "%zu connections at most",
+	    opts->max_connections, (unsigned long long) rl.rlim_cur, keep,
+	    want);
+	return want;
+}
+
 int
 server_run(const server_opts *opts)
 {
@@ -535,10 +573,12 @@ server_run(const server_opts *opts)
 	/* Twice --max-message is read, so a request a little over the limit
 	 * gets a clear error; past that nng drops the connection. */
 	if (listener_init(&srv.lst, srv.base, 2 * opts->max_message,
-		opts->max_message, &(conn_limits){.max_connections = opts->max_connections,
+		opts->max_message,
+		&(conn_limits){.max_connections = connections_that_fit(opts),
 		    .max_unread = opts->max_unread_replies,
 		    .max_unread_bytes = opts->max_unread_bytes,
-		    .max_auth_failures = opts->max_auth_failures},
+		    .max_auth_failures = opts->max_auth_failures,
+		    .idle_s = opts->idle_timeout_ms / 1e3},
 		request_on, request_pipe_gone, &srv, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		srv.exit_code = 1;

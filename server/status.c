@@ -144,19 +144,22 @@ status_json(void *arg)
 	return text;
 }
 
-/* /metrics' limit labels: the listener's three (listener_limit_counts),
- * then the server's own, in enum srv_limit's order. */
+/* /metrics' limit labels: the listener's four (listener_limit_counts),
+ * the server's own, in enum srv_limit's order, then the side port's two
+ * (http_counts). */
 static const char *const limit_names[] = {"max-connections",
-    "max-unread-replies", "max-auth-failures", "max-queue", "max-actors",
-    "max-actor-bytes", "stream-idle-timeout"};
-_Static_assert(sizeof(limit_names) / sizeof(limit_names[0]) == 3 + LIMIT_N,
+    "max-unread-replies", "max-auth-failures", "idle-timeout", "max-queue", "max-actors",
+    "max-actor-bytes", "stream-idle-timeout", "http-connections",
+    "http-request-time"};
+_Static_assert(sizeof(limit_names) / sizeof(limit_names[0]) ==
+		   4 + LIMIT_N + 2,
     "a name for every limit");
 
 char *
 status_metrics_text(void *arg)
 {
 	server *srv = arg;
-	uint64_t hits[3 + LIMIT_N];
+	uint64_t hits[4 + LIMIT_N + 2];
 	int n = supervisor_count(srv->sup);
 	const char *state[n];
 	metrics_now now = {0};
@@ -176,9 +179,11 @@ status_metrics_text(void *arg)
 	now.uptime_s = uptime(srv);
 	now.draining = srv->state != SRV_RUNNING;
 	now.connections = listener_connections(srv->lst);
-	listener_limit_counts(srv->lst, &hits[0], &hits[1], &hits[2]);
+	listener_limit_counts(srv->lst, &hits[0], &hits[1], &hits[2],
+	    &hits[3]);
 	for (int i = 0; i < LIMIT_N; i++)
-		hits[3 + i] = srv->limit_hits[i];
+		hits[4 + i] = srv->limit_hits[i];
+	http_counts(srv->http, &hits[4 + LIMIT_N], &hits[4 + LIMIT_N + 1]);
 	now.limit = limit_names;
 	now.limit_hits = hits;
 	now.n_limits = sizeof(limit_names) / sizeof(limit_names[0]);

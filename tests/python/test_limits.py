@@ -311,6 +311,71 @@ class StreamIdleTest(unittest.TestCase):
         self.assertIn("limit=--stream-idle-timeout", g.err)
 
 
+class CrowdTest(unittest.TestCase):
+    def test_idle_and_slow_connections(self):
+        """3,000 idle client connections and 500 slow HTTP ones: gild keeps
+        --max-connections of the first (closing them once idle for
+        --idle-timeout) and HTTP_CONNS_MAX of the second, its descriptors
+        stay under the cap, and a good client, /readyz and a worker's
+        replacement are served."""
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < 4000:
+            self.skipTest("needs 4,000 descriptors (ulimit -Hn is %d)" % hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        socks = []
+        try:
+            with Gild(app=APP, workers=1,
+                      args=("--max-connections", "300",
+                            "--idle-timeout", "1",
+                            "--http", "127.0.0.1:0")) as g:
+                host, port = g.url[len("tcp://"):].rsplit(":", 1)
+                hhost, hport = g.http_url[len("http://"):].rsplit(":", 1)
+                for _ in range(3000):
+                    s = socket.create_connection((host, int(port)), 30)
+                    s.sendall(b"\x00SP\x00\x00\x30\x00\x00")
+                    socks.append(s)
+                for _ in range(500):
+                    s = socket.create_connection((hhost, int(hport)), 30)
+                    s.sendall(b"GET /readyz HTTP/1.1\r\nX-Slow: ")
+                    socks.append(s)
+                late = socket.create_connection((hhost, int(hport)), 30)
+                late.sendall(b"GET /healthz HTTP/1.1\r\n")
+                socks.append(late)
+                fds = len(os.listdir("/proc/%d/fd" % g.proc.pid))
+                # The cap, 64 side-port connections and what gild keeps
+                # for itself (server.c: fds_reserved).
+                self.assertLess(fds, 300 + 64 + 64 + 8 + 50, fds)
+                # Once the idle ones are closed, a new client gets in.
+                self.assertTrue(until(lambda: gildctl(
+                    "call", g.url, "nap", "0")[0] == 0, 20))
+                with urllib.request.urlopen(g.http_url + "/readyz",
+                                            timeout=10) as r:
+                    self.assertEqual(r.status, 200)
+                with urllib.request.urlopen(g.http_url + "/status",
+                                            timeout=10) as r:
+                    pid = json.loads(r.read())["workers"][0]["pid"]
+                os.kill(pid, signal.SIGKILL)
+                self.assertTrue(until(lambda: gildctl(
+                    "call", g.url, "nap", "0")[0] == 0, 30))
+                # The newest slow one gets 408 once its 5 s are up.
+                late.settimeout(15)
+                self.assertIn(b" 408 ", late.recv(200))
+                self.assertGreater(limit_hits(g.http_url,
+                                              "max-connections"), 0)
+                self.assertGreaterEqual(limit_hits(g.http_url,
+                                                   "idle-timeout"), 300)
+                self.assertGreater(limit_hits(g.http_url,
+                                              "http-connections"), 0)
+                # It and the slow ones still held: 64 at most.
+                self.assertIn(limit_hits(g.http_url, "http-request-time"),
+                              range(1, 65))
+        finally:
+            for s in socks:
+                s.close()
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def pidfds(pid):
     """The pids gild holds a pidfd of (Linux's fdinfo says each one's)."""
     pids = []

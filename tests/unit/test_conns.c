@@ -12,13 +12,13 @@ test_count(void)
 	    .max_unread_bytes = 1000, .max_auth_failures = 3};
 	conns *c = conns_new(&lim);
 
-	CU_ASSERT_EQUAL(conns_add(c, 1), 0);
-	CU_ASSERT_EQUAL(conns_add(c, 1025), 0); /* same bucket */
-	CU_ASSERT_EQUAL(conns_add(c, 7), -1);
+	CU_ASSERT_EQUAL(conns_add(c, 1, 0), 0);
+	CU_ASSERT_EQUAL(conns_add(c, 1025, 0), 0); /* same bucket */
+	CU_ASSERT_EQUAL(conns_add(c, 7, 0), -1);
 	CU_ASSERT_EQUAL(conns_count(c), 2);
 	conns_remove(c, 1);
 	conns_remove(c, 99); /* never added (refused): nothing */
-	CU_ASSERT_EQUAL(conns_add(c, 7), 0);
+	CU_ASSERT_EQUAL(conns_add(c, 7, 0), 0);
 	CU_ASSERT_EQUAL(conns_count(c), 2);
 	conns_free(c);
 }
@@ -32,8 +32,8 @@ test_unread(void)
 	    .max_auth_failures = 3};
 	conns *c = conns_new(&lim);
 
-	conns_add(c, 1);
-	conns_add(c, 2);
+	conns_add(c, 1, 0);
+	conns_add(c, 2, 0);
 	for (int i = 0; i < 3; i++)
 		CU_ASSERT_EQUAL(conns_queued(c, 1, 10), CONN_OK);
 	CU_ASSERT_FALSE(conns_sent(c, 1, 10)); /* read one: 2 unread */
@@ -61,8 +61,8 @@ test_auth(void)
 	conns *c = conns_new(&lim);
 	bool drained;
 
-	conns_add(c, 1);
-	conns_add(c, 2);
+	conns_add(c, 1, 0);
+	conns_add(c, 2, 0);
 	CU_ASSERT_EQUAL(conns_queued(c, 1, 10), CONN_OK);
 	CU_ASSERT_EQUAL(conns_auth_failed(c, 1, &drained), CONN_OK);
 	CU_ASSERT_EQUAL(conns_queued(c, 1, 10), CONN_OK);
@@ -80,6 +80,40 @@ test_auth(void)
 	conns_free(c);
 }
 
+/* Idle: no request in hand, no reply in nng, quiet for idle_s, and sent
+ * next to nothing; each listed once. */
+static void
+test_idle(void)
+{
+	conn_limits lim = {.max_unread = 100, .max_unread_bytes = 1 << 20,
+	    .max_auth_failures = 2, .idle_s = 10};
+	conns *c = conns_new(&lim);
+	uint32_t out[8];
+
+	conns_add(c, 1, 0);
+	conns_add(c, 2, 0);
+	conns_add(c, 3, 0);
+	conns_request(c, 2, 5);     /* 2: a call in hand */
+	conns_request(c, 3, 5);
+	conns_answered(c, 3, 6);
+	conns_queued(c, 3, 10000);  /* 3: was sent 10 KB */
+	conns_sent(c, 3, 10000);
+	CU_ASSERT_EQUAL(conns_idle(c, 9, out, 8), 0);
+	CU_ASSERT_EQUAL(conns_idle(c, 10, out, 8), 1);
+	CU_ASSERT_EQUAL(out[0], 1);
+	CU_ASSERT_EQUAL(conns_idle(c, 100, out, 8), 0); /* 1 listed already */
+	conns_answered(c, 2, 50);
+	CU_ASSERT_EQUAL(conns_idle(c, 59, out, 8), 0);
+	CU_ASSERT_EQUAL(conns_idle(c, 60, out, 8), 1);
+	CU_ASSERT_EQUAL(out[0], 2);
+	lim.idle_s = 0;
+	conns_free(c);
+	c = conns_new(&lim);
+	conns_add(c, 1, 0);
+	CU_ASSERT_EQUAL(conns_idle(c, 1e9, out, 8), 0); /* 0: never */
+	conns_free(c);
+}
+
 int
 main(void)
 {
@@ -91,5 +125,6 @@ main(void)
 	CU_add_test(s, "connections at once", test_count);
 	CU_add_test(s, "unread replies", test_unread);
 	CU_add_test(s, "token failures", test_auth);
+	CU_add_test(s, "idle connections", test_idle);
 	return test_run_all();
 }

@@ -196,6 +196,17 @@ actor_unlink(actor *a, uint32_t pipe, uint64_t request_id)
 	return NULL;
 }
 
+/* Actors of t that connection pipe made (detached ones too). */
+static size_t
+owned_by(const actor_table *t, uint32_t pipe)
+{
+	size_t n = 0;
+
+	for (const actor *a = t->all; a != NULL; a = a->next)
+		n += a->owner == pipe;
+	return n;
+}
+
 /* ---- on the front end's loop ------------------------------------------- */
 
 /* Calls waiting in actors' queues (not yet in the scheduler). */
@@ -588,6 +599,15 @@ actor_request_new(server *srv, listener_req *req, nng_msg *msg,
 		    "an actor named '%.*s' exists already",
 		    (int) (pr->actor_name_len > 200 ? 200 : pr->actor_name_len),
 		    pr->actor_name);
+		goto done;
+	}
+	if (owned_by(&srv->actors, listener_req_pipe(req)) >=
+	    srv->opts->max_conn_actors) {
+		srv->limit_hits[LIMIT_CONN_ACTORS]++;
+		reply_error(srv->lst, req, pr->id,
+		    GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		    "this connection has made %zu actors already "
+		    "(--max-conn-actors)", srv->opts->max_conn_actors);
 		goto done;
 	}
 	if (srv->actors.count >= srv->opts->max_actors ||

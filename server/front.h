@@ -33,6 +33,9 @@ typedef enum srv_limit {
 	LIMIT_ACTORS,      /* --max-actors: an ActorNew refused */
 	LIMIT_ACTOR_BYTES, /* --max-actor-bytes: an ActorNew refused */
 	LIMIT_STREAM_IDLE, /* --stream-idle-timeout: a stream ended */
+	LIMIT_STREAM_BYTES, /* --max-stream-bytes: a stream ended */
+	LIMIT_CONN_STREAMS, /* --max-conn-streams: a stream refused */
+	LIMIT_CONN_ACTORS, /* --max-conn-actors: an ActorNew refused */
 	LIMIT_N
 } srv_limit;
 

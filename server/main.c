@@ -25,7 +25,9 @@ static struct settings {
 	bool insecure, allow_exec, allow_pickle;
 	long workers, threads, max_queue, pipeline, max_jobs, max_rss,
 	    default_timeout_ms, kill_grace_ms, worker_memory, drain_s, slow_ms;
-	long stream_idle_timeout_ms, idle_timeout_ms;
+	long stream_idle_timeout_ms, idle_timeout_ms, max_conn_streams,
+	    max_conn_actors;
+	size_t max_stream_bytes;
 	long max_connections, max_unread_replies, max_auth_failures, max_actors;
 	size_t max_message, max_unread_bytes, max_actor_bytes;
 	int runtime, spawn, log_level, log_format; /* indexes into choices */
@@ -40,6 +42,9 @@ static struct settings {
     .max_actor_bytes = 256u << 20,
     .stream_idle_timeout_ms = 120000,
     .idle_timeout_ms = 300000,
+    .max_stream_bytes = 64u << 20,
+    .max_conn_streams = 1000,
+    .max_conn_actors = 100,
     .pipeline = 8,
     .kill_grace_ms = 2000,
     .drain_s = 30,
@@ -188,6 +193,22 @@ static const conf_opt options[] = {
 	.help = "close a client connection that has had no request\n"
 		"in hand for S seconds and was sent at most 4 KiB\n"
 		"(default 300; 0: never)"},
+    {.name = "max-stream-bytes", .arg = "SIZE", .parse = conf_size,
+	.dst = &S.max_stream_bytes,
+	.allowed = "a size such as 1048576, 512K or 64M (at most 2046M)",
+	.def = "64M",
+	.help = "chunks one stream may hold that its client has not\n"
+		"taken; past that its generator is cancelled\n"
+		"(default 64M)"},
+    {.name = "max-conn-streams", .arg = "N", .parse = conf_int,
+	.dst = &S.max_conn_streams, .min = 1, .max = 100000000,
+	.allowed = "a whole number from 1", .def = "1000",
+	.help = "streams one connection may have open (default 1000)"},
+    {.name = "max-conn-actors", .arg = "N", .parse = conf_int,
+	.dst = &S.max_conn_actors, .min = 1, .max = 10000000,
+	.allowed = "a whole number from 1", .def = "100",
+	.help = "actors one connection may create and keep (default\n"
+		"100)"},
     {.name = "stream-idle-timeout", .arg = "S", .parse = conf_seconds,
 	.dst = &S.stream_idle_timeout_ms, .min = 0, .max = 86400000L,
 	.allowed = "seconds from 0 (never) to 86400", .def = "120",
@@ -551,6 +572,9 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	o->max_actor_bytes = S.max_actor_bytes;
 	o->stream_idle_timeout_ms = (uint32_t) S.stream_idle_timeout_ms;
 	o->idle_timeout_ms = (uint32_t) S.idle_timeout_ms;
+	o->max_stream_bytes = S.max_stream_bytes;
+	o->max_conn_streams = (size_t) S.max_conn_streams;
+	o->max_conn_actors = (size_t) S.max_conn_actors;
 	o->pipeline = (int) S.pipeline;
 	o->max_jobs = (uint64_t) S.max_jobs;
 	o->max_rss_mib = (uint64_t) S.max_rss;

@@ -81,6 +81,18 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 	}
 	j = &sj->j;
 	sj->srv = srv;
+	if (pr->stream &&
+	    streaming_count(srv, listener_req_pipe(req)) >=
+		srv->opts->max_conn_streams) {
+		free(sj);
+		srv->limit_hits[LIMIT_CONN_STREAMS]++;
+		reply_error(srv->lst, req, pr->id,
+		    GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		    "this connection has %zu streams open already "
+		    "(--max-conn-streams)", srv->opts->max_conn_streams);
+		code = GILD__V1__CODE__RESOURCE_EXHAUSTED;
+		goto done;
+	}
 	if (pr->stream) {
 		if (stream_find(srv->streams, listener_req_pipe(req), pr->id) !=
 			NULL ||

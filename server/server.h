@@ -27,6 +27,9 @@ typedef struct server_opts {
 	size_t max_actor_bytes;   /* their constructor requests' bytes */
 	uint32_t stream_idle_timeout_ms; /* a stream nobody pulls from is
 					    ended after this (0: never) */
+	size_t max_stream_bytes;  /* chunks one stream may hold untaken */
+	size_t max_conn_streams;  /* streams one connection may have open */
+	size_t max_conn_actors;   /* actors one connection may have made */
 	const char *worker_bin;   /* path of gild-worker */
 	int drain_ms;             /* on SIGTERM, how long accepted calls may take */
 	uint64_t max_jobs;        /* recycle a worker after N calls (0: never) */

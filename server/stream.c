@@ -98,6 +98,7 @@ stream_push(stream *st, const uint8_t *chunk, size_t len)
 	st->ring[(st->head + st->n) % st->cap].p = p;
 	st->ring[(st->head + st->n) % st->cap].n = n + val.len;
 	st->n++;
+	st->held_bytes += n + val.len;
 	return 0;
 }
 
@@ -114,6 +115,7 @@ stream_end(stream *st, const uint8_t *error, size_t len)
 void
 stream_drop(stream *st)
 {
+	st->held_bytes = 0;
 	for (; st->n > 0; st->n--) {
 		free(st->ring[st->head].p);
 		st->ring[st->head].p = NULL;
@@ -166,6 +168,7 @@ stream_take(stream *st, nng_msg *m, uint32_t max, size_t max_bytes,
 		st->ring[st->head].p = NULL;
 		st->head = (st->head + 1) % st->cap;
 	}
+	st->held_bytes -= items;
 	st->n -= k;
 	st->next_seq += k;
 	*taken = k;

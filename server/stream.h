@@ -26,7 +26,8 @@ typedef struct stream {
 	uint64_t pull_id;
 	uint32_t pull_max;     /* 0: no limit */
 	struct timespec idle_since; /* with no pull waiting: since when */
-	bool idle_stopped;     /* its job was stopped for that */
+	bool stopped;          /* its job was stopped by the server (idle, or
+				  over --max-stream-bytes) */
 	/* stream.c's */
 	uint32_t window;
 	uint32_t cap;          /* the ring's room, grown up to window */
@@ -36,6 +37,7 @@ typedef struct stream {
 		size_t n;
 	} *ring;
 	uint32_t head, n;      /* held chunks: ring[head..head+n) */
+	size_t held_bytes;     /* their bytes */
 	uint64_t next_seq;     /* seq of the chunk at head */
 	bool ended;            /* no chunk will be added */
 	uint8_t *error;        /* with ended: an encoded Error, or NULL */

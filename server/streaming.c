@@ -91,6 +91,25 @@ streaming_chunk(void *arg, int slot, uint64_t job_id, const uint8_t *chunk,
 			  "of order, or past its credit)");
 		return;
 	}
+	if (sj->st->held_bytes > srv->opts->max_stream_bytes &&
+	    !sj->st->stopped) {
+		/* Its client takes less than it makes: the rest waits in
+		 * gild. Ended after what is held. */
+		srv->limit_hits[LIMIT_STREAM_BYTES]++;
+		log_event(LOG_WARN,
+		    (log_field[]){LOG_NUM("request_id", sj->st->call_id),
+			LOG_NUM("connection", sj->st->pipe),
+			LOG_STR("limit", "--max-stream-bytes")},
+		    3, "stream %" PRIu64 " on connection %" PRIu32 ": %zu "
+		    "bytes of chunks not taken (--max-stream-bytes): its "
+		    "generator is cancelled",
+		    sj->st->call_id, sj->st->pipe, sj->st->held_bytes);
+		sj->st->stopped = true;
+		sj->stop_why = "its client left more than --max-stream-bytes "
+			       "of its chunks untaken";
+		job_step(srv, sj, CE_CANCEL, 0, NULL);
+		return;
+	}
 	flush(srv, sj->st);
 }
 
@@ -170,7 +189,7 @@ on_sweep(evutil_socket_t fd, short what, void *arg)
 		if (st->pull != NULL || st->orphan ||
 		    (idle = since(&st->idle_since)) < limit)
 			continue;
-		if (st->idle_stopped) {
+		if (st->stopped) {
 			if (st->job == NULL && idle >= 2 * limit)
 				stream_free(&srv->streams, st);
 			continue;
@@ -189,7 +208,7 @@ on_sweep(evutil_socket_t fd, short what, void *arg)
 			stream_free(&srv->streams, st);
 			continue;
 		}
-		st->idle_stopped = true;
+		st->stopped = true;
 		st->job->stop_why = "nobody asked for its stream's chunks for "
 				    "--stream-idle-timeout";
 		job_step(srv, st->job, CE_CANCEL, 0, NULL);
@@ -213,6 +232,16 @@ streaming_sweep_start(server *srv)
 	    event_add(srv->stream_sweep_ev, &tv) != 0)
 		return -1;
 	return 0;
+}
+
+size_t
+streaming_count(const server *srv, uint32_t pipe)
+{
+	size_t n = 0;
+
+	for (const stream *st = srv->streams; st != NULL; st = st->next)
+		n += st->pipe == pipe;
+	return n;
 }
 
 void

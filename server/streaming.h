@@ -36,6 +36,9 @@ void streaming_end_error(server *srv, stream *st, Gild__V1__Code code,
  * (srv->stream_sweep_ev, freed by the server). */
 int streaming_sweep_start(server *srv);
 
+/* The streams of connection pipe not yet ended and delivered. */
+size_t streaming_count(const server *srv, uint32_t pipe);
+
 /* Connection `pipe` closed: its streams are orphaned, and those whose job
  * has ended go at once. */
 void streaming_pipe_gone(server *srv, uint32_t pipe);

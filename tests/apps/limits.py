@@ -19,6 +19,11 @@ def gen(n):
         yield i
 
 
+def big_chunks(n, size):
+    for _ in range(n):
+        yield b"c" * size
+
+
 def gen_marked(path):
     """Yields for ever; writes path when it is closed."""
     try:

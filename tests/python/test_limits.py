@@ -274,6 +274,80 @@ class ServerBoundsTest(unittest.TestCase):
         del busy, ids
 
 
+class PerConnectionTest(unittest.TestCase):
+    """One connection's streams, actors and untaken chunks are bounded; the
+    next connection has its own budget."""
+
+    def setUp(self):
+        self.gild = Gild(app=APP, workers=2, args=(
+            "--max-conn-streams", "3", "--max-conn-actors", "2",
+            "--max-stream-bytes", "64K", "--http", "127.0.0.1:0"))
+
+    def tearDown(self):
+        self.assertEqual(self.gild.stop(), 0)
+
+    def stream(self, raw, fn, *args, window=1):
+        req = gild_pb2.Request()
+        req.call.function = fn
+        for a in args:
+            req.call.args.add().int_value = a
+        req.call.stream = True
+        req.call.window = window
+        sid = raw.send(req)
+        return sid, raw.recv()
+
+    def test_streams_and_actors_per_connection(self):
+        a, b = Raw(self.gild.url), Raw(self.gild.url)
+        # Streams whose generators are done but whose chunks are not all
+        # taken are open: they hold no worker.
+        for _ in range(3):
+            self.assertEqual(self.stream(a, "gen", 50, window=100)[1]
+                             .WhichOneof("body"), "chunks")
+        r = self.stream(a, "gen", 3)[1]
+        self.assertEqual(r.error.code, gild_pb2.RESOURCE_EXHAUSTED, r)
+        self.assertIn("--max-conn-streams", r.error.message)
+        self.assertEqual(self.stream(b, "gen", 50, window=100)[1]
+                         .WhichOneof("body"), "chunks")
+        new = gild_pb2.Request()
+        new.actor_new.class_name = "Sleeper"
+        for _ in range(2):
+            b.send(new)
+            self.assertEqual(b.recv().WhichOneof("body"), "result")
+        b.send(new)
+        r = b.recv()
+        self.assertEqual(r.error.code, gild_pb2.RESOURCE_EXHAUSTED, r)
+        self.assertIn("--max-conn-actors", r.error.message)
+        a.send(new)
+        self.assertEqual(a.recv().WhichOneof("body"), "result")
+        a.close()
+        b.close()
+        self.assertEqual(limit_hits(self.gild.http_url, "max-conn-streams"),
+                         1)
+        self.assertEqual(limit_hits(self.gild.http_url, "max-conn-actors"),
+                         1)
+
+    def test_untaken_chunks(self):
+        raw = Raw(self.gild.url)
+        sid, first = self.stream(raw, "big_chunks", 100, 16384, window=100)
+        self.assertEqual(first.WhichOneof("body"), "chunks")
+        got = len(first.chunks.items)
+        nxt = gild_pb2.Request()
+        nxt.stream_next.call_id = sid
+        end = first
+        while not end.chunks.end:
+            time.sleep(0.2)  # a slow reader: chunks pile up
+            raw.send(nxt)
+            end = raw.recv()
+            self.assertEqual(end.WhichOneof("body"), "chunks", end)
+            got += len(end.chunks.items)
+        self.assertLess(got, 100)
+        self.assertEqual(end.chunks.error.code, gild_pb2.CANCELLED)
+        self.assertIn("--max-stream-bytes", end.chunks.error.message)
+        raw.close()
+        self.assertEqual(limit_hits(self.gild.http_url, "max-stream-bytes"),
+                         1)
+
+
 class StreamIdleTest(unittest.TestCase):
     def test_unread_stream_is_cancelled(self):
         """A window=1 stream nobody reads: cancelled, its generator closed

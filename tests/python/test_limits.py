@@ -274,6 +274,131 @@ class ServerBoundsTest(unittest.TestCase):
         del busy, ids
 
 
+class AtScaleTest(unittest.TestCase):
+    """The issue's own numbers, each past a documented bound: refused with
+    RESOURCE_EXHAUSTED naming it, gild's memory bounded, the next call
+    served."""
+
+    def setUp(self):
+        self.gild = Gild(app=APP, workers=1, args=(
+            "--token", TOKEN, "--max-queue", "5000", "--max-actors", "1000",
+            "--max-conn-actors", "100000", "--max-conn-streams", "100000",
+            "--http", "127.0.0.1:0"))
+        self.before = rss_kib(self.gild.proc.pid)
+
+    def tearDown(self):
+        grew = rss_kib(self.gild.proc.pid) - self.before
+        self.assertEqual(gildctl("--token", TOKEN, "call", self.gild.url,
+                                 "nap", "0")[0], 0)
+        self.assertEqual(self.gild.stop(), 0)
+        self.assertLess(grew, self.rss_bound_kib, "RSS grew %d KiB" % grew)
+
+    def request(self):
+        req = gild_pb2.Request()
+        req.token = TOKEN
+        return req
+
+    def send_all(self, raw, reqs):
+        """Sends reqs in one go; returns their replies' codes by count,
+        checking that each refusal names `self.option`."""
+        raw.s.sendall(b"".join(raw.frame(r) for r in reqs))
+        codes = {}
+        for _ in reqs:
+            r = raw.recv()
+            code = r.error.code if r.WhichOneof("body") == "error" else 0
+            codes[code] = codes.get(code, 0) + 1
+            if code:
+                self.assertEqual(code, gild_pb2.RESOURCE_EXHAUSTED, r)
+                self.assertIn(self.option, r.error.message)
+        return codes
+
+    def test_10000_calls_to_a_sleeping_actor(self):
+        self.option, self.rss_bound_kib = "--max-queue", 32 * 1024
+        raw = Raw(self.gild.url)
+        new = self.request()
+        new.actor_new.class_name = "Sleeper"
+        raw.send(new)
+        aid = raw.recv().result.int_value
+        calls = []
+        for i in range(10000):
+            req = self.request()
+            req.call.function = "nap"
+            req.call.args.add().float_value = 2.0 if i == 0 else 0.0
+            req.call.actor_id = aid
+            calls.append(req)
+        codes = self.send_all(raw, calls)
+        self.assertGreaterEqual(codes.get(gild_pb2.RESOURCE_EXHAUSTED, 0),
+                                4000, codes)
+        raw.close()
+
+    def test_10000_streams_behind_a_busy_worker(self):
+        self.option, self.rss_bound_kib = "--max-queue", 32 * 1024
+        raw = Raw(self.gild.url)
+        busy = self.request()
+        busy.call.function = "nap"
+        busy.call.args.add().float_value = 5.0
+        raw.send(busy)
+        time.sleep(0.3)
+        streams = []
+        for _ in range(10000):
+            req = self.request()
+            req.call.function = "gen"
+            req.call.args.add().int_value = 2
+            req.call.stream = True
+            req.call.window = 4096
+            streams.append(req)
+        raw.s.sendall(b"".join(raw.frame(r) for r in streams))
+        # The ones over the bound are answered at once; the others wait.
+        refused = 0
+        raw.s.settimeout(3)
+        try:
+            while True:
+                r = raw.recv()
+                self.assertEqual(r.error.code, gild_pb2.RESOURCE_EXHAUSTED)
+                self.assertIn("--max-queue", r.error.message)
+                refused += 1
+        except socket.timeout:
+            pass
+        self.assertGreaterEqual(refused, 4000)
+        raw.close()
+
+    def test_10000_actors(self):
+        self.option, self.rss_bound_kib = "--max-actors", 32 * 1024
+        raw = Raw(self.gild.url)
+        reqs = []
+        for _ in range(10000):
+            req = self.request()
+            req.actor_new.class_name = "Sleeper"
+            reqs.append(req)
+        codes = self.send_all(raw, reqs)
+        self.assertEqual(codes, {0: 1000, gild_pb2.RESOURCE_EXHAUSTED: 9000})
+        raw.close()
+
+    def test_batch_of_4096_megabyte_results(self):
+        self.option, self.rss_bound_kib = "--max-message", 256 * 1024
+        # 4 GiB of results take 7 s here; a quarter under the sanitizers.
+        n = 1024 if os.environ.get("SANITIZE") else 4096
+        raw = Raw(self.gild.url)
+        req = self.request()
+        for i in range(n):
+            sub = req.batch.requests.add()
+            sub.id = i + 1
+            sub.token = TOKEN
+            sub.call.function = "blob"
+            sub.call.args.add().int_value = 1 << 20
+        raw.send(req)
+        raw.s.settimeout(120)
+        got = raw.recv()
+        self.assertEqual(len(got.batch.replies), n)
+        ok = sum(r.WhichOneof("body") == "result" for r in got.batch.replies)
+        self.assertIn(ok, range(60, 64))  # 64 MiB holds 63 of them
+        for r in got.batch.replies:
+            if r.WhichOneof("body") == "error":
+                self.assertEqual(r.error.code, gild_pb2.RESOURCE_EXHAUSTED)
+                self.assertIn("--max-message", r.error.message)
+        raw.close()
+
+
 class PerConnectionTest(unittest.TestCase):
     """One connection's streams, actors and untaken chunks are bounded; the
     next connection has its own budget."""

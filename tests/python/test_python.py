@@ -1,9 +1,11 @@
 """The gild Python package against the real server: docs/python.md's
 examples, threads, errors, values, streams and futures (issue 5)."""
+import concurrent.futures
 import inspect
 import io
 import json
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -13,7 +15,7 @@ import time
 import tokenize
 import unittest
 
-from gildproc import ROOT, B, Gild
+from gildproc import ROOT, B, HANG_S, Gild
 
 sys.path.insert(0, os.path.join(ROOT, "client-lib", "python"))
 SANITIZED = bool(os.environ.get("SANITIZE"))
@@ -286,6 +288,68 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(TypeError):
             self.c.call("echo", {1, 2})  # a set cannot be sent
         self.assertEqual(self.c.call("add", 2, 3), 5)
+
+    def test_typed_remote_errors(self):
+        """Issue 20, item 2: a remote exception of a built-in type is
+        caught by that type and by gild.RemoteError, and str() still
+        shows the remote traceback; a call past its deadline is a
+        TimeoutError."""
+        with self.assertRaises(ZeroDivisionError) as cm:
+            self.c.call("div", 1, 0)
+        e = cm.exception
+        self.assertIsInstance(e, gild.RemoteError)
+        self.assertIs(type(e), gild.RemoteError[ZeroDivisionError])
+        self.assertEqual((e.remote_type, e.remote_message),
+                         ("ZeroDivisionError", "division by zero"))
+        self.assertIn("Remote traceback:", str(e))
+        self.assertIn("return a / b", str(e))
+        with self.assertRaises(KeyError) as cm:
+            self.c.call("lookup", {"a": 1}, "b")
+        self.assertIsInstance(cm.exception, gild.RemoteError)
+        self.assertIn("return table[key]", str(cm.exception))
+        self.assertIn("KeyError: 'b'", str(cm.exception))
+        # Both catch it, whichever comes first.
+        for catch in (ValueError, gild.RemoteError, Exception):
+            try:
+                self.c.call("fail", "typed")
+            except catch as e:
+                self.assertIsInstance(e, ValueError)
+                self.assertIsInstance(e, gild.RemoteError)
+        with self.assertRaises(TimeoutError) as cm:
+            self.c.call("spin", 2000, timeout=0.1)
+        self.assertIsInstance(cm.exception, gild.DeadlineExceeded)
+        self.assertIn("exceeded its deadline of 100 ms", str(cm.exception))
+        # The same through a future.
+        f = self.c.submit("div", 1, 0)
+        self.assertIsInstance(f.exception(timeout=HANG_S), ZeroDivisionError)
+        # gild's own errors and the standard exceptions they derive from.
+        for cls, std in ((gild.DeadlineExceeded, TimeoutError),
+                         (gild.Unavailable, ConnectionError),
+                         (gild.PermissionDenied, PermissionError),
+                         (gild.Unauthenticated, PermissionError),
+                         (gild.NotFound, LookupError),
+                         (gild.InvalidArgument, ValueError),
+                         (gild.Unimplemented, NotImplementedError),
+                         (gild.Cancelled,
+                          concurrent.futures.CancelledError)):
+            self.assertTrue(issubclass(cls, std), cls)
+            self.assertTrue(issubclass(cls, gild.Error), cls)
+        with self.assertRaises(LookupError):
+            self.c.call("no_such_function")
+        # A remote exception of a type of the app's stays a RemoteError
+        # only; so do those that would stop the client or its loops.
+        for t in ("app.MyError", "KeyboardInterrupt", "StopIteration"):
+            e = gild.errors.from_error("PYTHON_ERROR", t + ": m", t, "tb")
+            self.assertIs(type(e), gild.RemoteError, t)
+        # They pickle (a ProcessPoolExecutor hands exceptions back so).
+        e = pickle.loads(pickle.dumps(cm.exception))
+        self.assertIs(type(e), gild.DeadlineExceeded)
+        try:
+            self.c.call("div", 1, 0)
+        except ZeroDivisionError as z:
+            e = pickle.loads(pickle.dumps(z))
+            self.assertIs(type(e), type(z))
+            self.assertEqual(str(e), str(z))
 
     def test_values(self):
         """Item 4: values round-trip; a 64 MiB numpy array comes back equal."""

@@ -351,6 +351,57 @@ class ClientTest(unittest.TestCase):
             self.assertIs(type(e), type(z))
             self.assertEqual(str(e), str(z))
 
+    def test_handles(self):
+        """Issue 20, item 3: a handle passes every keyword to the
+        function; its options (deadline, stream window) are set apart."""
+        echo_kwargs = self.c.function("echo_kwargs")
+        self.assertEqual(echo_kwargs(timeout=7, fn=1, window=2),
+                         {"timeout": 7, "fn": 1, "window": 2})
+        self.assertEqual(echo_kwargs.submit(timeout=1).result(HANG_S),
+                         {"timeout": 1})
+        self.assertEqual(self.c.fn.echo_kwargs(fn=2), {"fn": 2})
+        self.assertEqual(self.c.call("echo_kwargs", fn=3), {"fn": 3})
+        add = self.c.fn.add
+        self.assertEqual((add.name, repr(add)), ("add", "<gild.Function add>"))
+        self.assertEqual(add(1, 2), 3)
+        self.assertEqual(add.submit(2, 3).result(HANG_S), 5)
+        self.assertEqual(list(add.map(range(5), range(5))), [0, 2, 4, 6, 8])
+        self.assertEqual(sorted(add.map(range(5), range(5), ordered=False)),
+                         [0, 2, 4, 6, 8])
+        self.assertEqual(list(add.starmap([(1, 2), (3, 4)])), [3, 7])
+        self.assertEqual([f.result(HANG_S) for f in
+                          add.submit_many([(1, 1), (2, 2)])], [2, 4])
+        self.assertEqual(list(self.c.fn.ticks.stream(3)), [0, 1, 2])
+        self.assertEqual(list(self.c.fn["ticks"].options(window=1).stream(4)),
+                         [0, 1, 2, 3])
+        # The deadline is the handle's, for every way of calling it.
+        spin = self.c.function("spin").options(timeout=0.2)
+        t0 = time.monotonic()
+        with self.assertRaises(gild.DeadlineExceeded) as cm:
+            spin(5000)
+        self.assertLess(time.monotonic() - t0, 4)
+        self.assertIn("deadline of 200 ms", str(cm.exception))
+        with self.assertRaises(gild.DeadlineExceeded):
+            spin.submit(5000).result(HANG_S)
+        with self.assertRaises(gild.DeadlineExceeded):
+            list(spin.map([5000]))
+        # options() keeps what it is not given, and makes a new handle.
+        both = self.c.fn.ticks.options(window=4).options(timeout=30)
+        self.assertEqual((both.window, both.timeout), (4, 30))
+        self.assertEqual(self.c.fn.ticks.window, 64)
+        with self.assertRaises(ValueError):
+            add.options(timeout=-1)
+        with self.assertRaises(TypeError):
+            self.c.function(len)
+        with self.assertRaises(gild.NotFound):
+            self.c.fn.no_such_function()
+        import asyncio
+
+        async def main():
+            return (await add.acall(4, 5),
+                    [i async for i in self.c.fn.ticks.astream(2)])
+        self.assertEqual(asyncio.run(main()), (9, [0, 1]))
+
     def test_values(self):
         """Item 4: values round-trip; a 64 MiB numpy array comes back equal."""
         for v in (None, True, False, 0, -1, 2**200, -(2**70), 1.5,

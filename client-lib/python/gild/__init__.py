@@ -43,7 +43,8 @@ from ._pickled import Pickled
 
 # The client is imported on first use: an app's workers import this
 # package for the decorators only.
-_CLIENT_NAMES = ("connect", "Client", "Future", "Stream", "Actor")
+_CLIENT_NAMES = ("connect", "Client", "Function", "Future", "Stream",
+                 "Actor")
 
 
 def __getattr__(name):
@@ -53,7 +54,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'gild' has no attribute {name!r}")
 
 
-__all__ = ["connect", "Client", "Future", "Stream", "Actor",
+__all__ = ["connect", "Client", "Function", "Future", "Stream", "Actor",
            "function", "actor", "context", "Context", "Interrupted",
            "DeadlineInterrupt", "CancelInterrupt",
            "Error", "RemoteError", "Cancelled", "Unknown", "InvalidArgument",

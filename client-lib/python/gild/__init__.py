@@ -51,12 +51,15 @@ def __getattr__(name):
     if name in _CLIENT_NAMES:
         from . import client
         return getattr(client, name)
+    if name == "Executor":
+        from .executor import Executor
+        return Executor
     raise AttributeError(f"module 'gild' has no attribute {name!r}")
 
 
 __all__ = ["connect", "Client", "Function", "Future", "Stream", "Actor",
-           "function", "actor", "context", "Context", "Interrupted",
-           "DeadlineInterrupt", "CancelInterrupt",
+           "Executor", "function", "actor", "context", "Context",
+           "Interrupted", "DeadlineInterrupt", "CancelInterrupt",
            "Error", "RemoteError", "Cancelled", "Unknown", "InvalidArgument",
            "DeadlineExceeded", "NotFound", "AlreadyExists",
            "PermissionDenied", "ResourceExhausted", "FailedPrecondition",

@@ -319,6 +319,17 @@ class ClientTest(unittest.TestCase):
             self.c.call("spin", 2000, timeout=0.1)
         self.assertIsInstance(cm.exception, gild.DeadlineExceeded)
         self.assertIn("exceeded its deadline of 100 ms", str(cm.exception))
+        # Where it was when its deadline stopped it: in spin's loop.
+        self.assertIn("Remote traceback:", str(cm.exception))
+        self.assertIn("in spin\n    while time.perf_counter() < deadline",
+                      str(cm.exception))
+        self.assertIn("gild.DeadlineInterrupt",
+                      cm.exception.remote_traceback)
+        # A call that did not run has no traceback.
+        with self.assertRaises(LookupError) as lk:
+            self.c.call("no_such_function")
+        self.assertEqual(lk.exception.remote_traceback, "")
+        self.assertNotIn("Remote traceback", str(lk.exception))
         # The same through a future.
         f = self.c.submit("div", 1, 0)
         self.assertIsInstance(f.exception(timeout=HANG_S), ZeroDivisionError)
@@ -334,8 +345,6 @@ class ClientTest(unittest.TestCase):
                           concurrent.futures.CancelledError)):
             self.assertTrue(issubclass(cls, std), cls)
             self.assertTrue(issubclass(cls, gild.Error), cls)
-        with self.assertRaises(LookupError):
-            self.c.call("no_such_function")
         # A remote exception of a type of the app's stays a RemoteError
         # only; so do those that would stop the client or its loops.
         for t in ("app.MyError", "KeyboardInterrupt", "StopIteration"):
@@ -344,6 +353,7 @@ class ClientTest(unittest.TestCase):
         # They pickle (a ProcessPoolExecutor hands exceptions back so).
         e = pickle.loads(pickle.dumps(cm.exception))
         self.assertIs(type(e), gild.DeadlineExceeded)
+        self.assertEqual(str(e), str(cm.exception))
         try:
             self.c.call("div", 1, 0)
         except ZeroDivisionError as z:

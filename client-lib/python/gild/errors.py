@@ -12,9 +12,13 @@ import threading
 
 class Error(Exception):
     """A call (or request) to a gild server failed. ``code`` is the gild
-    code name ("NOT_FOUND", ...), ``message`` the server's explanation."""
+    code name ("NOT_FOUND", ...), ``message`` the server's explanation.
+    ``remote_traceback``: for a call stopped while it ran (its deadline
+    passed, or it was cancelled), where it was then, which ``str()``
+    shows; else "". (A RemoteError's is its exception's.)"""
 
     code = "UNKNOWN"
+    remote_traceback = ""
 
     def __new__(cls, message="", *rest, **kwargs):
         # Only the message reaches the standard base's constructor:
@@ -30,14 +34,25 @@ class Error(Exception):
             self.code = code
 
     def __str__(self):
-        return f"{self.code}: {self.message}"
+        return _with_traceback(f"{self.code}: {self.message}",
+                               self.remote_traceback)
 
     def __reduce__(self):
-        return (_error, (type(self), self.message, self.code))
+        return (_error, (type(self), self.message, self.code,
+                         self.remote_traceback))
 
 
-def _error(cls, message, code):
-    return cls(message, code)
+def _with_traceback(head, traceback):
+    if traceback:
+        return f"{head}\n\nRemote traceback:\n{traceback.rstrip()}"
+    return head
+
+
+def _error(cls, message, code, traceback=""):
+    e = cls(message, code)
+    if traceback:
+        e.remote_traceback = traceback
+    return e
 
 
 class Cancelled(Error, concurrent.futures.CancelledError):
@@ -120,10 +135,8 @@ class RemoteError(Error):
         self.remote_traceback = remote_traceback
 
     def __str__(self):
-        head = f"{self.remote_type}: {self.remote_message}"
-        if self.remote_traceback:
-            return f"{head}\n\nRemote traceback:\n{self.remote_traceback.rstrip()}"
-        return head
+        return _with_traceback(f"{self.remote_type}: {self.remote_message}",
+                               self.remote_traceback)
 
     def __reduce__(self):
         return (_remote_error, (self.remote_message, self.remote_type,
@@ -196,4 +209,5 @@ def from_error(code_name, message, python_type="", traceback=""):
         if python_type and message.startswith(prefix):
             message = message[len(prefix):]
         return _remote_error(message, python_type, traceback)
-    return _BY_NAME.get(code_name, Error)(message, code_name)
+    return _error(_BY_NAME.get(code_name, Error), message, code_name,
+                  traceback)

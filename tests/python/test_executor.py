@@ -7,6 +7,7 @@ or as the objects the test imports from the same module, and what the
 standard tests print from a worker is written to a file here."""
 import concurrent.futures as futures
 import functools
+import gc
 import os
 import subprocess
 import sys
@@ -428,6 +429,15 @@ class ShutdownTest(ExecutorTest):
         self.assertTrue(all(f.done() for f in fs))
         self.assertEqual([f.result() for f in fs], ["x"] * 3)
         self.assertRaises(RuntimeError, e.submit, app.mul, 1, 1)
+
+    def test_del_shutdown(self):
+        executor = gild.Executor(server.url)
+        res = executor.map(app.mul, range(3), range(3))
+        client = executor.client
+        del executor
+        self.assertEqual(list(res), [0, 1, 4])
+        gc.collect()
+        self.assertTrue(until(lambda: client._closed))
 
     def test_shutdown_from_a_callback(self):
         done = []

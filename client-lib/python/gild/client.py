@@ -346,34 +346,41 @@ class Client:
                 continue
             except ValueError:  # closed meanwhile
                 return
-            if not got:
-                continue
-            futures = []
-            inboxes = {}
-            with self._lock:
-                pop = self._futures.pop
-                for call_id, outcome in got:
-                    to = pop(call_id, None)
-                    if to is None:
-                        # Came before submit() could file its future.
-                        self._early[call_id] = outcome
-                    elif type(to) is _Inbox:
-                        inboxes.setdefault(to, []).append((call_id, outcome))
-                    else:
-                        futures.append((to, outcome))
-            for inbox, outcomes in inboxes.items():
-                inbox.put(outcomes)
-            if not futures:
-                continue
-            self._deferred = []
-            try:
-                for fut, outcome in futures:
-                    if not fut.cancelled():
-                        fut._gild_settle(outcome)
-            finally:
-                deferred, self._deferred = self._deferred, None
-                if deferred:
-                    self._send_deferred(deferred)
+            if got:
+                self._deliver(got)
+                got = None
+
+    def _deliver(self, got):
+        """On the poller thread: hands the (call_id, outcome) pairs polled
+        together to their futures and inboxes. (A method of its own, so
+        that nothing here keeps a future, its callbacks and what they hold
+        alive while the poller waits for the next results.)"""
+        futures = []
+        inboxes = {}
+        with self._lock:
+            pop = self._futures.pop
+            for call_id, outcome in got:
+                to = pop(call_id, None)
+                if to is None:
+                    # Came before submit() could file its future.
+                    self._early[call_id] = outcome
+                elif type(to) is _Inbox:
+                    inboxes.setdefault(to, []).append((call_id, outcome))
+                else:
+                    futures.append((to, outcome))
+        for inbox, outcomes in inboxes.items():
+            inbox.put(outcomes)
+        if not futures:
+            return
+        self._deferred = []
+        try:
+            for fut, outcome in futures:
+                if not fut.cancelled():
+                    fut._gild_settle(outcome)
+        finally:
+            deferred, self._deferred = self._deferred, None
+            if deferred:
+                self._send_deferred(deferred)
 
     def _send_deferred(self, deferred):
         """On the poller thread: sends the calls that done-callbacks

@@ -89,6 +89,10 @@ class Executor(concurrent.futures.Executor):
         self._shutdown = False
         self._closed = False
         _live.add(self)
+        # Dropped without shutdown (and so with no call left: each holds
+        # it), it closes its client, as a dropped pool ends its workers.
+        # Not at exit: _wait_at_exit shuts it down first.
+        weakref.finalize(self, self._client.close).atexit = False
 
     @property
     def client(self):

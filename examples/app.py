@@ -144,3 +144,19 @@ class Counter:
     def incr(self, by=1):
         self.n += by
         return self.n
+
+
+def echo_kwargs(**kwargs):
+    """Returns its keyword arguments: every name reaches a function called
+    through a handle (c.function("echo_kwargs")(timeout=7))."""
+    return kwargs
+
+
+def div(a, b):
+    """a / b: dividing by zero raises ZeroDivisionError."""
+    return a / b
+
+
+def lookup(table, key):
+    """table[key]: a missing key raises KeyError."""
+    return table[key]

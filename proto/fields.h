@@ -92,6 +92,7 @@
 	X(GILD_F_REPLIES_REPLIES, gild__v1__replies__descriptor, replies, 1)  \
 	/* gild.v1.Error, Chunks */                                           \
 	X(GILD_F_ERROR_CODE, gild__v1__error__descriptor, code, 1)            \
+	X(GILD_F_ERROR_TRACEBACK, gild__v1__error__descriptor, traceback, 4)  \
 	X(GILD_F_ERROR_NOT_STARTED, gild__v1__error__descriptor, not_started, \
 	    5)                                                                \
 	X(GILD_F_CHUNKS_FIRST_SEQ, gild__v1__chunks__descriptor, first_seq,   \

@@ -86,6 +86,8 @@ typedef struct sjob {
 				  for the metrics */
 	const char *stop_why;  /* a CE_CANCEL of the server's own: why, for
 				  its client ("nobody read its stream...") */
+	char *stop_traceback;  /* stopped while it ran: the traceback its
+				  worker reported, where it was; owned */
 } sjob;
 
 /* The sjob whose scheduler part is j: the one way from what the scheduler

@@ -84,6 +84,7 @@ job_free(job *j)
 	if (sj->act != NULL)
 		actor_job_freed(sj->srv, sj->act, j);
 	nng_msg_free(j->req);
+	free(sj->stop_traceback);
 	free(sj);
 }
 
@@ -99,8 +100,8 @@ job_reply_verror(server *srv, sjob *sj, int code, const char *fmt,
 		vsnprintf(msg, sizeof(msg), fmt, ap);
 		streaming_end_error(srv, sj->st, code, msg);
 	} else {
-		reply_verror(srv->lst, sj->j.reply_to, sj->j.request_id, code,
-		    fmt, ap);
+		reply_verror_tb(srv->lst, sj->j.reply_to, sj->j.request_id,
+		    code, sj->stop_traceback, fmt, ap);
 	}
 }
 

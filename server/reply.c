@@ -35,16 +35,20 @@ reply_forward(listener *lst, listener_req *to, uint64_t request_id,
 	return true;
 }
 
-/* Sends Reply{id, error{code, message, not_started}}. */
+/* Sends Reply{id, error{code, message, traceback, not_started}}
+ * (traceback may be NULL). */
 static void
 send_error(listener *lst, listener_req *to, uint64_t request_id,
-    Gild__V1__Code code, const char *message, bool not_started)
+    Gild__V1__Code code, const char *message, const char *traceback,
+    bool not_started)
 {
 	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
 	Gild__V1__Error e = GILD__V1__ERROR__INIT;
 
 	e.code = code;
 	e.message = (char *) message;
+	if (traceback != NULL)
+		e.traceback = (char *) traceback;
 	e.not_started = not_started;
 	r.body_case = GILD__V1__REPLY__BODY_ERROR;
 	r.error = &e;
@@ -67,10 +71,17 @@ void
 reply_verror(listener *lst, listener_req *to, uint64_t request_id,
     Gild__V1__Code code, const char *fmt, va_list ap)
 {
+	reply_verror_tb(lst, to, request_id, code, NULL, fmt, ap);
+}
+
+void
+reply_verror_tb(listener *lst, listener_req *to, uint64_t request_id,
+    Gild__V1__Code code, const char *traceback, const char *fmt, va_list ap)
+{
 	char msg[1024];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	send_error(lst, to, request_id, code, msg, false);
+	send_error(lst, to, request_id, code, msg, traceback, false);
 }
 
 void
@@ -89,7 +100,7 @@ reply_refused(listener *lst, listener_req *to, uint64_t request_id,
     const char *message)
 {
 	send_error(lst, to, request_id, GILD__V1__CODE__UNAVAILABLE, message,
-	    true);
+	    NULL, true);
 }
 
 void

@@ -25,6 +25,11 @@ void reply_error(listener *lst, listener_req *to, uint64_t request_id,
     __attribute__((format(printf, 5, 6)));
 void reply_verror(listener *lst, listener_req *to, uint64_t request_id,
     Gild__V1__Code code, const char *fmt, va_list ap);
+/* The same with a traceback (NULL: none): where a call stopped from
+ * outside was when it stopped. */
+void reply_verror_tb(listener *lst, listener_req *to, uint64_t request_id,
+    Gild__V1__Code code, const char *traceback, const char *fmt,
+    va_list ap);
 /* Reply{id, error{UNAVAILABLE, message, not_started}}: refused on arrival
  * (the server drains), so the client may send it again elsewhere. */
 void reply_refused(listener *lst, listener_req *to, uint64_t request_id,

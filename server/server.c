@@ -275,6 +275,21 @@ on_worker_taken_back(void *arg, int slot, uint64_t job_id, bool returned)
 		job_step(srv, sj, CE_RETURNED, 0, NULL);
 }
 
+/* The traceback in a worker's error fields (a malloc'd string), or NULL:
+ * for a call that was stopped while it ran, where it was then. */
+static char *
+stopped_traceback(const uint8_t *fields, size_t len)
+{
+	wire_field e, tb;
+
+	if (wire_find(fields, len, GILD_F_REPLY_ERROR, &e) != 1 ||
+	    e.type != WIRE_LEN ||
+	    wire_find(e.data, e.len, GILD_F_ERROR_TRACEBACK, &tb) != 1 ||
+	    tb.type != WIRE_LEN || tb.len == 0)
+		return NULL;
+	return strndup((const char *) tb.data, tb.len);
+}
+
 static void
 on_worker_result(void *arg, int slot, uint64_t job_id,
     const uint8_t *fields, size_t len)
@@ -297,6 +312,8 @@ on_worker_result(void *arg, int slot, uint64_t job_id,
 		    call_on(&sj->call, CE_ENDED, 0).answer);
 		return;
 	}
+	if (sj->call.state == CALL_STOPPING || sj->call.state == CALL_KILLING)
+		sj->stop_traceback = stopped_traceback(fields, len);
 	st = job_step(srv, sj, CE_ENDED, 0, NULL);
 	if (st.action != CA_REPLY)
 		return; /* ended otherwise (it was stopped), and freed */

@@ -41,15 +41,20 @@ endif
 # build cannot be loaded into.
 ifeq ($(SANITIZE),)
 UNIT_TESTS += tests/python/test_native.py tests/python/test_native_threads.py
+# gild.Executor under the standard library's executor tests (the package's
+# pure Python, over the extension).
+UNIT_TESTS += tests/python/test_executor.py
 # pip install ./client-lib/python from a clean copy of the tree: it builds
 # its own extension, plain, so the sanitized run has nothing to add.
 UNIT_TESTS += tests/python/test_pip.py
 ifneq ($(PYTHON_FT_CONFIG),)
 RUNTIME_TESTS += ftpy:tests/python/test_native.py \
-	ftpy:tests/python/test_native_threads.py ftpy:tests/python/test_batch.py
+	ftpy:tests/python/test_native_threads.py ftpy:tests/python/test_batch.py \
+	ftpy:tests/python/test_executor.py
 endif
 else
-NOT_RUN += tests/python/test_native.py, test_native_threads.py and the \
+NOT_RUN += tests/python/test_native.py, test_native_threads.py, \
+	test_executor.py and the \
 	free-threaded Python runs (ftpy:): an extension built with sanitizers \
 	cannot be loaded into a plain Python (the plain make test runs them);
 NOT_RUN += tests/python/test_pip.py: pip builds the extension with \

@@ -1,9 +1,11 @@
 """The gild Python package against the real server: docs/python.md's
 examples, threads, errors, values, streams and futures (issue 5)."""
+import concurrent.futures
 import inspect
 import io
 import json
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -13,7 +15,7 @@ import time
 import tokenize
 import unittest
 
-from gildproc import ROOT, B, Gild
+from gildproc import ROOT, B, HANG_S, Gild
 
 sys.path.insert(0, os.path.join(ROOT, "client-lib", "python"))
 SANITIZED = bool(os.environ.get("SANITIZE"))
@@ -286,6 +288,129 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(TypeError):
             self.c.call("echo", {1, 2})  # a set cannot be sent
         self.assertEqual(self.c.call("add", 2, 3), 5)
+
+    def test_typed_remote_errors(self):
+        """Issue 20, item 2: a remote exception of a built-in type is
+        caught by that type and by gild.RemoteError, and str() still
+        shows the remote traceback; a call past its deadline is a
+        TimeoutError."""
+        with self.assertRaises(ZeroDivisionError) as cm:
+            self.c.call("div", 1, 0)
+        e = cm.exception
+        self.assertIsInstance(e, gild.RemoteError)
+        self.assertIs(type(e), gild.RemoteError[ZeroDivisionError])
+        self.assertEqual((e.remote_type, e.remote_message),
+                         ("ZeroDivisionError", "division by zero"))
+        self.assertIn("Remote traceback:", str(e))
+        self.assertIn("return a / b", str(e))
+        with self.assertRaises(KeyError) as cm:
+            self.c.call("lookup", {"a": 1}, "b")
+        self.assertIsInstance(cm.exception, gild.RemoteError)
+        self.assertIn("return table[key]", str(cm.exception))
+        self.assertIn("KeyError: 'b'", str(cm.exception))
+        # Both catch it, whichever comes first.
+        for catch in (ValueError, gild.RemoteError, Exception):
+            try:
+                self.c.call("fail", "typed")
+            except catch as e:
+                self.assertIsInstance(e, ValueError)
+                self.assertIsInstance(e, gild.RemoteError)
+        with self.assertRaises(TimeoutError) as cm:
+            self.c.call("spin", 2000, timeout=0.1)
+        self.assertIsInstance(cm.exception, gild.DeadlineExceeded)
+        self.assertIn("exceeded its deadline of 100 ms", str(cm.exception))
+        # Where it was when its deadline stopped it: in spin's loop.
+        self.assertIn("Remote traceback:", str(cm.exception))
+        self.assertIn("in spin\n    while time.perf_counter() < deadline",
+                      str(cm.exception))
+        self.assertIn("gild.DeadlineInterrupt",
+                      cm.exception.remote_traceback)
+        # A call that did not run has no traceback.
+        with self.assertRaises(LookupError) as lk:
+            self.c.call("no_such_function")
+        self.assertEqual(lk.exception.remote_traceback, "")
+        self.assertNotIn("Remote traceback", str(lk.exception))
+        # The same through a future.
+        f = self.c.submit("div", 1, 0)
+        self.assertIsInstance(f.exception(timeout=HANG_S), ZeroDivisionError)
+        # gild's own errors and the standard exceptions they derive from.
+        for cls, std in ((gild.DeadlineExceeded, TimeoutError),
+                         (gild.Unavailable, ConnectionError),
+                         (gild.PermissionDenied, PermissionError),
+                         (gild.Unauthenticated, PermissionError),
+                         (gild.NotFound, LookupError),
+                         (gild.InvalidArgument, ValueError),
+                         (gild.Unimplemented, NotImplementedError),
+                         (gild.Cancelled,
+                          concurrent.futures.CancelledError)):
+            self.assertTrue(issubclass(cls, std), cls)
+            self.assertTrue(issubclass(cls, gild.Error), cls)
+        # A remote exception of a type of the app's stays a RemoteError
+        # only; so do those that would stop the client or its loops.
+        for t in ("app.MyError", "KeyboardInterrupt", "StopIteration"):
+            e = gild.errors.from_error("PYTHON_ERROR", t + ": m", t, "tb")
+            self.assertIs(type(e), gild.RemoteError, t)
+        # They pickle (a ProcessPoolExecutor hands exceptions back so).
+        e = pickle.loads(pickle.dumps(cm.exception))
+        self.assertIs(type(e), gild.DeadlineExceeded)
+        self.assertEqual(str(e), str(cm.exception))
+        try:
+            self.c.call("div", 1, 0)
+        except ZeroDivisionError as z:
+            e = pickle.loads(pickle.dumps(z))
+            self.assertIs(type(e), type(z))
+            self.assertEqual(str(e), str(z))
+
+    def test_handles(self):
+        """Issue 20, item 3: a handle passes every keyword to the
+        function; its options (deadline, stream window) are set apart."""
+        echo_kwargs = self.c.function("echo_kwargs")
+        self.assertEqual(echo_kwargs(timeout=7, fn=1, window=2),
+                         {"timeout": 7, "fn": 1, "window": 2})
+        self.assertEqual(echo_kwargs.submit(timeout=1).result(HANG_S),
+                         {"timeout": 1})
+        self.assertEqual(self.c.fn.echo_kwargs(fn=2), {"fn": 2})
+        self.assertEqual(self.c.call("echo_kwargs", fn=3), {"fn": 3})
+        add = self.c.fn.add
+        self.assertEqual((add.name, repr(add)), ("add", "<gild.Function add>"))
+        self.assertEqual(add(1, 2), 3)
+        self.assertEqual(add.submit(2, 3).result(HANG_S), 5)
+        self.assertEqual(list(add.map(range(5), range(5))), [0, 2, 4, 6, 8])
+        self.assertEqual(sorted(add.map(range(5), range(5), ordered=False)),
+                         [0, 2, 4, 6, 8])
+        self.assertEqual(list(add.starmap([(1, 2), (3, 4)])), [3, 7])
+        self.assertEqual([f.result(HANG_S) for f in
+                          add.submit_many([(1, 1), (2, 2)])], [2, 4])
+        self.assertEqual(list(self.c.fn.ticks.stream(3)), [0, 1, 2])
+        self.assertEqual(list(self.c.fn["ticks"].options(window=1).stream(4)),
+                         [0, 1, 2, 3])
+        # The deadline is the handle's, for every way of calling it.
+        spin = self.c.function("spin").options(timeout=0.2)
+        t0 = time.monotonic()
+        with self.assertRaises(gild.DeadlineExceeded) as cm:
+            spin(5000)
+        self.assertLess(time.monotonic() - t0, 4)
+        self.assertIn("deadline of 200 ms", str(cm.exception))
+        with self.assertRaises(gild.DeadlineExceeded):
+            spin.submit(5000).result(HANG_S)
+        with self.assertRaises(gild.DeadlineExceeded):
+            list(spin.map([5000]))
+        # options() keeps what it is not given, and makes a new handle.
+        both = self.c.fn.ticks.options(window=4).options(timeout=30)
+        self.assertEqual((both.window, both.timeout), (4, 30))
+        self.assertEqual(self.c.fn.ticks.window, 64)
+        with self.assertRaises(ValueError):
+            add.options(timeout=-1)
+        with self.assertRaises(TypeError):
+            self.c.function(len)
+        with self.assertRaises(gild.NotFound):
+            self.c.fn.no_such_function()
+        import asyncio
+
+        async def main():
+            return (await add.acall(4, 5),
+                    [i async for i in self.c.fn.ticks.astream(2)])
+        self.assertEqual(asyncio.run(main()), (9, [0, 1]))
 
     def test_values(self):
         """Item 4: values round-trip; a 64 MiB numpy array comes back equal."""

@@ -43,19 +43,23 @@ from ._pickled import Pickled
 
 # The client is imported on first use: an app's workers import this
 # package for the decorators only.
-_CLIENT_NAMES = ("connect", "Client", "Future", "Stream", "Actor")
+_CLIENT_NAMES = ("connect", "Client", "Function", "Future", "Stream",
+                 "Actor")
 
 
 def __getattr__(name):
     if name in _CLIENT_NAMES:
         from . import client
         return getattr(client, name)
+    if name == "Executor":
+        from .executor import Executor
+        return Executor
     raise AttributeError(f"module 'gild' has no attribute {name!r}")
 
 
-__all__ = ["connect", "Client", "Future", "Stream", "Actor",
-           "function", "actor", "context", "Context", "Interrupted",
-           "DeadlineInterrupt", "CancelInterrupt",
+__all__ = ["connect", "Client", "Function", "Future", "Stream", "Actor",
+           "Executor", "function", "actor", "context", "Context",
+           "Interrupted", "DeadlineInterrupt", "CancelInterrupt",
            "Error", "RemoteError", "Cancelled", "Unknown", "InvalidArgument",
            "DeadlineExceeded", "NotFound", "AlreadyExists",
            "PermissionDenied", "ResourceExhausted", "FailedPrecondition",

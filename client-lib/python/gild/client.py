@@ -202,6 +202,92 @@ class Actor:
         return f"<gild.Actor {self.class_name} {self.actor_id}>"
 
 
+_KEEP = object()  # Function.options: leave this option as it is
+
+
+class Function:
+    """A handle on one function of a server (``c.function("add")`` or
+    ``c.fn.add``). Calling it calls the function; ``submit``, ``map``,
+    ``starmap``, ``submit_many``, ``stream``, ``acall`` and ``astream``
+    are the client's, for this function. Every keyword argument reaches
+    the remote function: the call options are the handle's, set with
+    ``options()``."""
+
+    __slots__ = ("_client", "name", "timeout", "window")
+
+    def __init__(self, client, name, timeout=None, window=64):
+        self._client = client
+        self.name = name
+        self.timeout = timeout  # seconds; None: the client's default
+        self.window = window    # chunks of a stream in flight
+
+    def options(self, *, timeout=_KEEP, window=_KEEP):
+        """A handle on the same function with these call options changed:
+        timeout, the calls' deadline in seconds (None: the client's
+        default); window, how many chunks of a stream may be in flight."""
+        if timeout is not _KEEP:
+            _ms(timeout)  # refuses a negative one now
+        return Function(self._client, self.name,
+                        self.timeout if timeout is _KEEP else timeout,
+                        self.window if window is _KEEP else window)
+
+    def __call__(self, *args, **kwargs):
+        return self._client._call(self.name, args, kwargs, self.timeout)
+
+    def submit(self, *args, **kwargs):
+        return self._client._submit(self.name, args, kwargs, self.timeout)
+
+    def map(self, *iterables, ordered=True, max_in_flight=256,
+            batch_size=BATCH_SIZE):
+        return self._client.starmap(
+            self.name, zip(*iterables), ordered=ordered,
+            max_in_flight=max_in_flight, timeout=self.timeout,
+            batch_size=batch_size)
+
+    def starmap(self, arg_tuples, *, ordered=True, max_in_flight=256,
+                batch_size=BATCH_SIZE):
+        return self._client.starmap(
+            self.name, arg_tuples, ordered=ordered,
+            max_in_flight=max_in_flight, timeout=self.timeout,
+            batch_size=batch_size)
+
+    def submit_many(self, arg_tuples, *, batch_size=BATCH_SIZE):
+        return self._client.submit_many(self.name, arg_tuples,
+                                        timeout=self.timeout,
+                                        batch_size=batch_size)
+
+    def stream(self, *args, **kwargs):
+        return self._client._stream(self.name, args, kwargs, self.window,
+                                    self.timeout)
+
+    async def acall(self, *args, **kwargs):
+        return await asyncio.wrap_future(self.submit(*args, **kwargs))
+
+    def astream(self, *args, **kwargs):
+        return self._client._astream(self.name, args, kwargs, self.window,
+                                     self.timeout)
+
+    def __repr__(self):
+        return f"<gild.Function {self.name}>"
+
+
+class _Functions:
+    """``client.fn``: its attributes are the server's functions' handles."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._client.function(name)
+
+    def __getitem__(self, name):
+        return self._client.function(name)
+
+
 class Client:
     """A connection to one or more gild servers (calls are spread over
     them). Thread-safe; use as a context manager or call ``close()``."""
@@ -260,34 +346,41 @@ class Client:
                 continue
             except ValueError:  # closed meanwhile
                 return
-            if not got:
-                continue
-            futures = []
-            inboxes = {}
-            with self._lock:
-                pop = self._futures.pop
-                for call_id, outcome in got:
-                    to = pop(call_id, None)
-                    if to is None:
-                        # Came before submit() could file its future.
-                        self._early[call_id] = outcome
-                    elif type(to) is _Inbox:
-                        inboxes.setdefault(to, []).append((call_id, outcome))
-                    else:
-                        futures.append((to, outcome))
-            for inbox, outcomes in inboxes.items():
-                inbox.put(outcomes)
-            if not futures:
-                continue
-            self._deferred = []
-            try:
-                for fut, outcome in futures:
-                    if not fut.cancelled():
-                        fut._gild_settle(outcome)
-            finally:
-                deferred, self._deferred = self._deferred, None
-                if deferred:
-                    self._send_deferred(deferred)
+            if got:
+                self._deliver(got)
+                got = None
+
+    def _deliver(self, got):
+        """On the poller thread: hands the (call_id, outcome) pairs polled
+        together to their futures and inboxes. (A method of its own, so
+        that nothing here keeps a future, its callbacks and what they hold
+        alive while the poller waits for the next results.)"""
+        futures = []
+        inboxes = {}
+        with self._lock:
+            pop = self._futures.pop
+            for call_id, outcome in got:
+                to = pop(call_id, None)
+                if to is None:
+                    # Came before submit() could file its future.
+                    self._early[call_id] = outcome
+                elif type(to) is _Inbox:
+                    inboxes.setdefault(to, []).append((call_id, outcome))
+                else:
+                    futures.append((to, outcome))
+        for inbox, outcomes in inboxes.items():
+            inbox.put(outcomes)
+        if not futures:
+            return
+        self._deferred = []
+        try:
+            for fut, outcome in futures:
+                if not fut.cancelled():
+                    fut._gild_settle(outcome)
+        finally:
+            deferred, self._deferred = self._deferred, None
+            if deferred:
+                self._send_deferred(deferred)
 
     def _send_deferred(self, deferred):
         """On the poller thread: sends the calls that done-callbacks
@@ -351,18 +444,42 @@ class Client:
 
     # -- calls --
 
-    def call(self, fn, *args, timeout=None, **kwargs):
+    def function(self, name):
+        """A handle on the server's function name: calling it calls the
+        function, and every keyword argument reaches it (call options are
+        set with .options(timeout=..., window=...)). ``c.fn.name`` is the
+        same handle."""
+        if not isinstance(name, str):
+            raise TypeError(f"a function name is a str, not "
+                            f"{type(name).__name__}")
+        return Function(self, name)
+
+    @property
+    def fn(self):
+        """Handles by attribute: ``c.fn.add(1, 2)`` is
+        ``c.function("add")(1, 2)``."""
+        return _Functions(self)
+
+    def call(self, fn, /, *args, timeout=None, **kwargs):
         """Calls fn(*args, **kwargs) on the server; returns its result or
-        raises gild.Error (gild.RemoteError when the function raised)."""
+        raises gild.Error (gild.RemoteError when the function raised).
+        timeout is this call's deadline, not an argument of fn: to pass
+        any keyword to fn, call a handle (``c.function(fn)``)."""
+        return self._call(fn, args, kwargs, timeout)
+
+    def _call(self, fn, args, kwargs, timeout):
         return _value(self._n().call(fn, args, kwargs,
                                      _ms(timeout, self._timeout)))
 
-    def submit(self, fn, *args, timeout=None, **kwargs):
+    def submit(self, fn, /, *args, timeout=None, **kwargs):
         """Sends fn(*args, **kwargs); returns a concurrent.futures.Future
         (so as_completed, wait and callbacks work). Called from a
         done-callback that the client's poller thread runs, it sends the
         call once the callbacks of the results that came back together
         have run, with the calls they submitted, in one message."""
+        return self._submit(fn, args, kwargs, timeout)
+
+    def _submit(self, fn, args, kwargs, timeout):
         t = max(0, _ms(timeout, self._timeout))
         if (self._deferred is not None and
                 threading.get_ident() == self._poller_ident):
@@ -495,9 +612,12 @@ class Client:
                 for call_id in outstanding:
                     self._cancel(call_id)
 
-    def stream(self, fn, *args, window=64, timeout=None, **kwargs):
+    def stream(self, fn, /, *args, window=64, timeout=None, **kwargs):
         """Calls generator function fn as a stream: returns an iterator over
         its chunks as they are produced."""
+        return self._stream(fn, args, kwargs, window, timeout)
+
+    def _stream(self, fn, args, kwargs, window, timeout):
         return Stream(self, self._n().stream(
             fn, args, kwargs, window, max(0, _ms(timeout, self._timeout))))
 
@@ -541,15 +661,18 @@ class Client:
 
     # -- asyncio --
 
-    async def acall(self, fn, *args, timeout=None, **kwargs):
+    async def acall(self, fn, /, *args, timeout=None, **kwargs):
         """``await client.acall(...)``: call without blocking the loop."""
         return await asyncio.wrap_future(
-            self.submit(fn, *args, timeout=timeout, **kwargs))
+            self._submit(fn, args, kwargs, timeout))
 
-    async def astream(self, fn, *args, window=64, timeout=None, **kwargs):
+    def astream(self, fn, /, *args, window=64, timeout=None, **kwargs):
         """``async for chunk in client.astream(...)``."""
+        return self._astream(fn, args, kwargs, window, timeout)
+
+    async def _astream(self, fn, args, kwargs, window, timeout):
         loop = asyncio.get_running_loop()
-        s = self.stream(fn, *args, window=window, timeout=timeout, **kwargs)
+        s = self._stream(fn, args, kwargs, window, timeout)
         done = object()
         try:
             while True:

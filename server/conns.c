@@ -173,6 +173,14 @@ conns_answered(conns *c, uint32_t pipe, double now)
 }
 
 size_t
+conns_held(const conns *c, uint32_t pipe)
+{
+	const conn *k = *slot_of((conns *) c, pipe);
+
+	return k != NULL ? k->held : 0;
+}
+
+size_t
 conns_idle(conns *c, double now, uint32_t *out, size_t max)
 {
 	size_t n = 0;

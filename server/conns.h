@@ -74,6 +74,9 @@ conn_over conns_auth_failed(conns *c, uint32_t pipe, bool *drained);
 void conns_request(conns *c, uint32_t pipe, double now);
 void conns_answered(conns *c, uint32_t pipe, double now);
 
+/* Requests of pipe in the server's hands, unanswered (0: unknown). */
+size_t conns_held(const conns *c, uint32_t pipe);
+
 /* Appends to out (room for max) the connections idle for idle_s at now:
  * no request in hand, no reply in nng, none for that long, and never more
  * than CONNS_IDLE_SENT_MAX bytes of replies (none when idle_s is 0);

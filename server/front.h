@@ -36,6 +36,7 @@ typedef enum srv_limit {
 	LIMIT_STREAM_BYTES, /* --max-stream-bytes: a stream ended */
 	LIMIT_CONN_STREAMS, /* --max-conn-streams: a stream refused */
 	LIMIT_CONN_ACTORS, /* --max-conn-actors: an ActorNew refused */
+	LIMIT_CONN_CALLS,  /* --max-conn-calls: a call refused */
 	LIMIT_N
 } srv_limit;
 

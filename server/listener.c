@@ -561,6 +561,17 @@ listener_auth_failed(listener *l, const listener_req *r)
 		close_pipe(r->pipe);
 }
 
+size_t
+listener_held(listener *l, const listener_req *r)
+{
+	size_t n;
+
+	pthread_mutex_lock(&l->mtx);
+	n = conns_held(l->conns, r->pipe);
+	pthread_mutex_unlock(&l->mtx);
+	return n;
+}
+
 uint32_t
 listener_req_pipe(const listener_req *r)
 {

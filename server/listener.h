@@ -75,6 +75,10 @@ void listener_auth_failed(listener *l, const listener_req *req);
 void listener_limit_counts(listener *l, uint64_t *refused, uint64_t *unread,
     uint64_t *auth, uint64_t *idle);
 
+/* Requests of req's connection the server holds unanswered, req's own
+ * included (a batch counts as one). */
+size_t listener_held(listener *l, const listener_req *req);
+
 /* The nng pipe id (one client connection) a request came in on. */
 uint32_t listener_req_pipe(const listener_req *req);
 

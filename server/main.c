@@ -26,7 +26,7 @@ static struct settings {
 	long workers, threads, max_queue, pipeline, max_jobs, max_rss,
 	    default_timeout_ms, kill_grace_ms, worker_memory, drain_s, slow_ms;
 	long stream_idle_timeout_ms, idle_timeout_ms, max_conn_streams,
-	    max_conn_actors;
+	    max_conn_actors, max_conn_calls;
 	size_t max_stream_bytes;
 	long max_connections, max_unread_replies, max_auth_failures, max_actors;
 	size_t max_message, max_unread_bytes, max_actor_bytes;
@@ -45,6 +45,7 @@ static struct settings {
     .max_stream_bytes = 64u << 20,
     .max_conn_streams = 1000,
     .max_conn_actors = 1000,
+    .max_conn_calls = 10000,
     .pipeline = 8,
     .kill_grace_ms = 2000,
     .drain_s = 30,
@@ -209,6 +210,12 @@ static const conf_opt options[] = {
 	.allowed = "a whole number from 1", .def = "1000",
 	.help = "actors one connection may create and keep (default\n"
 		"1000)"},
+    {.name = "max-conn-calls", .arg = "N", .parse = conf_int,
+	.dst = &S.max_conn_calls, .min = 1, .max = 100000000,
+	.allowed = "a whole number from 1", .def = "10000",
+	.help = "requests of one connection the server may hold\n"
+		"unanswered; its next call gets RESOURCE_EXHAUSTED\n"
+		"(default 10000)"},
     {.name = "stream-idle-timeout", .arg = "S", .parse = conf_seconds,
 	.dst = &S.stream_idle_timeout_ms, .min = 0, .max = 86400000L,
 	.allowed = "seconds from 0 (never) to 86400", .def = "120",
@@ -575,6 +582,7 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	o->max_stream_bytes = S.max_stream_bytes;
 	o->max_conn_streams = (size_t) S.max_conn_streams;
 	o->max_conn_actors = (size_t) S.max_conn_actors;
+	o->max_conn_calls = (size_t) S.max_conn_calls;
 	o->pipeline = (int) S.pipeline;
 	o->max_jobs = (uint64_t) S.max_jobs;
 	o->max_rss_mib = (uint64_t) S.max_rss;

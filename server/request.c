@@ -73,6 +73,17 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 		code = GILD__V1__CODE__NOT_FOUND;
 		goto done;
 	}
+	/* (A batch's members see their connection's count, the batch
+	 * counted once.) */
+	if (listener_held(srv->lst, req) > srv->opts->max_conn_calls) {
+		srv->limit_hits[LIMIT_CONN_CALLS]++;
+		reply_error(srv->lst, req, pr->id,
+		    GILD__V1__CODE__RESOURCE_EXHAUSTED,
+		    "this connection has %zu requests in the server's hands "
+		    "already (--max-conn-calls)", srv->opts->max_conn_calls);
+		code = GILD__V1__CODE__RESOURCE_EXHAUSTED;
+		goto done;
+	}
 	if ((sj = calloc(1, sizeof(*sj))) == NULL) {
 		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "server out of memory");

@@ -30,6 +30,7 @@ typedef struct server_opts {
 	size_t max_stream_bytes;  /* chunks one stream may hold untaken */
 	size_t max_conn_streams;  /* streams one connection may have open */
 	size_t max_conn_actors;   /* actors one connection may have made */
+	size_t max_conn_calls;    /* requests of one connection in hand */
 	const char *worker_bin;   /* path of gild-worker */
 	int drain_ms;             /* on SIGTERM, how long accepted calls may take */
 	uint64_t max_jobs;        /* recycle a worker after N calls (0: never) */

@@ -150,7 +150,8 @@ status_json(void *arg)
 static const char *const limit_names[] = {"max-connections",
     "max-unread-replies", "max-auth-failures", "idle-timeout", "max-queue", "max-actors",
     "max-actor-bytes", "stream-idle-timeout", "max-stream-bytes",
-    "max-conn-streams", "max-conn-actors", "http-connections",
+    "max-conn-streams", "max-conn-actors", "max-conn-calls",
+    "http-connections",
     "http-request-time"};
 _Static_assert(sizeof(limit_names) / sizeof(limit_names[0]) ==
 		   4 + LIMIT_N + 2,

@@ -406,6 +406,7 @@ class PerConnectionTest(unittest.TestCase):
     def setUp(self):
         self.gild = Gild(app=APP, workers=2, args=(
             "--max-conn-streams", "3", "--max-conn-actors", "2",
+            "--max-conn-calls", "10",
             "--max-stream-bytes", "64K", "--http", "127.0.0.1:0"))
 
     def tearDown(self):
@@ -450,6 +451,28 @@ class PerConnectionTest(unittest.TestCase):
                          1)
         self.assertEqual(limit_hits(self.gild.http_url, "max-conn-actors"),
                          1)
+
+    def test_calls_per_connection(self):
+        raw, other = Raw(self.gild.url), Raw(self.gild.url)
+        reqs = []
+        for _ in range(12):
+            req = gild_pb2.Request()
+            req.call.function = "nap"
+            req.call.args.add().float_value = 0.3
+            reqs.append(req)
+        raw.s.sendall(b"".join(raw.frame(r) for r in reqs))
+        refused = 0
+        for _ in reqs:
+            r = raw.recv()
+            if r.WhichOneof("body") == "error":
+                self.assertEqual(r.error.code, gild_pb2.RESOURCE_EXHAUSTED)
+                self.assertIn("--max-conn-calls", r.error.message)
+                refused += 1
+        self.assertEqual(refused, 2)  # 10 in hand, then no more
+        other.send(reqs[0])
+        self.assertEqual(other.recv().WhichOneof("body"), "result")
+        raw.close()
+        other.close()
 
     def test_untaken_chunks(self):
         raw = Raw(self.gild.url)

@@ -13,8 +13,10 @@ MBEDTLS_LIBS := -lmbedx509 -lmbedcrypto
 $(B)/gild: $(B)/server/main.o $(SERVER_OBJS) $(SERVER_COMMON_OBJS) \
 		$(B)/libgildproto.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(EVENT_LIBS) $(NNG_LIBS) \
-		$(PROTOBUFC_LIBS) $(JANSSON_LIBS) $(MBEDTLS_LIBS)
+		$(PROTOBUFC_LIBS) $(JANSSON_LIBS) $(MBEDTLS_LIBS) $(SYSTEMD_LIBS)
 BINS += $(B)/gild
+# sd_notify for systemd's Type=notify and watchdog (sdnotify.c).
+$(B)/server/sdnotify.o: XCFLAGS += $(SYSTEMD_CFLAGS)
 
 $(eval $(call cunit_test,test_sched,$(B)/server/sched.o $(B)/server/svctime.o,))
 $(eval $(call cunit_test,test_svctime,$(B)/server/svctime.o,))

@@ -3,9 +3,12 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+static conf_show_fn *show_of(const conf_opt *o);
 
 /* What one option was last set to, and by whom. */
 typedef struct rec {
@@ -274,6 +277,8 @@ conf_source_of(const conf *c, int i, const char **where)
 void
 conf_write(const conf *c, FILE *f)
 {
+	char shown[64];
+
 	fputs("# gild serve settings, as `gild serve --print-config` found "
 	      "them.\n"
 	      "# Precedence: flag > environment (GILD_*) > config file > "
@@ -317,6 +322,12 @@ conf_write(const conf *c, FILE *f)
 				fprintf(f, "%s = %s\n", o->name, l->v[k]);
 		} else if ((o->flags & CONF_SECRET) && r->src != CONF_DEFAULT) {
 			fprintf(f, "# %s = ********\n", o->name);
+		} else if (show_of(o) != NULL &&
+			   (r->src != CONF_DEFAULT ||
+			       (def != NULL && r->def == NULL))) {
+			/* The value in its one unit, however it was given. */
+			show_of(o)(o, shown, sizeof(shown));
+			fprintf(f, "%s%s = %s\n", off, o->name, shown);
 		} else if (r->src != CONF_DEFAULT) {
 			fprintf(f, "%s%s = %s\n", off, o->name, r->text);
 		} else {
@@ -377,43 +388,209 @@ conf_int(const conf_opt *o, const char *text)
 	return parse_long(text, o->min, o->max, o->dst);
 }
 
+/* A decimal number at the start of s, digits with an optional fraction
+ * ("12", "1.5"; no sign, blanks or exponent): its value in *v, and where
+ * the rest (a unit) starts in *unit. Returns 0, or -1 if s starts with
+ * none. */
+static int
+number(const char *s, double *v, const char **unit)
+{
+	const char *p = s;
+	char buf[64];
+
+	if (!isdigit((unsigned char) *p))
+		return -1;
+	while (isdigit((unsigned char) *p))
+		p++;
+	if (*p == '.') {
+		if (!isdigit((unsigned char) *++p))
+			return -1;
+		while (isdigit((unsigned char) *p))
+			p++;
+	}
+	if ((size_t) (p - s) >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, (size_t) (p - s));
+	buf[p - s] = '\0';
+	*v = strtod(buf, NULL);
+	*unit = p;
+	return 0;
+}
+
+/* A duration: a number and ms, s, m or h, or a bare number of bare_ms
+ * milliseconds each. Stores milliseconds (rounded) in [o->min, o->max];
+ * a duration that is not 0 but rounds to 0 ms is refused. */
+static int
+store_ms(const conf_opt *o, const char *s, double bare_ms)
+{
+	static const struct {
+		const char *unit;
+		double ms;
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+	const char *u;
+	double v, scale = bare_ms;
+	long ms;
+
+	if (number(s, &v, &u) != 0)
+		return -1;
+	if (*u != '\0') {
+		size_t k = 0;
+		while (k < sizeof(units) / sizeof(units[0]) &&
+		       strcmp(u, units[k].unit) != 0)
+			k++;
+		if (k == sizeof(units) / sizeof(units[0]))
+			return -1;
+		scale = units[k].ms;
+	}
+	v *= scale;
+	if (!(v <= (double) o->max + 0.5))
+		return -1;
+	ms = (long) (v + 0.5);
+	if (ms < o->min || ms > o->max || (ms == 0 && v > 0))
+		return -1;
+	*(long *) o->dst = ms;
+	return 0;
+}
+
 int
 conf_seconds(const conf_opt *o, const char *s)
 {
-	char *end;
-	double v;
+	return store_ms(o, s, 1000);
+}
 
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s || *end != '\0' ||
-	    !(v * 1000 >= (double) o->min) || !(v * 1000 <= (double) o->max))
+int
+conf_millis(const conf_opt *o, const char *s)
+{
+	return store_ms(o, s, 1);
+}
+
+/* A size: a number and K, M or G (binary; "KiB", "KB" and "Ki" read as
+ * K), a number and B (bytes), or a bare number of bare bytes each. Fills
+ * *bytes; returns 0 or -1. */
+static int
+size_bytes(const char *s, double bare, double *bytes)
+{
+	const char *u;
+	double v, scale;
+
+	if (number(s, &v, &u) != 0)
 		return -1;
-	*(long *) o->dst = (long) (v * 1000 + 0.5);
+	switch (*u) {
+	case 'k': case 'K': scale = 1024.0; break;
+	case 'm': case 'M': scale = 1024.0 * 1024; break;
+	case 'g': case 'G': scale = 1024.0 * 1024 * 1024; break;
+	default: scale = 0; break;
+	}
+	if (scale != 0) {
+		u++;
+		if (*u == 'i')
+			u++;
+		if (*u == 'B')
+			u++;
+	} else if (*u == 'B') {
+		scale = 1;
+		u++;
+	} else {
+		scale = bare;
+	}
+	if (*u != '\0')
+		return -1;
+	*bytes = v * scale;
 	return 0;
+}
+
+/* Whether v, a non-negative double, is a whole number (below 2^53). */
+static bool
+whole(double v)
+{
+	return v < 9007199254740992.0 && v == (double) (unsigned long long) v;
 }
 
 int
 conf_size(const conf_opt *o, const char *s)
 {
-	char *end;
-	unsigned long long v;
+	double b;
 
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
+	if (size_bytes(s, 1, &b) != 0 || !(b >= 1) ||
+	    b > (double) CONF_SIZE_MAX || !whole(b))
 		return -1;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end == 'i' || *end == 'B')
-		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-	if (*end != '\0' || v == 0 || v > (1ull << 31) - (1u << 21))
-		return -1;
-	*(size_t *) o->dst = (size_t) v;
+	*(size_t *) o->dst = (size_t) b;
 	return 0;
+}
+
+int
+conf_mib(const conf_opt *o, const char *s)
+{
+	double b, mib;
+
+	if (size_bytes(s, 1024.0 * 1024, &b) != 0)
+		return -1;
+	mib = b / (1024.0 * 1024);
+	if (!(mib >= (double) o->min) || !(mib <= (double) o->max) ||
+	    !whole(mib))
+		return -1;
+	*(long *) o->dst = (long) mib;
+	return 0;
+}
+
+/* How --print-config shows values: one unit for every duration (seconds),
+ * and the largest of G, M and K that holds a size whole. */
+
+void
+conf_show_ms(const conf_opt *o, char *buf, size_t len)
+{
+	long ms = *(const long *) o->dst;
+	int n = snprintf(buf, len, "%ld.%03ld", ms / 1000, ms % 1000);
+
+	/* Trailing zeros of the fraction, and its point, go. */
+	while (n > 0 && (size_t) n < len && buf[n - 1] == '0')
+		buf[--n] = '\0';
+	if (n > 0 && (size_t) n < len && buf[n - 1] == '.')
+		buf[--n] = '\0';
+	snprintf(buf + n, len - (size_t) n, "s");
+}
+
+static void
+show_bytes(unsigned long long b, char *buf, size_t len)
+{
+	static const char units[] = "GMK";
+
+	for (int k = 0; k < 3 && b != 0; k++) {
+		unsigned long long scale = 1ull << (10 * (3 - k));
+		if (b % scale == 0) {
+			snprintf(buf, len, "%llu%c", b / scale, units[k]);
+			return;
+		}
+	}
+	snprintf(buf, len, "%llu", b);
+}
+
+void
+conf_show_size(const conf_opt *o, char *buf, size_t len)
+{
+	show_bytes(*(const size_t *) o->dst, buf, len);
+}
+
+void
+conf_show_mib(const conf_opt *o, char *buf, size_t len)
+{
+	show_bytes((unsigned long long) *(const long *) o->dst << 20, buf, len);
+}
+
+/* The way option o's value is shown: its own, or that of its parser's
+ * unit; NULL: as it was given. */
+static conf_show_fn *
+show_of(const conf_opt *o)
+{
+	if (o->show != NULL)
+		return o->show;
+	if (o->parse == conf_seconds || o->parse == conf_millis)
+		return conf_show_ms;
+	if (o->parse == conf_size)
+		return conf_show_size;
+	if (o->parse == conf_mib)
+		return conf_show_mib;
+	return NULL;
 }
 
 int

@@ -25,6 +25,10 @@ typedef struct conf_opt conf_opt;
  * conf_fini), so pointers into it may be stored. */
 typedef int conf_parse_fn(const conf_opt *o, const char *text);
 
+/* Writes the value at o->dst into buf (len bytes) in the one form
+ * --print-config shows it: "1.5s", "64M". */
+typedef void conf_show_fn(const conf_opt *o, char *buf, size_t len);
+
 struct conf_opt {
 	const char *name;     /* long option and file key; the env var is
 				 GILD_ and the name upper-cased, - as _ */
@@ -32,7 +36,8 @@ struct conf_opt {
 				 --name alone means true */
 	conf_parse_fn *parse;
 	void *dst;            /* where parse stores the value */
-	long min, max;        /* conf_int: bounds; conf_seconds: in ms */
+	long min, max;        /* conf_int: bounds; conf_seconds,
+				 conf_millis: in ms; conf_mib: in MiB */
 	const char *const *choices; /* conf_choice: NULL-ended; stores the
 				       index as an int */
 	const char *allowed;  /* what parse accepts, for error messages:
@@ -41,6 +46,11 @@ struct conf_opt {
 				 NULL: unset (conf_set_default changes it) */
 	int flags;            /* CONF_* */
 	const char *help;     /* --help text; "\n" starts another line */
+	conf_show_fn *show;   /* how --print-config shows the value; NULL:
+				 conf_show_ms for conf_seconds and
+				 conf_millis, conf_show_size for conf_size,
+				 conf_show_mib for conf_mib, and as given
+				 for the other parsers */
 };
 
 #define CONF_LIST_MAX 32
@@ -49,14 +59,33 @@ typedef struct conf_list {
 	size_t n;
 } conf_list;
 
-/* The parsers for conf_opt.parse; dst types in brackets. */
+/* The largest conf_size: 2046M (nng and protobuf-c sizes stay in int). */
+#define CONF_SIZE_MAX ((1ul << 31) - (1ul << 21))
+
+/* The parsers for conf_opt.parse; dst types in brackets. Durations are a
+ * number with ms, s, m or h ("1500ms", "0.5s", "2m"), or a bare number in
+ * the option's own unit; sizes a number with K, M or G (binary: 1K is
+ * 1024; "KiB" and "KB" read as K) or B, or a bare number in the option's
+ * own unit. Numbers may have a fraction ("1.5G"), not a sign. */
 conf_parse_fn conf_int;     /* [long] in [min, max] */
-conf_parse_fn conf_seconds; /* [long] milliseconds in [min, max]; "1.5" */
-conf_parse_fn conf_size;    /* [size_t] bytes; "64M", "512K", 1G at most 2046M */
+conf_parse_fn conf_seconds; /* [long] milliseconds in [min, max]; bare:
+			       seconds ("1.5") */
+conf_parse_fn conf_millis;  /* [long] milliseconds in [min, max]; bare:
+			       milliseconds */
+conf_parse_fn conf_size;    /* [size_t] whole bytes from 1 to
+			       CONF_SIZE_MAX; bare: bytes */
+conf_parse_fn conf_mib;     /* [long] whole MiB in [min, max]; bare: MiB */
 conf_parse_fn conf_choice;  /* [int] index into choices */
 conf_parse_fn conf_string;  /* [const char *] anything but empty */
 conf_parse_fn conf_switch;  /* [bool] true/false, yes/no, on/off, 1/0 */
 conf_parse_fn conf_url;     /* [conf_list] append a URL (has "://") */
+
+/* The shows for conf_opt.show: durations in seconds ("1.5s", "0s"),
+ * sizes in the largest of G, M and K that holds them whole ("64M",
+ * "1000" bytes). */
+conf_show_fn conf_show_ms;   /* [long] milliseconds */
+conf_show_fn conf_show_size; /* [size_t] bytes */
+conf_show_fn conf_show_mib;  /* [long] MiB */
 
 typedef struct conf conf;
 
@@ -104,7 +133,8 @@ void conf_env_name(const conf_opt *o, char *out, size_t len);
 
 /* Writes the effective settings in the config file's own format, each
  * with where it came from as a comment line; secrets are masked and
- * commented out, unset options commented out. */
+ * commented out, unset options commented out. Durations and sizes are
+ * shown in one unit (conf_opt.show), whatever unit they came in. */
 void conf_write(const conf *c, FILE *f);
 
 /* Writes the options' part of --help: "  --name ARG  help" lines. */

@@ -18,6 +18,7 @@
 #include "listener.h"
 #include "metrics.h"
 #include "sched.h"
+#include "sdnotify.h"
 #include "server.h"
 #include "stream.h"
 #include "supervisor.h"
@@ -62,6 +63,7 @@ typedef struct server {
 	bool actors_dirty;      /* an actor's job ended: its next may go */
 	uint64_t *slot_gen;     /* per slot: hellos so far (a new process) */
 	http *http;             /* --http: the side port, or NULL */
+	sdnotify *sdn;          /* what systemd is told */
 	metrics *metrics;       /* what /metrics shows */
 	uint64_t limit_hits[LIMIT_N];
 } server;

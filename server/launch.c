@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,43 @@ launch_chan_pair(int ch[2])
 		   : 0;
 }
 
+extern char **environ;
+
+/* Whether environment entry e is one that systemd gave gild alone: a
+ * worker (or an app library) that saw NOTIFY_SOCKET could tell systemd
+ * the service is ready before it is, or feed its watchdog for a wedged
+ * front end. */
+static bool
+for_gild_only(const char *e)
+{
+	static const char *const names[] = {"NOTIFY_SOCKET=",
+	    "WATCHDOG_USEC=", "WATCHDOG_PID="};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strncmp(e, names[i], strlen(names[i])) == 0)
+			return true;
+	return false;
+}
+
+/* A worker's environment: gild's, less for_gild_only's. A new array of
+ * environ's strings (borrowed), or NULL. */
+static char **
+worker_environ(void)
+{
+	size_t n = 0, k = 0;
+	char **env;
+
+	while (environ[n] != NULL)
+		n++;
+	if ((env = malloc((n + 1) * sizeof(*env))) == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (!for_gild_only(environ[i]))
+			env[k++] = environ[i];
+	env[k] = NULL;
+	return env;
+}
+
 int
 launch_worker(const launch_config *cfg, const char *const *extra, int *fd,
     int *chan, pid_t *pid_out)
@@ -29,6 +67,7 @@ launch_worker(const launch_config *cfg, const char *const *extra, int *fd,
 	const char *argv[18] = {cfg->worker_bin, "--fd", fdarg, "--app",
 	    cfg->app, "--memory-limit", mem, "--threads", threads};
 	int argc = 9, sv[2], ch[2] = {-1, -1};
+	char **env;
 	pid_t pid;
 
 	if (cfg->allow_pickle)
@@ -44,12 +83,18 @@ launch_worker(const launch_config *cfg, const char *const *extra, int *fd,
 	    (unsigned long long) cfg->memory_mib);
 	snprintf(threads, sizeof(threads), "%d",
 	    cfg->threads > 0 ? cfg->threads : 1);
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
-		return -errno;
+	if ((env = worker_environ()) == NULL)
+		return -ENOMEM;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+		int e = errno;
+		free(env);
+		return -e;
+	}
 	if (chan != NULL && launch_chan_pair(ch) != 0) {
 		int e = errno;
 		close(sv[0]);
 		close(sv[1]);
+		free(env);
 		return -e;
 	}
 	pid = fork();
@@ -61,6 +106,7 @@ launch_worker(const launch_config *cfg, const char *const *extra, int *fd,
 			close(ch[0]);
 			close(ch[1]);
 		}
+		free(env);
 		return -e;
 	}
 	if (pid == 0) {
@@ -85,9 +131,10 @@ launch_worker(const launch_config *cfg, const char *const *extra, int *fd,
 			dup2(devnull, 0);
 		dup2(2, 1); /* app prints go to the log, not our stdout */
 		close_range(chan != NULL ? 5 : 4, ~0U, 0);
-		execv(cfg->worker_bin, (char *const *) argv);
+		execve(cfg->worker_bin, (char *const *) argv, env);
 		_exit(127);
 	}
+	free(env);
 	close(sv[1]);
 	*fd = sv[0];
 	if (chan != NULL) {

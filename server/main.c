@@ -24,7 +24,7 @@ static struct settings {
 	conf_list listen;
 	bool insecure, allow_exec, allow_pickle;
 	long workers, threads, max_queue, pipeline, max_jobs, max_rss,
-	    default_timeout_ms, kill_grace_ms, worker_memory, drain_s, slow_ms;
+	    default_timeout_ms, kill_grace_ms, worker_memory, drain_ms, slow_ms;
 	long stream_idle_timeout_ms, idle_timeout_ms, max_conn_streams,
 	    max_conn_actors, max_conn_calls;
 	size_t max_stream_bytes;
@@ -48,7 +48,7 @@ static struct settings {
     .max_conn_calls = 10000,
     .pipeline = 8,
     .kill_grace_ms = 2000,
-    .drain_s = 30,
+    .drain_ms = 30000,
     .log_level = LOG_INFO,
     .log_format = LOG_LOGFMT,
 };
@@ -64,7 +64,7 @@ static const char *const log_formats[] = {"logfmt", "json", NULL};
 static int
 parse_worker_memory(const conf_opt *o, const char *text)
 {
-	return conf_int(o, text) != 0 ||
+	return conf_mib(o, text) != 0 ||
 			   (*(long *) o->dst != 0 && *(long *) o->dst < 64)
 		   ? -1
 		   : 0;
@@ -147,9 +147,11 @@ static const conf_opt options[] = {
 		"(default: usable CPUs)"},
     {.name = "max-message", .arg = "SIZE", .parse = conf_size,
 	.dst = &S.max_message,
-	.allowed = "a size such as 1048576, 512K or 64M (at most 2046M)",
+	.allowed = "a size such as 1048576 (bytes), 512K or 64M (at most "
+		   "2046M)",
 	.def = "64M",
-	.help = "largest request or result (default 64M; K, M, G)"},
+	.help = "largest request or result (default 64M; K, M, G;\n"
+		"bare: bytes)"},
     {.name = "max-queue", .arg = "N", .parse = conf_int, .dst = &S.max_queue,
 	.min = 1, .max = 100000000, .allowed = "a whole number from 1",
 	.def = "10000",
@@ -168,7 +170,8 @@ static const conf_opt options[] = {
 		"closed (default 1024)"},
     {.name = "max-unread-bytes", .arg = "SIZE", .parse = conf_size,
 	.dst = &S.max_unread_bytes,
-	.allowed = "a size such as 1048576, 512K or 64M (at most 2046M)",
+	.allowed = "a size such as 1048576 (bytes), 512K or 64M (at most "
+		   "2046M)",
 	.def = "64M",
 	.help = "bytes of replies one connection's client may leave\n"
 		"unread (one reply always goes; default 64M)"},
@@ -184,19 +187,23 @@ static const conf_opt options[] = {
 		"RESOURCE_EXHAUSTED (default 10000)"},
     {.name = "max-actor-bytes", .arg = "SIZE", .parse = conf_size,
 	.dst = &S.max_actor_bytes,
-	.allowed = "a size such as 1048576, 512K or 64M (at most 2046M)",
+	.allowed = "a size such as 1048576 (bytes), 512K or 64M (at most "
+		   "2046M)",
 	.def = "256M",
 	.help = "bytes of constructor arguments the actors keep\n"
 		"(to create them again), together (default 256M)"},
-    {.name = "idle-timeout", .arg = "S", .parse = conf_seconds,
+    {.name = "idle-timeout", .arg = "DURATION", .parse = conf_seconds,
 	.dst = &S.idle_timeout_ms, .min = 0, .max = 86400000L,
-	.allowed = "seconds from 0 (never) to 86400", .def = "300",
+	.allowed = "a duration from 0 (never) to 24h, such as 300, 90s or "
+		   "5m (bare: seconds)",
+	.def = "300",
 	.help = "close a client connection that has had no request\n"
-		"in hand for S seconds and was sent at most 4 KiB\n"
-		"(default 300; 0: never)"},
+		"in hand for DURATION and was sent at most 4 KiB\n"
+		"(default 300 s; 0: never)"},
     {.name = "max-stream-bytes", .arg = "SIZE", .parse = conf_size,
 	.dst = &S.max_stream_bytes,
-	.allowed = "a size such as 1048576, 512K or 64M (at most 2046M)",
+	.allowed = "a size such as 1048576 (bytes), 512K or 64M (at most "
+		   "2046M)",
 	.def = "64M",
 	.help = "chunks one stream may hold that its client has not\n"
 		"taken; past that its generator is cancelled\n"
@@ -216,12 +223,14 @@ static const conf_opt options[] = {
 	.help = "requests of one connection the server may hold\n"
 		"unanswered; its next call gets RESOURCE_EXHAUSTED\n"
 		"(default 10000)"},
-    {.name = "stream-idle-timeout", .arg = "S", .parse = conf_seconds,
+    {.name = "stream-idle-timeout", .arg = "DURATION", .parse = conf_seconds,
 	.dst = &S.stream_idle_timeout_ms, .min = 0, .max = 86400000L,
-	.allowed = "seconds from 0 (never) to 86400", .def = "120",
-	.help = "a stream whose client asks for no chunks for S\n"
-		"seconds is cancelled and its worker freed (default\n"
-		"120; 0: never)"},
+	.allowed = "a duration from 0 (never) to 24h, such as 120, 90s or "
+		   "2m (bare: seconds)",
+	.def = "120",
+	.help = "a stream whose client asks for no chunks for\n"
+		"DURATION is cancelled and its worker freed\n"
+		"(default 120 s; 0: never)"},
     {.name = "pipeline", .arg = "N", .parse = conf_int, .dst = &S.pipeline,
 	.min = 0, .max = 64, .allowed = "a whole number from 0 to 64",
 	.def = "8",
@@ -234,30 +243,42 @@ static const conf_opt options[] = {
 	.dst = &S.max_jobs, .min = 0, .max = LONG_MAX,
 	.allowed = "a whole number (0: never)", .def = "0",
 	.help = "replace a worker after N calls (default 0: never)"},
-    {.name = "max-worker-rss", .arg = "MIB", .parse = conf_int,
+    {.name = "max-worker-rss", .arg = "SIZE", .parse = conf_mib,
 	.dst = &S.max_rss, .min = 0, .max = 1L << 30,
-	.allowed = "MiB as a whole number (0: never)", .def = "0",
-	.help = "replace a worker whose resident memory is over MIB\n"
-		"after a call (default 0: never)"},
-    {.name = "default-timeout", .arg = "S", .parse = conf_seconds,
-	.dst = &S.default_timeout_ms, .min = 0, .max = 86400000L,
-	.allowed = "seconds from 0 (none) to 86400", .def = "0",
-	.help = "deadline of calls that set none and whose function\n"
-		"declares none, in seconds (default 0: none)"},
-    {.name = "kill-grace", .arg = "S", .parse = conf_seconds,
-	.dst = &S.kill_grace_ms, .min = 0, .max = 3600000L,
-	.allowed = "seconds from 0 to 3600", .def = "2",
-	.help = "seconds an interrupted call (deadline, cancel) may\n"
-		"take to stop before its worker is killed (default 2)"},
-    {.name = "worker-memory", .arg = "MIB", .parse = parse_worker_memory,
-	.dst = &S.worker_memory, .min = 0, .max = 1L << 30,
-	.allowed = "MiB as a whole number, at least 64 (0: no limit)",
+	.allowed = "a size in whole MiB such as 512 (bare: MiB), 512M or "
+		   "2G (0: never)",
 	.def = "0",
-	.help = "hard address-space limit of each worker (for\n"
-		"free-threaded ones: on top of what the worker\n"
-		"reserved by the time the app was imported); a call\n"
-		"that needs more ends with WORKER_LOST and the\n"
-		"worker is replaced (default 0: none)"},
+	.help = "replace a worker whose resident memory is over\n"
+		"SIZE after a call (M, G; bare: MiB; default 0:\n"
+		"never)"},
+    {.name = "default-timeout", .arg = "DURATION", .parse = conf_seconds,
+	.dst = &S.default_timeout_ms, .min = 0, .max = 86400000L,
+	.allowed = "a duration from 0 (none) to 24h, such as 1.5, 500ms or "
+		   "5m (bare: seconds)",
+	.def = "0",
+	.help = "deadline of calls that set none and whose function\n"
+		"declares none (ms, s, m, h; bare: seconds; default\n"
+		"0: none)"},
+    {.name = "kill-grace", .arg = "DURATION", .parse = conf_seconds,
+	.dst = &S.kill_grace_ms, .min = 0, .max = 3600000L,
+	.allowed = "a duration from 0 to 1h, such as 2, 500ms or 1m (bare: "
+		   "seconds)",
+	.def = "2",
+	.help = "how long an interrupted call (deadline, cancel)\n"
+		"may take to stop before its worker is killed\n"
+		"(bare: seconds; default 2 s)"},
+    {.name = "worker-memory", .arg = "SIZE", .parse = parse_worker_memory,
+	.show = conf_show_mib, .dst = &S.worker_memory, .min = 0,
+	.max = 1L << 30,
+	.allowed = "a size in whole MiB, at least 64M, such as 512 (bare: "
+		   "MiB), 512M or 2G (0: no limit)",
+	.def = "0",
+	.help = "hard address-space limit of each worker (M, G;\n"
+		"bare: MiB; for free-threaded ones: on top of what\n"
+		"the worker reserved by the time the app was\n"
+		"imported); a call that needs more ends with\n"
+		"WORKER_LOST and the worker is replaced (default 0:\n"
+		"none)"},
     {.name = "spawn", .arg = "fork|exec", .parse = conf_choice,
 	.dst = &S.spawn, .choices = spawns, .allowed = "fork or exec",
 	.def = "fork",
@@ -266,11 +287,14 @@ static const conf_opt options[] = {
 		"is ready in milliseconds), or exec, each worker\n"
 		"importing the app itself (for apps that are not\n"
 		"safe to fork after import)"},
-    {.name = "drain-timeout", .arg = "S", .parse = conf_int,
-	.dst = &S.drain_s, .min = 0, .max = 86400,
-	.allowed = "seconds from 0 to 86400", .def = "30",
-	.help = "on SIGTERM/SIGINT, seconds the accepted calls\n"
-		"(running and queued) may take to finish (default 30)\n"
+    {.name = "drain-timeout", .arg = "DURATION", .parse = conf_seconds,
+	.dst = &S.drain_ms, .min = 0, .max = 86400000L,
+	.allowed = "a duration from 0 to 24h, such as 30, 1500ms or 2m "
+		   "(bare: seconds)",
+	.def = "30",
+	.help = "on SIGTERM/SIGINT, how long the accepted calls\n"
+		"(running and queued) may take to finish (bare:\n"
+		"seconds; default 30 s)\n"
 		"SIGHUP reloads the app: workers are replaced one\n"
 		"at a time, between calls"},
     {.name = "worker-bin", .arg = "PATH", .parse = conf_string,
@@ -286,12 +310,14 @@ static const conf_opt options[] = {
 	.allowed = "logfmt or json", .def = "logfmt",
 	.help = "logfmt (default) or json: one event per line on\n"
 		"stderr either way"},
-    {.name = "slow-ms", .arg = "MS", .parse = conf_int, .dst = &S.slow_ms,
-	.min = 0, .max = 86400000, .allowed = "a whole number of "
-					      "milliseconds (0: off)",
+    {.name = "slow-ms", .arg = "DURATION", .parse = conf_millis,
+	.dst = &S.slow_ms, .min = 0, .max = 86400000L,
+	.allowed = "a duration up to 24h, such as 200 (bare: milliseconds), "
+		   "0.5s or 1m (0: off)",
 	.def = "0",
-	.help = "log a warning for each call that takes MS ms or\n"
-		"more from arrival to answer (default 0: off)"},
+	.help = "log a warning for each call that takes DURATION\n"
+		"or more from arrival to answer (bare:\n"
+		"milliseconds; default 0: off)"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -316,7 +342,12 @@ static const char usage_tail[] =
     "and a `name = value` line of the --config file (# comments; repeat\n"
     "`listen = URL` lines for several). A flag beats the environment, which\n"
     "beats the file. Switches take --insecure=false, and true or false in\n"
-    "the environment and the file.\n";
+    "the environment and the file.\n"
+    "\n"
+    "A DURATION is a number with ms, s, m or h (1500ms, 0.5s, 2m), a SIZE\n"
+    "one with K, M or G (512K, 64M, 1.5G; binary); a bare number is in the\n"
+    "option's own unit, as its help says. --print-config shows durations\n"
+    "in seconds and sizes in the largest unit that holds them whole.\n";
 
 /* Whether a --listen URL is reachable from this machine only: ipc:// and
  * inproc://, or a TCP or WebSocket address on loopback. */
@@ -590,7 +621,7 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	o->kill_grace_ms = (int) S.kill_grace_ms;
 	o->worker_memory_mib = (uint64_t) S.worker_memory;
 	o->spawn_exec = S.spawn == 1;
-	o->drain_ms = (int) S.drain_s * 1000;
+	o->drain_ms = (int) S.drain_ms;
 	o->http = S.http;
 	o->slow_ms = (uint32_t) S.slow_ms;
 	log_set_level((enum log_level) S.log_level);

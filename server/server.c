@@ -192,6 +192,7 @@ static void
 on_worker_ready(void *arg, int slot)
 {
 	server *srv = arg;
+	char status[64];
 
 	srv->slot_gen[slot]++; /* a new process: the actors of the last are gone */
 	srv->actors_dirty = true;
@@ -216,6 +217,9 @@ on_worker_ready(void *arg, int slot)
 			log_info("ready: %d workers", supervisor_count(srv->sup));
 		}
 		fflush(stdout);
+		snprintf(status, sizeof(status), "ready: %d workers",
+		    supervisor_count(srv->sup));
+		sdnotify_ready(srv->sdn, status);
 	}
 }
 
@@ -357,6 +361,7 @@ on_app_failed(void *arg, const char *message, const char *traceback)
 	srv->exit_code = 1;
 	if (srv->state == SRV_RUNNING)
 		srv->state = SRV_DRAINING;
+	sdnotify_stopping(srv->sdn, "stopping: the app cannot be loaded");
 	server_stop_workers(srv);
 }
 
@@ -423,6 +428,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	server *srv = arg;
 	struct timeval tv;
+	char status[128];
 
 	if (srv->state != SRV_RUNNING) {
 		log_warn("second signal: exiting now");
@@ -434,6 +440,10 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	log_info("%s: finishing %zu running and %zu queued calls, then stopping",
 	    strsignal((int) sig), sched_running(srv->sch),
 	    sched_queued(srv->sch));
+	snprintf(status, sizeof(status),
+	    "draining: %zu running and %zu queued calls to finish",
+	    sched_running(srv->sch), sched_queued(srv->sch));
+	sdnotify_stopping(srv->sdn, status);
 	srv->state = SRV_DRAINING;
 	tv.tv_sec = srv->opts->drain_ms / 1000;
 	tv.tv_usec = (srv->opts->drain_ms % 1000) * 1000;
@@ -567,6 +577,7 @@ server_run(const server_opts *opts)
 		goto out;
 	}
 	if (streaming_sweep_start(&srv) != 0 ||
+	    sdnotify_init(&srv.sdn, srv.base) != 0 ||
 	    (srv.slot_gen = calloc((size_t) opts->workers, sizeof(uint64_t))) ==
 		NULL) {
 		log_error("out of memory");
@@ -702,6 +713,7 @@ out:
 		event_free(srv.batch_ev);
 	if (srv.stream_sweep_ev)
 		event_free(srv.stream_sweep_ev);
+	sdnotify_fini(srv.sdn);
 	event_base_free(srv.base);
 	if (srv.exit_code == 0)
 		log_info("stopped");

@@ -7,6 +7,11 @@ import time
 _SLOW = os.environ.get("GILD_TEST_SLOW_START")
 if _SLOW and os.path.exists(_SLOW):
     time.sleep(1.0)
+    # ... and the worker of slot GILD_TEST_SLOWER_SLOT 1.5 s more (with
+    # --spawn exec, where each worker imports the app).
+    if os.environ.get("GILD_WORKER_SLOT") == os.environ.get(
+            "GILD_TEST_SLOWER_SLOT"):
+        time.sleep(1.5)
 
 
 def ping():
@@ -28,3 +33,8 @@ def crash():
 def count(n):
     """A stream of 0..n-1."""
     yield from range(n)
+
+
+def getenv(name):
+    """The worker's environment variable name, or None."""
+    return os.environ.get(name)

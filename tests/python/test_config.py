@@ -80,9 +80,10 @@ class PrecedenceTest(unittest.TestCase):
                              (["json"], "# from %s:6" % cf.path))
             self.assertEqual(got["max-queue"],
                              (["8"], "# from the environment: GILD_MAX_QUEUE"))
+            # Durations in seconds, whatever their bare unit.
             self.assertEqual(got["slow-ms"],
-                             (["13"], "# from the flag --slow-ms"))
-            self.assertEqual(got["kill-grace"], (["2"], "# default"))
+                             (["0.013s"], "# from the flag --slow-ms"))
+            self.assertEqual(got["kill-grace"], (["2s"], "# default"))
             self.assertEqual(got["app"], ([APP], "# from the command line"))
 
     def test_config_file_from_the_environment(self):
@@ -108,11 +109,15 @@ class PrecedenceTest(unittest.TestCase):
                         GILD_SLOW_MS="100",
                         GILD_USER=pwd.getpwuid(os.getuid()).pw_name)
         got, out = print_config(env=env)
+        # Durations and sizes are shown in one unit.
+        shown = {"GILD_MAX_WORKER_RSS": "500M", "GILD_DEFAULT_TIMEOUT": "1.5s",
+                 "GILD_KILL_GRACE": "3s", "GILD_WORKER_MEMORY": "512M",
+                 "GILD_DRAIN_TIMEOUT": "5s", "GILD_SLOW_MS": "0.1s"}
         for var, value in env.items():
             if not var.startswith("GILD_"):
                 continue
             name = var[5:].lower().replace("_", "-")
-            self.assertEqual(got[name], ([value],
+            self.assertEqual(got[name], ([shown.get(var, value)],
                                          "# from the environment: " + var),
                              out)
 
@@ -201,8 +206,14 @@ class BadValueTest(unittest.TestCase):
         ("runtime", "threads", "process or free-threaded"),
         ("max-message", "3G", "a size such as"),
         ("log-level", "loud", "debug, info, warn or error"),
-        ("worker-memory", "10", "MiB as a whole number, at least 64"),
-        ("default-timeout", "soon", "seconds from 0"),
+        ("worker-memory", "10", "a size in whole MiB, at least 64M"),
+        ("worker-memory", "100K", "a size in whole MiB, at least 64M"),
+        ("default-timeout", "soon", "a duration from 0 (none) to 24h"),
+        ("drain-timeout", "1500MS", "a duration from 0 to 24h"),
+        ("drain-timeout", "25h", "a duration from 0 to 24h"),
+        ("slow-ms", "0.4", "a duration up to 24h"),  # rounds to 0 ms
+        ("max-message", "64X", "a size such as"),
+        ("max-message", "1.1K", "a size such as"),  # not whole bytes
         ("insecure", "maybe", "true or false"),
         ("listen", "localhost:7700", "a URL such as"),
     ]
@@ -274,6 +285,98 @@ class BadValueTest(unittest.TestCase):
     def test_missing_app(self):
         rc, _, err = serve()
         self.assertRefused(rc, err, "missing APP", "GILD_APP")
+
+
+class UnitsTest(unittest.TestCase):
+    """Every duration takes ms, s, m (and h), every size K, M, G; a bare
+    number keeps the option's own unit; --print-config shows each kind in
+    one unit whatever the source said."""
+
+    # option: (forms that all mean the same, what --print-config shows)
+    SAME = {
+        "drain-timeout": (["1500ms", "1.5", "1.5s"], "1.5s"),
+        "slow-ms": (["0.5s", "500", "500ms"], "0.5s"),
+        "max-message": (["64M", "67108864", "65536K", "64MiB"], "64M"),
+        "kill-grace": (["500ms", "0.5"], "0.5s"),
+        "default-timeout": (["1m", "60", "60000ms"], "60s"),
+        "stream-idle-timeout": (["2m", "120", "120s"], "120s"),
+        "max-unread-bytes": (["1G", "1073741824", "1024M"], "1G"),
+        "max-actor-bytes": (["1.5K", "1536"], "1536"),
+        "max-worker-rss": (["2G", "2048", "2048M"], "2G"),
+        "worker-memory": (["512", "512M", "0.5G"], "512M"),
+    }
+    DEFAULTS = {"drain-timeout": "30s", "slow-ms": "0s",
+                "kill-grace": "2s", "default-timeout": "0s",
+                "stream-idle-timeout": "120s", "max-message": "64M",
+                "max-unread-bytes": "64M", "max-actor-bytes": "256M",
+                "max-worker-rss": "0", "worker-memory": "0"}
+
+    def test_every_form_from_every_source(self):
+        for name, (forms, shown) in self.SAME.items():
+            var = "GILD_" + name.upper().replace("-", "_")
+            for form in forms:
+                got, out = print_config(APP, "--%s=%s" % (name, form))
+                self.assertEqual(got[name], ([shown], "# from the flag --" +
+                                             name), (form, out))
+                got, _ = print_config(APP, env=clean_env(**{var: form}))
+                self.assertEqual(got[name][0], [shown], (var, form))
+                with ConfigFile("%s = %s" % (name, form)) as cf:
+                    got, _ = print_config(APP, "--config", cf.path)
+                self.assertEqual(got[name][0], [shown], (cf.path, form))
+
+    def test_defaults_in_the_same_units(self):
+        got, out = print_config(APP)
+        for name, shown in self.DEFAULTS.items():
+            self.assertEqual(got[name], ([shown], "# default"), out)
+
+    def test_shown_values_read_back(self):
+        """--print-config's output, saved and read again, shows the same
+        values: what it shows is a valid value."""
+        args = [a for name, (forms, _) in self.SAME.items()
+                for a in ("--" + name, forms[0])]
+        first, out = print_config(APP, *args)
+        with ConfigFile(out) as saved:
+            again, _ = print_config("--config", saved.path)
+        for name in self.SAME:
+            self.assertEqual(again[name][0], first[name][0])
+
+    def test_values_take_effect(self):
+        """--slow-ms 0.2s logs a call of 0.3 s as slow, as --slow-ms 200
+        does; --drain-timeout 1500ms ends a drain after 1.5 s, not 1500."""
+        for form in ("0.2s", "200"):
+            g = Gild(app=APP, workers=1, args=("--slow-ms", form))
+            try:
+                self.assertEqual(gildctl("call", g.url, "sleep", "0.3"),
+                                 (0, "0.3\n", ""))
+            finally:
+                self.assertEqual(g.stop(), 0)
+            self.assertRegex(g.err, r"slow call: 'sleep' took \d+ ms "
+                             r"\(--slow-ms 200\)")
+        g = Gild(app=APP, workers=1, args=("--drain-timeout", "1500ms"))
+        call = subprocess.Popen(
+            [os.path.join(B, "gildctl"), "call", g.url, "sleep", "30"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent)
+        try:
+            for _ in range(6000):
+                rc, out, _ = gildctl("status", g.url)
+                if rc == 0 and json.loads(out)["in_flight"] == 1:
+                    break
+                time.sleep(0.01)
+            else:
+                self.fail("the call never ran")
+            t0 = time.monotonic()
+            g.proc.send_signal(signal.SIGTERM)
+            g.proc.wait(60)
+            took = time.monotonic() - t0
+        finally:
+            call.kill()
+            call.wait()
+            g.stop()
+        self.assertIn("drain timeout: stopping with calls still running",
+                      g.err)
+        self.assertGreaterEqual(took, 1.4)
+        self.assertLess(took, 15)
 
 
 class Served(Gild):

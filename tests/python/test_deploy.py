@@ -265,7 +265,11 @@ class SystemdUnitTest(unittest.TestCase):
 
     def test_what_it_says(self):
         k = self.keys()
-        self.assertIn(k["Type"], ("simple", "exec"))
+        # gild speaks sd_notify (tests/python/test_systemd.py): systemd
+        # waits for READY=1 and watches the loop.
+        self.assertEqual(k["Type"], "notify")
+        self.assertEqual(k.get("NotifyAccess", "main"), "main")
+        self.assertGreater(float(k["WatchdogSec"]), 0)
         self.assertNotIn(k.get("User", "root"), ("root", "0"))
         self.assertEqual(k["KillSignal"], "SIGTERM")
         self.assertEqual(k["KillMode"], "mixed")

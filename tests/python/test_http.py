@@ -74,7 +74,7 @@ class HttpTest(unittest.TestCase):
         self.assertEqual([w["pid"] for w in over_http["workers"]],
                          [w["pid"] for w in over_nng["workers"]])
         self.assertEqual(sorted(over_http["functions"]),
-                         ["count", "crash", "nap", "ping"])
+                         ["count", "crash", "getenv", "nap", "ping"])
 
     def test_unknown_path_and_method(self):
         code, body = get(self.http + "/nope")

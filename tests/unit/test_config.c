@@ -8,7 +8,7 @@
 #include <unistd.h>
 #include "test_main.h"
 
-static long n_val, ms_val;
+static long n_val, ms_val, slow_val, rss_val;
 static size_t size_val;
 static int choice_val;
 static bool sw_val;
@@ -36,6 +36,12 @@ static const conf_opt opts[] = {
 	.help = "urls"},
     {.name = "config", .arg = "FILE", .parse = conf_string, .dst = &str_val,
 	.allowed = "a file", .flags = CONF_NOFILE, .help = "the file"},
+    {.name = "slow", .arg = "DURATION", .parse = conf_millis,
+	.dst = &slow_val, .min = 0, .max = 86400000L, .allowed = "0 to 24h",
+	.def = "0", .help = "bare: ms"},
+    {.name = "rss", .arg = "SIZE", .parse = conf_mib, .dst = &rss_val,
+	.min = 0, .max = 1L << 30, .allowed = "whole MiB", .def = "0",
+	.help = "bare: MiB"},
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -44,7 +50,8 @@ fresh(void)
 {
 	conf *c;
 
-	n_val = ms_val = 0;
+	n_val = slow_val = rss_val = 0;
+	ms_val = 1000; /* wait's default */
 	size_val = 0;
 	choice_val = 0;
 	sw_val = false;
@@ -109,6 +116,127 @@ test_parsers(void)
 	CU_ASSERT(conf_set(c, 3, "green", CONF_FLAG, "--colour", err, 256) == 0);
 	CU_ASSERT_EQUAL(choice_val, 1);
 	conf_fini(c);
+}
+
+/* Durations with ms, s, m, h and sizes with K, M, G (or B), next to each
+ * option's bare unit: seconds, milliseconds, bytes or MiB. */
+static void
+test_units(void)
+{
+	static const struct {
+		const char *name, *text;
+		int ok;
+		long long want; /* what dst holds then */
+	} cases[] = {
+	    /* conf_seconds: bare seconds, to 60 s. */
+	    {"wait", "1500ms", 1, 1500}, {"wait", "1.5", 1, 1500},
+	    {"wait", "1.5s", 1, 1500}, {"wait", "1m", 1, 60000},
+	    {"wait", "0", 1, 0}, {"wait", "0s", 1, 0},
+	    {"wait", "0.5ms", 1, 1}, {"wait", "0.25", 1, 250},
+	    {"wait", "0.4ms", 0, 0}, /* not 0, yet under 1 ms */
+	    {"wait", "2m", 0, 0}, {"wait", "1h", 0, 0}, {"wait", "61s", 0, 0},
+	    {"wait", "1 s", 0, 0}, {"wait", "1S", 0, 0}, {"wait", "1sec", 0, 0},
+	    {"wait", "s", 0, 0}, {"wait", "1.s", 0, 0}, {"wait", ".5s", 0, 0},
+	    {"wait", "-1s", 0, 0}, {"wait", "+1", 0, 0}, {"wait", "1e3", 0, 0},
+	    {"wait", "0x10", 0, 0}, {"wait", "inf", 0, 0}, {"wait", " 1", 0, 0},
+	    {"wait", "1M", 0, 0}, {"wait", "", 0, 0},
+	    /* conf_millis: bare milliseconds, to 24 h. */
+	    {"slow", "500", 1, 500}, {"slow", "0.5s", 1, 500},
+	    {"slow", "1500ms", 1, 1500}, {"slow", "2m", 1, 120000},
+	    {"slow", "24h", 1, 86400000}, {"slow", "0", 1, 0},
+	    {"slow", "25h", 0, 0}, {"slow", "0.4", 0, 0},
+	    {"slow", "99999999999999999999999s", 0, 0},
+	    /* conf_size: bare bytes, 1 to 2046M. */
+	    {"size", "64M", 1, 64ll << 20}, {"size", "67108864", 1, 64ll << 20},
+	    {"size", "64m", 1, 64ll << 20}, {"size", "64MiB", 1, 64ll << 20},
+	    {"size", "64MB", 1, 64ll << 20}, {"size", "64Mi", 1, 64ll << 20},
+	    {"size", "1.5K", 1, 1536}, {"size", "100B", 1, 100},
+	    {"size", "1", 1, 1}, {"size", "2046M", 1, 2046ll << 20},
+	    {"size", "1.1K", 0, 0}, {"size", "0.5", 0, 0},
+	    {"size", "2047M", 0, 0}, {"size", "1.5G", 1, 1536ll << 20},
+	    {"size", "2G", 0, 0}, {"size", "64 M", 0, 0}, {"size", "M", 0, 0},
+	    {"size", "64MiBs", 0, 0}, {"size", "64T", 0, 0},
+	    {"size", "1e6", 0, 0},
+	    /* conf_mib: bare MiB, whole MiB. */
+	    {"rss", "512", 1, 512}, {"rss", "512M", 1, 512},
+	    {"rss", "2G", 1, 2048}, {"rss", "1.5G", 1, 1536},
+	    {"rss", "1024K", 1, 1}, {"rss", "1048576B", 1, 1},
+	    {"rss", "0", 1, 0}, {"rss", "0M", 1, 0},
+	    {"rss", "100K", 0, 0}, {"rss", "0.5", 0, 0}, {"rss", "-1", 0, 0},
+	    {"rss", "1048577G", 0, 0},
+	};
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		conf *c = fresh();
+		int k = conf_find(c, cases[i].name);
+		int rc = conf_set(c, k, cases[i].text, CONF_FLAG, "--x", err,
+		    sizeof(err));
+		long long got = opts[k].parse == conf_size
+				    ? (long long) size_val
+				    : *(long *) opts[k].dst;
+		if ((rc == 0) != cases[i].ok || (rc == 0 && got != cases[i].want))
+			fprintf(stderr, "\n  %s '%s': rc %d, got %lld\n",
+			    cases[i].name, cases[i].text, rc, got);
+		CU_ASSERT_EQUAL(rc == 0, cases[i].ok);
+		if (rc == 0)
+			CU_ASSERT_EQUAL(got, cases[i].want);
+		conf_fini(c);
+	}
+}
+
+/* --print-config shows a duration or size in one unit however it was
+ * given, and what it shows reads back as the same value. */
+static void
+test_shown_in_one_unit(void)
+{
+	static const struct {
+		const char *name, *text, *shown;
+	} cases[] = {
+	    {"wait", "1500ms", "1.5s"}, {"wait", "1.5", "1.5s"},
+	    {"wait", "1m", "60s"}, {"wait", "0", "0s"},
+	    {"wait", "0.001", "0.001s"}, {"wait", "12.34", "12.34s"},
+	    {"slow", "0.5s", "0.5s"}, {"slow", "500", "0.5s"},
+	    {"slow", "24h", "86400s"},
+	    {"size", "64M", "64M"}, {"size", "67108864", "64M"},
+	    {"size", "1G", "1G"}, {"size", "1024M", "1G"},
+	    {"size", "1.5G", "1536M"}, {"size", "1536", "1536"},
+	    {"size", "1000", "1000"}, {"size", "1", "1"},
+	    {"rss", "2048", "2G"}, {"rss", "512", "512M"}, {"rss", "0", "0"},
+	};
+	char err[256], *buf, want[128];
+	size_t len;
+	FILE *f;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		conf *c = fresh();
+		int k = conf_find(c, cases[i].name);
+		long long before;
+
+		CU_ASSERT_FATAL(conf_set(c, k, cases[i].text, CONF_FLAG, "--x",
+				    err, sizeof(err)) == 0);
+		before = opts[k].parse == conf_size ? (long long) size_val
+						    : *(long *) opts[k].dst;
+		buf = NULL;
+		CU_ASSERT_FATAL((f = open_memstream(&buf, &len)) != NULL);
+		conf_write(c, f);
+		fclose(f);
+		snprintf(want, sizeof(want), "\n# from the flag --x\n%s = %s\n",
+		    cases[i].name, cases[i].shown);
+		if (strstr(buf, want) == NULL)
+			fprintf(stderr, "\n  %s '%s': no '%s' in\n%s\n",
+			    cases[i].name, cases[i].text, want, buf);
+		CU_ASSERT(strstr(buf, want) != NULL);
+		free(buf);
+		/* Read back: the same value. */
+		CU_ASSERT(conf_set(c, k, cases[i].shown, CONF_FILE, "f:1", err,
+			      sizeof(err)) == 0);
+		CU_ASSERT_EQUAL(opts[k].parse == conf_size
+				    ? (long long) size_val
+				    : *(long *) opts[k].dst,
+		    before);
+		conf_fini(c);
+	}
 }
 
 static void
@@ -251,7 +379,9 @@ test_write(void)
 	fclose(f);
 	CU_ASSERT(strstr(buf, "\n# from the environment: GILD_COUNT\ncount = 7\n")
 		  != NULL);
-	CU_ASSERT(strstr(buf, "\n# default\nwait = 1\n") != NULL);
+	/* A duration's default in its one unit too. */
+	CU_ASSERT(strstr(buf, "\n# default\nwait = 1s\n") != NULL);
+	CU_ASSERT(strstr(buf, "\n# default\nslow = 0s\n") != NULL);
 	CU_ASSERT(strstr(buf, "\n# default (worked out)\nsize = 1M\n") != NULL);
 	CU_ASSERT(strstr(buf, "\n# default\nurl = tcp://127.0.0.1:1\n") != NULL);
 	CU_ASSERT(strstr(buf, "hunter2") == NULL);
@@ -281,6 +411,9 @@ main(void)
 	CU_add_test(s, "value parsers", test_parsers);
 	CU_add_test(s, "errors name the option and the source",
 	    test_error_names_the_source);
+	CU_add_test(s, "durations and sizes with units", test_units);
+	CU_add_test(s, "--print-config shows them in one unit",
+	    test_shown_in_one_unit);
 	CU_add_test(s, "env var names", test_env_name);
 	CU_add_test(s, "config file lines", test_file);
 	CU_add_test(s, "flag > env > file > default", test_precedence);

@@ -106,6 +106,7 @@ class PrecedenceTest(unittest.TestCase):
                         GILD_WORKER_BIN=os.path.join(B, "gild-worker"),
                         GILD_LOG_LEVEL="warn", GILD_LOG_FORMAT="json",
                         GILD_SLOW_MS="100",
+                        GILD_WS_ALLOW_ORIGIN="https://app.example",
                         GILD_USER=pwd.getpwuid(os.getuid()).pw_name)
         got, out = print_config(env=env)
         for var, value in env.items():
@@ -205,6 +206,10 @@ class BadValueTest(unittest.TestCase):
         ("default-timeout", "soon", "seconds from 0"),
         ("insecure", "maybe", "true or false"),
         ("listen", "localhost:7700", "a URL such as"),
+        ("listen", "ws://127.0.0.1@0.0.0.0:7701/x",
+         "a URL such as tcp://127.0.0.1:7700 or ipc:///run/gild.sock, "
+         "with no user@ part"),
+        ("ws-allow-origin", "https://app.example/x", "an origin such as"),
     ]
 
     def assertRefused(self, rc, err, *words):

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 /* What the options set; main turns it into server_opts. */
@@ -415,6 +416,27 @@ find_worker(const char *name, char *out, size_t len)
 	return access(out, X_OK) == 0 ? 0 : -1;
 }
 
+/* Takes the token out of this process's environment and off its command
+ * line once configure has copied it: workers inherit the environment, and
+ * app code can read /proc/<gild pid>/environ and cmdline, which show the
+ * memory the strings were first written in, whatever unsetenv does to
+ * environ. The --token values are the flags' texts, pointers into argv. */
+static void
+scrub_token(char **token_args, size_t n)
+{
+	char *v = getenv("GILD_TOKEN");
+
+	if (v != NULL) {
+		char *entry = v - strlen("GILD_TOKEN=");
+
+		/* unsetenv only drops the pointer from environ. */
+		unsetenv("GILD_TOKEN");
+		explicit_bzero(entry, strlen(entry));
+	}
+	for (size_t i = 0; i < n; i++)
+		explicit_bzero(token_args[i], strlen(token_args[i]));
+}
+
 /* Prints "gild: why" and the pointer to --help; returns the exit status. */
 static int
 die_usage(const char *why)
@@ -460,7 +482,8 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 		int i;
 		const char *text;
 	} *flags = NULL;
-	size_t nflags = 0, k = 0;
+	char **token_args = NULL;
+	size_t nflags = 0, ntoken_args = 0, k = 0;
 	char err[1024], where[96], num[32], why[160];
 	bool any_tls = false;
 	const char *config, *config_from;
@@ -477,8 +500,11 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	longopts[k++] = (struct option){"help", no_argument, NULL, 'h'};
 	longopts[k++] = (struct option){"version", no_argument, NULL, 'V'};
 	longopts[k] = (struct option){NULL, 0, NULL, 0};
-	if ((flags = calloc((size_t) argc, sizeof(*flags))) == NULL)
+	if ((flags = calloc((size_t) argc, sizeof(*flags))) == NULL ||
+	    (token_args = calloc((size_t) argc, sizeof(*token_args))) == NULL) {
+		free(flags);
 		return die_usage("out of memory");
+	}
 
 	/* Flags are applied last (they win), but --config is needed first. */
 	optind = 2;
@@ -537,7 +563,11 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 			rc = die_usage(err);
 			goto out;
 		}
+		if (strcmp(options[flags[f].i].name, "token") == 0)
+			token_args[ntoken_args++] = (char *) flags[f].text;
 	}
+	/* conf_set copied it: from here on only S.token holds it. */
+	scrub_token(token_args, ntoken_args);
 	if (optind < argc &&
 	    conf_set(c, conf_find(c, "app"), argv[optind], CONF_FLAG, "APP",
 		err, sizeof(err)) != 0) {
@@ -702,6 +732,7 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	rc = 0;
 out:
 	free(flags);
+	free(token_args);
 	return rc;
 }
 
@@ -739,6 +770,13 @@ main(int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("gild %s\n", GILD_VERSION);
 		return 0;
+	}
+	/* Not dumpable: no core file, and processes of the same user (app
+	 * code in the workers) cannot ptrace gild or read its memory through
+	 * /proc, where the token lives. */
+	if (prctl(PR_SET_DUMPABLE, 0) == -1) {
+		perror("gild: prctl(PR_SET_DUMPABLE)");
+		return 1;
 	}
 	if (conf_init(&c, options, NOPTIONS) != 0) {
 		fprintf(stderr, "gild: out of memory\n");

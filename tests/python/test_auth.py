@@ -199,6 +199,56 @@ class ListenTest(unittest.TestCase):
         self.assertIn(b"--token", p.stderr)
 
 
+class SecretTest(unittest.TestCase):
+    """App code cannot read the token: gild takes it out of its own
+    environment (and its command line) before starting workers, and
+    workers are not dumpable."""
+
+    def test_workers_cannot_read_the_token(self):
+        peek_app = os.path.join(ROOT, "tests", "apps", "peek.py")
+        secret = "tok-%d-secret" % os.getpid()
+        for spawn, token_args, env_token in (("fork", (), secret),
+                                             ("exec", ("--token", secret),
+                                              None)):
+            saved = dict(os.environ)
+            os.environ.pop("GILD_TOKEN", None)
+            os.environ["GILD_TEST_MARK"] = "visible"
+            if env_token:
+                os.environ["GILD_TOKEN"] = env_token
+            try:
+                g = Gild(app=peek_app, workers=1,
+                         args=("--spawn", spawn, *token_args))
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+            with g:
+                tok = ("--token", secret)
+                rc, out, err = gildctl(*tok, "call", g.url, "parent")
+                self.assertEqual(rc, 0, err)
+                pids = sorted({g.proc.pid, int(out)})
+                self.assertEqual(len(pids), 2 if spawn == "fork" else 1)
+                rc, out, err = gildctl(*tok, "call", g.url, "peek",
+                                       json.dumps(pids))
+                self.assertEqual(rc, 0, err)
+                seen = json.loads(out)
+                # The environment otherwise reaches the app.
+                self.assertEqual(seen["environ"].get("GILD_TEST_MARK"),
+                                 "visible")
+                self.assertNotIn("GILD_TOKEN", list(seen["environ"]))
+                self.assertEqual(seen["dumpable"], 0, spawn)
+                for key, text in seen.items():
+                    self.assertNotIn(secret, json.dumps(text), (spawn, key))
+                # Here (root, or gild's user) /proc was read: the check
+                # above looked at the real text. As another user it is
+                # unreadable, which keeps the token too.
+                if os.getuid() == 0:
+                    for pid in pids:
+                        self.assertFalse(seen["%d/environ" % pid]
+                                         .startswith("unreadable"))
+                        self.assertIn("GILD_TEST_MARK=visible",
+                                      seen["%d/environ" % pid])
+
+
 def free_port():
     """A loopback TCP port free now (nng's ws:// reports no bound port)."""
     with socket.socket() as s:

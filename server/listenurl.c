@@ -56,6 +56,40 @@ host_is_loopback(const char *host)
 	return all;
 }
 
+/* Parses url as nng will (*out: free with nng_url_free). Returns 0, or -1
+ * with why in err. */
+static int
+parse(const char *url, nng_url **out, char *err, size_t len)
+{
+	int rc;
+
+	if ((rc = nng_url_parse(out, url)) != 0) {
+		snprintf(
+		    err, len, "'%s' is not a URL: %s", url, nng_strerror(rc));
+		return -1;
+	}
+	if ((*out)->u_userinfo != NULL) {
+		snprintf(err, len,
+		    "'%s' has a user@ part, which nng drops: it would listen "
+		    "on the host after the @",
+		    url);
+		nng_url_free(*out);
+		return -1;
+	}
+	return 0;
+}
+
+int
+listenurl_check(const char *url, char *err, size_t len)
+{
+	nng_url *u;
+
+	if (parse(url, &u, err, len) != 0)
+		return -1;
+	nng_url_free(u);
+	return 0;
+}
+
 int
 listenurl_reach(
     const char *url, enum listenurl_reach *reach, char *err, size_t len)
@@ -66,21 +100,9 @@ listenurl_reach(
 	static const char *const ws[] = {
 	    "ws", "ws4", "ws6", "wss", "wss4", "wss6", NULL};
 	nng_url *u;
-	int rc;
 
-	if ((rc = nng_url_parse(&u, url)) != 0) {
-		snprintf(
-		    err, len, "'%s' is not a URL: %s", url, nng_strerror(rc));
+	if (parse(url, &u, err, len) != 0)
 		return -1;
-	}
-	if (u->u_userinfo != NULL) {
-		snprintf(err, len,
-		    "'%s' has a user@ part, which nng drops: it would listen "
-		    "on the host after the @",
-		    url);
-		nng_url_free(u);
-		return -1;
-	}
 	if (scheme_in(u->u_scheme, local))
 		*reach = LISTENURL_LOCAL;
 	else if (strcmp(u->u_scheme, "abstract") == 0)

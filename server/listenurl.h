@@ -20,9 +20,14 @@ enum listenurl_reach {
 	                       does not resolve */
 };
 
-/* Sets *reach for url. Returns 0, or -1 with why in err when url is not a
- * URL nng can parse or carries a user@ part (nng would drop it and bind
- * the host after the @). Resolves host names (getaddrinfo): may block. */
+/* Checks that url is one nng can parse, with no user@ part (nng would
+ * drop it and bind the host after the @): returns 0, or -1 with why in
+ * err. Resolves nothing. */
+int listenurl_check(const char *url, char *err, size_t len);
+
+/* Sets *reach for url. Returns 0, or -1 with why in err when
+ * listenurl_check refuses url. Resolves host names (getaddrinfo): may
+ * block. */
 int listenurl_reach(
     const char *url, enum listenurl_reach *reach, char *err, size_t len);
 

@@ -75,12 +75,10 @@ parse_worker_memory(const conf_opt *o, const char *text)
 static int
 parse_listen(const conf_opt *o, const char *text)
 {
-	enum listenurl_reach reach;
 	char err[256];
 
-	return listenurl_reach(text, &reach, err, sizeof(err)) != 0
-		   ? -1
-		   : conf_url(o, text);
+	return listenurl_check(text, err, sizeof(err)) != 0 ? -1
+							    : conf_url(o, text);
 }
 
 /* A --ws-allow-origin: an origin as browsers send it. */
@@ -347,7 +345,7 @@ static const char usage_tail[] =
     "the environment and the file.\n";
 
 /* Checks gild serve's token rules for o (no token, no --insecure):
- * returns 0, or prints why it refuses to start and returns 2. Whoever can
+ * returns 0, or prints why it refuses to start and returns -1. Whoever can
  * send requests runs the app's functions, and with --allow-exec or
  * --allow-pickle any code: without a token that must be this machine's
  * users only, and not web pages its browsers open. */
@@ -365,7 +363,7 @@ check_token_needed(const server_opts *o)
 		    "workers. Give --token SECRET (or set GILD_TOKEN), or "
 		    "pass --insecure to do it anyway\n",
 		    o->allow_exec ? "--allow-exec" : "--allow-pickle");
-		return 2;
+		return -1;
 	}
 	for (size_t i = 0; i < o->nlisten; i++) {
 		const char *why;
@@ -373,7 +371,7 @@ check_token_needed(const server_opts *o)
 		if (listenurl_reach(o->listen[i], &reach, err, sizeof(err)) !=
 		    0) {
 			fprintf(stderr, "gild: --listen: %s\n", err);
-			return 2;
+			return -1;
 		}
 		if (reach == LISTENURL_LOCAL)
 			continue;
@@ -392,7 +390,7 @@ check_token_needed(const server_opts *o)
 		    "tcp://127.0.0.1 or ipc://, or pass --insecure to do it "
 		    "anyway\n",
 		    o->listen[i], why);
-		return 2;
+		return -1;
 	}
 	return 0;
 }
@@ -602,10 +600,8 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	o->allow_pickle = S.allow_pickle;
 	o->ws_origins = S.ws_origins.v;
 	o->nws_origins = S.ws_origins.n;
-	if (o->token == NULL && !S.insecure &&
-	    (rc = check_token_needed(o)) != 0)
+	if (o->token == NULL && !S.insecure && check_token_needed(o) != 0)
 		goto out;
-	rc = 2;
 	/* TLS: a tls+tcp:// listener needs a certificate, and TLS options
 	 * without one are a mistake. */
 	for (size_t i = 0; i < o->nlisten; i++)

@@ -60,6 +60,14 @@ test_reach(void)
 	                    &(enum listenurl_reach){0}, err, sizeof(err)),
 	    -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "user@"));
+	/* The check alone: the same refusals, no resolving. */
+	CU_ASSERT_EQUAL(listenurl_check("tcp://127.evil.example:0", err,
+			    sizeof(err)), 0);
+	CU_ASSERT_EQUAL(listenurl_check("ws://127.0.0.1@0.0.0.0:1/x", err,
+			    sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "user@"));
+	CU_ASSERT_EQUAL(listenurl_check("localhost:7700", err, sizeof(err)),
+	    -1);
 }
 
 static void

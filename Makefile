@@ -33,7 +33,7 @@ DEBS := gcc make pkg-config libevent-dev libnng-dev nng-utils \
 	python3-numpy python3-protobuf python3-prometheus-client \
 	libcunit1-dev libjansson-dev libmbedtls-dev openssl \
 	clang libclang-rt-14-dev haproxy python3-yaml docker-compose \
-	python3-venv python3-setuptools python3-wheel libsystemd-dev
+	python3-venv python3-setuptools python3-wheel libsystemd-dev prometheus
 
 # What building the free-threaded CPython needs (mk/python-ft.sh).
 FT_DEBS := dpkg-dev xz-utils libssl-dev zlib1g-dev libffi-dev libbz2-dev \

@@ -10,7 +10,8 @@
 #   4. otherwise it builds one there from the Debian source package of
 #      python3.13 (Debian 13's, fetched with a temporary deb-src list that
 #      touches nothing in /etc/apt, from the Debian archive apt is already
-#      configured with), configured --disable-gil, static
+#      configured with, in either sources format, or $GILD_DEBIAN_MIRROR:
+#      mk/debian-archive.sh), configured --disable-gil, static
 #      (libpython3.13t.a, which gild-worker-ft links as mk/pylink.sh says)
 #      and with profile-guided optimization (PGO) trained on a bounded
 #      PROFILE_TASK; not LTO, which made the build five times as long for a
@@ -90,18 +91,7 @@ echo "gild: building a free-threaded CPython 3.13 into $cache" \
 	# The Debian archive this machine's apt configuration already uses:
 	# the one its own release comes from. Its next release's sources are
 	# there too.
-	# shellcheck source=/dev/null
-	. /etc/os-release
-	# shellcheck disable=SC2016 # apt's own $(FIELD) format
-	archive=$(apt-get indextargets \
-		--format '$(ORIGIN) $(RELEASE) $(REPO_URI)' |
-		awk -v rel="$VERSION_CODENAME" \
-			'$1 == "Debian" && $2 == rel { print $3; exit }')
-	if [ -z "$archive" ]; then
-		echo "gild: apt's configuration names no Debian archive for" \
-			"$VERSION_CODENAME"
-		exit 1
-	fi
+	archive=$("$here/debian-archive.sh")
 	echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]" \
 		"$archive trixie main" > src.list
 	apt="-o Dir::Etc::SourceList=$work/src.list -o Dir::Etc::SourceParts=/dev/null

@@ -46,6 +46,12 @@ actor_id(const actor *a)
 	return a->id;
 }
 
+const char *
+actor_class(const actor *a)
+{
+	return a->cls;
+}
+
 /* A new actor id: random, so that no client can guess another's (ids are
  * GILD_ACTOR_ID_BITS wide: libgild keeps the connection in the bits above),
  * never 0, never one in use. */

@@ -48,6 +48,8 @@ void actor_remove(actor_table *t, actor *a);
 actor *actor_find(const actor_table *t, uint64_t id);
 /* a's id, as its clients name it. */
 uint64_t actor_id(const actor *a);
+/* The name of a's @gild.actor class (borrowed from a). */
+const char *actor_class(const actor *a);
 actor *actor_find_name(const actor_table *t, const char *name, size_t len);
 /* Actors placed on `slot` and not lost. */
 size_t actor_count_on(const actor_table *t, int slot);

@@ -2,6 +2,7 @@
 #include "catalog.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,8 @@ struct catalog_table {
 	char **classes;
 	uint32_t *restarts; /* [nclasses] */
 	size_t nclasses;
+	char **methods;     /* "Class.method", every class's public ones */
+	size_t nmethods;
 	char *python_version;
 	bool gil_enabled;
 	int holders;       /* workers (and takers) holding it */
@@ -41,6 +44,9 @@ table_free(catalog_table *t)
 		free(t->functions[i]);
 	for (size_t i = 0; i < t->nclasses; i++)
 		free(t->classes[i]);
+	for (size_t i = 0; i < t->nmethods; i++)
+		free(t->methods[i]);
+	free(t->methods);
 	free(t->functions);
 	free(t->options);
 	free(t->classes);
@@ -84,7 +90,7 @@ static catalog_table *
 table_of(const Gild__Worker__V1__Hello *h, uint8_t *key, size_t key_len)
 {
 	catalog_table *t = calloc(1, sizeof(*t));
-	size_t nf = h->n_functions, nc = h->n_actor_classes;
+	size_t nf = h->n_functions, nc = h->n_actor_classes, nm = 0;
 
 	if (t == NULL) {
 		free(key);
@@ -96,9 +102,13 @@ table_of(const Gild__Worker__V1__Hello *h, uint8_t *key, size_t key_len)
 	t->options = calloc(nf + 1, sizeof(*t->options));
 	t->classes = calloc(nc + 1, sizeof(*t->classes));
 	t->restarts = calloc(nc + 1, sizeof(*t->restarts));
+	for (size_t i = 0; i < nc; i++)
+		nm += h->actor_classes[i]->n_methods;
+	t->methods = calloc(nm + 1, sizeof(*t->methods));
 	t->python_version = strdup(h->python_version);
 	if (t->functions == NULL || t->options == NULL || t->classes == NULL ||
-	    t->restarts == NULL || t->python_version == NULL)
+	    t->restarts == NULL || t->methods == NULL ||
+	    t->python_version == NULL)
 		goto fail;
 	for (; t->nfunctions < nf; t->nfunctions++) {
 		size_t i = t->nfunctions;
@@ -122,6 +132,16 @@ table_of(const Gild__Worker__V1__Hello *h, uint8_t *key, size_t key_len)
 		if ((t->classes[i] = strdup(h->actor_classes[i]->name)) == NULL)
 			goto fail;
 		t->restarts[i] = h->actor_classes[i]->max_restarts;
+		for (size_t k = 0; k < h->actor_classes[i]->n_methods; k++) {
+			const char *m = h->actor_classes[i]->methods[k];
+			size_t len = strlen(t->classes[i]) + 1 + strlen(m) + 1;
+			char *s = malloc(len);
+
+			if (s == NULL)
+				goto fail;
+			snprintf(s, len, "%s.%s", t->classes[i], m);
+			t->methods[t->nmethods++] = s;
+		}
 	}
 	t->gil_enabled = h->gil_enabled;
 	return t;
@@ -226,6 +246,23 @@ catalog_actor_class(const catalog_table *t, const char *name, size_t len,
 		}
 	}
 	return false;
+}
+
+const char *
+catalog_method(const catalog_table *t, const char *cls, const char *name,
+    size_t len)
+{
+	size_t clen = strlen(cls);
+
+	for (size_t i = 0; t != NULL && i < t->nmethods; i++) {
+		const char *m = t->methods[i];
+
+		if (strncmp(m, cls, clen) == 0 && m[clen] == '.' &&
+		    strlen(m + clen + 1) == len &&
+		    memcmp(m + clen + 1, name, len) == 0)
+			return m;
+	}
+	return NULL;
 }
 
 const char *

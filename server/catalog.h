@@ -57,6 +57,10 @@ catalog_options catalog_function_options(const catalog_table *t,
     const char *name, size_t len);
 bool catalog_actor_class(const catalog_table *t, const char *name, size_t len,
     uint32_t *max_restarts);
+/* "cls.name" when @gild.actor class cls has public method name (len
+ * bytes), as the Hello listed them (borrowed from t), else NULL. */
+const char *catalog_method(const catalog_table *t, const char *cls,
+    const char *name, size_t len);
 const char *catalog_python_version(const catalog_table *t);
 bool catalog_gil_enabled(const catalog_table *t);
 

@@ -26,6 +26,23 @@ seconds_since(const struct timespec *t)
 	       (double) (now.tv_nsec - t->tv_nsec) / 1e9;
 }
 
+void
+job_count(server *srv, bool exec, bool method, const char *cls,
+    const char *fn, size_t len, int code, double seconds)
+{
+	const char *name = NULL;
+	size_t n = 0;
+
+	if (exec) {
+		name = fn;
+		n = len;
+	} else if (!method || cls != NULL) {
+		name = supervisor_reported_name(srv->sup, method ? cls : NULL,
+		    fn, len, &n);
+	}
+	metrics_call(srv->metrics, name, n, code, seconds);
+}
+
 /* A log line about one call, with its request id, function and
  * connection as fields. */
 static void log_call(enum log_level level, const job *j, const char *fmt,
@@ -73,8 +90,9 @@ job_free(job *j)
 
 	if (sj->call.answered && (sj->kind == JK_CALL || sj->kind == JK_EXEC)) {
 		double took = seconds_since(&sj->arrived);
-		metrics_call(sj->srv->metrics, j->function, j->function_len,
-		    sj->end_code, took);
+		job_count(sj->srv, sj->kind == JK_EXEC, sj->act != NULL,
+		    sj->act != NULL ? actor_class(sj->act) : NULL, j->function,
+		    j->function_len, sj->end_code, took);
 		if (sj->srv->opts->slow_ms != 0 &&
 		    took * 1e3 >= sj->srv->opts->slow_ms)
 			log_slow(sj, took);

@@ -45,6 +45,16 @@ void job_counts(const server *srv, uint64_t *queued, uint64_t *in_flight);
 /* The job `job_id` on worker `slot` (started or sent ahead), or NULL. */
 sjob *job_running(server *srv, int slot, uint64_t job_id);
 
+/* Counts a call answered with code in /metrics (seconds from its arrival
+ * to its answer; < 0: not timed), under a name the app reported: an exec
+ * as fn ("<exec>"), a function's call (method false) as fn when the app
+ * exports it, an actor's call (method true) as "cls.fn" when fn is a
+ * public method of class cls (NULL: the actor is unknown). Any other name
+ * is the client's to choose and counts as "(unknown)": clients cannot add
+ * series. */
+void job_count(server *srv, bool exec, bool method, const char *cls,
+    const char *fn, size_t len, int code, double seconds);
+
 /* Seconds since t (CLOCK_MONOTONIC). */
 double seconds_since(const struct timespec *t);
 

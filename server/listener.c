@@ -2,6 +2,7 @@
 #include "listener.h"
 
 #include "conns.h"
+#include "listenurl.h"
 #include "log.h"
 #include "replymsg.h"
 #include "tlsconf.h"
@@ -92,6 +93,9 @@ struct listener {
 	pipe_list to_close;
 	size_t max_reply; /* a batch's reply is never longer */
 	struct event *idle_ev; /* closes idle connections (--idle-timeout) */
+	/* WebSocket origins allowed (set before listening, then read only). */
+	char **origins;
+	size_t norigins;
 };
 
 /* Monotonic seconds, for conns.c. */
@@ -221,15 +225,45 @@ on_aio(void *arg)
 		wake(l);
 }
 
+/* Whether pipe p may stay: a WebSocket upgrade that carried an Origin
+ * header comes from a web page, and only pages from an allowed origin may
+ * call. Other transports, and WebSocket clients that are not browsers
+ * (they send no Origin), pass. */
+static bool
+origin_ok(listener *l, nng_pipe p)
+{
+	char *origin;
+	bool ok;
+
+	/* NNG_ENOTSUP: not a WebSocket; NNG_ENOENT: no Origin header. */
+	if (nng_pipe_get_string(p, NNG_OPT_WS_REQUEST_HEADER "Origin",
+		&origin) != 0)
+		return true;
+	ok = listenurl_origin_allowed(origin,
+	    (const char *const *) l->origins, l->norigins);
+	if (!ok)
+		log_event(LOG_WARN, &LOG_STR("origin", origin), 1,
+		    "refused a WebSocket connection from a web page whose "
+		    "origin is not allowed (--ws-allow-origin)");
+	nng_strfree(origin);
+	return ok;
+}
+
 /* nng thread: a connection opened. Counted before it may deliver a
  * request (ADD_PRE), so a request the loop sees is from a counted one;
- * refused past --max-connections (nng closes it without adding it). */
+ * refused past --max-connections, or from a web page whose origin is not
+ * allowed (nng closes it without adding it, and reports its removal,
+ * which conns_remove ignores). */
 static void
 on_pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	listener *l = arg;
 	bool ok;
 
+	if (!origin_ok(l, p)) {
+		nng_pipe_close(p);
+		return;
+	}
 	pthread_mutex_lock(&l->mtx);
 	if (!(ok = conns_add(l->conns, nng_pipe_id(p), now_s()) == 0))
 		l->refused++;
@@ -710,6 +744,28 @@ fail:
 }
 
 int
+listener_allow_origins(listener *l, const char *const *origins, size_t n)
+{
+	char **v = calloc(n ? n : 1, sizeof(*v));
+
+	if (v == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if ((v[i] = strdup(origins[i])) == NULL) {
+			while (i > 0)
+				free(v[--i]);
+			free(v);
+			return -ENOMEM;
+		}
+	for (size_t i = 0; i < l->norigins; i++)
+		free(l->origins[i]);
+	free(l->origins);
+	l->origins = v;
+	l->norigins = n;
+	return 0;
+}
+
+int
 listener_listen(listener *l, const char *url, nng_tls_config *tls,
     char *bound, size_t boundlen, char *err, size_t errlen)
 {
@@ -781,5 +837,8 @@ listener_fini(listener *l)
 	free(l->gone_pipes);
 	free(l->to_close.v);
 	conns_free(l->conns);
+	for (size_t i = 0; i < l->norigins; i++)
+		free(l->origins[i]);
+	free(l->origins);
 	free(l);
 }

@@ -41,6 +41,13 @@ int listener_init(listener **out, struct event_base *base, size_t hard_max,
     size_t max_reply, const conn_limits *lim, listener_recv_fn fn,
     listener_gone_fn gone, void *arg, char *err, size_t errlen);
 
+/* The origins (scheme://host[:port]) whose web pages may connect over
+ * ws:// and wss://: an upgrade whose Origin header is not one of them is
+ * closed before it delivers a request; one without Origin (not a browser)
+ * is served. None given: no web page may connect. Copies them; call before
+ * listener_listen. Returns 0 or -ENOMEM. */
+int listener_allow_origins(listener *l, const char *const *origins, size_t n);
+
 /* Starts listening on url. A TLS url (tls+tcp://, wss://) needs tls, the
  * certificate and key it presents (the listener holds its own reference);
  * others ignore it. On success writes the URL clients can dial into bound

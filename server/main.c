@@ -1,6 +1,7 @@
 /* gild: the command line of the server daemon. */
 #include "config.h"
 #include "cpus.h"
+#include "listenurl.h"
 #include "log.h"
 #include "privs.h"
 #include "server.h"
@@ -15,13 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 /* What the options set; main turns it into server_opts. */
 static struct settings {
 	const char *config, *app, *http, *token, *worker_bin, *user;
 	const char *tls_cert, *tls_key, *tls_ca;
-	conf_list listen;
+	conf_list listen, ws_origins;
 	bool insecure, allow_exec, allow_pickle;
 	long workers, threads, max_queue, pipeline, max_jobs, max_rss,
 	    default_timeout_ms, kill_grace_ms, worker_memory, drain_ms, slow_ms;
@@ -70,6 +72,28 @@ parse_worker_memory(const conf_opt *o, const char *text)
 		   : 0;
 }
 
+/* A --listen URL: one nng parses, with no user@ (nng would drop it). */
+static int
+parse_listen(const conf_opt *o, const char *text)
+{
+	char err[256];
+
+	return listenurl_check(text, err, sizeof(err)) != 0 ? -1
+							    : conf_url(o, text);
+}
+
+/* A --ws-allow-origin: an origin as browsers send it. */
+static int
+parse_origin(const conf_opt *o, const char *text)
+{
+	conf_list *l = o->dst;
+
+	if (!listenurl_is_origin(text) || l->n == CONF_LIST_MAX)
+		return -1;
+	l->v[l->n++] = text;
+	return 0;
+}
+
 /* Every setting of gild serve, in --help's order. One entry is its flag
  * (--name), its env var (GILD_NAME), its config file key (name), its
  * check and its help. */
@@ -81,9 +105,9 @@ static const conf_opt options[] = {
     {.name = "app", .arg = "APP", .parse = conf_string, .dst = &S.app,
 	.allowed = "a .py file or an importable module name",
 	.flags = CONF_NOFLAG, .help = "the app (the positional argument)"},
-    {.name = "listen", .arg = "URL", .parse = conf_url, .dst = &S.listen,
+    {.name = "listen", .arg = "URL", .parse = parse_listen, .dst = &S.listen,
 	.allowed = "a URL such as tcp://127.0.0.1:7700 or "
-		   "ipc:///run/gild.sock",
+		   "ipc:///run/gild.sock, with no user@ part",
 	.def = "tcp://127.0.0.1:7700", .flags = CONF_LIST,
 	.help = "where clients connect (repeatable; tcp://, ipc://,\n"
 		"ws://, tls+tcp://); default tcp://127.0.0.1:7700;\n"
@@ -107,8 +131,17 @@ static const conf_opt options[] = {
 		"check); others get UNAUTHENTICATED"},
     {.name = "insecure", .parse = conf_switch, .dst = &S.insecure,
 	.allowed = "true or false", .def = "false",
-	.help = "listen on a non-loopback address without a token\n"
-		"(refused otherwise)"},
+	.help = "run without a token where one is otherwise\n"
+		"required: a non-loopback address, ws:// or wss://,\n"
+		"abstract://, --allow-exec, --allow-pickle"},
+    {.name = "ws-allow-origin", .arg = "ORIGIN", .parse = parse_origin,
+	.dst = &S.ws_origins, .flags = CONF_LIST,
+	.allowed = "an origin such as https://app.example.com (scheme://"
+		   "host[:port], no path)",
+	.help = "web pages from ORIGIN may connect over ws:// and\n"
+		"wss:// (repeatable); a WebSocket upgrade that\n"
+		"carries another Origin header is closed (default:\n"
+		"none; clients that are not browsers send none)"},
     {.name = "allow-exec", .parse = conf_switch, .dst = &S.allow_exec,
 	.allowed = "true or false", .def = "false",
 	.help = "serve Exec requests (run submitted Python source):\n"
@@ -349,25 +382,55 @@ static const char usage_tail[] =
     "option's own unit, as its help says. --print-config shows durations\n"
     "in seconds and sizes in the largest unit that holds them whole.\n";
 
-/* Whether a --listen URL is reachable from this machine only: ipc:// and
- * inproc://, or a TCP or WebSocket address on loopback. */
-static bool
-url_is_local(const char *url)
+/* Checks gild serve's token rules for o (no token, no --insecure):
+ * returns 0, or prints why it refuses to start and returns -1. Whoever can
+ * send requests runs the app's functions, and with --allow-exec or
+ * --allow-pickle any code: without a token that must be this machine's
+ * users only, and not web pages its browsers open. */
+static int
+check_token_needed(const server_opts *o)
 {
-	const char *p = strstr(url, "://"), *h;
-	size_t n;
+	enum listenurl_reach reach;
+	char err[512];
 
-	if (p == NULL)
-		return false;
-	if (strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0 ||
-	    strncmp(url, "abstract://", 11) == 0)
-		return true;
-	h = p + 3;
-	if (*h == '[') /* [v6]:port */
-		return strncmp(h, "[::1]", 5) == 0;
-	n = strcspn(h, ":/");
-	return (n == 9 && strncmp(h, "localhost", 9) == 0) ||
-	       (n >= 4 && strncmp(h, "127.", 4) == 0);
+	if (o->allow_exec || o->allow_pickle) {
+		fprintf(stderr,
+		    "gild: refusing %s without a token: anyone who can send "
+		    "requests (another user of this machine, a web page "
+		    "through a WebSocket listener) would run any code as the "
+		    "workers. Give --token SECRET (or set GILD_TOKEN), or "
+		    "pass --insecure to do it anyway\n",
+		    o->allow_exec ? "--allow-exec" : "--allow-pickle");
+		return -1;
+	}
+	for (size_t i = 0; i < o->nlisten; i++) {
+		const char *why;
+
+		if (listenurl_reach(o->listen[i], &reach, err, sizeof(err)) !=
+		    0) {
+			fprintf(stderr, "gild: --listen: %s\n", err);
+			return -1;
+		}
+		if (reach == LISTENURL_LOCAL)
+			continue;
+		why = reach == LISTENURL_BROWSER
+			  ? "any web page open in a browser on this machine "
+			    "could call the app's functions"
+		      : reach == LISTENURL_ABSTRACT
+			  ? "any process in this network namespace could call "
+			    "the app's functions (no file permissions guard "
+			    "an abstract socket)"
+			  : "anyone who can reach it could run the app's "
+			    "functions";
+		fprintf(stderr,
+		    "gild: refusing to listen on %s without a token: %s. "
+		    "Give --token SECRET (or set GILD_TOKEN), listen on "
+		    "tcp://127.0.0.1 or ipc://, or pass --insecure to do it "
+		    "anyway\n",
+		    o->listen[i], why);
+		return -1;
+	}
+	return 0;
 }
 
 /* name (gild-worker or gild-worker-ft) next to this program, or in
@@ -387,6 +450,27 @@ find_worker(const char *name, char *out, size_t len)
 		return 0;
 	snprintf(out, len, "%s/../libexec/gild/%s", dir, name);
 	return access(out, X_OK) == 0 ? 0 : -1;
+}
+
+/* Takes the token out of this process's environment and off its command
+ * line once configure has copied it: workers inherit the environment, and
+ * app code can read /proc/<gild pid>/environ and cmdline, which show the
+ * memory the strings were first written in, whatever unsetenv does to
+ * environ. The --token values are the flags' texts, pointers into argv. */
+static void
+scrub_token(char **token_args, size_t n)
+{
+	char *v = getenv("GILD_TOKEN");
+
+	if (v != NULL) {
+		char *entry = v - strlen("GILD_TOKEN=");
+
+		/* unsetenv only drops the pointer from environ. */
+		unsetenv("GILD_TOKEN");
+		explicit_bzero(entry, strlen(entry));
+	}
+	for (size_t i = 0; i < n; i++)
+		explicit_bzero(token_args[i], strlen(token_args[i]));
 }
 
 /* Prints "gild: why" and the pointer to --help; returns the exit status. */
@@ -434,7 +518,8 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 		int i;
 		const char *text;
 	} *flags = NULL;
-	size_t nflags = 0, k = 0;
+	char **token_args = NULL;
+	size_t nflags = 0, ntoken_args = 0, k = 0;
 	char err[1024], where[96], num[32], why[160];
 	bool any_tls = false;
 	const char *config, *config_from;
@@ -451,8 +536,11 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	longopts[k++] = (struct option){"help", no_argument, NULL, 'h'};
 	longopts[k++] = (struct option){"version", no_argument, NULL, 'V'};
 	longopts[k] = (struct option){NULL, 0, NULL, 0};
-	if ((flags = calloc((size_t) argc, sizeof(*flags))) == NULL)
+	if ((flags = calloc((size_t) argc, sizeof(*flags))) == NULL ||
+	    (token_args = calloc((size_t) argc, sizeof(*token_args))) == NULL) {
+		free(flags);
 		return die_usage("out of memory");
+	}
 
 	/* Flags are applied last (they win), but --config is needed first. */
 	optind = 2;
@@ -511,7 +599,11 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 			rc = die_usage(err);
 			goto out;
 		}
+		if (strcmp(options[flags[f].i].name, "token") == 0)
+			token_args[ntoken_args++] = (char *) flags[f].text;
 	}
+	/* conf_set copied it: from here on only S.token holds it. */
+	scrub_token(token_args, ntoken_args);
 	if (optind < argc &&
 	    conf_set(c, conf_find(c, "app"), argv[optind], CONF_FLAG, "APP",
 		err, sizeof(err)) != 0) {
@@ -544,18 +636,10 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	o->token = S.token;
 	o->allow_exec = S.allow_exec;
 	o->allow_pickle = S.allow_pickle;
-	for (size_t i = 0; i < o->nlisten && o->token == NULL && !S.insecure;
-	     i++)
-		if (!url_is_local(o->listen[i])) {
-			fprintf(stderr,
-			    "gild: refusing to listen on %s without a token: "
-			    "anyone who can reach it could run the app's "
-			    "functions. Give --token SECRET (or set "
-			    "GILD_TOKEN), listen on 127.0.0.1 or ipc://, or "
-			    "pass --insecure to do it anyway\n",
-			    o->listen[i]);
-			goto out;
-		}
+	o->ws_origins = S.ws_origins.v;
+	o->nws_origins = S.ws_origins.n;
+	if (o->token == NULL && !S.insecure && check_token_needed(o) != 0)
+		goto out;
 	/* TLS: a tls+tcp:// listener needs a certificate, and TLS options
 	 * without one are a mistake. */
 	for (size_t i = 0; i < o->nlisten; i++)
@@ -683,6 +767,7 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	rc = 0;
 out:
 	free(flags);
+	free(token_args);
 	return rc;
 }
 
@@ -720,6 +805,13 @@ main(int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("gild %s\n", GILD_VERSION);
 		return 0;
+	}
+	/* Not dumpable: no core file, and processes of the same user (app
+	 * code in the workers) cannot ptrace gild or read its memory through
+	 * /proc, where the token lives. */
+	if (prctl(PR_SET_DUMPABLE, 0) == -1) {
+		perror("gild: prctl(PR_SET_DUMPABLE)");
+		return 1;
 	}
 	if (conf_init(&c, options, NOPTIONS) != 0) {
 		fprintf(stderr, "gild: out of memory\n");

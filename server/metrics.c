@@ -16,7 +16,8 @@ static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 #define NBOUNDS (sizeof(bounds) / sizeof(bounds[0]))
 
 typedef struct fn_stats {
-	char *name;
+	char *name;     /* len bytes (and a NUL after them) */
+	size_t len;
 	uint64_t by_code[CODES_MAX]; /* by codes_index */
 	uint64_t buckets[NBOUNDS + 1]; /* per bucket, not cumulative */
 	uint64_t timed;
@@ -68,13 +69,16 @@ fn_get(metrics *m, const char *name, size_t len)
 	fn_stats *f;
 
 	for (f = m->fns; f != NULL; f = f->next)
-		if (strlen(f->name) == len && memcmp(f->name, name, len) == 0)
+		if (f->len == len && memcmp(f->name, name, len) == 0)
 			return f;
 	if ((f = calloc(1, sizeof(*f))) == NULL ||
-	    (f->name = strndup(name, len)) == NULL) {
+	    (f->name = malloc(len + 1)) == NULL) {
 		free(f);
 		return NULL;
 	}
+	memcpy(f->name, name, len);
+	f->name[len] = '\0';
+	f->len = len;
 	*m->tail = f;
 	m->tail = &f->next;
 	return f;
@@ -143,17 +147,61 @@ put(out *o, const char *fmt, ...)
 	}
 }
 
-/* A label value with \, " and newlines escaped. */
-static void
-put_label(out *o, const char *s)
+/* The length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t
+utf8_len(const unsigned char *s, size_t n)
 {
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			put(o, "\\%c", *s);
-		else if (*s == '\n')
+	size_t len;
+	uint32_t c;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, c = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, c = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, c = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	/* Overlong forms, UTF-16 surrogates, past U+10FFFF. */
+	if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
+	    (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+		return 0;
+	return len;
+}
+
+/* A label value of len bytes in the exposition format: \, " and newline
+ * escaped (its only escapes), NUL and bytes that are not UTF-8 as U+FFFD
+ * (the format is UTF-8, and a NUL would cut the value for some
+ * readers). */
+static void
+put_label(out *o, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *) s;
+
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_len(p + i, len - i);
+
+		if (n == 0 || p[i] == '\0') {
+			put(o, "\xef\xbf\xbd");
+			i += n ? n : 1;
+		} else if (p[i] == '\\' || p[i] == '"') {
+			put(o, "\\%c", p[i++]);
+		} else if (p[i] == '\n') {
 			put(o, "\\n");
-		else
-			put(o, "%c", *s);
+			i++;
+		} else {
+			put(o, "%.*s", (int) n, s + i);
+			i += n;
+		}
 	}
 }
 
@@ -179,7 +227,7 @@ metrics_render(const metrics *m, const metrics_now *now)
 			if (f->by_code[i] == 0)
 				continue;
 			put(&o, "gild_calls_total{function=\"");
-			put_label(&o, f->name);
+			put_label(&o, f->name, f->len);
 			put(&o, "\",code=\"%s\"} %llu\n",
 			    codes_name(codes_at(i)),
 			    (unsigned long long) f->by_code[i]);
@@ -191,7 +239,7 @@ metrics_render(const metrics *m, const metrics_now *now)
 		for (size_t b = 0; b <= NBOUNDS; b++) {
 			cum += f->buckets[b];
 			put(&o, "gild_call_duration_seconds_bucket{function=\"");
-			put_label(&o, f->name);
+			put_label(&o, f->name, f->len);
 			if (b < NBOUNDS)
 				put(&o, "\",le=\"%g\"} %llu\n", bounds[b],
 				    (unsigned long long) cum);
@@ -200,10 +248,10 @@ metrics_render(const metrics *m, const metrics_now *now)
 				    (unsigned long long) cum);
 		}
 		put(&o, "gild_call_duration_seconds_sum{function=\"");
-		put_label(&o, f->name);
+		put_label(&o, f->name, f->len);
 		put(&o, "\"} %.9g\n", f->sum);
 		put(&o, "gild_call_duration_seconds_count{function=\"");
-		put_label(&o, f->name);
+		put_label(&o, f->name, f->len);
 		put(&o, "\"} %llu\n", (unsigned long long) f->timed);
 	}
 	head(&o, "gild_queue_depth", "gauge", "Calls waiting for a worker.");

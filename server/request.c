@@ -18,17 +18,15 @@
 #include "streaming.h"
 #include "wire.h"
 
-/* Counts a call answered with code before it became a job. */
+/* Counts a call answered with code before it became a job; act: the
+ * actor an actor's call was for, when it was found. */
 static void
-count_refused(server *srv, const parsed_request *pr, int code)
+count_refused(server *srv, const parsed_request *pr, const actor *act,
+    int code)
 {
-	bool known = pr->body == BODY_EXEC ||
-		     (pr->function != NULL &&
-			 supervisor_has_function(srv->sup, pr->function,
-			     pr->function_len));
-
-	metrics_call(srv->metrics, known ? pr->function : NULL,
-	    pr->function_len, code, -1);
+	job_count(srv, pr->body == BODY_EXEC, pr->actor_id != 0,
+	    act != NULL ? actor_class(act) : NULL, pr->function, pr->function_len,
+	    code, -1);
 }
 
 static void
@@ -190,7 +188,7 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 		actor_call(srv, act, j); /* one at a time, in arrival order */
 	return;
 done:
-	count_refused(srv, pr, code); /* it never became a job */
+	count_refused(srv, pr, act, code); /* it never became a job */
 	nng_msg_free(msg);
 }
 
@@ -295,17 +293,17 @@ dispatch(server *srv, listener_req *req, nng_msg *msg,
 		reply_error(srv->lst, req, pr->id, (Gild__V1__Code) pr->code, "%s",
 		    pr->message);
 		if (call)
-			count_refused(srv, pr, pr->code);
+			count_refused(srv, pr, NULL, pr->code);
 	} else if (pr->body == BODY_EXEC && !srv->opts->allow_exec) {
 		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__PERMISSION_DENIED,
 		    "exec requests are refused: this server was not started "
 		    "with --allow-exec (it would let any client run any "
 		    "Python code in its workers)");
-		count_refused(srv, pr, GILD__V1__CODE__PERMISSION_DENIED);
+		count_refused(srv, pr, NULL, GILD__V1__CODE__PERMISSION_DENIED);
 	} else if (srv->state != SRV_RUNNING && call) {
 		reply_refused(srv->lst, req, pr->id, "server is shutting down: the "
 		    "call was not started");
-		count_refused(srv, pr, GILD__V1__CODE__UNAVAILABLE);
+		count_refused(srv, pr, NULL, GILD__V1__CODE__UNAVAILABLE);
 	} else {
 		switch (pr->body) {
 		case BODY_CALL:
@@ -428,7 +426,8 @@ request_on(void *arg, listener_req *req, nng_msg *msg)
 			  "(gild serve --token): none was sent"
 					   : "wrong token");
 		if (pr.body == BODY_CALL || pr.body == BODY_EXEC)
-			count_refused(srv, &pr, GILD__V1__CODE__UNAUTHENTICATED);
+			count_refused(srv, &pr, NULL,
+			    GILD__V1__CODE__UNAUTHENTICATED);
 		listener_auth_failed(srv->lst, req);
 		nng_msg_free(msg);
 		return;

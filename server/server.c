@@ -612,6 +612,12 @@ server_run(const server_opts *opts)
 		srv.exit_code = 1;
 		goto out;
 	}
+	if (listener_allow_origins(srv.lst, opts->ws_origins,
+		opts->nws_origins) != 0) {
+		log_error("out of memory");
+		srv.exit_code = 1;
+		goto out;
+	}
 	for (size_t i = 0; i < opts->nlisten; i++) {
 		if (listener_listen(srv.lst, opts->listen[i], opts->tls,
 			bound, sizeof(bound), err, sizeof(err)) != 0) {

@@ -12,6 +12,9 @@ typedef struct server_opts {
 	const char *app;          /* .py path or module name */
 	const char **listen;      /* URLs */
 	size_t nlisten;
+	const char *const *ws_origins; /* --ws-allow-origin: web pages that
+					  may use ws:// and wss:// listeners */
+	size_t nws_origins;
 	int workers;              /* > 0 */
 	size_t max_message;       /* bytes; larger requests are refused */
 	size_t max_queue;         /* queued calls; more get RESOURCE_EXHAUSTED */

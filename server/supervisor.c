@@ -1079,6 +1079,22 @@ supervisor_has_function(const supervisor *s, const char *name, size_t len)
 	return n == 0 || catalog_has_function(t, name, len);
 }
 
+const char *
+supervisor_reported_name(const supervisor *s, const char *cls,
+    const char *name, size_t len, size_t *outlen)
+{
+	const catalog_table *t = catalog_newest(s->cat);
+	const char *m;
+
+	if (cls == NULL) {
+		*outlen = len;
+		return catalog_has_function(t, name, len) ? name : NULL;
+	}
+	if ((m = catalog_method(t, cls, name, len)) != NULL)
+		*outlen = strlen(m);
+	return m;
+}
+
 sup_function_options
 supervisor_function_options(const supervisor *s, const char *name,
     size_t len)

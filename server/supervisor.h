@@ -146,6 +146,13 @@ const char *const *supervisor_functions(const supervisor *s, size_t *n);
  * will check). */
 bool supervisor_has_function(const supervisor *s, const char *name,
     size_t len);
+/* The name /metrics may count a call under: function `name` (len bytes)
+ * when cls is NULL, or "cls.name" for a public method of @gild.actor
+ * class cls, when the newest hello lists it; NULL for any other name (a
+ * client's to choose). Borrowed (from name, or the catalog: use it at
+ * once); its length in *outlen. */
+const char *supervisor_reported_name(const supervisor *s, const char *cls,
+    const char *name, size_t len, size_t *outlen);
 const char *supervisor_python_version(const supervisor *s);
 /* Whether the workers' interpreter has its GIL on, as the latest hello
  * said (a free-threaded one turns it on for an extension that needs it). */

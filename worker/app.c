@@ -23,6 +23,8 @@ struct app {
 	PyObject *actors;     /* new ref: dict name -> @gild.actor class */
 	char **actor_names;   /* sorted */
 	uint32_t *actor_restarts;
+	char ***actor_methods; /* each class's public methods, sorted,
+				  NULL-ended */
 	size_t nactors;
 	int async_methods;    /* an actor class has an async def method */
 };
@@ -264,8 +266,54 @@ has_async_method(PyObject *cls)
 	return yes;
 }
 
-/* Fills a->actor_names and a->actor_restarts from a->actors. Returns 0 or
- * -1 with a Python exception. */
+/* The public methods of class cls (callable attributes without a leading
+ * _, as the worker lets clients call them), sorted (dir() sorts),
+ * NULL-ended, malloc'd; NULL with a Python exception. */
+static char **
+public_methods(PyObject *cls)
+{
+	PyObject *names = PyObject_Dir(cls);
+	char **out = NULL;
+	size_t n = 0;
+
+	if (names == NULL)
+		return NULL;
+	if ((out = calloc((size_t) PyList_GET_SIZE(names) + 1,
+		 sizeof(*out))) == NULL) {
+		PyErr_NoMemory();
+		goto done;
+	}
+	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
+		PyObject *name = PyList_GET_ITEM(names, i), *m;
+		const char *s = PyUnicode_AsUTF8(name);
+		int callable;
+
+		if (s == NULL) {
+			PyErr_Clear();
+			continue;
+		}
+		if (s[0] == '_')
+			continue;
+		m = PyObject_GetAttr(cls, name);
+		callable = m != NULL && PyCallable_Check(m);
+		Py_XDECREF(m);
+		PyErr_Clear();
+		if (callable && (out[n++] = strdup(s)) == NULL) {
+			PyErr_NoMemory();
+			while (n > 0)
+				free(out[--n]);
+			free(out);
+			out = NULL;
+			goto done;
+		}
+	}
+done:
+	Py_DECREF(names);
+	return out;
+}
+
+/* Fills a->actor_names, a->actor_restarts and a->actor_methods from
+ * a->actors. Returns 0 or -1 with a Python exception. */
 static int
 list_actor_classes(app *a)
 {
@@ -280,7 +328,9 @@ list_actor_classes(app *a)
 	a->nactors = (size_t) PyList_GET_SIZE(keys);
 	a->actor_names = calloc(a->nactors + 1, sizeof(char *));
 	a->actor_restarts = calloc(a->nactors + 1, sizeof(uint32_t));
-	if (a->actor_names == NULL || a->actor_restarts == NULL) {
+	a->actor_methods = calloc(a->nactors + 1, sizeof(char **));
+	if (a->actor_names == NULL || a->actor_restarts == NULL ||
+	    a->actor_methods == NULL) {
 		Py_DECREF(keys);
 		PyErr_NoMemory();
 		return -1;
@@ -301,6 +351,10 @@ list_actor_classes(app *a)
 			a->actor_restarts[i] = option_u32(opts, "max_restarts");
 		Py_XDECREF(opts);
 		PyErr_Clear();
+		if ((a->actor_methods[i] = public_methods(cls)) == NULL) {
+			Py_DECREF(keys);
+			return -1;
+		}
 		a->async_methods |= has_async_method(cls);
 	}
 	Py_DECREF(keys);
@@ -502,6 +556,13 @@ app_free(app *a)
 	free(a->options);
 	for (size_t i = 0; a->actor_names != NULL && i < a->nactors; i++)
 		free(a->actor_names[i]);
+	for (size_t i = 0; a->actor_methods != NULL && i < a->nactors; i++) {
+		for (char **m = a->actor_methods[i]; m != NULL && *m != NULL;
+		     m++)
+			free(*m);
+		free(a->actor_methods[i]);
+	}
+	free(a->actor_methods);
 	free(a->actor_names);
 	free(a->actor_restarts);
 	Py_XDECREF(a->actors);
@@ -572,6 +633,16 @@ const uint32_t *
 app_actor_restarts(const app *a)
 {
 	return a->actor_restarts;
+}
+
+char *const *
+app_actor_methods(const app *a, size_t i, size_t *n)
+{
+	char *const *m = a->actor_methods[i];
+
+	for (*n = 0; m[*n] != NULL; (*n)++)
+		;
+	return m;
 }
 
 int

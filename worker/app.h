@@ -52,6 +52,8 @@ PyObject *app_actor_class(const app *a, const char *name);
 size_t app_actor_count(const app *a);
 char **app_actor_names(const app *a);
 const uint32_t *app_actor_restarts(const app *a);
+/* The public methods of the i-th of them (sorted, borrowed; *n of them). */
+char *const *app_actor_methods(const app *a, size_t i, size_t *n);
 
 /* Whether any exported function is an async def. */
 int app_has_async(const app *a);

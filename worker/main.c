@@ -551,8 +551,13 @@ main(int argc, char **argv)
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
 		return 1;
 	/* No core dumps: a worker's memory holds the app's data and the
-	 * calls' arguments. Forked workers inherit it from the template. */
+	 * calls' arguments. Nor ptrace or /proc/PID/mem from the other
+	 * workers, which run other clients' calls (and with --allow-exec any
+	 * code): not dumpable. Forked workers inherit both from the
+	 * template. */
 	setrlimit(RLIMIT_CORE, &(struct rlimit){0, 0});
+	if (prctl(PR_SET_DUMPABLE, 0) == -1)
+		return 1;
 	signal(SIGINT, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 

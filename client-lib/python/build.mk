@@ -58,7 +58,8 @@ NOT_RUN += tests/python/test_native.py, test_native_threads.py, \
 	free-threaded Python runs (ftpy:): an extension built with sanitizers \
 	cannot be loaded into a plain Python (the plain make test runs them);
 NOT_RUN += tests/python/test_pip.py: pip builds the extension with \
-	the system Python's flags, never sanitized (the plain make test runs it);
+	the flags of the system Python, never sanitized (the plain make test \
+	runs it);
 endif
 
 # make install: the package (with the extension) for the system Python, in

@@ -144,7 +144,8 @@ test_refused_by_default(void)
 }
 
 /* The flags are settings like any other: GILD_ALLOW_EXEC=true works too,
- * and --allow-exec alone still refuses pickles. */
+ * and --allow-exec alone still refuses pickles. (Without a token it needs
+ * --insecure: set the same way here.) */
 static void
 test_exec_without_pickle(void)
 {
@@ -156,8 +157,10 @@ test_exec_without_pickle(void)
 
 	temp_path(marker, sizeof(marker), "unpickled");
 	setenv("GILD_ALLOW_EXEC", "true", 1);
+	setenv("GILD_INSECURE", "true", 1);
 	rc = served_start(&s, APP, 1, NULL);
 	unsetenv("GILD_ALLOW_EXEC");
+	unsetenv("GILD_INSECURE");
 	CU_ASSERT_EQUAL_FATAL(rc, 0);
 	kw = gild_map();
 	CU_ASSERT_EQUAL(gild_exec(s.c, "result = [1, 'two']", NULL, 20000, &v,
@@ -188,7 +191,8 @@ test_exec_without_pickle(void)
 static void
 test_enabled(void)
 {
-	const char *const extra[] = {"--allow-exec", "--allow-pickle", NULL};
+	const char *const extra[] = {"--allow-exec", "--allow-pickle",
+	    "--insecure", NULL};
 	char marker[600];
 	gild_value *v = NULL, *vars;
 	gild_result res;
@@ -348,7 +352,8 @@ waiting_when_queued(gild_client *c, int64_t want)
 static void
 test_exec_not_sent_ahead(void)
 {
-	const char *const extra[] = {"--allow-exec", "--pipeline", "8", NULL};
+	const char *const extra[] = {"--allow-exec", "--insecure", "--pipeline",
+	    "8", NULL};
 	gild_call_id blocker, plain, ex;
 	gild_error err = {0};
 	gild_result res;

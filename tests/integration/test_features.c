@@ -786,9 +786,12 @@ test_actors(void)
 	gild_error err = {0};
 	int exact = 0, failed = 0;
 	long pids[2] = {0, 0};
+	/* One connection makes ACTORS and a named one: past the default
+	 * --max-conn-actors (100). */
+	static const char *const extra[] = {"--max-conn-actors", "200", NULL};
 	server s;
 
-	CU_ASSERT_EQUAL_FATAL(start(&s, 2, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(start(&s, 2, extra), 0);
 	for (int a = 0; a < ACTORS; a++)
 		CU_ASSERT_EQUAL_FATAL(gild_actor_new(s.c, "Counter", NULL, NULL,
 					  NULL, true, 20000, &ids[a], &err),

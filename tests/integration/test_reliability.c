@@ -538,7 +538,9 @@ expect_too_deep(rawclient *rc, const char *what, uint32_t field, pbuf body)
 static void
 test_deep_values(void)
 {
-	static const char *const extra[] = {"--allow-exec", NULL};
+	/* No token: --allow-exec needs --insecure. */
+	static const char *const extra[] = {"--allow-exec", "--insecure",
+	    NULL};
 	rawclient *rc = NULL;
 	server s;
 	int64_t pid0;

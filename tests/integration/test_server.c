@@ -769,16 +769,17 @@ test_ping_and_status(void)
 	gild_value_free(st);
 }
 
-/* Transports: ipc:// in a temp folder and ws:// on loopback. */
+/* Transports: ipc:// in a temp folder and ws:// on loopback (which any
+ * web page could reach: it needs a token or --insecure, extra). */
 static void
-test_transport(const char *listen)
+test_transport(const char *listen, const char *const *extra)
 {
 	gild_proc p;
 	gild_client *c = NULL;
 	gild_value *args = gild_list(), *out = NULL;
 	const char *urls[1];
 
-	CU_ASSERT_EQUAL_FATAL(proc_start(&p, APP, 1, listen, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(proc_start(&p, APP, 1, listen, extra), 0);
 	urls[0] = p.url;
 	CU_ASSERT_EQUAL(gild_connect(&c, urls, 1, NULL), GILD_OK);
 	gild_list_append(args, gild_cstr("over "));
@@ -795,17 +796,19 @@ test_transport(const char *listen)
 static void
 test_ipc(void)
 {
-	test_transport("ipc://%s/gild.sock");
+	test_transport("ipc://%s/gild.sock", NULL);
 }
 
 static void
 test_ws(void)
 {
+	const char *const extra[] = {"--insecure", NULL};
 	char url[64];
+
 	/* Port from the pid: no fixed port, unlikely to collide. */
 	snprintf(url, sizeof(url), "ws://127.0.0.1:%d/gild",
 	    20000 + (int) (getpid() % 20000));
-	test_transport(url);
+	test_transport(url, extra);
 }
 
 /* An app that raises at import: gild exits non-zero with the traceback. */

@@ -107,6 +107,7 @@ class PrecedenceTest(unittest.TestCase):
                         GILD_WORKER_BIN=os.path.join(B, "gild-worker"),
                         GILD_LOG_LEVEL="warn", GILD_LOG_FORMAT="json",
                         GILD_SLOW_MS="100",
+                        GILD_WS_ALLOW_ORIGIN="https://app.example",
                         GILD_USER=pwd.getpwuid(os.getuid()).pw_name)
         got, out = print_config(env=env)
         # Durations and sizes are shown in one unit.
@@ -216,6 +217,10 @@ class BadValueTest(unittest.TestCase):
         ("max-message", "1.1K", "a size such as"),  # not whole bytes
         ("insecure", "maybe", "true or false"),
         ("listen", "localhost:7700", "a URL such as"),
+        ("listen", "ws://127.0.0.1@0.0.0.0:7701/x",
+         "a URL such as tcp://127.0.0.1:7700 or ipc:///run/gild.sock, "
+         "with no user@ part"),
+        ("ws-allow-origin", "https://app.example/x", "an origin such as"),
     ]
 
     def assertRefused(self, rc, err, *words):

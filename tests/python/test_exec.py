@@ -119,12 +119,13 @@ class RefusedTest(Temp):
 
 
 class EnabledTest(Temp):
-    """A server started with --allow-exec --allow-pickle."""
+    """A server started with --allow-exec --allow-pickle (and --insecure:
+    without a token they are refused)."""
 
     @classmethod
     def setUpClass(cls):
         cls.gild = Gild(app=APP, workers=1,
-                        args=("--allow-exec", "--allow-pickle"))
+                        args=("--allow-exec", "--allow-pickle", "--insecure"))
 
     @classmethod
     def tearDownClass(cls):

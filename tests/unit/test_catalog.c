@@ -10,7 +10,8 @@
 #include "test_main.h"
 
 /* A packed Hello from pid exporting f (batched when batch > 1) and g, and
- * actor class Counter; *len its size (free() it). */
+ * actor class Counter with public methods get and incr; *len its size
+ * (free() it). */
 static uint8_t *
 hello(int32_t pid, uint32_t batch, size_t *len)
 {
@@ -20,7 +21,7 @@ hello(int32_t pid, uint32_t batch, size_t *len)
 	Gild__Worker__V1__FunctionOptions *op = &o;
 	Gild__Worker__V1__ActorClass a = GILD__WORKER__V1__ACTOR_CLASS__INIT;
 	Gild__Worker__V1__ActorClass *ap = &a;
-	char *fns[] = {"f", "g"};
+	char *fns[] = {"f", "g"}, *methods[] = {"get", "incr"};
 	uint8_t *buf;
 
 	h.pid = pid;
@@ -34,6 +35,8 @@ hello(int32_t pid, uint32_t batch, size_t *len)
 	h.options = &op;
 	a.name = "Counter";
 	a.max_restarts = 3;
+	a.n_methods = 2;
+	a.methods = methods;
 	h.n_actor_classes = 1;
 	h.actor_classes = &ap;
 	*len = gild__worker__v1__hello__get_packed_size(&h);
@@ -82,6 +85,16 @@ test_tables(void)
 	CU_ASSERT_TRUE(catalog_actor_class(old1, "Counter", 7, &restarts));
 	CU_ASSERT_EQUAL(restarts, 3);
 	CU_ASSERT_FALSE(catalog_actor_class(old1, "Count", 5, &restarts));
+	/* Methods: only those the Hello listed, of that class, whole. */
+	CU_ASSERT_STRING_EQUAL(catalog_method(old1, "Counter", "incr", 4),
+	    "Counter.incr");
+	CU_ASSERT_STRING_EQUAL(catalog_method(old1, "Counter", "getx", 3),
+	    "Counter.get"); /* len counts, not the NUL */
+	CU_ASSERT_PTR_NULL(catalog_method(old1, "Counter", "ge", 2));
+	CU_ASSERT_PTR_NULL(catalog_method(old1, "Counter", "get\0x", 5));
+	CU_ASSERT_PTR_NULL(catalog_method(old1, "Count", "get", 3));
+	CU_ASSERT_PTR_NULL(catalog_method(old1, "Counter.get", "", 0));
+	CU_ASSERT_PTR_NULL(catalog_method(NULL, "Counter", "get", 3));
 	CU_ASSERT_STRING_EQUAL(catalog_python_version(old1), "3.11.2");
 	CU_ASSERT_EQUAL(catalog_functions(old1, &n)[1][0], 'g');
 	CU_ASSERT_EQUAL(n, 2);

@@ -163,17 +163,6 @@ streaming_next(server *srv, listener_req *req, const parsed_request *pr)
 	}
 }
 
-/* Seconds from ts to now. */
-static double
-since(const struct timespec *ts)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double) (now.tv_sec - ts->tv_sec) +
-	       (double) (now.tv_nsec - ts->tv_nsec) / 1e9;
-}
-
 /* Every so often: streams nobody pulls from. One whose generator runs has
  * it cancelled, and its end (CANCELLED, saying why) is kept one more
  * --stream-idle-timeout for a late StreamNext; one whose generator is done
@@ -187,7 +176,7 @@ on_sweep(evutil_socket_t fd, short what, void *arg)
 	for (stream *st = srv->streams, *snext; st != NULL; st = snext) {
 		snext = st->next;
 		if (st->pull != NULL || st->orphan ||
-		    (idle = since(&st->idle_since)) < limit)
+		    (idle = seconds_since(&st->idle_since)) < limit)
 			continue;
 		if (st->stopped) {
 			if (st->job == NULL && idle >= 2 * limit)

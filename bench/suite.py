@@ -345,6 +345,12 @@ def suite(quick):
                                 0.3 if quick else 1),
             }
         res["payloads"] = pay
+    # Issue 18, target 6: bytes echo against the bare nng echo of the same
+    # size, interleaved rep by rep (bench/payload.py, its own server).
+    res["payload_vs_echo"] = run_json(
+        [PYTHON, os.path.join(ROOT, "bench", "payload.py"), "--reps",
+         "3" if quick else "7", "--seconds", "1" if quick else "2",
+         "--sizes", "1M,64M", os.path.relpath(B, ROOT)], timeout=900)
 
     # 7. Recovery: SIGKILL a worker of an app that imports numpy.
     phase("recovery")
@@ -449,6 +455,16 @@ def targets(res):
     add("7", "64 MiB echo / memcpy bandwidth",
         ratio(g and g.get("arg_bytes", 0) * g["calls_per_s"] / 1e9,
               m and m.get("gb_per_s")), 0.25, ">=")
+    pe = res.get("payload_vs_echo") or {}
+    for size, name in ((1 << 20, "1 MiB"), (64 << 20, "64 MiB")):
+        by = (pe.get("by_size") or {}).get(str(size)) or {}
+        mine = [v for k, v in by.items() if k != "echo"]
+        r = (mine[0].get("ratio_spread") or {}) if mine else {}
+        add("18.6", "%s bytes echo over tcp: gild's round trips/s / the bare "
+            "nng echo's (median of %s interleaved reps)" % (
+                name, r.get("n")), r.get("median"), 0.6, ">=",
+            "range %s–%s" % (fmt(r.get("min"), 2), fmt(r.get("max"), 2))
+            if r else "")
     rec = res.get("recovery") or {}
     add("7", "recovery with preload (ms, median)",
         (rec.get("fork") or {}).get("median_ms"), 20, "<=",
@@ -705,6 +721,19 @@ def markdown(res):
                    "the same size: %s GB/s." % (
                        size, fmt(gbs, 3), fmt(p50(g)),
                        fmt((mc or {}).get("gb_per_s"), 2)))
+    pe = (res.get("payload_vs_echo") or {}).get("by_size") or {}
+    for size, by in pe.items():
+        echo = (by.get("echo") or {}).get("spread") or {}
+        for k, r in by.items():
+            if k == "echo":
+                continue
+            g, q = r.get("spread") or {}, r.get("ratio_spread") or {}
+            out.append("- Echo of %s bytes, one call at a time, interleaved "
+                       "with the bare nng echo: %s round trips/s against "
+                       "%s/s, %s× (medians of %s reps)." % (
+                           size, fmt(g.get("median")),
+                           fmt(echo.get("median")), fmt(q.get("median"), 2),
+                           q.get("n")))
     rec = res.get("recovery", {})
     out.append("- Recovery after SIGKILL (examples/app.py, imports numpy): "
                "fork from the template %s ms median, cold start "

@@ -84,6 +84,9 @@ streaming_chunk(void *arg, int slot, uint64_t job_id, const uint8_t *chunk,
 
 	if (sj == NULL || sj->st == NULL)
 		return; /* stale, or the stream was cancelled meanwhile */
+	if (sj->st->stopped)
+		return; /* the server stopped it: what its worker sent before
+			   it stops is dropped, not held */
 	if ((rc = stream_push(sj->st, chunk, len)) != 0) {
 		supervisor_kill(srv->sup, slot, rc == -ENOMEM
 			? "server out of memory"

@@ -10,7 +10,6 @@
 typedef struct conn {
 	uint32_t pipe;
 	bool muted;              /* over a budget: see conns.h */
-	bool close_drained;      /* muted for its token: closed once drained */
 	bool closing;            /* listed by conns_idle */
 	uint32_t auth_failures;
 	size_t unread, unread_bytes;
@@ -124,29 +123,26 @@ conns_queued(conns *c, uint32_t pipe, size_t len)
 	return CONN_OK;
 }
 
-bool
+void
 conns_sent(conns *c, uint32_t pipe, size_t len)
 {
 	conn *k = *slot_of(c, pipe);
 
 	if (k == NULL || k->unread == 0)
-		return false;
+		return;
 	k->unread--;
 	k->unread_bytes -= len <= k->unread_bytes ? len : k->unread_bytes;
-	return k->close_drained && k->unread == 0;
 }
 
 conn_over
-conns_auth_failed(conns *c, uint32_t pipe, bool *drained)
+conns_auth_failed(conns *c, uint32_t pipe)
 {
 	conn *k = *slot_of(c, pipe);
 
-	*drained = false;
 	if (k == NULL || k->muted ||
 	    ++k->auth_failures < c->lim.max_auth_failures)
 		return CONN_OK;
-	k->muted = k->close_drained = true;
-	*drained = k->unread == 0;
+	k->muted = true;
 	return CONN_AUTH_FAILURES;
 }
 

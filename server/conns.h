@@ -5,13 +5,12 @@
  * under its mutex.
  *
  * A connection over a budget is muted: its requests are read and dropped,
- * and nothing more is sent to it. One muted for its token is then closed,
- * once nng holds none of its replies (a few small ones, which its socket
- * takes). One muted for unread replies is not: its client reads nothing,
- * so nng's write to it is blocked, and nng 1.5.2's close of a connection
- * in that state wedged nng's reaper (in 6 of 15 runs), which then frees no
- * connection ever again (docs/architecture.md). It costs its socket and
- * what nng's one blocked write holds until its client closes it. */
+ * and nothing more is sent to it; it stays open until its client closes
+ * it. gild does not close it: nng 1.5.2's close of a busy connection
+ * (replies queued or being written, requests streaming in) wedges nng's
+ * reaper, which then frees no connection ever again and hangs nng's own
+ * close (docs/architecture.md). It costs its socket and what nng's one
+ * blocked write holds. */
 #ifndef GILD_SERVER_CONNS_H
 #define GILD_SERVER_CONNS_H
 
@@ -58,15 +57,12 @@ bool conns_muted(const conns *c, uint32_t pipe);
  * reply still goes). Not counted (and CONN_OK) for a muted connection or
  * one not in the table. */
 conn_over conns_queued(conns *c, uint32_t pipe, size_t len);
-/* nng is done with such a reply (sent, or its connection gone): true when
- * the connection, muted for its token, now has no reply in nng (time to
- * close it). */
-bool conns_sent(conns *c, uint32_t pipe, size_t len);
+/* nng is done with such a reply (sent, or its connection gone). */
+void conns_sent(conns *c, uint32_t pipe, size_t len);
 
 /* A request from pipe was refused for its token: CONN_AUTH_FAILURES once,
- * when that makes max_auth_failures (it is muted from now on); *drained
- * says whether nng holds no reply of its (it may be closed now). */
-conn_over conns_auth_failed(conns *c, uint32_t pipe, bool *drained);
+ * when that makes max_auth_failures (it is muted from now on). */
+conn_over conns_auth_failed(conns *c, uint32_t pipe);
 
 /* A request from pipe is handed to the server / answered (its reply
  * handed to nng, or dropped): what makes a connection busy, not idle. now

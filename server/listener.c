@@ -59,11 +59,6 @@ struct listener_req {
 	struct listener_req *batch; /* a member: the batch it belongs to */
 };
 
-typedef struct pipe_list {
-	uint32_t *v;
-	size_t n, cap;
-} pipe_list;
-
 struct listener {
 	nng_socket sock;
 	struct event *done_ev;
@@ -86,11 +81,9 @@ struct listener {
 	size_t ngone, capgone;
 	uint64_t bytes_in, bytes_out; /* request and reply bodies (loop) */
 	/* Under mtx: each connection's budgets and costs; connections
-	 * refused (--max-connections) and muted over a budget; muted ones
-	 * that nng holds no reply of, for the loop to close. */
+	 * refused (--max-connections), muted over a budget, closed idle. */
 	conns *conns;
 	uint64_t refused, muted[CONN_OVER_N];
-	pipe_list to_close;
 	size_t max_reply; /* a batch's reply is never longer */
 	struct event *idle_ev; /* closes idle connections (--idle-timeout) */
 	/* WebSocket origins allowed (set before listening, then read only). */
@@ -106,22 +99,6 @@ now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-/* Under mtx: appends pipe to list (0, or -1 when out of memory). */
-static int
-push_pipe(pipe_list *list, uint32_t pipe)
-{
-	if (list->n == list->cap) {
-		size_t cap = list->cap ? 2 * list->cap : 16;
-		uint32_t *v = realloc(list->v, cap * sizeof(*v));
-		if (v == NULL)
-			return -1;
-		list->v = v;
-		list->cap = cap;
-	}
-	list->v[list->n++] = pipe;
-	return 0;
 }
 
 /* Closes connection `pipe` (from the loop; nng holds no reply of it). */
@@ -179,7 +156,7 @@ on_aio(void *arg)
 	listener_req *r = arg, *next = NULL;
 	listener *l = r->l;
 	req_state was = r->state;
-	bool first = false, drained = false;
+	bool first = false;
 
 	pthread_mutex_lock(&l->mtx);
 	if (l->closing) {
@@ -187,8 +164,8 @@ on_aio(void *arg)
 		pthread_mutex_unlock(&l->mtx);
 		return;
 	}
-	if (was == REQ_SENDING && conns_sent(l->conns, r->pipe, r->sent_len))
-		drained = push_pipe(&l->to_close, r->pipe) == 0;
+	if (was == REQ_SENDING)
+		conns_sent(l->conns, r->pipe, r->sent_len);
 	if (was == REQ_SENDING && l->nfree < FREE_MAX) {
 		if (nng_aio_result(r->aio) != 0) {
 			/* Not sent (the client is gone): still ours. */
@@ -221,7 +198,7 @@ on_aio(void *arg)
 	pthread_mutex_unlock(&l->mtx);
 	if (next != NULL)
 		nng_ctx_recv(next->ctx, next->aio);
-	if (first || drained)
+	if (first)
 		wake(l);
 }
 
@@ -399,7 +376,6 @@ on_done(evutil_socket_t fd, short what, void *arg)
 	listener_req *r, *next;
 	uint32_t *gone;
 	size_t ngone;
-	pipe_list to_close;
 	uint64_t n;
 	bool muted;
 	int rc;
@@ -413,12 +389,7 @@ on_done(evutil_socket_t fd, short what, void *arg)
 	ngone = l->ngone;
 	l->gone_pipes = NULL;
 	l->ngone = l->capgone = 0;
-	to_close = l->to_close;
-	l->to_close = (pipe_list){0};
 	pthread_mutex_unlock(&l->mtx);
-	for (size_t i = 0; i < to_close.n; i++)
-		close_pipe(to_close.v[i]);
-	free(to_close.v);
 	for (; r != NULL; r = next) {
 		next = r->next_done;
 		rc = nng_aio_result(r->aio);
@@ -583,16 +554,13 @@ void
 listener_auth_failed(listener *l, const listener_req *r)
 {
 	conn_over over;
-	bool drained;
 
 	pthread_mutex_lock(&l->mtx);
-	over = conns_auth_failed(l->conns, r->pipe, &drained);
+	over = conns_auth_failed(l->conns, r->pipe);
 	pthread_mutex_unlock(&l->mtx);
-	if (over == CONN_OK)
-		return;
-	muted(l, r->pipe, over, "too many requests without the right token");
-	if (drained)
-		close_pipe(r->pipe);
+	if (over != CONN_OK)
+		muted(l, r->pipe, over,
+		    "too many requests without the right token");
 }
 
 size_t
@@ -835,7 +803,6 @@ listener_fini(listener *l)
 		close(l->efd);
 	pthread_mutex_destroy(&l->mtx);
 	free(l->gone_pipes);
-	free(l->to_close.v);
 	conns_free(l->conns);
 	for (size_t i = 0; i < l->norigins; i++)
 		free(l->origins[i]);

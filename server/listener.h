@@ -34,8 +34,8 @@ typedef void (*listener_gone_fn)(void *arg, uint32_t pipe);
  * transport (nng closes that connection); a batch's reply is kept within
  * max_reply bytes (replymsg_batch_add). Each connection is held to lim
  * (conns.h): past max_connections new ones are closed as they come; one
- * over a budget is muted (and closed where that is safe), with a log line
- * naming the limit; idle ones are closed after idle_s. Returns 0 or a negative code with a message
+ * over a budget is muted, with a log line naming the limit; idle ones are
+ * closed after idle_s. Returns 0 or a negative code with a message
  * in err. */
 int listener_init(listener **out, struct event_base *base, size_t hard_max,
     size_t max_reply, const conn_limits *lim, listener_recv_fn fn,
@@ -74,11 +74,11 @@ listener_req *listener_batch_member(listener *l, listener_req *batch);
 void listener_batch_end(listener *l, listener_req *batch);
 
 /* req was refused for a missing or wrong token (its reply already
- * given): its connection is closed once it has had max_auth_failures. */
+ * given): its connection is muted once it has had max_auth_failures. */
 void listener_auth_failed(listener *l, const listener_req *req);
 
-/* Connections refused (max_connections), muted for unread replies, closed
- * for requests without the right token, and closed idle, since start. */
+/* Connections refused (max_connections), muted for unread replies and for
+ * requests without the right token, and closed idle, since start. */
 void listener_limit_counts(listener *l, uint64_t *refused, uint64_t *unread,
     uint64_t *auth, uint64_t *idle);
 

@@ -117,7 +117,9 @@ def flood(raw, req, seconds):
 
 class PreAuthTest(unittest.TestCase):
     """A client without the token, sending as fast as it can and reading
-    nothing, costs a few KiB and loses its connection."""
+    nothing, costs a few KiB: past --max-auth-failures it is served no
+    more. (It is not closed: see server/conns.h for why nng 1.5.2 does
+    not allow that.)"""
 
     def test_flood_without_token(self):
         with Gild(app=APP, workers=1,
@@ -128,8 +130,21 @@ class PreAuthTest(unittest.TestCase):
             req.status.SetInParent()
             sent, closed = flood(raw, req, 10)
             grew = rss_kib(g.proc.pid) - before
+            # It got (some of) its 8 refusals, those still queued when it
+            # was muted being dropped, and then nothing, however much it
+            # sent.
+            raw.s.settimeout(2)
+            answers = 0
+            try:
+                while answers < 100:
+                    self.assertEqual(raw.recv().error.code,
+                                     gild_pb2.UNAUTHENTICATED)
+                    answers += 1
+            except (socket.timeout, ConnectionError):
+                pass
             raw.close()
-            self.assertTrue(closed, "sent %d, never closed" % sent)
+            self.assertGreater(sent, 1000)
+            self.assertIn(answers, range(1, 9))
             assert_grew_less(self, grew, 64 * 1024)
             self.assertEqual(gildctl("--token", TOKEN, "call", g.url,
                                      "nap", "0")[0], 0)

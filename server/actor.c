@@ -202,9 +202,8 @@ actor_unlink(actor *a, uint32_t pipe, uint64_t request_id)
 	return NULL;
 }
 
-/* Actors of t that connection pipe made (detached ones too). */
-static size_t
-owned_by(const actor_table *t, uint32_t pipe)
+size_t
+actor_count_owned(const actor_table *t, uint32_t pipe)
 {
 	size_t n = 0;
 
@@ -607,7 +606,7 @@ actor_request_new(server *srv, listener_req *req, nng_msg *msg,
 		    pr->actor_name);
 		goto done;
 	}
-	if (owned_by(&srv->actors, listener_req_pipe(req)) >=
+	if (actor_count_owned(&srv->actors, listener_req_pipe(req)) >=
 	    srv->opts->max_conn_actors) {
 		srv->limit_hits[LIMIT_CONN_ACTORS]++;
 		reply_error(srv->lst, req, pr->id,

@@ -53,6 +53,8 @@ const char *actor_class(const actor *a);
 actor *actor_find_name(const actor_table *t, const char *name, size_t len);
 /* Actors placed on `slot` and not lost. */
 size_t actor_count_on(const actor_table *t, int slot);
+/* Actors of t that connection pipe made (detached ones too): O(actors). */
+size_t actor_count_owned(const actor_table *t, uint32_t pipe);
 
 /* The call queue: append j, take the oldest, find and unlink one. */
 void actor_push(actor *a, job *j);

@@ -15,6 +15,9 @@ typedef struct conn {
 	size_t unread, unread_bytes;
 	size_t held;             /* requests handed to the server, unanswered */
 	double last;             /* when it last had a request or an answer */
+	double aged_at;          /* when its calls start being refused (0:
+				    never) */
+	bool aged_seen;          /* conns_aged said so once */
 	size_t sent_total;       /* bytes of replies handed to nng, ever */
 	struct conn *next;
 } conn;
@@ -58,6 +61,19 @@ slot_of(conns *c, uint32_t pipe)
 	return p;
 }
 
+/* A factor in [1 - CONNS_AGE_JITTER, 1 + CONNS_AGE_JITTER] for pipe,
+ * spread by splitmix64 of seed and pipe. */
+static double
+jitter(uint64_t seed, uint32_t pipe)
+{
+	uint64_t z = seed + (pipe + 1) * 0x9e3779b97f4a7c15ULL;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return 1 + CONNS_AGE_JITTER * (2 * ((z >> 11) * 0x1p-53) - 1);
+}
+
 int
 conns_add(conns *c, uint32_t pipe, double now)
 {
@@ -71,6 +87,8 @@ conns_add(conns *c, uint32_t pipe, double now)
 		return -1;
 	k->pipe = pipe;
 	k->last = now;
+	if (c->lim.max_age_s > 0)
+		k->aged_at = now + c->lim.max_age_s * jitter(c->lim.seed, pipe);
 	*p = k;
 	c->count++;
 	return 0;
@@ -196,6 +214,19 @@ conns_idle(conns *c, double now, uint32_t *out, size_t max)
 	return n;
 }
 
+bool
+conns_aged(conns *c, uint32_t pipe, double now, bool *first)
+{
+	conn *k = *slot_of(c, pipe);
+	bool aged = k != NULL && k->aged_at > 0 && now >= k->aged_at;
+
+	if (first != NULL)
+		*first = aged && !k->aged_seen;
+	if (aged)
+		k->aged_seen = true;
+	return aged;
+}
+
 const char *
 conns_over_option(conn_over why)
 {
@@ -207,7 +238,9 @@ conns_over_option(conn_over why)
 	case CONN_AUTH_FAILURES:
 		return "--max-auth-failures";
 	case CONN_IDLE:
-		return "--idle-timeout";
+		return "--max-connection-idle";
+	case CONN_AGED:
+		return "--max-connection-age";
 	default:
 		return "";
 	}

@@ -26,7 +26,17 @@ typedef struct conn_limits {
 	uint32_t max_auth_failures; /* requests refused UNAUTHENTICATED */
 	double idle_s;           /* closed after this long with no request in
 				    hand and no reply in nng (0: never) */
+	double max_age_s;        /* calls refused "not started" after this
+				    long, within +/- CONNS_AGE_JITTER (0:
+				    never): conns_aged */
+	uint64_t seed;           /* spreads the ages (any value) */
 } conn_limits;
+
+/* Each connection's age limit is max_age_s times a factor drawn from
+ * [1 - CONNS_AGE_JITTER, 1 + CONNS_AGE_JITTER], so that connections made
+ * together (after a deploy) do not all end together (gRPC's
+ * MAX_CONNECTION_AGE jitter). */
+#define CONNS_AGE_JITTER 0.1
 
 /* Why a connection is over its budget. */
 typedef enum conn_over {
@@ -34,7 +44,8 @@ typedef enum conn_over {
 	CONN_UNREAD,        /* max_unread */
 	CONN_UNREAD_BYTES,  /* max_unread_bytes */
 	CONN_AUTH_FAILURES, /* max_auth_failures */
-	CONN_IDLE,          /* idle_s */
+	CONN_IDLE,          /* idle_s (--max-connection-idle) */
+	CONN_AGED,          /* max_age_s (--max-connection-age) */
 	CONN_OVER_N
 } conn_over;
 
@@ -81,6 +92,14 @@ size_t conns_held(const conns *c, uint32_t pipe);
  * close wedges nng 1.5.2 (above), so it stays, within max_connections. */
 #define CONNS_IDLE_SENT_MAX 4096
 size_t conns_idle(conns *c, double now, uint32_t *out, size_t max);
+
+/* Whether pipe has lived past its age limit at now (false when
+ * max_age_s is 0 or pipe is not in the table): its new calls are to be
+ * refused as not started, so that its client makes a new connection,
+ * which a load balancer may give to another server. */
+bool conns_aged(conns *c, uint32_t pipe, double now, bool *first);
+/* (*first, when first is not NULL: whether this is the first time pipe
+ * is found aged.) */
 
 /* The option that sets the budget `why` names ("--max-unread-replies"). */
 const char *conns_over_option(conn_over why);

@@ -85,7 +85,7 @@ struct listener {
 	conns *conns;
 	uint64_t refused, muted[CONN_OVER_N];
 	size_t max_reply; /* a batch's reply is never longer */
-	struct event *idle_ev; /* closes idle connections (--idle-timeout) */
+	struct event *idle_ev; /* closes idle connections (--max-connection-idle) */
 	/* WebSocket origins allowed (set before listening, then read only). */
 	char **origins;
 	size_t norigins;
@@ -563,6 +563,22 @@ listener_auth_failed(listener *l, const listener_req *r)
 		    "too many requests without the right token");
 }
 
+bool
+listener_aged(listener *l, const listener_req *r)
+{
+	bool aged, first;
+
+	pthread_mutex_lock(&l->mtx);
+	aged = conns_aged(l->conns, r->pipe, now_s(), &first);
+	if (first)
+		l->muted[CONN_AGED]++;
+	pthread_mutex_unlock(&l->mtx);
+	if (first)
+		log_debug("connection %" PRIu32 ": past --max-connection-age, "
+			  "its new calls are refused as not started", r->pipe);
+	return aged;
+}
+
 size_t
 listener_held(listener *l, const listener_req *r)
 {
@@ -611,13 +627,14 @@ listener_connections(listener *l)
 
 void
 listener_limit_counts(listener *l, uint64_t *refused, uint64_t *unread,
-    uint64_t *auth, uint64_t *idle)
+    uint64_t *auth, uint64_t *idle, uint64_t *aged)
 {
 	pthread_mutex_lock(&l->mtx);
 	*refused = l->refused;
 	*unread = l->muted[CONN_UNREAD] + l->muted[CONN_UNREAD_BYTES];
 	*auth = l->muted[CONN_AUTH_FAILURES];
 	*idle = l->muted[CONN_IDLE];
+	*aged = l->muted[CONN_AGED];
 	pthread_mutex_unlock(&l->mtx);
 }
 
@@ -636,7 +653,7 @@ on_idle_sweep(evutil_socket_t fd, short what, void *arg)
 		pthread_mutex_unlock(&l->mtx);
 		for (size_t i = 0; i < n; i++) {
 			log_debug("closing connection %" PRIu32 ": idle for "
-				  "--idle-timeout", idle[i]);
+				  "--max-connection-idle", idle[i]);
 			close_pipe(idle[i]);
 		}
 	} while (n == 256);

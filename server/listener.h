@@ -80,7 +80,12 @@ void listener_auth_failed(listener *l, const listener_req *req);
 /* Connections refused (max_connections), muted for unread replies and for
  * requests without the right token, and closed idle, since start. */
 void listener_limit_counts(listener *l, uint64_t *refused, uint64_t *unread,
-    uint64_t *auth, uint64_t *idle);
+    uint64_t *auth, uint64_t *idle, uint64_t *aged);
+
+/* Whether req's connection has lived past --max-connection-age (its new
+ * calls are to be refused as not started: conns_aged); counted and
+ * logged the first time. */
+bool listener_aged(listener *l, const listener_req *req);
 
 /* Requests of req's connection the server holds unanswered, req's own
  * included (a batch counts as one). */

@@ -27,7 +27,7 @@ static struct settings {
 	bool insecure, allow_exec, allow_pickle;
 	long workers, threads, max_queue, pipeline, max_jobs, max_rss,
 	    default_timeout_ms, kill_grace_ms, worker_memory, drain_ms, slow_ms;
-	long stream_idle_timeout_ms, idle_timeout_ms, max_conn_streams,
+	long stream_idle_timeout_ms, max_conn_idle_ms, max_conn_age_ms, max_conn_streams,
 	    max_conn_actors, max_conn_calls;
 	size_t max_stream_bytes;
 	long max_connections, max_unread_replies, max_auth_failures, max_actors;
@@ -43,7 +43,7 @@ static struct settings {
     .max_actors = 10000,
     .max_actor_bytes = 256u << 20,
     .stream_idle_timeout_ms = 120000,
-    .idle_timeout_ms = 300000,
+    .max_conn_idle_ms = 300000,
     .max_stream_bytes = 64u << 20,
     .max_conn_streams = 1000,
     .max_conn_actors = 1000,
@@ -225,14 +225,22 @@ static const conf_opt options[] = {
 	.def = "256M",
 	.help = "bytes of constructor arguments the actors keep\n"
 		"(to create them again), together (default 256M)"},
-    {.name = "idle-timeout", .arg = "DURATION", .parse = conf_seconds,
-	.dst = &S.idle_timeout_ms, .min = 0, .max = 86400000L,
+    {.name = "max-connection-idle", .arg = "DURATION", .parse = conf_seconds,
+	.dst = &S.max_conn_idle_ms, .min = 0, .max = 86400000L,
 	.allowed = "a duration from 0 (never) to 24h, such as 300, 90s or "
 		   "5m (bare: seconds)",
 	.def = "300",
 	.help = "close a client connection that has had no request\n"
 		"in hand for DURATION and was sent at most 4 KiB\n"
 		"(default 300 s; 0: never)"},
+    {.name = "max-connection-age", .arg = "DURATION", .parse = conf_seconds,
+	.dst = &S.max_conn_age_ms, .min = 0, .max = 86400000L * 7,
+	.allowed = "a duration from 0 (never) to 168h, such as 30m, 2s or "
+		   "600 (bare: seconds)",
+	.def = "0",
+	.help = "after DURATION (+/- 10%), refuse a connection's new\n"
+		"calls as not started, so its client reconnects (and a\n"
+		"load balancer may pick another server); default 0: never"},
     {.name = "max-stream-bytes", .arg = "SIZE", .parse = conf_size,
 	.dst = &S.max_stream_bytes,
 	.allowed = "a size such as 1048576 (bytes), 512K or 64M (at most "
@@ -693,7 +701,8 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	o->max_actors = (size_t) S.max_actors;
 	o->max_actor_bytes = S.max_actor_bytes;
 	o->stream_idle_timeout_ms = (uint32_t) S.stream_idle_timeout_ms;
-	o->idle_timeout_ms = (uint32_t) S.idle_timeout_ms;
+	o->max_conn_idle_ms = (uint32_t) S.max_conn_idle_ms;
+	o->max_conn_age_ms = (uint32_t) S.max_conn_age_ms;
 	o->max_stream_bytes = S.max_stream_bytes;
 	o->max_conn_streams = (size_t) S.max_conn_streams;
 	o->max_conn_actors = (size_t) S.max_conn_actors;

@@ -281,6 +281,21 @@ token_ok(const char *want, const char *got, size_t len)
 static void on_batch(server *srv, listener_req *req, nng_msg *msg,
     const parsed_request *pr);
 
+/* Whether pr is a call to refuse as not started because its connection
+ * is past --max-connection-age: its client resends it on a new
+ * connection, and closes this one once its calls there have ended (as
+ * when a server drains). Only what a client may send anywhere is
+ * refused: a function's plain call (alone or in a batch). Streams, exec
+ * and actors' requests are served; a connection that made actors is
+ * never aged out, as closing it would end them. */
+static bool
+aged_out(server *srv, const listener_req *req, const parsed_request *pr)
+{
+	return pr->body == BODY_CALL && pr->actor_id == 0 && !pr->stream &&
+	       listener_aged(srv->lst, req) &&
+	       actor_count_owned(&srv->actors, listener_req_pipe(req)) == 0;
+}
+
 /* Serves one request whose token was checked (alone, or in a batch: then
  * in_batch): takes msg, answers req once. */
 static void
@@ -303,6 +318,11 @@ dispatch(server *srv, listener_req *req, nng_msg *msg,
 	} else if (srv->state != SRV_RUNNING && call) {
 		reply_refused(srv->lst, req, pr->id, "server is shutting down: the "
 		    "call was not started");
+		count_refused(srv, pr, NULL, GILD__V1__CODE__UNAVAILABLE);
+	} else if (aged_out(srv, req, pr)) {
+		reply_refused(srv->lst, req, pr->id, "this connection is older "
+		    "than --max-connection-age: the call was not started "
+		    "(send it on a new connection)");
 		count_refused(srv, pr, NULL, GILD__V1__CODE__UNAVAILABLE);
 	} else {
 		switch (pr->body) {

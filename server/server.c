@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -497,6 +498,18 @@ fds_reserved(const server_opts *opts)
 	return 64 + HTTP_CONNS_MAX + 8 * (size_t) opts->workers;
 }
 
+/* Random bits to spread the connections' ages (conn_limits.seed); they
+ * need not be secret. */
+static uint64_t
+random_seed(void)
+{
+	uint64_t s;
+
+	if (getrandom(&s, sizeof(s), 0) != (ssize_t) sizeof(s))
+		s = (uint64_t) time(NULL) ^ (uint64_t) getpid() << 32;
+	return s;
+}
+
 /* Raises the soft descriptor limit to the hard one, and returns how many
  * client connections fit under it with fds_reserved kept: --max-connections,
  * or fewer (said in the log) so that workers can always be started. */
@@ -606,7 +619,9 @@ server_run(const server_opts *opts)
 		    .max_unread = opts->max_unread_replies,
 		    .max_unread_bytes = opts->max_unread_bytes,
 		    .max_auth_failures = opts->max_auth_failures,
-		    .idle_s = opts->idle_timeout_ms / 1e3},
+		    .idle_s = opts->max_conn_idle_ms / 1e3,
+		    .max_age_s = opts->max_conn_age_ms / 1e3,
+		    .seed = random_seed()},
 		request_on, request_pipe_gone, &srv, err, sizeof(err)) != 0) {
 		log_error("%s", err);
 		srv.exit_code = 1;

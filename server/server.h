@@ -24,8 +24,10 @@ typedef struct server_opts {
 	size_t max_unread_replies, max_unread_bytes;
 	uint32_t max_auth_failures;
 	size_t max_connections;
-	uint32_t idle_timeout_ms; /* a connection idle this long (having been
-				     sent next to nothing) is closed; 0: never */
+	uint32_t max_conn_idle_ms; /* a connection idle this long (having been
+				      sent next to nothing) is closed; 0: never */
+	uint32_t max_conn_age_ms;  /* a connection this old (+/- 10%) has its
+				      new calls refused as not started; 0: never */
 	size_t max_actors;        /* live actors; more ActorNew are refused */
 	size_t max_actor_bytes;   /* their constructor requests' bytes */
 	uint32_t stream_idle_timeout_ms; /* a stream nobody pulls from is

@@ -144,24 +144,25 @@ status_json(void *arg)
 	return text;
 }
 
-/* /metrics' limit labels: the listener's four (listener_limit_counts),
+/* /metrics' limit labels: the listener's five (listener_limit_counts),
  * the server's own, in enum srv_limit's order, then the side port's two
  * (http_counts). */
 static const char *const limit_names[] = {"max-connections",
-    "max-unread-replies", "max-auth-failures", "idle-timeout", "max-queue", "max-actors",
+    "max-unread-replies", "max-auth-failures", "max-connection-idle",
+    "max-connection-age", "max-queue", "max-actors",
     "max-actor-bytes", "stream-idle-timeout", "max-stream-bytes",
     "max-conn-streams", "max-conn-actors", "max-conn-calls",
     "http-connections",
     "http-request-time"};
 _Static_assert(sizeof(limit_names) / sizeof(limit_names[0]) ==
-		   4 + LIMIT_N + 2,
+		   5 + LIMIT_N + 2,
     "a name for every limit");
 
 char *
 status_metrics_text(void *arg)
 {
 	server *srv = arg;
-	uint64_t hits[4 + LIMIT_N + 2];
+	uint64_t hits[5 + LIMIT_N + 2];
 	int n = supervisor_count(srv->sup);
 	const char *state[n];
 	metrics_now now = {0};
@@ -182,10 +183,10 @@ status_metrics_text(void *arg)
 	now.draining = srv->state != SRV_RUNNING;
 	now.connections = listener_connections(srv->lst);
 	listener_limit_counts(srv->lst, &hits[0], &hits[1], &hits[2],
-	    &hits[3]);
+	    &hits[3], &hits[4]);
 	for (int i = 0; i < LIMIT_N; i++)
-		hits[4 + i] = srv->limit_hits[i];
-	http_counts(srv->http, &hits[4 + LIMIT_N], &hits[4 + LIMIT_N + 1]);
+		hits[5 + i] = srv->limit_hits[i];
+	http_counts(srv->http, &hits[5 + LIMIT_N], &hits[5 + LIMIT_N + 1]);
 	now.limit = limit_names;
 	now.limit_hits = hits;
 	now.n_limits = sizeof(limit_names) / sizeof(limit_names[0]);

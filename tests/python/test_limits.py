@@ -564,7 +564,7 @@ class CrowdTest(unittest.TestCase):
     def test_idle_and_slow_connections(self):
         """3,000 idle client connections and 500 slow HTTP ones: gild keeps
         --max-connections of the first (closing them once idle for
-        --idle-timeout) and HTTP_CONNS_MAX of the second, its descriptors
+        --max-connection-idle) and HTTP_CONNS_MAX of the second, its descriptors
         stay under the cap, and a good client, /readyz and a worker's
         replacement are served."""
         import resource
@@ -576,7 +576,7 @@ class CrowdTest(unittest.TestCase):
         try:
             with Gild(app=APP, workers=1,
                       args=("--max-connections", "300",
-                            "--idle-timeout", "1",
+                            "--max-connection-idle", "1",
                             "--http", "127.0.0.1:0")) as g:
                 host, port = g.url[len("tcp://"):].rsplit(":", 1)
                 hhost, hport = g.http_url[len("http://"):].rsplit(":", 1)
@@ -613,7 +613,7 @@ class CrowdTest(unittest.TestCase):
                 self.assertGreater(limit_hits(g.http_url,
                                               "max-connections"), 0)
                 self.assertGreaterEqual(limit_hits(g.http_url,
-                                                   "idle-timeout"), 300)
+                                                   "max-connection-idle"), 300)
                 self.assertGreater(limit_hits(g.http_url,
                                               "http-connections"), 0)
                 # It and the slow ones still held: 64 at most.

@@ -106,6 +106,44 @@ test_idle(void)
 	conns_free(c);
 }
 
+/* Each connection is aged within 10% of max_age_s of its opening, the
+ * ages spread over that range; no age when max_age_s is 0. */
+static void
+test_age(void)
+{
+	conn_limits lim = {.max_unread = 10, .max_unread_bytes = 1000,
+	    .max_auth_failures = 3, .max_age_s = 100, .seed = 42};
+	conns *c = conns_new(&lim);
+	int early = 0, late = 0, at_mid = 0;
+	bool first;
+
+	for (uint32_t p = 1; p <= 200; p++) {
+		CU_ASSERT_EQUAL(conns_add(c, p, 1000), 0);
+		early += conns_aged(c, p, 1000 + 89.9, NULL);
+		at_mid += conns_aged(c, p, 1000 + 100, NULL);
+		late += conns_aged(c, p, 1000 + 110.1, NULL);
+	}
+	CU_ASSERT_EQUAL(early, 0);
+	CU_ASSERT_EQUAL(late, 200);
+	CU_ASSERT(at_mid > 40 && at_mid < 160); /* spread, not all alike */
+	CU_ASSERT_FALSE(conns_aged(c, 999, 1e9, NULL)); /* not in the table */
+	first = false;
+	CU_ASSERT_TRUE(conns_aged(c, 1, 2000, &first));
+	CU_ASSERT_FALSE(first); /* said already, above */
+	conns_add(c, 500, 0);
+	CU_ASSERT_TRUE(conns_aged(c, 500, 200, &first));
+	CU_ASSERT_TRUE(first);
+	CU_ASSERT_TRUE(conns_aged(c, 500, 200, &first));
+	CU_ASSERT_FALSE(first);
+	conns_free(c);
+	lim.max_age_s = 0;
+	c = conns_new(&lim);
+	conns_add(c, 1, 0);
+	CU_ASSERT_FALSE(conns_aged(c, 1, 1e9, &first)); /* 0: never */
+	CU_ASSERT_FALSE(first);
+	conns_free(c);
+}
+
 int
 main(void)
 {
@@ -118,5 +156,6 @@ main(void)
 	CU_add_test(s, "unread replies", test_unread);
 	CU_add_test(s, "token failures", test_auth);
 	CU_add_test(s, "idle connections", test_idle);
+	CU_add_test(s, "connection age", test_age);
 	return test_run_all();
 }

@@ -76,6 +76,28 @@ class TokenTest(unittest.TestCase):
             if saved is not None:
                 os.environ["GILD_TOKEN"] = saved
 
+    @unittest.skipIf(SANITIZED,
+                     "the Python client is tested in the plain build")
+    def test_python_m_gild_token(self):
+        """python3 -m gild takes --token as gildctl does."""
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "client-lib",
+                                                        "python"))
+        env.pop("GILD_TOKEN", None)
+
+        def run(*args):
+            p = subprocess.run([sys.executable, "-m", "gild", *args],
+                               env=env, capture_output=True, text=True,
+                               timeout=60)
+            return p.returncode, p.stdout, p.stderr
+        self.assertEqual(run("--token", TOKEN, "call", self.gild.url,
+                             "ping")[:2], (0, '"pong"\n'))
+        rc, out, err = run("--token", "wrong", "call", self.gild.url, "ping")
+        self.assertEqual(rc, 1)
+        self.assertIn("UNAUTHENTICATED", err)
+        rc, out, err = run("call", self.gild.url, "ping")
+        self.assertEqual(rc, 1)
+        self.assertIn("UNAUTHENTICATED", err)
+
     def test_refused_calls_are_counted(self):
         import urllib.request
         gildctl("--token", "bad", "call", self.gild.url, "ping")

@@ -198,6 +198,19 @@ class ServerAuthTest(unittest.TestCase):
         self.assertIn("gild.example.com", str(cm.exception))
         with self.assertRaises(ValueError) as cm:
             gild.connect(self.url, tls_ca=pem("nope.pem"))
+        # python3 -m gild takes gildctl's TLS options.
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "client-lib",
+                                                        "python"))
+        for opts, rc, want in (
+                (("--tls-ca", pem("ca.pem")), 0, '"pong"'),
+                (("--tls-ca", pem("other-ca.pem")), 1, "TLS handshake failed"),
+                (("--tls-ca", pem("ca.pem"), "--tls-server-name",
+                  "gild.example.com"), 1, "gild.example.com")):
+            p = subprocess.run([sys.executable, "-m", "gild", *opts, "call",
+                                self.url, "ping"], env=env,
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, rc, p.stderr)
+            self.assertIn(want, p.stdout + p.stderr)
         self.assertIn("tls_ca", str(cm.exception))
         with self.assertRaises(ConnectionError):
             gild.connect("tcp://127.0.0.1:%d" % self.port)
@@ -285,6 +298,19 @@ class MutualTLSTest(unittest.TestCase):
         with gild.connect(self.url, tls_ca=pem("ca.pem"), tls_cert=both,
                           timeout=30) as c:
             self.assertEqual(c.call("ping"), "pong")
+        # python3 -m gild: --tls-cert and --tls-key, as gildctl.
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "client-lib",
+                                                        "python"))
+        for opts, rc in (((), 1),
+                         (("--tls-cert", pem("client.pem"), "--tls-key",
+                           pem("client.key")), 0)):
+            p = subprocess.run([sys.executable, "-m", "gild", "--tls-ca",
+                                pem("ca.pem"), *opts, "call", self.url,
+                                "ping"], env=env, capture_output=True,
+                               text=True, timeout=60)
+            self.assertEqual(p.returncode, rc, p.stderr)
+            if rc == 0:
+                self.assertEqual(p.stdout, '"pong"\n')
 
 
 @unittest.skipIf(SANITIZED, "the Python client is tested in the plain build")

@@ -6,6 +6,12 @@
     python3 -m gild status URL
     python3 -m gild ping URL
 
+Options before the command, as gildctl takes them: --timeout SECONDS,
+--token SECRET (default $GILD_TOKEN), and for tls+tcp:// URLs --tls-ca,
+--tls-cert, --tls-key (defaults $GILD_TLS_CA, $GILD_TLS_CERT,
+$GILD_TLS_KEY) and --tls-server-name. URL may list several servers,
+separated by commas.
+
 Each ARG is a JSON literal; results are printed as JSON (one per line for a
 stream). Exit status: 0 on success, 1 when the call failed, 2 on bad usage.
 """
@@ -48,6 +54,22 @@ def main(argv=None):
         description="Call a gild server from the shell (arguments are JSON).")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds before the call's deadline")
+    p.add_argument("--token", metavar="SECRET", default=None,
+                   help="the server's token (default: $GILD_TOKEN), for a "
+                   "server started with --token")
+    p.add_argument("--tls-ca", metavar="FILE", default=None,
+                   help="PEM CA certificate(s) that signed the server's "
+                   "certificate, for tls+tcp:// URLs (default: $GILD_TLS_CA, "
+                   "else the system's CA bundle)")
+    p.add_argument("--tls-cert", metavar="FILE", default=None,
+                   help="this client's PEM certificate, for a server that "
+                   "requires one (default: $GILD_TLS_CERT)")
+    p.add_argument("--tls-key", metavar="FILE", default=None,
+                   help="its unencrypted PEM private key (default: "
+                   "$GILD_TLS_KEY, else the key inside --tls-cert)")
+    p.add_argument("--tls-server-name", metavar="NAME", default=None,
+                   help="the name the server's certificate must hold, when "
+                   "not the URL's host")
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("call", "stream"):
         s = sub.add_parser(name, help=f"{name} FUNCTION with JSON arguments")
@@ -64,7 +86,11 @@ def main(argv=None):
         sub.add_parser(name).add_argument("url")
     ns = p.parse_args(argv)
     try:
-        with gild.connect(ns.url) as c:
+        urls = ns.url.split(",")
+        with gild.connect(urls if len(urls) > 1 else urls[0],
+                          token=ns.token, tls_ca=ns.tls_ca,
+                          tls_cert=ns.tls_cert, tls_key=ns.tls_key,
+                          tls_server_name=ns.tls_server_name) as c:
             if ns.cmd == "call":
                 pos, kw = _split(ns.args)
                 print(_show(c.call(ns.function, *pos, timeout=ns.timeout,

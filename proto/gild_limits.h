@@ -17,9 +17,11 @@
 #define GILD_BATCH_REQUESTS_MAX 4096
 
 /* The most calls of an @gild.function(batch=N) function run as one, so the
- * most jobs one ToWorker.batch holds. (The Python decorator,
- * client-lib/python/gild/_app.py, refuses a larger N itself.) */
-#define GILD_FUNCTION_BATCH_MAX 256
+ * most jobs one ToWorker.batch holds: as many as one Request.batch may
+ * carry (a literal, which tests read from here; test_fields checks it).
+ * (The Python decorator, client-lib/python/gild/_app.py, refuses a larger
+ * N itself.) */
+#define GILD_FUNCTION_BATCH_MAX 4096
 
 /* The bits of an actor id the front end hands out: libgild keeps the
  * connection an actor lives on in the bits above. */

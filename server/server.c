@@ -117,8 +117,9 @@ worker_batch(server *srv, const sjob *sj)
 static void
 pump(server *srv)
 {
-	sup_job sjobs[GILD_FUNCTION_BATCH_MAX];
-	job *batch[GILD_FUNCTION_BATCH_MAX];
+	/* The loop's thread only: kept off its stack (4096 of each). */
+	static sup_job sjobs[GILD_FUNCTION_BATCH_MAX];
+	static job *batch[GILD_FUNCTION_BATCH_MAX];
 	uint32_t wb;
 	job *j;
 

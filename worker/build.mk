@@ -2,7 +2,7 @@
 # functions. Sources are split so the same files can be built a second time
 # against a free-threaded libpython (gild-worker-ft).
 WORKER_SRCS := worker/werr.c worker/convert.c worker/interp.c worker/app.c \
-	worker/reply.c worker/decode.c worker/job.c worker/interrupt.c \
+	worker/reply.c worker/decode.c worker/job.c worker/batch.c worker/interrupt.c \
 	worker/inbox.c worker/template.c
 WORKER_OBJS_NO_MAIN := $(patsubst %.c,$(B)/%.o,$(WORKER_SRCS))
 WORKER_OBJS := $(WORKER_OBJS_NO_MAIN) $(B)/worker/main.o

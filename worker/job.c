@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "convert.h"
 #include "decode.h"
 #include "fields.h"
@@ -22,9 +23,8 @@
 #include "wire.h"
 #include "worker.pb-c.h"
 
-/* "function 'x' not found in app 'a' (exported: f, g)" into *err. */
-static void
-not_found(const app *a, const char *name, werr *err)
+void
+job_not_found(const app *a, const char *name, werr *err)
 {
 	char *list = NULL;
 	size_t size = 0;
@@ -66,11 +66,8 @@ value_field(decode_bytes msg, uint32_t field, werr *err)
 	return val;
 }
 
-/* Builds the positional tuple and keyword dict (new references) for call,
- * converting its values straight from the frame. Returns 0, or -1 with
- * *err (INVALID_ARGUMENT naming the argument). */
-static int
-build_args(const decode_call *call, PyObject **args, PyObject **kwargs,
+int
+job_build_args(const decode_call *call, PyObject **args, PyObject **kwargs,
     werr *err)
 {
 	int grow = call->n_args > CONVERT_PREALLOC_MAX;
@@ -238,7 +235,7 @@ resolve(const app *a, const decode_call *call, werr *err)
 
 	if (call->actor_id == 0) {
 		if ((m = app_function(a, name)) == NULL)
-			not_found(a, name, err);
+			job_not_found(a, name, err);
 		return Py_XNewRef(m);
 	}
 	key = PyLong_FromUnsignedLongLong(call->actor_id);
@@ -282,7 +279,7 @@ run_actor_new(const app *a, const decode_msg *msg, uint8_t **out,
 		    "no @gild.actor class '%s' in app '%s'", cname, app_spec(a));
 		goto fail;
 	}
-	if (build_args(&msg->call, &args, &kwargs, &err) == -1)
+	if (job_build_args(&msg->call, &args, &kwargs, &err) == -1)
 		goto fail;
 	if ((code = interrupt_begin(&ctx)) != 0) {
 		werr_set(&err, (Gild__V1__Code) code, NULL,
@@ -444,7 +441,7 @@ run_call(const app *a, const decode_msg *msg, const job_sink *sink,
 
 	if (fn == NULL)
 		goto fail;
-	if (build_args(call, &args, &kwargs, &err) == -1)
+	if (job_build_args(call, &args, &kwargs, &err) == -1)
 		goto fail;
 	if ((code = interrupt_begin(&ctx)) != 0) {
 		werr_set(&err, (Gild__V1__Code) code, NULL,
@@ -652,168 +649,6 @@ done:
 	return rc;
 }
 
-/* Sends the reply of job i of a batch: through sink for all but the last,
- * whose reply is the final one in *out. Returns 0 or a negative errno. */
-static int
-batch_reply(const job_sink *sink, size_t i, size_t n, uint64_t job_id,
-    const Gild__V1__Value *v, const werr *e, uint8_t **out, size_t *outlen)
-{
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int rc = v != NULL ? reply_result(job_id, v, &buf, &len)
-			   : reply_error(job_id, e, &buf, &len);
-
-	if (rc != 0)
-		return rc;
-	if (i + 1 == n) {
-		*out = buf;
-		*outlen = len;
-		return 0;
-	}
-	return sink->send(sink->arg, buf, len) == 0 ? 0 : -EPIPE;
-}
-
-/* Runs a batch of calls of one @gild.function(batch=N) function: it gets
- * the list of the calls' single positional arguments and must return a
- * list of as many results. Each job gets its own reply. */
-static int
-run_batch(const app *a, const decode_msg *b, const job_sink *sink,
-    uint8_t **out, size_t *outlen)
-{
-	size_t n = b->n_calls < b->n_job_ids ? b->n_calls : b->n_job_ids;
-	const char *fname = n > 0 ? b->calls[0].function : "";
-	PyObject *fn = app_function(a, fname);
-	PyObject *inputs = PyList_New(0), *res = NULL;
-	werr *errs = calloc(n ? n : 1, sizeof(werr));
-	Py_ssize_t *at = calloc(n ? n : 1, sizeof(Py_ssize_t));
-	werr shared = {0};
-	int rc = 0, code;
-
-	if (n == 0 || inputs == NULL || errs == NULL || at == NULL) {
-		rc = -ENOMEM;
-		goto done;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const decode_call *c = &b->calls[i];
-		PyObject *o;
-		at[i] = -1;
-		if (fn == NULL) {
-			not_found(a, fname, &errs[i]);
-		} else if (c->n_args != 1 || c->n_kwargs != 0) {
-			werr_set(&errs[i], GILD__V1__CODE__INVALID_ARGUMENT,
-			    NULL,
-			    "'%s' is batched: call it with exactly one "
-			    "positional argument (its input), not %zu "
-			    "positional and %zu keyword arguments",
-			    fname, c->n_args, c->n_kwargs);
-		} else if ((o = convert_wire_to_py(c->arg0.data, c->arg0.len,
-				&errs[i])) == NULL) {
-			werr_prefix(&errs[i], "argument 1: ");
-		} else if (PyList_Append(inputs, o) == -1) {
-			Py_DECREF(o);
-			werr_from_python(&errs[i], GILD__V1__CODE__INTERNAL);
-		} else {
-			Py_DECREF(o);
-			at[i] = PyList_GET_SIZE(inputs) - 1;
-		}
-	}
-	if (PyList_GET_SIZE(inputs) > 0) {
-		job_ctx ctx = {b->job_ids[0], b->request_id, fname,
-		    b->deadline_ms, b->queued_us,
-		    (uint32_t) PyList_GET_SIZE(inputs), NULL};
-		/* An interrupt of any of its calls stops the batch. */
-		ctx.batch_ids = b->job_ids;
-		ctx.batch_size = (uint32_t) n;
-		if ((code = interrupt_begin(&ctx)) != 0) {
-			werr_set(&shared, (Gild__V1__Code) code, NULL,
-			    "'%s' was interrupted before it started", fname);
-		} else {
-			res = PyObject_CallOneArg(fn, inputs);
-			code = interrupt_end();
-			if (res == NULL) {
-				werr_from_python(&shared,
-				    GILD__V1__CODE__PYTHON_ERROR);
-				if (code != 0)
-					shared.code = (Gild__V1__Code) code;
-			} else if (!PyList_Check(res) && !PyTuple_Check(res)) {
-				werr_set(&shared, GILD__V1__CODE__PYTHON_ERROR,
-				    NULL,
-				    "batched function '%s' must return a list "
-				    "of results, one per input, not %s",
-				    fname, Py_TYPE(res)->tp_name);
-			} else if (PySequence_Fast_GET_SIZE(res) !=
-				   PyList_GET_SIZE(inputs)) {
-				werr_set(&shared, GILD__V1__CODE__PYTHON_ERROR,
-				    NULL,
-				    "batched function '%s' returned %zd results "
-				    "for %zd inputs",
-				    fname, PySequence_Fast_GET_SIZE(res),
-				    PyList_GET_SIZE(inputs));
-			}
-		}
-	}
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		Gild__V1__Value *v = NULL;
-		convert_pins *pins = NULL;
-		werr e = {0};
-		const werr *why = &errs[i];
-
-		if (at[i] >= 0 && shared.message != NULL) {
-			why = &shared;
-		} else if (at[i] >= 0) {
-			PyObject *r = PySequence_Fast_GET_ITEM(res, at[i]);
-			if (convert_from_py(r, &v, &pins, &e) == -1) {
-				e.code = GILD__V1__CODE__PYTHON_ERROR;
-				werr_prefix(&e, "cannot send the result of "
-						"'%s': ", fname);
-				why = &e;
-			}
-		}
-		rc = batch_reply(sink, i, n, b->job_ids[i], v, why, out, outlen);
-		convert_value_free(v, pins);
-		werr_clear(&e);
-	}
-done:
-	for (size_t i = 0; errs != NULL && i < n; i++)
-		werr_clear(&errs[i]);
-	free(errs);
-	free(at);
-	werr_clear(&shared);
-	Py_XDECREF(res);
-	Py_XDECREF(inputs);
-	return rc;
-}
-
-/* When buf is a batch, answers each of its jobs with e (through sink but
- * the last, in *out) and returns 0 or a negative errno; returns 1 when buf
- * is not a batch. */
-static int
-fail_batch(const uint8_t *buf, size_t len, const werr *e,
-    const job_sink *sink, uint8_t **out, size_t *outlen)
-{
-	uint64_t ids[GILD_FUNCTION_BATCH_MAX];
-	const uint8_t *p, *end;
-	wire_field f;
-	size_t n = 0;
-	int rc = 0;
-
-	if (wire_find(buf, len, GILD_WF_TO_WORKER_BATCH, &f) != 1 ||
-	    f.type != WIRE_LEN ||
-	    wire_find(f.data, f.len, GILD_WF_BATCH_JOB_IDS, &f) != 1 ||
-	    f.type != WIRE_LEN)
-		return 1;
-	p = f.data;
-	end = f.data + f.len;
-	while (p < end && n < GILD_FUNCTION_BATCH_MAX &&
-	       wire_get_varint(&p, end, &ids[n]) == 0)
-		n++;
-	if (n == 0)
-		return 1;
-	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = batch_reply(sink, i, n, ids[i], NULL, e, out, outlen);
-	return rc;
-}
-
 int
 job_run(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
     uint8_t **out, size_t *outlen)
@@ -823,7 +658,7 @@ job_run(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
 	int rc;
 
 	if (decode_frame(buf, len, &msg, &err) == -1) {
-		rc = fail_batch(buf, len, &err, sink, out, outlen);
+		rc = batch_fail(buf, len, &err, sink, out, outlen);
 		if (rc != 1)
 			goto done; /* every job of the batch answered */
 		goto fail;
@@ -832,7 +667,7 @@ job_run(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
 	case GILD_WF_TO_WORKER_BATCH:
 		if (msg.n_calls == 0 || msg.n_calls != msg.n_job_ids)
 			break;
-		rc = run_batch(a, &msg, sink, out, outlen);
+		rc = batch_run(a, &msg, sink, out, outlen);
 		goto done;
 	case GILD_WF_TO_WORKER_ACTOR_NEW:
 		rc = run_actor_new(a, &msg, out, outlen);
@@ -891,7 +726,7 @@ job_start(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
 				      : NULL;
 	*alone = msg.call.actor_id == 0 &&
 		 (opts == NULL || opts->concurrency <= 1);
-	if (build_args(&msg.call, &args, &kwargs, &err) == -1 ||
+	if (job_build_args(&msg.call, &args, &kwargs, &err) == -1 ||
 	    (*coro = PyObject_Call(fn, args, kwargs)) == NULL) {
 		if (*coro == NULL && err.message == NULL)
 			werr_from_python(&err, GILD__V1__CODE__PYTHON_ERROR);

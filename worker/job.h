@@ -8,6 +8,8 @@
 #include <stdint.h>
 
 #include "app.h"
+#include "decode.h"
+#include "werr.h"
 
 /* Where a streaming job sends its chunks as they come: send takes buf (an
  * encoded FromWorker) and returns 0, or -1 when the front end is gone. */
@@ -50,6 +52,16 @@ int job_start(const app *a, const uint8_t *buf, size_t len,
  * was cancelled by an interrupt). Returns 0 or -ENOMEM. */
 int job_finish(uint64_t job_id, PyObject *result, PyObject *exc,
     uint8_t **out, size_t *outlen);
+
+/* For the modules that run jobs of other shapes (batch.c): */
+/* Builds the positional tuple and keyword dict (new references; the dict
+ * NULL when there are no keyword arguments) for call, converting its
+ * values straight from the frame. Returns 0, or -1 with *err
+ * (INVALID_ARGUMENT naming the argument). Needs the GIL. */
+int job_build_args(const decode_call *call, PyObject **args,
+    PyObject **kwargs, werr *err);
+/* "function 'x' not found in app 'a' (exported: f, g)" into *err. */
+void job_not_found(const app *a, const char *name, werr *err);
 
 /* --worker-memory: the worker's address space is limited to mib MiB
  * (RLIMIT_AS); in a free-threaded worker, to mib MiB more than it has after

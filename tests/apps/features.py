@@ -99,6 +99,23 @@ def batches():
     return list(_batches)
 
 
+_scale_runs = []
+
+
+@gild.function(batch=10, batch_wait_ms=10000)
+def scale(xs, ys, k=None):
+    """Batched with two arguments and a keyword: each call's x * y * k (k
+    given or 1). Records each run as [calls, whether k was given]."""
+    _scale_runs.append([len(xs), k is not None])
+    ks = k if k is not None else [1] * len(xs)
+    return [x * y * kk for x, y, kk in zip(xs, ys, ks)]
+
+
+def scale_runs():
+    """The runs scale() has made in this worker."""
+    return list(_scale_runs)
+
+
 # ---- context ----
 
 def whoami():

@@ -247,19 +247,97 @@ test_batching(void)
 			  strstr(res.error.message, "results for") != NULL);
 		gild_result_clear(&res);
 	}
-	/* A batched function takes exactly one argument per call. */
+	/* A batched function needs an input: a call without arguments is
+	 * refused. */
 	{
 		gild_value *args = gild_list(), *out = NULL;
 		gild_error err = {0};
-		gild_list_append(args, gild_int(1));
-		gild_list_append(args, gild_int(2));
 		CU_ASSERT_EQUAL(gild_call(s.c, "double", args, NULL, 20000, &out,
 				    &err), GILD_INVALID_ARGUMENT);
 		CU_ASSERT(err.message &&
-			  strstr(err.message, "exactly one positional") != NULL);
+			  strstr(err.message, "at least one argument") != NULL);
 		gild_error_clear(&err);
 		gild_value_free(args);
 	}
+	served_stop(&s);
+}
+
+/* scale(x, y[, k=K]) with y given by position or by name. */
+static gild_call_id
+submit_scale(gild_client *c, int64_t x, int64_t y, bool y_named, int64_t k)
+{
+	gild_value *args = gild_list(), *kw = gild_map();
+	gild_call_id id = 0;
+
+	gild_list_append(args, gild_int(x));
+	if (y_named)
+		gild_map_set(kw, gild_cstr("ys"), gild_int(y));
+	else
+		gild_list_append(args, gild_int(y));
+	if (k != 0)
+		gild_map_set(kw, gild_cstr("k"), gild_int(k));
+	CU_ASSERT_EQUAL(gild_submit(c, "scale", args, kw, &id, NULL), GILD_OK);
+	gild_value_free(args);
+	gild_value_free(kw);
+	return id;
+}
+
+/* A batched function with two arguments and a keyword: 10 calls of three
+ * shapes, queued behind a call holding the one worker, make one batch of
+ * 10 (its size) run as one run per shape, each argument a list; each call
+ * gets its own x * y * k back. */
+static void
+test_batching_arguments(void)
+{
+	static const struct {
+		int64_t x, y;
+		bool y_named;
+		int64_t k; /* 0: not given */
+	} calls[] = {{1, 2, false, 0}, {3, 4, false, 10}, {5, 6, false, 0},
+	    {7, 8, true, 0}, {9, 10, false, 10}, {11, 12, false, 0},
+	    {13, 14, true, 0}, {15, 16, false, 100}, {17, 18, false, 0},
+	    {19, 20, false, 0}};
+	enum { N = sizeof(calls) / sizeof(calls[0]) };
+	gild_call_id ids[N], held;
+	gild_result res;
+	server s;
+	char gate[256];
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
+	snprintf(gate, sizeof(gate), "%s/gate", s.p.dir);
+	held = submit_held(s.c, gate);
+	CU_ASSERT(status_reaches(s.c, "in_flight", 1));
+	for (int i = 0; i < N; i++)
+		ids[i] = submit_scale(s.c, calls[i].x, calls[i].y,
+		    calls[i].y_named, calls[i].k);
+	CU_ASSERT(status_reaches(s.c, "queued", N));
+	open_gate(gate);
+	CU_ASSERT_EQUAL(served_wait(s.c, held, &res), GILD_OK);
+	gild_result_clear(&res);
+	for (int i = 0; i < N; i++) {
+		int64_t k = calls[i].k ? calls[i].k : 1;
+		CU_ASSERT_EQUAL(served_wait(s.c, ids[i], &res), GILD_OK);
+		CU_ASSERT_EQUAL(gild_value_int(res.value),
+		    calls[i].x * calls[i].y * k);
+		gild_result_clear(&res);
+	}
+	/* Runs in the order their shapes first came: (x, y) 5 calls,
+	 * (x, y, k=) 3, (x, ys=) 2. */
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "scale_runs", NULL,
+					      0), &res), GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_len(res.value), 3);
+	{
+		static const int64_t want[3][2] = {{5, 0}, {3, 1}, {2, 0}};
+		for (size_t i = 0; i < 3 && i < gild_value_len(res.value);
+		     i++) {
+			const gild_value *r = gild_value_item(res.value, i);
+			CU_ASSERT_EQUAL(gild_value_int(gild_value_item(r, 0)),
+			    want[i][0]);
+			CU_ASSERT_EQUAL(gild_value_bool(gild_value_item(r, 1)),
+			    want[i][1]);
+		}
+	}
+	gild_result_clear(&res);
 	served_stop(&s);
 }
 
@@ -1216,6 +1294,8 @@ main(void)
 	CU_add_test(s, "large values through shared memory (fork)", test_shm_forked);
 	CU_add_test(s, "large values through shared memory (exec)", test_shm_exec);
 	CU_add_test(s, "dynamic batching", test_batching);
+	CU_add_test(s, "batching: several arguments and keywords",
+	    test_batching_arguments);
 	CU_add_test(s, "batching takes only plain calls of its function",
 	    test_batch_only_plain_calls);
 	CU_add_test(s, "gild.context()", test_context);

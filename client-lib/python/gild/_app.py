@@ -54,7 +54,7 @@ def _check_retries(retries):
     return retries
 
 
-BATCH_MAX = 256
+BATCH_MAX = 4096
 
 
 def _check_batch(batch, batch_wait_ms):
@@ -97,9 +97,12 @@ def function(fn=None, *, timeout=None, retries=0, batch=None,
         unless the call sets its own; None means --default-timeout.
     retries: how many times a call is run again on another worker when the
         worker running it dies (for idempotent functions only).
-    batch: run up to this many calls at once. The function then takes one
-        argument, the list of the calls' inputs (each call passes exactly
-        one positional argument), and returns a list of as many results.
+    batch: run up to this many calls at once (at most 4096). Each
+        argument the function gets is then a list, with one item per call:
+        the calls f(1, 2, k=3) and f(4, 5, k=6) become one run of
+        f([1, 4], [2, 5], k=[3, 6]), which returns a list of as many
+        results. Calls with other arguments (another number of positional
+        ones, other keywords) in the same batch make runs of their own.
     batch_wait_ms: when calls pile up (every worker was busy when they
         came), how long a batch may wait to fill up before it runs. A call
         that finds a worker free never waits.

@@ -18,7 +18,6 @@ typedef struct conn {
 	double aged_at;          /* when its calls start being refused (0:
 				    never) */
 	bool aged_seen;          /* conns_aged said so once */
-	size_t sent_total;       /* bytes of replies handed to nng, ever */
 	struct conn *next;
 } conn;
 
@@ -129,7 +128,6 @@ conns_queued(conns *c, uint32_t pipe, size_t len)
 		return CONN_OK;
 	k->unread++;
 	k->unread_bytes += len;
-	k->sent_total += len;
 	if (k->unread > c->lim.max_unread) {
 		k->muted = true;
 		return CONN_UNREAD;
@@ -205,7 +203,6 @@ conns_idle(conns *c, double now, uint32_t *out, size_t max)
 		for (conn *k = c->bucket[i]; k != NULL && n < max;
 		     k = k->next) {
 			if (k->closing || k->held > 0 || k->unread > 0 ||
-			    k->sent_total > CONNS_IDLE_SENT_MAX ||
 			    now - k->last < c->lim.idle_s)
 				continue;
 			k->closing = true;

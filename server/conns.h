@@ -5,12 +5,8 @@
  * under its mutex.
  *
  * A connection over a budget is muted: its requests are read and dropped,
- * and nothing more is sent to it; it stays open until its client closes
- * it. gild does not close it: nng 1.5.2's close of a busy connection
- * (replies queued or being written, requests streaming in) wedges nng's
- * reaper, which then frees no connection ever again and hangs nng's own
- * close (docs/architecture.md). It costs its socket and what nng's one
- * blocked write holds. */
+ * and nothing more is sent to it, until nng has closed it (the listener
+ * shuts its socket down: pipesock.h). */
 #ifndef GILD_SERVER_CONNS_H
 #define GILD_SERVER_CONNS_H
 
@@ -85,12 +81,8 @@ void conns_answered(conns *c, uint32_t pipe, double now);
 size_t conns_held(const conns *c, uint32_t pipe);
 
 /* Appends to out (room for max) the connections idle for idle_s at now:
- * no request in hand, no reply in nng, none for that long, and never more
- * than CONNS_IDLE_SENT_MAX bytes of replies (none when idle_s is 0);
- * returns how many, each listed once. Only those are safe to close: a
- * connection that was sent more may have a write blocked in nng, whose
- * close wedges nng 1.5.2 (above), so it stays, within max_connections. */
-#define CONNS_IDLE_SENT_MAX 4096
+ * no request in hand, no reply in nng, none for that long (none when
+ * idle_s is 0); returns how many, each listed once. */
 size_t conns_idle(conns *c, double now, uint32_t *out, size_t max);
 
 /* Whether pipe has lived past its age limit at now (false when

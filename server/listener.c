@@ -3,6 +3,7 @@
 
 #include "conns.h"
 #include "listenurl.h"
+#include "pipesock.h"
 #include "log.h"
 #include "replymsg.h"
 #include "tlsconf.h"
@@ -101,15 +102,6 @@ now_s(void)
 	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
-/* Closes connection `pipe` (from the loop; nng holds no reply of it). */
-static void
-close_pipe(uint32_t pipe)
-{
-	nng_pipe p = NNG_PIPE_INITIALIZER;
-
-	p.id = pipe;
-	nng_pipe_close(p);
-}
 
 static void
 wake(listener *l)
@@ -500,22 +492,31 @@ member_reply(listener *l, listener_req *r, nng_msg *msg)
 }
 
 /* Connection `pipe` was muted over budget `why` (conns.h): said in the
- * log, and its replies still queued in nng (not the one being written)
- * are given up. */
+ * log, its replies still queued in nng (not the one being written) are
+ * given up, and its socket is shut down, so that nng closes it
+ * (pipesock.h). */
 static void
 muted(listener *l, uint32_t pipe, conn_over why, const char *what)
 {
-	log_event(LOG_WARN,
-	    (log_field[]){LOG_NUM("connection", pipe),
-		LOG_STR("limit", conns_over_option(why))},
-	    2, "connection %" PRIu32 ": %s (%s): it is served no more", pipe,
-	    what, conns_over_option(why));
+	nng_pipe p = NNG_PIPE_INITIALIZER;
+	int rc;
+
 	pthread_mutex_lock(&l->mtx);
 	l->muted[why]++;
 	for (listener_req *r = l->all; r != NULL; r = r->next)
 		if (r->state == REQ_SENDING && r->pipe == pipe)
 			nng_aio_cancel(r->aio);
 	pthread_mutex_unlock(&l->mtx);
+	p.id = pipe;
+	rc = pipesock_shutdown(p);
+	log_event(LOG_WARN,
+	    (log_field[]){LOG_NUM("connection", pipe),
+		LOG_STR("limit", conns_over_option(why))},
+	    2, "connection %" PRIu32 ": %s (%s): %s", pipe, what,
+	    conns_over_option(why),
+	    rc == 0 ? "it is closed"
+		    : "it is served no more (its socket was not found to "
+		      "close)");
 }
 
 void
@@ -652,9 +653,14 @@ on_idle_sweep(evutil_socket_t fd, short what, void *arg)
 		l->muted[CONN_IDLE] += n;
 		pthread_mutex_unlock(&l->mtx);
 		for (size_t i = 0; i < n; i++) {
-			log_debug("closing connection %" PRIu32 ": idle for "
-				  "--max-connection-idle", idle[i]);
-			close_pipe(idle[i]);
+			nng_pipe p = NNG_PIPE_INITIALIZER;
+			int rc;
+
+			p.id = idle[i];
+			rc = pipesock_shutdown(p);
+			log_debug("connection %" PRIu32 ": idle for "
+				  "--max-connection-idle: %s", idle[i],
+			    rc == 0 ? "closed" : strerror(-rc));
 		}
 	} while (n == 256);
 }

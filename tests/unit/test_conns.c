@@ -88,12 +88,18 @@ test_idle(void)
 	conns_request(c, 2, 5);     /* 2: a call in hand */
 	conns_request(c, 3, 5);
 	conns_answered(c, 3, 6);
-	conns_queued(c, 3, 10000);  /* 3: was sent 10 KB */
-	conns_sent(c, 3, 10000);
+	conns_queued(c, 3, 10000);  /* 3: a reply in nng until 20 */
 	CU_ASSERT_EQUAL(conns_idle(c, 9, out, 8), 0);
 	CU_ASSERT_EQUAL(conns_idle(c, 10, out, 8), 1);
 	CU_ASSERT_EQUAL(out[0], 1);
-	CU_ASSERT_EQUAL(conns_idle(c, 100, out, 8), 0); /* 1 listed already */
+	CU_ASSERT_EQUAL(conns_idle(c, 19, out, 8), 0); /* 3: its reply */
+	conns_sent(c, 3, 10000);
+	conns_request(c, 3, 20);
+	conns_answered(c, 3, 20);
+	CU_ASSERT_EQUAL(conns_idle(c, 29, out, 8), 0);
+	CU_ASSERT_EQUAL(conns_idle(c, 30, out, 8), 1);
+	CU_ASSERT_EQUAL(out[0], 3);
+	CU_ASSERT_EQUAL(conns_idle(c, 100, out, 8), 0); /* listed already */
 	conns_answered(c, 2, 50);
 	CU_ASSERT_EQUAL(conns_idle(c, 59, out, 8), 0);
 	CU_ASSERT_EQUAL(conns_idle(c, 60, out, 8), 1);

@@ -81,6 +81,7 @@ typedef struct sjob {
 	struct stream *st;     /* a streaming job's stream, else NULL */
 	struct timespec arrived;
 	bool arrived_busy;     /* no worker was free when it came */
+	bool wait_counted;     /* its queue wait is in /metrics */
 	uint32_t batch_wait_us; /* how long a batch (j.batch) may wait to fill */
 	actor *act;            /* an actor's call, creation or destruction */
 	/* JK_EXEC: an Exec request, otherwise handled as a call. */

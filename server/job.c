@@ -26,21 +26,57 @@ seconds_since(const struct timespec *t)
 	       (double) (now.tv_nsec - t->tv_nsec) / 1e9;
 }
 
+/* The name a call is counted under in /metrics (see job_count): *len
+ * set; NULL for "(unknown)". */
+static const char *
+count_name(server *srv, bool exec, bool method, const char *cls,
+    const char *fn, size_t len, size_t *n)
+{
+	*n = 0;
+	if (exec) {
+		*n = len;
+		return fn;
+	}
+	if (!method || cls != NULL)
+		return supervisor_reported_name(srv->sup, method ? cls : NULL,
+		    fn, len, n);
+	return NULL;
+}
+
+/* count_name of sj, a call or an exec. */
+static const char *
+job_name(sjob *sj, size_t *n)
+{
+	return count_name(sj->srv, sj->kind == JK_EXEC, sj->act != NULL,
+	    sj->act != NULL ? actor_class(sj->act) : NULL, sj->j.function,
+	    sj->j.function_len, n);
+}
+
 void
 job_count(server *srv, bool exec, bool method, const char *cls,
     const char *fn, size_t len, int code, double seconds)
 {
-	const char *name = NULL;
-	size_t n = 0;
+	size_t n;
+	const char *name = count_name(srv, exec, method, cls, fn, len, &n);
 
-	if (exec) {
-		name = fn;
-		n = len;
-	} else if (!method || cls != NULL) {
-		name = supervisor_reported_name(srv->sup, method ? cls : NULL,
-		    fn, len, &n);
-	}
 	metrics_call(srv->metrics, name, n, code, seconds);
+}
+
+void
+job_count_start(server *srv, sjob *sj, size_t batch)
+{
+	const char *name;
+	size_t n;
+
+	if (sj->kind != JK_CALL && sj->kind != JK_EXEC)
+		return;
+	name = job_name(sj, &n);
+	if (!sj->wait_counted) {
+		sj->wait_counted = true;
+		metrics_wait(srv->metrics, name, n, seconds_since(&sj->arrived));
+	}
+	if (batch > 0)
+		metrics_batch(srv->metrics, name, n, batch);
 }
 
 /* A log line about one call, with its request id, function and

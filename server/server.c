@@ -143,6 +143,8 @@ pump(server *srv)
 		for (size_t i = 0; i < n; i++) {
 			job_step(srv, sjob_of(batch[i]), CE_SENT, 0, NULL);
 			describe_job(batch[i], &sjobs[i]);
+			job_count_start(srv, sjob_of(batch[i]),
+			    i == 0 && wb > 0 ? n : 0);
 		}
 		if (supervisor_send(srv->sup, slot, sjobs, n, wb > 0) != 0) {
 			for (size_t i = 0; i < n; i++) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "codes.h"
+#include "gild_limits.h"
 #include "log.h"
 #include "metrics.h"
 #include "reply.h"
@@ -79,25 +80,54 @@ job_count_start(server *srv, sjob *sj, size_t batch)
 		metrics_batch(srv->metrics, name, n, batch);
 }
 
-/* A log line about one call, with its request id, function and
- * connection as fields. */
+/* A log line about one call, with its request id, function, connection
+ * and trace context as fields. */
 static void log_call(enum log_level level, const job *j, const char *fmt,
     ...) __attribute__((format(printf, 3, 4)));
+
+/* A call's trace context as log fields: *n of them put at f (room for
+ * two), their text in tp and ts. */
+typedef struct trace_text {
+	char tp[GILD_TRACEPARENT_LEN + 1];
+	char ts[GILD_TRACESTATE_MAX + 1];
+} trace_text;
+
+static size_t
+trace_log_fields(const sjob *sj, log_field *f, trace_text *t)
+{
+	const trace_fields *tf = &sj->trace_fields;
+	size_t n = 0;
+
+	if (sj->trace == NULL)
+		return 0;
+	snprintf(t->tp, sizeof(t->tp), "%.*s", (int) tf->parent_len,
+	    tf->parent);
+	f[n++] = LOG_STR("traceparent", t->tp);
+	if (tf->state != NULL) {
+		snprintf(t->ts, sizeof(t->ts), "%.*s", (int) tf->state_len,
+		    tf->state);
+		f[n++] = LOG_STR("tracestate", t->ts);
+	}
+	return n;
+}
 
 static void
 log_call(enum log_level level, const job *j, const char *fmt, ...)
 {
 	char fn[256], msg[1024];
+	log_field f[5];
+	trace_text t;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	snprintf(fn, sizeof(fn), "%.*s", (int) j->function_len, j->function);
-	log_event(level,
-	    (log_field[]){LOG_NUM("request_id", j->request_id),
-		LOG_STR("function", fn), LOG_NUM("connection", j->pipe)},
-	    3, "%s", msg);
+	f[0] = LOG_NUM("request_id", j->request_id);
+	f[1] = LOG_STR("function", fn);
+	f[2] = LOG_NUM("connection", j->pipe);
+	log_event(level, f, 3 + trace_log_fields(sjob_of((job *) j), f + 3, &t),
+	    "%s", msg);
 }
 
 /* The --slow-ms line: which call, how it ended, how long it took. */
@@ -106,16 +136,18 @@ log_slow(const sjob *sj, double took)
 {
 	const char *code = codes_name(sj->end_code);
 	char fn[256];
+	log_field f[7];
+	trace_text t;
 
 	snprintf(fn, sizeof(fn), "%.*s", (int) sj->j.function_len,
 	    sj->j.function);
-	log_event(LOG_WARN,
-	    (log_field[]){LOG_NUM("request_id", sj->j.request_id),
-		LOG_STR("function", fn),
-		LOG_STR("code", code != NULL ? code : "UNKNOWN"),
-		LOG_NUM("duration_ms", took * 1e3),
-		LOG_NUM("connection", sj->j.pipe)},
-	    5, "slow call: '%s' took %.0f ms (--slow-ms %" PRIu32 ")", fn,
+	f[0] = LOG_NUM("request_id", sj->j.request_id);
+	f[1] = LOG_STR("function", fn);
+	f[2] = LOG_STR("code", code != NULL ? code : "UNKNOWN");
+	f[3] = LOG_NUM("duration_ms", took * 1e3);
+	f[4] = LOG_NUM("connection", sj->j.pipe);
+	log_event(LOG_WARN, f, 5 + trace_log_fields(sj, f + 5, &t),
+	    "slow call: '%s' took %.0f ms (--slow-ms %" PRIu32 ")", fn,
 	    took * 1e3, sj->srv->opts->slow_ms);
 }
 

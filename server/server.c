@@ -93,6 +93,8 @@ describe_job(const job *j, sup_job *out)
 					     (uint32_t) (waited / 1000);
 	out->call = j->call;
 	out->len = j->call_len;
+	out->trace = sj->trace;
+	out->trace_len = sj->trace_len;
 }
 
 /* The batch size that the code of the worker j was placed on declares for

@@ -91,6 +91,9 @@ typedef struct sup_job {
 	const uint8_t *call;  /* SUP_ACTOR_NEW: an encoded gild.v1.ActorNew;
 				 SUP_EXEC: an encoded gild.v1.Exec */
 	size_t len;
+	const uint8_t *trace; /* an encoded gild.v1.TraceContext (NULL: none);
+				 of a batch, its first job's goes */
+	size_t trace_len;
 } sup_job;
 
 /* Sends n jobs to `slot`: one call, or (batch) a batch of n >= 1 calls of

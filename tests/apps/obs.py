@@ -2,6 +2,7 @@
 function, a batched one, the worker's pid, and the trace context a call
 sees in gild.context()."""
 import os
+import time
 
 import gild
 
@@ -27,3 +28,15 @@ def trace():
 
 def fail():
     raise ValueError("failing on purpose")
+
+
+def traced_nap(seconds):
+    """Sleeps, then says what trace() says: long enough for --slow-ms 1 to
+    log the call."""
+    time.sleep(seconds)
+    return trace()
+
+
+def die():
+    """Ends the worker while the call runs: gild logs the lost call."""
+    os._exit(1)

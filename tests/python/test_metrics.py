@@ -268,6 +268,21 @@ class ObsTest(unittest.TestCase):
         self.assertEqual(sum(states.values()), 1)
         promtool(self, text)
 
+    def test_reload_is_a_recycle(self):
+        """SIGHUP replaces both workers one at a time: recycles{reload}
+        counts 2, restarts nothing; forked from a template or exec'd."""
+        for spawn in ((), ("--spawn", "exec")):
+            with Gild(app=OBS_APP, workers=2,
+                      args=("--http", "127.0.0.1:0") + spawn) as g:
+                g.proc.send_signal(signal.SIGHUP)
+                self.assertTrue(until(lambda: by_label(
+                    scrape(g), "gild_worker_recycles_total",
+                    "reason")["reload"] == 2), spawn)
+                text = scrape(g)
+            restarts = by_label(text, "gild_worker_restarts_total", "reason")
+            self.assertEqual(sum(restarts.values()), 0, (spawn, restarts))
+            promtool(self, text)
+
     def test_process_families(self):
         """The process_* families and gild_build_info describe gild."""
         before = time.time()

@@ -15,8 +15,10 @@
  * call durations and queue waits: */
 static const double sec_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
     0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-/* Calls, for batch sizes (GILD_FUNCTION_BATCH_MAX is 256): */
-static const double size_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+/* Calls, for batch sizes, by powers of two up to the most a batch may
+ * hold (GILD_FUNCTION_BATCH_MAX): */
+static const double size_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512,
+    1024, 2048, 4096};
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define HIST_MAX NELEM(sec_bounds)
 _Static_assert(NELEM(size_bounds) <= HIST_MAX, "room for every bucket");

@@ -6,6 +6,7 @@
 #include "codec.h"
 #include "error.h"
 #include "fields.h"
+#include "trace.h"
 #include "value.h"
 #include "wire.h"
 
@@ -821,6 +822,34 @@ codec_encode_token(codec_buf *b, const char *token, gild_error *err)
 {
 	if (token != NULL &&
 	    put_bytes_field(b, GILD_F_REQUEST_TOKEN, token, strlen(token)) != 0)
+		return oom(err);
+	return GILD_OK;
+}
+
+int
+codec_encode_trace(codec_buf *b, const char *traceparent,
+    const char *tracestate, gild_error *err)
+{
+	size_t mark = used(b);
+	const char *why;
+
+	if (traceparent == NULL)
+		return tracestate == NULL || *tracestate == '\0'
+			   ? GILD_OK
+			   : error_set(err, GILD_INVALID_ARGUMENT,
+				 "tracestate without a traceparent");
+	if ((why = trace_parent_error(traceparent, strlen(traceparent))) !=
+		NULL ||
+	    (tracestate != NULL &&
+		(why = trace_state_error(tracestate, strlen(tracestate))) !=
+		    NULL))
+		return error_set(err, GILD_INVALID_ARGUMENT, "%s", why);
+	if ((tracestate != NULL && *tracestate != '\0' &&
+		put_bytes_field(b, GILD_F_TRACE_CONTEXT_TRACESTATE, tracestate,
+		    strlen(tracestate)) != 0) ||
+	    put_bytes_field(b, GILD_F_TRACE_CONTEXT_TRACEPARENT, traceparent,
+		strlen(traceparent)) != 0 ||
+	    wrap(b, mark, GILD_F_REQUEST_TRACE_CONTEXT) != 0)
 		return oom(err);
 	return GILD_OK;
 }

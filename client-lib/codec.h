@@ -90,6 +90,11 @@ int codec_encode_ping(codec_buf *b, const void *payload, size_t len,
 int codec_encode_id(codec_buf *b, uint64_t id, gild_error *err);
 /* Prepends Request.token (nothing when token is NULL). */
 int codec_encode_token(codec_buf *b, const char *token, gild_error *err);
+/* Prepends Request.trace_context (nothing when traceparent is NULL):
+ * GILD_INVALID_ARGUMENT, naming what is wrong, for a traceparent or
+ * tracestate (NULL: none) that the server would refuse (proto/trace.h). */
+int codec_encode_trace(codec_buf *b, const char *traceparent,
+    const char *tracestate, gild_error *err);
 /* Nesting: codec_mark before prepending a message's fields, then
  * codec_wrap turns what was prepended since into field `number` (a
  * Batch's requests, the Request's batch). */

@@ -228,6 +228,25 @@ int gild_submit_timeout(gild_client *c, const char *function,
     const gild_value *args, const gild_value *kwargs, int timeout_ms,
     gild_call_id *id, gild_error *err);
 
+/* A W3C Trace Context (https://www.w3.org/TR/trace-context/) that joins a
+ * call to the caller's trace: the app reads it in gild.context(), gild's
+ * log lines about the call show it. Both strings NUL-terminated, borrowed.
+ * traceparent: "00-" 32 lowercase hex digits (trace id) "-" 16 (parent id)
+ * "-" 2 (flags), neither id all zeros; NULL: no trace context. tracestate:
+ * NULL, or at most GILD_MAX_TRACESTATE bytes of printable ASCII, passed on
+ * as it is. Anything else is refused with GILD_INVALID_ARGUMENT before it
+ * is sent (and by the server, from any client). */
+typedef struct gild_trace_context {
+	const char *traceparent;
+	const char *tracestate;
+} gild_trace_context;
+#define GILD_MAX_TRACESTATE 512
+
+/* gild_submit_timeout with a trace context (NULL: none). */
+int gild_submit_traced(gild_client *c, const char *function,
+    const gild_value *args, const gild_value *kwargs, int timeout_ms,
+    const gild_trace_context *trace, gild_call_id *id, gild_error *err);
+
 /* The outcome of one call. code is GILD_OK with value set (owned by the
  * struct), or an error code with error filled. Release with
  * gild_result_clear; a zero-initialised gild_result is valid and empty. */
@@ -272,6 +291,11 @@ typedef struct gild_call_spec {
  * error says why). */
 int gild_submit_many(gild_client *c, const gild_call_spec *calls, size_t n,
     gild_call_id *ids, gild_error *err);
+/* gild_submit_many with a trace context per call: traces is NULL (none)
+ * or holds n, traces[i] going with calls[i]. */
+int gild_submit_many_traced(gild_client *c, const gild_call_spec *calls,
+    const gild_trace_context *traces, size_t n, gild_call_id *ids,
+    gild_error *err);
 
 /* Asks the server to cancel call `id`: a queued call is removed, a running
  * one interrupted. The call stays in flight and ends as usual through

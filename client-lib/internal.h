@@ -21,6 +21,8 @@
 /* gild.h, installed on its own, repeats these limits of the protocol. */
 _Static_assert(GILD_MAX_BATCH == GILD_BATCH_REQUESTS_MAX,
     "gild.h's GILD_MAX_BATCH is proto/gild_limits.h's");
+_Static_assert(GILD_MAX_TRACESTATE == GILD_TRACESTATE_MAX,
+    "gild.h's GILD_MAX_TRACESTATE is proto/gild_limits.h's");
 _Static_assert(GILD_STREAM_MAX_WINDOW == GILD_STREAM_WINDOW_MAX,
     "gild.h's GILD_STREAM_MAX_WINDOW is proto/gild_limits.h's");
 

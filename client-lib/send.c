@@ -185,6 +185,26 @@ gild_submit_timeout(gild_client *c, const char *function,
     const gild_value *args, const gild_value *kwargs, int timeout_ms,
     gild_call_id *id, gild_error *err)
 {
+	return gild_submit_traced(c, function, args, kwargs, timeout_ms, NULL,
+	    id, err);
+}
+
+/* Prepends call i's trace context (traces: NULL or n of them) to body. */
+static int
+encode_trace(codec_buf *body, const gild_trace_context *traces, size_t i,
+    gild_error *err)
+{
+	if (traces == NULL)
+		return GILD_OK;
+	return codec_encode_trace(body, traces[i].traceparent,
+	    traces[i].tracestate, err);
+}
+
+int
+gild_submit_traced(gild_client *c, const char *function,
+    const gild_value *args, const gild_value *kwargs, int timeout_ms,
+    const gild_trace_context *trace, gild_call_id *id, gild_error *err)
+{
 	codec_buf body = {0};
 	uint64_t cid;
 	int rc;
@@ -193,6 +213,7 @@ gild_submit_timeout(gild_client *c, const char *function,
 		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
 	if ((rc = codec_encode_call(&body, function, args, kwargs,
 	    timeout_ms > 0 ? (uint32_t) timeout_ms : 0, err)) == GILD_OK &&
+	    (rc = encode_trace(&body, trace, 0, err)) == GILD_OK &&
 	    (rc = gild__start(c, CALL_USER, &body, -1, &cid, NULL, err)) == GILD_OK)
 		*id = cid;
 	codec_buf_fini(&body);
@@ -230,6 +251,14 @@ int
 gild_submit_many(gild_client *c, const gild_call_spec *calls, size_t n,
     gild_call_id *ids, gild_error *err)
 {
+	return gild_submit_many_traced(c, calls, NULL, n, ids, err);
+}
+
+int
+gild_submit_many_traced(gild_client *c, const gild_call_spec *calls,
+    const gild_trace_context *traces, size_t n, gild_call_id *ids,
+    gild_error *err)
+{
 	codec_buf body = {0}, *each;
 	uint64_t first;
 	size_t mark;
@@ -259,6 +288,7 @@ gild_submit_many(gild_client *c, const gild_call_spec *calls, size_t n,
 			 cs->kwargs,
 			 cs->timeout_ms > 0 ? (uint32_t) cs->timeout_ms : 0,
 			 err)) == GILD_OK &&
+		    (rc = encode_trace(&each[i], traces, i, err)) == GILD_OK &&
 		    (rc = codec_encode_id(&each[i], first + 1 + i, err)) ==
 			GILD_OK)
 			rc = codec_encode_token(&each[i], c->token, err);

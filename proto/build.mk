@@ -12,6 +12,6 @@ $(B)/proto/%.pb-c.o: $(B)/proto/%.pb-c.c $(PROTO_H)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 PROTO_OBJS := $(PROTO_C:.c=.o) $(B)/proto/frame.o $(B)/proto/wire.o \
-	$(B)/proto/codes.o
+	$(B)/proto/codes.o $(B)/proto/trace.o
 $(B)/libgildproto.a: $(PROTO_OBJS)
 	$(AR) rcs $@ $^

@@ -19,6 +19,13 @@
 	/* gild.v1.Request */                                                 \
 	X(GILD_F_REQUEST_ID, gild__v1__request__descriptor, id, 1)            \
 	X(GILD_F_REQUEST_TOKEN, gild__v1__request__descriptor, token, 15)     \
+	X(GILD_F_REQUEST_TRACE_CONTEXT, gild__v1__request__descriptor,        \
+	    trace_context, 14)                                                \
+	/* gild.v1.TraceContext */                                            \
+	X(GILD_F_TRACE_CONTEXT_TRACEPARENT,                                   \
+	    gild__v1__trace_context__descriptor, traceparent, 1)              \
+	X(GILD_F_TRACE_CONTEXT_TRACESTATE,                                    \
+	    gild__v1__trace_context__descriptor, tracestate, 2)               \
 	X(GILD_F_REQUEST_CALL, gild__v1__request__descriptor, call,           \
 	    GILD__V1__REQUEST__BODY_CALL)                                     \
 	X(GILD_F_REQUEST_CANCEL, gild__v1__request__descriptor, cancel,       \
@@ -145,6 +152,8 @@
 	    gild__worker__v1__to_worker__descriptor, queued_us, 8)            \
 	X(GILD_WF_TO_WORKER_ACTOR_ID, gild__worker__v1__to_worker__descriptor, \
 	    actor_id, 11)                                                     \
+	X(GILD_WF_TO_WORKER_TRACE_CONTEXT,                                    \
+	    gild__worker__v1__to_worker__descriptor, trace_context, 15)       \
 	X(GILD_WF_TO_WORKER_CALL, gild__worker__v1__to_worker__descriptor,    \
 	    call, GILD__WORKER__V1__TO_WORKER__BODY_CALL)                     \
 	X(GILD_WF_TO_WORKER_INTERRUPT,                                        \

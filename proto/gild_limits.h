@@ -27,4 +27,12 @@
  * connection an actor lives on in the bits above. */
 #define GILD_ACTOR_ID_BITS 48
 
+/* Request.trace_context: a traceparent is exactly this long (version 00,
+ * the one W3C Trace Context defines), a tracestate at most this long (the
+ * W3C's own bound), and the TraceContext message that holds them at most
+ * this long (their tags and lengths, with room to spare). */
+#define GILD_TRACEPARENT_LEN 55
+#define GILD_TRACESTATE_MAX 512
+#define GILD_TRACE_CONTEXT_MAX 1024
+
 #endif

@@ -23,6 +23,7 @@
 #include "stream.h"
 #include "supervisor.h"
 #include "svctime.h"
+#include "trace.h"
 
 typedef enum srv_state { SRV_RUNNING, SRV_DRAINING, SRV_STOPPING } srv_state;
 
@@ -81,6 +82,12 @@ typedef struct sjob {
 	struct stream *st;     /* a streaming job's stream, else NULL */
 	struct timespec arrived;
 	bool arrived_busy;     /* no worker was free when it came */
+	bool wait_counted;     /* its queue wait is in /metrics */
+	/* Its Request.trace_context (checked; NULL: none), and the
+	 * traceparent and tracestate in it, borrowed from j.req. */
+	const uint8_t *trace;
+	size_t trace_len;
+	trace_fields trace_fields;
 	uint32_t batch_wait_us; /* how long a batch (j.batch) may wait to fill */
 	actor *act;            /* an actor's call, creation or destruction */
 	/* JK_EXEC: an Exec request, otherwise handled as a call. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "codes.h"
+#include "gild_limits.h"
 #include "log.h"
 #include "metrics.h"
 #include "reply.h"
@@ -26,42 +27,107 @@ seconds_since(const struct timespec *t)
 	       (double) (now.tv_nsec - t->tv_nsec) / 1e9;
 }
 
+/* The name a call is counted under in /metrics (see job_count): *len
+ * set; NULL for "(unknown)". */
+static const char *
+count_name(server *srv, bool exec, bool method, const char *cls,
+    const char *fn, size_t len, size_t *n)
+{
+	*n = 0;
+	if (exec) {
+		*n = len;
+		return fn;
+	}
+	if (!method || cls != NULL)
+		return supervisor_reported_name(srv->sup, method ? cls : NULL,
+		    fn, len, n);
+	return NULL;
+}
+
+/* count_name of sj, a call or an exec. */
+static const char *
+job_name(sjob *sj, size_t *n)
+{
+	return count_name(sj->srv, sj->kind == JK_EXEC, sj->act != NULL,
+	    sj->act != NULL ? actor_class(sj->act) : NULL, sj->j.function,
+	    sj->j.function_len, n);
+}
+
 void
 job_count(server *srv, bool exec, bool method, const char *cls,
     const char *fn, size_t len, int code, double seconds)
 {
-	const char *name = NULL;
-	size_t n = 0;
+	size_t n;
+	const char *name = count_name(srv, exec, method, cls, fn, len, &n);
 
-	if (exec) {
-		name = fn;
-		n = len;
-	} else if (!method || cls != NULL) {
-		name = supervisor_reported_name(srv->sup, method ? cls : NULL,
-		    fn, len, &n);
-	}
 	metrics_call(srv->metrics, name, n, code, seconds);
 }
 
-/* A log line about one call, with its request id, function and
- * connection as fields. */
+void
+job_count_start(server *srv, sjob *sj, size_t batch)
+{
+	const char *name;
+	size_t n;
+
+	if (sj->kind != JK_CALL && sj->kind != JK_EXEC)
+		return;
+	name = job_name(sj, &n);
+	if (!sj->wait_counted) {
+		sj->wait_counted = true;
+		metrics_wait(srv->metrics, name, n, seconds_since(&sj->arrived));
+	}
+	if (batch > 0)
+		metrics_batch(srv->metrics, name, n, batch);
+}
+
+/* A log line about one call, with its request id, function, connection
+ * and trace context as fields. */
 static void log_call(enum log_level level, const job *j, const char *fmt,
     ...) __attribute__((format(printf, 3, 4)));
+
+/* A call's trace context as log fields: *n of them put at f (room for
+ * two), their text in tp and ts. */
+typedef struct trace_text {
+	char tp[GILD_TRACEPARENT_LEN + 1];
+	char ts[GILD_TRACESTATE_MAX + 1];
+} trace_text;
+
+static size_t
+trace_log_fields(const sjob *sj, log_field *f, trace_text *t)
+{
+	const trace_fields *tf = &sj->trace_fields;
+	size_t n = 0;
+
+	if (sj->trace == NULL)
+		return 0;
+	snprintf(t->tp, sizeof(t->tp), "%.*s", (int) tf->parent_len,
+	    tf->parent);
+	f[n++] = LOG_STR("traceparent", t->tp);
+	if (tf->state != NULL) {
+		snprintf(t->ts, sizeof(t->ts), "%.*s", (int) tf->state_len,
+		    tf->state);
+		f[n++] = LOG_STR("tracestate", t->ts);
+	}
+	return n;
+}
 
 static void
 log_call(enum log_level level, const job *j, const char *fmt, ...)
 {
 	char fn[256], msg[1024];
+	log_field f[5];
+	trace_text t;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	snprintf(fn, sizeof(fn), "%.*s", (int) j->function_len, j->function);
-	log_event(level,
-	    (log_field[]){LOG_NUM("request_id", j->request_id),
-		LOG_STR("function", fn), LOG_NUM("connection", j->pipe)},
-	    3, "%s", msg);
+	f[0] = LOG_NUM("request_id", j->request_id);
+	f[1] = LOG_STR("function", fn);
+	f[2] = LOG_NUM("connection", j->pipe);
+	log_event(level, f, 3 + trace_log_fields(sjob_of((job *) j), f + 3, &t),
+	    "%s", msg);
 }
 
 /* The --slow-ms line: which call, how it ended, how long it took. */
@@ -70,16 +136,18 @@ log_slow(const sjob *sj, double took)
 {
 	const char *code = codes_name(sj->end_code);
 	char fn[256];
+	log_field f[7];
+	trace_text t;
 
 	snprintf(fn, sizeof(fn), "%.*s", (int) sj->j.function_len,
 	    sj->j.function);
-	log_event(LOG_WARN,
-	    (log_field[]){LOG_NUM("request_id", sj->j.request_id),
-		LOG_STR("function", fn),
-		LOG_STR("code", code != NULL ? code : "UNKNOWN"),
-		LOG_NUM("duration_ms", took * 1e3),
-		LOG_NUM("connection", sj->j.pipe)},
-	    5, "slow call: '%s' took %.0f ms (--slow-ms %" PRIu32 ")", fn,
+	f[0] = LOG_NUM("request_id", sj->j.request_id);
+	f[1] = LOG_STR("function", fn);
+	f[2] = LOG_STR("code", code != NULL ? code : "UNKNOWN");
+	f[3] = LOG_NUM("duration_ms", took * 1e3);
+	f[4] = LOG_NUM("connection", sj->j.pipe);
+	log_event(LOG_WARN, f, 5 + trace_log_fields(sj, f + 5, &t),
+	    "slow call: '%s' took %.0f ms (--slow-ms %" PRIu32 ")", fn,
 	    took * 1e3, sj->srv->opts->slow_ms);
 }
 

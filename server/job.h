@@ -55,6 +55,13 @@ sjob *job_running(server *srv, int slot, uint64_t job_id);
 void job_count(server *srv, bool exec, bool method, const char *cls,
     const char *fn, size_t len, int code, double seconds);
 
+/* sj (a call or an exec; other jobs are not counted) was handed to a
+ * worker: its wait since arrival is counted in /metrics the first time
+ * (a call taken back, or retried after its worker died, is not counted
+ * again); batch > 0: it is the first of a batch of that many calls of a
+ * batched function, counted as one batch. */
+void job_count_start(server *srv, sjob *sj, size_t batch);
+
 /* Seconds since t (CLOCK_MONOTONIC). */
 double seconds_since(const struct timespec *t);
 

@@ -5,23 +5,37 @@
 #include "gild.pb-c.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Upper bounds (seconds) of the call duration histogram's buckets; +Inf
- * follows. */
-static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-    0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-#define NBOUNDS (sizeof(bounds) / sizeof(bounds[0]))
+/* Upper bounds of the histograms' buckets; +Inf follows. Seconds, for
+ * call durations and queue waits: */
+static const double sec_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+/* Calls, for batch sizes, by powers of two up to the most a batch may
+ * hold (GILD_FUNCTION_BATCH_MAX): */
+static const double size_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512,
+    1024, 2048, 4096};
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define HIST_MAX NELEM(sec_bounds)
+_Static_assert(NELEM(size_bounds) <= HIST_MAX, "room for every bucket");
+
+typedef struct hist {
+	uint64_t buckets[HIST_MAX + 1]; /* per bucket, not cumulative */
+	uint64_t count;
+	double sum;
+} hist;
 
 typedef struct fn_stats {
 	char *name;     /* len bytes (and a NUL after them) */
 	size_t len;
 	uint64_t by_code[CODES_MAX]; /* by codes_index */
-	uint64_t buckets[NBOUNDS + 1]; /* per bucket, not cumulative */
-	uint64_t timed;
-	double sum;
+	hist duration;  /* arrival to answer, seconds (sec_bounds) */
+	hist wait;      /* arrival to start on a worker, seconds */
+	hist batch;     /* sizes of its batches (size_bounds) */
 	struct fn_stats *next;
 } fn_stats;
 
@@ -63,11 +77,17 @@ metrics_free(metrics *m)
 	free(m);
 }
 
+/* The stats of function name (len bytes; NULL: "(unknown)"), made on
+ * first use; NULL when out of memory (the count is lost, nothing else). */
 static fn_stats *
 fn_get(metrics *m, const char *name, size_t len)
 {
 	fn_stats *f;
 
+	if (name == NULL) {
+		name = "(unknown)";
+		len = strlen(name);
+	}
 	for (f = m->fns; f != NULL; f = f->next)
 		if (f->len == len && memcmp(f->name, name, len) == 0)
 			return f;
@@ -84,29 +104,49 @@ fn_get(metrics *m, const char *name, size_t len)
 	return f;
 }
 
+static void
+observe(hist *h, const double *bounds, size_t nb, double v)
+{
+	size_t b = 0;
+
+	while (b < nb && v > bounds[b])
+		b++;
+	h->buckets[b]++;
+	h->count++;
+	h->sum += v;
+}
+
 void
 metrics_call(metrics *m, const char *function, size_t len, int code,
     double seconds)
 {
 	fn_stats *f;
-	size_t b = 0;
 
-	if (m == NULL)
+	if (m == NULL || (f = fn_get(m, function, len)) == NULL)
 		return;
-	if (function == NULL) {
-		function = "(unknown)";
-		len = strlen(function);
-	}
-	if ((f = fn_get(m, function, len)) == NULL)
-		return; /* out of memory: the count is lost, nothing else */
 	f->by_code[code_index(code)]++;
-	if (seconds < 0)
-		return;
-	while (b < NBOUNDS && seconds > bounds[b])
-		b++;
-	f->buckets[b]++;
-	f->timed++;
-	f->sum += seconds;
+	if (seconds >= 0)
+		observe(&f->duration, sec_bounds, NELEM(sec_bounds), seconds);
+}
+
+void
+metrics_wait(metrics *m, const char *function, size_t len, double seconds)
+{
+	fn_stats *f;
+
+	if (m != NULL && (f = fn_get(m, function, len)) != NULL)
+		observe(&f->wait, sec_bounds, NELEM(sec_bounds),
+		    seconds < 0 ? 0 : seconds);
+}
+
+void
+metrics_batch(metrics *m, const char *function, size_t len, size_t calls)
+{
+	fn_stats *f;
+
+	if (m != NULL && (f = fn_get(m, function, len)) != NULL)
+		observe(&f->batch, size_bounds, NELEM(size_bounds),
+		    (double) calls);
 }
 
 /* A growing string. */
@@ -211,12 +251,75 @@ head(out *o, const char *name, const char *type, const char *help)
 	put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* The series of histogram family name for each function that has a
+ * sample in the histogram at offset off of fn_stats (all of them with
+ * every_fn). */
+static void
+put_hists(out *o, const metrics *m, const char *name, size_t off,
+    const double *bounds, size_t nb, bool every_fn)
+{
+	for (const fn_stats *f = m->fns; f != NULL; f = f->next) {
+		const hist *h = (const hist *) ((const char *) f + off);
+		uint64_t cum = 0;
+
+		if (h->count == 0 && !every_fn)
+			continue;
+		for (size_t b = 0; b <= nb; b++) {
+			cum += h->buckets[b];
+			put(o, "%s_bucket{function=\"", name);
+			put_label(o, f->name, f->len);
+			if (b < nb)
+				put(o, "\",le=\"%g\"} %llu\n", bounds[b],
+				    (unsigned long long) cum);
+			else
+				put(o, "\",le=\"+Inf\"} %llu\n",
+				    (unsigned long long) cum);
+		}
+		put(o, "%s_sum{function=\"", name);
+		put_label(o, f->name, f->len);
+		put(o, "\"} %.9g\n", h->sum);
+		put(o, "%s_count{function=\"", name);
+		put_label(o, f->name, f->len);
+		put(o, "\"} %llu\n", (unsigned long long) h->count);
+	}
+}
+
+/* The process_* families as the Prometheus client libraries define them. */
+static void
+put_process(out *o, const procstat *p)
+{
+	head(o, "process_cpu_seconds_total", "counter",
+	    "Total user and system CPU time spent in seconds.");
+	put(o, "process_cpu_seconds_total %.2f\n", p->cpu_seconds);
+	head(o, "process_resident_memory_bytes", "gauge",
+	    "Resident memory size in bytes.");
+	put(o, "process_resident_memory_bytes %llu\n",
+	    (unsigned long long) p->resident_bytes);
+	head(o, "process_virtual_memory_bytes", "gauge",
+	    "Virtual memory size in bytes.");
+	put(o, "process_virtual_memory_bytes %llu\n",
+	    (unsigned long long) p->virtual_bytes);
+	head(o, "process_open_fds", "gauge",
+	    "Number of open file descriptors.");
+	put(o, "process_open_fds %llu\n", (unsigned long long) p->open_fds);
+	head(o, "process_max_fds", "gauge",
+	    "Maximum number of open file descriptors.");
+	if (p->max_fds == UINT64_MAX)
+		put(o, "process_max_fds +Inf\n");
+	else
+		put(o, "process_max_fds %llu\n",
+		    (unsigned long long) p->max_fds);
+	head(o, "process_start_time_seconds", "gauge",
+	    "Start time of the process since unix epoch in seconds.");
+	put(o, "process_start_time_seconds %.2f\n", p->start_time);
+}
+
 char *
 metrics_render(const metrics *m, const metrics_now *now)
 {
 	out o = {malloc(4096), 0, 4096, 0};
 	static const char *const states[] = {"starting", "ready", "busy",
-	    "restarting", "stopped"};
+	    "recycling", "restarting", "stopped"};
 
 	if (o.p == NULL)
 		return NULL;
@@ -234,26 +337,17 @@ metrics_render(const metrics *m, const metrics_now *now)
 		}
 	head(&o, "gild_call_duration_seconds", "histogram",
 	    "Seconds from a call's arrival to its answer, by function.");
-	for (const fn_stats *f = m->fns; f != NULL; f = f->next) {
-		uint64_t cum = 0;
-		for (size_t b = 0; b <= NBOUNDS; b++) {
-			cum += f->buckets[b];
-			put(&o, "gild_call_duration_seconds_bucket{function=\"");
-			put_label(&o, f->name, f->len);
-			if (b < NBOUNDS)
-				put(&o, "\",le=\"%g\"} %llu\n", bounds[b],
-				    (unsigned long long) cum);
-			else
-				put(&o, "\",le=\"+Inf\"} %llu\n",
-				    (unsigned long long) cum);
-		}
-		put(&o, "gild_call_duration_seconds_sum{function=\"");
-		put_label(&o, f->name, f->len);
-		put(&o, "\"} %.9g\n", f->sum);
-		put(&o, "gild_call_duration_seconds_count{function=\"");
-		put_label(&o, f->name, f->len);
-		put(&o, "\"} %llu\n", (unsigned long long) f->timed);
-	}
+	put_hists(&o, m, "gild_call_duration_seconds",
+	    offsetof(fn_stats, duration), sec_bounds, NELEM(sec_bounds), true);
+	head(&o, "gild_queue_wait_seconds", "histogram",
+	    "Seconds from a call's arrival to its start on a worker, by "
+	    "function.");
+	put_hists(&o, m, "gild_queue_wait_seconds", offsetof(fn_stats, wait),
+	    sec_bounds, NELEM(sec_bounds), false);
+	head(&o, "gild_batch_size", "histogram",
+	    "Calls in each batch handed to a batched function, by function.");
+	put_hists(&o, m, "gild_batch_size", offsetof(fn_stats, batch),
+	    size_bounds, NELEM(size_bounds), false);
 	head(&o, "gild_queue_depth", "gauge", "Calls waiting for a worker.");
 	put(&o, "gild_queue_depth %llu\n", (unsigned long long) now->queued);
 	head(&o, "gild_calls_in_flight", "gauge", "Calls running on workers.");
@@ -267,10 +361,22 @@ metrics_render(const metrics *m, const metrics_now *now)
 		put(&o, "gild_workers{state=\"%s\"} %d\n", states[s], n);
 	}
 	head(&o, "gild_worker_restarts_total", "counter",
-	    "Workers replaced, by why.");
+	    "Workers that died and were restarted, by why.");
 	for (size_t r = 0; r < now->n_reasons; r++)
 		put(&o, "gild_worker_restarts_total{reason=\"%s\"} %llu\n",
 		    now->restart_reason[r], (unsigned long long) now->restarts[r]);
+	head(&o, "gild_worker_recycles_total", "counter",
+	    "Workers replaced on purpose, by why.");
+	for (size_t r = 0; r < now->n_recycle_reasons; r++)
+		put(&o, "gild_worker_recycles_total{reason=\"%s\"} %llu\n",
+		    now->recycle_reason[r], (unsigned long long) now->recycles[r]);
+	head(&o, "gild_worker_resident_memory_bytes", "gauge",
+	    "Resident memory of each worker process, by slot.");
+	for (int w = 0; w < now->workers; w++)
+		if (now->worker_rss[w] != 0)
+			put(&o, "gild_worker_resident_memory_bytes{slot=\"%d\"} "
+				"%llu\n",
+			    w, (unsigned long long) now->worker_rss[w]);
 	head(&o, "gild_received_bytes_total", "counter",
 	    "Bytes of requests received from clients.");
 	put(&o, "gild_received_bytes_total %llu\n",
@@ -297,6 +403,14 @@ metrics_render(const metrics *m, const metrics_now *now)
 	for (size_t i = 0; i < now->n_limits; i++)
 		put(&o, "gild_limit_hits_total{limit=\"%s\"} %llu\n",
 		    now->limit[i], (unsigned long long) now->limit_hits[i]);
+	head(&o, "gild_build_info", "gauge",
+	    "Always 1: the gild version and the runtime its workers use.");
+	put(&o, "gild_build_info{version=\"");
+	put_label(&o, now->version, strlen(now->version));
+	put(&o, "\",runtime=\"");
+	put_label(&o, now->runtime, strlen(now->runtime));
+	put(&o, "\"} 1\n");
+	put_process(&o, &now->process);
 	if (o.failed) {
 		free(o.p);
 		return NULL;

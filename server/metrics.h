@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "procstat.h"
+
 typedef struct metrics metrics;
 
 /* Returns NULL when out of memory. */
@@ -19,15 +21,31 @@ void metrics_free(metrics *m);
 void metrics_call(metrics *m, const char *function, size_t len, int code,
     double seconds);
 
+/* A call of function (as for metrics_call) started on a worker, seconds
+ * after its arrival: counted once per call, whatever happens to it. */
+void metrics_wait(metrics *m, const char *function, size_t len,
+    double seconds);
+/* A batch of `calls` calls of batched function (as for metrics_call) was
+ * handed to a worker. */
+void metrics_batch(metrics *m, const char *function, size_t len,
+    size_t calls);
+
 /* What the server knows right now, rendered as gauges and counters next
  * to the calls. */
 typedef struct metrics_now {
 	uint64_t queued, in_flight;
 	int workers;
 	const char *const *worker_state; /* workers of them: each one's */
+	const uint64_t *worker_rss;        /* workers of them: resident bytes
+					      (0: no process) */
 	const char *const *restart_reason; /* n_reasons names, and */
 	const uint64_t *restarts;          /* their counts */
 	size_t n_reasons;
+	const char *const *recycle_reason; /* n_recycle_reasons names, and */
+	const uint64_t *recycles;          /* their counts */
+	size_t n_recycle_reasons;
+	const char *version, *runtime;     /* gild_build_info's labels */
+	procstat process;                  /* gild's own (process_*) */
 	uint64_t bytes_in, bytes_out, shm_bytes;
 	double uptime_s;
 	int draining;

@@ -67,6 +67,10 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 			   f.type == WIRE_LEN) {
 			out->token = (const char *) f.data;
 			out->token_len = f.len;
+		} else if (f.number == GILD_F_REQUEST_TRACE_CONTEXT &&
+			   f.type == WIRE_LEN) {
+			out->trace = f.data;
+			out->trace_len = f.len;
 		} else if (is_body(f.number) && f.type == WIRE_LEN) {
 			/* Last one wins, as for any protobuf oneof. */
 			out->body = (enum parse_body) f.number;
@@ -92,6 +96,14 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 		    "ping, stream_next, batch, exec or an actor request",
 		    out->id);
 		return;
+	}
+	if (out->trace != NULL) {
+		const char *why = trace_read(out->trace, out->trace_len,
+		    &out->trace_fields);
+		if (why != NULL)
+			return refuse(out, GILD__V1__CODE__INVALID_ARGUMENT, why);
+		if (out->trace_fields.parent == NULL)
+			out->trace = NULL; /* an empty one: none */
 	}
 	if (out->body == BODY_CALL) {
 		if (!body_field(out, GILD_F_CALL_FUNCTION, WIRE_LEN, &fn) ||

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "fields.h"
+#include "trace.h"
 
 /* Request body kinds: the field numbers in gild.v1.Request. */
 enum parse_body {
@@ -53,6 +54,10 @@ typedef struct parsed_request {
 	uint64_t cancel_target;   /* BODY_CANCEL: target_id (0 if absent) */
 	const uint8_t *ping_payload; /* BODY_PING: payload (NULL if absent) */
 	size_t ping_payload_len;
+	const uint8_t *trace;     /* Request.trace_context, checked (NULL: none
+				     or empty), borrowed */
+	size_t trace_len;
+	trace_fields trace_fields; /* what it holds */
 	const char *token;        /* Request.token (not NUL-ended), or NULL */
 	size_t token_len;
 	int code;                 /* 0, or the gild.v1.Code to answer with */
@@ -61,7 +66,8 @@ typedef struct parsed_request {
 
 /* Classifies a request of len bytes. Always fills *out; out->code says
  * whether it can be served: INVALID_ARGUMENT (not protobuf, no body, a
- * call without a function name) or RESOURCE_EXHAUSTED (over max_message).
+ * call without a function name, a trace_context that is malformed or not
+ * W3C's form: trace.h) or RESOURCE_EXHAUSTED (over max_message).
  * Pointers borrow from buf. */
 void parse_request(const uint8_t *buf, size_t len, size_t max_message,
     parsed_request *out);

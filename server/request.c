@@ -158,6 +158,9 @@ on_call(server *srv, listener_req *req, nng_msg *msg, const parsed_request *pr)
 	j->call_len = pr->len;
 	j->function = pr->function;
 	j->function_len = pr->function_len;
+	sj->trace = pr->trace;
+	sj->trace_len = pr->trace_len;
+	sj->trace_fields = pr->trace_fields;
 	if (sj->timeout_ms != 0 && job_timer_arm(srv, sj, sj->timeout_ms) != 0) {
 		if (sj->st != NULL)
 			stream_free(&srv->streams, sj->st);

@@ -93,6 +93,8 @@ describe_job(const job *j, sup_job *out)
 					     (uint32_t) (waited / 1000);
 	out->call = j->call;
 	out->len = j->call_len;
+	out->trace = sj->trace;
+	out->trace_len = sj->trace_len;
 }
 
 /* The batch size that the code of the worker j was placed on declares for
@@ -143,6 +145,8 @@ pump(server *srv)
 		for (size_t i = 0; i < n; i++) {
 			job_step(srv, sjob_of(batch[i]), CE_SENT, 0, NULL);
 			describe_job(batch[i], &sjobs[i]);
+			job_count_start(srv, sjob_of(batch[i]),
+			    i == 0 && wb > 0 ? n : 0);
 		}
 		if (supervisor_send(srv->sup, slot, sjobs, n, wb > 0) != 0) {
 			for (size_t i = 0; i < n; i++) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "job.h"
+#include "procstat.h"
 #include "reply.h"
 #include "statusjson.h"
 
@@ -165,13 +166,21 @@ status_metrics_text(void *arg)
 	uint64_t hits[5 + LIMIT_N + 2];
 	int n = supervisor_count(srv->sup);
 	const char *state[n];
+	uint64_t rss[n];
 	metrics_now now = {0};
 
 	for (int i = 0; i < n; i++) {
 		sup_worker_info info;
 		supervisor_info(srv->sup, i, &info);
 		state[i] = slot_state(srv, i, &info);
+		rss[i] = procstat_rss_bytes(info.pid);
 	}
+	now.worker_rss = rss;
+	now.n_recycle_reasons = supervisor_recycles(srv->sup,
+	    &now.recycle_reason, &now.recycles);
+	now.version = GILD_VERSION;
+	now.runtime = srv->opts->free_threaded ? "free-threaded" : "process";
+	(void) procstat_self(&now.process); /* zeros when /proc is missing */
 	job_counts(srv, &now.queued, &now.in_flight);
 	now.workers = n;
 	now.worker_state = state;

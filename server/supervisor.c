@@ -23,14 +23,31 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Why workers were replaced, as /metrics labels them. */
-enum { RS_SIGNAL, RS_EXIT, RS_KILLED, RS_RECYCLED };
+#include "procstat.h"
+
+/* Why workers died and were restarted, as /metrics labels them. */
+enum { RS_SIGNAL, RS_EXIT, RS_KILLED, RS_MEMORY };
 static const char *const restart_reasons[] = {
     [RS_SIGNAL] = "signal",     /* died of a signal (a crash, OOM kill) */
     [RS_EXIT] = "exit",         /* exited on its own */
     [RS_KILLED] = "killed",     /* by gild: stuck past --kill-grace */
-    [RS_RECYCLED] = "recycled", /* --max-jobs-per-worker, RSS, a reload */
+    [RS_MEMORY] = "worker-memory", /* out of --worker-memory: it said so
+				      with its last job's end and exited */
 };
+_Static_assert(sizeof(restart_reasons) / sizeof(restart_reasons[0]) ==
+		   SUP_RESTART_REASONS,
+    "a name for every restart reason");
+
+/* Why workers were replaced on purpose (recycled), as /metrics labels
+ * them: worker.recycle_why. */
+static const char *const recycle_reasons[] = {
+    [RC_MAX_JOBS] = "max-jobs", /* --max-jobs-per-worker */
+    [RC_MAX_RSS] = "max-rss",   /* --max-worker-rss */
+    [RC_RELOAD] = "reload",     /* SIGHUP: the app imported again */
+};
+_Static_assert(sizeof(recycle_reasons) / sizeof(recycle_reasons[0]) ==
+		   SUP_RECYCLE_REASONS,
+    "a name for every recycle reason");
 
 static void on_reaped(worker *w, int status, const char *why);
 static void maybe_stopped(supervisor *s);
@@ -208,23 +225,6 @@ on_hello(worker *w, const uint8_t *data, size_t len)
 
 /* ---- recycling --------------------------------------------------------- */
 
-/* The worker's resident set in KiB, from /proc/PID/statm; 0 if unknown. */
-static uint64_t
-rss_kib(pid_t pid)
-{
-	char path[64];
-	unsigned long long size, resident;
-	FILE *f;
-	int n;
-
-	snprintf(path, sizeof(path), "/proc/%d/statm", (int) pid);
-	if ((f = fopen(path, "r")) == NULL)
-		return 0;
-	n = fscanf(f, "%llu %llu", &size, &resident);
-	fclose(f);
-	return n == 2 ? resident * (uint64_t) sysconf(_SC_PAGESIZE) / 1024 : 0;
-}
-
 /* Whether w is to be replaced now that a job ended: --max-jobs-per-worker,
  * --max-worker-rss, or a reload. Checked between jobs, never during one. */
 static bool
@@ -233,16 +233,21 @@ due_for_recycling(worker *w)
 	const sup_config *c = &w->sup->cfg;
 	uint64_t rss;
 
-	if (w->roll)
+	if (w->roll) {
+		w->recycle_why = RC_RELOAD;
 		return true;
+	}
 	if (c->max_jobs != 0 && w->jobs_since_spawn >= c->max_jobs) {
+		w->recycle_why = RC_MAX_JOBS;
 		log_info("worker %d%s recycled after %llu jobs "
 			 "(--max-jobs-per-worker)",
 		    w->slot, pid_of(w).s,
 		    (unsigned long long) w->jobs_since_spawn);
 		return true;
 	}
-	if (c->max_rss_kib != 0 && (rss = rss_kib(w->pid)) > c->max_rss_kib) {
+	if (c->max_rss_kib != 0 &&
+	    (rss = procstat_rss_bytes(w->pid) / 1024) > c->max_rss_kib) {
+		w->recycle_why = RC_MAX_RSS;
 		log_info("worker %d%s recycled: RSS %llu MiB over "
 			 "--max-worker-rss %llu MiB",
 		    w->slot, pid_of(w).s, (unsigned long long) rss / 1024,
@@ -315,6 +320,7 @@ on_worker_frame(void *arg, const uint8_t *p, size_t len)
 		    (fw.exiting || due_for_recycling(w))) {
 			/* No new job may reach it while its result goes out. */
 			w->draining = true;
+			w->out_of_memory = fw.exiting;
 			s->ev.retiring(s->arg, w->slot);
 		}
 		end(s->arg, w->slot, fw.job_id, fw.data, fw.len);
@@ -480,6 +486,7 @@ attach(worker *w, int fd, int chan, pid_t pid)
 	w->killed = false;
 	w->roll = false;
 	w->draining = false;
+	w->out_of_memory = false;
 	w->running = 0;
 	w->jobs_since_spawn = 0;
 	w->generation = w->sup->generation;
@@ -553,8 +560,15 @@ on_reaped(worker *w, int status, const char *why)
 
 	clear_pid(w);
 	if (w->state == W_RETIRING && !s->stopping) {
-		w->recycles++;
-		s->restarts[RS_RECYCLED]++;
+		/* A planned replacement, unless the worker asked for it
+		 * because it ran out of --worker-memory. */
+		if (w->out_of_memory) {
+			w->restarts++;
+			s->restarts[RS_MEMORY]++;
+		} else {
+			w->recycles++;
+			s->recycles[w->recycle_why]++;
+		}
 		w->state = W_RESTARTING;
 		evtimer_add(w->restart_ev, &tv); /* now: no backoff for a recycle */
 		return;
@@ -794,6 +808,7 @@ roll_next(supervisor *s)
 		if (w->generation != s->generation && w->state == W_READY) {
 			if (w->running == 0) {
 				s->ev.retiring(s->arg, w->slot);
+				w->recycle_why = RC_RELOAD;
 				retire(w);
 			} else {
 				w->roll = true;
@@ -1051,7 +1066,10 @@ supervisor_info(const supervisor *s, int slot, sup_worker_info *out)
 	const worker *w = &s->w[slot];
 
 	out->pid = w->pid;
-	out->state = names[w->state];
+	/* A worker of several threads being recycled finishes its running
+	 * calls first, taking no new one. */
+	out->state = w->state == W_READY && w->draining ? "recycling"
+							: names[w->state];
 	out->jobs_done = w->jobs_done;
 	out->restarts = w->restarts;
 	out->recycles = w->recycles;
@@ -1147,4 +1165,13 @@ supervisor_restarts(const supervisor *s, const char *const **reasons,
 	*reasons = restart_reasons;
 	*counts = s->restarts;
 	return sizeof(restart_reasons) / sizeof(restart_reasons[0]);
+}
+
+size_t
+supervisor_recycles(const supervisor *s, const char *const **reasons,
+    const uint64_t **counts)
+{
+	*reasons = recycle_reasons;
+	*counts = s->recycles;
+	return sizeof(recycle_reasons) / sizeof(recycle_reasons[0]);
 }

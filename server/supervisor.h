@@ -91,6 +91,9 @@ typedef struct sup_job {
 	const uint8_t *call;  /* SUP_ACTOR_NEW: an encoded gild.v1.ActorNew;
 				 SUP_EXEC: an encoded gild.v1.Exec */
 	size_t len;
+	const uint8_t *trace; /* an encoded gild.v1.TraceContext (NULL: none);
+				 of a batch, its first job's goes */
+	size_t trace_len;
 } sup_job;
 
 /* Sends n jobs to `slot`: one call, or (batch) a batch of n >= 1 calls of
@@ -131,10 +134,12 @@ void supervisor_fini(supervisor *s);
 /* What status reports about a slot. */
 typedef struct sup_worker_info {
 	pid_t pid;
-	const char *state; /* "starting", "ready", "restarting", "stopped" */
+	const char *state; /* "starting", "ready", "recycling", "restarting",
+			      "stopped" */
 	uint64_t jobs_done;
 	uint32_t restarts; /* after a crash */
-	uint32_t recycles; /* after --max-jobs-per-worker / --max-worker-rss */
+	uint32_t recycles; /* after --max-jobs-per-worker / --max-worker-rss /
+			      a reload */
 } sup_worker_info;
 void supervisor_info(const supervisor *s, int slot, sup_worker_info *out);
 int supervisor_count(const supervisor *s);
@@ -160,9 +165,16 @@ bool supervisor_gil_enabled(const supervisor *s);
 /* Bytes of frames that went to or came from workers as memfds rather than
  * through their sockets (proto/frame.h), since start. */
 uint64_t supervisor_shm_bytes(const supervisor *s);
-/* Workers replaced since start, by why: sets the reasons' names and their
+/* Workers restarted since start because they died (a signal, an exit of
+ * their own, killed by gild past --kill-grace, out of --worker-memory),
+ * and workers recycled on purpose (--max-jobs-per-worker,
+ * --max-worker-rss, a reload): each sets the reasons' names and their
  * counts (both borrowed) and returns how many there are. */
+#define SUP_RESTART_REASONS 4
+#define SUP_RECYCLE_REASONS 3
 size_t supervisor_restarts(const supervisor *s, const char *const **reasons,
+    const uint64_t **counts);
+size_t supervisor_recycles(const supervisor *s, const char *const **reasons,
     const uint64_t **counts);
 /* Whether the app has an @gild.actor class `name` (len bytes), and its
  * max_restarts. */

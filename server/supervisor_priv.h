@@ -37,6 +37,9 @@ typedef enum down_how {
 	DOWN_BROKEN, /* what it wrote cannot be read any further */
 } down_how;
 
+/* Why a worker is recycled (supervisor.c's recycle_reasons names them). */
+enum recycle_why { RC_MAX_JOBS, RC_MAX_RSS, RC_RELOAD };
+
 typedef struct worker {
 	supervisor *sup;
 	int slot;
@@ -66,6 +69,9 @@ typedef struct worker {
 	catalog_table *table;   /* what its one hello said (held) */
 	bool killed;            /* by supervisor_kill: restart without backoff */
 	bool roll;              /* replace it after its running job (reload) */
+	enum recycle_why recycle_why; /* W_RETIRING, or draining: why */
+	bool out_of_memory;     /* draining because it said it exits (out of
+				   --worker-memory): a restart, not a recycle */
 	bool draining;          /* takes no new job: retired once it has none
 				   running (a recycle with several threads) */
 	int running;            /* jobs sent and not answered */
@@ -100,7 +106,10 @@ struct supervisor {
 	catalog *cat;        /* the app's tables, as the hellos said */
 	catalog_table *tmpl_table; /* the current template's */
 	uint64_t shm_bytes; /* frame payloads sent or received as memfds */
-	uint64_t restarts[4]; /* workers replaced, by restart_reasons[] */
+	uint64_t restarts[SUP_RESTART_REASONS]; /* workers that died and were
+						   restarted, by why */
+	uint64_t recycles[SUP_RECYCLE_REASONS]; /* workers replaced on
+						   purpose, by why */
 };
 
 /* " (pid N)" naming w's process in a log line, or "" while its pid is

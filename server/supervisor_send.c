@@ -103,8 +103,9 @@ supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
 	uint8_t head[FRAME_HEADER_LEN + 8 * (1 + WIRE_MAX_VARINT)];
 	uint8_t ids[n * WIRE_MAX_VARINT + 1], tag[1 + WIRE_MAX_VARINT];
 	uint8_t tags[n][1 + WIRE_MAX_VARINT];
-	struct iovec seg[2 + 2 * n];
-	bool ref[2 + 2 * n];
+	uint8_t trace_tag[1 + WIRE_MAX_VARINT];
+	struct iovec seg[4 + 2 * n];
+	bool ref[4 + 2 * n];
 	size_t h = FRAME_HEADER_LEN, nids = 0, body = 0, rest = 0, payload;
 	struct evbuffer *out;
 	worker *w;
@@ -178,6 +179,18 @@ supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
 			seg[ns++] = (struct iovec){(void *) jobs[i].call,
 			    jobs[i].len};
 		}
+	}
+	/* ToWorker.trace_context, after the body (protobuf's fields come in
+	 * any order): referenced, as the call bytes are. */
+	if (jobs[0].trace != NULL && jobs[0].op != SUP_ACTOR_DESTROY) {
+		size_t t = wire_put_tag(trace_tag,
+		    GILD_WF_TO_WORKER_TRACE_CONTEXT, WIRE_LEN);
+		t += wire_put_varint(trace_tag + t, jobs[0].trace_len);
+		seg[ns++] = (struct iovec){trace_tag, t};
+		ref[ns] = true;
+		seg[ns++] = (struct iovec){(void *) jobs[0].trace,
+		    jobs[0].trace_len};
+		rest += t + jobs[0].trace_len;
 	}
 	out = outbox(w);
 	payload = h - FRAME_HEADER_LEN + rest;

@@ -13,6 +13,7 @@ TEST_DEPS += $(B)/tests/fake_cunit
 $(eval $(call cunit_test,test_frame,$(B)/libgildproto.a,))
 $(eval $(call cunit_test,test_wire,$(B)/libgildproto.a,$(PROTOBUFC_LIBS)))
 $(eval $(call cunit_test,test_fields,$(B)/libgildproto.a,$(PROTOBUFC_LIBS)))
+$(eval $(call cunit_test,test_trace,$(B)/libgildproto.a,$(PROTOBUFC_LIBS)))
 
 # Integration: the real gild (and its worker) must be built first.
 $(eval $(call cunit_test,test_server,$(B)/tests/integration/harness.o \
@@ -79,6 +80,7 @@ UNIT_TESTS += tests/python/test_cli.py tests/python/test_python.py \
 	tests/python/test_drain.py tests/python/test_lb.py \
 	tests/python/test_runner.py tests/python/test_systemd.py \
 	tests/python/test_mirror.py tests/python/test_metrics.py \
+	tests/python/test_trace.py \
 	tests/python/test_limits.py
 
 # Fuzzing: libFuzzer targets (clang, with ASan and UBSan) over the decoders
@@ -89,7 +91,7 @@ FUZZ_B := build-fuzz
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-I$(B)/proto -Iproto -Iclient-lib -I. $(PROTOBUFC_CFLAGS)
-FUZZ_COMMON := server/parse.c proto/wire.c $(B)/proto/gild.pb-c.c
+FUZZ_COMMON := server/parse.c proto/wire.c proto/trace.c $(B)/proto/gild.pb-c.c
 $(FUZZ_B)/fuzz_request: tests/fuzz/fuzz_request.c $(FUZZ_COMMON) | $(PROTO_H)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(PROTOBUFC_LIBS)
@@ -101,7 +103,7 @@ $(FUZZ_B)/fuzz_from_worker: tests/fuzz/fuzz_from_worker.c $(FUZZ_COMMON) \
 # The worker's frame decoding and value conversion, with its embedded
 # Python: every worker source but main.c, built again for fuzzing.
 $(FUZZ_B)/fuzz_to_worker: tests/fuzz/fuzz_to_worker.c $(WORKER_SRCS) \
-	proto/frame.c proto/wire.c proto/codes.c $(B)/proto/gild.pb-c.c \
+	proto/frame.c proto/wire.c proto/codes.c proto/trace.c $(B)/proto/gild.pb-c.c \
 	$(B)/proto/worker.pb-c.c | $(PROTO_H)
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -Iworker $(PY_CFLAGS) \

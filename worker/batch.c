@@ -129,11 +129,15 @@ run_group(run *r, PyObject *idx, werr *gerr)
 	Py_ssize_t m = PyList_GET_SIZE(idx);
 	size_t first = PyLong_AsSize_t(PyList_GET_ITEM(idx, 0));
 	PyObject *cols = NULL, *kwcols = NULL, *res = NULL;
-	job_ctx ctx = {r->b->job_ids[first], r->b->request_id, r->fname,
-	    r->b->deadline_ms, r->b->queued_us, (uint32_t) r->n,
-	    r->b->job_ids}; /* an interrupt of any call stops the batch */
+	/* An interrupt of any call stops the batch. */
+	job_ctx ctx = {.job_id = r->b->job_ids[first],
+	    .request_id = r->b->request_id, .function = r->fname,
+	    .deadline_ms = r->b->deadline_ms, .queued_us = r->b->queued_us,
+	    .batch_size = (uint32_t) r->n, .batch_ids = r->b->job_ids};
 	int code;
 
+	job_ctx_trace(&ctx, r->b->traceparent.data, r->b->traceparent.len,
+	    r->b->tracestate.data, r->b->tracestate.len);
 	if (columns(r, idx, &cols, &kwcols) == -1) {
 		werr_from_python(gerr, GILD__V1__CODE__INTERNAL);
 		goto done;

@@ -7,6 +7,7 @@
 
 #include "fields.h"
 #include "gild_limits.h"
+#include "trace.h"
 #include "wire.h"
 
 /* The wire type a known field of a message must have. */
@@ -29,6 +30,7 @@ static const struct field_type to_worker_fields[] = {
     {GILD_WF_TO_WORKER_ACTOR_DESTROY, WIRE_VARINT},
     {GILD_WF_TO_WORKER_EXEC, WIRE_LEN},
     {GILD_WF_TO_WORKER_TAKE_BACK, WIRE_LEN},
+    {GILD_WF_TO_WORKER_TRACE_CONTEXT, WIRE_LEN},
     {0, 0},
 };
 
@@ -220,6 +222,24 @@ malformed:
 	    "malformed call: the batch is not valid protobuf wire format");
 }
 
+/* ToWorker.trace_context: its traceparent and tracestate, when they are
+ * what the front end lets through (trace.h); else none. */
+static void
+read_trace(const wire_field *f, decode_msg *m)
+{
+	trace_fields t;
+
+	m->traceparent = m->tracestate = (decode_bytes){NULL, 0};
+	if (f->type != WIRE_LEN || trace_read(f->data, f->len, &t) != NULL ||
+	    t.parent == NULL)
+		return;
+	m->traceparent = (decode_bytes){(const uint8_t *) t.parent,
+	    t.parent_len};
+	if (t.state != NULL)
+		m->tracestate = (decode_bytes){(const uint8_t *) t.state,
+		    t.state_len};
+}
+
 int
 decode_frame(const uint8_t *buf, size_t len, decode_msg *m, werr *err)
 {
@@ -246,6 +266,9 @@ decode_frame(const uint8_t *buf, size_t len, decode_msg *m, werr *err)
 			break;
 		case GILD_WF_TO_WORKER_ACTOR_ID:
 			m->actor_id = f.value;
+			break;
+		case GILD_WF_TO_WORKER_TRACE_CONTEXT:
+			read_trace(&f, m);
 			break;
 		case GILD_WF_TO_WORKER_CALL:
 		case GILD_WF_TO_WORKER_INTERRUPT:

@@ -33,6 +33,9 @@ typedef struct decode_call {
 typedef struct decode_msg {
 	uint64_t job_id, request_id, actor_id;
 	uint32_t deadline_ms, queued_us;
+	decode_bytes traceparent; /* from trace_context (checked by the front
+				     end); len 0: none */
+	decode_bytes tracestate;
 	uint32_t body;       /* its body's field number (GILD_WF_TO_WORKER_*),
 	                        0 for none */
 	decode_call call;    /* with body call or actor_new */

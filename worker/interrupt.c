@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -64,8 +65,34 @@ monotonic_s(void)
 	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
+void
+job_ctx_trace(job_ctx *ctx, const uint8_t *traceparent, size_t tp_len,
+    const uint8_t *tracestate, size_t ts_len)
+{
+	if (tp_len >= sizeof(ctx->traceparent))
+		tp_len = 0; /* not one the front end lets through */
+	if (ts_len >= sizeof(ctx->tracestate))
+		ts_len = 0;
+	if (tp_len > 0)
+		memcpy(ctx->traceparent, traceparent, tp_len);
+	ctx->traceparent[tp_len] = '\0';
+	if (ts_len > 0)
+		memcpy(ctx->tracestate, tracestate, ts_len);
+	ctx->tracestate[ts_len] = '\0';
+}
+
+/* A str of s, or None when it is empty; new. */
+static PyObject *
+str_or_none(const char *s)
+{
+	if (s[0] == '\0')
+		Py_RETURN_NONE;
+	return PyUnicode_FromString(s);
+}
+
 /* _gild_worker.context_info(): (request_id, function, deadline or None,
- * queued_ms, batch_size) of the running call; RuntimeError outside one. */
+ * queued_ms, batch_size, traceparent or None, tracestate or None) of the
+ * running call; RuntimeError outside one. */
 static PyObject *
 context_info(PyObject *self, PyObject *unused)
 {
@@ -80,14 +107,11 @@ context_info(PyObject *self, PyObject *unused)
 		return NULL;
 	}
 	/* r.ctx.function stays valid while this thread's job runs. */
-	if (r.deadline > 0)
-		return Py_BuildValue("(Ksddk)",
-		    (unsigned long long) r.ctx.request_id,
-		    r.ctx.function ? r.ctx.function : "", r.deadline,
-		    r.ctx.queued_us / 1000.0, (unsigned long) r.ctx.batch_size);
-	return Py_BuildValue("(KsOdk)", (unsigned long long) r.ctx.request_id,
-	    r.ctx.function ? r.ctx.function : "", Py_None,
-	    r.ctx.queued_us / 1000.0, (unsigned long) r.ctx.batch_size);
+	return Py_BuildValue("(KsNdkNN)", (unsigned long long) r.ctx.request_id,
+	    r.ctx.function ? r.ctx.function : "",
+	    r.deadline > 0 ? PyFloat_FromDouble(r.deadline) : Py_NewRef(Py_None),
+	    r.ctx.queued_us / 1000.0, (unsigned long) r.ctx.batch_size,
+	    str_or_none(r.ctx.traceparent), str_or_none(r.ctx.tracestate));
 }
 
 /* _gild_worker.cancelled(): whether the running call has been told to stop
@@ -105,8 +129,8 @@ cancelled(PyObject *self, PyObject *unused)
 
 static PyMethodDef module_methods[] = {
     {"context_info", context_info, METH_NOARGS,
-	"(request_id, function, deadline, queued_ms, batch_size) of the "
-	"running call."},
+	"(request_id, function, deadline, queued_ms, batch_size, traceparent, "
+	"tracestate) of the running call."},
     {"cancelled", cancelled, METH_NOARGS,
 	"Whether the running call has been told to stop."},
     {NULL, NULL, 0, NULL},

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gild_limits.h"
+
 /* Registers the built-in module _gild_worker (the exception classes
  * Interrupted, DeadlineInterrupt, CancelInterrupt). Call before Python is
  * initialised. Returns 0 or -1. */
@@ -26,7 +28,14 @@ typedef struct job_ctx {
 	uint32_t batch_size;  /* calls in its batch (1: not batched) */
 	const uint64_t *batch_ids; /* their job ids (borrowed; NULL: alone):
 				      an interrupt of any stops the batch */
+	/* The request's W3C trace context ("" when none), copied: */
+	char traceparent[GILD_TRACEPARENT_LEN + 1];
+	char tracestate[GILD_TRACESTATE_MAX + 1];
 } job_ctx;
+
+/* Copies a trace context (len 0: none) into ctx. */
+void job_ctx_trace(job_ctx *ctx, const uint8_t *traceparent, size_t tp_len,
+    const uint8_t *tracestate, size_t ts_len);
 
 /* The worker runs jobs on n Python threads (--threads; 1 in the process
  * runtime), each with its own running job, interrupts, credit and asyncio

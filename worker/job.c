@@ -269,8 +269,11 @@ run_actor_new(const app *a, const decode_msg *msg, uint8_t **out,
 	const char *cname = msg->call.function;
 	PyObject *cls = app_actor_class(a, cname);
 	PyObject *args = NULL, *kwargs = NULL, *inst = NULL, *key = NULL;
-	job_ctx ctx = {msg->job_id, msg->request_id, cname, msg->deadline_ms,
-	    msg->queued_us, 1, NULL};
+	job_ctx ctx = {.job_id = msg->job_id, .request_id = msg->request_id,
+	    .function = cname, .deadline_ms = msg->deadline_ms,
+	    .queued_us = msg->queued_us, .batch_size = 1};
+	job_ctx_trace(&ctx, msg->traceparent.data, msg->traceparent.len,
+	    msg->tracestate.data, msg->tracestate.len);
 	werr err = {0};
 	int rc, code;
 
@@ -423,8 +426,11 @@ run_call(const app *a, const decode_msg *msg, const job_sink *sink,
 	const decode_call *call = &msg->call;
 	uint64_t job_id = msg->job_id;
 	const char *fname = call->function;
-	job_ctx ctx = {job_id, msg->request_id, fname, msg->deadline_ms,
-	    msg->queued_us, 1, NULL};
+	job_ctx ctx = {.job_id = job_id, .request_id = msg->request_id,
+	    .function = fname, .deadline_ms = msg->deadline_ms,
+	    .queued_us = msg->queued_us, .batch_size = 1};
+	job_ctx_trace(&ctx, msg->traceparent.data, msg->traceparent.len,
+	    msg->tracestate.data, msg->tracestate.len);
 	werr err = {0};
 	PyObject *fn = resolve(a, call, &err);
 	PyObject *args = NULL;
@@ -568,8 +574,11 @@ run_exec(const decode_msg *msg, uint8_t **out, size_t *outlen)
 	const decode_bytes *source = &msg->source;
 	const char *fname =
 	    msg->filename[0] != '\0' ? msg->filename : "<exec>";
-	job_ctx ctx = {msg->job_id, msg->request_id, fname, msg->deadline_ms,
-	    msg->queued_us, 1, NULL};
+	job_ctx ctx = {.job_id = msg->job_id, .request_id = msg->request_id,
+	    .function = fname, .deadline_ms = msg->deadline_ms,
+	    .queued_us = msg->queued_us, .batch_size = 1};
+	job_ctx_trace(&ctx, msg->traceparent.data, msg->traceparent.len,
+	    msg->tracestate.data, msg->tracestate.len);
 	PyObject *ns = NULL, *file = NULL, *code = NULL, *r = NULL, *res;
 	Gild__V1__Value *v = NULL;
 	convert_pins *pins = NULL;

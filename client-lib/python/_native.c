@@ -714,12 +714,13 @@ client_count_sent(client_obj *self, size_t n)
 	Py_END_CRITICAL_SECTION();
 }
 
-/* submit(function, args, kwargs=None, timeout_ms=0) -> call id */
+/* submit(function, args, kwargs=None, timeout_ms=0, traceparent=None,
+ * tracestate=None) -> call id */
 static PyObject *
 client_submit(client_obj *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {
-	    "function", "args", "kwargs", "timeout_ms", NULL};
+	static char *kwlist[] = {"function", "args", "kwargs", "timeout_ms",
+	    "traceparent", "tracestate", NULL};
 	PyObject *a, *k = Py_None;
 	const char *fn;
 	int timeout = 0, rc;
@@ -727,14 +728,17 @@ client_submit(client_obj *self, PyObject *args, PyObject *kw)
 	gild_error err = {0};
 	gild_call_id id = 0;
 	gild_client *c;
+	gild_trace_context trace = {NULL, NULL};
 
-	if (!PyArg_ParseTupleAndKeywords(
-	        args, kw, "sO|Oi:submit", kwlist, &fn, &a, &k, &timeout))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|Oizz:submit", kwlist,
+	        &fn, &a, &k, &timeout, &trace.traceparent, &trace.tracestate))
 		return NULL;
 	if (call_begin(self, a, k, &va, &vk, &c) == -1)
 		return NULL;
+	/* The strings are the argument objects': they outlive the call. */
 	UNLOCKED(
-	    rc = gild_submit_timeout(c, fn, va, vk, timeout, &id, &err);
+	    rc = gild_submit_traced(c, fn, va, vk, timeout,
+	        trace.traceparent != NULL ? &trace : NULL, &id, &err);
 	    gild_value_free(va); gild_value_free(vk));
 	client_leave(self);
 	if (rc == GILD_OK)

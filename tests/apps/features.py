@@ -123,7 +123,8 @@ def whoami():
     ctx = gild.context()
     return {"request_id": ctx.request_id, "function": ctx.function,
             "time_left": ctx.time_left(), "batch_size": ctx.batch_size,
-            "cancelled": ctx.cancelled()}
+            "cancelled": ctx.cancelled(), "traceparent": ctx.traceparent,
+            "tracestate": ctx.tracestate}
 
 
 def until_cancelled(limit_s):

@@ -477,6 +477,73 @@ test_context(void)
 	served_stop(&s);
 }
 
+/* libgild sends a W3C trace context with a call (gild_submit_traced) and
+ * with each call of a batch (gild_submit_many_traced): the app sees each
+ * call's own; without one it sees None; a malformed one is refused before
+ * anything is sent, and the client serves on. */
+static void
+test_trace_context(void)
+{
+	static const char *const tps[] = {
+	    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+	    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+	    NULL};
+	gild_trace_context t[3] = {{tps[0], "k=v"}, {tps[1], NULL}, {NULL, NULL}};
+	gild_call_spec specs[3];
+	gild_call_id id, ids[3];
+	gild_error err = {0};
+	gild_result res;
+	server s;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(gild_submit_traced(s.c, "whoami", NULL, NULL, 0,
+				  &t[0], &id, &err),
+	    GILD_OK);
+	CU_ASSERT_EQUAL_FATAL(served_wait(s.c, id, &res), GILD_OK);
+	CU_ASSERT_STRING_EQUAL(value_str(gild_map_get(res.value,
+				   "traceparent")), tps[0]);
+	CU_ASSERT_STRING_EQUAL(value_str(gild_map_get(res.value,
+				   "tracestate")), "k=v");
+	gild_result_clear(&res);
+	for (int i = 0; i < 3; i++)
+		specs[i] = (gild_call_spec){"whoami", NULL, NULL, 0};
+	CU_ASSERT_EQUAL_FATAL(gild_submit_many_traced(s.c, specs, t, 3, ids,
+				  &err),
+	    GILD_OK);
+	for (int i = 0; i < 3; i++) {
+		const gild_value *tp;
+		CU_ASSERT_EQUAL_FATAL(served_wait(s.c, ids[i], &res), GILD_OK);
+		tp = gild_map_get(res.value, "traceparent");
+		if (tps[i] != NULL) {
+			CU_ASSERT_STRING_EQUAL(value_str(tp), tps[i]);
+		} else {
+			CU_ASSERT_EQUAL(gild_value_kind(tp), GILD_NULL);
+		}
+		CU_ASSERT_EQUAL(gild_value_kind(gild_map_get(res.value,
+				    "tracestate")),
+		    i == 0 ? GILD_STR : GILD_NULL);
+		gild_result_clear(&res);
+	}
+	/* Refused by libgild: the server never sees them. */
+	t[0].traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01";
+	CU_ASSERT_EQUAL(gild_submit_traced(s.c, "whoami", NULL, NULL, 0, &t[0],
+			    &id, &err),
+	    GILD_INVALID_ARGUMENT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.message, "parent id is all zeros"));
+	gild_error_clear(&err);
+	t[2].tracestate = "k=v"; /* without a traceparent */
+	CU_ASSERT_EQUAL(gild_submit_many_traced(s.c, specs, t, 3, ids, &err),
+	    GILD_INVALID_ARGUMENT);
+	gild_error_clear(&err);
+	CU_ASSERT_EQUAL(gild_in_flight(s.c), 0);
+	CU_ASSERT_EQUAL(served_wait(s.c, served_submit(s.c, "whoami", NULL, 0),
+			    &res),
+	    GILD_OK);
+	CU_ASSERT_EQUAL(res.code, GILD_OK);
+	gild_result_clear(&res);
+	served_stop(&s);
+}
+
 /* ---- async functions ---------------------------------------------------- */
 
 /* Item 6: 100 concurrent calls of an async def awaiting asyncio.sleep(0.2),
@@ -1299,6 +1366,7 @@ main(void)
 	CU_add_test(s, "batching takes only plain calls of its function",
 	    test_batch_only_plain_calls);
 	CU_add_test(s, "gild.context()", test_context);
+	CU_add_test(s, "trace context from libgild", test_trace_context);
 	CU_add_test(s, "async def with concurrency", test_async);
 	CU_add_test(s, "async def without concurrency: one call at a time",
 	    test_async_one_at_a_time);

@@ -171,7 +171,11 @@ class MetricsTest(unittest.TestCase):
             restarts = {s.labels["reason"]: s.value
                         for s in fams["gild_worker_restarts"].samples}
             self.assertEqual(restarts, {"signal": 1, "exit": 0, "killed": 1,
-                                        "recycled": 0})
+                                        "worker-memory": 0})
+            recycles = {s.labels["reason"]: s.value
+                        for s in fams["gild_worker_recycles"].samples}
+            self.assertEqual(recycles, {"max-jobs": 0, "max-rss": 0,
+                                        "reload": 0})
             workers = {s.labels["state"]: s.value
                        for s in fams["gild_workers"].samples}
             self.assertEqual(workers["ready"], 2)

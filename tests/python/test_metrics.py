@@ -1,17 +1,28 @@
 """/metrics labels come only from names the app reported (its functions,
 its actor classes' public methods), whatever names clients call; label
 values are escaped as the exposition format says; promtool (Debian's
-prometheus package) accepts the page."""
+prometheus package) accepts the page. The queue-wait and batch-size
+histograms count what was run, a killed worker is a restart and a
+recycled one is not, and the process_* families describe gild itself."""
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
 import unittest
 import urllib.request
 
-from gildproc import ROOT, Gild
+from gildproc import ROOT, Gild, until
+
+sys.path.insert(0, os.path.join(ROOT, "client-lib", "python"))
+SANITIZED = bool(os.environ.get("SANITIZE"))
+if not SANITIZED:
+    import gild  # noqa: E402 (its extension is built in the plain build)
 
 APP = os.path.join(ROOT, "tests", "apps", "labels.py")
+OBS_APP = os.path.join(ROOT, "tests", "apps", "obs.py")
 # What clients call that the app does not have: a NUL (two names equal up
 # to it), quotes, a backslash, newlines, bytes that are not UTF-8, a long
 # name.
@@ -119,12 +130,193 @@ class LabelTest(unittest.TestCase):
                                          '"(unknown)"'))
         self.assertEqual(counted, 2 * UNKNOWN + 2 * len(HOSTILE) + 1)
 
-        if shutil.which("promtool") is None:
-            self.skipTest("promtool (Debian's prometheus package) is not "
-                          "installed: the format is checked above only")
-        p = subprocess.run(["promtool", "check", "metrics"], input=text,
-                           capture_output=True, text=True, timeout=60)
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        promtool(self, text)
+
+
+def promtool(test, text):
+    """promtool check metrics accepts the page (skips when it is not
+    installed)."""
+    if shutil.which("promtool") is None:
+        test.skipTest("promtool (Debian's prometheus package) is not "
+                      "installed: the format is checked above only")
+    p = subprocess.run(["promtool", "check", "metrics"], input=text,
+                       capture_output=True, text=True, timeout=60)
+    test.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+
+def scrape(g):
+    with urllib.request.urlopen(g.http_url + "/metrics", timeout=30) as r:
+        return r.read().decode("utf-8")
+
+
+def samples(text):
+    """{series: value} of a metrics page (series as written, labels and
+    all)."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def by_label(text, family, label):
+    """{label value: sample value} of family's series."""
+    pat = re.compile(r'^%s\{%s="([^"]*)"\} (\S+)$' % (re.escape(family),
+                                                       label))
+    return {m.group(1): float(m.group(2))
+            for m in map(pat.match, text.splitlines()) if m}
+
+
+NO_CLIENT = "the Python client's extension is built in the plain build only"
+
+
+class ObsTest(unittest.TestCase):
+    @unittest.skipIf(SANITIZED, NO_CLIENT)
+    def test_queue_wait_and_batch_counts(self):
+        """After N calls of a function, its queue-wait histogram's _count
+        is N; a batched function's batch sizes add up to its calls."""
+        n, nb = 40, 13
+        with Gild(app=OBS_APP, workers=2,
+                  args=("--http", "127.0.0.1:0")) as g:
+            c = gild.connect(g.url)
+            try:
+                futs = [c.submit("ping") for _ in range(n)]
+                self.assertEqual([f.result(timeout=60) for f in futs],
+                                 ["pong"] * n)
+                futs = [c.submit("twice", i) for i in range(nb)]
+                self.assertEqual([f.result(timeout=60) for f in futs],
+                                 [2 * i for i in range(nb)])
+            finally:
+                c.close()
+            text = scrape(g)
+        got = samples(text)
+        self.assertEqual(
+            got['gild_queue_wait_seconds_count{function="ping"}'], n)
+        self.assertEqual(
+            got['gild_queue_wait_seconds_bucket{function="ping",le="+Inf"}'],
+            n)
+        self.assertEqual(
+            got['gild_queue_wait_seconds_count{function="twice"}'], nb)
+        self.assertEqual(got['gild_batch_size_sum{function="twice"}'], nb)
+        batches = got['gild_batch_size_count{function="twice"}']
+        self.assertGreaterEqual(batches, nb / 4)  # batch=4 at most
+        self.assertLessEqual(batches, nb)
+        self.assertEqual(
+            got['gild_batch_size_bucket{function="twice",le="4"}'], batches)
+        # Only batched functions have batch sizes.
+        self.assertNotIn('gild_batch_size_count{function="ping"}', got)
+        self.assertEqual(got['gild_calls_total{function="ping",code="OK"}'],
+                         n)
+        promtool(self, text)
+
+    @unittest.skipIf(SANITIZED, NO_CLIENT)
+    def test_kill_is_a_restart(self):
+        """A worker SIGKILLed by pid bumps restarts{signal}, not
+        recycles; its replacement has its own RSS series."""
+        with Gild(app=OBS_APP, workers=1,
+                  args=("--http", "127.0.0.1:0")) as g:
+            c = gild.connect(g.url)
+            try:
+                pid = c.call("pid")
+                os.kill(pid, signal.SIGKILL)
+                self.assertTrue(until(lambda: by_label(
+                    scrape(g), "gild_worker_restarts_total",
+                    "reason")["signal"] == 1))
+                new_pid = c.call("pid")  # a replacement runs calls
+                self.assertNotEqual(new_pid, pid)
+            finally:
+                c.close()
+            text = scrape(g)
+        restarts = by_label(text, "gild_worker_restarts_total", "reason")
+        recycles = by_label(text, "gild_worker_recycles_total", "reason")
+        self.assertEqual(restarts, {"signal": 1, "exit": 0, "killed": 0,
+                                    "worker-memory": 0})
+        self.assertEqual(recycles, {"max-jobs": 0, "max-rss": 0,
+                                    "reload": 0})
+        rss = by_label(text, "gild_worker_resident_memory_bytes", "slot")
+        self.assertEqual(list(rss), ["0"])
+        self.assertGreater(rss["0"], 1 << 20)  # an interpreter's worth
+        promtool(self, text)
+
+    @unittest.skipIf(SANITIZED, NO_CLIENT)
+    def test_recycle_is_not_a_restart(self):
+        """--max-jobs-per-worker 3: six calls in turn recycle the worker
+        twice, and restart it never."""
+        with Gild(app=OBS_APP, workers=1,
+                  args=("--http", "127.0.0.1:0",
+                        "--max-jobs-per-worker", "3")) as g:
+            c = gild.connect(g.url)
+            try:
+                pids = [c.call("pid") for _ in range(6)]
+                self.assertEqual(len(set(pids)), 2)
+                self.assertTrue(until(lambda: by_label(
+                    scrape(g), "gild_worker_recycles_total",
+                    "reason")["max-jobs"] == 2))
+            finally:
+                c.close()
+            text = scrape(g)
+        restarts = by_label(text, "gild_worker_restarts_total", "reason")
+        recycles = by_label(text, "gild_worker_recycles_total", "reason")
+        self.assertEqual(sum(restarts.values()), 0, restarts)
+        self.assertEqual(recycles, {"max-jobs": 2, "max-rss": 0,
+                                    "reload": 0})
+        states = by_label(text, "gild_workers", "state")
+        self.assertEqual(set(states), {"starting", "ready", "busy",
+                                       "recycling", "restarting",
+                                       "stopped"})
+        self.assertEqual(sum(states.values()), 1)
+        promtool(self, text)
+
+    def test_reload_is_a_recycle(self):
+        """SIGHUP replaces both workers one at a time: recycles{reload}
+        counts 2, restarts nothing; forked from a template or exec'd."""
+        for spawn in ((), ("--spawn", "exec")):
+            with Gild(app=OBS_APP, workers=2,
+                      args=("--http", "127.0.0.1:0") + spawn) as g:
+                g.proc.send_signal(signal.SIGHUP)
+                self.assertTrue(until(lambda: by_label(
+                    scrape(g), "gild_worker_recycles_total",
+                    "reason")["reload"] == 2), spawn)
+                text = scrape(g)
+            restarts = by_label(text, "gild_worker_restarts_total", "reason")
+            self.assertEqual(sum(restarts.values()), 0, (spawn, restarts))
+            promtool(self, text)
+
+    def test_process_families(self):
+        """The process_* families and gild_build_info describe gild."""
+        before = time.time()
+        with Gild(app=OBS_APP, workers=1,
+                  args=("--http", "127.0.0.1:0")) as g:
+            text = scrape(g)
+        now = time.time()
+        got = samples(text)
+        for fam, kind in (("process_cpu_seconds_total", "counter"),
+                          ("process_resident_memory_bytes", "gauge"),
+                          ("process_virtual_memory_bytes", "gauge"),
+                          ("process_open_fds", "gauge"),
+                          ("process_max_fds", "gauge"),
+                          ("process_start_time_seconds", "gauge")):
+            self.assertIn("# TYPE %s %s\n" % (fam, kind), text)
+            self.assertIn(fam, got)
+        self.assertGreaterEqual(got["process_cpu_seconds_total"], 0)
+        self.assertGreater(got["process_resident_memory_bytes"], 1 << 20)
+        self.assertGreater(got["process_virtual_memory_bytes"],
+                           got["process_resident_memory_bytes"])
+        self.assertGreater(got["process_open_fds"], 3)
+        self.assertGreaterEqual(got["process_max_fds"],
+                                got["process_open_fds"])
+        # Started during this test (the start time has clock-tick
+        # resolution: 10 ms).
+        self.assertLessEqual(got["process_start_time_seconds"], now)
+        self.assertGreaterEqual(got["process_start_time_seconds"],
+                                before - 1)
+        info = [k for k in got if k.startswith("gild_build_info")]
+        self.assertEqual(len(info), 1)
+        self.assertRegex(info[0], r'^gild_build_info\{version="\d+\.\d+'
+                         r'\.\d+[^"]*",runtime="process"\}$')
+        self.assertEqual(got[info[0]], 1)
+        promtool(self, text)
 
 
 if __name__ == "__main__":

@@ -167,14 +167,19 @@ class Context:
     """What gild knows about the call running now (see gild.context())."""
 
     __slots__ = ("request_id", "function", "deadline", "queued_ms",
-                 "batch_size")
+                 "batch_size", "traceparent", "tracestate")
 
-    def __init__(self, request_id, function, deadline, queued_ms, batch_size):
+    def __init__(self, request_id, function, deadline, queued_ms, batch_size,
+                 traceparent=None, tracestate=None):
         self.request_id = request_id  # the client's Request.id
         self.function = function      # the function's name
         self.deadline = deadline      # a time.monotonic() value, or None
         self.queued_ms = queued_ms    # how long the call waited for a worker
         self.batch_size = batch_size  # calls in its batch (1: not batched)
+        # The W3C trace context the client sent with the call (a batched
+        # call: the batch's first call's), or None.
+        self.traceparent = traceparent
+        self.tracestate = tracestate
 
     def time_left(self):
         """Seconds until the deadline (negative once past), or None."""
@@ -189,7 +194,8 @@ class Context:
     def __repr__(self):
         return (f"gild.Context(request_id={self.request_id}, "
                 f"function={self.function!r}, deadline={self.deadline}, "
-                f"queued_ms={self.queued_ms:.3f}, batch_size={self.batch_size})")
+                f"queued_ms={self.queued_ms:.3f}, batch_size={self.batch_size}, "
+                f"traceparent={self.traceparent!r})")
 
 
 def context():

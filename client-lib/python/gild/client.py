@@ -205,6 +205,34 @@ class Actor:
 _KEEP = object()  # Function.options: leave this option as it is
 
 
+def _check_trace(traceparent, tracestate):
+    """Raises ValueError (TypeError for a non-str) unless traceparent and
+    tracestate are a trace context the server takes (proto/trace.h)."""
+    for name, v in (("traceparent", traceparent), ("tracestate", tracestate)):
+        if v is not None and not isinstance(v, str):
+            raise TypeError("%s must be a str or None, not %s"
+                            % (name, type(v).__name__))
+    if traceparent is None:
+        if tracestate:
+            raise ValueError("tracestate without a traceparent")
+        return
+    parts = traceparent.split("-")
+    if (len(traceparent) != 55 or len(parts) != 4 or parts[0] != "00" or
+            [len(p) for p in parts] != [2, 32, 16, 2] or
+            any(c not in "0123456789abcdef" for c in "".join(parts))):
+        raise ValueError("traceparent must be 00-<32 hex>-<16 hex>-<2 hex> "
+                         "(W3C Trace Context, lowercase), not %r"
+                         % traceparent[:80])
+    if set(parts[1]) == {"0"} or set(parts[2]) == {"0"}:
+        raise ValueError("traceparent's trace id and parent id cannot be "
+                         "all zeros")
+    if tracestate is not None and (
+            len(tracestate) > 512 or
+            any(not (" " <= c <= "~" or c == "\t") for c in tracestate)):
+        raise ValueError("tracestate must be at most 512 printable ASCII "
+                         "characters")
+
+
 class Function:
     """A handle on one function of a server (``c.function("add")`` or
     ``c.fn.add``). Calling it calls the function; ``submit``, ``map``,
@@ -213,32 +241,66 @@ class Function:
     the remote function: the call options are the handle's, set with
     ``options()``."""
 
-    __slots__ = ("_client", "name", "timeout", "window")
+    __slots__ = ("_client", "name", "timeout", "window", "traceparent",
+                 "tracestate")
 
-    def __init__(self, client, name, timeout=None, window=64):
+    def __init__(self, client, name, timeout=None, window=64,
+                 traceparent=None, tracestate=None):
         self._client = client
         self.name = name
         self.timeout = timeout  # seconds; None: the client's default
         self.window = window    # chunks of a stream in flight
+        self.traceparent = traceparent  # W3C trace context, or None
+        self.tracestate = tracestate
 
-    def options(self, *, timeout=_KEEP, window=_KEEP):
+    def options(self, *, timeout=_KEEP, window=_KEEP, traceparent=_KEEP,
+                tracestate=_KEEP):
         """A handle on the same function with these call options changed:
         timeout, the calls' deadline in seconds (None: the client's
-        default); window, how many chunks of a stream may be in flight."""
+        default); window, how many chunks of a stream may be in flight;
+        traceparent and tracestate, the W3C trace context its calls carry
+        (None: none), which the app reads in gild.context() and gild logs
+        with the call. A traceparent must be "00-<32 hex>-<16 hex>-<2 hex>"
+        (lowercase, ids not all zeros) and a tracestate at most 512
+        printable ASCII characters: anything else raises ValueError here.
+        The trace context goes with calls made by calling the handle,
+        submit and acall."""
         if timeout is not _KEEP:
             _ms(timeout)  # refuses a negative one now
+        tp = self.traceparent if traceparent is _KEEP else traceparent
+        ts = self.tracestate if tracestate is _KEEP else tracestate
+        _check_trace(tp, ts)
         return Function(self._client, self.name,
                         self.timeout if timeout is _KEEP else timeout,
-                        self.window if window is _KEEP else window)
+                        self.window if window is _KEEP else window, tp, ts)
+
+    def _trace(self):
+        """The trace context as submit's keyword arguments ({}: none)."""
+        if self.traceparent is None:
+            return {}
+        return {"traceparent": self.traceparent,
+                "tracestate": self.tracestate}
+
+    def _untraced(self, what):
+        if self.traceparent is not None:
+            raise TypeError(
+                "%s does not carry a trace context: call the handle, or "
+                "use submit or acall, to send one" % what)
 
     def __call__(self, *args, **kwargs):
+        if self.traceparent is not None:
+            return self._client._submit(self.name, args, kwargs,
+                                        self.timeout,
+                                        self._trace()).result()
         return self._client._call(self.name, args, kwargs, self.timeout)
 
     def submit(self, *args, **kwargs):
-        return self._client._submit(self.name, args, kwargs, self.timeout)
+        return self._client._submit(self.name, args, kwargs, self.timeout,
+                                    self._trace())
 
     def map(self, *iterables, ordered=True, max_in_flight=256,
             batch_size=BATCH_SIZE):
+        self._untraced("map")
         return self._client.starmap(
             self.name, zip(*iterables), ordered=ordered,
             max_in_flight=max_in_flight, timeout=self.timeout,
@@ -246,17 +308,20 @@ class Function:
 
     def starmap(self, arg_tuples, *, ordered=True, max_in_flight=256,
                 batch_size=BATCH_SIZE):
+        self._untraced("starmap")
         return self._client.starmap(
             self.name, arg_tuples, ordered=ordered,
             max_in_flight=max_in_flight, timeout=self.timeout,
             batch_size=batch_size)
 
     def submit_many(self, arg_tuples, *, batch_size=BATCH_SIZE):
+        self._untraced("submit_many")
         return self._client.submit_many(self.name, arg_tuples,
                                         timeout=self.timeout,
                                         batch_size=batch_size)
 
     def stream(self, *args, **kwargs):
+        self._untraced("stream")
         return self._client._stream(self.name, args, kwargs, self.window,
                                     self.timeout)
 
@@ -264,6 +329,7 @@ class Function:
         return await asyncio.wrap_future(self.submit(*args, **kwargs))
 
     def astream(self, *args, **kwargs):
+        self._untraced("astream")
         return self._client._astream(self.name, args, kwargs, self.window,
                                      self.timeout)
 
@@ -479,8 +545,13 @@ class Client:
         have run, with the calls they submitted, in one message."""
         return self._submit(fn, args, kwargs, timeout)
 
-    def _submit(self, fn, args, kwargs, timeout):
+    def _submit(self, fn, args, kwargs, timeout, trace=None):
         t = max(0, _ms(timeout, self._timeout))
+        if trace:
+            # Sent at once, not deferred with the poller's batch (whose
+            # calls carry no trace context).
+            return self._future(self._n().submit(fn, args, kwargs, t,
+                                                 **trace))
         if (self._deferred is not None and
                 threading.get_ident() == self._poller_ident):
             self._n()

@@ -4,6 +4,7 @@
 #include <Python.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <time.h>
@@ -90,6 +91,33 @@ context_info(PyObject *self, PyObject *unused)
 	    r.ctx.queued_us / 1000.0, (unsigned long) r.ctx.batch_size);
 }
 
+/* _gild_worker.log_context(): (request_id, function) of the call running
+ * on this thread, or None: what app output is tagged with (applog.c). */
+static PyObject *
+log_context(PyObject *self, PyObject *unused)
+{
+	unsigned long long rid;
+	char fn[128];
+	bool in_call;
+
+	unsigned long tid = PyThread_get_thread_ident();
+
+	/* A thread the app started is in no call, whatever its runner says
+	 * (self_index is 0 there). */
+	pthread_mutex_lock(&mu);
+	in_call = runners[self_index].job != 0 && runners[self_index].tid == tid;
+	rid = (unsigned long long) runners[self_index].ctx.request_id;
+	/* Copied under mu: the name is the job's, valid while it runs. */
+	snprintf(fn, sizeof(fn), "%s",
+	    in_call && runners[self_index].ctx.function
+		? runners[self_index].ctx.function
+		: "");
+	pthread_mutex_unlock(&mu);
+	if (!in_call)
+		Py_RETURN_NONE;
+	return Py_BuildValue("(Ks)", rid, fn);
+}
+
 /* _gild_worker.cancelled(): whether the running call has been told to stop
  * (cancelled, or past its deadline). */
 static PyObject *
@@ -107,6 +135,8 @@ static PyMethodDef module_methods[] = {
     {"context_info", context_info, METH_NOARGS,
 	"(request_id, function, deadline, queued_ms, batch_size) of the "
 	"running call."},
+    {"log_context", log_context, METH_NOARGS,
+	"(request_id, function) of the call running on this thread, or None."},
     {"cancelled", cancelled, METH_NOARGS,
 	"Whether the running call has been told to stop."},
     {NULL, NULL, 0, NULL},

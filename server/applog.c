@@ -104,6 +104,19 @@ whole_utf8(const char *s, size_t n)
 	return need > back + 1 ? n - 1 - back : n;
 }
 
+/* Says how many lines were dropped since it last said so, if any. */
+static void
+say_dropped(applog *a)
+{
+	if (a->dropped_unsaid == 0)
+		return;
+	log_event(LOG_WARN,
+	    (log_field[]){LOG_NUM("dropped", a->dropped_unsaid),
+		LOG_NUM("dropped_total", a->dropped)},
+	    2, "app output dropped: gild's stderr was full");
+	a->dropped_unsaid = 0;
+}
+
 /* Logs the line or record held in s (a record: with its call and level),
  * then empties it. */
 static void
@@ -121,13 +134,7 @@ emit(pipe_in *s, bool record)
 		a->dropped_unsaid++;
 		goto done;
 	}
-	if (a->dropped_unsaid > 0) {
-		log_event(LOG_WARN,
-		    (log_field[]){LOG_NUM("dropped", a->dropped_unsaid),
-			LOG_NUM("dropped_total", a->dropped)},
-		    2, "app output dropped: gild's stderr was full");
-		a->dropped_unsaid = 0;
-	}
+	say_dropped(a);
 	f[nf++] = LOG_STR("stream", s->name);
 	if (s->p->slot >= 0)
 		f[nf++] = LOG_NUM("slot", s->p->slot);
@@ -444,10 +451,7 @@ applog_fini(applog *a)
 				pipe_read(&p->s[i], FINI_READ_MAX);
 		proc_free(p);
 	}
-	if (a->dropped_unsaid > 0 && stderr_ready())
-		log_warn("app output dropped: %" PRIu64 " lines, gild's "
-			 "stderr was full",
-		    a->dropped);
+	say_dropped(a); /* waits for stderr: gild is leaving */
 	event_free(a->reap_ev);
 	free(a);
 }

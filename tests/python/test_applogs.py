@@ -5,10 +5,13 @@ gild's stderr parses as one event."""
 import json
 import os
 import re
+import signal
+import subprocess
 import sys
+import threading
 import unittest
 
-from gildproc import ROOT, B, Gild, gildctl
+from gildproc import ROOT, B, HANG_S, Gild, die_with_parent, gildctl, read_until
 
 sys.path.insert(0, os.path.join(ROOT, "client-lib", "python"))
 if os.environ.get("SANITIZE"):
@@ -247,6 +250,58 @@ class JsonFreeThreaded(AppLogs, unittest.TestCase):
     args = ("--runtime", "free-threaded", "--threads", "2",
             "--log-format", "json")
     parse = staticmethod(parse_json)
+
+
+class FullStderrTest(unittest.TestCase):
+    """gild's stderr is a pipe nobody reads (a log collector that stalled):
+    app lines are dropped and counted, the calls go on, and what gild
+    writes once the pipe is read again still parses line by line."""
+
+    def test_drops_when_stderr_is_full(self):
+        p = subprocess.Popen(
+            [os.path.join(B, "gild"), "serve", APP, "--listen",
+             "tcp://127.0.0.1:0", "--workers", "1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent)
+        err, reader = [], None
+        try:
+            url = [l.split()[-1] for l in read_until(p, "gild: ready")
+                   if "listening on" in l][0]
+            # 2,000 lines of 100 bytes: three times what a pipe holds.
+            for _ in range(3):
+                rc, out, e = gildctl("call", url, "lines", "2000")
+                self.assertEqual((rc, out.strip()), (0, "2000"), e)
+            rc, out, e = gildctl("call", url, "raw", "4")
+            self.assertEqual(rc, 0, e)
+        finally:
+            reader = threading.Thread(
+                target=lambda: err.append(p.stderr.read()), daemon=True)
+            reader.start()
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(HANG_S)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            reader.join(HANG_S)
+            p.stdout.close()
+            p.stderr.close()
+        self.assertEqual(p.returncode, 0)
+        ev = [parse_logfmt(l) for l in
+              err[0].decode(errors="replace").splitlines()]
+        app = [e for e in ev if e.get("stream") == "stdout" and
+               re.fullmatch(r"\d+ *", e["msg"])]
+        raw = [e for e in ev if e["msg"] in ("raw 4", "bad \ufffd byte 4")]
+        warned = [e for e in ev if e["msg"].startswith("app output dropped")]
+        self.assertGreater(len(warned), 0, ev[-5:])
+        self.assertEqual(warned[0]["level"], "warn")
+        dropped = max(e["dropped_total"] for e in warned)
+        # Every line the app wrote (6,000, and raw's 2) was either logged
+        # or counted as dropped (the last drops are said by the next
+        # warning, or at exit).
+        self.assertGreater(dropped, 0)
+        self.assertLess(len(app), 6000)
+        self.assertEqual(len(app) + len(raw) + dropped, 6002)
 
 
 class ParserTest(unittest.TestCase):

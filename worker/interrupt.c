@@ -42,6 +42,9 @@ static struct {
 static unsigned early_next;
 
 static PyObject *exc_interrupted, *exc_deadline, *exc_cancel;
+/* _gild_worker.call_var: (request_id, function) of the async call whose
+ * task runs (set in the task's context by gild/_loop.py). */
+static PyObject *call_var;
 
 /* Async jobs in flight on the worker's asyncio loops (under mu): an
  * interrupt for one is queued for the loop that runs it, which cancels its
@@ -91,17 +94,22 @@ context_info(PyObject *self, PyObject *unused)
 	    r.ctx.queued_us / 1000.0, (unsigned long) r.ctx.batch_size);
 }
 
-/* _gild_worker.log_context(): (request_id, function) of the call running
- * on this thread, or None: what app output is tagged with (applog.c). */
+/* _gild_worker.log_context(): (request_id, function) of the async call
+ * whose task runs, or of the call running on this thread, or None: what
+ * app output is tagged with (applog.c). */
 static PyObject *
 log_context(PyObject *self, PyObject *unused)
 {
+	unsigned long tid = PyThread_get_thread_ident();
 	unsigned long long rid;
+	PyObject *task_call = NULL;
 	char fn[128];
 	bool in_call;
 
-	unsigned long tid = PyThread_get_thread_ident();
-
+	if (PyContextVar_Get(call_var, NULL, &task_call) == -1)
+		return NULL;
+	if (task_call != NULL)
+		return task_call;
 	/* A thread the app started is in no call, whatever its runner says
 	 * (self_index is 0 there). */
 	pthread_mutex_lock(&mu);
@@ -174,7 +182,9 @@ module_init(void)
 	exc_cancel = PyErr_NewExceptionWithDoc("gild.CancelInterrupt",
 	    "The client cancelled the call (or went away) while it ran.",
 	    exc_interrupted, NULL);
-	if (exc_deadline == NULL || exc_cancel == NULL ||
+	call_var = PyContextVar_New("gild_call", NULL);
+	if (exc_deadline == NULL || exc_cancel == NULL || call_var == NULL ||
+	    PyModule_AddObjectRef(m, "call_var", call_var) < 0 ||
 	    PyModule_AddObjectRef(m, "Interrupted", exc_interrupted) < 0 ||
 	    PyModule_AddObjectRef(m, "DeadlineInterrupt", exc_deadline) < 0 ||
 	    PyModule_AddObjectRef(m, "CancelInterrupt", exc_cancel) < 0)

@@ -249,8 +249,8 @@ static _Thread_local uint64_t aio_alone;
 static _Thread_local struct timespec aio_alone_since;
 
 /* _gild_worker.take(): runs the calls that arrived (those of plain
- * functions to the end, answering them) and returns [(job_id, coroutine)]
- * for those of async functions, taking none after one that runs alone
+ * functions to the end, answering them) and returns [(job_id, coroutine,
+ * (request_id, function))] for those of async functions, taking none after one that runs alone
  * until it has finished; None once the front end has closed. */
 static PyObject *
 aio_take(PyObject *self, PyObject *unused)
@@ -263,7 +263,7 @@ aio_take(PyObject *self, PyObject *unused)
 		uint8_t *in, *out = NULL;
 		size_t inlen = 0, outlen = 0;
 		uint64_t job_id = 0;
-		PyObject *coro = NULL;
+		PyObject *coro = NULL, *tag = NULL;
 		struct timespec t0;
 		int rc, end, alone = 0;
 
@@ -279,15 +279,15 @@ aio_take(PyObject *self, PyObject *unused)
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		rc = job_start(aio.a, in, inlen, &aio.sink, &job_id, &coro,
-		    &alone, &out, &outlen);
+		    &tag, &alone, &out, &outlen);
 		frame_free(in);
 		if (rc == 1) {
 			if (alone) {
 				aio_alone = job_id;
 				aio_alone_since = t0;
 			}
-			PyObject *t = Py_BuildValue("(KN)",
-			    (unsigned long long) job_id, coro);
+			PyObject *t = Py_BuildValue("(KNN)",
+			    (unsigned long long) job_id, coro, tag);
 			if (t == NULL || PyList_Append(started, t) == -1) {
 				Py_XDECREF(t);
 				Py_DECREF(started);

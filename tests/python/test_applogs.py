@@ -226,6 +226,35 @@ class AppLogs:
         self.one(ev, "print 3")
 
 
+    @unittest.skipIf(gild is None, "needs the Python client (plain build)")
+    def test_async_calls(self):
+        """async def calls interleaved on one thread: each task's lines
+        name its own call."""
+        app = os.path.join(ROOT, "tests", "apps", "applogs_async.py")
+        g = Gild(app=app, workers=1, args=self.args)
+        try:
+            with gild.connect(g.url) as c:
+                futures = [c.submit("achatty", t) for t in range(4)]
+                self.assertEqual([f.result(timeout=60) for f in futures],
+                                 list(range(4)))
+                self.assertEqual(c.call("plain", 9), 9)
+        finally:
+            self.assertEqual(g.stop(), 0)
+        ev = self.events(g)
+        ids = set()
+        for t in range(4):
+            a = self.one(ev, "async before %d" % t)
+            b = self.one(ev, "async after %d" % t)
+            self.assertEqual(a["function"], "achatty")
+            self.assertEqual(a["request_id"], b["request_id"])
+            self.assertEqual(b["function"], "achatty")
+            ids.add(a["request_id"])
+        self.assertEqual(len(ids), 4)
+        e = self.one(ev, "plain 9")
+        self.assertEqual(e["function"], "plain")
+        self.assertNotIn(e["request_id"], ids)
+
+
 class LogfmtProcess(AppLogs, unittest.TestCase):
     pass
 

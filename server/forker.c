@@ -2,6 +2,8 @@
  * forked from, and asking it for workers (see forker.h). */
 #include "forker.h"
 
+#include "applog.h"
+
 #include "frame.h"
 #include "framein.h"
 #include "log.h"
@@ -88,7 +90,7 @@ ready_template(forker *f)
 	return NULL;
 }
 
-/* Sends template t a Spawn request with the nfd (1 or 2) descriptors fds
+/* Sends template t a Spawn request with the nfd (1 to 4) descriptors fds
  * (still the caller's). Returns 0 or a negative errno. */
 static int
 send_spawn(tmpl *t, const Gild__Worker__V1__Spawn *sp, const int *fds,
@@ -96,7 +98,7 @@ send_spawn(tmpl *t, const Gild__Worker__V1__Spawn *sp, const int *fds,
 {
 	Gild__Worker__V1__ToWorker m = GILD__WORKER__V1__TO_WORKER__INIT;
 	uint8_t buf[FRAME_HEADER_LEN + 16];
-	char cbuf[CMSG_SPACE(2 * sizeof(int))];
+	char cbuf[CMSG_SPACE(4 * sizeof(int))];
 	struct iovec iov = {buf, 0};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
 	    .msg_control = cbuf,
@@ -324,7 +326,7 @@ template_exec(forker *f)
 	int fd, rc;
 
 	if (t == NULL ||
-	    (rc = launch_worker(&f->cfg, extra, &fd, NULL, &t->pid)) != 0) {
+	    (rc = launch_worker(&f->cfg, -1, extra, &fd, NULL, &t->pid)) != 0) {
 		rc = t == NULL ? -ENOMEM : rc;
 		log_error("cannot start the template process: %s",
 		    strerror(-rc));
@@ -381,7 +383,8 @@ standby_request(forker *f)
 {
 	Gild__Worker__V1__Spawn sp = GILD__WORKER__V1__SPAWN__INIT;
 	tmpl *t = f->cur, *sb;
-	int sv[2], rc;
+	int sv[2], rc, give[3];
+	size_t nfd = 1;
 
 	if (f->stopping || f->standby != NULL || t == NULL || !t->ready ||
 	    t->bev == NULL)
@@ -398,8 +401,23 @@ standby_request(forker *f)
 		return;
 	}
 	sp.standby = true;
-	rc = send_spawn(t, &sp, &sv[1], 1);
-	close(sv[1]);
+	/* Its socket, then (its output read apart from the template's) its
+	 * stdout and stderr. */
+	give[0] = sv[1];
+	if (f->cfg.logs != NULL &&
+	    (rc = applog_open(f->cfg.logs, -1, 0, give + 1)) != 0) {
+		log_warn("no standby for the template: %s", strerror(-rc));
+		close(sv[0]);
+		close(sv[1]);
+		free(sb);
+		standby_later(f);
+		return;
+	}
+	if (f->cfg.logs != NULL)
+		nfd = 3;
+	rc = send_spawn(t, &sp, give, nfd);
+	for (size_t i = 0; i < nfd; i++)
+		close(give[i]);
 	evutil_make_socket_nonblocking(sv[0]);
 	if (rc != 0 || (sb->bev = bufferevent_socket_new(f->base, sv[0],
 			    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
@@ -616,7 +634,8 @@ int
 forker_spawn(forker *f, int slot, int *fd, int *chan, uint32_t *gen)
 {
 	Gild__Worker__V1__Spawn sp = GILD__WORKER__V1__SPAWN__INIT;
-	int sv[2], ch[2], rc, give[2];
+	int sv[2], ch[2], rc, give[4];
+	size_t nfd = 2;
 	tmpl *t = ready_template(f);
 
 	if (t == NULL)
@@ -628,13 +647,24 @@ forker_spawn(forker *f, int slot, int *fd, int *chan, uint32_t *gen)
 		close(sv[1]);
 		return rc;
 	}
-	/* The worker's socket, then its descriptor channel. */
+	/* The worker's socket, its descriptor channel, and (read apart from
+	 * the template's) its stdout and stderr. */
 	give[0] = sv[1];
 	give[1] = ch[1];
+	if (f->cfg.logs != NULL &&
+	    (rc = applog_open(f->cfg.logs, slot, 0, give + 2)) != 0) {
+		for (int i = 0; i < 2; i++) {
+			close(sv[i]);
+			close(ch[i]);
+		}
+		return rc;
+	}
+	if (f->cfg.logs != NULL)
+		nfd = 4;
 	sp.slot = (uint32_t) slot;
-	rc = send_spawn(t, &sp, give, 2);
-	close(sv[1]);
-	close(ch[1]);
+	rc = send_spawn(t, &sp, give, nfd);
+	for (size_t i = 0; i < nfd; i++)
+		close(give[i]);
 	if (rc != 0) {
 		close(sv[0]);
 		close(ch[0]);

@@ -65,6 +65,7 @@ typedef struct server {
 	uint64_t *slot_gen;     /* per slot: hellos so far (a new process) */
 	http *http;             /* --http: the side port, or NULL */
 	sdnotify *sdn;          /* what systemd is told */
+	struct applog *logs;    /* the workers' stdout and stderr */
 	metrics *metrics;       /* what /metrics shows */
 	uint64_t limit_hits[LIMIT_N];
 } server;

@@ -1,6 +1,8 @@
 /* launch: fork + exec of gild-worker processes, and how they ended. */
 #include "launch.h"
 
+#include "applog.h"
+
 #include "worker.pb-c.h"
 
 #include <errno.h>
@@ -59,20 +61,35 @@ worker_environ(void)
 	return env;
 }
 
+/* The arguments that tell a gild-worker how its output is read, into
+ * argv (2 at most); returns how many. */
+static int
+log_args(const launch_config *cfg, const char **argv)
+{
+	int n = 0;
+
+	if (cfg->logs != NULL)
+		argv[n++] = "--app-logs";
+	if (cfg->logs != NULL && !cfg->log_handler)
+		argv[n++] = "--no-log-handler";
+	return n;
+}
+
 int
-launch_worker(const launch_config *cfg, const char *const *extra, int *fd,
-    int *chan, pid_t *pid_out)
+launch_worker(const launch_config *cfg, int slot, const char *const *extra,
+    int *fd, int *chan, pid_t *pid_out)
 {
 	char fdarg[] = "3", mem[24], threads[16];
-	const char *argv[18] = {cfg->worker_bin, "--fd", fdarg, "--app",
+	const char *argv[20] = {cfg->worker_bin, "--fd", fdarg, "--app",
 	    cfg->app, "--memory-limit", mem, "--threads", threads};
-	int argc = 9, sv[2], ch[2] = {-1, -1};
+	int argc = 9, sv[2], ch[2] = {-1, -1}, out[2] = {-1, -1};
 	char **env;
 	pid_t pid;
 
 	if (cfg->allow_pickle)
 		argv[argc++] = "--allow-pickle";
-	for (; *extra != NULL && argc < 15; extra++)
+	argc += log_args(cfg, argv + argc);
+	for (; *extra != NULL && argc < 17; extra++)
 		argv[argc++] = *extra;
 	if (chan != NULL) {
 		argv[argc++] = "--chan";
@@ -97,6 +114,19 @@ launch_worker(const launch_config *cfg, const char *const *extra, int *fd,
 		free(env);
 		return -e;
 	}
+	if (cfg->logs != NULL) {
+		int rc = applog_open(cfg->logs, slot, 0, out);
+		if (rc != 0) {
+			close(sv[0]);
+			close(sv[1]);
+			if (chan != NULL) {
+				close(ch[0]);
+				close(ch[1]);
+			}
+			free(env);
+			return rc;
+		}
+	}
 	pid = fork();
 	if (pid == -1) {
 		int e = errno;
@@ -105,6 +135,10 @@ launch_worker(const launch_config *cfg, const char *const *extra, int *fd,
 		if (chan != NULL) {
 			close(ch[0]);
 			close(ch[1]);
+		}
+		if (out[0] != -1) {
+			close(out[0]);
+			close(out[1]);
 		}
 		free(env);
 		return -e;
@@ -120,6 +154,12 @@ launch_worker(const launch_config *cfg, const char *const *extra, int *fd,
 		/* Own process group: a terminal's Ctrl-C reaches the server,
 		 * which stops the workers in order. */
 		setpgid(0, 0);
+		/* Output first: out[] may sit on fds 3 and 4. */
+		if (out[0] != -1 && (dup2(out[0], 1) == -1 ||
+					dup2(out[1], 2) == -1))
+			_exit(127);
+		if (out[0] == -1)
+			dup2(2, 1); /* app prints go to the log, not our stdout */
 		/* Out of the way of fds 3 and 4 first, then into place. */
 		if ((sv[1] = fcntl(sv[1], F_DUPFD, 5)) == -1 ||
 		    dup2(sv[1], 3) == -1)
@@ -129,13 +169,16 @@ launch_worker(const launch_config *cfg, const char *const *extra, int *fd,
 			_exit(127);
 		if ((devnull = open("/dev/null", O_RDONLY)) != -1)
 			dup2(devnull, 0);
-		dup2(2, 1); /* app prints go to the log, not our stdout */
 		close_range(chan != NULL ? 5 : 4, ~0U, 0);
 		execve(cfg->worker_bin, (char *const *) argv, env);
 		_exit(127);
 	}
 	free(env);
 	close(sv[1]);
+	if (out[0] != -1) {
+		close(out[0]);
+		close(out[1]);
+	}
 	*fd = sv[0];
 	if (chan != NULL) {
 		close(ch[1]);

@@ -19,15 +19,21 @@ typedef struct launch_config {
 	uint64_t memory_mib;    /* --memory-limit (0: none) */
 	int threads;            /* --threads (0: 1) */
 	bool allow_pickle;      /* --allow-pickle */
+	struct applog *logs;    /* reads their stdout and stderr (NULL: they
+				   write on gild's stderr) */
+	bool log_handler;       /* their Python `logging` goes to gild's log
+				   (else --no-log-handler) */
 } launch_config;
 
-/* Forks and execs cfg's gild-worker with its socket as fd 3 and the
- * NULL-terminated extra arguments (6 at most are used); with chan not
- * NULL, also a descriptor channel as fd 4 (--chan 4). The child gets its
- * own process group and has stdout on our stderr. Returns 0 with our ends
- * in *fd (and *chan) and the child's pid, or a negative errno. */
-int launch_worker(const launch_config *cfg, const char *const *extra, int *fd,
-    int *chan, pid_t *pid);
+/* Forks and execs cfg's gild-worker for slot (-1: the template) with its
+ * socket as fd 3 and the NULL-terminated extra arguments (4 at most are
+ * used); with chan not NULL, also a descriptor channel as fd 4 (--chan 4).
+ * The child gets its own process group; its stdout and stderr are pipes
+ * to cfg->logs (--app-logs), or both gild's stderr. Returns 0 with our
+ * ends in *fd (and *chan) and the child's pid, or a negative errno. */
+int launch_worker(const launch_config *cfg, int slot, const char *const *extra,
+    int *fd, int *chan, pid_t *pid);
+
 
 /* A socketpair for a worker's descriptor channel (proto/frame.h). Returns
  * 0 or a negative errno. */

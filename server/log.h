@@ -4,6 +4,7 @@
 #ifndef GILD_LOG_H
 #define GILD_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
@@ -28,6 +29,17 @@ typedef struct log_field {
  * or the same as one JSON object. */
 void log_event(enum log_level level, const log_field *fields, size_t n,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Whether events of level are written (not below --log-level). */
+bool log_enabled(enum log_level level);
+
+/* Like log_event, with the message text (len bytes, any bytes: NUL,
+ * newlines and bytes that are not UTF-8 are escaped as the format wants)
+ * taken as it is; the line has room for twice APPLOG_LINE_MAX
+ * (proto/applog_frame.h) before the text is cut. From the loop's thread
+ * only. */
+void log_text(enum log_level level, const log_field *fields, size_t n,
+    const char *text, size_t len);
 
 #define log_msg(level, ...) log_event((level), NULL, 0, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)

@@ -24,7 +24,7 @@ static struct settings {
 	const char *config, *app, *http, *token, *worker_bin, *user;
 	const char *tls_cert, *tls_key, *tls_ca;
 	conf_list listen, ws_origins;
-	bool insecure, allow_exec, allow_pickle;
+	bool insecure, allow_exec, allow_pickle, app_log_handler;
 	long workers, threads, max_queue, pipeline, max_jobs, max_rss,
 	    default_timeout_ms, kill_grace_ms, worker_memory, drain_ms, slow_ms;
 	long stream_idle_timeout_ms, max_conn_idle_ms, max_conn_age_ms, max_conn_streams,
@@ -53,6 +53,7 @@ static struct settings {
     .drain_ms = 30000,
     .log_level = LOG_INFO,
     .log_format = LOG_LOGFMT,
+    .app_log_handler = true,
 };
 
 static const char *const runtimes[] = {"process", "free-threaded", NULL};
@@ -350,7 +351,16 @@ static const conf_opt options[] = {
 	.dst = &S.log_format, .choices = log_formats,
 	.allowed = "logfmt or json", .def = "logfmt",
 	.help = "logfmt (default) or json: one event per line on\n"
-		"stderr either way"},
+		"stderr either way; the app's output too, one\n"
+		"event per line"},
+    {.name = "app-log-handler", .parse = conf_switch,
+	.dst = &S.app_log_handler, .allowed = "true or false",
+	.def = "true",
+	.help = "give the app's root logger a handler that makes\n"
+		"each `logging` record one gild event, at INFO,\n"
+		"when the app configured none (false: the app's\n"
+		"logging is its own; what it prints is still logged\n"
+		"line by line)"},
     {.name = "slow-ms", .arg = "DURATION", .parse = conf_millis,
 	.dst = &S.slow_ms, .min = 0, .max = 86400000L,
 	.allowed = "a duration up to 24h, such as 200 (bare: milliseconds), "
@@ -717,6 +727,7 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	o->drain_ms = (int) S.drain_ms;
 	o->http = S.http;
 	o->slow_ms = (uint32_t) S.slow_ms;
+	o->app_log_handler = S.app_log_handler;
 	log_set_level((enum log_level) S.log_level);
 	log_set_format((enum log_format) S.log_format);
 

@@ -9,6 +9,7 @@
 #include "streaming.h"
 
 #include "actor.h"
+#include "applog.h"
 #include "fields.h"
 #include "gild.pb-c.h"
 #include "gild_limits.h"
@@ -495,8 +496,8 @@ close_listener(listener *l, int exit_code)
 }
 
 /* Descriptors gild keeps for itself beside its client connections: each
- * worker's socket and channel (and a memfd or two in flight), the
- * template's, the side port's connections, the loop's own. */
+ * worker's socket, channel and two output pipes (and a memfd or two in
+ * flight), the template's, the side port's connections, the loop's own. */
 static size_t
 fds_reserved(const server_opts *opts)
 {
@@ -557,6 +558,7 @@ server_run(const server_opts *opts)
 	    .memory_mib = opts->worker_memory_mib,
 	    .use_template = !opts->spawn_exec,
 	    .threads = opts->threads,
+	    .app_log_handler = opts->app_log_handler,
 	};
 	sup_events se = {
 	    .ready = on_worker_ready,
@@ -608,6 +610,12 @@ server_run(const server_opts *opts)
 		srv.exit_code = 1;
 		goto out;
 	}
+	if ((rc = applog_init(&srv.logs, srv.base)) != 0) {
+		log_error("cannot set up: %s", strerror(-rc));
+		srv.exit_code = 1;
+		goto out;
+	}
+	sc.logs = srv.logs;
 	if ((rc = sched_init(&srv.sch, opts->workers, opts->threads,
 		 opts->max_queue)) != 0 ||
 	    (rc = supervisor_init(&srv.sup, srv.base, &sc, &se, &srv)) != 0) {
@@ -710,6 +718,7 @@ server_run(const server_opts *opts)
 out:
 	http_close(srv.http);
 	supervisor_fini(srv.sup); /* no worker may outlive gild */
+	applog_fini(srv.logs);    /* the last lines they wrote */
 	close_listener(srv.lst, srv.exit_code);
 	/* Jobs still queued or running belong to nobody now. */
 	if (srv.sch) {

@@ -54,6 +54,7 @@ typedef struct server_opts {
 				     request (NULL: none) */
 	bool allow_exec;          /* --allow-exec: serve Exec requests */
 	bool allow_pickle;        /* --allow-pickle: workers (un)pickle values */
+	bool app_log_handler;     /* --app-log-handler: on the app's root logger */
 	const struct privs_user *user; /* --user: who to become once the
 					  listeners are bound (NULL: stay) */
 	struct nng_tls_config *tls; /* what tls+tcp:// listeners present and

@@ -520,7 +520,7 @@ spawn(worker *w)
 	}
 	snprintf(slot, sizeof(slot), "%d", w->slot);
 	extra[1] = slot;
-	if ((rc = launch_worker(&s->launch, extra, &fd, &chan, &pid)) != 0)
+	if ((rc = launch_worker(&s->launch, w->slot, extra, &fd, &chan, &pid)) != 0)
 		return rc;
 	if ((rc = attach(w, fd, chan, pid)) != 0) {
 		kill(pid, SIGKILL);
@@ -938,7 +938,9 @@ supervisor_init(supervisor **out, struct event_base *base,
 	    .app = s->cfg.app,
 	    .memory_mib = cfg->memory_mib,
 	    .threads = cfg->threads,
-	    .allow_pickle = cfg->allow_pickle};
+	    .allow_pickle = cfg->allow_pickle,
+	    .logs = cfg->logs,
+	    .log_handler = cfg->app_log_handler};
 	if (cfg->use_template &&
 	    forker_init(&s->fk, base, &s->launch, &forker_ev, s) != 0)
 		goto fail;

@@ -28,6 +28,9 @@ typedef struct sup_config {
 	bool use_template;      /* fork workers from a template (else exec) */
 	int threads;            /* Python threads per worker (--threads; 1) */
 	bool allow_pickle;      /* workers get --allow-pickle */
+	struct applog *logs;    /* reads the workers' output (NULL: it goes
+				   to gild's stderr) */
+	bool app_log_handler;   /* gild's handler on the app's root logger */
 } sup_config;
 
 /* What the supervisor tells its owner, always on the loop. */

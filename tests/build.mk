@@ -74,6 +74,7 @@ $(B)/python/gild_pb2.py: proto/gild.proto $(B)/config.mk
 TEST_DEPS += $(B)/python/gild_pb2.py
 UNIT_TESTS += tests/python/test_cli.py tests/python/test_python.py \
 	tests/python/test_http.py tests/python/test_logs.py \
+	tests/python/test_applogs.py \
 	tests/python/test_auth.py tests/python/test_config.py \
 	tests/python/test_batch.py tests/python/test_exec.py \
 	tests/python/test_tls.py tests/python/test_deploy.py \

@@ -4,6 +4,8 @@
 WORKER_SRCS := worker/werr.c worker/convert.c worker/interp.c worker/app.c \
 	worker/reply.c worker/decode.c worker/job.c worker/batch.c worker/interrupt.c \
 	worker/inbox.c worker/template.c
+# The app's stdout, stderr and logging as records gild logs (applog.h).
+WORKER_SRCS += worker/applog.c
 WORKER_OBJS_NO_MAIN := $(patsubst %.c,$(B)/%.o,$(WORKER_SRCS))
 WORKER_OBJS := $(WORKER_OBJS_NO_MAIN) $(B)/worker/main.o
 

@@ -4,6 +4,7 @@
 #include <Python.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,6 +43,9 @@ static struct {
 static unsigned early_next;
 
 static PyObject *exc_interrupted, *exc_deadline, *exc_cancel;
+/* _gild_worker.call_var: (request_id, function) of the async call whose
+ * task runs (set in the task's context by gild/_loop.py). */
+static PyObject *call_var;
 
 /* Async jobs in flight on the worker's asyncio loops (under mu): an
  * interrupt for one is queued for the loop that runs it, which cancels its
@@ -114,6 +118,38 @@ context_info(PyObject *self, PyObject *unused)
 	    str_or_none(r.ctx.traceparent), str_or_none(r.ctx.tracestate));
 }
 
+/* _gild_worker.log_context(): (request_id, function) of the async call
+ * whose task runs, or of the call running on this thread, or None: what
+ * app output is tagged with (applog.c). */
+static PyObject *
+log_context(PyObject *self, PyObject *unused)
+{
+	unsigned long tid = PyThread_get_thread_ident();
+	unsigned long long rid;
+	PyObject *task_call = NULL;
+	char fn[128];
+	bool in_call;
+
+	if (PyContextVar_Get(call_var, NULL, &task_call) == -1)
+		return NULL;
+	if (task_call != NULL)
+		return task_call;
+	/* A thread the app started is in no call, whatever its runner says
+	 * (self_index is 0 there). */
+	pthread_mutex_lock(&mu);
+	in_call = runners[self_index].job != 0 && runners[self_index].tid == tid;
+	rid = (unsigned long long) runners[self_index].ctx.request_id;
+	/* Copied under mu: the name is the job's, valid while it runs. */
+	snprintf(fn, sizeof(fn), "%s",
+	    in_call && runners[self_index].ctx.function
+		? runners[self_index].ctx.function
+		: "");
+	pthread_mutex_unlock(&mu);
+	if (!in_call)
+		Py_RETURN_NONE;
+	return Py_BuildValue("(Ks)", rid, fn);
+}
+
 /* _gild_worker.cancelled(): whether the running call has been told to stop
  * (cancelled, or past its deadline). */
 static PyObject *
@@ -131,6 +167,8 @@ static PyMethodDef module_methods[] = {
     {"context_info", context_info, METH_NOARGS,
 	"(request_id, function, deadline, queued_ms, batch_size, traceparent, "
 	"tracestate) of the running call."},
+    {"log_context", log_context, METH_NOARGS,
+	"(request_id, function) of the call running on this thread, or None."},
     {"cancelled", cancelled, METH_NOARGS,
 	"Whether the running call has been told to stop."},
     {NULL, NULL, 0, NULL},
@@ -168,7 +206,9 @@ module_init(void)
 	exc_cancel = PyErr_NewExceptionWithDoc("gild.CancelInterrupt",
 	    "The client cancelled the call (or went away) while it ran.",
 	    exc_interrupted, NULL);
-	if (exc_deadline == NULL || exc_cancel == NULL ||
+	call_var = PyContextVar_New("gild_call", NULL);
+	if (exc_deadline == NULL || exc_cancel == NULL || call_var == NULL ||
+	    PyModule_AddObjectRef(m, "call_var", call_var) < 0 ||
 	    PyModule_AddObjectRef(m, "Interrupted", exc_interrupted) < 0 ||
 	    PyModule_AddObjectRef(m, "DeadlineInterrupt", exc_deadline) < 0 ||
 	    PyModule_AddObjectRef(m, "CancelInterrupt", exc_cancel) < 0)

@@ -707,8 +707,8 @@ done:
 
 int
 job_start(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
-    uint64_t *job_id, PyObject **coro, int *alone, uint8_t **out,
-    size_t *outlen)
+    uint64_t *job_id, PyObject **coro, PyObject **tag, int *alone,
+    uint8_t **out, size_t *outlen)
 {
 	decode_msg msg;
 	PyObject *args = NULL, *kwargs = NULL, *fn = NULL;
@@ -717,6 +717,7 @@ job_start(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
 	int rc = 1;
 
 	*coro = NULL;
+	*tag = NULL;
 	*alone = 0;
 	/* Everything but a plain call of an async def (a function, or an
 	 * actor's method) runs as usual. */
@@ -740,8 +741,13 @@ job_start(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
 		if (*coro == NULL && err.message == NULL)
 			werr_from_python(&err, GILD__V1__CODE__PYTHON_ERROR);
 		rc = reply_error(*job_id, &err, out, outlen);
-	} else if (interrupt_async_add(*job_id) == -1) {
+	} else if ((*tag = Py_BuildValue("(Ks)",
+			(unsigned long long) msg.request_id,
+			msg.call.function)) == NULL ||
+		   interrupt_async_add(*job_id) == -1) {
 		Py_CLEAR(*coro);
+		Py_CLEAR(*tag);
+		PyErr_Clear();
 		werr_set(&err, GILD__V1__CODE__INTERNAL, NULL, "out of memory");
 		rc = reply_error(*job_id, &err, out, outlen);
 	}

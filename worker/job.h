@@ -37,15 +37,17 @@ int job_run(const app *a, const uint8_t *buf, size_t len,
 
 /* Needs the GIL. Like job_run, except for a call of an async def function:
  * then it only calls the function and returns 1 with the coroutine in
- * *coro (a new reference) and the job's id, for the worker's asyncio loop
- * to run; job_finish answers it. *alone says whether that call runs alone
+ * *coro (a new reference), the job's id, and in *tag the call's
+ * (request_id, function) (a new reference: what the task's output is
+ * logged with, applog.h), for the worker's asyncio loop to run;
+ * job_finish answers it. *alone says whether that call runs alone
  * on its thread (a plain function call, not declared with concurrency >
  * 1): the front end may have sent calls ahead behind it, and they must
  * wait for its result. Returns 0 (answered in *out), 1, or a negative
  * errno. */
 int job_start(const app *a, const uint8_t *buf, size_t len,
-    const job_sink *sink, uint64_t *job_id, PyObject **coro, int *alone,
-    uint8_t **out, size_t *outlen);
+    const job_sink *sink, uint64_t *job_id, PyObject **coro, PyObject **tag,
+    int *alone, uint8_t **out, size_t *outlen);
 
 /* Needs the GIL. Encodes the end of async job job_id: its result, or exc
  * (borrowed; an exception it raised, asyncio.CancelledError when its task

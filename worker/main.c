@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "applog.h"
 #include "convert.h"
 #include "fields.h"
 #include "frame.h"
@@ -69,6 +70,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: gild-worker --fd FD [--chan FD2] --app APP [--slot N] "
 	    "[--memory-limit MIB] [--threads T] [--allow-pickle]\n"
+	    "       [--app-logs [--no-log-handler]]\n"
 	    "  FD   the worker's end of the front end's socketpair\n"
 	    "  FD2  its descriptor channel: large frames come and go as\n"
 	    "       memfds passed on it (without it, all through FD)\n"
@@ -76,7 +78,10 @@ usage(void)
 	    "  T    Python threads running calls at once (default 1)\n"
 	    "  --allow-pickle  unpickle pickled arguments and pickle\n"
 	    "       results that have no other form (gild serve\n"
-	    "       --allow-pickle); refused with PERMISSION_DENIED otherwise\n");
+	    "       --allow-pickle); refused with PERMISSION_DENIED otherwise\n"
+	    "  --app-logs  stdout and stderr are read by gild: each line\n"
+	    "       written from Python names its call, and (unless\n"
+	    "       --no-log-handler) `logging` records go there too\n");
 }
 
 /* Job threads (--threads) share the socket: one frame at a time. */
@@ -244,8 +249,8 @@ static _Thread_local uint64_t aio_alone;
 static _Thread_local struct timespec aio_alone_since;
 
 /* _gild_worker.take(): runs the calls that arrived (those of plain
- * functions to the end, answering them) and returns [(job_id, coroutine)]
- * for those of async functions, taking none after one that runs alone
+ * functions to the end, answering them) and returns [(job_id, coroutine,
+ * (request_id, function))] for those of async functions, taking none after one that runs alone
  * until it has finished; None once the front end has closed. */
 static PyObject *
 aio_take(PyObject *self, PyObject *unused)
@@ -258,7 +263,7 @@ aio_take(PyObject *self, PyObject *unused)
 		uint8_t *in, *out = NULL;
 		size_t inlen = 0, outlen = 0;
 		uint64_t job_id = 0;
-		PyObject *coro = NULL;
+		PyObject *coro = NULL, *tag = NULL;
 		struct timespec t0;
 		int rc, end, alone = 0;
 
@@ -274,15 +279,15 @@ aio_take(PyObject *self, PyObject *unused)
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		rc = job_start(aio.a, in, inlen, &aio.sink, &job_id, &coro,
-		    &alone, &out, &outlen);
+		    &tag, &alone, &out, &outlen);
 		frame_free(in);
 		if (rc == 1) {
 			if (alone) {
 				aio_alone = job_id;
 				aio_alone_since = t0;
 			}
-			PyObject *t = Py_BuildValue("(KN)",
-			    (unsigned long long) job_id, coro);
+			PyObject *t = Py_BuildValue("(KNN)",
+			    (unsigned long long) job_id, coro, tag);
 			if (t == NULL || PyList_Append(started, t) == -1) {
 				Py_XDECREF(t);
 				Py_DECREF(started);
@@ -530,6 +535,8 @@ main(int argc, char **argv)
 	    {"threads", required_argument, NULL, 'T'},
 	    {"chan", required_argument, NULL, 'c'},
 	    {"allow-pickle", no_argument, NULL, 'P'},
+	    {"app-logs", no_argument, NULL, 'L'},
+	    {"no-log-handler", no_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -540,6 +547,7 @@ main(int argc, char **argv)
 	long fd = -1;
 	unsigned long long memory_mib = 0;
 	int template_mode = 0;
+	bool app_logs = false, log_handler = true;
 	int wfd;
 	char slotbuf[16];
 	app *a = NULL;
@@ -589,6 +597,12 @@ main(int argc, char **argv)
 		case 'P':
 			convert_set_pickle(1);
 			break;
+		case 'L':
+			app_logs = true;
+			break;
+		case 'N':
+			log_handler = false;
+			break;
 		case 'm':
 			errno = 0;
 			memory_mib = strtoull(optarg, &end, 10);
@@ -626,13 +640,19 @@ main(int argc, char **argv)
 	    strcmp(getenv("GILD_NUMPY"), "0") == 0)
 		convert_set_numpy(0);
 
+	if (app_logs)
+		applog_announce();
 	if (interp_init(spec, &err) == -1)
+		startup_fail((int) fd, &err);
+	if (app_logs && applog_install(&err) == -1)
 		startup_fail((int) fd, &err);
 	if (convert_init() == -1 || job_init() == -1) {
 		werr_from_python(&err, GILD__V1__CODE__INTERNAL);
 		startup_fail((int) fd, &err);
 	}
 	if (app_load(&a, spec, &err) == -1)
+		startup_fail((int) fd, &err);
+	if (app_logs && log_handler && applog_install_handler(&err) == -1)
 		startup_fail((int) fd, &err);
 
 	if (memory_mib != 0) {
@@ -669,7 +689,7 @@ main(int argc, char **argv)
 		return 1;
 	if (template_mode) {
 		/* Returns in each forked worker only. */
-		template_run((int) fd, &wfd, &chan, slotbuf, sizeof(slotbuf));
+		template_run((int) fd, app_logs, &wfd, &chan, slotbuf, sizeof(slotbuf));
 		fd = wfd;
 		set_slot(slotbuf, 1);
 		if (send_hello((int) fd, a, version) < 0)

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "applog.h"
 #include "frame.h"
 #include "worker.pb-c.h"
 
@@ -143,8 +144,23 @@ fork_child(int ctl, int sfd, bool standby)
 	return 0;
 }
 
+/* In a forked child: its own stdout and stderr (out[0], out[1]; -1: it
+ * keeps the template's), whose reader is told its pid. */
+static void
+own_output(const int out[2])
+{
+	if (out[0] == -1)
+		return;
+	if (dup2(out[0], 1) == -1 || dup2(out[1], 2) == -1)
+		_exit(1);
+	close(out[0]);
+	close(out[1]);
+	applog_announce();
+}
+
 void
-template_run(int ctl, int *fd, int *chan, char *slot, size_t slotlen)
+template_run(int ctl, bool app_logs, int *fd, int *chan, char *slot,
+    size_t slotlen)
 {
 	Gild__Worker__V1__FromWorker out = GILD__WORKER__V1__FROM_WORKER__INIT;
 	Gild__Worker__V1__Spawned sp = GILD__WORKER__V1__SPAWNED__INIT;
@@ -165,7 +181,7 @@ template_run(int ctl, int *fd, int *chan, char *slot, size_t slotlen)
 		Gild__Worker__V1__ToWorker *m;
 		uint8_t hdr[FRAME_HEADER_LEN], *buf;
 		size_t len, nfd;
-		int rc, wfd, wchan;
+		int rc, wfd, wchan, wout[2] = {-1, -1};
 		bool standby;
 		pid_t pid;
 
@@ -200,22 +216,30 @@ template_run(int ctl, int *fd, int *chan, char *slot, size_t slotlen)
 			tlog("%s", "malformed spawn request");
 			_exit(1);
 		}
-		/* A worker's socket and channel, or a standby's socket. */
+		/* A worker's socket and channel, or a standby's socket; then,
+		 * with app_logs, its stdout and stderr. */
 		standby = m->spawn->standby;
-		nfd = standby ? 1 : 2;
+		nfd = (standby ? 1 : 2) + (app_logs ? 2 : 0);
 		if (fdq_len < nfd) {
 			tlog("%s", "malformed spawn request");
 			_exit(1);
 		}
 		wfd = fdq[0];
-		wchan = nfd == 2 ? fdq[1] : -1;
+		wchan = standby ? -1 : fdq[1];
+		if (app_logs) {
+			wout[0] = fdq[nfd - 2];
+			wout[1] = fdq[nfd - 1];
+		}
 		fdq_len -= nfd;
 		memmove(fdq, fdq + nfd, fdq_len * sizeof(int));
 		sp.slot = m->spawn->slot;
 		sp.standby = standby;
 		snprintf(slot, slotlen, "%u", (unsigned) m->spawn->slot);
 		gild__worker__v1__to_worker__free_unpacked(m, NULL);
-		if ((pid = fork_child(ctl, sfd, standby)) == 0 && standby) {
+		pid = fork_child(ctl, sfd, standby);
+		if (pid == 0)
+			own_output(wout);
+		if (pid == 0 && standby) {
 			ctl = wfd; /* the child: a template on its own socket */
 			continue;
 		}
@@ -227,6 +251,9 @@ template_run(int ctl, int *fd, int *chan, char *slot, size_t slotlen)
 		close(wfd);
 		if (wchan != -1)
 			close(wchan);
+		for (int i = 0; i < 2; i++)
+			if (wout[i] != -1)
+				close(wout[i]);
 		sp.pid = pid > 0 ? pid : 0; /* 0: the fork failed */
 		if (send_msg(ctl, &out) != 0)
 			_exit(1);

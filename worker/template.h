@@ -18,6 +18,7 @@
 #ifndef GILD_WORKER_TEMPLATE_H
 #define GILD_WORKER_TEMPLATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Needs the GIL; the app is imported and the template's hello sent. Serves
@@ -25,7 +26,10 @@
  * process (status 0, or 1 on a socket error); it returns only in a forked
  * worker, with the worker's socket in *fd, its descriptor channel in *chan
  * and its slot (decimal) in slot. A forked standby goes on serving, on its
- * own socket. */
-void template_run(int ctl, int *fd, int *chan, char *slot, size_t slotlen);
+ * own socket. app_logs (gild-worker --app-logs): each Spawn also carries
+ * the child's stdout and stderr (see applog.h), after its other
+ * descriptors. */
+void template_run(int ctl, bool app_logs, int *fd, int *chan, char *slot,
+    size_t slotlen);
 
 #endif

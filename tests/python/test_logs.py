@@ -26,7 +26,7 @@ class LogTest(unittest.TestCase):
             text = log_text(g)
         finally:
             self.assertEqual(g.stop(), 0)
-        # gild's own lines are JSON objects (workers write plain lines).
+        # Every line is a JSON object (the app's output too: test_applogs.py).
         events = [json.loads(l) for l in text.splitlines()
                   if l.startswith("{")]
         self.assertGreater(len(events), 2)

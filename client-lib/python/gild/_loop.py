@@ -9,6 +9,7 @@ task: the coroutine sees ``asyncio.CancelledError`` where it awaits, and
 its ``finally:`` blocks run.
 """
 import asyncio
+import contextvars
 
 import _gild_worker as _w
 
@@ -41,8 +42,11 @@ async def _main():
             started = _w.take()
             if started is None:  # the front end closed: nobody to answer
                 break
-            for job_id, coro in started:
-                task = loop.create_task(coro)
+            for job_id, coro, call in started:
+                # What the task prints names its call (worker/applog.c).
+                ctx = contextvars.copy_context()
+                ctx.run(_w.call_var.set, call)
+                task = loop.create_task(coro, context=ctx)
                 tasks[job_id] = task
                 task.add_done_callback(
                     lambda t, j=job_id: (_finish(j, t), tasks.pop(j, None),

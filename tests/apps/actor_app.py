@@ -62,3 +62,16 @@ class Overlapping(_Stamps):
 @gild.actor
 class OneByOne(_Stamps):
     """The default: one nap at a time."""
+
+
+@gild.actor(concurrency=6, max_restarts=1)
+class Fragile(_Stamps):
+    """Dies on request, with other calls in flight; comes back once."""
+
+    def die(self):
+        import os
+        os._exit(1)
+
+    def pid(self):
+        import os
+        return os.getpid()

@@ -145,6 +145,22 @@ class ActorClientTest(unittest.TestCase):
             self.assertLessEqual(end, start)
         self.assertEqual(h.most_at_once(), 1)
 
+    def test_worker_death_with_calls_in_flight(self):
+        h = self.c.actor("Fragile")
+        before = h.pid()
+        naps = [h.nap.submit(i, 30) for i in range(5)]
+        death = h.die.submit()
+        # Past the concurrency (6): these wait for their turn, and run on
+        # the instance created again once the worker died.
+        waiting = [h.pid.submit() for _ in range(2)]
+        for f in naps + [death]:
+            with self.assertRaises(gild.WorkerLost):
+                f.result(HANG_S)
+        after = [f.result(HANG_S) for f in waiting]
+        self.assertEqual(len(set(after)), 1)
+        self.assertNotEqual(after[0], before)
+        self.assertEqual(h.most_at_once(), 0)  # a fresh instance
+
     def test_get_actor_shows_the_class(self):
         h = self.c.actor("Overlapping", name="found-by-name")
         with gild.connect(self.gild.url, timeout=HANG_S) as other:

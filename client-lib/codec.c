@@ -732,13 +732,16 @@ codec_encode_stream_next(codec_buf *b, uint64_t call_id, uint32_t max,
 }
 
 int
-codec_encode_actor_get(codec_buf *b, const char *name, gild_error *err)
+codec_encode_actor_get(codec_buf *b, const char *name, bool with_class,
+    gild_error *err)
 {
 	size_t mark = used(b);
 
 	if (name == NULL || *name == '\0')
 		return error_set(err, GILD_INVALID_ARGUMENT, "no actor name");
-	if (put_bytes_field(b, GILD_F_ACTOR_GET_NAME, name, strlen(name)) !=
+	if ((with_class && (put_varint(b, 1) != 0 ||
+	    put_tag(b, GILD_F_ACTOR_GET_WITH_CLASS, WIRE_VARINT) != 0)) ||
+	    put_bytes_field(b, GILD_F_ACTOR_GET_NAME, name, strlen(name)) !=
 		0 ||
 	    wrap(b, mark, GILD_F_REQUEST_ACTOR_GET) != 0)
 		return oom(err);

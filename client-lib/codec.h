@@ -74,8 +74,9 @@ int codec_encode_call_opts(codec_buf *b, const char *function,
 int codec_encode_exec(codec_buf *b, const char *source, size_t len,
     const gild_value *variables, const char *filename, uint32_t timeout_ms,
     gild_error *err);
-/* ActorGet{name} and ActorDestroy{actor_id}. */
-int codec_encode_actor_get(codec_buf *b, const char *name, gild_error *err);
+/* ActorGet{name, with_class} and ActorDestroy{actor_id}. */
+int codec_encode_actor_get(codec_buf *b, const char *name, bool with_class,
+    gild_error *err);
 int codec_encode_actor_destroy(codec_buf *b, uint64_t actor_id,
     gild_error *err);
 /* StreamNext{call_id, max}: the next chunks (at most max; 0: no limit) of

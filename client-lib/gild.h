@@ -421,6 +421,11 @@ int gild_actor_new(gild_client *c, const char *class_name,
 /* Finds the actor created with this name on any of the servers. */
 int gild_actor_get(gild_client *c, const char *name, int timeout_ms,
     gild_actor_id *out, gild_error *err);
+/* gild_actor_get that also says which @gild.actor class the actor is an
+ * instance of: on GILD_OK, *class_name is a new NUL-terminated string
+ * (free() it), or NULL when the server is too old to say. */
+int gild_actor_lookup(gild_client *c, const char *name, int timeout_ms,
+    gild_actor_id *out, char **class_name, gild_error *err);
 /* Destroys it after the calls already sent to it. GILD_NOT_FOUND if there
  * is no such actor (or it is another connection's private one). */
 int gild_actor_destroy(gild_client *c, gild_actor_id a, int timeout_ms,
@@ -432,9 +437,21 @@ int gild_actor_destroy(gild_client *c, gild_actor_id a, int timeout_ms,
 int gild_actor_submit(gild_client *c, gild_actor_id a, const char *method,
     const gild_value *args, const gild_value *kwargs, gild_call_id *id,
     gild_error *err);
+/* gild_actor_submit with a deadline, as gild_submit_timeout. Calls one
+ * client submits to one actor start in the order it submitted them. */
+int gild_actor_submit_timeout(gild_client *c, gild_actor_id a,
+    const char *method, const gild_value *args, const gild_value *kwargs,
+    int timeout_ms, gild_call_id *id, gild_error *err);
 int gild_actor_call(gild_client *c, gild_actor_id a, const char *method,
     const gild_value *args, const gild_value *kwargs, int timeout_ms,
     gild_value **out, gild_error *err);
+/* Opens a stream of its generator method `method`, as gild_stream_open
+ * does for a generator function (same window, same gild_stream_next). The
+ * stream holds its place among the actor's calls until it ends: with
+ * @gild.actor(concurrency=1), the default, its next calls wait for it. */
+int gild_actor_stream_open(gild_client *c, gild_actor_id a,
+    const char *method, const gild_value *args, const gild_value *kwargs,
+    int window, int timeout_ms, gild_stream **out, gild_error *err);
 
 #ifdef __cplusplus
 }

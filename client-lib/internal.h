@@ -223,6 +223,15 @@ int gild__start(gild_client *c, enum call_kind kind, codec_buf *body, int want,
  * lost connection cancels the call anyway. */
 void gild__send_cancel(gild_client *c, size_t idx, uint64_t target);
 
+/* stream.c */
+
+/* gild_stream_open of function, or with actor_id (not 0) of that method of
+ * the actor the server knows by that id, on connection `want` (-1: the
+ * next one that is up). c and out are not NULL. */
+int gild__stream_open(gild_client *c, const char *function,
+    const gild_value *args, const gild_value *kwargs, uint64_t actor_id,
+    int want, int window, int timeout_ms, gild_stream **out, gild_error *err);
+
 /* wait.c */
 
 /* *ts = timeout_ms from now on CLOCK_MONOTONIC. */

@@ -191,13 +191,23 @@ gild_stream_open(gild_client *c, const char *function,
     const gild_value *args, const gild_value *kwargs, int window,
     int timeout_ms, gild_stream **out, gild_error *err)
 {
+	if (c == NULL || out == NULL)
+		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
+	*out = NULL;
+	return gild__stream_open(c, function, args, kwargs, 0, -1, window,
+	    timeout_ms, out, err);
+}
+
+int
+gild__stream_open(gild_client *c, const char *function,
+    const gild_value *args, const gild_value *kwargs, uint64_t actor_id,
+    int want, int window, int timeout_ms, gild_stream **out, gild_error *err)
+{
+	codec_call_opts o = {.stream = true, .actor_id = actor_id};
 	codec_buf body = {0};
 	gild_stream *s;
 	int rc;
 
-	if (c == NULL || out == NULL)
-		return error_set(err, GILD_INVALID_ARGUMENT, "NULL argument");
-	*out = NULL;
 	if (window < 0 || window > GILD_STREAM_MAX_WINDOW)
 		return error_set(err, GILD_INVALID_ARGUMENT,
 		    "stream window must be 0 to %d, not %d",
@@ -210,10 +220,12 @@ gild_stream_open(gild_client *c, const char *function,
 		free(s);
 		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
 	}
-	if ((rc = codec_encode_stream_call(&body, function, args, kwargs,
-	    timeout_ms > 0 ? (uint32_t) timeout_ms : 0, s->window, err)) ==
-	    GILD_OK)
-		rc = gild__start(c, CALL_STREAM, &body, -1, &s->id, &s->conn, err);
+	o.timeout_ms = timeout_ms > 0 ? (uint32_t) timeout_ms : 0;
+	o.window = s->window;
+	if ((rc = codec_encode_call_opts(&body, function, args, kwargs, &o,
+	    err)) == GILD_OK)
+		rc = gild__start(c, CALL_STREAM, &body, want, &s->id, &s->conn,
+		    err);
 	codec_buf_fini(&body);
 	if (rc != GILD_OK) {
 		free(s->queue);

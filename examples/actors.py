@@ -1,8 +1,10 @@
 """Actor example: instances that keep state between calls.
 
     build/gild serve examples/actors.py --listen tcp://127.0.0.1:7700
-    (create and call them with libgild: see docs/actors.md)
+    (create and call them from Python or libgild: see docs/actors.md)
 """
+import asyncio
+
 import gild
 
 
@@ -37,3 +39,19 @@ class Cache:
     def keys(self):
         """A generator: as a stream, one key per chunk."""
         yield from sorted(self.data)
+
+
+@gild.actor(concurrency=10)
+class Fetcher:
+    """Up to 10 of one instance's fetches in flight at once."""
+
+    def __init__(self):
+        self.n = 0
+
+    async def fetch(self, url):
+        await asyncio.sleep(0.2)  # stands for an HTTP request
+        self.n += 1
+        return url
+
+    def count(self):
+        return self.n

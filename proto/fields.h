@@ -67,6 +67,8 @@
 	X(GILD_F_ACTOR_NEW_DETACHED, gild__v1__actor_new__descriptor,         \
 	    detached, 5)                                                      \
 	X(GILD_F_ACTOR_GET_NAME, gild__v1__actor_get__descriptor, name, 1)    \
+	X(GILD_F_ACTOR_GET_WITH_CLASS, gild__v1__actor_get__descriptor,       \
+	    with_class, 2)                                                    \
 	X(GILD_F_ACTOR_DESTROY_ACTOR_ID, gild__v1__actor_destroy__descriptor, \
 	    actor_id, 1)                                                      \
 	/* gild.v1.Exec */                                                    \

@@ -35,4 +35,10 @@
 #define GILD_TRACESTATE_MAX 512
 #define GILD_TRACE_CONTEXT_MAX 1024
 
+/* The most calls of one actor that may run at once
+ * (@gild.actor(concurrency=K) of a class with async def methods). The
+ * Python decorator (client-lib/python/gild/_app.py) refuses a larger K;
+ * the front end takes a larger one from a worker as this. */
+#define GILD_ACTOR_CONCURRENCY_MAX 256
+
 #endif

@@ -1,7 +1,8 @@
 /* Actors: the table of live @gild.actor instances, each one's queue of
  * calls, and what the front end does with them: create them on the least
- * loaded worker, send their calls one at a time, create them again when
- * their worker dies (max_restarts), destroy them. */
+ * loaded worker, send their calls in order, up to the class's concurrency
+ * at once, create them again when their worker dies (max_restarts),
+ * destroy them. */
 #include "actor.h"
 
 #include <inttypes.h>
@@ -32,7 +33,10 @@ struct actor {
 	size_t ctor_len;
 	uint32_t max_restarts, restarts;
 	actor_state state;
-	job *active;            /* its one job in the scheduler, or NULL */
+	/* Its jobs in the scheduler (queued or running), oldest first:
+	 * at most `concurrency` calls, or its creation or destruction alone. */
+	job **active;
+	uint32_t nactive, concurrency;
 	job *head, *tail;       /* calls waiting for their turn (->next) */
 	actor_table *table;     /* the one it is in */
 	struct actor *next;
@@ -72,23 +76,30 @@ new_id(const actor_table *t)
 actor *
 actor_add(actor_table *t, const char *cls, size_t cls_len, const char *name,
     size_t name_len, uint32_t owner, bool detached, const uint8_t *ctor,
-    size_t ctor_len, uint32_t max_restarts)
+    size_t ctor_len, uint32_t max_restarts, uint32_t concurrency)
 {
 	actor *a = calloc(1, sizeof(*a));
 
 	if (a == NULL)
 		return NULL;
+	if (concurrency < 1)
+		concurrency = 1;
+	if (concurrency > GILD_ACTOR_CONCURRENCY_MAX)
+		concurrency = GILD_ACTOR_CONCURRENCY_MAX;
 	a->cls = strndup(cls, cls_len);
 	a->name = name != NULL ? strndup(name, name_len) : NULL;
 	a->ctor = malloc(ctor_len ? ctor_len : 1);
+	a->active = calloc(concurrency, sizeof(*a->active));
 	if (a->cls == NULL || (name != NULL && a->name == NULL) ||
-	    a->ctor == NULL) {
+	    a->ctor == NULL || a->active == NULL) {
 		free(a->cls);
 		free(a->name);
 		free(a->ctor);
+		free(a->active);
 		free(a);
 		return NULL;
 	}
+	a->concurrency = concurrency;
 	memcpy(a->ctor, ctor, ctor_len);
 	a->ctor_len = ctor_len;
 	a->id = new_id(t);
@@ -119,6 +130,7 @@ actor_remove(actor_table *t, actor *a)
 	free(a->cls);
 	free(a->name);
 	free(a->ctor);
+	free(a->active);
 	free(a);
 }
 
@@ -161,6 +173,20 @@ actor_push(actor *a, job *j)
 	else
 		a->head = j;
 	a->tail = j;
+	a->table->waiting++;
+}
+
+/* Puts j back at the head of a's queue (it goes first). */
+static void
+actor_push_front(actor *a, job *j)
+{
+	j->prev = NULL;
+	j->next = a->head;
+	if (a->head)
+		a->head->prev = j;
+	else
+		a->tail = j;
+	a->head = j;
 	a->table->waiting++;
 }
 
@@ -259,20 +285,43 @@ actor_place(server *srv)
 	return best < 0 ? 0 : best;
 }
 
-/* Hands an actor's job to the scheduler, pinned to its worker. */
-static void
+/* Whether j is a's creation or destruction: it runs alone, between
+ * calls. */
+static bool
+runs_alone(job *j)
+{
+	return sjob_of(j)->kind == JK_ACTOR_NEW ||
+	       sjob_of(j)->kind == JK_ACTOR_DESTROY;
+}
+
+/* Whether a may send j to the scheduler now: nothing of a's is there, or
+ * both j and what is there are calls and fewer than its concurrency. */
+static bool
+has_room(const actor *a, job *j)
+{
+	return a->nactive == 0 ||
+	       (a->nactive < a->concurrency && !runs_alone(a->active[0]) &&
+		   !runs_alone(j));
+}
+
+/* Hands an actor's job to the scheduler, pinned to its worker (calls of
+ * a class with a concurrency share it up to that many). Returns false
+ * when the queue was full (j failed and freed). */
+static bool
 actor_submit(server *srv, actor *a, job *j)
 {
-	a->active = j;
+	a->active[a->nactive++] = j;
 	j->pinned = a->slot + 1;
+	j->concurrency = runs_alone(j) ? 0 : a->concurrency;
 	if (sched_submit(srv->sch, j) == 0) {
 		job_step(srv, sjob_of(j), CE_QUEUED, 0, NULL);
-		return;
+		return true;
 	}
 	srv->limit_hits[LIMIT_QUEUE]++;
 	job_fail(srv, j, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 	    "queue full: %zu calls are waiting (--max-queue)",
 	    sched_queued(srv->sch));
+	return false;
 }
 
 /* A job of the server's own for actor a (its re-creation, or its end when
@@ -323,24 +372,23 @@ actor_lost(server *srv, actor *a, const char *why)
 	char msg[300];
 	sjob *sj;
 
-	if (a->active != NULL && a->active->state == JOB_QUEUED) {
-		/* Its next call was queued for the dead worker: it waits for
-		 * the new instance instead. */
-		job *j = a->active;
+	/* Its next calls queued for the dead worker wait for the new
+	 * instance instead, first, in their order; those running there end
+	 * with their worker. */
+	for (uint32_t i = a->nactive; i-- > 0;) {
+		job *j = a->active[i];
+		if (j->state != JOB_QUEUED)
+			continue;
 		sched_remove_queued(srv->sch, j);
 		j->state = JOB_NEW;
-		j->next = a->head;
-		j->prev = NULL;
-		if (a->head)
-			a->head->prev = j;
-		else
-			a->tail = j;
-		a->head = j;
-		a->active = NULL;
+		memmove(&a->active[i], &a->active[i + 1],
+		    (a->nactive - i - 1) * sizeof(*a->active));
+		a->nactive--;
+		actor_push_front(a, j);
 		job_step(srv, sjob_of(j), CE_HELD, 0, NULL);
 	}
 	if (a->state == ACTOR_DESTROYING) {
-		if (a->active == NULL) {
+		if (a->nactive == 0) {
 			/* Its destroy job is in the queue: answer it. */
 			for (job *j; (j = actor_pop(a)) != NULL;) {
 				sjob *q = sjob_of(j);
@@ -367,11 +415,12 @@ actor_lost(server *srv, actor *a, const char *why)
 		log_warn("actor %" PRIu64 " (%s) lost (%s): creating it again "
 			 "on worker %d, restart %" PRIu32 " of %" PRIu32,
 		    a->id, a->cls, why, a->slot, a->restarts, a->max_restarts);
-		if (a->active == NULL)
+		if (a->nactive == 0)
 			actor_submit(srv, a, &sj->j);
 		else
-			/* Its creation goes first once the running job ends. */
-			actor_push(a, &sj->j); /* (rare: see actor_kick) */
+			/* Its creation goes first once the running calls end
+			 * (rare: see actor_kick). */
+			actor_push_front(a, &sj->j);
 		return;
 	}
 	a->state = ACTOR_LOST;
@@ -383,27 +432,27 @@ actor_lost(server *srv, actor *a, const char *why)
 	actor_fail_waiting(srv, a, GILD__V1__CODE__NOT_FOUND, msg);
 }
 
-/* Sends a's next waiting job if none of its jobs is in the scheduler. */
+/* Sends a's next waiting jobs, in order, while it has room for them
+ * (has_room). */
 void
 actor_kick(server *srv, actor *a)
 {
-	job *j;
-
-	if (a->active != NULL)
-		return;
 	if ((a->state == ACTOR_READY || a->state == ACTOR_DESTROYING) &&
 	    a->slot_gen != srv->slot_gen[a->slot]) {
-		/* Its worker was replaced (recycled, reloaded) since. */
+		/* Its worker was replaced (recycled, reloaded) since: once
+		 * what it sent there has ended, it is lost there. */
 		uint64_t id = a->id;
+		if (a->nactive > 0)
+			return;
 		actor_lost(srv, a, "its worker was replaced");
-		if ((a = actor_find(&srv->actors, id)) == NULL ||
-		    a->active != NULL)
+		if ((a = actor_find(&srv->actors, id)) == NULL)
 			return;
 	}
 	if (a->state == ACTOR_LOST)
 		return;
-	if ((j = actor_pop(a)) != NULL)
-		actor_submit(srv, a, j);
+	while (a->head != NULL && has_room(a, a->head))
+		if (!actor_submit(srv, a, actor_pop(a)))
+			break; /* the queue is full: the next turn tries again */
 }
 
 /* The end of an actor's creation or destruction: fields is the worker's
@@ -454,9 +503,14 @@ actor_job_result(server *srv, sjob *sj, int slot, const uint8_t *fields,
 void
 actor_job_freed(server *srv, actor *a, const job *j)
 {
-	if (a->active == j) {
-		a->active = NULL;
+	for (uint32_t i = 0; i < a->nactive; i++) {
+		if (a->active[i] != j)
+			continue;
+		memmove(&a->active[i], &a->active[i + 1],
+		    (a->nactive - i - 1) * sizeof(*a->active));
+		a->nactive--;
 		srv->actors_dirty = true; /* pump sends its next call */
+		return;
 	}
 }
 
@@ -515,7 +569,7 @@ actor_pipe_gone(server *srv, uint32_t pipe)
 void
 actor_ctor_dropped(server *srv, actor *a)
 {
-	if (a->state != ACTOR_CREATING || a->active != NULL)
+	if (a->state != ACTOR_CREATING || a->nactive > 0)
 		return;
 	actor_fail_waiting(srv, a, GILD__V1__CODE__NOT_FOUND,
 	    "the actor was not created: its client cancelled or disconnected "
@@ -537,7 +591,7 @@ actor_free_all(server *srv)
 		actor *a = srv->actors.all;
 		for (job *j; (j = actor_pop(a)) != NULL;)
 			job_free(j);
-		a->active = NULL;
+		a->nactive = 0;
 		actor_remove(&srv->actors, a);
 	}
 }
@@ -584,14 +638,16 @@ void
 actor_request_new(server *srv, listener_req *req, nng_msg *msg,
     const parsed_request *pr)
 {
-	uint32_t max_restarts = 0;
+	catalog_actor_options ao = {0};
 	size_t nfn;
+	bool known;
 	actor *a;
 	sjob *sj;
 
 	supervisor_functions(srv->sup, &nfn);
-	if (nfn > 0 && !supervisor_actor_class(srv->sup, pr->actor_class,
-			   pr->actor_class_len, &max_restarts)) {
+	known = supervisor_actor_class(srv->sup, pr->actor_class,
+	    pr->actor_class_len, &ao);
+	if (nfn > 0 && !known) {
 		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__NOT_FOUND,
 		    "no @gild.actor class '%.*s' in app '%s'",
 		    (int) (pr->actor_class_len > 200 ? 200 : pr->actor_class_len),
@@ -631,7 +687,8 @@ actor_request_new(server *srv, listener_req *req, nng_msg *msg,
 	if ((sj = calloc(1, sizeof(*sj))) == NULL ||
 	    (a = actor_add(&srv->actors, pr->actor_class, pr->actor_class_len,
 		 pr->actor_name, pr->actor_name_len, listener_req_pipe(req),
-		 pr->detached, pr->data, pr->len, max_restarts)) == NULL) {
+		 pr->detached, pr->data, pr->len, ao.max_restarts,
+		 ao.concurrency)) == NULL) {
 		free(sj);
 		reply_error(srv->lst, req, pr->id, GILD__V1__CODE__RESOURCE_EXHAUSTED,
 		    "server out of memory");
@@ -673,6 +730,8 @@ actor_request_get(server *srv, listener_req *req, const parsed_request *pr)
 		    (int) (pr->actor_name_len > 200 ? 200 : pr->actor_name_len),
 		    pr->actor_name ? pr->actor_name : "",
 		    a != NULL && a->state == ACTOR_LOST ? " (it was lost)" : "");
+	else if (pr->with_class)
+		reply_int_str(srv->lst, req, pr->id, (int64_t) a->id, a->cls);
 	else
 		reply_int(srv->lst, req, pr->id, (int64_t) a->id);
 }
@@ -688,7 +747,7 @@ actor_destroy(server *srv, actor *a, listener_req *to, uint64_t request_id,
 	if (a->state == ACTOR_LOST) {
 		actor_fail_waiting(srv, a, GILD__V1__CODE__NOT_FOUND,
 		    "the actor was destroyed");
-		if (a->active == NULL)
+		if (a->nactive == 0)
 			actor_remove(&srv->actors, a);
 		else
 			a->state = ACTOR_DESTROYING;

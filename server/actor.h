@@ -1,7 +1,8 @@
 /* Actors: the table of live @gild.actor instances the front end places on
  * workers, each one's queue of calls, and the front end's handling of
  * them (on its loop: see front.h): the ActorNew, ActorGet and ActorDestroy
- * requests, their calls one at a time, their restarts when a worker dies,
+ * requests, their calls in order (up to K at once for
+ * @gild.actor(concurrency=K)), their restarts when a worker dies,
  * their end when their owner's connection closes. */
 #ifndef GILD_ACTOR_H
 #define GILD_ACTOR_H
@@ -39,10 +40,13 @@ typedef struct actor_table {
 } actor_table;
 
 /* A new actor (copies the strings and ctor), in state ACTOR_CREATING, with
- * a random id, or NULL when out of memory. name may be NULL. */
+ * a random id, or NULL when out of memory. name may be NULL. Up to
+ * `concurrency` of its calls run at once (taken as 1 to
+ * GILD_ACTOR_CONCURRENCY_MAX). */
 actor *actor_add(actor_table *t, const char *cls, size_t cls_len,
     const char *name, size_t name_len, uint32_t owner, bool detached,
-    const uint8_t *ctor, size_t ctor_len, uint32_t max_restarts);
+    const uint8_t *ctor, size_t ctor_len, uint32_t max_restarts,
+    uint32_t concurrency);
 /* Unlinks and frees a (its jobs are the caller's, ended before). */
 void actor_remove(actor_table *t, actor *a);
 actor *actor_find(const actor_table *t, uint64_t id);
@@ -64,7 +68,8 @@ job *actor_unlink(actor *a, uint32_t pipe, uint64_t request_id);
 /* ---- on the front end's loop ---- */
 
 /* Requests: ActorNew (takes msg; the reply is the id once the constructor
- * ran), ActorGet (the id of the actor of that name) and ActorDestroy (true
+ * ran), ActorGet (the id of the actor of that name; [id, class name] with
+ * with_class) and ActorDestroy (true
  * once destroyed after the calls queued for it, false if there is none). */
 void actor_request_new(server *srv, listener_req *req, nng_msg *msg,
     const parsed_request *pr);
@@ -77,7 +82,8 @@ void actor_request_destroy(server *srv, listener_req *req,
  * (neither named nor detached), which ActorDestroy does not find either. */
 actor *actor_for_call(server *srv, listener_req *req,
     const parsed_request *pr);
-/* Queues call j for a: its calls run one at a time, in arrival order. */
+/* Queues call j for a: its calls start in arrival order, one at a time
+ * (or up to its class's @gild.actor(concurrency=K) at once). */
 void actor_call(server *srv, actor *a, job *j);
 /* Destroys a after the calls queued for it; to (NULL: the server's own
  * destroy, when its owner left) gets true once it is gone. */

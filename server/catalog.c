@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gild_limits.h"
 #include "worker.pb-c.h"
 
 struct catalog_table {
@@ -15,7 +16,7 @@ struct catalog_table {
 	catalog_options *options; /* [nfunctions] */
 	size_t nfunctions;
 	char **classes;
-	uint32_t *restarts; /* [nclasses] */
+	catalog_actor_options *class_options; /* [nclasses] */
 	size_t nclasses;
 	char **methods;     /* "Class.method", every class's public ones */
 	size_t nmethods;
@@ -50,7 +51,7 @@ table_free(catalog_table *t)
 	free(t->functions);
 	free(t->options);
 	free(t->classes);
-	free(t->restarts);
+	free(t->class_options);
 	free(t->python_version);
 	free(t->key);
 	free(t);
@@ -101,13 +102,13 @@ table_of(const Gild__Worker__V1__Hello *h, uint8_t *key, size_t key_len)
 	t->functions = calloc(nf + 1, sizeof(*t->functions));
 	t->options = calloc(nf + 1, sizeof(*t->options));
 	t->classes = calloc(nc + 1, sizeof(*t->classes));
-	t->restarts = calloc(nc + 1, sizeof(*t->restarts));
+	t->class_options = calloc(nc + 1, sizeof(*t->class_options));
 	for (size_t i = 0; i < nc; i++)
 		nm += h->actor_classes[i]->n_methods;
 	t->methods = calloc(nm + 1, sizeof(*t->methods));
 	t->python_version = strdup(h->python_version);
 	if (t->functions == NULL || t->options == NULL || t->classes == NULL ||
-	    t->restarts == NULL || t->methods == NULL ||
+	    t->class_options == NULL || t->methods == NULL ||
 	    t->python_version == NULL)
 		goto fail;
 	for (; t->nfunctions < nf; t->nfunctions++) {
@@ -129,9 +130,19 @@ table_of(const Gild__Worker__V1__Hello *h, uint8_t *key, size_t key_len)
 	}
 	for (; t->nclasses < nc; t->nclasses++) {
 		size_t i = t->nclasses;
+		uint32_t conc;
+
 		if ((t->classes[i] = strdup(h->actor_classes[i]->name)) == NULL)
 			goto fail;
-		t->restarts[i] = h->actor_classes[i]->max_restarts;
+		t->class_options[i].max_restarts =
+		    h->actor_classes[i]->max_restarts;
+		/* 0 (a worker that does not say) is one at a time. */
+		conc = h->actor_classes[i]->concurrency;
+		t->class_options[i].concurrency =
+		    conc < 1 ? 1
+		    : conc > GILD_ACTOR_CONCURRENCY_MAX
+			? GILD_ACTOR_CONCURRENCY_MAX
+			: conc;
 		for (size_t k = 0; k < h->actor_classes[i]->n_methods; k++) {
 			const char *m = h->actor_classes[i]->methods[k];
 			size_t len = strlen(t->classes[i]) + 1 + strlen(m) + 1;
@@ -236,12 +247,12 @@ catalog_function_options(const catalog_table *t, const char *name,
 
 bool
 catalog_actor_class(const catalog_table *t, const char *name, size_t len,
-    uint32_t *max_restarts)
+    catalog_actor_options *out)
 {
 	for (size_t i = 0; t != NULL && i < t->nclasses; i++) {
 		if (strlen(t->classes[i]) == len &&
 		    memcmp(t->classes[i], name, len) == 0) {
-			*max_restarts = t->restarts[i];
+			*out = t->class_options[i];
 			return true;
 		}
 	}

@@ -26,6 +26,13 @@ typedef struct catalog_options {
 	uint32_t concurrency;   /* 0 or 1: one call at a time */
 } catalog_options;
 
+/* What the app declared with @gild.actor for one class. */
+typedef struct catalog_actor_options {
+	uint32_t max_restarts;
+	uint32_t concurrency;   /* calls of one instance at once, 1 to
+				   GILD_ACTOR_CONCURRENCY_MAX */
+} catalog_actor_options;
+
 /* Returns 0 and a new catalog in *out (free with catalog_free), or
  * -ENOMEM. */
 int catalog_new(catalog **out);
@@ -48,7 +55,7 @@ const catalog_table *catalog_newest(const catalog *c);
 /* Of table t (NULL: none yet, zeroes and NULLs): its functions (sorted,
  * borrowed; *n their count), whether it exports function `name` (len
  * bytes), the options of that function,
- * whether it has @gild.actor class `name` (and its max_restarts), its
+ * whether it has @gild.actor class `name` (and its options), its
  * Python version and whether that Python runs with the GIL. */
 const char *const *catalog_functions(const catalog_table *t, size_t *n);
 bool catalog_has_function(const catalog_table *t, const char *name,
@@ -56,7 +63,7 @@ bool catalog_has_function(const catalog_table *t, const char *name,
 catalog_options catalog_function_options(const catalog_table *t,
     const char *name, size_t len);
 bool catalog_actor_class(const catalog_table *t, const char *name, size_t len,
-    uint32_t *max_restarts);
+    catalog_actor_options *out);
 /* "cls.name" when @gild.actor class cls has public method name (len
  * bytes), as the Hello listed them (borrowed from t), else NULL. */
 const char *catalog_method(const catalog_table *t, const char *cls,

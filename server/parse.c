@@ -151,6 +151,9 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 			out->actor_name = (const char *) f.data;
 			out->actor_name_len = f.len;
 		}
+		if (body_field(out, GILD_F_ACTOR_GET_WITH_CLASS, WIRE_VARINT,
+			&f))
+			out->with_class = f.value != 0;
 	} else if (out->body == BODY_ACTOR_DESTROY) {
 		if (body_field(out, GILD_F_ACTOR_DESTROY_ACTOR_ID, WIRE_VARINT,
 			&f))

@@ -49,6 +49,7 @@ typedef struct parsed_request {
 	const char *actor_name;   /* BODY_ACTOR_NEW / _GET: name, or NULL */
 	size_t actor_name_len;
 	bool detached;            /* BODY_ACTOR_NEW */
+	bool with_class;          /* BODY_ACTOR_GET: with_class */
 	uint64_t stream_call;     /* BODY_STREAM_NEXT: call_id */
 	uint32_t stream_max;      /* BODY_STREAM_NEXT: max (0: no limit) */
 	uint64_t cancel_target;   /* BODY_CANCEL: target_id (0 if absent) */

@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "log.h"
 #include "replymsg.h"
@@ -110,6 +111,26 @@ reply_bool(listener *lst, listener_req *to, uint64_t request_id, bool v)
 
 	val.kind_case = GILD__V1__VALUE__KIND_BOOL_VALUE;
 	val.bool_value = v;
+	send_result(lst, to, request_id, &val);
+}
+
+void
+reply_int_str(listener *lst, listener_req *to, uint64_t request_id,
+    int64_t n, const char *s)
+{
+	Gild__V1__Value val = GILD__V1__VALUE__INIT, vn = GILD__V1__VALUE__INIT,
+			vs = GILD__V1__VALUE__INIT, *items[] = {&vn, &vs};
+	Gild__V1__List list = GILD__V1__LIST__INIT;
+
+	vn.kind_case = GILD__V1__VALUE__KIND_INT_VALUE;
+	vn.int_value = n;
+	vs.kind_case = GILD__V1__VALUE__KIND_STR_VALUE;
+	vs.str_value.data = (uint8_t *) s;
+	vs.str_value.len = strlen(s);
+	list.items = items;
+	list.n_items = 2;
+	val.kind_case = GILD__V1__VALUE__KIND_LIST_VALUE;
+	val.list_value = &list;
 	send_result(lst, to, request_id, &val);
 }
 

@@ -42,5 +42,8 @@ bool reply_forward(listener *lst, listener_req *to, uint64_t request_id,
 void reply_bool(listener *lst, listener_req *to, uint64_t request_id, bool v);
 void reply_int(listener *lst, listener_req *to, uint64_t request_id,
     int64_t v);
+/* Reply{id, result{list_value [n, s]}} (s: NUL-terminated UTF-8). */
+void reply_int_str(listener *lst, listener_req *to, uint64_t request_id,
+    int64_t n, const char *s);
 
 #endif

@@ -1136,10 +1136,9 @@ supervisor_function_options_on(const supervisor *s, int slot,
 
 bool
 supervisor_actor_class(const supervisor *s, const char *name, size_t len,
-    uint32_t *max_restarts)
+    catalog_actor_options *out)
 {
-	return catalog_actor_class(catalog_newest(s->cat), name, len,
-	    max_restarts);
+	return catalog_actor_class(catalog_newest(s->cat), name, len, out);
 }
 
 const char *

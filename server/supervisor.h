@@ -180,9 +180,9 @@ size_t supervisor_restarts(const supervisor *s, const char *const **reasons,
 size_t supervisor_recycles(const supervisor *s, const char *const **reasons,
     const uint64_t **counts);
 /* Whether the app has an @gild.actor class `name` (len bytes), and its
- * max_restarts. */
+ * options. */
 bool supervisor_actor_class(const supervisor *s, const char *name, size_t len,
-    uint32_t *max_restarts);
+    catalog_actor_options *out);
 
 /* What the app declared with @gild.function for function `name` (len bytes,
  * not NUL-terminated); zeroes when nothing or not known yet: as the newest

@@ -23,6 +23,7 @@ struct app {
 	PyObject *actors;     /* new ref: dict name -> @gild.actor class */
 	char **actor_names;   /* sorted */
 	uint32_t *actor_restarts;
+	uint32_t *actor_concurrency; /* @gild.actor(concurrency=K) */
 	char ***actor_methods; /* each class's public methods, sorted,
 				  NULL-ended */
 	size_t nactors;
@@ -312,8 +313,8 @@ done:
 	return out;
 }
 
-/* Fills a->actor_names, a->actor_restarts and a->actor_methods from
- * a->actors. Returns 0 or -1 with a Python exception. */
+/* Fills a->actor_names, a->actor_restarts, a->actor_concurrency and
+ * a->actor_methods from a->actors. Returns 0 or -1 with a Python exception. */
 static int
 list_actor_classes(app *a)
 {
@@ -328,9 +329,10 @@ list_actor_classes(app *a)
 	a->nactors = (size_t) PyList_GET_SIZE(keys);
 	a->actor_names = calloc(a->nactors + 1, sizeof(char *));
 	a->actor_restarts = calloc(a->nactors + 1, sizeof(uint32_t));
+	a->actor_concurrency = calloc(a->nactors + 1, sizeof(uint32_t));
 	a->actor_methods = calloc(a->nactors + 1, sizeof(char **));
 	if (a->actor_names == NULL || a->actor_restarts == NULL ||
-	    a->actor_methods == NULL) {
+	    a->actor_concurrency == NULL || a->actor_methods == NULL) {
 		Py_DECREF(keys);
 		PyErr_NoMemory();
 		return -1;
@@ -347,8 +349,11 @@ list_actor_classes(app *a)
 				PyErr_NoMemory();
 			return -1;
 		}
-		if (opts != NULL && PyDict_Check(opts))
+		if (opts != NULL && PyDict_Check(opts)) {
 			a->actor_restarts[i] = option_u32(opts, "max_restarts");
+			a->actor_concurrency[i] =
+			    option_u32(opts, "concurrency");
+		}
 		Py_XDECREF(opts);
 		PyErr_Clear();
 		if ((a->actor_methods[i] = public_methods(cls)) == NULL) {
@@ -565,6 +570,7 @@ app_free(app *a)
 	free(a->actor_methods);
 	free(a->actor_names);
 	free(a->actor_restarts);
+	free(a->actor_concurrency);
 	Py_XDECREF(a->actors);
 	Py_XDECREF(a->funcs);
 	Py_XDECREF(a->module);
@@ -633,6 +639,12 @@ const uint32_t *
 app_actor_restarts(const app *a)
 {
 	return a->actor_restarts;
+}
+
+const uint32_t *
+app_actor_concurrency(const app *a)
+{
+	return a->actor_concurrency;
 }
 
 char *const *

@@ -47,11 +47,12 @@ const app_options *app_function_options(const app *a);
 /* The options of function name, or NULL. */
 const app_options *app_options_of(const app *a, const char *name);
 /* @gild.actor classes: by name (borrowed, NULL if none); their sorted names
- * and max_restarts. */
+ * and, parallel to those, their max_restarts and concurrency. */
 PyObject *app_actor_class(const app *a, const char *name);
 size_t app_actor_count(const app *a);
 char **app_actor_names(const app *a);
 const uint32_t *app_actor_restarts(const app *a);
+const uint32_t *app_actor_concurrency(const app *a);
 /* The public methods of the i-th of them (sorted, borrowed; *n of them). */
 char *const *app_actor_methods(const app *a, size_t i, size_t *n);
 

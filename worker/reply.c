@@ -47,6 +47,7 @@ reply_hello(int32_t pid, const app *a, const char *python_version,
 		gild__worker__v1__actor_class__init(&ac[i]);
 		ac[i].name = app_actor_names(a)[i];
 		ac[i].max_restarts = app_actor_restarts(a)[i];
+		ac[i].concurrency = app_actor_concurrency(a)[i];
 		ac[i].methods = (char **) app_actor_methods(a, i,
 		    &ac[i].n_methods);
 		acp[i] = &ac[i];

@@ -1264,14 +1264,17 @@ client_ping(client_obj *self, PyObject *args, PyObject *kw)
 	return out;
 }
 
-/* stream(function, args, kwargs=None, window=0, timeout_ms=0) -> Stream */
+/* stream(function, args, kwargs=None, window=0, timeout_ms=0,
+ * actor_id=0) -> Stream; with an actor id, of that actor's method
+ * `function`. */
 static PyObject *
 client_stream(client_obj *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {
-	    "function", "args", "kwargs", "window", "timeout_ms", NULL};
+	static char *kwlist[] = {"function", "args", "kwargs", "window",
+	    "timeout_ms", "actor_id", NULL};
 	PyObject *a, *k = Py_None;
 	const char *fn;
+	uint64_t aid = 0;
 	int window = 0, timeout = 0, rc;
 	gild_value *va, *vk;
 	gild_error err = {0};
@@ -1279,13 +1282,15 @@ client_stream(client_obj *self, PyObject *args, PyObject *kw)
 	stream_obj *st;
 	gild_client *c;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|Oii:stream", kwlist, &fn,
-	        &a, &k, &window, &timeout))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|OiiO&:stream", kwlist,
+	        &fn, &a, &k, &window, &timeout, conv_id, &aid))
 		return NULL;
 	if (call_begin(self, a, k, &va, &vk, &c) == -1)
 		return NULL;
-	UNLOCKED(rc = gild_stream_open(
-	             c, fn, va, vk, window, timeout, &s, &err);
+	UNLOCKED(rc = aid != 0 ? gild_actor_stream_open(c, aid, fn, va, vk,
+	                             window, timeout, &s, &err)
+	                       : gild_stream_open(
+	                             c, fn, va, vk, window, timeout, &s, &err);
 	         gild_value_free(va); gild_value_free(vk));
 	if (rc != GILD_OK) {
 		client_leave(self);
@@ -1358,16 +1363,18 @@ client_actor_new(client_obj *self, PyObject *args, PyObject *kw)
 	return out;
 }
 
-/* actor_get(name, timeout_ms=-1) -> outcome with the actor id */
+/* actor_get(name, timeout_ms=-1) -> outcome with (actor id, class name),
+ * the class name None from a server too old to say */
 static PyObject *
 client_actor_get(client_obj *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "timeout_ms", NULL};
 	const char *name;
+	char *cls = NULL;
 	int timeout = -1, rc;
 	gild_error err = {0};
 	gild_actor_id aid = 0;
-	PyObject *out;
+	PyObject *out, *v = NULL;
 	gild_client *c;
 
 	if (!PyArg_ParseTupleAndKeywords(
@@ -1375,10 +1382,17 @@ client_actor_get(client_obj *self, PyObject *args, PyObject *kw)
 		return NULL;
 	if (client_enter(self, &c) == -1)
 		return NULL;
-	UNLOCKED(rc = gild_actor_get(c, name, timeout, &aid, &err));
+	UNLOCKED(rc = gild_actor_lookup(c, name, timeout, &aid, &cls, &err));
 	client_leave(self);
-	out = outcome_py(
-	    rc, rc == GILD_OK ? PyLong_FromUnsignedLongLong(aid) : NULL, &err);
+	if (rc == GILD_OK)
+		v = cls != NULL ? Py_BuildValue("(Ks)", (unsigned long long) aid,
+				      cls)
+				: Py_BuildValue("(KO)", (unsigned long long) aid,
+				      Py_None);
+	free(cls);
+	if (rc == GILD_OK && v == NULL)
+		return NULL;
+	out = outcome_py(rc, v, &err);
 	gild_error_clear(&err);
 	return out;
 }
@@ -1406,29 +1420,34 @@ client_actor_destroy(client_obj *self, PyObject *args, PyObject *kw)
 	return out;
 }
 
-/* actor_submit(actor_id, method, args, kwargs=None) -> call id */
+/* actor_submit(actor_id, method, args, kwargs=None, timeout_ms=0) ->
+ * call id */
 static PyObject *
 client_actor_submit(client_obj *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"actor_id", "method", "args", "kwargs", NULL};
+	static char *kwlist[] = {
+	    "actor_id", "method", "args", "kwargs", "timeout_ms", NULL};
 	PyObject *a, *k = Py_None;
 	const char *method;
 	uint64_t aid;
-	int rc;
+	int timeout = 0, rc;
 	gild_value *va, *vk;
 	gild_error err = {0};
 	gild_call_id id = 0;
 	gild_client *c;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O&sO|O:actor_submit",
-	        kwlist, conv_id, &aid, &method, &a, &k))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O&sO|Oi:actor_submit",
+	        kwlist, conv_id, &aid, &method, &a, &k, &timeout))
 		return NULL;
 	if (call_begin(self, a, k, &va, &vk, &c) == -1)
 		return NULL;
 	UNLOCKED(
-	    rc = gild_actor_submit(c, aid, method, va, vk, &id, &err);
+	    rc = gild_actor_submit_timeout(c, aid, method, va, vk, timeout,
+	        &id, &err);
 	    gild_value_free(va); gild_value_free(vk));
 	client_leave(self);
+	if (rc == GILD_OK)
+		client_count_sent(self, 1);
 	return call_id_or_raise(rc, &err, id);
 }
 

@@ -50,7 +50,7 @@ UNIT_TESTS += tests/python/test_pip.py
 ifneq ($(PYTHON_FT_CONFIG),)
 RUNTIME_TESTS += ftpy:tests/python/test_native.py \
 	ftpy:tests/python/test_native_threads.py ftpy:tests/python/test_batch.py \
-	ftpy:tests/python/test_executor.py
+	ftpy:tests/python/test_executor.py ftpy:tests/python/test_actors.py
 endif
 else
 NOT_RUN += tests/python/test_native.py, test_native_threads.py, \

@@ -217,6 +217,12 @@ class Counter:
     def where(self):
         return os.getpid()
 
+    def upto(self, k):
+        """A generator method: counts k more, yielding each count."""
+        for _ in range(k):
+            self.n += 1
+            yield self.n
+
     async def aincr(self, by=1):
         """An async method: runs on the worker's loop, in turn with the
         others."""

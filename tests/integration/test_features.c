@@ -1198,6 +1198,74 @@ test_actor_order(void)
 	served_stop(&s);
 }
 
+/* libgild's actor streams and lookups: a generator method streams through
+ * a window smaller than the stream, holding its actor's turn; the lookup
+ * by name also says the class. */
+static void
+test_actor_stream_lookup(void)
+{
+	gild_actor_id a, found = 0;
+	gild_value *v = NULL, *args = gild_list();
+	gild_error err = {0};
+	gild_stream *st = NULL;
+	gild_call_id id;
+	gild_result res = {0};
+	char *cls = NULL;
+	int rc, n = 0, in_order = 0;
+	server s;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 2, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(gild_actor_new(s.c, "Counter", NULL, NULL,
+				  "streamer", false, 20000, &a, &err), GILD_OK);
+	gild_list_append(args, gild_int(20));
+	CU_ASSERT_EQUAL_FATAL(gild_actor_stream_open(s.c, a, "upto", args, NULL,
+				  2, 20000, &st, &err), GILD_OK);
+	gild_value_free(args);
+	/* Sent behind the stream: it runs once the stream has ended. */
+	CU_ASSERT_EQUAL_FATAL(gild_actor_submit_timeout(s.c, a, "incr", NULL,
+				  NULL, 20000, &id, &err), GILD_OK);
+	while ((rc = gild_stream_next(st, 30000, &v, &err)) == GILD_OK) {
+		in_order += gild_value_int(v) == ++n;
+		gild_value_free(v);
+	}
+	CU_ASSERT_EQUAL(rc, GILD_STREAM_END);
+	CU_ASSERT_EQUAL(n, 20);
+	CU_ASSERT_EQUAL(in_order, 20);
+	gild_stream_close(st);
+	CU_ASSERT_EQUAL(gild_wait(s.c, id, 20000, &res), GILD_OK);
+	CU_ASSERT_EQUAL(res.code, GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_int(res.value), 21);
+	gild_result_clear(&res);
+	/* A method that does not exist ends its stream with NOT_FOUND. */
+	CU_ASSERT_EQUAL_FATAL(gild_actor_stream_open(s.c, a, "nope", NULL, NULL,
+				  0, 20000, &st, &err), GILD_OK);
+	CU_ASSERT_EQUAL(gild_stream_next(st, 30000, &v, &err), GILD_NOT_FOUND);
+	gild_error_clear(&err);
+	gild_stream_close(st);
+	/* Not an actor id of this client: refused before anything is sent. */
+	CU_ASSERT_EQUAL(gild_actor_stream_open(s.c, 0, "upto", NULL, NULL, 0,
+			    20000, &st, &err), GILD_INVALID_ARGUMENT);
+	CU_ASSERT_PTR_NULL(st);
+	gild_error_clear(&err);
+
+	CU_ASSERT_EQUAL(gild_actor_lookup(s.c, "streamer", 20000, &found, &cls,
+			    &err), GILD_OK);
+	CU_ASSERT_EQUAL(found, a);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cls);
+	CU_ASSERT_STRING_EQUAL(cls, "Counter");
+	free(cls);
+	found = 0;
+	CU_ASSERT_EQUAL(gild_actor_get(s.c, "streamer", 20000, &found, &err),
+	    GILD_OK);
+	CU_ASSERT_EQUAL(found, a);
+	cls = (char *) "unchanged";
+	CU_ASSERT_EQUAL(gild_actor_lookup(s.c, "nobody", 20000, &found, &cls,
+			    &err), GILD_NOT_FOUND);
+	CU_ASSERT_PTR_NULL(cls);
+	gild_error_clear(&err);
+	served_stop(&s);
+}
+
 /* Item 4: the worker holding an actor dies. With max_restarts=1 the call
  * in flight gets WORKER_LOST and the next call runs on a fresh instance;
  * without restarts the next call gets "actor lost". */
@@ -1376,6 +1444,8 @@ main(void)
 	CU_add_test(s, "stream: cancel, errors, deadline", test_stream_cancel_and_errors);
 	CU_add_test(s, "actors: 100 counters, 4 clients, names", test_actors);
 	CU_add_test(s, "actors: calls run in the order sent", test_actor_order);
+	CU_add_test(s, "actors: streams of generator methods, lookup with the class",
+	    test_actor_stream_lookup);
 	CU_add_test(s, "actors: max_restarts and lost actors", test_actor_restarts);
 	CU_add_test(s, "actors: owned by their connection", test_actor_owners);
 	s = CU_add_suite("extension modules (tests/apps/extensions.py)", NULL,

@@ -661,7 +661,7 @@ class StreamsActorsTest(ServerCase):
                                         timeout_ms=10000)
         self.assertEqual(code, native.OK)
         self.assertEqual(self.c.actor_get("native-test"),
-                         (native.OK, aid, None))
+                         (native.OK, (aid, "Counter"), None))
         self.assertEqual(
             self.c.actor_new("Counter", [], None, "native-test", False)[0],
             native.ALREADY_EXISTS)

@@ -2,6 +2,7 @@
  * one per distinct Hello, kept while a worker holds it. */
 #include "server/catalog.h"
 
+#include "gild_limits.h"
 #include "worker.pb-c.h"
 
 #include <CUnit/Basic.h>
@@ -10,8 +11,9 @@
 #include "test_main.h"
 
 /* A packed Hello from pid exporting f (batched when batch > 1) and g, and
- * actor class Counter with public methods get and incr; *len its size
- * (free() it). */
+ * actor class Counter with public methods get and incr (and, with batch >
+ * 1, a concurrency past GILD_ACTOR_CONCURRENCY_MAX); *len its size (free()
+ * it). */
 static uint8_t *
 hello(int32_t pid, uint32_t batch, size_t *len)
 {
@@ -35,6 +37,7 @@ hello(int32_t pid, uint32_t batch, size_t *len)
 	h.options = &op;
 	a.name = "Counter";
 	a.max_restarts = 3;
+	a.concurrency = batch > 1 ? 100000 : 0;
 	a.n_methods = 2;
 	a.methods = methods;
 	h.n_actor_classes = 1;
@@ -56,7 +59,7 @@ test_tables(void)
 	uint8_t *h1, *h2, *h3;
 	size_t l1, l2, l3, n;
 	int32_t pid = 0;
-	uint32_t restarts = 0;
+	catalog_actor_options ao = {0};
 
 	CU_ASSERT_EQUAL_FATAL(catalog_new(&c), 0);
 	CU_ASSERT_PTR_NULL(catalog_newest(c));
@@ -82,9 +85,10 @@ test_tables(void)
 	CU_ASSERT_FALSE(catalog_has_function(old1, "h", 1));
 	CU_ASSERT_FALSE(catalog_has_function(old1, "gg", 2));
 	CU_ASSERT_FALSE(catalog_has_function(NULL, "g", 1));
-	CU_ASSERT_TRUE(catalog_actor_class(old1, "Counter", 7, &restarts));
-	CU_ASSERT_EQUAL(restarts, 3);
-	CU_ASSERT_FALSE(catalog_actor_class(old1, "Count", 5, &restarts));
+	CU_ASSERT_TRUE(catalog_actor_class(old1, "Counter", 7, &ao));
+	CU_ASSERT_EQUAL(ao.max_restarts, 3);
+	CU_ASSERT_EQUAL(ao.concurrency, 1); /* the Hello said none */
+	CU_ASSERT_FALSE(catalog_actor_class(old1, "Count", 5, &ao));
 	/* Methods: only those the Hello listed, of that class, whole. */
 	CU_ASSERT_STRING_EQUAL(catalog_method(old1, "Counter", "incr", 4),
 	    "Counter.incr");
@@ -106,6 +110,8 @@ test_tables(void)
 	CU_ASSERT_EQUAL(catalog_count(c), 2);
 	CU_ASSERT_EQUAL(catalog_function_options(fresh, "f", 1).batch, 8);
 	CU_ASSERT_EQUAL(catalog_function_options(old2, "f", 1).batch, 0);
+	CU_ASSERT_TRUE(catalog_actor_class(fresh, "Counter", 7, &ao));
+	CU_ASSERT_EQUAL(ao.concurrency, GILD_ACTOR_CONCURRENCY_MAX);
 	/* The old workers go: their table with the last of them. */
 	catalog_release(c, old1);
 	CU_ASSERT_EQUAL(catalog_count(c), 2);

@@ -44,7 +44,7 @@ from ._pickled import Pickled
 # The client is imported on first use: an app's workers import this
 # package for the decorators only.
 _CLIENT_NAMES = ("connect", "Client", "Function", "Future", "Stream",
-                 "Actor")
+                 "Actor", "ActorMethod")
 
 
 def __getattr__(name):
@@ -58,6 +58,7 @@ def __getattr__(name):
 
 
 __all__ = ["connect", "Client", "Function", "Future", "Stream", "Actor",
+           "ActorMethod",
            "Executor", "function", "actor", "context", "Context",
            "Interrupted", "DeadlineInterrupt", "CancelInterrupt",
            "Error", "RemoteError", "Cancelled", "Unknown", "InvalidArgument",

@@ -135,15 +135,30 @@ def function(fn=None, *, timeout=None, retries=0, batch=None,
 
 ACTOR_ATTR = "__gild_actor__"
 
+# The most calls of one actor that may run at once: proto/gild_limits.h's
+# GILD_ACTOR_CONCURRENCY_MAX (tests/python/test_python.py checks the copy).
+ACTOR_CONCURRENCY_MAX = 256
 
-def actor(cls=None, *, max_restarts=0):
+
+def _has_async_method(cls):
+    return any(inspect.iscoroutinefunction(getattr(cls, name, None))
+               for name in dir(cls) if not name.startswith("_"))
+
+
+def actor(cls=None, *, max_restarts=0, concurrency=1):
     """Makes a class of the app an actor: clients create instances of it
-    (each lives in one worker, keeps its state between calls, and runs one
-    call at a time in arrival order) and call its public methods.
+    (each lives in one worker, keeps its state between calls, and runs its
+    calls in arrival order, one at a time unless concurrency says more)
+    and call its public methods.
 
     max_restarts: if the worker holding an instance dies, the instance is
     created again (with its constructor arguments; its state is lost) up to
     this many times; after that, calls get NOT_FOUND ("actor lost").
+    concurrency: for a class with ``async def`` methods, how many calls of
+    one instance may be in flight at once (1 to ACTOR_CONCURRENCY_MAX,
+    256): they start in arrival order and interleave at each ``await`` on
+    the worker's event loop. A plain method still runs to its end without
+    interleaving with anything.
 
     Usable bare (``@gild.actor``) or with options
     (``@gild.actor(max_restarts=2)``).
@@ -153,11 +168,24 @@ def actor(cls=None, *, max_restarts=0):
         raise ValueError(
             f"gild.actor: max_restarts must be an int from 0, "
             f"not {max_restarts!r}")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int):
+        raise TypeError(
+            f"gild.actor: concurrency must be an int, "
+            f"not {type(concurrency).__name__}")
+    if not 1 <= concurrency <= ACTOR_CONCURRENCY_MAX:
+        raise ValueError(
+            f"gild.actor: concurrency must be between 1 and "
+            f"{ACTOR_CONCURRENCY_MAX}, not {concurrency!r}")
 
     def mark(c):
         if not isinstance(c, type):
             raise TypeError("gild.actor decorates a class")
-        setattr(c, ACTOR_ATTR, {"max_restarts": max_restarts})
+        if concurrency > 1 and not _has_async_method(c):
+            raise TypeError(
+                f"gild.actor: concurrency={concurrency} needs async def "
+                f"methods; {c.__name__} has none")
+        setattr(c, ACTOR_ATTR, {"max_restarts": max_restarts,
+                                "concurrency": concurrency})
         return c
 
     return mark(cls) if cls is not None else mark

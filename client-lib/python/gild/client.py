@@ -178,31 +178,96 @@ class Stream:
             pass
 
 
+_KEEP = object()  # Function.options: leave this option as it is
+
+
 class Actor:
-    """A handle on a remote actor: ``h.method(*args, **kwargs)`` runs that
-    method of the instance on the server and returns its result."""
+    """A handle on a remote actor. ``h.incr`` (or ``h.method("incr")``)
+    is a handle on its method ``incr``: ``h.incr(1)`` calls it and returns
+    its result; ``h.incr.submit(1)`` returns a Future, ``await
+    h.incr.acall(1)`` awaits it, ``h.ticks.stream()`` iterates over a
+    generator method's yields. The calls one client makes to one actor
+    start in the order it made them."""
 
     def __init__(self, client, actor_id, class_name):
         self._client = client
         self.actor_id = actor_id
         self.class_name = class_name
 
-    def __getattr__(self, method):
-        if method.startswith("_"):
-            raise AttributeError(method)
+    def method(self, name):
+        """The handle on method name (also for a name this handle's own
+        attributes hide, such as ``actor_id``)."""
+        if not isinstance(name, str):
+            raise TypeError(f"a method name is a str, not "
+                            f"{type(name).__name__}")
+        return ActorMethod(self, name)
 
-        def remote(*args, timeout=None, **kwargs):
-            return _value(self._client._n().actor_call(
-                self.actor_id, method, args, kwargs,
-                _ms(timeout, self._client._timeout)))
-        remote.__name__ = method
-        return remote
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return ActorMethod(self, name)
 
     def __repr__(self):
         return f"<gild.Actor {self.class_name} {self.actor_id}>"
 
 
-_KEEP = object()  # Function.options: leave this option as it is
+class ActorMethod:
+    """A handle on one method of a remote actor (``h.incr``). Calling it
+    calls the method; ``submit``, ``acall``, ``stream`` and ``astream`` work
+    as a Function's. Every keyword argument reaches the method: the call
+    options are the handle's, set with ``options()``."""
+
+    __slots__ = ("actor", "name", "timeout", "window")
+
+    def __init__(self, actor, name, timeout=None, window=64):
+        self.actor = actor
+        self.name = name
+        self.timeout = timeout  # seconds; None: the client's default
+        self.window = window    # chunks of a stream in flight
+
+    def options(self, *, timeout=_KEEP, window=_KEEP):
+        """A handle on the same method with these call options changed
+        (as Function.options)."""
+        if timeout is not _KEEP:
+            _ms(timeout)  # refuses a negative one now
+        return ActorMethod(self.actor, self.name,
+                           self.timeout if timeout is _KEEP else timeout,
+                           self.window if window is _KEEP else window)
+
+    def __call__(self, *args, **kwargs):
+        c = self.actor._client
+        return _value(c._n().actor_call(self.actor.actor_id, self.name,
+                                        args, kwargs,
+                                        _ms(self.timeout, c._timeout)))
+
+    def submit(self, *args, **kwargs):
+        """Sends the call; returns a concurrent.futures.Future (cancel()
+        also cancels it on the server)."""
+        c = self.actor._client
+        call_id = c._n().actor_submit(
+            self.actor.actor_id, self.name, args, kwargs,
+            max(0, _ms(self.timeout, c._timeout)))
+        return c._future(call_id)
+
+    async def acall(self, *args, **kwargs):
+        return await asyncio.wrap_future(self.submit(*args, **kwargs))
+
+    def stream(self, *args, **kwargs):
+        """Calls a generator method as a stream: an iterator over its
+        yields as they come, with a Function's flow control (window)."""
+        return self.actor._client._stream(self.name, args, kwargs,
+                                          self.window, self.timeout,
+                                          self.actor.actor_id)
+
+    def astream(self, *args, **kwargs):
+        """``async for chunk in h.ticks.astream(...)``."""
+        return self.actor._client._astream(self.name, args, kwargs,
+                                           self.window, self.timeout,
+                                           self.actor.actor_id)
+
+    def __repr__(self):
+        return (f"<gild.ActorMethod {self.actor.class_name}.{self.name} "
+                f"of {self.actor.actor_id}>")
 
 
 def _check_trace(traceparent, tracestate):
@@ -688,9 +753,10 @@ class Client:
         its chunks as they are produced."""
         return self._stream(fn, args, kwargs, window, timeout)
 
-    def _stream(self, fn, args, kwargs, window, timeout):
+    def _stream(self, fn, args, kwargs, window, timeout, actor_id=0):
         return Stream(self, self._n().stream(
-            fn, args, kwargs, window, max(0, _ms(timeout, self._timeout))))
+            fn, args, kwargs, window, max(0, _ms(timeout, self._timeout)),
+            actor_id))
 
     # -- exec --
 
@@ -722,9 +788,12 @@ class Client:
         return Actor(self, actor_id, class_name)
 
     def get_actor(self, name):
-        """The handle of the actor created with this name."""
-        return Actor(self, _value(self._n().actor_get(name, self._timeout)),
-                     "?")
+        """The handle of the actor created with this name (its
+        class_name is the server's word; "?" from a server too old to
+        say)."""
+        actor_id, class_name = _value(self._n().actor_get(name,
+                                                          self._timeout))
+        return Actor(self, actor_id, class_name or "?")
 
     def destroy_actor(self, actor):
         """Destroys an actor (after the calls already sent to it)."""
@@ -741,9 +810,9 @@ class Client:
         """``async for chunk in client.astream(...)``."""
         return self._astream(fn, args, kwargs, window, timeout)
 
-    async def _astream(self, fn, args, kwargs, window, timeout):
+    async def _astream(self, fn, args, kwargs, window, timeout, actor_id=0):
         loop = asyncio.get_running_loop()
-        s = self._stream(fn, args, kwargs, window, timeout)
+        s = self._stream(fn, args, kwargs, window, timeout, actor_id)
         done = object()
         try:
             while True:

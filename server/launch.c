@@ -59,35 +59,75 @@ worker_environ(void)
 	return env;
 }
 
-int
-launch_worker(const launch_config *cfg, const char *const *extra, int *fd,
-    int *chan, pid_t *pid_out)
+/* cfg's gild-worker command line with the NULL-terminated extra
+ * arguments (6 at most) and, with chan, --chan 4: a new array of borrowed
+ * strings (mem and threads are the caller's buffers), or NULL. */
+static const char **
+worker_argv(const launch_config *cfg, const char *const *extra, bool chan,
+    char *mem, size_t memlen, char *threads, size_t threadslen)
 {
-	char fdarg[] = "3", mem[24], threads[16];
-	const char *argv[18] = {cfg->worker_bin, "--fd", fdarg, "--app",
-	    cfg->app, "--memory-limit", mem, "--threads", threads};
-	int argc = 9, sv[2], ch[2] = {-1, -1};
-	char **env;
-	pid_t pid;
+	size_t max = 16 + 2 * (cfg->nworker_env + cfg->npython_path), argc = 0;
+	const char **argv = malloc(max * sizeof(*argv));
 
+	if (argv == NULL)
+		return NULL;
+	snprintf(mem, memlen, "%llu", (unsigned long long) cfg->memory_mib);
+	snprintf(threads, threadslen, "%d", cfg->threads > 0 ? cfg->threads : 1);
+	argv[argc++] = cfg->worker_bin;
+	argv[argc++] = "--fd";
+	argv[argc++] = "3";
+	argv[argc++] = "--app";
+	argv[argc++] = cfg->app;
+	argv[argc++] = "--memory-limit";
+	argv[argc++] = mem;
+	argv[argc++] = "--threads";
+	argv[argc++] = threads;
 	if (cfg->allow_pickle)
 		argv[argc++] = "--allow-pickle";
-	for (; *extra != NULL && argc < 15; extra++)
+	if (cfg->venv != NULL) {
+		argv[argc++] = "--venv";
+		argv[argc++] = cfg->venv;
+	}
+	for (size_t i = 0; i < cfg->npython_path; i++) {
+		argv[argc++] = "--python-path";
+		argv[argc++] = cfg->python_path[i];
+	}
+	for (size_t i = 0; i < cfg->nworker_env; i++) {
+		argv[argc++] = "--env";
+		argv[argc++] = cfg->worker_env[i];
+	}
+	for (size_t i = 0; *extra != NULL && i < 6 && argc < max - 3;
+	     i++, extra++)
 		argv[argc++] = *extra;
-	if (chan != NULL) {
+	if (chan) {
 		argv[argc++] = "--chan";
 		argv[argc++] = "4";
 	}
 	argv[argc] = NULL;
-	snprintf(mem, sizeof(mem), "%llu",
-	    (unsigned long long) cfg->memory_mib);
-	snprintf(threads, sizeof(threads), "%d",
-	    cfg->threads > 0 ? cfg->threads : 1);
-	if ((env = worker_environ()) == NULL)
+	return argv;
+}
+
+int
+launch_worker(const launch_config *cfg, const char *const *extra, int *fd,
+    int *chan, pid_t *pid_out)
+{
+	char mem[24], threads[16];
+	const char **argv;
+	int sv[2], ch[2] = {-1, -1};
+	char **env;
+	pid_t pid;
+
+	if ((argv = worker_argv(cfg, extra, chan != NULL, mem, sizeof(mem),
+		 threads, sizeof(threads))) == NULL)
 		return -ENOMEM;
+	if ((env = worker_environ()) == NULL) {
+		free(argv);
+		return -ENOMEM;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
 		int e = errno;
 		free(env);
+		free(argv);
 		return -e;
 	}
 	if (chan != NULL && launch_chan_pair(ch) != 0) {
@@ -95,6 +135,7 @@ launch_worker(const launch_config *cfg, const char *const *extra, int *fd,
 		close(sv[0]);
 		close(sv[1]);
 		free(env);
+		free(argv);
 		return -e;
 	}
 	pid = fork();
@@ -107,6 +148,7 @@ launch_worker(const launch_config *cfg, const char *const *extra, int *fd,
 			close(ch[1]);
 		}
 		free(env);
+		free(argv);
 		return -e;
 	}
 	if (pid == 0) {
@@ -135,6 +177,7 @@ launch_worker(const launch_config *cfg, const char *const *extra, int *fd,
 		_exit(127);
 	}
 	free(env);
+	free(argv);
 	close(sv[1]);
 	*fd = sv[0];
 	if (chan != NULL) {
@@ -171,7 +214,8 @@ launch_backoff(uint32_t n)
 }
 
 void
-launch_startup_error(const uint8_t *data, size_t len, char **msg, char **tb)
+launch_startup_error(const uint8_t *data, size_t len, char **msg, char **tb,
+    bool *retry)
 {
 	Gild__Worker__V1__StartupError *e;
 
@@ -181,6 +225,7 @@ launch_startup_error(const uint8_t *data, size_t len, char **msg, char **tb)
 		free(*tb);
 		*msg = strdup(e->error->message);
 		*tb = strdup(e->error->traceback);
+		*retry = e->retry;
 	}
 	if (e != NULL)
 		gild__worker__v1__startup_error__free_unpacked(e, NULL);

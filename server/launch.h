@@ -19,6 +19,14 @@ typedef struct launch_config {
 	uint64_t memory_mib;    /* --memory-limit (0: none) */
 	int threads;            /* --threads (0: 1) */
 	bool allow_pickle;      /* --allow-pickle */
+	/* gild serve --worker-env NAME=TEMPLATE, --python-path DIR and --venv
+	 * DIR, passed on as the worker's --env, --python-path and --venv
+	 * (borrowed: they must outlive every launch) */
+	const char *const *worker_env;
+	size_t nworker_env;
+	const char *const *python_path;
+	size_t npython_path;
+	const char *venv; /* NULL: none */
 } launch_config;
 
 /* Forks and execs cfg's gild-worker with its socket as fd 3 and the
@@ -42,9 +50,10 @@ char *launch_describe_exit(int status, char *buf, size_t len);
 struct timeval launch_backoff(uint32_t n);
 
 /* Keeps a StartupError message's (data, len bytes) message and traceback
- * in *msg and *tb (new strings, replacing theirs); leaves them as they
- * are when it cannot be decoded. */
+ * in *msg and *tb (new strings, replacing theirs) and its retry flag in
+ * *retry (a start hook or warm-up failed: the app itself imports); leaves
+ * them as they are when it cannot be decoded. */
 void launch_startup_error(const uint8_t *data, size_t len, char **msg,
-    char **tb);
+    char **tb, bool *retry);
 
 #endif

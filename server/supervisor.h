@@ -28,6 +28,13 @@ typedef struct sup_config {
 	bool use_template;      /* fork workers from a template (else exec) */
 	int threads;            /* Python threads per worker (--threads; 1) */
 	bool allow_pickle;      /* workers get --allow-pickle */
+	/* --worker-env, --python-path, --venv: launch_config's (borrowed:
+	 * they must outlive the supervisor) */
+	const char *const *worker_env;
+	size_t nworker_env;
+	const char *const *python_path;
+	size_t npython_path;
+	const char *venv;
 } sup_config;
 
 /* What the supervisor tells its owner, always on the loop. */

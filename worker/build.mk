@@ -3,7 +3,7 @@
 # against a free-threaded libpython (gild-worker-ft).
 WORKER_SRCS := worker/werr.c worker/convert.c worker/interp.c worker/app.c \
 	worker/reply.c worker/decode.c worker/job.c worker/interrupt.c \
-	worker/inbox.c worker/template.c
+	worker/inbox.c worker/template.c worker/lifecycle.c
 WORKER_OBJS_NO_MAIN := $(patsubst %.c,$(B)/%.o,$(WORKER_SRCS))
 WORKER_OBJS := $(WORKER_OBJS_NO_MAIN) $(B)/worker/main.o
 

@@ -66,7 +66,9 @@ static const char **
 worker_argv(const launch_config *cfg, const char *const *extra, bool chan,
     char *mem, size_t memlen, char *threads, size_t threadslen)
 {
-	size_t max = 16 + 2 * (cfg->nworker_env + cfg->npython_path), argc = 0;
+	/* 10 fixed, --venv, 6 extra, --chan and NULL: 21 at most, and 2 for
+	 * each --env and --python-path. */
+	size_t max = 21 + 2 * (cfg->nworker_env + cfg->npython_path), argc = 0;
 	const char **argv = malloc(max * sizeof(*argv));
 
 	if (argv == NULL)
@@ -96,8 +98,7 @@ worker_argv(const launch_config *cfg, const char *const *extra, bool chan,
 		argv[argc++] = "--env";
 		argv[argc++] = cfg->worker_env[i];
 	}
-	for (size_t i = 0; *extra != NULL && i < 6 && argc < max - 3;
-	     i++, extra++)
+	for (size_t i = 0; *extra != NULL && i < 6; i++, extra++)
 		argv[argc++] = *extra;
 	if (chan) {
 		argv[argc++] = "--chan";

@@ -243,8 +243,12 @@ template_run(int ctl, int *fd, int *chan, char *slot, size_t slotlen)
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof(si)) == sizeof(si))
 				;
-			if (report_exits(ctl) != 0)
+			if (report_exits(ctl) != 0) {
+				/* The front end is gone (a stop: its
+				 * standby or a worker exited first). */
+				wait_kids(sfd);
 				_exit(1);
+			}
 		}
 		if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;

@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -149,6 +150,29 @@ class HooksTest(unittest.TestCase):
                              {(0, "gpu0", "gpu0")})
         finally:
             self.assertEqual(g.stop(), 0, g.err)
+
+    def test_reload_runs_stop_then_start(self):
+        """SIGHUP: the worker of the app as it was runs its stop hook, then
+        its replacement (a new template's fork) its start hook and warm-up,
+        in both spawn modes."""
+        for spawn in ("fork", "exec"):
+            with self.subTest(spawn=spawn):
+                if os.path.exists(self.rec):
+                    os.unlink(self.rec)
+                g = LifeGild(["--workers", "1", "--spawn", spawn],
+                             {"GILD_TEST_RECORD": self.rec})
+                try:
+                    old = call(g.url, "info")[1]["pid"]
+                    g.proc.send_signal(signal.SIGHUP)
+                    self.assertTrue(until(lambda: len(records(self.rec)) >= 5))
+                    new = call(g.url, "info")[1]["pid"]
+                    self.assertNotEqual(new, old)
+                    self.assertEqual(
+                        [(e["event"], e["pid"]) for e in records(self.rec)],
+                        [("start", old), ("warmup", old), ("stop", old),
+                         ("start", new), ("warmup", new)])
+                finally:
+                    self.assertEqual(g.stop(), 0, g.err)
 
     def test_failing_warmup_keeps_unready(self):
         """A warm-up that raises: no worker is ready, /readyz stays 503,

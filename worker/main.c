@@ -545,7 +545,7 @@ stop_hooks(void)
 
 	alarm(STOP_HOOKS_S);
 	n = life_stop(errs, 8);
-
+	alarm(0); /* the rest of the exit is bounded as it was */
 	for (size_t i = 0; i < n && i < 8; i++) {
 		logf_("%s", errs[i].message ? errs[i].message : "?");
 		if (errs[i].traceback != NULL)

@@ -47,6 +47,13 @@ def stopped():
     _record("stop")
 
 
+@gild.on_worker_stop
+def stop_that_fails():
+    # Declared last, so it runs first: the other stop hook still runs.
+    if os.environ.get("GILD_TEST_STOP_FAIL"):
+        raise RuntimeError("cannot flush the cache")
+
+
 def info():
     """Which worker ran this call, as gild.worker() and the environment say."""
     w = gild.worker()

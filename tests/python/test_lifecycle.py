@@ -174,6 +174,18 @@ class HooksTest(unittest.TestCase):
                 finally:
                     self.assertEqual(g.stop(), 0, g.err)
 
+    def test_stop_hook_that_raises(self):
+        """A stop hook that raises is logged with its traceback, and the
+        stop hooks declared before it still run (last declared first)."""
+        g = LifeGild(["--workers", "1"], {"GILD_TEST_RECORD": self.rec,
+                                          "GILD_TEST_STOP_FAIL": "1"})
+        self.assertEqual(g.stop(), 0, g.err)
+        self.assertEqual([e["event"] for e in records(self.rec)],
+                         ["start", "warmup", "stop"])
+        self.assertIn("@gild.on_worker_stop lifecycle.stop_that_fails raised "
+                      "RuntimeError: cannot flush the cache\n", g.err)
+        self.assertIn("RuntimeError: cannot flush the cache\n", g.err)
+
     def test_failing_warmup_keeps_unready(self):
         """A warm-up that raises: no worker is ready, /readyz stays 503,
         the server stays up and starts the workers again (with backoff),

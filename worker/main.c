@@ -594,8 +594,7 @@ main(int argc, char **argv)
 	const char *spec = NULL;
 	const char *slot = NULL;
 	const char *venv = NULL;
-	char **envs = calloc((size_t) argc + 1, sizeof(char *));
-	char **paths = calloc((size_t) argc + 1, sizeof(char *));
+	char *envs[argc + 1], *paths[argc + 1]; /* --env, --python-path */
 	size_t nenv = 0, npath = 0;
 	char *end = NULL;
 	long fd = -1;
@@ -680,10 +679,6 @@ main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (envs == NULL || paths == NULL) {
-		logf_("out of memory");
-		return 1;
-	}
 	if (fd < 0 || spec == NULL || *spec == '\0' || optind != argc) {
 		usage();
 		return EXIT_USAGE;
@@ -765,8 +760,6 @@ main(int argc, char **argv)
 	status = serve_with_reader((int) fd, a);
 	if (status == 0)
 		stop_hooks();
-	free(envs);
-	free(paths);
 
 	app_free(a);
 	convert_fini();

@@ -240,10 +240,12 @@ on_template_frame(void *arg, const uint8_t *p, size_t len)
 	case FW_HELLO:
 		on_template_hello(t, fw.data, fw.len);
 		return t->bev != NULL;
-	case FW_STARTUP_ERROR:
+	case FW_STARTUP_ERROR: {
+		bool retry; /* a template runs no hooks: never set */
 		launch_startup_error(fw.data, fw.len, &t->startup_error,
-		    &t->startup_traceback);
+		    &t->startup_traceback, &retry);
 		return true;
+	}
 	case FW_SPAWNED:
 		on_spawned(t, fw.data, fw.len);
 		return t->bev != NULL;

@@ -75,36 +75,77 @@ log_args(const launch_config *cfg, const char **argv)
 	return n;
 }
 
-int
-launch_worker(const launch_config *cfg, int slot, const char *const *extra,
-    int *fd, int *chan, pid_t *pid_out)
+/* cfg's gild-worker command line with the NULL-terminated extra
+ * arguments (6 at most) and, with chan, --chan 4: a new array of borrowed
+ * strings (mem and threads are the caller's buffers), or NULL. */
+static const char **
+worker_argv(const launch_config *cfg, const char *const *extra, bool chan,
+    char *mem, size_t memlen, char *threads, size_t threadslen)
 {
-	char fdarg[] = "3", mem[24], threads[16];
-	const char *argv[20] = {cfg->worker_bin, "--fd", fdarg, "--app",
-	    cfg->app, "--memory-limit", mem, "--threads", threads};
-	int argc = 9, sv[2], ch[2] = {-1, -1}, out[2] = {-1, -1};
-	char **env;
-	pid_t pid;
+	/* 10 fixed, --venv, 2 for the logs, 6 extra, --chan and NULL: 23 at
+	 * most, and 2 for each --env and --python-path. */
+	size_t max = 23 + 2 * (cfg->nworker_env + cfg->npython_path), argc = 0;
+	const char **argv = malloc(max * sizeof(*argv));
 
+	if (argv == NULL)
+		return NULL;
+	snprintf(mem, memlen, "%llu", (unsigned long long) cfg->memory_mib);
+	snprintf(threads, threadslen, "%d", cfg->threads > 0 ? cfg->threads : 1);
+	argv[argc++] = cfg->worker_bin;
+	argv[argc++] = "--fd";
+	argv[argc++] = "3";
+	argv[argc++] = "--app";
+	argv[argc++] = cfg->app;
+	argv[argc++] = "--memory-limit";
+	argv[argc++] = mem;
+	argv[argc++] = "--threads";
+	argv[argc++] = threads;
 	if (cfg->allow_pickle)
 		argv[argc++] = "--allow-pickle";
-	argc += log_args(cfg, argv + argc);
-	for (; *extra != NULL && argc < 17; extra++)
+	argc += (size_t) log_args(cfg, argv + argc);
+	if (cfg->venv != NULL) {
+		argv[argc++] = "--venv";
+		argv[argc++] = cfg->venv;
+	}
+	for (size_t i = 0; i < cfg->npython_path; i++) {
+		argv[argc++] = "--python-path";
+		argv[argc++] = cfg->python_path[i];
+	}
+	for (size_t i = 0; i < cfg->nworker_env; i++) {
+		argv[argc++] = "--env";
+		argv[argc++] = cfg->worker_env[i];
+	}
+	for (size_t i = 0; *extra != NULL && i < 6; i++, extra++)
 		argv[argc++] = *extra;
-	if (chan != NULL) {
+	if (chan) {
 		argv[argc++] = "--chan";
 		argv[argc++] = "4";
 	}
 	argv[argc] = NULL;
-	snprintf(mem, sizeof(mem), "%llu",
-	    (unsigned long long) cfg->memory_mib);
-	snprintf(threads, sizeof(threads), "%d",
-	    cfg->threads > 0 ? cfg->threads : 1);
-	if ((env = worker_environ()) == NULL)
+	return argv;
+}
+
+int
+launch_worker(const launch_config *cfg, int slot, const char *const *extra,
+    int *fd, int *chan, pid_t *pid_out)
+{
+	char mem[24], threads[16];
+	const char **argv;
+	int sv[2], ch[2] = {-1, -1}, out[2] = {-1, -1};
+	char **env;
+	pid_t pid;
+
+	if ((argv = worker_argv(cfg, extra, chan != NULL, mem, sizeof(mem),
+		 threads, sizeof(threads))) == NULL)
 		return -ENOMEM;
+	if ((env = worker_environ()) == NULL) {
+		free(argv);
+		return -ENOMEM;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
 		int e = errno;
 		free(env);
+		free(argv);
 		return -e;
 	}
 	if (chan != NULL && launch_chan_pair(ch) != 0) {
@@ -112,6 +153,7 @@ launch_worker(const launch_config *cfg, int slot, const char *const *extra,
 		close(sv[0]);
 		close(sv[1]);
 		free(env);
+		free(argv);
 		return -e;
 	}
 	if (cfg->logs != NULL) {
@@ -124,6 +166,7 @@ launch_worker(const launch_config *cfg, int slot, const char *const *extra,
 				close(ch[1]);
 			}
 			free(env);
+			free(argv);
 			return rc;
 		}
 	}
@@ -141,6 +184,7 @@ launch_worker(const launch_config *cfg, int slot, const char *const *extra,
 			close(out[1]);
 		}
 		free(env);
+		free(argv);
 		return -e;
 	}
 	if (pid == 0) {
@@ -174,6 +218,7 @@ launch_worker(const launch_config *cfg, int slot, const char *const *extra,
 		_exit(127);
 	}
 	free(env);
+	free(argv);
 	close(sv[1]);
 	if (out[0] != -1) {
 		close(out[0]);
@@ -214,7 +259,8 @@ launch_backoff(uint32_t n)
 }
 
 void
-launch_startup_error(const uint8_t *data, size_t len, char **msg, char **tb)
+launch_startup_error(const uint8_t *data, size_t len, char **msg, char **tb,
+    bool *retry)
 {
 	Gild__Worker__V1__StartupError *e;
 
@@ -224,6 +270,7 @@ launch_startup_error(const uint8_t *data, size_t len, char **msg, char **tb)
 		free(*tb);
 		*msg = strdup(e->error->message);
 		*tb = strdup(e->error->traceback);
+		*retry = e->retry;
 	}
 	if (e != NULL)
 		gild__worker__v1__startup_error__free_unpacked(e, NULL);

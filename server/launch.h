@@ -23,10 +23,18 @@ typedef struct launch_config {
 				   write on gild's stderr) */
 	bool log_handler;       /* their Python `logging` goes to gild's log
 				   (else --no-log-handler) */
+	/* gild serve --worker-env NAME=TEMPLATE, --python-path DIR and --venv
+	 * DIR, passed on as the worker's --env, --python-path and --venv
+	 * (borrowed: they must outlive every launch) */
+	const char *const *worker_env;
+	size_t nworker_env;
+	const char *const *python_path;
+	size_t npython_path;
+	const char *venv; /* NULL: none */
 } launch_config;
 
 /* Forks and execs cfg's gild-worker for slot (-1: the template) with its
- * socket as fd 3 and the NULL-terminated extra arguments (4 at most are
+ * socket as fd 3 and the NULL-terminated extra arguments (6 at most are
  * used); with chan not NULL, also a descriptor channel as fd 4 (--chan 4).
  * The child gets its own process group; its stdout and stderr are pipes
  * to cfg->logs (--app-logs), or both gild's stderr. Returns 0 with our
@@ -48,9 +56,10 @@ char *launch_describe_exit(int status, char *buf, size_t len);
 struct timeval launch_backoff(uint32_t n);
 
 /* Keeps a StartupError message's (data, len bytes) message and traceback
- * in *msg and *tb (new strings, replacing theirs); leaves them as they
- * are when it cannot be decoded. */
+ * in *msg and *tb (new strings, replacing theirs) and its retry flag in
+ * *retry (a start hook or warm-up failed: the app itself imports); leaves
+ * them as they are when it cannot be decoded. */
 void launch_startup_error(const uint8_t *data, size_t len, char **msg,
-    char **tb);
+    char **tb, bool *retry);
 
 #endif

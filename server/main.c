@@ -17,13 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* What the options set; main turns it into server_opts. */
 static struct settings {
 	const char *config, *app, *http, *token, *worker_bin, *user;
-	const char *tls_cert, *tls_key, *tls_ca;
-	conf_list listen, ws_origins;
+	const char *tls_cert, *tls_key, *tls_ca, *venv;
+	conf_list listen, ws_origins, worker_env, python_path;
 	bool insecure, allow_exec, allow_pickle, app_log_handler;
 	long workers, threads, max_queue, pipeline, max_jobs, max_rss,
 	    default_timeout_ms, kill_grace_ms, worker_memory, drain_ms, slow_ms;
@@ -92,6 +93,60 @@ parse_origin(const conf_opt *o, const char *text)
 	if (!listenurl_is_origin(text) || l->n == CONF_LIST_MAX)
 		return -1;
 	l->v[l->n++] = text;
+	return 0;
+}
+
+/* A --worker-env NAME=TEMPLATE: NAME a portable environment variable
+ * name, TEMPLATE any text in which {slot} is the only {...}. */
+static int
+parse_worker_env(const conf_opt *o, const char *text)
+{
+	conf_list *l = o->dst;
+	const char *eq = strchr(text, '=');
+
+	if (eq == NULL || eq == text || l->n == CONF_LIST_MAX ||
+	    (*text >= '0' && *text <= '9'))
+		return -1;
+	for (const char *p = text; p < eq; p++)
+		if (!(*p == '_' || (*p >= 'a' && *p <= 'z') ||
+			(*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+			return -1;
+	if (eq - text == 16 && strncmp(text, "GILD_WORKER_SLOT", 16) == 0)
+		return -1; /* gild sets it */
+	for (const char *p = strchr(eq, '{'); p != NULL; p = strchr(p + 1, '{'))
+		if (strncmp(p, "{slot}", 6) != 0)
+			return -1;
+	l->v[l->n++] = text;
+	return 0;
+}
+
+/* A --python-path DIR: a directory that exists now. */
+static int
+parse_dir(const conf_opt *o, const char *text)
+{
+	conf_list *l = o->dst;
+	struct stat st;
+
+	if (l->n == CONF_LIST_MAX || stat(text, &st) == -1 ||
+	    !S_ISDIR(st.st_mode))
+		return -1;
+	l->v[l->n++] = text;
+	return 0;
+}
+
+/* A --venv DIR: a directory with a pyvenv.cfg (python3 -m venv made it);
+ * whether its Python is the workers' is for the worker to say, which
+ * knows its own. */
+static int
+parse_venv(const conf_opt *o, const char *text)
+{
+	char cfg[PATH_MAX];
+
+	if (snprintf(cfg, sizeof(cfg), "%s/pyvenv.cfg", text) >=
+		(int) sizeof(cfg) ||
+	    access(cfg, R_OK) != 0)
+		return -1;
+	*(const char **) o->dst = text;
 	return 0;
 }
 
@@ -329,6 +384,27 @@ static const conf_opt options[] = {
 		"is ready in milliseconds), or exec, each worker\n"
 		"importing the app itself (for apps that are not\n"
 		"safe to fork after import)"},
+    {.name = "worker-env", .arg = "NAME=TEMPLATE", .parse = parse_worker_env,
+	.dst = &S.worker_env, .flags = CONF_LIST,
+	.allowed = "NAME=VALUE, NAME letters, digits and _, where {slot} "
+		   "(the worker's slot: 0, 1, ...) is the only {...}, such as "
+		   "CUDA_VISIBLE_DEVICES={slot}",
+	.help = "set NAME in each worker's environment, {slot}\n"
+		"replaced by its slot number (repeatable), before\n"
+		"its start hooks run: CUDA_VISIBLE_DEVICES={slot}"},
+    {.name = "venv", .arg = "DIR", .parse = parse_venv, .dst = &S.venv,
+	.allowed = "a virtual environment's directory (with a pyvenv.cfg), "
+		   "made by the workers' Python: python3 -m venv "
+		   "--system-site-packages DIR",
+	.help = "add the site-packages of the virtual environment\n"
+		"DIR to the workers' sys.path; it must have been\n"
+		"made by the Python the workers embed (checked at\n"
+		"start)"},
+    {.name = "python-path", .arg = "DIR", .parse = parse_dir,
+	.dst = &S.python_path, .flags = CONF_LIST,
+	.allowed = "a directory that exists",
+	.help = "put DIR at the front of the workers' sys.path\n"
+		"(repeatable, in order; PYTHONPATH works too)"},
     {.name = "drain-timeout", .arg = "DURATION", .parse = conf_seconds,
 	.dst = &S.drain_ms, .min = 0, .max = 86400000L,
 	.allowed = "a duration from 0 to 24h, such as 30, 1500ms or 2m "
@@ -724,6 +800,11 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	o->kill_grace_ms = (int) S.kill_grace_ms;
 	o->worker_memory_mib = (uint64_t) S.worker_memory;
 	o->spawn_exec = S.spawn == 1;
+	o->worker_env = S.worker_env.v;
+	o->nworker_env = S.worker_env.n;
+	o->python_path = S.python_path.v;
+	o->npython_path = S.python_path.n;
+	o->venv = S.venv;
 	o->drain_ms = (int) S.drain_ms;
 	o->http = S.http;
 	o->slow_ms = (uint32_t) S.slow_ms;

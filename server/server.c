@@ -559,6 +559,11 @@ server_run(const server_opts *opts)
 	    .use_template = !opts->spawn_exec,
 	    .threads = opts->threads,
 	    .app_log_handler = opts->app_log_handler,
+	    .worker_env = opts->worker_env,
+	    .nworker_env = opts->nworker_env,
+	    .python_path = opts->python_path,
+	    .npython_path = opts->npython_path,
+	    .venv = opts->venv,
 	};
 	sup_events se = {
 	    .ready = on_worker_ready,

@@ -55,6 +55,14 @@ typedef struct server_opts {
 	bool allow_exec;          /* --allow-exec: serve Exec requests */
 	bool allow_pickle;        /* --allow-pickle: workers (un)pickle values */
 	bool app_log_handler;     /* --app-log-handler: on the app's root logger */
+	/* The workers' environment and sys.path: --worker-env NAME=TEMPLATE
+	 * ({slot} replaced by each worker), --python-path DIR, --venv DIR
+	 * (NULL: none); borrowed */
+	const char *const *worker_env;
+	size_t nworker_env;
+	const char *const *python_path;
+	size_t npython_path;
+	const char *venv;
 	const struct privs_user *user; /* --user: who to become once the
 					  listeners are bound (NULL: stay) */
 	struct nng_tls_config *tls; /* what tls+tcp:// listeners present and

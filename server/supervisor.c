@@ -300,7 +300,7 @@ on_worker_frame(void *arg, const uint8_t *p, size_t len)
 		return w->state == W_READY;
 	case FW_STARTUP_ERROR:
 		launch_startup_error(fw.data, fw.len, &w->startup_error,
-		    &w->startup_traceback);
+		    &w->startup_traceback, &w->startup_retry);
 		return true;
 	case FW_CHUNK:
 		s->ev.chunk(s->arg, w->slot, fw.job_id, fw.data, fw.len);
@@ -579,7 +579,8 @@ on_reaped(worker *w, int status, const char *why)
 		maybe_stopped(s);
 		return;
 	}
-	if (!w->said_hello && !s->ever_ready && w->tgen == 0) {
+	if (!w->said_hello && !s->ever_ready && w->tgen == 0 &&
+	    !w->startup_retry) {
 		/* The app does not start at all: restarting would loop. */
 		char msg[512];
 		if (w->startup_error != NULL)
@@ -591,7 +592,7 @@ on_reaped(worker *w, int status, const char *why)
 		s->ev.failed(s->arg, msg, w->startup_traceback);
 		return;
 	}
-	if (w->startup_error)
+	if (w->startup_error && !w->startup_retry)
 		log_error("worker %d cannot load the app: %s", w->slot,
 		    w->startup_error);
 	/* Back off only in a crash loop: workers that die before they are
@@ -613,6 +614,15 @@ on_reaped(worker *w, int status, const char *why)
 							   : RS_EXIT]++;
 	w->killed = false;
 	tv = launch_backoff(w->quick_failures);
+	if (w->startup_error && w->startup_retry)
+		log_error("worker %d is not ready: %s; starting it again in "
+			  "%ld ms",
+		    w->slot, w->startup_error,
+		    (long) tv.tv_sec * 1000 + (long) tv.tv_usec / 1000);
+	free(w->startup_error);
+	free(w->startup_traceback);
+	w->startup_error = w->startup_traceback = NULL;
+	w->startup_retry = false;
 	w->restarts++;
 	w->state = W_RESTARTING;
 	evtimer_add(w->restart_ev, &tv);
@@ -940,7 +950,12 @@ supervisor_init(supervisor **out, struct event_base *base,
 	    .threads = cfg->threads,
 	    .allow_pickle = cfg->allow_pickle,
 	    .logs = cfg->logs,
-	    .log_handler = cfg->app_log_handler};
+	    .log_handler = cfg->app_log_handler,
+	    .worker_env = cfg->worker_env,
+	    .nworker_env = cfg->nworker_env,
+	    .python_path = cfg->python_path,
+	    .npython_path = cfg->npython_path,
+	    .venv = cfg->venv};
 	if (cfg->use_template &&
 	    forker_init(&s->fk, base, &s->launch, &forker_ev, s) != 0)
 		goto fail;

@@ -31,6 +31,13 @@ typedef struct sup_config {
 	struct applog *logs;    /* reads the workers' output (NULL: it goes
 				   to gild's stderr) */
 	bool app_log_handler;   /* gild's handler on the app's root logger */
+	/* --worker-env, --python-path, --venv: launch_config's (borrowed:
+	 * they must outlive the supervisor) */
+	const char *const *worker_env;
+	size_t nworker_env;
+	const char *const *python_path;
+	size_t npython_path;
+	const char *venv;
 } sup_config;
 
 /* What the supervisor tells its owner, always on the loop. */

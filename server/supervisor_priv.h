@@ -83,6 +83,8 @@ typedef struct worker {
 				   no fault of its own (no backoff) */
 	char *startup_error;    /* message of a StartupError, if sent */
 	char *startup_traceback;
+	bool startup_retry;     /* ... about a start hook or warm-up: the app
+				   imports, try again with backoff */
 } worker;
 
 struct supervisor {

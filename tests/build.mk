@@ -82,7 +82,8 @@ UNIT_TESTS += tests/python/test_cli.py tests/python/test_python.py \
 	tests/python/test_runner.py tests/python/test_systemd.py \
 	tests/python/test_mirror.py tests/python/test_metrics.py \
 	tests/python/test_trace.py \
-	tests/python/test_limits.py tests/python/test_actors.py
+	tests/python/test_limits.py tests/python/test_actors.py \
+	tests/python/test_lifecycle.py
 
 # Fuzzing: libFuzzer targets (clang, with ASan and UBSan) over the decoders
 # of untrusted bytes. `make fuzz FUZZ_SECONDS=60` runs each for that long;

@@ -398,6 +398,10 @@ collect_exports(app *a)
 				goto fail;
 			continue;
 		}
+		/* A lifecycle hook (@gild.on_worker_start...) is gild's to
+		 * call, not a client's. */
+		if (PyObject_HasAttrString(val, "__gild_hook__"))
+			continue;
 		/* Only what the app defines: not `from os import system`. */
 		owner = PyObject_GetAttrString(val, "__module__");
 		if (owner == NULL) {

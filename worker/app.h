@@ -26,7 +26,8 @@ typedef struct app_options {
  * a module named after the file's stem, with its directory put first in
  * sys.path; anything else is imported by module name with the current
  * directory put first in sys.path. Exports are the public (no leading '_')
- * callables, classes excluded, whose __module__ is the app module's name.
+ * callables, classes and lifecycle hooks (__gild_hook__) excluded, whose
+ * __module__ is the app module's name.
  * Returns 0 and a new app in *out (caller frees with app_free), or -1 with
  * *err: NOT_FOUND when the file or module does not exist, PYTHON_ERROR
  * (type, message, traceback) when importing it raised. */

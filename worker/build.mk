@@ -3,7 +3,7 @@
 # against a free-threaded libpython (gild-worker-ft).
 WORKER_SRCS := worker/werr.c worker/convert.c worker/interp.c worker/app.c \
 	worker/reply.c worker/decode.c worker/job.c worker/batch.c worker/interrupt.c \
-	worker/inbox.c worker/template.c
+	worker/inbox.c worker/template.c worker/lifecycle.c
 # The app's stdout, stderr and logging as records gild logs (applog.h).
 WORKER_SRCS += worker/applog.c
 WORKER_OBJS_NO_MAIN := $(patsubst %.c,$(B)/%.o,$(WORKER_SRCS))

@@ -1,15 +1,21 @@
 /* gild-worker: one worker process. Imports the app, says hello to the front
  * end over the socket it was given, then answers calls until EOF.
  * Usage: gild-worker --fd FD [--chan FD2] --app APP [--slot N]
- *                    [--memory-limit MIB] [--threads T]
+ *                    [--memory-limit MIB] [--threads T] [LIFE...]
  *        gild-worker --template --fd FD --app APP [--memory-limit MIB]
- *                    [--threads T]
+ *                    [--threads T] [LIFE...]
+ * LIFE: --env NAME=TEMPLATE, --python-path DIR (both repeatable) and
+ * --venv DIR, as gild serve's --worker-env, --python-path and --venv
+ * (worker/lifecycle.h). A worker runs the app's start hooks and warm-ups
+ * before its hello, and its stop hooks after the front end closed its
+ * socket (a planned exit).
  * --threads T runs calls on T Python threads at once (the free-threaded
  * runtime, gild-worker-ft); the default, 1, runs them one at a time.
  * With --template it imports the app once and forks workers on request
  * (worker/template.h) instead of serving calls itself.
  * Exit status: 0 after EOF, 1 on a socket or internal error, 2 on bad usage,
- * 3 when the app cannot be loaded (after sending startup_error), 4 after a
+ * 3 when the app cannot be loaded or a start hook or warm-up raised (after
+ * sending startup_error), 4 after a
  * call ran out of memory under --memory-limit (its reply sent).
  * Environment: PYTHONPATH (added to sys.path despite isolated mode),
  * GILD_NUMPY=0 (tensors arrive as memoryviews even if numpy is installed).
@@ -41,6 +47,7 @@
 #include "interp.h"
 #include "interrupt.h"
 #include "job.h"
+#include "lifecycle.h"
 #include "reply.h"
 #include "template.h"
 #include "wire.h"
@@ -81,7 +88,13 @@ usage(void)
 	    "       --allow-pickle); refused with PERMISSION_DENIED otherwise\n"
 	    "  --app-logs  stdout and stderr are read by gild: each line\n"
 	    "       written from Python names its call, and (unless\n"
-	    "       --no-log-handler) `logging` records go there too\n");
+	    "       --no-log-handler) `logging` records go there too\n"
+	    "  --env NAME=TEMPLATE  set NAME in the worker's environment,\n"
+	    "       {slot} replaced by its slot (repeatable)\n"
+	    "  --python-path DIR  put DIR at the front of sys.path\n"
+	    "       (repeatable)\n"
+	    "  --venv DIR  add the site-packages of the virtual\n"
+	    "       environment DIR (made by this worker's Python)\n");
 }
 
 /* Job threads (--threads) share the socket: one frame at a time. */
@@ -109,19 +122,20 @@ send_frame(int fd, uint8_t *buf, size_t len)
 
 /* Sends startup_error for *e and exits with status 3. Python is not
  * finalized: a half-imported app may have started threads it would wait
- * for. */
+ * for. retry: the app was loaded, a start hook or warm-up raised. */
 static void
-startup_fail(int fd, const werr *e)
+startup_fail(int fd, const werr *e, bool retry)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
 
-	logf_("cannot load the app: %s", e->message ? e->message : "?");
+	logf_("%s: %s", retry ? "not ready" : "cannot load the app",
+	    e->message ? e->message : "?");
 	if (e->traceback != NULL)
 		fputs(e->traceback, stderr);
 	if (Py_IsInitialized())
 		interp_flush_stdio();
-	if (reply_startup_error(e, &buf, &len) == 0 &&
+	if (reply_startup_error(e, retry, &buf, &len) == 0 &&
 	    frame_write(fd, buf, len) < 0)
 		logf_("cannot send startup_error: %s", strerror(errno));
 	frame_free(buf);
@@ -508,6 +522,46 @@ set_slot(const char *slot, int python_running)
 	Py_XDECREF(os);
 }
 
+/* Runs the app's start hooks and warm-ups in a worker about to say hello:
+ * if one raises, the worker is not ready and says why (startup_fail). */
+static void
+start_hooks(int fd, const char *slot)
+{
+	werr err = {0};
+
+	if (life_set_worker(atoi(slot), nthreads, &err) == -1)
+		startup_fail(fd, &err, false);
+	if (life_start(&err) == -1)
+		startup_fail(fd, &err, true);
+}
+
+/* How long a worker's stop hooks may take, together, before SIGALRM ends
+ * it: a recycled worker's slot is replaced only once it has exited. */
+#define STOP_HOOKS_S 10
+
+/* Runs the app's stop hooks in a worker whose front end closed its socket
+ * (a recycle, a reload, a stop), logging those that raise. (The template
+ * that forked it waits for it before exiting: template_run.) */
+static void
+stop_hooks(void)
+{
+	werr errs[8] = {{0}};
+	size_t n;
+
+	alarm(STOP_HOOKS_S);
+	n = life_stop(errs, 8);
+	alarm(0); /* the rest of the exit is bounded as it was */
+	for (size_t i = 0; i < n && i < 8; i++) {
+		logf_("%s", errs[i].message ? errs[i].message : "?");
+		if (errs[i].traceback != NULL)
+			fputs(errs[i].traceback, stderr);
+		werr_clear(&errs[i]);
+	}
+	if (n > 8)
+		logf_("%zu more stop hooks raised", n - 8);
+	interp_flush_stdio();
+}
+
 /* Sends Hello: this process's pid, the app's functions and options. */
 static int
 send_hello(int fd, const app *a, const char *version)
@@ -537,12 +591,18 @@ main(int argc, char **argv)
 	    {"allow-pickle", no_argument, NULL, 'P'},
 	    {"app-logs", no_argument, NULL, 'L'},
 	    {"no-log-handler", no_argument, NULL, 'N'},
+	    {"env", required_argument, NULL, 'E'},
+	    {"python-path", required_argument, NULL, 'p'},
+	    {"venv", required_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	pid_t parent = getppid();
 	const char *spec = NULL;
 	const char *slot = NULL;
+	const char *venv = NULL;
+	char *envs[argc + 1], *paths[argc + 1]; /* --env, --python-path */
+	size_t nenv = 0, npath = 0;
 	char *end = NULL;
 	long fd = -1;
 	unsigned long long memory_mib = 0;
@@ -603,6 +663,15 @@ main(int argc, char **argv)
 		case 'N':
 			log_handler = false;
 			break;
+		case 'E':
+			envs[nenv++] = optarg;
+			break;
+		case 'p':
+			paths[npath++] = optarg;
+			break;
+		case 'v':
+			venv = optarg;
+			break;
 		case 'm':
 			errno = 0;
 			memory_mib = strtoull(optarg, &end, 10);
@@ -632,9 +701,12 @@ main(int argc, char **argv)
 		logf_("--fd %ld: %s", fd, strerror(errno));
 		return EXIT_USAGE;
 	}
-	if (slot != NULL)
+	if (slot != NULL) {
 		set_slot(slot, 0);
-	else if (template_mode)
+		/* Before Python starts: it reads the environment as it starts. */
+		if (life_env_apply(envs, nenv, slot, 0, &err) == -1)
+			startup_fail((int) fd, &err, false);
+	} else if (template_mode)
 		snprintf(log_tag, sizeof(log_tag), "gild-worker[template]");
 	if (getenv("GILD_NUMPY") != NULL &&
 	    strcmp(getenv("GILD_NUMPY"), "0") == 0)
@@ -642,18 +714,23 @@ main(int argc, char **argv)
 
 	if (app_logs)
 		applog_announce();
-	if (interp_init(spec, &err) == -1)
-		startup_fail((int) fd, &err);
+	/* gild.worker() answers from here on: while the app is imported
+	 * too (its slot is None in the template). */
+	if (interp_init(spec, &err) == -1 ||
+	    life_set_worker(slot != NULL ? atoi(slot) : -1, nthreads, &err) ==
+		-1 ||
+	    life_paths(venv, paths, npath, &err) == -1)
+		startup_fail((int) fd, &err, false);
 	if (app_logs && applog_install(&err) == -1)
-		startup_fail((int) fd, &err);
+		startup_fail((int) fd, &err, false);
 	if (convert_init() == -1 || job_init() == -1) {
 		werr_from_python(&err, GILD__V1__CODE__INTERNAL);
-		startup_fail((int) fd, &err);
+		startup_fail((int) fd, &err, false);
 	}
 	if (app_load(&a, spec, &err) == -1)
-		startup_fail((int) fd, &err);
+		startup_fail((int) fd, &err, false);
 	if (app_logs && log_handler && applog_install_handler(&err) == -1)
-		startup_fail((int) fd, &err);
+		startup_fail((int) fd, &err, false);
 
 	if (memory_mib != 0) {
 #if defined(__SANITIZE_ADDRESS__)
@@ -666,7 +743,7 @@ main(int argc, char **argv)
 			sizeof(limit_err)) == -1) {
 			werr_set(&err, GILD__V1__CODE__FAILED_PRECONDITION, NULL,
 			    "%s", limit_err);
-			startup_fail((int) fd, &err);
+			startup_fail((int) fd, &err, false);
 		}
 #endif
 	}
@@ -685,6 +762,8 @@ main(int argc, char **argv)
 		    nthreads, causes);
 	}
 	interp_flush_stdio();
+	if (!template_mode)
+		start_hooks((int) fd, slot != NULL ? slot : "-1");
 	if (send_hello((int) fd, a, version) < 0)
 		return 1;
 	if (template_mode) {
@@ -692,10 +771,15 @@ main(int argc, char **argv)
 		template_run((int) fd, app_logs, &wfd, &chan, slotbuf, sizeof(slotbuf));
 		fd = wfd;
 		set_slot(slotbuf, 1);
+		if (life_env_apply(envs, nenv, slotbuf, 1, &err) == -1)
+			startup_fail((int) fd, &err, false);
+		start_hooks((int) fd, slotbuf);
 		if (send_hello((int) fd, a, version) < 0)
 			return 1;
 	}
 	status = serve_with_reader((int) fd, a);
+	if (status == 0)
+		stop_hooks();
 
 	app_free(a);
 	convert_fini();

@@ -88,7 +88,7 @@ done:
 }
 
 int
-reply_startup_error(const werr *e, uint8_t **out, size_t *len)
+reply_startup_error(const werr *e, bool retry, uint8_t **out, size_t *len)
 {
 	Gild__Worker__V1__FromWorker m = GILD__WORKER__V1__FROM_WORKER__INIT;
 	Gild__Worker__V1__StartupError se =
@@ -97,6 +97,7 @@ reply_startup_error(const werr *e, uint8_t **out, size_t *len)
 
 	werr_to_proto(e, &err);
 	se.error = &err;
+	se.retry = retry;
 	m.body_case = GILD__WORKER__V1__FROM_WORKER__BODY_STARTUP_ERROR;
 	m.startup_error = &se;
 	return pack(&m, out, len);

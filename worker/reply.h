@@ -2,6 +2,7 @@
 #ifndef GILD_WORKER_REPLY_H
 #define GILD_WORKER_REPLY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,7 +17,9 @@
 #define REPLY_END_ROOM 32
 int reply_hello(int32_t pid, const app *a, const char *python_version,
     int gil_enabled, uint8_t **out, size_t *len);
-int reply_startup_error(const werr *e, uint8_t **out, size_t *len);
+/* retry: the app imported, but a start hook or warm-up raised. */
+int reply_startup_error(const werr *e, bool retry, uint8_t **out,
+    size_t *len);
 int reply_error(uint64_t job_id, const werr *e, uint8_t **out, size_t *len);
 int reply_result(
     uint64_t job_id, const Gild__V1__Value *result, uint8_t **out, size_t *len);

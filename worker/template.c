@@ -27,6 +27,67 @@
 static int fdq[FDQ_MAX];
 static size_t fdq_len;
 
+/* The workers forked and not yet reaped (standbys are not among them). */
+static pid_t *kids;
+static size_t nkids, kids_cap;
+
+static void
+kid_add(pid_t pid)
+{
+	if (nkids == kids_cap) {
+		size_t cap = kids_cap ? 2 * kids_cap : 16;
+		pid_t *k = realloc(kids, cap * sizeof(*k));
+		if (k == NULL)
+			return; /* not waited for at exit: it may die with us */
+		kids = k;
+		kids_cap = cap;
+	}
+	kids[nkids++] = pid;
+}
+
+static void
+kid_remove(pid_t pid)
+{
+	for (size_t i = 0; i < nkids; i++)
+		if (kids[i] == pid) {
+			kids[i] = kids[--nkids];
+			return;
+		}
+}
+
+/* How long the template waits at exit for its workers' stop hooks. */
+#define KIDS_WAIT_MS 30000
+
+/* Waits, without reaping them, until every worker this template forked
+ * has exited (KIDS_WAIT_MS at most): the front end closed the sockets of
+ * all of them, and they run the app's stop hooks before they exit, which
+ * their PDEATHSIG would cut short if the template went first. Their
+ * zombies go to gild, the subreaper, which reaps them. */
+static void
+wait_kids(int sfd)
+{
+	for (int waited = 0; nkids > 0 && waited < KIDS_WAIT_MS;) {
+		struct pollfd pfd = {sfd, POLLIN, 0};
+		struct signalfd_siginfo ssi;
+
+		for (size_t i = 0; i < nkids;) {
+			siginfo_t si = {0};
+			if (waitid(P_PID, (id_t) kids[i], &si,
+				WEXITED | WNOHANG | WNOWAIT) == -1 ||
+			    si.si_pid != 0)
+				kids[i] = kids[--nkids]; /* gone */
+			else
+				i++;
+		}
+		if (nkids == 0)
+			break;
+		if (poll(&pfd, 1, 100) > 0)
+			while (read(sfd, &ssi, sizeof(ssi)) == sizeof(ssi))
+				;
+		waited += 100;
+	}
+}
+
 static void
 tlog(const char *fmt, const char *arg)
 {
@@ -99,6 +160,7 @@ report_exits(int ctl)
 	m.body_case = GILD__WORKER__V1__FROM_WORKER__BODY_EXITED;
 	m.exited = &ex;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		kid_remove(pid);
 		ex.pid = pid;
 		ex.wait_status = status;
 		if (send_msg(ctl, &m) != 0)
@@ -124,6 +186,7 @@ fork_child(int ctl, int sfd, bool standby)
 		return pid;
 	}
 	PyOS_AfterFork_Child();
+	nkids = 0; /* the template's, not this child's */
 	close(ctl);
 	for (size_t i = 0; i < fdq_len; i++)
 		close(fdq[i]);
@@ -196,13 +259,19 @@ template_run(int ctl, bool app_logs, int *fd, int *chan, char *slot,
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof(si)) == sizeof(si))
 				;
-			if (report_exits(ctl) != 0)
+			if (report_exits(ctl) != 0) {
+				/* The front end is gone (a stop: its
+				 * standby or a worker exited first). */
+				wait_kids(sfd);
 				_exit(1);
+			}
 		}
 		if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
-		if ((rc = recv_full(ctl, hdr, sizeof(hdr))) != 0)
-			_exit(rc == 1 ? 0 : 1); /* the front end closed: done */
+		if ((rc = recv_full(ctl, hdr, sizeof(hdr))) != 0) {
+			wait_kids(sfd); /* the front end closed: done */
+			_exit(rc == 1 ? 0 : 1);
+		}
 		len = frame_header_decode(hdr);
 		if (len > 1024 || (buf = malloc(len ? len : 1)) == NULL ||
 		    recv_full(ctl, buf, len) != 0) {
@@ -255,6 +324,8 @@ template_run(int ctl, bool app_logs, int *fd, int *chan, char *slot,
 			if (wout[i] != -1)
 				close(wout[i]);
 		sp.pid = pid > 0 ? pid : 0; /* 0: the fork failed */
+		if (pid > 0 && !standby)
+			kid_add(pid);
 		if (send_msg(ctl, &out) != 0)
 			_exit(1);
 	}

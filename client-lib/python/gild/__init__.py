@@ -33,7 +33,8 @@ if _os.path.isdir(_build):
     __path__.append(_os.path.normpath(_build))
 
 from ._app import (function, actor, context, Context, Interrupted,
-                   DeadlineInterrupt, CancelInterrupt)
+                   DeadlineInterrupt, CancelInterrupt, on_worker_start,
+                   on_worker_stop, warmup, worker, Worker)
 from .errors import (Error, RemoteError, Cancelled, Unknown, InvalidArgument,
                      DeadlineExceeded, NotFound, AlreadyExists,
                      PermissionDenied, ResourceExhausted, FailedPrecondition,
@@ -61,6 +62,7 @@ __all__ = ["connect", "Client", "Function", "Future", "Stream", "Actor",
            "ActorMethod",
            "Executor", "function", "actor", "context", "Context",
            "Interrupted", "DeadlineInterrupt", "CancelInterrupt",
+           "on_worker_start", "on_worker_stop", "warmup", "worker", "Worker",
            "Error", "RemoteError", "Cancelled", "Unknown", "InvalidArgument",
            "DeadlineExceeded", "NotFound", "AlreadyExists",
            "PermissionDenied", "ResourceExhausted", "FailedPrecondition",

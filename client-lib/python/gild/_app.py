@@ -1,7 +1,9 @@
 """The app-side API: decorators read by gild-worker."""
 
+import collections
 import inspect
 import math
+import os
 
 try:
     # Inside gild-worker: the classes the worker raises to interrupt a call.
@@ -232,3 +234,81 @@ def context():
         raise RuntimeError("gild.context() is only available inside a gild "
                            "worker")
     return Context(*_gild_worker.context_info())
+
+
+# ---- the worker's lifecycle ----------------------------------------------
+# gild-worker (worker/lifecycle.c) runs these in each worker: the start
+# hooks, then the warm-ups, after the fork and before the worker takes a
+# call; the stop hooks, last declared first, when it exits as planned.
+_HOOKS = {"start": [], "warmup": [], "stop": []}
+# Set on a hook: the worker does not export it as a callable function.
+HOOK_ATTR = "__gild_hook__"
+
+
+def _hook(kind, decorator, fn):
+    if not callable(fn) or isinstance(fn, type):
+        raise TypeError(f"gild.{decorator} decorates a function")
+    if inspect.iscoroutinefunction(fn):
+        raise TypeError(
+            f"gild.{decorator}: {fn.__name__} is an async def; hooks run "
+            f"before the worker's event loop starts: use a plain def")
+    try:
+        inspect.signature(fn).bind()
+    except TypeError:
+        raise TypeError(
+            f"gild.{decorator}: {fn.__name__} must be callable with no "
+            f"arguments (gild.worker() says which worker runs it)") from None
+    except ValueError:
+        pass  # no signature to check (a builtin)
+    setattr(fn, HOOK_ATTR, kind)
+    _HOOKS[kind].append(fn)
+    return fn
+
+
+def on_worker_start(fn):
+    """Runs fn() in each worker after it starts (after the fork from the
+    template, or after an exec'd worker imported the app) and before it
+    takes its first call: open connections, load a model onto the device
+    --worker-env gave it. Also after every restart, recycle and reload. If
+    it raises, the worker is not ready and is started again later (see
+    docs/lifecycle.md). Not exported as a callable function."""
+    return _hook("start", "on_worker_start", fn)
+
+
+def on_worker_stop(fn):
+    """Runs fn() in a worker that exits as planned (recycled, reloaded,
+    the server stopping), after its last call: close what the start hook
+    opened. Not run when the worker dies or is killed. Stop hooks run in
+    the reverse order of their declaration. Not exported."""
+    return _hook("stop", "on_worker_stop", fn)
+
+
+def warmup(fn):
+    """Runs fn() in each worker after its start hooks, before it counts
+    as ready: a worker whose warm-up raises takes no call, /readyz stays
+    503 while no worker is ready, gild logs why, and the worker is started
+    again with the crash-loop backoff (100 ms doubling to 5 s). Not
+    exported."""
+    return _hook("warmup", "warmup", fn)
+
+
+class Worker(collections.namedtuple("Worker", "slot pid threads")):
+    """Which worker this is (see gild.worker()).
+
+    slot: its number, 0 to --workers - 1 (a replacement takes the slot of
+        the worker it replaces); None in the template process gild forks
+        workers from (while the app is imported under --spawn fork).
+    pid: its process id.
+    threads: how many calls it runs at once (--threads; 1 for the process
+        runtime).
+    """
+    __slots__ = ()
+
+
+def worker():
+    """This worker's Worker(slot, pid, threads). Only in a gild worker."""
+    if _gild_worker is None or not hasattr(_gild_worker, "worker_info"):
+        raise RuntimeError("gild.worker() is only available in a gild "
+                           "worker")
+    slot, threads = _gild_worker.worker_info()
+    return Worker(slot, os.getpid(), threads)

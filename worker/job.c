@@ -455,7 +455,8 @@ run_call(const app *a, const decode_msg *msg, const job_sink *sink,
 		    "'%s' was interrupted before it started", fname);
 		goto fail;
 	}
-	res = PyObject_Call(fn, args, kwargs);
+	/* An async generator runs as a generator would (interp_sync_iter). */
+	res = interp_sync_iter(PyObject_Call(fn, args, kwargs));
 	if (res != NULL && call->stream) {
 		srv = stream_out(res, job_id, window, sink, &err, &count);
 	} else if (res != NULL && PyGen_Check(res)) {

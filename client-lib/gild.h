@@ -390,6 +390,16 @@ int gild_stream_open(gild_client *c, const char *function,
 int gild_stream_next(gild_stream *s, int timeout_ms, gild_value **out,
     gild_error *err);
 
+/* For event loops (asyncio, libevent, epoll): a file descriptor of s that
+ * becomes readable when a gild_stream_next(s, 0, ...) that returned
+ * GILD_DEADLINE_EXCEEDED (nothing yet) would now return something: a
+ * chunk, the end or an error. Read it (8 bytes; it is an eventfd, in
+ * non-blocking mode) to clear it, then call gild_stream_next(s, 0, ...)
+ * until it says GILD_DEADLINE_EXCEEDED again. It starts readable. It
+ * belongs to s (closed by gild_stream_close). Returns it, or a negative
+ * errno. No thread waits: one loop can watch any number of streams. */
+int gild_stream_fd(gild_stream *s);
+
 /* The sequence number of the chunk the next gild_stream_next returns: the
  * number of chunks returned so far (the first chunk is 0). */
 uint64_t gild_stream_seq(const gild_stream *s);

@@ -107,6 +107,8 @@ enum wait_for {
 
 typedef struct waiter {
 	sem_t sem; /* posted once when chosen */
+	int efd;   /* >= 0: an eventfd written when chosen, instead of sem
+		      (a stream's watch: gild_stream_fd), under c->mtx */
 	enum wait_for what;
 	uint64_t id;        /* WAIT_ENTRY */
 	bool chosen;        /* taken off c->waiters by a waker: sem is posted */
@@ -161,6 +163,12 @@ struct gild_stream {
 	int code;          /* STREAM_ENDED: GILD_STREAM_END or error.code */
 	gild_error error;
 	gild_stream *prev, *next; /* c->streams */
+	/* gild_stream_fd: an eventfd (-1: none) and the waiter that writes it
+	 * when a gild_stream_next that found nothing would have woken;
+	 * watching: it is in c->waiters. */
+	int efd;
+	waiter watch;
+	bool watching;
 };
 
 /* table.c */
@@ -245,6 +253,11 @@ bool gild__sleep(gild_client *c, waiter *w, int timeout_ms,
     const struct timespec *ts);
 void gild__waiter_init(waiter *w, enum wait_for what, uint64_t id);
 void gild__waiter_fini(waiter *w);
+/* Under c->mtx: w (its efd set, its what and id as for gild__sleep) joins
+ * c->waiters without anyone sleeping on it: the waker that chooses it
+ * writes w->efd. gild__unwatch takes it out if it is still there. */
+void gild__watch(gild_client *c, waiter *w);
+void gild__unwatch(gild_client *c, waiter *w);
 
 /* Releases c->mtx, then wakes the threads chosen while it was held. */
 void gild__unlock(gild_client *c);

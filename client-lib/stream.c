@@ -1,10 +1,13 @@
 /* libgild: streams, pulled a window of chunks at a time (gild_stream_*). */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "value.h"
 
@@ -215,6 +218,7 @@ gild__stream_open(gild_client *c, const char *function,
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
 	s->c = c;
+	s->efd = -1;
 	s->window = window > 0 ? (uint32_t) window : GILD_STREAM_WINDOW_DEFAULT;
 	if ((s->queue = calloc(s->window, sizeof(*s->queue))) == NULL) {
 		free(s);
@@ -273,6 +277,10 @@ gild_stream_next(gild_stream *s, int timeout_ms, gild_value **out,
 	gild__waiter_init(&w, WAIT_ENTRY, 0);
 	gild__deadline_of(timeout_ms > 0 ? timeout_ms : 0, &ts);
 	pthread_mutex_lock(&c->mtx);
+	if (s->watching) {
+		gild__unwatch(c, &s->watch);
+		s->watching = false;
+	}
 	for (;;) {
 		stream_step(s);
 		if (s->len > 0 || s->state == STREAM_ENDED)
@@ -300,10 +308,44 @@ gild_stream_next(gild_stream *s, int timeout_ms, gild_value **out,
 	} else {
 		gild_error_clear(err);
 		rc = GILD_DEADLINE_EXCEEDED;
+		if (timeout_ms == 0 && s->efd >= 0) {
+			/* Its eventfd is written when this would have woken. */
+			s->watch.what = s->state == STREAM_WAITING
+					    ? WAIT_ENTRY
+					    : WAIT_CHANGE;
+			s->watch.id = s->pull;
+			gild__watch(c, &s->watch);
+			s->watching = true;
+		}
 	}
 	gild__unlock(c);
 	gild__waiter_fini(&w);
 	return rc;
+}
+
+int
+gild_stream_fd(gild_stream *s)
+{
+	gild_client *c;
+	int efd;
+
+	if (s == NULL || (c = s->c) == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&c->mtx);
+	if (s->efd < 0) {
+		if ((efd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC)) == -1) {
+			efd = -errno;
+			gild__unlock(c);
+			return efd;
+		}
+		gild__waiter_init(&s->watch, WAIT_ENTRY, 0);
+		s->watch.efd = efd;
+		s->watch.chosen = true; /* not in c->waiters */
+		s->efd = efd;
+	}
+	efd = s->efd;
+	gild__unlock(c);
+	return efd;
 }
 
 uint64_t
@@ -341,6 +383,8 @@ gild_stream_close(gild_stream *s)
 			gild__table_remove(c, cl);
 		}
 		cancel = !s->server_done && !s->lost;
+		if (s->watching)
+			gild__unwatch(c, &s->watch);
 		if (s->prev != NULL)
 			s->prev->next = s->next;
 		else
@@ -362,6 +406,10 @@ gild_stream_close(gild_stream *s)
 	}
 	free(s->queue);
 	gild_error_clear(&s->error);
+	if (s->efd >= 0) {
+		close(s->efd);
+		gild__waiter_fini(&s->watch);
+	}
 	free(s);
 }
 

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "value.h"
@@ -27,6 +28,7 @@ gild__waiter_init(waiter *w, enum wait_for what, uint64_t id)
 {
 	memset(w, 0, sizeof(*w));
 	sem_init(&w->sem, 0, 0);
+	w->efd = -1;
 	w->what = what;
 	w->id = id;
 }
@@ -49,15 +51,43 @@ unlink_waiter(gild_client *c, waiter *w)
 		w->next->prev = w->prev;
 }
 
-/* Under c->mtx: w leaves c->waiters for c->to_wake. */
+/* Under c->mtx: w leaves c->waiters for c->to_wake; a watch's eventfd is
+ * written now, while its stream cannot go. */
 static void
 choose(gild_client *c, waiter *w)
 {
 	unlink_waiter(c, w);
 	w->prev = NULL;
 	w->chosen = true;
+	if (w->efd >= 0) {
+		uint64_t one = 1;
+		/* A full counter (EAGAIN) is readable all the same. */
+		ssize_t r = write(w->efd, &one, sizeof(one));
+		(void) r;
+		w->next = NULL;
+		return;
+	}
 	w->next = c->to_wake;
 	c->to_wake = w;
+}
+
+void
+gild__watch(gild_client *c, waiter *w)
+{
+	w->chosen = false;
+	w->prev = NULL;
+	w->next = c->waiters;
+	if (c->waiters != NULL)
+		c->waiters->prev = w;
+	c->waiters = w;
+}
+
+void
+gild__unwatch(gild_client *c, waiter *w)
+{
+	if (!w->chosen)
+		unlink_waiter(c, w);
+	w->chosen = true;
 }
 
 void

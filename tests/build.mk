@@ -81,7 +81,7 @@ UNIT_TESTS += tests/python/test_cli.py tests/python/test_python.py \
 	tests/python/test_drain.py tests/python/test_lb.py \
 	tests/python/test_runner.py tests/python/test_systemd.py \
 	tests/python/test_mirror.py tests/python/test_metrics.py \
-	tests/python/test_trace.py \
+	tests/python/test_trace.py tests/python/test_agen.py \
 	tests/python/test_limits.py tests/python/test_actors.py \
 	tests/python/test_lifecycle.py
 

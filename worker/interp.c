@@ -369,6 +369,23 @@ interp_flush_stdio(void)
 	}
 }
 
+PyObject *
+interp_sync_iter(PyObject *res)
+{
+	PyObject *m, *it;
+
+	if (res == NULL || !PyAsyncGen_CheckExact(res))
+		return res;
+	if ((m = PyImport_ImportModule("gild._agen")) == NULL) {
+		Py_DECREF(res);
+		return NULL;
+	}
+	it = PyObject_CallMethod(m, "iterate", "O", res);
+	Py_DECREF(m);
+	Py_DECREF(res);
+	return it;
+}
+
 int
 interp_is_coroutine_function(PyObject *fn)
 {

@@ -47,4 +47,9 @@ void interp_flush_stdio(void);
 /* Needs the GIL. inspect.iscoroutinefunction(fn); errors count as no. */
 int interp_is_coroutine_function(PyObject *fn);
 
+/* Needs the GIL and a running call. For an async generator res (stolen),
+ * a plain generator of its values (gild/_agen.py), new; anything else is
+ * returned as it is. NULL with a Python error. */
+PyObject *interp_sync_iter(PyObject *res);
+
 #endif

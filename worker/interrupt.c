@@ -43,8 +43,8 @@ static struct {
 static unsigned early_next;
 
 static PyObject *exc_interrupted, *exc_deadline, *exc_cancel;
-/* _gild_worker.call_var: (request_id, function) of the async call whose
- * task runs (set in the task's context by gild/_loop.py). */
+/* _gild_worker.call_var: the context_info() of the async call whose task
+ * runs (set in the task's context by gild/_loop.py). */
 static PyObject *call_var;
 
 /* Async jobs in flight on the worker's asyncio loops (under mu): an
@@ -106,6 +106,13 @@ context_info(PyObject *self, PyObject *unused)
 	r = runners[self_index];
 	pthread_mutex_unlock(&mu);
 	if (r.job == 0) {
+		PyObject *task_call = NULL;
+
+		/* An async call's task: its context came with it. */
+		if (PyContextVar_Get(call_var, NULL, &task_call) == -1)
+			return NULL;
+		if (task_call != NULL)
+			return task_call;
 		PyErr_SetString(PyExc_RuntimeError,
 		    "gild.context() is only available inside a call");
 		return NULL;
@@ -132,8 +139,11 @@ log_context(PyObject *self, PyObject *unused)
 
 	if (PyContextVar_Get(call_var, NULL, &task_call) == -1)
 		return NULL;
-	if (task_call != NULL)
-		return task_call;
+	if (task_call != NULL) { /* context_info(): its first two */
+		PyObject *t = PyTuple_GetSlice(task_call, 0, 2);
+		Py_DECREF(task_call);
+		return t;
+	}
 	/* A thread the app started is in no call, whatever its runner says
 	 * (self_index is 0 there). */
 	pthread_mutex_lock(&mu);

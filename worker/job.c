@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "batch.h"
@@ -454,7 +455,8 @@ run_call(const app *a, const decode_msg *msg, const job_sink *sink,
 		    "'%s' was interrupted before it started", fname);
 		goto fail;
 	}
-	res = PyObject_Call(fn, args, kwargs);
+	/* An async generator runs as a generator would (interp_sync_iter). */
+	res = interp_sync_iter(PyObject_Call(fn, args, kwargs));
 	if (res != NULL && call->stream) {
 		srv = stream_out(res, job_id, window, sink, &err, &count);
 	} else if (res != NULL && PyGen_Check(res)) {
@@ -705,6 +707,35 @@ done:
 
 /* ---- async functions ---------------------------------------------------- */
 
+/* A str of the n bytes at s, or None when n is 0 (new). */
+static PyObject *
+str_or_none(const uint8_t *s, size_t n)
+{
+	if (n == 0)
+		Py_RETURN_NONE;
+	return PyUnicode_DecodeUTF8((const char *) s, (Py_ssize_t) n, "replace");
+}
+
+/* What gild.context() says inside the task of async call msg, as
+ * _gild_worker.context_info() does for a call on a thread (new): its
+ * deadline counted from now, as interrupt_begin would. */
+static PyObject *
+async_context(const decode_msg *msg)
+{
+	struct timespec ts;
+	PyObject *deadline;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* time.monotonic()'s clock */
+	deadline = msg->deadline_ms != 0
+		       ? PyFloat_FromDouble((double) ts.tv_sec + ts.tv_nsec / 1e9 +
+					    msg->deadline_ms / 1000.0)
+		       : Py_NewRef(Py_None);
+	return Py_BuildValue("(KsNdkNN)", (unsigned long long) msg->request_id,
+	    msg->call.function, deadline, msg->queued_us / 1000.0, 1ul,
+	    str_or_none(msg->traceparent.data, msg->traceparent.len),
+	    str_or_none(msg->tracestate.data, msg->tracestate.len));
+}
+
 int
 job_start(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
     uint64_t *job_id, PyObject **coro, PyObject **tag, int *alone,
@@ -741,9 +772,7 @@ job_start(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
 		if (*coro == NULL && err.message == NULL)
 			werr_from_python(&err, GILD__V1__CODE__PYTHON_ERROR);
 		rc = reply_error(*job_id, &err, out, outlen);
-	} else if ((*tag = Py_BuildValue("(Ks)",
-			(unsigned long long) msg.request_id,
-			msg.call.function)) == NULL ||
+	} else if ((*tag = async_context(&msg)) == NULL ||
 		   interrupt_async_add(*job_id) == -1) {
 		Py_CLEAR(*coro);
 		Py_CLEAR(*tag);

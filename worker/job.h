@@ -37,8 +37,9 @@ int job_run(const app *a, const uint8_t *buf, size_t len,
 
 /* Needs the GIL. Like job_run, except for a call of an async def function:
  * then it only calls the function and returns 1 with the coroutine in
- * *coro (a new reference), the job's id, and in *tag the call's
- * (request_id, function) (a new reference: what the task's output is
+ * *coro (a new reference), the job's id, and in *tag the call's context
+ * as _gild_worker.context_info() gives it (a new reference: what
+ * gild.context() says in the task, and what the task's output is
  * logged with, applog.h), for the worker's asyncio loop to run;
  * job_finish answers it. *alone says whether that call runs alone
  * on its thread (a plain function call, not declared with concurrency >

@@ -1708,6 +1708,29 @@ stream_close(stream_obj *self, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
+/* fileno() -> an fd readable when next(0) has something (gild_stream_fd):
+ * lets an asyncio loop wait for any number of streams without a thread
+ * each. */
+static PyObject *
+stream_fileno(stream_obj *self, PyObject *unused)
+{
+	int fd = -EINVAL;
+
+	Py_BEGIN_CRITICAL_SECTION(self->client);
+	if (self->s != NULL && !self->closing)
+		fd = gild_stream_fd(self->s);
+	Py_END_CRITICAL_SECTION();
+	if (fd == -EINVAL) {
+		PyErr_SetString(PyExc_ValueError, "stream is closed");
+		return NULL;
+	}
+	if (fd < 0) {
+		errno = -fd;
+		return PyErr_SetFromErrno(PyExc_OSError);
+	}
+	return PyLong_FromLong(fd);
+}
+
 static PyObject *
 stream_get_closed(stream_obj *self, void *unused)
 {
@@ -1724,6 +1747,8 @@ static PyMethodDef stream_methods[] = {
         "next(timeout_ms=-1) -> outcome"},
     {"seq", (PyCFunction) stream_seq, METH_NOARGS,
         "seq() -> the number of chunks returned so far"},
+    {"fileno", (PyCFunction) stream_fileno, METH_NOARGS,
+        "fileno() -> an fd readable when next(0) has something"},
     {"close", (PyCFunction) stream_close, METH_NOARGS,
         "close(): cancels the stream on the server if it still runs"},
     {NULL, NULL, 0, NULL},

@@ -8,6 +8,7 @@
 
 #include <CUnit/Basic.h>
 #include <math.h>
+#include <poll.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
@@ -782,6 +783,71 @@ test_stream_backpressure(void)
 	served_stop(&s);
 }
 
+/* gild_stream_fd: three streams read from one thread with poll() and
+ * gild_stream_next(0): each fd wakes when its stream has something, and
+ * every chunk comes, in order, then the end. */
+static void
+test_stream_fd(void)
+{
+	enum { S = 3, N = 50 };
+	gild_stream *st[S] = {NULL};
+	struct pollfd pf[S];
+	int got[S] = {0}, ended = 0, wakes = 0, rc;
+	bool done[S] = {false};
+	gild_error err = {0};
+	server s;
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 2, NULL), 0);
+	for (int k = 0; k < S; k++) {
+		gild_value *args = gild_list();
+		gild_list_append(args, gild_int(N));
+		CU_ASSERT_EQUAL_FATAL(gild_stream_open(s.c, "count", args, NULL,
+					  1, 0, &st[k], &err), GILD_OK);
+		gild_value_free(args);
+		pf[k].fd = gild_stream_fd(st[k]);
+		pf[k].events = POLLIN;
+		CU_ASSERT(pf[k].fd >= 0);
+	}
+	CU_ASSERT_EQUAL(gild_stream_fd(st[0]), pf[0].fd); /* the same one */
+	/* A bound only a hang reaches: 30 s. */
+	for (double end = now_s() + 30; ended < S && now_s() < end;) {
+		if (poll(pf, S, 1000) <= 0)
+			continue;
+		for (int k = 0; k < S; k++) {
+			uint64_t n;
+			gild_value *v;
+
+			if (done[k] || !(pf[k].revents & POLLIN))
+				continue;
+			wakes++;
+			CU_ASSERT_EQUAL(read(pf[k].fd, &n, sizeof(n)), 8);
+			while ((rc = gild_stream_next(st[k], 0, &v, &err)) ==
+			       GILD_OK) {
+				CU_ASSERT_EQUAL(gild_value_int(
+				    gild_value_item(v, 0)), got[k]);
+				got[k]++;
+				gild_value_free(v);
+			}
+			if (rc == GILD_STREAM_END) {
+				done[k] = true;
+				ended++;
+			} else {
+				CU_ASSERT_EQUAL(rc, GILD_DEADLINE_EXCEEDED);
+				CU_ASSERT_EQUAL(err.code, 0);
+			}
+		}
+	}
+	CU_ASSERT_EQUAL(ended, S);
+	for (int k = 0; k < S; k++) {
+		CU_ASSERT_EQUAL(got[k], N);
+		gild_stream_close(st[k]);
+	}
+	/* Window 1: the fds woke many times, not once per stream. */
+	CU_ASSERT(wakes > S);
+	gild_error_clear(&err);
+	served_stop(&s);
+}
+
 /* Item 2: closing a stream mid-way closes the generator (its finally:
  * runs) and frees the worker for the next call. A generator called without
  * a stream returns its whole list; an error ends a stream after its
@@ -1442,6 +1508,7 @@ main(void)
 	    test_async_cancelled_waiting);
 	CU_add_test(s, "stream: 100,000 chunks to a slow client", test_stream_backpressure);
 	CU_add_test(s, "stream: cancel, errors, deadline", test_stream_cancel_and_errors);
+	CU_add_test(s, "stream: gild_stream_fd with poll", test_stream_fd);
 	CU_add_test(s, "actors: 100 counters, 4 clients, names", test_actors);
 	CU_add_test(s, "actors: calls run in the order sent", test_actor_order);
 	CU_add_test(s, "actors: streams of generator methods, lookup with the class",

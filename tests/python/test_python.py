@@ -489,6 +489,35 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(asyncio.run(main()),
                          ([0, 2, 4, 6, 8], [0, 1, 2, 3]))
 
+    def test_astream_holds_no_thread(self):
+        """40 streams read at once on one asyncio loop, a window of 1
+        each (so each waits for the server many times): every one gets
+        its values in order, no thread is started for them (the loop
+        watches each stream's descriptor), and an early break cancels
+        its stream."""
+        import asyncio
+        n = 40
+
+        async def read(k):
+            return [y async for y in self.c.astream("ticks", 10 + k,
+                                                    window=1)]
+
+        async def main():
+            before = threading.active_count()
+            got = await asyncio.gather(*(read(k) for k in range(n)))
+            during = threading.active_count()
+            early = []
+            async for y in self.c.astream("ticks", 1000, window=1):
+                early.append(y)
+                if y == 2:
+                    break
+            return got, during - before, early
+        got, more_threads, early = asyncio.run(main())
+        self.assertEqual(got, [list(range(10 + k)) for k in range(n)])
+        self.assertEqual(more_threads, 0)
+        self.assertEqual(early, [0, 1, 2])
+        self.assertEqual(self.c.call("add", 1, 2), 3)  # still serving
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -106,6 +106,31 @@ class TraceTest(unittest.TestCase):
                              [TP, "x" * 512])
 
 
+@unittest.skipIf(SANITIZED, NO_CLIENT)
+class AsyncContextTest(unittest.TestCase):
+    def test_context_in_async_def(self):
+        """gild.context() works inside async def: 8 calls interleaved on
+        one worker's loop each see their own request id, function,
+        traceparent and deadline after an await."""
+        app = os.path.join(ROOT, "tests", "apps", "async_ctx.py")
+        tps = ["00-%032x-%016x-01" % (k + 1, k + 1) for k in range(8)]
+        with Gild(app=app, workers=1) as g, gild.connect(g.url) as c:
+            fn = c.function("actx")
+            futs = []
+            for k in range(8):
+                opts = {"traceparent": tps[k]} if k % 2 == 0 else {}
+                if k % 4 == 0:
+                    opts["timeout"] = 30
+                futs.append(fn.options(**opts).submit(0.05 * (8 - k)))
+            got = [f.result(60) for f in futs]
+        self.assertEqual(len({r[0] for r in got}), 8)  # own request ids
+        for k, (rid, function, tp, left, batch) in enumerate(got):
+            self.assertEqual(function, "actx")
+            self.assertEqual(tp, tps[k] if k % 2 == 0 else None)
+            self.assertEqual(left, True if k % 4 == 0 else None)
+            self.assertEqual(batch, 1)
+
+
 def varint(n):
     out = b""
     while True:

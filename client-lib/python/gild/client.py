@@ -811,15 +811,36 @@ class Client:
         return self._astream(fn, args, kwargs, window, timeout)
 
     async def _astream(self, fn, args, kwargs, window, timeout, actor_id=0):
+        """The chunks of a stream, for asyncio: the loop watches the
+        stream's descriptor (libgild's gild_stream_fd) and takes what has
+        come without waiting, so no thread is held per stream."""
         loop = asyncio.get_running_loop()
         s = self._stream(fn, args, kwargs, window, timeout, actor_id)
-        done = object()
         try:
-            while True:
-                chunk = await loop.run_in_executor(None, next, s, done)
-                if chunk is done:
-                    return
-                yield chunk
+            fd = s._s.fileno()
+            ready = asyncio.Event()
+            loop.add_reader(fd, ready.set)
+            try:
+                while True:
+                    ready.clear()
+                    try:
+                        os.read(fd, 8)  # clear it before looking
+                    except BlockingIOError:
+                        pass
+                    while True:
+                        code, value, error = s._s.next(0)
+                        if code == _native.OK:
+                            yield value
+                        elif code == _native.STREAM_END:
+                            return
+                        elif code == _native.DEADLINE_EXCEEDED and \
+                                error is None:
+                            break  # nothing yet: fd says when
+                        else:
+                            _raise(error)
+                    await ready.wait()
+            finally:
+                loop.remove_reader(fd)
         finally:
             s.close()
 

@@ -6,6 +6,7 @@
 #include "codec.h"
 #include "error.h"
 #include "fields.h"
+#include "gild_limits.h"
 #include "value.h"
 #include "wire.h"
 
@@ -124,9 +125,12 @@ encode(codec_buf *b, const gild_value *v, int depth, gild_error *err)
 
 	if (v == NULL)
 		return error_set(err, GILD_INVALID_ARGUMENT, "NULL value");
-	if (depth > VALUE_MAX_DEPTH)
+	if ((gild_value_kind(v) == GILD_LIST ||
+		gild_value_kind(v) == GILD_TUPLE ||
+		gild_value_kind(v) == GILD_MAP) &&
+	    depth >= GILD_VALUE_DEPTH_MAX)
 		return error_set(err, GILD_INVALID_ARGUMENT,
-		    "value nested deeper than %d levels", VALUE_MAX_DEPTH);
+		    GILD_VALUE_TOO_DEEP, GILD_VALUE_DEPTH_MAX);
 	switch (gild_value_kind(v)) {
 	case GILD_NULL:
 		rc = wrap(b, mark, GILD_F_VALUE_NULL);
@@ -355,126 +359,43 @@ fail:
 	return rc;
 }
 
-static int
-push_dim(uint64_t **shape, size_t *ndim, size_t *cap, uint64_t d)
-{
-	if (*ndim == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 8;
-		uint64_t *s = realloc(*shape, ncap * sizeof(*s));
-
-		if (s == NULL)
-			return OOM;
-		*shape = s;
-		*cap = ncap;
-	}
-	(*shape)[(*ndim)++] = d;
-	return 0;
-}
-
+/* A Tensor message as a GILD_TENSOR: its fields read by wire_tensor_scan,
+ * its data length checked against dtype and shape by gild_tensor. */
 static int
 decode_tensor(const wire_field *tf, gild_value **out, gild_error *err)
 {
-	const uint8_t *p = tf->data, *end = tf->data + tf->len;
-	const uint8_t *data = NULL;
-	size_t len = 0, ndim = 0, cap = 0, item;
-	uint64_t *shape = NULL, want = 1;
+	wire_tensor t;
 	char dtype[16] = "";
-	wire_field f;
-	int rc;
+	uint64_t want;
+	size_t item;
+	int rc = wire_tensor_scan(tf->data, tf->len, &t);
 
-	while ((rc = wire_next(&p, end, &f)) == 1) {
-		if (f.number == GILD_F_TENSOR_DTYPE && f.type == WIRE_LEN) {
-			size_t n = f.len < sizeof(dtype) ? f.len : sizeof(dtype) - 1;
-
-			memcpy(dtype, f.data, n); /* longer: unknown below */
-			dtype[n] = '\0';
-			if (f.len >= sizeof(dtype) || memchr(f.data, 0, f.len))
-				dtype[0] = '?';
-		} else if (f.number == GILD_F_TENSOR_SHAPE &&
-		    f.type == WIRE_VARINT) {
-			if (push_dim(&shape, &ndim, &cap, f.value) != 0)
-				goto nomem;
-		} else if (f.number == GILD_F_TENSOR_SHAPE && f.type == WIRE_LEN) {
-			const uint8_t *q = f.data, *qe = f.data + f.len;
-
-			while (q < qe) { /* packed: varints back to back */
-				uint64_t d = 0;
-				int shift = 0;
-
-				for (;;) {
-					if (q >= qe || shift > 63) {
-						rc = -1;
-						goto out;
-					}
-					d |= (uint64_t) (*q & 0x7f) << shift;
-					shift += 7;
-					if (!(*q++ & 0x80))
-						break;
-				}
-				if (push_dim(&shape, &ndim, &cap, d) != 0)
-					goto nomem;
-			}
-		} else if (f.number == GILD_F_TENSOR_DATA && f.type == WIRE_LEN) {
-			data = f.data;
-			len = f.len;
-		} else if (f.number == GILD_F_TENSOR_DTYPE ||
-		    f.number == GILD_F_TENSOR_SHAPE ||
-		    f.number == GILD_F_TENSOR_DATA) {
-			rc = -1; /* a known field of the wrong wire type */
-			break;
-		}
-	}
-out:
-	if (rc < 0) {
-		free(shape);
+	if (rc == -2)
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    "tensor has more than %d dimensions", GILD_TENSOR_DIMS_MAX);
+	if (rc < 0)
 		return malformed(err, "tensor");
-	}
-	if ((item = value_dtype_itemsize(dtype)) == 0) {
-		free(shape);
+	if (t.dtype_len < sizeof(dtype) && !memchr(t.dtype, 0, t.dtype_len))
+		memcpy(dtype, t.dtype, t.dtype_len);
+	else
+		dtype[0] = '?'; /* longer than any: unknown below */
+	if ((item = value_dtype_itemsize(dtype)) == 0)
 		return error_set(err, GILD_INVALID_ARGUMENT,
 		    "tensor dtype '%s' is not one of gild's", dtype);
-	}
 	want = item;
-	for (size_t k = 0; k < ndim && want != 0; k++)
-		want = shape[k] && want > UINT64_MAX / shape[k] ? 0 : want * shape[k];
-	if ((*out = gild_tensor(dtype, shape, ndim, data, len)) == NULL) {
-		free(shape);
-		if (want != len)
+	for (size_t k = 0; k < t.ndim && want != 0; k++)
+		want = t.shape[k] && want > UINT64_MAX / t.shape[k]
+		    ? 0
+		    : want * t.shape[k];
+	if ((*out = gild_tensor(dtype, t.shape, t.ndim, t.data, t.len)) ==
+	    NULL) {
+		if (want != t.len)
 			return error_set(err, GILD_INVALID_ARGUMENT,
 			    "%s tensor of %zu dimensions has %zu bytes of data, "
-			    "not itemsize x shape", dtype, ndim, len);
+			    "not itemsize x shape", dtype, t.ndim, t.len);
 		return oom(err);
 	}
-	free(shape);
 	return GILD_OK;
-nomem:
-	free(shape);
-	return oom(err);
-}
-
-/* The wire type of Value's kind field n, or -1 when n is none of them. */
-static int
-kind_wire_type(uint32_t n)
-{
-	switch (n) {
-	case GILD_F_VALUE_BOOL:
-	case GILD_F_VALUE_INT:
-		return WIRE_VARINT;
-	case GILD_F_VALUE_FLOAT:
-		return WIRE_I64;
-	case GILD_F_VALUE_NULL:
-	case GILD_F_VALUE_BIG_INT:
-	case GILD_F_VALUE_STR:
-	case GILD_F_VALUE_BYTES:
-	case GILD_F_VALUE_LIST:
-	case GILD_F_VALUE_TUPLE:
-	case GILD_F_VALUE_MAP:
-	case GILD_F_VALUE_TENSOR:
-	case GILD_F_VALUE_PICKLE:
-		return WIRE_LEN;
-	default:
-		return -1;
-	}
 }
 
 static int
@@ -487,18 +408,20 @@ decode(const uint8_t *buf, size_t len, int depth, gild_value **out,
 	int rc;
 
 	*out = NULL;
-	if (depth > VALUE_MAX_DEPTH)
-		return error_set(err, GILD_INVALID_ARGUMENT,
-		    "value nested deeper than %d levels", VALUE_MAX_DEPTH);
 	while ((rc = wire_next(&p, end, &f)) == 1)
-		if (kind_wire_type(f.number) != -1)
+		if (wire_value_kind_type(f.number) != -1)
 			k = f;
 	if (rc < 0)
 		return malformed(err, "value");
 	if (k.number == 0)
 		return error_set(err, GILD_INVALID_ARGUMENT, "value has no kind set");
-	if ((int) k.type != kind_wire_type(k.number))
+	if ((int) k.type != wire_value_kind_type(k.number))
 		return malformed(err, "value");
+	if ((k.number == GILD_F_VALUE_LIST || k.number == GILD_F_VALUE_TUPLE ||
+		k.number == GILD_F_VALUE_MAP) &&
+	    depth >= GILD_VALUE_DEPTH_MAX)
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    GILD_VALUE_TOO_DEEP, GILD_VALUE_DEPTH_MAX);
 	switch (k.number) {
 	case GILD_F_VALUE_NULL:
 		v = gild_null();

@@ -33,7 +33,7 @@ static inline size_t codec_buf_len(const codec_buf *b)
 
 /* Prepends the fields of a gild.v1.Value message holding v to b. Returns
  * GILD_OK, GILD_INVALID_ARGUMENT (v NULL or nested deeper than
- * VALUE_MAX_DEPTH) or GILD_RESOURCE_EXHAUSTED, with err filled. */
+ * GILD_VALUE_DEPTH_MAX) or GILD_RESOURCE_EXHAUSTED, with err filled. */
 int codec_encode_value(codec_buf *b, const gild_value *v, gild_error *err);
 
 /* Decodes an encoded gild.v1.Value into a new value (*out, owned by the

@@ -5,9 +5,10 @@
 
 #include "gild.h"
 
-/* Deepest nesting of lists, tuples and maps the codec encodes or decodes;
- * deeper values are INVALID_ARGUMENT rather than a stack overflow. */
-#define VALUE_MAX_DEPTH 1000
+/* The codec encodes and decodes lists, tuples and maps nested at most
+ * GILD_VALUE_DEPTH_MAX deep (proto/gild_limits.h); deeper values are
+ * INVALID_ARGUMENT rather than a stack overflow. */
+#include "gild_limits.h"
 
 /* True when s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or
  * code points past U+10FFFF). */

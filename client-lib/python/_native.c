@@ -11,6 +11,7 @@
  * read and changed only in the client's critical section, which is never
  * held across a call that releases the GIL (that would end it). Before
  * 3.13, and in 3.13 with the GIL, the GIL alone guards them. */
+#include "gild_limits.h"
 #include "pyvalue.h"
 
 #include <stdbool.h>
@@ -1809,6 +1810,8 @@ static const struct {
     {"MAX_IN_FLIGHT", GILD_MAX_IN_FLIGHT},
     {"STREAM_MAX_WINDOW", GILD_STREAM_MAX_WINDOW},
     {"MAX_BATCH", GILD_MAX_BATCH},
+    /* the containers one value may nest (proto/gild_limits.h) */
+    {"VALUE_DEPTH_MAX", GILD_VALUE_DEPTH_MAX},
 };
 
 PyMODINIT_FUNC

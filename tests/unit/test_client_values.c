@@ -1,6 +1,7 @@
 /* Unit tests of libgild's values (client-lib/value.c) and their protobuf
  * encoding (client-lib/codec.c), checked against protobuf-c's own packer. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -622,6 +623,18 @@ deep_bytes(size_t depth, size_t *len, size_t *start)
 	return buf;
 }
 
+/* The message every gild program gives for a value one level too deep. */
+static const char *
+too_deep_text(void)
+{
+	static char text[80];
+
+	snprintf(text, sizeof(text), GILD_VALUE_TOO_DEEP, GILD_VALUE_DEPTH_MAX);
+	return text;
+}
+
+/* GILD_VALUE_DEPTH_MAX lists nested (the outermost counts) encode and
+ * decode; one more is refused both ways with the shared text. */
 static void
 test_codec_depth(void)
 {
@@ -631,29 +644,34 @@ test_codec_depth(void)
 	size_t len, start;
 	uint8_t *buf;
 
-	for (int i = 0; i < VALUE_MAX_DEPTH + 5; i++) {
+	for (int i = 1; i < GILD_VALUE_DEPTH_MAX; i++) {
 		gild_value *l = gild_list();
 
 		gild_list_append(inner, l);
 		inner = l;
 	}
+	CU_ASSERT_EQUAL(codec_encode_value(&b, v, &err), GILD_OK);
+	codec_buf_fini(&b);
+	gild_list_append(inner, gild_int(7)); /* a scalar inside: still fine */
+	CU_ASSERT_EQUAL(codec_encode_value(&b, v, &err), GILD_OK);
+	codec_buf_fini(&b);
+	gild_list_append(inner, gild_list()); /* one list more: too deep */
 	CU_ASSERT_EQUAL(codec_encode_value(&b, v, &err), GILD_INVALID_ARGUMENT);
-	CU_ASSERT_STRING_EQUAL(err.message, "value nested deeper than 1000 levels");
+	CU_ASSERT_STRING_EQUAL(err.message, too_deep_text());
 	gild_error_clear(&err);
 	codec_buf_fini(&b);
 	gild_value_free(v);
 
-	/* 1001 lists deep (depths 0..1000) decode; one more does not. */
-	buf = deep_bytes(VALUE_MAX_DEPTH + 1, &len, &start);
+	buf = deep_bytes(GILD_VALUE_DEPTH_MAX, &len, &start);
 	CU_ASSERT_EQUAL(codec_decode_value(buf + start, len, &back, &err), GILD_OK);
 	CU_ASSERT_EQUAL(gild_value_kind(back), GILD_LIST);
 	gild_value_free(back);
 	free(buf);
-	buf = deep_bytes(VALUE_MAX_DEPTH + 2, &len, &start);
+	buf = deep_bytes(GILD_VALUE_DEPTH_MAX + 1, &len, &start);
 	CU_ASSERT_EQUAL(codec_decode_value(buf + start, len, &back, &err),
 	    GILD_INVALID_ARGUMENT);
 	CU_ASSERT_PTR_NULL(back);
-	CU_ASSERT_STRING_EQUAL(err.message, "value nested deeper than 1000 levels");
+	CU_ASSERT_STRING_EQUAL(err.message, too_deep_text());
 	gild_error_clear(&err);
 	free(buf);
 }

@@ -375,10 +375,11 @@ decode_tensor(const wire_field *tf, gild_value **out, gild_error *err)
 		    "tensor has more than %d dimensions", GILD_TENSOR_DIMS_MAX);
 	if (rc < 0)
 		return malformed(err, "tensor");
-	if (t.dtype_len < sizeof(dtype) && !memchr(t.dtype, 0, t.dtype_len))
+	if (t.dtype_len >= sizeof(dtype) ||
+	    (t.dtype_len > 0 && memchr(t.dtype, 0, t.dtype_len)))
+		dtype[0] = '?'; /* longer than any, or a NUL: unknown below */
+	else if (t.dtype_len > 0)
 		memcpy(dtype, t.dtype, t.dtype_len);
-	else
-		dtype[0] = '?'; /* longer than any: unknown below */
 	if ((item = value_dtype_itemsize(dtype)) == 0)
 		return error_set(err, GILD_INVALID_ARGUMENT,
 		    "tensor dtype '%s' is not one of gild's", dtype);
@@ -550,14 +551,14 @@ codec_encode_call_opts(codec_buf *b, const char *function,
 			return error_set(err, GILD_INVALID_ARGUMENT,
 			    "keyword argument names must be str");
 		if ((rc = encode_field(b, GILD_F_KWARG_VALUE,
-			 gild_map_val(kwargs, i), 1, err)))
+			 gild_map_val(kwargs, i), 0, err)))
 			return rc;
 		if (put_bytes_field(b, GILD_F_KWARG_NAME, name, n) != 0 ||
 		    wrap(b, kw, f_kwargs) != 0)
 			return oom(err);
 	}
 	for (size_t i = gild_value_len(args); i-- > 0;)
-		if ((rc = encode_field(b, f_args, gild_value_item(args, i), 1,
+		if ((rc = encode_field(b, f_args, gild_value_item(args, i), 0,
 			 err)))
 			return rc;
 	if (put_bytes_field(b, f_name, function, strlen(function)) != 0 ||
@@ -623,9 +624,9 @@ codec_encode_exec(codec_buf *b, const char *source, size_t len,
 			return error_set(err, GILD_INVALID_ARGUMENT,
 			    "exec variable names must be str");
 		if ((rc = encode_field(b, GILD_F_MAP_ENTRY_VALUE,
-			 gild_map_val(variables, i), 1, err)) != GILD_OK ||
+			 gild_map_val(variables, i), 0, err)) != GILD_OK ||
 		    (rc = encode_field(b, GILD_F_MAP_ENTRY_KEY,
-			 gild_map_key(variables, i), 1, err)) != GILD_OK)
+			 gild_map_key(variables, i), 0, err)) != GILD_OK)
 			return rc;
 		if (wrap(b, entry, GILD_F_MAP_ENTRIES) != 0)
 			return oom(err);

@@ -400,9 +400,11 @@ tensor_to_py(const uint8_t *m, size_t len)
 		    "tensor has more than %d dimensions", GILD_TENSOR_DIMS_MAX);
 	if (r < 0)
 		return malformed("broken tensor");
-	if (t.dtype_len < sizeof(dtype)) { /* longer than any: kept as "?" */
-		memcpy(dtype, t.dtype ? t.dtype : (const uint8_t *) "",
-		    t.dtype_len);
+	/* Longer than any, or with a NUL inside: kept as "?", unknown. */
+	if (t.dtype_len < sizeof(dtype) &&
+	    (t.dtype_len == 0 || !memchr(t.dtype, 0, t.dtype_len))) {
+		if (t.dtype_len > 0)
+			memcpy(dtype, t.dtype, t.dtype_len);
 		dtype[t.dtype_len] = '\0';
 	}
 	if ((dt = dtype_by_name(dtype)) == NULL)

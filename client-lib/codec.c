@@ -125,6 +125,14 @@ encode(codec_buf *b, const gild_value *v, int depth, gild_error *err)
 
 	if (v == NULL)
 		return error_set(err, GILD_INVALID_ARGUMENT, "NULL value");
+	if ((p = value_encoded_bytes(v, &n)) != NULL) {
+		/* Bounded by its maker from its own top: only one. */
+		if (depth != 0)
+			return error_set(err, GILD_INVALID_ARGUMENT,
+			    "an encoded value inside another value");
+		return put(b, p, n) == 0 ? GILD_OK
+		    : error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
+	}
 	if ((gild_value_kind(v) == GILD_LIST ||
 		gild_value_kind(v) == GILD_TUPLE ||
 		gild_value_kind(v) == GILD_MAP) &&
@@ -488,6 +496,23 @@ codec_decode_value(const uint8_t *buf, size_t len, gild_value **out,
 	return decode(buf, len, 0, out, err);
 }
 
+int
+codec_value_plain(gild_value **v, gild_error *err)
+{
+	const uint8_t *p;
+	gild_value *plain;
+	size_t n;
+	int rc;
+
+	if ((p = value_encoded_bytes(*v, &n)) == NULL)
+		return GILD_OK;
+	if ((rc = decode(p, n, 0, &plain, err)) != GILD_OK)
+		return rc;
+	gild_value_free(*v);
+	*v = plain;
+	return GILD_OK;
+}
+
 /* ---- requests and replies ---------------------------------------------- */
 
 int
@@ -847,6 +872,33 @@ int
 codec_decode_chunks(const uint8_t *buf, size_t len, codec_chunks *out,
     gild_error *err)
 {
+	return codec_decode_chunks_as(buf, len, false, out, err);
+}
+
+/* A chunk's Value: decoded, or with encoded a VALUE_ENCODED copy. */
+static int
+chunk_value(const wire_field *f, bool encoded, gild_value **v,
+    gild_error *err)
+{
+	uint8_t *p;
+
+	if (!encoded)
+		return decode(f->data, f->len, 0, v, err);
+	if ((p = malloc(f->len ? f->len : 1)) == NULL)
+		return oom(err);
+	if (f->len > 0)
+		memcpy(p, f->data, f->len);
+	if ((*v = value_encoded(p, f->len)) == NULL) {
+		free(p);
+		return oom(err);
+	}
+	return GILD_OK;
+}
+
+int
+codec_decode_chunks_as(const uint8_t *buf, size_t len, bool encoded,
+    codec_chunks *out, gild_error *err)
+{
 	const uint8_t *p = buf, *end = buf + len;
 	codec_chunks ch = {0};
 	gild_value *v = NULL;
@@ -859,7 +911,7 @@ codec_decode_chunks(const uint8_t *buf, size_t len, codec_chunks *out,
 		    f.type == WIRE_VARINT) {
 			ch.first_seq = f.value;
 		} else if (f.number == GILD_F_CHUNKS_ITEMS && f.type == WIRE_LEN) {
-			if ((rc = decode(f.data, f.len, 0, &v, err)) != GILD_OK)
+			if ((rc = chunk_value(&f, encoded, &v, err)) != GILD_OK)
 				goto fail;
 			if (chunks_push(&ch, &cap, v) != 0) {
 				gild_value_free(v);

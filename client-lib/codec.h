@@ -43,6 +43,10 @@ int codec_encode_value(codec_buf *b, const gild_value *v, gild_error *err);
 int codec_decode_value(const uint8_t *buf, size_t len, gild_value **out,
     gild_error *err);
 
+/* Replaces a VALUE_ENCODED *v by its decoded value (other kinds are left
+ * as they are). GILD_OK, or the decoding's error with *v untouched. */
+int codec_value_plain(gild_value **v, gild_error *err);
+
 /* Request bodies: each prepends one `body` field of a gild.v1.Request.
  * args (GILD_LIST/GILD_TUPLE or NULL) and kwargs (GILD_MAP with GILD_STR
  * keys, or NULL) are borrowed; timeout_ms is Call.timeout_ms (0: none).
@@ -134,6 +138,10 @@ void codec_chunks_fini(codec_chunks *ch);
  * left empty. */
 int codec_decode_chunks(const uint8_t *buf, size_t len, codec_chunks *out,
     gild_error *err);
+/* codec_decode_chunks, the items kept as VALUE_ENCODED copies when
+ * encoded is set (a client of the Python extension, see value.h). */
+int codec_decode_chunks_as(const uint8_t *buf, size_t len, bool encoded,
+    codec_chunks *out, gild_error *err);
 
 /* Converts gild.v1.Status into a new GILD_MAP (*out, owned by the caller)
  * keyed by the proto field names. GILD_OK or GILD_RESOURCE_EXHAUSTED. */

@@ -106,11 +106,11 @@ value_new(void)
 	return v;
 }
 
+/* Frees what v holds, not v: lists' and maps' items live in one block
+ * with their pointer array (seq_from_py, map_from_py). */
 static void
-value_free(Gild__V1__Value *v)
+value_clear(Gild__V1__Value *v)
 {
-	if (v == NULL)
-		return;
 	switch (v->kind_case) {
 	case GILD__V1__VALUE__KIND_BIG_INT_VALUE:
 		free(v->big_int_value);
@@ -122,16 +122,15 @@ value_free(Gild__V1__Value *v)
 			? v->list_value
 			: v->tuple_value;
 		for (size_t i = 0; i < l->n_items; i++)
-			value_free(l->items[i]);
+			value_clear(l->items[i]);
 		free(l->items);
 		free(l);
 		break;
 	}
 	case GILD__V1__VALUE__KIND_MAP_VALUE:
 		for (size_t i = 0; i < v->map_value->n_entries; i++) {
-			value_free(v->map_value->entries[i]->key);
-			value_free(v->map_value->entries[i]->value);
-			free(v->map_value->entries[i]);
+			value_clear(v->map_value->entries[i]->key);
+			value_clear(v->map_value->entries[i]->value);
 		}
 		free(v->map_value->entries);
 		free(v->map_value);
@@ -144,6 +143,13 @@ value_free(Gild__V1__Value *v)
 		/* null_value is static; str and bytes payloads are pinned. */
 		break;
 	}
+}
+
+static void
+value_free(Gild__V1__Value *v)
+{
+	if (v != NULL)
+		value_clear(v);
 	free(v);
 }
 
@@ -311,6 +317,7 @@ seq_from_py(const from_ctx *c, PyObject *items, int tuple,
 {
 	Py_ssize_t n = PyTuple_GET_SIZE(items);
 	Gild__V1__List *l = malloc(sizeof(*l));
+	Gild__V1__Value *block;
 
 	if (l == NULL) {
 		PyErr_NoMemory();
@@ -326,16 +333,19 @@ seq_from_py(const from_ctx *c, PyObject *items, int tuple,
 	}
 	if (n == 0)
 		return 0;
-	if ((l->items = malloc((size_t) n * sizeof(*l->items))) == NULL) {
+	/* The pointers and the items in one block: one allocation a list. */
+	if ((size_t) n > SIZE_MAX / (sizeof(*l->items) + sizeof(**l->items)) ||
+	    (l->items = malloc((size_t) n *
+		 (sizeof(*l->items) + sizeof(**l->items)))) == NULL) {
 		PyErr_NoMemory();
 		return -1;
 	}
+	block = (Gild__V1__Value *) (l->items + n);
 	for (Py_ssize_t i = 0; i < n; i++) {
 		pyconv_at s = {at, PYCONV_AT_INDEX, i, NULL};
-		Gild__V1__Value *item = value_new();
+		Gild__V1__Value *item = &block[i];
 
-		if (item == NULL)
-			return -1;
+		gild__v1__value__init(item);
 		l->items[i] = item;
 		l->n_items = (size_t) i + 1;
 		if (from_py(c, PyTuple_GET_ITEM(items, i), item, &s,
@@ -353,6 +363,8 @@ map_from_py(const from_ctx *c, PyObject *o, Gild__V1__Value *v,
     const pyconv_at *at, int depth)
 {
 	PyObject *items = PyDict_Items(o);
+	Gild__V1__MapEntry *es;
+	Gild__V1__Value *kvs;
 	Gild__V1__Map *m;
 	Py_ssize_t n;
 	int rc = -1;
@@ -367,28 +379,30 @@ map_from_py(const from_ctx *c, PyObject *o, Gild__V1__Value *v,
 	gild__v1__map__init(m);
 	v->kind_case = GILD__V1__VALUE__KIND_MAP_VALUE;
 	v->map_value = m;
+	/* Entries, keys and values in one block with the pointers. */
 	if (n > 0 &&
-	    (m->entries = malloc((size_t) n * sizeof(*m->entries))) == NULL) {
+	    (m->entries = malloc((size_t) n * (sizeof(*m->entries) +
+		 sizeof(**m->entries) + 2 * sizeof(Gild__V1__Value)))) ==
+		NULL) {
 		PyErr_NoMemory();
 		goto done;
 	}
+	es = (Gild__V1__MapEntry *) (m->entries + n);
+	kvs = (Gild__V1__Value *) (es + n);
 	for (Py_ssize_t i = 0; i < n; i++) {
 		PyObject *kv = PyList_GET_ITEM(items, i);
 		PyObject *k = PyTuple_GET_ITEM(kv, 0);
 		pyconv_at ks = {at, PYCONV_AT_KEY, i, NULL};
 		pyconv_at vs = {at, PYCONV_AT_ENTRY, i, k};
-		Gild__V1__MapEntry *e = malloc(sizeof(*e));
+		Gild__V1__MapEntry *e = &es[i];
 
-		if (e == NULL) {
-			PyErr_NoMemory();
-			goto done;
-		}
 		gild__v1__map_entry__init(e);
+		e->key = &kvs[2 * i];
+		e->value = &kvs[2 * i + 1];
+		gild__v1__value__init(e->key);
+		gild__v1__value__init(e->value);
 		m->entries[i] = e;
 		m->n_entries = (size_t) i + 1;
-		if ((e->key = value_new()) == NULL ||
-		    (e->value = value_new()) == NULL)
-			goto done;
 		if (from_py(c, k, e->key, &ks, depth + 1) == -1 ||
 		    from_py(c, PyTuple_GET_ITEM(kv, 1), e->value, &vs,
 			depth + 1) == -1)

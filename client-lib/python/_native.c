@@ -13,6 +13,7 @@
  * 3.13, and in 3.13 with the GIL, the GIL alone guards them. */
 #include "gild_limits.h"
 #include "pyvalue.h"
+#include "value.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -598,6 +599,7 @@ client_init(client_obj *self, PyObject *args, PyObject *kw)
 		rc = -1;
 		goto done;
 	}
+	gild__keep_encoded(c); /* pyvalue converts the wire bytes itself */
 	/* Another thread's __init__ may have connected meanwhile. */
 	Py_BEGIN_CRITICAL_SECTION(self);
 	if (self->c == NULL) {

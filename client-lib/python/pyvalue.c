@@ -1,11 +1,12 @@
 /* pyvalue: the gild._native side of pyconv. A value to send is converted
- * to a gild.v1.Value tree over the Python objects, packed once and read
- * into a gild_value by libgild's codec; a received gild_value is encoded
- * by the codec and read into Python objects by pyconv. Both copies run
- * with the GIL released when large. */
+ * to a gild.v1.Value tree over the Python objects and packed once (with
+ * the GIL released when large) into a gild_value libgild keeps encoded;
+ * results and chunks arrive encoded (gild__keep_encoded) and pyconv reads
+ * them into Python objects, copying large payloads without the GIL. */
 #include "pyvalue.h"
 #include "codec.h"
 #include "pyconv.h"
+#include "value.h"
 
 #include <stdlib.h>
 
@@ -27,8 +28,8 @@ mode(int pickle)
 	return pickle ? PYCONV_PICKLE_ALLOW : PYCONV_PICKLE_WRAP;
 }
 
-/* The error libgild's codec found in a value pyconv made or read: the
- * same limits, so only "out of memory" is expected here. */
+/* An error of libgild's codec on a value pyconv made or read (the same
+ * limits): only "out of memory" is expected. */
 static void
 codec_failed(int rc, const gild_error *err)
 {
@@ -38,14 +39,15 @@ codec_failed(int rc, const gild_error *err)
 		PyErr_SetString(PyExc_ValueError, err->message);
 }
 
-/* obj, at `at`, as a new gild_value: NULL with an exception set. */
+/* obj, at `at`, as a new gild_value: the gild.v1.Value pyconv packs,
+ * kept encoded (VALUE_ENCODED, client-lib/value.h): libgild's codec
+ * writes it into the request as it is. NULL with an exception set. */
 static gild_value *
 from_py_at(PyObject *obj, const pyconv_at *at, int pickle)
 {
 	Gild__V1__Value *tree;
 	pyconv_pins *pins;
-	gild_value *v = NULL;
-	gild_error err = {0};
+	gild_value *v;
 	uint8_t *buf;
 	size_t len;
 	int rc;
@@ -56,17 +58,10 @@ from_py_at(PyObject *obj, const pyconv_at *at, int pickle)
 	pyconv_value_free(tree, pins);
 	if (rc == -1)
 		return NULL;
-	if (len < PYCONV_BIG_COPY) {
-		rc = codec_decode_value(buf, len, &v, &err);
-	} else {
-		Py_BEGIN_ALLOW_THREADS
-		rc = codec_decode_value(buf, len, &v, &err);
-		Py_END_ALLOW_THREADS
+	if ((v = value_encoded(buf, len)) == NULL) {
+		free(buf);
+		PyErr_NoMemory();
 	}
-	free(buf);
-	if (rc != GILD_OK)
-		codec_failed(rc, &err);
-	gild_error_clear(&err);
 	return v;
 }
 
@@ -82,6 +77,7 @@ pyvalue_call_args(PyObject *args, PyObject *kwargs, int pickle,
 {
 	PyObject *items = NULL, *kv = NULL;
 	gild_value *l = NULL, *m = NULL, *key = NULL, *val = NULL;
+	gild_error err = {0};
 
 	*va = *vk = NULL;
 	if (args == Py_None) {
@@ -142,9 +138,16 @@ pyvalue_call_args(PyObject *args, PyObject *kwargs, int pickle,
 				    Py_TYPE(k)->tp_name);
 				goto fail;
 			}
+			/* The name is a plain str: libgild writes it as the
+			 * Kwarg's name, not as a Value. */
 			if ((key = from_py_at(k, &at, pickle)) == NULL ||
 			    (val = from_py_at(x, &at, pickle)) == NULL)
 				goto fail;
+			if (codec_value_plain(&key, &err) != GILD_OK) {
+				codec_failed(err.code, &err);
+				gild_error_clear(&err);
+				goto fail;
+			}
 			if (gild_map_set(m, key, val) != GILD_OK) {
 				PyErr_NoMemory();
 				goto fail;
@@ -196,12 +199,18 @@ pyvalue_to_py(const gild_value *v, int pickle)
 {
 	codec_buf b = {0};
 	gild_error err = {0};
+	const uint8_t *p;
 	PyObject *o = NULL;
+	size_t len;
 	int rc;
 
 	if (v == NULL)
 		Py_RETURN_NONE;
-	/* v belongs to the caller, not to Python: nothing else touches it. */
+	/* Results and chunks come encoded (gild__keep_encoded). */
+	if ((p = value_encoded_bytes(v, &len)) != NULL)
+		return pyconv_wire_to_py(p, len, mode(pickle));
+	/* Any other value: encoded first. v belongs to the caller, not to
+	 * Python: nothing else touches it meanwhile. */
 	if (payload_len(v) < PYCONV_BIG_COPY) {
 		rc = codec_encode_value(&b, v, &err);
 	} else {

@@ -379,11 +379,14 @@ map_from_py(const from_ctx *c, PyObject *o, Gild__V1__Value *v,
 	gild__v1__map__init(m);
 	v->kind_case = GILD__V1__VALUE__KIND_MAP_VALUE;
 	v->map_value = m;
+	if (n == 0) {
+		rc = 0;
+		goto done;
+	}
 	/* Entries, keys and values in one block with the pointers. */
-	if (n > 0 &&
-	    (m->entries = malloc((size_t) n * (sizeof(*m->entries) +
+	if ((m->entries = malloc((size_t) n * (sizeof(*m->entries) +
 		 sizeof(**m->entries) + 2 * sizeof(Gild__V1__Value)))) ==
-		NULL) {
+	    NULL) {
 		PyErr_NoMemory();
 		goto done;
 	}

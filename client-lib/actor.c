@@ -35,7 +35,9 @@ static int
 actor_reply(int rc, gild_value *v, size_t conn, gild_actor_id *out,
     gild_error *err)
 {
-	if (rc == GILD_OK && gild_value_kind(v) != GILD_INT)
+	if (rc == GILD_OK && codec_value_plain(&v, err) != GILD_OK)
+		rc = err->code;
+	else if (rc == GILD_OK && gild_value_kind(v) != GILD_INT)
 		rc = error_set(err, GILD_INTERNAL,
 		    "the server answered an actor request without an id");
 	if (rc == GILD_OK)
@@ -81,6 +83,11 @@ lookup_reply(int rc, gild_value *v, size_t conn, gild_actor_id *out,
 	const char *s;
 	size_t len;
 
+	/* Kept encoded for the Python client (gild__keep_encoded). */
+	if (rc == GILD_OK && codec_value_plain(&v, err) != GILD_OK) {
+		gild_value_free(v);
+		return err->code;
+	}
 	if (rc != GILD_OK || gild_value_kind(v) != GILD_LIST)
 		return actor_reply(rc, v, conn, out, err);
 	if (gild_value_len(v) != 2 ||
@@ -155,7 +162,9 @@ gild_actor_destroy(gild_client *c, gild_actor_id a, int timeout_ms,
 		rc = gild__round_trip_on(c, CALL_SYNC, &body, conn, timeout_ms, &v,
 		    err);
 	codec_buf_fini(&body);
-	if (rc == GILD_OK && !gild_value_bool(v))
+	if (rc == GILD_OK && codec_value_plain(&v, err) != GILD_OK)
+		rc = err->code;
+	else if (rc == GILD_OK && !gild_value_bool(v))
 		rc = error_set(err, GILD_NOT_FOUND, "no actor %llu",
 		    (unsigned long long) a);
 	gild_value_free(v);

@@ -380,6 +380,14 @@ gild_set_token(gild_client *c, const char *token, gild_error *err)
 	return GILD_OK;
 }
 
+void
+gild__keep_encoded(gild_client *c)
+{
+	pthread_mutex_lock(&c->mtx);
+	c->keep_encoded = true;
+	gild__unlock(c);
+}
+
 /* Closes c's sockets and frees c: the second half of gild_close. */
 static void
 close_and_free(gild_client *c)

@@ -6,6 +6,7 @@
 #include "codec.h"
 #include "error.h"
 #include "fields.h"
+#include "gild_limits.h"
 #include "trace.h"
 #include "value.h"
 #include "wire.h"
@@ -125,9 +126,20 @@ encode(codec_buf *b, const gild_value *v, int depth, gild_error *err)
 
 	if (v == NULL)
 		return error_set(err, GILD_INVALID_ARGUMENT, "NULL value");
-	if (depth > VALUE_MAX_DEPTH)
+	if ((p = value_encoded_bytes(v, &n)) != NULL) {
+		/* Bounded by its maker from its own top: only one. */
+		if (depth != 0)
+			return error_set(err, GILD_INVALID_ARGUMENT,
+			    "an encoded value inside another value");
+		return put(b, p, n) == 0 ? GILD_OK
+		    : error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	if ((gild_value_kind(v) == GILD_LIST ||
+		gild_value_kind(v) == GILD_TUPLE ||
+		gild_value_kind(v) == GILD_MAP) &&
+	    depth >= GILD_VALUE_DEPTH_MAX)
 		return error_set(err, GILD_INVALID_ARGUMENT,
-		    "value nested deeper than %d levels", VALUE_MAX_DEPTH);
+		    GILD_VALUE_TOO_DEEP, GILD_VALUE_DEPTH_MAX);
 	switch (gild_value_kind(v)) {
 	case GILD_NULL:
 		rc = wrap(b, mark, GILD_F_VALUE_NULL);
@@ -356,126 +368,44 @@ fail:
 	return rc;
 }
 
-static int
-push_dim(uint64_t **shape, size_t *ndim, size_t *cap, uint64_t d)
-{
-	if (*ndim == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 8;
-		uint64_t *s = realloc(*shape, ncap * sizeof(*s));
-
-		if (s == NULL)
-			return OOM;
-		*shape = s;
-		*cap = ncap;
-	}
-	(*shape)[(*ndim)++] = d;
-	return 0;
-}
-
+/* A Tensor message as a GILD_TENSOR: its fields read by wire_tensor_scan,
+ * its data length checked against dtype and shape by gild_tensor. */
 static int
 decode_tensor(const wire_field *tf, gild_value **out, gild_error *err)
 {
-	const uint8_t *p = tf->data, *end = tf->data + tf->len;
-	const uint8_t *data = NULL;
-	size_t len = 0, ndim = 0, cap = 0, item;
-	uint64_t *shape = NULL, want = 1;
+	wire_tensor t;
 	char dtype[16] = "";
-	wire_field f;
-	int rc;
+	uint64_t want;
+	size_t item;
+	int rc = wire_tensor_scan(tf->data, tf->len, &t);
 
-	while ((rc = wire_next(&p, end, &f)) == 1) {
-		if (f.number == GILD_F_TENSOR_DTYPE && f.type == WIRE_LEN) {
-			size_t n = f.len < sizeof(dtype) ? f.len : sizeof(dtype) - 1;
-
-			memcpy(dtype, f.data, n); /* longer: unknown below */
-			dtype[n] = '\0';
-			if (f.len >= sizeof(dtype) || memchr(f.data, 0, f.len))
-				dtype[0] = '?';
-		} else if (f.number == GILD_F_TENSOR_SHAPE &&
-		    f.type == WIRE_VARINT) {
-			if (push_dim(&shape, &ndim, &cap, f.value) != 0)
-				goto nomem;
-		} else if (f.number == GILD_F_TENSOR_SHAPE && f.type == WIRE_LEN) {
-			const uint8_t *q = f.data, *qe = f.data + f.len;
-
-			while (q < qe) { /* packed: varints back to back */
-				uint64_t d = 0;
-				int shift = 0;
-
-				for (;;) {
-					if (q >= qe || shift > 63) {
-						rc = -1;
-						goto out;
-					}
-					d |= (uint64_t) (*q & 0x7f) << shift;
-					shift += 7;
-					if (!(*q++ & 0x80))
-						break;
-				}
-				if (push_dim(&shape, &ndim, &cap, d) != 0)
-					goto nomem;
-			}
-		} else if (f.number == GILD_F_TENSOR_DATA && f.type == WIRE_LEN) {
-			data = f.data;
-			len = f.len;
-		} else if (f.number == GILD_F_TENSOR_DTYPE ||
-		    f.number == GILD_F_TENSOR_SHAPE ||
-		    f.number == GILD_F_TENSOR_DATA) {
-			rc = -1; /* a known field of the wrong wire type */
-			break;
-		}
-	}
-out:
-	if (rc < 0) {
-		free(shape);
+	if (rc == -2)
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    "tensor has more than %d dimensions", GILD_TENSOR_DIMS_MAX);
+	if (rc < 0)
 		return malformed(err, "tensor");
-	}
-	if ((item = value_dtype_itemsize(dtype)) == 0) {
-		free(shape);
+	if (t.dtype_len >= sizeof(dtype) ||
+	    (t.dtype_len > 0 && memchr(t.dtype, 0, t.dtype_len)))
+		dtype[0] = '?'; /* longer than any, or a NUL: unknown below */
+	else if (t.dtype_len > 0)
+		memcpy(dtype, t.dtype, t.dtype_len);
+	if ((item = value_dtype_itemsize(dtype)) == 0)
 		return error_set(err, GILD_INVALID_ARGUMENT,
 		    "tensor dtype '%s' is not one of gild's", dtype);
-	}
 	want = item;
-	for (size_t k = 0; k < ndim && want != 0; k++)
-		want = shape[k] && want > UINT64_MAX / shape[k] ? 0 : want * shape[k];
-	if ((*out = gild_tensor(dtype, shape, ndim, data, len)) == NULL) {
-		free(shape);
-		if (want != len)
+	for (size_t k = 0; k < t.ndim && want != 0; k++)
+		want = t.shape[k] && want > UINT64_MAX / t.shape[k]
+		    ? 0
+		    : want * t.shape[k];
+	if ((*out = gild_tensor(dtype, t.shape, t.ndim, t.data, t.len)) ==
+	    NULL) {
+		if (want != t.len)
 			return error_set(err, GILD_INVALID_ARGUMENT,
 			    "%s tensor of %zu dimensions has %zu bytes of data, "
-			    "not itemsize x shape", dtype, ndim, len);
+			    "not itemsize x shape", dtype, t.ndim, t.len);
 		return oom(err);
 	}
-	free(shape);
 	return GILD_OK;
-nomem:
-	free(shape);
-	return oom(err);
-}
-
-/* The wire type of Value's kind field n, or -1 when n is none of them. */
-static int
-kind_wire_type(uint32_t n)
-{
-	switch (n) {
-	case GILD_F_VALUE_BOOL:
-	case GILD_F_VALUE_INT:
-		return WIRE_VARINT;
-	case GILD_F_VALUE_FLOAT:
-		return WIRE_I64;
-	case GILD_F_VALUE_NULL:
-	case GILD_F_VALUE_BIG_INT:
-	case GILD_F_VALUE_STR:
-	case GILD_F_VALUE_BYTES:
-	case GILD_F_VALUE_LIST:
-	case GILD_F_VALUE_TUPLE:
-	case GILD_F_VALUE_MAP:
-	case GILD_F_VALUE_TENSOR:
-	case GILD_F_VALUE_PICKLE:
-		return WIRE_LEN;
-	default:
-		return -1;
-	}
 }
 
 static int
@@ -488,18 +418,20 @@ decode(const uint8_t *buf, size_t len, int depth, gild_value **out,
 	int rc;
 
 	*out = NULL;
-	if (depth > VALUE_MAX_DEPTH)
-		return error_set(err, GILD_INVALID_ARGUMENT,
-		    "value nested deeper than %d levels", VALUE_MAX_DEPTH);
 	while ((rc = wire_next(&p, end, &f)) == 1)
-		if (kind_wire_type(f.number) != -1)
+		if (wire_value_kind_type(f.number) != -1)
 			k = f;
 	if (rc < 0)
 		return malformed(err, "value");
 	if (k.number == 0)
 		return error_set(err, GILD_INVALID_ARGUMENT, "value has no kind set");
-	if ((int) k.type != kind_wire_type(k.number))
+	if ((int) k.type != wire_value_kind_type(k.number))
 		return malformed(err, "value");
+	if ((k.number == GILD_F_VALUE_LIST || k.number == GILD_F_VALUE_TUPLE ||
+		k.number == GILD_F_VALUE_MAP) &&
+	    depth >= GILD_VALUE_DEPTH_MAX)
+		return error_set(err, GILD_INVALID_ARGUMENT,
+		    GILD_VALUE_TOO_DEEP, GILD_VALUE_DEPTH_MAX);
 	switch (k.number) {
 	case GILD_F_VALUE_NULL:
 		v = gild_null();
@@ -565,6 +497,23 @@ codec_decode_value(const uint8_t *buf, size_t len, gild_value **out,
 	return decode(buf, len, 0, out, err);
 }
 
+int
+codec_value_plain(gild_value **v, gild_error *err)
+{
+	const uint8_t *p;
+	gild_value *plain;
+	size_t n;
+	int rc;
+
+	if ((p = value_encoded_bytes(*v, &n)) == NULL)
+		return GILD_OK;
+	if ((rc = decode(p, n, 0, &plain, err)) != GILD_OK)
+		return rc;
+	gild_value_free(*v);
+	*v = plain;
+	return GILD_OK;
+}
+
 /* ---- requests and replies ---------------------------------------------- */
 
 int
@@ -628,14 +577,14 @@ codec_encode_call_opts(codec_buf *b, const char *function,
 			return error_set(err, GILD_INVALID_ARGUMENT,
 			    "keyword argument names must be str");
 		if ((rc = encode_field(b, GILD_F_KWARG_VALUE,
-			 gild_map_val(kwargs, i), 1, err)))
+			 gild_map_val(kwargs, i), 0, err)))
 			return rc;
 		if (put_bytes_field(b, GILD_F_KWARG_NAME, name, n) != 0 ||
 		    wrap(b, kw, f_kwargs) != 0)
 			return oom(err);
 	}
 	for (size_t i = gild_value_len(args); i-- > 0;)
-		if ((rc = encode_field(b, f_args, gild_value_item(args, i), 1,
+		if ((rc = encode_field(b, f_args, gild_value_item(args, i), 0,
 			 err)))
 			return rc;
 	if (put_bytes_field(b, f_name, function, strlen(function)) != 0 ||
@@ -701,9 +650,9 @@ codec_encode_exec(codec_buf *b, const char *source, size_t len,
 			return error_set(err, GILD_INVALID_ARGUMENT,
 			    "exec variable names must be str");
 		if ((rc = encode_field(b, GILD_F_MAP_ENTRY_VALUE,
-			 gild_map_val(variables, i), 1, err)) != GILD_OK ||
+			 gild_map_val(variables, i), 0, err)) != GILD_OK ||
 		    (rc = encode_field(b, GILD_F_MAP_ENTRY_KEY,
-			 gild_map_key(variables, i), 1, err)) != GILD_OK)
+			 gild_map_key(variables, i), 0, err)) != GILD_OK)
 			return rc;
 		if (wrap(b, entry, GILD_F_MAP_ENTRIES) != 0)
 			return oom(err);
@@ -955,6 +904,33 @@ int
 codec_decode_chunks(const uint8_t *buf, size_t len, codec_chunks *out,
     gild_error *err)
 {
+	return codec_decode_chunks_as(buf, len, false, out, err);
+}
+
+/* A chunk's Value: decoded, or with encoded a VALUE_ENCODED copy. */
+static int
+chunk_value(const wire_field *f, bool encoded, gild_value **v,
+    gild_error *err)
+{
+	uint8_t *p;
+
+	if (!encoded)
+		return decode(f->data, f->len, 0, v, err);
+	if ((p = malloc(f->len ? f->len : 1)) == NULL)
+		return oom(err);
+	if (f->len > 0)
+		memcpy(p, f->data, f->len);
+	if ((*v = value_encoded(p, f->len)) == NULL) {
+		free(p);
+		return oom(err);
+	}
+	return GILD_OK;
+}
+
+int
+codec_decode_chunks_as(const uint8_t *buf, size_t len, bool encoded,
+    codec_chunks *out, gild_error *err)
+{
 	const uint8_t *p = buf, *end = buf + len;
 	codec_chunks ch = {0};
 	gild_value *v = NULL;
@@ -967,7 +943,7 @@ codec_decode_chunks(const uint8_t *buf, size_t len, codec_chunks *out,
 		    f.type == WIRE_VARINT) {
 			ch.first_seq = f.value;
 		} else if (f.number == GILD_F_CHUNKS_ITEMS && f.type == WIRE_LEN) {
-			if ((rc = decode(f.data, f.len, 0, &v, err)) != GILD_OK)
+			if ((rc = chunk_value(&f, encoded, &v, err)) != GILD_OK)
 				goto fail;
 			if (chunks_push(&ch, &cap, v) != 0) {
 				gild_value_free(v);

@@ -33,7 +33,7 @@ static inline size_t codec_buf_len(const codec_buf *b)
 
 /* Prepends the fields of a gild.v1.Value message holding v to b. Returns
  * GILD_OK, GILD_INVALID_ARGUMENT (v NULL or nested deeper than
- * VALUE_MAX_DEPTH) or GILD_RESOURCE_EXHAUSTED, with err filled. */
+ * GILD_VALUE_DEPTH_MAX) or GILD_RESOURCE_EXHAUSTED, with err filled. */
 int codec_encode_value(codec_buf *b, const gild_value *v, gild_error *err);
 
 /* Decodes an encoded gild.v1.Value into a new value (*out, owned by the
@@ -42,6 +42,10 @@ int codec_encode_value(codec_buf *b, const gild_value *v, gild_error *err);
  * deep) or GILD_RESOURCE_EXHAUSTED, with err filled. */
 int codec_decode_value(const uint8_t *buf, size_t len, gild_value **out,
     gild_error *err);
+
+/* Replaces a VALUE_ENCODED *v by its decoded value (other kinds are left
+ * as they are). GILD_OK, or the decoding's error with *v untouched. */
+int codec_value_plain(gild_value **v, gild_error *err);
 
 /* Request bodies: each prepends one `body` field of a gild.v1.Request.
  * args (GILD_LIST/GILD_TUPLE or NULL) and kwargs (GILD_MAP with GILD_STR
@@ -140,6 +144,10 @@ void codec_chunks_fini(codec_chunks *ch);
  * left empty. */
 int codec_decode_chunks(const uint8_t *buf, size_t len, codec_chunks *out,
     gild_error *err);
+/* codec_decode_chunks, the items kept as VALUE_ENCODED copies when
+ * encoded is set (a client of the Python extension, see value.h). */
+int codec_decode_chunks_as(const uint8_t *buf, size_t len, bool encoded,
+    codec_chunks *out, gild_error *err);
 
 /* Converts gild.v1.Status into a new GILD_MAP (*out, owned by the caller)
  * keyed by the proto field names. GILD_OK or GILD_RESOURCE_EXHAUSTED. */

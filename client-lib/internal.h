@@ -140,7 +140,11 @@ struct gild_client {
 	bool resender_started, stopping;
 	pthread_t resender;
 	pthread_cond_t resend_cv; /* work for the resender, or stopping */
+	/* gild__keep_encoded (value.h), under mtx: results and stream
+	 * chunks are VALUE_ENCODED, not decoded. */
+	bool keep_encoded;
 };
+
 
 /* Where a stream is: a request for chunks in flight, none (more may be
  * asked for), or nothing more to receive. */

@@ -8,9 +8,28 @@
 #include "value.h"
 #include "wire.h"
 
-/* Turns one received Reply into the outcome of a call of `kind`. */
+/* A VALUE_ENCODED copy of a result's bytes (gild__keep_encoded), or
+ * NULL when out of memory. */
+static gild_value *
+encoded_copy(const codec_reply *r)
+{
+	uint8_t *p = malloc(r->len ? r->len : 1);
+	gild_value *v;
+
+	if (p == NULL)
+		return NULL;
+	if (r->len > 0)
+		memcpy(p, r->data, r->len);
+	if ((v = value_encoded(p, r->len)) == NULL)
+		free(p);
+	return v;
+}
+
+/* Turns one received Reply into the outcome of a call of `kind`; with
+ * keep, a result stays encoded (gild__keep_encoded). */
 static void
-reply_outcome(enum call_kind kind, const codec_reply *r, gild_result *res)
+reply_outcome(enum call_kind kind, const codec_reply *r, gild_result *res,
+    bool keep)
 {
 	gild_error derr = {0};
 
@@ -18,6 +37,11 @@ reply_outcome(enum call_kind kind, const codec_reply *r, gild_result *res)
 		if (codec_decode_error(r->data, r->len, &res->error) != GILD_OK)
 			error_set(&res->error, GILD_INTERNAL,
 			    "malformed error reply from the server");
+	} else if (r->body == GILD__V1__REPLY__BODY_RESULT &&
+	    (kind == CALL_USER || kind == CALL_SYNC) && keep) {
+		if ((res->value = encoded_copy(r)) == NULL)
+			error_set(&res->error, GILD_RESOURCE_EXHAUSTED,
+			    "out of memory");
 	} else if (r->body == GILD__V1__REPLY__BODY_RESULT &&
 	    (kind == CALL_USER || kind == CALL_SYNC)) {
 		if (codec_decode_value(r->data, r->len, &res->value, &derr) !=
@@ -52,12 +76,14 @@ reply_outcome(enum call_kind kind, const codec_reply *r, gild_result *res)
 /* Turns one received Reply into the outcome of a CALL_STREAM entry: Chunks
  * into *ch; a Reply.error into *ch as the stream's end. */
 static void
-stream_outcome(const codec_reply *r, gild_result *res, codec_chunks *ch)
+stream_outcome(const codec_reply *r, gild_result *res, codec_chunks *ch,
+    bool keep)
 {
 	gild_error derr = {0};
 
 	if (r->body == GILD__V1__REPLY__BODY_CHUNKS) {
-		if (codec_decode_chunks(r->data, r->len, ch, &derr) != GILD_OK)
+		if (codec_decode_chunks_as(r->data, r->len, keep, ch, &derr) !=
+		    GILD_OK)
 			error_set(&res->error, GILD_INTERNAL,
 			    "bad stream chunks from the server: %s",
 			    derr.message ? derr.message : "out of memory");
@@ -100,7 +126,7 @@ deliver_one(conn *k, uint32_t pipe, const uint8_t *buf, size_t len, bool top)
 	codec_chunks ch = {0};
 	codec_reply r;
 	enum call_kind kind;
-	bool not_started;
+	bool not_started, keep;
 	call *cl;
 
 	if (codec_scan_reply(buf, len, &r) != 0) {
@@ -117,13 +143,14 @@ deliver_one(conn *k, uint32_t pipe, const uint8_t *buf, size_t len, bool top)
 	pthread_mutex_lock(&c->mtx);
 	cl = gild__table_find(c, r.id);
 	kind = cl != NULL ? cl->kind : CALL_USER;
+	keep = c->keep_encoded;
 	gild__unlock(c);
 	if (cl == NULL || r.id == 0)
 		return; /* cancelled, forgotten or never ours */
 	if (kind == CALL_BATCH) {
 		/* The batch as a whole was refused (a wrong token, say). */
 		if (top) {
-			reply_outcome(kind, &r, &res);
+			reply_outcome(kind, &r, &res, keep);
 			batch_end(c, r.id, &res.error);
 			gild_result_clear(&res);
 		}
@@ -134,9 +161,9 @@ deliver_one(conn *k, uint32_t pipe, const uint8_t *buf, size_t len, bool top)
 		res.code = error_set(&res.error, GILD_INTERNAL,
 		    "malformed reply from the server");
 	else if (kind == CALL_STREAM)
-		stream_outcome(&r, &res, &ch);
+		stream_outcome(&r, &res, &ch, keep);
 	else
-		reply_outcome(kind, &r, &res);
+		reply_outcome(kind, &r, &res, keep);
 	not_started = r.body == GILD__V1__REPLY__BODY_ERROR &&
 	    res.code == GILD_UNAVAILABLE && error_not_started(r.data, r.len);
 	pthread_mutex_lock(&c->mtx);

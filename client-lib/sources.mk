@@ -2,8 +2,8 @@
 # Read by client-lib/build.mk, client-lib/python/build.mk and by
 # client-lib/python/setup.py (pip install ./client-lib/python), which takes
 # each `NAME := word...` line (with `\` continuations) as a list of paths
-# from the top of the tree: keep to that form, plain paths, no make
-# functions.
+# from the top of the tree: keep to that form, plain paths or `$(NAME)` of
+# a list defined before (here or in common/sources.mk), no make functions.
 
 # libgild: its own C files, the TLS settings and wire helpers it uses
 # (common/, proto/), and the protobuf-c
@@ -15,5 +15,7 @@ GILD_LIB_SRCS := client-lib/value.c client-lib/error.c client-lib/codec.c \
 	proto/wire.c proto/codes.c proto/trace.c
 GILD_LIB_PROTOS := proto/gild.proto
 
-# gild._native, the CPython extension: these, linked with all of libgild.
-PY_NATIVE_SRCS := client-lib/python/_native.c client-lib/python/pyvalue.c
+# gild._native, the CPython extension: these and pyconv, the converter it
+# shares with the worker (common/sources.mk), linked with all of libgild.
+PY_NATIVE_SRCS := client-lib/python/_native.c client-lib/python/pyvalue.c \
+	$(PYCONV_SRCS)

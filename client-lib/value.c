@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dtype.h"
 #include "value.h"
 
 struct gild_value {
@@ -35,15 +36,6 @@ struct gild_value {
 	} u;
 };
 
-static const struct {
-	const char *name;
-	size_t size;
-} dtypes[] = {
-	{"bool", 1}, {"int8", 1}, {"int16", 2}, {"int32", 4}, {"int64", 8},
-	{"uint8", 1}, {"uint16", 2}, {"uint32", 4}, {"uint64", 8},
-	{"float16", 2}, {"float32", 4}, {"float64", 8}, {"complex64", 8},
-	{"complex128", 16},
-};
 
 static gild_value *
 value_new(gild_kind kind)
@@ -109,12 +101,9 @@ value_utf8_valid(const uint8_t *s, size_t n)
 size_t
 value_dtype_itemsize(const char *dtype)
 {
-	if (dtype == NULL)
-		return 0;
-	for (size_t i = 0; i < sizeof(dtypes) / sizeof(dtypes[0]); i++)
-		if (strcmp(dtype, dtypes[i].name) == 0)
-			return dtypes[i].size;
-	return 0;
+	const struct dtype_info *dt = dtype_by_name(dtype);
+
+	return dt != NULL ? dt->itemsize : 0;
 }
 
 gild_value *
@@ -477,11 +466,34 @@ gild_map_set(gild_value *map, gild_value *key, gild_value *val)
 	return GILD_OK;
 }
 
+gild_value *
+value_encoded(uint8_t *p, size_t len)
+{
+	gild_value *v = value_new(VALUE_ENCODED);
+
+	if (v != NULL) {
+		v->u.buf.p = p;
+		v->u.buf.len = len;
+	}
+	return v;
+}
+
+const uint8_t *
+value_encoded_bytes(const gild_value *v, size_t *len)
+{
+	if (v == NULL || v->kind != VALUE_ENCODED)
+		return NULL;
+	*len = v->u.buf.len;
+	return v->u.buf.p != NULL ? v->u.buf.p : (const uint8_t *) "";
+}
+
 void
 gild_value_free(gild_value *v)
 {
 	if (v == NULL)
 		return;
+	if (v->kind == VALUE_ENCODED)
+		free(v->u.buf.p);
 	switch (v->kind) {
 	case GILD_STR:
 	case GILD_BYTES:
@@ -521,6 +533,13 @@ gild_value_copy(const gild_value *v)
 
 	if (v == NULL)
 		return NULL;
+	if (v->kind == VALUE_ENCODED) {
+		uint8_t *p = dup_buf(v->u.buf.p, v->u.buf.len);
+
+		if (p != NULL && (c = value_encoded(p, v->u.buf.len)) == NULL)
+			free(p);
+		return c;
+	}
 	switch (v->kind) {
 	case GILD_NULL: return gild_null();
 	case GILD_BOOL: return gild_bool(v->u.b);
@@ -575,6 +594,9 @@ gild_value_equal(const gild_value *a, const gild_value *b)
 		return a == b;
 	if (a->kind != b->kind)
 		return false;
+	if (a->kind == VALUE_ENCODED)
+		return a->u.buf.len == b->u.buf.len &&
+		    memcmp(a->u.buf.p, b->u.buf.p, a->u.buf.len) == 0;
 	switch (a->kind) {
 	case GILD_NULL: return true;
 	case GILD_BOOL: return a->u.b == b->u.b;

@@ -41,4 +41,16 @@
  * the front end takes a larger one from a worker as this. */
 #define GILD_ACTOR_CONCURRENCY_MAX 256
 
+/* The most containers (list, tuple, dict) one value may nest one inside
+ * another: [[1]] nests 2. A call's argument list and keyword map are not
+ * values and do not count. The Python client, libgild and the worker refuse
+ * a deeper value with the same error (common/pyconv.h), in both
+ * directions, before descending into it. */
+#define GILD_VALUE_DEPTH_MAX 100
+/* The message of that refusal (a printf format for GILD_VALUE_DEPTH_MAX). */
+#define GILD_VALUE_TOO_DEEP "values nested deeper than %d levels"
+
+/* The most dimensions a tensor may have (numpy's own limit). */
+#define GILD_TENSOR_DIMS_MAX 64
+
 #endif

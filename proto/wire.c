@@ -1,5 +1,9 @@
 /* A minimal protobuf wire-format reader and writer. */
 #include "wire.h"
+#include "fields.h"
+
+#include <stddef.h>
+#include <string.h>
 
 static int
 get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
@@ -116,4 +120,80 @@ size_t
 wire_put_tag(uint8_t *buf, uint32_t number, enum wire_type type)
 {
 	return wire_put_varint(buf, (uint64_t) number << 3 | type);
+}
+
+int
+wire_value_kind_type(uint32_t number)
+{
+	switch (number) {
+	case GILD_F_VALUE_BOOL:
+	case GILD_F_VALUE_INT:
+		return WIRE_VARINT;
+	case GILD_F_VALUE_FLOAT:
+		return WIRE_I64;
+	case GILD_F_VALUE_NULL:
+	case GILD_F_VALUE_BIG_INT:
+	case GILD_F_VALUE_STR:
+	case GILD_F_VALUE_BYTES:
+	case GILD_F_VALUE_LIST:
+	case GILD_F_VALUE_TUPLE:
+	case GILD_F_VALUE_MAP:
+	case GILD_F_VALUE_TENSOR:
+	case GILD_F_VALUE_PICKLE:
+		return WIRE_LEN;
+	default:
+		return -1;
+	}
+}
+
+/* Appends dimension d to t. Returns 0, or -2 when t is full. */
+static int
+push_dim(wire_tensor *t, uint64_t d)
+{
+	if (t->ndim == GILD_TENSOR_DIMS_MAX)
+		return -2;
+	t->shape[t->ndim++] = d;
+	return 0;
+}
+
+int
+wire_tensor_scan(const uint8_t *t, size_t len, wire_tensor *out)
+{
+	const uint8_t *p = t, *end = t + len;
+	wire_field f;
+	int r;
+
+	memset(out, 0, offsetof(wire_tensor, shape));
+	out->ndim = 0;
+	while ((r = wire_next(&p, end, &f)) == 1) {
+		if (f.number == GILD_F_TENSOR_DTYPE && f.type == WIRE_LEN) {
+			out->dtype = f.data;
+			out->dtype_len = f.len;
+		} else if (f.number == GILD_F_TENSOR_DATA &&
+		    f.type == WIRE_LEN) {
+			out->data = f.data;
+			out->len = f.len;
+		} else if (f.number == GILD_F_TENSOR_SHAPE &&
+		    f.type == WIRE_VARINT) {
+			if (push_dim(out, f.value) != 0)
+				return -2;
+		} else if (f.number == GILD_F_TENSOR_SHAPE &&
+		    f.type == WIRE_LEN) {
+			/* packed: varints back to back */
+			const uint8_t *q = f.data, *qe = f.data + f.len;
+			uint64_t d;
+
+			while (q < qe) {
+				if (wire_get_varint(&q, qe, &d) == -1)
+					return -1;
+				if (push_dim(out, d) != 0)
+					return -2;
+			}
+		} else if (f.number == GILD_F_TENSOR_DTYPE ||
+		    f.number == GILD_F_TENSOR_SHAPE ||
+		    f.number == GILD_F_TENSOR_DATA) {
+			return -1; /* a known field of the wrong wire type */
+		}
+	}
+	return r == -1 ? -1 : 0;
 }

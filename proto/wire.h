@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gild_limits.h"
+
 enum wire_type { WIRE_VARINT = 0, WIRE_I64 = 1, WIRE_LEN = 2, WIRE_I32 = 5 };
 
 /* One top-level field as found by wire_next. For WIRE_VARINT, value holds
@@ -39,6 +41,30 @@ int wire_find(const uint8_t *buf, size_t len, uint32_t number, wire_field *f);
 /* Reads one varint at *p (not past end) and advances *p: for packed
  * repeated fields. Returns 0, or -1 when it is cut short or too long. */
 int wire_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out);
+
+/* gild.v1.Value read by hand (the worker's and the Python client's
+ * converter, common/pyconv.c, and libgild's codec). */
+
+/* The wire type Value's kind field `number` must have, or -1 when number is
+ * not a kind field (an unknown field, to be skipped). */
+int wire_value_kind_type(uint32_t number);
+
+/* A gild.v1.Tensor's fields, borrowed from the scanned bytes: dtype is not
+ * NUL-terminated (dtype_len 0: unset). */
+typedef struct wire_tensor {
+	const uint8_t *dtype;
+	size_t dtype_len;
+	const uint8_t *data;
+	size_t len;
+	uint64_t shape[GILD_TENSOR_DIMS_MAX];
+	size_t ndim;
+} wire_tensor;
+
+/* Reads the Tensor message t/len into *out (last one wins for dtype and
+ * data; shape packed or not). Returns 0, -1 when the bytes are malformed
+ * (broken wire format, a known field of the wrong type, a cut varint), or
+ * -2 when the shape has more than GILD_TENSOR_DIMS_MAX dimensions. */
+int wire_tensor_scan(const uint8_t *t, size_t len, wire_tensor *out);
 
 /* Encoders: write into buf (room for WIRE_MAX_VARINT bytes per varint) and
  * return the number of bytes written. */

@@ -92,7 +92,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_B := build-fuzz
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	-I$(B)/proto -Iproto -Iclient-lib -I. $(PROTOBUFC_CFLAGS)
+	-I$(B)/proto -Iproto -Icommon -Iclient-lib -I. $(PROTOBUFC_CFLAGS)
 FUZZ_COMMON := server/parse.c proto/wire.c proto/trace.c $(B)/proto/gild.pb-c.c
 $(FUZZ_B)/fuzz_request: tests/fuzz/fuzz_request.c $(FUZZ_COMMON) | $(PROTO_H)
 	@mkdir -p $(@D)

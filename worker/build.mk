@@ -1,9 +1,10 @@
 # worker/: gild-worker, the process that embeds CPython and runs the app's
 # functions. Sources are split so the same files can be built a second time
-# against a free-threaded libpython (gild-worker-ft).
+# against a free-threaded libpython (gild-worker-ft). Values are converted
+# by pyconv, which the Python client compiles too (common/sources.mk).
 WORKER_SRCS := worker/werr.c worker/convert.c worker/interp.c worker/app.c \
 	worker/reply.c worker/decode.c worker/job.c worker/batch.c worker/interrupt.c \
-	worker/inbox.c worker/template.c worker/lifecycle.c
+	worker/inbox.c worker/template.c worker/lifecycle.c $(PYCONV_SRCS)
 # The app's stdout, stderr and logging as records gild logs (applog.h).
 WORKER_SRCS += worker/applog.c
 WORKER_OBJS_NO_MAIN := $(patsubst %.c,$(B)/%.o,$(WORKER_SRCS))

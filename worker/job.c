@@ -71,7 +71,7 @@ int
 job_build_args(const decode_call *call, PyObject **args, PyObject **kwargs,
     werr *err)
 {
-	int grow = call->n_args > CONVERT_PREALLOC_MAX;
+	int grow = call->n_args > PYCONV_PREALLOC_MAX;
 	PyObject *t =
 	    grow ? PyList_New(0) : PyTuple_New((Py_ssize_t) call->n_args);
 	PyObject *d = NULL;

@@ -6,11 +6,14 @@
 #include <stdlib.h>
 
 #include "frame.h"
+#include "pyconv.h"
 #include "worker.pb-c.h"
 
 /* Into a frame_alloc buffer: a large result is packed straight into the
  * memfd that carries it to the front end, with REPLY_END_ROOM bytes to
- * spare, so the fields added at a job's end do not copy it. */
+ * spare, so the fields added at a job's end do not copy it. That copy is
+ * made with the GIL released when large (the values point into Python
+ * objects pinned by convert_from_py: nothing they hold goes away). */
 static int
 pack(const Gild__Worker__V1__FromWorker *m, uint8_t **out, size_t *len)
 {
@@ -19,7 +22,13 @@ pack(const Gild__Worker__V1__FromWorker *m, uint8_t **out, size_t *len)
 
 	if (buf == NULL)
 		return -ENOMEM;
-	*len = gild__worker__v1__from_worker__pack(m, buf);
+	if (n >= PYCONV_BIG_COPY && PyGILState_Check()) {
+		Py_BEGIN_ALLOW_THREADS
+		*len = gild__worker__v1__from_worker__pack(m, buf);
+		Py_END_ALLOW_THREADS
+	} else {
+		*len = gild__worker__v1__from_worker__pack(m, buf);
+	}
 	*out = buf;
 	return 0;
 }

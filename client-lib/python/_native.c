@@ -11,7 +11,9 @@
  * read and changed only in the client's critical section, which is never
  * held across a call that releases the GIL (that would end it). Before
  * 3.13, and in 3.13 with the GIL, the GIL alone guards them. */
+#include "gild_limits.h"
 #include "pyvalue.h"
+#include "value.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -597,6 +599,7 @@ client_init(client_obj *self, PyObject *args, PyObject *kw)
 		rc = -1;
 		goto done;
 	}
+	gild__keep_encoded(c); /* pyvalue converts the wire bytes itself */
 	/* Another thread's __init__ may have connected meanwhile. */
 	Py_BEGIN_CRITICAL_SECTION(self);
 	if (self->c == NULL) {
@@ -1857,6 +1860,8 @@ static const struct {
     {"MAX_IN_FLIGHT", GILD_MAX_IN_FLIGHT},
     {"STREAM_MAX_WINDOW", GILD_STREAM_MAX_WINDOW},
     {"MAX_BATCH", GILD_MAX_BATCH},
+    /* the containers one value may nest (proto/gild_limits.h) */
+    {"VALUE_DEPTH_MAX", GILD_VALUE_DEPTH_MAX},
 };
 
 PyMODINIT_FUNC

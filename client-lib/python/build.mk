@@ -41,6 +41,9 @@ endif
 # build cannot be loaded into.
 ifeq ($(SANITIZE),)
 UNIT_TESTS += tests/python/test_native.py tests/python/test_native_threads.py
+# The client and the server accept the same values (one converter,
+# common/pyconv), tensors through the free-threaded worker included.
+UNIT_TESTS += tests/python/test_values_same.py
 # gild.Executor under the standard library's executor tests (the package's
 # pure Python, over the extension).
 UNIT_TESTS += tests/python/test_executor.py
@@ -54,7 +57,7 @@ RUNTIME_TESTS += ftpy:tests/python/test_native.py \
 endif
 else
 NOT_RUN += tests/python/test_native.py, test_native_threads.py, \
-	test_executor.py and the \
+	test_values_same.py, test_executor.py and the \
 	free-threaded Python runs (ftpy:): an extension built with sanitizers \
 	cannot be loaded into a plain Python (the plain make test runs them);
 NOT_RUN += tests/python/test_pip.py: pip builds the extension with \

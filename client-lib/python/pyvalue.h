@@ -1,6 +1,8 @@
-/* pyvalue: Python objects <-> gild_value for the gild._native extension.
- * Everything here runs with the GIL held (in free-threaded Python: attached,
- * in several threads at once), except large memcpys. */
+/* pyvalue: Python objects <-> gild_value for the gild._native extension,
+ * through pyconv (common/pyconv.h), the converter the worker compiles too:
+ * the client sends and accepts exactly the values the server does. Runs
+ * with the GIL held (free-threaded Python: attached, in several threads at
+ * once); large copies are made with it released. */
 #ifndef GILD_PYVALUE_H
 #define GILD_PYVALUE_H
 
@@ -9,16 +11,13 @@
 
 #include "gild.h"
 
-/* Deepest nesting sent or received: libgild's limit (VALUE_MAX_DEPTH in
- * client-lib/value.h), counting a call's argument as depth 1. */
-#define PYVALUE_MAX_DEPTH 1000
-
 /* Caches what the conversions need. Call once, at import and before any
  * conversion: 0, or -1 with a Python exception set. */
 int pyvalue_init(void);
 
-/* Tests: with on == 0, tensors arrive as memoryviews even when numpy can be
- * imported, and numpy arrays are not recognised when sent. */
+/* Tests: with on == 0, tensors arrive as pyconv's no-numpy fallback even
+ * when numpy can be imported, and numpy arrays are not recognised when
+ * sent. */
 void pyvalue_use_numpy(int on);
 
 /* Pickling (pickle != 0, gild.connect(pickle=True)): objects with no
@@ -39,9 +38,8 @@ int pyvalue_call_args(PyObject *args, PyObject *kwargs, int pickle,
  * with a Python exception set. */
 gild_value *pyvalue_from_py(PyObject *obj, int pickle);
 
-/* v (borrowed) as a new Python object, or NULL with an exception set:
- * tensors become numpy arrays when numpy can be imported, else memoryviews
- * cast to their format and shape, else (dtype, shape, bytes) tuples. */
+/* v (borrowed) as a new Python object, or NULL with an exception set
+ * (pyconv_wire_to_py says which). */
 PyObject *pyvalue_to_py(const gild_value *v, int pickle);
 
 #endif

@@ -10,8 +10,9 @@ pip build with them instead of downloading setuptools into a throwaway one.
 `ENV/bin/pip wheel --no-build-isolation --no-deps -w dist ./client-lib/python`
 builds a wheel instead.
 
-The extension is compiled from libgild's own sources, as listed for make in
-client-lib/sources.mk (one list for both builds), with the protobuf-c code
+The extension is compiled from libgild's own sources and pyconv (the value
+converter the worker compiles too), as listed for make in
+common/sources.mk and client-lib/sources.mk (one list for both builds), with the protobuf-c code
 generated here by protoc-c (protobuf-c-compiler); it links against the
 system's nng and protobuf-c (libnng-dev, libprotobuf-c-dev) and needs no
 libgild installed. Build byproducts go to <root>/build/setuptools, not next
@@ -43,20 +44,33 @@ def version():
 
 
 def source_lists():
-    """The `NAME := path...` lists of client-lib/sources.mk, as a dict of
-    lists of paths from ROOT. Anything else there (+=, a make function)
-    stops the build rather than leave a source out."""
-    path = os.path.join(ROOT, "client-lib", "sources.mk")
-    with open(path) as f:
-        text = re.sub(r"\\\n", " ", f.read())
+    """The `NAME := path...` lists of common/sources.mk and
+    client-lib/sources.mk, read in that order, as a dict of lists of paths
+    from ROOT; `$(NAME)` stands for a list read before. Anything else there
+    (+=, a make function) stops the build rather than leave a source out."""
     lists = {}
-    for line in text.splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        m = re.match(r"^([A-Z_]+)\s*:=([^$]*)$", line)
-        if m is None:
-            sys.exit(f"setup.py: {path}: not a `NAME := path...` line: {line}")
-        lists[m.group(1)] = m.group(2).split()
+    for part in ("common", "client-lib"):
+        path = os.path.join(ROOT, part, "sources.mk")
+        with open(path) as f:
+            text = re.sub(r"\\\n", " ", f.read())
+        for line in text.splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            m = re.match(r"^([A-Z_]+)\s*:=(.*)$", line)
+            if m is None:
+                sys.exit(f"setup.py: {path}: not a `NAME := path...` "
+                         f"line: {line}")
+            words = []
+            for w in m.group(2).split():
+                ref = re.fullmatch(r"\$\(([A-Z_]+)\)", w)
+                if ref is not None and ref.group(1) in lists:
+                    words += lists[ref.group(1)]
+                elif "$" in w:
+                    sys.exit(f"setup.py: {path}: not a path or a list "
+                             f"read before: {w}")
+                else:
+                    words.append(w)
+            lists[m.group(1)] = words
     return lists
 
 

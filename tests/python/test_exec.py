@@ -106,7 +106,7 @@ class RefusedTest(Temp):
             # An unconvertible result is the error it always was.
             with self.assertRaises(gild.RemoteError) as cm:
                 c.call("a_set")
-            self.assertIn("'set' are not supported", str(cm.exception))
+            self.assertIn("cannot send set: gild sends", str(cm.exception))
             self.assertEqual(c.call("kind", 1), "int")
 
     @CLIENT

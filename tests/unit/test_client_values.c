@@ -1,6 +1,7 @@
 /* Unit tests of libgild's values (client-lib/value.c) and their protobuf
  * encoding (client-lib/codec.c), checked against protobuf-c's own packer. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -622,6 +623,18 @@ deep_bytes(size_t depth, size_t *len, size_t *start)
 	return buf;
 }
 
+/* The message every gild program gives for a value one level too deep. */
+static const char *
+too_deep_text(void)
+{
+	static char text[80];
+
+	snprintf(text, sizeof(text), GILD_VALUE_TOO_DEEP, GILD_VALUE_DEPTH_MAX);
+	return text;
+}
+
+/* GILD_VALUE_DEPTH_MAX lists nested (the outermost counts) encode and
+ * decode; one more is refused both ways with the shared text. */
 static void
 test_codec_depth(void)
 {
@@ -631,31 +644,105 @@ test_codec_depth(void)
 	size_t len, start;
 	uint8_t *buf;
 
-	for (int i = 0; i < VALUE_MAX_DEPTH + 5; i++) {
+	for (int i = 1; i < GILD_VALUE_DEPTH_MAX; i++) {
 		gild_value *l = gild_list();
 
 		gild_list_append(inner, l);
 		inner = l;
 	}
+	CU_ASSERT_EQUAL(codec_encode_value(&b, v, &err), GILD_OK);
+	codec_buf_fini(&b);
+	gild_list_append(inner, gild_int(7)); /* a scalar inside: still fine */
+	CU_ASSERT_EQUAL(codec_encode_value(&b, v, &err), GILD_OK);
+	codec_buf_fini(&b);
+	gild_list_append(inner, gild_list()); /* one list more: too deep */
 	CU_ASSERT_EQUAL(codec_encode_value(&b, v, &err), GILD_INVALID_ARGUMENT);
-	CU_ASSERT_STRING_EQUAL(err.message, "value nested deeper than 1000 levels");
+	CU_ASSERT_STRING_EQUAL(err.message, too_deep_text());
 	gild_error_clear(&err);
 	codec_buf_fini(&b);
 	gild_value_free(v);
 
-	/* 1001 lists deep (depths 0..1000) decode; one more does not. */
-	buf = deep_bytes(VALUE_MAX_DEPTH + 1, &len, &start);
+	buf = deep_bytes(GILD_VALUE_DEPTH_MAX, &len, &start);
 	CU_ASSERT_EQUAL(codec_decode_value(buf + start, len, &back, &err), GILD_OK);
 	CU_ASSERT_EQUAL(gild_value_kind(back), GILD_LIST);
 	gild_value_free(back);
 	free(buf);
-	buf = deep_bytes(VALUE_MAX_DEPTH + 2, &len, &start);
+	buf = deep_bytes(GILD_VALUE_DEPTH_MAX + 1, &len, &start);
 	CU_ASSERT_EQUAL(codec_decode_value(buf + start, len, &back, &err),
 	    GILD_INVALID_ARGUMENT);
 	CU_ASSERT_PTR_NULL(back);
-	CU_ASSERT_STRING_EQUAL(err.message, "value nested deeper than 1000 levels");
+	CU_ASSERT_STRING_EQUAL(err.message, too_deep_text());
 	gild_error_clear(&err);
 	free(buf);
+}
+
+/* A VALUE_ENCODED (the Python extension's form, value.h) goes into a
+ * request as the bytes of the value it stands for, copies and compares
+ * by them, decodes back with codec_value_plain, is refused inside another
+ * value, and stream chunks can be kept encoded. */
+static void
+test_codec_encoded(void)
+{
+	gild_value *args = gild_list(), *plain = gild_list(), *e, *c, *inner;
+	codec_buf b = {0}, want = {0};
+	gild_error err = {0};
+	codec_chunks ch = {0};
+	uint8_t *bytes;
+	size_t n;
+
+	gild_list_append(plain, gild_int(-3));
+	gild_list_append(plain, gild_cstr("x"));
+	CU_ASSERT_EQUAL_FATAL(codec_encode_value(&b, plain, &err), GILD_OK);
+	n = codec_buf_len(&b);
+	bytes = malloc(n);
+	memcpy(bytes, codec_buf_data(&b), n);
+	codec_buf_fini(&b);
+	e = value_encoded(bytes, n);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_EQUAL(gild_value_kind(e), VALUE_ENCODED);
+	c = gild_value_copy(e);
+	CU_ASSERT(gild_value_equal(c, e));
+	CU_ASSERT(!gild_value_equal(c, plain));
+
+	/* In a call: the same request as with the decoded value. */
+	gild_list_append(args, c);
+	CU_ASSERT_EQUAL(codec_encode_call(&b, "f", args, NULL, 0, &err), GILD_OK);
+	gild_value_free(args);
+	args = gild_list();
+	gild_list_append(args, gild_value_copy(plain));
+	CU_ASSERT_EQUAL(codec_encode_call(&want, "f", args, NULL, 0, &err),
+	    GILD_OK);
+	CU_ASSERT_EQUAL(codec_buf_len(&b), codec_buf_len(&want));
+	CU_ASSERT(memcmp(codec_buf_data(&b), codec_buf_data(&want),
+		      codec_buf_len(&b)) == 0);
+	codec_buf_fini(&b);
+	codec_buf_fini(&want);
+
+	/* Inside another value: refused, not spliced unbounded. */
+	inner = gild_list();
+	gild_list_append(inner, gild_value_copy(e));
+	CU_ASSERT_EQUAL(codec_encode_value(&b, inner, &err),
+	    GILD_INVALID_ARGUMENT);
+	gild_error_clear(&err);
+	codec_buf_fini(&b);
+	gild_value_free(inner);
+
+	/* Back to a tree. */
+	CU_ASSERT_EQUAL(codec_value_plain(&e, &err), GILD_OK);
+	CU_ASSERT(gild_value_equal(e, plain));
+
+	/* Chunks kept encoded: an item is the Value's bytes. */
+	CU_ASSERT_EQUAL(codec_decode_chunks_as((const uint8_t *) "\x12\x02"
+	    "\x18\x01", 4, true, &ch, &err), GILD_OK);
+	CU_ASSERT_EQUAL_FATAL(ch.n_items, 1);
+	CU_ASSERT_EQUAL(gild_value_kind(ch.items[0]), VALUE_ENCODED);
+	CU_ASSERT_PTR_NOT_NULL(value_encoded_bytes(ch.items[0], &n));
+	CU_ASSERT_EQUAL(n, 2);
+	codec_chunks_fini(&ch);
+
+	gild_value_free(e);
+	gild_value_free(plain);
+	gild_value_free(args);
 }
 
 static void
@@ -1162,6 +1249,7 @@ main(void)
 	CU_add_test(s, "utf-8", test_utf8);
 	CU_add_test(s, "tensor sizes", test_tensor);
 	s = CU_add_suite("codec", NULL, NULL);
+	CU_add_test(s, "encoded values (the Python extension's)", test_codec_encoded);
 	CU_add_test(s, "every kind through protobuf-c", test_codec_kinds);
 	CU_add_test(s, "fields protobuf-c sees", test_codec_pb_fields);
 	CU_add_test(s, "str with NUL", test_codec_nul_string);

@@ -1,6 +1,7 @@
 /* Tests of proto/wire.c against protobuf-c's own encoding, and of the
  * contract the front end relies on: a FromWorker minus its job_id, behind a
  * Reply.id, decodes as a gild.v1.Reply. */
+#include "fields.h"
 #include "gild.pb-c.h"
 #include "wire.h"
 #include "worker.pb-c.h"
@@ -147,6 +148,71 @@ test_from_worker_becomes_reply(void)
 	free(buf);
 }
 
+/* wire_tensor_scan reads what protobuf-c packs: dtype, data and the
+ * shape, packed or one varint a field; more than GILD_TENSOR_DIMS_MAX
+ * dimensions is -2, a known field of the wrong type or a cut packed
+ * varint -1. */
+static void
+test_tensor_scan(void)
+{
+	uint64_t shape[GILD_TENSOR_DIMS_MAX + 1];
+	Gild__V1__Tensor t = GILD__V1__TENSOR__INIT;
+	uint8_t buf[1024], data[6] = {1, 2, 3, 4, 5, 6};
+	wire_tensor w;
+	size_t n;
+
+	for (size_t i = 0; i <= GILD_TENSOR_DIMS_MAX; i++)
+		shape[i] = i == 0 ? 300 : 1; /* 300: a two-byte varint */
+	t.dtype = "int16";
+	t.shape = shape;
+	t.n_shape = 2;
+	t.data.data = data;
+	t.data.len = sizeof(data);
+	n = gild__v1__tensor__pack(&t, buf);
+	CU_ASSERT_EQUAL(wire_tensor_scan(buf, n, &w), 0);
+	CU_ASSERT_EQUAL(w.dtype_len, 5);
+	CU_ASSERT(w.dtype != NULL && memcmp(w.dtype, "int16", 5) == 0);
+	CU_ASSERT_EQUAL(w.ndim, 2);
+	CU_ASSERT_EQUAL(w.shape[0], 300);
+	CU_ASSERT_EQUAL(w.shape[1], 1);
+	CU_ASSERT(w.data == buf + n - sizeof(data) && w.len == sizeof(data));
+
+	t.n_shape = GILD_TENSOR_DIMS_MAX;
+	n = gild__v1__tensor__pack(&t, buf);
+	CU_ASSERT_EQUAL(wire_tensor_scan(buf, n, &w), 0);
+	CU_ASSERT_EQUAL(w.ndim, GILD_TENSOR_DIMS_MAX);
+	t.n_shape = GILD_TENSOR_DIMS_MAX + 1;
+	n = gild__v1__tensor__pack(&t, buf);
+	CU_ASSERT_EQUAL(wire_tensor_scan(buf, n, &w), -2);
+
+	/* Unpacked dimensions (field 2 as varints) count the same. */
+	n = wire_put_tag(buf, GILD_F_TENSOR_SHAPE, WIRE_VARINT);
+	n += wire_put_varint(buf + n, 7);
+	n += wire_put_tag(buf + n, GILD_F_TENSOR_SHAPE, WIRE_VARINT);
+	n += wire_put_varint(buf + n, 9);
+	CU_ASSERT_EQUAL(wire_tensor_scan(buf, n, &w), 0);
+	CU_ASSERT(w.ndim == 2 && w.shape[0] == 7 && w.shape[1] == 9);
+	CU_ASSERT(w.dtype == NULL && w.dtype_len == 0 && w.data == NULL);
+
+	/* dtype as a varint: malformed; a packed shape cut in a varint. */
+	n = wire_put_tag(buf, GILD_F_TENSOR_DTYPE, WIRE_VARINT);
+	n += wire_put_varint(buf + n, 1);
+	CU_ASSERT_EQUAL(wire_tensor_scan(buf, n, &w), -1);
+	n = wire_put_tag(buf, GILD_F_TENSOR_SHAPE, WIRE_LEN);
+	n += wire_put_varint(buf + n, 1);
+	buf[n++] = 0x80;
+	CU_ASSERT_EQUAL(wire_tensor_scan(buf, n, &w), -1);
+
+	/* The kind fields of Value, and a field that is none. */
+	CU_ASSERT_EQUAL(wire_value_kind_type(
+			    GILD__V1__VALUE__KIND_INT_VALUE), WIRE_VARINT);
+	CU_ASSERT_EQUAL(wire_value_kind_type(
+			    GILD__V1__VALUE__KIND_FLOAT_VALUE), WIRE_I64);
+	CU_ASSERT_EQUAL(wire_value_kind_type(
+			    GILD__V1__VALUE__KIND_TENSOR_VALUE), WIRE_LEN);
+	CU_ASSERT_EQUAL(wire_value_kind_type(1000), -1);
+}
+
 int
 main(void)
 {
@@ -159,5 +225,6 @@ main(void)
 	CU_add_test(s, "scan a protobuf-c Request", test_scan_protobuf_c_request);
 	CU_add_test(s, "malformed input", test_malformed);
 	CU_add_test(s, "FromWorker becomes Reply", test_from_worker_becomes_reply);
+	CU_add_test(s, "a Tensor and Value's kinds", test_tensor_scan);
 	return test_run_all();
 }

@@ -83,7 +83,7 @@ UNIT_TESTS += tests/python/test_cli.py tests/python/test_python.py \
 	tests/python/test_mirror.py tests/python/test_metrics.py \
 	tests/python/test_trace.py tests/python/test_agen.py \
 	tests/python/test_limits.py tests/python/test_actors.py \
-	tests/python/test_lifecycle.py
+	tests/python/test_lifecycle.py tests/python/test_docs.py
 
 # Fuzzing: libFuzzer targets (clang, with ASan and UBSan) over the decoders
 # of untrusted bytes. `make fuzz FUZZ_SECONDS=60` runs each for that long;

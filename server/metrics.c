@@ -397,6 +397,15 @@ metrics_render(const metrics *m, const metrics_now *now)
 	head(&o, "gild_connections", "gauge", "Client connections open.");
 	put(&o, "gild_connections %llu\n",
 	    (unsigned long long) now->connections);
+	head(&o, "gild_app_log_lines_total", "counter",
+	    "Lines of the app's output (stdout, stderr, logging) logged.");
+	put(&o, "gild_app_log_lines_total %llu\n",
+	    (unsigned long long) now->app_lines);
+	head(&o, "gild_app_log_lines_dropped_total", "counter",
+	    "Lines of the app's output dropped because gild's own stderr "
+	    "was full.");
+	put(&o, "gild_app_log_lines_dropped_total %llu\n",
+	    (unsigned long long) now->app_dropped);
 	head(&o, "gild_limit_hits_total", "counter",
 	    "Requests refused or connections closed at a bound, by the "
 	    "option that sets it.");

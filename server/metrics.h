@@ -50,6 +50,8 @@ typedef struct metrics_now {
 	double uptime_s;
 	int draining;
 	uint64_t connections;              /* client connections open */
+	uint64_t app_lines, app_dropped;   /* app output lines logged, and
+					      dropped (gild's stderr full) */
 	const char *const *limit;          /* n_limits options ("max-queue"), */
 	const uint64_t *limit_hits;        /* how often each was reached */
 	size_t n_limits;

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "applog.h"
 #include "job.h"
 #include "procstat.h"
 #include "reply.h"
@@ -191,6 +192,10 @@ status_metrics_text(void *arg)
 	now.uptime_s = uptime(srv);
 	now.draining = srv->state != SRV_RUNNING;
 	now.connections = listener_connections(srv->lst);
+	if (srv->logs != NULL) {
+		now.app_lines = applog_lines(srv->logs);
+		now.app_dropped = applog_dropped(srv->logs);
+	}
 	listener_limit_counts(srv->lst, &hits[0], &hits[1], &hits[2],
 	    &hits[3], &hits[4]);
 	for (int i = 0; i < LIMIT_N; i++)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import unittest
+import urllib.request
 
 from gildproc import ROOT, B, HANG_S, Gild, die_with_parent, gildctl, read_until
 
@@ -302,19 +303,23 @@ class FullStderrTest(unittest.TestCase):
     def test_drops_when_stderr_is_full(self):
         p = subprocess.Popen(
             [os.path.join(B, "gild"), "serve", APP, "--listen",
-             "tcp://127.0.0.1:0", "--workers", "1"],
+             "tcp://127.0.0.1:0", "--workers", "1", "--http", "127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             preexec_fn=die_with_parent)
         err, reader = [], None
         try:
-            url = [l.split()[-1] for l in read_until(p, "gild: ready")
-                   if "listening on" in l][0]
+            lines = read_until(p, "gild: ready")
+            url = [l.split()[-1] for l in lines if "listening on" in l][0]
+            http = [l.split()[-1] for l in lines
+                    if l.startswith("gild: http on")][0]
             # 2,000 lines of 100 bytes: three times what a pipe holds.
             for _ in range(3):
                 rc, out, e = gildctl("call", url, "lines", "2000")
                 self.assertEqual((rc, out.strip()), (0, "2000"), e)
             rc, out, e = gildctl("call", url, "raw", "4")
             self.assertEqual(rc, 0, e)
+            with urllib.request.urlopen(http + "/metrics", timeout=30) as r:
+                metrics = r.read().decode()
         finally:
             reader = threading.Thread(
                 target=lambda: err.append(p.stderr.read()), daemon=True)
@@ -344,6 +349,15 @@ class FullStderrTest(unittest.TestCase):
         self.assertGreater(dropped, 0)
         self.assertLess(len(app), 6000)
         self.assertEqual(len(app) + len(raw) + dropped, 6002)
+        # /metrics counted them as they went (what was still in the pipes
+        # then is not in it).
+        seen = {k: int(v) for k, v in re.findall(
+            r"^(gild_app_log_lines(?:_dropped)?_total) (\d+)$", metrics,
+            re.M)}
+        self.assertGreater(seen["gild_app_log_lines_dropped_total"], 0)
+        self.assertLessEqual(seen["gild_app_log_lines_dropped_total"],
+                             dropped)
+        self.assertGreater(seen["gild_app_log_lines_total"], 0)
 
 
 class ParserTest(unittest.TestCase):

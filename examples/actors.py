@@ -41,6 +41,20 @@ class Cache:
         yield from sorted(self.data)
 
 
+@gild.actor
+class Model:
+    """Weights loaded once per instance; predict is batched."""
+
+    def __init__(self, weight=2):
+        self.weight = weight  # stands for a model's weights
+
+    @gild.function(batch=32)
+    def predict(self, xs):
+        """Gets a list of up to 32 inputs (one per call, in their order)
+        and returns one result per input: one forward pass for them all."""
+        return [x * self.weight for x in xs]
+
+
 @gild.actor(concurrency=10)
 class Fetcher:
     """Up to 10 of one instance's fetches in flight at once."""

@@ -1,8 +1,8 @@
 /* Actors: the table of live @gild.actor instances, each one's queue of
  * calls, and what the front end does with them: create them on the least
  * loaded worker, send their calls in order, up to the class's concurrency
- * at once, create them again when their worker dies (max_restarts),
- * destroy them. */
+ * at once (consecutive calls of a batched method as one batch), create
+ * them again when their worker dies (max_restarts), destroy them. */
 #include "actor.h"
 
 #include <inttypes.h>
@@ -34,9 +34,11 @@ struct actor {
 	uint32_t max_restarts, restarts;
 	actor_state state;
 	/* Its jobs in the scheduler (queued or running), oldest first:
-	 * at most `concurrency` calls, or its creation or destruction alone. */
+	 * at most `concurrency` calls, or its creation or destruction alone,
+	 * or one batch of a batched method alone (as many calls as that
+	 * batch: `cap` grows to hold them). */
 	job **active;
-	uint32_t nactive, concurrency;
+	uint32_t nactive, cap, concurrency;
 	job *head, *tail;       /* calls waiting for their turn (->next) */
 	actor_table *table;     /* the one it is in */
 	struct actor *next;
@@ -99,7 +101,7 @@ actor_add(actor_table *t, const char *cls, size_t cls_len, const char *name,
 		free(a);
 		return NULL;
 	}
-	a->concurrency = concurrency;
+	a->concurrency = a->cap = concurrency;
 	memcpy(a->ctor, ctor, ctor_len);
 	a->ctor_len = ctor_len;
 	a->id = new_id(t);
@@ -285,33 +287,83 @@ actor_place(server *srv)
 	return best < 0 ? 0 : best;
 }
 
-/* Whether j is a's creation or destruction: it runs alone, between
- * calls. */
+/* Whether j runs alone, between a's other jobs: its creation or
+ * destruction, or a call in a batch (a group, actor_submit). */
 static bool
 runs_alone(job *j)
 {
 	return sjob_of(j)->kind == JK_ACTOR_NEW ||
-	       sjob_of(j)->kind == JK_ACTOR_DESTROY;
+	       sjob_of(j)->kind == JK_ACTOR_DESTROY || j->group != 0;
 }
 
 /* Whether a may send j to the scheduler now: nothing of a's is there, or
- * both j and what is there are calls and fewer than its concurrency. */
+ * both j and what is there are calls and fewer than its concurrency. A
+ * call that would start a batch (batched) runs alone. */
 static bool
-has_room(const actor *a, job *j)
+has_room(const actor *a, job *j, bool batched)
 {
 	return a->nactive == 0 ||
 	       (a->nactive < a->concurrency && !runs_alone(a->active[0]) &&
-		   !runs_alone(j));
+		   !runs_alone(j) && !batched);
+}
+
+/* The batch size of j's method when j is a plain call (not a stream) of a
+ * method of a's class declared @gild.function(batch=N), as the code of
+ * the worker a lives on says; 0 otherwise. */
+static uint32_t
+method_batch(server *srv, const actor *a, job *j)
+{
+	const sjob *sj = sjob_of(j);
+
+	if (sj->kind != JK_CALL || sj->st != NULL)
+		return 0;
+	return supervisor_method_batch_on(srv->sup, a->slot, a->cls,
+	    j->function, j->function_len);
+}
+
+/* Whether j, a call of a batched method whose batch is n, joins the batch
+ * a has in the scheduler: a's jobs there are one group of that method,
+ * none sent yet (pump sends a group whole), fewer than n. */
+static bool
+joins_group(const actor *a, const job *j, uint32_t n)
+{
+	const job *g = a->nactive > 0 ? a->active[0] : NULL;
+
+	return g != NULL && g->group != 0 && g->state == JOB_QUEUED &&
+	       a->nactive < n && g->function_len == j->function_len &&
+	       memcmp(g->function, j->function, j->function_len) == 0;
+}
+
+/* Makes a->active hold at least n jobs. Returns false when out of
+ * memory. */
+static bool
+active_reserve(actor *a, uint32_t n)
+{
+	uint32_t cap = n > 2 * a->cap ? n : 2 * a->cap;
+	job **p;
+
+	if (n <= a->cap)
+		return true;
+	if ((p = realloc(a->active, cap * sizeof(*p))) == NULL)
+		return false;
+	a->active = p;
+	a->cap = cap;
+	return true;
 }
 
 /* Hands an actor's job to the scheduler, pinned to its worker (calls of
- * a class with a concurrency share it up to that many). Returns false
- * when the queue was full (j failed and freed). */
+ * a class with a concurrency share it up to that many). batch: for a
+ * call of a batched method, its batch size (0: not batched); it starts a
+ * group of its own (group 0) or joins group `group`, whose calls the
+ * worker gets in one batch. a->active has room for j. Returns false when
+ * the queue was full (j failed and freed). */
 static bool
-actor_submit(server *srv, actor *a, job *j)
+actor_submit(server *srv, actor *a, job *j, uint32_t batch, uint64_t group)
 {
 	a->active[a->nactive++] = j;
 	j->pinned = a->slot + 1;
+	j->batch = batch;
+	j->group = batch == 0 ? 0 : group != 0 ? group : j->id;
 	j->concurrency = runs_alone(j) ? 0 : a->concurrency;
 	if (sched_submit(srv->sch, j) == 0) {
 		job_step(srv, sjob_of(j), CE_QUEUED, 0, NULL);
@@ -381,6 +433,7 @@ actor_lost(server *srv, actor *a, const char *why)
 			continue;
 		sched_remove_queued(srv->sch, j);
 		j->state = JOB_NEW;
+		j->group = 0; /* sent again as the new worker's code says */
 		memmove(&a->active[i], &a->active[i + 1],
 		    (a->nactive - i - 1) * sizeof(*a->active));
 		a->nactive--;
@@ -416,7 +469,7 @@ actor_lost(server *srv, actor *a, const char *why)
 			 "on worker %d, restart %" PRIu32 " of %" PRIu32,
 		    a->id, a->cls, why, a->slot, a->restarts, a->max_restarts);
 		if (a->nactive == 0)
-			actor_submit(srv, a, &sj->j);
+			actor_submit(srv, a, &sj->j, 0, 0);
 		else
 			/* Its creation goes first once the running calls end
 			 * (rare: see actor_kick). */
@@ -433,7 +486,9 @@ actor_lost(server *srv, actor *a, const char *why)
 }
 
 /* Sends a's next waiting jobs, in order, while it has room for them
- * (has_room). */
+ * (has_room). Consecutive calls of a batched method go as one batch, up
+ * to its size: those waiting now, and those that come while that batch
+ * is still queued (it never waits for them). */
 void
 actor_kick(server *srv, actor *a)
 {
@@ -450,9 +505,21 @@ actor_kick(server *srv, actor *a)
 	}
 	if (a->state == ACTOR_LOST)
 		return;
-	while (a->head != NULL && has_room(a, a->head))
-		if (!actor_submit(srv, a, actor_pop(a)))
+	while (a->head != NULL) {
+		uint32_t n = method_batch(srv, a, a->head);
+		uint64_t group = 0;
+
+		if (n > 0 && joins_group(a, a->head, n))
+			group = a->active[0]->group;
+		else if (!has_room(a, a->head, n > 0))
+			break;
+		/* Out of memory: it goes once a's jobs there have ended (with
+		 * none there, a->active holds one). */
+		if (!active_reserve(a, a->nactive + 1))
+			break;
+		if (!actor_submit(srv, a, actor_pop(a), n, group))
 			break; /* the queue is full: the next turn tries again */
+	}
 }
 
 /* The end of an actor's creation or destruction: fields is the worker's
@@ -710,7 +777,7 @@ actor_request_new(server *srv, listener_req *req, nng_msg *msg,
 	sj->j.function_len = strlen(a->cls);
 	clock_gettime(CLOCK_MONOTONIC, &sj->arrived);
 	srv->calls_total++;
-	actor_submit(srv, a, &sj->j);
+	actor_submit(srv, a, &sj->j, 0, 0);
 	return;
 done:
 	nng_msg_free(msg);

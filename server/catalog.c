@@ -19,6 +19,8 @@ struct catalog_table {
 	catalog_actor_options *class_options; /* [nclasses] */
 	size_t nclasses;
 	char **methods;     /* "Class.method", every class's public ones */
+	uint32_t *method_batch; /* [nmethods]: @gild.function(batch=N) of
+				   each, 0: not batched */
 	size_t nmethods;
 	char *python_version;
 	bool gil_enabled;
@@ -48,6 +50,7 @@ table_free(catalog_table *t)
 	for (size_t i = 0; i < t->nmethods; i++)
 		free(t->methods[i]);
 	free(t->methods);
+	free(t->method_batch);
 	free(t->functions);
 	free(t->options);
 	free(t->classes);
@@ -86,6 +89,15 @@ catalog_free(catalog *c)
 	free(c);
 }
 
+/* The batch size a method's options declare, within the protocol's bound
+ * (0: not batched). */
+static uint32_t
+method_batch(const Gild__Worker__V1__FunctionOptions *o)
+{
+	return o->batch > GILD_FUNCTION_BATCH_MAX ? GILD_FUNCTION_BATCH_MAX
+						  : o->batch;
+}
+
 /* A table of Hello h (its key: key_len bytes, taken), or NULL. */
 static catalog_table *
 table_of(const Gild__Worker__V1__Hello *h, uint8_t *key, size_t key_len)
@@ -106,10 +118,11 @@ table_of(const Gild__Worker__V1__Hello *h, uint8_t *key, size_t key_len)
 	for (size_t i = 0; i < nc; i++)
 		nm += h->actor_classes[i]->n_methods;
 	t->methods = calloc(nm + 1, sizeof(*t->methods));
+	t->method_batch = calloc(nm + 1, sizeof(*t->method_batch));
 	t->python_version = strdup(h->python_version);
 	if (t->functions == NULL || t->options == NULL || t->classes == NULL ||
 	    t->class_options == NULL || t->methods == NULL ||
-	    t->python_version == NULL)
+	    t->method_batch == NULL || t->python_version == NULL)
 		goto fail;
 	for (; t->nfunctions < nf; t->nfunctions++) {
 		size_t i = t->nfunctions;
@@ -144,13 +157,19 @@ table_of(const Gild__Worker__V1__Hello *h, uint8_t *key, size_t key_len)
 			? GILD_ACTOR_CONCURRENCY_MAX
 			: conc;
 		for (size_t k = 0; k < h->actor_classes[i]->n_methods; k++) {
-			const char *m = h->actor_classes[i]->methods[k];
+			const Gild__Worker__V1__ActorClass *ac =
+			    h->actor_classes[i];
+			const char *m = ac->methods[k];
 			size_t len = strlen(t->classes[i]) + 1 + strlen(m) + 1;
 			char *s = malloc(len);
 
 			if (s == NULL)
 				goto fail;
 			snprintf(s, len, "%s.%s", t->classes[i], m);
+			for (size_t o = 0; o < ac->n_method_options; o++)
+				if (strcmp(ac->method_options[o]->name, m) == 0)
+					t->method_batch[t->nmethods] =
+					    method_batch(ac->method_options[o]);
 			t->methods[t->nmethods++] = s;
 		}
 	}
@@ -259,8 +278,9 @@ catalog_actor_class(const catalog_table *t, const char *name, size_t len,
 	return false;
 }
 
-const char *
-catalog_method(const catalog_table *t, const char *cls, const char *name,
+/* The index of public method name (len bytes) of class cls in t, or -1. */
+static long
+find_method(const catalog_table *t, const char *cls, const char *name,
     size_t len)
 {
 	size_t clen = strlen(cls);
@@ -271,9 +291,27 @@ catalog_method(const catalog_table *t, const char *cls, const char *name,
 		if (strncmp(m, cls, clen) == 0 && m[clen] == '.' &&
 		    strlen(m + clen + 1) == len &&
 		    memcmp(m + clen + 1, name, len) == 0)
-			return m;
+			return (long) i;
 	}
-	return NULL;
+	return -1;
+}
+
+const char *
+catalog_method(const catalog_table *t, const char *cls, const char *name,
+    size_t len)
+{
+	long i = find_method(t, cls, name, len);
+
+	return i >= 0 ? t->methods[i] : NULL;
+}
+
+uint32_t
+catalog_method_batch(const catalog_table *t, const char *cls,
+    const char *name, size_t len)
+{
+	long i = find_method(t, cls, name, len);
+
+	return i >= 0 ? t->method_batch[i] : 0;
 }
 
 const char *

@@ -68,6 +68,11 @@ bool catalog_actor_class(const catalog_table *t, const char *name, size_t len,
  * bytes), as the Hello listed them (borrowed from t), else NULL. */
 const char *catalog_method(const catalog_table *t, const char *cls,
     const char *name, size_t len);
+/* The batch size @gild.function(batch=N) declares for public method name
+ * (len bytes) of class cls, at most GILD_FUNCTION_BATCH_MAX; 0 when it is
+ * not batched (or no such method). */
+uint32_t catalog_method_batch(const catalog_table *t, const char *cls,
+    const char *name, size_t len);
 const char *catalog_python_version(const catalog_table *t);
 bool catalog_gil_enabled(const catalog_table *t);
 

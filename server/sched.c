@@ -274,12 +274,13 @@ sched_peek(const sched *s)
 }
 
 /* Whether queued job q would join j's batch: both are plain calls of a
- * batched function, the same one. An actor's method or a stream call may
- * bear that name too, but runs its own code, alone. */
+ * batched function, the same one, or calls of one actor's batched method
+ * that it submitted as one group. An actor's method or a stream call may
+ * bear a batched function's name too, but runs its own code. */
 static bool
 joins_batch(const job *q, const job *j)
 {
-	return q != j && q->batch > 0 && j->batch > 0 &&
+	return q != j && q->batch > 0 && j->batch > 0 && q->group == j->group &&
 	       q->function_len == j->function_len &&
 	       memcmp(q->function, j->function, q->function_len) == 0;
 }

@@ -33,9 +33,15 @@ typedef struct job {
 				 (async functions); 0 or 1: alone */
 	int pinned;           /* slot + 1 it must run on (an actor's), 0: any */
 	uint32_t batch;       /* a plain call of an @gild.function(batch=N)
-				 function: N >= 1; 0 for anything else (a
-				 stream, an actor's call, creation or end, an
-				 exec): only such calls are batched together */
+				 function, or an actor's call of such a
+				 method: N >= 1; 0 for anything else (a
+				 stream, an actor's other calls, creation or
+				 end, an exec): only such calls are batched
+				 together */
+	uint64_t group;       /* 0 for a function's call; for an actor's
+				 batched method, the calls its actor submitted
+				 as one batch share a group (the id of their
+				 first): only they go together */
 	bool pipelinable;     /* may wait in a busy worker (sched_set_pipeline):
 				 a plain call, not a stream, actor or batch */
 	bool ahead;           /* RUNNING but sent ahead: waiting in its worker
@@ -94,7 +100,7 @@ job *sched_peek(const sched *s);
 bool sched_has_room(const sched *s);
 
 /* Queued jobs that would join j's batch: plain calls (batch > 0) of the
- * same function as j (j itself not counted). */
+ * same function as j, or the rest of j's group (j itself not counted). */
 size_t sched_count_same(const sched *s, const job *j);
 
 /* Batching: moves up to max queued jobs that would join j's batch (as

@@ -53,14 +53,16 @@ elapsed_us(const struct timespec *since)
 /* Whether the batch sj would start should wait for more calls: it is not
  * full, and sj came when every worker was busy (so more are likely behind
  * it), and it has not waited batch_wait_us yet. A call that found a worker
- * free never waits: batching adds no delay to an idle server. */
+ * free never waits: batching adds no delay to an idle server. An actor's
+ * batch (a group) never waits: it is what its actor had queued. */
 static bool
 batch_should_wait(server *srv, sjob *sj)
 {
 	uint64_t waited;
 	struct timeval tv;
 
-	if (sched_count_same(srv->sch, &sj->j) + 1 >= sj->j.batch ||
+	if (sj->j.group != 0 ||
+	    sched_count_same(srv->sch, &sj->j) + 1 >= sj->j.batch ||
 	    !sj->arrived_busy)
 		return false;
 	if ((waited = elapsed_us(&sj->arrived)) >= sj->batch_wait_us)
@@ -100,7 +102,8 @@ describe_job(const job *j, sup_job *out)
 
 /* The batch size that the code of the worker j was placed on declares for
  * j's function (0: not batched), for a plain call; the options j came with
- * for any other. During a reload old and new workers serve side by side,
+ * for any other (an actor's call: what its actor set, from the code of
+ * the worker it lives on). During a reload old and new workers serve side by side,
  * and a function may be batched in one version and not in the other: a
  * call is framed as the code that runs it expects. */
 static uint32_t

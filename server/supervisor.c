@@ -1149,6 +1149,18 @@ supervisor_function_options_on(const supervisor *s, int slot,
 	    name, len);
 }
 
+uint32_t
+supervisor_method_batch_on(const supervisor *s, int slot, const char *cls,
+    const char *name, size_t len)
+{
+	const catalog_table *t = slot >= 0 && slot < s->cfg.workers
+				     ? s->w[slot].table
+				     : NULL;
+
+	return catalog_method_batch(t != NULL ? t : catalog_newest(s->cat),
+	    cls, name, len);
+}
+
 bool
 supervisor_actor_class(const supervisor *s, const char *name, size_t len,
     catalog_actor_options *out)

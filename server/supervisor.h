@@ -93,7 +93,8 @@ int supervisor_start(supervisor *s);
  * ends or the worker is lost). */
 typedef struct sup_job {
 	enum { SUP_CALL, SUP_ACTOR_NEW, SUP_ACTOR_DESTROY, SUP_EXEC } op;
-	uint64_t actor_id;    /* SUP_ACTOR_*: which actor */
+	uint64_t actor_id;    /* SUP_ACTOR_*, an actor's call: which actor
+				 (0: none) */
 	uint64_t job_id;
 	uint64_t request_id;
 	uint32_t deadline_ms; /* left before its deadline (0: none) */
@@ -107,8 +108,8 @@ typedef struct sup_job {
 } sup_job;
 
 /* Sends n jobs to `slot`: one call, or (batch) a batch of n >= 1 calls of
- * one batched function, run together. Returns 0, or -EPIPE when that
- * worker is not running. */
+ * one batched function, or of one actor's batched method, run together.
+ * Returns 0, or -EPIPE when that worker is not running. */
 int supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
     bool batch);
 /* Asks worker `slot` to interrupt job_id with code (DEADLINE_EXCEEDED or
@@ -201,5 +202,10 @@ sup_function_options supervisor_function_options(const supervisor *s,
     const char *name, size_t len);
 sup_function_options supervisor_function_options_on(const supervisor *s,
     int slot, const char *name, size_t len);
+/* The batch size @gild.function(batch=N) declares for method `name` (len
+ * bytes) of @gild.actor class cls, as the Hello of the worker on `slot`
+ * said (the newest when it has none); 0: not batched. */
+uint32_t supervisor_method_batch_on(const supervisor *s, int slot,
+    const char *cls, const char *name, size_t len);
 
 #endif

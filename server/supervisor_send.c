@@ -126,7 +126,10 @@ supervisor_send(supervisor *s, int slot, const sup_job *jobs, size_t n,
 	h += wire_put_varint(head + h, jobs[0].queued_us);
 	if (jobs[0].op == SUP_EXEC && batch)
 		return -EINVAL;
-	if (jobs[0].op == SUP_ACTOR_NEW || jobs[0].op == SUP_ACTOR_DESTROY) {
+	/* A batch of an actor's method names the actor too: the worker runs
+	 * it on the actor's thread without reading its calls. */
+	if (jobs[0].op == SUP_ACTOR_NEW || jobs[0].op == SUP_ACTOR_DESTROY ||
+	    (batch && jobs[0].actor_id != 0)) {
 		h += wire_put_tag(head + h, GILD_WF_TO_WORKER_ACTOR_ID, WIRE_VARINT);
 		h += wire_put_varint(head + h, jobs[0].actor_id);
 	}

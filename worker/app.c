@@ -26,6 +26,8 @@ struct app {
 	uint32_t *actor_concurrency; /* @gild.actor(concurrency=K) */
 	char ***actor_methods; /* each class's public methods, sorted,
 				  NULL-ended */
+	uint32_t **actor_method_batch; /* parallel to actor_methods: each
+				  one's @gild.function(batch=N), 0: none */
 	size_t nactors;
 	int async_methods;    /* an actor class has an async def method */
 };
@@ -313,8 +315,38 @@ done:
 	return out;
 }
 
-/* Fills a->actor_names, a->actor_restarts, a->actor_concurrency and
- * a->actor_methods from a->actors. Returns 0 or -1 with a Python exception. */
+/* The @gild.function(batch=N) of each of cls's methods (0: none), parallel
+ * to methods (NULL-ended), malloc'd; NULL when out of memory (with a
+ * Python exception). */
+static uint32_t *
+method_batches(PyObject *cls, char *const *methods)
+{
+	size_t n = 0;
+	uint32_t *out;
+
+	while (methods[n] != NULL)
+		n++;
+	if ((out = calloc(n + 1, sizeof(*out))) == NULL) {
+		PyErr_NoMemory();
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		/* A bound method would show its function's __gild__ too;
+		 * on the class it is the function itself. */
+		PyObject *m = PyObject_GetAttrString(cls, methods[i]);
+		app_options o = {0};
+
+		PyErr_Clear();
+		read_options(m, &o);
+		Py_XDECREF(m);
+		out[i] = o.batch;
+	}
+	return out;
+}
+
+/* Fills a->actor_names, a->actor_restarts, a->actor_concurrency,
+ * a->actor_methods and a->actor_method_batch from a->actors. Returns 0 or
+ * -1 with a Python exception. */
 static int
 list_actor_classes(app *a)
 {
@@ -331,8 +363,10 @@ list_actor_classes(app *a)
 	a->actor_restarts = calloc(a->nactors + 1, sizeof(uint32_t));
 	a->actor_concurrency = calloc(a->nactors + 1, sizeof(uint32_t));
 	a->actor_methods = calloc(a->nactors + 1, sizeof(char **));
+	a->actor_method_batch = calloc(a->nactors + 1, sizeof(uint32_t *));
 	if (a->actor_names == NULL || a->actor_restarts == NULL ||
-	    a->actor_concurrency == NULL || a->actor_methods == NULL) {
+	    a->actor_concurrency == NULL || a->actor_methods == NULL ||
+	    a->actor_method_batch == NULL) {
 		Py_DECREF(keys);
 		PyErr_NoMemory();
 		return -1;
@@ -356,7 +390,9 @@ list_actor_classes(app *a)
 		}
 		Py_XDECREF(opts);
 		PyErr_Clear();
-		if ((a->actor_methods[i] = public_methods(cls)) == NULL) {
+		if ((a->actor_methods[i] = public_methods(cls)) == NULL ||
+		    (a->actor_method_batch[i] = method_batches(cls,
+			 a->actor_methods[i])) == NULL) {
 			Py_DECREF(keys);
 			return -1;
 		}
@@ -571,6 +607,10 @@ app_free(app *a)
 			free(*m);
 		free(a->actor_methods[i]);
 	}
+	for (size_t i = 0; a->actor_method_batch != NULL && i < a->nactors;
+	     i++)
+		free(a->actor_method_batch[i]);
+	free(a->actor_method_batch);
 	free(a->actor_methods);
 	free(a->actor_names);
 	free(a->actor_restarts);
@@ -659,6 +699,12 @@ app_actor_methods(const app *a, size_t i, size_t *n)
 	for (*n = 0; m[*n] != NULL; (*n)++)
 		;
 	return m;
+}
+
+const uint32_t *
+app_actor_method_batch(const app *a, size_t i)
+{
+	return a->actor_method_batch[i];
 }
 
 int

@@ -56,6 +56,9 @@ const uint32_t *app_actor_restarts(const app *a);
 const uint32_t *app_actor_concurrency(const app *a);
 /* The public methods of the i-th of them (sorted, borrowed; *n of them). */
 char *const *app_actor_methods(const app *a, size_t i, size_t *n);
+/* Parallel to those methods: each one's @gild.function(batch=N), 0 when it
+ * is not batched (borrowed). */
+const uint32_t *app_actor_method_batch(const app *a, size_t i);
 
 /* Whether any exported function is an async def. */
 int app_has_async(const app *a);

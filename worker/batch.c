@@ -1,10 +1,12 @@
-/* batch: the calls of one @gild.function(batch=N) function, run together.
- * Calls of the same shape (as many positional arguments, the same keyword
- * names) become one call of the function, each argument a list with one
- * item per call; each call gets its own reply (docs/batching.md). */
+/* batch: the calls of one @gild.function(batch=N) function, or of one
+ * actor's method so decorated, run together. Calls of the same shape (as
+ * many positional arguments, the same keyword names) become one call of
+ * the function, each argument a list with one item per call; each call
+ * gets its own reply (docs/batching.md). */
 #include "batch.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "convert.h"
@@ -59,7 +61,10 @@ typedef struct run {
 	const app *a;
 	const decode_msg *b;
 	const char *fname;
-	PyObject *fn;      /* borrowed; NULL: not found */
+	const char *what;  /* "function", or "method" of an actor */
+	PyObject *fn;      /* new reference; NULL: not found (fnerr) */
+	werr fnerr;
+	bool ordered;      /* an actor's calls: runs follow the calls' order */
 	size_t n;
 	PyObject **args;   /* per call: positional tuple, keyword dict (or
 			      NULL): new references */
@@ -155,12 +160,13 @@ run_group(run *r, PyObject *idx, werr *gerr)
 			gerr->code = (Gild__V1__Code) code;
 	} else if (!PyList_Check(res) && !PyTuple_Check(res)) {
 		werr_set(gerr, GILD__V1__CODE__PYTHON_ERROR, NULL,
-		    "batched function '%s' must return a list of results, one "
-		    "per input, not %s", r->fname, Py_TYPE(res)->tp_name);
+		    "batched %s '%s' must return a list of results, one "
+		    "per input, not %s", r->what, r->fname,
+		    Py_TYPE(res)->tp_name);
 	} else if (PySequence_Fast_GET_SIZE(res) != m) {
 		werr_set(gerr, GILD__V1__CODE__PYTHON_ERROR, NULL,
-		    "batched function '%s' returned %zd results for %zd inputs",
-		    r->fname, PySequence_Fast_GET_SIZE(res), m);
+		    "batched %s '%s' returned %zd results for %zd inputs",
+		    r->what, r->fname, PySequence_Fast_GET_SIZE(res), m);
 	} else {
 		for (Py_ssize_t j = 0; j < m; j++) {
 			size_t i = PyLong_AsSize_t(PyList_GET_ITEM(idx, j));
@@ -177,21 +183,45 @@ done:
 	Py_XDECREF(kwcols);
 }
 
+/* Whether shape key (a new reference, replaced) starts a new run of an
+ * actor's calls: another shape than the call before it (*prev, replaced).
+ * Then the key gets the run's number, so that the runs keep the calls'
+ * order. Returns 0, or -1 with a Python error. */
+static int
+ordered_key(PyObject **key, PyObject **prev, Py_ssize_t *nrun)
+{
+	int same = *prev != NULL
+		       ? PyObject_RichCompareBool(*prev, *key, Py_EQ)
+		       : 1;
+	PyObject *numbered;
+
+	if (same == -1)
+		return -1;
+	*nrun += !same;
+	Py_XSETREF(*prev, Py_NewRef(*key));
+	numbered = Py_BuildValue("(nO)", *nrun, *key);
+	Py_DECREF(*key);
+	*key = numbered;
+	return numbered != NULL ? 0 : -1;
+}
+
 /* Converts each call's arguments and sorts the calls by shape: returns a
- * dict {shape: [call index...]} in the order shapes first came (new
- * reference), or NULL with a Python error. Calls that cannot run get
- * their error in r->errs. */
+ * dict {shape: [call index...]} in the order shapes first came (for an
+ * actor's calls: one entry per run of consecutive calls of one shape, in
+ * their order) (new reference), or NULL with a Python error. Calls that
+ * cannot run get their error in r->errs or r->why. */
 static PyObject *
 group(run *r)
 {
-	PyObject *groups = PyDict_New();
+	PyObject *groups = PyDict_New(), *prev = NULL;
+	Py_ssize_t nrun = 0;
 
 	for (size_t i = 0; groups != NULL && i < r->n; i++) {
 		const decode_call *c = &r->b->calls[i];
 		PyObject *key, *idx, *num;
 
 		if (r->fn == NULL) {
-			job_not_found(r->a, r->fname, &r->errs[i]);
+			r->why[i] = &r->fnerr;
 			continue;
 		}
 		if (c->n_args + c->n_kwargs == 0) {
@@ -205,6 +235,10 @@ group(run *r)
 			continue;
 		if ((key = shape_of(r->args[i], r->kwargs[i])) == NULL)
 			goto fail;
+		if (r->ordered && ordered_key(&key, &prev, &nrun) == -1) {
+			Py_XDECREF(key);
+			goto fail;
+		}
 		if ((idx = PyDict_GetItemWithError(groups, key)) == NULL) {
 			if (PyErr_Occurred() || (idx = PyList_New(0)) == NULL ||
 			    PyDict_SetItem(groups, key, idx) == -1) {
@@ -222,8 +256,10 @@ group(run *r)
 		}
 		Py_DECREF(num);
 	}
+	Py_XDECREF(prev);
 	return groups;
 fail:
+	Py_XDECREF(prev);
 	Py_DECREF(groups);
 	return NULL;
 }
@@ -234,12 +270,17 @@ batch_run(const app *a, const decode_msg *b, const job_sink *sink,
 {
 	size_t n = b->n_calls < b->n_job_ids ? b->n_calls : b->n_job_ids;
 	run r = {.a = a, .b = b, .n = n,
-	    .fname = n > 0 ? b->calls[0].function : ""};
+	    .fname = n > 0 ? b->calls[0].function : "",
+	    .ordered = n > 0 && b->calls[0].actor_id != 0};
 	PyObject *groups = NULL, *key, *idx;
 	Py_ssize_t pos = 0, g = 0;
 	int rc = 0;
 
-	r.fn = app_function(a, r.fname);
+	r.what = r.ordered ? "method" : "function";
+	/* Every call of a batch names the same function, or the same
+	 * actor's method (the front end groups them so). */
+	if (n > 0)
+		r.fn = job_resolve(a, &b->calls[0], &r.fnerr);
 	r.args = calloc(n ? n : 1, sizeof(*r.args));
 	r.kwargs = calloc(n ? n : 1, sizeof(*r.kwargs));
 	r.result = calloc(n ? n : 1, sizeof(*r.result));
@@ -292,6 +333,8 @@ done:
 	free(r.gerrs);
 	free(r.why);
 	Py_XDECREF(groups);
+	Py_XDECREF(r.fn);
+	werr_clear(&r.fnerr);
 	return rc;
 }
 

@@ -225,11 +225,8 @@ job_init(void)
 	return (actors = PyDict_New()) != NULL ? 0 : -1;
 }
 
-/* What call calls (a new reference): an exported function, or for
- * Call.actor_id a public method of that actor. NULL with *err (NOT_FOUND)
- * when there is none. */
-static PyObject *
-resolve(const app *a, const decode_call *call, werr *err)
+PyObject *
+job_resolve(const app *a, const decode_call *call, werr *err)
 {
 	const char *name = call->function != NULL ? call->function : "";
 	PyObject *key, *inst, *m = NULL;
@@ -433,7 +430,7 @@ run_call(const app *a, const decode_msg *msg, const job_sink *sink,
 	job_ctx_trace(&ctx, msg->traceparent.data, msg->traceparent.len,
 	    msg->tracestate.data, msg->tracestate.len);
 	werr err = {0};
-	PyObject *fn = resolve(a, call, &err);
+	PyObject *fn = job_resolve(a, call, &err);
 	PyObject *args = NULL;
 	PyObject *kwargs = NULL;
 	PyObject *res = NULL;
@@ -754,7 +751,7 @@ job_start(const app *a, const uint8_t *buf, size_t len, const job_sink *sink,
 	 * actor's method) runs as usual. */
 	if (decode_frame(buf, len, &msg, &err) == -1 ||
 	    msg.body != GILD_WF_TO_WORKER_CALL || msg.call.stream ||
-	    (fn = resolve(a, &msg.call, &err)) == NULL ||
+	    (fn = job_resolve(a, &msg.call, &err)) == NULL ||
 	    !interp_is_coroutine_function(fn)) {
 		decode_free(&msg);
 		Py_XDECREF(fn);

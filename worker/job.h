@@ -63,6 +63,10 @@ int job_finish(uint64_t job_id, PyObject *result, PyObject *exc,
  * (INVALID_ARGUMENT naming the argument). Needs the GIL. */
 int job_build_args(const decode_call *call, PyObject **args,
     PyObject **kwargs, werr *err);
+/* What call calls (a new reference): an exported function, or for
+ * Call.actor_id a public method of that actor living here. NULL with *err
+ * (NOT_FOUND) when there is none. Needs the GIL. */
+PyObject *job_resolve(const app *a, const decode_call *call, werr *err);
 /* "function 'x' not found in app 'a' (exported: f, g)" into *err. */
 void job_not_found(const app *a, const char *name, werr *err);
 

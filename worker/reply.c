@@ -33,6 +33,17 @@ pack(const Gild__Worker__V1__FromWorker *m, uint8_t **out, size_t *len)
 	return 0;
 }
 
+/* How many of the n methods batch (parallel to them) are batched. */
+static size_t
+count_batched(const uint32_t *batch, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += batch[i] > 0;
+	return k;
+}
+
 int
 reply_hello(int32_t pid, const app *a, const char *python_version,
     int gil_enabled, uint8_t **out, size_t *len)
@@ -41,9 +52,11 @@ reply_hello(int32_t pid, const app *a, const char *python_version,
 	Gild__Worker__V1__Hello h = GILD__WORKER__V1__HELLO__INIT;
 	Gild__Worker__V1__FunctionOptions *fo = NULL, **fop = NULL;
 	Gild__Worker__V1__ActorClass *ac = NULL, **acp = NULL;
+	Gild__Worker__V1__FunctionOptions *mo = NULL, **mop = NULL;
 	char **functions = app_names(a);
 	const app_options *options = app_function_options(a);
 	size_t n_functions = app_count(a), n_actors = app_actor_count(a);
+	size_t n_batched = 0;
 	int rc = -ENOMEM;
 
 	fo = calloc(n_functions + 1, sizeof(*fo));
@@ -59,7 +72,29 @@ reply_hello(int32_t pid, const app *a, const char *python_version,
 		ac[i].concurrency = app_actor_concurrency(a)[i];
 		ac[i].methods = (char **) app_actor_methods(a, i,
 		    &ac[i].n_methods);
+		n_batched += count_batched(app_actor_method_batch(a, i),
+		    ac[i].n_methods);
 		acp[i] = &ac[i];
+	}
+	/* The batched methods' options: one array for all classes. */
+	mo = calloc(n_batched + 1, sizeof(*mo));
+	mop = calloc(n_batched + 1, sizeof(*mop));
+	if (mo == NULL || mop == NULL)
+		goto done;
+	for (size_t i = 0, k = 0; i < n_actors; i++) {
+		const uint32_t *batch = app_actor_method_batch(a, i);
+
+		ac[i].method_options = &mop[k];
+		for (size_t j = 0; j < ac[i].n_methods; j++) {
+			if (batch[j] == 0)
+				continue;
+			gild__worker__v1__function_options__init(&mo[k]);
+			mo[k].name = ac[i].methods[j];
+			mo[k].batch = batch[j];
+			mop[k] = &mo[k];
+			ac[i].n_method_options++;
+			k++;
+		}
 	}
 	h.actor_classes = acp;
 	h.n_actor_classes = n_actors;
@@ -91,6 +126,8 @@ reply_hello(int32_t pid, const app *a, const char *python_version,
 done:
 	free(fo);
 	free(fop);
+	free(mo);
+	free(mop);
 	free(ac);
 	free(acp);
 	return rc;

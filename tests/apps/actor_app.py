@@ -1,7 +1,9 @@
 """Actors for tests/python/test_actors.py: one that logs the order its
-calls ran in and streams, and async ones that stamp when each call
-started and ended (with and without a concurrency)."""
+calls ran in and streams, async ones that stamp when each call started
+and ended (with and without a concurrency), and one with a batched
+method."""
 import asyncio
+import os
 import time
 
 import gild
@@ -75,3 +77,36 @@ class Fragile(_Stamps):
     def pid(self):
         import os
         return os.getpid()
+
+
+@gild.actor
+class Embedder:
+    """A batched method: each run gets lists, one item per call."""
+
+    def __init__(self):
+        self.seen = []  # each run as it came: [type of texts, texts, scale]
+
+    @gild.function(batch=8)
+    def embed(self, texts, scale=None):
+        """[text, len(text) * scale] per call (scale given or 1)."""
+        self.seen.append([type(texts).__name__, texts, scale])
+        scales = scale if scale is not None else [1] * len(texts)
+        return [[t, len(t) * k] for t, k in zip(texts, scales)]
+
+    def runs(self):
+        return self.seen
+
+    def until_file(self, path, limit_s):
+        """Holds the actor until the file path exists (True), or limit_s
+        seconds (False): a gate the test opens."""
+        end = time.monotonic() + limit_s
+        while not os.path.exists(path):
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.005)
+        return True
+
+
+def ping():
+    """A plain function: answered once the calls sent before it are in."""
+    return "pong"

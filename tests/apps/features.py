@@ -251,6 +251,32 @@ class Tally:
         return self.n
 
 
+@gild.actor
+class Scaler:
+    """An actor with a batched method, and an unbatched one to put between
+    its calls. Each instance records its runs."""
+
+    def __init__(self):
+        self.runs = []
+
+    @gild.function(batch=4)
+    def scale(self, xs, k=None):
+        """Batched: lists of inputs (and of k, when given); each x * 10
+        (times k). Records the run as its size."""
+        assert isinstance(xs, list), xs
+        self.runs.append(len(xs))
+        ks = k if k is not None else [1] * len(xs)
+        return [x * 10 * kk for x, kk in zip(xs, ks)]
+
+    def negate(self, x):
+        """Not batched: x as it is; recorded as a run of 0."""
+        self.runs.append(0)
+        return -x
+
+    def runs_seen(self):
+        return list(self.runs)
+
+
 @gild.actor(max_restarts=1)
 class Phoenix:
     """Comes back once (state lost) if its worker dies."""

@@ -447,6 +447,121 @@ test_batch_only_plain_calls(void)
 	served_stop(&s);
 }
 
+/* Submits method m of actor a with x (and k=K unless k is 0). */
+static gild_call_id
+submit_method(gild_client *c, gild_actor_id a, const char *m, int64_t x,
+    int64_t k)
+{
+	gild_value *args = gild_list(), *kw = gild_map();
+	gild_call_id id = 0;
+
+	gild_list_append(args, gild_int(x));
+	if (k != 0)
+		gild_map_set(kw, gild_cstr("k"), gild_int(k));
+	CU_ASSERT_EQUAL(gild_actor_submit(c, a, m, args, kw, &id, NULL),
+	    GILD_OK);
+	gild_value_free(args);
+	gild_value_free(kw);
+	return id;
+}
+
+/* Whether actor a's runs_seen() is want (n runs). */
+static bool
+runs_are(gild_client *c, gild_actor_id a, const int64_t *want, size_t n)
+{
+	gild_value *v = NULL;
+	gild_error err = {0};
+	bool same;
+
+	CU_ASSERT_EQUAL(gild_actor_call(c, a, "runs_seen", NULL, NULL, 20000,
+			    &v, &err), GILD_OK);
+	same = v != NULL && gild_value_len(v) == n;
+	for (size_t i = 0; same && i < n; i++)
+		same = gild_value_int(gild_value_item(v, i)) == want[i];
+	if (!same)
+		fprintf(stderr, "runs_seen: %zu runs, not as expected\n",
+		    v != NULL ? gild_value_len(v) : 0);
+	gild_value_free(v);
+	gild_error_clear(&err);
+	return same;
+}
+
+/* A batched actor method (Scaler.scale, batch=4): 12 calls of it on one
+ * actor with an unbatched call (negate) after the sixth, and one call with
+ * a keyword among them, queued behind a call holding the one worker, with
+ * a second actor's two calls and a plain function's call beside them.
+ * Each call gets its own result; only consecutive calls of the method at
+ * the head of the actor's queue go together, at most 4, in their order
+ * (runs of one shape each): runs of 4, 2, the unbatched call, then 2, 1
+ * (the keyword call), 1 in one batch, and 2. The other actor's two calls
+ * make their own batch. */
+static void
+test_batching_actor_method(void)
+{
+	static const struct {
+		const char *method;
+		int64_t x, k; /* k 0: not given */
+	} calls[] = {{"scale", 0, 0}, {"scale", 1, 0}, {"scale", 2, 0},
+	    {"scale", 3, 0}, {"scale", 4, 0}, {"scale", 5, 0},
+	    {"negate", 100, 0}, {"scale", 6, 0}, {"scale", 7, 0},
+	    {"scale", 8, 2}, {"scale", 9, 0}, {"scale", 10, 0},
+	    {"scale", 11, 0}};
+	enum { N = sizeof(calls) / sizeof(calls[0]) };
+	static const int64_t want_a[] = {4, 2, 0, 2, 1, 1, 2}, want_b[] = {2};
+	gild_call_id ids[N], other[2], plain, held;
+	gild_actor_id a, b;
+	gild_error err = {0};
+	gild_result res;
+	server s;
+	char gate[256];
+
+	CU_ASSERT_EQUAL_FATAL(start(&s, 1, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(gild_actor_new(s.c, "Scaler", NULL, NULL, NULL,
+				  false, 20000, &a, &err), GILD_OK);
+	CU_ASSERT_EQUAL_FATAL(gild_actor_new(s.c, "Scaler", NULL, NULL, NULL,
+				  false, 20000, &b, &err), GILD_OK);
+	snprintf(gate, sizeof(gate), "%s/gate", s.p.dir);
+	held = submit_held(s.c, gate);
+	CU_ASSERT(status_reaches(s.c, "in_flight", 1));
+	for (int i = 0; i < N; i++) {
+		ids[i] = submit_method(s.c, a, calls[i].method, calls[i].x,
+		    calls[i].k);
+		if (i == 1) /* the other actor's, in between */
+			for (int k = 0; k < 2; k++)
+				other[k] = submit_method(s.c, b, "scale",
+				    1000 + k, 0);
+	}
+	/* One connection's requests are taken in the order sent: once this
+	 * last one is queued, all are in. Queued then: a's first batch (4),
+	 * b's (2) and this call; a's other calls wait their turn. */
+	plain = served_submit(s.c, "single", gild_int(7), 0);
+	CU_ASSERT(status_reaches(s.c, "queued", 7));
+	open_gate(gate);
+	CU_ASSERT_EQUAL(served_wait(s.c, held, &res), GILD_OK);
+	gild_result_clear(&res);
+	for (int i = 0; i < N; i++) {
+		int64_t want = strcmp(calls[i].method, "negate") == 0
+				   ? -calls[i].x
+				   : calls[i].x * 10 *
+					 (calls[i].k ? calls[i].k : 1);
+		CU_ASSERT_EQUAL(served_wait(s.c, ids[i], &res), GILD_OK);
+		CU_ASSERT_EQUAL(gild_value_int(res.value), want);
+		gild_result_clear(&res);
+	}
+	for (int k = 0; k < 2; k++) {
+		CU_ASSERT_EQUAL(served_wait(s.c, other[k], &res), GILD_OK);
+		CU_ASSERT_EQUAL(gild_value_int(res.value), (1000 + k) * 10);
+		gild_result_clear(&res);
+	}
+	CU_ASSERT_EQUAL(served_wait(s.c, plain, &res), GILD_OK);
+	CU_ASSERT_EQUAL(gild_value_int(res.value), 7);
+	gild_result_clear(&res);
+	CU_ASSERT(runs_are(s.c, a, want_a, sizeof(want_a) / sizeof(*want_a)));
+	CU_ASSERT(runs_are(s.c, b, want_b, 1));
+	gild_error_clear(&err);
+	served_stop(&s);
+}
+
 /* ---- context ----------------------------------------------------------- */
 
 static void
@@ -1499,6 +1614,8 @@ main(void)
 	    test_batching_arguments);
 	CU_add_test(s, "batching takes only plain calls of its function",
 	    test_batch_only_plain_calls);
+	CU_add_test(s, "batching: an actor's batched method",
+	    test_batching_actor_method);
 	CU_add_test(s, "gild.context()", test_context);
 	CU_add_test(s, "trace context from libgild", test_trace_context);
 	CU_add_test(s, "async def with concurrency", test_async);

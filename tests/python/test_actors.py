@@ -1,12 +1,14 @@
 """Actors from the Python client (issue 20, item 4): method handles with
 submit (futures, in submission order), acall, stream and astream from
 generator methods; @gild.actor(concurrency=K) running up to K async calls
-of one actor at once; get_actor with the class's name; and
-docs/actors.md's Python examples, run as written."""
+of one actor at once; get_actor with the class's name; a batched method
+getting lists (issue 20, item 7); and docs/actors.md's Python examples,
+run as written."""
 import asyncio
 import os
 import re
 import sys
+import tempfile
 import unittest
 
 from gildproc import ROOT, B, HANG_S, Gild
@@ -160,6 +162,33 @@ class ActorClientTest(unittest.TestCase):
         self.assertEqual(len(set(after)), 1)
         self.assertNotEqual(after[0], before)
         self.assertEqual(h.most_at_once(), 0)  # a fresh instance
+
+    def test_20_submits_of_a_batched_method(self):
+        h = self.c.actor("Embedder")
+        with tempfile.TemporaryDirectory() as tmp:
+            gate = os.path.join(tmp, "gate")
+            held = h.until_file.submit(gate, HANG_S)
+            texts = ["w" * (i + 1) for i in range(20)]
+            futures = [h.embed.submit(t, scale=2) if i == 10 else
+                       h.embed.submit(t) for i, t in enumerate(texts)]
+            # One connection's requests are taken in order: once ping is
+            # answered, the 20 calls wait in the actor's queue.
+            self.assertEqual(self.c.call("ping"), "pong")
+            open(gate, "w").close()
+            self.assertTrue(held.result(HANG_S))
+        # One result per input, each its own.
+        self.assertEqual([f.result(HANG_S) for f in futures],
+                         [[t, len(t) * (2 if i == 10 else 1)]
+                          for i, t in enumerate(texts)])
+        # The method saw lists, in the calls' order: batches of 8 (its
+        # batch), the call with a keyword a run of its own.
+        runs = h.runs()
+        self.assertEqual({kind for kind, _, _ in runs}, {"list"})
+        self.assertEqual([len(ts) for _, ts, _ in runs], [8, 2, 1, 5, 4])
+        self.assertEqual([t for _, ts, _ in runs for t in ts], texts)
+        self.assertEqual([s for _, _, s in runs],
+                         [None, None, [2], None, None])
+        self.c.destroy_actor(h)
 
     def test_get_actor_shows_the_class(self):
         h = self.c.actor("Overlapping", name="found-by-name")

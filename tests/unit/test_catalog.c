@@ -12,8 +12,8 @@
 
 /* A packed Hello from pid exporting f (batched when batch > 1) and g, and
  * actor class Counter with public methods get and incr (and, with batch >
- * 1, a concurrency past GILD_ACTOR_CONCURRENCY_MAX); *len its size (free()
- * it). */
+ * 1, a concurrency past GILD_ACTOR_CONCURRENCY_MAX and incr batched past
+ * GILD_FUNCTION_BATCH_MAX); *len its size (free() it). */
 static uint8_t *
 hello(int32_t pid, uint32_t batch, size_t *len)
 {
@@ -23,6 +23,9 @@ hello(int32_t pid, uint32_t batch, size_t *len)
 	Gild__Worker__V1__FunctionOptions *op = &o;
 	Gild__Worker__V1__ActorClass a = GILD__WORKER__V1__ACTOR_CLASS__INIT;
 	Gild__Worker__V1__ActorClass *ap = &a;
+	Gild__Worker__V1__FunctionOptions mo =
+	    GILD__WORKER__V1__FUNCTION_OPTIONS__INIT;
+	Gild__Worker__V1__FunctionOptions *mop = &mo;
 	char *fns[] = {"f", "g"}, *methods[] = {"get", "incr"};
 	uint8_t *buf;
 
@@ -40,6 +43,10 @@ hello(int32_t pid, uint32_t batch, size_t *len)
 	a.concurrency = batch > 1 ? 100000 : 0;
 	a.n_methods = 2;
 	a.methods = methods;
+	mo.name = "incr";
+	mo.batch = GILD_FUNCTION_BATCH_MAX + 1;
+	a.n_method_options = batch > 1;
+	a.method_options = &mop;
 	h.n_actor_classes = 1;
 	h.actor_classes = &ap;
 	*len = gild__worker__v1__hello__get_packed_size(&h);
@@ -99,6 +106,7 @@ test_tables(void)
 	CU_ASSERT_PTR_NULL(catalog_method(old1, "Count", "get", 3));
 	CU_ASSERT_PTR_NULL(catalog_method(old1, "Counter.get", "", 0));
 	CU_ASSERT_PTR_NULL(catalog_method(NULL, "Counter", "get", 3));
+	CU_ASSERT_EQUAL(catalog_method_batch(old1, "Counter", "incr", 4), 0);
 	CU_ASSERT_STRING_EQUAL(catalog_python_version(old1), "3.11.2");
 	CU_ASSERT_EQUAL(catalog_functions(old1, &n)[1][0], 'g');
 	CU_ASSERT_EQUAL(n, 2);
@@ -112,6 +120,14 @@ test_tables(void)
 	CU_ASSERT_EQUAL(catalog_function_options(old2, "f", 1).batch, 0);
 	CU_ASSERT_TRUE(catalog_actor_class(fresh, "Counter", 7, &ao));
 	CU_ASSERT_EQUAL(ao.concurrency, GILD_ACTOR_CONCURRENCY_MAX);
+	/* A batched method: its batch, within the protocol's bound. */
+	CU_ASSERT_EQUAL(catalog_method_batch(fresh, "Counter", "incr", 4),
+	    GILD_FUNCTION_BATCH_MAX);
+	CU_ASSERT_EQUAL(catalog_method_batch(fresh, "Counter", "get", 3), 0);
+	CU_ASSERT_EQUAL(catalog_method_batch(fresh, "Counter", "inc", 3), 0);
+	CU_ASSERT_EQUAL(catalog_method_batch(fresh, "Count", "incr", 4), 0);
+	CU_ASSERT_EQUAL(catalog_method_batch(NULL, "Counter", "incr", 4), 0);
+	CU_ASSERT_EQUAL(catalog_method_batch(old2, "Counter", "incr", 4), 0);
 	/* The old workers go: their table with the last of them. */
 	catalog_release(c, old1);
 	CU_ASSERT_EQUAL(catalog_count(c), 2);

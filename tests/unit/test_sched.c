@@ -383,6 +383,50 @@ test_batch_only_plain_calls(void)
 	sched_fini(s);
 }
 
+/* An actor's batch is its group: calls of a batched method of the same
+ * name join only their own group, never another actor's nor a function's
+ * batch (group 0), and a function's batch takes no group's calls. */
+static void
+test_batch_groups(void)
+{
+	static const struct {
+		uint64_t group; /* 0: a function's plain call */
+		int pinned;
+	} mix[] = {{10, 1}, {0, 0}, {20, 1}, {10, 1}, {0, 0}, {20, 1},
+	    {10, 1}};
+	enum { N = sizeof(mix) / sizeof(mix[0]) };
+	job *jobs[N], *more[N];
+	sched *s;
+
+	CU_ASSERT_EQUAL_FATAL(sched_init(&s, 1, 1, 10), 0);
+	for (size_t i = 0; i < N; i++) {
+		jobs[i] = mkfn(i + 1, "embed");
+		jobs[i]->batch = 4;
+		jobs[i]->group = mix[i].group;
+		jobs[i]->pinned = mix[i].pinned;
+		sched_submit(s, jobs[i]);
+	}
+	sched_slot_ready(s, 0);
+	CU_ASSERT_EQUAL(sched_count_same(s, jobs[0]), 2);
+	CU_ASSERT_EQUAL(sched_count_same(s, jobs[1]), 1);
+	CU_ASSERT_EQUAL(sched_count_same(s, jobs[2]), 1);
+	CU_ASSERT_PTR_EQUAL(sched_next(s), jobs[0]);
+	CU_ASSERT_EQUAL(sched_take_same(s, jobs[0], more, N), 2);
+	CU_ASSERT(more[0] == jobs[3] && more[1] == jobs[6]);
+	for (size_t i = 0; i < N; i++)
+		CU_ASSERT_EQUAL(jobs[i]->state,
+		    mix[i].group == 10 ? JOB_RUNNING : JOB_QUEUED);
+	for (size_t i = 0; i < N; i += 3)
+		sched_complete(s, 0, jobs[i]->id);
+	/* The function's calls next: only the other one of them. */
+	CU_ASSERT_PTR_EQUAL(sched_next(s), jobs[1]);
+	CU_ASSERT_EQUAL(sched_take_same(s, jobs[1], more, N), 1);
+	CU_ASSERT_PTR_EQUAL(more[0], jobs[4]);
+	for (size_t i = 0; i < N; i++)
+		free(jobs[i]);
+	sched_fini(s);
+}
+
 static void
 test_pinned_jobs(void)
 {
@@ -1272,6 +1316,8 @@ main(void)
 	CU_add_test(s, "batches take queued calls of one function", test_batch_same_function);
 	CU_add_test(s, "batches take only plain calls, not actors or streams",
 	    test_batch_only_plain_calls);
+	CU_add_test(s, "an actor's batch takes its own group only",
+	    test_batch_groups);
 	CU_add_test(s, "pinned jobs wait for their slot only", test_pinned_jobs);
 	CU_add_test(s, "pipelining plain calls to busy slots", test_pipeline);
 	CU_add_test(s, "only short calls go ahead, never behind long ones",

@@ -16,6 +16,7 @@
 #include "value.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -142,9 +143,55 @@ outcome_py(int code, PyObject *value, const gild_error *e)
 	return t;
 }
 
+/* The outcome of a result that cannot be made a Python object (the
+ * pending exception, taken): INTERNAL, saying why. So one bad result (a
+ * pickle whose class this process cannot import, text that is not
+ * UTF-8) fails its own call, never the thread that polls for every
+ * call's. NULL (the exception left pending) when out of memory. */
+static PyObject *
+unreadable(void)
+{
+	gild_error e = {GILD_INTERNAL, NULL, NULL, NULL};
+	PyObject *type, *val, *msg, *out;
+	const char *m;
+	size_t len;
+
+	if (PyErr_ExceptionMatches(PyExc_MemoryError))
+		return NULL;
+#if PY_VERSION_HEX >= 0x030C0000
+	val = PyErr_GetRaisedException();
+	type = Py_NewRef((PyObject *) Py_TYPE(val));
+#else
+	PyObject *tb;
+
+	PyErr_Fetch(&type, &val, &tb);
+	PyErr_NormalizeException(&type, &val, &tb);
+	Py_XDECREF(tb);
+#endif
+	msg = val != NULL ? PyObject_Str(val) : NULL;
+	if (msg == NULL || (m = PyUnicode_AsUTF8(msg)) == NULL) {
+		PyErr_Clear();
+		m = "";
+	}
+	len = strlen(m) + 64;
+	if ((e.message = PyMem_Malloc(len)) != NULL) {
+		snprintf(e.message, len, "cannot read the result: %s", m);
+		e.python_type = (char *) ((PyTypeObject *) type)->tp_name;
+		out = outcome_py(GILD_INTERNAL, NULL, &e);
+		PyMem_Free(e.message);
+	} else {
+		out = PyErr_NoMemory();
+	}
+	Py_XDECREF(msg);
+	Py_XDECREF(val);
+	Py_XDECREF(type);
+	return out;
+}
+
 /* The outcome of a libgild call that gave code and, on GILD_OK, v (taken:
- * converted, then freed; pickles unpickled with pickle). NULL with an
- * exception if v cannot be converted. */
+ * converted, then freed; pickles unpickled with pickle): a result that
+ * cannot be converted becomes an INTERNAL error (unreadable). NULL with
+ * an exception only when out of memory. */
 static PyObject *
 outcome_value(int code, gild_value *v, const gild_error *e, int pickle)
 {
@@ -154,7 +201,7 @@ outcome_value(int code, gild_value *v, const gild_error *e, int pickle)
 		o = pyvalue_to_py(v, pickle);
 		gild_value_free(v);
 		if (o == NULL)
-			return NULL;
+			return unreadable();
 	} else {
 		gild_value_free(v);
 	}

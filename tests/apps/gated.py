@@ -28,3 +28,13 @@ def spin(forever=True):
     import time
     while forever:
         time.sleep(0.01)
+
+
+class Local:
+    """A class only the server can import (this app is no module of the
+    client's)."""
+
+
+def local_thing():
+    """Pickled with --allow-pickle: a client cannot unpickle it."""
+    return Local()

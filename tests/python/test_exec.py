@@ -255,6 +255,24 @@ class EnabledTest(Temp):
             self.assertIn("pickling it failed", str(cm.exception))
 
     @CLIENT
+    def test_unreadable_result_fails_only_its_call(self):
+        """A pickle the client cannot load (its class lives in the app
+        only) fails that call with an error saying why; the thread that
+        hands every future its result goes on (it used to die, leaving
+        every later future waiting for ever)."""
+        with gild.connect(self.gild.url, timeout=30, pickle=True) as c:
+            for _ in range(3):
+                fut = c.submit("local_thing")
+                with self.assertRaises(gild.Error) as cm:
+                    fut.result(30)
+                self.assertIn("cannot read the result", str(cm.exception))
+                self.assertIn("gated", str(cm.exception))
+                self.assertEqual(c.submit("echo", 7).result(30), 7)
+            with self.assertRaises(gild.Error):
+                c.call("local_thing")
+            self.assertEqual(c.call("echo", 8), 8)
+
+    @CLIENT
     def test_client_unpickles_only_when_asked(self):
         with gild.connect(self.gild.url, timeout=30) as c:
             got = c.call("a_set")

@@ -257,9 +257,10 @@ bool gild__sleep(gild_client *c, waiter *w, int timeout_ms,
     const struct timespec *ts);
 void gild__waiter_init(waiter *w, enum wait_for what, uint64_t id);
 void gild__waiter_fini(waiter *w);
-/* Under c->mtx: w (its efd set, its what and id as for gild__sleep) joins
- * c->waiters without anyone sleeping on it: the waker that chooses it
- * writes w->efd. gild__unwatch takes it out if it is still there. */
+/* Under c->mtx: w (its what and id set) joins c->waiters, for a waker to
+ * choose. gild__sleep then sleeps on it; a stream's watch (w->efd set)
+ * has nobody sleeping on it: the waker that chooses it writes w->efd.
+ * gild__unwatch takes it out if it is still there. */
 void gild__watch(gild_client *c, waiter *w);
 void gild__unwatch(gild_client *c, waiter *w);
 

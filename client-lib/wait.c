@@ -149,12 +149,7 @@ gild__sleep(gild_client *c, waiter *w, int timeout_ms,
 
 	if (timeout_ms == 0)
 		return false;
-	w->chosen = false;
-	w->prev = NULL;
-	w->next = c->waiters;
-	if (c->waiters != NULL)
-		c->waiters->prev = w;
-	c->waiters = w;
+	gild__watch(c, w);
 	gild__unlock(c);
 	do
 		r = timeout_ms < 0 ? sem_wait(&w->sem)

@@ -143,6 +143,24 @@ outcome_py(int code, PyObject *value, const gild_error *e)
 	return t;
 }
 
+/* Takes the pending exception: its value (new) and type (new, in *type). */
+static PyObject *
+take_exception(PyObject **type)
+{
+	PyObject *val;
+#if PY_VERSION_HEX >= 0x030C0000
+	val = PyErr_GetRaisedException();
+	*type = Py_NewRef((PyObject *) Py_TYPE(val));
+#else
+	PyObject *tb;
+
+	PyErr_Fetch(type, &val, &tb);
+	PyErr_NormalizeException(type, &val, &tb);
+	Py_XDECREF(tb);
+#endif
+	return val;
+}
+
 /* The outcome of a result that cannot be made a Python object (the
  * pending exception, taken): INTERNAL, saying why. So one bad result (a
  * pickle whose class this process cannot import, text that is not
@@ -158,16 +176,7 @@ unreadable(void)
 
 	if (PyErr_ExceptionMatches(PyExc_MemoryError))
 		return NULL;
-#if PY_VERSION_HEX >= 0x030C0000
-	val = PyErr_GetRaisedException();
-	type = Py_NewRef((PyObject *) Py_TYPE(val));
-#else
-	PyObject *tb;
-
-	PyErr_Fetch(&type, &val, &tb);
-	PyErr_NormalizeException(&type, &val, &tb);
-	Py_XDECREF(tb);
-#endif
+	val = take_exception(&type);
 	msg = val != NULL ? PyObject_Str(val) : NULL;
 	if (msg == NULL || (m = PyUnicode_AsUTF8(msg)) == NULL) {
 		PyErr_Clear();
@@ -833,16 +842,7 @@ static void
 prefix_error(size_t i)
 {
 	PyObject *type, *val, *msg, *exc;
-#if PY_VERSION_HEX >= 0x030C0000
-	val = PyErr_GetRaisedException();
-	type = Py_NewRef((PyObject *) Py_TYPE(val));
-#else
-	PyObject *tb;
-
-	PyErr_Fetch(&type, &val, &tb);
-	PyErr_NormalizeException(&type, &val, &tb);
-	Py_XDECREF(tb);
-#endif
+	val = take_exception(&type);
 	if (type == PyExc_TypeError || type == PyExc_ValueError ||
 	    type == PyExc_OverflowError) {
 		msg = val != NULL ? PyObject_Str(val) : NULL;

@@ -254,6 +254,26 @@ head(out *o, const char *name, const char *type, const char *help)
 /* The series of histogram family name for each function that has a
  * sample in the histogram at offset off of fn_stats (all of them with
  * every_fn). */
+/* A family of one unlabelled series. */
+static void
+put_one(out *o, const char *name, const char *type, const char *help,
+    unsigned long long v)
+{
+	head(o, name, type, help);
+	put(o, "%s %llu\n", name, v);
+}
+
+/* A family of n series, label=names[i] (known label values: not escaped). */
+static void
+put_by(out *o, const char *name, const char *type, const char *help,
+    const char *label, const char *const *names, const uint64_t *v, size_t n)
+{
+	head(o, name, type, help);
+	for (size_t i = 0; i < n; i++)
+		put(o, "%s{%s=\"%s\"} %llu\n", name, label, names[i],
+		    (unsigned long long) v[i]);
+}
+
 static void
 put_hists(out *o, const metrics *m, const char *name, size_t off,
     const double *bounds, size_t nb, bool every_fn)
@@ -360,16 +380,12 @@ metrics_render(const metrics *m, const metrics_now *now)
 			n += strcmp(now->worker_state[w], states[s]) == 0;
 		put(&o, "gild_workers{state=\"%s\"} %d\n", states[s], n);
 	}
-	head(&o, "gild_worker_restarts_total", "counter",
-	    "Workers that died and were restarted, by why.");
-	for (size_t r = 0; r < now->n_reasons; r++)
-		put(&o, "gild_worker_restarts_total{reason=\"%s\"} %llu\n",
-		    now->restart_reason[r], (unsigned long long) now->restarts[r]);
-	head(&o, "gild_worker_recycles_total", "counter",
-	    "Workers replaced on purpose, by why.");
-	for (size_t r = 0; r < now->n_recycle_reasons; r++)
-		put(&o, "gild_worker_recycles_total{reason=\"%s\"} %llu\n",
-		    now->recycle_reason[r], (unsigned long long) now->recycles[r]);
+	put_by(&o, "gild_worker_restarts_total", "counter",
+	    "Workers that died and were restarted, by why.", "reason",
+	    now->restart_reason, now->restarts, now->n_reasons);
+	put_by(&o, "gild_worker_recycles_total", "counter",
+	    "Workers replaced on purpose, by why.", "reason",
+	    now->recycle_reason, now->recycles, now->n_recycle_reasons);
 	head(&o, "gild_worker_resident_memory_bytes", "gauge",
 	    "Resident memory of each worker process, by slot.");
 	for (int w = 0; w < now->workers; w++)
@@ -377,41 +393,30 @@ metrics_render(const metrics *m, const metrics_now *now)
 			put(&o, "gild_worker_resident_memory_bytes{slot=\"%d\"} "
 				"%llu\n",
 			    w, (unsigned long long) now->worker_rss[w]);
-	head(&o, "gild_received_bytes_total", "counter",
-	    "Bytes of requests received from clients.");
-	put(&o, "gild_received_bytes_total %llu\n",
-	    (unsigned long long) now->bytes_in);
-	head(&o, "gild_sent_bytes_total", "counter",
-	    "Bytes of replies sent to clients.");
-	put(&o, "gild_sent_bytes_total %llu\n",
-	    (unsigned long long) now->bytes_out);
-	head(&o, "gild_shm_bytes_total", "counter",
-	    "Bytes between the front end and workers through shared memory.");
-	put(&o, "gild_shm_bytes_total %llu\n",
-	    (unsigned long long) now->shm_bytes);
+	put_one(&o, "gild_received_bytes_total", "counter",
+	    "Bytes of requests received from clients.", now->bytes_in);
+	put_one(&o, "gild_sent_bytes_total", "counter",
+	    "Bytes of replies sent to clients.", now->bytes_out);
+	put_one(&o, "gild_shm_bytes_total", "counter",
+	    "Bytes between the front end and workers through shared memory.",
+	    now->shm_bytes);
 	head(&o, "gild_uptime_seconds", "gauge", "Seconds since gild started.");
 	put(&o, "gild_uptime_seconds %.3f\n", now->uptime_s);
 	head(&o, "gild_draining", "gauge",
 	    "1 after SIGTERM, while calls finish; else 0.");
 	put(&o, "gild_draining %d\n", now->draining);
-	head(&o, "gild_connections", "gauge", "Client connections open.");
-	put(&o, "gild_connections %llu\n",
-	    (unsigned long long) now->connections);
-	head(&o, "gild_app_log_lines_total", "counter",
-	    "Lines of the app's output (stdout, stderr, logging) logged.");
-	put(&o, "gild_app_log_lines_total %llu\n",
-	    (unsigned long long) now->app_lines);
-	head(&o, "gild_app_log_lines_dropped_total", "counter",
+	put_one(&o, "gild_connections", "gauge", "Client connections open.",
+	    now->connections);
+	put_one(&o, "gild_app_log_lines_total", "counter",
+	    "Lines of the app's output (stdout, stderr, logging) logged.",
+	    now->app_lines);
+	put_one(&o, "gild_app_log_lines_dropped_total", "counter",
 	    "Lines of the app's output dropped because gild's own stderr "
-	    "was full.");
-	put(&o, "gild_app_log_lines_dropped_total %llu\n",
-	    (unsigned long long) now->app_dropped);
-	head(&o, "gild_limit_hits_total", "counter",
+	    "was full.", now->app_dropped);
+	put_by(&o, "gild_limit_hits_total", "counter",
 	    "Requests refused or connections closed at a bound, by the "
-	    "option that sets it.");
-	for (size_t i = 0; i < now->n_limits; i++)
-		put(&o, "gild_limit_hits_total{limit=\"%s\"} %llu\n",
-		    now->limit[i], (unsigned long long) now->limit_hits[i]);
+	    "option that sets it.", "limit", now->limit, now->limit_hits,
+	    now->n_limits);
 	head(&o, "gild_build_info", "gauge",
 	    "Always 1: the gild version and the runtime its workers use.");
 	put(&o, "gild_build_info{version=\"");

@@ -27,9 +27,11 @@ pyconv_init(void)
 	pyconv_cv.little = PyUnicode_InternFromString("little");
 	pyconv_cv.zero = PyLong_FromLong(0);
 	pyconv_cv.numpy_name = PyUnicode_InternFromString("numpy");
+	pyconv_cv.tensor_buffer = PyObject_CallFunction((PyObject *) &PyType_Type,
+	    "s(O){}", "gild_tensor_buffer", (PyObject *) &PyByteArray_Type);
 	if (pyconv_cv.from_bytes == NULL || pyconv_cv.signed_kw == NULL ||
 	    pyconv_cv.little == NULL || pyconv_cv.zero == NULL ||
-	    pyconv_cv.numpy_name == NULL) {
+	    pyconv_cv.numpy_name == NULL || pyconv_cv.tensor_buffer == NULL) {
 		pyconv_fini();
 		return -1;
 	}
@@ -57,6 +59,7 @@ pyconv_fini(void)
 	Py_CLEAR(pyconv_cv.little);
 	Py_CLEAR(pyconv_cv.zero);
 	Py_CLEAR(pyconv_cv.numpy_name);
+	Py_CLEAR(pyconv_cv.tensor_buffer);
 	np_free(atomic_exchange(&np_bound, NULL));
 	atomic_store(&np_failed, 0);
 }

@@ -595,7 +595,8 @@ plain_bytes(const Py_buffer *view)
 
 /* A memoryview: bytes when it holds plain bytes, else a tensor of its
  * format and shape (what a tensor received without numpy becomes, so it
- * goes back as it came). */
+ * goes back as it came: of uint8 or char too, its buffer being a
+ * pyconv_cv.tensor_buffer). */
 static int
 memoryview_from_py(
     const from_ctx *c, PyObject *o, Gild__V1__Value *v, const pyconv_at *at)
@@ -607,9 +608,14 @@ memoryview_from_py(
 	size_t ndim;
 	int rc;
 
+	PyObject *under = PyMemoryView_GET_BUFFER(o)->obj;
+
 	if (PyObject_GetBuffer(o, &view, PyBUF_FULL_RO) == -1)
 		return -1;
-	if (plain_bytes(&view)) {
+	if (plain_bytes(&view) &&
+	    (under == NULL ||
+		!PyObject_TypeCheck(under,
+		    (PyTypeObject *) pyconv_cv.tensor_buffer))) {
 		if (!PyBuffer_IsContiguous(&view, 'C')) {
 			/* Strided: one copy into a bytes object, pinned. */
 			bytes = PyBytes_FromStringAndSize(NULL, view.len);

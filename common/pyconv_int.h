@@ -17,6 +17,10 @@ struct pyconv_cache {
 	PyObject *little;     /* "little" */
 	PyObject *zero;       /* 0 */
 	PyObject *numpy_name; /* "numpy" */
+	/* A bytearray subclass: the buffer under a tensor received without
+	 * numpy (a memoryview of it), so such a memoryview of uint8 or char
+	 * goes back as the tensor it came as, not as bytes. */
+	PyObject *tensor_buffer;
 };
 extern struct pyconv_cache pyconv_cv;
 

@@ -349,7 +349,8 @@ tensor_numpy(const struct pyconv_np *np, const struct dtype_info *dt,
 	return arr;
 }
 
-/* Without numpy: a memoryview over a private bytearray, cast to the dtype's
+/* Without numpy: a memoryview over a private bytearray (of
+ * pyconv_cv.tensor_buffer, so it goes back as a tensor), cast to the dtype's
  * format and the shape; (dtype, shape, bytes) where memoryview cannot
  * express it (float16, complex, more than PyBUF_MAX_NDIM dimensions, no
  * elements in several dimensions). */
@@ -367,7 +368,8 @@ tensor_fallback(const struct dtype_info *dt, PyObject *shape,
 		    ? Py_BuildValue("(sON)", dt->name, shape, bytes)
 		    : NULL;
 	}
-	ba = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t) t->len);
+	ba = PyObject_CallFunction(pyconv_cv.tensor_buffer, "n",
+	    (Py_ssize_t) t->len);
 	if (ba == NULL)
 		return NULL;
 	if (t->len > 0)

@@ -550,6 +550,10 @@ test_memoryview_fallback(void)
 	        "memoryview", "x.tolist() == [1, 65535]"),
 	    RT("mv bool", v_tensor("bool", (uint64_t[]){2}, 1, "\0\1", 2),
 	        "memoryview", "x.tolist() == [False, True]"),
+	    /* Its format is bytes' (B), yet it goes back as a tensor: its
+	     * buffer says it came as one. */
+	    RT("mv uint8", v_tensor("uint8", (uint64_t[]){3}, 1, "abc", 3),
+	        "memoryview", "x.format == 'B' and x.tolist() == [97, 98, 99]"),
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		run_rt(&cases[i]);

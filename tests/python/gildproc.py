@@ -7,6 +7,8 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 B = os.path.join(ROOT, os.environ.get("B", "build"))
@@ -126,6 +128,16 @@ class Gild:
     def __exit__(self, exc_type, *exc):
         if self.stop() == CLOSE_HUNG and exc_type is None:
             raise AssertionError(CLOSE_HUNG + "\n" + self.err)
+
+
+def http_get(url):
+    """(status, body) of a GET of url (the side port's probes, /status,
+    /metrics): an HTTP error status is an answer too."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
 
 
 def gildctl(*args, timeout=60, env=None, input=None):

@@ -11,10 +11,8 @@ import sys
 import tempfile
 import time
 import unittest
-import urllib.error
-import urllib.request
 
-from gildproc import ROOT, Gild
+from gildproc import ROOT, Gild, http_get
 
 sys.path.insert(0, os.path.join(ROOT, "client-lib", "python"))
 import gild  # noqa: E402
@@ -22,12 +20,6 @@ import gild  # noqa: E402
 APP = os.path.join(ROOT, "tests", "apps", "ledger.py")
 
 
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def named_gild(name, **kw):
@@ -75,14 +67,14 @@ def hold_then_drain(a, client, ledger, gate):
     drains; returns the held call's future."""
     held = client.submit("hold", ledger, "held", gate)
     for _ in range(6000):
-        if json.loads(get(a.http_url + "/status")[1])["in_flight"] == 1:
+        if json.loads(http_get(a.http_url + "/status")[1])["in_flight"] == 1:
             break
         time.sleep(0.01)
     else:
         raise AssertionError("the held call never ran")
     a.proc.send_signal(signal.SIGTERM)
     for _ in range(6000):
-        if get(a.http_url + "/readyz")[0] == 503:
+        if http_get(a.http_url + "/readyz")[0] == 503:
             break
         time.sleep(0.01)
     return held
@@ -139,14 +131,14 @@ class DrainResendTest(unittest.TestCase):
                     gild.connect([a.url, b.url], timeout=60) as c:
                 held = hold_then_drain(a, ca, ledger, gate)
                 self.assert_drain_refusal(a.url, ledger)
-                before = refused_calls(get(a.http_url + "/metrics")[1],
+                before = refused_calls(http_get(a.http_url + "/metrics")[1],
                                        "record")
                 names, tokens = calls(c, ledger)
                 self.assertEqual(names, ["b"] * len(tokens))
                 # A refused its share (the refusal asserted above: nothing
                 # else answers UNAVAILABLE while it drains): the resend is
                 # what made them work.
-                refused = refused_calls(get(a.http_url + "/metrics")[1],
+                refused = refused_calls(http_get(a.http_url + "/metrics")[1],
                                         "record")
                 self.assertGreaterEqual(refused - before, 1)
                 open(gate, "w").close()

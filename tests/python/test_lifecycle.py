@@ -11,10 +11,9 @@ import subprocess
 import sys
 import tempfile
 import unittest
-import urllib.error
-import urllib.request
 
-from gildproc import ROOT, B, Gild, die_with_parent, gildctl, read_until, until
+from gildproc import (ROOT, B, Gild, die_with_parent, gildctl, http_get,
+                      read_until, until)
 
 sys.path.insert(0, os.path.join(ROOT, "client-lib", "python"))
 import gild  # noqa: E402  (the app-side API only: no C extension)
@@ -25,12 +24,6 @@ PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
 FT_WORKER = os.path.join(B, "gild-worker-ft")
 
 
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def records(path):
@@ -207,9 +200,9 @@ class HooksTest(unittest.TestCase):
                     self.assertTrue(until(lambda: len(
                         [e for e in records(self.rec)
                          if e["event"] == "warmup"]) >= 4))
-                    self.assertEqual(get(g.http_url + "/readyz"),
+                    self.assertEqual(http_get(g.http_url + "/readyz"),
                                      (503, "not ready: no worker is ready\n"))
-                    self.assertEqual(get(g.http_url + "/healthz")[0], 200)
+                    self.assertEqual(http_get(g.http_url + "/healthz")[0], 200)
                     self.assertIsNone(g.proc.poll())
                     # Each try: start hook, then warm-up; never a stop hook
                     # (the worker never took a call).

@@ -12,10 +12,8 @@ import subprocess
 import tempfile
 import time
 import unittest
-import urllib.error
-import urllib.request
 
-from gildproc import ROOT, B, die_with_parent, gildctl, read_until
+from gildproc import ROOT, B, die_with_parent, gildctl, read_until, http_get
 
 APP = os.path.join(ROOT, "tests", "apps", "probes.py")
 # Seconds a test waits for an event that should come at once; only a
@@ -23,13 +21,6 @@ APP = os.path.join(ROOT, "tests", "apps", "probes.py")
 WAIT_S = 30
 
 
-def get(url):
-    """(status, body) of a GET; errors are answers too."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 class Notify:
@@ -144,11 +135,11 @@ class SystemdTest(unittest.TestCase):
         g = self.start("--workers", "2", "--spawn", "exec",
                        GILD_TEST_SLOW_START=slow, GILD_TEST_SLOWER_SLOT="1")
         for _ in range(WAIT_S * 100):
-            if get(g.http + "/readyz")[0] == 200:
+            if http_get(g.http + "/readyz")[0] == 200:
                 break
             time.sleep(0.01)
         states = [w["state"] for w in
-                  json.loads(get(g.http + "/status")[1])["workers"]]
+                  json.loads(http_get(g.http + "/status")[1])["workers"]]
         self.notify.drain()
         self.assertEqual(self.notify.count("READY"), 0,
                          "READY=1 with workers %s" % states)
@@ -157,7 +148,7 @@ class SystemdTest(unittest.TestCase):
 
         _, ready = self.notify.wait_for("READY")
         states = [w["state"] for w in
-                  json.loads(get(g.http + "/status")[1])["workers"]]
+                  json.loads(http_get(g.http + "/status")[1])["workers"]]
         self.assertEqual(states, ["ready", "ready"])
         self.assertEqual(ready, {"READY": "1",
                                  "STATUS": "ready: 2 workers"})
@@ -177,7 +168,7 @@ class SystemdTest(unittest.TestCase):
             preexec_fn=die_with_parent)
         try:
             for _ in range(WAIT_S * 100):
-                if json.loads(get(g.http + "/status")[1])["in_flight"] == 1:
+                if json.loads(http_get(g.http + "/status")[1])["in_flight"] == 1:
                     break
                 time.sleep(0.01)
             else:

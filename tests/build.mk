@@ -25,9 +25,10 @@ $(eval $(call cunit_test,test_once,$(B)/tests/integration/harness.o \
 	$(B)/tests/integration/served.o $(B)/tests/integration/rawclient.o \
 	$(B)/tests/integration/dupproxy.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
-$(eval $(call cunit_test,test_features,$(B)/tests/integration/harness.o \
-	$(B)/tests/integration/served.o \
-	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -lm -pthread))
+$(foreach t,test_features test_batching test_actors,$(eval $(call \
+	cunit_test,$(t),$(B)/tests/integration/harness.o \
+	$(B)/tests/integration/served.o $(B)/tests/integration/features.o \
+	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -lm -pthread)))
 $(eval $(call cunit_test,test_exec,$(B)/tests/integration/harness.o \
 	$(B)/tests/integration/served.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
@@ -43,7 +44,7 @@ $(B)/tests/apps/%$(PY_EXT_SUFFIX): tests/apps/%.c
 	$(CC) -shared -fPIC $(PY_CFLAGS) -o $@ $<
 TEST_DEPS += $(B)/tests/apps/gildext$(PY_EXT_SUFFIX)
 
-# The free-threaded runtime: its own suite, and the five suites above run
+# The free-threaded runtime: its own suite, and the seven suites above run
 # a second time against it (tests/run.sh runs "ft:PROGRAM" with
 # GILD_TEST_RUNTIME=free-threaded).
 ifneq ($(PYTHON_FT_CONFIG),)
@@ -60,7 +61,7 @@ $(B)/tests/apps/%$(FT_EXT_SUFFIX): tests/apps/%.c $(FT_FLAGS_FILE)
 TEST_DEPS += $(B)/tests/apps/gildext$(FT_EXT_SUFFIX) \
 	$(B)/tests/apps/gilneeded$(FT_EXT_SUFFIX)
 RUNTIME_TESTS += $(addprefix ft:$(B)/tests/,test_server test_reliability \
-	test_once test_exec test_features)
+	test_once test_exec test_features test_batching test_actors)
 else
 NOT_RUN += test_runtime and the free-threaded runs (ft:, ftpy:): built \
 	without the free-threaded runtime (PYTHON_FT_CONFIG is empty);

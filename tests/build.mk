@@ -31,6 +31,9 @@ $(eval $(call cunit_test,test_features,$(B)/tests/integration/harness.o \
 $(eval $(call cunit_test,test_exec,$(B)/tests/integration/harness.o \
 	$(B)/tests/integration/served.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
+$(eval $(call cunit_test,test_shm,$(B)/tests/integration/harness.o \
+	$(B)/tests/integration/served.o \
+	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
 $(eval $(call cunit_test,test_tls,$(B)/tests/integration/harness.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS)))
 TEST_DEPS += $(B)/gild $(B)/gild-worker $(B)/gildctl

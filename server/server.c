@@ -506,10 +506,13 @@ open_shm(server *srv)
 		return -1;
 	}
 	if ((size_t) snprintf(path, sizeof(path), "%s.shm", ipc) >=
-		sizeof(path) ||
-	    shm_init(&srv->shm, srv->base, path, opts->max_message,
+	    sizeof(path)) {
+		log_error("--shm: the path %s.shm is too long", ipc);
+		return -1;
+	}
+	if (shm_init(&srv->shm, srv->base, path, opts->max_message,
 		2 * opts->max_message, err, sizeof(err)) != 0) {
-		log_error("%s", srv->shm == NULL && path[0] ? err : "--shm: path too long");
+		log_error("%s", err);
 		return -1;
 	}
 	listener_set_shm(srv->lst, srv->shm);
@@ -726,6 +729,12 @@ server_run(const server_opts *opts)
 				log_warn("--user %s: cannot hand %s over: %s",
 				    opts->user->name, opts->listen[i] + 6,
 				    strerror(errno));
+		if (srv.shm != NULL &&
+		    chown(shm_path(srv.shm), opts->user->uid,
+			opts->user->gid) == -1)
+			log_warn("--user %s: cannot hand %s over: %s",
+			    opts->user->name, shm_path(srv.shm),
+			    strerror(errno));
 		if (privs_drop(opts->user, err, sizeof(err)) != 0) {
 			log_error("%s", err);
 			srv.exit_code = 1;

@@ -246,6 +246,18 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 	if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) ==
 	    -1)
 		return;
+	/* Connections that have not presented a key yet: past
+	 * SHM_MAX_UNTIED the oldest goes, so that idle ones cannot keep the
+	 * clients that follow out. */
+	side *oldest = NULL;
+	size_t untied = 0;
+	for (side *x = s->sides; x != NULL; x = x->next)
+		if (x->tied == NULL) {
+			untied++;
+			oldest = x; /* the list is newest first */
+		}
+	if (untied >= SHM_MAX_UNTIED)
+		side_close(oldest);
 	if (s->n.sides >= SHM_MAX_SIDES || (d = calloc(1, sizeof(*d))) == NULL) {
 		close(fd);
 		return;

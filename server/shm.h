@@ -20,8 +20,11 @@
 #define SHM_MAX_HELD 16
 /* Key length: 128 random bits. */
 #define SHM_KEY_LEN 16
-/* Side connections open at once (tied or not); more are closed at once. */
+/* Side connections open at once (tied or not); more are closed at once.
+ * Of them, at most SHM_MAX_UNTIED have not presented a key yet: a new one
+ * closes the oldest of those. */
 #define SHM_MAX_SIDES 1024
+#define SHM_MAX_UNTIED 64
 
 typedef struct shm shm;
 

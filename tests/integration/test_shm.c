@@ -490,6 +490,42 @@ test_budget(void)
 	CU_ASSERT_EQUAL(proc_stop(&p), 0);
 }
 
+/* Side sockets that never present a key: past 64 the oldest are closed,
+ * and a client that presents its key still gets shared memory. */
+static void
+test_untied(void)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	gild_proc p;
+	raw r, idle[70];
+	char msg[300];
+	size_t len;
+	int fd, closed = 0;
+
+	CU_ASSERT_EQUAL_FATAL(proc_start(&p, APP, 1, LISTEN, shm_args), 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%.90s/g.sock.shm", p.dir);
+	for (int i = 0; i < 70; i++) {
+		idle[i].side = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		CU_ASSERT_EQUAL(connect(idle[i].side, (struct sockaddr *) &sa,
+				    sizeof(sa)),
+		    0);
+	}
+	raw_open(&r, p.url);
+	CU_ASSERT_FATAL(r.side != -1);
+	fd = ping_memfd(30, 0, SEALS, &len);
+	CU_ASSERT(pass(&r, 1, fd));
+	close(fd);
+	CU_ASSERT_EQUAL(use(&r, 30, 1, len, msg, sizeof(msg)), 0);
+	/* The first ones connected are the ones closed. */
+	for (int i = 0; i < 6; i++)
+		closed += side_closed(&idle[i]);
+	CU_ASSERT_EQUAL(closed, 6);
+	for (int i = 0; i < 70; i++)
+		close(idle[i].side);
+	raw_close(&r);
+	CU_ASSERT_EQUAL(proc_stop(&p), 0);
+}
+
 int
 main(void)
 {
@@ -504,5 +540,6 @@ main(void)
 	CU_add_test(s, "another connection's memfd", test_other_connection);
 	CU_add_test(s, "tcp never offered", test_tcp_never_offered);
 	CU_add_test(s, "unused memfds hit the budget", test_budget);
+	CU_add_test(s, "side sockets without a key", test_untied);
 	return test_run_all();
 }

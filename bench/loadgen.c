@@ -48,6 +48,7 @@ typedef struct opts {
 	int window;     /* stream window; 0: libgild's default */
 	long max_in_flight;
 	int batch;      /* closed loop: calls per message (1: one each) */
+	bool shm;       /* gild_set_shm: shared memory with a local server */
 } opts;
 
 /* What a run measured. */
@@ -746,6 +747,7 @@ report(const opts *o, const tally *t)
 	bad |= json_object_set_new(obj, "k", o->rate == 0 ?
 	    json_integer(o->k) : json_null());
 	bad |= json_object_set_new(obj, "batch", json_integer(o->batch));
+	bad |= json_object_set_new(obj, "shm", json_boolean(o->shm));
 	bad |= json_object_set_new(obj, "rate", o->rate > 0 ?
 	    bench_real_json(o->rate) : json_null());
 	bad |= json_object_set_new(obj, "arg_bytes",
@@ -841,7 +843,7 @@ static const char usage_text[] =
     "usage: loadgen --url URL --fn NAME [--arg-int N | --arg-bytes N]\n"
     "           (--closed K | --rate R) [--calls N] [--seconds S]\n"
     "           [--warmup N] [--stream] [--window W] [--max-in-flight M]\n"
-    "           [--batch B]\n"
+    "           [--batch B] [--shm]\n"
     "  --closed K        closed loop: K calls in flight (streams: K threads)\n"
     "  --rate R          open loop: R calls/s on a fixed schedule; latency\n"
     "                    counts from each call's scheduled time\n"
@@ -861,6 +863,8 @@ static const char usage_text[] =
     "                    (gild_submit_many), refilling together the calls\n"
     "                    whose replies came together (default 1, at most\n"
     "                    256)\n"
+    "  --shm             shared memory with an ipc:// server run with --shm\n"
+    "                    (gild_set_shm); fails when it is not offered\n"
     "Prints one JSON object on stdout.\n";
 
 static int
@@ -890,6 +894,7 @@ parse_opts(int argc, char **argv, opts *o)
 	    {"window", required_argument, NULL, 'W'},
 	    {"max-in-flight", required_argument, NULL, 'm'},
 	    {"batch", required_argument, NULL, 'B'},
+	    {"shm", no_argument, NULL, 'M'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -937,6 +942,9 @@ parse_opts(int argc, char **argv, opts *o)
 		case 's':
 			if (!bench_parse_pos_double(optarg, &o->seconds))
 				return usage("--seconds: expected seconds > 0");
+			break;
+		case 'M':
+			o->shm = true;
 			break;
 		case 'w':
 			if (!bench_parse_long(optarg, 0, LONG_MAX, &o->warmup))
@@ -1016,6 +1024,11 @@ main(int argc, char **argv)
 		    gild_code_name(err.code));
 		gild_error_clear(&err);
 		c = NULL;
+	} else if (o.shm && (gild_set_shm(c, true, &err) != GILD_OK ||
+			       !gild_shm_active(c))) {
+		bench_fail(&t.err, "--shm: %s", err.message ? err.message :
+		    "the server offered no shared memory");
+		gild_error_clear(&err);
 	} else if (warm_up(c, &o, args, &t) != 0) {
 		/* t says why */
 	} else if (o.stream) {

@@ -279,6 +279,8 @@ gild_connect_opts(gild_client **out, const char *const *urls, size_t n_urls,
 		goto fail;
 	}
 	c->n_conns = n_urls;
+	for (size_t i = 0; i < n_urls; i++)
+		c->conns[i].shm_fd = -1; /* before any can fail */
 	for (size_t i = 0; i < n_urls; i++) {
 		conn *k = &c->conns[i];
 
@@ -407,6 +409,7 @@ close_and_free(gild_client *c)
 			nng_aio_free(c->conns[i].aio);
 		if (c->conns[i].tls != NULL)
 			nng_tls_config_free(c->conns[i].tls);
+		gild__shm_close(&c->conns[i]);
 		free(c->conns[i].url);
 		free(c->conns[i].tls_ca);
 		free(c->conns[i].tls_name);

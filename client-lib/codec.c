@@ -1050,6 +1050,10 @@ codec_status_to_value(const Gild__V1__Status *st, gild_value **out)
 	rc |= set(m, "threads", gild_int(st->threads));
 	rc |= set(m, "gil_enabled", gild_bool(st->gil_enabled));
 	rc |= set(m, "shm_bytes", value_uint64(st->shm_bytes));
+	rc |= set(m, "shm_requests", value_uint64(st->shm_requests));
+	rc |= set(m, "shm_replies", value_uint64(st->shm_replies));
+	rc |= set(m, "shm_refused", value_uint64(st->shm_refused));
+	rc |= set(m, "shm_over_budget", value_uint64(st->shm_over_budget));
 	for (size_t i = 0; i < st->n_service_times; i++) {
 		const Gild__V1__ServiceTime *t = st->service_times[i];
 

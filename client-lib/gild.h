@@ -201,6 +201,19 @@ int gild_connect_opts(gild_client **out, const char *const *urls,
  * send on c. Returns GILD_OK, or GILD_RESOURCE_EXHAUSTED. */
 int gild_set_token(gild_client *c, const char *token, gild_error *err);
 
+/* Shared memory with a local server (docs/protocol.md#shared-memory).
+ * With on, asks each ipc:// server of c for it (a server offers it only
+ * when started with --shm, and never over tcp://); from then on requests
+ * and replies of 256 KiB and more travel as sealed memfds over a Unix
+ * socket beside the server's, and only a small message over nng. Where it
+ * is not offered, nng carries everything as before: not an error. A
+ * redialled connection goes back to nng alone (call it again). Call it
+ * before sending; not while other threads send on c. Returns GILD_OK, or
+ * the error of the ping that asked (GILD_UNAVAILABLE, ...). */
+int gild_set_shm(gild_client *c, bool on, gild_error *err);
+/* Whether some connection of c has shared memory now. */
+bool gild_shm_active(gild_client *c);
+
 /* Closes the connections and frees the client; results of calls still in
  * flight are discarded. Accepts NULL. Close its streams first
  * (gild_stream_close): a stream left open is cut off from the client, and

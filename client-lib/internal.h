@@ -26,6 +26,9 @@ _Static_assert(GILD_MAX_TRACESTATE == GILD_TRACESTATE_MAX,
 _Static_assert(GILD_STREAM_MAX_WINDOW == GILD_STREAM_WINDOW_MAX,
     "gild.h's GILD_STREAM_MAX_WINDOW is proto/gild_limits.h's");
 
+/* Reply memfds a connection keeps that came before their Reply. */
+#define GILD_SHM_STASH 8
+
 /* How long a call waits for a lost connection to be redialled. */
 #define REDIAL_WAIT_MS 5000
 
@@ -36,6 +39,7 @@ _Static_assert(GILD_STREAM_MAX_WINDOW == GILD_STREAM_WINDOW_MAX,
 enum call_kind {
 	CALL_USER, CALL_SYNC, CALL_PING, CALL_STATUS, CALL_STREAM,
 	CALL_BATCH, /* a batch of `members` CALL_USER calls, the next ids */
+	CALL_SHM,   /* gild_set_shm's Ping: answered with the Pong's bytes */
 };
 
 typedef struct call {
@@ -94,6 +98,18 @@ typedef struct conn {
 	 * exits, so a call sent after the ping is read, not lost with the
 	 * connection (docs/reliability.md#draining). */
 	bool verify;
+	/* Shared memory (shm.c): the side socket (-1: none) and the pipe it
+	 * is tied to (0: off: a redial unties it), under c->mtx; the last
+	 * handle passed (under c->mtx); reply memfds that came before their
+	 * Reply (the receive callback's only). */
+	int shm_fd;
+	uint32_t shm_pipe;
+	uint64_t shm_next;
+	struct {
+		uint64_t handle;
+		int fd;
+	} shm_stash[GILD_SHM_STASH];
+	int shm_nstash;
 } conn;
 
 /* A thread asleep in libgild (on its stack, under the client's mutex while
@@ -288,5 +304,21 @@ int gild__round_trip_on(gild_client *c, enum call_kind kind, codec_buf *body,
  * ends the call then (interrupting it if it runs). */
 uint32_t gild__deadline_ms(int timeout_ms);
 int gild__reply_wait_ms(int timeout_ms);
+
+/* shm.c. A request of len bytes (the whole encoded Request) to send on
+ * k: when k has shared memory and it is large, it goes into a memfd passed
+ * on the side socket and *out gets the small Request that names it: 0. 1:
+ * send req itself; -1: out of memory. */
+int gild__shm_wrap(conn *k, const uint8_t *req, size_t len, uint64_t id,
+    codec_buf *out);
+/* A received message: when it is a Reply naming a memfd (Reply.shm), that
+ * memfd mapped read-only (*out, *outlen; gild__shm_unmap it): 0. 1: not
+ * such a Reply; -1: its memfd did not come or is unusable. Receive
+ * callback only. */
+int gild__shm_unwrap(conn *k, const uint8_t *buf, size_t len,
+    const uint8_t **out, size_t *outlen);
+void gild__shm_unmap(const uint8_t *p, size_t len);
+/* Closes k's side socket and the memfds it kept (gild_close). */
+void gild__shm_close(conn *k);
 
 #endif

@@ -59,6 +59,11 @@ reply_outcome(enum call_kind kind, const codec_reply *r, gild_result *res,
 			error_set(&res->error, GILD_INTERNAL,
 			    "bad server version in pong");
 		gild__v1__pong__free_unpacked(p, NULL);
+	} else if (r->body == GILD__V1__REPLY__BODY_PONG && kind == CALL_SHM) {
+		/* Decoded by the caller (shm.c). */
+		if ((res->value = gild_bytes(r->data, r->len)) == NULL)
+			error_set(&res->error, GILD_RESOURCE_EXHAUSTED,
+			    "out of memory");
 	} else if (r->body == GILD__V1__REPLY__BODY_STATUS &&
 	    kind == CALL_STATUS) {
 		/* Decoded by the caller (client_status_message). */
@@ -250,9 +255,19 @@ gild__recv_cb(void *arg)
 	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
 		return; /* the socket is closing */
 	if (rv == 0) {
+		const uint8_t *p;
+		size_t n;
+
 		m = nng_aio_get_msg(k->aio);
-		deliver(k, nng_pipe_id(nng_msg_get_pipe(m)), nng_msg_body(m),
-		    nng_msg_len(m));
+		/* A large reply through shared memory: the memfd it names. */
+		if (gild__shm_unwrap(k, nng_msg_body(m), nng_msg_len(m), &p,
+			&n) == 0) {
+			deliver(k, nng_pipe_id(nng_msg_get_pipe(m)), p, n);
+			gild__shm_unmap(p, n);
+		} else {
+			deliver(k, nng_pipe_id(nng_msg_get_pipe(m)),
+			    nng_msg_body(m), nng_msg_len(m));
+		}
 		nng_msg_free(m);
 	}
 	nng_recv_aio(k->sock, k->aio);
@@ -288,6 +303,8 @@ gild__pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 				cl = c->buckets[i];
 			}
 		}
+		if (k->shm_pipe == (uint32_t) nng_pipe_id(p))
+			k->shm_pipe = 0; /* its side socket was for that pipe */
 		if (k->refusing == (uint32_t) nng_pipe_id(p)) {
 			k->refusing = 0;
 			k->verify = true;

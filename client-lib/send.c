@@ -10,16 +10,31 @@ int
 gild__send_request(conn *k, codec_buf *body, uint64_t id, gild_error *err)
 {
 	nng_msg *m = NULL;
+	codec_buf small = {0};
+	const uint8_t *data;
 	size_t len;
 	int rv, rc;
 
 	if ((rc = codec_encode_id(body, id, err)) != GILD_OK ||
 	    (rc = codec_encode_token(body, k->c->token, err)) != GILD_OK)
 		return rc;
+	data = codec_buf_data(body);
 	len = codec_buf_len(body);
-	if ((rv = nng_msg_alloc(&m, len)) != 0)
+	/* A large request to a local server with shared memory: only a
+	 * reference to its memfd goes over nng. */
+	if ((rc = gild__shm_wrap(k, data, len, id, &small)) < 0) {
+		codec_buf_fini(&small);
 		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
-	memcpy(nng_msg_body(m), codec_buf_data(body), len);
+	} else if (rc == 0) {
+		data = codec_buf_data(&small);
+		len = codec_buf_len(&small);
+	}
+	rv = nng_msg_alloc(&m, len);
+	if (rv == 0)
+		memcpy(nng_msg_body(m), data, len);
+	codec_buf_fini(&small);
+	if (rv != 0)
+		return error_set(err, GILD_RESOURCE_EXHAUSTED, "out of memory");
 	/* A raw REQ socket leaves the request id header to us: 32 bits, high
 	 * bit set. Replies are matched by the id in the body instead. */
 	pthread_mutex_lock(&k->c->mtx);

@@ -11,7 +11,8 @@
 GILD_LIB_SRCS := client-lib/value.c client-lib/error.c client-lib/codec.c \
 	client-lib/client.c client-lib/table.c client-lib/recv.c \
 	client-lib/resend.c client-lib/send.c client-lib/wait.c \
-	client-lib/stream.c client-lib/actor.c common/tlsconf.c \
+	client-lib/stream.c client-lib/actor.c client-lib/shm.c \
+	common/tlsconf.c \
 	proto/wire.c proto/codes.c proto/trace.c
 GILD_LIB_PROTOS := proto/gild.proto
 

@@ -114,6 +114,10 @@ statusjson_object(const Gild__V1__Status *st)
 	rc |= set(o, "threads", count(st->threads));
 	rc |= set(o, "gil_enabled", json_boolean(st->gil_enabled));
 	rc |= set(o, "shm_bytes", count(st->shm_bytes));
+	rc |= set(o, "shm_requests", count(st->shm_requests));
+	rc |= set(o, "shm_replies", count(st->shm_replies));
+	rc |= set(o, "shm_refused", count(st->shm_refused));
+	rc |= set(o, "shm_over_budget", count(st->shm_over_budget));
 	rc |= set(o, "service_us", times);
 	if (rc != 0) {
 		json_decref(o);

@@ -83,6 +83,12 @@
 	    call_id, 1)                                                       \
 	X(GILD_F_STREAM_NEXT_MAX, gild__v1__stream_next__descriptor, max, 2)  \
 	X(GILD_F_PING_PAYLOAD, gild__v1__ping__descriptor, payload, 1)        \
+	X(GILD_F_PING_WANT_SHM, gild__v1__ping__descriptor, want_shm, 2)      \
+	/* gild.v1.ShmRef (Request.shm, Reply.shm) */                         \
+	X(GILD_F_REQUEST_SHM, gild__v1__request__descriptor, shm, 12)         \
+	X(GILD_F_REPLY_SHM, gild__v1__reply__descriptor, shm, 8)              \
+	X(GILD_F_SHM_REF_HANDLE, gild__v1__shm_ref__descriptor, handle, 1)    \
+	X(GILD_F_SHM_REF_LEN, gild__v1__shm_ref__descriptor, len, 2)          \
 	X(GILD_F_BATCH_REQUESTS, gild__v1__batch__descriptor, requests, 1)    \
 	/* gild.v1.Reply, Replies */                                          \
 	X(GILD_F_REPLY_ID, gild__v1__reply__descriptor, id, 1)                \

@@ -64,6 +64,7 @@ typedef struct server {
 	bool actors_dirty;      /* an actor's job ended: its next may go */
 	uint64_t *slot_gen;     /* per slot: hellos so far (a new process) */
 	http *http;             /* --http: the side port, or NULL */
+	struct shm *shm;        /* --shm: the shared-memory socket, or NULL */
 	sdnotify *sdn;          /* what systemd is told */
 	struct applog *logs;    /* the workers' stdout and stderr */
 	metrics *metrics;       /* what /metrics shows */

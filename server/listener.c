@@ -6,6 +6,7 @@
 #include "pipesock.h"
 #include "log.h"
 #include "replymsg.h"
+#include "shm.h"
 #include "tlsconf.h"
 
 #include <errno.h>
@@ -90,6 +91,7 @@ struct listener {
 	/* WebSocket origins allowed (set before listening, then read only). */
 	char **origins;
 	size_t norigins;
+	struct shm *shm; /* --shm (loop only), or NULL */
 };
 
 /* Monotonic seconds, for conns.c. */
@@ -520,6 +522,12 @@ muted(listener *l, uint32_t pipe, conn_over why, const char *what)
 }
 
 void
+listener_set_shm(listener *l, struct shm *s)
+{
+	l->shm = s;
+}
+
+void
 listener_reply(listener *l, listener_req *r, nng_msg *msg)
 {
 	conn_over over;
@@ -529,6 +537,8 @@ listener_reply(listener *l, listener_req *r, nng_msg *msg)
 		member_reply(l, r, msg);
 		return;
 	}
+	if (l->shm != NULL)
+		shm_reply(l->shm, r->pipe, &msg);
 	pthread_mutex_lock(&l->mtx);
 	conns_answered(l->conns, r->pipe, now_s());
 	if ((mute = conns_muted(l->conns, r->pipe)))

@@ -107,4 +107,9 @@ size_t listener_connections(listener *l);
  * included. Accepts NULL. */
 void listener_fini(listener *l);
 
+/* --shm: large replies to connections tied to a shared-memory socket go
+ * as memfds through s (shm.h; NULL: none). */
+struct shm;
+void listener_set_shm(listener *l, struct shm *s);
+
 #endif

@@ -25,7 +25,7 @@ static struct settings {
 	const char *config, *app, *http, *token, *worker_bin, *user;
 	const char *tls_cert, *tls_key, *tls_ca, *venv;
 	conf_list listen, ws_origins, worker_env, python_path;
-	bool insecure, allow_exec, allow_pickle, app_log_handler;
+	bool insecure, allow_exec, allow_pickle, app_log_handler, shm;
 	long workers, threads, max_queue, pipeline, max_jobs, max_rss,
 	    default_timeout_ms, kill_grace_ms, worker_memory, drain_ms, slow_ms;
 	long stream_idle_timeout_ms, max_conn_idle_ms, max_conn_age_ms, max_conn_streams,
@@ -208,6 +208,12 @@ static const conf_opt options[] = {
 	.help = "accept pickled values (unpickling runs any code)\n"
 		"and pickle results that have no other form;\n"
 		"refused (PERMISSION_DENIED) otherwise"},
+    {.name = "shm", .parse = conf_switch, .dst = &S.shm,
+	.allowed = "true or false", .def = "false",
+	.help = "offer shared memory to clients of the first\n"
+		"ipc:// listener: requests and replies of 256 KiB\n"
+		"and more travel as sealed memfds over a Unix\n"
+		"socket beside it (PATH.shm); never to tcp://"},
     {.name = "http", .arg = "HOST:PORT", .parse = conf_string, .dst = &S.http,
 	.allowed = "HOST:PORT, such as 127.0.0.1:8080",
 	.help = "also serve /healthz, /readyz, /status and\n"
@@ -730,6 +736,7 @@ configure(conf *c, int argc, char **argv, server_opts *o, privs_user *user,
 	o->token = S.token;
 	o->allow_exec = S.allow_exec;
 	o->allow_pickle = S.allow_pickle;
+	o->shm = S.shm;
 	o->ws_origins = S.ws_origins.v;
 	o->nws_origins = S.ws_origins.n;
 	if (o->token == NULL && !S.insecure && check_token_needed(o) != 0)

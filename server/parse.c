@@ -71,6 +71,16 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 			   f.type == WIRE_LEN) {
 			out->trace = f.data;
 			out->trace_len = f.len;
+		} else if (f.number == GILD_F_REQUEST_SHM &&
+			   f.type == WIRE_LEN) {
+			wire_field h;
+			out->shm = true;
+			if (wire_find(f.data, f.len, GILD_F_SHM_REF_HANDLE,
+				&h) == 1 && h.type == WIRE_VARINT)
+				out->shm_handle = h.value;
+			if (wire_find(f.data, f.len, GILD_F_SHM_REF_LEN, &h) ==
+				1 && h.type == WIRE_VARINT)
+				out->shm_len = h.value;
 		} else if (is_body(f.number) && f.type == WIRE_LEN) {
 			/* Last one wins, as for any protobuf oneof. */
 			out->body = (enum parse_body) f.number;
@@ -89,6 +99,8 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 	if (rc < 0)
 		return refuse(out, GILD__V1__CODE__INVALID_ARGUMENT,
 		    "malformed request: not a valid gild.v1.Request message");
+	if (out->shm)
+		return; /* the request is in a memfd: shm.h */
 	if (out->body == BODY_NONE) {
 		out->code = GILD__V1__CODE__INVALID_ARGUMENT;
 		snprintf(out->message, sizeof(out->message),
@@ -172,6 +184,8 @@ parse_request(const uint8_t *buf, size_t len, size_t max_message,
 			out->ping_payload = f.data;
 			out->ping_payload_len = f.len;
 		}
+		if (body_field(out, GILD_F_PING_WANT_SHM, WIRE_VARINT, &f))
+			out->want_shm = f.value != 0;
 	}
 }
 

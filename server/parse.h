@@ -55,6 +55,11 @@ typedef struct parsed_request {
 	uint64_t cancel_target;   /* BODY_CANCEL: target_id (0 if absent) */
 	const uint8_t *ping_payload; /* BODY_PING: payload (NULL if absent) */
 	size_t ping_payload_len;
+	bool want_shm;            /* BODY_PING: want_shm */
+	bool shm;                 /* Request.shm is set: the request is in a
+				     memfd (shm_handle, shm_len; out->body
+				     and the rest are not looked at) */
+	uint64_t shm_handle, shm_len;
 	const uint8_t *trace;     /* Request.trace_context, checked (NULL: none
 				     or empty), borrowed */
 	size_t trace_len;

@@ -14,6 +14,7 @@
 #include "job.h"
 #include "log.h"
 #include "reply.h"
+#include "shm.h"
 #include "status.h"
 #include "streaming.h"
 #include "wire.h"
@@ -230,6 +231,8 @@ request_pipe_gone(void *arg, uint32_t pipe)
 	size_t dropped = 0, interrupted = 0;
 	job *j, *next;
 
+	if (srv->shm != NULL)
+		shm_pipe_gone(srv->shm, pipe);
 	for (j = sched_take_pipe(srv->sch, pipe); j != NULL; j = next) {
 		next = j->next;
 		job_step(srv, sjob_of(j), CE_GONE, 0, NULL);
@@ -258,7 +261,19 @@ on_ping(server *srv, listener_req *req, const parsed_request *pr)
 {
 	Gild__V1__Reply r = GILD__V1__REPLY__INIT;
 	Gild__V1__Pong pong = GILD__V1__PONG__INIT;
+	Gild__V1__ShmOffer offer = GILD__V1__SHM_OFFER__INIT;
+	uint8_t key[SHM_KEY_LEN];
+	uint32_t pipe = listener_req_pipe(req);
 
+	/* Shared memory only for a local client that asks (never over
+	 * tcp://, whatever it asks). */
+	if (pr->want_shm && srv->shm != NULL && shm_may_offer(srv->shm, pipe) &&
+	    shm_offer(srv->shm, pipe, key) == 0) {
+		offer.path = (char *) shm_path(srv->shm);
+		offer.key.data = key;
+		offer.key.len = sizeof(key);
+		pong.shm = &offer;
+	}
 	pong.payload.data = (uint8_t *) pr->ping_payload;
 	pong.payload.len = pr->ping_payload_len;
 	pong.server_version = GILD_VERSION;
@@ -454,6 +469,37 @@ request_on(void *arg, listener_req *req, nng_msg *msg)
 		listener_auth_failed(srv->lst, req);
 		nng_msg_free(msg);
 		return;
+	}
+	if (pr.shm && pr.code == 0) {
+		/* The request itself is in a memfd: served from a copy of it,
+		 * as if it had come over nng (its token already checked). */
+		char why[256];
+		nng_msg *inner;
+		int code;
+
+		nng_msg_free(msg);
+		code = srv->shm == NULL
+		    ? GILD__V1__CODE__INVALID_ARGUMENT
+		    : shm_take(srv->shm, listener_req_pipe(req), pr.shm_handle,
+			  pr.shm_len, &inner, why, sizeof(why));
+		if (code != 0) {
+			reply_error(srv->lst, req, pr.id, code, "%s",
+			    srv->shm == NULL ? "this server offers no shared "
+					       "memory (gild serve --shm)"
+					     : why);
+			return;
+		}
+		parse_request(nng_msg_body(inner), nng_msg_len(inner),
+		    srv->opts->max_message, &pr);
+		if (pr.shm) {
+			reply_error(srv->lst, req, pr.id,
+			    GILD__V1__CODE__INVALID_ARGUMENT,
+			    "shared memory: a request in a memfd cannot refer "
+			    "to another");
+			nng_msg_free(inner);
+			return;
+		}
+		msg = inner;
 	}
 	dispatch(srv, req, msg, &pr, false);
 }

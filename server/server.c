@@ -20,6 +20,7 @@
 #include "reply.h"
 #include "replymsg.h"
 #include "sched.h"
+#include "shm.h"
 #include "supervisor.h"
 #include "wire.h"
 
@@ -485,6 +486,41 @@ exit_watchdog(void *arg)
 	return NULL;
 }
 
+/* --shm: the shared-memory socket beside the first ipc:// listener
+ * (PATH.shm), which the listener's large replies go through. Returns 0, or
+ * -1 (logged). */
+static int
+open_shm(server *srv)
+{
+	const server_opts *opts = srv->opts;
+	char err[256], path[256];
+	const char *ipc = NULL;
+
+	for (size_t i = 0; i < opts->nlisten && ipc == NULL; i++)
+		if (strncmp(opts->listen[i], "ipc://", 6) == 0)
+			ipc = opts->listen[i] + 6;
+	if (ipc == NULL) {
+		log_error("--shm needs an ipc:// listener (--listen "
+			  "ipc:///PATH): shared memory is only for clients on "
+			  "this host");
+		return -1;
+	}
+	if ((size_t) snprintf(path, sizeof(path), "%s.shm", ipc) >=
+	    sizeof(path)) {
+		log_error("--shm: the path %s.shm is too long", ipc);
+		return -1;
+	}
+	if (shm_init(&srv->shm, srv->base, path, opts->max_message,
+		2 * opts->max_message, err, sizeof(err)) != 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	listener_set_shm(srv->lst, srv->shm);
+	printf("gild: shared memory on %s\n", path);
+	log_info("shared memory for local clients on %s", path);
+	return 0;
+}
+
 static void
 close_listener(listener *l, int exit_code)
 {
@@ -664,6 +700,10 @@ server_run(const server_opts *opts)
 		printf("gild: listening on %s\n", bound);
 		log_info("listening on %s", bound);
 	}
+	if (opts->shm && open_shm(&srv) != 0) {
+		srv.exit_code = 1;
+		goto out;
+	}
 	if (opts->http != NULL) {
 		static const http_routes routes = {status_ready, status_json,
 		    status_metrics_text};
@@ -689,6 +729,12 @@ server_run(const server_opts *opts)
 				log_warn("--user %s: cannot hand %s over: %s",
 				    opts->user->name, opts->listen[i] + 6,
 				    strerror(errno));
+		if (srv.shm != NULL &&
+		    chown(shm_path(srv.shm), opts->user->uid,
+			opts->user->gid) == -1)
+			log_warn("--user %s: cannot hand %s over: %s",
+			    opts->user->name, shm_path(srv.shm),
+			    strerror(errno));
 		if (privs_drop(opts->user, err, sizeof(err)) != 0) {
 			log_error("%s", err);
 			srv.exit_code = 1;
@@ -728,6 +774,7 @@ out:
 	supervisor_fini(srv.sup); /* no worker may outlive gild */
 	applog_fini(srv.logs);    /* the last lines they wrote */
 	close_listener(srv.lst, srv.exit_code);
+	shm_fini(srv.shm); /* after the listener: its replies use it */
 	/* Jobs still queued or running belong to nobody now. */
 	if (srv.sch) {
 		for (job *j = sched_take_all(srv.sch), *next; j; j = next) {

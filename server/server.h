@@ -54,6 +54,7 @@ typedef struct server_opts {
 				     request (NULL: none) */
 	bool allow_exec;          /* --allow-exec: serve Exec requests */
 	bool allow_pickle;        /* --allow-pickle: workers (un)pickle values */
+	bool shm;                 /* --shm: shared memory for ipc:// clients */
 	bool app_log_handler;     /* --app-log-handler: on the app's root logger */
 	/* The workers' environment and sys.path: --worker-env NAME=TEMPLATE
 	 * ({slot} replaced by each worker), --python-path DIR, --venv DIR

@@ -8,6 +8,7 @@
 #include "job.h"
 #include "procstat.h"
 #include "reply.h"
+#include "shm.h"
 #include "statusjson.h"
 
 static double
@@ -81,6 +82,14 @@ fill(server *srv, Gild__V1__Status *st, Gild__V1__WorkerStatus *ws,
 	st->threads = (uint32_t) srv->opts->threads;
 	st->gil_enabled = supervisor_gil_enabled(srv->sup);
 	st->shm_bytes = supervisor_shm_bytes(srv->sup);
+	if (srv->shm != NULL) {
+		shm_counts sc;
+		shm_get_counts(srv->shm, &sc);
+		st->shm_requests = sc.taken;
+		st->shm_replies = sc.replies;
+		st->shm_refused = sc.refused;
+		st->shm_over_budget = sc.over_budget;
+	}
 	st->functions = (char **) supervisor_functions(srv->sup,
 	    &st->n_functions);
 	st->n_workers = (size_t) n;

@@ -32,6 +32,9 @@ $(foreach t,test_features test_batching test_actors,$(eval $(call \
 $(eval $(call cunit_test,test_exec,$(B)/tests/integration/harness.o \
 	$(B)/tests/integration/served.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
+$(eval $(call cunit_test,test_shm,$(B)/tests/integration/harness.o \
+	$(B)/tests/integration/served.o \
+	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS) -pthread))
 $(eval $(call cunit_test,test_tls,$(B)/tests/integration/harness.o \
 	$(B)/libgild.a $(B)/libgildproto.a,$(NNG_LIBS) $(PROTOBUFC_LIBS)))
 TEST_DEPS += $(B)/gild $(B)/gild-worker $(B)/gildctl

@@ -589,15 +589,16 @@ client_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 }
 
 /* Client(urls, token=None, tls_ca=None, tls_cert=None, tls_key=None,
- * tls_server_name=None): connects (gild_connect_opts); token is sent with
- * every request, the TLS files are for tls+tcp:// URLs. */
+ * tls_server_name=None, shm=False): connects (gild_connect_opts); token is
+ * sent with every request, the TLS files are for tls+tcp:// URLs; shm asks
+ * local servers for shared memory (gild_set_shm). */
 static int
 client_init(client_obj *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"urls", "token", "pickle", "tls_ca",
-	    "tls_cert", "tls_key", "tls_server_name", NULL};
+	    "tls_cert", "tls_key", "tls_server_name", "shm", NULL};
 	gild_connect_options opts = {0};
-	int pickle = 0;
+	int pickle = 0, shm = 0;
 	PyObject *urls, *seq = NULL;
 	const char **list = NULL;
 	gild_error err = {0};
@@ -606,9 +607,9 @@ client_init(client_obj *self, PyObject *args, PyObject *kw)
 	bool used;
 	int rc = -1;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|zpzzzz:Client", kwlist,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|zpzzzzp:Client", kwlist,
 		&urls, &opts.token, &pickle, &opts.tls_ca, &opts.tls_cert,
-		&opts.tls_key, &opts.tls_server_name))
+		&opts.tls_key, &opts.tls_server_name, &shm))
 		return -1;
 	Py_BEGIN_CRITICAL_SECTION(self);
 	used = self->c != NULL || self->closed;
@@ -656,6 +657,15 @@ client_init(client_obj *self, PyObject *args, PyObject *kw)
 		goto done;
 	}
 	gild__keep_encoded(c); /* pyvalue converts the wire bytes itself */
+	if (shm) {
+		UNLOCKED(rc = gild_set_shm(c, true, &err));
+		if (rc != GILD_OK) {
+			UNLOCKED(gild_close(c));
+			raise_gild(rc, &err);
+			rc = -1;
+			goto done;
+		}
+	}
 	/* Another thread's __init__ may have connected meanwhile. */
 	Py_BEGIN_CRITICAL_SECTION(self);
 	if (self->c == NULL) {
@@ -1232,6 +1242,19 @@ client_cancel(client_obj *self, PyObject *arg)
 }
 
 static PyObject *
+client_shm_active(client_obj *self, PyObject *unused)
+{
+	gild_client *c;
+	bool on;
+
+	if (client_enter(self, &c) == -1)
+		return NULL;
+	on = gild_shm_active(c); /* does not block: the GIL stays held */
+	client_leave(self);
+	return PyBool_FromLong(on);
+}
+
+static PyObject *
 client_in_flight(client_obj *self, PyObject *unused)
 {
 	gild_client *c;
@@ -1583,6 +1606,8 @@ client_exec(client_obj *self, PyObject *args, PyObject *kw)
 }
 
 static PyMethodDef client_methods[] = {
+    {"shm_active", (PyCFunction) client_shm_active, METH_NOARGS,
+        "shm_active() -> whether shared memory is in use"},
     {"exec_submit", METH_KW(client_exec_submit), METH_VARARGS | METH_KEYWORDS,
         "exec_submit(source, variables=None, filename=None, timeout_ms=0) "
         "-> call id"},

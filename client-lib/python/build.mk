@@ -50,6 +50,8 @@ UNIT_TESTS += tests/python/test_executor.py
 # pip install ./client-lib/python from a clean copy of the tree: it builds
 # its own extension, plain, so the sanitized run has nothing to add.
 UNIT_TESTS += tests/python/test_pip.py
+# Shared memory for local clients (gild.connect(..., shm=True)).
+UNIT_TESTS += tests/python/test_shm.py
 ifneq ($(PYTHON_FT_CONFIG),)
 RUNTIME_TESTS += ftpy:tests/python/test_native.py \
 	ftpy:tests/python/test_native_threads.py ftpy:tests/python/test_batch.py \
@@ -57,7 +59,7 @@ RUNTIME_TESTS += ftpy:tests/python/test_native.py \
 endif
 else
 NOT_RUN += tests/python/test_native.py, test_native_threads.py, \
-	test_values_same.py, test_executor.py and the \
+	test_values_same.py, test_executor.py, test_shm.py and the \
 	free-threaded Python runs (ftpy:): an extension built with sanitizers \
 	cannot be loaded into a plain Python (the plain make test runs them);
 NOT_RUN += tests/python/test_pip.py: pip builds the extension with \

@@ -119,6 +119,37 @@ test_call_and_cancel_fields(void)
 	CU_ASSERT_PTR_NULL(pr.ping_payload);
 }
 
+/* Shared memory: Ping.want_shm, and Request.shm (12) standing in for the
+ * body (the request is in a memfd: no "has no body" refusal). */
+static void
+test_shm_fields(void)
+{
+	parsed_request pr;
+
+	/* Request{ping{want_shm: true}} */
+	parse_request(B(0x2a, 0x02, 0x10, 0x01), 64, &pr);
+	CU_ASSERT_EQUAL(pr.code, 0);
+	CU_ASSERT_TRUE(pr.want_shm);
+	CU_ASSERT_FALSE(pr.shm);
+	/* Request{id: 4, shm{handle: 7, len: 300}} */
+	parse_request(B(0x08, 0x04, 0x62, 0x05, 0x08, 0x07, 0x10, 0xac, 0x02),
+	    64, &pr);
+	CU_ASSERT_EQUAL(pr.code, 0);
+	CU_ASSERT_EQUAL(pr.id, 4);
+	CU_ASSERT_TRUE(pr.shm);
+	CU_ASSERT_EQUAL(pr.shm_handle, 7);
+	CU_ASSERT_EQUAL(pr.shm_len, 300);
+	/* An empty ShmRef is still one (handle 0, len 0: refused later). */
+	parse_request(B(0x62, 0x00), 64, &pr);
+	CU_ASSERT_EQUAL(pr.code, 0);
+	CU_ASSERT_TRUE(pr.shm);
+	CU_ASSERT_EQUAL(pr.shm_len, 0);
+	/* shm as a varint is not one: no body. */
+	parse_request(B(0x60, 0x01), 64, &pr);
+	CU_ASSERT_FALSE(pr.shm);
+	CU_ASSERT_EQUAL(pr.code, GILD__V1__CODE__INVALID_ARGUMENT);
+}
+
 /* Request.token (15) is read from any request; a varint 15 is not one. */
 static void
 test_token(void)
@@ -217,6 +248,7 @@ main(void)
 	CU_add_test(s, "requests: accepted and refused", test_requests);
 	CU_add_test(s, "call and cancel fields", test_call_and_cancel_fields);
 	CU_add_test(s, "Request.token", test_token);
+	CU_add_test(s, "shared memory fields", test_shm_fields);
 	CU_add_test(s, "FromWorker frames", test_from_worker);
 	return test_run_all();
 }

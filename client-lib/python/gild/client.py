@@ -425,7 +425,7 @@ class Client:
 
     def __init__(self, urls, *, token=None, timeout=None, pickle=False,
                  tls_ca=None, tls_cert=None, tls_key=None,
-                 tls_server_name=None):
+                 tls_server_name=None, shm=False):
         if isinstance(urls, str):
             urls = [urls]
         if token is None:
@@ -436,7 +436,8 @@ class Client:
                               (tls_key, "GILD_TLS_KEY"))]
         self._pickle = bool(pickle)
         self._native = _need_native().Client(list(urls), token, self._pickle,
-                                              *tls, tls_server_name)
+                                              *tls, tls_server_name,
+                                              bool(shm))
         self._timeout = _ms(timeout)
         self._lock = threading.Lock()
         self._futures = {}
@@ -448,6 +449,12 @@ class Client:
         # of the submits they made, sent together afterwards.
         self._deferred = None
         self._closed = False
+
+    @property
+    def shm(self):
+        """Whether values of 256 KiB and more go through shared memory
+        (connect(..., shm=True) to a local server run with --shm)."""
+        return self._n().shm_active()
 
     # -- plumbing --
 
@@ -891,7 +898,8 @@ def _renumber(message, offset):
 
 
 def connect(url_or_urls, *, token=None, timeout=None, pickle=False,
-            tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None):
+            tls_ca=None, tls_cert=None, tls_key=None, tls_server_name=None,
+            shm=False):
     """Connects to a gild server (or several: a list of URLs); returns a
     Client. token: the server's --token (default: $GILD_TOKEN), sent with
     every request. timeout: default seconds for calls (None: no limit).
@@ -909,7 +917,12 @@ def connect(url_or_urls, *, token=None, timeout=None, pickle=False,
     server that requires one (gild serve --tls-ca); tls_key may be left out
     when the key is in the tls_cert file. A failed handshake raises
     ConnectionError saying why; an unreadable or unusable file,
-    ValueError."""
+    ValueError.
+
+    shm: for an ipc:// server on this host run with --shm, values of
+    256 KiB and more travel as shared memory (sealed memfds) instead of
+    through the socket; elsewhere it changes nothing (Client.shm says
+    whether it is in use)."""
     return Client(url_or_urls, token=token, timeout=timeout, pickle=pickle,
                   tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key,
-                  tls_server_name=tls_server_name)
+                  tls_server_name=tls_server_name, shm=shm)

@@ -38,6 +38,7 @@ test_fields(void)
 	t.us = 1500;
 	st.service_times = &tp;
 	st.n_service_times = 1;
+	st.shm_requests = 7;
 	CU_ASSERT_PTR_NOT_NULL_FATAL(o = statusjson_object(&st));
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "app")),
 	    "app.py");
@@ -54,7 +55,9 @@ test_fields(void)
 	/* Unset strings are "", not null. */
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o,
 	    "python_version")), "");
-	CU_ASSERT_EQUAL(json_object_size(o), 15);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(o, "shm_requests")),
+	    7);
+	CU_ASSERT_EQUAL(json_object_size(o), 19);
 	json_decref(o);
 }
 

@@ -18,5 +18,8 @@ GILD_LIB_PROTOS := proto/gild.proto
 
 # gild._native, the CPython extension: these and pyconv, the converter it
 # shares with the worker (common/sources.mk), linked with all of libgild.
-PY_NATIVE_SRCS := client-lib/python/_native.c client-lib/python/pyvalue.c \
+PY_NATIVE_SRCS := client-lib/python/_native.c \
+	client-lib/python/native_actor.c client-lib/python/native_batch.c \
+	client-lib/python/native_outcome.c client-lib/python/native_stream.c \
+	client-lib/python/native_wait.c client-lib/python/pyvalue.c \
 	$(PYCONV_SRCS)

@@ -234,18 +234,18 @@ on_side(evutil_socket_t fd, short what, void *arg)
 			return;
 }
 
-static void
-on_accept(evutil_socket_t lfd, short what, void *arg)
+/* Accepts one side connection if one waits: 1 if one was taken (kept,
+ * or closed over a bound), 0 if none waits. */
+static int
+accept_one(shm *s)
 {
-	shm *s = arg;
 	int sndbuf = SIDE_SNDBUF;
 	side *d;
 	int fd;
 
-	(void) what;
-	if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) ==
+	if ((fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) ==
 	    -1)
-		return;
+		return 0;
 	/* Connections that have not presented a key yet: past
 	 * SHM_MAX_UNTIED the oldest goes, so that idle ones cannot keep the
 	 * clients that follow out. */
@@ -260,7 +260,7 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 		side_close(oldest);
 	if (s->n.sides >= SHM_MAX_SIDES || (d = calloc(1, sizeof(*d))) == NULL) {
 		close(fd);
-		return;
+		return 1;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	d->s = s;
@@ -272,13 +272,38 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 			event_free(d->ev);
 		close(fd);
 		free(d);
-		return;
+		return 1;
 	}
 	d->next = s->sides;
 	if (s->sides != NULL)
 		s->sides->prev = d;
 	s->sides = d;
 	s->n.sides++;
+	return 1;
+}
+
+static void
+on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	(void) lfd;
+	(void) what;
+	accept_one(arg);
+}
+
+/* A request may come over nng before the loop has seen its side
+ * connection, or the key on it, though the client sent both first:
+ * accepts the connections waiting (SHM_MAX_UNTIED at most) and reads the
+ * key of each one not tied yet. */
+static void
+tie_pending(shm *s)
+{
+	for (int i = 0; i < SHM_MAX_UNTIED && accept_one(s); i++)
+		;
+	for (side *x = s->sides, *next; x != NULL; x = next) {
+		next = x->next;
+		if (x->tied == NULL)
+			side_read_one(x); /* may close x, not next */
+	}
 }
 
 int
@@ -439,6 +464,8 @@ shm_take(shm *s, uint32_t pipe, uint64_t handle, uint64_t len,
 	int code = 0;
 
 	*out = NULL;
+	if (o != NULL && o->side == NULL)
+		tie_pending(s);
 	if (o == NULL || o->side == NULL)
 		return refuse(s, GILD__V1__CODE__INVALID_ARGUMENT, why, whylen,
 		    "shared memory: this connection has no shared-memory "

@@ -379,10 +379,13 @@ class AtScaleTest(unittest.TestCase):
     served."""
 
     def setUp(self):
+        # send_all writes 10,000 requests before it reads a reply: more
+        # than --max-unread-replies' default may wait unread meanwhile, and
+        # that bound (UnreadTest's) would close the connection.
         self.gild = Gild(app=APP, workers=1, args=(
             "--token", TOKEN, "--max-queue", "5000", "--max-actors", "1000",
             "--max-conn-actors", "100000", "--max-conn-streams", "100000",
-            "--http", "127.0.0.1:0"))
+            "--max-unread-replies", "20000", "--http", "127.0.0.1:0"))
         self.before = rss_kib(self.gild.proc.pid)
 
     def tearDown(self):

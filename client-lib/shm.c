@@ -18,7 +18,6 @@
 #include "frame.h"
 #include "wire.h"
 
-#define SHM_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
 /* How long a Reply waits for its memfd, which the server passed before
  * it sent the Reply (so it is normally there already). */
 #define SHM_RECV_WAIT_MS 2000
@@ -57,60 +56,6 @@ encode_shm_ref(codec_buf *b, uint64_t handle, uint64_t len)
 	    codec_wrap(b, mark, GILD_F_REQUEST_SHM, NULL) != GILD_OK)
 		return GILD_RESOURCE_EXHAUSTED;
 	return GILD_OK;
-}
-
-/* Passes mfd with handle on side socket fd (waiting while it is full). */
-static int
-pass_fd(int fd, uint64_t handle, int mfd)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} cb;
-	uint8_t data[8];
-	struct iovec iov = {data, sizeof(data)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
-	    .msg_control = cb.buf, .msg_controllen = sizeof(cb.buf)};
-	struct cmsghdr *c;
-	ssize_t r;
-
-	for (int i = 0; i < 8; i++)
-		data[i] = (uint8_t) (handle >> (8 * i));
-	memset(&cb, 0, sizeof(cb));
-	c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &mfd, sizeof(int));
-	do
-		r = sendmsg(fd, &mh, MSG_NOSIGNAL);
-	while (r == -1 && errno == EINTR);
-	return r == (ssize_t) sizeof(data) ? 0 : -1;
-}
-
-/* A sealed memfd holding len bytes of p, or -1. */
-static int
-memfd_of(const void *p, size_t len)
-{
-	int fd = memfd_create("gild-request", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	size_t done = 0;
-
-	if (fd == -1)
-		return -1;
-	while (done < len) {
-		ssize_t w = write(fd, (const uint8_t *) p + done, len - done);
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			goto fail;
-		done += (size_t) w;
-	}
-	if (fcntl(fd, F_ADD_SEALS, SHM_SEALS) == -1)
-		goto fail;
-	return fd;
-fail:
-	close(fd);
-	return -1;
 }
 
 /* Connects to the server's side socket at path and presents key. Returns
@@ -231,9 +176,10 @@ gild__shm_wrap(conn *k, const uint8_t *req, size_t len, uint64_t id,
 	fd = k->shm_pipe != 0 ? k->shm_fd : -1;
 	handle = ++k->shm_next;
 	gild__unlock(c);
-	if (fd == -1 || (mfd = memfd_of(req, len)) == -1)
+	if (fd == -1 ||
+	    (mfd = frame_shm_create(&(struct iovec){(void *) req, len}, 1)) < 0)
 		return 1;
-	if (pass_fd(fd, handle, mfd) != 0) {
+	if (frame_shm_send_handle(fd, mfd, 0, handle) != 0) {
 		close(mfd);
 		return 1; /* the side socket is gone: nng takes it */
 	}
@@ -250,46 +196,13 @@ gild__shm_wrap(conn *k, const uint8_t *req, size_t len, uint64_t id,
 static int
 recv_fd(conn *k, int fd, uint64_t *handle)
 {
-	union {
-		char buf[CMSG_SPACE(4 * sizeof(int))];
-		struct cmsghdr align;
-	} cb;
-	uint8_t data[8];
-	struct iovec iov = {data, sizeof(data)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
-	    .msg_control = cb.buf, .msg_controllen = sizeof(cb.buf)};
 	struct pollfd pf = {fd, POLLIN, 0};
-	int got = -1;
-	ssize_t r;
+	int got;
 
 	(void) k;
-	if (poll(&pf, 1, SHM_RECV_WAIT_MS) != 1)
+	if (poll(&pf, 1, SHM_RECV_WAIT_MS) != 1 ||
+	    (got = frame_shm_recv_handle(fd, 1, handle)) < 0)
 		return -1;
-	do
-		r = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	while (r == -1 && errno == EINTR);
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); r > 0 && c != NULL;
-	     c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
-			int x;
-			memcpy(&x, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (got == -1)
-				got = x;
-			else
-				close(x);
-		}
-	}
-	if (r != 8 || got == -1) {
-		if (got != -1)
-			close(got);
-		return -1;
-	}
-	*handle = 0;
-	for (int i = 7; i >= 0; i--)
-		*handle = *handle << 8 | data[i];
 	return got;
 }
 

@@ -13,7 +13,7 @@ GILD_LIB_SRCS := client-lib/value.c client-lib/error.c client-lib/codec.c \
 	client-lib/resend.c client-lib/send.c client-lib/wait.c \
 	client-lib/stream.c client-lib/actor.c client-lib/shm.c \
 	common/tlsconf.c \
-	proto/wire.c proto/codes.c proto/trace.c
+	proto/wire.c proto/codes.c proto/trace.c proto/frame.c
 GILD_LIB_PROTOS := proto/gild.proto
 
 # gild._native, the CPython extension: these and pyconv, the converter it

@@ -165,15 +165,26 @@ frame_shm_create(const struct iovec *iov, int n)
 int
 frame_shm_send(int chan, int mfd, int nonblock)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))];
 	uint8_t one = 1;
-	struct iovec iov = {&one, 1};
+
+	return frame_shm_send_data(chan, mfd, nonblock, &one, 1);
+}
+
+int
+frame_shm_send_data(int chan, int mfd, int nonblock, const void *data,
+    size_t len)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cb;
+	struct iovec iov = {(void *) data, len};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
-	    .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+	    .msg_control = cb.buf, .msg_controllen = sizeof(cb.buf)};
 	struct cmsghdr *c;
 	ssize_t r;
 
-	memset(cbuf, 0, sizeof(cbuf));
+	memset(&cb, 0, sizeof(cb));
 	c = CMSG_FIRSTHDR(&mh);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
@@ -184,18 +195,27 @@ frame_shm_send(int chan, int mfd, int nonblock)
 	while (r == -1 && errno == EINTR);
 	if (r == -1)
 		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-	return r == 1 ? 0 : -EIO;
+	return (size_t) r == len ? 0 : -EIO;
 }
 
 int
 frame_shm_recv(int chan, int nonblock)
 {
+	uint8_t one;
+	size_t n;
+
+	return frame_shm_recv_data(chan, nonblock, &one, 1, &n);
+}
+
+int
+frame_shm_recv_data(int chan, int nonblock, void *data, size_t cap,
+    size_t *len)
+{
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
 	} cb;
-	uint8_t one;
-	struct iovec iov = {&one, 1};
+	struct iovec iov = {data, cap};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
 	    .msg_control = cb.buf, .msg_controllen = sizeof(cb.buf)};
 	struct cmsghdr *c;
@@ -224,11 +244,39 @@ frame_shm_recv(int chan, int nonblock)
 				close(x);
 		}
 	}
-	if ((mh.msg_flags & MSG_CTRUNC) || fd == -1) {
+	if ((mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) || fd == -1) {
 		if (fd != -1)
 			close(fd);
 		return -EPROTO;
 	}
+	*len = (size_t) r;
+	return fd;
+}
+
+int
+frame_shm_send_handle(int chan, int mfd, int nonblock, uint64_t handle)
+{
+	uint8_t data[8];
+
+	for (int i = 0; i < 8; i++)
+		data[i] = (uint8_t) (handle >> (8 * i));
+	return frame_shm_send_data(chan, mfd, nonblock, data, sizeof(data));
+}
+
+int
+frame_shm_recv_handle(int chan, int nonblock, uint64_t *handle)
+{
+	uint8_t data[8];
+	size_t n = 0;
+	int fd = frame_shm_recv_data(chan, nonblock, data, sizeof(data), &n);
+
+	if (fd >= 0 && n != sizeof(data)) {
+		close(fd);
+		return -EPROTO;
+	}
+	*handle = 0;
+	for (int i = 7; fd >= 0 && i >= 0; i--)
+		*handle = *handle << 8 | data[i];
 	return fd;
 }
 

@@ -109,10 +109,25 @@ int frame_shm_create(const struct iovec *iov, int n);
 /* Passes descriptor mfd on chan; with nonblock, -EAGAIN when the channel is
  * full. Returns 0 or -errno. The caller still owns mfd. */
 int frame_shm_send(int chan, int mfd, int nonblock);
+/* The same, the message carrying the len bytes of data (1 to 64) with it
+ * (the shared-memory side sockets send a handle: server/shm.h). */
+int frame_shm_send_data(int chan, int mfd, int nonblock, const void *data,
+    size_t len);
 
 /* The next descriptor passed on chan (waits unless nonblock), or -errno
  * (-ECONNRESET when the peer closed the channel). */
 int frame_shm_recv(int chan, int nonblock);
+/* The same, also taking the message's bytes into data (room for cap): the
+ * descriptor and their count in *len, or -EPROTO when the message is not
+ * cap bytes or more were sent. */
+int frame_shm_recv_data(int chan, int nonblock, void *data, size_t cap,
+    size_t *len);
+
+/* frame_shm_send_data and frame_shm_recv_data of a handle: 8 bytes, little
+ * endian (what the shared-memory side sockets pass with each memfd). The
+ * receive gives -EPROTO for a message that is not one handle. */
+int frame_shm_send_handle(int chan, int mfd, int nonblock, uint64_t handle);
+int frame_shm_recv_handle(int chan, int nonblock, uint64_t *handle);
 
 /* Maps the first len bytes of a received memfd read-only into *out after
  * checking that it is sealed against shrinking and writing and holds len

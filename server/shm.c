@@ -537,35 +537,6 @@ shm_take(shm *s, uint32_t pipe, uint64_t handle, uint64_t len,
 	return code;
 }
 
-/* Passes mfd with handle on side socket fd without waiting. */
-static int
-pass_fd(int fd, uint64_t handle, int mfd)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} cb;
-	uint8_t data[8];
-	struct iovec iov = {data, sizeof(data)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1,
-	    .msg_control = cb.buf, .msg_controllen = sizeof(cb.buf)};
-	struct cmsghdr *c;
-	ssize_t r;
-
-	for (int i = 0; i < 8; i++)
-		data[i] = (uint8_t) (handle >> (8 * i));
-	memset(&cb, 0, sizeof(cb));
-	c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &mfd, sizeof(int));
-	do
-		r = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-	while (r == -1 && errno == EINTR);
-	return r == (ssize_t) sizeof(data) ? 0 : -1;
-}
-
 void
 shm_reply(shm *s, uint32_t pipe, nng_msg **msg)
 {
@@ -594,7 +565,7 @@ shm_reply(shm *s, uint32_t pipe, nng_msg **msg)
 		close(mfd);
 		return;
 	}
-	if (pass_fd(d->fd, ref.handle, mfd) != 0) {
+	if (frame_shm_send_handle(d->fd, mfd, 1, ref.handle) != 0) {
 		close(mfd); /* full (a client that does not read it): nng */
 		nng_msg_free(small);
 		return;

@@ -666,10 +666,18 @@ class CrowdTest(unittest.TestCase):
                 late = socket.create_connection((hhost, int(hport)), 30)
                 late.sendall(b"GET /healthz HTTP/1.1\r\n")
                 socks.append(late)
-                fds = len(os.listdir("/proc/%d/fd" % g.proc.pid))
+                def fds():
+                    return len(os.listdir("/proc/%d/fd" % g.proc.pid))
                 # The cap, 64 side-port connections and what gild keeps
-                # for itself (server.c: fds_reserved).
-                self.assertLess(fds, 300 + 64 + 64 + 8 + 50, fds)
+                # for itself (server.c: fds_reserved). Connections refused
+                # or closed are freed by nng's reaper thread a moment
+                # later: what counts is that they do not stay.
+                bound = 300 + 64 + 64 + 8 + 50
+                seen = [fds()]
+                self.assertTrue(until(lambda: seen.append(fds()) or
+                                      seen[-1] < bound, 10), seen[-5:])
+                print("descriptors: %d right after the crowd, %d once "
+                      "settled (bound %d)" % (seen[0], seen[-1], bound))
                 # Once the idle ones are closed, a new client gets in.
                 self.assertTrue(until(lambda: gildctl(
                     "call", g.url, "nap", "0")[0] == 0, 20))

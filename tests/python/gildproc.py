@@ -130,6 +130,21 @@ class Gild:
             raise AssertionError(CLOSE_HUNG + "\n" + self.err)
 
 
+def pb_varint(n):
+    """n as a protobuf varint: for requests built by hand (what Python's
+    protobuf cannot or will not build)."""
+    out = b""
+    while n >= 0x80:
+        out += bytes([n & 0x7F | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def pb_field(number, payload):
+    """A length-delimited protobuf field."""
+    return pb_varint(number << 3 | 2) + pb_varint(len(payload)) + payload
+
+
 def http_get(url):
     """(status, body) of a GET of url (the side port's probes, /status,
     /metrics): an HTTP error status is an answer too."""

@@ -14,7 +14,7 @@ import time
 import unittest
 import urllib.request
 
-from gildproc import ROOT, Gild, until
+from gildproc import ROOT, Gild, until, pb_field, pb_varint
 
 sys.path.insert(0, os.path.join(ROOT, "client-lib", "python"))
 SANITIZED = bool(os.environ.get("SANITIZE"))
@@ -31,27 +31,13 @@ HOSTILE = [b"a\x00b", b"a\x00c", b'q"uote', b"back\\slash", b"new\nline",
 UNKNOWN = 5000  # distinct unknown names, for functions and for methods
 
 
-def varint(n):
-    out = b""
-    while True:
-        b, n = n & 0x7f, n >> 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def field(num, payload):
-    """A length-delimited protobuf field."""
-    return varint(num << 3 | 2) + varint(len(payload)) + payload
-
-
 def call(rid, function, actor_id=0):
     """Request{id, call: Call{function, actor_id}}, encoded by hand: the
     function name is any bytes, as a hostile client sends it."""
-    body = field(1, function)
+    body = pb_field(1, function)
     if actor_id:
-        body += varint(7 << 3) + varint(actor_id)
-    return varint(1 << 3) + varint(rid) + field(2, body)
+        body += pb_varint(7 << 3) + pb_varint(actor_id)
+    return pb_varint(1 << 3) + pb_varint(rid) + pb_field(2, body)
 
 
 def send(url, msg):
@@ -66,8 +52,8 @@ def send(url, msg):
 def send_batch(url, requests, rid):
     """Sends Request{id: rid, batch: Batch{requests}}; returns the encoded
     Reply."""
-    return send(url, varint(1 << 3) + varint(rid) + field(10, b"".join(
-        field(1, r) for r in requests)))
+    return send(url, pb_varint(1 << 3) + pb_varint(rid) + pb_field(10, b"".join(
+        pb_field(1, r) for r in requests)))
 
 
 def new_box(url):

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import unittest
 
-from gildproc import ROOT, Gild
+from gildproc import ROOT, Gild, pb_field, pb_varint
 
 sys.path.insert(0, os.path.join(ROOT, "client-lib", "python"))
 SANITIZED = bool(os.environ.get("SANITIZE"))
@@ -131,32 +131,19 @@ class AsyncContextTest(unittest.TestCase):
             self.assertEqual(batch, 1)
 
 
-def varint(n):
-    out = b""
-    while True:
-        b, n = n & 0x7f, n >> 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def field(num, payload):
-    return varint(num << 3 | 2) + varint(len(payload)) + payload
-
-
 def request(rid, trace_context):
     """Request{id, call: Call{function: "trace"}, trace_context} encoded by
     hand, trace_context being any bytes."""
-    return (varint(1 << 3) + varint(rid) + field(2, field(1, b"trace")) +
-            field(14, trace_context))
+    return (pb_varint(1 << 3) + pb_varint(rid) + pb_field(2, pb_field(1, b"trace")) +
+            pb_field(14, trace_context))
 
 
 def tc(traceparent=None, tracestate=None):
     out = b""
     if traceparent is not None:
-        out += field(1, traceparent)
+        out += pb_field(1, traceparent)
     if tracestate is not None:
-        out += field(2, tracestate)
+        out += pb_field(2, tracestate)
     return out
 
 
@@ -178,7 +165,7 @@ class ServerTest(unittest.TestCase):
             (tc(tp, b"a=b\nc=d"), "printable ASCII"),
             (tc(None, b"a=b"), "without a traceparent"),
             (b"\xff\xff\xff", "malformed trace_context"),
-            (tc(tp) + field(3, b"x" * 2000), "too long"),
+            (tc(tp) + pb_field(3, b"x" * 2000), "too long"),
         ]
         with Gild(app=APP, workers=1) as g:
             for i, (ctx, why) in enumerate(bad):
@@ -191,7 +178,7 @@ class ServerTest(unittest.TestCase):
             # Good ones, an empty one, and one with a field gild does not
             # know (protobuf's rule: skipped).
             good = [(tc(tp, TS.encode()), [TP, TS]), (b"", [None, None]),
-                    (tc(tp) + field(9, b"later"), [TP, None])]
+                    (tc(tp) + pb_field(9, b"later"), [TP, None])]
             for i, (ctx, want) in enumerate(good):
                 r = gild_pb2.Reply.FromString(send(g.url, request(100 + i,
                                                                   ctx)))

@@ -13,7 +13,7 @@ import threading
 import unittest
 
 import gild_pb2
-from gildproc import B, HANG_S, ROOT, Gild
+from gildproc import B, HANG_S, ROOT, Gild, pb_field, pb_varint
 from test_limits import Raw
 
 sys.path.insert(0, os.path.join(ROOT, "client-lib", "python"))
@@ -37,19 +37,6 @@ def nested(n):
     return v
 
 
-def varint(v):
-    out = b""
-    while v >= 0x80:
-        out += bytes([v & 0x7F | 0x80])
-        v >>= 7
-    return out + bytes([v])
-
-
-def field(number, payload):
-    """A length-delimited field."""
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
-
-
 def number(message, name):
     return getattr(gild_pb2, message).DESCRIPTOR.fields_by_name[name].number
 
@@ -58,11 +45,11 @@ def nested_bytes(n):
     """gild.v1.Value bytes of n nested lists, encoded by hand (python's
     protobuf cannot serialize a message nested 20,000 deep)."""
     value, items = number("Value", "list_value"), number("List", "items")
-    chunks = [field(value, b"")]
+    chunks = [pb_field(value, b"")]
     total = len(chunks[0])
     for _ in range(n - 1):
         for f in (items, value):
-            head = varint(f << 3 | 2) + varint(total)
+            head = pb_varint(f << 3 | 2) + pb_varint(total)
             chunks.append(head)
             total += len(head)
     return b"".join(reversed(chunks))
@@ -119,10 +106,10 @@ class DepthTest(unittest.TestCase):
         """Sends echo(<n nested lists>), a request built by hand; returns
         the Reply's top-level fields and the argument's bytes."""
         arg = nested_bytes(n)
-        call = field(number("Call", "function"), b"echo") + \
-            field(number("Call", "args"), arg)
-        req = varint(number("Request", "id") << 3) + varint(1) + \
-            field(number("Request", "call"), call)
+        call = pb_field(number("Call", "function"), b"echo") + \
+            pb_field(number("Call", "args"), arg)
+        req = pb_varint(number("Request", "id") << 3) + pb_varint(1) + \
+            pb_field(number("Request", "call"), call)
         body = struct.pack(">I", 0x80000001) + req
         raw = Raw(self.gild.url)
         try:

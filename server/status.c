@@ -155,9 +155,10 @@ status_json(void *arg)
 	return text;
 }
 
-/* /metrics' limit labels: the listener's five (listener_limit_counts),
- * the server's own, in enum srv_limit's order, then the side port's two
+/* /metrics' limit labels: the listener's (listener_limit_counts), the
+ * server's own, in enum srv_limit's order, then the side port's
  * (http_counts). */
+enum { LISTENER_LIMITS = 5, HTTP_LIMITS = 2 };
 static const char *const limit_names[] = {"max-connections",
     "max-unread-replies", "max-auth-failures", "max-connection-idle",
     "max-connection-age", "max-queue", "max-actors",
@@ -166,14 +167,14 @@ static const char *const limit_names[] = {"max-connections",
     "http-connections",
     "http-request-time"};
 _Static_assert(sizeof(limit_names) / sizeof(limit_names[0]) ==
-		   5 + LIMIT_N + 2,
+		   LISTENER_LIMITS + LIMIT_N + HTTP_LIMITS,
     "a name for every limit");
 
 char *
 status_metrics_text(void *arg)
 {
 	server *srv = arg;
-	uint64_t hits[5 + LIMIT_N + 2];
+	uint64_t hits[LISTENER_LIMITS + LIMIT_N + HTTP_LIMITS];
 	int n = supervisor_count(srv->sup);
 	const char *state[n];
 	uint64_t rss[n];
@@ -208,8 +209,9 @@ status_metrics_text(void *arg)
 	listener_limit_counts(srv->lst, &hits[0], &hits[1], &hits[2],
 	    &hits[3], &hits[4]);
 	for (int i = 0; i < LIMIT_N; i++)
-		hits[5 + i] = srv->limit_hits[i];
-	http_counts(srv->http, &hits[5 + LIMIT_N], &hits[5 + LIMIT_N + 1]);
+		hits[LISTENER_LIMITS + i] = srv->limit_hits[i];
+	http_counts(srv->http, &hits[LISTENER_LIMITS + LIMIT_N],
+	    &hits[LISTENER_LIMITS + LIMIT_N + 1]);
 	now.limit = limit_names;
 	now.limit_hits = hits;
 	now.n_limits = sizeof(limit_names) / sizeof(limit_names[0]);
